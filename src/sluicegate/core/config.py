@@ -1,0 +1,308 @@
+"""Frozen, validated configuration of queues, functions and mappings.
+
+Every range here is AWS's (see the Lambda and SQS API references); a value outside it
+raises :class:`~sluicegate.errors.ConfigError` naming the parameter, the value and the
+allowed range, at the moment the object is built, so that an App fails when it is
+defined rather than when it runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sluicegate.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ACCOUNT_CONCURRENCY",
+    "DEFAULT_SCALING_CEILING",
+    "MAX_PAYLOAD_BYTES",
+    "MIN_UNRESERVED_CONCURRENCY",
+    "AccountConfig",
+    "FunctionConfig",
+    "MappingConfig",
+    "QueueConfig",
+    "ScalingName",
+    "to_seconds",
+]
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+"""Synchronous invocation payload cap (6 MB, Lambda quotas); a batch is released before it
+would exceed it. Record metadata counts toward it."""
+
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+"""Default regional concurrency quota of an AWS account (Lambda quotas)."""
+
+MIN_UNRESERVED_CONCURRENCY = 100
+"""Reserved concurrency may not push the unreserved pool below this (Lambda docs)."""
+
+DEFAULT_SCALING_CEILING = 1250
+"""Concurrent invocations one standard-queue mapping scales to at most (current Lambda
+developer guide; older pages say 1,000, hence configurable)."""
+
+ScalingName = Literal["aws", "fixed"]
+SCALING_NAMES: tuple[str, ...] = ("aws", "fixed")
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def to_seconds(value: float | int | timedelta, parameter: str = "duration") -> float:
+    """Normalise a duration given as seconds or a ``timedelta`` to float seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(parameter, value, "a number of seconds or a timedelta")
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(parameter, value, "a finite number of seconds")
+    return float(value)
+
+
+def _int_in(
+    parameter: str, value: Any, low: int, high: int, context: str, *, unit: str = ""
+) -> int:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+        if value != int(value):
+            raise ConfigError(parameter, value, f"whole seconds {low:,}-{high:,}", context)
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(parameter, value, f"an integer {low:,}-{high:,}{unit}", context)
+    if not low <= value <= high:
+        raise ConfigError(parameter, value, f"{low:,}-{high:,}{unit}", context)
+    return value
+
+
+def _bool(parameter: str, value: Any, context: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(parameter, value, "true or false", context)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A standard SQS-style queue.
+
+    Parameters:
+        name: 1-80 characters, letters, digits, ``-`` and ``_``.
+        visibility_timeout: seconds a received message stays hidden, 0-43,200 (default 30).
+        delay_seconds: default delivery delay of new messages, 0-900 (default 0).
+        retention_period: seconds a message is kept, 60-1,209,600 (default 345,600 = 4 days).
+        max_message_size: bytes of body plus attributes, 1,024-262,144 (default 262,144).
+        receive_wait_time: default long-poll wait of a receive, 0-20 s (default 0).
+        dead_letter_queue: name of the queue that receives messages after
+            ``max_receive_count`` receives; ``None`` for no redrive.
+        max_receive_count: 1-1,000; required with a dead-letter queue (AWS recommends >= 5).
+    """
+
+    name: str
+    visibility_timeout: int = 30
+    delay_seconds: int = 0
+    retention_period: int = 345_600
+    max_message_size: int = 262_144
+    receive_wait_time: int = 0
+    dead_letter_queue: str | None = None
+    max_receive_count: int | None = None
+
+    def __post_init__(self) -> None:
+        ctx = f"queue {self.name!r}"
+        if not isinstance(self.name, str) or not _QUEUE_NAME.match(self.name):
+            raise ConfigError("name", self.name, "1-80 letters, digits, '-' or '_'", "queue")
+        set_ = object.__setattr__
+        set_(self, "visibility_timeout",
+             _int_in("visibility_timeout", self.visibility_timeout, 0, 43_200, ctx, unit=" s"))
+        set_(self, "delay_seconds", _int_in("delay_seconds", self.delay_seconds, 0, 900, ctx))
+        set_(self, "retention_period",
+             _int_in("retention_period", self.retention_period, 60, 1_209_600, ctx, unit=" s"))
+        set_(self, "max_message_size",
+             _int_in("max_message_size", self.max_message_size, 1024, 262_144, ctx, unit=" bytes"))
+        set_(self, "receive_wait_time",
+             _int_in("receive_wait_time", self.receive_wait_time, 0, 20, ctx, unit=" s"))
+        if self.dead_letter_queue is not None:
+            if not isinstance(self.dead_letter_queue, str) or not _QUEUE_NAME.match(
+                self.dead_letter_queue
+            ):
+                raise ConfigError("dead_letter_queue", self.dead_letter_queue, "a queue name", ctx)
+            if self.dead_letter_queue == self.name:
+                raise ConfigError(
+                    "dead_letter_queue", self.dead_letter_queue, "a queue other than itself", ctx
+                )
+            if self.max_receive_count is None:
+                raise ConfigError(
+                    "max_receive_count", None, "1-1,000 when a dead_letter_queue is set", ctx
+                )
+        if self.max_receive_count is not None:
+            set_(self, "max_receive_count",
+                 _int_in("max_receive_count", self.max_receive_count, 1, 1000, ctx))
+            if self.dead_letter_queue is None:
+                raise ConfigError(
+                    "dead_letter_queue", None, "a queue name when max_receive_count is set", ctx
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """A handler function's Lambda settings.
+
+    Parameters:
+        name: 1-64 letters, digits, ``-`` or ``_``.
+        timeout: seconds an invocation may run, 1-900 (default 3, as Lambda).
+        memory_size: MB reported to the handler's context, 128-10,240 (default 128).
+        reserved_concurrency: the function's own pool carved out of the account's;
+            ``None`` for none, ``0`` to throttle every invocation.
+    """
+
+    name: str
+    timeout: float = 3
+    memory_size: int = 128
+    reserved_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        ctx = f"function {self.name!r}"
+        if not isinstance(self.name, str) or not _FUNCTION_NAME.match(self.name):
+            raise ConfigError("name", self.name, "1-64 letters, digits, '-' or '_'", "function")
+        timeout = to_seconds(self.timeout, "timeout")
+        if not 1 <= timeout <= 900:
+            raise ConfigError("timeout", self.timeout, "1-900 s", ctx)
+        object.__setattr__(self, "timeout", timeout)
+        object.__setattr__(
+            self, "memory_size", _int_in("memory_size", self.memory_size, 128, 10_240, ctx)
+        )
+        if self.reserved_concurrency is not None:
+            object.__setattr__(
+                self,
+                "reserved_concurrency",
+                _int_in("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000, ctx),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """The account-wide concurrency pool.
+
+    Parameters:
+        concurrency_limit: total concurrent executions of all functions (default 1,000).
+        min_unreserved: what reserved concurrency must leave to unreserved functions
+            (default 100; AWS shows 50 on some small new accounts).
+    """
+
+    concurrency_limit: int = DEFAULT_ACCOUNT_CONCURRENCY
+    min_unreserved: int = MIN_UNRESERVED_CONCURRENCY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "concurrency_limit",
+            _int_in("concurrency_limit", self.concurrency_limit, 1, 10_000_000, "account"),
+        )
+        object.__setattr__(
+            self,
+            "min_unreserved",
+            _int_in("min_unreserved", self.min_unreserved, 0, self.concurrency_limit, "account"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MappingConfig:
+    """An event source mapping from a standard queue to a function.
+
+    Parameters:
+        queue: the source queue's name.
+        function: the target function's name.
+        batch_size: records per invocation, 1-10,000 (default 10); above 10 requires
+            ``maximum_batching_window`` >= 1 s, as AWS requires.
+        maximum_batching_window: seconds to gather a batch, 0-300 (default 0).
+        maximum_concurrency: concurrent invocations this mapping may reach, 2-1,000, or
+            ``None`` for none. sluicegate never exceeds it.
+        report_batch_item_failures: honour ``batchItemFailures`` in handler responses.
+        scaling: ``"aws"`` (AWS's poller scaling) or ``"fixed"`` (the limit from the start).
+        scaling_ceiling: the ``aws`` policy's per-mapping ceiling, 1-100,000 (default 1,250).
+        enabled: ``False`` creates the mapping paused.
+    """
+
+    queue: str
+    function: str
+    batch_size: int = 10
+    maximum_batching_window: int = 0
+    maximum_concurrency: int | None = None
+    report_batch_item_failures: bool = False
+    scaling: ScalingName = "aws"
+    scaling_ceiling: int = DEFAULT_SCALING_CEILING
+    enabled: bool = True
+
+    @property
+    def name(self) -> str:
+        """``queue->function``, how the mapping is shown in errors and status."""
+        return f"{self.queue}->{self.function}"
+
+    def __post_init__(self) -> None:
+        ctx = f"mapping {self.queue}->{self.function}"
+        set_ = object.__setattr__
+        set_(self, "batch_size", _int_in("batch_size", self.batch_size, 1, 10_000, ctx))
+        set_(
+            self,
+            "maximum_batching_window",
+            _int_in(
+                "maximum_batching_window", self.maximum_batching_window, 0, 300, ctx, unit=" s"
+            ),
+        )
+        if self.batch_size > 10 and self.maximum_batching_window < 1:
+            raise ConfigError(
+                "maximum_batching_window",
+                self.maximum_batching_window,
+                f">= 1 s when batch_size ({self.batch_size}) is above 10",
+                ctx,
+            )
+        if self.maximum_concurrency is not None:
+            set_(
+                self,
+                "maximum_concurrency",
+                _int_in("maximum_concurrency", self.maximum_concurrency, 2, 1000, ctx),
+            )
+        set_(
+            self,
+            "report_batch_item_failures",
+            _bool("report_batch_item_failures", self.report_batch_item_failures, ctx),
+        )
+        if self.scaling not in SCALING_NAMES:
+            raise ConfigError("scaling", self.scaling, " or ".join(map(repr, SCALING_NAMES)), ctx)
+        set_(
+            self,
+            "scaling_ceiling",
+            _int_in("scaling_ceiling", self.scaling_ceiling, 1, 100_000, ctx),
+        )
+        set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+
+
+def check_visibility_against_timeout(queue: QueueConfig, function: FunctionConfig) -> None:
+    """Refuse a mapping whose queue hides messages for less than the function may run.
+
+    AWS's CreateEventSourceMapping fails the same way ("Queue visibility timeout: 60 seconds
+    is less than Function timeout: 120 seconds").
+    """
+    if queue.visibility_timeout < function.timeout:
+        raise ConfigError(
+            "visibility_timeout",
+            queue.visibility_timeout,
+            f">= the function timeout of {function.name!r} ({function.timeout:g} s)",
+            f"queue {queue.name!r}",
+        )
+
+
+def effective_visibility_timeout(
+    queue_visibility_timeout: int, batching_window: int, function_timeout: float
+) -> float:
+    """The visibility timeout a mapping's receives use.
+
+    With a batching window, AWS extends it to window + function timeout + 30 s when the
+    queue's own timeout would not cover the window plus a full invocation.
+    """
+    if batching_window > 0 and batching_window + function_timeout > queue_visibility_timeout:
+        return batching_window + function_timeout + 30
+    return float(queue_visibility_timeout)

@@ -1,0 +1,150 @@
+"""Values the core exchanges with its drivers: records in, actions out, outcomes back.
+
+The core never performs I/O. A driver (the asyncio runtime or the simulator) asks a
+mapping what to do at time ``now`` (:meth:`QueueMapping.poll`), performs the returned
+actions, and reports back what happened (messages received, invocation finished).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Abandon",
+    "Action",
+    "Batch",
+    "BatchOutcome",
+    "Delete",
+    "Invoke",
+    "OutcomeKind",
+    "QueueRecord",
+    "Receive",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """What the core needs to know of one received queue message.
+
+    Attributes:
+        message_id: the message's id (what ``itemIdentifier`` refers to).
+        receipt_handle: the handle of this receive, used to delete.
+        size: bytes the record adds to an invocation payload (body, attributes and event
+            metadata), counted against the 6 MB cap.
+        visible_at: epoch seconds when this receive's visibility timeout ends.
+        receive_count: how many times the message has been received, this time included.
+        payload: the driver's own object for the message, carried through untouched.
+    """
+
+    message_id: str
+    receipt_handle: str
+    size: int
+    visible_at: float
+    receive_count: int = 1
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records handed to one invocation.
+
+    Attributes:
+        id: unique within its mapping.
+        poller: the poller that formed it.
+        records: in the order they were received.
+        throttles: how many times invoking it was throttled so far.
+    """
+
+    id: int
+    poller: int
+    records: tuple[QueueRecord, ...]
+    throttles: int = 0
+
+    @property
+    def message_ids(self) -> frozenset[str]:
+        return frozenset(r.message_id for r in self.records)
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.records)
+
+
+class OutcomeKind(enum.Enum):
+    """How an invocation ended, as the mapping sees it."""
+
+    SUCCESS = "success"
+    """Every record succeeded: delete them all."""
+    PARTIAL = "partial"
+    """The handler reported some records as failed (report_batch_item_failures)."""
+    ERROR = "error"
+    """The function failed: an exception, a timeout or an invalid response. Nothing is
+    deleted; the records reappear after their visibility timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """The settled result of one invocation.
+
+    Attributes:
+        kind: see :class:`OutcomeKind`.
+        failed: message ids to keep (not delete); every id of the batch for ``ERROR``.
+        reason: why it failed, for logs and metrics ("exception: ValueError: ...",
+            "timeout", "invalid itemIdentifier ..."); empty on success.
+    """
+
+    kind: OutcomeKind
+    failed: frozenset[str] = frozenset()
+    reason: str = ""
+
+    @property
+    def function_error(self) -> bool:
+        return self.kind is OutcomeKind.ERROR
+
+
+# ---------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """Issue one receive on the mapping's queue for ``poller``.
+
+    The driver reports the result with :meth:`QueueMapping.received` (an empty list when
+    the long poll ran out).
+    """
+
+    poller: int
+    max_messages: int
+    wait: float
+    visibility_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    """Invoke the function with ``batch``; a concurrency slot is already held for it.
+
+    The driver reports the end with :meth:`QueueMapping.finished`.
+    """
+
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete these records from the queue: their invocation succeeded for them."""
+
+    records: tuple[QueueRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """The core gave up on a batch without invoking it (throttled until its visibility
+    timeout ran out). Nothing to do in the store: the records reappear by themselves,
+    with their receive count already raised. Reported for metrics."""
+
+    batch: Batch
+    reason: str
+
+
+Action = Receive | Invoke | Delete | Abandon

@@ -1,0 +1,509 @@
+"""The store contract: what every backend (memory, sqlite, later redis) does for queues.
+
+A store keeps queues with SQS standard-queue semantics. Its public methods are
+coroutines; this base class validates every request once (batch sizes, body size,
+attribute shapes, queue names) and implements long polling on top of a backend's
+non-blocking receive, so backends only implement the ``_``-prefixed primitives.
+
+Time: a store reads time only from its ``clock`` (epoch seconds), which tests and the
+simulator replace. Every timestamp a store returns is epoch seconds as a float.
+
+Receipt handles: each receive of a message gets a new handle. Deleting with a handle
+from an earlier receive (the message has been received again since) succeeds but does
+not delete, as in SQS; changing visibility with such a handle raises
+:class:`~sluicegate.errors.InvalidReceiptHandle`.
+
+Redrive: a receive never returns a message that has already been received
+``max_receive_count`` times; such a message is moved to the queue's dead-letter queue
+(keeping its id, body, attributes and sent time, with ``source_queue`` recorded) when it
+would otherwise be delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sluicegate.core.config import QueueConfig
+from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, StoreError
+
+__all__ = [
+    "MAX_BATCH_ENTRIES",
+    "MAX_RECEIVE_WAIT",
+    "Clock",
+    "Message",
+    "NewMessage",
+    "QueueCounts",
+    "SendEntry",
+    "SendResult",
+    "Store",
+    "md5_hex",
+    "normalize_attributes",
+]
+
+Clock = Callable[[], float]
+"""A function returning the current time in epoch seconds."""
+
+MAX_BATCH_ENTRIES = 10
+"""SQS accepts at most 10 entries per SendMessageBatch/DeleteMessageBatch and returns at most
+10 messages per ReceiveMessage."""
+
+MAX_RECEIVE_WAIT = 20.0
+"""The longest long-poll wait SQS allows (WaitTimeSeconds 0-20)."""
+
+MAX_DELAY_SECONDS = 900
+"""Longest per-message delay SQS allows (DelaySeconds 0-900)."""
+
+_ATTRIBUTE_TYPES = ("String", "Number", "Binary")
+
+
+def md5_hex(body: str) -> str:
+    """MD5 of the UTF-8 body as lowercase hex, what SQS returns as MD5OfBody."""
+    return hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def normalize_attributes(attributes: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """Bring message attributes to SQS's shape ``{name: {"DataType", "StringValue"|"BinaryValue"}}``.
+
+    Accepted per value: a ``str`` (String), an ``int``/``float`` (Number), ``bytes``
+    (Binary, stored base64), or a mapping already in SQS's shape with either the API's
+    keys (``DataType``, ``StringValue``, ``BinaryValue``) or the event's
+    (``dataType``, ``stringValue``, ``binaryValue``).
+
+    Raises:
+        InputError: a value of another type, an unknown data type or more than 10 attributes.
+    """
+    if not attributes:
+        return {}
+    if len(attributes) > 10:
+        raise InputError(f"a message may carry at most 10 attributes, got {len(attributes)}")
+    out: dict[str, dict[str, str]] = {}
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise InputError(f"message attribute name {name!r} must be 1-256 characters")
+        if isinstance(value, bool):
+            raise InputError(f"message attribute {name!r}: booleans have no SQS type; use a str")
+        if isinstance(value, str):
+            out[name] = {"DataType": "String", "StringValue": value}
+        elif isinstance(value, (int, float)):
+            out[name] = {"DataType": "Number", "StringValue": repr(value)}
+        elif isinstance(value, (bytes, bytearray)):
+            out[name] = {
+                "DataType": "Binary",
+                "BinaryValue": base64.b64encode(bytes(value)).decode("ascii"),
+            }
+        elif isinstance(value, Mapping):
+            dtype = value.get("DataType", value.get("dataType"))
+            if not isinstance(dtype, str) or dtype.split(".", 1)[0] not in _ATTRIBUTE_TYPES:
+                raise InputError(f"message attribute {name!r}: unknown DataType {dtype!r}")
+            sval = value.get("StringValue", value.get("stringValue"))
+            bval = value.get("BinaryValue", value.get("binaryValue"))
+            if dtype.startswith("Binary"):
+                if isinstance(bval, (bytes, bytearray)):
+                    bval = base64.b64encode(bytes(bval)).decode("ascii")
+                if not isinstance(bval, str):
+                    raise InputError(f"message attribute {name!r}: Binary needs a BinaryValue")
+                out[name] = {"DataType": dtype, "BinaryValue": bval}
+            else:
+                if not isinstance(sval, str):
+                    raise InputError(f"message attribute {name!r}: {dtype} needs a StringValue")
+                out[name] = {"DataType": dtype, "StringValue": sval}
+        else:
+            raise InputError(
+                f"message attribute {name!r}: {type(value).__name__} is not str, number, "
+                "bytes or an SQS attribute mapping"
+            )
+    return out
+
+
+def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
+    size = 0
+    for name, value in attributes.items():
+        size += len(name.encode()) + len(value["DataType"].encode())
+        if "BinaryValue" in value:
+            size += len(base64.b64decode(value["BinaryValue"]))
+        else:
+            size += len(value["StringValue"].encode())
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class SendEntry:
+    """One message of a batch send."""
+
+    body: str
+    delay_seconds: int | None = None
+    attributes: Mapping[str, Any] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a send returns per message."""
+
+    message_id: str
+    md5_of_body: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message as backends receive it from :meth:`Store.send_batch`."""
+
+    body: str
+    md5_of_body: str
+    attributes: dict[str, dict[str, str]]
+    delay_seconds: int
+    sender_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message, with what an SQS event record needs.
+
+    Attributes:
+        visible_at: epoch seconds when this receive's visibility timeout ends.
+    """
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    md5_of_body: str
+    attributes: dict[str, dict[str, str]]
+    sent_timestamp: float
+    first_receive_timestamp: float
+    receive_count: int
+    sender_id: str
+    visible_at: float
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """A queue's approximate numbers, as SQS's CloudWatch metrics report them.
+
+    Attributes:
+        visible: messages available to receive now.
+        in_flight: messages received and not yet deleted or visible again.
+        delayed: messages not yet visible because of a delivery delay.
+        oldest_age: seconds since the oldest message in the queue (visible or in flight)
+            was sent; 0 for an empty queue.
+        dead_lettered: messages this queue has moved to its dead-letter queue, ever.
+    """
+
+    visible: int
+    in_flight: int
+    delayed: int
+    oldest_age: float
+    dead_lettered: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+class Store(ABC):
+    """Base of every backend. Subclasses implement the ``_``-prefixed primitives.
+
+    Parameters:
+        clock: where the store reads time (epoch seconds); defaults to ``time.time``.
+        poll_interval: how often a long-polling receive retries when the backend cannot
+            notify it of new messages (other processes share the store).
+    """
+
+    url: str = ""
+    #: Whether another process may change the store behind this one's back. A backend
+    #: that is shared is polled during long polls; one that is not relies on notification.
+    shared: bool = True
+
+    def __init__(self, *, clock: Clock | None = None, poll_interval: float = 0.05) -> None:
+        self.clock: Clock = clock or time.time
+        self.poll_interval = poll_interval
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        """Open connections, create the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ queues
+    async def ensure_queue(self, config: QueueConfig) -> None:
+        """Create the queue, or update its attributes to ``config`` when it exists."""
+        await self._ensure_queue(config)
+
+    async def get_queue(self, name: str) -> QueueConfig:
+        """The queue's configuration. Raises :class:`QueueNotFound`."""
+        return await self._get_queue(name)
+
+    async def list_queues(self) -> list[QueueConfig]:
+        """Every queue, sorted by name."""
+        return sorted(await self._list_queues(), key=lambda q: q.name)
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete the queue and its messages. Raises :class:`QueueNotFound`."""
+        await self._delete_queue(name)
+
+    # ------------------------------------------------------------------ messages
+    async def send(
+        self,
+        queue: str,
+        body: str,
+        *,
+        delay_seconds: int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        sender_id: str = "sluicegate",
+    ) -> SendResult:
+        """Send one message. Durable once this returns (for durable backends).
+
+        Raises:
+            QueueNotFound, MessageTooLarge, InputError.
+        """
+        (result,) = await self.send_batch(
+            queue, [SendEntry(body, delay_seconds, attributes)], sender_id=sender_id
+        )
+        return result
+
+    async def send_batch(
+        self, queue: str, entries: Sequence[SendEntry], *, sender_id: str = "sluicegate"
+    ) -> list[SendResult]:
+        """Send up to 10 messages atomically (all or none are stored).
+
+        Raises:
+            BatchRequestError: no entries, more than 10, or duplicate entry ids.
+            QueueNotFound, MessageTooLarge, InputError.
+        """
+        if not entries:
+            raise BatchRequestError("a batch send needs at least one entry")
+        if len(entries) > MAX_BATCH_ENTRIES:
+            raise BatchRequestError(
+                f"a batch send takes at most {MAX_BATCH_ENTRIES} entries, got {len(entries)}"
+            )
+        ids = [e.id for e in entries if e.id is not None]
+        if len(ids) != len(set(ids)):
+            raise BatchRequestError("batch entry ids must be distinct")
+        config = await self._get_queue(queue)
+        news: list[NewMessage] = []
+        total = 0
+        for entry in entries:
+            if not isinstance(entry.body, str):
+                raise InputError(f"message body must be a str, got {type(entry.body).__name__}")
+            if not entry.body:
+                raise InputError("message body must not be empty")
+            attrs = normalize_attributes(entry.attributes)
+            size = len(entry.body.encode("utf-8")) + _attributes_size(attrs)
+            if size > config.max_message_size:
+                raise MessageTooLarge(
+                    f"message of {size:,} bytes is above queue {queue!r}'s maximum of "
+                    f"{config.max_message_size:,}"
+                )
+            total += size
+            delay = config.delay_seconds if entry.delay_seconds is None else entry.delay_seconds
+            if isinstance(delay, bool) or not isinstance(delay, int) or not (
+                0 <= delay <= MAX_DELAY_SECONDS
+            ):
+                raise InputError(f"delay_seconds={delay!r} is invalid: allowed 0-900")
+            news.append(NewMessage(entry.body, md5_hex(entry.body), attrs, delay, sender_id))
+        if total > 262_144:
+            raise MessageTooLarge(f"batch of {total:,} bytes is above the 262,144 bytes limit")
+        message_ids = await self._send(queue, news)
+        self._notify(queue)
+        return [
+            SendResult(mid, new.md5_of_body, entry.id)
+            for mid, new, entry in zip(message_ids, news, entries, strict=True)
+        ]
+
+    async def receive(
+        self,
+        queue: str,
+        *,
+        max_messages: int = 1,
+        visibility_timeout: float | None = None,
+        wait_time: float | None = None,
+    ) -> list[Message]:
+        """Receive up to ``max_messages`` (1-10) visible messages, hiding them.
+
+        Parameters:
+            visibility_timeout: seconds the messages stay hidden; the queue's by default.
+            wait_time: long-poll for up to this many seconds (0-20) until at least one
+                message is visible; the queue's ``receive_wait_time`` by default.
+
+        Raises:
+            QueueNotFound, InputError.
+        """
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not (
+            1 <= max_messages <= MAX_BATCH_ENTRIES
+        ):
+            raise InputError(f"max_messages={max_messages!r} is invalid: allowed 1-10")
+        config = await self._get_queue(queue)
+        vt = config.visibility_timeout if visibility_timeout is None else visibility_timeout
+        if not 0 <= vt <= 43_200:
+            raise InputError(f"visibility_timeout={vt!r} is invalid: allowed 0-43,200 s")
+        wait = config.receive_wait_time if wait_time is None else wait_time
+        if not 0 <= wait <= MAX_RECEIVE_WAIT:
+            raise InputError(f"wait_time={wait!r} is invalid: allowed 0-20 s")
+        messages = await self._receive(queue, max_messages, float(vt))
+        if messages or wait <= 0:
+            return messages
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        event = self._waiters.setdefault(queue, asyncio.Event())
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            next_visible = await self._next_visible_at(queue)
+            pause = remaining
+            if self.shared:
+                pause = min(pause, self.poll_interval)
+            if next_visible is not None:
+                pause = min(pause, max(0.0, next_visible - self.clock()))
+            event.clear()
+            try:
+                await asyncio.wait_for(event.wait(), pause)
+            except TimeoutError:
+                pass
+            messages = await self._receive(queue, max_messages, float(vt))
+            if messages:
+                return messages
+
+    async def delete(self, queue: str, receipt_handle: str) -> bool:
+        """Delete the message received under ``receipt_handle``.
+
+        Returns ``False`` (and deletes nothing) when the handle is stale: the message was
+        already deleted or has been received again since. Raises :class:`QueueNotFound`.
+        """
+        return (await self.delete_batch(queue, [receipt_handle]))[0]
+
+    async def delete_batch(self, queue: str, receipt_handles: Sequence[str]) -> list[bool]:
+        """Delete up to 10 messages atomically; one flag per handle, as :meth:`delete`."""
+        if not receipt_handles:
+            raise BatchRequestError("a batch delete needs at least one receipt handle")
+        if len(receipt_handles) > MAX_BATCH_ENTRIES:
+            raise BatchRequestError(
+                f"a batch delete takes at most {MAX_BATCH_ENTRIES} handles, "
+                f"got {len(receipt_handles)}"
+            )
+        return await self._delete(queue, list(receipt_handles))
+
+    async def delete_many(self, queue: str, receipt_handles: Sequence[str]) -> list[bool]:
+        """Delete any number of messages in one transaction (not an SQS call: the runtime
+        uses it to settle a whole batch at once)."""
+        if not receipt_handles:
+            return []
+        return await self._delete(queue, list(receipt_handles))
+
+    async def change_visibility(
+        self, queue: str, receipt_handle: str, visibility_timeout: float
+    ) -> None:
+        """Make an in-flight message visible ``visibility_timeout`` seconds from now.
+
+        Raises:
+            InvalidReceiptHandle: the handle is not the message's current one, or the
+                message is no longer in flight.
+        """
+        if not 0 <= visibility_timeout <= 43_200:
+            raise InputError(
+                f"visibility_timeout={visibility_timeout!r} is invalid: allowed 0-43,200 s"
+            )
+        await self._change_visibility(queue, receipt_handle, float(visibility_timeout))
+        if visibility_timeout == 0:
+            self._notify(queue)
+
+    async def purge(self, queue: str) -> int:
+        """Delete every message of the queue; returns how many."""
+        return await self._purge(queue)
+
+    async def counts(self, queue: str) -> QueueCounts:
+        """The queue's approximate counts. Raises :class:`QueueNotFound`."""
+        return await self._counts(queue)
+
+    async def redrive(self, dead_letter_queue: str, to: str | None = None) -> int:
+        """Move every message of ``dead_letter_queue`` back to the queue it came from,
+        or to ``to``. Receive counts start again from zero. Returns how many moved.
+
+        Raises:
+            QueueNotFound: either queue does not exist.
+            StoreError: a message has no recorded source and ``to`` is not given.
+        """
+        if to is not None:
+            await self._get_queue(to)
+        moved = await self._redrive(dead_letter_queue, to)
+        for name in set(moved):
+            self._notify(name)
+        return len(moved)
+
+    # ------------------------------------------------------------------ helpers
+    def _notify(self, queue: str) -> None:
+        event = self._waiters.get(queue)
+        if event is not None:
+            event.set()
+
+    # ------------------------------------------------------------------ primitives
+    @abstractmethod
+    async def _ensure_queue(self, config: QueueConfig) -> None: ...
+
+    @abstractmethod
+    async def _get_queue(self, name: str) -> QueueConfig: ...
+
+    @abstractmethod
+    async def _list_queues(self) -> list[QueueConfig]: ...
+
+    @abstractmethod
+    async def _delete_queue(self, name: str) -> None: ...
+
+    @abstractmethod
+    async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        """Store validated messages atomically; return their new message ids."""
+
+    @abstractmethod
+    async def _receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[
+        Message
+    ]:
+        """Without waiting: expire messages past retention, dead-letter those received
+        ``max_receive_count`` times that are visible, then claim up to ``max_messages``
+        visible messages, oldest first, raising their receive count."""
+
+    @abstractmethod
+    async def _next_visible_at(self, queue: str) -> float | None:
+        """Epoch seconds when the next hidden (delayed or in-flight) message becomes
+        visible, or ``None`` when there is none."""
+
+    @abstractmethod
+    async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]: ...
+
+    @abstractmethod
+    async def _change_visibility(
+        self, queue: str, receipt_handle: str, visibility_timeout: float
+    ) -> None: ...
+
+    @abstractmethod
+    async def _purge(self, queue: str) -> int: ...
+
+    @abstractmethod
+    async def _counts(self, queue: str) -> QueueCounts: ...
+
+    @abstractmethod
+    async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
+        """Move messages back; return the destination queue name of each moved message."""
+
+
+def check_store_error(exc: BaseException) -> StoreError:
+    """Wrap a backend's own exception in a :class:`StoreError` keeping its message."""
+    if isinstance(exc, StoreError):
+        return exc
+    return StoreError(f"{type(exc).__name__}: {exc}")
