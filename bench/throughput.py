@@ -1,0 +1,124 @@
+"""Drain rate of sluicegate on the SQLite store against a bare sqlite3 loop.
+
+For batch sizes 1 and 10, in one process:
+
+- reference: a bare sqlite3 loop doing the same durable work per batch (WAL,
+  synchronous=NORMAL, as the store): one transaction claiming ``batch`` messages with a
+  visibility deadline and a raised receive count, then one transaction deleting them;
+- sluicegate: the queue pre-filled with the same number of messages, a no-op async
+  handler, the ``fixed`` policy, and the time from start until the queue is empty.
+
+Prints messages/s for each and the ratio. Usage: ``python bench/throughput.py [N]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sluicegate
+from sluicegate.runtime.driver import Runtime
+from sluicegate.store import open_store
+from sluicegate.store.base import SendEntry
+
+VISIBILITY = 30.0
+
+
+def bare_loop(path: Path, n: int, batch: int) -> float:
+    """Messages/s of the reference loop draining ``n`` messages ``batch`` at a time."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT NOT NULL, visible_at REAL NOT NULL,"
+        " receive_count INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute("CREATE INDEX m_visible ON m (visible_at, id)")
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO m (body, visible_at) VALUES (?, 0)", ((f'{{"n": {i}}}',) for i in range(n))
+    )
+    db.execute("COMMIT")
+    start = time.perf_counter()
+    done = 0
+    while True:
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        ids = [row[0] for row in db.execute(
+            "SELECT id FROM m WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?", (now, batch)
+        )]
+        if not ids:
+            db.execute("COMMIT")
+            break
+        marks = ",".join("?" * len(ids))
+        db.execute(
+            f"UPDATE m SET visible_at = ?, receive_count = receive_count + 1 WHERE id IN ({marks})",
+            (now + VISIBILITY, *ids),
+        )
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(f"DELETE FROM m WHERE id IN ({marks})", ids)
+        db.execute("COMMIT")
+        done += len(ids)
+    elapsed = time.perf_counter() - start
+    db.close()
+    assert done == n
+    return n / elapsed
+
+
+def make_app(batch: int, concurrency: int) -> sluicegate.App:
+    app = sluicegate.App()
+    app.queue("bench", visibility_timeout=VISIBILITY)
+
+    @app.function(timeout=10)
+    async def noop(event, context):
+        return None
+
+    window = 1 if batch > 10 else 0
+    app.map("bench", noop, batch_size=batch, maximum_batching_window=window,
+            scaling="fixed", maximum_concurrency=concurrency)
+    return app
+
+
+async def sluicegate_drain(path: Path, n: int, batch: int, concurrency: int) -> float:
+    """Messages/s of sluicegate draining ``n`` pre-filled messages."""
+    app = make_app(batch, concurrency)
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    try:
+        runtime = Runtime(app, store)
+        await runtime.prepare()
+        for i in range(0, n, 10):
+            await store.send_batch(
+                "bench", [SendEntry(f'{{"n": {j}}}') for j in range(i, min(i + 10, n))]
+            )
+        start = time.perf_counter()
+        summary = await runtime.run(until_empty=True)
+        elapsed = time.perf_counter() - start
+    finally:
+        await store.close()
+    assert summary.processed == n, summary
+    return n / elapsed
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
+    print(f"draining {n:,} messages; sluicegate at maximum_concurrency={concurrency}")
+    print(f"{'batch':>5} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (1, 10):
+            bare = bare_loop(Path(tmp) / f"bare{batch}.db", n, batch)
+            ours = asyncio.run(
+                sluicegate_drain(Path(tmp) / f"sg{batch}.db", n, batch, concurrency)
+            )
+            print(f"{batch:>5} {bare:>19,.0f} {ours:>17,.0f} {ours / bare:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The ``sluicegate`` command.
+
+Every command takes ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable;
+default ``sqlite:///sluicegate.db``). Any :class:`~sluicegate.errors.SluicegateError`
+becomes one line on stderr and exit status 2; nothing is sent unless the whole input
+was valid, so a bad file never half-sends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sluicegate import __version__
+from sluicegate.errors import InputError, SluicegateError
+from sluicegate.store import open_store
+from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
+
+__all__ = ["main"]
+
+EXIT_ERROR = 2
+"""Exit status for bad input, configuration or an unusable store."""
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    store_help = "store URL: sqlite:///path.db (default ./sluicegate.db), memory:// (env SLUICEGATE_STORE)"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="URL", help=store_help)
+
+    parser = argparse.ArgumentParser(
+        prog="sluicegate",
+        description="Lambda-style event source mappings: queues feed handlers in batches.",
+    )
+    parser.add_argument("--version", action="version", version=f"sluicegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run an App's mappings")
+    run.add_argument("app", metavar="APP", help="path/to/file.py or module:attr")
+    run.add_argument("--until-empty", action="store_true",
+                     help="exit 0 once every mapped queue is empty (nothing visible, delayed or in flight)")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    run.add_argument("--grace-period", type=float, default=30.0, metavar="SECONDS",
+                     help="how long in-flight invocations may finish after a stop (default 30)")
+    run.add_argument("--status", choices=("auto", "live", "log", "none"), default="auto",
+                     help="live table on a terminal, a log line per second otherwise (default auto)")
+    run.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+
+    send = sub.add_parser("send", parents=[common], help="send messages to a queue")
+    send.add_argument("queue", metavar="QUEUE")
+    send.add_argument("bodies", nargs="*", metavar="BODY", help="message bodies")
+    send.add_argument("--file", metavar="FILE.jsonl",
+                      help="one message body per line; every line must be valid JSON")
+    send.add_argument("--count", type=int, default=1, metavar="N",
+                      help='send each body N times; with no body, N messages {"n": i}')
+    send.add_argument("--delay", type=int, default=None, metavar="SECONDS",
+                      help="delivery delay, 0-900 s")
+    send.add_argument("--app", metavar="APP",
+                      help="create the App's queues first (path/to/file.py or module:attr)")
+
+    queues = sub.add_parser("queues", parents=[common], help="list queues and their counts")
+    queues.add_argument("--json", action="store_true", help="print JSON")
+    queues.add_argument("--app", metavar="APP", help="create the App's queues first")
+
+    redrive = sub.add_parser("redrive", parents=[common],
+                             help="move a dead-letter queue's messages back")
+    redrive.add_argument("dlq", metavar="DLQ")
+    redrive.add_argument("--to", metavar="QUEUE",
+                         help="destination (default: the queue each message came from)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_dispatch(args))
+    except SluicegateError as exc:
+        print(f"sluicegate: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    handler = {"run": _run, "send": _send, "queues": _queues, "redrive": _redrive}[args.command]
+    store = open_store(args.store)
+    try:
+        await store.open()
+        return await handler(args, store)
+    finally:
+        await store.close()
+
+
+async def _declare(store: Store, spec: str | None) -> None:
+    if spec is None:
+        return
+    from sluicegate.loader import load_app
+    from sluicegate.runtime.driver import Runtime
+
+    await Runtime(load_app(spec), store).prepare()
+
+
+# ---------------------------------------------------------------------- run
+async def _run(args: argparse.Namespace, store: Store) -> int:
+    from sluicegate.loader import load_app
+    from sluicegate.runtime.driver import Runtime
+    from sluicegate.runtime.status import StatusReporter
+
+    level = getattr(logging, str(args.log_level).upper(), None)
+    if not isinstance(level, int):
+        raise InputError(f"--log-level {args.log_level!r} is not a logging level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.duration is not None and args.duration <= 0:
+        raise InputError(f"--duration {args.duration:g} must be above 0")
+    app = load_app(args.app)
+    if not app.mappings:
+        raise InputError(f"{args.app!r} defines no mappings (app.map(queue, function))")
+    runtime = Runtime(app, store, grace_period=args.grace_period)
+    reporter = StatusReporter(runtime, mode=args.status)
+    with reporter:
+        summary = await runtime.run(
+            until_empty=args.until_empty, duration=args.duration, install_signal_handlers=True
+        )
+    reporter.print_summary(summary)
+    return 0
+
+
+# ---------------------------------------------------------------------- send
+def _read_bodies(args: argparse.Namespace) -> list[str]:
+    bodies = list(args.bodies)
+    if args.file:
+        path = Path(args.file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{args.file!r} is not UTF-8 text") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{args.file}:{number}: invalid JSON: {exc.msg}") from None
+            bodies.append(line)
+    if args.count < 1:
+        raise InputError(f"--count {args.count} must be at least 1")
+    if not bodies:
+        return [json.dumps({"n": i}) for i in range(args.count)]
+    return [body for body in bodies for _ in range(args.count)]
+
+
+async def _send(args: argparse.Namespace, store: Store) -> int:
+    bodies = _read_bodies(args)
+    await _declare(store, args.app)
+    await store.get_queue(args.queue)
+    sent = 0
+    for start in range(0, len(bodies), MAX_BATCH_ENTRIES):
+        chunk = bodies[start : start + MAX_BATCH_ENTRIES]
+        await store.send_batch(args.queue, [SendEntry(b, args.delay) for b in chunk])
+        sent += len(chunk)
+    print(f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}")
+    return 0
+
+
+# ---------------------------------------------------------------------- queues
+async def _queues(args: argparse.Namespace, store: Store) -> int:
+    await _declare(store, args.app)
+    rows: list[dict[str, Any]] = []
+    for config in await store.list_queues():
+        counts = await store.counts(config.name)
+        rows.append({
+            "name": config.name,
+            "visible": counts.visible,
+            "in_flight": counts.in_flight,
+            "delayed": counts.delayed,
+            "oldest_age": round(counts.oldest_age, 3),
+            "dead_lettered": counts.dead_lettered,
+            "visibility_timeout": config.visibility_timeout,
+            "dead_letter_queue": config.dead_letter_queue,
+            "max_receive_count": config.max_receive_count,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("queue", "visible", "in flight", "delayed", "oldest age (s)",
+                  "dead-lettered", "DLQ", box=None)
+    for r in rows:
+        dlq = f"{r['dead_letter_queue']} after {r['max_receive_count']}" if r[
+            "dead_letter_queue"] else "-"
+        table.add_row(r["name"], str(r["visible"]), str(r["in_flight"]), str(r["delayed"]),
+                      f"{r['oldest_age']:.1f}", str(r["dead_lettered"]), dlq)
+    if not rows:
+        print("no queues")
+    else:
+        Console().print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------- redrive
+async def _redrive(args: argparse.Namespace, store: Store) -> int:
+    moved = await store.redrive(args.dlq, args.to)
+    where = args.to or "their source queues"
+    print(f"moved {moved} message{'s' if moved != 1 else ''} from {args.dlq} to {where}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

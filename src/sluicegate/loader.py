@@ -1,0 +1,83 @@
+"""Finding the App a user points the CLI at: ``path/to/file.py`` or ``module:attr``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from sluicegate.app import App
+from sluicegate.errors import AppLoadError, SluicegateError
+
+__all__ = ["load_app"]
+
+
+def load_app(spec: str) -> App:
+    """Import the App named by ``spec``.
+
+    ``spec`` is a Python file (``examples/demo.py``, optionally ``examples/demo.py:app``)
+    or a module path (``mypkg.jobs:app``; the attribute defaults to ``app``). Without an
+    attribute, the module's single ``App`` instance is used.
+
+    Raises:
+        AppLoadError: the file or module cannot be found or imported, or holds no App.
+        ConfigError: the App's definitions are invalid (raised while importing it).
+    """
+    target, _, attr = spec.partition(":")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module = _import_file(Path(target))
+    else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(target)
+        except SluicegateError:
+            raise
+        except ModuleNotFoundError as exc:
+            raise AppLoadError(f"cannot import {target!r}: {exc}") from None
+        except Exception as exc:
+            raise AppLoadError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
+    return _find_app(module, spec, attr)
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise AppLoadError(f"app file {str(path)!r} does not exist")
+    name = f"sluicegate_app_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise AppLoadError(f"cannot load {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    parent = str(path.resolve().parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    try:
+        spec.loader.exec_module(module)
+    except SluicegateError:
+        raise
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise AppLoadError(
+            f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return module
+
+
+def _find_app(module: ModuleType, spec: str, attr: str) -> App:
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, App):
+            raise AppLoadError(f"{spec!r}: {attr!r} is not a sluicegate.App")
+        return found
+    default = getattr(module, "app", None)
+    if isinstance(default, App):
+        return default
+    apps = [v for v in vars(module).values() if isinstance(v, App)]
+    if len(apps) == 1:
+        return apps[0]
+    if not apps:
+        raise AppLoadError(f"{spec!r} defines no sluicegate.App")
+    raise AppLoadError(f"{spec!r} defines several Apps; name one as {spec}:NAME")
