@@ -1,0 +1,532 @@
+"""The asyncio driver: runs an App's mappings against a store, in real time.
+
+For each mapping, one task asks the core what to do (:meth:`QueueMapping.poll`),
+performs it (receives, invocations, deletes) in tasks of its own, reports the results
+back to the core and sleeps until the core's next deadline or the next report. No
+mapping rule lives here: batching, settlement, scaling, throttling and limits are the
+core's; this module only does the I/O and keeps time.
+
+Delivery is at least once: a message is deleted only after its batch succeeded, and
+anything unfinished when the runtime stops reappears after its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sluicegate.app import App, Function
+from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
+from sluicegate.core.mapping import QueueMapping
+from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.results import (
+    INVALID_JSON,
+    exception_outcome,
+    interpret_response,
+    timeout_outcome,
+)
+from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
+from sluicegate.errors import SluicegateError, StoreError
+from sluicegate.runtime.events import LambdaContext, aws_identity, queue_arn, record_size, sqs_event
+from sluicegate.runtime.invoker import HandlerResult, Invoker
+from sluicegate.runtime.metrics import Metrics
+from sluicegate.store.base import MAX_BATCH_ENTRIES, Message, Store
+
+__all__ = ["MappingSummary", "RunSummary", "Runtime"]
+
+log = logging.getLogger("sluicegate.runtime")
+
+STORE_RETRY_DELAY = 1.0
+"""Seconds a poller waits before receiving again after the store failed a receive."""
+
+DRAIN_CHECK_INTERVAL = 0.1
+"""Seconds between checks that every mapped queue is empty, with ``until_empty``."""
+
+DEFAULT_GRACE_PERIOD = 30.0
+"""Seconds in-flight invocations get to finish after a stop is requested."""
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSummary:
+    """What one mapping did during a run."""
+
+    name: str
+    invocations: int
+    errors: int
+    throttles: int
+    messages_deleted: int
+    peak_concurrency: int
+    maximum_concurrency: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, for the CLI's closing lines and for tests."""
+
+    elapsed: float
+    mappings: tuple[MappingSummary, ...]
+    dead_lettered: int
+    stopped_by: str
+
+    @property
+    def processed(self) -> int:
+        return sum(m.messages_deleted for m in self.mappings)
+
+    @property
+    def throughput(self) -> float:
+        return self.processed / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(eq=False)
+class _Runner:
+    """One mapping's loop and the tasks it started."""
+
+    runtime: Runtime
+    config: MappingConfig
+    queue: QueueConfig
+    function: Function
+    invoker: Invoker
+    core: QueueMapping
+    arn: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    receives: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    invocations: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    pending_deletes: list[str] = field(default_factory=list)
+    delete_task: asyncio.Task[None] | None = None
+    stopping: bool = False
+    deleted: int = 0
+    peak: int = 0
+    seen_throttles: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def run(self) -> None:
+        core = self.core
+        loop = asyncio.get_running_loop()
+        clock = self.runtime.clock
+        metrics = self.runtime.metrics
+        while True:
+            self.wake.clear()
+            now = clock()
+            receives: list[Receive] = []
+            for action in core.poll(now):
+                if isinstance(action, Invoke):
+                    self._spawn_invoke(action.batch)
+                elif isinstance(action, Receive):
+                    receives.append(action)
+                elif isinstance(action, Delete):
+                    self._delete(action.records)
+                elif isinstance(action, Abandon):
+                    log.warning(
+                        "%s: gave up on a batch of %d: %s; its messages reappear after their "
+                        "visibility timeout",
+                        self.name,
+                        len(action.batch.records),
+                        action.reason,
+                    )
+            if receives:
+                self._start_receives(receives)
+            throttles = core.throttles
+            if throttles != self.seen_throttles:
+                metrics.throttled(self.name, throttles - self.seen_throttles)
+                self.seen_throttles = throttles
+            if self.stopping and core.idle and self.delete_task is None:
+                return
+            deadline = core.next_wakeup(now)
+            if self.wake.is_set():
+                continue
+            timer = None
+            if deadline is not None:
+                timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
+            await self.wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    # ------------------------------------------------------------------ receive
+    def _start_receives(self, receives: list[Receive]) -> None:
+        """Serve pollers' receives with as few store calls as possible.
+
+        Receives that start together with the same wait are grouped, up to 10 messages per
+        group (SQS's per-call maximum), and served by one store call; a poller whose share
+        came back empty keeps waiting in its group until the long poll runs out, as a
+        poller of its own would. This is I/O batching only: each poller gets what it asked
+        for, and the core sees the same reports as with one call per poller.
+        """
+        loop = asyncio.get_running_loop()
+        receives.sort(key=lambda r: r.wait)
+        group: list[Receive] = []
+        wanted = 0
+        for action in receives:
+            if group and (
+                wanted + action.max_messages > MAX_BATCH_ENTRIES or action.wait != group[0].wait
+            ):
+                self._spawn_group(loop, group)
+                group, wanted = [], 0
+            group.append(action)
+            wanted += action.max_messages
+        if group:
+            self._spawn_group(loop, group)
+
+    def _spawn_group(self, loop: asyncio.AbstractEventLoop, group: list[Receive]) -> None:
+        task = loop.create_task(self._receive_group(group))
+        for action in group:
+            self.receives[action.poller] = task
+
+    async def _receive_group(self, group: list[Receive]) -> None:
+        runtime = self.runtime
+        loop = asyncio.get_running_loop()
+        pending = list(group)
+        deadline = loop.time() + min(group[0].wait, 20.0)
+        try:
+            while pending:
+                remaining = max(0.0, deadline - loop.time())
+                try:
+                    messages = await runtime.store.receive(
+                        self.config.queue,
+                        max_messages=sum(a.max_messages for a in pending),
+                        visibility_timeout=pending[0].visibility_timeout,
+                        wait_time=remaining,
+                    )
+                except StoreError as exc:
+                    log.warning("%s: receive failed: %s; retrying in %gs", self.name, exc,
+                                STORE_RETRY_DELAY)
+                    await asyncio.sleep(STORE_RETRY_DELAY)
+                    break
+                if not messages:
+                    break
+                runtime.metrics.received(self.name, len(messages))
+                now = runtime.clock()
+                served = 0
+                while messages and served < len(pending):
+                    action = pending[served]
+                    share, messages = messages[: action.max_messages], messages[
+                        action.max_messages:]
+                    self._report(now, action.poller, share)
+                    served += 1
+                pending = pending[served:]
+                if remaining <= 0:
+                    break
+        except asyncio.CancelledError:
+            pass  # a stop cut the long poll short: report empty receives
+        finally:
+            now = runtime.clock()
+            for action in pending:
+                self._report(now, action.poller, [])
+
+    def _report(self, now: float, poller: int, messages: list[Message]) -> None:
+        records = [
+            QueueRecord(m.message_id, m.receipt_handle, record_size(m), m.visible_at,
+                        m.receive_count, m)
+            for m in messages
+        ]
+        self.receives.pop(poller, None)
+        self.core.received(now, poller, records)
+        self.wake.set()
+
+    # ------------------------------------------------------------------ invoke
+    def _spawn_invoke(self, batch: Batch) -> None:
+        task = asyncio.get_running_loop().create_task(self._invoke(batch))
+        self.invocations[batch.id] = task
+        running = len(self.invocations)
+        if running > self.peak:
+            self.peak = running
+
+    async def _invoke(self, batch: Batch) -> None:
+        runtime = self.runtime
+        metrics = runtime.metrics
+        outcome: BatchOutcome
+        metrics.invocation_started(self.name)
+        result: HandlerResult | None = None
+        try:
+            messages: list[Message] = [r.payload for r in batch.records]
+            event = sqs_event(messages, queue_arn=self.arn, region=runtime.region)
+            context = LambdaContext(
+                function_name=self.function.name,
+                memory_limit_in_mb=self.function.config.memory_size,
+                timeout=self.function.config.timeout,
+                region=runtime.region,
+                account_id=runtime.account_id,
+            )
+            result = await self.invoker.invoke(event, context)
+            if result.timed_out:
+                outcome = timeout_outcome(batch)
+            elif result.error is not None:
+                outcome = exception_outcome(batch, result.error_text)
+            else:
+                outcome = interpret_response(
+                    INVALID_JSON if result.invalid_json else result.response,
+                    batch,
+                    report_batch_item_failures=self.config.report_batch_item_failures,
+                )
+        except asyncio.CancelledError:
+            outcome = exception_outcome(batch, "cancelled by shutdown")
+        except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
+            log.exception("%s: invocation machinery failed", self.name)
+            outcome = exception_outcome(batch, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.invocations.pop(batch.id, None)
+        metrics.invocation_finished(
+            self.name, result.duration if result is not None else 0.0, outcome.function_error
+        )
+        if outcome.function_error:
+            log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
+        self.core.finished(runtime.clock(), batch.id, outcome)
+        self.wake.set()
+
+    # ------------------------------------------------------------------ delete
+    def _delete(self, records: tuple[QueueRecord, ...]) -> None:
+        """Queue receipt handles for deletion; one transaction deletes all that gathered
+        while the previous one ran."""
+        self.pending_deletes.extend(r.receipt_handle for r in records)
+        if self.delete_task is None:
+            self.delete_task = asyncio.get_running_loop().create_task(self._flush_deletes())
+
+    async def _flush_deletes(self) -> None:
+        try:
+            while self.pending_deletes:
+                handles, self.pending_deletes = self.pending_deletes, []
+                try:
+                    done = await self.runtime.store.delete_many(self.config.queue, handles)
+                except StoreError as exc:
+                    log.warning(
+                        "%s: deleting %d processed messages failed: %s; they will be "
+                        "delivered again", self.name, len(handles), exc,
+                    )
+                    continue
+                count = sum(done)
+                self.deleted += count
+                self.runtime.metrics.deleted(self.name, count)
+        finally:
+            self.delete_task = None
+            self.wake.set()
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        """Stop receiving: pause the core and cut outstanding long polls short."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.core.pause(self.runtime.clock())
+        for task in set(self.receives.values()):
+            task.cancel()
+        self.wake.set()
+
+    def cancel_invocations(self) -> None:
+        for task in list(self.invocations.values()):
+            task.cancel()
+
+    def summary(self) -> MappingSummary:
+        core = self.core
+        return MappingSummary(
+            name=self.name,
+            invocations=core.invocations,
+            errors=core.errors,
+            throttles=core.throttles,
+            messages_deleted=self.deleted,
+            peak_concurrency=self.peak,
+            maximum_concurrency=self.config.maximum_concurrency,
+        )
+
+
+class Runtime:
+    """Runs every enabled mapping of an App against a store.
+
+    Parameters:
+        app: the App whose mappings to run.
+        store: an opened store; the runtime creates or updates the App's queues in it.
+        metrics: where per-second metrics go (a new :class:`Metrics` by default).
+        grace_period: seconds in-flight invocations get to finish after :meth:`stop`.
+        clock: epoch seconds; the store's clock by default.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.clock = clock or store.clock
+        self.metrics = metrics or Metrics(clock=self.clock)
+        self.grace_period = grace_period
+        self.region, self.account_id = aws_identity()
+        self.runners: list[_Runner] = []
+        self._stop_reason: str | None = None
+        self._stop = asyncio.Event()
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ control
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to end: receiving stops, in-flight invocations get the grace period."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    async def prepare(self) -> None:
+        """Create or update the App's queues in the store (dead-letter queues first)."""
+        queues = self.app.queues
+        for config in sorted(queues.values(), key=lambda q: q.dead_letter_queue is not None):
+            await self.store.ensure_queue(config)
+
+    def _build(self) -> None:
+        pool: ConcurrencyPool = self.app.new_pool()
+        invokers: dict[str, Invoker] = {}
+        now = self.clock()
+        for config in self.app.mappings:
+            if not config.enabled:
+                continue
+            function = self.app.functions[config.function]
+            queue = self.app.queues[config.queue]
+            if function.name not in invokers:
+                invokers[function.name] = Invoker(
+                    function.handler,
+                    function=function.config,
+                    max_workers=self._workers_for(function),
+                )
+            core = QueueMapping(
+                config,
+                visibility_timeout=effective_visibility_timeout(
+                    queue.visibility_timeout, config.maximum_batching_window,
+                    function.config.timeout,
+                ),
+                pool=pool,
+                now=now,
+            )
+            self.runners.append(
+                _Runner(
+                    self, config, queue, function, invokers[function.name], core,
+                    queue_arn(queue.name, region=self.region, account_id=self.account_id),
+                )
+            )
+        self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
+
+    def _workers_for(self, function: Function) -> int:
+        """Threads for a sync handler: as many as the function can run at once."""
+        bound = self.app.account.concurrency_limit
+        if function.config.reserved_concurrency is not None:
+            bound = min(bound, function.config.reserved_concurrency)
+        mapped = 0
+        for m in self.app.mappings:
+            if m.function == function.name and m.enabled:
+                mapped += m.maximum_concurrency or m.scaling_ceiling
+        return max(1, min(bound, mapped))
+
+    # ------------------------------------------------------------------ run
+    async def run(
+        self,
+        *,
+        until_empty: bool = False,
+        duration: float | None = None,
+        install_signal_handlers: bool = False,
+    ) -> RunSummary:
+        """Run until :meth:`stop`, a signal, ``duration`` seconds, or (``until_empty``)
+        until every mapped queue has nothing visible, delayed or in flight.
+
+        Returns a :class:`RunSummary`. Raises :class:`SluicegateError` when the store
+        fails while preparing.
+        """
+        loop = asyncio.get_running_loop()
+        await self.prepare()
+        self._build()
+        started = time.monotonic()
+        dead_start = await self._dead_lettered_total()
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
+        tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in self.runners]
+        monitor = loop.create_task(self._monitor(until_empty))
+        timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
+        try:
+            await self._stop.wait()
+            for runner in self.runners:
+                runner.stop()
+            done, pending = await asyncio.wait(tasks, timeout=self.grace_period)
+            if pending:
+                log.warning(
+                    "grace period of %gs over: abandoning %d in-flight invocations; their "
+                    "messages reappear after their visibility timeout",
+                    self.grace_period,
+                    sum(len(r.invocations) for r in self.runners),
+                )
+                for runner in self.runners:
+                    runner.cancel_invocations()
+                await asyncio.wait(pending, timeout=5)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            if timer is not None:
+                timer.cancel()
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+            if install_signal_handlers:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            for invoker in {id(r.invoker): r.invoker for r in self.runners}.values():
+                invoker.close(wait=False)
+            self.metrics.flush()
+        dead = await self._dead_lettered_total() - dead_start
+        return RunSummary(
+            elapsed=time.monotonic() - started,
+            mappings=tuple(r.summary() for r in self.runners),
+            dead_lettered=dead,
+            stopped_by=self._stop_reason or "stopped",
+        )
+
+    async def _dead_lettered_total(self) -> int:
+        total = 0
+        for name in {r.config.queue for r in self.runners}:
+            total += (await self.store.counts(name)).dead_lettered
+        return total
+
+    async def _monitor(self, until_empty: bool) -> None:
+        """Feed queue gauges to the metrics every second, and with ``until_empty`` stop the
+        run once every mapped queue is empty and every mapping is idle."""
+        queues = sorted({r.config.queue for r in self.runners})
+        last_gauges = 0.0
+        last_dead: dict[str, int] = {}
+        while True:
+            try:
+                now = time.monotonic()
+                gauges = now - last_gauges >= 1.0
+                empty = True
+                for name in queues:
+                    counts = await self.store.counts(name)
+                    if counts.total:
+                        empty = False
+                    if gauges:
+                        previous = last_dead.get(name, counts.dead_lettered)
+                        self.metrics.queue_gauges(
+                            name,
+                            visible=counts.visible,
+                            in_flight=counts.in_flight,
+                            oldest_age=counts.oldest_age,
+                            dead_lettered=counts.dead_lettered - previous,
+                        )
+                        last_dead[name] = counts.dead_lettered
+                if gauges:
+                    last_gauges = now
+                    self.metrics.tick()
+                    self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
+                if until_empty and empty:
+                    # Received, buffered, invoking and undeleted messages all count as in
+                    # flight in the store, so an empty store means all work is settled.
+                    self.stop("queues empty")
+                    return
+            except StoreError as exc:
+                log.warning("monitor: store failed: %s", exc)
+            except SluicegateError:
+                raise
+            await asyncio.sleep(DRAIN_CHECK_INTERVAL if until_empty else 1.0)

@@ -1,0 +1,527 @@
+"""AWS-shaped invocation payloads and context objects.
+
+A handler written for AWS Lambda receives two arguments: an event (for an SQS event
+source mapping, ``{"Records": [...]}``) and a context object. This module builds both
+the way AWS does, so that an unmodified handler (including one built on
+aws-lambda-powertools' batch utilities) runs under sluicegate.
+
+Record shape: the "Example standard queue message event" of the Lambda developer guide
+(``with-sqs``), with keys in the same order. ``md5OfMessageAttributes`` is not emitted:
+the guide's example omits it, and nothing in the mapping semantics depends on it.
+
+ARNs: queues and functions get ARNs in an AWS region and account. Both default to
+:data:`DEFAULT_REGION` and :data:`DEFAULT_ACCOUNT_ID` and may be set through the
+environment variables :data:`REGION_ENV` and :data:`ACCOUNT_ID_ENV`, which are read when
+:func:`default_region` / :func:`default_account_id` are called, never at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sluicegate.core.config import FunctionConfig
+from sluicegate.errors import ConfigError
+from sluicegate.store.base import Message, new_message_id
+
+__all__ = [
+    "ACCOUNT_ID_ENV",
+    "ATTRIBUTE_SKELETON_BYTES",
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_MEMORY_MB",
+    "DEFAULT_REGION",
+    "DEFAULT_TIMEOUT",
+    "EVENT_ENVELOPE_BYTES",
+    "FUNCTION_VERSION",
+    "RECORD_SKELETON_BYTES",
+    "REGION_ENV",
+    "SQS_EVENT_SOURCE",
+    "LambdaContext",
+    "aws_identity",
+    "default_account_id",
+    "default_region",
+    "function_arn",
+    "new_log_stream_name",
+    "queue_arn",
+    "record_size",
+    "sqs_event",
+    "sqs_record",
+]
+
+DEFAULT_REGION = "us-east-1"
+"""Region of every ARN and of ``awsRegion`` when neither an argument nor
+:data:`REGION_ENV` says otherwise."""
+
+DEFAULT_ACCOUNT_ID = "000000000000"
+"""Twelve-digit account id of every ARN when neither an argument nor
+:data:`ACCOUNT_ID_ENV` says otherwise (the placeholder local AWS emulators use)."""
+
+REGION_ENV = "SLUICEGATE_REGION"
+"""Environment variable overriding :data:`DEFAULT_REGION`."""
+
+ACCOUNT_ID_ENV = "SLUICEGATE_ACCOUNT_ID"
+"""Environment variable overriding :data:`DEFAULT_ACCOUNT_ID`."""
+
+SQS_EVENT_SOURCE = "aws:sqs"
+"""``eventSource`` of every SQS record."""
+
+FUNCTION_VERSION = "$LATEST"
+"""``context.function_version``: sluicegate has no published versions."""
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+# --------------------------------------------------------------------------- ARNs
+
+
+def default_region() -> str:
+    """The region to use when none is given: ``$SLUICEGATE_REGION`` or ``us-east-1``.
+
+    Returns:
+        A region name such as ``"eu-west-1"``.
+
+    Raises:
+        ConfigError: the environment variable is set to something that is not a region
+            name (lowercase, ``xx-name-N``).
+    """
+    value = os.environ.get(REGION_ENV)
+    if not value:
+        return DEFAULT_REGION
+    if not _REGION_RE.match(value):
+        raise ConfigError(REGION_ENV, value, "a region name such as 'eu-west-1'", "environment")
+    return value
+
+
+def default_account_id() -> str:
+    """The account id to use when none is given: ``$SLUICEGATE_ACCOUNT_ID`` or 12 zeros.
+
+    Returns:
+        A string of 12 digits.
+
+    Raises:
+        ConfigError: the environment variable is set to something other than 12 digits.
+    """
+    value = os.environ.get(ACCOUNT_ID_ENV)
+    if not value:
+        return DEFAULT_ACCOUNT_ID
+    if not _ACCOUNT_RE.match(value):
+        raise ConfigError(ACCOUNT_ID_ENV, value, "12 digits", "environment")
+    return value
+
+
+def aws_identity() -> tuple[str, str]:
+    """The default region and account id, read from the environment now.
+
+    Returns:
+        ``(default_region(), default_account_id())``.
+
+    Raises:
+        ConfigError: the environment holds an invalid region or account id.
+    """
+    return default_region(), default_account_id()
+
+
+def queue_arn(name: str, *, region: str | None = None, account_id: str | None = None) -> str:
+    """The ARN of queue ``name``: ``arn:aws:sqs:{region}:{account_id}:{name}``.
+
+    Parameters:
+        name: the queue's name.
+        region: defaults to :func:`default_region`.
+        account_id: defaults to :func:`default_account_id`.
+
+    Returns:
+        The ARN, as an event record's ``eventSourceARN``.
+
+    Raises:
+        ConfigError: a default was needed and the environment holds an invalid one.
+    """
+    region = region or default_region()
+    account_id = account_id or default_account_id()
+    return f"arn:aws:sqs:{region}:{account_id}:{name}"
+
+
+def function_arn(name: str, *, region: str | None = None, account_id: str | None = None) -> str:
+    """The ARN of function ``name``: ``arn:aws:lambda:{region}:{account_id}:function:{name}``.
+
+    Parameters:
+        name: the function's name.
+        region: defaults to :func:`default_region`.
+        account_id: defaults to :func:`default_account_id`.
+
+    Returns:
+        The unqualified function ARN, as ``context.invoked_function_arn``.
+
+    Raises:
+        ConfigError: a default was needed and the environment holds an invalid one.
+    """
+    region = region or default_region()
+    account_id = account_id or default_account_id()
+    return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _epoch_ms(seconds: float) -> str:
+    """Epoch seconds as the decimal string of whole epoch milliseconds SQS reports."""
+    return str(int(seconds * 1000))
+
+
+def _event_attributes(attributes: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """Message attributes from the SQS API's shape to the Lambda event's.
+
+    ``{"DataType": "String", "StringValue": "v"}`` becomes ``{"stringValue": "v",
+    "stringListValues": [], "binaryListValues": [], "dataType": "String"}``; a Binary
+    attribute carries ``binaryValue`` (base64 text) in place of ``stringValue``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in attributes.items():
+        binary = value.get("BinaryValue")
+        if binary is not None:
+            out[name] = {
+                "binaryValue": binary,
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+        else:
+            out[name] = {
+                "stringValue": value["StringValue"],
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+    return out
+
+
+def sqs_record(message: Message, *, queue_arn: str, region: str) -> dict[str, Any]:
+    """One record of an SQS event, as Lambda's event source mapping builds it.
+
+    Every call builds new dicts, so a handler may mutate its event freely.
+
+    Parameters:
+        message: a message as a store's receive returns it.
+        queue_arn: the source queue's ARN (``eventSourceARN``); see :func:`queue_arn`.
+        region: ``awsRegion``.
+
+    Returns:
+        ``{"messageId", "receiptHandle", "body", "attributes": {"ApproximateReceiveCount",
+        "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"},
+        "messageAttributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion"}``,
+        in that order. Counts and timestamps are strings, timestamps in epoch milliseconds.
+    """
+    return {
+        "messageId": message.message_id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": {
+            "ApproximateReceiveCount": str(message.receive_count),
+            "SentTimestamp": _epoch_ms(message.sent_timestamp),
+            "SenderId": message.sender_id,
+            "ApproximateFirstReceiveTimestamp": _epoch_ms(message.first_receive_timestamp),
+        },
+        "messageAttributes": _event_attributes(message.attributes) if message.attributes else {},
+        "md5OfBody": message.md5_of_body,
+        "eventSource": SQS_EVENT_SOURCE,
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def sqs_event(
+    messages: Iterable[Message], *, queue_arn: str, region: str
+) -> dict[str, list[dict[str, Any]]]:
+    """The event of one invocation: ``{"Records": [record, ...]}`` in the given order.
+
+    Parameters:
+        messages: the batch's messages.
+        queue_arn: the source queue's ARN.
+        region: ``awsRegion`` of every record.
+
+    Returns:
+        The event dict; see :func:`sqs_record` for a record's shape.
+    """
+    return {"Records": [sqs_record(m, queue_arn=queue_arn, region=region) for m in messages]}
+
+
+# --------------------------------------------------------------------------- sizes
+
+_encode_json_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _json_len(text: str) -> int:
+    """UTF-8 bytes of ``text`` inside a JSON string literal, without the quotes.
+
+    Counts escapes (``\\"``, ``\\\\``, control characters); non-ASCII characters are
+    counted as their UTF-8 bytes, not as ``\\uXXXX`` escapes.
+    """
+    if text.isascii():
+        if text.isalnum():  # the common case for ids and names: nothing to escape
+            return len(text)
+        return len(_encode_json_string(text)) - 2
+    return len(_encode_json_string(text).encode("utf-8", "surrogatepass")) - 2
+
+
+def _compact_json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+_EMPTY_MESSAGE = Message(
+    message_id="",
+    receipt_handle="",
+    body="",
+    md5_of_body="",
+    attributes={},
+    sent_timestamp=0.0,
+    first_receive_timestamp=0.0,
+    receive_count=0,
+    sender_id="",
+    visible_at=0.0,
+)
+
+RECORD_SKELETON_BYTES = (
+    _compact_json_size(sqs_record(_EMPTY_MESSAGE, queue_arn="", region=""))
+    - 3  # the three one-digit numbers rendered for the empty message ("0")
+    - 2  # the empty ``messageAttributes`` object "{}", counted per record below
+)
+"""Compact-JSON bytes of a record whose every variable string is empty, without its
+``messageAttributes`` value: the fixed metadata every record adds to a payload."""
+
+ATTRIBUTE_SKELETON_BYTES = (
+    _compact_json_size(_event_attributes({"": {"DataType": "", "StringValue": ""}})) - 2
+)
+"""Compact-JSON bytes of one message attribute entry with empty name, value and data type
+(``binaryValue`` and ``stringValue`` are the same length), without the enclosing braces."""
+
+EVENT_ENVELOPE_BYTES = len('{"Records":[]}')
+"""Bytes of ``{"Records":[]}`` around the records of an event."""
+
+
+def record_size(
+    message: Message, *, queue_arn: str | None = None, region: str | None = None
+) -> int:
+    """Bytes the record of ``message`` adds to an invocation payload (for the 6 MB cap).
+
+    The count is the record's compact JSON (``separators=(",", ":")``, UTF-8, non-ASCII
+    not escaped) plus one byte for the comma separating it from the next record, so the
+    event of a batch is at most ``EVENT_ENVELOPE_BYTES + sum(record_size(m) ...)`` bytes
+    (exactly one byte less). It is computed without serializing: the fixed metadata is
+    the constant :data:`RECORD_SKELETON_BYTES`, measured once at import, and only the
+    variable strings are measured. The cost is linear in the body length (a C-speed scan
+    for characters JSON escapes).
+
+    Parameters:
+        message: the received message.
+        queue_arn: the ARN the record will carry; when omitted, the ARN of
+            ``message.queue`` in the default region and account.
+        region: the region the record will carry; :func:`default_region` when omitted.
+
+    Returns:
+        Bytes, a positive int.
+    """
+    if region is None:
+        region = default_region()
+    if queue_arn is None:
+        queue_arn = f"arn:aws:sqs:{region}:{default_account_id()}:{message.queue}"
+    size = (
+        RECORD_SKELETON_BYTES
+        + 1
+        + _json_len(message.message_id)
+        + _json_len(message.receipt_handle)
+        + _json_len(message.body)
+        + _json_len(message.sender_id)
+        + len(message.md5_of_body)
+        + len(str(message.receive_count))
+        + len(_epoch_ms(message.sent_timestamp))
+        + len(_epoch_ms(message.first_receive_timestamp))
+        + _json_len(queue_arn)
+        + _json_len(region)
+        + 2  # the braces of messageAttributes
+    )
+    attributes = message.attributes
+    if attributes:
+        size += (ATTRIBUTE_SKELETON_BYTES + 1) * len(attributes) - 1
+        for name, value in attributes.items():
+            text = value.get("BinaryValue")
+            if text is None:
+                text = value["StringValue"]
+            size += _json_len(name) + _json_len(value["DataType"]) + _json_len(text)
+    return size
+
+
+# --------------------------------------------------------------------------- context
+
+DEFAULT_MEMORY_MB = 128
+"""``memory_limit_in_mb`` of a context built without a memory size (Lambda's default)."""
+
+DEFAULT_TIMEOUT = 3.0
+"""Seconds to the deadline of a context built without a deadline or timeout (Lambda's
+default function timeout)."""
+
+
+class LambdaContext:
+    """The context object a handler receives as its second argument.
+
+    It carries the attributes of the AWS Python runtime's context. ``memory_limit_in_mb``
+    is a **string** of digits (``"128"``) because the AWS runtime reads it from the
+    environment variable ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` unconverted: code that runs on
+    AWS therefore already copes with a string, and ``int(context.memory_limit_in_mb)``
+    works in both places. aws-lambda-powertools only copies the value into its logs.
+
+    Parameters:
+        function_name: the function's name.
+        memory_limit_in_mb: memory size in MB (stored as its decimal string).
+        invoked_function_arn: the ARN the function was invoked with; when omitted, the
+            function's unqualified ARN in ``region`` and ``account_id``.
+        region, account_id: used only to build the ARN; the defaults when omitted.
+        deadline: the time, on ``clock``'s scale, at which the invocation times out.
+        timeout: alternatively, seconds from now (``clock()``) to the deadline. Give one
+            of ``deadline`` and ``timeout``; with neither, the deadline is
+            :data:`DEFAULT_TIMEOUT` seconds from now.
+        clock: a monotonic clock in seconds (default :func:`time.monotonic`), the same
+            one ``deadline`` was computed from.
+        aws_request_id: the invocation's id; a new random version-4 UUID string when
+            omitted.
+        log_stream_name: the log stream; when omitted, one stream per function name and
+            version for the whole process (as one long-lived execution environment), named
+            in AWS's ``YYYY/MM/DD/[$LATEST]<32 hex>`` form on first use. A driver that
+            models execution environments may pass one per environment.
+        function_version: ``"$LATEST"`` unless given.
+
+    Attributes:
+        function_name, function_version, invoked_function_arn, memory_limit_in_mb,
+        aws_request_id, log_group_name (``/aws/lambda/{function_name}``),
+        log_stream_name, identity (``None``), client_context (``None``), tenant_id
+        (``None``).
+
+    Raises:
+        ValueError: both ``deadline`` and ``timeout`` were given.
+        ConfigError: a default region or account id was needed and the environment holds
+            an invalid one.
+    """
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        memory_limit_in_mb: int | str = DEFAULT_MEMORY_MB,
+        invoked_function_arn: str | None = None,
+        region: str | None = None,
+        account_id: str | None = None,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        aws_request_id: str | None = None,
+        log_stream_name: str | None = None,
+        function_version: str = FUNCTION_VERSION,
+    ) -> None:
+        if deadline is None:
+            deadline = clock() + (DEFAULT_TIMEOUT if timeout is None else timeout)
+        elif timeout is not None:
+            raise ValueError("give a LambdaContext either a deadline or a timeout, not both")
+        self.function_name = function_name
+        self.function_version = function_version
+        self.invoked_function_arn = invoked_function_arn or function_arn(
+            function_name, region=region, account_id=account_id
+        )
+        self.memory_limit_in_mb = str(memory_limit_in_mb)
+        self.aws_request_id = aws_request_id or new_message_id()
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = log_stream_name or _process_log_stream(
+            function_name, function_version
+        )
+        self.identity: Any = None
+        self.client_context: Any = None
+        self.tenant_id: str | None = None
+        self._deadline = deadline
+        self._clock = clock
+
+    @classmethod
+    def for_function(
+        cls,
+        function: FunctionConfig,
+        *,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        region: str | None = None,
+        account_id: str | None = None,
+        aws_request_id: str | None = None,
+        log_stream_name: str | None = None,
+    ) -> LambdaContext:
+        """A context for one invocation of ``function`` starting now.
+
+        Parameters:
+            function: the function's configuration (name, memory size, timeout).
+            timeout: seconds until the deadline; ``function.timeout`` when omitted.
+            clock: the monotonic clock the deadline is measured on.
+            region, account_id: of the function's ARN; the defaults when omitted.
+            aws_request_id, log_stream_name: as in the constructor.
+
+        Returns:
+            A context whose deadline is ``clock() + timeout``.
+
+        Raises:
+            ConfigError: a default region or account id was needed and the environment
+                holds an invalid one.
+        """
+        limit = function.timeout if timeout is None else timeout
+        return cls(
+            function_name=function.name,
+            invoked_function_arn=function_arn(function.name, region=region, account_id=account_id),
+            memory_limit_in_mb=function.memory_size,
+            deadline=clock() + limit,
+            clock=clock,
+            aws_request_id=aws_request_id,
+            log_stream_name=log_stream_name,
+        )
+
+    @property
+    def deadline(self) -> float:
+        """When the invocation times out, in seconds on the context's clock."""
+        return self._deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation times out; never below 0.
+
+        Returns:
+            Whole milliseconds (truncated), as the AWS runtime returns them.
+        """
+        # The epsilon keeps float noise (0.29999... s) from costing a whole millisecond.
+        remaining = int((self._deadline - self._clock()) * 1000 + 1e-6)
+        return max(0, remaining)
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext(function_name={self.function_name!r}, "
+            f"aws_request_id={self.aws_request_id!r}, "
+            f"remaining_ms={self.get_remaining_time_in_millis()})"
+        )
+
+
+_log_streams: dict[tuple[str, str], str] = {}
+
+
+def _process_log_stream(function_name: str, function_version: str) -> str:
+    key = (function_name, function_version)
+    name = _log_streams.get(key)
+    if name is None:
+        name = _log_streams.setdefault(key, new_log_stream_name(function_version))
+    return name
+
+
+def new_log_stream_name(function_version: str = FUNCTION_VERSION) -> str:
+    """A log stream name in AWS's form: ``2024/05/01/[$LATEST]`` + 32 hex digits.
+
+    Parameters:
+        function_version: the version in brackets.
+
+    Returns:
+        The name, dated today in UTC (wall clock).
+    """
+    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{function_version}]{uuid.uuid4().hex}"

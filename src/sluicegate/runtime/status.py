@@ -1,0 +1,127 @@
+"""What ``sluicegate run`` shows while it runs and when it ends.
+
+On a terminal, a live table (rich) refreshed every second; otherwise one log line per
+second on stderr. Both read the runtime's per-second metrics through a listener, so
+what is shown is exactly what tests and other consumers of :class:`Metrics` see.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sluicegate.runtime.metrics import ALL_MAPPINGS, MetricsSecond
+
+if TYPE_CHECKING:
+    from sluicegate.runtime.driver import RunSummary, Runtime
+
+__all__ = ["StatusReporter", "format_line"]
+
+Mode = Literal["auto", "live", "log", "none"]
+
+
+def _num(value: float | int | None, fmt: str = "d") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_line(snapshot: MetricsSecond) -> str:
+    """One second as a log line: processed/s, in flight, limit, errors, throttles, queue
+    depth and age of the oldest message."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.second))
+    return (
+        f"{stamp} processed/s={snapshot.messages_deleted} "
+        f"invocations={snapshot.invocations} "
+        f"in_flight={snapshot.concurrent_executions} "
+        f"limit={_num(snapshot.concurrency_limit)} "
+        f"errors={snapshot.errors} throttles={snapshot.throttles} "
+        f"visible={_num(snapshot.visible)} queue_in_flight={_num(snapshot.in_flight)} "
+        f"oldest_age={_num(snapshot.oldest_age, '.1f')}s "
+        f"dead_lettered={snapshot.messages_dead_lettered}"
+    )
+
+
+class StatusReporter:
+    """Shows a runtime's per-second metrics; a context manager around the run.
+
+    Parameters:
+        runtime: the runtime to watch.
+        mode: ``live`` (rich table), ``log`` (a line per second), ``none``, or ``auto``:
+            live on a terminal, log otherwise.
+        stream: where to write (stderr by default, so stdout stays for the summary).
+    """
+
+    def __init__(self, runtime: Runtime, *, mode: Mode = "auto", stream: TextIO | None = None):
+        self.runtime = runtime
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "live" if self.stream.isatty() else "log"
+        self.mode = mode
+        self._live: Live | None = None
+        self._latest: Mapping[str, MetricsSecond] = {}
+
+    def __enter__(self) -> StatusReporter:
+        if self.mode == "none":
+            return self
+        self.runtime.metrics.add_listener(self._on_second)
+        if self.mode == "live":
+            self._live = Live(self._table(), console=Console(file=self.stream),
+                              refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mode == "none":
+            return
+        self.runtime.metrics.remove_listener(self._on_second)
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def _on_second(self, second: int, snapshots: Mapping[str, MetricsSecond]) -> None:
+        self._latest = snapshots
+        if self._live is not None:
+            self._live.update(self._table())
+        elif self.mode == "log":
+            overall = snapshots.get(ALL_MAPPINGS)
+            if overall is not None:
+                print(format_line(overall), file=self.stream, flush=True)
+
+    def _table(self) -> Table:
+        table = Table(title="sluicegate", title_justify="left", box=None)
+        for column in ("mapping", "processed/s", "invocations/s", "in flight", "limit",
+                       "errors", "throttles", "visible", "oldest age"):
+            table.add_column(column, justify="left" if column == "mapping" else "right")
+        for name, s in sorted(self._latest.items(), key=lambda kv: kv[0] == ALL_MAPPINGS):
+            table.add_row(
+                "all" if name == ALL_MAPPINGS else name,
+                str(s.messages_deleted), str(s.invocations), str(s.concurrent_executions),
+                _num(s.concurrency_limit), str(s.errors), str(s.throttles),
+                _num(s.visible), f"{_num(s.oldest_age, '.1f')} s",
+            )
+        return table
+
+    def print_summary(self, summary: RunSummary, stream: TextIO | None = None) -> None:
+        """The closing lines: processed, dead-lettered, peak concurrency against the cap,
+        throughput."""
+        out = stream or sys.stdout
+        print(
+            f"processed {summary.processed} messages in {summary.elapsed:.1f}s "
+            f"({summary.throughput:,.0f}/s), dead-lettered {summary.dead_lettered}; "
+            f"stopped: {summary.stopped_by}",
+            file=out,
+        )
+        for m in summary.mappings:
+            cap = m.maximum_concurrency if m.maximum_concurrency is not None else "none"
+            print(
+                f"  {m.name}: {m.invocations} invocations, {m.errors} errors, "
+                f"{m.throttles} throttles, peak concurrency {m.peak_concurrency} "
+                f"(maximum_concurrency {cap})",
+                file=out,
+            )
