@@ -1,4 +1,4 @@
-"""The standard-queue event source mapping as a state machine (API; body to be written).
+"""The standard-queue event source mapping as a state machine.
 
 Model: the mapping runs ``limit`` pollers, where ``limit`` is what the scaling policy
 allows (never above ``maximum_concurrency``). A poller receives (up to 10 messages per
@@ -7,27 +7,208 @@ receive, never more than its batch still has room for), gathers records in its
 from the :class:`~sluicegate.core.pool.ConcurrencyPool` and invokes, synchronously: it
 does not receive again until the invocation has finished. So invocations in flight never
 exceed the number of active pollers, which never exceeds the limit.
+
+Pollers are numbered 0, 1, ...; those below the current limit are *active*. When the limit
+grows, new pollers start; when it shrinks, a poller at or above it finishes what it has
+in hand (an outstanding receive, buffered records, an invocation) and retires: it never
+issues another receive. An invocation is started only while fewer than ``limit`` are in
+flight, so a shrinking limit is honoured too: a poller holding a released batch waits for
+a slot (and gives the batch up when its visibility timeout ends first).
+
+A poller's cycle:
+
+1. no receive outstanding, no invocation, nothing held, room in its batch, mapping not
+   paused: :class:`~sluicegate.core.types.Receive` (``wait`` = :data:`LONG_POLL_WAIT` with
+   an empty buffer, else the time left in the batching window);
+2. :meth:`QueueMapping.received` buffers the records; the batch is released when the
+   batcher says so (full, 6 MB, window expired; the window is checked when the receive
+   returns, since its ``wait`` ends at the window's deadline);
+3. a slot from the pool: :class:`~sluicegate.core.types.Invoke`; no slot (throttle): retry
+   after :data:`THROTTLE_BACKOFF_BASE` doubling up to :data:`THROTTLE_BACKOFF_MAX`, or
+   :class:`~sluicegate.core.types.Abandon` when the retry would come at or after the
+   moment the batch's first record becomes visible again (the messages reappear by
+   themselves, receive count already raised, as on AWS);
+4. :meth:`QueueMapping.finished` frees the slot and queues a
+   :class:`~sluicegate.core.types.Delete` of what the outcome lets go
+   (:func:`~sluicegate.core.results.deletable`), emitted by the next :meth:`poll`.
+
+Pause (AWS's ``Enabled=false``) stops new receives; receives already outstanding come
+back, buffered records are still invoked when their batch is released, invocations run to
+their end. :attr:`QueueMapping.idle` then tells a driver when nothing is left in hand.
+
+Every method takes ``now`` in seconds; none reads a clock. Work per call is proportional
+to what changed (timers sit in a heap, pollers needing attention in a list), never to the
+number of pollers, except :meth:`QueueMapping.resume`.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
+from dataclasses import dataclass
+
+from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.scaling import ScalingPolicy
-from sluicegate.core.types import Action, BatchOutcome, QueueRecord
+from sluicegate.core.results import deletable
+from sluicegate.core.scaling import ScalingPolicy, make_policy
+from sluicegate.core.types import (
+    Abandon,
+    Action,
+    Batch,
+    BatchOutcome,
+    Delete,
+    Invoke,
+    OutcomeKind,
+    QueueRecord,
+    Receive,
+)
+
+__all__ = [
+    "LONG_POLL_WAIT",
+    "THROTTLE_BACKOFF_BASE",
+    "THROTTLE_BACKOFF_MAX",
+    "MappingStatistics",
+    "QueueMapping",
+]
+
+LONG_POLL_WAIT = 20.0
+"""Seconds a receive with an empty buffer waits for messages: the longest SQS long poll
+(WaitTimeSeconds 0-20), which Lambda's pollers use while idle (lambda-semantics.md section
+4: ~15 empty receives per minute = 5 pollers x 3)."""
+
+THROTTLE_BACKOFF_BASE = 1.0
+"""Seconds before the first retry of a throttled batch; each further throttle of the same
+batch doubles it. AWS retries throttles "with backoff" without publishing the schedule;
+sluicegate's choice: one second gives a finishing invocation time to free a slot, and the
+doubling lets a batch survive about five throttles inside a 30 s visibility timeout."""
+
+THROTTLE_BACKOFF_MAX = 30.0
+"""Longest wait between two retries of a throttled batch, in seconds (sluicegate's choice:
+the SQS default visibility timeout, so a long-held batch is still retried a few times)."""
+
+_FREE = 0
+"""Nothing in hand, or only buffered records about to be examined."""
+_RECEIVING = 1
+"""A receive is outstanding."""
+_INVOKING = 2
+"""Its batch is being invoked (``held``)."""
+_THROTTLED = 3
+"""Holds a throttled batch (``held``) until a retry timer."""
+_WINDOW = 4
+"""Holds buffered records until the window's deadline (paused, or above the limit)."""
+_SLOT = 5
+"""Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
+
+_REASON_THROTTLED = "throttled {n} time(s); the visibility timeout ends before the next retry"
+_REASON_NO_SLOT = "visibility timeout reached while waiting for a concurrency slot"
+
+
+class _Poller:
+    __slots__ = ("batcher", "flagged", "gen", "held", "index", "state")
+
+    def __init__(self, index: int, batcher: Batcher) -> None:
+        self.index = index
+        self.batcher = batcher
+        self.state = _FREE
+        self.held: Batch | None = None
+        self.gen = 0
+        """Bumped whenever a timer or slot-queue entry of this poller becomes stale."""
+        self.flagged = False
+        """Whether it is in the attention list."""
+
+
+@dataclass(frozen=True, slots=True)
+class MappingStatistics:
+    """A snapshot of a mapping's counters, for status displays and metrics.
+
+    Attributes:
+        limit: concurrent batches allowed when last computed.
+        in_flight: invocations running.
+        receiving: receives outstanding.
+        buffered: records received but not yet released in a batch.
+        held: released batches waiting (throttle retry or concurrency slot).
+        invocations: ``Invoke`` actions issued.
+        errors: invocations that ended in ERROR.
+        partial: invocations that ended in PARTIAL.
+        throttles: failed slot acquisitions.
+        abandoned: batches given up without invoking.
+        received_records: records received.
+        deleted_records: records handed to ``Delete`` actions.
+        paused: whether receives are stopped.
+    """
+
+    limit: int
+    in_flight: int
+    receiving: int
+    buffered: int
+    held: int
+    invocations: int
+    errors: int
+    partial: int
+    throttles: int
+    abandoned: int
+    received_records: int
+    deleted_records: int
+    paused: bool
 
 
 class QueueMapping:
     """One standard-queue mapping's decisions.
 
     Parameters:
-        config: the mapping's configuration.
-        visibility_timeout: the visibility timeout its receives use (see
+        config: the mapping's configuration (``config.function`` names the function in
+            the pool; ``enabled=False`` creates it paused).
+        visibility_timeout: the visibility timeout its receives use, in seconds (see
             :func:`~sluicegate.core.config.effective_visibility_timeout`).
         pool: the account's concurrency pool, shared with every other mapping.
-        policy: the scaling policy; built from ``config`` when omitted.
-        now: when the mapping is created.
+        policy: the scaling policy; built from ``config`` when omitted (with the
+            function's reserved concurrency as registered in ``pool``).
+        now: when the mapping is created, in seconds.
+
+    Raises:
+        ValueError: a negative or non-finite visibility timeout.
+
+    Attributes:
+        invocations: ``Invoke`` actions issued.
+        errors: invocations that ended in ERROR (exception, timeout, invalid response).
+        partial: invocations that ended in PARTIAL.
+        throttles: times a batch found no slot in the pool.
+        abandoned: batches given up without invoking (``Abandon`` actions).
+        received_records: records received.
+        deleted_records: records handed to ``Delete`` actions.
     """
+
+    __slots__ = (
+        "_active",
+        "_attention",
+        "_buffered",
+        "_by_batch",
+        "_function",
+        "_held",
+        "_in_flight",
+        "_limit",
+        "_maximum",
+        "_next_batch_id",
+        "_paused",
+        "_pending_deletes",
+        "_policy",
+        "_pollers",
+        "_pool",
+        "_receiving",
+        "_seq",
+        "_slot_wait",
+        "_timers",
+        "_visibility_timeout",
+        "abandoned",
+        "config",
+        "deleted_records",
+        "errors",
+        "invocations",
+        "partial",
+        "received_records",
+        "throttles",
+    )
 
     def __init__(
         self,
@@ -38,20 +219,408 @@ class QueueMapping:
         policy: ScalingPolicy | None = None,
         now: float = 0.0,
     ) -> None:
-        raise NotImplementedError
+        if not 0 <= visibility_timeout < float("inf"):
+            raise ValueError(f"visibility_timeout={visibility_timeout!r}: need finite seconds >= 0")
+        self.config = config
+        self._function = config.function
+        self._visibility_timeout = float(visibility_timeout)
+        self._pool = pool
+        if policy is None:
+            policy = make_policy(
+                config, reserved_concurrency=pool.reserved_concurrency(config.function)
+            )
+        self._policy = policy
+        maximum = config.maximum_concurrency
+        self._maximum = maximum if maximum is not None else 1 << 62
+        self._paused = not config.enabled
+        self._pollers: list[_Poller] = []
+        self._active = 0
+        """Pollers 0.._active-1 are active: the limit when last applied by poll()."""
+        self._attention: list[_Poller] = []
+        self._timers: list[tuple[float, int, _Poller, int]] = []
+        self._seq = 0
+        self._slot_wait: deque[tuple[_Poller, int]] = deque()
+        self._by_batch: dict[int, _Poller] = {}
+        self._pending_deletes: list[tuple[QueueRecord, ...]] = []
+        self._next_batch_id = 1
+        self._receiving = 0
+        self._in_flight = 0
+        self._held = 0
+        self._buffered = 0
+        self._limit = 0
+        self._compute_limit(now)
+        self.invocations = 0
+        self.errors = 0
+        self.partial = 0
+        self.throttles = 0
+        self.abandoned = 0
+        self.received_records = 0
+        self.deleted_records = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueMapping({self.config.name}, limit={self._limit}, "
+            f"in_flight={self._in_flight}, paused={self._paused})"
+        )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def policy(self) -> ScalingPolicy:
+        """The scaling policy in use."""
+        return self._policy
+
+    @property
+    def limit(self) -> int:
+        """Concurrent batches allowed, as of the last call that took ``now``."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations running (``Invoke`` issued, ``finished`` not yet reported)."""
+        return self._in_flight
+
+    @property
+    def receiving(self) -> int:
+        """Receives outstanding."""
+        return self._receiving
+
+    @property
+    def buffered(self) -> int:
+        """Records received and not yet released in a batch."""
+        return self._buffered
+
+    @property
+    def paused(self) -> bool:
+        """Whether receives are stopped (:meth:`pause`, or created with ``enabled=False``)."""
+        return self._paused
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in hand: no receive outstanding, nothing buffered, nothing in flight, no
+        batch held for a throttle retry or a slot, no ``Delete`` waiting to be emitted.
+
+        A paused mapping that is idle stays idle; a graceful shutdown pauses and waits
+        for this."""
+        return not (
+            self._receiving
+            or self._in_flight
+            or self._held
+            or self._buffered
+            or self._pending_deletes
+        )
+
+    @property
+    def stopping(self) -> bool:
+        """Paused but still finishing work in hand (not yet :attr:`idle`)."""
+        return self._paused and not self.idle
+
+    def statistics(self) -> MappingStatistics:
+        """A snapshot of the counters."""
+        return MappingStatistics(
+            limit=self._limit,
+            in_flight=self._in_flight,
+            receiving=self._receiving,
+            buffered=self._buffered,
+            held=self._held,
+            invocations=self.invocations,
+            errors=self.errors,
+            partial=self.partial,
+            throttles=self.throttles,
+            abandoned=self.abandoned,
+            received_records=self.received_records,
+            deleted_records=self.deleted_records,
+            paused=self._paused,
+        )
+
+    # ------------------------------------------------------------------ control
+
+    def pause(self, now: float) -> None:
+        """Stop issuing receives from ``now`` on. Work in hand continues."""
+        self._paused = True
+
+    def resume(self, now: float) -> None:
+        """Issue receives again (at the next :meth:`poll`). No-op when not paused."""
+        if not self._paused:
+            return
+        self._paused = False
+        limit = self._compute_limit(now)
+        self._active = max(self._active, limit)
+        for i in range(self._active):
+            self._wake(self._poller(i))
+
+    # ------------------------------------------------------------------ driver API
 
     def poll(self, now: float) -> list[Action]:
-        """Every action that should start at ``now``."""
-        raise NotImplementedError
+        """Every action that should start at ``now``.
+
+        Parameters:
+            now: the current time in seconds.
+
+        Returns:
+            ``Delete`` actions for invocations settled since the last poll, then
+            ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
+        """
+        limit = self._compute_limit(now)
+        actions: list[Action] = []
+        pending = self._pending_deletes
+        if pending:
+            for records in pending:
+                actions.append(Delete(records))
+            pending.clear()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, poller, gen = heapq.heappop(timers)
+            if poller.gen == gen:
+                self._on_timer(poller, now, limit, actions)
+        active = self._active
+        if limit != active:
+            if limit > active and not self._paused:
+                for i in range(active, limit):
+                    self._wake(self._poller(i))
+            self._active = limit
+        slot_wait = self._slot_wait
+        while slot_wait and self._in_flight < limit:
+            poller, gen = slot_wait.popleft()
+            if poller.gen != gen:
+                continue
+            batch = self._release_held(poller)
+            self._dispatch(poller, batch, now, limit, actions)
+        attention = self._attention
+        if attention:
+            i = 0
+            while i < len(attention):
+                poller = attention[i]
+                i += 1
+                poller.flagged = False
+                if poller.state == _FREE:
+                    self._advance(poller, now, limit, actions)
+            attention.clear()
+        return actions
 
     def received(self, now: float, poller: int, records: list[QueueRecord]) -> None:
-        """The receive issued for ``poller`` returned ``records`` (empty: nothing came)."""
-        raise NotImplementedError
+        """The receive issued for ``poller`` returned ``records`` (empty: nothing came).
+
+        Parameters:
+            now: when the receive returned, in seconds.
+            poller: the ``Receive.poller`` of the receive.
+            records: what it returned, in order.
+
+        Raises:
+            RuntimeError: ``poller`` has no receive outstanding (a driver bug).
+        """
+        p = self._pollers[poller] if 0 <= poller < len(self._pollers) else None
+        if p is None or p.state != _RECEIVING:
+            raise RuntimeError(f"poller {poller} of {self.config.name} has no receive outstanding")
+        p.state = _FREE
+        self._receiving -= 1
+        count = len(records)
+        if count:
+            p.batcher.add(now, records)
+            self._buffered += count
+            self.received_records += count
+        self._policy.on_receive(now, count)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
 
     def finished(self, now: float, batch_id: int, outcome: BatchOutcome) -> None:
-        """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot."""
-        raise NotImplementedError
+        """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot.
+
+        Parameters:
+            now: when it ended, in seconds.
+            batch_id: ``Invoke.batch.id``.
+            outcome: how it settled (see :mod:`sluicegate.core.results`).
+
+        Raises:
+            RuntimeError: no invocation of that batch is in flight (a driver bug).
+        """
+        p = self._by_batch.pop(batch_id, None)
+        if p is None:
+            raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
+        batch = p.held
+        assert batch is not None
+        p.held = None
+        p.state = _FREE
+        self._in_flight -= 1
+        self._pool.release(self._function)
+        self._policy.on_outcome(now, outcome)
+        kind = outcome.kind
+        if kind is OutcomeKind.SUCCESS:
+            records = batch.records
+        elif kind is OutcomeKind.ERROR:
+            self.errors += 1
+            records = ()
+        else:
+            self.partial += 1
+            records = deletable(batch, outcome)
+        if records:
+            self._pending_deletes.append(records)
+            self.deleted_records += len(records)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
 
     def next_wakeup(self, now: float) -> float | None:
-        """When :meth:`poll` may next have something to do without any report arriving."""
-        raise NotImplementedError
+        """When :meth:`poll` may next have something to do without any report arriving.
+
+        Parameters:
+            now: the current time in seconds.
+
+        Returns:
+            ``now`` when :meth:`poll` has work already; else the earliest of: a paused or
+            retiring poller's window deadline, a throttle retry, a held batch's
+            visibility deadline, and (unless paused or at ``maximum_concurrency``) the
+            time the policy's limit next grows, which starts a poller; ``None`` when
+            nothing timed is pending.
+        """
+        if self._attention or self._pending_deletes:
+            return now
+        limit = self._compute_limit(now)
+        if limit > self._active:
+            return now
+        if self._slot_wait and self._in_flight < limit:
+            return now
+        timers = self._timers
+        while timers and timers[0][2].gen != timers[0][3]:
+            heapq.heappop(timers)
+        when = timers[0][0] if timers else None
+        if (not self._paused and limit < self._maximum) or self._slot_wait:
+            change = self._policy.next_change(now)
+            if change is not None and (when is None or change < when):
+                when = change
+        if when is not None and when < now:
+            return now
+        return when
+
+    # ------------------------------------------------------------------ internals
+
+    def _compute_limit(self, now: float) -> int:
+        limit = self._policy.limit(now)
+        if limit > self._maximum:
+            limit = self._maximum
+        elif limit < 0:
+            limit = 0
+        self._limit = limit
+        return limit
+
+    def _poller(self, index: int) -> _Poller:
+        pollers = self._pollers
+        while len(pollers) <= index:
+            cfg = self.config
+            pollers.append(_Poller(len(pollers), Batcher(cfg.batch_size,
+                                                         cfg.maximum_batching_window)))
+        return pollers[index]
+
+    def _wake(self, p: _Poller) -> None:
+        """Put a poller that has nothing outstanding on the attention list (cancelling a
+        window wait: it may receive again)."""
+        if p.state == _WINDOW:
+            p.state = _FREE
+            p.gen += 1
+        if p.state == _FREE and not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+    def _push_timer(self, when: float, p: _Poller) -> None:
+        p.gen += 1
+        self._seq += 1
+        heapq.heappush(self._timers, (when, self._seq, p, p.gen))
+
+    def _release_held(self, p: _Poller) -> Batch:
+        batch = p.held
+        assert batch is not None
+        p.held = None
+        p.state = _FREE
+        p.gen += 1
+        self._held -= 1
+        return batch
+
+    def _on_timer(self, p: _Poller, now: float, limit: int, actions: list[Action]) -> None:
+        state = p.state
+        if state == _THROTTLED:
+            self._dispatch(p, self._release_held(p), now, limit, actions)
+        elif state == _SLOT:
+            self._abandon(p, self._release_held(p), _REASON_NO_SLOT, actions)
+        elif state == _WINDOW:
+            p.state = _FREE
+            p.gen += 1
+            self._advance(p, now, limit, actions)
+
+    def _advance(self, p: _Poller, now: float, limit: int, actions: list[Action]) -> None:
+        """Decide for a poller with nothing outstanding: release, wait, receive or retire."""
+        batcher = p.batcher
+        if len(batcher):
+            if batcher.ready(now):
+                records = batcher.take(now)
+                self._buffered -= len(records)
+                batch = Batch(self._next_batch_id, p.index, records)
+                self._next_batch_id += 1
+                self._dispatch(p, batch, now, limit, actions)
+                return
+            deadline = batcher.deadline()
+            assert deadline is not None
+            if p.index >= limit or self._paused:
+                p.state = _WINDOW
+                self._push_timer(deadline, p)
+                return
+            wait = deadline - now
+        elif p.index >= limit or self._paused:
+            return  # parked (paused) or retired (above the limit)
+        else:
+            wait = LONG_POLL_WAIT
+        p.state = _RECEIVING
+        self._receiving += 1
+        actions.append(Receive(p.index, batcher.room(), wait, self._visibility_timeout))
+
+    def _dispatch(
+        self, p: _Poller, batch: Batch, now: float, limit: int, actions: list[Action]
+    ) -> None:
+        """Invoke a released batch, or hold it for a slot, or handle a throttle."""
+        if self._in_flight >= limit:
+            p.state = _SLOT
+            p.held = batch
+            self._held += 1
+            self._push_timer(_earliest_visible(batch), p)
+            self._slot_wait.append((p, p.gen))
+            return
+        if self._pool.try_acquire(self._function):
+            p.state = _INVOKING
+            p.held = batch
+            self._in_flight += 1
+            self._by_batch[batch.id] = p
+            self.invocations += 1
+            actions.append(Invoke(batch))
+            return
+        self.throttles += 1
+        self._policy.on_throttle(now)
+        n = batch.throttles + 1
+        batch = Batch(batch.id, batch.poller, batch.records, n)
+        shift = n - 1
+        if shift >= 30:
+            delay = THROTTLE_BACKOFF_MAX
+        else:
+            delay = THROTTLE_BACKOFF_BASE * (1 << shift)
+            delay = min(delay, THROTTLE_BACKOFF_MAX)
+        retry = now + delay
+        if retry >= _earliest_visible(batch):
+            self._abandon(p, batch, _REASON_THROTTLED.format(n=n), actions)
+            return
+        p.state = _THROTTLED
+        p.held = batch
+        self._held += 1
+        self._push_timer(retry, p)
+
+    def _abandon(self, p: _Poller, batch: Batch, reason: str, actions: list[Action]) -> None:
+        actions.append(Abandon(batch, reason))
+        self.abandoned += 1
+        p.state = _FREE
+        p.held = None
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+
+def _earliest_visible(batch: Batch) -> float:
+    """When the first record of ``batch`` becomes visible again in its queue."""
+    return min([r.visible_at for r in batch.records])

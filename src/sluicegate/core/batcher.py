@@ -1,0 +1,180 @@
+"""One poller's batch buffer: records gathered until a batch is released.
+
+A batch is released on the FIRST of (Lambda developer guide, "batching behaviour"):
+
+- ``batch_size`` records are buffered;
+- the payload cap is reached: the buffered records weigh 6 MB or more, so the next record
+  would not fit (record metadata counts, which is why a batch can hold fewer than
+  ``batch_size`` records);
+- the batching window has expired;
+- the window is 0 and at least one record is buffered (no batching: invoke at once).
+
+When the window opens: at the moment the first record enters an EMPTY buffer. AWS says the
+window starts "when the previous invocation completes" for SQS and streams; a poller does
+not receive while its invocation runs, so the first record it receives afterwards is the
+earliest moment a batch can start, and opening the window there (rather than at the end
+of the invocation) means an idle queue never starts a timer that has nothing to wait for.
+Records left over after a release (payload split) start a new window at the release.
+
+The class is pure: every method that depends on time takes ``now`` (seconds, any epoch,
+as long as the caller is consistent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sluicegate.core.config import MAX_PAYLOAD_BYTES
+from sluicegate.core.types import QueueRecord
+from sluicegate.errors import ConfigError
+
+__all__ = ["MAX_RECEIVE_MESSAGES", "Batcher"]
+
+MAX_RECEIVE_MESSAGES = 10
+"""Most messages one SQS ReceiveMessage call returns (``MaxNumberOfMessages`` 1-10, SQS API
+reference). A poller never asks for more than this in one receive."""
+
+
+class Batcher:
+    """A buffer of received records for one poller.
+
+    Parameters:
+        batch_size: most records per released batch (>= 1).
+        window: the batching window in seconds (>= 0); 0 releases whatever is buffered.
+        max_payload: the payload cap in bytes (default 6 MB, Lambda's synchronous invoke
+            limit); a batch never weighs more, except a single record that alone exceeds
+            it, which is released alone (the invocation will then fail on its own merits).
+
+    Raises:
+        ConfigError: a batch size below 1, a negative or non-finite window, or a cap
+            below 1 byte.
+    """
+
+    __slots__ = ("_opened", "_payload", "_records", "batch_size", "max_payload", "window")
+
+    def __init__(
+        self, batch_size: int, window: float, max_payload: int = MAX_PAYLOAD_BYTES
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "an integer >= 1", "batcher")
+        if not isinstance(window, (int, float)) or not 0 <= window < float("inf"):
+            raise ConfigError("window", window, "a finite number of seconds >= 0", "batcher")
+        if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload < 1:
+            raise ConfigError("max_payload", max_payload, "an integer >= 1 byte", "batcher")
+        self.batch_size = batch_size
+        self.window = float(window)
+        self.max_payload = max_payload
+        self._records: list[QueueRecord] = []
+        self._payload = 0
+        self._opened = 0.0
+
+    def __len__(self) -> int:
+        """Number of records buffered."""
+        return len(self._records)
+
+    def __repr__(self) -> str:
+        return (
+            f"Batcher(batch_size={self.batch_size}, window={self.window:g}, "
+            f"buffered={len(self._records)}, payload={self._payload})"
+        )
+
+    @property
+    def payload(self) -> int:
+        """Bytes buffered (sum of the records' ``size``)."""
+        return self._payload
+
+    @property
+    def opened(self) -> float | None:
+        """When the current window opened (seconds), or ``None`` when nothing is buffered."""
+        return self._opened if self._records else None
+
+    def add(self, now: float, records: Sequence[QueueRecord]) -> None:
+        """Buffer ``records`` received at ``now``.
+
+        Parameters:
+            now: the time of the receive, in seconds. Opens the window if the buffer was
+                empty.
+            records: the records, in the order they were received (may be empty).
+        """
+        if not records:
+            return
+        buffered = self._records
+        if not buffered:
+            self._opened = now
+        payload = self._payload
+        for record in records:
+            payload += record.size
+        self._payload = payload
+        buffered.extend(records)
+
+    def room(self) -> int:
+        """How many more records the next receive should ask for.
+
+        Returns:
+            ``min(10, batch_size - buffered)``, or 0 when the batch is full by count or by
+            payload.
+        """
+        left = self.batch_size - len(self._records)
+        if left <= 0 or self._payload >= self.max_payload:
+            return 0
+        return min(left, MAX_RECEIVE_MESSAGES)
+
+    def ready(self, now: float) -> bool:
+        """Whether a batch should be released at ``now`` (see the module docstring).
+
+        Parameters:
+            now: the current time in seconds.
+
+        Returns:
+            ``True`` when at least one record is buffered and the batch is full by count,
+            full by payload, or its window has expired (always, with a window of 0).
+        """
+        n = len(self._records)
+        if not n:
+            return False
+        if n >= self.batch_size or self._payload >= self.max_payload:
+            return True
+        return now >= self._opened + self.window
+
+    def deadline(self) -> float | None:
+        """When the current window expires (seconds), or ``None`` when nothing is buffered."""
+        return self._opened + self.window if self._records else None
+
+    def take(self, now: float) -> tuple[QueueRecord, ...]:
+        """Release the next batch, whether or not :meth:`ready` says so.
+
+        The batch is the longest prefix of the buffer holding at most ``batch_size``
+        records and weighing at most ``max_payload`` bytes (at least one record).
+        Records left behind stay buffered, in order, under a new window opened at ``now``.
+
+        Parameters:
+            now: the current time in seconds.
+
+        Returns:
+            The released records, in the order received; empty when nothing is buffered.
+        """
+        buffered = self._records
+        n = len(buffered)
+        if not n:
+            return ()
+        size = self.batch_size
+        cap = self.max_payload
+        if n <= size and self._payload <= cap:
+            out = tuple(buffered)
+            buffered.clear()
+            self._payload = 0
+            return out
+        limit = min(size, n)
+        total = buffered[0].size
+        k = 1
+        while k < limit:
+            s = buffered[k].size
+            if total + s > cap:
+                break
+            total += s
+            k += 1
+        out = tuple(buffered[:k])
+        del buffered[:k]
+        self._payload -= total
+        self._opened = now
+        return out

@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sluicegate.core.config import MappingConfig
+from sluicegate.core.scaling import (
+    BACKOFF_FLOOR,
+    DEFAULT_FIXED_CONCURRENCY,
+    ERROR_BACKOFF_FACTOR,
+    ERROR_HOLD,
+    IDLE_POLLERS,
+    IDLE_SCALE_DOWN_AFTER,
+    INITIAL_POLLERS,
+    LONG_IDLE_AFTER,
+    MIN_IDLE_POLLERS,
+    SCALE_UP_RATE,
+    THROTTLE_BACKOFF_FACTOR,
+    THROTTLE_HOLD,
+    AwsScaling,
+    FixedScaling,
+    ScalingPolicy,
+    make_policy,
+)
+from sluicegate.core.types import BatchOutcome, OutcomeKind
+from sluicegate.errors import ConfigError
+
+ERROR = BatchOutcome(OutcomeKind.ERROR, frozenset({"a"}), "exception: boom")
+PARTIAL = BatchOutcome(OutcomeKind.PARTIAL, frozenset({"a"}))
+SUCCESS = BatchOutcome(OutcomeKind.SUCCESS)
+
+
+def test_documented_constants() -> None:
+    assert INITIAL_POLLERS == 5
+    assert SCALE_UP_RATE * 60 == 300
+    assert IDLE_POLLERS == 5
+    assert MIN_IDLE_POLLERS == 2
+    assert DEFAULT_FIXED_CONCURRENCY == 10
+
+
+def test_fixed() -> None:
+    p = FixedScaling(7)
+    assert isinstance(p, ScalingPolicy)
+    p.on_receive(0, 10)
+    p.on_outcome(0, ERROR)
+    p.on_throttle(0)
+    assert p.limit(1e9) == 7
+    assert p.next_change(0) is None
+    assert p.statistics(0).limit == 7
+    assert FixedScaling(0).limit(0) == 0
+    with pytest.raises(ConfigError):
+        FixedScaling(-1)
+
+
+def grow(p: AwsScaling, start: float, end: float, step: float = 1.0) -> None:
+    """Non-empty receives every ``step`` seconds from start to end."""
+    t = start
+    while t <= end + 1e-9:
+        p.on_receive(t, 10)
+        t += step
+
+
+def test_aws_starts_at_five() -> None:
+    p = AwsScaling(None, False)
+    assert isinstance(p, ScalingPolicy)
+    assert p.limit(0) == 5
+    assert p.next_change(0) is None  # nothing seen yet: no growth
+    p.on_receive(100.0, 3)
+    assert p.limit(100.0) == 5
+
+
+def test_aws_ramps_300_per_minute() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 60.0)
+    assert p.limit(60.0) == 305
+    assert p.limit(30.0) == 155
+    assert p.level(60.0) == pytest.approx(305.0)
+    # growth is continuous between receives
+    assert p.limit(0.2) == 6
+    assert p.limit(0.19) == 5
+
+
+def test_aws_next_change_is_exact() -> None:
+    p = AwsScaling(None, False)
+    p.on_receive(1000.0, 10)
+    t = 1000.0
+    for expected in range(6, 40):
+        nxt = p.next_change(t)
+        assert nxt is not None
+        assert nxt == pytest.approx(1000.0 + (expected - 5) / SCALE_UP_RATE)
+        assert p.limit(nxt) == expected
+        assert p.limit(nxt - 1e-3) == expected - 1
+        t = nxt
+
+
+def test_aws_next_change_with_epoch_times() -> None:
+    p = AwsScaling(None, False)
+    t0 = 1_767_225_600.123  # 2026 in epoch seconds
+    p.on_receive(t0, 10)
+    t = t0
+    for expected in range(6, 200):
+        nxt = p.next_change(t)
+        assert nxt is not None and nxt > t
+        assert p.limit(nxt) == expected
+        t = nxt
+
+
+def test_aws_ceiling_and_maximum_concurrency() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 600.0, step=10.0)
+    assert p.limit(600.0) == 1250
+    assert p.limit(10_000.0) == 1250
+    assert p.next_change(600.0) is None
+    p = AwsScaling(None, False, ceiling=1000)
+    grow(p, 0.0, 600.0, step=10.0)
+    assert p.limit(600.0) == 1000
+    p = AwsScaling(50, False)
+    grow(p, 0.0, 60.0)
+    assert p.limit(60.0) == 50
+    assert p.next_change(60.0) is None
+    p = AwsScaling(2, False)
+    assert p.limit(0) == 2
+    p = AwsScaling(None, False, ceiling=3)
+    assert p.limit(0) == 3
+
+
+def test_aws_empty_receive_pauses_growth() -> None:
+    p = AwsScaling(None, False)
+    p.on_receive(0.0, 10)
+    p.on_receive(10.0, 0)  # level 55 at t=10
+    assert p.limit(10.0) == 55
+    assert p.limit(100.0) == 55
+    assert p.next_change(10.0) is None
+    p.on_receive(15.0, 10)  # resumes from 55 (no scale-down: quiet for only 5 s)
+    assert p.limit(15.0) == 55
+    assert p.limit(16.0) == 60
+
+
+def test_aws_scales_down_to_5_then_2_when_idle() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 60.0)
+    assert p.limit(60.0) == 305
+    p.on_receive(80.0, 0)  # the first empty receive: growth stops there
+    assert p.limit(80.0) == 405
+    p.on_receive(80.0 + IDLE_SCALE_DOWN_AFTER - 1, 0)
+    assert p.limit(100.0) == 405
+    p.on_receive(80.0 + IDLE_SCALE_DOWN_AFTER, 0)
+    assert p.limit(100.0) == IDLE_POLLERS
+    p.on_receive(80.0 + LONG_IDLE_AFTER, 0)
+    assert p.limit(400.0) == MIN_IDLE_POLLERS
+    # messages again: back to 5 and growing
+    p.on_receive(500.0, 10)
+    assert p.limit(500.0) == INITIAL_POLLERS
+    assert p.limit(501.0) == INITIAL_POLLERS + 5
+
+
+def test_aws_idle_mapping_without_messages_drops_to_two() -> None:
+    p = AwsScaling(None, False)
+    for t in range(0, 400, 20):
+        p.on_receive(float(t), 0)
+    assert p.limit(400.0) == MIN_IDLE_POLLERS
+
+
+def test_aws_keeps_level_when_idle_with_maximum_concurrency() -> None:
+    p = AwsScaling(100, False)
+    grow(p, 0.0, 60.0)
+    assert p.limit(60.0) == 100
+    for t in range(80, 1000, 20):
+        p.on_receive(float(t), 0)
+    assert p.limit(1000.0) == 100
+
+
+def test_aws_backs_off_on_errors_without_rbif() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 20.0)
+    assert p.limit(20.0) == 105
+    p.on_outcome(20.0, ERROR)
+    assert p.level(20.0) == pytest.approx(105 * ERROR_BACKOFF_FACTOR)
+    # held: no growth during ERROR_HOLD even though receives are non-empty
+    p.on_receive(20.0 + ERROR_HOLD / 2, 10)
+    assert p.level(20.0 + ERROR_HOLD) == pytest.approx(105 * ERROR_BACKOFF_FACTOR)
+    assert p.next_change(20.0) is not None
+    assert p.next_change(20.0) >= 20.0 + ERROR_HOLD  # type: ignore[operator]
+    assert p.level(21.0 + ERROR_HOLD) == pytest.approx(105 * ERROR_BACKOFF_FACTOR + 5)
+    assert p.statistics(20.0).held_until == 20.0 + ERROR_HOLD
+    # successes and partial results change nothing
+    before = p.level(30.0)
+    p.on_outcome(30.0, SUCCESS)
+    p.on_outcome(30.0, PARTIAL)
+    assert p.level(30.0) == before
+
+
+def test_aws_many_errors_collapse_to_the_floor() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 60.0)
+    for i in range(10_000):
+        p.on_outcome(60.0 + i * 0.001, ERROR)
+    assert p.limit(70.0) == BACKOFF_FLOOR
+
+
+def test_aws_errors_with_rbif_do_not_back_off() -> None:
+    p = AwsScaling(None, True)
+    grow(p, 0.0, 20.0)
+    for _ in range(100):
+        p.on_outcome(20.0, ERROR)
+    assert p.limit(20.0) == 105
+    assert p.limit(21.0) == 110
+
+
+def test_aws_throttles_back_off() -> None:
+    p = AwsScaling(None, True)  # throttles back off even with RBIF
+    grow(p, 0.0, 20.0)
+    p.on_throttle(20.0)
+    assert p.level(20.0) == pytest.approx(105 * THROTTLE_BACKOFF_FACTOR)
+    p.on_receive(20.5, 10)
+    assert p.level(20.0 + THROTTLE_HOLD) == pytest.approx(105 * THROTTLE_BACKOFF_FACTOR)
+    for i in range(1000):
+        p.on_throttle(21.0 + i * 0.001)
+    assert p.limit(22.0) == BACKOFF_FLOOR
+
+
+def test_aws_floor_respects_a_lower_cap() -> None:
+    p = AwsScaling(None, False, ceiling=1)
+    p.on_receive(0.0, 10)
+    p.on_throttle(0.0)
+    p.on_outcome(0.0, ERROR)
+    assert p.limit(10.0) == 1
+
+
+def test_aws_error_calibration_shape() -> None:
+    """A fluid check of the starting error-backoff values against observation 7:
+    a handful of errors per second barely dents the level, ten times as many
+    collapses it far more than ten-fold would suggest. Not a calibration."""
+
+    def steady(error_share: float, needed: float = 100.0, duration: float = 0.05) -> float:
+        p = AwsScaling(None, False)
+        t = 0.0
+        debt = 0.0
+        dt = 0.01
+        while t < 120.0:
+            p.on_receive(t, 10)
+            level = min(p.level(t), needed)
+            debt += error_share * level / duration * dt
+            while debt >= 1.0:
+                p.on_outcome(t, ERROR)
+                debt -= 1.0
+            t += dt
+        return min(p.level(t), needed)
+
+    light = steady(0.01)
+    heavy = steady(0.10)
+    assert 0.6 * 100 < light < 0.95 * 100
+    assert heavy < 0.25 * 100
+    assert heavy < light / 3
+
+
+def test_statistics() -> None:
+    p = AwsScaling(None, False)
+    s = p.statistics(0.0)
+    assert (s.policy, s.limit, s.growing, s.held_until) == ("aws", 5, False, None)
+    p.on_receive(0.0, 1)
+    s = p.statistics(1.0)
+    assert s.growing and s.limit == 10 and math.isclose(s.level, 10.0)
+
+
+def test_invalid_aws_arguments() -> None:
+    with pytest.raises(ConfigError):
+        AwsScaling(None, False, ceiling=0)
+    with pytest.raises(ConfigError):
+        AwsScaling(0, False)
+
+
+def test_make_policy() -> None:
+    aws = make_policy(MappingConfig("q", "f", maximum_concurrency=40,
+                                    report_batch_item_failures=True, scaling_ceiling=900))
+    assert isinstance(aws, AwsScaling)
+    assert (aws.maximum_concurrency, aws.report_batch_item_failures, aws.ceiling) == (
+        40, True, 900)
+    fixed = MappingConfig("q", "f", scaling="fixed")
+    assert make_policy(fixed).limit(0) == DEFAULT_FIXED_CONCURRENCY
+    assert make_policy(fixed, reserved_concurrency=0).limit(0) == DEFAULT_FIXED_CONCURRENCY
+    assert make_policy(fixed, reserved_concurrency=25).limit(0) == 25
+    capped = MappingConfig("q", "f", scaling="fixed", maximum_concurrency=4)
+    assert make_policy(capped, reserved_concurrency=25).limit(0) == 4
