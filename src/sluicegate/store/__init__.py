@@ -1,0 +1,107 @@
+"""Stores: where queues and their messages live.
+
+Layout: :mod:`~sluicegate.store.base` is the contract (the :class:`Store` base class and
+the values it exchanges), :mod:`~sluicegate.store.memory` keeps everything in this
+process, :mod:`~sluicegate.store.sqlite` in one file that several processes may share.
+:func:`open_store` builds the store a URL names.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from sluicegate.errors import InputError
+from sluicegate.store.base import (
+    MAX_BATCH_ENTRIES,
+    MAX_RECEIVE_WAIT,
+    Clock,
+    Message,
+    NewMessage,
+    QueueCounts,
+    SendEntry,
+    SendResult,
+    Store,
+)
+from sluicegate.store.memory import MemoryQueues, MemoryStore
+from sluicegate.store.sqlite import DEFAULT_SQLITE_PATH, SqliteStore
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "MAX_BATCH_ENTRIES",
+    "MAX_RECEIVE_WAIT",
+    "STORE_ENV_VAR",
+    "STORE_SCHEMES",
+    "Clock",
+    "MemoryQueues",
+    "MemoryStore",
+    "Message",
+    "NewMessage",
+    "QueueCounts",
+    "SendEntry",
+    "SendResult",
+    "SqliteStore",
+    "Store",
+    "open_store",
+]
+
+STORE_ENV_VAR = "SLUICEGATE_STORE"
+"""Environment variable holding the store URL when none is given."""
+
+DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+"""The store used when neither a URL nor :data:`STORE_ENV_VAR` is given: ./sluicegate.db."""
+
+STORE_SCHEMES = ("sqlite", "memory")
+"""URL schemes :func:`open_store` accepts."""
+
+
+def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
+    """Build the store ``url`` names; open it with ``async with`` or ``await store.open()``.
+
+    URLs:
+        ``sqlite:///relative/path.db`` (relative to the working directory),
+        ``sqlite:////absolute/path.db``, ``sqlite://`` alone for ./sluicegate.db;
+        ``memory://`` for a store in this process only.
+
+    Parameters:
+        url: the store URL; ``None`` reads :data:`STORE_ENV_VAR`, else uses
+            :data:`DEFAULT_STORE_URL`.
+        clock: where the store reads time (epoch seconds); ``time.time`` by default.
+
+    Returns:
+        An unopened :class:`Store`.
+
+    Raises:
+        InputError: an unknown scheme, a malformed URL, or ``redis://`` (not available yet).
+    """
+    if url is None:
+        url = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE_URL
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in STORE_SCHEMES:
+        if scheme in ("redis", "rediss"):
+            raise InputError(
+                f"store URL {url!r}: redis stores are not available yet; "
+                "use sqlite:///PATH or memory://"
+            )
+        raise InputError(
+            f"unknown store URL {url!r}: use sqlite:///PATH (a file) or memory:// "
+            f"(schemes: {', '.join(STORE_SCHEMES)})"
+        )
+    if "?" in rest or "#" in rest:
+        raise InputError(f"store URL {url!r}: query strings and fragments are not supported")
+    if scheme == "memory":
+        if rest not in ("", "/"):
+            raise InputError(f"store URL {url!r}: memory:// takes no path")
+        return MemoryStore(clock=clock)
+    if rest == "":
+        path = DEFAULT_SQLITE_PATH
+    else:
+        host = urlsplit(url).netloc
+        if host or not rest.startswith("/") or rest == "/":
+            raise InputError(
+                f"store URL {url!r}: write sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db"
+            )
+        path = rest[1:]
+    return SqliteStore(path, clock=clock)

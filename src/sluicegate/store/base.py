@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from sluicegate.core.config import QueueConfig
 from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, StoreError
@@ -44,6 +45,7 @@ __all__ = [
     "SendResult",
     "Store",
     "md5_hex",
+    "new_message_id",
     "normalize_attributes",
 ]
 
@@ -61,6 +63,27 @@ MAX_DELAY_SECONDS = 900
 """Longest per-message delay SQS allows (DelaySeconds 0-900)."""
 
 _ATTRIBUTE_TYPES = ("String", "Number", "Binary")
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_message_id(getrandbits: Callable[[int], int] = random.getrandbits) -> str:
+    """A random version-4 UUID string, what SQS uses as MessageId.
+
+    About four times faster than ``str(uuid.uuid4())`` (no system call, no UUID object),
+    which matters to the memory store at simulation speed.
+
+    Parameters:
+        getrandbits: the source of randomness; the default is the ``random`` module's
+            shared generator, which is reseeded in a forked child. Pass a seeded
+            ``random.Random().getrandbits`` for reproducible ids.
+
+    Returns:
+        ``xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`` in lowercase hex.
+    """
+    h = f"{(getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def md5_hex(body: str) -> str:
@@ -234,7 +257,7 @@ class Store(ABC):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -349,19 +372,23 @@ class Store(ABC):
             1 <= max_messages <= MAX_BATCH_ENTRIES
         ):
             raise InputError(f"max_messages={max_messages!r} is invalid: allowed 1-10")
-        config = await self._get_queue(queue)
-        vt = config.visibility_timeout if visibility_timeout is None else visibility_timeout
+        vt, wait = visibility_timeout, wait_time
+        if vt is None or wait is None:  # else _receive alone finds out whether it exists
+            config = await self._get_queue(queue)
+            vt = config.visibility_timeout if vt is None else vt
+            wait = config.receive_wait_time if wait is None else wait
         if not 0 <= vt <= 43_200:
             raise InputError(f"visibility_timeout={vt!r} is invalid: allowed 0-43,200 s")
-        wait = config.receive_wait_time if wait_time is None else wait_time
         if not 0 <= wait <= MAX_RECEIVE_WAIT:
             raise InputError(f"wait_time={wait!r} is invalid: allowed 0-20 s")
+        # Take the queue's current wake-up event *before* the receive: a send that lands
+        # after this point sets this very event, so the wait below cannot miss it.
+        event = self._waiter(queue) if wait > 0 else None
         messages = await self._receive(queue, max_messages, float(vt))
-        if messages or wait <= 0:
+        if messages or event is None:
             return messages
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        event = self._waiters.setdefault(queue, asyncio.Event())
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -372,11 +399,12 @@ class Store(ABC):
                 pause = min(pause, self.poll_interval)
             if next_visible is not None:
                 pause = min(pause, max(0.0, next_visible - self.clock()))
-            event.clear()
-            try:
-                await asyncio.wait_for(event.wait(), pause)
-            except TimeoutError:
-                pass
+            if not event.is_set():
+                try:
+                    await asyncio.wait_for(event.wait(), pause)
+                except TimeoutError:
+                    pass
+            event = self._waiter(queue)
             messages = await self._receive(queue, max_messages, float(vt))
             if messages:
                 return messages
@@ -437,10 +465,13 @@ class Store(ABC):
         or to ``to``. Receive counts start again from zero. Returns how many moved.
 
         Raises:
-            QueueNotFound: either queue does not exist.
+            QueueNotFound: either queue, or a message's recorded source queue, does not exist.
+            InputError: ``to`` is ``dead_letter_queue`` itself.
             StoreError: a message has no recorded source and ``to`` is not given.
         """
         if to is not None:
+            if to == dead_letter_queue:
+                raise InputError(f"cannot redrive queue {to!r} into itself")
             await self._get_queue(to)
         moved = await self._redrive(dead_letter_queue, to)
         for name in set(moved):
@@ -448,8 +479,20 @@ class Store(ABC):
         return len(moved)
 
     # ------------------------------------------------------------------ helpers
-    def _notify(self, queue: str) -> None:
+    def _waiter(self, queue: str) -> asyncio.Event:
+        """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
         event = self._waiters.get(queue)
+        if event is None:
+            event = self._waiters[queue] = asyncio.Event()
+        return event
+
+    def _notify(self, queue: str) -> None:
+        """Wake every long poll of ``queue`` in this process: messages may be visible.
+
+        The event is replaced rather than cleared, so a poller that took it before its
+        last receive sees the notification even if another poller has been woken first.
+        """
+        event = self._waiters.pop(queue, None)
         if event is not None:
             event.set()
 

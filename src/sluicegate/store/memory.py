@@ -1,0 +1,616 @@
+"""The in-memory store: queues held in Python structures, for tests and the simulator.
+
+:class:`MemoryQueues` is the engine: plain synchronous methods, time read only from its
+injected clock, so the discrete-event simulator can drive it directly at heap speed.
+:class:`MemoryStore` is the :class:`~sluicegate.store.base.Store` face of one engine for
+asyncio code; nothing in it ever suspends.
+
+Data structures, per queue (every operation is O(log n) amortized in the queue's size):
+
+- ``messages``: message id -> message, every message the queue holds;
+- ``ready``: a heap of visible messages keyed by (sent time, insertion sequence), so a
+  receive claims the oldest first;
+- ``hidden``: a heap of delayed and in-flight messages keyed by the time they become
+  visible; a receive first moves the due ones to ``ready`` (or to the dead-letter queue);
+- ``expiry``: a heap of every message keyed by sent time, for the retention period.
+
+Heap entries are never removed from the middle: each carries the generation its message
+had when it was pushed, and an entry whose message has changed since is skipped when it
+surfaces. A heap is rebuilt when stale entries outnumber live ones two to one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sluicegate.core.config import QueueConfig
+from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError
+from sluicegate.store.base import (
+    Clock,
+    Message,
+    NewMessage,
+    QueueCounts,
+    Store,
+    new_message_id,
+)
+
+__all__ = ["MemoryQueues", "MemoryStore"]
+
+READY = 0
+"""State of a message that is visible (in the ``ready`` heap)."""
+DELAYED = 1
+"""State of a message never received whose delivery delay may not be over."""
+IN_FLIGHT = 2
+"""State of a received message whose visibility timeout may not be over."""
+GONE = 3
+"""State of a message deleted, purged, expired or moved out of its queue object."""
+
+COMPACT_SLACK = 64
+"""A heap is rebuilt once it holds more than twice its live entries plus this many."""
+
+
+class _Msg:
+    """One stored message; mutable, owned by exactly one queue at a time."""
+
+    __slots__ = (
+        "attributes",
+        "body",
+        "first_receive",
+        "gen",
+        "handle",
+        "md5",
+        "message_id",
+        "qgen",
+        "receive_count",
+        "sender_id",
+        "sent",
+        "seq",
+        "source_queue",
+        "state",
+        "visible_at",
+    )
+
+    def __init__(
+        self,
+        message_id: str,
+        seq: int,
+        body: str,
+        md5: str,
+        attributes: dict[str, dict[str, str]],
+        sender_id: str,
+        sent: float,
+    ) -> None:
+        self.message_id = message_id
+        self.seq = seq
+        self.body = body
+        self.md5 = md5
+        self.attributes = attributes
+        self.sender_id = sender_id
+        self.sent = sent
+        self.first_receive = 0.0
+        self.receive_count = 0
+        self.visible_at = sent
+        self.handle: str | None = None
+        self.source_queue: str | None = None
+        self.state = GONE
+        #: bumped on every change of state or visibility: stale ``ready``/``hidden`` entries
+        self.gen = 0
+        #: bumped whenever the message leaves a queue: stale ``expiry`` entries
+        self.qgen = 0
+
+
+class _Queue:
+    """One queue's state. See the module docstring for the structures."""
+
+    __slots__ = (
+        "config",
+        "dead_lettered",
+        "expiry",
+        "hidden",
+        "messages",
+        "n_delayed",
+        "n_in_flight",
+        "n_ready",
+        "ready",
+        "redrive_check",
+    )
+
+    def __init__(self, config: QueueConfig) -> None:
+        self.config = config
+        self.messages: dict[str, _Msg] = {}
+        self.ready: list[tuple[float, int, int, _Msg]] = []
+        self.hidden: list[tuple[float, int, int, _Msg]] = []
+        self.expiry: list[tuple[float, int, int, _Msg]] = []
+        self.n_ready = 0
+        self.n_delayed = 0
+        self.n_in_flight = 0
+        self.dead_lettered = 0
+        #: set when the redrive policy (or its target) changed: the next receive moves
+        #: visible messages already received max_receive_count times
+        self.redrive_check = False
+
+
+def _in_order(heap: list[Any]) -> Iterator[Any]:
+    """Yield a heap's entries in ascending order without modifying it.
+
+    Costs O(k log k) for the first k entries, so a caller that stops early pays only for
+    what it looked at.
+    """
+    if not heap:
+        return
+    size = len(heap)
+    frontier = [(heap[0], 0)]
+    while frontier:
+        entry, i = heapq.heappop(frontier)
+        yield entry
+        child = 2 * i + 1
+        if child < size:
+            heapq.heappush(frontier, (heap[child], child))
+            if child + 1 < size:
+                heapq.heappush(frontier, (heap[child + 1], child + 1))
+
+
+class MemoryQueues:
+    """Synchronous queue engine with SQS standard-queue semantics, all in memory.
+
+    Every method is one atomic step (nothing else runs in between), reads the time once
+    from ``clock`` and raises :class:`~sluicegate.errors.QueueNotFound` for an unknown
+    queue. Inputs are expected to be validated already (:class:`Store` does it).
+
+    Parameters:
+        clock: current time in epoch seconds; the simulator passes its virtual clock.
+        seed: seed of the generator behind message ids, for reproducible runs; ``None``
+            uses the ``random`` module's shared generator.
+        notify: called with a queue's name when messages arrive in it other than by a
+            send (moved to a dead-letter queue), so long polls can wake.
+
+    Receipt handles are ``"{message_id}#{receive_count}#{serial}"``, where the serial
+    counts receives across the engine, so every receive gets a new handle.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        seed: int | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.notify = notify
+        self._queues: dict[str, _Queue] = {}
+        self._getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
+        self._seq = 0
+        self._serial = 0
+
+    # ------------------------------------------------------------------ queues
+    def _queue(self, name: str) -> _Queue:
+        try:
+            return self._queues[name]
+        except KeyError:
+            raise QueueNotFound(name) from None
+
+    def ensure_queue(self, config: QueueConfig) -> None:
+        """Create the queue, or give an existing one ``config``'s attributes.
+
+        Raises:
+            QueueNotFound: ``config.dead_letter_queue`` names no existing queue.
+        """
+        dlq = config.dead_letter_queue
+        if dlq is not None and dlq not in self._queues:
+            raise QueueNotFound(dlq)
+        q = self._queues.get(config.name)
+        if q is None:
+            self._queues[config.name] = _Queue(config)
+            for other in self._queues.values():  # a re-created dead-letter queue
+                if other.config.dead_letter_queue == config.name:
+                    other.redrive_check = True
+            return
+        old = q.config
+        q.config = config
+        if (old.dead_letter_queue, old.max_receive_count) != (dlq, config.max_receive_count):
+            q.redrive_check = dlq is not None
+
+    def get_queue(self, name: str) -> QueueConfig:
+        """The queue's configuration."""
+        return self._queue(name).config
+
+    def list_queues(self) -> list[QueueConfig]:
+        """Every queue's configuration, in creation order."""
+        return [q.config for q in self._queues.values()]
+
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue and its messages. Queues that named it as their dead-letter
+        queue deliver as if they had none until it exists again."""
+        q = self._queue(name)
+        for msg in q.messages.values():
+            msg.state = GONE
+            msg.gen += 1
+            msg.qgen += 1
+        del self._queues[name]
+
+    # ------------------------------------------------------------------ state changes
+    def _add(self, q: _Queue, msg: _Msg, state: int) -> None:
+        """Put ``msg`` (not in any queue) into ``q`` in ``state`` (READY or DELAYED)."""
+        q.messages[msg.message_id] = msg
+        heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
+        msg.state = state
+        if state == READY:
+            q.n_ready += 1
+            heapq.heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
+        else:
+            q.n_delayed += 1
+            heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+
+    def _remove(self, q: _Queue, msg: _Msg) -> None:
+        """Take ``msg`` out of ``q``; every heap entry of it becomes stale."""
+        del q.messages[msg.message_id]
+        state = msg.state
+        if state == READY:
+            q.n_ready -= 1
+        elif state == DELAYED:
+            q.n_delayed -= 1
+        else:
+            q.n_in_flight -= 1
+        msg.state = GONE
+        msg.gen += 1
+        msg.qgen += 1
+
+    def _move(self, src: _Queue, msg: _Msg, dest: _Queue, now: float, source: str | None) -> None:
+        """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time."""
+        self._remove(src, msg)
+        msg.receive_count = 0
+        msg.first_receive = 0.0
+        msg.handle = None
+        msg.visible_at = now
+        msg.source_queue = source
+        self._add(dest, msg, READY)
+
+    def _expire(self, q: _Queue, now: float) -> None:
+        """Drop messages whose retention period is over, whatever their state."""
+        cutoff = now - q.config.retention_period
+        heap = q.expiry
+        while heap:
+            sent, _, qgen, msg = heap[0]
+            if msg.qgen != qgen:
+                heapq.heappop(heap)
+            elif sent <= cutoff:
+                heapq.heappop(heap)
+                self._remove(q, msg)
+            else:
+                break
+        if len(heap) > 2 * len(q.messages) + COMPACT_SLACK:
+            q.expiry = [e for e in heap if e[3].qgen == e[2]]
+            heapq.heapify(q.expiry)
+
+    def _dead_letter_queue(self, q: _Queue) -> _Queue | None:
+        name = q.config.dead_letter_queue
+        return None if name is None else self._queues.get(name)
+
+    def _compact(self, q: _Queue) -> None:
+        if len(q.ready) > 2 * q.n_ready + COMPACT_SLACK:
+            q.ready = [e for e in q.ready if e[3].gen == e[2]]
+            heapq.heapify(q.ready)
+        if len(q.hidden) > 2 * (q.n_delayed + q.n_in_flight) + COMPACT_SLACK:
+            q.hidden = [e for e in q.hidden if e[3].gen == e[2]]
+            heapq.heapify(q.hidden)
+
+    # ------------------------------------------------------------------ messages
+    def send(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        """Store validated messages; return their new message ids."""
+        q = self._queue(queue)
+        now = self.clock()
+        ids = []
+        for new in messages:
+            self._seq += 1
+            mid = new_message_id(self._getrandbits)
+            msg = _Msg(
+                mid, self._seq, new.body, new.md5_of_body, new.attributes, new.sender_id, now
+            )
+            if new.delay_seconds > 0:
+                msg.visible_at = now + new.delay_seconds
+                self._add(q, msg, DELAYED)
+            else:
+                self._add(q, msg, READY)
+            ids.append(mid)
+        return ids
+
+    def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Message]:
+        """Claim up to ``max_messages`` visible messages, oldest first, without waiting.
+
+        First drops messages past retention, then moves every message that became visible
+        after ``max_receive_count`` receives to the dead-letter queue (if the queue has
+        one and it exists), then claims.
+
+        Parameters:
+            visibility_timeout: seconds the claimed messages stay hidden.
+
+        Returns:
+            The claimed messages, oldest (sent time, then insertion order) first.
+        """
+        q = self._queue(queue)
+        now = self.clock()
+        self._expire(q, now)
+        dlq = self._dead_letter_queue(q)
+        limit = q.config.max_receive_count or 0
+        moved = 0
+        if q.redrive_check:
+            q.redrive_check = False
+            if dlq is not None:
+                for msg in [m for m in q.messages.values() if m.state == READY]:
+                    if msg.receive_count >= limit:
+                        self._move(q, msg, dlq, now, queue)
+                        moved += 1
+        hidden = q.hidden
+        ready = q.ready
+        while hidden and hidden[0][0] <= now:
+            _, seq, gen, msg = heapq.heappop(hidden)
+            if msg.gen != gen:
+                continue
+            if dlq is not None and msg.receive_count >= limit:
+                self._move(q, msg, dlq, now, queue)
+                moved += 1
+                continue
+            if msg.state == DELAYED:
+                q.n_delayed -= 1
+            else:
+                q.n_in_flight -= 1
+            q.n_ready += 1
+            msg.state = READY
+            msg.gen += 1
+            heapq.heappush(ready, (msg.sent, seq, msg.gen, msg))
+        if moved:
+            q.dead_lettered += moved
+            if self.notify is not None and dlq is not None:
+                self.notify(dlq.config.name)
+        out: list[Message] = []
+        deadline = now + visibility_timeout
+        while ready and len(out) < max_messages:
+            _, seq, gen, msg = heapq.heappop(ready)
+            if msg.gen != gen:
+                continue
+            count = msg.receive_count + 1
+            msg.receive_count = count
+            if count == 1:
+                msg.first_receive = now
+            self._serial += 1
+            handle = f"{msg.message_id}#{count}#{self._serial}"
+            msg.handle = handle
+            msg.visible_at = deadline
+            msg.state = IN_FLIGHT
+            msg.gen += 1
+            heapq.heappush(hidden, (deadline, seq, msg.gen, msg))
+            out.append(
+                Message(
+                    msg.message_id,
+                    handle,
+                    msg.body,
+                    msg.md5,
+                    msg.attributes,
+                    msg.sent,
+                    msg.first_receive,
+                    count,
+                    msg.sender_id,
+                    deadline,
+                    queue,
+                )
+            )
+        q.n_ready -= len(out)
+        q.n_in_flight += len(out)
+        self._compact(q)
+        return out
+
+    def next_visible_at(self, queue: str) -> float | None:
+        """Epoch seconds when the next delayed or in-flight message becomes visible."""
+        q = self._queue(queue)
+        hidden = q.hidden
+        while hidden and hidden[0][3].gen != hidden[0][2]:
+            heapq.heappop(hidden)
+        return hidden[0][0] if hidden else None
+
+    def _current(self, q: _Queue, handle: str, now: float) -> _Msg | None:
+        """The message ``handle`` is the current handle of (and not past retention)."""
+        if not isinstance(handle, str):
+            raise InvalidReceiptHandle(f"receipt handle must be a str, got {handle!r}")
+        parts = handle.split("#")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+        msg = q.messages.get(parts[0])
+        if msg is None or msg.handle != handle:
+            return None
+        if msg.sent <= now - q.config.retention_period:
+            return None
+        return msg
+
+    def delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
+        """Delete the messages received under these handles, all or nothing.
+
+        Returns:
+            Per handle, ``True`` when it was the message's current handle (the message is
+            deleted; a handle repeated in the list gets the same answer), ``False`` when
+            stale: the message was deleted, expired, or received again since.
+
+        Raises:
+            InvalidReceiptHandle: a malformed handle (nothing is deleted).
+        """
+        q = self._queue(queue)
+        now = self.clock()
+        found = [self._current(q, h, now) for h in receipt_handles]
+        deleted: set[str] = set()
+        for handle, msg in zip(receipt_handles, found, strict=True):
+            if msg is not None and handle not in deleted:
+                self._remove(q, msg)
+                deleted.add(handle)
+        if deleted:
+            self._compact(q)
+        return [h in deleted for h in receipt_handles]
+
+    def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: float) -> None:
+        """Make the in-flight message of ``receipt_handle`` visible ``visibility_timeout``
+        seconds from now.
+
+        Raises:
+            InvalidReceiptHandle: the handle is malformed or stale, or its message is no
+                longer in flight (its visibility timeout is over).
+        """
+        q = self._queue(queue)
+        now = self.clock()
+        msg = self._current(q, receipt_handle, now)
+        if msg is None or msg.state != IN_FLIGHT or msg.visible_at <= now:
+            raise InvalidReceiptHandle(
+                f"receipt handle {receipt_handle!r} names no message in flight in {queue!r}"
+            )
+        msg.visible_at = now + visibility_timeout
+        msg.gen += 1
+        heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+        self._compact(q)
+
+    def purge(self, queue: str) -> int:
+        """Delete every message of the queue; return how many (expired ones not counted)."""
+        q = self._queue(queue)
+        self._expire(q, self.clock())
+        count = len(q.messages)
+        for msg in q.messages.values():
+            msg.state = GONE
+            msg.gen += 1
+            msg.qgen += 1
+        q.messages = {}
+        q.ready, q.hidden, q.expiry = [], [], []
+        q.n_ready = q.n_delayed = q.n_in_flight = 0
+        return count
+
+    def counts(self, queue: str) -> QueueCounts:
+        """The queue's counts at this instant; does not change any state.
+
+        A message whose delay or visibility timeout is over counts as visible even before
+        a receive moves it; messages past retention are not counted.
+        """
+        q = self._queue(queue)
+        now = self.clock()
+        cutoff = now - q.config.retention_period
+        n = [q.n_ready, q.n_delayed, q.n_in_flight]
+        expired: set[int] = set()
+        for sent, seq, qgen, msg in _in_order(q.expiry):
+            if msg.qgen != qgen:
+                continue
+            if sent > cutoff:
+                break
+            expired.add(seq)
+            n[msg.state] -= 1
+        for visible_at, seq, gen, msg in _in_order(q.hidden):
+            if visible_at > now:
+                break
+            if msg.gen == gen and seq not in expired:
+                n[msg.state] -= 1
+                n[READY] += 1
+        oldest_age = 0.0
+        for sent, seq, qgen, msg in _in_order(q.expiry):
+            if msg.qgen != qgen or seq in expired:
+                continue
+            if msg.state != DELAYED or msg.visible_at <= now:
+                oldest_age = max(0.0, now - sent)
+                break
+        return QueueCounts(n[READY], n[IN_FLIGHT], n[DELAYED], oldest_age, q.dead_lettered)
+
+    def redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
+        """Move every message of ``dead_letter_queue`` to ``to`` or to the queue it came
+        from, visible now, receive count zero; all or nothing.
+
+        Returns:
+            The destination queue's name, once per moved message.
+
+        Raises:
+            QueueNotFound: ``to`` or a recorded source queue does not exist.
+            StoreError: a message has no recorded source and ``to`` is ``None``.
+        """
+        q = self._queue(dead_letter_queue)
+        now = self.clock()
+        self._expire(q, now)
+        messages = sorted(q.messages.values(), key=lambda m: m.seq)
+        dests: list[_Queue] = []
+        for msg in messages:
+            name = to if to is not None else msg.source_queue
+            if name is None:
+                raise StoreError(
+                    f"message {msg.message_id} in {dead_letter_queue!r} has no source queue; "
+                    "name the destination queue"
+                )
+            dests.append(self._queue(name))
+        for msg, dest in zip(messages, dests, strict=True):
+            self._move(q, msg, dest, now, None)
+        self._compact(q)
+        return [dest.config.name for dest in dests]
+
+    # ------------------------------------------------------------------ inspection
+    def message_ids(self, queue: str) -> set[str]:
+        """Ids of every message the queue holds, in any state (for tests and reports)."""
+        return set(self._queue(queue).messages)
+
+
+class MemoryStore(Store):
+    """A :class:`Store` whose queues live in this process's memory (nothing persists).
+
+    Parameters:
+        clock: where time is read (epoch seconds); ``time.time`` by default.
+        seed: seed for message ids (see :class:`MemoryQueues`).
+        poll_interval: unused by this store (it is not shared, long polls are woken by
+            sends); accepted for symmetry with the other backends.
+
+    Attributes:
+        engine: the synchronous :class:`MemoryQueues` behind the coroutines.
+    """
+
+    shared = False
+    url = "memory://"
+
+    def __init__(
+        self, *, clock: Clock | None = None, seed: int | None = None, poll_interval: float = 0.05
+    ) -> None:
+        super().__init__(clock=clock, poll_interval=poll_interval)
+        self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
+
+    def _now(self) -> float:
+        # Read through the attribute so that replacing ``store.clock`` takes effect.
+        return self.clock()
+
+    async def _ensure_queue(self, config: QueueConfig) -> None:
+        self.engine.ensure_queue(config)
+
+    async def _get_queue(self, name: str) -> QueueConfig:
+        return self.engine.get_queue(name)
+
+    async def _list_queues(self) -> list[QueueConfig]:
+        return self.engine.list_queues()
+
+    async def _delete_queue(self, name: str) -> None:
+        self.engine.delete_queue(name)
+
+    async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        return self.engine.send(queue, messages)
+
+    async def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float
+    ) -> list[Message]:
+        return self.engine.receive(queue, max_messages, visibility_timeout)
+
+    async def _next_visible_at(self, queue: str) -> float | None:
+        return self.engine.next_visible_at(queue)
+
+    async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
+        return self.engine.delete(queue, receipt_handles)
+
+    async def _change_visibility(
+        self, queue: str, receipt_handle: str, visibility_timeout: float
+    ) -> None:
+        self.engine.change_visibility(queue, receipt_handle, visibility_timeout)
+
+    async def _purge(self, queue: str) -> int:
+        return self.engine.purge(queue)
+
+    async def _counts(self, queue: str) -> QueueCounts:
+        return self.engine.counts(queue)
+
+    async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
+        return self.engine.redrive(dead_letter_queue, to)

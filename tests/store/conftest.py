@@ -1,0 +1,104 @@
+"""Fixtures for the store contract: one test body runs against every backend.
+
+``async def`` tests in this directory run on the event loop of the ``loop`` fixture (the
+one the ``store`` fixture opened its store on), so no asyncio plugin is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluicegate.store import MemoryStore, SqliteStore, Store
+
+BACKENDS = ["memory", "sqlite"]
+"""Backends the contract tests run against."""
+
+START = 1_700_000_000.0
+"""Epoch seconds where every test clock starts."""
+
+TEST_TIMEOUT = 30.0
+"""Seconds an async test may run before it fails."""
+
+
+class FakeClock:
+    """A clock that moves only when told to (epoch seconds)."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop per test, closed cleanly afterwards."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    loop = pyfuncitem.funcargs["loop"]
+    assert isinstance(loop, asyncio.AbstractEventLoop)
+    names = inspect.signature(pyfuncitem.obj).parameters
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    loop.run_until_complete(asyncio.wait_for(pyfuncitem.obj(**kwargs), TEST_TIMEOUT))
+    return True
+
+
+@pytest.fixture
+def new_store(
+    loop: asyncio.AbstractEventLoop, clock: FakeClock, tmp_path: Path
+) -> Iterator[Callable[..., Store]]:
+    """Build stores that are closed at teardown: ``new_store("sqlite", path=..., **kw)``.
+
+    The store is not opened: ``await store.open()`` in the test.
+    """
+    made: list[Store] = []
+
+    def make(backend: str, **kwargs: Any) -> Store:
+        kwargs.setdefault("clock", clock)
+        if backend == "memory":
+            store: Store = MemoryStore(**kwargs)
+        else:
+            path = kwargs.pop("path", tmp_path / "store.db")
+            store = SqliteStore(path, **kwargs)
+        made.append(store)
+        return store
+
+    yield make
+    for store in reversed(made):
+        loop.run_until_complete(store.close())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(new_store: Callable[..., Store], backend: str, loop: asyncio.AbstractEventLoop) -> Store:
+    """An open, empty store of each backend, reading time from ``clock``."""
+    store = new_store(backend)
+    loop.run_until_complete(store.open())
+    return store

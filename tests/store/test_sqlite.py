@@ -1,0 +1,241 @@
+"""What only the SQLite store promises: persistence, sharing a file, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sluicegate.core.config import QueueConfig
+from sluicegate.errors import StoreUnavailable
+from sluicegate.store import SendEntry, SqliteStore, Store
+
+from .conftest import FakeClock
+
+MakeStore = Callable[..., Store]
+
+
+async def test_messages_persist_across_reopen(
+    tmp_path: Path, clock: FakeClock, new_store: MakeStore
+) -> None:
+    path = tmp_path / "persist.db"
+    async with SqliteStore(path, clock=clock) as first:
+        await first.ensure_queue(QueueConfig("dlq"))
+        await first.ensure_queue(
+            QueueConfig("q", dead_letter_queue="dlq", max_receive_count=2, visibility_timeout=60)
+        )
+        await first.send_batch("q", [SendEntry("a"), SendEntry("b", attributes={"k": 1})])
+        (a,) = await first.receive("q")
+
+    second = new_store("sqlite", path=path)
+    await second.open()
+    assert await second.get_queue("q") == QueueConfig(
+        "q", dead_letter_queue="dlq", max_receive_count=2, visibility_timeout=60
+    )
+    assert (await second.counts("q")).in_flight == 1
+    (b,) = await second.receive("q")
+    assert b.body == "b" and b.attributes == {"k": {"DataType": "Number", "StringValue": "1"}}
+    assert await second.delete("q", a.receipt_handle) is True  # handles survive a restart
+
+
+async def test_two_stores_share_one_file(tmp_path: Path, new_store: MakeStore) -> None:
+    one = new_store("sqlite", path=tmp_path / "shared.db")
+    await one.open()
+    two = new_store("sqlite", path=tmp_path / "shared.db")
+    await two.open()
+    await one.ensure_queue(QueueConfig("q"))
+    await two.send("q", "from two")
+    (msg,) = await one.receive("q")
+    assert msg.body == "from two"
+    assert await two.receive("q") == []
+    assert await two.delete("q", msg.receipt_handle) is True
+    assert (await one.counts("q")).total == 0
+
+
+def test_concurrent_receivers_claim_disjoint_sets(tmp_path: Path) -> None:
+    """Four stores on one file, each draining from its own thread and event loop."""
+    path = tmp_path / "race.db"
+    total = 4000
+
+    async def fill() -> None:
+        async with SqliteStore(path) as store:
+            await store.ensure_queue(QueueConfig("q", visibility_timeout=600))
+            for i in range(0, total, 10):
+                await store.send_batch("q", [SendEntry(f"m{i + j}") for j in range(10)])
+
+    asyncio.run(fill())
+    received: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    async def drain(out: list[str]) -> None:
+        async with SqliteStore(path) as store:
+            start.wait()
+            while batch := await store.receive("q", max_messages=3):
+                out += [m.message_id for m in batch]
+
+    threads = [threading.Thread(target=asyncio.run, args=(drain(r),)) for r in received]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [mid for r in received for mid in r]
+    assert len(every) == total
+    assert len(set(every)) == total
+    assert sum(1 for r in received if r) >= 2  # they did run side by side
+
+
+async def test_busy_file_falls_back_to_the_worker(tmp_path: Path, new_store: MakeStore) -> None:
+    """Another connection holds the write lock: the loop is not blocked, the call waits."""
+    path = tmp_path / "busy.db"
+    store = new_store("sqlite", path=path)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    send = asyncio.ensure_future(store.send("q", "waited"))
+    ticks = 0
+    while ticks < 5:  # the loop keeps running while the send waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not send.done()
+    other.execute("COMMIT")
+    other.close()
+    await send
+    assert (await store.counts("q")).visible == 1
+
+
+async def test_worker_only_mode(tmp_path: Path, new_store: MakeStore) -> None:
+    store = new_store("sqlite", path=tmp_path / "worker.db", inline=False)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    await store.send("q", "m")
+    (msg,) = await store.receive("q")
+    assert await store.delete("q", msg.receipt_handle) is True
+
+
+async def test_many_writes_checkpoint_in_background(tmp_path: Path, new_store: MakeStore) -> None:
+    """The loop's connection never checkpoints; the worker does, so the log stays small."""
+    path = tmp_path / "wal.db"
+    store = new_store("sqlite", path=path)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    for _ in range(1500):  # ~9 KB of log each: 13 MB if nothing were checkpointed
+        await store.send("q", "x" * 200)
+    await asyncio.sleep(0.05)
+    assert Path(f"{path}-wal").stat().st_size < 8 * 1024 * 1024
+    await store.close()
+    await store.close()  # idempotent
+
+
+_CRASH_SCRIPT = """
+import asyncio, sys
+from sluicegate.core.config import QueueConfig
+from sluicegate.store import SendEntry, SqliteStore
+
+async def main(path, n):
+    store = SqliteStore(path)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    for i in range(0, n, 10):
+        await store.send_batch("q", [SendEntry(f"m{i + j}") for j in range(10)])
+    print("sent", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_sent_messages_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    n = 500
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_CRASH_SCRIPT), str(path), str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "sent"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    async def check() -> list[str]:
+        async with SqliteStore(path) as store:
+            assert (await store.counts("q")).visible == n
+            bodies: list[str] = []
+            while batch := await store.receive("q", max_messages=10):
+                bodies += [m.body for m in batch]
+            return bodies
+
+    assert asyncio.run(check()) == [f"m{i}" for i in range(n)]
+
+
+async def test_missing_directory_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "x.db"
+    with pytest.raises(StoreUnavailable) as info:
+        await SqliteStore(path).open()
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+async def test_non_database_file_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not a database, just some text\n" * 200)
+    with pytest.raises(StoreUnavailable, match="not a sqlite database") as info:
+        await SqliteStore(path).open()
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+async def test_other_applications_database_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.close()
+    with pytest.raises(StoreUnavailable, match="another application"):
+        await SqliteStore(path).open()
+
+
+async def test_newer_schema_version_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    async with SqliteStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    with pytest.raises(StoreUnavailable, match="schema version 99"):
+        await SqliteStore(path).open()
+
+
+async def test_use_before_open_is_an_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "closed.db")
+    with pytest.raises(Exception, match="not open"):
+        await store.counts("q")
+
+
+def test_receive_does_not_block_the_loop_long(tmp_path: Path) -> None:
+    """A receive on the loop's thread takes well under a millisecond on a free file."""
+
+    async def main() -> float:
+        async with SqliteStore(tmp_path / "fast.db") as store:
+            await store.ensure_queue(QueueConfig("q"))
+            for _ in range(20):
+                await store.send_batch("q", [SendEntry("x")] * 10)
+            started = time.perf_counter()
+            for _ in range(100):
+                await store.receive("q", visibility_timeout=30, wait_time=0)
+            return (time.perf_counter() - started) / 100
+
+    assert asyncio.run(main()) < 0.005
