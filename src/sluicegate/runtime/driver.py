@@ -221,8 +221,10 @@ class _Runner:
                 self._report(now, action.poller, [])
 
     def _report(self, now: float, poller: int, messages: list[Message]) -> None:
+        arn, region = self.arn, self.runtime.region
         records = [
-            QueueRecord(m.message_id, m.receipt_handle, record_size(m), m.visible_at,
+            QueueRecord(m.message_id, m.receipt_handle,
+                        record_size(m, queue_arn=arn, region=region), m.visible_at,
                         m.receive_count, m)
             for m in messages
         ]
