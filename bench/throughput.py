@@ -8,7 +8,8 @@ For batch sizes 1 and 10, in one process:
 - sluicegate: the queue pre-filled with the same number of messages, a no-op async
   handler, the ``fixed`` policy, and the time from start until the queue is empty.
 
-Prints messages/s for each and the ratio. Usage: ``python bench/throughput.py [N]``.
+Prints the median messages/s of each over interleaved rounds and the ratio.
+Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -107,17 +109,22 @@ async def sluicegate_drain(path: Path, n: int, batch: int, concurrency: int) -> 
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
-    print(f"draining {n:,} messages; sluicegate at maximum_concurrency={concurrency}")
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    print(f"draining {n:,} messages, median of {rounds} interleaved rounds; "
+          f"sluicegate at maximum_concurrency={concurrency}")
     print(f"{'batch':>5} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 10):
-            bare = bare_loop(Path(tmp) / f"bare{batch}.db", n, batch)
-            ours = asyncio.run(
-                sluicegate_drain(Path(tmp) / f"sg{batch}.db", n, batch, concurrency)
-            )
-            print(f"{batch:>5} {bare:>19,.0f} {ours:>17,.0f} {ours / bare:>6.2f}")
+            bare, ours = [], []
+            for r in range(rounds):
+                bare.append(bare_loop(Path(tmp) / f"bare{batch}-{r}.db", n, batch))
+                ours.append(asyncio.run(
+                    sluicegate_drain(Path(tmp) / f"sg{batch}-{r}.db", n, batch, concurrency)
+                ))
+            b, o = statistics.median(bare), statistics.median(ours)
+            print(f"{batch:>5} {b:>19,.0f} {o:>17,.0f} {o / b:>6.2f}")
 
 
 if __name__ == "__main__":

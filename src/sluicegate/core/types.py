@@ -24,9 +24,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class QueueRecord:
-    """What the core needs to know of one received queue message.
+    """What the core needs to know of one received queue message. Treat it as read-only.
+
+    Not frozen on purpose: one is built per message received, and a frozen dataclass
+    costs about four times as much to construct. Compared and hashed by identity: each
+    record is one receive of one message.
 
     Attributes:
         message_id: the message's id (what ``itemIdentifier`` refers to).

@@ -35,7 +35,7 @@ from sluicegate.errors import SluicegateError, StoreError
 from sluicegate.runtime.events import LambdaContext, aws_identity, queue_arn, record_size, sqs_event
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.metrics import Metrics
-from sluicegate.store.base import MAX_BATCH_ENTRIES, Message, Store
+from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
 
 __all__ = ["MappingSummary", "RunSummary", "Runtime"]
 
@@ -45,7 +45,11 @@ STORE_RETRY_DELAY = 1.0
 """Seconds a poller waits before receiving again after the store failed a receive."""
 
 DRAIN_CHECK_INTERVAL = 0.1
-"""Seconds between checks that every mapped queue is empty, with ``until_empty``."""
+"""Longest time between two checks that every mapped queue is empty, with ``until_empty``."""
+
+DRAIN_CHECK_MIN_GAP = 0.005
+"""Shortest time between two such checks: after deletes settle, the queues are checked
+again after this long, so bursts of deletes cost one check."""
 
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
@@ -99,6 +103,7 @@ class _Runner:
     pending_deletes: list[str] = field(default_factory=list)
     delete_task: asyncio.Task[None] | None = None
     stopping: bool = False
+    starved: bool = False
     deleted: int = 0
     peak: int = 0
     seen_throttles: int = 0
@@ -153,11 +158,12 @@ class _Runner:
     def _start_receives(self, receives: list[Receive]) -> None:
         """Serve pollers' receives with as few store calls as possible.
 
-        Receives that start together with the same wait are grouped, up to 10 messages per
-        group (SQS's per-call maximum), and served by one store call; a poller whose share
-        came back empty keeps waiting in its group until the long poll runs out, as a
-        poller of its own would. This is I/O batching only: each poller gets what it asked
-        for, and the core sees the same reports as with one call per poller.
+        Receives that start together with the same wait are grouped (up to
+        :data:`MAX_RECEIVE_MANY` messages) and served by one store transaction; a poller
+        whose share came back empty keeps waiting in its group until the long poll runs
+        out, as a poller of its own would. This is I/O batching only: each poller gets at
+        most what it asked for (never above SQS's 10 per receive), and the core sees the
+        same reports as with one call per poller.
         """
         loop = asyncio.get_running_loop()
         receives.sort(key=lambda r: r.wait)
@@ -165,7 +171,7 @@ class _Runner:
         wanted = 0
         for action in receives:
             if group and (
-                wanted + action.max_messages > MAX_BATCH_ENTRIES or action.wait != group[0].wait
+                wanted + action.max_messages > MAX_RECEIVE_MANY or action.wait != group[0].wait
             ):
                 self._spawn_group(loop, group)
                 group, wanted = [], 0
@@ -188,7 +194,7 @@ class _Runner:
             while pending:
                 remaining = max(0.0, deadline - loop.time())
                 try:
-                    messages = await runtime.store.receive(
+                    messages = await runtime.store.receive_many(
                         self.config.queue,
                         max_messages=sum(a.max_messages for a in pending),
                         visibility_timeout=pending[0].visibility_timeout,
@@ -199,6 +205,11 @@ class _Runner:
                                 STORE_RETRY_DELAY)
                     await asyncio.sleep(STORE_RETRY_DELAY)
                     break
+                wanted = sum(a.max_messages for a in pending)
+                if len(messages) < wanted:
+                    self._starve()
+                elif self.starved:
+                    self.starved = False
                 if not messages:
                     break
                 runtime.metrics.received(self.name, len(messages))
@@ -219,6 +230,12 @@ class _Runner:
             now = runtime.clock()
             for action in pending:
                 self._report(now, action.poller, [])
+
+    def _starve(self) -> None:
+        """A receive came back short: the queue may be about to run empty, so an
+        ``until_empty`` run should look after the next deletes (and now)."""
+        self.starved = True
+        self.runtime.settled.set()
 
     def _report(self, now: float, poller: int, messages: list[Message]) -> None:
         arn, region = self.arn, self.runtime.region
@@ -292,6 +309,7 @@ class _Runner:
 
     async def _flush_deletes(self) -> None:
         try:
+            await asyncio.sleep(0)  # let invocations ending in this loop turn join in
             while self.pending_deletes:
                 handles, self.pending_deletes = self.pending_deletes, []
                 try:
@@ -304,6 +322,8 @@ class _Runner:
                     continue
                 count = sum(done)
                 self.deleted += count
+                if self.starved:
+                    self.runtime.settled.set()
                 self.runtime.metrics.deleted(self.name, count)
         finally:
             self.delete_task = None
@@ -366,6 +386,9 @@ class Runtime:
         self.runners: list[_Runner] = []
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        #: Set when a mapping's receives come back short or, after that, it deletes:
+        #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
+        self.settled = asyncio.Event()
         self._started = time.monotonic()
 
     # ------------------------------------------------------------------ control
@@ -495,7 +518,13 @@ class Runtime:
 
     async def _monitor(self, until_empty: bool) -> None:
         """Feed queue gauges to the metrics every second, and with ``until_empty`` stop the
-        run once every mapped queue is empty and every mapping is idle."""
+        run once every mapped queue is empty.
+
+        With ``until_empty`` the queues are checked when a mapping may have emptied its
+        queue (a short receive, then deletes; at most every :data:`DRAIN_CHECK_MIN_GAP`)
+        and every :data:`DRAIN_CHECK_INTERVAL` otherwise, so a drain ends within
+        milliseconds of its last delete without counting the queue all along.
+        """
         queues = sorted({r.config.queue for r in self.runners})
         last_gauges = 0.0
         last_dead: dict[str, int] = {}
@@ -529,6 +558,10 @@ class Runtime:
                     return
             except StoreError as exc:
                 log.warning("monitor: store failed: %s", exc)
-            except SluicegateError:
-                raise
-            await asyncio.sleep(DRAIN_CHECK_INTERVAL if until_empty else 1.0)
+            if not until_empty:
+                await asyncio.sleep(1.0)
+                continue
+            self.settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settled.wait(), DRAIN_CHECK_INTERVAL)
+            await asyncio.sleep(DRAIN_CHECK_MIN_GAP)

@@ -36,6 +36,7 @@ from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, St
 
 __all__ = [
     "MAX_BATCH_ENTRIES",
+    "MAX_RECEIVE_MANY",
     "MAX_RECEIVE_WAIT",
     "Clock",
     "Message",
@@ -55,6 +56,9 @@ Clock = Callable[[], float]
 MAX_BATCH_ENTRIES = 10
 """SQS accepts at most 10 entries per SendMessageBatch/DeleteMessageBatch and returns at most
 10 messages per ReceiveMessage."""
+
+MAX_RECEIVE_MANY = 1000
+"""Most messages one :meth:`Store.receive_many` claims in one transaction."""
 
 MAX_RECEIVE_WAIT = 20.0
 """The longest long-poll wait SQS allows (WaitTimeSeconds 0-20)."""
@@ -186,9 +190,12 @@ class NewMessage:
     sender_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A received message, with what an SQS event record needs.
+    """A received message, with what an SQS event record needs. Treat it as read-only.
+
+    Not frozen on purpose: one is built per message received, and a frozen dataclass
+    costs about four times as much to construct.
 
     Attributes:
         visible_at: epoch seconds when this receive's visibility timeout ends.
@@ -372,6 +379,32 @@ class Store(ABC):
             1 <= max_messages <= MAX_BATCH_ENTRIES
         ):
             raise InputError(f"max_messages={max_messages!r} is invalid: allowed 1-10")
+        return await self._long_poll(queue, max_messages, visibility_timeout, wait_time)
+
+    async def receive_many(
+        self, queue: str, *, max_messages: int, visibility_timeout: float, wait_time: float
+    ) -> list[Message]:
+        """Receive up to ``max_messages`` (1-1,000) in one transaction, as :meth:`receive`.
+
+        Not an SQS call: it lets a runtime serve several pollers' receives at once, as
+        :meth:`delete_many` settles several batches at once. Each message is claimed
+        exactly as by :meth:`receive`.
+        """
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not (
+            1 <= max_messages <= MAX_RECEIVE_MANY
+        ):
+            raise InputError(
+                f"max_messages={max_messages!r} is invalid: allowed 1-{MAX_RECEIVE_MANY:,}"
+            )
+        return await self._long_poll(queue, max_messages, visibility_timeout, wait_time)
+
+    async def _long_poll(
+        self,
+        queue: str,
+        max_messages: int,
+        visibility_timeout: float | None,
+        wait_time: float | None,
+    ) -> list[Message]:
         vt, wait = visibility_timeout, wait_time
         if vt is None or wait is None:  # else _receive alone finds out whether it exists
             config = await self._get_queue(queue)
