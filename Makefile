@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STORE := sqlite:///out/demo.db
 
-.PHONY: demo test bench redis-server clean
+.PHONY: demo test lint bench redis-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ redis-server:
 
 test: $(STAMP) redis-server
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[lint]'
+	$(PY) -m ruff check src tests bench examples
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py

@@ -166,7 +166,7 @@ def test_kill_9_mid_batch_loses_nothing(app_file, store_url, tmp_path):
 
     again = _sluicegate("run", str(app_file), "--store", store_url, "--until-empty",
                         "--status", "none", env=env)
-    out, err = again.communicate(timeout=60)
+    _out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert set(_processed_lines(log)) == set(range(n))
 
@@ -182,7 +182,7 @@ def test_sigterm_finishes_in_flight_and_exits_0(app_file, store_url, tmp_path):
     while not _processed_lines(log) and time.monotonic() < deadline:
         time.sleep(0.02)
     worker.send_signal(signal.SIGTERM)
-    out, err = worker.communicate(timeout=30)
+    _out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert "Traceback" not in err
     done = set(_processed_lines(log))

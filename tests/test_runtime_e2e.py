@@ -136,7 +136,7 @@ def test_peak_in_flight_never_above_maximum_concurrency(store_url):
             state["now"] -= 1
 
     app.map("q", handler, batch_size=1, maximum_concurrency=7)  # aws scaling starts at 5
-    summary, counts, _ = asyncio.run(_run(app, store_url, n=400))
+    summary, _counts, _ = asyncio.run(_run(app, store_url, n=400))
     assert summary.processed == 400
     assert 5 <= state["peak"] <= 7
     assert summary.mappings[0].peak_concurrency <= 7

@@ -122,6 +122,8 @@ class App:
     @overload
     def function(
         self,
+        handler: None = None,
+        /,
         *,
         name: str | None = None,
         timeout: float | timedelta = 3,
@@ -156,7 +158,7 @@ class App:
         def register(fn: HandlerT) -> HandlerT:
             if not callable(fn):
                 raise ConfigError("handler", fn, "a callable handler(event, context)", "function")
-            fname = name or getattr(fn, "__name__", "")
+            fname: str = name or str(getattr(fn, "__name__", ""))
             config = FunctionConfig(
                 fname,
                 timeout=timeout,  # type: ignore[arg-type]

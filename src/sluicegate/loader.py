@@ -37,7 +37,7 @@ def load_app(spec: str) -> App:
             raise
         except ModuleNotFoundError as exc:
             raise AppLoadError(f"cannot import {target!r}: {exc}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
             raise AppLoadError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
     return _find_app(module, spec, attr)
 
@@ -58,7 +58,7 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except SluicegateError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
         sys.modules.pop(name, None)
         raise AppLoadError(
             f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}"

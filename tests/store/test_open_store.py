@@ -54,7 +54,7 @@ def test_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_redis_is_not_available_yet() -> None:
-    with pytest.raises(InputError, match="redis.*not available yet"):
+    with pytest.raises(InputError, match=r"redis.*not available yet"):
         open_store("redis://localhost:6379/0")
 
 
@@ -66,7 +66,7 @@ def test_bad_urls_name_the_url(url: str) -> None:
 
 
 def test_unknown_scheme_lists_the_schemes() -> None:
-    with pytest.raises(InputError, match="sqlite.*memory"):
+    with pytest.raises(InputError, match=r"sqlite.*memory"):
         open_store("ftp://x")
 
 

@@ -50,7 +50,7 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def to_seconds(value: float | int | timedelta, parameter: str = "duration") -> float:
+def to_seconds(value: float | timedelta, parameter: str = "duration") -> float:
     """Normalise a duration given as seconds or a ``timedelta`` to float seconds."""
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -76,7 +76,7 @@ def _int_in(
             raise ConfigError(parameter, value, f"an integer {low:,}-{high:,}{unit}", context)
     if not low <= value <= high:
         raise ConfigError(parameter, value, f"{low:,}-{high:,}{unit}", context)
-    return value
+    return int(value)
 
 
 def _bool(parameter: str, value: Any, context: str) -> bool:

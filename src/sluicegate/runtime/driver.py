@@ -31,7 +31,7 @@ from sluicegate.core.results import (
     timeout_outcome,
 )
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
-from sluicegate.errors import SluicegateError, StoreError
+from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext, aws_identity, queue_arn, record_size, sqs_event
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.metrics import Metrics
@@ -254,8 +254,7 @@ class _Runner:
         task = asyncio.get_running_loop().create_task(self._invoke(batch))
         self.invocations[batch.id] = task
         running = len(self.invocations)
-        if running > self.peak:
-            self.peak = running
+        self.peak = max(self.peak, running)
 
     async def _invoke(self, batch: Batch) -> None:
         runtime = self.runtime

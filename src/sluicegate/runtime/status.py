@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Literal, Self, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -26,7 +26,7 @@ __all__ = ["StatusReporter", "format_line"]
 Mode = Literal["auto", "live", "log", "none"]
 
 
-def _num(value: float | int | None, fmt: str = "d") -> str:
+def _num(value: float | None, fmt: str = "d") -> str:
     return "-" if value is None else format(value, fmt)
 
 
@@ -65,7 +65,7 @@ class StatusReporter:
         self._live: Live | None = None
         self._latest: Mapping[str, MetricsSecond] = {}
 
-    def __enter__(self) -> StatusReporter:
+    def __enter__(self) -> Self:
         if self.mode == "none":
             return self
         self.runtime.metrics.add_listener(self._on_second)
