@@ -96,14 +96,18 @@ class StatusReporter:
     def _table(self) -> Table:
         table = Table(title="sluicegate", title_justify="left", box=None)
         for column in ("mapping", "processed/s", "invocations/s", "in flight", "limit",
-                       "errors", "throttles", "visible", "oldest age"):
+                       "errors", "throttles", "dead-lettered", "visible", "oldest age"):
             table.add_column(column, justify="left" if column == "mapping" else "right")
-        for name, s in sorted(self._latest.items(), key=lambda kv: kv[0] == ALL_MAPPINGS):
+        rows = sorted(self._latest.items(), key=lambda kv: kv[0] == ALL_MAPPINGS)
+        if len(rows) == 2:  # one mapping: its total would repeat it
+            rows = rows[:1]
+        for name, s in rows:
             table.add_row(
                 "all" if name == ALL_MAPPINGS else name,
                 str(s.messages_deleted), str(s.invocations), str(s.concurrent_executions),
                 _num(s.concurrency_limit), str(s.errors), str(s.throttles),
-                _num(s.visible), f"{_num(s.oldest_age, '.1f')} s",
+                str(s.messages_dead_lettered), _num(s.visible),
+                f"{_num(s.oldest_age, '.1f')} s",
             )
         return table
 
