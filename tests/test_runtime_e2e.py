@@ -210,3 +210,44 @@ def test_duration_stops_and_unfinished_messages_stay_queued(store_url):
     assert summary.stopped_by == "duration reached"
     assert 0 < summary.processed < 500
     assert summary.processed + counts["q"].total == 500
+
+
+def test_per_second_metrics_of_a_run(store_url):
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=2, dead_letter_queue="dlq", max_receive_count=1)
+
+    @app.function(timeout=1)
+    async def handler(event, context):
+        await asyncio.sleep(0.01)
+        n = json.loads(event["Records"][0]["body"])["n"]
+        if n % 10 == 0:
+            raise ValueError("boom")
+
+    app.map("q", handler, batch_size=1, scaling="fixed", maximum_concurrency=3)
+    seconds = []
+
+    async def go():
+        store = open_store(store_url)
+        await store.open()
+        try:
+            runtime = Runtime(app, store)
+            runtime.metrics.add_listener(lambda second, snapshots: seconds.append(snapshots))
+            await runtime.prepare()
+            await _fill(store, "q", 60)
+            summary = await runtime.run(until_empty=True)
+            return summary, runtime.metrics.totals()
+        finally:
+            await store.close()
+
+    summary, totals = asyncio.run(go())
+    assert seconds, "listeners hear of every completed second"
+    # invocations, errors and deletes add up to what the run did
+    assert totals.invocations == summary.mappings[0].invocations == 60
+    assert totals.errors == 6
+    assert totals.messages_deleted == summary.processed == 54
+    assert totals.messages_received == 60
+    assert summary.dead_lettered == 6  # failed once, max_receive_count=1
+    assert max(s["q->handler"].concurrent_executions for s in seconds) <= 3
+    assert all(s["q->handler"].concurrency_limit == 3 for s in seconds[1:])
+    durations = [s["q->handler"].duration_p99 for s in seconds if s["q->handler"].invocations]
+    assert durations and all(0.005 < d < 1 for d in durations)
