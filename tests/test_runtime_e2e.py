@@ -251,3 +251,4 @@ def test_per_second_metrics_of_a_run(store_url):
     assert all(s["q->handler"].concurrency_limit == 3 for s in seconds[1:])
     durations = [s["q->handler"].duration_p99 for s in seconds if s["q->handler"].invocations]
     assert durations and all(0.005 < d < 1 for d in durations)
+
