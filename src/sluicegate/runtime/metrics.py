@@ -357,33 +357,29 @@ class Metrics:
                 series.errors += 1
                 series.total_errors += 1
 
+    def _add(self, mapping: str, counter: str, count: int) -> None:
+        """Add ``count`` to ``counter`` (and its running total) of ``mapping`` and of all."""
+        self._now()
+        total = "total_" + counter
+        for series in (self._get(mapping), self._all):
+            setattr(series, counter, getattr(series, counter) + count)
+            setattr(series, total, getattr(series, total) + count)
+
     def throttled(self, mapping: str, count: int = 1) -> None:
         """``count`` invocations were refused for lack of concurrency."""
-        self._now()
-        for series in (self._get(mapping), self._all):
-            series.throttles += count
-            series.total_throttles += count
+        self._add(mapping, "throttles", count)
 
     def received(self, mapping: str, count: int) -> None:
         """``count`` messages were received from the mapping's queue."""
-        self._now()
-        for series in (self._get(mapping), self._all):
-            series.received += count
-            series.total_received += count
+        self._add(mapping, "received", count)
 
     def deleted(self, mapping: str, count: int) -> None:
         """``count`` messages were deleted after a successful invocation."""
-        self._now()
-        for series in (self._get(mapping), self._all):
-            series.deleted += count
-            series.total_deleted += count
+        self._add(mapping, "deleted", count)
 
     def dead_lettered(self, mapping: str, count: int) -> None:
         """``count`` messages of the mapping's queue moved to its dead-letter queue."""
-        self._now()
-        for series in (self._get(mapping), self._all):
-            series.dead_lettered += count
-            series.total_dead_lettered += count
+        self._add(mapping, "dead_lettered", count)
 
     def set_gauges(
         self,
