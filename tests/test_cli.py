@@ -198,3 +198,29 @@ def test_sigterm_finishes_in_flight_and_exits_0(app_file, store_url, tmp_path):
     import asyncio
 
     assert asyncio.run(remaining()) + len(done) == 200
+
+
+def test_redrive_moves_dead_letters_back(tmp_path, store_url, capsys):
+    app = tmp_path / "poison.py"
+    app.write_text(textwrap.dedent(
+        """
+        import sluicegate
+        app = sluicegate.App()
+        app.queue("work", visibility_timeout=1, dead_letter_queue="work-dlq", max_receive_count=1)
+
+        @app.function(timeout=1)
+        def handler(event, context):
+            raise ValueError("poison")
+
+        app.map("work", handler, batch_size=10, scaling="fixed", maximum_concurrency=2)
+        """
+    ))
+    assert run_cli("send", "work", "--count", "3", "--app", str(app), "--store", store_url) == 0
+    assert run_cli("run", str(app), "--until-empty", "--status", "none", "--store", store_url) == 0
+    out = capsys.readouterr().out
+    assert "dead-lettered 3" in out
+    assert run_cli("redrive", "work-dlq", "--store", store_url) == 0
+    assert "moved 3 messages from work-dlq to their source queues" in capsys.readouterr().out
+    assert run_cli("queues", "--json", "--store", store_url) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["work"]["visible"] == 3 and rows["work-dlq"]["visible"] == 0
