@@ -224,3 +224,35 @@ def test_redrive_moves_dead_letters_back(tmp_path, store_url, capsys):
     assert run_cli("queues", "--json", "--store", store_url) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["work"]["visible"] == 3 and rows["work-dlq"]["visible"] == 0
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_file(tmp_path, store_url):
+    app = tmp_path / "shared.py"
+    app.write_text(APP.replace("visibility_timeout=1", "visibility_timeout=30")
+                   .replace("timeout=1)", "timeout=5)"))
+    log_a, log_b = tmp_path / "a.txt", tmp_path / "b.txt"
+    n = 400
+    assert main(["send", "work", "--count", str(n), "--app", str(app), "--store", store_url]) == 0
+    workers = [
+        _sluicegate("run", str(app), "--store", store_url, "--until-empty", "--status", "none",
+                    env={"SLUICEGATE_TEST_LOG": str(log), "SLUICEGATE_TEST_DELAY": "0.01"})
+        for log in (log_a, log_b)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+    a, b = _processed_lines(log_a), _processed_lines(log_b)
+    assert a and b, "both workers took part"
+    # each message was claimed by exactly one worker: no visibility timeout ran out
+    assert sorted(a + b) == list(range(n))
+
+
+def test_send_with_attributes_and_delay(app_file, store_url, capsys):
+    assert run_cli("send", "work", '{"n": 1}', "--attribute", "kind=order", "--delay", "900",
+                   "--app", str(app_file), "--store", store_url) == 0
+    assert run_cli("queues", "--json", "--store", store_url) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out.split("\n", 1)[1])}
+    assert rows["work"]["delayed"] == 1
+    assert run_cli("send", "work", "x", "--attribute", "novalue", "--store", store_url) == 2
+    assert "--attribute 'novalue' must be NAME=VALUE" in capsys.readouterr().err

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                       help='send each body N times; with no body, N messages {"n": i}')
     send.add_argument("--delay", type=int, default=None, metavar="SECONDS",
                       help="delivery delay, 0-900 s")
+    send.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE",
+                      help="a String message attribute (repeatable)")
     send.add_argument("--app", metavar="APP",
                       help="create the App's queues first (path/to/file.py or module:attr)")
 
@@ -160,14 +162,27 @@ def _read_bodies(args: argparse.Namespace) -> list[str]:
     return [body for body in bodies for _ in range(args.count)]
 
 
+def _read_attributes(args: argparse.Namespace) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for item in args.attribute:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--attribute {item!r} must be NAME=VALUE")
+        attributes[name] = value
+    return attributes
+
+
 async def _send(args: argparse.Namespace, store: Store) -> int:
     bodies = _read_bodies(args)
+    attributes = _read_attributes(args)
     await _declare(store, args.app)
     await store.get_queue(args.queue)
     sent = 0
     for start in range(0, len(bodies), MAX_BATCH_ENTRIES):
         chunk = bodies[start : start + MAX_BATCH_ENTRIES]
-        await store.send_batch(args.queue, [SendEntry(b, args.delay) for b in chunk])
+        await store.send_batch(
+            args.queue, [SendEntry(b, args.delay, attributes) for b in chunk]
+        )
         sent += len(chunk)
     print(f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}")
     return 0
