@@ -1,0 +1,239 @@
+"""Speed of sluicegate's simulator against SimPy and a bare heapq event loop.
+
+All three simulate, in one process, the same queueing system for the same simulated time:
+
+- a standard queue read with batch size 1 (one message per invocation);
+- a producer sending 1,000 messages/s at a constant interval (one every 1 ms, from t=0;
+  sluicegate's ``constant`` producer kind, which places message k at ``k / rate``);
+- a function whose duration is lognormal with median 50 ms and p99 80 ms, seeded;
+- concurrency capped at 100 in-flight invocations ("fixed" scaling, no cold start);
+- 10 simulated minutes, so about 600,000 invocations (the queue stays short: 100 workers
+  of ~51 ms mean serve ~1,950 messages/s against 1,000/s offered).
+
+The three contestants:
+
+- ``sluicegate``: ``sluicegate.sim.simulate`` on that workload written as a scenario
+  (``SCENARIO`` below), in sluicegate's scenario format;
+- ``simpy``: the same system written idiomatically with SimPy (a bench-only dependency,
+  see ``bench/requirements.txt``): a producer process, a ``simpy.Store`` as the queue and
+  100 consumer processes, each taking one message and holding it for a drawn duration;
+- ``bare``: the minimal work: one heap of ``(time, kind)`` events (arrivals and
+  completions), a deque of waiting messages and a count of busy workers, no classes.
+
+Each is timed on the wall clock (``time.perf_counter``) over several interleaved rounds,
+and the median (or, with ``--best``, the best) invocations per wall second is reported,
+with the ratios sluicegate/SimPy (target >= 2.0) and sluicegate/bare (target >= 0.15).
+The simulated invocation counts are printed too, to show that all three did the same work.
+
+Usage::
+
+    .venv/bin/pip install -r bench/requirements.txt
+    .venv/bin/python bench/sim_speed.py [--rounds 3] [--best] [--minutes 10]
+
+If ``sluicegate.sim`` cannot be imported, its row says so and the two references still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+SEED = 42
+RATE = 1000.0            # messages per simulated second
+MEDIAN = 0.050           # function duration median, seconds
+P99 = 0.080              # function duration p99, seconds
+CONCURRENCY = 100        # maximum in-flight invocations
+MINUTES = 10.0           # simulated time
+
+# Lognormal parameters for the median and p99 above: median = e^mu, p99 = e^(mu + z99*sigma).
+# Both references draw a duration as exp(gauss(MU, SIGMA)), the cheapest lognormal draw in
+# the standard library (lognormvariate is the same distribution through a slower normal).
+MU = math.log(MEDIAN)
+SIGMA = math.log(P99 / MEDIAN) / statistics.NormalDist().inv_cdf(0.99)
+
+TARGET_VS_SIMPY = 2.0
+TARGET_VS_BARE = 0.15
+
+SCENARIO = """\
+seed = {seed}
+duration = "{seconds}s"
+
+[queue]
+visibility_timeout = 30
+
+[producer]
+rate = {rate}
+start = "0s"
+stop = "{seconds}s"
+
+[function]
+duration = {{ distribution = "lognormal", median = "50ms", p99 = "80ms" }}
+cold_start = "0ms"
+timeout = 30
+
+[mapping]
+batch_size = 1
+maximum_concurrency = {concurrency}
+scaling = "fixed"
+"""
+
+
+def bare_loop(seconds: float, seed: int = SEED) -> int:
+    """Invocations started within ``seconds`` by a minimal heapq event loop."""
+    rng = random.Random(seed)
+    gauss, exp = rng.gauss, math.exp
+    mu, sigma = MU, SIGMA
+    interval = 1.0 / RATE
+    cap = CONCURRENCY
+    push, pop = heapq.heappush, heapq.heappop
+    heap: list[tuple[float, int]] = [(0.0, 0)]   # kind 0: arrival, 1: completion
+    waiting: deque[float] = deque()
+    busy = 0
+    invocations = 0
+    sent = 0
+    while heap:
+        now, kind = pop(heap)
+        if now >= seconds:
+            break
+        if kind == 0:
+            sent += 1
+            push(heap, (sent * interval, 0))
+            if busy < cap:
+                busy += 1
+                invocations += 1
+                push(heap, (now + exp(gauss(mu, sigma)), 1))
+            else:
+                waiting.append(now)
+        elif waiting:
+            waiting.popleft()
+            invocations += 1
+            push(heap, (now + exp(gauss(mu, sigma)), 1))
+        else:
+            busy -= 1
+    return invocations
+
+
+def simpy_model(seconds: float, seed: int = SEED) -> int:
+    """Invocations started within ``seconds`` by the same system written with SimPy."""
+    import simpy
+
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    queue = simpy.Store(env)
+    interval = 1.0 / RATE
+    invocations = 0
+
+    def producer() -> Any:
+        sent = 0
+        while True:
+            queue.put(sent)              # unbounded store: the put succeeds at once
+            sent += 1
+            yield env.timeout(sent * interval - env.now)
+
+    def consumer() -> Any:
+        nonlocal invocations
+        while True:
+            yield queue.get()
+            invocations += 1
+            yield env.timeout(math.exp(rng.gauss(MU, SIGMA)))
+
+    env.process(producer())
+    for _ in range(CONCURRENCY):
+        env.process(consumer())
+    env.run(until=seconds)
+    return invocations
+
+
+def scenario_text(seconds: float, seed: int = SEED) -> str:
+    """The workload in sluicegate's scenario format (TOML)."""
+    return SCENARIO.format(seed=seed, seconds=f"{seconds:g}", rate=f"{RATE:g}",
+                           concurrency=CONCURRENCY)
+
+
+def sluicegate_runner() -> Callable[[float], int] | None:
+    """A function running sluicegate's simulator, or None when it cannot be imported."""
+    try:
+        from sluicegate.sim import load_scenario, simulate
+    except ImportError:
+        return None
+
+    def run(seconds: float) -> int:
+        result = simulate(load_scenario(scenario_text(seconds)))
+        return int(result.summary["total_invocations"])
+
+    return run
+
+
+def timed(fn: Callable[[float], int], seconds: float) -> tuple[int, float]:
+    start = time.perf_counter()
+    invocations = fn(seconds)
+    return invocations, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--best", action="store_true", help="report the best round, not the median")
+    parser.add_argument("--minutes", type=float, default=MINUTES,
+                        help=f"simulated minutes (default {MINUTES:g})")
+    args = parser.parse_args(argv)
+    seconds = args.minutes * 60.0
+
+    contestants: dict[str, Callable[[float], int] | None] = {
+        "sluicegate": sluicegate_runner(),
+        "simpy": simpy_model,
+        "bare heapq": bare_loop,
+    }
+    pick = "best" if args.best else "median"
+    print(f"workload: batch size 1, {RATE:,.0f} msg/s constant-interval producer, "
+          f"lognormal {MEDIAN * 1000:g} ms median / {P99 * 1000:g} ms p99, "
+          f"concurrency {CONCURRENCY}, {args.minutes:g} simulated minutes")
+    print(f"{pick} of {args.rounds} interleaved rounds, wall clock per run")
+
+    runs: dict[str, list[tuple[int, float]]] = {name: [] for name in contestants}
+    for _ in range(args.rounds):
+        for name, fn in contestants.items():
+            if fn is not None:
+                runs[name].append(timed(fn, seconds))
+
+    rates: dict[str, float] = {}
+    print(f"{'':<12} {'invocations':>12} {'wall s':>8} {'invocations/s':>14}")
+    for name, fn in contestants.items():
+        if fn is None:
+            print(f"{name:<12} sluicegate.sim not available")
+            continue
+        per_second = sorted(((n / wall, n, wall) for n, wall in runs[name]), reverse=True)
+        rate, n, wall = per_second[0] if args.best else per_second[len(per_second) // 2]
+        rates[name] = rate
+        counts = sorted({count for count, _ in runs[name]})
+        note = "" if len(counts) == 1 else f"  (counts {counts[0]:,}..{counts[-1]:,})"
+        print(f"{name:<12} {n:>12,} {wall:>8.2f} {rate:>14,.0f}{note}")
+
+    counts = [runs[name][0][0] for name in contestants if runs[name]]
+    spread = (max(counts) - min(counts)) / max(counts)
+    verdict = "OK" if spread <= 0.01 else "NOT the same work, ratios not comparable"
+    print(f"same work: invocation counts within {spread:.3%} of each other ({verdict}; "
+          f"{RATE * seconds:,.0f} messages sent)")
+
+    ours = rates.get("sluicegate")
+    if ours is None:
+        print(f"sluicegate/simpy: n/a (target >= {TARGET_VS_SIMPY:.2f})")
+        print(f"sluicegate/bare:  n/a (target >= {TARGET_VS_BARE:.2f})")
+        return 0
+    for label, ref, target in (("sluicegate/simpy", "simpy", TARGET_VS_SIMPY),
+                               ("sluicegate/bare", "bare heapq", TARGET_VS_BARE)):
+        ratio = ours / rates[ref]
+        verdict = "PASS" if ratio >= target else "MISS"
+        print(f"{label + ':':<17} {ratio:6.3f}  (target >= {target:.2f})  {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
