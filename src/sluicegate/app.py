@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
+    IsolationName,
     MappingConfig,
     QueueConfig,
     ScalingName,
@@ -58,11 +59,17 @@ class App:
             (default 1,000, AWS's default quota).
         min_unreserved: what reserved concurrency must leave unreserved (default 100).
         name: shown in status lines and ARNs' log groups.
+        source: where the App can be imported from: the spec given to
+            :func:`~sluicegate.loader.load_app` (``path/to/file.py``, ``file.py:attr`` or
+            ``package.module:attr``), which sets it. ``None`` for an App defined in code
+            that was not loaded that way. Functions with ``isolation="process"`` use it to
+            import their handler in each execution environment.
     """
 
     account_concurrency: int = 1000
     min_unreserved: int = 100
     name: str = "sluicegate"
+    source: str | None = None
     queues: dict[str, QueueConfig] = field(default_factory=dict, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
     mappings: list[MappingConfig] = field(default_factory=list, init=False)
@@ -129,6 +136,7 @@ class App:
         timeout: float | timedelta = 3,
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
+        isolation: IsolationName = "thread",
     ) -> Callable[[HandlerT], HandlerT]: ...
 
     def function(
@@ -140,6 +148,7 @@ class App:
         timeout: float | timedelta = 3,
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
+        isolation: IsolationName = "thread",
     ) -> Any:
         """Register a handler ``handler(event, context)`` (sync or async); usable as a
         bare decorator or with settings. Returns the handler unchanged.
@@ -149,6 +158,10 @@ class App:
             timeout: seconds an invocation may run, 1-900 (default 3).
             memory_size: MB shown to the handler's context (default 128).
             reserved_concurrency: the function's own pool, carved out of the account's.
+            isolation: ``"thread"`` (default) or ``"process"``: run each invocation in an
+                execution environment (a worker process) of its own, one invocation at a
+                time, killed at its timeout. See
+                :class:`~sluicegate.core.config.FunctionConfig` for when to use it.
 
         Raises:
             ConfigError: a value out of range, a name defined twice, or reserved
@@ -164,6 +177,7 @@ class App:
                 timeout=timeout,  # type: ignore[arg-type]
                 memory_size=memory_size,
                 reserved_concurrency=reserved_concurrency,
+                isolation=isolation,
             )
             if fname in self.functions:
                 raise ConfigError("name", fname, "a function name not defined already", "function")

@@ -21,6 +21,10 @@ def load_app(spec: str) -> App:
     or a module path (``mypkg.jobs:app``; the attribute defaults to ``app``). Without an
     attribute, the module's single ``App`` instance is used.
 
+    Returns:
+        The App, with ``source`` set to ``spec`` so that process isolation can import it
+        again in its execution environments.
+
     Raises:
         AppLoadError: the file or module cannot be found or imported, or holds no App.
         ConfigError: the App's definitions are invalid (raised while importing it).
@@ -39,7 +43,9 @@ def load_app(spec: str) -> App:
             raise AppLoadError(f"cannot import {target!r}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
             raise AppLoadError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
-    return _find_app(module, spec, attr)
+    app = _find_app(module, spec, attr)
+    app.source = spec
+    return app
 
 
 def _import_file(path: Path) -> ModuleType:

@@ -23,6 +23,7 @@ __all__ = [
     "MIN_UNRESERVED_CONCURRENCY",
     "AccountConfig",
     "FunctionConfig",
+    "IsolationName",
     "MappingConfig",
     "QueueConfig",
     "ScalingName",
@@ -45,6 +46,10 @@ developer guide; older pages say 1,000, hence configurable)."""
 
 ScalingName = Literal["aws", "fixed"]
 SCALING_NAMES: tuple[str, ...] = ("aws", "fixed")
+
+IsolationName = Literal["thread", "process"]
+ISOLATION_NAMES: tuple[str, ...] = ("thread", "process")
+"""How a function's invocations are isolated from each other; see :class:`FunctionConfig`."""
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -156,12 +161,30 @@ class FunctionConfig:
         memory_size: MB reported to the handler's context, 128-10,240 (default 128).
         reserved_concurrency: the function's own pool carved out of the account's;
             ``None`` for none, ``0`` to throttle every invocation.
+        isolation: where invocations run. ``"thread"`` (default): sync handlers on worker
+            threads of the runtime's process, async handlers on its event loop; every
+            invocation shares the process's module state, and a timed-out sync handler
+            cannot be stopped (its thread runs on, its result discarded). ``"process"``:
+            each invocation runs in an execution environment of its own, a worker process
+            that imports the handler's code itself (a cold start) and runs one invocation
+            at a time, reused while warm, as on AWS; a timeout kills the process. Use it
+            for handlers that keep per-invocation state at module level (the
+            aws-lambda-powertools ``BatchProcessor`` documented as a module-level
+            ``processor`` is one: concurrent invocations on threads mix up their
+            ``batchItemFailures``), for handlers that must really be stopped at their
+            timeout, and for CPU-bound handlers (each process has its own GIL). It needs a
+            handler the worker can import: an App loaded from a file or module path (as
+            ``sluicegate run`` does), or a module-level handler; events and responses
+            then cross a process boundary as JSON, and a cold start (0.1 s or more) comes
+            before the timeout starts, so leave the queue's visibility timeout room for
+            it. See :mod:`sluicegate.runtime.isolation`.
     """
 
     name: str
     timeout: float = 3
     memory_size: int = 128
     reserved_concurrency: int | None = None
+    isolation: IsolationName = "thread"
 
     def __post_init__(self) -> None:
         ctx = f"function {self.name!r}"
@@ -179,6 +202,10 @@ class FunctionConfig:
                 self,
                 "reserved_concurrency",
                 _int_in("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000, ctx),
+            )
+        if not isinstance(self.isolation, str) or self.isolation not in ISOLATION_NAMES:
+            raise ConfigError(
+                "isolation", self.isolation, " or ".join(map(repr, ISOLATION_NAMES)), ctx
             )
 
 

@@ -34,6 +34,7 @@ from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, 
 from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext, aws_identity, queue_arn, record_size, sqs_event
 from sluicegate.runtime.invoker import HandlerResult, Invoker
+from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
 
@@ -94,7 +95,7 @@ class _Runner:
     config: MappingConfig
     queue: QueueConfig
     function: Function
-    invoker: Invoker
+    invoker: Invoker | ProcessInvoker
     core: QueueMapping
     arn: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -404,8 +405,14 @@ class Runtime:
             await self.store.ensure_queue(config)
 
     def _build(self) -> None:
+        """Create the mappings' cores and one invoker per mapped function.
+
+        Raises:
+            ConfigError: a function with ``isolation="process"`` whose handler cannot be
+                imported in a new process.
+        """
         pool: ConcurrencyPool = self.app.new_pool()
-        invokers: dict[str, Invoker] = {}
+        invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
         for config in self.app.mappings:
             if not config.enabled:
@@ -413,11 +420,7 @@ class Runtime:
             function = self.app.functions[config.function]
             queue = self.app.queues[config.queue]
             if function.name not in invokers:
-                invokers[function.name] = Invoker(
-                    function.handler,
-                    function=function.config,
-                    max_workers=self._workers_for(function),
-                )
+                invokers[function.name] = self._invoker_for(function)
             core = QueueMapping(
                 config,
                 visibility_timeout=effective_visibility_timeout(
@@ -435,8 +438,21 @@ class Runtime:
             )
         self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
 
+    def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
+        """The invoker of ``function``: threads, or execution environments (processes)."""
+        if function.config.isolation == "process":
+            return ProcessInvoker(
+                handler_reference(self.app, function),
+                function=function.config,
+                max_workers=self._workers_for(function),
+            )
+        return Invoker(
+            function.handler, function=function.config, max_workers=self._workers_for(function)
+        )
+
     def _workers_for(self, function: Function) -> int:
-        """Threads for a sync handler: as many as the function can run at once."""
+        """Threads for a sync handler, or execution environments for a function with
+        process isolation: as many as the function can run at once."""
         bound = self.app.account.concurrency_limit
         if function.config.reserved_concurrency is not None:
             bound = min(bound, function.config.reserved_concurrency)
