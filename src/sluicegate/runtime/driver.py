@@ -393,9 +393,18 @@ class Runtime:
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stop requested") -> None:
-        """Ask the run to end: receiving stops, in-flight invocations get the grace period."""
+        """Ask the run to end: receiving stops, in-flight invocations get the grace period.
+
+        A second signal (a second Ctrl-C) does not wait for the grace period: in-flight
+        invocations are abandoned at once and their messages reappear after their
+        visibility timeout.
+        """
         if self._stop_reason is None:
             self._stop_reason = reason
+        elif reason.startswith("signal"):
+            log.warning("%s again: abandoning in-flight invocations", reason)
+            for runner in self.runners:
+                runner.cancel_invocations()
         self._stop.set()
 
     async def prepare(self) -> None:
