@@ -48,9 +48,13 @@ class Batcher:
     Raises:
         ConfigError: a batch size below 1, a negative or non-finite window, or a cap
             below 1 byte.
+
+    Attributes:
+        buffer: the records buffered, in order received. Read-only outside this class
+            (public so that a mapping's hot path can test it without a call).
     """
 
-    __slots__ = ("_opened", "_payload", "_records", "batch_size", "max_payload", "window")
+    __slots__ = ("_opened", "_payload", "batch_size", "buffer", "max_payload", "window")
 
     def __init__(
         self, batch_size: int, window: float, max_payload: int = MAX_PAYLOAD_BYTES
@@ -64,18 +68,18 @@ class Batcher:
         self.batch_size = batch_size
         self.window = float(window)
         self.max_payload = max_payload
-        self._records: list[QueueRecord] = []
+        self.buffer: list[QueueRecord] = []
         self._payload = 0
         self._opened = 0.0
 
     def __len__(self) -> int:
         """Number of records buffered."""
-        return len(self._records)
+        return len(self.buffer)
 
     def __repr__(self) -> str:
         return (
             f"Batcher(batch_size={self.batch_size}, window={self.window:g}, "
-            f"buffered={len(self._records)}, payload={self._payload})"
+            f"buffered={len(self.buffer)}, payload={self._payload})"
         )
 
     @property
@@ -86,7 +90,7 @@ class Batcher:
     @property
     def opened(self) -> float | None:
         """When the current window opened (seconds), or ``None`` when nothing is buffered."""
-        return self._opened if self._records else None
+        return self._opened if self.buffer else None
 
     def add(self, now: float, records: Sequence[QueueRecord]) -> None:
         """Buffer ``records`` received at ``now``.
@@ -98,7 +102,7 @@ class Batcher:
         """
         if not records:
             return
-        buffered = self._records
+        buffered = self.buffer
         if not buffered:
             self._opened = now
         payload = self._payload
@@ -114,10 +118,10 @@ class Batcher:
             ``min(10, batch_size - buffered)``, or 0 when the batch is full by count or by
             payload.
         """
-        left = self.batch_size - len(self._records)
+        left = self.batch_size - len(self.buffer)
         if left <= 0 or self._payload >= self.max_payload:
             return 0
-        return min(left, MAX_RECEIVE_MESSAGES)
+        return left if left < MAX_RECEIVE_MESSAGES else MAX_RECEIVE_MESSAGES
 
     def ready(self, now: float) -> bool:
         """Whether a batch should be released at ``now`` (see the module docstring).
@@ -129,7 +133,7 @@ class Batcher:
             ``True`` when at least one record is buffered and the batch is full by count,
             full by payload, or its window has expired (always, with a window of 0).
         """
-        n = len(self._records)
+        n = len(self.buffer)
         if not n:
             return False
         if n >= self.batch_size or self._payload >= self.max_payload:
@@ -138,7 +142,7 @@ class Batcher:
 
     def deadline(self) -> float | None:
         """When the current window expires (seconds), or ``None`` when nothing is buffered."""
-        return self._opened + self.window if self._records else None
+        return self._opened + self.window if self.buffer else None
 
     def take(self, now: float) -> tuple[QueueRecord, ...]:
         """Release the next batch, whether or not :meth:`ready` says so.
@@ -153,7 +157,7 @@ class Batcher:
         Returns:
             The released records, in the order received; empty when nothing is buffered.
         """
-        buffered = self._records
+        buffered = self.buffer
         n = len(buffered)
         if not n:
             return ()

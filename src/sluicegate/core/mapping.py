@@ -100,6 +100,9 @@ _WINDOW = 4
 _SLOT = 5
 """Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
 
+_SUCCESS = OutcomeKind.SUCCESS
+_ERROR = OutcomeKind.ERROR
+
 _REASON_THROTTLED = "throttled {n} time(s); the visibility timeout ends before the next retry"
 _REASON_NO_SLOT = "visibility timeout reached while waiting for a concurrency slot"
 
@@ -361,7 +364,12 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._compute_limit(now)
+        limit = self._policy.limit(now)  # _compute_limit, inlined: poll is the hot path
+        if limit > self._maximum:
+            limit = self._maximum
+        elif limit < 0:
+            limit = 0
+        self._limit = limit
         actions: list[Action] = []
         pending = self._pending_deletes
         if pending:
@@ -446,9 +454,9 @@ class QueueMapping:
         self._pool.release(self._function)
         self._policy.on_outcome(now, outcome)
         kind = outcome.kind
-        if kind is OutcomeKind.SUCCESS:
+        if kind is _SUCCESS:
             records = batch.records
-        elif kind is OutcomeKind.ERROR:
+        elif kind is _ERROR:
             self.errors += 1
             records = ()
         else:
@@ -476,7 +484,12 @@ class QueueMapping:
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._compute_limit(now)
+        limit = self._policy.limit(now)  # _compute_limit, inlined: called after each poll
+        if limit > self._maximum:
+            limit = self._maximum
+        elif limit < 0:
+            limit = 0
+        self._limit = limit
         if limit > self._active:
             return now
         if self._slot_wait and self._in_flight < limit:
@@ -550,7 +563,7 @@ class QueueMapping:
     def _advance(self, p: _Poller, now: float, limit: int, actions: list[Action]) -> None:
         """Decide for a poller with nothing outstanding: release, wait, receive or retire."""
         batcher = p.batcher
-        if len(batcher):
+        if batcher.buffer:
             if batcher.ready(now):
                 records = batcher.take(now)
                 self._buffered -= len(records)

@@ -256,6 +256,7 @@ class AwsScaling:
         "_active",
         "_anchor",
         "_cap",
+        "_floor",
         "_growing",
         "_hold_until",
         "_level",
@@ -288,6 +289,8 @@ class AwsScaling:
         cap = ceiling if maximum_concurrency is None else min(ceiling, maximum_concurrency)
         self._cap = cap
         self._level = float(min(INITIAL_POLLERS, cap))
+        self._floor = int(self._level + _EPSILON)
+        """The limit at ``_level`` (kept with it: the fast path of :meth:`limit`)."""
         self._anchor = float("-inf")
         self._growing = False
         self._hold_until = float("-inf")
@@ -316,7 +319,8 @@ class AwsScaling:
     def _settle(self, now: float) -> None:
         """Fold growth up to ``now`` into the stored level (times never go backwards)."""
         if now > self._anchor:
-            self._level = self._level_at(now)
+            self._level = level = self._level_at(now)
+            self._floor = int(level + _EPSILON)
             self._anchor = now
 
     def _cut(self, factor: float) -> None:
@@ -326,6 +330,7 @@ class AwsScaling:
         if cut < floor:
             cut = min(level, floor)
         self._level = cut
+        self._floor = int(cut + _EPSILON)
 
     def level(self, now: float) -> float:
         """The continuous level at ``now`` (the limit is its floor)."""
@@ -333,7 +338,16 @@ class AwsScaling:
 
     def limit(self, now: float) -> int:
         """Concurrent batches allowed at ``now``: the floor of the level."""
-        return int(self._level_at(now) + _EPSILON)
+        if self._growing and self._level < self._cap:
+            level = self._level_at(now)
+            if level >= self._cap and now > self._anchor:
+                # Growth reached the cap: fold it in, so later calls take the fast path
+                # (the level stays at the cap until an event cuts it, which settles first).
+                self._level = level
+                self._floor = int(level + _EPSILON)
+                self._anchor = now
+            return int(level + _EPSILON)
+        return self._floor
 
     def next_change(self, now: float) -> float | None:
         """When the limit next grows by one, if it is growing; else ``None``."""
@@ -363,6 +377,7 @@ class AwsScaling:
                 if self._level < start:
                     self._settle(now)
                     self._level = start
+                    self._floor = int(start + _EPSILON)
             return
         if self._growing:
             self._settle(now)
@@ -379,6 +394,7 @@ class AwsScaling:
             target = MIN_IDLE_POLLERS if quiet >= LONG_IDLE_AFTER else IDLE_POLLERS
             if self._level > target:
                 self._level = float(target)
+                self._floor = target
 
     def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
         """A function error without ReportBatchItemFailures backs the level off."""

@@ -50,9 +50,12 @@ class QueueRecord:
     payload: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
-    """Records handed to one invocation.
+    """Records handed to one invocation. Treat it as read-only.
+
+    Not frozen, for the reason given at :class:`QueueRecord`: one is built per
+    invocation, and the simulator builds hundreds of thousands per second.
 
     Attributes:
         id: unique within its mapping.
@@ -108,9 +111,11 @@ class BatchOutcome:
 
 
 # ---------------------------------------------------------------------- actions
+# Actions are built on every poll, so they are plain (not frozen) slotted dataclasses,
+# compared by value; treat them as read-only.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Receive:
     """Issue one receive on the mapping's queue for ``poller``.
 
@@ -124,7 +129,7 @@ class Receive:
     visibility_timeout: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invoke:
     """Invoke the function with ``batch``; a concurrency slot is already held for it.
 
@@ -134,14 +139,14 @@ class Invoke:
     batch: Batch
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delete:
     """Delete these records from the queue: their invocation succeeded for them."""
 
     records: tuple[QueueRecord, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Abandon:
     """The core gave up on a batch without invoking it (throttled until its visibility
     timeout ran out). Nothing to do in the store: the records reappear by themselves,

@@ -12,21 +12,28 @@ Data structures, per queue (every operation is O(log n) amortized in the queue's
   receive claims the oldest first;
 - ``hidden``: a heap of delayed and in-flight messages keyed by the time they become
   visible; a receive first moves the due ones to ``ready`` (or to the dead-letter queue);
-- ``expiry``: a heap of every message keyed by sent time, for the retention period.
+- ``sent``: every message sent to the queue, in sent order (a deque: sends come in clock
+  order, so appending keeps it sorted), and ``expiry``: a heap of the messages that
+  arrived out of that order (moved from another queue, or sent while the clock went
+  back); together, every message keyed by sent time, for the retention period.
 
 Heap entries are never removed from the middle: each carries the generation its message
 had when it was pushed, and an entry whose message has changed since is skipped when it
-surfaces. A heap is rebuilt when stale entries outnumber live ones two to one.
+surfaces (or reaches the head of ``sent``). A heap is rebuilt when stale entries outnumber
+live ones two to one.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from sluicegate.core.config import QueueConfig
+from sluicegate.core.types import QueueRecord
 from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError
 from sluicegate.store.base import (
     Clock,
@@ -116,6 +123,7 @@ class _Queue:
         "n_ready",
         "ready",
         "redrive_check",
+        "sent",
     )
 
     def __init__(self, config: QueueConfig) -> None:
@@ -124,6 +132,7 @@ class _Queue:
         self.ready: list[tuple[float, int, int, _Msg]] = []
         self.hidden: list[tuple[float, int, int, _Msg]] = []
         self.expiry: list[tuple[float, int, int, _Msg]] = []
+        self.sent: deque[tuple[float, int, int, _Msg]] = deque()
         self.n_ready = 0
         self.n_delayed = 0
         self.n_in_flight = 0
@@ -166,6 +175,8 @@ class MemoryQueues:
             uses the ``random`` module's shared generator.
         notify: called with a queue's name when messages arrive in it other than by a
             send (moved to a dead-letter queue), so long polls can wake.
+        new_id: makes a new message id; random version-4 UUIDs (from ``seed``) by
+            default. The simulator passes a cheaper counter: ids must only be unique.
 
     Receipt handles are ``"{message_id}#{receive_count}#{serial}"``, where the serial
     counts receives across the engine, so every receive gets a new handle.
@@ -177,20 +188,24 @@ class MemoryQueues:
         *,
         seed: int | None = None,
         notify: Callable[[str], None] | None = None,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         self.clock = clock
         self.notify = notify
         self._queues: dict[str, _Queue] = {}
-        self._getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
+        getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
+        self._new_id: Callable[[], str] = (
+            partial(new_message_id, getrandbits) if new_id is None else new_id
+        )
         self._seq = 0
         self._serial = 0
 
     # ------------------------------------------------------------------ queues
     def _queue(self, name: str) -> _Queue:
-        try:
-            return self._queues[name]
-        except KeyError:
-            raise QueueNotFound(name) from None
+        q = self._queues.get(name)
+        if q is None:
+            raise QueueNotFound(name)
+        return q
 
     def ensure_queue(self, config: QueueConfig) -> None:
         """Create the queue, or give an existing one ``config``'s attributes.
@@ -235,7 +250,12 @@ class MemoryQueues:
     def _add(self, q: _Queue, msg: _Msg, state: int) -> None:
         """Put ``msg`` (not in any queue) into ``q`` in ``state`` (READY or DELAYED)."""
         q.messages[msg.message_id] = msg
-        heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
+        sent = q.sent
+        last = sent[-1] if sent else None
+        if last is None or last[0] < msg.sent or (last[0] == msg.sent and last[1] < msg.seq):
+            sent.append((msg.sent, msg.seq, msg.qgen, msg))
+        else:
+            heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
         if state == READY:
             q.n_ready += 1
@@ -269,8 +289,19 @@ class MemoryQueues:
         self._add(dest, msg, READY)
 
     def _expire(self, q: _Queue, now: float) -> None:
-        """Drop messages whose retention period is over, whatever their state."""
+        """Drop messages whose retention period is over, whatever their state, and stale
+        entries at the head of ``sent`` and ``expiry``."""
         cutoff = now - q.config.retention_period
+        ordered = q.sent
+        while ordered:
+            sent, _, qgen, msg = ordered[0]
+            if msg.qgen != qgen:
+                ordered.popleft()
+            elif sent <= cutoff:
+                ordered.popleft()
+                self._remove(q, msg)
+            else:
+                break
         heap = q.expiry
         while heap:
             sent, _, qgen, msg = heap[0]
@@ -281,9 +312,17 @@ class MemoryQueues:
                 self._remove(q, msg)
             else:
                 break
-        if len(heap) > 2 * len(q.messages) + COMPACT_SLACK:
+        if len(ordered) + len(heap) > 2 * len(q.messages) + COMPACT_SLACK:
+            q.sent = deque(e for e in ordered if e[3].qgen == e[2])
             q.expiry = [e for e in heap if e[3].qgen == e[2]]
             heapq.heapify(q.expiry)
+
+    def _expiring(self, q: _Queue) -> Iterator[tuple[float, int, int, _Msg]]:
+        """Every entry of ``sent`` and ``expiry`` (stale ones too) in sent-time order,
+        without modifying either."""
+        if not q.expiry:
+            return iter(q.sent)
+        return heapq.merge(q.sent, _in_order(q.expiry))
 
     def _dead_letter_queue(self, q: _Queue) -> _Queue | None:
         name = q.config.dead_letter_queue
@@ -300,21 +339,32 @@ class MemoryQueues:
     # ------------------------------------------------------------------ messages
     def send(self, queue: str, messages: list[NewMessage]) -> list[str]:
         """Store validated messages; return their new message ids."""
-        q = self._queue(queue)
+        q = self._queues.get(queue) or self._queue(queue)
         now = self.clock()
         ids = []
+        new_id = self._new_id
+        seq = self._seq
+        ordered = q.sent
         for new in messages:
-            self._seq += 1
-            mid = new_message_id(self._getrandbits)
-            msg = _Msg(
-                mid, self._seq, new.body, new.md5_of_body, new.attributes, new.sender_id, now
-            )
+            seq += 1
+            mid = new_id()
+            msg = _Msg(mid, seq, new.body, new.md5_of_body, new.attributes, new.sender_id, now)
             if new.delay_seconds > 0:
                 msg.visible_at = now + new.delay_seconds
                 self._add(q, msg, DELAYED)
-            else:
-                self._add(q, msg, READY)
+            else:  # _add(q, msg, READY), inlined: sends are the simulator's hot path
+                q.messages[mid] = msg
+                # seq grows with every send, so (now, seq) sorts last unless the clock
+                # went back
+                if not ordered or ordered[-1][0] <= now:
+                    ordered.append((now, seq, 0, msg))
+                else:
+                    heapq.heappush(q.expiry, (now, seq, 0, msg))
+                msg.state = READY
+                q.n_ready += 1
+                heapq.heappush(q.ready, (now, seq, 0, msg))
             ids.append(mid)
+        self._seq = seq
         return ids
 
     def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Message]:
@@ -330,9 +380,93 @@ class MemoryQueues:
         Returns:
             The claimed messages, oldest (sent time, then insertion order) first.
         """
-        q = self._queue(queue)
+        claimed = self._claim(queue, max_messages, visibility_timeout)
+        if not claimed:
+            return []
+        return [
+            Message(
+                msg.message_id,
+                msg.handle,  # type: ignore[arg-type]  # set by the claim
+                msg.body,
+                msg.md5,
+                msg.attributes,
+                msg.sent,
+                msg.first_receive,
+                msg.receive_count,
+                msg.sender_id,
+                msg.visible_at,
+                queue,
+            )
+            for msg in claimed
+        ]
+
+    def receive_records(
+        self, queue: str, max_messages: int, visibility_timeout: float, size: int
+    ) -> list[QueueRecord]:
+        """:meth:`receive`, returning the core's records instead of messages.
+
+        For the simulator, which needs no message bodies: it skips building a
+        :class:`~sluicegate.store.base.Message` per message.
+
+        Parameters:
+            visibility_timeout: seconds the claimed messages stay hidden.
+            size: the ``size`` every record gets (bytes counted against the payload cap).
+
+        Returns:
+            One record per claimed message (``payload`` ``None``), oldest first.
+        """
+        out: list[QueueRecord] = []
+        for msg in self._claim(queue, max_messages, visibility_timeout):
+            # a loop, not a comprehension: most receives return one message, and a
+            # comprehension's own frame would cost more than the record
+            out.append(QueueRecord(msg.message_id, msg.handle,  # type: ignore[arg-type]
+                                   size, msg.visible_at, msg.receive_count))
+        return out
+
+    def _claim(self, queue: str, max_messages: int, visibility_timeout: float) -> list[_Msg]:
+        """The work of a receive: expire, redrive, make due messages visible, then claim
+        (new handle, raised receive count, hidden until the visibility deadline)."""
+        q = self._queues.get(queue) or self._queue(queue)
         now = self.clock()
-        self._expire(q, now)
+        ordered = q.sent
+        if (ordered and ordered[0][0] <= now - q.config.retention_period) or (
+            len(ordered) > 2 * len(q.messages) + COMPACT_SLACK
+        ) or q.expiry:
+            self._expire(q, now)
+        hidden = q.hidden
+        ready = q.ready
+        if q.redrive_check or (hidden and hidden[0][0] <= now):
+            self._make_visible(q, queue, now)
+        if not q.n_ready:
+            return []
+        out: list[_Msg] = []
+        deadline = now + visibility_timeout
+        pop = heapq.heappop
+        push = heapq.heappush
+        while ready and len(out) < max_messages:
+            _, seq, gen, msg = pop(ready)
+            if msg.gen != gen:
+                continue
+            count = msg.receive_count + 1
+            msg.receive_count = count
+            if count == 1:
+                msg.first_receive = now
+            self._serial += 1
+            msg.handle = f"{msg.message_id}#{count}#{self._serial}"
+            msg.visible_at = deadline
+            msg.state = IN_FLIGHT
+            gen = msg.gen = msg.gen + 1
+            push(hidden, (deadline, seq, gen, msg))
+            out.append(msg)
+        q.n_ready -= len(out)
+        q.n_in_flight += len(out)
+        if len(hidden) > 2 * (q.n_delayed + q.n_in_flight) + COMPACT_SLACK:
+            self._compact(q)
+        return out
+
+    def _make_visible(self, q: _Queue, queue: str, now: float) -> None:
+        """Move due delayed and in-flight messages to ``ready``, or to the dead-letter queue
+        when they were received ``max_receive_count`` times already."""
         dlq = self._dead_letter_queue(q)
         limit = q.config.max_receive_count or 0
         moved = 0
@@ -365,42 +499,21 @@ class MemoryQueues:
             q.dead_lettered += moved
             if self.notify is not None and dlq is not None:
                 self.notify(dlq.config.name)
-        out: list[Message] = []
-        deadline = now + visibility_timeout
-        while ready and len(out) < max_messages:
-            _, seq, gen, msg = heapq.heappop(ready)
-            if msg.gen != gen:
-                continue
-            count = msg.receive_count + 1
-            msg.receive_count = count
-            if count == 1:
-                msg.first_receive = now
-            self._serial += 1
-            handle = f"{msg.message_id}#{count}#{self._serial}"
-            msg.handle = handle
-            msg.visible_at = deadline
-            msg.state = IN_FLIGHT
-            msg.gen += 1
-            heapq.heappush(hidden, (deadline, seq, msg.gen, msg))
-            out.append(
-                Message(
-                    msg.message_id,
-                    handle,
-                    msg.body,
-                    msg.md5,
-                    msg.attributes,
-                    msg.sent,
-                    msg.first_receive,
-                    count,
-                    msg.sender_id,
-                    deadline,
-                    queue,
-                )
-            )
-        q.n_ready -= len(out)
-        q.n_in_flight += len(out)
-        self._compact(q)
-        return out
+
+    def has_visible(self, queue: str) -> bool:
+        """Whether a receive now may return messages: ``False`` means it would return
+        none (nothing visible, nothing due to become visible). Changes no state beyond
+        dropping stale heap entries.
+
+        For a driver serving long polls (the simulator), which asks before receiving.
+        """
+        q = self._queues.get(queue) or self._queue(queue)
+        if q.n_ready:
+            return True
+        hidden = q.hidden
+        while hidden and hidden[0][3].gen != hidden[0][2]:
+            heapq.heappop(hidden)
+        return bool(hidden) and hidden[0][0] <= self.clock()
 
     def next_visible_at(self, queue: str) -> float | None:
         """Epoch seconds when the next delayed or in-flight message becomes visible."""
@@ -447,6 +560,27 @@ class MemoryQueues:
             self._compact(q)
         return [h in deleted for h in receipt_handles]
 
+    def delete_records(self, queue: str, records: Iterable[QueueRecord]) -> int:
+        """Delete the messages of records from :meth:`receive_records` (or built from a
+        receive): like :meth:`delete` with their receipt handles, without parsing them.
+
+        Returns:
+            How many messages were deleted; a record whose handle is stale (the message
+            was deleted, expired, or received again since) deletes nothing.
+        """
+        q = self._queues.get(queue) or self._queue(queue)
+        messages = q.messages
+        cutoff = self.clock() - q.config.retention_period
+        deleted = 0
+        for record in records:
+            msg = messages.get(record.message_id)
+            if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
+                self._remove(q, msg)
+                deleted += 1
+        if deleted:
+            self._compact(q)
+        return deleted
+
     def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: float) -> None:
         """Make the in-flight message of ``receipt_handle`` visible ``visibility_timeout``
         seconds from now.
@@ -478,6 +612,7 @@ class MemoryQueues:
             msg.qgen += 1
         q.messages = {}
         q.ready, q.hidden, q.expiry = [], [], []
+        q.sent = deque()
         q.n_ready = q.n_delayed = q.n_in_flight = 0
         return count
 
@@ -492,7 +627,7 @@ class MemoryQueues:
         cutoff = now - q.config.retention_period
         n = [q.n_ready, q.n_delayed, q.n_in_flight]
         expired: set[int] = set()
-        for sent, seq, qgen, msg in _in_order(q.expiry):
+        for sent, seq, qgen, msg in self._expiring(q):
             if msg.qgen != qgen:
                 continue
             if sent > cutoff:
@@ -506,7 +641,7 @@ class MemoryQueues:
                 n[msg.state] -= 1
                 n[READY] += 1
         oldest_age = 0.0
-        for sent, seq, qgen, msg in _in_order(q.expiry):
+        for sent, seq, qgen, msg in self._expiring(q):
             if msg.qgen != qgen or seq in expired:
                 continue
             if msg.state != DELAYED or msg.visible_at <= now:

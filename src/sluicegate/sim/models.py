@@ -1,0 +1,402 @@
+"""The simulator's models: duration draws, execution environments, the downstream, arrivals.
+
+Every model draws from a ``random.Random`` it is given (the driver seeds one stream per
+purpose), never from the ``random`` module, and reads time only from its arguments, so a
+run is a pure function of its scenario.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from sluicegate.core.types import Receive
+from sluicegate.sim.scenario import (
+    DOWNSTREAM_RATE_WINDOW,
+    Distribution,
+    DownstreamSpec,
+    Empirical,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Normal,
+    ProducerSpec,
+    Uniform,
+)
+
+__all__ = ["Arrivals", "Downstream", "Environments", "LongPolls", "sampler"]
+
+
+def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
+    """A function drawing one value (seconds) from ``dist`` with ``rng`` per call.
+
+    Parameters:
+        dist: the distribution.
+        rng: the generator to draw from.
+
+    Returns:
+        A zero-argument callable returning seconds >= 0. For :class:`Fixed` it draws
+        nothing (the generator is left untouched).
+    """
+    if isinstance(dist, Fixed):
+        value = dist.value
+        return lambda: value
+    if isinstance(dist, Uniform):
+        return partial(rng.uniform, dist.min, dist.max)
+    if isinstance(dist, LogNormal):
+        if dist.p99 == dist.median:
+            median = dist.median
+            return lambda: median
+        # exp(mu + sigma * N(0, 1)), with random.gauss: the same law as
+        # rng.lognormvariate, at half its cost (gauss draws normals in pairs).
+        mu, sigma, gauss, exp = dist.mu, dist.sigma, rng.gauss, math.exp
+        return lambda: exp(mu + sigma * gauss(0.0, 1.0))
+    if isinstance(dist, Normal):
+        gauss = rng.gauss
+        mean, stddev = dist.mean, dist.stddev
+
+        def normal() -> float:
+            x = gauss(mean, stddev)
+            return x if x > 0.0 else 0.0
+
+        return normal
+    if isinstance(dist, Exponential):
+        return partial(rng.expovariate, 1.0 / dist.mean)
+    if isinstance(dist, Empirical):
+        samples = dist.samples
+        if len(samples) == 1:
+            only = samples[0]
+            return lambda: only
+        return partial(rng.choice, samples)
+    raise TypeError(f"not a distribution: {dist!r}")
+
+
+class Environments:
+    """A function's execution environments: busy ones, and warm idle ones to reuse.
+
+    An invocation takes the most recently freed idle environment (so surplus ones stay
+    idle and age out), or starts a new one, paying a cold start. An environment idle for
+    ``idle_timeout`` seconds is reclaimed. Idle environments are kept as their release
+    times in a deque: taking and freeing at the right end keeps it sorted, so reclaiming
+    pops from the left, O(1) amortized, and nothing is stored per environment.
+
+    Parameters:
+        idle_timeout: seconds an idle environment stays warm.
+
+    Attributes:
+        live: environments that exist now (busy, initialising or idle): what AWS's
+            ConcurrentExecutions approximates once they are all in use.
+        cold_starts: environments started so far.
+    """
+
+    __slots__ = ("_idle", "cold_starts", "idle_timeout", "live")
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self._idle: deque[float] = deque()
+        self.live = 0
+        self.cold_starts = 0
+
+    @property
+    def idle(self) -> int:
+        """Warm environments waiting for an invocation."""
+        return len(self._idle)
+
+    def reclaim(self, now: float) -> None:
+        """Drop environments idle since ``now - idle_timeout`` or earlier."""
+        idle = self._idle
+        cutoff = now - self.idle_timeout
+        while idle and idle[0] <= cutoff:
+            idle.popleft()
+            self.live -= 1
+
+    def acquire(self, now: float) -> bool:
+        """Take an environment for an invocation starting at ``now``.
+
+        Returns:
+            ``True`` for a cold start (a new environment), ``False`` for a warm one.
+        """
+        idle = self._idle
+        if idle:
+            cutoff = now - self.idle_timeout
+            while idle and idle[0] <= cutoff:
+                idle.popleft()
+                self.live -= 1
+            if idle:
+                idle.pop()
+                return False
+        self.live += 1
+        self.cold_starts += 1
+        return True
+
+    def release(self, now: float) -> None:
+        """An invocation ended at ``now``: its environment becomes idle."""
+        self._idle.append(now)
+
+
+class Downstream:
+    """A shared dependency with a capacity; see :class:`~sluicegate.sim.scenario.DownstreamSpec`.
+
+    Load is measured when a request starts, that request included: concurrent requests
+    over ``concurrency``, or the request rate (an exponentially weighted average with a
+    time constant of :data:`~sluicegate.sim.scenario.DOWNSTREAM_RATE_WINDOW` seconds)
+    over ``rate``. A request then takes ``latency x max(1, load) ** latency_exponent`` and
+    fails with probability ``min(1, overload_errors x max(0, load - 1))``.
+
+    Parameters:
+        spec: the downstream's parameters.
+        rng: the generator for latency and error draws.
+
+    Attributes:
+        active: requests in progress (invocations calling it, in ``concurrency`` mode).
+        requests: requests made so far.
+        failures: requests that failed so far.
+    """
+
+    __slots__ = ("_latency", "_rate", "_rate_at", "_rng", "active", "failures", "requests",
+                 "spec")
+
+    def __init__(self, spec: DownstreamSpec, rng: random.Random) -> None:
+        self.spec = spec
+        self._rng = rng
+        self._latency = sampler(spec.latency, rng)
+        self._rate = 0.0
+        self._rate_at = 0.0
+        self.active = 0
+        self.requests = 0
+        self.failures = 0
+
+    def load(self, now: float, requests: int) -> float:
+        """The load seen by ``requests`` requests starting at ``now`` (1.0 = at capacity);
+        counts them in."""
+        spec = self.spec
+        self.requests += requests
+        if spec.concurrency is not None:
+            self.active += 1
+            return self.active / spec.concurrency
+        assert spec.rate is not None
+        elapsed = now - self._rate_at
+        rate = self._rate
+        if elapsed > 0:
+            rate *= math.exp(-elapsed / DOWNSTREAM_RATE_WINDOW)
+        rate += requests / DOWNSTREAM_RATE_WINDOW
+        self._rate = rate
+        self._rate_at = now
+        return rate / spec.rate
+
+    def call(self, now: float, requests: int) -> tuple[float, int]:
+        """``requests`` requests made one after the other from ``now``.
+
+        Returns:
+            Their total latency in seconds and how many failed.
+        """
+        load = self.load(now, requests)
+        spec = self.spec
+        factor = load ** spec.latency_exponent if load > 1.0 else 1.0
+        p_fail = min(1.0, spec.overload_errors * (load - 1.0)) if load > 1.0 else 0.0
+        draw = self._latency
+        rand = self._rng.random
+        latency = 0.0
+        failed = 0
+        for _ in range(requests):
+            latency += draw() * factor
+            if p_fail and rand() < p_fail:
+                failed += 1
+        self.failures += failed
+        return latency, failed
+
+    def done(self) -> None:
+        """An invocation that called it ended (frees a ``concurrency`` slot)."""
+        if self.spec.concurrency is not None:
+            self.active -= 1
+
+
+class Arrivals:
+    """When a producer sends, and how many messages each time.
+
+    - ``constant``: send k at ``start + k x batch / rate`` (computed, not accumulated, so
+      no drift over long runs), ``batch`` messages each;
+    - ``poisson``: exponential gaps with mean ``batch / rate``, ``batch`` messages each;
+    - ``burst``: ``size`` messages at ``start + k x interval``.
+
+    Nothing is sent at or after ``stop`` (or the run's end), except that ``stop == start``
+    with a burst sends exactly one burst.
+
+    Parameters:
+        spec: the producer.
+        end: the run's end in seconds (used when ``spec.stop`` is ``None``).
+        rng: the generator for poisson gaps.
+    """
+
+    __slots__ = ("_end", "_k", "_rng", "count", "spec", "stop")
+
+    def __init__(self, spec: ProducerSpec, end: float, rng: random.Random) -> None:
+        self.spec = spec
+        self._end = end
+        self.stop = end if spec.stop is None else min(spec.stop, end)
+        self._rng = rng
+        self._k = 0
+        self.count = spec.size if spec.kind == "burst" else spec.batch
+
+    def first(self) -> float | None:
+        """The time of the first send, or ``None`` when it sends nothing."""
+        spec = self.spec
+        if spec.kind == "burst" and spec.stop == spec.start:
+            return spec.start if spec.start < self._end else None
+        if spec.kind == "poisson":
+            first = spec.start + self._rng.expovariate(spec.rate / spec.batch)
+            return first if first < self.stop else None
+        return spec.start if spec.start < self.stop else None
+
+    def next(self, now: float) -> float | None:
+        """The time of the send after the one at ``now``, or ``None`` when done."""
+        spec = self.spec
+        self._k += 1
+        if spec.kind == "constant":
+            when = spec.start + self._k * spec.batch / spec.rate
+        elif spec.kind == "poisson":
+            when = now + self._rng.expovariate(spec.rate / spec.batch)
+        else:
+            if spec.interval <= 0:
+                return None
+            when = spec.start + self._k * spec.interval
+        return when if when < self.stop else None
+
+
+class LongPolls:
+    """Receives of one queue waiting for messages: SQS long polls.
+
+    A message that becomes visible goes to a waiting receive drawn at random. SQS does not
+    say which of several concurrent long polls gets a new message; its queues are spread
+    over many servers and a receive is answered by whichever server it reaches, so no
+    order is promised. Serving in arrival order instead would starve no one and let a
+    poller wait up to (waiting receives / arrival rate) seconds: with more pollers than
+    20 s of arrivals none would ever come back empty, which is the scaling signal of the
+    ``aws`` policy. At random, a receive waiting among N comes back empty from its 20 s
+    wait with probability ``(1 - 1/N) ** (20 x rate)``, about ``exp(-20 x rate / N)``.
+
+    Entries are ``[deadline, sequence, receive, position]`` lists; ``position`` is the
+    entry's index in the pool of waiting receives, or -1 once it left (served, expired or
+    cut). Deadlines are kept in a deque while they arrive in order (the 20 s long polls)
+    and in a heap otherwise (the shorter waits of batching windows); entries that left are
+    dropped when they reach the front, so memory is bounded by the receives issued over
+    one wait.
+
+    Parameters:
+        rng: the generator that picks which receive gets a message.
+
+    Attributes:
+        pool: the waiting entries, in no order; read-only (truthy while any receive
+            waits, which a driver tests without a call).
+    """
+
+    __slots__ = ("_heap", "_ordered", "_random", "_seq", "pool")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.pool: list[list[Any]] = []
+        self._ordered: deque[list[Any]] = deque()
+        self._heap: list[list[Any]] = []
+        self._random = rng.random
+        self._seq = 0
+
+    def __len__(self) -> int:
+        """Receives waiting."""
+        return len(self.pool)
+
+    def add(self, deadline: float, receive: Receive) -> None:
+        """``receive`` waits for messages until ``deadline`` (seconds)."""
+        self._seq += 1
+        pool = self.pool
+        entry = [deadline, self._seq, receive, len(pool)]
+        pool.append(entry)
+        ordered = self._ordered
+        if not ordered or ordered[-1][0] <= deadline:
+            ordered.append(entry)
+        else:
+            heapq.heappush(self._heap, entry)
+
+    def take(self) -> list[Any]:
+        """Remove a waiting entry drawn at random and return it (to serve its receive,
+        ``entry[2]``; :meth:`put_back` if there was nothing for it after all).
+
+        Raises:
+            IndexError: nothing waits.
+        """
+        pool = self.pool
+        index = int(self._random() * len(pool))
+        entry = pool[index]
+        last = pool.pop()
+        if last is not entry:
+            pool[index] = last
+            last[3] = index
+        entry[3] = -1
+        return entry
+
+    def put_back(self, entry: list[Any]) -> None:
+        """Make an entry from :meth:`take` wait again, with its deadline."""
+        entry[3] = len(self.pool)
+        self.pool.append(entry)
+
+    def remove(self, entry: list[Any]) -> None:
+        """``entry`` stops waiting."""
+        pool = self.pool
+        index = entry[3]
+        last = pool.pop()
+        if last is not entry:
+            pool[index] = last
+            last[3] = index
+        entry[3] = -1
+
+    def expire(self, now: float) -> list[Receive]:
+        """Remove and return the receives whose wait ran out at ``now``, earliest first."""
+        out: list[Receive] = []
+        for entry in self._due(now):
+            self.remove(entry)
+            out.append(entry[2])
+        return out
+
+    def _due(self, now: float) -> list[list[Any]]:
+        due: list[list[Any]] = []
+        ordered = self._ordered
+        while ordered and (ordered[0][3] < 0 or ordered[0][0] <= now):
+            entry = ordered.popleft()
+            if entry[3] >= 0:
+                due.append(entry)
+        heap = self._heap
+        while heap and (heap[0][3] < 0 or heap[0][0] <= now):
+            entry = heapq.heappop(heap)
+            if entry[3] >= 0:
+                due.append(entry)
+        due.sort()
+        return due
+
+    def next_deadline(self) -> float | None:
+        """When the next wait runs out, or ``None`` when nothing waits."""
+        ordered = self._ordered
+        while ordered and ordered[0][3] < 0:
+            ordered.popleft()
+        heap = self._heap
+        while heap and heap[0][3] < 0:
+            heapq.heappop(heap)
+        if ordered and heap:
+            return float(min(ordered[0][0], heap[0][0]))
+        if ordered:
+            return float(ordered[0][0])
+        if heap:
+            return float(heap[0][0])
+        return None
+
+    def clear(self) -> list[Receive]:
+        """Remove every waiting receive; return them in the order they started waiting."""
+        pool = sorted(self.pool, key=lambda entry: entry[1])
+        for entry in pool:
+            entry[3] = -1
+        self.pool.clear()
+        self._ordered.clear()
+        self._heap.clear()
+        return [entry[2] for entry in pool]

@@ -1,0 +1,407 @@
+"""The discrete-event driver, in virtual time: semantics, invariants, determinism, cost."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from sluicegate.sim import SERIES_KEYS, SUMMARY_KEYS, SimResult, load_scenario, simulate
+
+STEADY = {
+    "seed": 3,
+    "duration": "2m",
+    "queue": {"visibility_timeout": 30},
+    "producer": {"rate": 200},
+    "function": {
+        "duration": {"distribution": "lognormal", "median": "50ms", "p99": "150ms"},
+        "cold_start": "250ms",
+        "timeout": 3,
+    },
+    "mapping": {"batch_size": 1},
+}
+"""A small steady load: 200 messages/s of ~50 ms handlers, about 10 busy at once."""
+
+
+def run(base: dict[str, Any] | None = None, *overrides: str) -> SimResult:
+    return simulate(load_scenario(STEADY if base is None else base, overrides=list(overrides)))
+
+
+def column(result: SimResult, key: str) -> list[Any]:
+    return [entry[key] for entry in result.series]
+
+
+def between(result: SimResult, key: str, start: float, stop: float) -> int:
+    return sum(e[key] for e in result.series if start <= e["t"] < stop)
+
+
+def assert_conserved(result: SimResult) -> None:
+    s = result.summary
+    assert s["messages_sent"] == (
+        s["messages_processed"] + s["messages_queued"] + s["messages_dead_lettered"]
+    )
+
+
+# ---------------------------------------------------------------------- shape
+
+
+def test_series_and_summary() -> None:
+    result = run(None, "duration=65s")
+    assert [list(e) for e in result.series] == [list(SERIES_KEYS)] * 7
+    assert column(result, "t") == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert list(result.summary) == list(SUMMARY_KEYS)
+    s = result.summary
+    assert s["duration"] == 65.0
+    assert s["total_invocations"] == sum(column(result, "invocations"))
+    assert s["total_cold_starts"] == sum(column(result, "cold_starts"))
+    assert s["messages_processed"] == sum(column(result, "processed"))
+    assert s["peak_concurrency"] == max(column(result, "concurrency"))
+    assert s["throughput"] == pytest.approx(s["messages_processed"] / 65.0)
+    assert s["messages_sent"] == 13_000
+    assert_conserved(result)
+    assert result.to_dict() == {
+        "scenario": result.scenario, "summary": result.summary, "series": result.series
+    }
+    assert result.scenario == load_scenario(STEADY, overrides=["duration=65s"]).to_dict()
+
+
+def test_bucket_length_is_configurable() -> None:
+    result = run(None, "duration=10s", "bucket=1s")
+    assert column(result, "t") == [float(t) for t in range(10)]
+    assert sum(column(result, "sent")) == 2000
+
+
+def test_simulate_takes_a_plain_dict() -> None:
+    assert simulate({"duration": "10s"}).summary["total_invocations"] == 0
+
+
+# ---------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_bytes() -> None:
+    scenario = load_scenario(STEADY, overrides=[
+        'producer.kind="poisson"',
+        "function.errors=[{ rate = 0.05 }, { rate = 0.1, kind = \"batch_item_failure\" }]",
+        "mapping.batch_size=5", "mapping.maximum_batching_window=1",
+        "mapping.report_batch_item_failures=true",
+        "downstream.concurrency=5", 'downstream.latency="10ms"',
+    ])
+    first = json.dumps(simulate(scenario).to_dict())
+    assert json.dumps(simulate(scenario).to_dict()) == first
+    other = load_scenario(scenario, overrides=["seed=4"])
+    assert json.dumps(simulate(other).to_dict()["series"]) != json.dumps(
+        json.loads(first)["series"]
+    )
+
+
+def test_output_does_not_depend_on_the_hash_seed() -> None:
+    code = (
+        "import json, hashlib, sys; from sluicegate.sim import load_scenario, simulate; "
+        "s = load_scenario(json.loads(sys.argv[1])); "
+        "print(hashlib.sha256(json.dumps(simulate(s).to_dict()).encode()).hexdigest())"
+    )
+    scenario = json.dumps({**STEADY, "duration": "20s",
+                           "function": {**STEADY["function"],  # type: ignore[dict-item]
+                                        "errors": [{"rate": 0.2, "kind": "batch_item_failure"}]},
+                           "mapping": {"batch_size": 10, "maximum_batching_window": 1,
+                                       "report_batch_item_failures": True}})
+    digests = set()
+    for hash_seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code, scenario], env=env, check=True,
+                             capture_output=True, text=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+
+
+# ---------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["function.errors=[{ rate = 0.3 }]", "queue.max_receive_count=2"],
+        ["function.errors=[{ rate = 0.3, kind = \"batch_item_failure\" }]",
+         "mapping.batch_size=10", "mapping.maximum_batching_window=1",
+         "mapping.report_batch_item_failures=true"],
+        ["function.errors=[{ rate = 0.05, kind = \"timeout\" }]"],
+        ["mapping.pauses=[{ at = \"30s\", until = \"60s\" }]"],
+        ["queue.delay_seconds=5"],
+        ["function.reserved_concurrency=3"],
+        ["producer.kind=\"burst\"", "producer.size=3000", "producer.interval=\"45s\""],
+        ["queue.backlog=5000", "downstream.concurrency=4", "downstream.latency=\"20ms\""],
+    ],
+)
+def test_every_message_is_accounted_for(overrides: list[str]) -> None:
+    assert_conserved(run(None, *overrides))
+
+
+def test_fixed_scaling_never_exceeds_maximum_concurrency() -> None:
+    result = run(None, "queue.backlog=20000", "mapping.scaling=fixed",
+                 "mapping.maximum_concurrency=25")
+    assert max(column(result, "concurrency")) == 25
+    assert set(column(result, "limit")) == {25}
+    assert result.summary["peak_environments"] == 25
+
+
+def test_aws_policy_starts_at_5_and_adds_5_per_second() -> None:
+    result = run({
+        "duration": "40s", "bucket": "1s", "queue": {"backlog": 100_000},
+        "function": {"duration": "200ms", "cold_start": "300ms"}, "mapping": {"batch_size": 1},
+    })
+    assert result.series[0]["cold_starts"] >= 5
+    for k, entry in enumerate(result.series):
+        # the limit at the end of second k is 5 + 5 (k + 1); concurrency just below it
+        assert entry["limit"] == 5 + 5 * (k + 1)
+        assert 5 * (k + 1) <= entry["concurrency"] <= 5 + 5 * (k + 1)
+
+
+def test_long_polls_come_back_empty_once_the_producer_stops() -> None:
+    result = run(None, 'producer.stop="60s"', "duration=3m")
+    limits = column(result, "limit")
+    assert limits[5] > 100  # grown while messages came
+    # 20 s of long polls, then 20 s of empty receives: back to 5 pollers
+    assert limits[10:] == [5] * 8
+    assert sum(column(result, "received")[6:]) == 0
+
+
+def test_queue_depth_does_not_change_the_ramp() -> None:
+    def first_half_minute(backlog: int) -> tuple[int, int]:
+        r = run({"duration": "30s", "queue": {"backlog": backlog},
+                 "function": {"duration": "200ms"}, "mapping": {"batch_size": 1}})
+        return r.summary["total_cold_starts"], r.summary["total_invocations"]
+
+    assert first_half_minute(50_000) == first_half_minute(500_000)
+
+
+# ---------------------------------------------------------------------- environments
+
+
+def test_environments_are_reused_and_cold_starts_counted_once() -> None:
+    result = run(None, "mapping.scaling=fixed", "mapping.maximum_concurrency=10",
+                 'function.duration="40ms"', "producer.rate=100")
+    # ~4 busy at once: only the environments ever needed are started
+    assert result.summary["total_cold_starts"] == result.summary["peak_environments"] <= 10
+    assert sum(column(result, "cold_starts")[1:]) == 0
+
+
+def test_idle_environments_are_reclaimed() -> None:
+    result = run({
+        "duration": "6m", "bucket": "30s",
+        "producers": [{"kind": "burst", "size": 2000, "start": "0s", "stop": "0s"},
+                      {"kind": "burst", "size": 2000, "start": "5m", "stop": "5m"}],
+        "function": {"duration": "100ms", "idle_timeout": "2m"},
+        "mapping": {"batch_size": 1, "scaling": "fixed", "maximum_concurrency": 20},
+    })
+    envs = column(result, "environments")
+    assert envs[0] == 20
+    assert envs[4] == 20  # [2m, 2m30s): still warm at its start
+    assert envs[5] == 0  # reclaimed two minutes after the burst drained
+    assert column(result, "cold_starts")[10] == 20  # the second burst starts cold again
+
+
+def test_a_cold_start_delays_the_first_invocation_by_its_init() -> None:
+    result = run({
+        "duration": "3s", "bucket": "100ms", "queue": {"backlog": 1},
+        "function": {"duration": "100ms", "cold_start": "1s"}, "mapping": {"batch_size": 1},
+    })
+    processed = column(result, "processed")
+    assert processed.index(1) == 11  # ends at 1.1 s: init 1 s + 100 ms
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def test_raise_fails_invocations_early() -> None:
+    result = run(None, "function.errors=[{ start = \"30s\", stop = \"60s\", rate = 1.0 }]",
+                 'function.duration="100ms"', "mapping.scaling=fixed",
+                 "mapping.maximum_concurrency=50")
+    assert between(result, "errors", 0, 30) == 0
+    assert between(result, "processed", 30, 60) < 100  # only what started before 30 s
+    # every invocation started in the window fails (a few end just after it)
+    failed, started = between(result, "errors", 30, 60), between(result, "invocations", 30, 60)
+    assert started - 5 <= failed <= started
+    assert between(result, "errors", 60, 120) < 20  # the last failures end just after 60 s
+    # a failing invocation runs 10% of its duration: 10 ms
+    assert max(e["concurrency"] for e in result.series if 40 <= e["t"] < 60) <= 5
+    assert_conserved(result)
+
+
+def test_timeouts() -> None:
+    result = run(None, 'function.duration="5s"', "function.timeout=3", "producer.rate=10",
+                 "mapping.scaling=fixed", "mapping.maximum_concurrency=100")
+    s = result.summary
+    assert s["messages_processed"] == 0
+    # every invocation fails, except those still running at the end
+    assert s["total_invocations"] - s["peak_concurrency"] <= s["total_errors"]
+    assert s["total_errors"] < s["total_invocations"]
+    # every message fails at 3 s and comes back after its 30 s visibility timeout
+    assert s["messages_received"] > s["messages_sent"]
+
+
+def test_batch_item_failures_count_only_with_report_batch_item_failures() -> None:
+    errors = ["function.errors=[{ rate = 0.2, kind = \"batch_item_failure\" }]",
+              "mapping.batch_size=10", "mapping.maximum_batching_window=1"]
+    off = run(None, *errors)
+    assert off.summary["total_partial"] == off.summary["total_errors"] == 0
+    assert off.summary["messages_received"] == off.summary["messages_sent"]  # all deleted
+    on = run(None, *errors, "mapping.report_batch_item_failures=true")
+    assert on.summary["total_partial"] > 0 and on.summary["total_errors"] == 0
+    # ~20% of the records are kept and received again after the visibility timeout
+    redelivered = on.summary["messages_received"] - on.summary["messages_sent"]
+    assert redelivered > 0.1 * on.summary["messages_sent"]
+    assert_conserved(on)
+
+
+def test_dead_letter_queue() -> None:
+    result = run(None, "function.errors=[{ rate = 1.0 }]", "queue.max_receive_count=2",
+                 "queue.visibility_timeout=5", "producer.rate=10")
+    s = result.summary
+    assert s["messages_processed"] == 0
+    assert s["messages_dead_lettered"] > 1000
+    assert s["messages_dead_lettered"] == sum(column(result, "dead_lettered"))
+    assert_conserved(result)
+
+
+# ---------------------------------------------------------------------- concurrency
+
+
+def test_reserved_concurrency_throttles() -> None:
+    result = run(None, "function.reserved_concurrency=5", "producer.rate=500")
+    assert result.summary["total_throttles"] > 0
+    assert result.summary["peak_concurrency"] == 5
+
+
+def test_a_maximum_concurrency_protects_a_downstream() -> None:
+    base = [
+        "downstream.concurrency=10", 'downstream.latency="20ms"', "producer.rate=400",
+        'function.duration="30ms"',
+    ]
+    unbounded = run(None, *base, "mapping.report_batch_item_failures=true")
+    capped = run(None, *base, "mapping.scaling=fixed", "mapping.maximum_concurrency=10")
+    assert unbounded.summary["downstream_failures"] > 100
+    assert capped.summary["downstream_failures"] == 0
+    assert capped.summary["downstream_requests"] == capped.summary["total_invocations"]
+
+
+def test_downstream_failures_as_batch_item_failures() -> None:
+    result = run(None, "downstream.concurrency=2", 'downstream.latency="50ms"',
+                 'downstream.error_kind="batch_item_failure"', 'downstream.per="record"',
+                 "mapping.batch_size=5", "mapping.maximum_batching_window=1",
+                 "mapping.report_batch_item_failures=true", "mapping.scaling=fixed",
+                 "mapping.maximum_concurrency=6")
+    assert result.summary["total_partial"] > 0 and result.summary["total_errors"] == 0
+    assert_conserved(result)
+
+
+# ---------------------------------------------------------------------- producers, pauses
+
+
+def test_pause_and_resume() -> None:
+    result = run(None, "mapping.pauses=[{ at = \"30s\", until = \"60s\" }]")
+    assert between(result, "invocations", 30, 60) == 0
+    assert between(result, "invocations", 60, 70) > 30 * 200  # the backlog drains
+    paused = result.series[5]  # [50, 60)
+    assert paused["visible"] == pytest.approx(6000, abs=50)
+    assert paused["oldest_age"] == pytest.approx(30.0, abs=0.1)
+
+
+def test_a_mapping_created_disabled_waits_for_its_resume() -> None:
+    result = run(None, "mapping.enabled=false",
+                 "mapping.pauses=[{ at = \"0s\", until = \"1m\" }]")
+    assert between(result, "invocations", 0, 60) == 0
+    assert between(result, "invocations", 60, 120) == 24_000
+
+
+def test_delivery_delay() -> None:
+    result = run(None, "queue.delay_seconds=10")
+    assert result.series[0]["invocations"] == 0
+    assert result.series[0]["delayed"] == 1999  # the one sent at 0 s is due at 10 s
+    assert result.summary["messages_queued"] == pytest.approx(2000, abs=50)
+
+
+def test_failed_messages_come_back_after_their_visibility_timeout() -> None:
+    # one message due at 60 s fails every time: it is received every 5.1 s (5 s of
+    # visibility timeout after a 100 ms invocation); a second one joins at 130 s
+    result = run({
+        "duration": "3m", "queue": {"visibility_timeout": 5, "delay_seconds": 60},
+        "producers": [{"kind": "burst", "size": 1, "start": "0s", "stop": "0s"},
+                      {"kind": "burst", "size": 1, "start": "70s", "stop": "70s"}],
+        "function": {"duration": "100ms", "errors": [{"rate": 1.0}]},
+        "mapping": {"batch_size": 1, "scaling": "fixed", "maximum_concurrency": 2},
+    })
+    assert column(result, "received") == [0] * 6 + [2] * 7 + [4] * 5
+
+
+def test_producers_add_up() -> None:
+    result = run({
+        "duration": "1m", "queue": {"backlog": 100},
+        "producers": [{"rate": 10}, {"kind": "poisson", "rate": 20, "start": "30s"},
+                      {"kind": "burst", "size": 50, "interval": "20s"}],
+        "mapping": {"batch_size": 1},
+    })
+    sent = result.summary["messages_sent"]
+    assert sent == pytest.approx(100 + 600 + 600 + 150, abs=80)
+    assert_conserved(result)
+
+
+def test_oldest_age_grows_with_an_unprocessed_backlog() -> None:
+    result = run({"duration": "1m", "queue": {"backlog": 100},
+                  "mapping": {"enabled": False}})
+    assert column(result, "oldest_age") == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert column(result, "visible") == [100] * 6
+
+
+# ---------------------------------------------------------------------- cost
+
+
+HOUR = {
+    "seed": 1,
+    "duration": "1h",
+    "bucket": "1m",
+    "producer": {"rate": 1000, "batch": 10},
+    "function": {
+        "duration": {"distribution": "lognormal", "median": "50ms", "p99": "100ms"},
+    },
+    "mapping": {"batch_size": 10, "maximum_batching_window": 1, "maximum_concurrency": 100},
+}
+"""An hour at 1,000 messages/s: 3.6 million messages through the store, sent ten at a
+time (SendMessageBatch), as a producer at that rate would."""
+
+
+@pytest.mark.slow
+def test_an_hour_at_1000_messages_per_second() -> None:
+    started = time.process_time()
+    result = simulate(load_scenario(HOUR))
+    elapsed = time.process_time() - started
+    assert result.summary["messages_sent"] == 3_600_000
+    assert result.summary["messages_processed"] >= 3_599_000
+    assert len(result.series) == 60
+    assert elapsed < 60, f"{elapsed:.1f} s of CPU for an hour of simulated time"
+
+
+def test_memory_stays_flat_in_the_length_of_a_run() -> None:
+    def peak(duration: str) -> int:
+        scenario = load_scenario(STEADY, overrides=[
+            f"duration={duration}", "bucket=1m", "producer.rate=100",
+            # a fixed number of pollers: the aws policy's pollers grow for minutes
+            "mapping.scaling=fixed", "mapping.maximum_concurrency=20",
+        ])
+        tracemalloc.start()
+        try:
+            simulate(scenario)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak("30s"), peak("5m")  # 3,000 vs 30,000 messages
+    assert long < 1.2 * short, (short, long)
+    assert math.isfinite(long)
