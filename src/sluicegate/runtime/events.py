@@ -174,6 +174,18 @@ def _epoch_ms(seconds: float) -> str:
     return str(int(seconds * 1000))
 
 
+_THIRTEEN_DIGITS = (1_000_000_000.0, 10_000_000_000.0)
+"""Epoch seconds whose millisecond form has 13 digits: September 2001 to November 2286."""
+
+
+def _epoch_ms_len(seconds: float) -> int:
+    """``len(_epoch_ms(seconds))`` without building the string in the common case."""
+    low, high = _THIRTEEN_DIGITS
+    if low <= seconds < high:
+        return 13
+    return len(_epoch_ms(seconds))
+
+
 def _event_attributes(attributes: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
     """Message attributes from the SQS API's shape to the Lambda event's.
 
@@ -348,8 +360,8 @@ def record_size(
         + _json_len(message.sender_id)
         + len(message.md5_of_body)
         + len(str(message.receive_count))
-        + len(_epoch_ms(message.sent_timestamp))
-        + len(_epoch_ms(message.first_receive_timestamp))
+        + _epoch_ms_len(message.sent_timestamp)
+        + _epoch_ms_len(message.first_receive_timestamp)
     )
     attributes = message.attributes
     if attributes:
