@@ -1,7 +1,9 @@
 """The ``sluicegate`` command.
 
-Every command takes ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable;
-default ``sqlite:///sluicegate.db``). Any :class:`~sluicegate.errors.SluicegateError`
+Every command that touches queues (``run``, ``send``, ``queues``, ``redrive``) takes
+``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
+``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
+simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
 was valid, so a bad file never half-sends.
 """
@@ -10,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluicegate import __version__
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
 from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
+
+if TYPE_CHECKING:
+    from sluicegate.sim.scenario import Scenario
 
 __all__ = ["main"]
 
@@ -76,6 +82,35 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("dlq", metavar="DLQ")
     redrive.add_argument("--to", metavar="QUEUE",
                          help="destination (default: the queue each message came from)")
+
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--set", dest="overrides", action="append", default=[],
+                           metavar="KEY=VALUE",
+                           help="override a scenario field, e.g. mapping.maximum_concurrency=50 "
+                                "(repeatable)")
+    overrides.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+
+    simulate = sub.add_parser("simulate", parents=[overrides],
+                              help="simulate a scenario (or a preset) in virtual time")
+    simulate.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
+                          help="the scenario file (docs/scenarios.md)")
+    simulate.add_argument("--preset", metavar="NAME", help="simulate a built-in preset instead")
+    simulate.add_argument("--list-presets", action="store_true",
+                          help="list the presets and exit")
+    simulate.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    simulate.add_argument("--csv", metavar="OUT", help="write the series as CSV")
+    simulate.add_argument("--plot", metavar="OUT.png", help="draw the panels as a PNG")
+
+    plan = sub.add_parser("plan", parents=[overrides],
+                          help="sweep mapping.maximum_concurrency and recommend a setting")
+    plan.add_argument("scenario", metavar="SCENARIO.toml", help="the scenario file")
+    plan.add_argument("--downstream-limit", type=int, metavar="N",
+                      help="most invocations the downstream may see at once "
+                           "(default: the scenario's downstream.concurrency, if any)")
+    plan.add_argument("--values", metavar="N,N,...",
+                      help="the maximum_concurrency values to try (default 2,5,10,20,50,100,"
+                           "200,500,1000 up to the reserved concurrency, plus the scenario's own)")
+    plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     return parser
 
 
@@ -84,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in _OFFLINE:
+            return _OFFLINE[args.command](args)
         return asyncio.run(_dispatch(args))
     except SluicegateError as exc:
         print(f"sluicegate: error: {exc}", file=sys.stderr)
@@ -231,6 +268,183 @@ async def _redrive(args: argparse.Namespace, store: Store) -> int:
     where = args.to or "their source queues"
     print(f"moved {moved} message{'s' if moved != 1 else ''} from {args.dlq} to {where}")
     return 0
+
+
+# ---------------------------------------------------------------------- simulate
+def _load(path: str, overrides: Sequence[str], seed: int | None) -> Scenario:
+    """Read a scenario file, with ``--set`` overrides and ``--seed``.
+
+    Parameters:
+        path: the file named on the command line (always read as a file).
+        overrides: ``KEY=VALUE`` strings.
+        seed: the seed to use, or ``None`` for the scenario's own.
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: the file cannot be read, is not TOML (the message gives the line),
+            or holds (or is given) an invalid value; one line naming the file.
+    """
+    from sluicegate.sim import load_scenario
+
+    extra = [] if seed is None else [f"seed={seed}"]
+    return load_scenario(Path(path), overrides=[*overrides, *extra])
+
+
+def _presets() -> dict[str, Any]:
+    """The preset registry (``sluicegate.sim.presets.PRESETS``).
+
+    Raises:
+        InputError: the presets module is not available.
+    """
+    try:
+        module = importlib.import_module("sluicegate.sim.presets")
+    except ImportError:
+        raise InputError("no presets are available in this installation") from None
+    registry: dict[str, Any] = module.PRESETS
+    return registry
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """``sluicegate simulate``: run a scenario or a preset's variants and report them.
+
+    Parameters:
+        args: the parsed command line.
+
+    Returns:
+        0 on success.
+
+    Raises:
+        SluicegateError: bad arguments, scenario or preset; the file outputs' errors.
+    """
+    from sluicegate.sim import load_scenario, simulate
+    from sluicegate.sim.report import print_report, write_csv, write_json
+
+    if args.list_presets:
+        registry = _presets()
+        width = max((len(name) for name in registry), default=0)
+        for name, preset in registry.items():
+            print(f"{name:<{width}}  {preset.description}")
+        return 0
+    if (args.scenario is None) == (args.preset is None):
+        raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
+    runs: list[tuple[str, Scenario]]
+    if args.preset is not None:
+        registry = _presets()
+        if args.preset not in registry:
+            known = ", ".join(sorted(registry)) or "none"
+            raise InputError(f"unknown preset {args.preset!r} (known: {known})")
+        runs = list(registry[args.preset].variants(list(args.overrides)))
+        if args.seed is not None:
+            runs = [(name, load_scenario(scenario, overrides=[f"seed={args.seed}"]))
+                    for name, scenario in runs]
+    else:
+        scenario = _load(args.scenario, args.overrides, args.seed)
+        runs = [(scenario.name, scenario)]
+    if not runs:
+        raise InputError(f"preset {args.preset!r} has no variants")
+    results = [(name, simulate(scenario)) for name, scenario in runs]
+    output: dict[str, Any]
+    if len(results) == 1:
+        output = results[0][1].to_dict()
+    else:
+        output = {"variants": [{"name": name, **result.to_dict()} for name, result in results]}
+    print_report(output)
+    try:
+        if args.json:
+            write_json(args.json, output)
+        if args.csv:
+            write_csv(args.csv, output)
+        if args.plot:
+            from sluicegate.sim.plot import plot
+
+            plot(output, args.plot)
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+    return 0
+
+
+# ---------------------------------------------------------------------- plan
+def _parse_values(text: str) -> list[int]:
+    """``--values 2,5,10`` as integers.
+
+    Raises:
+        InputError: an item is not an integer, or there is none.
+    """
+    values: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            values.append(int(item))
+        except ValueError:
+            raise InputError(f"--values {text!r}: {item!r} is not an integer") from None
+    if not values:
+        raise InputError(f"--values {text!r} names no value")
+    return values
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """``sluicegate plan``: sweep ``maximum_concurrency`` and recommend a setting.
+
+    Parameters:
+        args: the parsed command line.
+
+    Returns:
+        0 whether or not a setting fits (the recommendation line says which).
+
+    Raises:
+        SluicegateError: bad arguments or scenario; the JSON file cannot be written.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from sluicegate.sim.plan import plan
+
+    scenario = _load(args.scenario, args.overrides, args.seed)
+    values = None if args.values is None else _parse_values(args.values)
+    limit = args.downstream_limit
+    if limit is None and scenario.downstream is not None:
+        limit = scenario.downstream.concurrency
+    result = plan(scenario, downstream_limit=limit, values=values)
+
+    title = f"maximum_concurrency sweep: {scenario.name or args.scenario}"
+    if limit is not None:
+        title += f" (downstream limit {limit})"
+    table = Table(title=title, box=None, pad_edge=False,
+                  caption="backlog Q4: queued messages at 3/4 of the run -> at its end; "
+                          "p99 age: of the oldest message")
+    for header in ("max conc", "keeps up", "backlog Q4", "p99 age", "peak conc", "msg/s",
+                   "errors", "throttles"):
+        table.add_column(header, no_wrap=True, justify="left" if header == "keeps up"
+                         else "right")
+    for s in result.settings:
+        peak = str(s.peak_concurrency) + ("" if s.within_limit else f" > {limit}")
+        table.add_row(str(s.maximum_concurrency), "yes" if s.keeps_up else "no",
+                      f"{s.backlog_start}->{s.backlog_end}", f"{s.oldest_age_p99:.1f}s",
+                      peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles))
+    console = Console()
+    console.print(table)
+    if result.recommendation is None:
+        console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False)
+    else:
+        console.print(f"recommendation: maximum_concurrency={result.recommendation}: "
+                      f"{result.reason}", markup=False, highlight=False)
+    if args.json:
+        text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        target = Path(args.json)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text.encode("utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+    return 0
+
+
+_OFFLINE: dict[str, Callable[[argparse.Namespace], int]] = {"simulate": _simulate, "plan": _plan}
+"""Commands that need no store: they run in virtual time."""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,290 @@
+"""``sluicegate simulate`` and ``sluicegate plan``: virtual time only, small scenarios."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sluicegate.cli import main
+from sluicegate.sim import Scenario, load_scenario
+
+# 20 msg/s for one simulated minute, 100 ms per message: about 2 invocations at once.
+SMALL = """
+name = "small"
+seed = 1
+duration = "1m"
+
+[producer]
+rate = 20
+
+[function]
+duration = { distribution = "lognormal", median = "100ms", p99 = "200ms" }
+cold_start = "100ms"
+
+[mapping]
+batch_size = 1
+maximum_concurrency = 5
+"""
+
+# 40 msg/s, 200 ms each: the load needs 8 invocations at once.
+NEED_8 = """
+name = "need8"
+duration = "2m"
+[producer]
+rate = 40
+[function]
+duration = "200ms"
+cold_start = "100ms"
+[mapping]
+batch_size = 1
+"""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL, encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class _StandInPreset:
+    name: str
+    description: str
+
+    def variants(self, overrides: Sequence[str] = ()) -> list[tuple[str, Scenario]]:
+        return [(label, load_scenario(SMALL, overrides=[f"mapping.maximum_concurrency={mc}",
+                                                        *overrides]))
+                for label, mc in (("two", 2), ("five", 5))]
+
+
+@pytest.fixture
+def presets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in registry, so these tests do not depend on the real presets."""
+    module = types.ModuleType("sluicegate.sim.presets")
+    module.PRESETS = {  # type: ignore[attr-defined]
+        "tiny": _StandInPreset("tiny", "two small variants"),
+        "other-one": _StandInPreset("other-one", "the same again"),
+    }
+    monkeypatch.setitem(sys.modules, "sluicegate.sim.presets", module)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sluicegate: error: ")
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- simulate
+def test_simulate_prints_and_writes_every_output(
+    scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    code = main(["simulate", str(scenario_file), "--json", str(out_json), "--csv",
+                 str(out_csv), "--plot", str(out_png)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Peak concurrency" in out and "Throughput" in out
+    assert "concurrency  peak" in out and "invocations  peak" in out
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert set(data) == {"scenario", "summary", "series"}
+    assert data["scenario"]["name"] == "small"
+    assert len(data["series"]) == 6
+    assert data["summary"]["messages_sent"] == 1200
+    rows = list(csv.reader(out_csv.read_text(encoding="utf-8").splitlines()))
+    assert rows[0][0] == "t" and "concurrency" in rows[0]
+    assert len(rows) == 1 + 6
+    assert out_png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_simulate_set_and_seed_change_the_scenario(
+    scenario_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    assert main(["simulate", str(scenario_file), "--set", "mapping.maximum_concurrency=3",
+                 "--set", "producer.rate=10", "--seed", "42", "--json", str(out)]) == 0
+    scenario = json.loads(out.read_text(encoding="utf-8"))["scenario"]
+    assert scenario["mapping"]["maximum_concurrency"] == 3
+    assert scenario["producers"][0]["rate"] == 10
+    assert scenario["seed"] == 42
+
+
+def test_simulate_is_deterministic(scenario_file: Path, tmp_path: Path) -> None:
+    outputs = []
+    for n in (1, 2):
+        j, c = tmp_path / f"{n}.json", tmp_path / f"{n}.csv"
+        assert main(["simulate", str(scenario_file), "--json", str(j), "--csv", str(c)]) == 0
+        outputs.append((j.read_bytes(), c.read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_simulate_bad_set_key_is_one_line_naming_it(
+    scenario_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["simulate", str(scenario_file), "--set", "mapping.maximum_concurency=5"])
+    assert code == 2
+    assert "mapping.maximum_concurency" in _error_line(capsys)
+
+
+def test_simulate_bad_set_value_is_one_line_naming_it(
+    scenario_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", str(scenario_file), "--set", "mapping.maximum_concurrency=5000"]) == 2
+    line = _error_line(capsys)
+    assert "mapping.maximum_concurrency=5000" in line and "small.toml" in line
+
+
+def test_simulate_missing_file_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", str(tmp_path / "absent=1.toml")]) == 2
+    assert "absent=1.toml" in _error_line(capsys)
+
+
+def test_simulate_malformed_toml_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('name = "x"\nduration = = 3\n', encoding="utf-8")
+    assert main(["simulate", str(path)]) == 2
+    line = _error_line(capsys)
+    assert "broken.toml" in line and "line 2" in line
+
+
+@pytest.mark.usefixtures("presets")
+def test_simulate_needs_exactly_one_of_scenario_and_preset(
+    scenario_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", str(scenario_file), "--preset", "tiny"]) == 2
+    assert "exactly one" in _error_line(capsys)
+    assert main(["simulate"]) == 2
+    assert "exactly one" in _error_line(capsys)
+
+
+@pytest.mark.usefixtures("presets")
+def test_simulate_list_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--list-presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["tiny", "other-one"]
+    assert lines[0].endswith("two small variants")
+
+
+def test_simulate_list_presets_of_the_real_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    presets = pytest.importorskip("sluicegate.sim.presets")
+    assert main(["simulate", "--list-presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(presets.PRESETS)
+
+
+@pytest.mark.usefixtures("presets")
+def test_simulate_preset_writes_variants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json, out_csv = tmp_path / "p.json", tmp_path / "p.csv"
+    code = main(["simulate", "--preset", "tiny", "--seed", "7", "--set", "duration=30s",
+                 "--json", str(out_json), "--csv", str(out_csv)])
+    assert code == 0
+    assert "two" in capsys.readouterr().out
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert list(data) == ["variants"]
+    assert [v["name"] for v in data["variants"]] == ["two", "five"]
+    for variant in data["variants"]:
+        assert set(variant) == {"name", "scenario", "summary", "series"}
+        assert variant["scenario"]["seed"] == 7
+        assert variant["scenario"]["duration"] == 30
+    assert [v["scenario"]["mapping"]["maximum_concurrency"] for v in data["variants"]] == [2, 5]
+    rows = list(csv.reader(out_csv.read_text(encoding="utf-8").splitlines()))
+    assert rows[0][:2] == ["variant", "t"]
+    assert {row[0] for row in rows[1:]} == {"two", "five"}
+
+
+@pytest.mark.usefixtures("presets")
+def test_simulate_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--preset", "nope"]) == 2
+    line = _error_line(capsys)
+    assert "'nope'" in line and "tiny" in line
+
+
+# ---------------------------------------------------------------------- plan
+@pytest.fixture
+def need8_file(tmp_path: Path) -> Path:
+    path = tmp_path / "need8.toml"
+    path.write_text(NEED_8, encoding="utf-8")
+    return path
+
+
+def test_plan_recommends_the_smallest_setting_that_keeps_up(
+    need8_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(need8_file), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "keeps up" in text
+    assert "recommendation: maximum_concurrency=10:" in text
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert list(data) == ["scenario", "downstream_limit", "settings", "recommendation",
+                          "reason"]
+    assert data["recommendation"] == 10 and data["downstream_limit"] is None
+    assert [s["maximum_concurrency"] for s in data["settings"]] == [
+        2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    first = data["settings"][0]
+    assert {"maximum_concurrency", "keeps_up", "oldest_age_p99", "peak_concurrency",
+            "throughput"} <= set(first)
+    assert first["keeps_up"] is False
+
+
+def test_plan_with_a_low_downstream_limit_says_none_fits(
+    need8_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan.json"
+    code = main(["plan", str(need8_file), "--downstream-limit", "6", "--values", "5,10,20",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "recommendation: none:" in text
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["recommendation"] is None and data["downstream_limit"] == 6
+    assert "downstream limit of 6" in data["reason"]
+    assert [s["maximum_concurrency"] for s in data["settings"]] == [5, 10, 20]
+
+
+def test_plan_takes_the_downstream_limit_from_the_scenario(
+    need8_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(need8_file), "--set", "downstream.concurrency=50",
+                 "--values", "10", "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["downstream_limit"] == 50
+
+
+def test_plan_is_deterministic(need8_file: Path, tmp_path: Path) -> None:
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    for f in files:
+        assert main(["plan", str(need8_file), "--values", "5,10", "--json", str(f)]) == 0
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--values", "5,x"], "'x' is not an integer"),
+    (["--values", ","], "names no value"),
+    (["--values", "1"], "mapping.maximum_concurrency=1"),
+    (["--downstream-limit", "0"], "at least 1"),
+    (["--set", "mapping.nope=3"], "mapping.nope"),
+])
+def test_plan_bad_arguments_are_one_line(
+    need8_file: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    assert main(["plan", str(need8_file), *argv]) == 2
+    assert needle in _error_line(capsys)
