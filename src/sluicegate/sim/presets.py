@@ -1,0 +1,261 @@
+"""Preset experiments: BEHAVIOURS.md's observations of AWS's SQS pollers, ready to rerun.
+
+Each :class:`Preset` is one experiment with a few variants (queue depths, batch sizes,
+processing times, ...). Every variant is a plain scenario dict (the format of
+``docs/scenarios.md``) validated by :func:`~sluicegate.sim.load_scenario`, so the
+``KEY=VALUE`` overrides a user gives apply to every variant alike.
+
+- ``aws-*`` presets run the ``aws`` scaling policy, which must reproduce what AWS does.
+- ``sg-*`` presets run the same experiments with sluicegate's own ``fixed`` scaling, sized
+  to what the load needs (arrival rate x duration). They are the benchmark of
+  BEHAVIOURS.md's last section: never above the maximum, no over-provisioning.
+
+Quick use::
+
+    from sluicegate.sim.presets import PRESETS, run_preset
+
+    for name, scenario in PRESETS["aws-batch-size"].variants(["duration=1m"]):
+        ...
+    run_preset("aws-errors", seed=2)["variants"][0]["summary"]["throughput"]
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sluicegate.sim.driver import simulate
+from sluicegate.sim.scenario import Scenario, load_scenario
+
+__all__ = ["PRESETS", "Preset", "run_preset"]
+
+
+def _merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``patch`` merged in (tables merged key by key;
+    anything else, arrays included, replaced)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Preset:
+    """One experiment: a base scenario and named variants of it.
+
+    Attributes:
+        name: the preset's name (``aws-queue-depth``).
+        description: one line, shown in listings.
+        base: the scenario dict shared by every variant.
+        patches: ``(variant name, patch)`` pairs in display order; each patch is merged
+            into ``base`` (tables key by key).
+    """
+
+    name: str
+    description: str
+    base: Mapping[str, Any]
+    patches: tuple[tuple[str, Mapping[str, Any]], ...]
+
+    def variant_dicts(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(variant name, scenario dict)`` in display order, before overrides."""
+        out = []
+        for variant, patch in self.patches:
+            data = _merge(self.base, patch)
+            data["name"] = f"{self.name}/{variant}"
+            data.setdefault("description", self.description)
+            out.append((variant, data))
+        return out
+
+    def variants(self, overrides: Sequence[str] = ()) -> list[tuple[str, Scenario]]:
+        """``(variant name, validated scenario)`` in display order, ``overrides``
+        (``KEY=VALUE``) applied to every variant.
+
+        Raises:
+            ScenarioError: an override that makes a variant invalid.
+        """
+        return [(variant, load_scenario(data, overrides=list(overrides)))
+                for variant, data in self.variant_dicts()]
+
+
+def run_preset(name: str, overrides: Sequence[str] = (), seed: int | None = None
+               ) -> dict[str, Any]:
+    """Run every variant of preset ``name``.
+
+    Parameters:
+        name: a key of :data:`PRESETS`.
+        overrides: ``KEY=VALUE`` strings applied to every variant.
+        seed: when given, the seed of every variant (as ``seed=N`` after ``overrides``).
+
+    Returns:
+        ``{"preset": name, "variants": [{"name", "scenario", "summary", "series"}, ...]}``
+        in display order (``scenario``, ``summary`` and ``series`` as
+        :meth:`SimResult.to_dict` gives them).
+
+    Raises:
+        KeyError: an unknown preset name.
+        ScenarioError: an override that makes a variant invalid.
+    """
+    try:
+        preset = PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+    overrides = list(overrides)
+    if seed is not None:
+        overrides.append(f"seed={int(seed)}")
+    variants = []
+    for variant, scenario in preset.variants(overrides):
+        variants.append({"name": variant, **simulate(scenario).to_dict()})
+    return {"preset": name, "variants": variants}
+
+
+# ---------------------------------------------------------------------- the experiments
+
+QUEUE_DEPTHS = (1_000, 10_000, 100_000, 1_000_000)
+"""Observation 1's backlogs."""
+
+BATCH_SIZES = (1, 2, 5)
+"""Observation 2's batch sizes."""
+
+BATCH_SIZE_BACKLOG = 100_000
+"""Observation 2's backlog: deep enough that no variant drains in the first minute."""
+
+RESUME_AT = "10s"
+"""When observations 1 and 2 resume the paused mapping (the backlog is there from t=0)."""
+
+PROCESSING_TIMES_MS = (100, 200, 400, 600)
+"""Observation 3's processing times."""
+
+PRODUCER_RATE = 750
+"""Observation 3's (and 6's) producer rate, messages/s."""
+
+MAX_CONCURRENCY_DURATION_MS = 400
+"""Observation 6's processing time: 750 msg/s x 0.4 s needs 300 concurrent invocations."""
+
+MAX_CONCURRENCY_CAPS = (("unbounded", None), ("cap-400", 400), ("cap-200", 200))
+"""Observation 6's maximum concurrencies: none, a good fraction below the settled
+unbounded concurrency (but above the 300 the load needs), and much lower (below need)."""
+
+ERROR_RATES = (0.0, 0.01, 0.05, 0.10)
+"""Observation 7's error rates."""
+
+ERRORS_RUN = "12m"
+"""Observation 7's run length. The original runs lasted 22 minutes; the shape (ramp,
+steady state, errors from minute 5 to 9, recovery) is over by minute 12, and each
+simulated minute at 2,000 msg/s costs several seconds of wall time."""
+
+ERROR_PRODUCER_RATE = 2000
+"""Observation 7's load: 2,000 msg/s x 50 ms needs 100 concurrent invocations."""
+
+
+def _backlog_base(duration: str) -> dict[str, Any]:
+    return {
+        "seed": 1,
+        "duration": duration,
+        "queue": {"backlog": 0},
+        "function": {"duration": "200ms"},
+        "mapping": {"batch_size": 1, "enabled": False,
+                    "pauses": [{"at": 0, "until": RESUME_AT}]},
+    }
+
+
+def _producer_base(rate: float, duration: str, produce_for: str, fn_ms: int
+                   ) -> dict[str, Any]:
+    return {
+        "seed": 1,
+        "duration": duration,
+        "producer": {"rate": rate, "stop": produce_for},
+        "function": {"duration": f"{fn_ms}ms"},
+        "mapping": {"batch_size": 1},
+    }
+
+
+def _errors_base() -> dict[str, Any]:
+    return {
+        "seed": 1,
+        "duration": ERRORS_RUN,
+        "producer": {"rate": ERROR_PRODUCER_RATE},
+        "function": {"duration": "50ms"},
+        "mapping": {"batch_size": 1},
+    }
+
+
+def _error_patches(kind: str, report: bool) -> tuple[tuple[str, dict[str, Any]], ...]:
+    out = []
+    for rate in ERROR_RATES:
+        out.append((f"errors-{rate:.0%}", {
+            "function": {"errors": [{"start": "5m", "stop": "9m", "rate": rate, "kind": kind}]},
+            "mapping": {"report_batch_item_failures": report},
+        }))
+    return tuple(out)
+
+
+def _fixed(patches: tuple[tuple[str, Mapping[str, Any]], ...],
+           limits: Sequence[int]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The same variants with the ``fixed`` policy at the given limits."""
+    out = []
+    for (variant, patch), limit in zip(patches, limits, strict=True):
+        out.append((variant, _merge(patch, {
+            "mapping": {"scaling": "fixed", "maximum_concurrency": limit}})))
+    return tuple(out)
+
+
+_QUEUE_DEPTH = tuple((f"depth-{n:,}".replace(",", "_"), {"queue": {"backlog": n}})
+                     for n in QUEUE_DEPTHS)
+_BATCH_SIZE = tuple((f"batch-{b}", {"mapping": {"batch_size": b}}) for b in BATCH_SIZES)
+_PROCESSING = tuple((f"{ms}ms", {"function": {"duration": f"{ms}ms"}})
+                    for ms in PROCESSING_TIMES_MS)
+_MAX_CONCURRENCY = tuple(
+    (name, {"mapping": {"maximum_concurrency": cap}} if cap else {})
+    for name, cap in MAX_CONCURRENCY_CAPS)
+
+_NEED_PROCESSING = [max(2, round(PRODUCER_RATE * ms / 1000 * 1.1)) for ms in PROCESSING_TIMES_MS]
+"""sluicegate's fixed limits for observation 3: what the load needs plus 10%."""
+
+_NEED_ERRORS = max(2, round(ERROR_PRODUCER_RATE * 0.05 * 1.1))
+
+
+def _presets() -> dict[str, Preset]:
+    qd = _backlog_base("2m")
+    bs = _merge(_backlog_base("2m"), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
+    pt = _producer_base(PRODUCER_RATE, "5m", "4m", 200)
+    mc = _producer_base(PRODUCER_RATE, "4m", "4m", MAX_CONCURRENCY_DURATION_MS)
+    er = _errors_base()
+    presets = [
+        Preset("aws-queue-depth",
+               "obs 1: paused mapping, 1k-1M backlog, resume; batch 1, 200 ms",
+               qd, _QUEUE_DEPTH),
+        Preset("aws-batch-size",
+               "obs 2: 100k backlog, resume; batch sizes 1, 2, 5; 200 ms",
+               bs, _BATCH_SIZE),
+        Preset("aws-processing-time",
+               "obs 3: 750 msg/s for 4 min; processing 100, 200, 400, 600 ms",
+               pt, _PROCESSING),
+        Preset("aws-max-concurrency",
+               "obs 6: 750 msg/s, 400 ms; unbounded vs maximum concurrency 400 and 200",
+               mc, _MAX_CONCURRENCY),
+        Preset("aws-errors",
+               "obs 7: 2,000 msg/s, 50 ms, 12 min; 0-10% thrown errors from minute 5 to 9",
+               er, _error_patches("raise", False)),
+        Preset("aws-batch-item-failures",
+               "obs 7: as aws-errors, failures reported as batch item failures",
+               er, _error_patches("batch_item_failure", True)),
+        Preset("sg-queue-depth",
+               "aws-queue-depth with sluicegate's fixed scaling at 100",
+               qd, _fixed(_QUEUE_DEPTH, [100] * len(QUEUE_DEPTHS))),
+        Preset("sg-processing-time",
+               "aws-processing-time with fixed scaling at the load's need + 10%",
+               pt, _fixed(_PROCESSING, _NEED_PROCESSING)),
+        Preset("sg-errors",
+               "aws-errors with fixed scaling at the load's need x 1.1 (110)",
+               er, _fixed(_error_patches("raise", False), [_NEED_ERRORS] * len(ERROR_RATES))),
+    ]
+    return {p.name: p for p in presets}
+
+
+PRESETS: dict[str, Preset] = _presets()
+"""Every preset by name, in display order."""

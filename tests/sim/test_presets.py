@@ -1,0 +1,306 @@
+"""The preset experiments (BEHAVIOURS.md): they list, build, run, and reproduce the
+observations that the current ``aws`` policy already reproduces. Observations that it
+does not reproduce yet are strict xfails whose reasons carry the measured numbers."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from sluicegate.sim import Scenario, ScenarioError, simulate
+from sluicegate.sim.presets import (
+    ERROR_PRODUCER_RATE,
+    PRESETS,
+    PRODUCER_RATE,
+    Preset,
+    run_preset,
+)
+
+EXPECTED = {
+    "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
+    "aws-errors", "aws-batch-item-failures",
+    "sg-queue-depth", "sg-processing-time", "sg-errors",
+}
+
+
+@functools.cache
+def _run(name: str, overrides: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> dict:
+    """Variant name -> {"scenario", "summary", "series"}, cached across tests."""
+    out = {}
+    for variant, scenario in PRESETS[name].variants(overrides):
+        if only and variant not in only:
+            continue
+        out[variant] = simulate(scenario).to_dict()
+    return out
+
+
+def _sum(series: list[dict], key: str, start: float, stop: float) -> int:
+    return sum(b[key] for b in series if start <= b["t"] < stop)
+
+
+def _rate(series: list[dict], key: str, start: float, stop: float) -> float:
+    """``key`` per second over the buckets starting in [start, stop)."""
+    buckets = [b for b in series if start <= b["t"] < stop]
+    return sum(b[key] for b in buckets) / (10.0 * len(buckets))
+
+
+# ---------------------------------------------------------------------- the registry
+
+
+def test_every_preset_is_listed_with_a_one_line_description():
+    assert set(PRESETS) == EXPECTED
+    for name, preset in PRESETS.items():
+        assert isinstance(preset, Preset)
+        assert preset.name == name
+        assert preset.description and "\n" not in preset.description
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_variants_build_and_overrides_apply_to_every_variant(name):
+    plain = PRESETS[name].variants()
+    assert len(plain) >= 3
+    assert len({v for v, _ in plain}) == len(plain)
+    changed = PRESETS[name].variants(["duration=30s", "seed=7"])
+    assert [v for v, _ in changed] == [v for v, _ in plain]
+    for _, scenario in changed:
+        assert isinstance(scenario, Scenario)
+        assert scenario.duration == 30.0
+        assert scenario.seed == 7
+
+
+def test_a_bad_override_names_the_key():
+    with pytest.raises(ScenarioError, match=r"mapping\.batch_size"):
+        PRESETS["aws-batch-size"].variants(["mapping.batch_size=0"])
+
+
+def test_run_preset_returns_every_variant_in_order_and_is_deterministic():
+    first = run_preset("aws-batch-size", ["duration=20s"], seed=3)
+    again = run_preset("aws-batch-size", ["duration=20s"], seed=3)
+    assert first == again
+    assert [v["name"] for v in first["variants"]] == ["batch-1", "batch-2", "batch-5"]
+    for v in first["variants"]:
+        assert set(v) == {"name", "scenario", "summary", "series"}
+        assert v["scenario"]["seed"] == 3
+        assert v["summary"]["duration"] == 20.0
+    with pytest.raises(KeyError, match="aws-nope"):
+        run_preset("aws-nope")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_preset_runs(name):
+    # a short run of every variant: the whole experiment runs in the slow tests below
+    result = run_preset(name, ["duration=15s"])
+    assert len(result["variants"]) == len(PRESETS[name].patches)
+    for v in result["variants"]:
+        s = v["summary"]
+        assert s["messages_sent"] == (s["messages_processed"] + s["messages_queued"]
+                                      + s["messages_dead_lettered"])
+
+
+# ---------------------------------------------------------------------- observation 1
+
+FIRST_MINUTE = (10.0, 70.0)  # the mapping resumes at 10 s
+
+
+@pytest.mark.slow
+def test_obs1_deep_queues_ramp_alike_from_five_pollers():
+    runs = _run("aws-queue-depth")
+    deep = [runs["depth-100_000"]["series"], runs["depth-1_000_000"]["series"]]
+    for key in ("invocations", "cold_starts"):
+        values = [_sum(s, key, *FIRST_MINUTE) for s in deep]
+        assert values[0] == values[1]
+    for series in deep:
+        assert _sum(series, "invocations", 0, 10) == 0  # paused
+        # 5 pollers at first, +5/s: the first 10 s after resume run 5..55 batches of 200 ms
+        assert 1000 <= series[1]["invocations"] <= 1800
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "calibration pending: 1k and 10k drain inside the first minute (first-minute cold "
+    "starts 46 / 142 / 304 / 304 and invocations 1,000 / 10,000 / 46,047 / 46,047 for "
+    "1k / 10k / 100k / 1M). Equal first minutes for 1k would need < 1,000 invocations "
+    "in that minute, i.e. under ~3.3 concurrent 200 ms batches, below the documented "
+    "start at 5: SQS/invoke latency (not modelled) must be what slows AWS's pollers"))
+def test_obs1_first_minute_cold_starts_equal_for_every_depth():
+    runs = _run("aws-queue-depth")
+    colds = [_sum(r["series"], "cold_starts", *FIRST_MINUTE) for r in runs.values()]
+    assert max(colds) <= 1.05 * min(colds)
+
+
+# ---------------------------------------------------------------------- observation 2
+
+
+def test_obs2_bigger_batches_fewer_cold_starts_same_invocation_rate():
+    runs = _run("aws-batch-size")
+    colds = [runs[f"batch-{b}"]["summary"]["total_cold_starts"] for b in (1, 2, 5)]
+    assert colds[0] > colds[1] > colds[2]
+    # while every variant still drains (batch 5 empties 100k in ~40 s)
+    rates = [_rate(runs[f"batch-{b}"]["series"], "invocations", 10.0, 40.0)
+             for b in (1, 2, 5)]
+    assert max(rates) <= 1.05 * min(rates)
+    for run in runs.values():
+        assert run["summary"]["messages_queued"] == 0
+
+
+# ---------------------------------------------------------------------- observation 3
+
+
+@pytest.mark.slow
+def test_obs3_ramp_up_peak_then_steady_state_longer_for_longer_functions():
+    runs = _run("aws-processing-time")
+    steady = PRODUCER_RATE * 10  # invocations per 10 s bucket (batch size 1)
+    ramp_buckets = []
+    for variant in ("100ms", "200ms", "400ms", "600ms"):
+        series = runs[variant]["series"]
+        assert max(b["invocations"] for b in series) >= 1.4 * steady
+        # the first bucket of the steady state, which then lasts until the producer stops
+        settled = next(i for i, b in enumerate(series)
+                       if all(abs(x["invocations"] - steady) <= 0.02 * steady
+                              for x in series[i:24]))
+        assert 0 < settled < 24
+        # sharp drop: the last ramp-up bucket is still far above the steady state
+        assert series[settled - 1]["invocations"] >= 1.4 * steady
+        ramp_buckets.append(settled)
+    assert ramp_buckets == sorted(ramp_buckets) and ramp_buckets[0] < ramp_buckets[-1]
+    assert ramp_buckets[-1] >= 0.5 * 24  # 600 ms: the ramp covers most of the 4 minutes
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "calibration pending: the queue is not near empty during the 100 ms ramp-up "
+    "(visible 4,657 and 4,307 at 10 s and 20 s, about 6 s of arrivals): the +5/s ramp "
+    "from 5 lags 750 msg/s x 100 ms = 75 needed for ~14 s. AWS starts faster or scales "
+    "on something else"))
+def test_obs3_queue_stays_near_empty_during_the_100ms_ramp():
+    series = _run("aws-processing-time")["100ms"]["series"]
+    assert max(b["visible"] for b in series[:3]) <= PRODUCER_RATE
+
+
+# ---------------------------------------------------------------------- observation 6
+
+
+@pytest.mark.slow
+def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
+    runs = _run("aws-max-concurrency")
+    need = 300  # 750 msg/s x 400 ms
+    unbounded = runs["unbounded"]
+    settled = unbounded["series"][-1]["environments"]  # what AWS's metric shows
+    assert settled >= 1.5 * need
+    cap400, cap200 = runs["cap-400"], runs["cap-200"]
+    assert 400 < settled
+    assert cap400["summary"]["throughput"] == pytest.approx(
+        unbounded["summary"]["throughput"], rel=0.001)
+    assert cap400["summary"]["messages_queued"] <= unbounded["summary"]["messages_queued"] + 10
+    # a much lower cap slowly builds a backlog
+    visible = [b["visible"] for b in cap200["series"]]
+    assert visible[-1] > visible[len(visible) // 2] > 0
+    assert cap200["summary"]["throughput"] < 0.7 * unbounded["summary"]["throughput"]
+
+
+@pytest.mark.slow
+def test_obs6_spare_margin_larger_for_longer_functions():
+    runs = _run("aws-processing-time")
+    margins = [runs[f"{ms}ms"]["summary"]["peak_environments"] - PRODUCER_RATE * ms / 1000
+               for ms in (100, 200, 400, 600)]
+    assert margins == sorted(margins) and margins[0] > 0
+
+
+# ---------------------------------------------------------------------- observation 7
+
+ERRORS_SHORT = ("duration=10m30s",)  # the recovery spike is over by then
+STEADY = (180.0, 300.0)
+WINDOW = (330.0, 540.0)  # errors from 300 s; failed batches reappear after 30 s
+
+
+def _cut(series: list[dict]) -> float:
+    return 1.0 - _rate(series, "processed", *WINDOW) / _rate(series, "processed", *STEADY)
+
+
+def _spike(series: list[dict]) -> float:
+    peak = max(b["invocations"] for b in series if b["t"] >= 540.0) / 10.0
+    return peak / _rate(series, "invocations", *STEADY)
+
+
+def _errors(variant: str) -> dict:
+    return _run("aws-errors", ERRORS_SHORT, ("errors-1%", "errors-10%"))[variant]
+
+
+@pytest.mark.slow
+def test_obs7_ten_percent_errors_cut_throughput_70_to_95_percent():
+    series = _errors("errors-10%")["series"]
+    assert _rate(series, "processed", *STEADY) == pytest.approx(ERROR_PRODUCER_RATE)
+    assert 0.70 <= _cut(series) <= 0.95
+
+
+@pytest.mark.slow
+def test_obs7_one_percent_errors_cut_throughput_10_to_30_percent():
+    assert 0.10 <= _cut(_errors("errors-1%")["series"]) <= 0.30
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "calibration pending: the recovery spike is 4.4x the steady invocation rate after "
+    "10% errors (~8,800/s vs 2,000/s) and 2.8x after 1%, observed ~10x (test: "
+    ">= 5x for both): the +5/s growth rebuilds concurrency too slowly to drain the "
+    "backlog in a spike"))
+def test_obs7_recovery_spike_at_least_five_times_steady():
+    for variant in ("errors-1%", "errors-10%"):
+        assert _spike(_errors(variant)["series"]) >= 5.0
+
+
+BIF_WINDOW = (330.0, 420.0)
+
+
+def _bif() -> dict:
+    return _run("aws-batch-item-failures", ("duration=7m",), ("errors-0%", "errors-10%"))
+
+
+@pytest.mark.slow
+def test_obs7_batch_item_failures_do_not_scale_down():
+    # the documented rule: with ReportBatchItemFailures the mapping does not back off
+    runs = _bif()
+    clean, failing = runs["errors-0%"]["series"], runs["errors-10%"]["series"]
+    assert _rate(failing, "errors", *BIF_WINDOW) == 0
+    assert _rate(failing, "partial", *BIF_WINDOW) > 0
+    low = min(b["concurrency"] for b in failing if BIF_WINDOW[0] <= b["t"] < BIF_WINDOW[1])
+    assert low >= min(b["concurrency"] for b in clean if STEADY[0] <= b["t"] < STEADY[1])
+    assert _rate(failing, "processed", *BIF_WINDOW) >= 0.95 * ERROR_PRODUCER_RATE
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "model/observation conflict: BEHAVIOURS.md obs 7 says returning batch item failures "
+    "does not change the pattern of throwing (10% thrown: -84% throughput), but the "
+    "documented rule (no scale-down with ReportBatchItemFailures) is what the policy "
+    "does: 10% batch item failures cut throughput by ~0% (minutes 5.5-7)"))
+def test_obs7_batch_item_failures_collapse_like_thrown_errors():
+    failing = _bif()["errors-10%"]["series"]
+    cut = 1.0 - (_rate(failing, "processed", *BIF_WINDOW)
+                 / _rate(failing, "processed", *STEADY))
+    assert cut >= 0.70
+
+
+# ---------------------------------------------------------------------- sluicegate's own
+
+
+def test_sg_fixed_scaling_never_above_the_maximum():
+    runs = _run("sg-queue-depth", ("duration=1m",),
+                ("depth-1_000", "depth-10_000", "depth-100_000"))
+    for run in runs.values():
+        cap = run["scenario"]["mapping"]["maximum_concurrency"]
+        assert run["summary"]["peak_concurrency"] <= cap
+        assert run["summary"]["peak_environments"] <= cap
+        assert all(b["limit"] <= cap for b in run["series"])
+
+
+@pytest.mark.slow
+def test_sg_processing_time_no_overshoot_no_over_provisioning():
+    runs = _run("sg-processing-time")
+    for ms in (100, 200, 400, 600):
+        run = runs[f"{ms}ms"]
+        need = PRODUCER_RATE * ms / 1000
+        cap = run["scenario"]["mapping"]["maximum_concurrency"]
+        assert run["summary"]["peak_environments"] <= cap <= 1.15 * need
+        assert run["summary"]["messages_queued"] == 0
