@@ -47,7 +47,7 @@ from typing import Any
 
 from sluicegate.core.config import FunctionConfig
 from sluicegate.errors import ConfigError
-from sluicegate.runtime.events import LambdaContext, function_arn
+from sluicegate.runtime.events import LambdaContext
 
 __all__ = [
     "HANDLER_LOGGER_NAME",
@@ -409,7 +409,6 @@ class Invoker:
         self.is_async = _is_async_handler(handler)
         self._pool = _ThreadPool(max_workers, f"sluicegate-{function.name}")
         self._closed = False
-        self._arn: str | None = None
 
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"
@@ -473,13 +472,9 @@ class Invoker:
         Returns:
             A context whose deadline is ``clock() + timeout``.
         """
-        if self._arn is None:
-            self._arn = function_arn(self.function.name)
-        return LambdaContext(
-            function_name=self.function.name,
-            invoked_function_arn=self._arn,
-            memory_limit_in_mb=self.function.memory_size,
-            deadline=self.clock() + self.timeout,
+        return LambdaContext.for_function(
+            self.function,
+            timeout=self.timeout,
             clock=self.clock,
             aws_request_id=aws_request_id,
             log_stream_name=log_stream_name,

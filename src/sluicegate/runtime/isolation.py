@@ -729,15 +729,8 @@ class ProcessInvoker:
             A context whose deadline is ``clock() + timeout`` (the environment computes
             its own from the remaining time).
         """
-        if self._arn is None:
-            self._arn = function_arn(self.function.name)
-        return LambdaContext(
-            function_name=self.function.name,
-            invoked_function_arn=self._arn,
-            memory_limit_in_mb=self.function.memory_size,
-            deadline=self.clock() + self.timeout,
-            clock=self.clock,
-            aws_request_id=aws_request_id,
+        return LambdaContext.for_function(
+            self.function, timeout=self.timeout, clock=self.clock, aws_request_id=aws_request_id
         )
 
     async def invoke(self, event: Any, context: Any) -> HandlerResult:
