@@ -21,12 +21,14 @@ __all__ = [
     "DEFAULT_SCALING_CEILING",
     "MAX_PAYLOAD_BYTES",
     "MIN_UNRESERVED_CONCURRENCY",
+    "FIFO_MAX_BATCH_SIZE",
     "AccountConfig",
     "FunctionConfig",
     "IsolationName",
     "MappingConfig",
     "QueueConfig",
     "ScalingName",
+    "is_fifo_queue",
     "to_seconds",
 ]
 
@@ -51,7 +53,20 @@ IsolationName = Literal["thread", "process"]
 ISOLATION_NAMES: tuple[str, ...] = ("thread", "process")
 """How a function's invocations are isolated from each other; see :class:`FunctionConfig`."""
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_QUEUE_NAME = re.compile(r"^(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?$")
+"""SQS queue names: 1-80 characters, letters, digits, ``-`` and ``_``; a FIFO queue's name
+ends in ``.fifo`` (counted in the 80)."""
+
+FIFO_SUFFIX = ".fifo"
+
+FIFO_MAX_BATCH_SIZE = 10
+"""A FIFO mapping takes at most 10 records per batch, with no batching window (Lambda
+developer guide, SQS FIFO event source)."""
+
+
+def is_fifo_queue(name: str) -> bool:
+    """Whether ``name`` names a FIFO queue (it ends in ``.fifo``)."""
+    return name.endswith(FIFO_SUFFIX)
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -92,10 +107,12 @@ def _bool(parameter: str, value: Any, context: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """A standard SQS-style queue.
+    """An SQS-style queue: standard, or FIFO when its name ends in ``.fifo``.
 
     Parameters:
-        name: 1-80 characters, letters, digits, ``-`` and ``_``.
+        name: 1-80 characters, letters, digits, ``-`` and ``_``; a FIFO queue's name ends in
+            ``.fifo``. FIFO queues deliver the messages of one message group in order, one
+            batch of a group at a time, and drop duplicates sent within 5 minutes.
         visibility_timeout: seconds a received message stays hidden, 0-43,200 (default 30).
         delay_seconds: default delivery delay of new messages, 0-900 (default 0).
         retention_period: seconds a message is kept, 60-1,209,600 (default 345,600 = 4 days).
@@ -104,6 +121,9 @@ class QueueConfig:
         dead_letter_queue: name of the queue that receives messages after
             ``max_receive_count`` receives; ``None`` for no redrive.
         max_receive_count: 1-1,000; required with a dead-letter queue (AWS recommends >= 5).
+        content_based_deduplication: FIFO only: a message sent without a deduplication id
+            is deduplicated by the SHA-256 of its body. Without it, every send to the FIFO
+            queue must carry a deduplication id.
     """
 
     name: str
@@ -114,11 +134,22 @@ class QueueConfig:
     receive_wait_time: int = 0
     dead_letter_queue: str | None = None
     max_receive_count: int | None = None
+    content_based_deduplication: bool = False
+
+    @property
+    def fifo(self) -> bool:
+        """Whether this is a FIFO queue."""
+        return self.name.endswith(FIFO_SUFFIX)
 
     def __post_init__(self) -> None:
         ctx = f"queue {self.name!r}"
         if not isinstance(self.name, str) or not _QUEUE_NAME.match(self.name):
-            raise ConfigError("name", self.name, "1-80 letters, digits, '-' or '_'", "queue")
+            raise ConfigError(
+                "name",
+                self.name,
+                "1-80 letters, digits, '-' or '_', optionally ending in '.fifo'",
+                "queue",
+            )
         set_ = object.__setattr__
         set_(self, "visibility_timeout",
              _int_in("visibility_timeout", self.visibility_timeout, 0, 43_200, ctx, unit=" s"))
@@ -138,6 +169,15 @@ class QueueConfig:
                 raise ConfigError(
                     "dead_letter_queue", self.dead_letter_queue, "a queue other than itself", ctx
                 )
+            if is_fifo_queue(self.dead_letter_queue) != self.fifo:
+                # SQS: the dead-letter queue of a FIFO queue must be FIFO, and of a
+                # standard queue standard.
+                raise ConfigError(
+                    "dead_letter_queue",
+                    self.dead_letter_queue,
+                    "a FIFO queue (name ending in '.fifo')" if self.fifo else "a standard queue",
+                    ctx,
+                )
             if self.max_receive_count is None:
                 raise ConfigError(
                     "max_receive_count", None, "1-1,000 when a dead_letter_queue is set", ctx
@@ -149,6 +189,16 @@ class QueueConfig:
                 raise ConfigError(
                     "dead_letter_queue", None, "a queue name when max_receive_count is set", ctx
                 )
+        set_(
+            self,
+            "content_based_deduplication",
+            _bool("content_based_deduplication", self.content_based_deduplication, ctx),
+        )
+        if self.content_based_deduplication and not self.fifo:
+            raise ConfigError(
+                "content_based_deduplication", True, "only on FIFO queues (name ending in '.fifo')",
+                ctx,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +287,10 @@ class AccountConfig:
 
 @dataclass(frozen=True, slots=True)
 class MappingConfig:
-    """An event source mapping from a standard queue to a function.
+    """An event source mapping from a queue (standard or FIFO) to a function.
+
+    A mapping from a FIFO queue takes at most :data:`FIFO_MAX_BATCH_SIZE` records per
+    batch and no batching window, as AWS requires.
 
     Parameters:
         queue: the source queue's name.
@@ -268,6 +321,11 @@ class MappingConfig:
         """``queue->function``, how the mapping is shown in errors and status."""
         return f"{self.queue}->{self.function}"
 
+    @property
+    def fifo(self) -> bool:
+        """Whether the source is a FIFO queue."""
+        return is_fifo_queue(self.queue)
+
     def __post_init__(self) -> None:
         ctx = f"mapping {self.queue}->{self.function}"
         set_ = object.__setattr__
@@ -279,6 +337,17 @@ class MappingConfig:
                 "maximum_batching_window", self.maximum_batching_window, 0, 300, ctx, unit=" s"
             ),
         )
+        if self.fifo:
+            if self.batch_size > FIFO_MAX_BATCH_SIZE:
+                raise ConfigError(
+                    "batch_size", self.batch_size,
+                    f"1-{FIFO_MAX_BATCH_SIZE} for a FIFO queue", ctx,
+                )
+            if self.maximum_batching_window:
+                raise ConfigError(
+                    "maximum_batching_window", self.maximum_batching_window,
+                    "0 for a FIFO queue (no batching window)", ctx,
+                )
         if self.batch_size > 10 and self.maximum_batching_window < 1:
             raise ConfigError(
                 "maximum_batching_window",

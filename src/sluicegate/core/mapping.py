@@ -30,7 +30,9 @@ A poller's cycle:
    themselves, receive count already raised, as on AWS);
 4. :meth:`QueueMapping.finished` frees the slot and queues a
    :class:`~sluicegate.core.types.Delete` of what the outcome lets go
-   (:func:`~sluicegate.core.results.deletable`), emitted by the next :meth:`poll`.
+   (:func:`~sluicegate.core.results.deletable`, or
+   :func:`~sluicegate.core.results.fifo_deletable` for a FIFO queue), emitted by the next
+   :meth:`poll`.
 
 Pause (AWS's ``Enabled=false``) stops new receives; receives already outstanding come
 back, buffered records are still invoked when their batch is released, invocations run to
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import deletable
+from sluicegate.core.results import deletable, fifo_deletable
 from sluicegate.core.scaling import ScalingPolicy, make_policy
 from sluicegate.core.types import (
     Abandon,
@@ -198,6 +200,7 @@ class QueueMapping:
         "_policy",
         "_pollers",
         "_pool",
+        "_deletable",
         "_receiving",
         "_seq",
         "_slot_wait",
@@ -228,6 +231,9 @@ class QueueMapping:
         self._function = config.function
         self._visibility_timeout = float(visibility_timeout)
         self._pool = pool
+        self._deletable = fifo_deletable if config.fifo else deletable
+        """Which records a partial failure lets go: within a FIFO group, none after the
+        group's first failed record."""
         if policy is None:
             policy = make_policy(
                 config, reserved_concurrency=pool.reserved_concurrency(config.function)
@@ -461,7 +467,7 @@ class QueueMapping:
             records = ()
         else:
             self.partial += 1
-            records = deletable(batch, outcome)
+            records = self._deletable(batch, outcome)
         if records:
             self._pending_deletes.append(records)
             self.deleted_records += len(records)

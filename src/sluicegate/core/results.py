@@ -45,6 +45,7 @@ __all__ = [
     "INVALID_JSON",
     "SUCCESS_OUTCOME",
     "deletable",
+    "fifo_deletable",
     "exception_outcome",
     "interpret_response",
     "timeout_outcome",
@@ -188,3 +189,38 @@ def deletable(batch: Batch, outcome: BatchOutcome) -> tuple[QueueRecord, ...]:
         return ()
     failed = outcome.failed
     return tuple([r for r in batch.records if r.message_id not in failed])
+
+
+def fifo_deletable(batch: Batch, outcome: BatchOutcome) -> tuple[QueueRecord, ...]:
+    """The records of a FIFO queue's ``batch`` to delete after ``outcome``.
+
+    As :func:`deletable`, except after a partial failure: within each message group, the
+    records before the group's first failed record are deleted and that record and every
+    later record of its group are kept, so they are all retried, in order, before anything
+    newer of the group is received (lambda-semantics.md section 5). Deleting a later record
+    that the handler reported as done would let it overtake the failed one.
+
+    Parameters:
+        batch: the invoked batch, in the queue's order (groups may be interleaved).
+        outcome: how its invocation settled.
+
+    Returns:
+        The records to delete, in the batch's order.
+    """
+    kind = outcome.kind
+    if kind is OutcomeKind.SUCCESS:
+        return batch.records
+    if kind is OutcomeKind.ERROR:
+        return ()
+    failed = outcome.failed
+    blocked: set[str | None] = set()
+    keep: list[QueueRecord] = []
+    for record in batch.records:
+        group = record.group_id
+        if group in blocked:
+            continue
+        if record.message_id in failed:
+            blocked.add(group)
+            continue
+        keep.append(record)
+    return tuple(keep)

@@ -40,6 +40,8 @@ class QueueRecord:
         visible_at: epoch seconds when this receive's visibility timeout ends.
         receive_count: how many times the message has been received, this time included.
         payload: the driver's own object for the message, carried through untouched.
+        group_id: the message group of a FIFO queue's message; ``None`` for a standard
+            queue.
     """
 
     message_id: str
@@ -48,6 +50,7 @@ class QueueRecord:
     visible_at: float
     receive_count: int = 1
     payload: Any = None
+    group_id: str | None = None
 
 
 @dataclass(slots=True)
