@@ -529,8 +529,9 @@ def test_aws_ramp_through_the_mapping() -> None:
     m = make(MappingConfig("q", "f", batch_size=1), policy=AwsScaling(None, False))
     d = Backlog(m, messages=float("inf"), duration=0.1)
     d.run(60.0)
-    assert m.limit == 305
-    assert d.max_in_flight == 305
+    # 5, then the fast start (25/s for 3 s), then +300/min: 5 + 75 + 5 * 57 = 365
+    assert m.limit == 365
+    assert d.max_in_flight == 365
     # it started with 5 pollers
     assert {p for t, p in d.receives if t == 0.0} == set(range(5))
 
@@ -574,7 +575,7 @@ def test_aws_errors_back_off_only_without_rbif(rbif: bool, backs_off: bool) -> N
     if backs_off:
         assert m.limit < 20
     else:
-        assert m.limit == 105
+        assert m.limit == 165  # 5 + 25 * 3 + 5 * 17 (fast start, then +300/min)
 
 
 # ---------------------------------------------------------------------- purity

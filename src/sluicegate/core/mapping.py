@@ -110,7 +110,7 @@ _REASON_NO_SLOT = "visibility timeout reached while waiting for a concurrency sl
 
 
 class _Poller:
-    __slots__ = ("batcher", "flagged", "gen", "held", "index", "state")
+    __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "state")
 
     def __init__(self, index: int, batcher: Batcher) -> None:
         self.index = index
@@ -121,6 +121,8 @@ class _Poller:
         """Bumped whenever a timer or slot-queue entry of this poller becomes stale."""
         self.flagged = False
         """Whether it is in the attention list."""
+        self.asked = 0.0
+        """When its latest receive was issued."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,7 @@ class QueueMapping:
         "_paused",
         "_pending_deletes",
         "_policy",
+        "_policy_waits",
         "_pollers",
         "_pool",
         "_deletable",
@@ -239,6 +242,9 @@ class QueueMapping:
                 config, reserved_concurrency=pool.reserved_concurrency(config.function)
             )
         self._policy = policy
+        self._policy_waits = bool(getattr(policy, "observes_receive_wait", False))
+        """Whether the policy's ``on_receive`` takes ``waited`` (seconds the receive was
+        outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
         maximum = config.maximum_concurrency
         self._maximum = maximum if maximum is not None else 1 << 62
         self._paused = not config.enabled
@@ -353,6 +359,9 @@ class QueueMapping:
         if not self._paused:
             return
         self._paused = False
+        on_resume = getattr(self._policy, "on_resume", None)
+        if on_resume is not None:
+            on_resume(now)
         limit = self._compute_limit(now)
         self._active = max(self._active, limit)
         for i in range(self._active):
@@ -433,7 +442,10 @@ class QueueMapping:
             p.batcher.add(now, records)
             self._buffered += count
             self.received_records += count
-        self._policy.on_receive(now, count)
+        if self._policy_waits:
+            self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
+        else:
+            self._policy.on_receive(now, count)
         if not p.flagged:
             p.flagged = True
             self._attention.append(p)
@@ -589,6 +601,7 @@ class QueueMapping:
         else:
             wait = LONG_POLL_WAIT
         p.state = _RECEIVING
+        p.asked = now
         self._receiving += 1
         actions.append(Receive(p.index, batcher.room(), wait, self._visibility_timeout))
 

@@ -10,8 +10,9 @@ method takes ``now`` (seconds) and none reads a clock.
   (BEHAVIOURS.md), so that users can predict what AWS will do with their configuration.
 
 Where AWS does not publish a number the constant says so and which observation it
-follows; the error-backoff values are starting points that a simulator calibration
-(BEHAVIOURS.md observation 7) is expected to refine.
+follows. The calibration against the presets of :mod:`sluicegate.sim.presets` (one per
+BEHAVIOURS.md experiment) is described in docs/scenarios.md, "Calibration of the aws
+policy".
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from sluicegate.errors import ConfigError
 __all__ = [
     "BACKOFF_FLOOR",
     "DEFAULT_FIXED_CONCURRENCY",
+    "ENABLE_SCALE_UP_DELAY",
     "ERROR_BACKOFF_FACTOR",
     "ERROR_HOLD",
+    "ERROR_RESTORE_AFTER",
+    "FAST_START_FOR",
+    "FAST_START_RATE",
     "IDLE_POLLERS",
     "IDLE_SCALE_DOWN_AFTER",
     "INITIAL_POLLERS",
@@ -35,6 +40,8 @@ __all__ = [
     "MIN_IDLE_POLLERS",
     "SCALE_UP_PER_MINUTE",
     "SCALE_UP_RATE",
+    "SURPLUS_HOLD",
+    "SURPLUS_WAIT",
     "THROTTLE_BACKOFF_FACTOR",
     "THROTTLE_HOLD",
     "AwsScaling",
@@ -55,6 +62,53 @@ the November 2023 "faster polling scale-up" launch, +60/min before)."""
 
 SCALE_UP_RATE = SCALE_UP_PER_MINUTE / 60.0
 """:data:`SCALE_UP_PER_MINUTE` as a continuous rate, in concurrency per second (5/s)."""
+
+ENABLE_SCALE_UP_DELAY = 60.0
+"""Seconds after a mapping is enabled (resumed) during which it runs its first
+:data:`INITIAL_POLLERS` without growing. AWS: "starts processing five batches at a time ...
+If messages are still available, Lambda increases ..."; read with BEHAVIOURS.md observation
+1, where cumulative cold starts and invocations over the first minute after resuming over a
+1k, 10k, 100k or 1M backlog are the same: any growth inside that minute drains the 1k
+backlog first and makes the depths differ, so the first scale-up comes a minute after the
+mapping is enabled (calibrated on preset ``aws-queue-depth``; also fixes ``aws-batch-size``,
+whose first minute runs 5 batches for every batch size)."""
+
+FAST_START_RATE = 25.0
+"""Concurrency per second added during the first :data:`FAST_START_FOR` seconds after
+traffic reaches an enabled, idle mapping (its pollers long-polling). AWS's 2023 "faster
+polling scale-up" targets "spiky workloads": a burst on a live queue is met faster than the
+steady +300/min. AWS publishes no rate; 25/s for 3 s (5 -> 80) is the calibration against
+preset ``aws-processing-time`` (BEHAVIOURS.md observation 3): the 100 ms function's queue
+stays near empty (at most one second of arrivals at every 10 s gauge) while the 200-600 ms
+functions still build the backlog whose drain is their ramp-up."""
+
+FAST_START_FOR = 3.0
+"""Seconds of :data:`FAST_START_RATE` growth after traffic reaches an idle mapping (see
+there)."""
+
+SURPLUS_WAIT = 0.05
+"""A non-empty receive that took at least this long (seconds) was a long poll waiting for
+a message: the queue was empty when the poller asked, so the mapping had a poller to spare
+(SQS answers a receive with messages ready in tens of milliseconds). Such a receive holds
+growth for :data:`SURPLUS_HOLD`. This makes the level settle under steady load
+(BEHAVIOURS.md observation 6: the mapping "settles on a concurrency", above what the load
+needs because the level reached while draining the ramp-up backlog is kept) instead of
+climbing to the ceiling as long as every long poll ends with a message. sluicegate's
+choice; in the simulator a surplus poller waits about (idle pollers) / (arrival rate)."""
+
+SURPLUS_HOLD = 1.0
+"""Seconds a receive that waited :data:`SURPLUS_WAIT` holds growth (level and fleet level).
+sluicegate's choice: one second is many receives at any load that keeps pollers busy, so a
+mapping with pollers to spare stops growing, while a backlog (every receive answered at
+once) grows without pause."""
+
+ERROR_RESTORE_AFTER = 10.0
+"""Seconds without a function error after which the error backoff ends and the level
+returns at once to the fleet level (see :class:`AwsScaling`). AWS publishes neither; the
+value is sluicegate's choice, long next to the gap between two errors at a 1% error rate
+(~16 errors/s in preset ``aws-errors``), short next to the 4-minute error window.
+Calibrated with BEHAVIOURS.md observation 7 ("when the errors stop, invocations spike to
+about ten times the steady level while the backlog drains")."""
 
 IDLE_POLLERS = 5
 """Concurrency a mapping scales back to when its queue goes idle (same page: "scales back
@@ -84,7 +138,8 @@ Calibrated against the simulator on BEHAVIOURS.md observation 7 (preset ``aws-er
 50 ms handlers, 2,000 msg/s so the load needs 100 concurrent invocations, errors thrown
 from minute 5 to 9). Observed: 1% errors cut throughput ~20%, 10% cut it ~85%. Measured
 with 0.997 and :data:`ERROR_HOLD` 0.03 s: 22.5% and 84.2% (0.998 gave 9.0% and 82%;
-0.996 gave 32% and 86%). A per-error cut makes the steady level depend on the error
+0.996 gave 32% and 86%); with the level settled at 150 before the errors (not at the
+ceiling, :data:`SURPLUS_WAIT`), 26.5% and 84%. A per-error cut makes the steady level depend on the error
 *rate*: with a level L, errors arrive at p*L/d per second and the level settles where
 growth (5/s, paused by :data:`ERROR_HOLD` after each error) meets the cuts. Loads of
 another size give other cuts."""
@@ -103,7 +158,13 @@ observed overshoot of BEHAVIOURS.md observation 5 stays small) rather than colla
 
 THROTTLE_HOLD = 1.0
 """Seconds after a throttle during which the level does not grow (sluicegate's choice:
-about the first throttle-retry backoff, so growth resumes once retries succeed)."""
+about the first throttle-retry backoff, so growth resumes once retries succeed). Further
+throttles inside the hold extend it without cutting again: the burst of throttles one
+over-reach causes (every poller above the function's capacity throttles at once) counts as
+one signal, so a mapping over the account's or the function's concurrency steps down by
+:data:`THROTTLE_BACKOFF_FACTOR` per second until it fits instead of collapsing to
+:data:`BACKOFF_FLOOR` (seen in preset ``aws-errors``, whose recovery reaches the account's
+1,000)."""
 
 BACKOFF_FLOOR = 2
 """Error and throttle backoff never take the level below this (sluicegate's choice: the
@@ -195,7 +256,7 @@ class FixedScaling:
         """The constant limit."""
         return self._limit
 
-    def on_receive(self, now: float, count: int) -> None:
+    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
         """Ignored."""
 
     def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
@@ -217,16 +278,22 @@ class AwsScaling:
     """AWS's standard-queue poller scaling.
 
     The policy keeps a continuous *level*; the limit is its floor, never above the cap
-    ``min(ceiling, maximum_concurrency)``.
+    ``min(ceiling, maximum_concurrency)``. Beside it, the *fleet* level is what the level
+    would be without the error backoff (it never falls below the level).
 
     - Before any message, and when messages appear after an idle period, the level is
       :data:`INITIAL_POLLERS` (5): idle pollers keep long-polling, which is how the first
-      messages are found.
-    - While receives come back non-empty, the level grows continuously at
+      messages are found. Traffic reaching an enabled idle mapping gets AWS's faster
+      scale-up first: :data:`FAST_START_RATE` for :data:`FAST_START_FOR` seconds. A
+      mapping just enabled (:meth:`on_resume`) instead keeps its 5 for
+      :data:`ENABLE_SCALE_UP_DELAY` (BEHAVIOURS.md observation 1).
+    - While receives come back non-empty *at once*, the level grows continuously at
       :data:`SCALE_UP_RATE` (5/s = +300/min). Growth is judged on the latest receive: an
-      empty receive pauses it, the next non-empty one resumes it. (Under a backlog every
-      long poll returns records, so growth is steady; a queue that is nearly drained
-      returns a mix and growth slows.)
+      empty receive pauses it, the next non-empty one resumes it. A non-empty receive
+      that waited :data:`SURPLUS_WAIT` or more (a long poll that had to wait for a
+      message: a poller to spare) holds growth for :data:`SURPLUS_HOLD`. So under a
+      backlog the level grows steadily, and once the pollers have caught up it settles
+      where it is (observation 6).
     - Idle: after :data:`IDLE_SCALE_DOWN_AFTER` of empty receives the level drops to
       :data:`IDLE_POLLERS`, after :data:`LONG_IDLE_AFTER` to :data:`MIN_IDLE_POLLERS`.
       Not when ``maximum_concurrency`` is set: AWS says the scale-down does not happen
@@ -234,10 +301,21 @@ class AwsScaling:
       stay and long-poll), so the next burst starts from there.
     - Function errors (``outcome.function_error``) with ReportBatchItemFailures off: the
       level is multiplied by :data:`ERROR_BACKOFF_FACTOR` and growth is held for
-      :data:`ERROR_HOLD`. With it on, errors change nothing (AWS: "does not scale down
-      polling on invocation failures").
-    - Throttles: level times :data:`THROTTLE_BACKOFF_FACTOR`, growth held for
-      :data:`THROTTLE_HOLD`.
+      :data:`ERROR_HOLD`; the fleet level is not cut and keeps growing while the backlog
+      the errors build makes receives come back at once. After
+      :data:`ERROR_RESTORE_AFTER` without an error the next receive ends the backoff: the
+      level returns to the fleet level, and the backlog of the error window drains in the
+      recovery spike of observation 7. With ReportBatchItemFailures on, errors change
+      nothing: AWS documents that it "does not scale down polling on invocation
+      failures" then. BEHAVIOURS.md observation 7 reports the opposite (batch item
+      failures collapse like thrown errors); sluicegate keeps the documented rule because
+      it is an explicit, current statement of AWS's and no mechanism tying reported
+      failures to a backoff is documented or observable in the policy's inputs (a
+      partial response is a successful invocation). tests/sim/test_presets.py pins the
+      departure.
+    - Throttles: level and fleet level times :data:`THROTTLE_BACKOFF_FACTOR`, growth held
+      for :data:`THROTTLE_HOLD` (the function cannot take more: the fleet shrinks too);
+      throttles inside that hold extend it without cutting again.
     - Backoff never takes the level below :data:`BACKOFF_FLOOR` (or the cap if lower).
 
     Decreases happen only on events (a receive, an outcome, a throttle), so the limit
@@ -252,15 +330,25 @@ class AwsScaling:
         ConfigError: a ceiling below 1 or a maximum concurrency below 1.
     """
 
+    observes_receive_wait = True
+    """Tells :class:`~sluicegate.core.mapping.QueueMapping` to pass ``waited`` to
+    :meth:`on_receive`."""
+
     __slots__ = (
         "_active",
         "_anchor",
         "_cap",
+        "_enable_until",
+        "_fast_until",
+        "_fleet",
         "_floor",
         "_growing",
         "_hold_until",
+        "_last_error",
         "_level",
         "_quiet_since",
+        "_surplus_until",
+        "_throttle_until",
         "ceiling",
         "maximum_concurrency",
         "report_batch_item_failures",
@@ -289,11 +377,23 @@ class AwsScaling:
         cap = ceiling if maximum_concurrency is None else min(ceiling, maximum_concurrency)
         self._cap = cap
         self._level = float(min(INITIAL_POLLERS, cap))
+        self._fleet = self._level
         self._floor = int(self._level + _EPSILON)
         """The limit at ``_level`` (kept with it: the fast path of :meth:`limit`)."""
         self._anchor = float("-inf")
         self._growing = False
         self._hold_until = float("-inf")
+        """Error/throttle hold: the level (not the fleet level) does not grow before it."""
+        self._enable_until = float("-inf")
+        """Enable hold (:data:`ENABLE_SCALE_UP_DELAY`): neither grows before it."""
+        self._fast_until = float("-inf")
+        """Growth is at :data:`FAST_START_RATE` before it."""
+        self._last_error: float | None = None
+        """Time of the last function error while the level is backed off, else None."""
+        self._throttle_until = float("-inf")
+        """End of the current throttle hold (one cut per hold)."""
+        self._surplus_until = float("-inf")
+        """Surplus hold (:data:`SURPLUS_HOLD`): neither grows before it."""
         self._active = False
         self._quiet_since: float | None = None
 
@@ -306,19 +406,39 @@ class AwsScaling:
 
     # ------------------------------------------------------------------ level
 
+    def _grown(self, start: float, now: float) -> float:
+        """Growth between ``start`` and ``now`` (fast start, then the steady rate)."""
+        if now <= start:
+            return 0.0
+        fast_until = self._fast_until
+        if start >= fast_until:
+            return SCALE_UP_RATE * (now - start)
+        if now <= fast_until:
+            return FAST_START_RATE * (now - start)
+        return FAST_START_RATE * (fast_until - start) + SCALE_UP_RATE * (now - fast_until)
+
     def _level_at(self, now: float) -> float:
         level = self._level
         if not self._growing:
             return level
-        start = max(self._hold_until, self._anchor)
+        start = max(self._hold_until, self._enable_until, self._surplus_until, self._anchor)
         if now <= start:
             return level
-        level += SCALE_UP_RATE * (now - start)
+        level += self._grown(start, now)
         return level if level < self._cap else float(self._cap)
 
+    def _fleet_at(self, now: float) -> float:
+        fleet = self._fleet
+        if self._growing:
+            fleet += self._grown(max(self._enable_until, self._surplus_until, self._anchor), now)
+        fleet = fleet if fleet < self._cap else float(self._cap)
+        level = self._level_at(now)
+        return fleet if fleet > level else level
+
     def _settle(self, now: float) -> None:
-        """Fold growth up to ``now`` into the stored level (times never go backwards)."""
+        """Fold growth up to ``now`` into the stored levels (times never go backwards)."""
         if now > self._anchor:
+            self._fleet = self._fleet_at(now)
             self._level = level = self._level_at(now)
             self._floor = int(level + _EPSILON)
             self._anchor = now
@@ -336,6 +456,10 @@ class AwsScaling:
         """The continuous level at ``now`` (the limit is its floor)."""
         return self._level_at(now)
 
+    def fleet_level(self, now: float) -> float:
+        """The level without the error backoff at ``now`` (see the class)."""
+        return self._fleet_at(now)
+
     def limit(self, now: float) -> int:
         """Concurrent batches allowed at ``now``: the floor of the level."""
         if self._growing and self._level < self._cap:
@@ -343,9 +467,7 @@ class AwsScaling:
             if level >= self._cap and now > self._anchor:
                 # Growth reached the cap: fold it in, so later calls take the fast path
                 # (the level stays at the cap until an event cuts it, which settles first).
-                self._level = level
-                self._floor = int(level + _EPSILON)
-                self._anchor = now
+                self._settle(now)
             return int(level + _EPSILON)
         return self._floor
 
@@ -356,28 +478,64 @@ class AwsScaling:
         current = self._level_at(now)
         if current + _EPSILON >= self._cap:
             return None
-        target = int(current + _EPSILON) + 1
-        start = max(self._hold_until, self._anchor)
-        when = start + (target - self._level) / SCALE_UP_RATE
-        return max(now, when)
+        need = int(current + _EPSILON) + 1 - self._level
+        start = max(self._hold_until, self._enable_until, self._surplus_until, self._anchor)
+        fast_until = self._fast_until
+        if start < fast_until:
+            room = FAST_START_RATE * (fast_until - start)
+            if need <= room:
+                return max(now, start + need / FAST_START_RATE)
+            return max(now, fast_until + (need - room) / SCALE_UP_RATE)
+        return max(now, start + need / SCALE_UP_RATE)
 
     # ------------------------------------------------------------------ events
 
-    def on_receive(self, now: float, count: int) -> None:
-        """Non-empty: messages are there, grow (restarting at 5 after an idle period).
-        Empty: pause growth, and scale down once idle long enough (see the class)."""
+    def on_resume(self, now: float) -> None:
+        """The mapping was enabled: its first scale-up waits
+        :data:`ENABLE_SCALE_UP_DELAY` (BEHAVIOURS.md observation 1)."""
+        self._settle(now)
+        self._enable_until = now + ENABLE_SCALE_UP_DELAY
+        self._fast_until = float("-inf")
+
+    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
+        """Non-empty: messages are there, grow (restarting at 5 after an idle period)
+        unless the receive waited :data:`SURPLUS_WAIT` (a poller to spare). Empty: pause
+        growth, and scale down once idle long enough (see the class).
+
+        Parameters:
+            now: when the receive returned.
+            count: records returned.
+            waited: seconds the receive was outstanding (0 when unknown).
+        """
         if count > 0:
             self._quiet_since = None
+            last_error = self._last_error
+            if last_error is not None and now - last_error >= ERROR_RESTORE_AFTER:
+                # errors have stopped: the backoff ends, the level returns to the fleet
+                self._settle(now)
+                self._last_error = None
+                if self._fleet > self._level:
+                    self._level = self._fleet
+                    self._floor = int(self._fleet + _EPSILON)
+            if not self._active:
+                self._settle(now)
+                self._active = True
+                if now >= self._enable_until:
+                    self._fast_until = now + FAST_START_FOR
+                start = float(min(INITIAL_POLLERS, self._cap))
+                if self._level < start:
+                    self._level = start
+                    self._floor = int(start + _EPSILON)
+                if self._fleet < self._level:
+                    self._fleet = self._level
+            if waited >= SURPLUS_WAIT:
+                hold = now + SURPLUS_HOLD
+                if hold > self._surplus_until:
+                    self._settle(now)
+                    self._surplus_until = hold
             if not self._growing:
                 self._settle(now)
                 self._growing = True
-            if not self._active:
-                self._active = True
-                start = float(min(INITIAL_POLLERS, self._cap))
-                if self._level < start:
-                    self._settle(now)
-                    self._level = start
-                    self._floor = int(start + _EPSILON)
             return
         if self._growing:
             self._settle(now)
@@ -395,6 +553,9 @@ class AwsScaling:
             if self._level > target:
                 self._level = float(target)
                 self._floor = target
+            if self._fleet > self._level:
+                self._fleet = self._level
+            self._last_error = None
 
     def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
         """A function error without ReportBatchItemFailures backs the level off."""
@@ -402,25 +563,36 @@ class AwsScaling:
             return
         self._settle(now)
         self._cut(ERROR_BACKOFF_FACTOR)
+        self._last_error = now
         hold = now + ERROR_HOLD
         self._hold_until = max(self._hold_until, hold)
 
     def on_throttle(self, now: float) -> None:
-        """A throttle backs the level off and holds growth."""
+        """A throttle backs the level and the fleet level off and holds growth; throttles
+        during the hold of an earlier one only extend the hold (see
+        :data:`THROTTLE_HOLD`)."""
+        if now < self._throttle_until:
+            self._throttle_until = self._hold_until = max(self._hold_until,
+                                                          now + THROTTLE_HOLD)
+            return
         self._settle(now)
         self._cut(THROTTLE_BACKOFF_FACTOR)
+        fleet = self._fleet * THROTTLE_BACKOFF_FACTOR
+        self._fleet = fleet if fleet > self._level else self._level
         hold = now + THROTTLE_HOLD
+        self._throttle_until = hold
         self._hold_until = max(self._hold_until, hold)
 
     def statistics(self, now: float) -> ScalingStatistics:
         """A snapshot: limit, level, whether growing, the hold."""
         level = self._level_at(now)
+        held = max(self._hold_until, self._enable_until, self._surplus_until)
         return ScalingStatistics(
             "aws",
             int(level + _EPSILON),
             level,
             self._growing and level < self._cap,
-            self._hold_until if self._hold_until > now else None,
+            held if held > now else None,
         )
 
 

@@ -124,6 +124,11 @@ BATCH_SIZES = (1, 2, 5)
 BATCH_SIZE_BACKLOG = 100_000
 """Observation 2's backlog: deep enough that no variant drains in the first minute."""
 
+BATCH_SIZE_RUN = "3m"
+"""Observation 2's run length: the first minute after resuming runs 5 batches for every
+batch size (``ENABLE_SCALE_UP_DELAY``), and batch size 1 needs about 90 s of +300/min
+growth after it to empty 100k; three minutes lets every variant drain."""
+
 RESUME_AT = "10s"
 """When observations 1 and 2 resume the paused mapping (the backlog is there from t=0)."""
 
@@ -221,7 +226,7 @@ _NEED_ERRORS = max(2, round(ERROR_PRODUCER_RATE * 0.05 * 1.1))
 
 def _presets() -> dict[str, Preset]:
     qd = _backlog_base("2m")
-    bs = _merge(_backlog_base("2m"), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
+    bs = _merge(_backlog_base(BATCH_SIZE_RUN), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
     pt = _producer_base(PRODUCER_RATE, "5m", "4m", 200)
     mc = _producer_base(PRODUCER_RATE, "4m", "4m", MAX_CONCURRENCY_DURATION_MS)
     er = _errors_base()
