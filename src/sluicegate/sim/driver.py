@@ -352,11 +352,13 @@ class _Simulation:
         queue = self.queue
         size = self.record_size
         send = engine.send
+        send_receive = engine.send_receive_records
         has_visible = engine.has_visible
         receive = engine.receive_records
         delete = engine.delete_records
         next_visible_at = engine.next_visible_at
-        one_message = [self.new_message]
+        new_message = self.new_message
+        one_message = [new_message]
         delay = self.delay
         mapping = self.mapping
         poll = mapping.poll
@@ -424,21 +426,38 @@ class _Simulation:
             elif kind == _PRODUCE:
                 producer = arrivals[0][2]
                 count = producer.count
-                send(queue, one_message if count == 1 else one_message * count)
+                fast = count == 1 and waiting and not delay
+                if not fast:
+                    send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
                 after = producer.next(now)
                 if after is None:
                     pop(arrivals)
                 else:
                     replace(arrivals, (after, seq(), producer))
-                if delay:
+                if fast:
+                    # The usual case: a waiting poller drawn at random receives the one
+                    # message as it is sent, in one call to the engine.
+                    entry = take()
+                    action = entry[2]
+                    records = send_receive(queue, new_message, action.max_messages,
+                                           action.visibility_timeout, size)
+                    if records:
+                        b_received += len(records)
+                        received(now, action.poller, records)
+                        if now + action.visibility_timeout < self.visible_at:
+                            self._watch(now + action.visibility_timeout)
+                    else:
+                        waiters.put_back(entry)
+                elif delay:
                     self._watch(now + delay)
-                if not waiting:
-                    continue
-                if delay:
+                    if not waiting:
+                        continue
                     b_received += self._serve(now)
                     if not self.dirty:
                         continue
+                elif not waiting:
+                    continue
                 else:
                     # _serve, inlined for the hot path. Pollers wait only while nothing
                     # is visible, so what is visible now is what was just sent (messages

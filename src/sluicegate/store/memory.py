@@ -423,6 +423,58 @@ class MemoryQueues:
                                    size, msg.visible_at, msg.receive_count))
         return out
 
+    def send_receive_records(
+        self, queue: str, message: NewMessage, max_messages: int, visibility_timeout: float,
+        size: int,
+    ) -> list[QueueRecord]:
+        """:meth:`send` of one message, then :meth:`receive_records`, at the same instant.
+
+        For the simulator, which hands a message to a waiting long poll as it arrives.
+        The result and every state change are those of the two calls; when the receive
+        would claim exactly the message just sent (no delay, nothing else visible or due,
+        nothing to expire or redrive), the message is stored in flight directly, without
+        passing through ``ready``.
+
+        Returns:
+            One record per claimed message (``payload`` ``None``), oldest first.
+        """
+        q = self._queues.get(queue) or self._queue(queue)
+        now = self.clock()
+        ordered = q.sent
+        hidden = q.hidden
+        if (
+            message.delay_seconds > 0
+            or max_messages < 1
+            or q.n_ready
+            or q.redrive_check
+            or q.expiry
+            or (hidden and hidden[0][0] <= now)
+            or (ordered and (ordered[-1][0] > now
+                             or ordered[0][0] <= now - q.config.retention_period))
+            or len(ordered) >= 2 * len(q.messages) + COMPACT_SLACK
+        ):
+            self.send(queue, [message])
+            return self.receive_records(queue, max_messages, visibility_timeout, size)
+        # What send() then _claim() would do to this message, in one step.
+        seq = self._seq = self._seq + 1
+        mid = self._new_id()
+        msg = _Msg(mid, seq, message.body, message.md5_of_body, message.attributes,
+                   message.sender_id, now)
+        q.messages[mid] = msg
+        ordered.append((now, seq, 0, msg))
+        msg.receive_count = 1
+        msg.first_receive = now
+        serial = self._serial = self._serial + 1
+        handle = msg.handle = f"{mid}#1#{serial}"
+        deadline = msg.visible_at = now + visibility_timeout
+        msg.state = IN_FLIGHT
+        msg.gen = 1  # pushed to ``ready`` at 0, claimed at 1
+        heapq.heappush(hidden, (deadline, seq, 1, msg))
+        q.n_in_flight += 1
+        if len(hidden) > 2 * (q.n_delayed + q.n_in_flight) + COMPACT_SLACK:
+            self._compact(q)
+        return [QueueRecord(mid, handle, size, deadline, 1)]
+
     def _claim(self, queue: str, max_messages: int, visibility_timeout: float) -> list[_Msg]:
         """The work of a receive: expire, redrive, make due messages visible, then claim
         (new handle, raised receive count, hidden until the visibility deadline)."""
@@ -575,9 +627,19 @@ class MemoryQueues:
         for record in records:
             msg = messages.get(record.message_id)
             if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
-                self._remove(q, msg)
+                if msg.state == IN_FLIGHT:  # _remove(q, msg), inlined for the usual case
+                    del messages[record.message_id]
+                    q.n_in_flight -= 1
+                    msg.state = GONE
+                    msg.gen += 1
+                    msg.qgen += 1
+                else:
+                    self._remove(q, msg)
                 deleted += 1
-        if deleted:
+        if deleted and (  # _compact(q), when it has something to do
+            len(q.hidden) > 2 * (q.n_delayed + q.n_in_flight) + COMPACT_SLACK
+            or len(q.ready) > 2 * q.n_ready + COMPACT_SLACK
+        ):
             self._compact(q)
         return deleted
 
