@@ -409,10 +409,9 @@ class QueueMapping:
             self._dispatch(poller, batch, now, limit, actions)
         attention = self._attention
         if attention:
-            i = 0
-            while i < len(attention):
-                poller = attention[i]
-                i += 1
+            # a for loop also visits pollers appended while it runs (an abandon flags
+            # its poller again)
+            for poller in attention:
                 poller.flagged = False
                 if poller.state == _FREE:
                     self._advance(poller, now, limit, actions)
@@ -430,7 +429,10 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
-        p = self._pollers[poller] if 0 <= poller < len(self._pollers) else None
+        try:
+            p = self._pollers[poller] if poller >= 0 else None
+        except IndexError:
+            p = None
         if p is None or p.state != _RECEIVING:
             raise RuntimeError(f"poller {poller} of {self.config.name} has no receive outstanding")
         p.state = _FREE
