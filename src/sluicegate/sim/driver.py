@@ -573,9 +573,7 @@ class _Simulation:
             while True:
                 reported = False
                 for action in poll(now):
-                    # exact types: the core builds these classes, never subclasses
-                    cls = type(action)
-                    if cls is Receive:
+                    if isinstance(action, Receive):
                         # While pollers wait, nothing is visible (every send serves them,
                         # and a visibility event is pending for what becomes visible), so
                         # this receive would come back empty: it joins the wait.
@@ -607,7 +605,7 @@ class _Simulation:
                             when = next_visible_at(queue)
                             if when is not None:
                                 self._watch(when)
-                    elif cls is Invoke:
+                    elif isinstance(action, Invoke):
                         batch = action.batch
                         b_invocations += 1
                         running += 1
@@ -638,7 +636,7 @@ class _Simulation:
                                 duration = timeout
                                 outcome = timeout_outcome(batch)
                         push(heap, (start + duration, seq(), _END, batch, outcome, called))
-                    elif cls is Delete:
+                    elif isinstance(action, Delete):
                         b_processed += delete(queue, action.records)
                     else:
                         b_abandoned += 1
