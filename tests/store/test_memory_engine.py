@@ -103,12 +103,15 @@ def test_send_receive_records_acts_as_send_then_receive_records(seed: int) -> No
         elif op < 0.45:
             n = rng.randint(1, 3)
             assert fast.send("q", [message()] * n) == slow.send("q", [message()] * n)
-        elif op < 0.6:
+        elif op < 0.55:
             max_messages = rng.choice([1, 10])
             got = fast.receive_records("q", max_messages, 5.0, SIZE)
             want = slow.receive_records("q", max_messages, 5.0, SIZE)
             assert fields(got) == fields(want)
             held.extend(got)
+        elif op < 0.6:
+            # full messages: sent and first-receive times, bodies, attributes, sender
+            assert fast.receive("q", 10, 1.0) == slow.receive("q", 10, 1.0)
         elif op < 0.8 and held:
             picked = held.pop(rng.randrange(len(held)))
             twin = QueueRecord(picked.message_id, picked.receipt_handle, SIZE,
