@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sluicegate.sim import SERIES_KEYS, SUMMARY_KEYS, SimResult, load_scenario, simulate
+from sluicegate.sim.driver import _Simulation
 
 STEADY = {
     "seed": 3,
@@ -99,6 +100,29 @@ def test_same_seed_same_bytes() -> None:
     assert json.dumps(simulate(other).to_dict()["series"]) != json.dumps(
         json.loads(first)["series"]
     )
+
+
+def test_inline_lognormal_draws_are_the_samplers() -> None:
+    # Given a scenario with lognormal durations, cold starts and idle environments
+    # reclaimed between bursts
+    scenario = load_scenario({
+        "seed": 4,
+        "duration": "60s",
+        "producer": {"kind": "poisson", "rate": 200, "stop": "40s"},
+        "function": {
+            "duration": {"distribution": "lognormal", "median": "50ms", "p99": "200ms"},
+            "cold_start": {"distribution": "uniform", "min": "100ms", "max": "300ms"},
+            "idle_timeout": "2s",
+        },
+        "mapping": {"batch_size": 1, "maximum_concurrency": 30, "scaling": "fixed"},
+    })
+    # When it runs with the event loop's inline draw, and with the sampler's function
+    inline = _Simulation(scenario)
+    assert inline.lognormal is not None
+    called = _Simulation(scenario)
+    called.lognormal = None
+    # Then the output is the same, byte for byte
+    assert json.dumps(inline.run().to_dict()) == json.dumps(called.run().to_dict())
 
 
 def test_output_does_not_depend_on_the_hash_seed() -> None:

@@ -53,7 +53,7 @@ from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import deletable, fifo_deletable
-from sluicegate.core.scaling import ScalingPolicy, make_policy
+from sluicegate.core.scaling import FixedScaling, ScalingPolicy, make_policy
 from sluicegate.core.types import (
     Abandon,
     Action,
@@ -110,7 +110,7 @@ _REASON_NO_SLOT = "visibility timeout reached while waiting for a concurrency sl
 
 
 class _Poller:
-    __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "state")
+    __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
 
     def __init__(self, index: int, batcher: Batcher) -> None:
         self.index = index
@@ -123,6 +123,9 @@ class _Poller:
         """Whether it is in the attention list."""
         self.asked = 0.0
         """When its latest receive was issued."""
+        self.receive: Receive | None = None
+        """The last ``Receive`` issued, reused when the next one is equal (actions are
+        read-only and compared by value; this saves an allocation per receive)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ class QueueMapping:
         "_attention",
         "_buffered",
         "_by_batch",
+        "_fixed_limit",
         "_function",
         "_held",
         "_in_flight",
@@ -247,6 +251,13 @@ class QueueMapping:
         outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
         maximum = config.maximum_concurrency
         self._maximum = maximum if maximum is not None else 1 << 62
+        self._fixed_limit: int | None = None
+        """The limit, when the policy is a :class:`FixedScaling` (exactly): its limit never
+        changes and its hooks do nothing, so the hot paths skip calling it. ``None``: ask
+        the policy every time."""
+        if type(policy) is FixedScaling:
+            limit = policy.limit(now)
+            self._fixed_limit = min(max(limit, 0), self._maximum)
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -379,11 +390,13 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._policy.limit(now)  # _compute_limit, inlined: poll is the hot path
-        if limit > self._maximum:
-            limit = self._maximum
-        elif limit < 0:
-            limit = 0
+        limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
+        if limit is None:
+            limit = self._policy.limit(now)
+            if limit > self._maximum:
+                limit = self._maximum
+            elif limit < 0:
+                limit = 0
         self._limit = limit
         actions: list[Action] = []
         pending = self._pending_deletes
@@ -411,10 +424,9 @@ class QueueMapping:
             self._dispatch(poller, batch, now, limit, actions)
         attention = self._attention
         if attention:
-            i = 0
-            while i < len(attention):
-                poller = attention[i]
-                i += 1
+            # a for loop also visits pollers appended while it runs (an abandon flags
+            # its poller again)
+            for poller in attention:
                 poller.flagged = False
                 if poller.state == _FREE:
                     self._advance(poller, now, limit, actions)
@@ -432,7 +444,10 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
-        p = self._pollers[poller] if 0 <= poller < len(self._pollers) else None
+        try:
+            p = self._pollers[poller] if poller >= 0 else None
+        except IndexError:
+            p = None
         if p is None or p.state != _RECEIVING:
             raise RuntimeError(f"poller {poller} of {self.config.name} has no receive outstanding")
         p.state = _FREE
@@ -444,7 +459,7 @@ class QueueMapping:
             self.received_records += count
         if self._policy_waits:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
-        else:
+        elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
             self._policy.on_receive(now, count)
         if not p.flagged:
             p.flagged = True
@@ -470,7 +485,8 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        self._policy.on_outcome(now, outcome)
+        if self._fixed_limit is None:  # FixedScaling.on_outcome does nothing
+            self._policy.on_outcome(now, outcome)
         kind = outcome.kind
         if kind is _SUCCESS:
             records = batch.records
@@ -502,11 +518,13 @@ class QueueMapping:
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._policy.limit(now)  # _compute_limit, inlined: called after each poll
-        if limit > self._maximum:
-            limit = self._maximum
-        elif limit < 0:
-            limit = 0
+        limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
+        if limit is None:
+            limit = self._policy.limit(now)
+            if limit > self._maximum:
+                limit = self._maximum
+            elif limit < 0:
+                limit = 0
         self._limit = limit
         if limit > self._active:
             return now
@@ -516,7 +534,9 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if (not self._paused and limit < self._maximum) or self._slot_wait:
+        if self._fixed_limit is None and (
+            (not self._paused and limit < self._maximum) or self._slot_wait
+        ):
             change = self._policy.next_change(now)
             if change is not None and (when is None or change < when):
                 when = change
@@ -527,11 +547,13 @@ class QueueMapping:
     # ------------------------------------------------------------------ internals
 
     def _compute_limit(self, now: float) -> int:
-        limit = self._policy.limit(now)
-        if limit > self._maximum:
-            limit = self._maximum
-        elif limit < 0:
-            limit = 0
+        limit = self._fixed_limit
+        if limit is None:
+            limit = self._policy.limit(now)
+            if limit > self._maximum:
+                limit = self._maximum
+            elif limit < 0:
+                limit = 0
         self._limit = limit
         return limit
 
@@ -603,7 +625,11 @@ class QueueMapping:
         p.state = _RECEIVING
         p.asked = now
         self._receiving += 1
-        actions.append(Receive(p.index, batcher.room(), wait, self._visibility_timeout))
+        room = batcher.room()
+        receive = p.receive
+        if receive is None or receive.max_messages != room or receive.wait != wait:
+            receive = p.receive = Receive(p.index, room, wait, self._visibility_timeout)
+        actions.append(receive)
 
     def _dispatch(
         self, p: _Poller, batch: Batch, now: float, limit: int, actions: list[Action]

@@ -33,9 +33,12 @@ bucket [10, 20).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -51,7 +54,7 @@ from sluicegate.core.results import (
 )
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.sim.models import Arrivals, Downstream, Environments, LongPolls, sampler
-from sluicegate.sim.scenario import RECORD_OVERHEAD, Scenario, load_scenario
+from sluicegate.sim.scenario import RECORD_OVERHEAD, LogNormal, Scenario, load_scenario
 from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
 
@@ -181,7 +184,16 @@ def simulate(scenario: Scenario | dict[str, Any]) -> SimResult:
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return _Simulation(scenario).run()
+    # A run allocates several objects per event and creates no reference cycles
+    # (reference counting frees everything as it goes), so the cyclic garbage collector
+    # would only re-scan live objects: it is paused for the run, then restored.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _Simulation(scenario).run()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Simulation:
@@ -254,6 +266,13 @@ class _Simulation:
         self.timeout = fconfig.timeout
         durations = stream("durations")
         self.duration = sampler(f.duration, durations)
+        dist = f.duration
+        self.lognormal: tuple[float, float, Callable[[float, float], float]] | None = (
+            (dist.mu, dist.sigma, durations.gauss)
+            if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
+        )
+        """``(mu, sigma, gauss)`` when durations are lognormal: the event loop then draws
+        them inline, the way :func:`sampler` does, without the call to its function."""
         self.per_record = f.duration_per_record
         self.cold_start = sampler(f.cold_start, stream("cold-starts"))
         self.environments = Environments(f.idle_timeout)
@@ -352,11 +371,13 @@ class _Simulation:
         queue = self.queue
         size = self.record_size
         send = engine.send
+        send_receive = engine.send_receive_records
         has_visible = engine.has_visible
         receive = engine.receive_records
         delete = engine.delete_records
         next_visible_at = engine.next_visible_at
-        one_message = [self.new_message]
+        new_message = self.new_message
+        one_message = [new_message]
         delay = self.delay
         mapping = self.mapping
         poll = mapping.poll
@@ -368,8 +389,13 @@ class _Simulation:
         take = waiters.take
         environments = self.environments
         acquire = environments.acquire
+        warm = environments.warm
+        idle_timeout = environments.idle_timeout
         release = environments.release
         draw = self.duration
+        lognormal = self.lognormal is not None
+        mu, sigma, gauss = self.lognormal or (0.0, 0.0, None)
+        exp = math.exp
         cold_start = self.cold_start
         timeout = self.timeout
         modelled = self.modelled
@@ -424,21 +450,38 @@ class _Simulation:
             elif kind == _PRODUCE:
                 producer = arrivals[0][2]
                 count = producer.count
-                send(queue, one_message if count == 1 else one_message * count)
+                fast = count == 1 and waiting and not delay
+                if not fast:
+                    send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
                 after = producer.next(now)
                 if after is None:
                     pop(arrivals)
                 else:
                     replace(arrivals, (after, seq(), producer))
-                if delay:
+                if fast:
+                    # The usual case: a waiting poller drawn at random receives the one
+                    # message as it is sent, in one call to the engine.
+                    entry = take()
+                    action = entry[2]
+                    records = send_receive(queue, new_message, action.max_messages,
+                                           action.visibility_timeout, size)
+                    if records:
+                        b_received += len(records)
+                        received(now, action.poller, records)
+                        if now + action.visibility_timeout < self.visible_at:
+                            self._watch(now + action.visibility_timeout)
+                    else:
+                        waiters.put_back(entry)
+                elif delay:
                     self._watch(now + delay)
-                if not waiting:
-                    continue
-                if delay:
+                    if not waiting:
+                        continue
                     b_received += self._serve(now)
                     if not self.dirty:
                         continue
+                elif not waiting:
+                    continue
                 else:
                     # _serve, inlined for the hot path. Pollers wait only while nothing
                     # is visible, so what is visible now is what was just sent (messages
@@ -568,15 +611,22 @@ class _Simulation:
                         running += 1
                         # conditional expressions, not max(): a call costs more here
                         b_running = running if running > b_running else b_running
-                        # A warm environment, else a cold start (see Environments).
-                        if acquire(now):
+                        # A warm environment, else a cold start (see Environments); the
+                        # usual case, with none to reclaim, without the call to acquire.
+                        if warm and warm[0] > now - idle_timeout:
+                            warm.pop()
+                            start = now
+                        elif acquire(now):
                             b_cold += 1
                             live = environments.live
                             b_live = live if live > b_live else b_live
                             start = now + cold_start()
                         else:
                             start = now
-                        duration = draw()
+                        if lognormal:  # sampler's lognormal draw, inlined
+                            duration = exp(mu + sigma * gauss(0.0, 1.0))  # type: ignore[misc]
+                        else:
+                            duration = draw()
                         if modelled:
                             duration, outcome, called = model(now, batch, duration)
                         else:

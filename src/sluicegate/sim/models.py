@@ -94,13 +94,20 @@ class Environments:
         cold_starts: environments started so far.
     """
 
-    __slots__ = ("_idle", "cold_starts", "idle_timeout", "live")
+    __slots__ = ("_idle", "cold_starts", "idle_timeout", "live", "release", "warm")
 
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
         self._idle: deque[float] = deque()
         self.live = 0
         self.cold_starts = 0
+        self.release: Callable[[float], None] = self._idle.append
+        """``release(now)``: an invocation ended at ``now``, its environment becomes idle
+        (the idle deque's own ``append``: one C call on the simulator's hot path)."""
+        self.warm: deque[float] = self._idle
+        """The idle environments' release times, oldest first; read-only. A driver may
+        take the newest itself (``warm.pop()``) when the oldest is still warm at ``now``
+        (``warm[0] > now - idle_timeout``): that is what :meth:`acquire` would do."""
 
     @property
     def idle(self) -> int:
@@ -133,10 +140,6 @@ class Environments:
         self.live += 1
         self.cold_starts += 1
         return True
-
-    def release(self, now: float) -> None:
-        """An invocation ended at ``now``: its environment becomes idle."""
-        self._idle.append(now)
 
 
 class Downstream:

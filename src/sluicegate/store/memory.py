@@ -60,19 +60,22 @@ COMPACT_SLACK = 64
 
 
 class _Msg:
-    """One stored message; mutable, owned by exactly one queue at a time."""
+    """One stored message; mutable, owned by exactly one queue at a time.
+
+    ``content`` is the :class:`NewMessage` it was sent as (body, MD5, attributes, sender;
+    never changed). The constructor's defaults describe a message never received;
+    :meth:`MemoryQueues.send_receive_records` passes a received one's values instead of
+    setting them afterwards.
+    """
 
     __slots__ = (
-        "attributes",
-        "body",
+        "content",
         "first_receive",
         "gen",
         "handle",
-        "md5",
         "message_id",
         "qgen",
         "receive_count",
-        "sender_id",
         "sent",
         "seq",
         "source_queue",
@@ -84,27 +87,26 @@ class _Msg:
         self,
         message_id: str,
         seq: int,
-        body: str,
-        md5: str,
-        attributes: dict[str, dict[str, str]],
-        sender_id: str,
+        content: NewMessage,
         sent: float,
+        state: int = GONE,
+        visible_at: float | None = None,
+        receive_count: int = 0,
+        handle: str | None = None,
+        gen: int = 0,
     ) -> None:
         self.message_id = message_id
         self.seq = seq
-        self.body = body
-        self.md5 = md5
-        self.attributes = attributes
-        self.sender_id = sender_id
+        self.content = content
         self.sent = sent
-        self.first_receive = 0.0
-        self.receive_count = 0
-        self.visible_at = sent
-        self.handle: str | None = None
+        self.first_receive = sent if receive_count else 0.0
+        self.receive_count = receive_count
+        self.visible_at = sent if visible_at is None else visible_at
+        self.handle = handle
         self.source_queue: str | None = None
-        self.state = GONE
+        self.state = state
         #: bumped on every change of state or visibility: stale ``ready``/``hidden`` entries
-        self.gen = 0
+        self.gen = gen
         #: bumped whenever the message leaves a queue: stale ``expiry`` entries
         self.qgen = 0
 
@@ -348,7 +350,7 @@ class MemoryQueues:
         for new in messages:
             seq += 1
             mid = new_id()
-            msg = _Msg(mid, seq, new.body, new.md5_of_body, new.attributes, new.sender_id, now)
+            msg = _Msg(mid, seq, new, now)
             if new.delay_seconds > 0:
                 msg.visible_at = now + new.delay_seconds
                 self._add(q, msg, DELAYED)
@@ -387,13 +389,13 @@ class MemoryQueues:
             Message(
                 msg.message_id,
                 msg.handle,  # type: ignore[arg-type]  # set by the claim
-                msg.body,
-                msg.md5,
-                msg.attributes,
+                msg.content.body,
+                msg.content.md5_of_body,
+                msg.content.attributes,
                 msg.sent,
                 msg.first_receive,
                 msg.receive_count,
-                msg.sender_id,
+                msg.content.sender_id,
                 msg.visible_at,
                 queue,
             )
@@ -422,6 +424,54 @@ class MemoryQueues:
             out.append(QueueRecord(msg.message_id, msg.handle,  # type: ignore[arg-type]
                                    size, msg.visible_at, msg.receive_count))
         return out
+
+    def send_receive_records(
+        self, queue: str, message: NewMessage, max_messages: int, visibility_timeout: float,
+        size: int,
+    ) -> list[QueueRecord]:
+        """:meth:`send` of one message, then :meth:`receive_records`, at the same instant.
+
+        For the simulator, which hands a message to a waiting long poll as it arrives.
+        The result and every state change are those of the two calls; when the receive
+        would claim exactly the message just sent (no delay, nothing else visible or due,
+        nothing to expire or redrive), the message is stored in flight directly, without
+        passing through ``ready``.
+
+        Returns:
+            One record per claimed message (``payload`` ``None``), oldest first.
+        """
+        q = self._queues.get(queue) or self._queue(queue)
+        now = self.clock()
+        ordered = q.sent
+        hidden = q.hidden
+        if (
+            message.delay_seconds > 0
+            or max_messages < 1
+            or q.n_ready
+            or q.redrive_check
+            or q.expiry
+            or (hidden and hidden[0][0] <= now)
+            or (ordered and (ordered[-1][0] > now
+                             or ordered[0][0] <= now - q.config.retention_period))
+            or len(ordered) >= 2 * len(q.messages) + COMPACT_SLACK
+        ):
+            self.send(queue, [message])
+            return self.receive_records(queue, max_messages, visibility_timeout, size)
+        # What send() then _claim() would do to this message, in one step: it is pushed
+        # to ``ready`` at generation 0 and claimed at generation 1.
+        seq = self._seq = self._seq + 1
+        mid = self._new_id()
+        serial = self._serial = self._serial + 1
+        handle = f"{mid}#1#{serial}"
+        deadline = now + visibility_timeout
+        msg = _Msg(mid, seq, message, now, IN_FLIGHT, deadline, 1, handle, 1)
+        q.messages[mid] = msg
+        ordered.append((now, seq, 0, msg))
+        heapq.heappush(hidden, (deadline, seq, 1, msg))
+        n = q.n_in_flight = q.n_in_flight + 1
+        if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
+            self._compact(q)
+        return [QueueRecord(mid, handle, size, deadline, 1)]
 
     def _claim(self, queue: str, max_messages: int, visibility_timeout: float) -> list[_Msg]:
         """The work of a receive: expire, redrive, make due messages visible, then claim
@@ -575,9 +625,19 @@ class MemoryQueues:
         for record in records:
             msg = messages.get(record.message_id)
             if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
-                self._remove(q, msg)
+                if msg.state == IN_FLIGHT:  # _remove(q, msg), inlined for the usual case
+                    del messages[record.message_id]
+                    q.n_in_flight -= 1
+                    msg.state = GONE
+                    msg.gen += 1
+                    msg.qgen += 1
+                else:
+                    self._remove(q, msg)
                 deleted += 1
-        if deleted:
+        if deleted and (  # _compact(q), when it has something to do
+            len(q.hidden) > 2 * (q.n_delayed + q.n_in_flight) + COMPACT_SLACK
+            or len(q.ready) > 2 * q.n_ready + COMPACT_SLACK
+        ):
             self._compact(q)
         return deleted
 
