@@ -17,7 +17,7 @@ import pytest
 
 from sluicegate.core.config import QueueConfig
 from sluicegate.errors import StoreUnavailable
-from sluicegate.store import SendEntry, SqliteStore, Store
+from sluicegate.store import QueueCounts, SendEntry, SqliteStore, Store
 
 from .conftest import FakeClock
 
@@ -217,6 +217,52 @@ async def test_newer_schema_version_is_unavailable(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreUnavailable, match="schema version 99"):
         await SqliteStore(path).open()
+
+
+async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 1 kept the whole handle string per row; version 2 keeps an integer token.
+
+    Opening a version 1 file upgrades it: its messages stay, handles issued before the
+    upgrade are stale (they delete nothing, and do not raise), and an in-flight message
+    comes back when its visibility timeout ends.
+    """
+    # Given: a version 1 file with a visible and an in-flight message (made by turning a
+    # new file back into version 1's shape: a handle column instead of the token)
+    path = tmp_path / "v1.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send_batch("q", [SendEntry("in flight"), SendEntry("visible")])
+        (flying,) = await store.receive("q")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("ALTER TABLE messages ADD COLUMN handle TEXT")
+        mid, _, rest = flying.receipt_handle.partition("#")
+        seq = rest.split("#")[1].split(".")[0]
+        old_handles = [f"{mid}#1#{seq}.{token}" for token in ("f" * 16, "0123456789abcdef")]
+        conn.execute("UPDATE messages SET handle = ? WHERE token IS NOT NULL", (old_handles[0],))
+        conn.execute("ALTER TABLE messages DROP COLUMN token")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+
+    # When: the current version opens it
+    async with SqliteStore(path, clock=clock) as store:
+        # Then: the file is version 2, with every message kept
+        assert await store.counts("q") == QueueCounts(1, 1, 0, 0.0, 0)
+        for handle in [*old_handles, flying.receipt_handle]:
+            assert await store.delete("q", handle) is False
+        clock.advance(30)
+        bodies = {m.body: m for m in await store.receive("q", max_messages=10)}
+        assert sorted(bodies) == ["in flight", "visible"]
+        assert bodies["in flight"].receive_count == 2
+        assert await store.delete_many("q", [m.receipt_handle for m in bodies.values()]) == [
+            True,
+            True,
+        ]
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    conn.close()
+    assert version == ("2",)
+    assert "token" in columns and "handle" not in columns
 
 
 async def test_use_before_open_is_an_error(tmp_path: Path) -> None:
