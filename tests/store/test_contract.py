@@ -280,6 +280,15 @@ async def test_delete_many_across_receives_checks_each_handle(
     assert (await store.counts("q")).total == 0
 
 
+async def test_delete_many_with_a_repeated_current_handle(store: Store) -> None:
+    await store.ensure_queue(QueueConfig("q"))
+    await store.send_batch("q", [SendEntry("a"), SendEntry("b")])
+    a, b = await store.receive("q", max_messages=2)
+    handles = [a.receipt_handle, a.receipt_handle, b.receipt_handle]
+    assert await store.delete_many("q", handles) == [True, True, True]
+    assert (await store.counts("q")).total == 0
+
+
 async def test_handle_from_before_a_redrive_is_stale(store: Store, clock: FakeClock) -> None:
     """Back from its dead-letter queue, a message is received with the same receive count
     as in its first life; the handle of that first life must not delete it."""

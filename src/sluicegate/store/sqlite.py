@@ -202,9 +202,12 @@ WHERE seq IN ({seqs}) AND token = ?4
     AND sent_ts > ?2 - (SELECT retention_period FROM queues WHERE name = ?1)
 """
 _SQL_DELETE_ONE = _SQL_DELETE.format(seqs="?3")
-_SQL_DELETE_MANY = _SQL_DELETE.format(seqs="SELECT value FROM json_each(?3)") + "RETURNING seq"
-"""Deletes the rows of one receive's token (the keys travel as a JSON array, so one
-prepared statement serves every batch size) and returns the keys it deleted."""
+_SQL_DELETE_MANY = _SQL_DELETE.format(seqs="SELECT value FROM json_each(?3)")
+"""Deletes the rows of one receive's token; the keys travel as a JSON array, so one
+prepared statement serves every batch size."""
+_SQL_DELETE_MANY_RETURNING = _SQL_DELETE_MANY + "RETURNING seq"
+"""The same, returning the keys it deleted: for a delete some of whose handles are stale
+(RETURNING costs about as much again per row, so a delete tries without it first)."""
 _SQL_CHANGE_VISIBILITY = """
 UPDATE messages SET visible_at = :deadline
 WHERE seq = :seq AND token = :token AND hidden = 1 AND visible_at > :now
@@ -250,27 +253,55 @@ such a handle half the time)."""
 _TOKEN_LIMIT = 1 << 63
 
 
-def _parse_handle(handle: object) -> tuple[int, int]:
-    """The row key and the token in a receipt handle. Raises :class:`InvalidReceiptHandle`."""
-    if isinstance(handle, str):
-        head, _, tail = handle.rpartition("#")
-        seq, _, text = tail.partition(".")
-        mid, _, count = head.partition("#")
-        if (
-            mid
-            and count.isdigit()
-            and seq.isdigit()
-            and seq.isascii()
-            and 0 < len(text) <= 16
-            and text.isalnum()
-        ):
-            try:
-                token = int(text, 16)
-            except ValueError:
-                pass
-            else:
-                return int(seq), token if token < _TOKEN_LIMIT else _NO_TOKEN
-    raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+class _StaleHandles(Exception):
+    """Raised inside a delete's transaction to roll it back: some handle did not match."""
+
+
+def _parse_handles(handles: list[Any]) -> tuple[list[int], list[int]]:
+    """The row keys and the tokens of receipt handles, in order.
+
+    A handle is ``"{message_id}#{receive_count}#{seq}.{token}"``: three ``#``-separated
+    parts, the last two decimal, the token 1-16 hex digits.
+
+    Raises:
+        InvalidReceiptHandle: the first malformed handle.
+    """
+    seqs: list[int] = []
+    tokens: list[int] = []
+    known: dict[str, int] = {}  # one receive's handles share their token
+    for handle in handles:
+        try:
+            mid, count, tail = handle.split("#")
+            seq, text = tail.split(".")
+        except (AttributeError, TypeError, ValueError):
+            raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}") from None
+        token = known.get(text)
+        if token is None:
+            token = _parse_token(text)
+            if token is None:
+                raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+            known[text] = token
+        if not (mid and count.isdigit() and seq.isdecimal() and seq.isascii()):
+            raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+        seqs.append(int(seq))
+        tokens.append(token)
+    return seqs, tokens
+
+
+def _parse_token(text: str) -> int | None:
+    if not (0 < len(text) <= 16 and text.isascii() and text.isalnum()):
+        return None
+    try:
+        token = int(text, 16)
+    except ValueError:
+        return None
+    return token if token < _TOKEN_LIMIT else _NO_TOKEN
+
+
+def _parse_handle(handle: Any) -> tuple[int, int]:
+    """The row key and the token of one receipt handle. Raises :class:`InvalidReceiptHandle`."""
+    (seq,), (token,) = _parse_handles([handle])
+    return seq, token
 
 
 class _Engine:
@@ -504,40 +535,56 @@ class _Engine:
         return value
 
     def delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
-        """Delete the messages whose handles are current; one flag per handle.
+        """Delete the messages whose handles are current, in one transaction; one flag
+        per handle.
 
-        Handles are grouped by token (by the receive that issued them): each group is one
-        statement, and several groups share one transaction.
+        Handles are grouped by token (by the receive that issued them), one statement per
+        group. The statements first run without RETURNING, which costs about as much
+        again per row: when every group deletes as many rows as it has keys, every handle
+        was current. Otherwise that transaction is rolled back and the delete runs again,
+        returning the keys it deleted.
         """
-        keys = [_parse_handle(h) for h in receipt_handles]
+        seqs, tokens = _parse_handles(receipt_handles)
         now = self.clock()
+        if len(seqs) == 1:  # one statement, and the row count says it all
+            done = self.conn.execute(_SQL_DELETE_ONE, (queue, now, seqs[0], tokens[0])).rowcount
+            if not done:
+                self._queue_row(queue)
+            return [bool(done)]
         groups: dict[int, list[int]] = {}
-        for seq, token in keys:
-            seqs = groups.get(token)
-            if seqs is None:
+        for seq, token in zip(seqs, tokens, strict=True):
+            group = groups.get(token)
+            if group is None:
                 groups[token] = [seq]
             else:
-                seqs.append(seq)
-        if len(groups) == 1:
-            ((token, seqs),) = groups.items()
-            if len(seqs) == 1:  # the row count says it all, and RETURNING has a cost
-                done = self.conn.execute(_SQL_DELETE_ONE, (queue, now, seqs[0], token)).rowcount
-                if not done:
-                    self._queue_row(queue)
-                return [bool(done)] * len(keys)
-            deleted = {token: self._delete_group(queue, now, token, seqs)}
+                group.append(seq)
+        try:
+            self._write(lambda: self._delete_all(queue, now, groups))
+        except _StaleHandles:
+            pass
         else:
-            deleted = self._write(
-                lambda: {t: self._delete_group(queue, now, t, s) for t, s in groups.items()}
-            )
-        flags = [seq in deleted[token] for seq, token in keys]
+            return [True] * len(seqs)
+        deleted = self._write(
+            lambda: {t: self._delete_returning(queue, now, t, g) for t, g in groups.items()}
+        )
+        flags = [seq in deleted[token] for seq, token in zip(seqs, tokens, strict=True)]
         if not all(flags):
             self._queue_row(queue)
         return flags
 
-    def _delete_group(self, queue: str, now: float, token: int, seqs: list[int]) -> set[int]:
+    def _delete_all(self, queue: str, now: float, groups: dict[int, list[int]]) -> None:
+        """Delete every group; raise :class:`_StaleHandles` when one comes up short."""
+        execute = self.conn.execute
+        for token, seqs in groups.items():
+            done = execute(_SQL_DELETE_MANY, (queue, now, json.dumps(seqs), token)).rowcount
+            if done != len(seqs) and done != len(set(seqs)):
+                raise _StaleHandles
+
+    def _delete_returning(self, queue: str, now: float, token: int, seqs: list[int]) -> set[int]:
         """Delete the rows ``seqs`` still under ``token``; return the keys deleted."""
-        rows = self.conn.execute(_SQL_DELETE_MANY, (queue, now, json.dumps(seqs), token))
+        rows = self.conn.execute(
+            _SQL_DELETE_MANY_RETURNING, (queue, now, json.dumps(seqs), token)
+        )
         return {seq for (seq,) in rows}
 
     def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: float) -> None:
