@@ -32,7 +32,13 @@ from sluicegate.core.results import (
 )
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.errors import StoreError
-from sluicegate.runtime.events import LambdaContext, aws_identity, queue_arn, record_size, sqs_event
+from sluicegate.runtime.events import (
+    LambdaContext,
+    aws_identity,
+    queue_arn,
+    record_sizes,
+    sqs_event,
+)
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
@@ -239,12 +245,10 @@ class _Runner:
         self.runtime.settled.set()
 
     def _report(self, now: float, poller: int, messages: list[Message]) -> None:
-        arn, region = self.arn, self.runtime.region
+        sizes = record_sizes(messages, queue_arn=self.arn, region=self.runtime.region)
         records = [
-            QueueRecord(m.message_id, m.receipt_handle,
-                        record_size(m, queue_arn=arn, region=region), m.visible_at,
-                        m.receive_count, m)
-            for m in messages
+            QueueRecord(m.message_id, m.receipt_handle, size, m.visible_at, m.receive_count, m)
+            for m, size in zip(messages, sizes, strict=True)
         ]
         self.receives.pop(poller, None)
         self.core.received(now, poller, records)
