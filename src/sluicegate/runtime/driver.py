@@ -35,6 +35,7 @@ from sluicegate.errors import StoreError
 from sluicegate.runtime.events import (
     LambdaContext,
     aws_identity,
+    function_arn,
     queue_arn,
     record_sizes,
     sqs_event,
@@ -109,6 +110,7 @@ class _Runner:
     invoker: Invoker | ProcessInvoker
     core: QueueMapping
     arn: str
+    function_arn: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     receives: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     invocations: dict[int, asyncio.Task[None]] = field(default_factory=dict)
@@ -287,9 +289,8 @@ class _Runner:
             context = LambdaContext(
                 function_name=self.function.name,
                 memory_limit_in_mb=self.function.config.memory_size,
+                invoked_function_arn=self.function_arn,
                 timeout=self.function.config.timeout,
-                region=runtime.region,
-                account_id=runtime.account_id,
             )
             result = await self.invoker.invoke(event, context)
             if result.timed_out:
@@ -461,6 +462,7 @@ class Runtime:
                 _Runner(
                     self, config, queue, function, invokers[function.name], core,
                     queue_arn(queue.name, region=self.region, account_id=self.account_id),
+                    function_arn(function.name, region=self.region, account_id=self.account_id),
                 )
             )
         self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
