@@ -265,6 +265,43 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
     assert "token" in columns and "handle" not in columns
 
 
+async def test_claims_and_deletes_of_scattered_and_consecutive_keys(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Keys received together are either one run of consecutive integers (a range in
+    SQL) or scattered (a list): both claim and delete exactly the messages received, and
+    a stale handle within a run leaves its message alone."""
+    async with SqliteStore(tmp_path / "keys.db", clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.ensure_queue(QueueConfig("other"))
+        # Given: q's first six messages interleaved with other's (scattered keys), then five
+        # sent together (consecutive keys)
+        for i in range(6):
+            await store.send("q", f"q{i}")
+            await store.send("other", f"o{i}")
+        await store.send_batch("q", [SendEntry(f"r{i}") for i in range(5)])
+
+        # When/Then: the scattered six are claimed and deleted, other's untouched
+        scattered = await store.receive("q", max_messages=6)
+        assert [m.body for m in scattered] == [f"q{i}" for i in range(6)]
+        assert await store.delete_many("q", [m.receipt_handle for m in scattered]) == [True] * 6
+        assert (await store.counts("other")).visible == 6
+
+        # When: the run is received, one of it is received again, then all five first
+        # handles are deleted
+        run = await store.receive("q", max_messages=5)
+        assert [m.body for m in run] == [f"r{i}" for i in range(5)]
+        await store.change_visibility("q", run[2].receipt_handle, 0)
+        (again,) = await store.receive("q")
+        flags = await store.delete_many("q", [m.receipt_handle for m in run])
+
+        # Then: the stale one stays in flight; nothing of other's moved
+        assert flags == [True, True, False, True, True]
+        assert (await store.counts("q")).in_flight == 1
+        assert await store.delete("q", again.receipt_handle) is True
+        assert await store.counts("other") == QueueCounts(6, 0, 0, 0.0, 0)
+
+
 async def test_use_before_open_is_an_error(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "closed.db")
     with pytest.raises(Exception, match="not open"):
