@@ -237,11 +237,11 @@ class _Runner:
                     break
                 runtime.metrics.received(self.name, len(messages))
                 now = runtime.clock()
-                served = 0
-                while messages and served < len(pending):
+                served = taken = 0
+                while taken < len(messages) and served < len(pending):
                     action = pending[served]
-                    share, messages = messages[: action.max_messages], messages[
-                        action.max_messages:]
+                    share = messages[taken : taken + action.max_messages]
+                    taken += len(share)
                     self._report(now, action.poller, share)
                     served += 1
                 pending = pending[served:]
@@ -322,7 +322,7 @@ class _Runner:
     def _delete(self, records: tuple[QueueRecord, ...]) -> None:
         """Queue receipt handles for deletion; one transaction deletes all that gathered
         while the previous one ran."""
-        self.pending_deletes.extend(r.receipt_handle for r in records)
+        self.pending_deletes += [r.receipt_handle for r in records]
         if self.delete_task is None:
             self.delete_task = asyncio.get_running_loop().create_task(self._flush_deletes())
 
