@@ -123,7 +123,7 @@ async def test_worker_only_mode(tmp_path: Path, new_store: MakeStore) -> None:
 
 
 async def test_many_writes_checkpoint_in_background(tmp_path: Path, new_store: MakeStore) -> None:
-    """The loop's connection never checkpoints; the worker does, so the log stays small."""
+    """The log is checkpointed as it grows (by the loop's connection), so it stays small."""
     path = tmp_path / "wal.db"
     store = new_store("sqlite", path=path)
     await store.open()

@@ -18,8 +18,10 @@ visibility, a queue's attributes) first try a second connection directly on the 
 thread with a lock wait of zero: when the file is free they take tens of microseconds
 there, less than the hand-off to a thread costs (~95 us measured), and when another
 connection holds the lock they give up at once and go to the worker. That connection
-never checkpoints the log (a checkpoint fsyncs); every :data:`CHECKPOINT_EVERY` of its
-writes, the worker does. Pass ``inline=False`` to run everything on the worker.
+checkpoints the log itself, as any WAL writer does (SQLite's automatic checkpoint, every
+1,000 pages of log); :data:`CHECKPOINT_EVERY` could hand checkpoints to the worker
+instead, but is set so high that it never does (writes then queued behind the worker's
+checkpoints). Pass ``inline=False`` to run everything on the worker.
 
 Schema (version :data:`SCHEMA_VERSION`, in table ``meta``): ``queues`` holds attributes and
 the ``dead_lettered`` counter; ``messages`` holds every message, with ``hidden = 0`` for
@@ -85,7 +87,8 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 
 CHECKPOINT_EVERY = 10**12
 """Write transactions made on the loop's connection between two background checkpoints
-of the write-ahead log (that connection never checkpoints itself)."""
+of the write-ahead log on the worker; so high that none happens, the loop's connection
+checkpointing the log itself (see the module docstring)."""
 
 YIELD_EVERY = 16
 """Operations done on the loop's thread between two yields to the event loop: such an
