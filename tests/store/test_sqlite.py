@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sluicegate.core.config import QueueConfig
-from sluicegate.errors import StoreUnavailable
+from sluicegate.errors import InvalidReceiptHandle, StoreUnavailable
 from sluicegate.store import QueueCounts, SendEntry, SqliteStore, Store
 
 from .conftest import FakeClock
@@ -300,6 +300,20 @@ async def test_claims_and_deletes_of_scattered_and_consecutive_keys(
         assert (await store.counts("q")).in_flight == 1
         assert await store.delete("q", again.receipt_handle) is True
         assert await store.counts("other") == QueueCounts(6, 0, 0, 0.0, 0)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    ["x#1#\u00b2\u00b3.ab", "x#1#5.", "x#1#5.zz", "x#1#5.12345678901234567", "#1#5.ab", "x#1#5#6.ab"],
+)
+async def test_malformed_sqlite_handles_raise(tmp_path: Path, handle: str) -> None:
+    """Well-shaped but wrong parts (superscript digits once escaped as ValueError)."""
+    async with SqliteStore(tmp_path / "bad.db") as store:
+        await store.ensure_queue(QueueConfig("q"))
+        with pytest.raises(InvalidReceiptHandle):
+            await store.delete("q", handle)
+        with pytest.raises(InvalidReceiptHandle):
+            await store.delete_many("q", [handle, handle])
 
 
 async def test_use_before_open_is_an_error(tmp_path: Path) -> None:
