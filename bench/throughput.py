@@ -8,7 +8,9 @@ For batch sizes 1 and 10, in one process:
 - sluicegate: the queue pre-filled with the same number of messages, a no-op async
   handler, the ``fixed`` policy, and the time from start until the queue is empty.
 
-Prints the median messages/s of each over interleaved rounds and the ratio.
+Prints the median messages/s of each over interleaved rounds, the ratio of the medians,
+and the lowest and highest ratio of a single round (a round runs both back to back, so
+its ratio shows how much the machine's load moved the figures).
 Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS).
 """
 
@@ -114,7 +116,8 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     print(f"draining {n:,} messages, median of {rounds} interleaved rounds; "
           f"sluicegate at maximum_concurrency={concurrency}")
-    print(f"{'batch':>5} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} {'ratio':>6}")
+    print(f"{'batch':>5} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} {'ratio':>6} "
+          f"{'per round':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 10):
             bare, ours = [], []
@@ -124,7 +127,9 @@ def main() -> None:
                     sluicegate_drain(Path(tmp) / f"sg{batch}-{r}.db", n, batch, concurrency)
                 ))
             b, o = statistics.median(bare), statistics.median(ours)
-            print(f"{batch:>5} {b:>19,.0f} {o:>17,.0f} {o / b:>6.2f}")
+            ratios = [x / y for x, y in zip(ours, bare, strict=True)]
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            print(f"{batch:>5} {b:>19,.0f} {o:>17,.0f} {o / b:>6.2f} {spread:>11}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from sluicegate.runtime.events import (
     function_arn,
     queue_arn,
     record_size,
+    record_sizes,
     sqs_event,
     sqs_record,
 )
@@ -216,6 +217,22 @@ def test_event_size_is_the_envelope_plus_the_record_sizes_less_one() -> None:
         record_size(m, queue_arn=ARN, region="eu-west-1") for m in messages
     )
     assert total - 1 == compact_size(event)
+
+
+def test_record_sizes_measure_each_message_of_a_receive() -> None:
+    """One call for a whole receive: each message's size as if measured alone, whatever
+    its neighbours need escaped."""
+    messages = [
+        make_message("plain", message_id="1"),
+        make_message('{"quoted": "\\ and \u00e9"}', message_id="2", attributes={"k": "v"}),
+        make_message("control \x01 char", message_id="3", receive_count=12),
+        make_message("plain again", message_id="4", sent=5.0, first_receive=5.5),
+    ]
+    sizes = record_sizes(messages, queue_arn=ARN, region="eu-west-1")
+    assert sizes == [
+        compact_size(sqs_record(m, queue_arn=ARN, region="eu-west-1")) + 1 for m in messages
+    ]
+    assert record_sizes([], queue_arn=ARN, region="eu-west-1") == []
 
 
 def test_record_size_defaults_to_the_messages_queue_in_the_default_region(

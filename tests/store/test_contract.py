@@ -257,6 +257,57 @@ async def test_delete_many_takes_any_number(store: Store) -> None:
     assert (await store.counts("q")).total == 0
 
 
+async def test_delete_many_across_receives_checks_each_handle(
+    store: Store, clock: FakeClock
+) -> None:
+    """Handles from several receives in one call: each is checked against its own receive,
+    and one re-received in between is stale while its batch-mates are not."""
+    # Given: a and b received together, c and d together; then a is received again
+    await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
+    await store.send_batch("q", [SendEntry(x) for x in "abcd"])
+    a1, b1 = await store.receive("q", max_messages=2)
+    c1, d1 = await store.receive("q", max_messages=2, visibility_timeout=100)
+    await store.change_visibility("q", a1.receipt_handle, 0)
+    (a2,) = await store.receive("q")
+    assert a2.message_id == a1.message_id
+
+    # When: one call deletes with the handles of all three receives, interleaved
+    handles = [c1, a1, b1, d1, a2, b1]
+    result = await store.delete_many("q", [m.receipt_handle for m in handles])
+
+    # Then: only the stale first handle of a fails; a repeated handle reports alike
+    assert result == [True, False, True, True, True, True]
+    assert (await store.counts("q")).total == 0
+
+
+async def test_delete_many_with_a_repeated_current_handle(store: Store) -> None:
+    await store.ensure_queue(QueueConfig("q"))
+    await store.send_batch("q", [SendEntry("a"), SendEntry("b")])
+    a, b = await store.receive("q", max_messages=2)
+    handles = [a.receipt_handle, a.receipt_handle, b.receipt_handle]
+    assert await store.delete_many("q", handles) == [True, True, True]
+    assert (await store.counts("q")).total == 0
+
+
+async def test_handle_from_before_a_redrive_is_stale(store: Store, clock: FakeClock) -> None:
+    """Back from its dead-letter queue, a message is received with the same receive count
+    as in its first life; the handle of that first life must not delete it."""
+    await make_queues(store, max_receive_count=1, visibility_timeout=10)
+    await store.send("q", "m")
+    (first,) = await store.receive("q")
+    clock.advance(10)
+    await store.receive("q")  # moves it to the DLQ
+    assert await store.redrive("dlq") == 1
+    (again,) = await store.receive("q")
+    assert again.receive_count == first.receive_count == 1
+
+    assert await store.delete("q", first.receipt_handle) is False
+    with pytest.raises(InvalidReceiptHandle):
+        await store.change_visibility("q", first.receipt_handle, 0)
+    assert (await store.counts("q")).in_flight == 1
+    assert await store.delete("q", again.receipt_handle) is True
+
+
 @pytest.mark.parametrize("handle", ["", "garbage", "a#b#c#d", 42], ids=repr)
 async def test_malformed_handle_raises(store: Store, handle: Any) -> None:
     await store.ensure_queue(QueueConfig("q"))

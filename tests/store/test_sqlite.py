@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from sluicegate.core.config import QueueConfig
-from sluicegate.errors import StoreUnavailable
-from sluicegate.store import SendEntry, SqliteStore, Store
+from sluicegate.errors import InvalidReceiptHandle, StoreUnavailable
+from sluicegate.store import QueueCounts, SendEntry, SqliteStore, Store
 
 from .conftest import FakeClock
 
@@ -123,7 +123,7 @@ async def test_worker_only_mode(tmp_path: Path, new_store: MakeStore) -> None:
 
 
 async def test_many_writes_checkpoint_in_background(tmp_path: Path, new_store: MakeStore) -> None:
-    """The loop's connection never checkpoints; the worker does, so the log stays small."""
+    """The log is checkpointed as it grows (by the loop's connection), so it stays small."""
     path = tmp_path / "wal.db"
     store = new_store("sqlite", path=path)
     await store.open()
@@ -217,6 +217,103 @@ async def test_newer_schema_version_is_unavailable(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreUnavailable, match="schema version 99"):
         await SqliteStore(path).open()
+
+
+async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 1 kept the whole handle string per row; version 2 keeps an integer token.
+
+    Opening a version 1 file upgrades it: its messages stay, handles issued before the
+    upgrade are stale (they delete nothing, and do not raise), and an in-flight message
+    comes back when its visibility timeout ends.
+    """
+    # Given: a version 1 file with a visible and an in-flight message (made by turning a
+    # new file back into version 1's shape: a handle column instead of the token)
+    path = tmp_path / "v1.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send_batch("q", [SendEntry("in flight"), SendEntry("visible")])
+        (flying,) = await store.receive("q")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("ALTER TABLE messages ADD COLUMN handle TEXT")
+        mid, _, rest = flying.receipt_handle.partition("#")
+        seq = rest.split("#")[1].split(".")[0]
+        old_handles = [f"{mid}#1#{seq}.{token}" for token in ("f" * 16, "0123456789abcdef")]
+        conn.execute("UPDATE messages SET handle = ? WHERE token IS NOT NULL", (old_handles[0],))
+        conn.execute("ALTER TABLE messages DROP COLUMN token")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+
+    # When: the current version opens it
+    async with SqliteStore(path, clock=clock) as store:
+        # Then: the file is version 2, with every message kept
+        assert await store.counts("q") == QueueCounts(1, 1, 0, 0.0, 0)
+        for handle in [*old_handles, flying.receipt_handle]:
+            assert await store.delete("q", handle) is False
+        clock.advance(30)
+        bodies = {m.body: m for m in await store.receive("q", max_messages=10)}
+        assert sorted(bodies) == ["in flight", "visible"]
+        assert bodies["in flight"].receive_count == 2
+        assert await store.delete_many("q", [m.receipt_handle for m in bodies.values()]) == [
+            True,
+            True,
+        ]
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    conn.close()
+    assert version == ("2",)
+    assert "token" in columns and "handle" not in columns
+
+
+async def test_claims_and_deletes_of_scattered_and_consecutive_keys(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Keys received together are either one run of consecutive integers (a range in
+    SQL) or scattered (a list): both claim and delete exactly the messages received, and
+    a stale handle within a run leaves its message alone."""
+    async with SqliteStore(tmp_path / "keys.db", clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.ensure_queue(QueueConfig("other"))
+        # Given: q's first six messages interleaved with other's (scattered keys), then five
+        # sent together (consecutive keys)
+        for i in range(6):
+            await store.send("q", f"q{i}")
+            await store.send("other", f"o{i}")
+        await store.send_batch("q", [SendEntry(f"r{i}") for i in range(5)])
+
+        # When/Then: the scattered six are claimed and deleted, other's untouched
+        scattered = await store.receive("q", max_messages=6)
+        assert [m.body for m in scattered] == [f"q{i}" for i in range(6)]
+        assert await store.delete_many("q", [m.receipt_handle for m in scattered]) == [True] * 6
+        assert (await store.counts("other")).visible == 6
+
+        # When: the run is received, one of it is received again, then all five first
+        # handles are deleted
+        run = await store.receive("q", max_messages=5)
+        assert [m.body for m in run] == [f"r{i}" for i in range(5)]
+        await store.change_visibility("q", run[2].receipt_handle, 0)
+        (again,) = await store.receive("q")
+        flags = await store.delete_many("q", [m.receipt_handle for m in run])
+
+        # Then: the stale one stays in flight; nothing of other's moved
+        assert flags == [True, True, False, True, True]
+        assert (await store.counts("q")).in_flight == 1
+        assert await store.delete("q", again.receipt_handle) is True
+        assert await store.counts("other") == QueueCounts(6, 0, 0, 0.0, 0)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    ["x#1#\u00b2\u00b3.ab", "x#1#5.", "x#1#5.zz", "x#1#5.12345678901234567", "#1#5.ab", "x#1#5#6.ab"],
+)
+async def test_malformed_sqlite_handles_raise(tmp_path: Path, handle: str) -> None:
+    """Well-shaped but wrong parts (superscript digits once escaped as ValueError)."""
+    async with SqliteStore(tmp_path / "bad.db") as store:
+        await store.ensure_queue(QueueConfig("q"))
+        with pytest.raises(InvalidReceiptHandle):
+            await store.delete("q", handle)
+        with pytest.raises(InvalidReceiptHandle):
+            await store.delete_many("q", [handle, handle])
 
 
 async def test_use_before_open_is_an_error(tmp_path: Path) -> None:

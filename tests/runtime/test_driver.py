@@ -1,0 +1,85 @@
+"""The asyncio driver's own duties: noticing promptly that an ``until_empty`` run is done."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import sluicegate
+from sluicegate.runtime import driver
+from sluicegate.runtime.driver import Runtime
+from sluicegate.store import QueueCounts, SendEntry, SqliteStore
+
+SLOW = 60.0
+"""A drain-check interval no test may wait for: a run that ends promptly did not."""
+
+
+def _app() -> sluicegate.App:
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=30, receive_wait_time=20)
+
+    @app.function(timeout=5)
+    async def noop(event: object, context: object) -> None:
+        return None
+
+    app.map("q", noop, batch_size=10, scaling="fixed", maximum_concurrency=4)
+    return app
+
+
+async def _drain(path: Path, n: int, *, slow_counts: float = 0.0) -> tuple[float, int]:
+    """Fill queue ``q`` with ``n`` messages and run until it is empty.
+
+    Returns: (seconds the run took, messages processed).
+    """
+    app = _app()
+    async with SqliteStore(path) as store:
+        runtime = Runtime(app, store)
+        await runtime.prepare()
+        for i in range(0, n, 10):
+            await store.send_batch("q", [SendEntry(json.dumps({"n": j})) for j in range(i, i + 10)])
+        if slow_counts:
+            counts = store.counts
+
+            async def slow(queue: str) -> QueueCounts:
+                result = await counts(queue)
+                await asyncio.sleep(slow_counts)  # deletes land while the monitor counts
+                return result
+
+            store.counts = slow  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        summary = await asyncio.wait_for(runtime.run(until_empty=True), 30)
+        return loop.time() - started, summary.processed
+
+
+def test_drain_ends_when_the_queue_runs_short_not_when_the_long_poll_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pollers long-poll for 20 s; the first receive that comes back short must tell the
+    run to look, or the run would end only when the long polls (or the timer) run out."""
+    # Given: a drain-check timer that never fires within the test
+    monkeypatch.setattr(driver, "DRAIN_CHECK_INTERVAL", SLOW)
+
+    # When: 200 messages are drained with long polls of 20 s
+    elapsed, processed = asyncio.run(_drain(tmp_path / "short.db", 200))
+
+    # Then: the run ends within a few seconds of the last delete
+    assert processed == 200
+    assert elapsed < 10
+
+
+def test_drain_ends_when_the_last_deletes_land_during_a_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal that a mapping settled may arrive while the monitor is counting: it
+    must wake the monitor's next wait rather than be cleared after the count."""
+    monkeypatch.setattr(driver, "DRAIN_CHECK_INTERVAL", SLOW)
+    monkeypatch.setattr(driver, "DRAIN_CHECK_MIN_GAP", 0.0)
+
+    elapsed, processed = asyncio.run(_drain(tmp_path / "race.db", 200, slow_counts=0.2))
+
+    assert processed == 200
+    assert elapsed < 10
