@@ -33,6 +33,7 @@ __all__ = [
     "SluicegateError",
     "StoreError",
     "StoreUnavailable",
+    "StreamNotFound",
 ]
 
 
@@ -81,6 +82,17 @@ class QueueNotFound(StoreError, KeyError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"queue {name!r} does not exist")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class StreamNotFound(StoreError, KeyError):
+    """No stream of that name exists in the store."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"stream {name!r} does not exist")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

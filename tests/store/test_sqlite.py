@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sluicegate.core.config import QueueConfig
+from sluicegate.core.streams import StreamConfig
 from sluicegate.errors import InvalidReceiptHandle, StoreUnavailable
 from sluicegate.store import QueueCounts, SendEntry, SqliteStore, Store
 
@@ -234,6 +235,7 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
         await store.send_batch("q", [SendEntry("in flight"), SendEntry("visible")])
         (flying,) = await store.receive("q")
     with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_2(conn)
         conn.execute("ALTER TABLE messages ADD COLUMN handle TEXT")
         mid, _, rest = flying.receipt_handle.partition("#")
         seq = rest.split("#")[1].split(".")[0]
@@ -261,8 +263,46 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     conn.close()
-    assert version == ("2",)
+    assert version == ("3",)
     assert "token" in columns and "handle" not in columns
+
+
+def _back_to_version_2(conn: sqlite3.Connection) -> None:
+    """Remove what version 3 added (FIFO columns and tables, streams) from a new file."""
+    for index in ("messages_fifo_ready", "messages_fifo_busy", "fifo_dedup_expiry",
+                  "stream_records_arrival"):
+        conn.execute(f"DROP INDEX {index}")
+    for table in ("fifo_dedup", "streams", "stream_shards", "stream_records", "checkpoints"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE queues DROP COLUMN content_based_deduplication")
+    conn.execute("ALTER TABLE messages DROP COLUMN group_id")
+    conn.execute("ALTER TABLE messages DROP COLUMN dedup_id")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+async def test_version_2_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 3 added FIFO queues and streams: a version 2 file keeps its messages and
+    handles (in flight stays in flight) and gains the new tables."""
+    path = tmp_path / "v2.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send_batch("q", [SendEntry("in flight"), SendEntry("visible")])
+        (flying,) = await store.receive("q")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_2(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock) as store:
+        assert await store.counts("q") == QueueCounts(1, 1, 0, 0.0, 0)
+        assert await store.delete("q", flying.receipt_handle) is True
+        await store.ensure_queue(QueueConfig("f.fifo", content_based_deduplication=True))
+        assert not (await store.send("f.fifo", "x", group_id="g")).duplicate
+        assert (await store.send("f.fifo", "x", group_id="g")).duplicate
+        await store.ensure_stream(StreamConfig("s"))
+        assert (await store.put_record("s", "k", b"d")).shard == 0
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == ("3",)
 
 
 async def test_claims_and_deletes_of_scattered_and_consecutive_keys(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from sluicegate.core.filters import FilterCriteria, FilterSource
 from sluicegate.errors import ConfigError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "MappingConfig",
     "QueueConfig",
     "ScalingName",
+    "TopicConfig",
     "is_fifo_queue",
     "to_seconds",
 ]
@@ -285,6 +287,65 @@ class AccountConfig:
         )
 
 
+_TOPIC_NAME = re.compile(r"^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """An SNS-style topic: a publish delivers the message to every subscribed queue.
+
+    Parameters:
+        name: 1-256 letters, digits, ``-`` and ``_``; a FIFO topic's name ends in
+            ``.fifo``.
+        subscribers: names of the queues it delivers to. A FIFO topic delivers only to
+            FIFO queues, keeping the message group and deduplication ids; a standard topic
+            only to standard queues (SNS's rules).
+        content_based_deduplication: FIFO only: a publish without a deduplication id is
+            deduplicated by the SHA-256 of its body.
+    """
+
+    name: str
+    subscribers: tuple[str, ...] = ()
+    content_based_deduplication: bool = False
+
+    @property
+    def fifo(self) -> bool:
+        """Whether this is a FIFO topic."""
+        return self.name.endswith(FIFO_SUFFIX)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TOPIC_NAME.match(self.name):
+            raise ConfigError(
+                "name", self.name,
+                "1-256 letters, digits, '-' or '_', optionally ending in '.fifo'", "topic",
+            )
+        ctx = f"topic {self.name!r}"
+        subscribers = self.subscribers
+        if isinstance(subscribers, str) or not all(isinstance(q, str) for q in subscribers):
+            raise ConfigError("subscribers", subscribers, "a list of queue names", ctx)
+        subscribers = tuple(subscribers)
+        if len(set(subscribers)) != len(subscribers):
+            raise ConfigError("subscribers", list(subscribers), "distinct queue names", ctx)
+        for queue in subscribers:
+            if is_fifo_queue(queue) != self.fifo:
+                raise ConfigError(
+                    "subscribers", queue,
+                    "FIFO queues only (a FIFO topic)" if self.fifo
+                    else "standard queues only (a standard topic)",
+                    ctx,
+                )
+        object.__setattr__(self, "subscribers", subscribers)
+        object.__setattr__(
+            self,
+            "content_based_deduplication",
+            _bool("content_based_deduplication", self.content_based_deduplication, ctx),
+        )
+        if self.content_based_deduplication and not self.fifo:
+            raise ConfigError(
+                "content_based_deduplication", True, "only on FIFO topics", ctx
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class MappingConfig:
     """An event source mapping from a queue (standard or FIFO) to a function.
@@ -304,6 +365,10 @@ class MappingConfig:
         scaling: ``"aws"`` (AWS's poller scaling) or ``"fixed"`` (the limit from the start).
         scaling_ceiling: the ``aws`` policy's per-mapping ceiling, 1-100,000 (default 1,250).
         enabled: ``False`` creates the mapping paused.
+        filter_criteria: only messages matching one of these patterns reach the function;
+            the others are deleted when received, as AWS does (see
+            :class:`~sluicegate.core.filters.FilterCriteria`; a list of patterns is
+            accepted).
     """
 
     queue: str
@@ -315,6 +380,7 @@ class MappingConfig:
     scaling: ScalingName = "aws"
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
     enabled: bool = True
+    filter_criteria: FilterCriteria = FilterCriteria()
 
     @property
     def name(self) -> str:
@@ -374,6 +440,21 @@ class MappingConfig:
             _int_in("scaling_ceiling", self.scaling_ceiling, 1, 100_000, ctx),
         )
         set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+        set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
+
+
+def as_filter_criteria(value: Any, source: FilterSource) -> FilterCriteria:
+    """``value`` (criteria, a list of patterns, ``None``) as :class:`FilterCriteria` of
+    ``source``; raises :class:`ConfigError` for a pattern that cannot be parsed."""
+    if isinstance(value, FilterCriteria):
+        if value.source != source:
+            return FilterCriteria(value.patterns, source=source)
+        return value
+    if value is None:
+        return FilterCriteria(source=source)
+    if isinstance(value, str | dict):
+        value = [value]
+    return FilterCriteria(value, source=source)
 
 
 def check_visibility_against_timeout(queue: QueueConfig, function: FunctionConfig) -> None:

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, cast
 
-from sluicegate.core.config import _bool, _int_in
+from sluicegate.core.config import _bool, _int_in, as_filter_criteria
+from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
 from sluicegate.core.types import Batch, BatchOutcome, OutcomeKind
 from sluicegate.errors import ConfigError, InputError
@@ -350,6 +351,9 @@ class StreamMappingConfig:
         report_batch_item_failures: honour ``batchItemFailures`` (sequence numbers) in
             handler responses.
         enabled: ``False`` creates the mapping paused.
+        filter_criteria: only records matching one of these patterns (applied to the
+            record's ``data`` and metadata) reach the function; the others are skipped,
+            as AWS does (a list of patterns is accepted).
     """
 
     stream: str
@@ -365,6 +369,7 @@ class StreamMappingConfig:
     on_failure: str | None = None
     report_batch_item_failures: bool = False
     enabled: bool = True
+    filter_criteria: FilterCriteria = FilterCriteria(source="stream")
 
     @property
     def name(self) -> str:
@@ -432,6 +437,7 @@ class StreamMappingConfig:
         set_(self, "report_batch_item_failures",
              _bool("report_batch_item_failures", self.report_batch_item_failures, ctx))
         set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+        set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
 
 
 # ---------------------------------------------------------------------- records

@@ -13,6 +13,23 @@ from an earlier receive (the message has been received again since) succeeds but
 not delete, as in SQS; changing visibility with such a handle raises
 :class:`~sluicegate.errors.InvalidReceiptHandle`.
 
+FIFO queues (names ending in ``.fifo``): every message carries a message group id; a
+receive returns the messages of a group in the order they were sent and returns none of
+a group while any of its messages is in flight (a receive may fill its batch from several
+groups, oldest group first). A message carries a deduplication id (given, or the SHA-256
+of its body when the queue has content-based deduplication); a send whose id was seen in
+the last :data:`DEDUPLICATION_WINDOW` seconds is accepted, reported as a duplicate, and
+not stored, even when the first message has been deleted since. Each stored message gets
+a sequence number, increasing across the queue. Dead-lettering and redrive keep group
+order.
+
+Streams: a stream has a fixed number of shards; a record goes to the shard whose hash-key
+range holds the MD5 of its partition key (or its explicit hash key), and gets a sequence
+number that increases within its shard. Records are read in sequence order from a
+position and dropped once older than the stream's retention period. Mappings' checkpoints
+(the last settled sequence number per shard) live in the store too, so a restarted
+runtime resumes after them.
+
 Redrive: a receive never returns a message that has already been received
 ``max_receive_count`` times; such a message is moved to the queue's dead-letter queue
 (keeping its id, body, attributes and sent time, with ``source_queue`` recorded) when it
@@ -25,20 +42,37 @@ import asyncio
 import base64
 import hashlib
 import random
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from sluicegate.core.config import QueueConfig
+from sluicegate.core.config import QueueConfig, TopicConfig
+from sluicegate.core.streams import (
+    StreamConfig,
+    check_partition_key,
+    hash_key,
+    hash_key_ranges,
+    shard_for_hash_key,
+    shard_id,
+)
 from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, StoreError
 
 __all__ = [
+    "DEDUPLICATION_WINDOW",
     "MAX_BATCH_ENTRIES",
     "MAX_RECEIVE_MANY",
     "MAX_RECEIVE_WAIT",
+    "MAX_PUT_RECORDS",
+    "MAX_RECORD_BYTES",
     "Clock",
+    "FifoSent",
+    "PutEntry",
+    "PutResult",
+    "ShardInfo",
+    "StreamMessage",
     "Message",
     "NewMessage",
     "QueueCounts",
@@ -65,6 +99,28 @@ MAX_RECEIVE_WAIT = 20.0
 
 MAX_DELAY_SECONDS = 900
 """Longest per-message delay SQS allows (DelaySeconds 0-900)."""
+
+DEDUPLICATION_WINDOW = 300.0
+"""Seconds a FIFO queue remembers a deduplication id (SQS: 5 minutes, kept after the
+message is deleted)."""
+
+MAX_PUT_RECORDS = 500
+"""Most records one :meth:`Store.put_records` takes (Kinesis PutRecords)."""
+
+MAX_RECORD_BYTES = 1024 * 1024
+"""Largest record, data plus partition key (Kinesis: 1 MiB)."""
+
+MAX_PUT_BYTES = 5 * 1024 * 1024
+"""Largest :meth:`Store.put_records` request, all records together (Kinesis: 5 MiB)."""
+
+MAX_GET_RECORDS = 10_000
+"""Most records one :meth:`Store.get_records` returns (Kinesis GetRecords)."""
+
+_HASH_KEY_MAX = (1 << 128) - 1
+
+_FIFO_ID = re.compile(r"^[!-~]{1,128}$")
+"""SQS message group and deduplication ids: 1-128 characters, letters, digits and
+punctuation (printable ASCII without space)."""
 
 _ATTRIBUTE_TYPES = ("String", "Number", "Binary")
 
@@ -168,15 +224,36 @@ class SendEntry:
     delay_seconds: int | None = None
     attributes: Mapping[str, Any] | None = None
     id: str | None = None
+    group_id: str | None = None
+    deduplication_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What a send returns per message."""
+    """What a send returns per message.
+
+    Attributes:
+        sequence_number: FIFO queues: the message's sequence number (decimal digits,
+            increasing across the queue); ``None`` for a standard queue.
+        duplicate: FIFO queues: the deduplication id was seen in the last 5 minutes, so
+            nothing was stored; ``message_id`` and ``sequence_number`` are the first
+            message's.
+    """
 
     message_id: str
     md5_of_body: str
     id: str | None = None
+    sequence_number: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FifoSent:
+    """What a backend returns per message of a FIFO send (see :meth:`Store._send_fifo`)."""
+
+    message_id: str
+    sequence_number: str
+    duplicate: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +265,8 @@ class NewMessage:
     attributes: dict[str, dict[str, str]]
     delay_seconds: int
     sender_id: str
+    group_id: str | None = None
+    deduplication_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +278,8 @@ class Message:
 
     Attributes:
         visible_at: epoch seconds when this receive's visibility timeout ends.
+        group_id, deduplication_id, sequence_number: a FIFO queue's message's; ``None``
+            for a standard queue's.
     """
 
     message_id: str
@@ -212,6 +293,9 @@ class Message:
     sender_id: str
     visible_at: float
     queue: str = ""
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    sequence_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +309,10 @@ class QueueCounts:
         oldest_age: seconds since the oldest message in the queue (visible or in flight)
             was sent; 0 for an empty queue.
         dead_lettered: messages this queue has moved to its dead-letter queue, ever.
+        active_groups: FIFO queues: message groups holding at least one message (visible
+            or in flight); 0 for a standard queue.
+        groups_in_flight: FIFO queues: groups with a message in flight, whose other
+            messages no receive returns until it is settled.
     """
 
     visible: int
@@ -232,10 +320,72 @@ class QueueCounts:
     delayed: int
     oldest_age: float
     dead_lettered: int = 0
+    active_groups: int = 0
+    groups_in_flight: int = 0
 
     @property
     def total(self) -> int:
         return self.visible + self.in_flight + self.delayed
+
+
+@dataclass(frozen=True, slots=True)
+class PutEntry:
+    """One record of :meth:`Store.put_records`.
+
+    Attributes:
+        partition_key: 1-256 characters; chooses the shard (by MD5) and, within a
+            mapping, the parallelization lane.
+        data: the payload; ``str`` is stored as UTF-8.
+        explicit_hash_key: a decimal 128-bit integer that chooses the shard instead of the
+            partition key's MD5, as Kinesis allows.
+    """
+
+    partition_key: str
+    data: bytes | str
+    explicit_hash_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """Where a put record went."""
+
+    shard: int
+    shard_id: str
+    sequence_number: int
+
+
+@dataclass(slots=True)
+class StreamMessage:
+    """A record read from a shard. Treat it as read-only.
+
+    Attributes:
+        approximate_arrival: epoch seconds when the store accepted it.
+    """
+
+    shard: int
+    sequence_number: int
+    partition_key: str
+    data: bytes
+    approximate_arrival: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """One shard of a stream, as ``sluicegate streams`` shows it.
+
+    Attributes:
+        first_sequence: the oldest retained record's sequence number (``None``: empty).
+        latest_sequence: the last sequence number written (-1: never written).
+        records: records retained.
+    """
+
+    shard: int
+    shard_id: str
+    starting_hash_key: int
+    ending_hash_key: int
+    first_sequence: int | None
+    latest_sequence: int
+    records: int
 
 
 class Store(ABC):
@@ -297,15 +447,23 @@ class Store(ABC):
         delay_seconds: int | None = None,
         attributes: Mapping[str, Any] | None = None,
         sender_id: str = "sluicegate",
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
     ) -> SendResult:
         """Send one message. Durable once this returns (for durable backends).
+
+        Parameters:
+            group_id: the message group (required for a FIFO queue, refused otherwise).
+            deduplication_id: a FIFO queue's deduplication id; without it, the queue must
+                have content-based deduplication.
 
         Raises:
             QueueNotFound, MessageTooLarge, InputError.
         """
-        (result,) = await self.send_batch(
-            queue, [SendEntry(body, delay_seconds, attributes)], sender_id=sender_id
+        entry = SendEntry(
+            body, delay_seconds, attributes, group_id=group_id, deduplication_id=deduplication_id
         )
+        (result,) = await self.send_batch(queue, [entry], sender_id=sender_id)
         return result
 
     async def send_batch(
@@ -327,6 +485,7 @@ class Store(ABC):
         if len(ids) != len(set(ids)):
             raise BatchRequestError("batch entry ids must be distinct")
         config = await self._get_queue(queue)
+        fifo = config.fifo
         news: list[NewMessage] = []
         total = 0
         for entry in entries:
@@ -347,9 +506,27 @@ class Store(ABC):
                 0 <= delay <= MAX_DELAY_SECONDS
             ):
                 raise InputError(f"delay_seconds={delay!r} is invalid: allowed 0-900")
-            news.append(NewMessage(entry.body, md5_hex(entry.body), attrs, delay, sender_id))
+            if fifo:
+                group, dedup = _fifo_ids(config, entry)
+                news.append(
+                    NewMessage(entry.body, md5_hex(entry.body), attrs, delay, sender_id, group, dedup)
+                )
+            else:
+                if entry.group_id is not None or entry.deduplication_id is not None:
+                    which = "group_id" if entry.group_id is not None else "deduplication_id"
+                    raise InputError(
+                        f"{which} is only for FIFO queues; {queue!r} is a standard queue"
+                    )
+                news.append(NewMessage(entry.body, md5_hex(entry.body), attrs, delay, sender_id))
         if total > 262_144:
             raise MessageTooLarge(f"batch of {total:,} bytes is above the 262,144 bytes limit")
+        if fifo:
+            sent = await self._send_fifo(queue, news)
+            self._notify(queue)
+            return [
+                SendResult(s.message_id, new.md5_of_body, entry.id, s.sequence_number, s.duplicate)
+                for s, new, entry in zip(sent, news, entries, strict=True)
+            ]
         message_ids = await self._send(queue, news)
         self._notify(queue)
         return [
@@ -511,6 +688,235 @@ class Store(ABC):
             self._notify(name)
         return len(moved)
 
+    async def publish(
+        self,
+        topic: TopicConfig,
+        body: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        sender_id: str = "sluicegate",
+    ) -> dict[str, SendResult]:
+        """Deliver one message to every queue subscribed to ``topic``.
+
+        A FIFO topic passes the group id and a deduplication id (the given one, or the
+        SHA-256 of the body with content-based deduplication) to every queue, so a
+        republished message is delivered once per queue; a standard topic takes neither.
+        Every subscribed queue is checked before anything is sent.
+
+        Returns:
+            The send result per queue name.
+
+        Raises:
+            QueueNotFound: a subscribed queue does not exist in the store.
+            InputError: a FIFO publish without a group id, or without a deduplication id
+                on a topic without content-based deduplication; ids on a standard topic.
+        """
+        if topic.fifo:
+            if group_id is None:
+                raise InputError(f"group_id is required for FIFO topic {topic.name!r}")
+            if deduplication_id is None:
+                if not topic.content_based_deduplication:
+                    raise InputError(
+                        f"deduplication_id is required: FIFO topic {topic.name!r} has no "
+                        "content-based deduplication"
+                    )
+                deduplication_id = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        elif group_id is not None or deduplication_id is not None:
+            which = "group_id" if group_id is not None else "deduplication_id"
+            raise InputError(f"{which} is only for FIFO topics; {topic.name!r} is standard")
+        for queue in topic.subscribers:
+            await self._get_queue(queue)
+        results: dict[str, SendResult] = {}
+        for queue in topic.subscribers:
+            results[queue] = await self.send(
+                queue,
+                body,
+                attributes=attributes,
+                sender_id=sender_id,
+                group_id=group_id,
+                deduplication_id=deduplication_id,
+            )
+        return results
+
+    # ------------------------------------------------------------------ streams
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create the stream, or update its retention period when it exists.
+
+        Raises:
+            StoreError: it exists with another shard count (sluicegate does not reshard).
+        """
+        try:
+            existing = await self._get_stream(config.name)
+        except KeyError:
+            existing = None
+        if existing is not None and existing.shard_count != config.shard_count:
+            raise StoreError(
+                f"stream {config.name!r} exists with {existing.shard_count} shards, not "
+                f"{config.shard_count}: delete it first to change its shard count"
+            )
+        await self._ensure_stream(config)
+
+    async def get_stream(self, name: str) -> StreamConfig:
+        """The stream's configuration. Raises :class:`StreamNotFound`."""
+        return await self._get_stream(name)
+
+    async def list_streams(self) -> list[StreamConfig]:
+        """Every stream, sorted by name."""
+        return sorted(await self._list_streams(), key=lambda s: s.name)
+
+    async def delete_stream(self, name: str) -> None:
+        """Delete the stream, its records and its mappings' checkpoints."""
+        await self._delete_stream(name)
+
+    async def put_record(
+        self,
+        stream: str,
+        partition_key: str,
+        data: bytes | str,
+        *,
+        explicit_hash_key: str | None = None,
+    ) -> PutResult:
+        """Append one record; durable once this returns (for durable backends).
+
+        Raises:
+            StreamNotFound, InputError, MessageTooLarge.
+        """
+        (result,) = await self.put_records(
+            stream, [PutEntry(partition_key, data, explicit_hash_key)]
+        )
+        return result
+
+    async def put_records(self, stream: str, entries: Sequence[PutEntry]) -> list[PutResult]:
+        """Append up to 500 records atomically, each to its shard, in the given order.
+
+        Raises:
+            BatchRequestError: no entries or more than 500.
+            StreamNotFound, InputError, MessageTooLarge.
+        """
+        if not entries:
+            raise BatchRequestError("a put needs at least one record")
+        if len(entries) > MAX_PUT_RECORDS:
+            raise BatchRequestError(
+                f"a put takes at most {MAX_PUT_RECORDS} records, got {len(entries)}"
+            )
+        config = await self._get_stream(stream)
+        routed: list[tuple[int, str, bytes]] = []
+        total = 0
+        for entry in entries:
+            key = check_partition_key(entry.partition_key)
+            data = entry.data
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            elif not isinstance(data, bytes | bytearray | memoryview):
+                raise InputError(f"record data must be bytes or str, got {type(data).__name__}")
+            data = bytes(data)
+            size = len(data) + len(key.encode("utf-8"))
+            if size > MAX_RECORD_BYTES:
+                raise MessageTooLarge(
+                    f"record of {size:,} bytes is above the {MAX_RECORD_BYTES:,} bytes limit"
+                )
+            total += size
+            if entry.explicit_hash_key is None:
+                hashed = hash_key(key)
+            else:
+                hashed = _explicit_hash_key(entry.explicit_hash_key)
+            routed.append((shard_for_hash_key(hashed, config.shard_count), key, data))
+        if total > MAX_PUT_BYTES:
+            raise MessageTooLarge(
+                f"put of {total:,} bytes is above the {MAX_PUT_BYTES:,} bytes limit"
+            )
+        sequences = await self._put(stream, routed)
+        self._notify(_stream_key(stream))
+        return [
+            PutResult(shard, shard_id(shard), sequence)
+            for (shard, _, _), sequence in zip(routed, sequences, strict=True)
+        ]
+
+    async def get_records(
+        self,
+        stream: str,
+        shard: int,
+        *,
+        after: int | None = None,
+        at_timestamp: float | None = None,
+        limit: int = MAX_GET_RECORDS,
+    ) -> list[StreamMessage]:
+        """Read up to ``limit`` retained records of ``shard`` in sequence order.
+
+        Parameters:
+            after: read the records after this sequence number; ``None`` reads from the
+                oldest retained record (TRIM_HORIZON), or from ``at_timestamp``.
+            at_timestamp: with ``after=None``, start at the first record that arrived at
+                or after this epoch second (AT_TIMESTAMP).
+            limit: 1-10,000.
+
+        Raises:
+            StreamNotFound, InputError (bad shard or limit).
+        """
+        await self._check_shard(stream, shard)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not (
+            1 <= limit <= MAX_GET_RECORDS
+        ):
+            raise InputError(f"limit={limit!r} is invalid: allowed 1-{MAX_GET_RECORDS:,}")
+        if after is not None and at_timestamp is not None:
+            raise InputError("give after or at_timestamp, not both")
+        return await self._get_records(stream, shard, after, at_timestamp, limit)
+
+    async def latest_sequence(self, stream: str, shard: int) -> int:
+        """The last sequence number written to ``shard``, -1 when none ever was (where
+        a LATEST iterator starts)."""
+        await self._check_shard(stream, shard)
+        return await self._latest_sequence(stream, shard)
+
+    async def shards(self, stream: str) -> list[ShardInfo]:
+        """The stream's shards with their hash-key ranges and positions."""
+        config = await self._get_stream(stream)
+        stats = await self._shard_stats(stream)
+        return [
+            ShardInfo(r.shard, r.shard_id, r.starting_hash_key, r.ending_hash_key, *stat)
+            for r, stat in zip(hash_key_ranges(config.shard_count), stats, strict=True)
+        ]
+
+    async def get_checkpoints(self, mapping: str) -> dict[int, int]:
+        """The mapping's checkpoints: shard index -> last settled sequence number."""
+        return await self._get_checkpoints(mapping)
+
+    async def set_checkpoints(self, mapping: str, checkpoints: Mapping[int, int]) -> None:
+        """Store checkpoints of ``mapping``; a checkpoint never moves back (a lower value
+        than the stored one is ignored), so a late writer cannot rewind a shard."""
+        if checkpoints:
+            await self._set_checkpoints(mapping, dict(checkpoints))
+
+    async def stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
+        """Every mapping's checkpoints on ``stream``: mapping name (``stream->function``)
+        -> shard index -> last settled sequence number."""
+        await self._get_stream(stream)
+        return await self._stream_checkpoints(stream)
+
+    async def _check_shard(self, stream: str, shard: int) -> StreamConfig:
+        config = await self._get_stream(stream)
+        if isinstance(shard, bool) or not isinstance(shard, int) or not (
+            0 <= shard < config.shard_count
+        ):
+            raise InputError(
+                f"shard={shard!r} is invalid: stream {stream!r} has shards "
+                f"0-{config.shard_count - 1}"
+            )
+        return config
+
+    async def wait_for_records(self, stream: str, timeout: float) -> None:
+        """Return when a record is put to ``stream`` in this process, or after ``timeout``
+        seconds (at most :attr:`poll_interval` for a shared store)."""
+        event = self._waiter(_stream_key(stream))
+        if self.shared:
+            timeout = min(timeout, self.poll_interval)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
     # ------------------------------------------------------------------ helpers
     def _waiter(self, queue: str) -> asyncio.Event:
         """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
@@ -547,6 +953,12 @@ class Store(ABC):
         """Store validated messages atomically; return their new message ids."""
 
     @abstractmethod
+    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        """Store validated messages of a FIFO queue atomically, in order, each with the
+        next sequence number, except those whose ``deduplication_id`` was seen in the
+        last :data:`DEDUPLICATION_WINDOW` seconds (earlier in the same call included)."""
+
+    @abstractmethod
     async def _receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[
         Message
     ]:
@@ -576,6 +988,95 @@ class Store(ABC):
     @abstractmethod
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         """Move messages back; return the destination queue name of each moved message."""
+
+    @abstractmethod
+    async def _ensure_stream(self, config: StreamConfig) -> None: ...
+
+    @abstractmethod
+    async def _get_stream(self, name: str) -> StreamConfig:
+        """Raises :class:`StreamNotFound`."""
+
+    @abstractmethod
+    async def _list_streams(self) -> list[StreamConfig]: ...
+
+    @abstractmethod
+    async def _delete_stream(self, name: str) -> None:
+        """Raises :class:`StreamNotFound`; removes the checkpoints of its mappings too."""
+
+    @abstractmethod
+    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
+        """Append ``(shard, partition_key, data)`` records atomically, dropping records
+        past retention first; return each record's new sequence number."""
+
+    @abstractmethod
+    async def _get_records(
+        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
+    ) -> list[StreamMessage]:
+        """Drop records past retention, then read (see :meth:`get_records`)."""
+
+    @abstractmethod
+    async def _latest_sequence(self, stream: str, shard: int) -> int: ...
+
+    @abstractmethod
+    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
+        """Per shard, in order: (first retained sequence or None, latest sequence or -1,
+        retained records)."""
+
+    @abstractmethod
+    async def _get_checkpoints(self, mapping: str) -> dict[int, int]: ...
+
+    @abstractmethod
+    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
+        """Checkpoints of every mapping whose name starts with ``stream->``."""
+
+    @abstractmethod
+    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
+        """Raise each shard's checkpoint to the given value; never lower it."""
+
+
+def _stream_key(stream: str) -> str:
+    """The notification key of a stream (queues use their plain names)."""
+    return f"stream:{stream}"
+
+
+def _explicit_hash_key(value: str) -> int:
+    try:
+        key = int(value, 10) if isinstance(value, str) else -1
+    except ValueError:
+        key = -1
+    if not 0 <= key <= _HASH_KEY_MAX:
+        raise InputError(
+            f"explicit_hash_key={value!r} is invalid: allowed a decimal integer 0-2**128-1"
+        )
+    return key
+
+
+def _fifo_ids(config: QueueConfig, entry: SendEntry) -> tuple[str, str]:
+    """The group and deduplication ids of a FIFO send, validated; raises InputError."""
+    group, dedup = entry.group_id, entry.deduplication_id
+    if group is None:
+        raise InputError(f"group_id is required for FIFO queue {config.name!r}")
+    if not isinstance(group, str) or not _FIFO_ID.match(group):
+        raise InputError(
+            f"group_id={group!r} is invalid: allowed 1-128 letters, digits or punctuation"
+        )
+    if entry.delay_seconds is not None:
+        raise InputError(
+            f"delay_seconds is per queue on FIFO queue {config.name!r}, not per message"
+        )
+    if dedup is None:
+        if not config.content_based_deduplication:
+            raise InputError(
+                f"deduplication_id is required: FIFO queue {config.name!r} has no "
+                "content-based deduplication"
+            )
+        return group, hashlib.sha256(entry.body.encode("utf-8")).hexdigest()
+    if not isinstance(dedup, str) or not _FIFO_ID.match(dedup):
+        raise InputError(
+            f"deduplication_id={dedup!r} is invalid: allowed 1-128 letters, digits or "
+            "punctuation"
+        )
+    return group, dedup
 
 
 def check_store_error(exc: BaseException) -> StoreError:

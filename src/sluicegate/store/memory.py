@@ -17,6 +17,13 @@ Data structures, per queue (every operation is O(log n) amortized in the queue's
   arrived out of that order (moved from another queue, or sent while the clock went
   back); together, every message keyed by sent time, for the retention period.
 
+FIFO queues keep their visible messages per message group instead: each group holds a
+heap of its visible messages by sequence, and ``ready`` holds one entry per group that may
+deliver (not in flight), keyed by its first message; a receive pops groups in that order
+and takes their messages in sequence, so a group's messages never overtake each other and
+a group in flight delivers nothing. Deduplication ids are remembered, with the message
+they named, for :data:`~sluicegate.store.base.DEDUPLICATION_WINDOW` seconds.
+
 Heap entries are never removed from the middle: each carries the generation its message
 had when it was pushed, and an entry whose message has changed since is skipped when it
 surfaces (or reaches the head of ``sent``). A heap is rebuilt when stale entries outnumber
@@ -35,12 +42,17 @@ from typing import Any
 from sluicegate.core.config import QueueConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError
+from sluicegate.core.streams import StreamConfig
+from sluicegate.store.memory_streams import MemoryStreams
 from sluicegate.store.base import (
+    DEDUPLICATION_WINDOW,
     Clock,
+    FifoSent,
     Message,
     NewMessage,
     QueueCounts,
     Store,
+    StreamMessage,
     new_message_id,
 )
 
@@ -111,13 +123,33 @@ class _Msg:
         self.qgen = 0
 
 
+class _Group:
+    """A FIFO queue's message group: its visible messages, by sequence, and how many of
+    its messages the queue holds and has in flight."""
+
+    __slots__ = ("busy", "count", "gen", "name", "ready")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ready: list[tuple[int, int, _Msg]] = []
+        self.count = 0
+        self.busy = 0
+        #: bumped whenever the group's entry in the queue's ``ready`` must be replaced
+        self.gen = 0
+
+
 class _Queue:
     """One queue's state. See the module docstring for the structures."""
 
     __slots__ = (
         "config",
         "dead_lettered",
+        "dedup",
+        "dedup_expiry",
         "expiry",
+        "fifo",
+        "groups",
+        "groups_busy",
         "hidden",
         "messages",
         "n_delayed",
@@ -130,8 +162,15 @@ class _Queue:
 
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
+        self.fifo = config.fifo
         self.messages: dict[str, _Msg] = {}
-        self.ready: list[tuple[float, int, int, _Msg]] = []
+        #: visible messages; for a FIFO queue, groups that may deliver (see the module)
+        self.ready: list[tuple[float, int, int, Any]] = []
+        self.groups: dict[str, _Group] = {}
+        self.groups_busy = 0
+        #: deduplication id -> (when it is forgotten, message id, sequence)
+        self.dedup: dict[str, tuple[float, str, int]] = {}
+        self.dedup_expiry: deque[tuple[float, str]] = deque()
         self.hidden: list[tuple[float, int, int, _Msg]] = []
         self.expiry: list[tuple[float, int, int, _Msg]] = []
         self.sent: deque[tuple[float, int, int, _Msg]] = deque()
@@ -259,9 +298,17 @@ class MemoryQueues:
         else:
             heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
+        if q.fifo:
+            group = q.groups.get(msg.content.group_id)  # type: ignore[arg-type]
+            if group is None:
+                group = q.groups[msg.content.group_id] = _Group(msg.content.group_id)  # type: ignore[index]
+            group.count += 1
         if state == READY:
             q.n_ready += 1
-            heapq.heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
+            if q.fifo:
+                self._group_ready(q, msg)
+            else:
+                heapq.heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
         else:
             q.n_delayed += 1
             heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
@@ -279,6 +326,77 @@ class MemoryQueues:
         msg.state = GONE
         msg.gen += 1
         msg.qgen += 1
+        if q.fifo:
+            group = q.groups[msg.content.group_id]  # type: ignore[index]
+            group.count -= 1
+            if state == IN_FLIGHT:
+                self._group_settled(q, group)
+            if not group.count:
+                del q.groups[group.name]
+                group.gen += 1
+
+    # ------------------------------------------------------------------ FIFO groups
+    def _group_ready(self, q: _Queue, msg: _Msg) -> None:
+        """``msg`` (READY, counted) of a FIFO queue joins its group's visible messages."""
+        group = q.groups[msg.content.group_id]  # type: ignore[index]
+        heapq.heappush(group.ready, (msg.seq, msg.gen, msg))
+        if not group.busy:
+            self._offer(q, group)
+
+    def _offer(self, q: _Queue, group: _Group) -> None:
+        """(Re)list ``group`` in ``ready`` under its first visible message, if any."""
+        heap = group.ready
+        while heap and heap[0][2].gen != heap[0][1]:
+            heapq.heappop(heap)
+        group.gen += 1
+        if heap:
+            head = heap[0][2]
+            heapq.heappush(q.ready, (head.sent, head.seq, group.gen, group))
+
+    def _group_settled(self, q: _Queue, group: _Group) -> None:
+        """One in-flight message of ``group`` left flight (deleted, visible, moved)."""
+        group.busy -= 1
+        if not group.busy:
+            q.groups_busy -= 1
+            self._offer(q, group)
+
+    def _claim_fifo(self, q: _Queue, max_messages: int, deadline: float, now: float) -> list[_Msg]:
+        """Claim from groups in the order of their first visible message; a group once
+        claimed from is in flight and offers nothing more until settled."""
+        out: list[_Msg] = []
+        ready = q.ready
+        pop = heapq.heappop
+        while ready and len(out) < max_messages:
+            _, _, gen, group = pop(ready)
+            if group.gen != gen or group.busy:
+                continue
+            heap = group.ready
+            taken = 0
+            while heap and len(out) < max_messages:
+                _, mgen, msg = pop(heap)
+                if msg.gen != mgen:
+                    continue
+                self._hide(q, msg, deadline, now)
+                out.append(msg)
+                taken += 1
+            if taken:
+                group.busy = taken
+                q.groups_busy += 1
+                group.gen += 1
+        return out
+
+    def _hide(self, q: _Queue, msg: _Msg, deadline: float, now: float) -> None:
+        """Claim ``msg``: new handle, raised receive count, hidden until ``deadline``."""
+        count = msg.receive_count + 1
+        msg.receive_count = count
+        if count == 1:
+            msg.first_receive = now
+        self._serial += 1
+        msg.handle = f"{msg.message_id}#{count}#{self._serial}"
+        msg.visible_at = deadline
+        msg.state = IN_FLIGHT
+        msg.gen += 1
+        heapq.heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
 
     def _move(self, src: _Queue, msg: _Msg, dest: _Queue, now: float, source: str | None) -> None:
         """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time."""
@@ -369,6 +487,40 @@ class MemoryQueues:
         self._seq = seq
         return ids
 
+    def send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        """Store validated messages of a FIFO queue, dropping duplicates (see
+        :meth:`Store._send_fifo <sluicegate.store.base.Store._send_fifo>`)."""
+        q = self._queues.get(queue) or self._queue(queue)
+        now = self.clock()
+        dedup = q.dedup
+        expiry = q.dedup_expiry
+        while expiry and expiry[0][0] <= now:
+            _, key = expiry.popleft()
+            entry = dedup.get(key)
+            if entry is not None and entry[0] <= now:
+                del dedup[key]
+        delay = q.config.delay_seconds
+        out: list[FifoSent] = []
+        for new in messages:
+            key = new.deduplication_id
+            seen = dedup.get(key)  # type: ignore[arg-type]
+            if seen is not None and seen[0] > now:
+                out.append(FifoSent(seen[1], _sequence(seen[2]), True))
+                continue
+            self._seq += 1
+            mid = self._new_id()
+            msg = _Msg(mid, self._seq, new, now)
+            forget = now + DEDUPLICATION_WINDOW
+            dedup[key] = (forget, mid, msg.seq)  # type: ignore[index]
+            expiry.append((forget, key))  # type: ignore[arg-type]
+            if delay > 0:
+                msg.visible_at = now + delay
+                self._add(q, msg, DELAYED)
+            else:
+                self._add(q, msg, READY)
+            out.append(FifoSent(mid, _sequence(msg.seq), False))
+        return out
+
     def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Message]:
         """Claim up to ``max_messages`` visible messages, oldest first, without waiting.
 
@@ -398,6 +550,9 @@ class MemoryQueues:
                 msg.content.sender_id,
                 msg.visible_at,
                 queue,
+                msg.content.group_id,
+                msg.content.deduplication_id,
+                None if msg.content.group_id is None else _sequence(msg.seq),
             )
             for msg in claimed
         ]
@@ -422,7 +577,7 @@ class MemoryQueues:
             # a loop, not a comprehension: most receives return one message, and a
             # comprehension's own frame would cost more than the record
             out.append(QueueRecord(msg.message_id, msg.handle,  # type: ignore[arg-type]
-                                   size, msg.visible_at, msg.receive_count))
+                                   size, msg.visible_at, msg.receive_count, None, msg.content.group_id))
         return out
 
     def send_receive_records(
@@ -444,6 +599,9 @@ class MemoryQueues:
         now = self.clock()
         ordered = q.sent
         hidden = q.hidden
+        if q.fifo:
+            self.send_fifo(queue, [message])
+            return self.receive_records(queue, max_messages, visibility_timeout, size)
         if (
             message.delay_seconds > 0
             or max_messages < 1
@@ -489,8 +647,13 @@ class MemoryQueues:
             self._make_visible(q, queue, now)
         if not q.n_ready:
             return []
-        out: list[_Msg] = []
         deadline = now + visibility_timeout
+        if q.fifo:
+            claimed = self._claim_fifo(q, max_messages, deadline, now)
+            q.n_ready -= len(claimed)
+            q.n_in_flight += len(claimed)
+            return claimed
+        out: list[_Msg] = []
         pop = heapq.heappop
         push = heapq.heappush
         while ready and len(out) < max_messages:
@@ -537,14 +700,20 @@ class MemoryQueues:
                 self._move(q, msg, dlq, now, queue)
                 moved += 1
                 continue
-            if msg.state == DELAYED:
+            was = msg.state
+            if was == DELAYED:
                 q.n_delayed -= 1
             else:
                 q.n_in_flight -= 1
             q.n_ready += 1
             msg.state = READY
             msg.gen += 1
-            heapq.heappush(ready, (msg.sent, seq, msg.gen, msg))
+            if q.fifo:
+                self._group_ready(q, msg)
+                if was == IN_FLIGHT:
+                    self._group_settled(q, q.groups[msg.content.group_id])  # type: ignore[index]
+            else:
+                heapq.heappush(ready, (msg.sent, seq, msg.gen, msg))
         if moved:
             q.dead_lettered += moved
             if self.notify is not None and dlq is not None:
@@ -674,6 +843,10 @@ class MemoryQueues:
         q.ready, q.hidden, q.expiry = [], [], []
         q.sent = deque()
         q.n_ready = q.n_delayed = q.n_in_flight = 0
+        for group in q.groups.values():
+            group.gen += 1
+        q.groups = {}
+        q.groups_busy = 0
         return count
 
     def counts(self, queue: str) -> QueueCounts:
@@ -707,7 +880,10 @@ class MemoryQueues:
             if msg.state != DELAYED or msg.visible_at <= now:
                 oldest_age = max(0.0, now - sent)
                 break
-        return QueueCounts(n[READY], n[IN_FLIGHT], n[DELAYED], oldest_age, q.dead_lettered)
+        return QueueCounts(
+            n[READY], n[IN_FLIGHT], n[DELAYED], oldest_age, q.dead_lettered,
+            len(q.groups), q.groups_busy,
+        )
 
     def redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         """Move every message of ``dead_letter_queue`` to ``to`` or to the queue it came
@@ -744,6 +920,12 @@ class MemoryQueues:
         return set(self._queue(queue).messages)
 
 
+def _sequence(seq: int) -> str:
+    """A FIFO message's sequence number as SQS writes it: decimal digits, here padded to
+    20 so that text order is numeric order."""
+    return f"{seq:020d}"
+
+
 class MemoryStore(Store):
     """A :class:`Store` whose queues live in this process's memory (nothing persists).
 
@@ -754,7 +936,8 @@ class MemoryStore(Store):
             sends); accepted for symmetry with the other backends.
 
     Attributes:
-        engine: the synchronous :class:`MemoryQueues` behind the coroutines.
+        engine: the synchronous :class:`MemoryQueues` behind the queue coroutines.
+        streams: the synchronous :class:`MemoryStreams` behind the stream coroutines.
     """
 
     shared = False
@@ -765,6 +948,7 @@ class MemoryStore(Store):
     ) -> None:
         super().__init__(clock=clock, poll_interval=poll_interval)
         self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
+        self.streams = MemoryStreams(self._now)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.
@@ -784,6 +968,9 @@ class MemoryStore(Store):
 
     async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
         return self.engine.send(queue, messages)
+
+    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        return self.engine.send_fifo(queue, messages)
 
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float
@@ -809,3 +996,39 @@ class MemoryStore(Store):
 
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         return self.engine.redrive(dead_letter_queue, to)
+
+    # ------------------------------------------------------------------ streams
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        self.streams.ensure_stream(config)
+
+    async def _get_stream(self, name: str) -> StreamConfig:
+        return self.streams.get_stream(name)
+
+    async def _list_streams(self) -> list[StreamConfig]:
+        return self.streams.list_streams()
+
+    async def _delete_stream(self, name: str) -> None:
+        self.streams.delete_stream(name)
+
+    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
+        return self.streams.put(stream, records)
+
+    async def _get_records(
+        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
+    ) -> list[StreamMessage]:
+        return self.streams.get_records(stream, shard, after, at_timestamp, limit)
+
+    async def _latest_sequence(self, stream: str, shard: int) -> int:
+        return self.streams.latest_sequence(stream, shard)
+
+    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
+        return self.streams.shard_stats(stream)
+
+    async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
+        return self.streams.get_checkpoints(mapping)
+
+    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
+        return self.streams.stream_checkpoints(stream)
+
+    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
+        self.streams.set_checkpoints(mapping, checkpoints)

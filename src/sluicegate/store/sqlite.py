@@ -37,6 +37,16 @@ integer compare, and a receive rewrites eight bytes per row, not a handle string
 receive stores a new token, so an earlier handle no longer matches (it is stale); moving a
 message to or from a dead-letter queue clears the token.
 
+FIFO queues (schema version 3) use the same table: a message's ``group_id`` and
+``dedup_id`` columns are set, its ``seq`` is its sequence number, and a receive claims,
+in ``seq`` order, visible messages of groups that have no message in flight (``hidden =
+1`` with a receive count: an index on (queue, group) over hidden rows answers that).
+Taking rows in ``seq`` order and stopping at the batch size takes a prefix of every
+group's visible messages, so a group never overtakes itself. ``fifo_dedup`` remembers
+deduplication ids for 5 minutes. Streams live in ``streams`` (with the next sequence
+number), ``stream_shards`` (each shard's latest sequence number) and ``stream_records``
+(keyed by stream, shard and sequence); mappings' checkpoints in ``checkpoints``.
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening a version 1 file
 upgrades it in place (one transaction); handles issued before the upgrade are stale
 after it, so their messages are delivered again once their visibility timeout ends.
@@ -56,18 +66,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sluicegate.core.config import QueueConfig
+from sluicegate.core.streams import StreamConfig
 from sluicegate.errors import (
     InvalidReceiptHandle,
     QueueNotFound,
     StoreError,
     StoreUnavailable,
+    StreamNotFound,
 )
 from sluicegate.store.base import (
+    DEDUPLICATION_WINDOW,
     Clock,
+    FifoSent,
     Message,
     NewMessage,
     QueueCounts,
     Store,
+    StreamMessage,
     check_store_error,
     new_message_id,
 )
@@ -76,7 +91,7 @@ __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "Sql
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -116,7 +131,8 @@ CREATE TABLE queues (
     dead_letter_queue TEXT,
     max_receive_count INTEGER,
     dead_lettered INTEGER NOT NULL DEFAULT 0,
-    redrive_check INTEGER NOT NULL DEFAULT 0
+    redrive_check INTEGER NOT NULL DEFAULT 0,
+    content_based_deduplication INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE messages (
     seq INTEGER PRIMARY KEY,
@@ -132,15 +148,60 @@ CREATE TABLE messages (
     sender_id TEXT NOT NULL,
     source_queue TEXT,
     attributes TEXT,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    group_id TEXT,
+    dedup_id TEXT
 );
 CREATE INDEX messages_ready ON messages (queue, sent_ts) WHERE hidden = 0;
 CREATE INDEX messages_hidden ON messages (queue, visible_at) WHERE hidden = 1;
+""" + """
+CREATE INDEX messages_fifo_ready ON messages (queue) WHERE hidden = 0 AND group_id IS NOT NULL;
+CREATE INDEX messages_fifo_busy ON messages (queue, group_id) WHERE hidden = 1;
+CREATE TABLE fifo_dedup (
+    queue INTEGER NOT NULL,
+    dedup_id TEXT NOT NULL,
+    expires REAL NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+) WITHOUT ROWID;
+CREATE INDEX fifo_dedup_expiry ON fifo_dedup (queue, expires);
+CREATE TABLE streams (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    shard_count INTEGER NOT NULL,
+    retention_period INTEGER NOT NULL,
+    next_sequence INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE stream_shards (
+    stream INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    latest INTEGER NOT NULL DEFAULT -1,
+    PRIMARY KEY (stream, shard)
+) WITHOUT ROWID;
+CREATE TABLE stream_records (
+    stream INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    partition_key TEXT NOT NULL,
+    arrival REAL NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (stream, shard, seq)
+) WITHOUT ROWID;
+CREATE INDEX stream_records_arrival ON stream_records (stream, arrival);
+CREATE TABLE checkpoints (
+    mapping TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (mapping, shard)
+) WITHOUT ROWID;
 """
+_SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE INDEX messages_fifo_ready"):]
+"""What version 3 added as new objects (the upgrade from 2 also adds three columns)."""
 
 _QUEUE_COLUMNS = (
     "name, visibility_timeout, delay_seconds, retention_period, max_message_size, "
-    "receive_wait_time, dead_letter_queue, max_receive_count"
+    "receive_wait_time, dead_letter_queue, max_receive_count, content_based_deduplication"
 )
 _SQL_GET_QUEUE = f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE name = ?"
 _SQL_QUEUE_ID = "SELECT id, retention_period FROM queues WHERE name = ?"
@@ -239,6 +300,32 @@ SELECT coalesce(sum(visible_at <= :now), 0),
     min(CASE WHEN visible_at <= :now OR receive_count > 0 THEN sent_ts END)
 FROM messages WHERE queue = :queue AND hidden = 1 AND sent_ts > :cutoff
 """
+_SQL_FIFO_CLAIM_SELECT = """
+SELECT seq, sent_ts, message_id, body, md5, attributes, first_receive_ts, receive_count,
+    sender_id, group_id, dedup_id
+FROM messages AS m
+WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM messages AS x
+        WHERE x.queue = ?1 AND x.hidden = 1 AND x.group_id = m.group_id
+            AND x.receive_count > 0
+    )
+ORDER BY seq LIMIT ?2
+"""
+"""A FIFO receive: visible messages, in sequence order, of groups with none in flight."""
+_SQL_FIFO_SEND = """
+INSERT INTO messages (queue, hidden, visible_at, sent_ts, message_id, md5, sender_id,
+    attributes, body, group_id, dedup_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING seq
+"""
+_SQL_COUNT_GROUPS = """
+SELECT count(DISTINCT group_id),
+    count(DISTINCT CASE WHEN hidden = 1 AND receive_count > 0 AND visible_at > :now
+        THEN group_id END)
+FROM messages WHERE queue = :queue AND group_id IS NOT NULL AND sent_ts > :cutoff
+"""
+_SQL_STREAM = "SELECT id, shard_count, retention_period FROM streams WHERE name = ?"
 _SQL_REDRIVE = """
 UPDATE messages SET
     queue = coalesce(:to, (SELECT id FROM queues AS q WHERE q.name = messages.source_queue)),
@@ -336,7 +423,7 @@ class _Engine:
         if config is None:
             if len(self._configs) > 4096:
                 self._configs.clear()
-            config = self._configs[row] = QueueConfig(*row)
+            config = self._configs[row] = QueueConfig(*row[:-1], bool(row[-1]))
         return config
 
     def _queue_row(self, name: str) -> tuple[int, int]:
@@ -401,10 +488,11 @@ class _Engine:
                 config.receive_wait_time,
                 dlq,
                 config.max_receive_count,
+                int(config.content_based_deduplication),
             )
             if old is None:
                 conn.execute(
-                    f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (config.name, *values),
                 )
                 # A re-created dead-letter queue: its sources check their visible messages.
@@ -417,7 +505,7 @@ class _Engine:
             conn.execute(
                 "UPDATE queues SET visibility_timeout = ?, delay_seconds = ?, "
                 "retention_period = ?, max_message_size = ?, receive_wait_time = ?, "
-                "dead_letter_queue = ?, max_receive_count = ?, "
+                "dead_letter_queue = ?, max_receive_count = ?, content_based_deduplication = ?, "
                 "redrive_check = CASE WHEN ? THEN 1 ELSE redrive_check END WHERE name = ?",
                 (*values, changed and dlq is not None, config.name),
             )
@@ -440,6 +528,7 @@ class _Engine:
             conn = self.conn
             conn.execute("DELETE FROM messages WHERE queue = ? AND hidden = 0", (qid,))
             conn.execute("DELETE FROM messages WHERE queue = ? AND hidden = 1", (qid,))
+            conn.execute("DELETE FROM fifo_dedup WHERE queue = ?", (qid,))
             conn.execute("DELETE FROM queues WHERE id = ?", (qid,))
 
         self._write(run)
@@ -468,6 +557,48 @@ class _Engine:
         if self.conn.execute(sql, params).rowcount == 0:
             raise QueueNotFound(queue)
         return ids
+
+    def send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        """Store a FIFO queue's messages, dropping those whose deduplication id was seen
+        in the last :data:`DEDUPLICATION_WINDOW` seconds: one IMMEDIATE transaction."""
+
+        def run() -> list[FifoSent]:
+            conn = self.conn
+            row = conn.execute(
+                "SELECT id, delay_seconds FROM queues WHERE name = ?", (queue,)
+            ).fetchone()
+            if row is None:
+                raise QueueNotFound(queue)
+            qid, delay = row
+            now = self.clock()
+            conn.execute("DELETE FROM fifo_dedup WHERE queue = ? AND expires <= ?", (qid, now))
+            out: list[FifoSent] = []
+            for new in messages:
+                seen = conn.execute(
+                    "SELECT message_id, seq FROM fifo_dedup WHERE queue = ? AND dedup_id = ?",
+                    (qid, new.deduplication_id),
+                ).fetchone()
+                if seen is not None:
+                    out.append(FifoSent(seen[0], _sequence(seen[1]), True))
+                    continue
+                mid = new_message_id(self._getrandbits)
+                attributes = (
+                    json.dumps(new.attributes, separators=(",", ":")) if new.attributes else None
+                )
+                (seq,) = conn.execute(
+                    _SQL_FIFO_SEND,
+                    (qid, 1 if delay > 0 else 0, now + delay, now, mid, new.md5_of_body,
+                     new.sender_id, attributes, new.body, new.group_id, new.deduplication_id),
+                ).fetchone()
+                conn.execute(
+                    "INSERT INTO fifo_dedup (queue, dedup_id, expires, message_id, seq) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (qid, new.deduplication_id, now + DEDUPLICATION_WINDOW, mid, seq),
+                )
+                out.append(FifoSent(mid, _sequence(seq), False))
+            return out
+
+        return self._write(run)
 
     def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[Message]:
         """Expire, dead-letter, then claim up to ``max_messages``: one IMMEDIATE transaction."""
@@ -506,6 +637,8 @@ class _Engine:
             )
         if expire:
             conn.execute(_SQL_EXPIRE_VISIBLE, (qid, cutoff))
+        if queue.endswith(".fifo"):
+            return self._claim_fifo(queue, qid, max_messages, now, visibility_timeout)
         rows = conn.execute(_SQL_CLAIM_SELECT, (qid, max_messages)).fetchall()
         if not rows:
             return []
@@ -540,6 +673,30 @@ class _Engine:
             conn.execute(_SQL_CLAIM_RUN, (deadline, now, token, low, high))
         else:
             conn.execute(_SQL_CLAIM_UPDATE, (deadline, now, token, json.dumps(seqs)))
+        return out
+
+    def _claim_fifo(
+        self, queue: str, qid: int, max_messages: int, now: float, visibility_timeout: float
+    ) -> list[Message]:
+        rows = self.conn.execute(_SQL_FIFO_CLAIM_SELECT, (qid, max_messages)).fetchall()
+        if not rows:
+            return []
+        token = self._getrandbits(63)
+        hex_token = f"{token:x}"
+        deadline = now + visibility_timeout
+        seqs = []
+        out = []
+        for seq, sent, mid, body, md5, attrs, first, count, sender, group, dedup in rows:
+            count += 1
+            seqs.append(seq)
+            out.append(
+                Message(
+                    mid, f"{mid}#{count}#{seq}.{hex_token}", body, md5,
+                    json.loads(attrs) if attrs else {}, sent, now if first is None else first,
+                    count, sender, deadline, queue, group, dedup, _sequence(seq),
+                )
+            )
+        self.conn.execute(_SQL_CLAIM_UPDATE, (deadline, now, token, json.dumps(seqs)))
         return out
 
     def next_visible_at(self, queue: str) -> float | None:
@@ -660,7 +817,14 @@ class _Engine:
             ).fetchone()
             sents = [s for s in (oldest, oldest_hidden) if s is not None]
             age = max(0.0, now - min(sents)) if sents else 0.0
-            return QueueCounts(visible + due, in_flight, delayed, age, dead_lettered)
+            groups = busy = 0
+            if queue.endswith(".fifo"):
+                groups, busy = conn.execute(
+                    _SQL_COUNT_GROUPS, {"now": now, "queue": qid, "cutoff": cutoff}
+                ).fetchone()
+            return QueueCounts(
+                visible + due, in_flight, delayed, age, dead_lettered, groups, busy
+            )
 
         return self._read(run)
 
@@ -695,6 +859,181 @@ class _Engine:
             return [names[i] for i in moved]
 
         return self._write(run)
+
+
+    # ------------------------------------------------------------------ streams
+    def _stream_row(self, name: str) -> tuple[int, int, int]:
+        row = self.conn.execute(_SQL_STREAM, (name,)).fetchone()
+        if row is None:
+            raise StreamNotFound(name)
+        return row[0], row[1], row[2]
+
+    def _trim(self, sid: int, retention: int) -> None:
+        self.conn.execute(
+            "DELETE FROM stream_records WHERE stream = ? AND arrival < ?",
+            (sid, self.clock() - retention),
+        )
+
+    def ensure_stream(self, config: StreamConfig) -> None:
+        def run() -> None:
+            conn = self.conn
+            row = conn.execute(_SQL_STREAM, (config.name,)).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE streams SET retention_period = ? WHERE id = ?",
+                    (config.retention_period, row[0]),
+                )
+                return
+            (sid,) = conn.execute(
+                "INSERT INTO streams (name, shard_count, retention_period) VALUES (?, ?, ?) "
+                "RETURNING id",
+                (config.name, config.shard_count, config.retention_period),
+            ).fetchone()
+            conn.executemany(
+                "INSERT INTO stream_shards (stream, shard) VALUES (?, ?)",
+                [(sid, shard) for shard in range(config.shard_count)],
+            )
+
+        self._write(run)
+
+    def get_stream(self, name: str) -> StreamConfig:
+        _, shards, retention = self._stream_row(name)
+        return StreamConfig(name, shards, retention)
+
+    def list_streams(self) -> list[StreamConfig]:
+        rows = self.conn.execute(
+            "SELECT name, shard_count, retention_period FROM streams"
+        ).fetchall()
+        return [StreamConfig(*row) for row in rows]
+
+    def delete_stream(self, name: str) -> None:
+        def run() -> None:
+            sid, _, _ = self._stream_row(name)
+            conn = self.conn
+            conn.execute("DELETE FROM stream_records WHERE stream = ?", (sid,))
+            conn.execute("DELETE FROM stream_shards WHERE stream = ?", (sid,))
+            conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
+            conn.execute(
+                "DELETE FROM checkpoints WHERE substr(mapping, 1, ?) = ?",
+                (len(name) + 2, f"{name}->"),
+            )
+
+        self._write(run)
+
+    def put(self, name: str, records: list[tuple[int, str, bytes]]) -> list[int]:
+        def run() -> list[int]:
+            conn = self.conn
+            sid, _, retention = self._stream_row(name)
+            self._trim(sid, retention)
+            (first,) = conn.execute(
+                "UPDATE streams SET next_sequence = next_sequence + ? WHERE id = ? "
+                "RETURNING next_sequence - ?",
+                (len(records), sid, len(records)),
+            ).fetchone()
+            now = self.clock()
+            sequences = list(range(first, first + len(records)))
+            conn.executemany(
+                "INSERT INTO stream_records (stream, shard, seq, partition_key, arrival, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(sid, shard, seq, key, now, data)
+                 for (shard, key, data), seq in zip(records, sequences, strict=True)],
+            )
+            latest: dict[int, int] = {}
+            for (shard, _, _), seq in zip(records, sequences, strict=True):
+                latest[shard] = seq
+            conn.executemany(
+                "UPDATE stream_shards SET latest = ? WHERE stream = ? AND shard = ?",
+                [(seq, sid, shard) for shard, seq in latest.items()],
+            )
+            return sequences
+
+        return self._write(run)
+
+    def get_records(
+        self, name: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
+    ) -> list[StreamMessage]:
+        def run() -> list[StreamMessage]:
+            sid, _, retention = self._stream_row(name)
+            horizon = self.clock() - retention
+            sql = (
+                "SELECT seq, partition_key, data, arrival FROM stream_records "
+                "WHERE stream = ? AND shard = ? AND arrival >= ? AND {cond} ORDER BY seq LIMIT ?"
+            )
+            if after is not None:
+                params: tuple[Any, ...] = (sid, shard, horizon, after, limit)
+                sql = sql.format(cond="seq > ?")
+            elif at_timestamp is not None:
+                params = (sid, shard, horizon, at_timestamp, limit)
+                sql = sql.format(cond="arrival >= ?")
+            else:
+                params = (sid, shard, horizon, limit)
+                sql = sql.format(cond="1")
+            return [
+                StreamMessage(shard, seq, key, bytes(data), arrival)
+                for seq, key, data, arrival in self.conn.execute(sql, params)
+            ]
+
+        return self._read(run)
+
+    def latest_sequence(self, name: str, shard: int) -> int:
+        sid, _, _ = self._stream_row(name)
+        row = self.conn.execute(
+            "SELECT latest FROM stream_shards WHERE stream = ? AND shard = ?", (sid, shard)
+        ).fetchone()
+        return -1 if row is None else int(row[0])
+
+    def shard_stats(self, name: str) -> list[tuple[int | None, int, int]]:
+        def run() -> list[tuple[int | None, int, int]]:
+            sid, shards, retention = self._stream_row(name)
+            horizon = self.clock() - retention
+            stats = {
+                shard: (first, count)
+                for shard, first, count in self.conn.execute(
+                    "SELECT shard, min(seq), count(*) FROM stream_records "
+                    "WHERE stream = ? AND arrival >= ? GROUP BY shard",
+                    (sid, horizon),
+                )
+            }
+            latest = dict(
+                self.conn.execute(
+                    "SELECT shard, latest FROM stream_shards WHERE stream = ?", (sid,)
+                ).fetchall()
+            )
+            return [
+                (stats.get(i, (None, 0))[0], latest.get(i, -1), stats.get(i, (None, 0))[1])
+                for i in range(shards)
+            ]
+
+        return self._read(run)
+
+    def get_checkpoints(self, mapping: str) -> dict[int, int]:
+        rows = self.conn.execute(
+            "SELECT shard, seq FROM checkpoints WHERE mapping = ?", (mapping,)
+        ).fetchall()
+        return dict(rows)
+
+    def stream_checkpoints(self, name: str) -> dict[str, dict[int, int]]:
+        prefix = f"{name}->"
+        out: dict[str, dict[int, int]] = {}
+        for mapping, shard, seq in self.conn.execute(
+            "SELECT mapping, shard, seq FROM checkpoints WHERE substr(mapping, 1, ?) = ?",
+            (len(prefix), prefix),
+        ):
+            out.setdefault(mapping, {})[shard] = seq
+        return out
+
+    def set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO checkpoints (mapping, shard, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (mapping, shard) DO UPDATE SET seq = max(seq, excluded.seq)",
+            [(mapping, shard, seq) for shard, seq in checkpoints.items()],
+        )
+
+
+def _sequence(seq: int) -> str:
+    """A FIFO message's sequence number as SQS writes it: decimal digits, padded to 20
+    so that text order is numeric order (as the memory store writes it)."""
+    return f"{seq:020d}"
 
 
 def _connect(path: str, *, busy_timeout: float, loop_side: bool) -> sqlite3.Connection:
@@ -758,6 +1097,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
             version = None if row is None else row[0]
             if version == "1":
                 _upgrade_from_1(conn)
+                version = "2"
+            if version == "2":
+                _upgrade_from_2(conn)
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
@@ -779,9 +1121,21 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
     """
     conn.execute("ALTER TABLE messages ADD COLUMN token INTEGER")
     conn.execute("ALTER TABLE messages DROP COLUMN handle")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def _upgrade_from_2(conn: sqlite3.Connection) -> None:
+    """Turn a version 2 file into version 3 (FIFO queues, streams), inside the caller's
+    transaction: three columns and the new tables; existing rows are untouched."""
     conn.execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        "ALTER TABLE queues ADD COLUMN content_based_deduplication INTEGER NOT NULL DEFAULT 0"
     )
+    conn.execute("ALTER TABLE messages ADD COLUMN group_id TEXT")
+    conn.execute("ALTER TABLE messages ADD COLUMN dedup_id TEXT")
+    for statement in _SCHEMA_3.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -978,3 +1332,42 @@ class SqliteStore(Store):
 
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         return await self._on_worker(lambda e: e.redrive(dead_letter_queue, to))
+
+    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        return await self._fast(lambda e: e.send_fifo(queue, messages), write=True)
+
+    # ------------------------------------------------------------------ streams
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        await self._on_worker(lambda e: e.ensure_stream(config))
+
+    async def _get_stream(self, name: str) -> StreamConfig:
+        return await self._fast(lambda e: e.get_stream(name))
+
+    async def _list_streams(self) -> list[StreamConfig]:
+        return await self._on_worker(_Engine.list_streams)
+
+    async def _delete_stream(self, name: str) -> None:
+        await self._on_worker(lambda e: e.delete_stream(name))
+
+    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
+        return await self._fast(lambda e: e.put(stream, records), write=True)
+
+    async def _get_records(
+        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
+    ) -> list[StreamMessage]:
+        return await self._fast(lambda e: e.get_records(stream, shard, after, at_timestamp, limit))
+
+    async def _latest_sequence(self, stream: str, shard: int) -> int:
+        return await self._fast(lambda e: e.latest_sequence(stream, shard))
+
+    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
+        return await self._on_worker(lambda e: e.shard_stats(stream))
+
+    async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
+        return await self._fast(lambda e: e.get_checkpoints(mapping))
+
+    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
+        return await self._on_worker(lambda e: e.stream_checkpoints(stream))
+
+    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
+        await self._fast(lambda e: e.set_checkpoints(mapping, checkpoints), write=True)
