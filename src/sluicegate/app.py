@@ -1,4 +1,4 @@
-"""The user-facing App: queues, functions and the mappings between them.
+"""The user-facing App: queues, streams, topics, functions and the mappings between them.
 
 Everything is validated when it is defined, so a wrong setting fails at import time
 with an error naming the parameter, the value and the allowed range::
@@ -12,6 +12,12 @@ with an error naming the parameter, the value and the allowed range::
 
     app.map(orders, process, batch_size=10, maximum_batching_window=1,
             maximum_concurrency=20, report_batch_item_failures=True)
+
+    clicks = app.stream("clicks", shard_count=4)
+    app.map(clicks, process, parallelization_factor=10, bisect_batch_on_function_error=True)
+
+    payments = app.queue("payments.fifo", content_based_deduplication=True)
+    app.topic("events.fifo", subscribers=[payments])
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from sluicegate.core.config import (
+    DEFAULT_SCALING_CEILING,
     AccountConfig,
     FunctionConfig,
     IsolationName,
     MappingConfig,
     QueueConfig,
     ScalingName,
+    TopicConfig,
     check_visibility_against_timeout,
 )
+from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.errors import ConfigError
 
@@ -71,8 +80,11 @@ class App:
     name: str = "sluicegate"
     source: str | None = None
     queues: dict[str, QueueConfig] = field(default_factory=dict, init=False)
+    streams: dict[str, StreamConfig] = field(default_factory=dict, init=False)
+    topics: dict[str, TopicConfig] = field(default_factory=dict, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
     mappings: list[MappingConfig] = field(default_factory=list, init=False)
+    stream_mappings: list[StreamMappingConfig] = field(default_factory=list, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
     _pool: ConcurrencyPool = field(init=False, repr=False)
 
@@ -92,8 +104,10 @@ class App:
         receive_wait_time: int = 0,
         dead_letter_queue: str | QueueConfig | None = None,
         max_receive_count: int | None = None,
+        content_based_deduplication: bool = False,
     ) -> QueueConfig:
-        """Define a standard queue (see :class:`~sluicegate.core.config.QueueConfig`).
+        """Define a queue (see :class:`~sluicegate.core.config.QueueConfig`): a FIFO queue
+        when ``name`` ends in ``.fifo``, else a standard one.
 
         A ``dead_letter_queue`` that is not defined yet is defined with default
         attributes; defining it explicitly later replaces those.
@@ -112,14 +126,68 @@ class App:
             receive_wait_time=receive_wait_time,
             dead_letter_queue=dead_letter_queue,
             max_receive_count=max_receive_count,
+            content_based_deduplication=content_based_deduplication,
         )
-        if name in self.queues and name not in self._implicit:
-            raise ConfigError("name", name, "a queue name not defined already", "queue")
+        if (name in self.queues and name not in self._implicit) or name in self.streams:
+            raise ConfigError(
+                "name", name, "a name not defined already as a queue or stream", "queue"
+            )
         self._implicit.discard(name)
         self.queues[name] = config
         if dead_letter_queue is not None and dead_letter_queue not in self.queues:
             self.queues[dead_letter_queue] = QueueConfig(dead_letter_queue)
             self._implicit.add(dead_letter_queue)
+        return config
+
+    # ------------------------------------------------------------------ streams, topics
+    def stream(
+        self,
+        name: str,
+        *,
+        shard_count: int = 1,
+        retention_period: int | timedelta = 86_400,
+    ) -> StreamConfig:
+        """Define a partitioned stream (see :class:`~sluicegate.core.streams.StreamConfig`).
+
+        Raises:
+            ConfigError: a value out of range, or a name defined twice.
+        """
+        if isinstance(retention_period, timedelta):
+            retention_period = int(retention_period.total_seconds())
+        config = StreamConfig(name, shard_count=shard_count, retention_period=retention_period)
+        if name in self.streams or name in self.queues:
+            raise ConfigError(
+                "name", name, "a name not defined already as a stream or queue", "stream"
+            )
+        self.streams[name] = config
+        return config
+
+    def topic(
+        self,
+        name: str,
+        *,
+        subscribers: list[str | QueueConfig] | tuple[str | QueueConfig, ...] = (),
+        content_based_deduplication: bool = False,
+    ) -> TopicConfig:
+        """Define a topic that delivers every published message to its subscribed queues
+        (see :class:`~sluicegate.core.config.TopicConfig`).
+
+        Raises:
+            ConfigError: a value out of range, a subscriber that is not a defined queue or
+                is of the wrong kind, or a name defined twice.
+        """
+        names = tuple(q.name if isinstance(q, QueueConfig) else q for q in subscribers)
+        config = TopicConfig(
+            name, subscribers=names, content_based_deduplication=content_based_deduplication
+        )
+        for queue in names:
+            if queue not in self.queues:
+                raise ConfigError(
+                    "subscribers", queue, "a queue defined with app.queue()", f"topic {name!r}"
+                )
+        if name in self.topics:
+            raise ConfigError("name", name, "a topic name not defined already", "topic")
+        self.topics[name] = config
         return config
 
     # ------------------------------------------------------------------ functions
@@ -192,40 +260,84 @@ class App:
     # ------------------------------------------------------------------ mappings
     def map(
         self,
-        queue: QueueConfig | str,
+        source: QueueConfig | StreamConfig | str,
         function: Callable[..., Any] | Function | str,
         *,
-        batch_size: int = 10,
+        batch_size: int | None = None,
         maximum_batching_window: int | timedelta = 0,
-        maximum_concurrency: int | None = None,
         report_batch_item_failures: bool = False,
-        scaling: ScalingName = "aws",
-        scaling_ceiling: int = 1250,
         enabled: bool = True,
-    ) -> MappingConfig:
-        """Create an event source mapping from ``queue`` to ``function``.
+        filter_criteria: Any = None,
+        maximum_concurrency: int | None = None,
+        scaling: ScalingName | None = None,
+        scaling_ceiling: int | None = None,
+        starting_position: StartingPosition | None = None,
+        starting_position_timestamp: float | None = None,
+        parallelization_factor: int | None = None,
+        bisect_batch_on_function_error: bool | None = None,
+        maximum_retry_attempts: int | None = None,
+        maximum_record_age: int | timedelta | None = None,
+        on_failure: str | QueueConfig | None = None,
+    ) -> MappingConfig | StreamMappingConfig:
+        """Create an event source mapping from a queue or a stream to ``function``.
 
-        See :class:`~sluicegate.core.config.MappingConfig` for the parameters.
+        Queues take the parameters of :class:`~sluicegate.core.config.MappingConfig`
+        (``maximum_concurrency``, ``scaling``, ``scaling_ceiling``; ``batch_size``
+        defaults to 10); streams those of
+        :class:`~sluicegate.core.streams.StreamMappingConfig` (``starting_position``,
+        ``parallelization_factor``, ``bisect_batch_on_function_error``,
+        ``maximum_retry_attempts``, ``maximum_record_age``, ``on_failure``; ``batch_size``
+        defaults to 100). A parameter of the other kind of source is refused.
 
         Raises:
-            ConfigError: a value out of range, an undefined queue or function, a queue
-                whose visibility timeout is shorter than the function's timeout (AWS refuses
-                that too), or the same queue and function mapped twice.
+            ConfigError: a value out of range, an undefined source or function, a
+                parameter that does not apply to the source, a queue whose visibility
+                timeout is shorter than the function's timeout (AWS refuses that too), or
+                the same source and function mapped twice.
         """
-        qname = queue.name if isinstance(queue, QueueConfig) else queue
-        if qname not in self.queues:
-            raise ConfigError("queue", qname, "a queue defined with app.queue()", "mapping")
+        name = source.name if isinstance(source, QueueConfig | StreamConfig) else source
+        queue_only = {
+            "maximum_concurrency": maximum_concurrency,
+            "scaling": scaling,
+            "scaling_ceiling": scaling_ceiling,
+        }
+        stream_only = {
+            "starting_position": starting_position,
+            "starting_position_timestamp": starting_position_timestamp,
+            "parallelization_factor": parallelization_factor,
+            "bisect_batch_on_function_error": bisect_batch_on_function_error,
+            "maximum_retry_attempts": maximum_retry_attempts,
+            "maximum_record_age": maximum_record_age,
+            "on_failure": on_failure.name if isinstance(on_failure, QueueConfig) else on_failure,
+        }
+        if name in self.streams and not isinstance(source, QueueConfig):
+            return self._map_stream(
+                name, function, batch_size, maximum_batching_window,
+                report_batch_item_failures, enabled, filter_criteria, queue_only, stream_only,
+            )
+        if name not in self.queues:
+            raise ConfigError(
+                "source", name, "a queue or stream defined with app.queue() or app.stream()",
+                "mapping",
+            )
+        qname = name
         fn = self._function(function)
+        for parameter, value in stream_only.items():
+            if value is not None:
+                raise ConfigError(
+                    parameter, value, "only for stream sources", f"mapping {qname}->{fn.name}"
+                )
         config = MappingConfig(
             qname,
             fn.name,
-            batch_size=batch_size,
+            batch_size=10 if batch_size is None else batch_size,
             maximum_batching_window=maximum_batching_window,  # type: ignore[arg-type]
             maximum_concurrency=maximum_concurrency,
             report_batch_item_failures=report_batch_item_failures,
-            scaling=scaling,
-            scaling_ceiling=scaling_ceiling,
+            scaling="aws" if scaling is None else scaling,
+            scaling_ceiling=DEFAULT_SCALING_CEILING if scaling_ceiling is None else scaling_ceiling,
             enabled=enabled,
+            filter_criteria=filter_criteria,
         )
         check_visibility_against_timeout(self.queues[qname], fn.config)
         if any(m.queue == qname and m.function == fn.name for m in self.mappings):
@@ -233,6 +345,44 @@ class App:
                 "function", fn.name, f"mapped once to queue {qname!r}", f"mapping {config.name}"
             )
         self.mappings.append(config)
+        return config
+
+    def _map_stream(
+        self,
+        stream: str,
+        function: Callable[..., Any] | Function | str,
+        batch_size: int | None,
+        maximum_batching_window: int | timedelta,
+        report_batch_item_failures: bool,
+        enabled: bool,
+        filter_criteria: Any,
+        queue_only: dict[str, Any],
+        stream_only: dict[str, Any],
+    ) -> StreamMappingConfig:
+        fn = self._function(function)
+        ctx = f"mapping {stream}->{fn.name}"
+        for parameter, value in queue_only.items():
+            if value is not None:
+                raise ConfigError(parameter, value, "only for queue sources", ctx)
+        if isinstance(maximum_batching_window, timedelta):
+            maximum_batching_window = int(maximum_batching_window.total_seconds())
+        settings = {k: v for k, v in stream_only.items() if v is not None}
+        config = StreamMappingConfig(
+            stream,
+            fn.name,
+            batch_size=100 if batch_size is None else batch_size,
+            maximum_batching_window=maximum_batching_window,
+            report_batch_item_failures=report_batch_item_failures,
+            enabled=enabled,
+            filter_criteria=filter_criteria,
+            **settings,
+        )
+        destination = config.on_failure
+        if destination is not None and destination not in self.queues:
+            raise ConfigError("on_failure", destination, "a queue defined with app.queue()", ctx)
+        if any(m.stream == stream and m.function == fn.name for m in self.stream_mappings):
+            raise ConfigError("function", fn.name, f"mapped once to stream {stream!r}", ctx)
+        self.stream_mappings.append(config)
         return config
 
     def _function(self, function: Callable[..., Any] | Function | str) -> Function:

@@ -1,6 +1,7 @@
 """The ``sluicegate`` command.
 
-Every command that touches queues (``run``, ``send``, ``queues``, ``redrive``) takes
+Every command that touches the store (``run``, ``send``, ``put``, ``publish``, ``queues``,
+``streams``, ``redrive``) takes
 ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
@@ -70,8 +71,43 @@ def _parser() -> argparse.ArgumentParser:
                       help="delivery delay, 0-900 s")
     send.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE",
                       help="a String message attribute (repeatable)")
+    send.add_argument("--group-id", metavar="ID",
+                      help="message group id (FIFO queues; required there)")
+    send.add_argument("--dedup-id", metavar="ID",
+                      help="deduplication id (FIFO queues without content-based deduplication)")
     send.add_argument("--app", metavar="APP",
                       help="create the App's queues first (path/to/file.py or module:attr)")
+
+    put = sub.add_parser("put", parents=[common], help="put records to a stream")
+    put.add_argument("stream", metavar="STREAM")
+    put.add_argument("data", nargs="*", metavar="DATA", help="record data")
+    put.add_argument("--partition-key", required=True, metavar="KEY",
+                     help="the records' partition key (chooses the shard)")
+    put.add_argument("--file", metavar="FILE.jsonl",
+                     help="one JSON record per line, put in order")
+    put.add_argument("--count", type=int, default=1, metavar="N",
+                     help="put each record N times (without DATA: N generated records)")
+    put.add_argument("--app", metavar="APP", help="create the App's queues and streams first")
+
+    publish = sub.add_parser("publish", parents=[common],
+                             help="publish messages to a topic of an App")
+    publish.add_argument("topic", metavar="TOPIC")
+    publish.add_argument("bodies", nargs="*", metavar="BODY", help="message bodies")
+    publish.add_argument("--app", metavar="APP", required=True,
+                         help="the App that defines the topic and its subscribers")
+    publish.add_argument("--file", metavar="FILE.jsonl",
+                         help="one JSON message per line, published in order")
+    publish.add_argument("--count", type=int, default=1, metavar="N",
+                         help="publish each body N times (without BODY: N generated bodies)")
+    publish.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE",
+                         help="a String message attribute (repeatable)")
+    publish.add_argument("--group-id", metavar="ID", help="message group id (FIFO topics)")
+    publish.add_argument("--dedup-id", metavar="ID", help="deduplication id (FIFO topics)")
+
+    streams = sub.add_parser("streams", parents=[common],
+                             help="list streams, shards, checkpoints and iterator age")
+    streams.add_argument("--json", action="store_true", help="print JSON")
+    streams.add_argument("--app", metavar="APP", help="create the App's streams first")
 
     queues = sub.add_parser("queues", parents=[common], help="list queues and their counts")
     queues.add_argument("--json", action="store_true", help="print JSON")
@@ -130,7 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    handler = {"run": _run, "send": _send, "queues": _queues, "redrive": _redrive}[args.command]
+    handler = {
+        "run": _run,
+        "send": _send,
+        "put": _put,
+        "publish": _publish,
+        "queues": _queues,
+        "streams": _streams,
+        "redrive": _redrive,
+    }[args.command]
     store = open_store(args.store)
     try:
         await store.open()
@@ -214,14 +258,63 @@ async def _send(args: argparse.Namespace, store: Store) -> int:
     attributes = _read_attributes(args)
     await _declare(store, args.app)
     await store.get_queue(args.queue)
-    sent = 0
+    sent = duplicates = 0
     for start in range(0, len(bodies), MAX_BATCH_ENTRIES):
         chunk = bodies[start : start + MAX_BATCH_ENTRIES]
-        await store.send_batch(
-            args.queue, [SendEntry(b, args.delay, attributes) for b in chunk]
+        results = await store.send_batch(
+            args.queue,
+            [SendEntry(b, args.delay, attributes, None, args.group_id, args.dedup_id)
+             for b in chunk],
         )
         sent += len(chunk)
-    print(f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}")
+        duplicates += sum(r.duplicate for r in results)
+    line = f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}"
+    if duplicates:
+        line += f" ({duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered)"
+    print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------- put, publish
+async def _put(args: argparse.Namespace, store: Store) -> int:
+    from sluicegate.store.base import MAX_PUT_RECORDS, PutEntry
+
+    args.bodies = args.data
+    records = _read_bodies(args)
+    await _declare(store, args.app)
+    await store.get_stream(args.stream)
+    for start in range(0, len(records), MAX_PUT_RECORDS):
+        chunk = records[start : start + MAX_PUT_RECORDS]
+        await store.put_records(args.stream, [PutEntry(args.partition_key, r) for r in chunk])
+    n = len(records)
+    print(f"put {n} record{'s' if n != 1 else ''} to {args.stream}")
+    return 0
+
+
+async def _publish(args: argparse.Namespace, store: Store) -> int:
+    from sluicegate.loader import load_app
+
+    bodies = _read_bodies(args)
+    attributes = _read_attributes(args)
+    app = load_app(args.app)
+    topic = app.topics.get(args.topic)
+    if topic is None:
+        known = ", ".join(sorted(app.topics)) or "none"
+        raise InputError(f"topic {args.topic!r} is not defined by {args.app!r} (topics: {known})")
+    await _declare(store, args.app)
+    duplicates = 0
+    for body in bodies:
+        results = await store.publish(
+            topic, body, attributes=attributes, group_id=args.group_id,
+            deduplication_id=args.dedup_id,
+        )
+        duplicates += any(r.duplicate for r in results.values())
+    n = len(bodies)
+    line = (f"published {n} message{'s' if n != 1 else ''} to {args.topic} "
+            f"({len(topic.subscribers)} subscriber{'s' if len(topic.subscribers) != 1 else ''})")
+    if duplicates:
+        line += f"; {duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered"
+    print(line)
     return 0
 
 
@@ -238,6 +331,9 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
             "delayed": counts.delayed,
             "oldest_age": round(counts.oldest_age, 3),
             "dead_lettered": counts.dead_lettered,
+            "fifo": config.fifo,
+            "active_groups": counts.active_groups,
+            "groups_in_flight": counts.groups_in_flight,
             "visibility_timeout": config.visibility_timeout,
             "dead_letter_queue": config.dead_letter_queue,
             "max_receive_count": config.max_receive_count,
@@ -249,16 +345,81 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
     from rich.table import Table
 
     table = Table("queue", "visible", "in flight", "delayed", "oldest age (s)",
-                  "dead-lettered", "DLQ", box=None)
+                  "dead-lettered", "groups (in flight)", "DLQ", box=None)
     for r in rows:
         dlq = f"{r['dead_letter_queue']} after {r['max_receive_count']}" if r[
             "dead_letter_queue"] else "-"
+        groups = f"{r['active_groups']} ({r['groups_in_flight']})" if r["fifo"] else "-"
         table.add_row(r["name"], str(r["visible"]), str(r["in_flight"]), str(r["delayed"]),
-                      f"{r['oldest_age']:.1f}", str(r["dead_lettered"]), dlq)
+                      f"{r['oldest_age']:.1f}", str(r["dead_lettered"]), groups, dlq)
     if not rows:
         print("no queues")
     else:
         Console().print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------- streams
+async def _streams(args: argparse.Namespace, store: Store) -> int:
+    await _declare(store, args.app)
+    now = store.clock()
+    out: list[dict[str, Any]] = []
+    for config in await store.list_streams():
+        shards = await store.shards(config.name)
+        mappings: dict[str, Any] = {}
+        for mapping, checkpoints in sorted((await store.stream_checkpoints(config.name)).items()):
+            per_shard: dict[str, Any] = {}
+            for info in shards:
+                checkpoint = checkpoints.get(info.shard)
+                # iterator age: how long the oldest record not yet settled has waited
+                pending = await store.get_records(
+                    config.name, info.shard, after=checkpoint, limit=1
+                )
+                age_ms = round((now - pending[0].approximate_arrival) * 1000) if pending else 0
+                per_shard[info.shard_id] = {"checkpoint": checkpoint, "iterator_age_ms": age_ms}
+            mappings[mapping] = per_shard
+        out.append({
+            "name": config.name,
+            "shard_count": config.shard_count,
+            "retention_period": config.retention_period,
+            "shards": [
+                {
+                    "shard_id": info.shard_id,
+                    "starting_hash_key": str(info.starting_hash_key),
+                    "ending_hash_key": str(info.ending_hash_key),
+                    "records": info.records,
+                    "first_sequence": info.first_sequence,
+                    "latest_sequence": info.latest_sequence,
+                }
+                for info in shards
+            ],
+            "mappings": mappings,
+        })
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if not out:
+        print("no streams")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for stream in out:
+        table = Table("shard", "records", "latest sequence",
+                      *[f"{m} checkpoint / age" for m in stream["mappings"]],
+                      title=f"{stream['name']} ({stream['shard_count']} shards)",
+                      title_justify="left", box=None)
+        for shard in stream["shards"]:
+            cells = []
+            for per_shard in stream["mappings"].values():
+                cp = per_shard[shard["shard_id"]]
+                mark = "-" if cp["checkpoint"] is None else str(cp["checkpoint"])
+                cells.append(f"{mark} / {cp['iterator_age_ms'] / 1000:.1f} s")
+            latest = shard["latest_sequence"]
+            table.add_row(shard["shard_id"], str(shard["records"]),
+                          "-" if latest < 0 else str(latest), *cells)
+        console.print(table)
     return 0
 
 
