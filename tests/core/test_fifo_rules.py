@@ -139,3 +139,34 @@ def test_a_fifo_mapping_deletes_by_the_fifo_rule() -> None:
     m.finished(1.0, invoke.batch.id, _partial("a2"))
     (delete,) = [a for a in m.poll(1.0) if isinstance(a, Delete)]
     assert [r.message_id for r in delete.records] == ["a1", "b1"]
+
+
+def test_records_the_filter_rejects_are_deleted_and_counted() -> None:
+    from sluicegate.core.mapping import QueueMapping
+    from sluicegate.core.pool import ConcurrencyPool
+    from sluicegate.core.scaling import FixedScaling
+    from sluicegate.core.types import Delete, Invoke
+
+    m = QueueMapping(
+        MappingConfig("q", "f", batch_size=10),
+        visibility_timeout=30.0,
+        pool=ConcurrencyPool(),
+        policy=FixedScaling(1),
+        record_filter=lambda r: r.message_id.startswith("keep"),
+    )
+    m.poll(0.0)
+    records = [QueueRecord(mid, f"h-{mid}", 10, 30.0) for mid in ("keep1", "drop1", "keep2")]
+    m.received(0.0, 0, records)
+    actions = m.poll(0.0)
+    (delete,) = [a for a in actions if isinstance(a, Delete)]
+    (invoke,) = [a for a in actions if isinstance(a, Invoke)]
+    assert [r.message_id for r in delete.records] == ["drop1"]
+    assert [r.message_id for r in invoke.batch.records] == ["keep1", "keep2"]
+    assert (m.received_records, m.filtered_records) == (3, 1)
+    # a receive that is all filtered invokes nothing and leaves the poller free
+    m.finished(1.0, invoke.batch.id, BatchOutcome(OutcomeKind.SUCCESS))
+    m.poll(1.0)
+    m.received(1.0, 0, [QueueRecord("drop2", "h", 10, 31.0)])
+    actions = m.poll(1.0)
+    assert not [a for a in actions if isinstance(a, Invoke)]
+    assert [r.message_id for a in actions if isinstance(a, Delete) for r in a.records] == ["drop2"]

@@ -393,3 +393,38 @@ def test_context_from_a_timeout_and_an_identity() -> None:
     assert default.memory_limit_in_mb == "128"
     with pytest.raises(ValueError, match="deadline or a timeout"):
         LambdaContext(function_name="f", deadline=1.0, timeout=1.0)
+
+
+# --------------------------------------------------------------------------- FIFO
+
+
+def _fifo(message: Message, group: str, dedup: str, sequence: str) -> Message:
+    message.group_id, message.deduplication_id, message.sequence_number = group, dedup, sequence
+    message.queue = "orders.fifo"
+    return message
+
+
+def test_fifo_records_carry_group_deduplication_and_sequence() -> None:
+    message = _fifo(make_message("hi"), "g-1", "d-1", "00000000000000000042")
+    (record,) = sqs_event([message], queue_arn=ARN, region="eu-west-1")["Records"]
+    assert list(record["attributes"]) == [
+        "ApproximateReceiveCount", "SentTimestamp", "SequenceNumber", "MessageGroupId",
+        "SenderId", "MessageDeduplicationId", "ApproximateFirstReceiveTimestamp",
+    ]
+    assert record["attributes"]["MessageGroupId"] == "g-1"
+    assert record["attributes"]["MessageDeduplicationId"] == "d-1"
+    assert record["attributes"]["SequenceNumber"] == "00000000000000000042"
+    assert sqs_record(message, queue_arn=ARN, region="eu-west-1") == record
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    group=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=128),
+    dedup=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=128),
+    sequence=st.integers(0, 10**19).map(lambda n: f"{n:020d}"),
+    body=st.text(min_size=1, max_size=100),
+)
+def test_fifo_record_size_is_exact(group: str, dedup: str, sequence: str, body: str) -> None:
+    message = _fifo(make_message(body, attributes={"k": "v"}), group, dedup, sequence)
+    record = sqs_record(message, queue_arn=ARN, region="eu-west-1")
+    assert record_size(message, queue_arn=ARN, region="eu-west-1") == compact_size(record) + 1

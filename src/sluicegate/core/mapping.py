@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sluicegate.core.batcher import Batcher
@@ -203,6 +204,7 @@ class QueueMapping:
         "_next_batch_id",
         "_paused",
         "_pending_deletes",
+        "_record_filter",
         "_policy",
         "_policy_waits",
         "_pollers",
@@ -217,6 +219,7 @@ class QueueMapping:
         "config",
         "deleted_records",
         "errors",
+        "filtered_records",
         "invocations",
         "partial",
         "received_records",
@@ -231,6 +234,7 @@ class QueueMapping:
         pool: ConcurrencyPool,
         policy: ScalingPolicy | None = None,
         now: float = 0.0,
+        record_filter: Callable[[QueueRecord], bool] | None = None,
     ) -> None:
         if not 0 <= visibility_timeout < float("inf"):
             raise ValueError(f"visibility_timeout={visibility_timeout!r}: need finite seconds >= 0")
@@ -268,6 +272,9 @@ class QueueMapping:
         self._slot_wait: deque[tuple[_Poller, int]] = deque()
         self._by_batch: dict[int, _Poller] = {}
         self._pending_deletes: list[tuple[QueueRecord, ...]] = []
+        self._record_filter = record_filter
+        """The mapping's filter criteria as a predicate (the driver knows how to read a
+        record's body and metadata); ``None`` when the mapping has none."""
         self._next_batch_id = 1
         self._receiving = 0
         self._in_flight = 0
@@ -281,6 +288,7 @@ class QueueMapping:
         self.throttles = 0
         self.abandoned = 0
         self.received_records = 0
+        self.filtered_records = 0
         self.deleted_records = 0
 
     def __repr__(self) -> str:
@@ -454,9 +462,13 @@ class QueueMapping:
         self._receiving -= 1
         count = len(records)
         if count:
-            p.batcher.add(now, records)
-            self._buffered += count
             self.received_records += count
+            accept = self._record_filter
+            if accept is not None:
+                records = self._filter(records, accept)
+            if records:
+                p.batcher.add(now, records)
+                self._buffered += len(records)
         if self._policy_waits:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
         elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
@@ -464,6 +476,21 @@ class QueueMapping:
         if not p.flagged:
             p.flagged = True
             self._attention.append(p)
+
+    def _filter(
+        self, records: list[QueueRecord], accept: Callable[[QueueRecord], bool]
+    ) -> list[QueueRecord]:
+        """The records the filter criteria let through; the others are deleted, as AWS
+        deletes the queue messages a mapping's filter rejects (lambda-semantics.md 7)."""
+        kept: list[QueueRecord] = []
+        rejected: list[QueueRecord] = []
+        for record in records:
+            (kept if accept(record) else rejected).append(record)
+        if rejected:
+            self._pending_deletes.append(tuple(rejected))
+            self.filtered_records += len(rejected)
+            self.deleted_records += len(rejected)
+        return kept
 
     def finished(self, now: float, batch_id: int, outcome: BatchOutcome) -> None:
         """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot.

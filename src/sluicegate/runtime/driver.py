@@ -1,10 +1,12 @@
 """The asyncio driver: runs an App's mappings against a store, in real time.
 
-For each mapping, one task asks the core what to do (:meth:`QueueMapping.poll`),
+For each queue mapping, one task asks the core what to do (:meth:`QueueMapping.poll`),
 performs it (receives, invocations, deletes) in tasks of its own, reports the results
 back to the core and sleeps until the core's next deadline or the next report. No
 mapping rule lives here: batching, settlement, scaling, throttling and limits are the
-core's; this module only does the I/O and keeps time.
+core's; this module only does the I/O and keeps time. Stream mappings have their own
+loop in :mod:`sluicegate.runtime.stream_runner`, over the core's
+:class:`~sluicegate.core.stream_mapping.StreamMapping`.
 
 Delivery is at least once: a message is deleted only after its batch succeeded, and
 anything unfinished when the runtime stops reappears after its visibility timeout.
@@ -19,10 +21,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
+from sluicegate.core.stream_mapping import StreamMapping
+from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import (
     INVALID_JSON,
@@ -39,10 +44,13 @@ from sluicegate.runtime.events import (
     queue_arn,
     record_sizes,
     sqs_event,
+    sqs_record,
 )
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
+from sluicegate.runtime.stream_events import kinesis_record, stream_arn
+from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
 
 __all__ = ["MappingSummary", "RunSummary", "Runtime"]
@@ -178,8 +186,17 @@ class _Runner:
         out, as a poller of its own would. This is I/O batching only: each poller gets at
         most what it asked for (never above SQS's 10 per receive), and the core sees the
         same reports as with one call per poller.
+
+        Not for a FIFO queue: one claim would hand messages of one group to several
+        pollers, whose batches would then run that group concurrently, out of order.
+        Each FIFO receive is a claim of its own, which the store keeps to groups with
+        nothing in flight.
         """
         loop = asyncio.get_running_loop()
+        if self.queue.fifo:
+            for action in receives:
+                self._spawn_group(loop, [action])
+            return
         receives.sort(key=lambda r: r.wait)
         group: list[Receive] = []
         wanted = 0
@@ -263,7 +280,9 @@ class _Runner:
     def _report(self, now: float, poller: int, messages: list[Message]) -> None:
         sizes = record_sizes(messages, queue_arn=self.arn, region=self.runtime.region)
         records = [
-            QueueRecord(m.message_id, m.receipt_handle, size, m.visible_at, m.receive_count, m)
+            QueueRecord(
+                m.message_id, m.receipt_handle, size, m.visible_at, m.receive_count, m, m.group_id
+            )
             for m, size in zip(messages, sizes, strict=True)
         ]
         self.receives.pop(poller, None)
@@ -403,6 +422,7 @@ class Runtime:
         self.grace_period = grace_period
         self.region, self.account_id = aws_identity()
         self.runners: list[_Runner] = []
+        self.stream_runners: list[StreamRunner] = []
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         #: Set when a mapping's receives come back short or, after that, it deletes:
@@ -422,17 +442,35 @@ class Runtime:
             self._stop_reason = reason
         elif reason.startswith("signal"):
             log.warning("%s again: abandoning in-flight invocations", reason)
-            for runner in self.runners:
+            for runner in self._all_runners():
                 runner.cancel_invocations()
         self._stop.set()
 
+    def _all_runners(self) -> list[_Runner | StreamRunner]:
+        return [*self.runners, *self.stream_runners]
+
     async def prepare(self) -> None:
-        """Create or update the App's queues in the store (dead-letter queues first)."""
+        """Create or update the App's queues (dead-letter queues first) and streams in
+        the store."""
         queues = self.app.queues
         for config in sorted(queues.values(), key=lambda q: q.dead_letter_queue is not None):
             await self.store.ensure_queue(config)
+        for stream in self.app.streams.values():
+            await self.store.ensure_stream(stream)
 
-    def _build(self) -> None:
+    def _queue_filter(self, config: MappingConfig, arn: str) -> Any:
+        """The mapping's filter criteria as a predicate on received records, or ``None``."""
+        criteria = config.filter_criteria
+        if not criteria:
+            return None
+        region = self.region
+
+        def accept(record: QueueRecord) -> bool:
+            return criteria.matches(sqs_record(record.payload, queue_arn=arn, region=region))
+
+        return accept
+
+    async def _build(self) -> None:
         """Create the mappings' cores and one invoker per mapped function.
 
         Raises:
@@ -442,6 +480,7 @@ class Runtime:
         pool: ConcurrencyPool = self.app.new_pool()
         invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
+        identity = {"region": self.region, "account_id": self.account_id}
         for config in self.app.mappings:
             if not config.enabled:
                 continue
@@ -449,6 +488,7 @@ class Runtime:
             queue = self.app.queues[config.queue]
             if function.name not in invokers:
                 invokers[function.name] = self._invoker_for(function)
+            arn = queue_arn(queue.name, **identity)
             core = QueueMapping(
                 config,
                 visibility_timeout=effective_visibility_timeout(
@@ -457,15 +497,56 @@ class Runtime:
                 ),
                 pool=pool,
                 now=now,
+                record_filter=self._queue_filter(config, arn),
             )
             self.runners.append(
                 _Runner(
-                    self, config, queue, function, invokers[function.name], core,
-                    queue_arn(queue.name, region=self.region, account_id=self.account_id),
-                    function_arn(function.name, region=self.region, account_id=self.account_id),
+                    self, config, queue, function, invokers[function.name], core, arn,
+                    function_arn(function.name, **identity),
                 )
             )
-        self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
+        for sconfig in self.app.stream_mappings:
+            if not sconfig.enabled:
+                continue
+            function = self.app.functions[sconfig.function]
+            stream = self.app.streams[sconfig.stream]
+            if function.name not in invokers:
+                invokers[function.name] = self._invoker_for(function)
+            arn = stream_arn(stream.name, **identity)
+            farn = function_arn(function.name, **identity)
+            score = StreamMapping(
+                sconfig,
+                stream,
+                pool=pool,
+                checkpoints=await self.store.get_checkpoints(sconfig.name),
+                now=now,
+                function_arn=farn,
+                stream_arn=arn,
+                record_filter=self._stream_filter(sconfig, arn),
+            )
+            self.stream_runners.append(
+                StreamRunner(self, sconfig, stream, function, invokers[function.name], score,
+                             arn, farn)
+            )
+        self.metrics.set_limits(self._limits())
+
+    def _stream_filter(self, config: StreamMappingConfig, arn: str) -> Any:
+        criteria = config.filter_criteria
+        if not criteria:
+            return None
+        region, account = self.region, self.account_id
+
+        def accept(record: Any) -> bool:
+            built = kinesis_record(record.data, stream_arn=arn, region=region, account_id=account)
+            return criteria.matches(built["kinesis"])
+
+        return accept
+
+    def _limits(self) -> dict[str, int]:
+        limits = {r.name: r.core.limit for r in self.runners}
+        for s in self.stream_runners:
+            limits[s.name] = s.stream.shard_count * s.config.parallelization_factor
+        return limits
 
     def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
         """The invoker of ``function``: threads, or execution environments (processes)."""
@@ -489,6 +570,9 @@ class Runtime:
         for m in self.app.mappings:
             if m.function == function.name and m.enabled:
                 mapped += m.maximum_concurrency or m.scaling_ceiling
+        for sm in self.app.stream_mappings:
+            if sm.function == function.name and sm.enabled:
+                mapped += self.app.streams[sm.stream].shard_count * sm.parallelization_factor
         return max(1, min(bound, mapped))
 
     # ------------------------------------------------------------------ run
@@ -500,25 +584,27 @@ class Runtime:
         install_signal_handlers: bool = False,
     ) -> RunSummary:
         """Run until :meth:`stop`, a signal, ``duration`` seconds, or (``until_empty``)
-        until every mapped queue has nothing visible, delayed or in flight.
+        until every mapped queue has nothing visible, delayed or in flight and every mapped
+        stream's records are all settled.
 
         Returns a :class:`RunSummary`. Raises :class:`SluicegateError` when the store
         fails while preparing.
         """
         loop = asyncio.get_running_loop()
         await self.prepare()
-        self._build()
+        await self._build()
         started = time.monotonic()
         dead_start = await self._dead_lettered_total()
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
-        tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in self.runners]
+        runners = self._all_runners()
+        tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
         try:
             await self._stop.wait()
-            for runner in self.runners:
+            for runner in runners:
                 runner.stop()
             done, pending = await asyncio.wait(tasks, timeout=self.grace_period)
             if pending:
@@ -526,9 +612,9 @@ class Runtime:
                     "grace period of %gs over: abandoning %d in-flight invocations; their "
                     "messages reappear after their visibility timeout",
                     self.grace_period,
-                    sum(len(r.invocations) for r in self.runners),
+                    sum(len(r.invocations) for r in runners),
                 )
-                for runner in self.runners:
+                for runner in runners:
                     runner.cancel_invocations()
                 await asyncio.wait(pending, timeout=5)
             for task in done:
@@ -543,13 +629,13 @@ class Runtime:
             if install_signal_handlers:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-            for invoker in {id(r.invoker): r.invoker for r in self.runners}.values():
+            for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             self.metrics.flush()
         dead = await self._dead_lettered_total() - dead_start
         return RunSummary(
             elapsed=time.monotonic() - started,
-            mappings=tuple(r.summary() for r in self.runners),
+            mappings=tuple(r.summary() for r in runners),
             dead_lettered=dead,
             stopped_by=self._stop_reason or "stopped",
         )
@@ -598,11 +684,17 @@ class Runtime:
                 if gauges:
                     last_gauges = now
                     self.metrics.tick()
-                    self.metrics.set_limits({r.name: r.core.limit for r in self.runners})
+                    self.metrics.set_limits(self._limits())
+                if until_empty and empty:
+                    for stream_runner in self.stream_runners:
+                        if not await stream_runner.drained():
+                            empty = False
+                            break
                 if until_empty and empty:
                     # Received, buffered, invoking and undeleted messages all count as in
-                    # flight in the store, so an empty store means all work is settled.
-                    self.stop("queues empty")
+                    # flight in the store, so an empty store means all work is settled;
+                    # a stream is settled when its checkpoints reach its latest records.
+                    self.stop("queues empty" if not self.stream_runners else "all drained")
                     return
             except StoreError as exc:
                 log.warning("monitor: store failed: %s", exc)

@@ -74,6 +74,9 @@ class MetricsSecond:
         visible, in_flight: the queue's messages, as last set; ``None`` if never set.
         oldest_age: seconds since the oldest message was sent, as last set.
         concurrency_limit: the mapping's concurrency limit, as last set.
+        iterator_age_ms: stream mappings: the largest IteratorAge of the batches invoked
+            in the second (milliseconds from a batch's last record's arrival to its
+            invocation); ``None`` when none was (AWS emits none while idle).
     """
 
     mapping: str
@@ -91,6 +94,7 @@ class MetricsSecond:
     in_flight: int | None = None
     oldest_age: float | None = None
     concurrency_limit: int | None = None
+    iterator_age_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,7 @@ class _Series:
         "history",
         "in_flight",
         "invocations",
+        "iterator_age_ms",
         "name",
         "oldest_age",
         "peak",
@@ -177,6 +182,7 @@ class _Series:
     def _reset(self) -> None:
         self.invocations = self.errors = self.throttles = 0
         self.received = self.deleted = self.dead_lettered = 0
+        self.iterator_age_ms: float | None = None
         self.peak = self.active
         self.durations: list[float] = []
 
@@ -203,6 +209,7 @@ class _Series:
             in_flight=self.in_flight,
             oldest_age=self.oldest_age,
             concurrency_limit=self.concurrency_limit,
+            iterator_age_ms=self.iterator_age_ms,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -376,6 +383,15 @@ class Metrics:
     def deleted(self, mapping: str, count: int) -> None:
         """``count`` messages were deleted after a successful invocation."""
         self._add(mapping, "deleted", count)
+
+    def iterator_age(self, mapping: str, age_ms: float) -> None:
+        """A stream mapping invoked a batch whose last record arrived ``age_ms``
+        milliseconds before; the second keeps the largest (and so does the aggregate)."""
+        self._now()
+        for series in (self._get(mapping), self._all):
+            current = series.iterator_age_ms
+            if current is None or age_ms > current:
+                series.iterator_age_ms = age_ms
 
     def dead_lettered(self, mapping: str, count: int) -> None:
         """``count`` messages of the mapping's queue moved to its dead-letter queue."""

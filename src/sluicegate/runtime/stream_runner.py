@@ -1,0 +1,322 @@
+"""The asyncio driver of one stream mapping: fetches shards, invokes, checkpoints.
+
+The decisions (lanes, batching, retries, bisection, discards, checkpoints) are the core's
+:class:`~sluicegate.core.stream_mapping.StreamMapping`; this module performs its actions
+against the store and the function and reports back, as
+:mod:`sluicegate.runtime.driver` does for queues:
+
+- ``Fetch``: read the shard after the position the core gives (or at the mapping's
+  starting position) and report the records; when the read comes back empty although
+  the shard's latest sequence number (read first) lies beyond the position, the records
+  in between were dropped by retention, and the core is told the iterator moved past them.
+- ``StreamInvoke``: build the Kinesis-shaped event, run the handler, settle the outcome.
+- ``SendToDestination`` then ``Checkpoint``: persisted in the order the core gave them, by
+  one writer task, so a checkpoint is never stored before the on-failure record of the
+  batch it moves past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sluicegate.app import Function
+from sluicegate.core.stream_mapping import StreamMapping
+from sluicegate.core.streams import (
+    Checkpoint,
+    Fetch,
+    SendToDestination,
+    StreamBatch,
+    StreamConfig,
+    StreamInvoke,
+    StreamMappingConfig,
+    StreamRecord,
+    interpret_stream_response,
+    stream_exception_outcome,
+    stream_timeout_outcome,
+)
+from sluicegate.core.results import INVALID_JSON
+from sluicegate.core.types import BatchOutcome, OutcomeKind
+from sluicegate.errors import StoreError
+from sluicegate.runtime.events import LambdaContext
+from sluicegate.runtime.invoker import HandlerResult, Invoker
+from sluicegate.runtime.isolation import ProcessInvoker
+from sluicegate.runtime.stream_events import kinesis_event, kinesis_record_size
+from sluicegate.store.base import StreamMessage
+
+if TYPE_CHECKING:
+    from sluicegate.runtime.driver import MappingSummary, Runtime
+
+__all__ = ["StreamRunner"]
+
+log = logging.getLogger("sluicegate.runtime")
+
+STORE_RETRY_DELAY = 1.0
+"""Seconds before a failed fetch or checkpoint write is tried again."""
+
+
+@dataclass(eq=False)
+class StreamRunner:
+    """One stream mapping's loop and the tasks it started."""
+
+    runtime: Runtime
+    config: StreamMappingConfig
+    stream: StreamConfig
+    function: Function
+    invoker: Invoker | ProcessInvoker
+    core: StreamMapping
+    arn: str
+    function_arn: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    fetches: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    invocations: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    writes: list[SendToDestination | Checkpoint] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+    stopping: bool = False
+    processed: int = 0
+    peak: int = 0
+    seen_throttles: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def idle(self) -> bool:
+        return self.core.idle and self.writer is None and not self.writes
+
+    async def run(self) -> None:
+        core = self.core
+        loop = asyncio.get_running_loop()
+        clock = self.runtime.clock
+        metrics = self.runtime.metrics
+        while True:
+            self.wake.clear()
+            now = clock()
+            for action in core.poll(now):
+                if isinstance(action, StreamInvoke):
+                    self._spawn_invoke(action.batch)
+                elif isinstance(action, Fetch):
+                    self.fetches[action.shard] = loop.create_task(self._fetch(action))
+                else:
+                    self.writes.append(action)
+            if self.writes and self.writer is None:
+                self.writer = loop.create_task(self._write())
+            throttles = core.throttles
+            if throttles != self.seen_throttles:
+                metrics.throttled(self.name, throttles - self.seen_throttles)
+                self.seen_throttles = throttles
+            if self.stopping and self.idle:
+                return
+            deadline = core.next_wakeup(now)
+            if self.wake.is_set():
+                continue
+            timer = None
+            if deadline is not None:
+                timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
+            await self.wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    # ------------------------------------------------------------------ fetch
+    async def _fetch(self, action: Fetch) -> None:
+        store = self.runtime.store
+        stream = self.config.stream
+        records: list[StreamMessage] = []
+        position: int | None = None
+        try:
+            after = action.after_sequence
+            if after is None and action.starting_position == "LATEST":
+                position = await store.latest_sequence(stream, action.shard)
+            else:
+                latest = await store.latest_sequence(stream, action.shard)
+                if after is None and action.starting_position == "AT_TIMESTAMP":
+                    records = await store.get_records(
+                        stream, action.shard, at_timestamp=action.starting_position_timestamp,
+                        limit=action.max_records,
+                    )
+                else:
+                    records = await store.get_records(
+                        stream, action.shard, after=after, limit=action.max_records
+                    )
+                if not records and after is not None and latest > after:
+                    # Nothing retained after the position although the shard went
+                    # further before the read began: retention dropped those records.
+                    position = latest
+        except StoreError as exc:
+            log.warning("%s: reading shard %s failed: %s; retrying in %gs", self.name,
+                        action.shard_id, exc, STORE_RETRY_DELAY)
+            await asyncio.sleep(STORE_RETRY_DELAY)
+            records, position = [], None
+        except asyncio.CancelledError:
+            records, position = [], None
+        finally:
+            self.fetches.pop(action.shard, None)
+        arn = self.arn
+        batch = [
+            StreamRecord(r.shard, r.sequence_number, r.partition_key, r, r.approximate_arrival,
+                         kinesis_record_size(r, arn))
+            for r in records
+        ]
+        if records:
+            self.runtime.metrics.received(self.name, len(records))
+        self.core.fetched(self.runtime.clock(), action.shard, batch, position=position)
+        self.wake.set()
+
+    # ------------------------------------------------------------------ invoke
+    def _spawn_invoke(self, batch: StreamBatch) -> None:
+        task = asyncio.get_running_loop().create_task(self._invoke(batch))
+        self.invocations[batch.id] = task
+        self.peak = max(self.peak, len(self.invocations))
+
+    async def _invoke(self, batch: StreamBatch) -> None:
+        runtime = self.runtime
+        metrics = runtime.metrics
+        metrics.invocation_started(self.name)
+        age = self.core.iterator_age_ms
+        if age is not None:
+            metrics.iterator_age(self.name, age)
+        result: HandlerResult | None = None
+        request_id: str | None = None
+        outcome: BatchOutcome
+        try:
+            event = kinesis_event(
+                [r.data for r in batch.records], stream_arn=self.arn, region=runtime.region,
+                account_id=runtime.account_id,
+            )
+            context = LambdaContext.for_function(
+                self.function.config, region=runtime.region, account_id=runtime.account_id
+            )
+            request_id = context.aws_request_id
+            result = await self.invoker.invoke(event, context)
+            if result.timed_out:
+                outcome = stream_timeout_outcome(batch)
+            elif result.error is not None:
+                outcome = stream_exception_outcome(batch, result.error_text)
+            else:
+                outcome = interpret_stream_response(
+                    INVALID_JSON if result.invalid_json else result.response,
+                    batch,
+                    report_batch_item_failures=self.config.report_batch_item_failures,
+                )
+        except asyncio.CancelledError:
+            outcome = stream_exception_outcome(batch, "cancelled by shutdown")
+        except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
+            log.exception("%s: invocation machinery failed", self.name)
+            outcome = stream_exception_outcome(batch, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.invocations.pop(batch.id, None)
+        metrics.invocation_finished(
+            self.name, result.duration if result is not None else 0.0, outcome.function_error
+        )
+        done = _succeeded(batch, outcome)
+        if done:
+            self.processed += done
+            metrics.deleted(self.name, done)
+        self.core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
+        self.wake.set()
+
+    # ------------------------------------------------------------------ persist
+    async def _write(self) -> None:
+        """Perform on-failure sends and checkpoints in order; checkpoints of one shard
+        that gathered meanwhile are written as one."""
+        store = self.runtime.store
+        try:
+            while self.writes:
+                action = self.writes.pop(0)
+                if isinstance(action, SendToDestination):
+                    await self._send_destination(action)
+                    continue
+                checkpoints = {action.shard: action.sequence_number}
+                while self.writes and isinstance(self.writes[0], Checkpoint):
+                    more = self.writes.pop(0)
+                    assert isinstance(more, Checkpoint)
+                    checkpoints[more.shard] = max(
+                        checkpoints.get(more.shard, -1), more.sequence_number
+                    )
+                while True:
+                    try:
+                        await store.set_checkpoints(self.name, checkpoints)
+                        break
+                    except StoreError as exc:
+                        log.warning("%s: storing checkpoints failed: %s; retrying", self.name,
+                                    exc)
+                        await asyncio.sleep(STORE_RETRY_DELAY)
+                self.runtime.settled.set()
+        finally:
+            self.writer = None
+            self.wake.set()
+
+    async def _send_destination(self, action: SendToDestination) -> None:
+        body = json.dumps(action.record, separators=(",", ":"))
+        while True:
+            try:
+                await self.runtime.store.send(action.destination, body)
+                break
+            except StoreError as exc:
+                log.warning("%s: sending an on-failure record to %s failed: %s; retrying",
+                            self.name, action.destination, exc)
+                await asyncio.sleep(STORE_RETRY_DELAY)
+        log.warning(
+            "%s: discarded %d records of %s (%s); on-failure record sent to %s",
+            self.name, len(action.batch.records), action.batch.shard_id, action.condition,
+            action.destination,
+        )
+
+    # ------------------------------------------------------------------ drain
+    async def drained(self) -> bool:
+        """Whether every record of every shard is settled (the checkpoint is at the
+        shard's latest sequence number) and nothing is in hand."""
+        if not self.idle or self.core.in_flight:
+            return False
+        checkpoints = self.core.checkpoints
+        store = self.runtime.store
+        for shard in range(self.stream.shard_count):
+            latest = await store.latest_sequence(self.config.stream, shard)
+            if latest < 0:
+                continue
+            if checkpoints.get(shard, -1) < latest:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.core.pause(self.runtime.clock())
+        for task in list(self.fetches.values()):
+            task.cancel()
+        self.wake.set()
+
+    def cancel_invocations(self) -> None:
+        for task in list(self.invocations.values()):
+            task.cancel()
+
+    def summary(self) -> MappingSummary:
+        from sluicegate.runtime.driver import MappingSummary
+
+        core = self.core
+        return MappingSummary(
+            name=self.name,
+            invocations=core.invocations,
+            errors=core.errors,
+            throttles=core.throttles,
+            messages_deleted=self.processed,
+            peak_concurrency=self.peak,
+            maximum_concurrency=None,
+        )
+
+
+def _succeeded(batch: StreamBatch, outcome: BatchOutcome) -> int:
+    """Records of ``batch`` its outcome settles as processed: all on success, those
+    before the lowest failed sequence number on a partial failure, none on an error."""
+    if outcome.kind is OutcomeKind.SUCCESS:
+        return len(batch.records)
+    if outcome.kind is OutcomeKind.ERROR:
+        return 0
+    lowest = min(int(s) for s in outcome.failed)
+    return sum(1 for r in batch.records if r.sequence_number < lowest)
