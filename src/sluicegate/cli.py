@@ -205,8 +205,8 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
     if args.duration is not None and args.duration <= 0:
         raise InputError(f"--duration {args.duration:g} must be above 0")
     app = load_app(args.app)
-    if not app.mappings:
-        raise InputError(f"{args.app!r} defines no mappings (app.map(queue, function))")
+    if not app.mappings and not app.stream_mappings:
+        raise InputError(f"{args.app!r} defines no mappings (app.map(source, function))")
     runtime = Runtime(app, store, grace_period=args.grace_period)
     reporter = StatusReporter(runtime, mode=args.status)
     with reporter:
