@@ -1,6 +1,6 @@
 """sluicegate: Lambda-style event source mappings for Python.
 
-Queues feed handler functions in batches, under concurrency control, with AWS's
+Queues (standard and FIFO) and partitioned streams feed handler functions in batches, under concurrency control, with AWS's
 ordering, retry and partial-failure semantics, on an embedded SQLite store.
 Delivery is at least once: handlers must tolerate a message twice.
 
@@ -9,7 +9,15 @@ backends, ``sluicegate.runtime`` the asyncio driver, ``sluicegate.app`` the user
 """
 
 from sluicegate.app import App, Function
-from sluicegate.core.config import AccountConfig, FunctionConfig, MappingConfig, QueueConfig
+from sluicegate.core.config import (
+    AccountConfig,
+    FunctionConfig,
+    MappingConfig,
+    QueueConfig,
+    TopicConfig,
+)
+from sluicegate.core.filters import FilterCriteria
+from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.errors import (
     AppLoadError,
     ConfigError,
@@ -18,6 +26,7 @@ from sluicegate.errors import (
     SluicegateError,
     StoreError,
     StoreUnavailable,
+    StreamNotFound,
 )
 
 __version__ = "0.1.0"
@@ -27,6 +36,7 @@ __all__ = [
     "App",
     "AppLoadError",
     "ConfigError",
+    "FilterCriteria",
     "Function",
     "FunctionConfig",
     "InputError",
@@ -36,5 +46,9 @@ __all__ = [
     "SluicegateError",
     "StoreError",
     "StoreUnavailable",
+    "StreamConfig",
+    "StreamMappingConfig",
+    "StreamNotFound",
+    "TopicConfig",
     "__version__",
 ]
