@@ -38,8 +38,8 @@ from sluicegate.core.config import (
     TopicConfig,
     check_visibility_against_timeout,
 )
-from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.errors import ConfigError
 
 __all__ = ["App", "Function"]

@@ -136,7 +136,7 @@ def _run(
             continue
         try:
             handler(record)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any exception fails the record, as in a handler
             plan.failure(record)
     return _response(plan.failed)
 
@@ -152,7 +152,7 @@ async def _arun(
             continue
         try:
             await handler(record)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any exception fails the record, as in a handler
             plan.failure(record)
     return _response(plan.failed)
 

@@ -8,8 +8,13 @@ from typing import Any
 import pytest
 
 from sluicegate.core.streams import StreamConfig, hash_key_ranges, shard_for_partition_key
-from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, StoreError
-from sluicegate.errors import StreamNotFound
+from sluicegate.errors import (
+    BatchRequestError,
+    InputError,
+    MessageTooLarge,
+    StoreError,
+    StreamNotFound,
+)
 from sluicegate.store import Store
 from sluicegate.store.base import MAX_RECORD_BYTES, PutEntry
 

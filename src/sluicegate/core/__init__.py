@@ -1,4 +1,5 @@
-"""The pure core of sluicegate: batching, result rules, scaling, concurrency, mappings.
+"""The pure core of sluicegate: batching, result rules, scaling, concurrency, filters,
+and the queue and stream mapping state machines.
 
 Nothing here performs I/O or reads a clock: every decision takes ``now`` (seconds) and
 returns what a driver (the asyncio runtime or the simulator) should do.
@@ -15,10 +16,12 @@ from sluicegate.core.config import (
     MappingConfig,
     QueueConfig,
     ScalingName,
+    TopicConfig,
     check_visibility_against_timeout,
     effective_visibility_timeout,
     to_seconds,
 )
+from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.mapping import (
     LONG_POLL_WAIT,
     THROTTLE_BACKOFF_BASE,
@@ -32,6 +35,7 @@ from sluicegate.core.results import (
     SUCCESS_OUTCOME,
     deletable,
     exception_outcome,
+    fifo_deletable,
     interpret_response,
     timeout_outcome,
 )
@@ -54,6 +58,18 @@ from sluicegate.core.scaling import (
     ScalingPolicy,
     ScalingStatistics,
     make_policy,
+)
+from sluicegate.core.stream_mapping import StreamMapping
+from sluicegate.core.streams import (
+    Checkpoint,
+    Fetch,
+    SendToDestination,
+    StreamBatch,
+    StreamConfig,
+    StreamInvoke,
+    StreamMappingConfig,
+    StreamRecord,
+    shard_for_partition_key,
 )
 from sluicegate.core.types import (
     Abandon,
@@ -98,8 +114,11 @@ __all__ = [
     "Batch",
     "BatchOutcome",
     "Batcher",
+    "Checkpoint",
     "ConcurrencyPool",
     "Delete",
+    "Fetch",
+    "FilterCriteria",
     "FixedScaling",
     "FunctionConfig",
     "Invoke",
@@ -114,12 +133,22 @@ __all__ = [
     "ScalingName",
     "ScalingPolicy",
     "ScalingStatistics",
+    "SendToDestination",
+    "StreamBatch",
+    "StreamConfig",
+    "StreamInvoke",
+    "StreamMapping",
+    "StreamMappingConfig",
+    "StreamRecord",
+    "TopicConfig",
     "check_visibility_against_timeout",
     "deletable",
     "effective_visibility_timeout",
     "exception_outcome",
+    "fifo_deletable",
     "interpret_response",
     "make_policy",
+    "shard_for_partition_key",
     "timeout_outcome",
     "to_seconds",
 ]

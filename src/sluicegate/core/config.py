@@ -20,9 +20,9 @@ from sluicegate.errors import ConfigError
 __all__ = [
     "DEFAULT_ACCOUNT_CONCURRENCY",
     "DEFAULT_SCALING_CEILING",
+    "FIFO_MAX_BATCH_SIZE",
     "MAX_PAYLOAD_BYTES",
     "MIN_UNRESERVED_CONCURRENCY",
-    "FIFO_MAX_BATCH_SIZE",
     "AccountConfig",
     "FunctionConfig",
     "IsolationName",
@@ -287,6 +287,9 @@ class AccountConfig:
         )
 
 
+NO_FILTER = FilterCriteria()
+"""The criteria of a queue mapping without filters (they are immutable, so one serves all)."""
+
 _TOPIC_NAME = re.compile(r"^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$")
 
 
@@ -380,7 +383,7 @@ class MappingConfig:
     scaling: ScalingName = "aws"
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
     enabled: bool = True
-    filter_criteria: FilterCriteria = FilterCriteria()
+    filter_criteria: FilterCriteria = NO_FILTER
 
     @property
     def name(self) -> str:

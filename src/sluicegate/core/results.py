@@ -45,8 +45,8 @@ __all__ = [
     "INVALID_JSON",
     "SUCCESS_OUTCOME",
     "deletable",
-    "fifo_deletable",
     "exception_outcome",
+    "fifo_deletable",
     "interpret_response",
     "timeout_outcome",
 ]

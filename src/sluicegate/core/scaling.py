@@ -526,8 +526,7 @@ class AwsScaling:
                 if self._level < start:
                     self._level = start
                     self._floor = int(start + _EPSILON)
-                if self._fleet < self._level:
-                    self._fleet = self._level
+                self._fleet = max(self._fleet, self._level)
             if waited >= SURPLUS_WAIT:
                 hold = now + SURPLUS_HOLD
                 if hold > self._surplus_until:
@@ -553,8 +552,7 @@ class AwsScaling:
             if self._level > target:
                 self._level = float(target)
                 self._floor = target
-            if self._fleet > self._level:
-                self._fleet = self._level
+            self._fleet = min(self._fleet, self._level)
             self._last_error = None
 
     def on_outcome(self, now: float, outcome: BatchOutcome) -> None:

@@ -267,6 +267,9 @@ CONDITION_RECORD_AGE_EXCEEDED: Final = "RecordAgeExceeded"
 ``maximum_record_age``. AWS's exact word is not verified (lambda-semantics.md 6.1);
 sluicegate uses this one, parallel to the async ``EventAgeExceeded``."""
 
+NO_STREAM_FILTER = FilterCriteria(source="stream")
+"""The criteria of a stream mapping without filters (immutable, shared)."""
+
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -369,7 +372,7 @@ class StreamMappingConfig:
     on_failure: str | None = None
     report_batch_item_failures: bool = False
     enabled: bool = True
-    filter_criteria: FilterCriteria = FilterCriteria(source="stream")
+    filter_criteria: FilterCriteria = NO_STREAM_FILTER
 
     @property
     def name(self) -> str:

@@ -26,8 +26,6 @@ from typing import Any
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
-from sluicegate.core.stream_mapping import StreamMapping
-from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import (
     INVALID_JSON,
@@ -35,6 +33,8 @@ from sluicegate.core.results import (
     interpret_response,
     timeout_outcome,
 )
+from sluicegate.core.stream_mapping import StreamMapping
+from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.errors import StoreError
 from sluicegate.runtime.events import (

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sluicegate.app import Function
+from sluicegate.core.results import INVALID_JSON
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -38,7 +39,6 @@ from sluicegate.core.streams import (
     stream_exception_outcome,
     stream_timeout_outcome,
 )
-from sluicegate.core.results import INVALID_JSON
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext

@@ -40,10 +40,9 @@ from functools import partial
 from typing import Any
 
 from sluicegate.core.config import QueueConfig
+from sluicegate.core.streams import StreamConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError
-from sluicegate.core.streams import StreamConfig
-from sluicegate.store.memory_streams import MemoryStreams
 from sluicegate.store.base import (
     DEDUPLICATION_WINDOW,
     Clock,
@@ -55,6 +54,7 @@ from sluicegate.store.base import (
     StreamMessage,
     new_message_id,
 )
+from sluicegate.store.memory_streams import MemoryStreams
 
 __all__ = ["MemoryQueues", "MemoryStore"]
 
@@ -299,9 +299,11 @@ class MemoryQueues:
             heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
         if q.fifo:
-            group = q.groups.get(msg.content.group_id)  # type: ignore[arg-type]
+            name = msg.content.group_id
+            assert name is not None  # every message of a FIFO queue has a group
+            group = q.groups.get(name)
             if group is None:
-                group = q.groups[msg.content.group_id] = _Group(msg.content.group_id)  # type: ignore[index]
+                group = q.groups[name] = _Group(name)
             group.count += 1
         if state == READY:
             q.n_ready += 1
@@ -495,15 +497,16 @@ class MemoryQueues:
         dedup = q.dedup
         expiry = q.dedup_expiry
         while expiry and expiry[0][0] <= now:
-            _, key = expiry.popleft()
-            entry = dedup.get(key)
+            _, old = expiry.popleft()
+            entry = dedup.get(old)
             if entry is not None and entry[0] <= now:
-                del dedup[key]
+                del dedup[old]
         delay = q.config.delay_seconds
         out: list[FifoSent] = []
         for new in messages:
             key = new.deduplication_id
-            seen = dedup.get(key)  # type: ignore[arg-type]
+            assert key is not None  # the store computed it when the send gave none
+            seen = dedup.get(key)
             if seen is not None and seen[0] > now:
                 out.append(FifoSent(seen[1], _sequence(seen[2]), True))
                 continue
@@ -511,8 +514,8 @@ class MemoryQueues:
             mid = self._new_id()
             msg = _Msg(mid, self._seq, new, now)
             forget = now + DEDUPLICATION_WINDOW
-            dedup[key] = (forget, mid, msg.seq)  # type: ignore[index]
-            expiry.append((forget, key))  # type: ignore[arg-type]
+            dedup[key] = (forget, mid, msg.seq)
+            expiry.append((forget, key))
             if delay > 0:
                 msg.visible_at = now + delay
                 self._add(q, msg, DELAYED)

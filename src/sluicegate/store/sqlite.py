@@ -423,7 +423,10 @@ class _Engine:
         if config is None:
             if len(self._configs) > 4096:
                 self._configs.clear()
-            config = self._configs[row] = QueueConfig(*row[:-1], bool(row[-1]))
+            name, visibility, delay, retention, size, wait, dlq, receives, by_content = row
+            config = self._configs[row] = QueueConfig(
+                name, visibility, delay, retention, size, wait, dlq, receives, bool(by_content)
+            )
         return config
 
     def _queue_row(self, name: str) -> tuple[int, int]:
