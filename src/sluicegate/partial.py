@@ -34,7 +34,7 @@ an ``async def`` batch handler.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -75,10 +75,6 @@ def _group(record: Record) -> str | None:
         group = attributes.get("MessageGroupId")
         return None if group is None else str(group)
     return None
-
-
-def _response(failed: list[str]) -> dict[str, list[dict[str, str]]]:
-    return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
 
 
 def _records(event: Mapping[str, Any]) -> list[Record]:
@@ -124,37 +120,42 @@ class _Plan:
         sequence number, so nothing after it is run or reported."""
         return self.stream and bool(self.failed)
 
+    def to_run(self) -> Iterator[Record]:
+        """The records to call the handler on, in order; the caller reports each failure
+        with :meth:`failure` before taking the next."""
+        for record in self.records:
+            if self.done:
+                return
+            if self.should_run(record):
+                yield record
+
+    @property
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed]}
+
 
 def _run(
     event: Mapping[str, Any], handler: RecordHandler, *, fifo: bool, skip_group: bool
 ) -> dict[str, list[dict[str, str]]]:
     plan = _Plan(_records(event), fifo=fifo, skip_group_on_error=skip_group)
-    for record in plan.records:
-        if plan.done:
-            break
-        if not plan.should_run(record):
-            continue
+    for record in plan.to_run():
         try:
             handler(record)
         except Exception:  # noqa: BLE001 - any exception fails the record, as in a handler
             plan.failure(record)
-    return _response(plan.failed)
+    return plan.response
 
 
 async def _arun(
     event: Mapping[str, Any], handler: AsyncRecordHandler, *, fifo: bool, skip_group: bool
 ) -> dict[str, list[dict[str, str]]]:
     plan = _Plan(_records(event), fifo=fifo, skip_group_on_error=skip_group)
-    for record in plan.records:
-        if plan.done:
-            break
-        if not plan.should_run(record):
-            continue
+    for record in plan.to_run():
         try:
             await handler(record)
         except Exception:  # noqa: BLE001 - any exception fails the record, as in a handler
             plan.failure(record)
-    return _response(plan.failed)
+    return plan.response
 
 
 def process_batch(

@@ -17,6 +17,7 @@ environment variables :data:`REGION_ENV` and :data:`ACCOUNT_ID_ENV`, which are r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -270,25 +271,23 @@ def _fifo_record(m: Message, queue_arn: str, region: str) -> dict[str, Any]:
     """A FIFO queue's record: the standard one with ``SequenceNumber``,
     ``MessageGroupId`` and ``MessageDeduplicationId`` among its attributes, in the order
     of the Lambda developer guide's FIFO example."""
-    return {
-        "messageId": m.message_id,
-        "receiptHandle": m.receipt_handle,
-        "body": m.body,
-        "attributes": {
-            "ApproximateReceiveCount": str(m.receive_count),
-            "SentTimestamp": str(int(m.sent_timestamp * 1000)),
-            "SequenceNumber": m.sequence_number,
-            "MessageGroupId": m.group_id,
-            "SenderId": m.sender_id,
-            "MessageDeduplicationId": m.deduplication_id,
-            "ApproximateFirstReceiveTimestamp": str(int(m.first_receive_timestamp * 1000)),
-        },
-        "messageAttributes": _event_attributes(m.attributes) if m.attributes else {},
-        "md5OfBody": m.md5_of_body,
-        "eventSource": SQS_EVENT_SOURCE,
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
+    (record,) = sqs_event((_standard(m),), queue_arn=queue_arn, region=region)["Records"]
+    standard = record["attributes"]
+    record["attributes"] = {
+        "ApproximateReceiveCount": standard["ApproximateReceiveCount"],
+        "SentTimestamp": standard["SentTimestamp"],
+        "SequenceNumber": m.sequence_number,
+        "MessageGroupId": m.group_id,
+        "SenderId": standard["SenderId"],
+        "MessageDeduplicationId": m.deduplication_id,
+        "ApproximateFirstReceiveTimestamp": standard["ApproximateFirstReceiveTimestamp"],
     }
+    return record
+
+
+def _standard(m: Message) -> Message:
+    """``m`` without its FIFO ids, so :func:`sqs_event` builds the standard shape."""
+    return dataclasses.replace(m, group_id=None, deduplication_id=None, sequence_number=None)
 
 
 # --------------------------------------------------------------------------- sizes
