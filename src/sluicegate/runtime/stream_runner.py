@@ -307,7 +307,8 @@ class StreamRunner:
             throttles=core.throttles,
             messages_deleted=self.processed,
             peak_concurrency=self.peak,
-            maximum_concurrency=None,
+            # a stream mapping's bound: one batch per lane
+            maximum_concurrency=self.stream.shard_count * self.config.parallelization_factor,
         )
 
 
