@@ -1040,8 +1040,8 @@ def _parse_account(top: _Table) -> AccountSpec:
 def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario:
     if data.get("stream") is not None:
         raise ScenarioError("stream", None, "", context, message=(
-            "a stream scenario ([stream]): load it with load_stream_scenario or "
-            "load_any_scenario (sluicegate.sim)"))
+            "a stream scenario ([stream]), not a queue scenario (load_any_scenario "
+            "reads both)"))
     top = _Table(data, "", context, base)
     seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
     duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
