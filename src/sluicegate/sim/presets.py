@@ -263,7 +263,7 @@ def _stream_base(rate: float, duration: str, fn: str, batch: int) -> dict[str, A
 
 _PARALLELIZATION = tuple((f"factor-{f}", {"mapping": {"parallelization_factor": f}})
                          for f in PARALLELIZATION_FACTORS)
-_POISON = (
+_POISON: tuple[tuple[str, dict[str, Any]], ...] = (
     ("default", {}),
     ("bisect", {"mapping": {"bisect_batch_on_function_error": True}}),
     ("retries-2", {"mapping": {"maximum_retry_attempts": 2}}),
