@@ -28,6 +28,7 @@ from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
 
 if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
+    from sluicegate.sim.stream_scenario import StreamScenario
 
 __all__ = ["main"]
 
@@ -453,6 +454,15 @@ def _load(path: str, overrides: Sequence[str], seed: int | None) -> Scenario:
     return load_scenario(Path(path), overrides=[*overrides, *extra])
 
 
+def _load_any(path: str, overrides: Sequence[str], seed: int | None
+              ) -> Scenario | StreamScenario:
+    """As :func:`_load`, for a queue or a stream scenario (``[stream]``)."""
+    from sluicegate.sim import load_any_scenario
+
+    extra = [] if seed is None else [f"seed={seed}"]
+    return load_any_scenario(Path(path), overrides=[*overrides, *extra])
+
+
 def _presets() -> dict[str, Any]:
     """The preset registry (``sluicegate.sim.presets.PRESETS``).
 
@@ -479,7 +489,7 @@ def _simulate(args: argparse.Namespace) -> int:
     Raises:
         SluicegateError: bad arguments, scenario or preset; the file outputs' errors.
     """
-    from sluicegate.sim import load_scenario, simulate
+    from sluicegate.sim import load_any_scenario, simulate_any
     from sluicegate.sim.report import print_report, write_csv, write_json
 
     if args.list_presets:
@@ -490,7 +500,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if (args.scenario is None) == (args.preset is None):
         raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
-    runs: list[tuple[str, Scenario]]
+    runs: list[tuple[str, Scenario | StreamScenario]]
     if args.preset is not None:
         registry = _presets()
         if args.preset not in registry:
@@ -498,14 +508,14 @@ def _simulate(args: argparse.Namespace) -> int:
             raise InputError(f"unknown preset {args.preset!r} (known: {known})")
         runs = list(registry[args.preset].variants(list(args.overrides)))
         if args.seed is not None:
-            runs = [(name, load_scenario(scenario, overrides=[f"seed={args.seed}"]))
+            runs = [(name, load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
                     for name, scenario in runs]
     else:
-        scenario = _load(args.scenario, args.overrides, args.seed)
+        scenario = _load_any(args.scenario, args.overrides, args.seed)
         runs = [(scenario.name, scenario)]
     if not runs:
         raise InputError(f"preset {args.preset!r} has no variants")
-    results = [(name, simulate(scenario)) for name, scenario in runs]
+    results = [(name, simulate_any(scenario)) for name, scenario in runs]
     output: dict[str, Any]
     if len(results) == 1:
         output = results[0][1].to_dict()

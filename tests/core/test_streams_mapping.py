@@ -419,6 +419,7 @@ def test_bisect_splits_without_using_retries() -> None:
     assert seqs(second_half) == [3, 4] and second_half.retries == 0
     m.finished(7.0, second_half.id, SUCCESS_OUTCOME)
     assert only(m.poll(7.0), Checkpoint).sequence_number == 4
+    assert (m.processed_records, m.discarded_records) == (3, 1)
 
 
 def test_partial_failure_checkpoints_before_the_lowest_failed_record() -> None:
@@ -431,8 +432,10 @@ def test_partial_failure_checkpoints_before_the_lowest_failed_record() -> None:
     retry = only(m.poll(0.5 + RETRY_DELAY), StreamInvoke).batch
     assert seqs(retry) == [3, 4, 5] and retry.retries == 1
     assert (m.partial, m.failed_records) == (1, 3)
+    assert m.processed_records == 2  # the records before the lowest failed one
     m.finished(3.0, retry.id, SUCCESS_OUTCOME)
     assert only(m.poll(3.0), Checkpoint).sequence_number == 5
+    assert m.processed_records == 5  # each record counted once, when it succeeded
 
 
 def test_partial_failure_with_bisect_retries_the_remainder() -> None:

@@ -8,7 +8,7 @@ import functools
 
 import pytest
 
-from sluicegate.sim import Scenario, ScenarioError, simulate
+from sluicegate.sim import Scenario, ScenarioError, StreamScenario, simulate
 from sluicegate.sim.presets import (
     ERROR_PRODUCER_RATE,
     PRESETS,
@@ -22,6 +22,7 @@ EXPECTED = {
     "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
     "aws-errors", "aws-batch-item-failures",
     "sg-queue-depth", "sg-processing-time", "sg-errors",
+    "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
 }
 
 
@@ -65,7 +66,7 @@ def test_variants_build_and_overrides_apply_to_every_variant(name):
     changed = PRESETS[name].variants(["duration=30s", "seed=7"])
     assert [v for v, _ in changed] == [v for v, _ in plain]
     for _, scenario in changed:
-        assert isinstance(scenario, Scenario)
+        assert isinstance(scenario, (Scenario, StreamScenario))
         assert scenario.duration == 30.0
         assert scenario.seed == 7
 
@@ -95,6 +96,10 @@ def test_every_preset_runs(name):
     assert len(result["variants"]) == len(PRESETS[name].patches)
     for v in result["variants"]:
         s = v["summary"]
+        if "records_sent" in s:  # a stream preset
+            assert s["records_sent"] == (s["records_processed"] + s["records_discarded"]
+                                         + s["records_expired"] + s["records_unsettled"])
+            continue
         assert s["messages_sent"] == (s["messages_processed"] + s["messages_queued"]
                                       + s["messages_dead_lettered"])
 

@@ -348,6 +348,10 @@ class StreamMapping:
         polled_records, filtered_records, invocations, invoked_records, errors, partial,
         failed_records, throttles, discarded_records, dropped_records, expired_records:
             counters, see :class:`StreamMappingStatistics`.
+        processed_records: records settled by a successful invocation: every record of
+            a SUCCESS, and those before the lowest failed sequence number of a PARTIAL
+            (what a driver reports as processed; retried records count once, when they
+            succeed).
     """
 
     __slots__ = (
@@ -382,6 +386,7 @@ class StreamMapping:
         "invoked_records",
         "partial",
         "polled_records",
+        "processed_records",
         "record_filter",
         "stream",
         "stream_arn",
@@ -456,6 +461,7 @@ class StreamMapping:
         self.discarded_records = 0
         self.dropped_records = 0
         self.expired_records = 0
+        self.processed_records = 0
         for shard in self._shards:
             self._flag(shard)
 
@@ -748,6 +754,7 @@ class StreamMapping:
                 cut = found
         if kind is _SUCCESS:
             lane.function_error = None
+            self.processed_records += len(batch.records)
             self._settle(shard, batch.records)
             self._flag(lane)
             return
@@ -766,6 +773,7 @@ class StreamMapping:
             self.partial += 1
             lane.function_error = None
             if cut:
+                self.processed_records += cut
                 self._settle(shard, records[:cut])
                 records = records[cut:]
             self.failed_records += len(records)

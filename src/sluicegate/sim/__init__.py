@@ -3,7 +3,10 @@
 Layout: :mod:`~sluicegate.sim.scenario` reads and validates scenarios (TOML, AWS names,
 snake_cased; ``docs/scenarios.md``), :mod:`~sluicegate.sim.models` holds the modelled
 world (durations, execution environments, a downstream, producers) and
-:mod:`~sluicegate.sim.driver` runs the event loop and aggregates the series.
+:mod:`~sluicegate.sim.driver` runs the event loop and aggregates the series. Stream
+scenarios (a ``[stream]`` table) are read by :mod:`~sluicegate.sim.stream_scenario` and
+run by :mod:`~sluicegate.sim.streams` with the same models; :func:`load_any_scenario`
+and :func:`simulate_any` take either kind.
 
 Quick use::
 
@@ -11,6 +14,8 @@ Quick use::
 
     result = simulate(load_scenario("scenario.toml", overrides=["mapping.batch_size=5"]))
     result.summary["throughput"], result.series[0]["concurrency"]
+
+    result = simulate_any(load_any_scenario("streams.toml"))  # a queue or a stream
 """
 
 from sluicegate.sim.driver import SERIES_KEYS, SUMMARY_KEYS, SimResult, simulate
@@ -37,11 +42,28 @@ from sluicegate.sim.scenario import (
     load_scenario,
     parse_duration,
 )
+from sluicegate.sim.stream_scenario import (
+    PoisonSpec,
+    StreamMappingSpec,
+    StreamProducerSpec,
+    StreamScenario,
+    StreamSpec,
+    load_any_scenario,
+    load_stream_scenario,
+)
+from sluicegate.sim.streams import (
+    STREAM_SERIES_KEYS,
+    STREAM_SUMMARY_KEYS,
+    simulate_any,
+    simulate_stream,
+)
 
 __all__ = [
     "DEFAULT_RAISE_AT",
     "ENVIRONMENT_IDLE_TIMEOUT",
     "SERIES_KEYS",
+    "STREAM_SERIES_KEYS",
+    "STREAM_SUMMARY_KEYS",
     "SUMMARY_KEYS",
     "AccountSpec",
     "Distribution",
@@ -55,13 +77,22 @@ __all__ = [
     "MappingSpec",
     "Normal",
     "Pause",
+    "PoisonSpec",
     "ProducerSpec",
     "QueueSpec",
     "Scenario",
     "ScenarioError",
     "SimResult",
+    "StreamMappingSpec",
+    "StreamProducerSpec",
+    "StreamScenario",
+    "StreamSpec",
     "Uniform",
+    "load_any_scenario",
     "load_scenario",
+    "load_stream_scenario",
     "parse_duration",
     "simulate",
+    "simulate_any",
+    "simulate_stream",
 ]

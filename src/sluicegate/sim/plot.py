@@ -13,7 +13,13 @@ Age of oldest message     ``oldest_age``, seconds
 Cold starts               cold starts per bucket
 Throttles and errors      throttles (solid) and errors (dashed) per bucket; only when one
                           of them is non-zero somewhere
+Records behind            stream runs: ``checkpoint_lag`` (all shards, solid) and
+                          ``max_shard_lag`` (the shard furthest behind, dashed)
+Iterator age              stream runs: ``iterator_age_ms`` (the bucket's largest), seconds
 ========================  ===============================================================
+
+A panel none of whose metrics is in any run is left out (stream runs have no queue
+depth; queue runs no iterator age).
 
 Variants are overlaid: each keeps one colour in every panel, and a legend above the
 panels names them. Line styles tell apart the metrics of one panel.
@@ -63,6 +69,11 @@ def _key(name: str) -> Getter:
     return lambda bucket: _number(bucket.get(name))
 
 
+def _iterator_age(bucket: Mapping[str, Any]) -> float | None:
+    age = _number(bucket.get("iterator_age_ms"))
+    return None if age is None else age / 1000.0
+
+
 def _queue_depth(bucket: Mapping[str, Any]) -> float | None:
     visible, in_flight = _number(bucket.get("visible")), _number(bucket.get("in_flight"))
     if visible is None and in_flight is None:
@@ -103,6 +114,17 @@ def _panels(named: Sequence[tuple[str, Mapping[str, Any]]], bucket: str) -> list
             seconds=True),
         _Panel("Cold starts", per, (_Line("cold starts", _key("cold_starts"),
                                           ("cold_starts",)),)),
+        _Panel("Records behind (checkpoint lag)", "records", (
+            _Line("all shards", _key("checkpoint_lag"), ("checkpoint_lag",)),
+            _Line("shard furthest behind", _key("max_shard_lag"), ("max_shard_lag",), "--"),
+        )),
+        _Panel("Iterator age (max)", "age", (
+            _Line("iterator age", _iterator_age, ("iterator_age_ms",)),), seconds=True),
+    ]
+    panels = [
+        p for p in panels
+        if any(k in b for _, run in named for b in run["series"]
+               for line in p.lines for k in line.keys)
     ]
     troubles = any(
         (_number(b.get(k)) or 0) != 0
@@ -125,8 +147,9 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
         title: the figure's title; by default the preset's or the lone scenario's name.
 
     Returns:
-        The matplotlib figure, on an Agg canvas; one axes per panel (5, or 6 when there
-        are throttles or errors).
+        The matplotlib figure, on an Agg canvas; one axes per panel (a queue run: 5, or 6
+        when there are throttles or errors; a stream run: 5 or 6 as well, iterator age
+        and records behind instead of queue depth and oldest message).
 
     Raises:
         InputError: matplotlib is not installed, or ``runs`` is not a result shape.

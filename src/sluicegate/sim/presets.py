@@ -9,6 +9,10 @@ processing times, ...). Every variant is a plain scenario dict (the format of
 - ``sg-*`` presets run the same experiments with sluicegate's own ``fixed`` scaling, sized
   to what the load needs (arrival rate x duration). They are the benchmark of
   BEHAVIOURS.md's last section: never above the maximum, no over-provisioning.
+- ``streams-*`` presets are stream scenarios (``[stream]``, run by
+  :mod:`sluicegate.sim.streams`): how concurrency follows shards x
+  ``parallelization_factor``, and what a poison record does to its shard with and
+  without bisection, retry and age limits (lambda-semantics.md 6.1).
 
 Quick use::
 
@@ -26,8 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sluicegate.sim.driver import simulate
-from sluicegate.sim.scenario import Scenario, load_scenario
+from sluicegate.sim.scenario import Scenario
+from sluicegate.sim.stream_scenario import StreamScenario, load_any_scenario
+from sluicegate.sim.streams import simulate_any
 
 __all__ = ["PRESETS", "Preset", "run_preset"]
 
@@ -71,14 +76,15 @@ class Preset:
             out.append((variant, data))
         return out
 
-    def variants(self, overrides: Sequence[str] = ()) -> list[tuple[str, Scenario]]:
+    def variants(self, overrides: Sequence[str] = ()
+                 ) -> list[tuple[str, Scenario | StreamScenario]]:
         """``(variant name, validated scenario)`` in display order, ``overrides``
         (``KEY=VALUE``) applied to every variant.
 
         Raises:
             ScenarioError: an override that makes a variant invalid.
         """
-        return [(variant, load_scenario(data, overrides=list(overrides)))
+        return [(variant, load_any_scenario(data, overrides=list(overrides)))
                 for variant, data in self.variant_dicts()]
 
 
@@ -109,7 +115,7 @@ def run_preset(name: str, overrides: Sequence[str] = (), seed: int | None = None
         overrides.append(f"seed={int(seed)}")
     variants = []
     for variant, scenario in preset.variants(overrides):
-        variants.append({"name": variant, **simulate(scenario).to_dict()})
+        variants.append({"name": variant, **simulate_any(scenario).to_dict()})
     return {"preset": name, "variants": variants}
 
 
@@ -224,6 +230,49 @@ _NEED_PROCESSING = [max(2, round(PRODUCER_RATE * ms / 1000 * 1.1)) for ms in PRO
 _NEED_ERRORS = max(2, round(ERROR_PRODUCER_RATE * 0.05 * 1.1))
 
 
+STREAM_SHARDS = 4
+"""Shards of the stream presets."""
+
+PARALLELIZATION_FACTORS = (1, 2, 5, 10)
+"""``streams-parallelization``'s factors: 4 to 40 concurrent batches on 4 shards."""
+
+PARALLELIZATION_RATE = 500
+"""``streams-parallelization``'s records/s: a lane runs batches of 10 records for 1 s, 10
+records/s, so even 40 lanes (400 records/s) cannot keep up and every lane stays busy."""
+
+POISON_RATE = 40
+"""``streams-poison``'s records/s over 100 keys (10 per shard, 10 per batch of 10)."""
+
+POISON_AT = "30s"
+POISON_KEY = "k7"
+"""``streams-poison``'s poison record: put at 30 s with partition key ``k7``."""
+
+
+def _stream_base(rate: float, duration: str, fn: str, batch: int) -> dict[str, Any]:
+    # Retention stays Kinesis's minimum (24 h): runs of minutes keep every record they
+    # put in memory, a few tens of thousands.
+    return {
+        "seed": 1,
+        "duration": duration,
+        "stream": {"shard_count": STREAM_SHARDS},
+        "producer": {"rate": rate, "partition_keys": 1000 if rate > 100 else 100},
+        "function": {"duration": fn},
+        "mapping": {"batch_size": batch},
+    }
+
+
+_PARALLELIZATION = tuple((f"factor-{f}", {"mapping": {"parallelization_factor": f}})
+                         for f in PARALLELIZATION_FACTORS)
+_POISON: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("default", {}),
+    ("bisect", {"mapping": {"bisect_batch_on_function_error": True}}),
+    ("retries-2", {"mapping": {"maximum_retry_attempts": 2}}),
+    ("max-age-60", {"mapping": {"maximum_record_age": 60}}),
+    ("bisect-retries-2", {"mapping": {"bisect_batch_on_function_error": True,
+                                      "maximum_retry_attempts": 2}}),
+)
+
+
 def _presets() -> dict[str, Preset]:
     qd = _backlog_base("2m")
     bs = _merge(_backlog_base(BATCH_SIZE_RUN), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
@@ -258,6 +307,17 @@ def _presets() -> dict[str, Preset]:
         Preset("sg-errors",
                "aws-errors with fixed scaling at the load's need x 1.1 (110)",
                er, _fixed(_error_patches("raise", False), [_NEED_ERRORS] * len(ERROR_RATES))),
+        Preset("streams-parallelization",
+               "stream, 4 shards, 500 rec/s, 1 s per batch of 10: concurrency = shards x "
+               "factor (1, 2, 5, 10)",
+               _stream_base(PARALLELIZATION_RATE, "3m", "1s", 10), _PARALLELIZATION),
+        Preset("streams-poison",
+               "stream, 4 shards, 40 rec/s, poison record at 30 s: default, bisect, "
+               "2 retries, max age 60 s, bisect + 2 retries",
+               _merge(_stream_base(POISON_RATE, "5m", "100ms", 10), {
+                   "stream": {"poison": [{"at": POISON_AT, "key": POISON_KEY}]},
+                   "mapping": {"on_failure": True}}),
+               _POISON),
     ]
     return {p.name: p for p in presets}
 

@@ -611,20 +611,7 @@ class Scenario:
                 "max_receive_count": q.max_receive_count,
                 "message_size": q.message_size,
             },
-            "function": {
-                "name": f.name,
-                "duration": f.duration.to_dict(),
-                "duration_per_record": f.duration_per_record,
-                "cold_start": f.cold_start.to_dict(),
-                "timeout": f.timeout,
-                "reserved_concurrency": f.reserved_concurrency,
-                "idle_timeout": f.idle_timeout,
-                "errors": [
-                    {"start": e.start, "stop": e.stop, "rate": e.rate, "kind": e.kind,
-                     "raise_at": e.raise_at}
-                    for e in f.errors
-                ],
-            },
+            "function": _function_dict(f),
             "mapping": {
                 "batch_size": m.batch_size,
                 "maximum_batching_window": m.maximum_batching_window,
@@ -633,27 +620,56 @@ class Scenario:
                 "scaling": m.scaling,
                 "scaling_ceiling": m.scaling_ceiling,
                 "enabled": m.enabled,
-                "pauses": [{"at": p.at, "until": p.until} for p in m.pauses],
+                "pauses": _pauses_list(m.pauses),
             },
-            "producers": [
-                {"kind": p.kind, "rate": p.rate, "start": p.start, "stop": p.stop,
-                 "size": p.size, "interval": p.interval, "batch": p.batch}
-                for p in self.producers
-            ],
-            "downstream": None if d is None else {
-                "concurrency": d.concurrency,
-                "rate": d.rate,
-                "latency": d.latency.to_dict(),
-                "latency_exponent": d.latency_exponent,
-                "overload_errors": d.overload_errors,
-                "error_kind": d.error_kind,
-                "per": d.per,
-            },
-            "account": {
-                "concurrency_limit": a.concurrency_limit,
-                "min_unreserved": a.min_unreserved,
-            },
+            "producers": [_producer_dict(p) for p in self.producers],
+            "downstream": _downstream_dict(d),
+            "account": _account_dict(a),
         }
+
+
+def _function_dict(f: FunctionSpec) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "duration": f.duration.to_dict(),
+        "duration_per_record": f.duration_per_record,
+        "cold_start": f.cold_start.to_dict(),
+        "timeout": f.timeout,
+        "reserved_concurrency": f.reserved_concurrency,
+        "idle_timeout": f.idle_timeout,
+        "errors": [
+            {"start": e.start, "stop": e.stop, "rate": e.rate, "kind": e.kind,
+             "raise_at": e.raise_at}
+            for e in f.errors
+        ],
+    }
+
+
+def _pauses_list(pauses: tuple[Pause, ...]) -> list[dict[str, Any]]:
+    return [{"at": p.at, "until": p.until} for p in pauses]
+
+
+def _producer_dict(p: ProducerSpec) -> dict[str, Any]:
+    return {"kind": p.kind, "rate": p.rate, "start": p.start, "stop": p.stop,
+            "size": p.size, "interval": p.interval, "batch": p.batch}
+
+
+def _downstream_dict(d: DownstreamSpec | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "concurrency": d.concurrency,
+        "rate": d.rate,
+        "latency": d.latency.to_dict(),
+        "latency_exponent": d.latency_exponent,
+        "overload_errors": d.overload_errors,
+        "error_kind": d.error_kind,
+        "per": d.per,
+    }
+
+
+def _account_dict(a: AccountSpec) -> dict[str, Any]:
+    return {"concurrency_limit": a.concurrency_limit, "min_unreserved": a.min_unreserved}
 
 
 def _dlq_name(queue: str) -> str:
@@ -897,25 +913,8 @@ def _core(section: str, top: _Table, build: Callable[[], Any]) -> Any:
                             top.context) from None
 
 
-def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario:
-    top = _Table(data, "", context, base)
-    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
-    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
-    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
-    name = top.get("name", "", top.text)
-    description = top.get("description", "", top.text)
-
-    qt = top.sub("queue")
-    queue = QueueSpec(
-        name=qt.get("name", "queue", qt.text),
-        backlog=qt.get("backlog", 0, qt.integer(0, 1_000_000_000)),
-        visibility_timeout=qt.get("visibility_timeout", 30, qt.whole_seconds(0, 43_200)),
-        delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
-        max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
-        message_size=qt.get("message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
-    )
-    qt.finish()
-
+def _parse_function(top: _Table) -> FunctionSpec:
+    """``[function]`` and its ``[[function.errors]]`` (queue and stream scenarios alike)."""
     ft = top.sub("function")
     errors = []
     for et in ft.subs("errors"):
@@ -945,8 +944,43 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
         errors=tuple(errors),
     )
     ft.finish()
+    return function
 
-    mt = top.sub("mapping")
+
+def _producer_tables(top: _Table) -> list[_Table]:
+    """The tables of ``[producer]`` or ``[[producers]]`` (not both)."""
+    data = top.data
+    if "producer" in data and data["producer"] is not None and data.get("producers"):
+        raise ScenarioError("producer", data["producer"], "", top.context,
+                            message="use [producer] or [[producers]], not both")
+    return top.subs("producer") + top.subs("producers")
+
+
+def _parse_producer(pt: _Table, *, batch_max: int, unit: str) -> ProducerSpec:
+    """The arrival keys of one producer table (kind, rate, start, stop, size, interval,
+    batch); the caller reads any others and calls ``finish``."""
+    kind = pt.get("kind", "constant", pt.choice(_PRODUCER_KINDS))
+    start = pt.get("start", 0.0, pt.seconds)
+    stop = pt.get("stop", None, pt.seconds)
+    if stop is not None and stop < start:
+        raise pt.error("stop", pt.data.get("stop"), f"a time >= start ({start:g} s)")
+    rate = pt.get("rate", 0.0, pt.number(0.0, 1e7))
+    size = pt.get("size", 0, pt.integer(0, 100_000_000))
+    interval = pt.get("interval", 0.0, pt.seconds)
+    batch = pt.get("batch", 1, pt.integer(1, batch_max))
+    if kind == "burst":
+        if size < 1:
+            raise pt.error("size", pt.data.get("size"), "an integer >= 1 for a burst")
+        if interval <= 0 and stop != start:
+            raise pt.error("interval", pt.data.get("interval"),
+                           "a duration > 0 for a burst (or stop = start for one burst)")
+    elif rate <= 0:
+        raise pt.error("rate", pt.data.get("rate"), f"{unit}/s > 0 for a {kind} producer")
+    return ProducerSpec(kind, rate, start, stop, size, interval, batch)
+
+
+def _parse_pauses(mt: _Table) -> tuple[Pause, ...]:
+    """``[[mapping.pauses]]``, in time order."""
     pauses = []
     for pt in mt.subs("pauses"):
         at = pt.get("at", None, pt.seconds)
@@ -957,44 +991,12 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
             raise pt.error("until", pt.data.get("until"), f"a time >= at ({at:g} s)")
         pauses.append(Pause(at, until))
         pt.finish()
-    mapping = MappingSpec(
-        batch_size=mt.get("batch_size", 10, mt.integer(1, 10_000)),
-        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
-        maximum_concurrency=mt.get("maximum_concurrency", None, mt.integer(2, 1000)),
-        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
-        scaling=mt.get("scaling", "aws", mt.choice(("aws", "fixed"))),
-        scaling_ceiling=mt.get("scaling_ceiling", DEFAULT_SCALING_CEILING,
-                               mt.integer(1, 100_000)),
-        enabled=mt.get("enabled", True, mt.boolean),
-        pauses=tuple(sorted(pauses, key=lambda p: p.at)),
-    )
-    mt.finish()
+    return tuple(sorted(pauses, key=lambda p: p.at))
 
-    if "producer" in data and data["producer"] is not None and data.get("producers"):
-        raise ScenarioError("producer", data["producer"], "", context,
-                            message="use [producer] or [[producers]], not both")
-    producers = []
-    for pt in top.subs("producer") + top.subs("producers"):
-        kind = pt.get("kind", "constant", pt.choice(_PRODUCER_KINDS))
-        start = pt.get("start", 0.0, pt.seconds)
-        stop = pt.get("stop", None, pt.seconds)
-        if stop is not None and stop < start:
-            raise pt.error("stop", pt.data.get("stop"), f"a time >= start ({start:g} s)")
-        rate = pt.get("rate", 0.0, pt.number(0.0, 1e7))
-        size = pt.get("size", 0, pt.integer(0, 100_000_000))
-        interval = pt.get("interval", 0.0, pt.seconds)
-        batch = pt.get("batch", 1, pt.integer(1, 10))
-        if kind == "burst":
-            if size < 1:
-                raise pt.error("size", pt.data.get("size"), "an integer >= 1 for a burst")
-            if interval <= 0 and stop != start:
-                raise pt.error("interval", pt.data.get("interval"),
-                               "a duration > 0 for a burst (or stop = start for one burst)")
-        elif rate <= 0:
-            raise pt.error("rate", pt.data.get("rate"), f"messages/s > 0 for a {kind} producer")
-        producers.append(ProducerSpec(kind, rate, start, stop, size, interval, batch))
-        pt.finish()
 
+def _parse_downstream(top: _Table) -> DownstreamSpec | None:
+    """``[downstream]``, or ``None`` when absent."""
+    data = top.data
     downstream = None
     if data.get("downstream") is not None:
         dt = top.sub("downstream")
@@ -1019,6 +1021,11 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
     else:
         top.used.add("downstream")
 
+    return downstream
+
+
+def _parse_account(top: _Table) -> AccountSpec:
+    """``[account]``."""
     at = top.sub("account")
     account = AccountSpec(
         concurrency_limit=at.get("concurrency_limit", DEFAULT_ACCOUNT_CONCURRENCY,
@@ -1027,6 +1034,55 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
                               at.integer(0, 10_000_000)),
     )
     at.finish()
+    return account
+
+
+def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario:
+    if data.get("stream") is not None:
+        raise ScenarioError("stream", None, "", context, message=(
+            "a stream scenario ([stream]), not a queue scenario (load_any_scenario "
+            "reads both)"))
+    top = _Table(data, "", context, base)
+    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
+    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
+    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
+    name = top.get("name", "", top.text)
+    description = top.get("description", "", top.text)
+
+    qt = top.sub("queue")
+    queue = QueueSpec(
+        name=qt.get("name", "queue", qt.text),
+        backlog=qt.get("backlog", 0, qt.integer(0, 1_000_000_000)),
+        visibility_timeout=qt.get("visibility_timeout", 30, qt.whole_seconds(0, 43_200)),
+        delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
+        max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
+        message_size=qt.get("message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
+    )
+    qt.finish()
+
+    function = _parse_function(top)
+
+    mt = top.sub("mapping")
+    mapping = MappingSpec(
+        batch_size=mt.get("batch_size", 10, mt.integer(1, 10_000)),
+        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
+        maximum_concurrency=mt.get("maximum_concurrency", None, mt.integer(2, 1000)),
+        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
+        scaling=mt.get("scaling", "aws", mt.choice(("aws", "fixed"))),
+        scaling_ceiling=mt.get("scaling_ceiling", DEFAULT_SCALING_CEILING,
+                               mt.integer(1, 100_000)),
+        enabled=mt.get("enabled", True, mt.boolean),
+        pauses=_parse_pauses(mt),
+    )
+    mt.finish()
+
+    producers = []
+    for pt in _producer_tables(top):
+        producers.append(_parse_producer(pt, batch_max=10, unit="messages"))
+        pt.finish()
+
+    downstream = _parse_downstream(top)
+    account = _parse_account(top)
     top.finish()
 
     scenario = Scenario(seed, duration, bucket, name, description, queue, function, mapping,

@@ -144,6 +144,15 @@ class MemoryStreams:
     def latest_sequence(self, name: str, shard_index: int) -> int:
         return self._stream(name).shards[shard_index].latest
 
+    def count_after(self, name: str, shard_index: int, after: int | None) -> int:
+        """Records retained in a shard after sequence number ``after`` (all of them when
+        ``after`` is ``None``): how far a consumer checkpointed at ``after`` is behind.
+        O(log n); the simulator reads it every bucket."""
+        shard = self._trimmed(name).shards[shard_index]
+        if after is None:
+            return shard.live
+        return len(shard.sequences) - bisect_right(shard.sequences, after, shard.offset)
+
     def shard_stats(self, name: str) -> list[tuple[int | None, int, int]]:
         stream = self._trimmed(name)
         return [

@@ -1,0 +1,516 @@
+"""Stream scenarios: a Kinesis-style stream, its producers and a stream mapping, in TOML.
+
+A stream scenario is a scenario with a ``[stream]`` table instead of ``[queue]`` (see
+``docs/scenarios.md``, "Stream scenarios"). It shares the top-level keys,
+``[function]`` (errors included), ``[downstream]``, ``[account]`` and the producers'
+arrival keys with queue scenarios, through the same parsers, and adds:
+
+- ``[stream]``: ``shard_count``, ``retention_period``, ``record_size`` and
+  ``[[stream.poison]]`` records that always fail;
+- producer keys that choose each record's partition key: ``partition_keys`` (how many
+  keys, named ``k0`` .. ``k{N-1}``) and ``key_distribution`` (``uniform``, ``zipf`` or
+  ``hot``);
+- ``[mapping]`` with the stream mapping's AWS parameters (``parallelization_factor``,
+  ``bisect_batch_on_function_error``, ``maximum_retry_attempts``, ...).
+
+AWS parameters are validated by the core's :class:`~sluicegate.core.streams.StreamConfig`
+and :class:`~sluicegate.core.streams.StreamMappingConfig`, so a scenario accepts what an
+App accepts; errors are the same one-line :class:`~sluicegate.sim.scenario.ScenarioError`
+as for queue scenarios.
+
+:func:`load_any_scenario` reads either kind, choosing by the presence of ``[stream]``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from sluicegate.core.config import AccountConfig, FunctionConfig
+from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.streams import (
+    DEFAULT_STREAM_RETENTION,
+    MAX_PARTITION_KEY_LENGTH,
+    STARTING_POSITIONS,
+    StreamConfig,
+    StreamMappingConfig,
+)
+from sluicegate.sim.scenario import (
+    DEFAULT_BUCKET,
+    DEFAULT_DURATION,
+    DEFAULT_SEED,
+    AccountSpec,
+    DownstreamSpec,
+    FunctionSpec,
+    Pause,
+    ProducerSpec,
+    Scenario,
+    ScenarioError,
+    _account_dict,
+    _apply_override,
+    _core,
+    _downstream_dict,
+    _function_dict,
+    _parse,
+    _parse_account,
+    _parse_downstream,
+    _parse_function,
+    _parse_pauses,
+    _parse_producer,
+    _pauses_list,
+    _plain,
+    _producer_dict,
+    _producer_tables,
+    _read_source,
+    _Table,
+    load_scenario,
+)
+
+__all__ = [
+    "DEFAULT_ON_FAILURE_QUEUE",
+    "DEFAULT_PARTITION_KEYS",
+    "DEFAULT_RECORD_SIZE",
+    "KEY_DISTRIBUTIONS",
+    "MAX_PARTITION_KEYS",
+    "STREAM_RECORD_OVERHEAD",
+    "PoisonSpec",
+    "StreamMappingSpec",
+    "StreamProducerSpec",
+    "StreamScenario",
+    "StreamSpec",
+    "load_any_scenario",
+    "load_stream_scenario",
+    "partition_key",
+]
+
+DEFAULT_RECORD_SIZE = 1024
+"""Bytes of a simulated record's data when the scenario does not say (sluicegate's
+choice, as for queue messages: a small JSON document)."""
+
+STREAM_RECORD_OVERHEAD = 600
+"""Bytes a Kinesis record adds to the invocation payload besides its base64 data: the
+event's JSON metadata (partition key, sequence number twice, ARNs, ...). The runtime's
+``kinesis_record_size`` measures 580 for a short key and a 56-digit sequence number (the
+length of Kinesis's), rounded up. Counted against the 6 MB payload cap."""
+
+DEFAULT_PARTITION_KEYS = 100
+"""Distinct partition keys of a producer that names none (sluicegate's choice: enough to
+spread over every lane of a few shards)."""
+
+MAX_PARTITION_KEYS = 1_000_000
+"""Most distinct partition keys of one producer: a ``zipf`` distribution keeps one float
+per key (8 MB at this bound)."""
+
+DEFAULT_ON_FAILURE_QUEUE = "on-failure"
+"""The on-failure destination's name when a scenario gives ``on_failure = true``."""
+
+KEY_DISTRIBUTIONS = ("uniform", "zipf", "hot")
+_POISON_KINDS = ("raise", "batch_item_failure")
+
+KeyDistribution: TypeAlias = Literal["uniform", "zipf", "hot"]
+PoisonKind: TypeAlias = Literal["raise", "batch_item_failure"]
+
+
+def partition_key(index: int) -> str:
+    """The name of a producer's partition key number ``index``: ``k0``, ``k1``, ..."""
+    return f"k{index}"
+
+
+# ---------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonSpec:
+    """A poison record (``[[stream.poison]]``): one record put at ``at`` with partition
+    key ``key``, which every invocation holding it fails on.
+
+    Attributes:
+        at: seconds into the run when it is put (besides the producers' records).
+        key: its partition key (1-256 characters; producers' keys are ``k0``, ``k1``, ...),
+            which chooses its shard and lane.
+        kind: ``raise`` (the handler throws: the whole batch fails) or
+            ``batch_item_failure`` (the handler reports it in ``batchItemFailures``;
+            judged by the core, so ignored without ``report_batch_item_failures``).
+    """
+
+    at: float
+    key: str
+    kind: PoisonKind = "raise"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """The source stream (``[stream]``).
+
+    Attributes:
+        name: the stream's name (Kinesis's rules: 1-128 of letters, digits, ``_-.``).
+        shard_count: shards, 1-10,000.
+        retention_period: seconds a record stays readable, 86,400-31,536,000 (Kinesis's
+            range). The in-memory stream holds every record put within it, so memory
+            grows with the records of the run until the run is longer than this.
+        record_size: bytes of each record's data, 1-1,048,576 (Kinesis's 1 MB); as
+            base64, with :data:`STREAM_RECORD_OVERHEAD`, it counts against the 6 MB
+            invocation payload.
+        poison: poison records, in time order.
+    """
+
+    name: str = "stream"
+    shard_count: int = 1
+    retention_period: int = DEFAULT_STREAM_RETENTION
+    record_size: int = DEFAULT_RECORD_SIZE
+    poison: tuple[PoisonSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamProducerSpec:
+    """A record source (``[producer]`` or ``[[producers]]`` of a stream scenario).
+
+    Attributes:
+        arrivals: when it puts records and how many each time (``kind``, ``rate``,
+            ``start``, ``stop``, ``size``, ``interval``, ``batch`` 1-500: PutRecords
+            takes up to 500).
+        partition_keys: distinct keys, 1-1,000,000, named ``k0`` .. ``k{N-1}``.
+        key_distribution: how each record's key is drawn: ``uniform``; ``zipf`` (key
+            ``k{i}`` with weight ``1 / (i + 1) ** zipf_exponent``); ``hot`` (key ``k0``
+            with probability ``hot_key_share``, else uniform over all keys).
+        zipf_exponent: the zipf exponent, > 0 and <= 10 (used with ``zipf``).
+        hot_key_share: 0-1 (used with ``hot``).
+    """
+
+    arrivals: ProducerSpec
+    partition_keys: int = DEFAULT_PARTITION_KEYS
+    key_distribution: KeyDistribution = "uniform"
+    zipf_exponent: float = 1.0
+    hot_key_share: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMappingSpec:
+    """The stream event source mapping (``[mapping]``): AWS's Kinesis parameters,
+    snake_cased (see :class:`~sluicegate.core.streams.StreamMappingConfig` for ranges).
+
+    Attributes:
+        batch_size: 1-10,000 (default 100).
+        maximum_batching_window: whole seconds, 0-300.
+        parallelization_factor: concurrent batches per shard, 1-10.
+        bisect_batch_on_function_error: split a failed batch in two.
+        maximum_retry_attempts: -1 (no limit) or 0-10,000.
+        maximum_record_age: -1 (no limit) or 60-604,800 seconds.
+        on_failure: the on-failure destination's name, or ``None``.
+        starting_position: ``TRIM_HORIZON``, ``LATEST`` or ``AT_TIMESTAMP``.
+        starting_position_timestamp: simulated seconds, with ``AT_TIMESTAMP``.
+        report_batch_item_failures: honour ``batchItemFailures``.
+        enabled: ``False`` creates the mapping paused.
+        pauses: disable/enable windows.
+    """
+
+    batch_size: int = 100
+    maximum_batching_window: int = 0
+    parallelization_factor: int = 1
+    bisect_batch_on_function_error: bool = False
+    maximum_retry_attempts: int = -1
+    maximum_record_age: int = -1
+    on_failure: str | None = None
+    starting_position: str = "TRIM_HORIZON"
+    starting_position_timestamp: float | None = None
+    report_batch_item_failures: bool = False
+    enabled: bool = True
+    pauses: tuple[Pause, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamScenario:
+    """Everything one stream simulation needs. Build it with :func:`load_stream_scenario`.
+
+    Attributes:
+        seed, duration, bucket, name, description: as in
+            :class:`~sluicegate.sim.scenario.Scenario`.
+        stream, function, mapping, account: the sections of the same names.
+        producers: record sources (possibly none).
+        downstream: the dependency the function calls, or ``None``.
+    """
+
+    seed: int = DEFAULT_SEED
+    duration: float = DEFAULT_DURATION
+    bucket: float = DEFAULT_BUCKET
+    name: str = ""
+    description: str = ""
+    stream: StreamSpec = field(default_factory=StreamSpec)
+    function: FunctionSpec = field(default_factory=FunctionSpec)
+    mapping: StreamMappingSpec = field(default_factory=StreamMappingSpec)
+    producers: tuple[StreamProducerSpec, ...] = ()
+    downstream: DownstreamSpec | None = None
+    account: AccountSpec = field(default_factory=AccountSpec)
+
+    # ------------------------------------------------------------------ core configs
+
+    def stream_config(self) -> StreamConfig:
+        """The core's configuration of the stream."""
+        s = self.stream
+        return StreamConfig(s.name, shard_count=s.shard_count,
+                            retention_period=s.retention_period)
+
+    def function_config(self) -> FunctionConfig:
+        """The core's configuration of the function."""
+        f = self.function
+        return FunctionConfig(f.name, timeout=f.timeout,
+                              reserved_concurrency=f.reserved_concurrency)
+
+    def mapping_config(self) -> StreamMappingConfig:
+        """The core's configuration of the stream mapping."""
+        m = self.mapping
+        return StreamMappingConfig(
+            self.stream.name,
+            self.function.name,
+            starting_position=m.starting_position,  # type: ignore[arg-type]
+            starting_position_timestamp=m.starting_position_timestamp,
+            batch_size=m.batch_size,
+            maximum_batching_window=m.maximum_batching_window,
+            parallelization_factor=m.parallelization_factor,
+            bisect_batch_on_function_error=m.bisect_batch_on_function_error,
+            maximum_retry_attempts=m.maximum_retry_attempts,
+            maximum_record_age=m.maximum_record_age,
+            on_failure=m.on_failure,
+            report_batch_item_failures=m.report_batch_item_failures,
+            enabled=m.enabled,
+        )
+
+    def account_config(self) -> AccountConfig:
+        """The core's configuration of the account pool."""
+        return AccountConfig(self.account.concurrency_limit, self.account.min_unreserved)
+
+    # ------------------------------------------------------------------ plain form
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalized plain form: every key, defaults filled in, durations in seconds,
+        ``None`` for what is not set. :func:`load_stream_scenario` accepts it back."""
+        s, m = self.stream, self.mapping
+        return {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "duration": self.duration,
+            "bucket": self.bucket,
+            "stream": {
+                "name": s.name,
+                "shard_count": s.shard_count,
+                "retention_period": s.retention_period,
+                "record_size": s.record_size,
+                "poison": [{"at": p.at, "key": p.key, "kind": p.kind} for p in s.poison],
+            },
+            "function": _function_dict(self.function),
+            "mapping": {
+                "batch_size": m.batch_size,
+                "maximum_batching_window": m.maximum_batching_window,
+                "parallelization_factor": m.parallelization_factor,
+                "bisect_batch_on_function_error": m.bisect_batch_on_function_error,
+                "maximum_retry_attempts": m.maximum_retry_attempts,
+                "maximum_record_age": m.maximum_record_age,
+                "on_failure": m.on_failure,
+                "starting_position": m.starting_position,
+                "starting_position_timestamp": m.starting_position_timestamp,
+                "report_batch_item_failures": m.report_batch_item_failures,
+                "enabled": m.enabled,
+                "pauses": _pauses_list(m.pauses),
+            },
+            "producers": [
+                {**_producer_dict(p.arrivals),
+                 "partition_keys": p.partition_keys,
+                 "key_distribution": p.key_distribution,
+                 "zipf_exponent": p.zipf_exponent,
+                 "hot_key_share": p.hot_key_share}
+                for p in self.producers
+            ],
+            "downstream": _downstream_dict(self.downstream),
+            "account": _account_dict(self.account),
+        }
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+def _limit_or_off(t: _Table, whole_seconds: bool) -> Any:
+    """-1 (no limit), else a count (or whole seconds); the core checks the range."""
+
+    def convert(name: str, value: Any) -> int:
+        if value == -1 and not isinstance(value, bool):
+            return -1
+        if whole_seconds:
+            return int(t.whole_seconds(0, 10**9)(name, value))
+        return int(t.integer(0, 10**9)(name, value))
+
+    return convert
+
+
+def _on_failure(t: _Table) -> Any:
+    def convert(name: str, value: Any) -> str | None:
+        if value is True:
+            return DEFAULT_ON_FAILURE_QUEUE
+        if value is False:
+            return None
+        if isinstance(value, str):
+            return value
+        raise t.error(name, value, "a queue name, true (a queue named 'on-failure') or false")
+
+    return convert
+
+
+def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
+    if data.get("queue") is not None:
+        raise ScenarioError("queue", None, "", context,
+                            message="a scenario has [queue] or [stream], not both")
+    top = _Table(data, "", context, base)
+    top.used.add("queue")
+    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
+    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
+    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
+    name = top.get("name", "", top.text)
+    description = top.get("description", "", top.text)
+
+    st = top.sub("stream")
+    poison = []
+    for pt in st.subs("poison"):
+        at = pt.get("at", None, pt.seconds)
+        if at is None:
+            raise pt.error("at", None, "a time (when the poison record is put)")
+        key = pt.get("key", None, pt.text)
+        if key is None or not 1 <= len(key) <= MAX_PARTITION_KEY_LENGTH:
+            raise pt.error("key", key, f"a partition key of 1-{MAX_PARTITION_KEY_LENGTH} "
+                                       "characters (producers' keys are k0, k1, ...)")
+        poison.append(PoisonSpec(at, key, pt.get("kind", "raise", pt.choice(_POISON_KINDS))))
+        pt.finish()
+    stream = StreamSpec(
+        name=st.get("name", "stream", st.text),
+        shard_count=st.get("shard_count", 1, st.integer(1, 10**9)),
+        retention_period=st.get("retention_period", DEFAULT_STREAM_RETENTION,
+                                st.whole_seconds(0, 10**10)),
+        record_size=st.get("record_size", DEFAULT_RECORD_SIZE, st.integer(1, 1_048_576)),
+        poison=tuple(sorted(poison, key=lambda p: p.at)),
+    )
+    st.finish()
+
+    function = _parse_function(top)
+
+    mt = top.sub("mapping")
+    mapping = StreamMappingSpec(
+        batch_size=mt.get("batch_size", 100, mt.integer(1, 10_000)),
+        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
+        parallelization_factor=mt.get("parallelization_factor", 1, mt.integer(1, 10)),
+        bisect_batch_on_function_error=mt.get("bisect_batch_on_function_error", False,
+                                              mt.boolean),
+        maximum_retry_attempts=mt.get("maximum_retry_attempts", -1, _limit_or_off(mt, False)),
+        maximum_record_age=mt.get("maximum_record_age", -1, _limit_or_off(mt, True)),
+        on_failure=mt.get("on_failure", None, _on_failure(mt)),
+        starting_position=mt.get("starting_position", "TRIM_HORIZON",
+                                 mt.choice(STARTING_POSITIONS)),
+        starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
+        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
+        enabled=mt.get("enabled", True, mt.boolean),
+        pauses=_parse_pauses(mt),
+    )
+    mt.finish()
+
+    producers = []
+    for pt in _producer_tables(top):
+        arrivals = _parse_producer(pt, batch_max=500, unit="records")
+        producers.append(StreamProducerSpec(
+            arrivals,
+            partition_keys=pt.get("partition_keys", DEFAULT_PARTITION_KEYS,
+                                  pt.integer(1, MAX_PARTITION_KEYS)),
+            key_distribution=pt.get("key_distribution", "uniform",
+                                    pt.choice(KEY_DISTRIBUTIONS)),
+            zipf_exponent=pt.get("zipf_exponent", 1.0, pt.number(0.0, 10.0, open_low=True)),
+            hot_key_share=pt.get("hot_key_share", 0.5, pt.number(0.0, 1.0)),
+        ))
+        pt.finish()
+
+    downstream = _parse_downstream(top)
+    account = _parse_account(top)
+    top.finish()
+
+    scenario = StreamScenario(seed, duration, bucket, name, description, stream, function,
+                              mapping, tuple(producers), downstream, account)
+    _core("stream", top, scenario.stream_config)
+    function_config = _core("function", top, scenario.function_config)
+    _core("mapping", top, scenario.mapping_config)
+    account_config = _core("account", top, scenario.account_config)
+    _core("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
+    return scenario
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def _data(source: Any, overrides: Iterable[str]) -> tuple[dict[str, Any], str, Path | None]:
+    """The plain data of ``source`` with ``overrides`` applied, where it came from, and
+    the directory relative paths use (as :func:`~sluicegate.sim.load_scenario` reads)."""
+    base: Path | None = None
+    if isinstance(source, (Scenario, StreamScenario)):
+        context = source.name or "scenario"
+        data = source.to_dict()
+    elif isinstance(source, Mapping):
+        context = "scenario"
+        data = _plain(source)
+    else:
+        text, context, base = _read_source(source)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError("toml", None, "", context,
+                                message=f"invalid TOML: {exc}") from None
+    if isinstance(data.get("producer"), Mapping) and not data.get("producers"):
+        data["producers"] = [data.pop("producer")]
+    for override in overrides:
+        _apply_override(data, override, context)
+    return data, context, base
+
+
+def load_stream_scenario(
+    source: str | Path | Mapping[str, Any] | StreamScenario,
+    *,
+    overrides: Iterable[str] = (),
+) -> StreamScenario:
+    """Read and validate a stream scenario.
+
+    Parameters:
+        source: a TOML file or text, a plain dict (as :meth:`StreamScenario.to_dict`
+            gives) or a :class:`StreamScenario`; see
+            :func:`~sluicegate.sim.load_scenario`.
+        overrides: ``KEY=VALUE`` strings applied before validation
+            (``mapping.parallelization_factor=4``, ``stream.poison.0.at="1m"``).
+
+    Returns:
+        The validated :class:`StreamScenario`.
+
+    Raises:
+        ScenarioError: unreadable, invalid TOML, an unknown key, a value out of range,
+            or no ``[stream]`` table; the message is one line naming the key path.
+    """
+    data, context, base = _data(source, overrides)
+    if data.get("stream") is None:
+        raise ScenarioError("stream", None, "", context,
+                            message="not a stream scenario: it has no [stream] table")
+    return _parse_stream(data, context, base)
+
+
+def load_any_scenario(
+    source: str | Path | Mapping[str, Any] | Scenario | StreamScenario,
+    *,
+    overrides: Iterable[str] = (),
+) -> Scenario | StreamScenario:
+    """Read a queue scenario or a stream scenario: a ``[stream]`` table (after overrides)
+    makes it a stream scenario.
+
+    Raises:
+        ScenarioError: as :func:`~sluicegate.sim.load_scenario` and
+            :func:`load_stream_scenario`.
+    """
+    if isinstance(source, Scenario):
+        return load_scenario(source, overrides=overrides)
+    data, context, base = _data(source, overrides)
+    if data.get("stream") is not None:
+        return _parse_stream(data, context, base)
+    return _parse(data, context, base)
