@@ -39,7 +39,7 @@ from sluicegate.core.streams import (
     stream_exception_outcome,
     stream_timeout_outcome,
 )
-from sluicegate.core.types import BatchOutcome, OutcomeKind
+from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext
 from sluicegate.runtime.invoker import HandlerResult, Invoker
@@ -212,11 +212,12 @@ class StreamRunner:
         metrics.invocation_finished(
             self.name, result.duration if result is not None else 0.0, outcome.function_error
         )
-        done = _succeeded(batch, outcome)
+        before = self.core.processed_records
+        self.core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
+        done = self.core.processed_records - before
         if done:
             self.processed += done
             metrics.deleted(self.name, done)
-        self.core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
         self.wake.set()
 
     # ------------------------------------------------------------------ persist
@@ -311,13 +312,3 @@ class StreamRunner:
             maximum_concurrency=self.stream.shard_count * self.config.parallelization_factor,
         )
 
-
-def _succeeded(batch: StreamBatch, outcome: BatchOutcome) -> int:
-    """Records of ``batch`` its outcome settles as processed: all on success, those
-    before the lowest failed sequence number on a partial failure, none on an error."""
-    if outcome.kind is OutcomeKind.SUCCESS:
-        return len(batch.records)
-    if outcome.kind is OutcomeKind.ERROR:
-        return 0
-    lowest = min(int(s) for s in outcome.failed)
-    return sum(1 for r in batch.records if r.sequence_number < lowest)
