@@ -422,15 +422,8 @@ class QueueMapping:
                 continue
             batch = self._release_held(poller)
             self._dispatch(poller, batch, now, limit, actions)
-        attention = self._attention
-        if attention:
-            # a for loop also visits pollers appended while it runs (an abandon flags
-            # its poller again)
-            for poller in attention:
-                poller.flagged = False
-                if poller.state == _FREE:
-                    self._advance(poller, now, limit, actions)
-            attention.clear()
+        if self._attention:
+            self._visit_attention(now, limit, actions)
         return actions
 
     def received(self, now: float, poller: int, records: list[QueueRecord]) -> None:
@@ -444,6 +437,31 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
+        p = self._receipt(now, poller, records)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+    def received_poll(
+        self, now: float, poller: int, records: list[QueueRecord]
+    ) -> tuple[list[Action], float | None]:
+        """:meth:`received`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
+
+        For a driver that reports one receive at a time (the simulator): the result is
+        exactly what the three calls would return, through the same rules, with less
+        bookkeeping when nothing else needs attention at ``now``.
+
+        Returns:
+            ``(actions, wakeup)``: :meth:`poll`'s actions, and :meth:`next_wakeup` as it
+            stands after them; ``wakeup`` holds until something more is reported.
+
+        Raises:
+            RuntimeError: ``poller`` has no receive outstanding (a driver bug).
+        """
+        return self._poll_for(self._receipt(now, poller, records), None, now)
+
+    def _receipt(self, now: float, poller: int, records: list[QueueRecord]) -> _Poller:
+        """:meth:`received` but for putting the poller on the attention list."""
         try:
             p = self._pollers[poller] if poller >= 0 else None
         except IndexError:
@@ -461,9 +479,7 @@ class QueueMapping:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
         elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
             self._policy.on_receive(now, count)
-        if not p.flagged:
-            p.flagged = True
-            self._attention.append(p)
+        return p
 
     def finished(self, now: float, batch_id: int, outcome: BatchOutcome) -> None:
         """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot.
@@ -476,6 +492,35 @@ class QueueMapping:
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
         """
+        p, records = self._settle(now, batch_id, outcome)
+        if records:
+            self._pending_deletes.append(records)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+    def finished_poll(
+        self, now: float, batch_id: int, outcome: BatchOutcome
+    ) -> tuple[list[Action], float | None]:
+        """:meth:`finished`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
+
+        For a driver that reports one end at a time (the simulator); see
+        :meth:`received_poll`.
+
+        Returns:
+            ``(actions, wakeup)``, as :meth:`received_poll`.
+
+        Raises:
+            RuntimeError: no invocation of that batch is in flight (a driver bug).
+        """
+        p, records = self._settle(now, batch_id, outcome)
+        return self._poll_for(p, records or None, now)
+
+    def _settle(
+        self, now: float, batch_id: int, outcome: BatchOutcome
+    ) -> tuple[_Poller, tuple[QueueRecord, ...]]:
+        """:meth:`finished` but for queueing the ``Delete`` and putting the poller on the
+        attention list; returns the poller and the records to delete."""
         p = self._by_batch.pop(batch_id, None)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
@@ -497,11 +542,47 @@ class QueueMapping:
             self.partial += 1
             records = self._deletable(batch, outcome)
         if records:
-            self._pending_deletes.append(records)
             self.deleted_records += len(records)
-        if not p.flagged:
-            p.flagged = True
-            self._attention.append(p)
+        return p, records
+
+    def _poll_for(
+        self, p: _Poller, deletes: tuple[QueueRecord, ...] | None, now: float
+    ) -> tuple[list[Action], float | None]:
+        """:meth:`poll` and :meth:`next_wakeup` after ``p`` was reported on (and, with
+        ``deletes``, its records settled for deletion).
+
+        When nothing else is in hand at ``now`` (no other poller needing attention, no
+        ``Delete`` queued, no timer due, no batch waiting for a slot, the limit as last
+        applied), :meth:`poll` would emit the ``Delete`` of ``deletes`` and then visit
+        ``p`` alone: that is done here directly, without the attention list. Otherwise
+        the report is queued as :meth:`received` and :meth:`finished` do and
+        :meth:`poll` runs.
+        """
+        limit = self._fixed_limit
+        if limit is None:
+            limit = self._compute_limit(now)
+        timers = self._timers
+        if (
+            self._attention
+            or self._pending_deletes
+            or self._slot_wait
+            or p.flagged
+            or limit != self._active
+            or (timers and timers[0][0] <= now)
+        ):
+            if deletes is not None:
+                self._pending_deletes.append(deletes)
+            if not p.flagged:
+                p.flagged = True
+                self._attention.append(p)
+            actions = self.poll(now)
+        else:
+            self._limit = limit
+            actions = [] if deletes is None else [Delete(deletes)]
+            self._advance(p, now, limit, actions)
+            if self._attention:  # an abandon put a poller back on the list
+                self._visit_attention(now, limit, actions)
+        return actions, self.next_wakeup(now)
 
     def next_wakeup(self, now: float) -> float | None:
         """When :meth:`poll` may next have something to do without any report arriving.
@@ -556,6 +637,17 @@ class QueueMapping:
                 limit = 0
         self._limit = limit
         return limit
+
+    def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
+        """Advance every poller on the attention list that has nothing outstanding."""
+        attention = self._attention
+        # a for loop also visits pollers appended while it runs (an abandon flags its
+        # poller again)
+        for poller in attention:
+            poller.flagged = False
+            if poller.state == _FREE:
+                self._advance(poller, now, limit, actions)
+        attention.clear()
 
     def _poller(self, index: int) -> _Poller:
         pollers = self._pollers

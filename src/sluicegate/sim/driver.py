@@ -145,6 +145,9 @@ _CONTROL_SEQ = -(2**61)
 """Sequence numbers of error windows and pauses start here (second at their instant)."""
 
 _INF = float("inf")
+_UNKNOWN = -1.0
+"""``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
+reports came after the fused call that returned one. Compared by identity."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 _INJECTED = "InjectedError: injected by the scenario's error window"
 _DOWNSTREAM = "DownstreamError: the downstream failed under load"
@@ -382,7 +385,8 @@ class _Simulation:
         mapping = self.mapping
         poll = mapping.poll
         received = mapping.received
-        finished = mapping.finished
+        received_poll = mapping.received_poll
+        finished_poll = mapping.finished_poll
         next_wakeup = mapping.next_wakeup
         waiters = self.waiters
         waiting = waiters.pool
@@ -417,6 +421,9 @@ class _Simulation:
         event: tuple[Any, ...] = ()
 
         while True:
+            # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
+            # call (received_poll, finished_poll) returned them; else poll() is asked.
+            actions = None
             if arrivals:
                 now = arrivals[0][0]
                 if not heap or now < heap[0][0] or (now == heap[0][0] and heap[0][1] > 0):
@@ -446,7 +453,7 @@ class _Simulation:
                         b_partial += 1
                 if event[5]:
                     downstream.done()  # type: ignore[union-attr]
-                finished(now, event[3].id, outcome)
+                actions, wake = finished_poll(now, event[3].id, outcome)
             elif kind == _PRODUCE:
                 producer = arrivals[0][2]
                 count = producer.count
@@ -468,7 +475,7 @@ class _Simulation:
                                            action.visibility_timeout, size)
                     if records:
                         b_received += len(records)
-                        received(now, action.poller, records)
+                        actions, wake = received_poll(now, action.poller, records)
                         if now + action.visibility_timeout < self.visible_at:
                             self._watch(now + action.visibility_timeout)
                     else:
@@ -570,9 +577,12 @@ class _Simulation:
                 mapping.resume(now)
 
             # ---- the mapping's turn: poll, perform, until nothing more is reported now
+            if actions is None:
+                actions = poll(now)
+                wake = _UNKNOWN
             while True:
                 reported = False
-                for action in poll(now):
+                for action in actions:
                     if isinstance(action, Receive):
                         # While pollers wait, nothing is visible (every send serves them,
                         # and a visibility event is pending for what becomes visible), so
@@ -642,7 +652,10 @@ class _Simulation:
                         b_abandoned += 1
                 if not reported:
                     break
-            wake = next_wakeup(now)
+                actions = poll(now)
+                wake = _UNKNOWN
+            if wake is _UNKNOWN:
+                wake = next_wakeup(now)
             if wake is not None and wake < self.wake_at:
                 self.wake_at = wake
                 push(heap, (wake, seq(), _WAKE))
