@@ -582,6 +582,10 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
+            elif self._fixed_limit is not None:
+                # next_wakeup, past what is known here: nothing needs attention, no
+                # Delete is queued, and the limit (fixed) is the one applied
+                return actions, self._next_timed(now, limit)
         return actions, self.next_wakeup(now)
 
     def next_wakeup(self, now: float) -> float | None:
@@ -609,6 +613,11 @@ class QueueMapping:
         self._limit = limit
         if limit > self._active:
             return now
+        return self._next_timed(now, limit)
+
+    def _next_timed(self, now: float, limit: int) -> float | None:
+        """:meth:`next_wakeup` once nothing needs attention, no ``Delete`` is queued and
+        no poller is to start (``limit``, as just computed, is not above ``_active``)."""
         if self._slot_wait and self._in_flight < limit:
             return now
         timers = self._timers

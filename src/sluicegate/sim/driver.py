@@ -37,6 +37,7 @@ import gc
 import heapq
 import itertools
 import math
+import operator
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,7 +211,9 @@ class _Simulation:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.now = 0.0
+        self._now = [0.0]
+        """The virtual clock: ``[now]``, a list so that the engine reads it through a C
+        function (``partial(getitem, ...)``) rather than a method call."""
         self.end = scenario.duration
         seed = scenario.seed
 
@@ -237,7 +240,8 @@ class _Simulation:
         # --- queue
         q = scenario.queue
         ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
-        self.engine = MemoryQueues(self._clock, new_id=partial(next, ids))
+        self.engine = MemoryQueues(partial(operator.getitem, self._now, 0),
+                                   new_id=partial(next, ids))
         dlq = scenario.dead_letter_queue_config()
         if dlq is not None:
             self.engine.ensure_queue(dlq)
@@ -307,8 +311,10 @@ class _Simulation:
         self.last_dead = 0
         self.max_oldest_age = 0.0
 
-    def _clock(self) -> float:
-        return self.now
+    @property
+    def now(self) -> float:
+        """The virtual time, seconds from the start."""
+        return self._now[0]
 
     @property
     def modelled(self) -> bool:
@@ -366,6 +372,7 @@ class _Simulation:
         """
         # Everything the hot path touches, as locals.
         heap = self.heap
+        clock = self._now
         pop = heapq.heappop
         push = heapq.heappush
         seq = self.next_seq
@@ -419,28 +426,27 @@ class _Simulation:
         arrivals = self.arrivals
         replace = heapq.heapreplace
         event: tuple[Any, ...] = ()
+        unknown = _UNKNOWN
+        # The next send's time (inf: none); a sentinel at inf, after everything, keeps
+        # the heap non-empty, so that its top needs no test.
+        next_send = arrivals[0][0] if arrivals else _INF
+        push(heap, (_INF, 0, _END))
 
         while True:
             # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
             # call (received_poll, finished_poll) returned them; else poll() is asked.
             actions = None
-            if arrivals:
-                now = arrivals[0][0]
-                if not heap or now < heap[0][0] or (now == heap[0][0] and heap[0][1] > 0):
-                    kind = _PRODUCE
-                else:
-                    event = pop(heap)
-                    now = event[0]
-                    kind = event[2]
-            elif heap:
-                event = pop(heap)
-                now = event[0]
-                kind = event[2]
+            top = heap[0]
+            now = top[0]
+            if next_send < now or (next_send == now and top[1] > 0):
+                now = next_send
+                kind = _PRODUCE
             else:
-                break
+                event = pop(heap)
+                kind = event[2]
             if now >= end:
                 break
-            self.now = now
+            clock[0] = now
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 running -= 1
@@ -464,8 +470,10 @@ class _Simulation:
                 after = producer.next(now)
                 if after is None:
                     pop(arrivals)
+                    next_send = arrivals[0][0] if arrivals else _INF
                 else:
                     replace(arrivals, (after, seq(), producer))
+                    next_send = arrivals[0][0]
                 if fast:
                     # The usual case: a waiting poller drawn at random receives the one
                     # message as it is sent, in one call to the engine.
@@ -579,7 +587,7 @@ class _Simulation:
             # ---- the mapping's turn: poll, perform, until nothing more is reported now
             if actions is None:
                 actions = poll(now)
-                wake = _UNKNOWN
+                wake = unknown
             while True:
                 reported = False
                 for action in actions:
@@ -653,14 +661,14 @@ class _Simulation:
                 if not reported:
                     break
                 actions = poll(now)
-                wake = _UNKNOWN
-            if wake is _UNKNOWN:
+                wake = unknown
+            if wake is unknown:
                 wake = next_wakeup(now)
             if wake is not None and wake < self.wake_at:
                 self.wake_at = wake
                 push(heap, (wake, seq(), _WAKE))
 
-        self.now = end
+        clock[0] = end
         self._close_bucket(end, {
             "invocations": b_invocations,
             "cold_starts": b_cold,
