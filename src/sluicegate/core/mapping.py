@@ -458,7 +458,7 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
-        return self._poll_for(self._receipt(now, poller, records), None, now)
+        return self._poll_for(self._receipt(now, poller, records), now)
 
     def _receipt(self, now: float, poller: int, records: list[QueueRecord]) -> _Poller:
         """:meth:`received` but for putting the poller on the attention list."""
@@ -501,20 +501,31 @@ class QueueMapping:
 
     def finished_poll(
         self, now: float, batch_id: int, outcome: BatchOutcome
-    ) -> tuple[list[Action], float | None]:
+    ) -> tuple[tuple[QueueRecord, ...], list[Action], float | None]:
         """:meth:`finished`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
 
         For a driver that reports one end at a time (the simulator); see
-        :meth:`received_poll`.
+        :meth:`received_poll`. The ``Delete`` that :meth:`poll` would emit first for this
+        invocation's records usually comes back as the records alone, which saves the
+        action and the driver's test of its type.
 
         Returns:
-            ``(actions, wakeup)``, as :meth:`received_poll`.
+            ``(deleted, actions, wakeup)``: records to delete before performing
+            ``actions`` (empty: none; their ``Delete`` is then among ``actions`` if
+            there is one), :meth:`poll`'s other actions, and :meth:`next_wakeup` as in
+            :meth:`received_poll`.
 
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
         """
         p, records = self._settle(now, batch_id, outcome)
-        return self._poll_for(p, records or None, now)
+        if records and self._pending_deletes:
+            # poll emits the Deletes queued earlier first: this one goes after them
+            self._pending_deletes.append(records)
+            records = ()
+        # else poll would emit this Delete (if any) first, then what visiting p gives
+        actions, wake = self._poll_for(p, now)
+        return records, actions, wake
 
     def _settle(
         self, now: float, batch_id: int, outcome: BatchOutcome
@@ -545,18 +556,14 @@ class QueueMapping:
             self.deleted_records += len(records)
         return p, records
 
-    def _poll_for(
-        self, p: _Poller, deletes: tuple[QueueRecord, ...] | None, now: float
-    ) -> tuple[list[Action], float | None]:
-        """:meth:`poll` and :meth:`next_wakeup` after ``p`` was reported on (and, with
-        ``deletes``, its records settled for deletion).
+    def _poll_for(self, p: _Poller, now: float) -> tuple[list[Action], float | None]:
+        """:meth:`poll` and :meth:`next_wakeup` after ``p`` was reported on.
 
         When nothing else is in hand at ``now`` (no other poller needing attention, no
         ``Delete`` queued, no timer due, no batch waiting for a slot, the limit as last
-        applied), :meth:`poll` would emit the ``Delete`` of ``deletes`` and then visit
-        ``p`` alone: that is done here directly, without the attention list. Otherwise
-        the report is queued as :meth:`received` and :meth:`finished` do and
-        :meth:`poll` runs.
+        applied), :meth:`poll` would visit ``p`` alone: that is done here directly,
+        without the attention list. Otherwise ``p`` is put on the list as
+        :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
         limit = self._fixed_limit
         if limit is None:
@@ -570,15 +577,13 @@ class QueueMapping:
             or limit != self._active
             or (timers and timers[0][0] <= now)
         ):
-            if deletes is not None:
-                self._pending_deletes.append(deletes)
             if not p.flagged:
                 p.flagged = True
                 self._attention.append(p)
             actions = self.poll(now)
         else:
             self._limit = limit
-            actions = [] if deletes is None else [Delete(deletes)]
+            actions = []
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)

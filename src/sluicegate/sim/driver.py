@@ -459,7 +459,9 @@ class _Simulation:
                         b_partial += 1
                 if event[5]:
                     downstream.done()  # type: ignore[union-attr]
-                actions, wake = finished_poll(now, event[3].id, outcome)
+                deleted, actions, wake = finished_poll(now, event[3].id, outcome)
+                if deleted:
+                    b_processed += delete(queue, deleted)
             elif kind == _PRODUCE:
                 producer = arrivals[0][2]
                 count = producer.count
