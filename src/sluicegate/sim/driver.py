@@ -431,6 +431,9 @@ class _Simulation:
         # the heap non-empty, so that its top needs no test.
         next_send = arrivals[0][0] if arrivals else _INF
         push(heap, (_INF, 0, _END))
+        # One producer (the usual case): its next send is `next_send` alone, without the
+        # arrivals heap (whose sequence numbers only order several producers' sends).
+        solo = arrivals[0][2] if len(arrivals) == 1 else None
 
         while True:
             # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
@@ -463,14 +466,16 @@ class _Simulation:
                 if deleted:
                     b_processed += delete(queue, deleted)
             elif kind == _PRODUCE:
-                producer = arrivals[0][2]
+                producer = arrivals[0][2] if solo is None else solo
                 count = producer.count
                 fast = count == 1 and waiting and not delay
                 if not fast:
                     send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
                 after = producer.next(now)
-                if after is None:
+                if solo is not None:
+                    next_send = _INF if after is None else after
+                elif after is None:
                     pop(arrivals)
                     next_send = arrivals[0][0] if arrivals else _INF
                 else:

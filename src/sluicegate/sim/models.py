@@ -31,6 +31,10 @@ from sluicegate.sim.scenario import (
 
 __all__ = ["Arrivals", "Downstream", "Environments", "LongPolls", "sampler"]
 
+WAIT_COMPACT_SLACK = 256
+""":class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
+waiting receives plus this many entries (most of them served already)."""
+
 
 def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
     """A function drawing one value (seconds) from ``dist`` with ``rng`` per call.
@@ -294,8 +298,11 @@ class LongPolls:
     entry's index in the pool of waiting receives, or -1 once it left (served, expired or
     cut). Deadlines are kept in a deque while they arrive in order (the 20 s long polls)
     and in a heap otherwise (the shorter waits of batching windows); entries that left are
-    dropped when they reach the front, so memory is bounded by the receives issued over
-    one wait.
+    dropped when they reach the front, and the deque is rebuilt without them once they
+    outnumber the waiting entries by :data:`WAIT_COMPACT_SLACK`, so memory is bounded by
+    the receives waiting, not by those issued over one wait (a busy queue serves its
+    long polls within milliseconds: 20 s of them would otherwise pile up, and be
+    dropped in one burst at the next expiry).
 
     Parameters:
         rng: the generator that picks which receive gets a message.
@@ -327,6 +334,8 @@ class LongPolls:
         ordered = self._ordered
         if not ordered or ordered[-1][0] <= deadline:
             ordered.append(entry)
+            if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
+                self._ordered = deque([e for e in ordered if e[3] >= 0])
         else:
             heapq.heappush(self._heap, entry)
 
