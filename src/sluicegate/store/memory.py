@@ -453,10 +453,14 @@ class MemoryQueues:
             or (hidden and hidden[0][0] <= now)
             or (ordered and (ordered[-1][0] > now
                              or ordered[0][0] <= now - q.config.retention_period))
-            or len(ordered) >= 2 * len(q.messages) + COMPACT_SLACK
         ):
             self.send(queue, [message])
             return self.receive_records(queue, max_messages, visibility_timeout, size)
+        if len(ordered) >= 2 * len(q.messages) + COMPACT_SLACK:
+            # Mostly entries of messages deleted since: drop them all, in one pass, as
+            # the receive's _expire would (it pops them from the front one by one, then
+            # rebuilds). None is past retention, since the oldest entry is not.
+            ordered = q.sent = deque([e for e in ordered if e[3].qgen == e[2]])
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
