@@ -5,9 +5,12 @@ memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) reads the
 clock, and the mapping is the core's :class:`~sluicegate.core.mapping.QueueMapping`,
 driven the way the asyncio runtime drives it: ask :meth:`~QueueMapping.poll` what to do,
 perform the actions, report results back (``received``, ``finished``), and come back at
-:meth:`~QueueMapping.next_wakeup`. No mapping rule lives here; what is modelled here is
-what a real run gets from the world: handler durations, cold starts, injected errors, a
-downstream under load, producers.
+:meth:`~QueueMapping.next_wakeup`. A single receive coming back or a single invocation
+ending is reported through the fused :meth:`~QueueMapping.received_poll` and
+:meth:`~QueueMapping.finished_poll`, which answer as those three calls would, through the
+same rules. No mapping rule lives here; what is modelled here is what a real run gets
+from the world: handler durations, cold starts, injected errors, a downstream under
+load, producers.
 
 How the actions are performed:
 
