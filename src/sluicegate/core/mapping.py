@@ -430,15 +430,8 @@ class QueueMapping:
                 continue
             batch = self._release_held(poller)
             self._dispatch(poller, batch, now, limit, actions)
-        attention = self._attention
-        if attention:
-            # a for loop also visits pollers appended while it runs (an abandon flags
-            # its poller again)
-            for poller in attention:
-                poller.flagged = False
-                if poller.state == _FREE:
-                    self._advance(poller, now, limit, actions)
-            attention.clear()
+        if self._attention:
+            self._visit_attention(now, limit, actions)
         return actions
 
     def received(self, now: float, poller: int, records: list[QueueRecord]) -> None:
@@ -452,6 +445,31 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
+        p = self._receipt(now, poller, records)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+    def received_poll(
+        self, now: float, poller: int, records: list[QueueRecord]
+    ) -> tuple[list[Action], float | None]:
+        """:meth:`received`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
+
+        For a driver that reports one receive at a time (the simulator): the result is
+        exactly what the three calls would return, through the same rules, with less
+        bookkeeping when nothing else needs attention at ``now``.
+
+        Returns:
+            ``(actions, wakeup)``: :meth:`poll`'s actions, and :meth:`next_wakeup` as it
+            stands after them; ``wakeup`` holds until something more is reported.
+
+        Raises:
+            RuntimeError: ``poller`` has no receive outstanding (a driver bug).
+        """
+        return self._poll_for(self._receipt(now, poller, records), now)
+
+    def _receipt(self, now: float, poller: int, records: list[QueueRecord]) -> _Poller:
+        """:meth:`received` but for putting the poller on the attention list."""
         try:
             p = self._pollers[poller] if poller >= 0 else None
         except IndexError:
@@ -473,9 +491,7 @@ class QueueMapping:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
         elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
             self._policy.on_receive(now, count)
-        if not p.flagged:
-            p.flagged = True
-            self._attention.append(p)
+        return p
 
     def _filter(
         self, records: list[QueueRecord], accept: Callable[[QueueRecord], bool]
@@ -503,6 +519,46 @@ class QueueMapping:
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
         """
+        p, records = self._settle(now, batch_id, outcome)
+        if records:
+            self._pending_deletes.append(records)
+        if not p.flagged:
+            p.flagged = True
+            self._attention.append(p)
+
+    def finished_poll(
+        self, now: float, batch_id: int, outcome: BatchOutcome
+    ) -> tuple[tuple[QueueRecord, ...], list[Action], float | None]:
+        """:meth:`finished`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
+
+        For a driver that reports one end at a time (the simulator); see
+        :meth:`received_poll`. The ``Delete`` that :meth:`poll` would emit first for this
+        invocation's records usually comes back as the records alone, which saves the
+        action and the driver's test of its type.
+
+        Returns:
+            ``(deleted, actions, wakeup)``: records to delete before performing
+            ``actions`` (empty: none; their ``Delete`` is then among ``actions`` if
+            there is one), :meth:`poll`'s other actions, and :meth:`next_wakeup` as in
+            :meth:`received_poll`.
+
+        Raises:
+            RuntimeError: no invocation of that batch is in flight (a driver bug).
+        """
+        p, records = self._settle(now, batch_id, outcome)
+        if records and self._pending_deletes:
+            # poll emits the Deletes queued earlier first: this one goes after them
+            self._pending_deletes.append(records)
+            records = ()
+        # else poll would emit this Delete (if any) first, then what visiting p gives
+        actions, wake = self._poll_for(p, now)
+        return records, actions, wake
+
+    def _settle(
+        self, now: float, batch_id: int, outcome: BatchOutcome
+    ) -> tuple[_Poller, tuple[QueueRecord, ...]]:
+        """:meth:`finished` but for queueing the ``Delete`` and putting the poller on the
+        attention list; returns the poller and the records to delete."""
         p = self._by_batch.pop(batch_id, None)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
@@ -524,11 +580,45 @@ class QueueMapping:
             self.partial += 1
             records = self._deletable(batch, outcome)
         if records:
-            self._pending_deletes.append(records)
             self.deleted_records += len(records)
-        if not p.flagged:
-            p.flagged = True
-            self._attention.append(p)
+        return p, records
+
+    def _poll_for(self, p: _Poller, now: float) -> tuple[list[Action], float | None]:
+        """:meth:`poll` and :meth:`next_wakeup` after ``p`` was reported on.
+
+        When nothing else is in hand at ``now`` (no other poller needing attention, no
+        ``Delete`` queued, no timer due, no batch waiting for a slot, the limit as last
+        applied), :meth:`poll` would visit ``p`` alone: that is done here directly,
+        without the attention list. Otherwise ``p`` is put on the list as
+        :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
+        """
+        limit = self._fixed_limit
+        if limit is None:
+            limit = self._compute_limit(now)
+        timers = self._timers
+        if (
+            self._attention
+            or self._pending_deletes
+            or self._slot_wait
+            or p.flagged
+            or limit != self._active
+            or (timers and timers[0][0] <= now)
+        ):
+            if not p.flagged:
+                p.flagged = True
+                self._attention.append(p)
+            actions = self.poll(now)
+        else:
+            self._limit = limit
+            actions = []
+            self._advance(p, now, limit, actions)
+            if self._attention:  # an abandon put a poller back on the list
+                self._visit_attention(now, limit, actions)
+            elif self._fixed_limit is not None:
+                # next_wakeup, past what is known here: nothing needs attention, no
+                # Delete is queued, and the limit (fixed) is the one applied
+                return actions, self._next_timed(now, limit)
+        return actions, self.next_wakeup(now)
 
     def next_wakeup(self, now: float) -> float | None:
         """When :meth:`poll` may next have something to do without any report arriving.
@@ -555,6 +645,11 @@ class QueueMapping:
         self._limit = limit
         if limit > self._active:
             return now
+        return self._next_timed(now, limit)
+
+    def _next_timed(self, now: float, limit: int) -> float | None:
+        """:meth:`next_wakeup` once nothing needs attention, no ``Delete`` is queued and
+        no poller is to start (``limit``, as just computed, is not above ``_active``)."""
         if self._slot_wait and self._in_flight < limit:
             return now
         timers = self._timers
@@ -583,6 +678,17 @@ class QueueMapping:
                 limit = 0
         self._limit = limit
         return limit
+
+    def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
+        """Advance every poller on the attention list that has nothing outstanding."""
+        attention = self._attention
+        # a for loop also visits pollers appended while it runs (an abandon flags its
+        # poller again)
+        for poller in attention:
+            poller.flagged = False
+            if poller.state == _FREE:
+                self._advance(poller, now, limit, actions)
+        attention.clear()
 
     def _poller(self, index: int) -> _Poller:
         pollers = self._pollers

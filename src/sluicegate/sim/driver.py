@@ -5,9 +5,12 @@ memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) reads the
 clock, and the mapping is the core's :class:`~sluicegate.core.mapping.QueueMapping`,
 driven the way the asyncio runtime drives it: ask :meth:`~QueueMapping.poll` what to do,
 perform the actions, report results back (``received``, ``finished``), and come back at
-:meth:`~QueueMapping.next_wakeup`. No mapping rule lives here; what is modelled here is
-what a real run gets from the world: handler durations, cold starts, injected errors, a
-downstream under load, producers.
+:meth:`~QueueMapping.next_wakeup`. A single receive coming back or a single invocation
+ending is reported through the fused :meth:`~QueueMapping.received_poll` and
+:meth:`~QueueMapping.finished_poll`, which answer as those three calls would, through the
+same rules. No mapping rule lives here; what is modelled here is what a real run gets
+from the world: handler durations, cold starts, injected errors, a downstream under
+load, producers.
 
 How the actions are performed:
 
@@ -37,6 +40,7 @@ import gc
 import heapq
 import itertools
 import math
+import operator
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +149,9 @@ _CONTROL_SEQ = -(2**61)
 """Sequence numbers of error windows and pauses start here (second at their instant)."""
 
 _INF = float("inf")
+_UNKNOWN = -1.0
+"""``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
+reports came after the fused call that returned one. Compared by identity."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 _INJECTED = "InjectedError: injected by the scenario's error window"
 _DOWNSTREAM = "DownstreamError: the downstream failed under load"
@@ -207,7 +214,9 @@ class _Simulation:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.now = 0.0
+        self._now = [0.0]
+        """The virtual clock: ``[now]``, a list so that the engine reads it through a C
+        function (``partial(getitem, ...)``) rather than a method call."""
         self.end = scenario.duration
         seed = scenario.seed
 
@@ -234,7 +243,8 @@ class _Simulation:
         # --- queue
         q = scenario.queue
         ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
-        self.engine = MemoryQueues(self._clock, new_id=partial(next, ids))
+        self.engine = MemoryQueues(partial(operator.getitem, self._now, 0),
+                                   new_id=partial(next, ids))
         dlq = scenario.dead_letter_queue_config()
         if dlq is not None:
             self.engine.ensure_queue(dlq)
@@ -304,8 +314,10 @@ class _Simulation:
         self.last_dead = 0
         self.max_oldest_age = 0.0
 
-    def _clock(self) -> float:
-        return self.now
+    @property
+    def now(self) -> float:
+        """The virtual time, seconds from the start."""
+        return self._now[0]
 
     @property
     def modelled(self) -> bool:
@@ -363,6 +375,7 @@ class _Simulation:
         """
         # Everything the hot path touches, as locals.
         heap = self.heap
+        clock = self._now
         pop = heapq.heappop
         push = heapq.heappush
         seq = self.next_seq
@@ -382,7 +395,8 @@ class _Simulation:
         mapping = self.mapping
         poll = mapping.poll
         received = mapping.received
-        finished = mapping.finished
+        received_poll = mapping.received_poll
+        finished_poll = mapping.finished_poll
         next_wakeup = mapping.next_wakeup
         waiters = self.waiters
         waiting = waiters.pool
@@ -415,25 +429,30 @@ class _Simulation:
         arrivals = self.arrivals
         replace = heapq.heapreplace
         event: tuple[Any, ...] = ()
+        unknown = _UNKNOWN
+        # The next send's time (inf: none); a sentinel at inf, after everything, keeps
+        # the heap non-empty, so that its top needs no test.
+        next_send = arrivals[0][0] if arrivals else _INF
+        push(heap, (_INF, 0, _END))
+        # One producer (the usual case): its next send is `next_send` alone, without the
+        # arrivals heap (whose sequence numbers only order several producers' sends).
+        solo = arrivals[0][2] if len(arrivals) == 1 else None
 
         while True:
-            if arrivals:
-                now = arrivals[0][0]
-                if not heap or now < heap[0][0] or (now == heap[0][0] and heap[0][1] > 0):
-                    kind = _PRODUCE
-                else:
-                    event = pop(heap)
-                    now = event[0]
-                    kind = event[2]
-            elif heap:
-                event = pop(heap)
-                now = event[0]
-                kind = event[2]
+            # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
+            # call (received_poll, finished_poll) returned them; else poll() is asked.
+            actions = None
+            top = heap[0]
+            now = top[0]
+            if next_send < now or (next_send == now and top[1] > 0):
+                now = next_send
+                kind = _PRODUCE
             else:
-                break
+                event = pop(heap)
+                kind = event[2]
             if now >= end:
                 break
-            self.now = now
+            clock[0] = now
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 running -= 1
@@ -446,19 +465,25 @@ class _Simulation:
                         b_partial += 1
                 if event[5]:
                     downstream.done()  # type: ignore[union-attr]
-                finished(now, event[3].id, outcome)
+                deleted, actions, wake = finished_poll(now, event[3].id, outcome)
+                if deleted:
+                    b_processed += delete(queue, deleted)
             elif kind == _PRODUCE:
-                producer = arrivals[0][2]
+                producer = arrivals[0][2] if solo is None else solo
                 count = producer.count
                 fast = count == 1 and waiting and not delay
                 if not fast:
                     send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
                 after = producer.next(now)
-                if after is None:
+                if solo is not None:
+                    next_send = _INF if after is None else after
+                elif after is None:
                     pop(arrivals)
+                    next_send = arrivals[0][0] if arrivals else _INF
                 else:
                     replace(arrivals, (after, seq(), producer))
+                    next_send = arrivals[0][0]
                 if fast:
                     # The usual case: a waiting poller drawn at random receives the one
                     # message as it is sent, in one call to the engine.
@@ -468,7 +493,7 @@ class _Simulation:
                                            action.visibility_timeout, size)
                     if records:
                         b_received += len(records)
-                        received(now, action.poller, records)
+                        actions, wake = received_poll(now, action.poller, records)
                         if now + action.visibility_timeout < self.visible_at:
                             self._watch(now + action.visibility_timeout)
                     else:
@@ -570,9 +595,12 @@ class _Simulation:
                 mapping.resume(now)
 
             # ---- the mapping's turn: poll, perform, until nothing more is reported now
+            if actions is None:
+                actions = poll(now)
+                wake = unknown
             while True:
                 reported = False
-                for action in poll(now):
+                for action in actions:
                     if isinstance(action, Receive):
                         # While pollers wait, nothing is visible (every send serves them,
                         # and a visibility event is pending for what becomes visible), so
@@ -642,12 +670,15 @@ class _Simulation:
                         b_abandoned += 1
                 if not reported:
                     break
-            wake = next_wakeup(now)
+                actions = poll(now)
+                wake = unknown
+            if wake is unknown:
+                wake = next_wakeup(now)
             if wake is not None and wake < self.wake_at:
                 self.wake_at = wake
                 push(heap, (wake, seq(), _WAKE))
 
-        self.now = end
+        clock[0] = end
         self._close_bucket(end, {
             "invocations": b_invocations,
             "cold_starts": b_cold,

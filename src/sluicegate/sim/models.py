@@ -31,6 +31,10 @@ from sluicegate.sim.scenario import (
 
 __all__ = ["Arrivals", "Downstream", "Environments", "LongPolls", "sampler"]
 
+WAIT_COMPACT_SLACK = 256
+""":class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
+waiting receives plus this many entries (most of them served already)."""
+
 
 def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
     """A function drawing one value (seconds) from ``dist`` with ``rng`` per call.
@@ -236,7 +240,8 @@ class Arrivals:
         rng: the generator for poisson gaps.
     """
 
-    __slots__ = ("_end", "_k", "_rng", "count", "spec", "stop")
+    __slots__ = ("_batch", "_constant", "_end", "_k", "_rate", "_rng", "_start", "count",
+                 "spec", "stop")
 
     def __init__(self, spec: ProducerSpec, end: float, rng: random.Random) -> None:
         self.spec = spec
@@ -245,6 +250,11 @@ class Arrivals:
         self._rng = rng
         self._k = 0
         self.count = spec.size if spec.kind == "burst" else spec.batch
+        # a constant producer's terms, read once per send (the simulator's busiest call)
+        self._constant = spec.kind == "constant"
+        self._start = spec.start
+        self._batch = spec.batch
+        self._rate = spec.rate
 
     def first(self) -> float | None:
         """The time of the first send, or ``None`` when it sends nothing."""
@@ -258,11 +268,12 @@ class Arrivals:
 
     def next(self, now: float) -> float | None:
         """The time of the send after the one at ``now``, or ``None`` when done."""
+        k = self._k = self._k + 1
+        if self._constant:
+            when = self._start + k * self._batch / self._rate
+            return when if when < self.stop else None
         spec = self.spec
-        self._k += 1
-        if spec.kind == "constant":
-            when = spec.start + self._k * spec.batch / spec.rate
-        elif spec.kind == "poisson":
+        if spec.kind == "poisson":
             when = now + self._rng.expovariate(spec.rate / spec.batch)
         else:
             if spec.interval <= 0:
@@ -287,8 +298,11 @@ class LongPolls:
     entry's index in the pool of waiting receives, or -1 once it left (served, expired or
     cut). Deadlines are kept in a deque while they arrive in order (the 20 s long polls)
     and in a heap otherwise (the shorter waits of batching windows); entries that left are
-    dropped when they reach the front, so memory is bounded by the receives issued over
-    one wait.
+    dropped when they reach the front, and the deque is rebuilt without them once they
+    outnumber the waiting entries by :data:`WAIT_COMPACT_SLACK`, so memory is bounded by
+    the receives waiting, not by those issued over one wait (a busy queue serves its
+    long polls within milliseconds: 20 s of them would otherwise pile up, and be
+    dropped in one burst at the next expiry).
 
     Parameters:
         rng: the generator that picks which receive gets a message.
@@ -313,13 +327,15 @@ class LongPolls:
 
     def add(self, deadline: float, receive: Receive) -> None:
         """``receive`` waits for messages until ``deadline`` (seconds)."""
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         pool = self.pool
-        entry = [deadline, self._seq, receive, len(pool)]
+        entry = [deadline, seq, receive, len(pool)]
         pool.append(entry)
         ordered = self._ordered
         if not ordered or ordered[-1][0] <= deadline:
             ordered.append(entry)
+            if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
+                self._ordered = deque([e for e in ordered if e[3] >= 0])
         else:
             heapq.heappush(self._heap, entry)
 
