@@ -23,6 +23,7 @@ EXPECTED = {
     "aws-errors", "aws-batch-item-failures",
     "sg-queue-depth", "sg-processing-time", "sg-errors",
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
+    "fifo-groups",  # pinned in test_fifo_sim.py
 }
 
 

@@ -36,6 +36,7 @@ bucket [10, 20).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import heapq
 import itertools
@@ -177,6 +178,25 @@ class SimResult:
         return {"scenario": self.scenario, "summary": self.summary, "series": self.series}
 
 
+class _Groups:
+    """Which message group each message of a FIFO queue goes to: uniformly over ``count``
+    groups, except a ``hot_share`` of messages that all go to group ``g0``."""
+
+    __slots__ = ("count", "hot_share", "random", "sent")
+
+    def __init__(self, count: int, hot_share: float, rng: random.Random) -> None:
+        self.count = count
+        self.hot_share = hot_share
+        self.random = rng.random
+        self.sent = 0
+
+    def draw(self) -> str:
+        self.sent += 1
+        if self.hot_share and self.random() < self.hot_share:
+            return "g0"
+        return f"g{int(self.random() * self.count)}"
+
+
 def simulate(scenario: Scenario | dict[str, Any]) -> SimResult:
     """Run ``scenario`` in virtual time.
 
@@ -253,6 +273,10 @@ class _Simulation:
         self.queue = qconfig.name
         self.delay = float(q.delay_seconds)
         self.new_message = NewMessage("", md5_hex(""), {}, q.delay_seconds, "sluicegate-sim")
+        self.fifo = qconfig.fifo
+        """A FIFO queue: every message gets a group (see :class:`_Groups`) and its own
+        deduplication id, and goes through the engine's FIFO send."""
+        self.groups = _Groups(q.groups, q.hot_group_share, stream("groups")) if self.fifo else None
         self.record_size = q.message_size + RECORD_OVERHEAD
         self.waiters = LongPolls(stream("polls"))
         """Long polls waiting for messages."""
@@ -359,13 +383,29 @@ class _Simulation:
         # t=0 (after a pause or an error window starting then, and after sends at t=0).
         backlog = scenario.queue.backlog
         if backlog:
-            self.engine.send(self.queue, [self.new_message] * backlog)
+            if self.fifo:
+                self._send_fifo(self.queue, [self.new_message] * backlog)
+            else:
+                self.engine.send(self.queue, [self.new_message] * backlog)
             if self.delay:
                 self._watch(self.delay)
         heapq.heappush(heap, (0.0, seq(), _WAKE))
         self.wake_at = 0.0
         self._loop(backlog)
         return SimResult(scenario.to_dict(), self._summary(), self.series)
+
+    def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        """Send to a FIFO queue: each message in a group drawn by :class:`_Groups`, with
+        a deduplication id of its own (the simulated producer never sends duplicates)."""
+        template = messages[0]
+        groups = self.groups
+        assert groups is not None
+        fresh = [
+            dataclasses.replace(template, group_id=groups.draw(),
+                                deduplication_id=f"{groups.sent:x}")
+            for _ in messages
+        ]
+        return [sent.message_id for sent in self.engine.send_fifo(queue, fresh)]
 
     def _loop(self, sent: int) -> None:
         """Run every event before the end, then close the last bucket.
@@ -383,7 +423,8 @@ class _Simulation:
         engine = self.engine
         queue = self.queue
         size = self.record_size
-        send = engine.send
+        send = self._send_fifo if self.fifo else engine.send
+        fifo = self.fifo
         send_receive = engine.send_receive_records
         has_visible = engine.has_visible
         receive = engine.receive_records
@@ -468,10 +509,17 @@ class _Simulation:
                 deleted, actions, wake = finished_poll(now, event[3].id, outcome)
                 if deleted:
                     b_processed += delete(queue, deleted)
+                    if fifo and waiting:
+                        # A FIFO group whose batch settled may deliver again: its next
+                        # messages were visible all along, but no receive could take them.
+                        b_received += self._serve(now)
+                        if self.dirty:
+                            actions = [*actions, *poll(now)]
+                            wake = unknown
             elif kind == _PRODUCE:
                 producer = arrivals[0][2] if solo is None else solo
                 count = producer.count
-                fast = count == 1 and waiting and not delay
+                fast = count == 1 and waiting and not delay and not fifo
                 if not fast:
                     send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count

@@ -273,6 +273,29 @@ _POISON: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+FIFO_GROUPS = (1, 10, 50, 200)
+"""``fifo-groups``' variants: message groups the producer spreads its messages over."""
+
+FIFO_MAX_CONCURRENCY = 100
+"""``fifo-groups``' maximum concurrency: above every variant's need but the last's."""
+
+_FIFO_GROUPS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
+    (f"groups-{g}", {"queue": {"groups": g}}) for g in FIFO_GROUPS
+) + (("groups-200-hot-50%", {"queue": {"groups": 200, "hot_group_share": 0.5}}),)
+
+
+def _fifo_base() -> dict[str, Any]:
+    return {
+        "seed": 1,
+        "duration": "3m",
+        "queue": {"fifo": True, "visibility_timeout": 30},
+        "producer": {"rate": 500, "stop": "2m"},
+        "function": {"duration": "200ms"},
+        "mapping": {"batch_size": 10, "maximum_concurrency": FIFO_MAX_CONCURRENCY,
+                    "scaling": "fixed"},
+    }
+
+
 def _presets() -> dict[str, Preset]:
     qd = _backlog_base("2m")
     bs = _merge(_backlog_base(BATCH_SIZE_RUN), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
@@ -318,6 +341,10 @@ def _presets() -> dict[str, Preset]:
                    "stream": {"poison": [{"at": POISON_AT, "key": POISON_KEY}]},
                    "mapping": {"on_failure": True}}),
                _POISON),
+        Preset("fifo-groups",
+               "FIFO queue, 500 msg/s for 2 min, 200 ms, max concurrency 100: concurrency "
+               "follows active groups (1, 10, 50, 200; 200 with one hot group)",
+               _fifo_base(), _FIFO_GROUPS),
     ]
     return {p.name: p for p in presets}
 

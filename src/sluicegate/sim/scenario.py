@@ -357,6 +357,13 @@ class QueueSpec:
             1-1,000; ``None`` for no redrive.
         message_size: bytes of each message's body and attributes (1-262,144); with the
             record overhead it counts against the 6 MB invocation payload.
+        fifo: a FIFO queue: each message belongs to one of ``groups`` message groups,
+            whose messages are delivered in order, one batch of a group at a time (the
+            queue's name gets the ``.fifo`` suffix).
+        groups: FIFO only: how many message groups the producers spread messages over
+            (1-1,000,000); each message picks one at random.
+        hot_group_share: FIFO only: the share of messages (0-1) that go to one hot
+            group, ``g0``; the rest spread over all groups.
     """
 
     name: str = "queue"
@@ -365,6 +372,16 @@ class QueueSpec:
     delay_seconds: int = 0
     max_receive_count: int | None = None
     message_size: int = DEFAULT_MESSAGE_SIZE
+    fifo: bool = False
+    groups: int = 1
+    hot_group_share: float = 0.0
+
+    @property
+    def queue_name(self) -> str:
+        """The name the queue has in the store: ``.fifo`` appended for a FIFO queue."""
+        if self.fifo and not self.name.endswith(".fifo"):
+            return f"{self.name[:75]}.fifo"
+        return self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,10 +569,10 @@ class Scenario:
         """The core's configuration of the source queue."""
         q = self.queue
         return QueueConfig(
-            q.name,
+            q.queue_name,
             visibility_timeout=q.visibility_timeout,
             delay_seconds=q.delay_seconds,
-            dead_letter_queue=None if q.max_receive_count is None else _dlq_name(q.name),
+            dead_letter_queue=None if q.max_receive_count is None else _dlq_name(q.queue_name),
             max_receive_count=q.max_receive_count,
         )
 
@@ -563,7 +580,7 @@ class Scenario:
         """The core's configuration of the dead-letter queue, if the queue has one."""
         if self.queue.max_receive_count is None:
             return None
-        return QueueConfig(_dlq_name(self.queue.name))
+        return QueueConfig(_dlq_name(self.queue.queue_name))
 
     def function_config(self) -> FunctionConfig:
         """The core's configuration of the function."""
@@ -575,7 +592,7 @@ class Scenario:
         """The core's configuration of the mapping."""
         m = self.mapping
         return MappingConfig(
-            self.queue.name,
+            self.queue.queue_name,
             self.function.name,
             batch_size=m.batch_size,
             maximum_batching_window=m.maximum_batching_window,
@@ -610,6 +627,9 @@ class Scenario:
                 "delay_seconds": q.delay_seconds,
                 "max_receive_count": q.max_receive_count,
                 "message_size": q.message_size,
+                # FIFO keys only for FIFO queues: standard scenarios read as before
+                **({"fifo": True, "groups": q.groups, "hot_group_share": q.hot_group_share}
+                   if q.fifo else {}),
             },
             "function": _function_dict(f),
             "mapping": {
@@ -673,7 +693,10 @@ def _account_dict(a: AccountSpec) -> dict[str, Any]:
 
 
 def _dlq_name(queue: str) -> str:
-    # Queue names are at most 80 characters; keep room for the suffix.
+    # Queue names are at most 80 characters; keep room for the suffix. A FIFO queue's
+    # dead-letter queue is FIFO too.
+    if queue.endswith(".fifo"):
+        return f"{queue[:-5][:71]}-dlq.fifo"
     return f"{queue[:76]}-dlq"
 
 
@@ -1057,7 +1080,15 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
         delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
         max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
         message_size=qt.get("message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
+        fifo=qt.get("fifo", False, qt.boolean),
+        groups=qt.get("groups", 1, qt.integer(1, 1_000_000)),
+        hot_group_share=qt.get("hot_group_share", 0.0, qt.number(0.0, 1.0)),
     )
+    if not queue.fifo:
+        for key, default in (("groups", 1), ("hot_group_share", 0.0)):
+            if getattr(queue, key) != default:
+                raise ScenarioError(f"queue.{key}", getattr(queue, key), "only with fifo = true",
+                                    context)
     qt.finish()
 
     function = _parse_function(top)

@@ -809,7 +809,7 @@ class MemoryQueues:
             msg = messages.get(mid)
             if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
                 deleted += 1
-                if msg.state == IN_FLIGHT:  # _remove(q, msg), inlined for the usual case
+                if msg.state == IN_FLIGHT and not q.fifo:  # _remove, inlined: usual case
                     del messages[mid]
                     q.n_in_flight -= 1
                     msg.state = GONE
