@@ -98,3 +98,51 @@ def test_preset_concurrency_follows_groups_and_a_hot_group_holds_back_throughput
     hot = runs["groups-200-hot-50%"]["summary"]
     assert hot["messages_queued"] > 0  # the hot group is served one batch at a time
     assert hot["peak_concurrency"] <= FIFO_MAX_CONCURRENCY
+
+
+def test_thousands_of_groups_keep_their_order_under_errors(monkeypatch) -> None:
+    """History check on the simulator: per group, messages are deleted (processed) in
+    the order they were sent, and no group is ever in two batches in flight at once,
+    with 2,000 groups, thrown errors and batch item failures."""
+    from sluicegate.store.memory import MemoryQueues
+
+    in_flight: dict[str, set[str]] = {}
+    deleted: dict[str, list[int]] = {}
+    violations: list[str] = []
+    receive_records = MemoryQueues.receive_records
+    delete_records = MemoryQueues.delete_records
+
+    def spy_receive(self, queue, max_messages, visibility_timeout, size):  # type: ignore[no-untyped-def]
+        records = receive_records(self, queue, max_messages, visibility_timeout, size)
+        now = self.clock()
+        for group in {r.group_id for r in records}:
+            live = {h for h in in_flight.get(group, set()) if h[1] > now}
+            if live:
+                violations.append(f"group {group} received while in flight")
+            in_flight[group] = set()
+        for r in records:
+            in_flight[r.group_id].add((r.receipt_handle, r.visible_at))
+        return records
+
+    def spy_delete(self, queue, records):  # type: ignore[no-untyped-def]
+        records = list(records)
+        done = delete_records(self, queue, records)
+        for r in records:
+            deleted.setdefault(r.group_id, []).append(int(r.message_id, 16))
+            in_flight.get(r.group_id, set()).discard((r.receipt_handle, r.visible_at))
+        return done
+
+    monkeypatch.setattr(MemoryQueues, "receive_records", spy_receive)
+    monkeypatch.setattr(MemoryQueues, "delete_records", spy_delete)
+    text = BASE.format(groups=2000, scaling="fixed").replace(
+        "[mapping]", "[[function.errors]]\nrate = 0.05\nkind = \"raise\"\n"
+        "[[function.errors]]\nrate = 0.05\nkind = \"batch_item_failure\"\n[mapping]"
+    ).replace("batch_size = 10", "batch_size = 10\nreport_batch_item_failures = true")
+    summary = simulate(load_scenario(text)).to_dict()["summary"]
+    assert not violations
+    assert len(deleted) > 1500
+    for group, ids in deleted.items():
+        assert ids == sorted(ids), f"group {group} processed out of order"
+        assert len(ids) == len(set(ids))
+    assert summary["messages_processed"] == sum(len(v) for v in deleted.values())
+    assert summary["total_errors"] > 0 and summary["total_partial"] > 0
