@@ -173,8 +173,9 @@ def test_stream_filter_skips_records(store_url):
         ])
         return await runtime.run(until_empty=True, duration=60)
 
-    asyncio.run(_with_store(store_url, work))
+    summary = asyncio.run(_with_store(store_url, work))
     assert got == [n for n in range(30) if n % 3 == 0]
+    assert summary.mappings[0].filtered == 20
 
 
 # ---------------------------------------------------------------------- FIFO
@@ -238,8 +239,8 @@ def test_queue_filter_deletes_what_it_rejects(store_url):
         runtime = Runtime(app, store)
         await runtime.prepare()
         await store.send_batch("q", [SendEntry(json.dumps({"n": n})) for n in range(10)])
-        await runtime.run(until_empty=True, duration=60)
-        return await store.counts("q"), runtime.runners[0].core.filtered_records
+        summary = await runtime.run(until_empty=True, duration=60)
+        return await store.counts("q"), summary.mappings[0].filtered
 
     counts, filtered = asyncio.run(_with_store(store_url, work))
     assert sorted(got) == [0, 1, 2, 3, 4]

@@ -87,6 +87,8 @@ class MappingSummary:
     messages_deleted: int
     peak_concurrency: int
     maximum_concurrency: int | None
+    filtered: int = 0
+    """Messages or records the mapping's filter criteria rejected (FilteredOutEventCount)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +394,7 @@ class _Runner:
             messages_deleted=self.deleted,
             peak_concurrency=self.peak,
             maximum_concurrency=self.config.maximum_concurrency,
+            filtered=core.filtered_records,
         )
 
 

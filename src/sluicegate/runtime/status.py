@@ -123,9 +123,10 @@ class StatusReporter:
         )
         for m in summary.mappings:
             cap = m.maximum_concurrency if m.maximum_concurrency is not None else "none"
+            filtered = f", {m.filtered} filtered out" if m.filtered else ""
             print(
                 f"  {m.name}: {m.invocations} invocations, {m.errors} errors, "
-                f"{m.throttles} throttles, peak concurrency {m.peak_concurrency} "
+                f"{m.throttles} throttles{filtered}, peak concurrency {m.peak_concurrency} "
                 f"(maximum_concurrency {cap})",
                 file=out,
             )

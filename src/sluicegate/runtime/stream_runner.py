@@ -310,5 +310,6 @@ class StreamRunner:
             peak_concurrency=self.peak,
             # a stream mapping's bound: one batch per lane
             maximum_concurrency=self.stream.shard_count * self.config.parallelization_factor,
+            filtered=core.filtered_records,
         )
 
