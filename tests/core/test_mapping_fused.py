@@ -30,7 +30,6 @@ from sluicegate.core.types import (
 )
 
 from .support import SetLimit
-
 from .test_mapping_properties import configurations
 
 

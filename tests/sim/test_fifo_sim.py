@@ -146,3 +146,39 @@ def test_thousands_of_groups_keep_their_order_under_errors(monkeypatch) -> None:
         assert len(ids) == len(set(ids))
     assert summary["messages_processed"] == sum(len(v) for v in deleted.values())
     assert summary["total_errors"] > 0 and summary["total_partial"] > 0
+
+
+FILTERED = """
+seed = 2
+duration = "60s"
+[queue]
+{fifo}
+bodies = ['{{"type": "order"}}', '{{"type": "ping"}}', '{{"type": "ping"}}', 'not json']
+[producer]
+rate = 100
+[function]
+duration = "50ms"
+[mapping]
+batch_size = 1
+maximum_concurrency = 10
+scaling = "fixed"
+filter_criteria = [{{ body = {{ type = ["order"] }} }}]
+"""
+
+
+@pytest.mark.parametrize("fifo", ["", "fifo = true\ngroups = 20"])
+def test_filter_criteria_in_the_simulator_delete_what_they_reject(fifo: str) -> None:
+    result = simulate(load_scenario(FILTERED.format(fifo=fifo))).to_dict()
+    s = result["summary"]
+    assert s["messages_sent"] == s["messages_processed"] + s["messages_queued"]
+    # every message was filtered or invoked; at most the last invocations' are undeleted
+    assert 0 <= s["messages_filtered"] + s["total_invocations"] - s["messages_processed"] <= 10
+    # a quarter of the bodies are orders; the rest (pings, a non-JSON body) are filtered
+    assert 0.2 < s["total_invocations"] / s["messages_sent"] < 0.3
+    assert result["scenario"]["mapping"]["filter_criteria"] == ['{"body":{"type":["order"]}}']
+
+
+def test_a_pattern_that_cannot_be_parsed_is_a_scenario_error() -> None:
+    text = "[mapping]\nfilter_criteria = ['{not json']\n"
+    with pytest.raises(ScenarioError, match="filter_criteria"):
+        load_scenario(text)

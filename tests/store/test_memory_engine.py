@@ -45,9 +45,11 @@ def test_send_receive_records_claims_the_message_just_sent() -> None:
     clock = FakeClock()
     e = engine(clock)
     # When a message is sent and received at once
-    records = e.send_receive_records("q", message(), 10, 30.0, SIZE)
-    # Then it is in flight under the record's handle, and deleting the record deletes it
-    assert fields(records) == [("0x1", "0x1#1#1", SIZE, START + 30.0, 1, None)]
+    sent = message()
+    records = e.send_receive_records("q", sent, 10, 30.0, SIZE)
+    # Then it is in flight under the record's handle (carrying the message as sent, what
+    # filter criteria read), and deleting the record deletes it
+    assert fields(records) == [("0x1", "0x1#1#1", SIZE, START + 30.0, 1, sent)]
     counts = e.counts("q")
     assert (counts.visible, counts.in_flight, counts.delayed) == (0, 1, 0)
     assert e.delete_records("q", records) == 1

@@ -46,7 +46,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from sluicegate.core.config import effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
@@ -117,6 +117,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "messages_received",
     "messages_processed",
     "messages_dead_lettered",
+    "messages_filtered",
     "messages_queued",
     "throughput",
     "max_oldest_age",
@@ -127,7 +128,8 @@ SUMMARY_KEYS: tuple[str, ...] = (
 messages processed per simulated second over the run; ``messages_sent``: accepted by the
 queue (backlog included); ``messages_queued``: still in the queue at the end (visible, in
 flight or delayed), so that ``messages_sent = messages_processed + messages_queued +
-messages_dead_lettered``; ``max_oldest_age``: the largest end-of-bucket ``oldest_age``;
+messages_dead_lettered``; ``messages_filtered``: those of the processed that the mapping's
+filter criteria rejected (deleted without an invocation); ``max_oldest_age``: the largest end-of-bucket ``oldest_age``;
 the others total or peak their series."""
 
 SAME_INSTANT_LIMIT = 10_000
@@ -263,8 +265,8 @@ class _Simulation:
         # --- queue
         q = scenario.queue
         ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
-        self.engine = MemoryQueues(partial(operator.getitem, self._now, 0),
-                                   new_id=partial(next, ids))
+        clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
+        self.engine = MemoryQueues(clock, new_id=partial(next, ids))
         dlq = scenario.dead_letter_queue_config()
         if dlq is not None:
             self.engine.ensure_queue(dlq)
@@ -277,6 +279,10 @@ class _Simulation:
         """A FIFO queue: every message gets a group (see :class:`_Groups`) and its own
         deduplication id, and goes through the engine's FIFO send."""
         self.groups = _Groups(q.groups, q.hot_group_share, stream("groups")) if self.fifo else None
+        self.bodies = [NewMessage(b, md5_hex(b), {}, q.delay_seconds, "sluicegate-sim")
+                       for b in q.bodies]
+        """Messages of each body of ``[queue] bodies``; a send draws one per message."""
+        self.pick_body = stream("bodies").choice
         self.record_size = q.message_size + RECORD_OVERHEAD
         self.waiters = LongPolls(stream("polls"))
         """Long polls waiting for messages."""
@@ -287,6 +293,7 @@ class _Simulation:
         self.pool = ConcurrencyPool(scenario.account_config())
         self.pool.register(fconfig)
         mconfig = scenario.mapping_config()
+        criteria = mconfig.filter_criteria
         self.mapping = QueueMapping(
             mconfig,
             visibility_timeout=effective_visibility_timeout(
@@ -294,6 +301,8 @@ class _Simulation:
             ),
             pool=self.pool,
             now=0.0,
+            record_filter=None if not criteria else (
+                lambda r: criteria.matches_payload(r.payload.body)),
         )
         self.maximum = mconfig.maximum_concurrency
         self.report_failures = mconfig.report_batch_item_failures
@@ -383,7 +392,9 @@ class _Simulation:
         # t=0 (after a pause or an error window starting then, and after sends at t=0).
         backlog = scenario.queue.backlog
         if backlog:
-            if self.fifo:
+            if self.bodies:
+                self._send_bodies(self.queue, [self.new_message] * backlog)
+            elif self.fifo:
                 self._send_fifo(self.queue, [self.new_message] * backlog)
             else:
                 self.engine.send(self.queue, [self.new_message] * backlog)
@@ -397,15 +408,23 @@ class _Simulation:
     def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[str]:
         """Send to a FIFO queue: each message in a group drawn by :class:`_Groups`, with
         a deduplication id of its own (the simulated producer never sends duplicates)."""
-        template = messages[0]
         groups = self.groups
         assert groups is not None
         fresh = [
-            dataclasses.replace(template, group_id=groups.draw(),
+            dataclasses.replace(message, group_id=groups.draw(),
                                 deduplication_id=f"{groups.sent:x}")
-            for _ in messages
+            for message in messages
         ]
         return [sent.message_id for sent in self.engine.send_fifo(queue, fresh)]
+
+    def _send_bodies(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        """Send messages whose bodies are drawn from ``[queue] bodies`` (through the FIFO
+        send when the queue is FIFO)."""
+        pick, bodies = self.pick_body, self.bodies
+        drawn = [pick(bodies) for _ in messages]
+        if self.fifo:
+            return self._send_fifo(queue, drawn)
+        return self.engine.send(queue, drawn)
 
     def _loop(self, sent: int) -> None:
         """Run every event before the end, then close the last bucket.
@@ -423,8 +442,12 @@ class _Simulation:
         engine = self.engine
         queue = self.queue
         size = self.record_size
-        send = self._send_fifo if self.fifo else engine.send
+        send = self._send_bodies if self.bodies else (
+            self._send_fifo if self.fifo else engine.send)
         fifo = self.fifo
+        # FIFO groups and drawn bodies need a message of their own per send: not the
+        # fast path, which hands one shared message to a waiting poller
+        own_messages = self.fifo or bool(self.bodies)
         send_receive = engine.send_receive_records
         has_visible = engine.has_visible
         receive = engine.receive_records
@@ -519,7 +542,7 @@ class _Simulation:
             elif kind == _PRODUCE:
                 producer = arrivals[0][2] if solo is None else solo
                 count = producer.count
-                fast = count == 1 and waiting and not delay and not fifo
+                fast = count == 1 and waiting and not delay and not own_messages
                 if not fast:
                     send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
@@ -925,6 +948,7 @@ class _Simulation:
             "messages_received": sum(e["received"] for e in series),
             "messages_processed": processed,
             "messages_dead_lettered": counts.dead_lettered,
+            "messages_filtered": self.mapping.filtered_records,
             "messages_queued": counts.total,
             "throughput": round(processed / duration, 6) if duration > 0 else 0.0,
             "max_oldest_age": self.max_oldest_age,

@@ -279,9 +279,10 @@ FIFO_GROUPS = (1, 10, 50, 200)
 FIFO_MAX_CONCURRENCY = 100
 """``fifo-groups``' maximum concurrency: above every variant's need but the last's."""
 
-_FIFO_GROUPS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
-    (f"groups-{g}", {"queue": {"groups": g}}) for g in FIFO_GROUPS
-) + (("groups-200-hot-50%", {"queue": {"groups": 200, "hot_group_share": 0.5}}),)
+_FIFO_GROUPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    *((f"groups-{g}", {"queue": {"groups": g}}) for g in FIFO_GROUPS),
+    ("groups-200-hot-50%", {"queue": {"groups": 200, "hot_group_share": 0.5}}),
+)
 
 
 def _fifo_base() -> dict[str, Any]:

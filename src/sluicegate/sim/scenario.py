@@ -33,6 +33,7 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
+    as_filter_criteria,
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
@@ -364,6 +365,8 @@ class QueueSpec:
             (1-1,000,000); each message picks one at random.
         hot_group_share: FIFO only: the share of messages (0-1) that go to one hot
             group, ``g0``; the rest spread over all groups.
+        bodies: bodies the producers' messages carry, each message drawing one at random
+            (empty: every body is empty); what a mapping's ``filter_criteria`` reads.
     """
 
     name: str = "queue"
@@ -375,6 +378,7 @@ class QueueSpec:
     fifo: bool = False
     groups: int = 1
     hot_group_share: float = 0.0
+    bodies: tuple[str, ...] = ()
 
     @property
     def queue_name(self) -> str:
@@ -455,6 +459,8 @@ class MappingSpec:
         scaling_ceiling: the ``aws`` policy's ceiling (default 1,250).
         enabled: ``False`` starts the mapping paused.
         pauses: disable/enable windows.
+        filter_criteria: the mapping's filter patterns (JSON strings or tables), applied
+            to the bodies of ``[queue] bodies``; a rejected message is deleted unprocessed.
     """
 
     batch_size: int = 10
@@ -465,6 +471,7 @@ class MappingSpec:
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
     enabled: bool = True
     pauses: tuple[Pause, ...] = ()
+    filter_criteria: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,6 +608,7 @@ class Scenario:
             scaling=m.scaling,
             scaling_ceiling=m.scaling_ceiling,
             enabled=m.enabled,
+            filter_criteria=as_filter_criteria(list(m.filter_criteria), "queue"),
         )
 
     def account_config(self) -> AccountConfig:
@@ -630,6 +638,7 @@ class Scenario:
                 # FIFO keys only for FIFO queues: standard scenarios read as before
                 **({"fifo": True, "groups": q.groups, "hot_group_share": q.hot_group_share}
                    if q.fifo else {}),
+                **({"bodies": list(q.bodies)} if q.bodies else {}),
             },
             "function": _function_dict(f),
             "mapping": {
@@ -641,6 +650,8 @@ class Scenario:
                 "scaling_ceiling": m.scaling_ceiling,
                 "enabled": m.enabled,
                 "pauses": _pauses_list(m.pauses),
+                **({"filter_criteria": list(self.mapping_config().filter_criteria.patterns)}
+                   if m.filter_criteria else {}),
             },
             "producers": [_producer_dict(p) for p in self.producers],
             "downstream": _downstream_dict(d),
@@ -1002,6 +1013,26 @@ def _parse_producer(pt: _Table, *, batch_max: int, unit: str) -> ProducerSpec:
     return ProducerSpec(kind, rate, start, stop, size, interval, batch)
 
 
+def _bodies(table: _Table) -> Callable[[str, Any], tuple[str, ...]]:
+    def convert(name: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or not all(
+            isinstance(b, str) and b for b in value
+        ):
+            raise table.error(name, value, "a list of non-empty message bodies")
+        return tuple(value)
+
+    return convert
+
+
+def _patterns(table: _Table) -> Callable[[str, Any], tuple[Any, ...]]:
+    def convert(name: str, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise table.error(name, value, "a list of patterns (JSON strings or tables)")
+        return tuple(value)
+
+    return convert
+
+
 def _parse_pauses(mt: _Table) -> tuple[Pause, ...]:
     """``[[mapping.pauses]]``, in time order."""
     pauses = []
@@ -1083,6 +1114,7 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
         fifo=qt.get("fifo", False, qt.boolean),
         groups=qt.get("groups", 1, qt.integer(1, 1_000_000)),
         hot_group_share=qt.get("hot_group_share", 0.0, qt.number(0.0, 1.0)),
+        bodies=qt.get("bodies", (), _bodies(qt)),
     )
     if not queue.fifo:
         for key, default in (("groups", 1), ("hot_group_share", 0.0)):
@@ -1104,6 +1136,7 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
                                mt.integer(1, 100_000)),
         enabled=mt.get("enabled", True, mt.boolean),
         pauses=_parse_pauses(mt),
+        filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
     )
     mt.finish()
 

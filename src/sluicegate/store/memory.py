@@ -573,14 +573,16 @@ class MemoryQueues:
             size: the ``size`` every record gets (bytes counted against the payload cap).
 
         Returns:
-            One record per claimed message (``payload`` ``None``), oldest first.
+            One record per claimed message (``payload``: the message as sent, a
+            :class:`~sluicegate.store.base.NewMessage`), oldest first.
         """
         out: list[QueueRecord] = []
         for msg in self._claim(queue, max_messages, visibility_timeout):
             # a loop, not a comprehension: most receives return one message, and a
             # comprehension's own frame would cost more than the record
             out.append(QueueRecord(msg.message_id, msg.handle,  # type: ignore[arg-type]
-                                   size, msg.visible_at, msg.receive_count, None, msg.content.group_id))
+                                   size, msg.visible_at, msg.receive_count, msg.content,
+                                   msg.content.group_id))
         return out
 
     def send_receive_records(
@@ -596,7 +598,8 @@ class MemoryQueues:
         passing through ``ready``.
 
         Returns:
-            One record per claimed message (``payload`` ``None``), oldest first.
+            One record per claimed message (``payload``: the message as sent, a
+            :class:`~sluicegate.store.base.NewMessage`), oldest first.
         """
         q = self._queues.get(queue) or self._queue(queue)
         now = self.clock()
@@ -636,7 +639,7 @@ class MemoryQueues:
         n = q.n_in_flight = q.n_in_flight + 1
         if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
             self._compact(q)
-        return [QueueRecord(mid, handle, size, deadline, 1)]
+        return [QueueRecord(mid, handle, size, deadline, 1, message)]
 
     def _claim(self, queue: str, max_messages: int, visibility_timeout: float) -> list[_Msg]:
         """The work of a receive: expire, redrive, make due messages visible, then claim
