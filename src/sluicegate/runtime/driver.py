@@ -131,6 +131,8 @@ class _Runner:
     deleted: int = 0
     peak: int = 0
     seen_throttles: int = 0
+    fifo_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """A FIFO queue's receives take turns (see :meth:`_start_receives`)."""
 
     @property
     def name(self) -> str:
@@ -192,12 +194,16 @@ class _Runner:
         Not for a FIFO queue: one claim would hand messages of one group to several
         pollers, whose batches would then run that group concurrently, out of order.
         Each FIFO receive is a claim of its own, which the store keeps to groups with
-        nothing in flight.
+        nothing in flight, and the pollers take turns: a settled batch frees its groups
+        and wakes the queue's long polls, and a turn means one poller claims what was
+        freed instead of every waiting poller racing for it (with 100 pollers that race
+        cost more than the work: 800 messages/s instead of thousands).
         """
         loop = asyncio.get_running_loop()
         if self.queue.fifo:
             for action in receives:
-                self._spawn_group(loop, [action])
+                task = loop.create_task(self._fifo_receive(action))
+                self.receives[action.poller] = task
             return
         receives.sort(key=lambda r: r.wait)
         group: list[Receive] = []
@@ -217,6 +223,14 @@ class _Runner:
         task = loop.create_task(self._receive_group(group))
         for action in group:
             self.receives[action.poller] = task
+
+    async def _fifo_receive(self, action: Receive) -> None:
+        try:
+            async with self.fifo_turn:
+                await self._receive_group([action])
+        except asyncio.CancelledError:
+            if self.receives.get(action.poller) is not None:  # never reached its turn
+                self._report(self.runtime.clock(), action.poller, [])
 
     async def _receive_group(self, group: list[Receive]) -> None:
         runtime = self.runtime

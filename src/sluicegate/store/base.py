@@ -636,14 +636,22 @@ class Store(ABC):
                 f"a batch delete takes at most {MAX_BATCH_ENTRIES} handles, "
                 f"got {len(receipt_handles)}"
             )
-        return await self._delete(queue, list(receipt_handles))
+        return self._deleted(queue, await self._delete(queue, list(receipt_handles)))
+
+    def _deleted(self, queue: str, flags: list[bool]) -> list[bool]:
+        """After a delete: a FIFO group whose last in-flight message went may deliver
+        again, so long polls of a FIFO queue are woken (a standard queue's deletes make
+        nothing visible)."""
+        if queue.endswith(".fifo") and any(flags):
+            self._notify(queue)
+        return flags
 
     async def delete_many(self, queue: str, receipt_handles: Sequence[str]) -> list[bool]:
         """Delete any number of messages in one transaction (not an SQS call: the runtime
         uses it to settle a whole batch at once)."""
         if not receipt_handles:
             return []
-        return await self._delete(queue, list(receipt_handles))
+        return self._deleted(queue, await self._delete(queue, list(receipt_handles)))
 
     async def change_visibility(
         self, queue: str, receipt_handle: str, visibility_timeout: float
