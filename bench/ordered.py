@@ -35,7 +35,7 @@ from sluicegate.store import open_store
 from sluicegate.store.base import PutEntry, SendEntry
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import bare_loop  # noqa: E402  (the reference of bench/throughput.py)
+from throughput import bare_loop
 
 SHARDS = 4
 FACTOR = 10
