@@ -73,6 +73,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import tempfile
 import threading
 import time
@@ -84,7 +85,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 import sluicegate
@@ -102,10 +103,14 @@ processed nothing (Lambda would have killed it)."""
 FINAL_RUN_LIMIT = 60.0
 
 PROPERTY_SETTINGS = settings(
-    max_examples=18,
+    max_examples=15,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # SLUICEGATE_NO_SHRINK=1 reports the first failing example at once: shrinking a
+    # workload that takes seconds per run can take many minutes
+    phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    if os.environ.get("SLUICEGATE_NO_SHRINK") else list(Phase),
 )
 SQLITE_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=4)
 
