@@ -269,8 +269,8 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
 
 def _back_to_version_2(conn: sqlite3.Connection) -> None:
     """Remove what version 3 added (FIFO columns and tables, streams) from a new file."""
-    for index in ("messages_fifo_ready", "messages_fifo_busy", "messages_fifo_groups",
-                  "fifo_dedup_expiry", "stream_records_arrival"):
+    for index in ("messages_fifo_ready", "messages_fifo_busy", "fifo_dedup_expiry",
+                  "stream_records_arrival"):
         conn.execute(f"DROP INDEX {index}")
     for table in ("fifo_dedup", "streams", "stream_shards", "stream_records", "checkpoints"):
         conn.execute(f"DROP TABLE {table}")
