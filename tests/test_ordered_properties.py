@@ -70,6 +70,7 @@ stream core's retry delay and shard poll cadence are shortened for the test's du
 from __future__ import annotations
 
 import asyncio
+import itertools
 import base64
 import contextlib
 import json
@@ -527,7 +528,7 @@ def check_fifo_history(w: FifoWorkload, history: History, end: dict[str, Any]) -
         for group, n, _, _ in inv.items:
             by_group[group].append(n)
         for group, ns in by_group.items():
-            for a, b in zip(ns, ns[1:]):
+            for a, b in itertools.pairwise(ns):
                 assert a < b, f"invocation {inv.id}: group {group} out of order {ns}"
                 for gap in range(a + 1, b):
                     assert (group, gap) in dead_keys, f"invocation {inv.id} skipped {gap}"

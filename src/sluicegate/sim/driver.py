@@ -58,7 +58,14 @@ from sluicegate.core.results import (
     timeout_outcome,
 )
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
-from sluicegate.sim.models import Arrivals, Downstream, Environments, LongPolls, sampler
+from sluicegate.sim.models import (
+    Arrivals,
+    Downstream,
+    Environments,
+    ErrorWindows,
+    LongPolls,
+    sampler,
+)
 from sluicegate.sim.scenario import RECORD_OVERHEAD, LogNormal, Scenario, load_scenario
 from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
@@ -321,7 +328,7 @@ class _Simulation:
         self.environments = Environments(f.idle_timeout)
         self.errors_rng = stream("errors")
         self.windows = f.errors
-        self.active_windows: list[int] = []
+        self.error_windows = ErrorWindows(f.errors)
         self.p_raise = 0.0
         self.p_timeout = 0.0
         self.p_item = 0.0
@@ -802,28 +809,13 @@ class _Simulation:
     # ------------------------------------------------------------------ the function
 
     def _toggle_window(self, index: int, on: bool) -> None:
-        """An error window opens or closes: recompute the error probabilities.
-
-        Overlapping windows of one kind combine as independent chances
-        (``1 - prod(1 - rate)``); their ``raise_at`` points average, weighted by rate.
-        """
-        if on:
-            self.active_windows.append(index)
-        elif index in self.active_windows:
-            self.active_windows.remove(index)
-        keep = {"raise": 1.0, "timeout": 1.0, "batch_item_failure": 1.0}
-        raise_at = 0.0
-        weight = 0.0
-        for i in self.active_windows:
-            w = self.windows[i]
-            keep[w.kind] *= 1.0 - w.rate
-            if w.kind == "raise":
-                raise_at += w.raise_at * w.rate
-                weight += w.rate
-        self.p_raise = 1.0 - keep["raise"]
-        self.p_timeout = 1.0 - keep["timeout"]
-        self.p_item = 1.0 - keep["batch_item_failure"]
-        self.raise_at = raise_at / weight if weight else 1.0
+        """An error window opens or closes: recompute the error probabilities (see
+        :class:`~sluicegate.sim.models.ErrorWindows`), kept here as attributes for
+        :meth:`_model`."""
+        errors = self.error_windows
+        errors.toggle(index, on)
+        self.p_raise, self.p_timeout = errors.p_raise, errors.p_timeout
+        self.p_item, self.raise_at = errors.p_item, errors.raise_at
 
     def _model(self, now: float, batch: Batch, duration: float
                ) -> tuple[float, BatchOutcome, bool]:

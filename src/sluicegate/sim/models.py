@@ -11,7 +11,7 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from sluicegate.sim.scenario import (
     Uniform,
 )
 
-__all__ = ["Arrivals", "Downstream", "Environments", "LongPolls", "sampler"]
+__all__ = ["Arrivals", "Downstream", "Environments", "ErrorWindows", "LongPolls", "sampler"]
 
 WAIT_COMPACT_SLACK = 256
 """:class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
@@ -419,3 +419,36 @@ class LongPolls:
         self._ordered.clear()
         self._heap.clear()
         return [entry[2] for entry in pool]
+
+
+class ErrorWindows:
+    """The injected error probabilities of the windows open now (``[[function.errors]]``),
+    shared by the queue and stream simulators. Overlapping windows of one kind combine as
+    independent chances (``1 - prod(1 - rate)``); their ``raise_at`` points average,
+    weighted by rate (``docs/scenarios.md``)."""
+
+    __slots__ = ("open", "p_item", "p_raise", "p_timeout", "raise_at", "windows")
+
+    def __init__(self, windows: Sequence[Any]) -> None:
+        self.windows = windows
+        self.open: list[int] = []
+        self.p_raise = self.p_timeout = self.p_item = 0.0
+        self.raise_at = 1.0
+
+    def toggle(self, index: int, on: bool) -> None:
+        if on:
+            self.open.append(index)
+        elif index in self.open:
+            self.open.remove(index)
+        keep = {"raise": 1.0, "timeout": 1.0, "batch_item_failure": 1.0}
+        raise_at = weight = 0.0
+        for i in self.open:
+            w = self.windows[i]
+            keep[w.kind] *= 1.0 - w.rate
+            if w.kind == "raise":
+                raise_at += w.raise_at * w.rate
+                weight += w.rate
+        self.p_raise = 1.0 - keep["raise"]
+        self.p_timeout = 1.0 - keep["timeout"]
+        self.p_item = 1.0 - keep["batch_item_failure"]
+        self.raise_at = raise_at / weight if weight else 1.0

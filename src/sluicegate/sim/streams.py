@@ -37,7 +37,6 @@ import gc
 import heapq
 import itertools
 import random
-from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any, Protocol
 
@@ -58,7 +57,7 @@ from sluicegate.core.streams import (
 )
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.sim.driver import SimResult, simulate
-from sluicegate.sim.models import Arrivals, Downstream, Environments, sampler
+from sluicegate.sim.models import Arrivals, Downstream, Environments, ErrorWindows, sampler
 from sluicegate.sim.scenario import DEFAULT_RAISE_AT, Scenario
 from sluicegate.sim.stream_scenario import (
     STREAM_RECORD_OVERHEAD,
@@ -263,38 +262,6 @@ class _Keys:
         return found
 
 
-class _Errors:
-    """The injected error probabilities of the windows open now. Overlapping windows of
-    one kind combine as independent chances, ``raise_at`` weighted by rate, as in the
-    queue simulator (``docs/scenarios.md``)."""
-
-    __slots__ = ("open", "p_item", "p_raise", "p_timeout", "raise_at", "windows")
-
-    def __init__(self, windows: Sequence[Any]) -> None:
-        self.windows = windows
-        self.open: list[int] = []
-        self.p_raise = self.p_timeout = self.p_item = 0.0
-        self.raise_at = 1.0
-
-    def toggle(self, index: int, on: bool) -> None:
-        if on:
-            self.open.append(index)
-        elif index in self.open:
-            self.open.remove(index)
-        keep = {"raise": 1.0, "timeout": 1.0, "batch_item_failure": 1.0}
-        raise_at = weight = 0.0
-        for i in self.open:
-            w = self.windows[i]
-            keep[w.kind] *= 1.0 - w.rate
-            if w.kind == "raise":
-                raise_at += w.raise_at * w.rate
-                weight += w.rate
-        self.p_raise = 1.0 - keep["raise"]
-        self.p_timeout = 1.0 - keep["timeout"]
-        self.p_item = 1.0 - keep["batch_item_failure"]
-        self.raise_at = raise_at / weight if weight else 1.0
-
-
 class _StreamSimulation:
     """One run: build, :meth:`run`, discard."""
 
@@ -339,7 +306,7 @@ class _StreamSimulation:
         self.cold_start = sampler(f.cold_start, stream("cold-starts"))
         self.environments = Environments(f.idle_timeout)
         self.rand = stream("errors").random
-        self.errors = _Errors(f.errors)
+        self.errors = ErrorWindows(f.errors)
         spec = scenario.downstream
         self.downstream = None if spec is None else Downstream(spec, stream("downstream"))
         self.producers = [
