@@ -70,9 +70,9 @@ stream core's retry delay and shard poll cadence are shortened for the test's du
 from __future__ import annotations
 
 import asyncio
-import itertools
 import base64
 import contextlib
+import itertools
 import json
 import os
 import tempfile
