@@ -49,6 +49,7 @@ from sluicegate.runtime.events import (
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
+from sluicegate.runtime.runner import MappingLoop
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
@@ -110,8 +111,9 @@ class RunSummary:
 
 
 @dataclass(eq=False)
-class _Runner:
-    """One mapping's loop and the tasks it started."""
+class _Runner(MappingLoop):
+    """One queue mapping's loop (:class:`~sluicegate.runtime.runner.MappingLoop`) and the
+    tasks it started."""
 
     runtime: Runtime
     config: MappingConfig
@@ -138,47 +140,28 @@ class _Runner:
     def name(self) -> str:
         return self.config.name
 
-    async def run(self) -> None:
-        core = self.core
-        loop = asyncio.get_running_loop()
-        clock = self.runtime.clock
-        metrics = self.runtime.metrics
-        while True:
-            self.wake.clear()
-            now = clock()
-            receives: list[Receive] = []
-            for action in core.poll(now):
-                if isinstance(action, Invoke):
-                    self._spawn_invoke(action.batch)
-                elif isinstance(action, Receive):
-                    receives.append(action)
-                elif isinstance(action, Delete):
-                    self._delete(action.records)
-                elif isinstance(action, Abandon):
-                    log.warning(
-                        "%s: gave up on a batch of %d: %s; its messages reappear after their "
-                        "visibility timeout",
-                        self.name,
-                        len(action.batch.records),
-                        action.reason,
-                    )
-            if receives:
-                self._start_receives(receives)
-            throttles = core.throttles
-            if throttles != self.seen_throttles:
-                metrics.throttled(self.name, throttles - self.seen_throttles)
-                self.seen_throttles = throttles
-            if self.stopping and core.idle and self.delete_task is None:
-                return
-            deadline = core.next_wakeup(now)
-            if self.wake.is_set():
-                continue
-            timer = None
-            if deadline is not None:
-                timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
-            await self.wake.wait()
-            if timer is not None:
-                timer.cancel()
+    def _perform(self, now: float, actions: list[Any]) -> None:
+        receives: list[Receive] = []
+        for action in actions:
+            if isinstance(action, Invoke):
+                self._spawn_invoke(action.batch)
+            elif isinstance(action, Receive):
+                receives.append(action)
+            elif isinstance(action, Delete):
+                self._delete(action.records)
+            elif isinstance(action, Abandon):
+                log.warning(
+                    "%s: gave up on a batch of %d: %s; its messages reappear after their "
+                    "visibility timeout",
+                    self.name,
+                    len(action.batch.records),
+                    action.reason,
+                )
+        if receives:
+            self._start_receives(receives)
+
+    def _settled(self) -> bool:
+        return bool(self.core.idle) and self.delete_task is None
 
     # ------------------------------------------------------------------ receive
     def _start_receives(self, receives: list[Receive]) -> None:
@@ -393,10 +376,6 @@ class _Runner:
         for task in set(self.receives.values()):
             task.cancel()
         self.wake.set()
-
-    def cancel_invocations(self) -> None:
-        for task in list(self.invocations.values()):
-            task.cancel()
 
     def summary(self) -> MappingSummary:
         core = self.core

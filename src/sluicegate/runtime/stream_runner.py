@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.app import Function
 from sluicegate.core.results import INVALID_JSON
@@ -44,6 +44,7 @@ from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker
+from sluicegate.runtime.runner import MappingLoop
 from sluicegate.runtime.stream_events import kinesis_event, kinesis_record_size
 from sluicegate.store.base import StreamMessage
 
@@ -59,7 +60,7 @@ STORE_RETRY_DELAY = 1.0
 
 
 @dataclass(eq=False)
-class StreamRunner:
+class StreamRunner(MappingLoop):
     """One stream mapping's loop and the tasks it started."""
 
     runtime: Runtime
@@ -88,38 +89,20 @@ class StreamRunner:
     def idle(self) -> bool:
         return self.core.idle and self.writer is None and not self.writes
 
-    async def run(self) -> None:
-        core = self.core
+    def _perform(self, now: float, actions: list[Any]) -> None:
         loop = asyncio.get_running_loop()
-        clock = self.runtime.clock
-        metrics = self.runtime.metrics
-        while True:
-            self.wake.clear()
-            now = clock()
-            for action in core.poll(now):
-                if isinstance(action, StreamInvoke):
-                    self._spawn_invoke(action.batch)
-                elif isinstance(action, Fetch):
-                    self.fetches[action.shard] = loop.create_task(self._fetch(action))
-                else:
-                    self.writes.append(action)
-            if self.writes and self.writer is None:
-                self.writer = loop.create_task(self._write())
-            throttles = core.throttles
-            if throttles != self.seen_throttles:
-                metrics.throttled(self.name, throttles - self.seen_throttles)
-                self.seen_throttles = throttles
-            if self.stopping and self.idle:
-                return
-            deadline = core.next_wakeup(now)
-            if self.wake.is_set():
-                continue
-            timer = None
-            if deadline is not None:
-                timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
-            await self.wake.wait()
-            if timer is not None:
-                timer.cancel()
+        for action in actions:
+            if isinstance(action, StreamInvoke):
+                self._spawn_invoke(action.batch)
+            elif isinstance(action, Fetch):
+                self.fetches[action.shard] = loop.create_task(self._fetch(action))
+            else:
+                self.writes.append(action)
+        if self.writes and self.writer is None:
+            self.writer = loop.create_task(self._write())
+
+    def _settled(self) -> bool:
+        return self.idle
 
     # ------------------------------------------------------------------ fetch
     async def _fetch(self, action: Fetch) -> None:
@@ -292,10 +275,6 @@ class StreamRunner:
         for task in list(self.fetches.values()):
             task.cancel()
         self.wake.set()
-
-    def cancel_invocations(self) -> None:
-        for task in list(self.invocations.values()):
-            task.cancel()
 
     def summary(self) -> MappingSummary:
         from sluicegate.runtime.driver import MappingSummary

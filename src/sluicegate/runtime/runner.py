@@ -1,0 +1,71 @@
+"""What the runners of queue mappings and of stream mappings share: the loop that asks
+the core what to do, performs it and sleeps until the core's next deadline or the next
+report, and the cancellation of invocations in flight.
+
+A runner (a dataclass in :mod:`sluicegate.runtime.driver` or
+:mod:`sluicegate.runtime.stream_runner`) provides the attributes annotated below and
+implements :meth:`MappingLoop._perform` and :meth:`MappingLoop._settled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sluicegate.runtime.driver import Runtime
+
+__all__ = ["MappingLoop"]
+
+
+class MappingLoop:
+    """The loop of one mapping's runner (a mixin of the runner dataclasses)."""
+
+    runtime: Runtime
+    core: Any
+    """The core's state machine: ``poll``, ``next_wakeup``, ``throttles``."""
+    wake: asyncio.Event
+    invocations: dict[int, asyncio.Task[None]]
+    stopping: bool
+    seen_throttles: int
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def _perform(self, now: float, actions: list[Any]) -> None:
+        """Start what the core's ``poll`` asked for (it reports back through tasks)."""
+        raise NotImplementedError
+
+    def _settled(self) -> bool:
+        """Whether a stopping runner has nothing left in hand and may return."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        core = self.core
+        loop = asyncio.get_running_loop()
+        clock = self.runtime.clock
+        metrics = self.runtime.metrics
+        while True:
+            self.wake.clear()
+            now = clock()
+            self._perform(now, core.poll(now))
+            throttles = core.throttles
+            if throttles != self.seen_throttles:
+                metrics.throttled(self.name, throttles - self.seen_throttles)
+                self.seen_throttles = throttles
+            if self.stopping and self._settled():
+                return
+            deadline = core.next_wakeup(now)
+            if self.wake.is_set():
+                continue
+            timer = None
+            if deadline is not None:
+                timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
+            await self.wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    def cancel_invocations(self) -> None:
+        for task in list(self.invocations.values()):
+            task.cancel()
