@@ -65,6 +65,7 @@ from sluicegate.sim.models import (
     ErrorWindows,
     LongPolls,
     sampler,
+    schedule_controls,
 )
 from sluicegate.sim.scenario import RECORD_OVERHEAD, LogNormal, Scenario, load_scenario
 from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
@@ -153,10 +154,6 @@ _ERRORS = 6
 _PAUSE = 7
 _RESUME = 8
 
-_BUCKET_SEQ = -(2**62)
-"""Sequence numbers of bucket boundaries start here (they sort first at their instant)."""
-_CONTROL_SEQ = -(2**61)
-"""Sequence numbers of error windows and pauses start here (second at their instant)."""
 
 _INF = float("inf")
 _UNKNOWN = -1.0
@@ -373,24 +370,10 @@ class _Simulation:
         end = self.end
         heap = self.heap
         seq = self.next_seq
-        # Bucket boundaries, then scenario changes (error windows, pauses), carry negative
-        # sequence numbers: at one instant they run first, in that order, before
-        # anything else, whenever it was scheduled.
-        k = 1
-        while k * scenario.bucket < end:
-            heapq.heappush(heap, (k * scenario.bucket, _BUCKET_SEQ + k, _BUCKET))
-            k += 1
-        control = itertools.count(_CONTROL_SEQ).__next__
-        for index, window in enumerate(self.windows):
-            if window.start < end:
-                heapq.heappush(heap, (window.start, control(), _ERRORS, index, True))
-            if window.stop is not None and window.stop < end:
-                heapq.heappush(heap, (window.stop, control(), _ERRORS, index, False))
-        for pause in scenario.mapping.pauses:
-            if pause.at < end:
-                heapq.heappush(heap, (pause.at, control(), _PAUSE))
-            if pause.until is not None and pause.until < end:
-                heapq.heappush(heap, (pause.until, control(), _RESUME))
+        schedule_controls(
+            heap, end=end, bucket=scenario.bucket, windows=self.windows,
+            pauses=scenario.mapping.pauses, kinds=(_BUCKET, _ERRORS, _PAUSE, _RESUME),
+        )
         for producer in self.producers:
             first = producer.first()
             if first is not None:

@@ -8,6 +8,7 @@ run is a pure function of its scenario.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections import deque
@@ -29,7 +30,15 @@ from sluicegate.sim.scenario import (
     Uniform,
 )
 
-__all__ = ["Arrivals", "Downstream", "Environments", "ErrorWindows", "LongPolls", "sampler"]
+__all__ = [
+    "Arrivals",
+    "Downstream",
+    "Environments",
+    "ErrorWindows",
+    "LongPolls",
+    "sampler",
+    "schedule_controls",
+]
 
 WAIT_COMPACT_SLACK = 256
 """:class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
@@ -452,3 +461,55 @@ class ErrorWindows:
         self.p_timeout = 1.0 - keep["timeout"]
         self.p_item = 1.0 - keep["batch_item_failure"]
         self.raise_at = raise_at / weight if weight else 1.0
+
+
+BUCKET_SEQ = -(2**62)
+"""Sequence numbers of bucket boundaries start here (they sort first at their instant)."""
+CONTROL_SEQ = -(2**61)
+"""Sequence numbers of error windows and pauses start here (second at their instant)."""
+
+
+def schedule_controls(
+    heap: list[tuple[Any, ...]],
+    *,
+    end: float,
+    bucket: float,
+    windows: Sequence[Any],
+    pauses: Sequence[Any],
+    kinds: tuple[int, int, int, int],
+) -> Callable[[], int]:
+    """Push a run's scenario events on its event heap, as both simulators schedule them:
+    bucket boundaries, then error windows opening and closing, then pauses and resumes.
+    They carry negative sequence numbers, so at one instant they run first, in that
+    order, before anything else, whenever it was scheduled.
+
+    Parameters:
+        heap: the event heap of ``(time, sequence, kind, ...)`` entries.
+        end: the run's end; nothing at or after it is scheduled.
+        bucket: seconds per series bucket.
+        windows: the function's error windows (``start``, ``stop``).
+        pauses: the mapping's pauses (``at``, ``until``).
+        kinds: the simulator's event kinds for a bucket boundary, an error window
+            (``index, on`` follow), a pause and a resume.
+
+    Returns:
+        The counter of control sequence numbers, for more events of that rank.
+    """
+    bucket_kind, errors_kind, pause_kind, resume_kind = kinds
+    push = heapq.heappush
+    k = 1
+    while k * bucket < end:
+        push(heap, (k * bucket, BUCKET_SEQ + k, bucket_kind))
+        k += 1
+    control = itertools.count(CONTROL_SEQ).__next__
+    for index, window in enumerate(windows):
+        if window.start < end:
+            push(heap, (window.start, control(), errors_kind, index, True))
+        if window.stop is not None and window.stop < end:
+            push(heap, (window.stop, control(), errors_kind, index, False))
+    for pause in pauses:
+        if pause.at < end:
+            push(heap, (pause.at, control(), pause_kind))
+        if pause.until is not None and pause.until < end:
+            push(heap, (pause.until, control(), resume_kind))
+    return control

@@ -57,7 +57,14 @@ from sluicegate.core.streams import (
 )
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.sim.driver import SimResult, simulate
-from sluicegate.sim.models import Arrivals, Downstream, Environments, ErrorWindows, sampler
+from sluicegate.sim.models import (
+    Arrivals,
+    Downstream,
+    Environments,
+    ErrorWindows,
+    sampler,
+    schedule_controls,
+)
 from sluicegate.sim.scenario import DEFAULT_RAISE_AT, Scenario
 from sluicegate.sim.stream_scenario import (
     STREAM_RECORD_OVERHEAD,
@@ -166,8 +173,6 @@ _PAUSE = 5
 _RESUME = 6
 _POISON = 7
 
-_BUCKET_SEQ = -(2**62)
-_CONTROL_SEQ = -(2**61)
 _INF = float("inf")
 _DATA = b""
 _INJECTED = "InjectedError: injected by the scenario's error window"
@@ -346,21 +351,10 @@ class _StreamSimulation:
         end = self.end
         heap = self.heap
         seq = self.next_seq
-        k = 1
-        while k * scenario.bucket < end:
-            heapq.heappush(heap, (k * scenario.bucket, _BUCKET_SEQ + k, _BUCKET))
-            k += 1
-        control = itertools.count(_CONTROL_SEQ).__next__
-        for index, window in enumerate(scenario.function.errors):
-            if window.start < end:
-                heapq.heappush(heap, (window.start, control(), _ERRORS, index, True))
-            if window.stop is not None and window.stop < end:
-                heapq.heappush(heap, (window.stop, control(), _ERRORS, index, False))
-        for pause in scenario.mapping.pauses:
-            if pause.at < end:
-                heapq.heappush(heap, (pause.at, control(), _PAUSE))
-            if pause.until is not None and pause.until < end:
-                heapq.heappush(heap, (pause.until, control(), _RESUME))
+        control = schedule_controls(
+            heap, end=end, bucket=scenario.bucket, windows=scenario.function.errors,
+            pauses=scenario.mapping.pauses, kinds=(_BUCKET, _ERRORS, _PAUSE, _RESUME),
+        )
         for poison in scenario.stream.poison:
             if poison.at < end:
                 heapq.heappush(heap, (poison.at, control(), _POISON, poison))
