@@ -141,7 +141,7 @@ class QueueConfig:
     @property
     def fifo(self) -> bool:
         """Whether this is a FIFO queue."""
-        return self.name.endswith(FIFO_SUFFIX)
+        return is_fifo_queue(self.name)
 
     def __post_init__(self) -> None:
         ctx = f"queue {self.name!r}"

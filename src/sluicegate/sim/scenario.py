@@ -35,6 +35,7 @@ from sluicegate.core.config import (
     QueueConfig,
     as_filter_criteria,
     check_visibility_against_timeout,
+    is_fifo_queue,
 )
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.errors import ConfigError
@@ -383,7 +384,7 @@ class QueueSpec:
     @property
     def queue_name(self) -> str:
         """The name the queue has in the store: ``.fifo`` appended for a FIFO queue."""
-        if self.fifo and not self.name.endswith(".fifo"):
+        if self.fifo and not is_fifo_queue(self.name):
             return f"{self.name[:75]}.fifo"
         return self.name
 
@@ -706,7 +707,7 @@ def _account_dict(a: AccountSpec) -> dict[str, Any]:
 def _dlq_name(queue: str) -> str:
     # Queue names are at most 80 characters; keep room for the suffix. A FIFO queue's
     # dead-letter queue is FIFO too.
-    if queue.endswith(".fifo"):
+    if is_fifo_queue(queue):
         return f"{queue[:-5][:71]}-dlq.fifo"
     return f"{queue[:76]}-dlq"
 

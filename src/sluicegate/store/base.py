@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from sluicegate.core.config import QueueConfig, TopicConfig
+from sluicegate.core.config import QueueConfig, TopicConfig, is_fifo_queue
 from sluicegate.core.streams import (
     StreamConfig,
     check_partition_key,
@@ -642,7 +642,7 @@ class Store(ABC):
         """After a delete: a FIFO group whose last in-flight message went may deliver
         again, so long polls of a FIFO queue are woken (a standard queue's deletes make
         nothing visible)."""
-        if queue.endswith(".fifo") and any(flags):
+        if is_fifo_queue(queue) and any(flags):
             self._notify(queue)
         return flags
 

@@ -65,7 +65,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sluicegate.core.config import QueueConfig
+from sluicegate.core.config import QueueConfig, is_fifo_queue
 from sluicegate.core.streams import StreamConfig
 from sluicegate.errors import (
     InvalidReceiptHandle,
@@ -640,7 +640,7 @@ class _Engine:
             )
         if expire:
             conn.execute(_SQL_EXPIRE_VISIBLE, (qid, cutoff))
-        if queue.endswith(".fifo"):
+        if is_fifo_queue(queue):
             return self._claim_fifo(queue, qid, max_messages, now, visibility_timeout)
         rows = conn.execute(_SQL_CLAIM_SELECT, (qid, max_messages)).fetchall()
         if not rows:
@@ -821,7 +821,7 @@ class _Engine:
             sents = [s for s in (oldest, oldest_hidden) if s is not None]
             age = max(0.0, now - min(sents)) if sents else 0.0
             groups = busy = 0
-            if queue.endswith(".fifo"):
+            if is_fifo_queue(queue):
                 groups, busy = conn.execute(
                     _SQL_COUNT_GROUPS, {"now": now, "queue": qid, "cutoff": cutoff}
                 ).fetchone()
