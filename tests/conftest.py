@@ -1,0 +1,42 @@
+"""Fixtures shared by the whole suite: a real redis-server for the Redis tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis_server import RedisServer, redis_binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session, on a free 127.0.0.1 port, in its own directory.
+
+    Skipped, with the reason, only when no ``redis-server`` binary exists (``make test``
+    installs one through apt, so CI always runs these tests).
+    """
+    if redis_binary() is None:
+        pytest.skip("no redis-server binary on PATH (make test installs it through apt)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty database on the session's server (flushed before each test)."""
+    redis_server.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, with persistence on: for tests that restart it."""
+    if redis_binary() is None:
+        pytest.skip("no redis-server binary on PATH (make test installs it through apt)")
+    server = RedisServer(tmp_path / "redis", persistence=True)
+    server.start()
+    yield server
+    server.stop()
