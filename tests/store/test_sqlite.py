@@ -18,7 +18,9 @@ import pytest
 from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
 from sluicegate.errors import InvalidReceiptHandle, StoreUnavailable
-from sluicegate.store import QueueCounts, SendEntry, SqliteStore, Store
+from sluicegate.store import MemoryStore, QueueCounts, SendEntry, SqliteStore, Store
+from sluicegate.store import sqlite as sqlite_module
+from sluicegate.store.sqlite import SCHEMA_VERSION
 
 from .conftest import FakeClock
 
@@ -263,12 +265,19 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     conn.close()
-    assert version == ("3",)
+    assert version == (str(SCHEMA_VERSION),)
     assert "token" in columns and "handle" not in columns
+
+
+def _back_to_version_3(conn: sqlite3.Connection) -> None:
+    """Remove what version 4 added (the index of visible FIFO messages by group)."""
+    conn.execute("DROP INDEX messages_fifo_groups")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
 
 def _back_to_version_2(conn: sqlite3.Connection) -> None:
     """Remove what version 3 added (FIFO columns and tables, streams) from a new file."""
+    _back_to_version_3(conn)
     for index in ("messages_fifo_ready", "messages_fifo_busy", "fifo_dedup_expiry",
                   "stream_records_arrival"):
         conn.execute(f"DROP INDEX {index}")
@@ -302,7 +311,85 @@ async def test_version_2_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
-    assert version == ("3",)
+    assert version == (str(SCHEMA_VERSION),)
+
+
+async def test_version_3_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 4 added an index of visible FIFO messages by group: a version 3 file keeps
+    its FIFO messages, in flight stays in flight, and receives keep group order."""
+    path = tmp_path / "v3.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("f.fifo", content_based_deduplication=True))
+        await store.send_batch("f.fifo", [SendEntry(f"{g}{i}", group_id=g)
+                                          for i in range(3) for g in "ab"])
+        (flying,) = await store.receive("f.fifo", visibility_timeout=30)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_3(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock) as store:
+        assert flying.body == "a0"
+        assert [m.body for m in await store.receive("f.fifo", max_messages=10)] == [
+            "b0", "b1", "b2"
+        ]
+        assert await store.delete("f.fifo", flying.receipt_handle) is True
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)
+    assert "messages_fifo_groups" in indexes
+
+
+@pytest.mark.parametrize("window", [1, 3, 1000])
+@pytest.mark.parametrize("seed", range(4))
+async def test_fifo_receives_match_the_memory_store_whatever_the_scan_window(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, window: int, seed: int
+) -> None:
+    """A FIFO receive looks through a window of the oldest messages, then group by group
+    when the window is not enough: either way it returns what the memory store returns
+    (the oldest visible messages of groups with nothing in flight, in order), through
+    random sends, receives, deletes and visibility timeouts running out."""
+    import random
+
+    monkeypatch.setattr(sqlite_module, "FIFO_SCAN_WINDOW", window)
+    rng = random.Random(seed)
+    reference = MemoryStore(clock=clock)
+    tested = SqliteStore(tmp_path / f"window{window}.db", clock=clock)
+    config = QueueConfig("f.fifo", visibility_timeout=5)
+    stores: list[Store] = [reference, tested]
+    for store in stores:
+        await store.open()
+        await store.ensure_queue(config)
+    in_flight: list[tuple[str, str]] = []  # (reference handle, tested handle)
+    sent = 0
+    try:
+        for _ in range(150):
+            action = rng.random()
+            if action < 0.4:
+                entries = [
+                    SendEntry(f"m{sent + i}", group_id=f"g{rng.randrange(6)}",
+                              deduplication_id=f"d{sent + i}")
+                    for i in range(rng.randint(1, 10))
+                ]
+                sent += len(entries)
+                for store in stores:
+                    await store.send_batch("f.fifo", entries)
+            elif action < 0.75:
+                wanted = rng.randint(1, 10)
+                got = [await store.receive("f.fifo", max_messages=wanted) for store in stores]
+                assert [m.body for m in got[1]] == [m.body for m in got[0]]
+                in_flight += [(a.receipt_handle, b.receipt_handle)
+                              for a, b in zip(got[0], got[1], strict=True)]
+            elif action < 0.95 and in_flight:
+                ref_handle, tested_handle = in_flight.pop(rng.randrange(len(in_flight)))
+                assert (await tested.delete("f.fifo", tested_handle)) == (
+                    await reference.delete("f.fifo", ref_handle)
+                )
+            else:
+                clock.advance(rng.choice([1.0, 6.0]))
+    finally:
+        for store in stores:
+            await store.close()
 
 
 async def test_claims_and_deletes_of_scattered_and_consecutive_keys(
