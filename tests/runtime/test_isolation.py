@@ -115,7 +115,11 @@ import sluicegate
 LEDGER = {ledger!r}
 
 app = sluicegate.App()
-app.queue("orders", visibility_timeout=2, dead_letter_queue="orders-dlq", max_receive_count=3)
+# The visibility timeout leaves room for slow cold starts of process environments on a
+# loaded machine (over a second seen): with 2 s, a batch whose environment took that long
+# to start was deleted after its messages had become visible again, and one success was
+# delivered a second time (which at-least-once delivery allows, but this test counts).
+app.queue("orders", visibility_timeout=4, dead_letter_queue="orders-dlq", max_receive_count=3)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
