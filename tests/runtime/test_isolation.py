@@ -119,7 +119,7 @@ app = sluicegate.App()
 # loaded machine (over a second seen): with 2 s, a batch whose environment took that long
 # to start was deleted after its messages had become visible again, and one success was
 # delivered a second time (which at-least-once delivery allows, but this test counts).
-app.queue("orders", visibility_timeout=4, dead_letter_queue="orders-dlq", max_receive_count=3)
+app.queue("orders", visibility_timeout=3, dead_letter_queue="orders-dlq", max_receive_count=3)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -523,5 +523,7 @@ def test_powertools_batch_handler_under_concurrency_loses_nothing(tmp_path: Path
     assert os.getpid() not in invocation_pids
     assert invoker.environments == 0  # closed by the runtime
     assert all(reaped(pid) for pid in set(invocation_pids))
-    assert elapsed < 15
+    # A bound far above the ~7 s this takes (two visibility timeouts and cold starts), so
+    # only a stuck run trips it.
+    assert elapsed < 60
 
