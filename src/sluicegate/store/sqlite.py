@@ -19,9 +19,8 @@ thread with a lock wait of zero: when the file is free they take tens of microse
 there, less than the hand-off to a thread costs (~95 us measured), and when another
 connection holds the lock they give up at once and go to the worker. That connection
 checkpoints the log itself, as any WAL writer does (SQLite's automatic checkpoint, every
-1,000 pages of log); :data:`CHECKPOINT_EVERY` could hand checkpoints to the worker
-instead, but is set so high that it never does (writes then queued behind the worker's
-checkpoints). Pass ``inline=False`` to run everything on the worker.
+1,000 pages of log): handing checkpoints to the worker thread instead was tried and made
+writes queue behind them. Pass ``inline=False`` to run everything on the worker.
 
 Schema (version :data:`SCHEMA_VERSION`, in table ``meta``): ``queues`` holds attributes and
 the ``dead_lettered`` counter; ``messages`` holds every message, with ``hidden = 0`` for
@@ -110,11 +109,6 @@ nothing in flight. When those groups hold fewer messages than it wants and the q
 holds more, the receive looks group by group instead (an index step per group): looking
 message by message through a long backlog whose oldest groups are all in flight took
 0.1 s per receive at 100,000 messages in 10 groups (1 ms this way)."""
-
-CHECKPOINT_EVERY = 10**12
-"""Write transactions made on the loop's connection between two background checkpoints
-of the write-ahead log on the worker; so high that none happens, the loop's connection
-checkpointing the log itself (see the module docstring)."""
 
 YIELD_EVERY = 16
 """Operations done on the loop's thread between two yields to the event loop: such an
@@ -516,17 +510,6 @@ class _Engine:
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
-
-    def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database and rewind it.
-
-        The PASSIVE pass copies the bulk while writers go on; the RESTART pass holds
-        writers off only for what they added meanwhile, and makes the next write start
-        the log from its beginning (a PASSIVE pass alone never catches up with a steady
-        stream of writes, and the log would grow without end).
-        """
-        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self.conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def close(self) -> None:
         self.conn.close()
@@ -1277,9 +1260,7 @@ class SqliteStore(Store):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._worker: _Engine | None = None
         self._loop_engine: _Engine | None = None
-        self._writes = 0
         self._ops = 0
-        self._checkpoint: asyncio.Future[None] | None = None
 
     def _now(self) -> float:
         return self.clock()
@@ -1322,14 +1303,11 @@ class SqliteStore(Store):
         self._executor = executor
 
     async def close(self) -> None:
-        """Finish the background checkpoint, close both connections, stop the thread."""
+        """Close both connections and stop the thread."""
         executor, worker, side = self._executor, self._worker, self._loop_engine
         if executor is None or worker is None:
             return
         self._executor = self._worker = self._loop_engine = None
-        if self._checkpoint is not None:
-            await asyncio.wait([self._checkpoint])
-            self._checkpoint = None
         if side is not None:
             side.close()
         await asyncio.get_running_loop().run_in_executor(executor, worker.close)
@@ -1348,7 +1326,7 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    async def _fast(self, method: Callable[[_Engine], T], *, write: bool = False) -> T:
+    async def _fast(self, method: Callable[[_Engine], T]) -> T:
         """Run ``method`` on the loop's connection if the file is free, else on the worker."""
         side = self._loop_engine
         if side is not None:
@@ -1362,26 +1340,8 @@ class SqliteStore(Store):
                 if not _is_busy(exc):
                     raise _translate(exc, self.path) from exc
             else:
-                if write:
-                    self._writes += 1
-                    if self._writes >= CHECKPOINT_EVERY and self._checkpoint is None:
-                        self._start_checkpoint()
                 return result
         return await self._on_worker(method)
-
-    def _start_checkpoint(self) -> None:
-        executor, worker = self._engines()
-        self._writes = 0
-        future = asyncio.get_running_loop().run_in_executor(executor, worker.checkpoint)
-        self._checkpoint = future
-
-        def done(f: asyncio.Future[None]) -> None:
-            if self._checkpoint is f:
-                self._checkpoint = None
-            if not f.cancelled():
-                f.exception()  # a failed checkpoint is retried by the next one
-
-        future.add_done_callback(done)
 
     # ------------------------------------------------------------------ primitives
     async def _ensure_queue(self, config: QueueConfig) -> None:
@@ -1397,13 +1357,13 @@ class SqliteStore(Store):
         await self._on_worker(lambda e: e.delete_queue(name))
 
     async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
-        return await self._fast(lambda e: e.send(queue, messages), write=True)
+        return await self._fast(lambda e: e.send(queue, messages))
 
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float
     ) -> list[Message]:
         return await self._fast(
-            lambda e: e.receive(queue, max_messages, visibility_timeout), write=True
+            lambda e: e.receive(queue, max_messages, visibility_timeout)
         )
 
     async def _next_visible_at(self, queue: str) -> float | None:
@@ -1412,13 +1372,13 @@ class SqliteStore(Store):
     async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
         if len(receipt_handles) > DELETE_CHUNK:
             return await self._on_worker(lambda e: e.delete(queue, receipt_handles))
-        return await self._fast(lambda e: e.delete(queue, receipt_handles), write=True)
+        return await self._fast(lambda e: e.delete(queue, receipt_handles))
 
     async def _change_visibility(
         self, queue: str, receipt_handle: str, visibility_timeout: float
     ) -> None:
         await self._fast(
-            lambda e: e.change_visibility(queue, receipt_handle, visibility_timeout), write=True
+            lambda e: e.change_visibility(queue, receipt_handle, visibility_timeout)
         )
 
     async def _purge(self, queue: str) -> int:
@@ -1431,7 +1391,7 @@ class SqliteStore(Store):
         return await self._on_worker(lambda e: e.redrive(dead_letter_queue, to))
 
     async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
-        return await self._fast(lambda e: e.send_fifo(queue, messages), write=True)
+        return await self._fast(lambda e: e.send_fifo(queue, messages))
 
     # ------------------------------------------------------------------ streams
     async def _ensure_stream(self, config: StreamConfig) -> None:
@@ -1447,7 +1407,7 @@ class SqliteStore(Store):
         await self._on_worker(lambda e: e.delete_stream(name))
 
     async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
-        return await self._fast(lambda e: e.put(stream, records), write=True)
+        return await self._fast(lambda e: e.put(stream, records))
 
     async def _get_records(
         self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
@@ -1467,4 +1427,4 @@ class SqliteStore(Store):
         return await self._on_worker(lambda e: e.stream_checkpoints(stream))
 
     async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
-        await self._fast(lambda e: e.set_checkpoints(mapping, checkpoints), write=True)
+        await self._fast(lambda e: e.set_checkpoints(mapping, checkpoints))
