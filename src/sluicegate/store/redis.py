@@ -547,7 +547,7 @@ class RedisStore(Store):
         if values[0] is None:
             self._streams.pop(name, None)
             raise StreamNotFound(name)
-        config = StreamConfig(name, int(values[0]), int(values[1]))
+        config = StreamConfig(name, int(_text(values[0])), int(_text(values[1])))
         self._streams[name] = config
         return config
 
