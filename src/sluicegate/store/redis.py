@@ -255,6 +255,12 @@ class RedisStore(Store):
         return self._client
 
     async def _do(self, call: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run one command or script; translate redis-py's errors into sluicegate's.
+
+        On a connection error every idle pooled connection is dropped too: after a
+        server restart they are all dead, and the next call should find a fresh one
+        rather than fail again. The failed call itself is not retried (it may have run).
+        """
         client = self._redis()
         try:
             return await call(client)
@@ -264,7 +270,10 @@ class RedisStore(Store):
             from redis.exceptions import RedisError
 
             if isinstance(exc, RedisError | OSError):
-                raise store_error(exc, self.url) from exc
+                error = store_error(exc, self.url)
+                if isinstance(error, StoreUnavailable):
+                    await client.connection_pool.disconnect(inuse_connections=False)
+                raise error from exc
             raise
 
     async def _run(self, name: str, tag: str, *args: Any) -> list[Any]:
