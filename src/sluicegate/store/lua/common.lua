@@ -30,10 +30,10 @@ local function parsest(v)
   local c, f, t, src, g = string.match(v, '^(%d+)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return {count = tonumber(c), first = f, token = t, source = src, group = g}
 end
+-- A standard queue's message never received has no state stored (saves a write per send).
+local FRESH = '0||||'
 local function getst(m, mk)
-  local v = redis.call('HGET', qk(m.name, 'st'), mk)
-  if not v then return nil end
-  return parsest(v)
+  return parsest(redis.call('HGET', qk(m.name, 'st'), mk) or FRESH)
 end
 local function stval(s)
   return string.format('%d', s.count) .. '|' .. s.first .. '|' .. s.token .. '|' .. s.source
@@ -144,10 +144,7 @@ local function expire(m)
   local head = redis.call('ZRANGE', sentk, 0, 0, 'WITHSCORES')
   if #head == 0 or tonumber(head[2]) > cutoff then return end
   local old = redis.call('ZRANGEBYSCORE', sentk, '-inf', fmt(cutoff))
-  for _, mk in ipairs(old) do
-    local s = getst(m, mk)
-    if s then remove(m, mk, s) end
-  end
+  for _, mk in ipairs(old) do remove(m, mk, getst(m, mk)) end
 end
 
 -- The queue's dead-letter queue, when it has one that exists.

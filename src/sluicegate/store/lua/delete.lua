@@ -19,6 +19,7 @@ for i = 1, n do
   if done[id] then
     ok = 1
   elseif sts[i] and not done[mk] and sents[i] and tonumber(sents[i]) > cutoff then
+    -- (a message without state was never received: no handle of it is current)
     local s = parsest(sts[i])
     if s.token ~= '' and s.token == tok then
       ok = 1
@@ -30,9 +31,10 @@ for i = 1, n do
   out[i + 1] = ok
 end
 if #gone > 0 then
-  redis.call('ZREM', qk(q, 'infl'), unpack(gone))
-  redis.call('ZREM', qk(q, 'ready'), unpack(gone))
-  redis.call('ZREM', qk(q, 'dly'), unpack(gone))
+  -- usually all were in flight; otherwise some became visible again (not yet received)
+  if redis.call('ZREM', qk(q, 'infl'), unpack(gone)) < #gone then
+    redis.call('ZREM', qk(q, 'ready'), unpack(gone))
+  end
   redis.call('ZREM', qk(q, 'sent'), unpack(gone))
   redis.call('HDEL', qk(q, 'm'), unpack(gone))
   redis.call('HDEL', qk(q, 'st'), unpack(gone))
