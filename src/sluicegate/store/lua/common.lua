@@ -41,6 +41,25 @@ local function stval(s)
 end
 local function putst(m, mk, s) redis.call('HSET', qk(m.name, 'st'), mk, stval(s)) end
 
+-- Run cmd on key with the items of list as arguments, in slices (unpack has a limit of a
+-- few thousand values); returns the replies concatenated, or the integer replies summed.
+local SLICE = 1000
+local function sliced(cmd, key, list)
+  local out, sum = {}, 0
+  for i = 1, #list, SLICE do
+    local reply = redis.call(cmd, key, unpack(list, i, math.min(i + SLICE - 1, #list)))
+    if type(reply) == 'table' then
+      for j = 1, #list - i + 1 do
+        if j > SLICE then break end
+        out[i + j - 1] = reply[j]
+      end
+    else
+      sum = sum + reply
+    end
+  end
+  return out, sum
+end
+
 local function glow(g) return '[' .. g .. '\0' end
 local function ghigh(g) return '(' .. g .. '\1' end
 

@@ -9,8 +9,8 @@ local done = {}
 local n = (#ARGV - 3) / 2
 local keys = {}
 for i = 1, n do keys[i] = ARGV[2 + 2 * i] end
-local sts = redis.call('HMGET', qk(q, 'st'), unpack(keys))
-local sents = redis.call('ZMSCORE', qk(q, 'sent'), unpack(keys))
+local sts = sliced('HMGET', qk(q, 'st'), keys)
+local sents = sliced('ZMSCORE', qk(q, 'sent'), keys)
 local gone = {}
 for i = 1, n do
   local mk, tok = keys[i], ARGV[3 + 2 * i]
@@ -32,11 +32,12 @@ for i = 1, n do
 end
 if #gone > 0 then
   -- usually all were in flight; otherwise some became visible again (not yet received)
-  if redis.call('ZREM', qk(q, 'infl'), unpack(gone)) < #gone then
-    redis.call('ZREM', qk(q, 'ready'), unpack(gone))
+  local _, removed = sliced('ZREM', qk(q, 'infl'), gone)
+  if removed < #gone then
+    sliced('ZREM', qk(q, 'ready'), gone)
   end
-  redis.call('ZREM', qk(q, 'sent'), unpack(gone))
-  redis.call('HDEL', qk(q, 'm'), unpack(gone))
-  redis.call('HDEL', qk(q, 'st'), unpack(gone))
+  sliced('ZREM', qk(q, 'sent'), gone)
+  sliced('HDEL', qk(q, 'm'), gone)
+  sliced('HDEL', qk(q, 'st'), gone)
 end
 return out
