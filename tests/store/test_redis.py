@@ -349,3 +349,12 @@ async def test_thousands_of_handles_in_one_delete(new_store: NewStore) -> None:
     assert await store.delete_many("q", handles[:3]) == [True] * 3
     assert await store.delete_many("q", handles) == [False] * 3 + [True] * 11_997
     assert (await store.counts("q")).total == 0
+
+
+async def test_messages_name_the_server_without_its_password() -> None:
+    port = free_port()
+    store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/2")
+    assert store.address == f"redis://127.0.0.1:{port}/2"
+    with pytest.raises(StoreUnavailable) as info:
+        await store.open()
+    assert store.address in str(info.value) and "s3cret" not in str(info.value)
