@@ -279,15 +279,18 @@ class RedisStore(Store):
                 raise error from exc
             raise
 
-    async def _run(self, name: str, tag: str, *args: Any) -> list[Any]:
-        """Run script ``name``; ``tag`` is the hash-tagged key naming the slot it works on."""
+    async def _run(
+        self, name: str, tag: str, *args: Any, now: float | None = None
+    ) -> list[Any]:
+        """Run script ``name`` at ``now`` (the clock's time by default); ``tag`` is the
+        hash-tagged key naming the slot it works on."""
         script = self._scripts.get(name)
         if script is None:
             self._redis()
             raise StoreError(f"redis store {self.address}: no script {name!r}")
-        now = repr(float(self.clock()))
+        at = repr(float(self.clock() if now is None else now))
         result = await self._do(
-            lambda _: script(keys=[tag], args=[self.prefix, now, *args])
+            lambda _: script(keys=[tag], args=[self.prefix, at, *args])
         )
         assert isinstance(result, list)
         return result
@@ -394,7 +397,7 @@ class RedisStore(Store):
             ids.append(mid)
             delay = new.delay_seconds
             args += (mid, self._blob(new), repr(now + delay) if delay > 0 else "")
-        res = await self._run("send", self._qtag(queue), *args)
+        res = await self._run("send", self._qtag(queue), *args, now=now)
         if res[0] == 1:
             raise QueueNotFound(queue)
         if res[0] == 2:
@@ -501,8 +504,11 @@ class RedisStore(Store):
         self, queue: str, receipt_handle: str, visibility_timeout: float
     ) -> None:
         key, token = _parse_handle(receipt_handle)
-        deadline = repr(self.clock() + visibility_timeout)
-        res = await self._run("change_visibility", self._qtag(queue), queue, key, token, deadline)
+        now = self.clock()
+        deadline = repr(now + visibility_timeout)
+        res = await self._run(
+            "change_visibility", self._qtag(queue), queue, key, token, deadline, now=now
+        )
         if res[0] == 1:
             raise QueueNotFound(queue)
         if res[0] == 2:
@@ -518,7 +524,7 @@ class RedisStore(Store):
 
     async def _counts(self, queue: str) -> QueueCounts:
         now = self.clock()
-        res = await self._run("counts", self._qtag(queue), queue)
+        res = await self._run("counts", self._qtag(queue), queue, now=now)
         if res[0] == 1:
             raise QueueNotFound(queue)
         _, visible, in_flight, delayed, oldest, dead, groups, busy = res
