@@ -358,3 +358,41 @@ async def test_messages_name_the_server_without_its_password() -> None:
     with pytest.raises(StoreUnavailable) as info:
         await store.open()
     assert store.address in str(info.value) and "s3cret" not in str(info.value)
+
+
+async def test_deduplication_holds_across_stores(new_store: NewStore) -> None:
+    # Given: two stores sending the same deduplication ids at the same time
+    a, b = new_store("redis"), new_store("redis")
+    await a.open()
+    await b.open()
+    await a.ensure_queue(QueueConfig("q.fifo"))
+
+    async def send(store: Store, i: int) -> bool:
+        result = await store.send("q.fifo", f"from {i}", group_id="g", deduplication_id=f"d{i % 5}")
+        return result.duplicate
+
+    # When: 40 sends of 5 distinct ids race
+    duplicates = await asyncio.gather(*(send(s, i) for i in range(20) for s in (a, b)))
+
+    # Then: each id was stored once
+    assert duplicates.count(False) == 5
+    assert (await a.counts("q.fifo")).visible == 5
+
+
+async def test_streams_and_checkpoints_are_shared_between_stores(new_store: NewStore) -> None:
+    a, b = new_store("redis"), new_store("redis")
+    await a.open()
+    await b.open()
+    await a.ensure_stream(StreamConfig("s", shard_count=2))
+    puts = await asyncio.gather(
+        *(s.put_record("s", f"k{i}", f"{i}") for i in range(50) for s in (a, b))
+    )
+    for shard in (0, 1):
+        mine = sorted(p.sequence_number for p in puts if p.shard == shard)
+        read = await b.get_records("s", shard)
+        assert [r.sequence_number for r in read] == mine
+        assert await a.latest_sequence("s", shard) == mine[-1]
+    # checkpoints written concurrently never move back
+    await asyncio.gather(*(s.set_checkpoints("s->f", {0: n}) for n in (5, 9, 7) for s in (a, b)))
+    assert await b.get_checkpoints("s->f") == {0: 9}
+    assert await a.stream_checkpoints("s") == {"s->f": {0: 9}}
