@@ -11,6 +11,7 @@ from sluicegate.store import (
     DEFAULT_STORE_URL,
     STORE_ENV_VAR,
     MemoryStore,
+    RedisStore,
     SqliteStore,
     open_store,
 )
@@ -53,9 +54,9 @@ def test_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(open_store("sqlite://"), SqliteStore)  # an explicit URL wins
 
 
-def test_redis_is_not_available_yet() -> None:
-    with pytest.raises(InputError, match=r"redis.*not available yet"):
-        open_store("redis://localhost:6379/0")
+def test_redis_urls_build_a_redis_store_without_connecting() -> None:
+    store = open_store("redis://localhost:6379/0")
+    assert isinstance(store, RedisStore)
 
 
 @pytest.mark.parametrize("url", ["postgres://db/q", "sluicegate.db", "", "memory://x"])

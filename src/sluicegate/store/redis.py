@@ -79,7 +79,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
 from sluicegate.core.streams import StreamConfig
@@ -337,7 +337,7 @@ class RedisStore(Store):
             if known is not None:
                 return known[0]
         key = f"{self._qtag(name)}:meta"
-        values = await self._do(lambda r: r.hmget(key, _QUEUE_FIELDS))
+        values = await self._do(lambda r: _awaitable(r.hmget(key, list(_QUEUE_FIELDS))))
         if values[0] is None:
             self._queues.pop(name, None)
             raise QueueNotFound(name)
@@ -561,7 +561,7 @@ class RedisStore(Store):
             if known is not None:
                 return known
         key = f"{self._stag(name)}:meta"
-        values = await self._do(lambda r: r.hmget(key, ["shards", "ret"]))
+        values = await self._do(lambda r: _awaitable(r.hmget(key, ["shards", "ret"])))
         if values[0] is None:
             self._streams.pop(name, None)
             raise StreamNotFound(name)
@@ -664,7 +664,9 @@ class RedisStore(Store):
 
     async def _latest_sequence(self, stream: str, shard: int) -> int:
         key = f"{self._stag(stream)}:meta"
-        shards, latest = await self._do(lambda r: r.hmget(key, ["shards", f"latest:{shard}"]))
+        shards, latest = await self._do(
+            lambda r: _awaitable(r.hmget(key, ["shards", f"latest:{shard}"]))
+        )
         if shards is None:
             raise StreamNotFound(stream)
         return -1 if latest is None else int(_text(latest))
@@ -680,7 +682,7 @@ class RedisStore(Store):
 
     async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
         key = f"{self.prefix}cp:{mapping}"
-        values = await self._do(lambda r: r.hgetall(key))
+        values = await self._do(lambda r: _awaitable(r.hgetall(key)))
         return {int(shard): int(seq) for shard, seq in values.items()}
 
     async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
@@ -698,3 +700,9 @@ class RedisStore(Store):
         for shard, seq in checkpoints.items():
             args += (shard, seq)
         await self._run("set_checkpoints", f"{self.prefix}cp:{mapping}", *args)
+
+
+def _awaitable(result: Awaitable[T] | T) -> Awaitable[T]:
+    """A command's result as what it is on the asyncio client: an awaitable (redis-py 5's
+    annotations also allow the synchronous client's plain value)."""
+    return cast("Awaitable[T]", result)
