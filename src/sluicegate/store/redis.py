@@ -702,7 +702,7 @@ class RedisStore(Store):
         await self._run("set_checkpoints", f"{self.prefix}cp:{mapping}", *args)
 
 
-def _awaitable(result: Awaitable[T] | T) -> Awaitable[T]:
+def _awaitable(result: Any) -> Awaitable[Any]:
     """A command's result as what it is on the asyncio client: an awaitable (redis-py 5's
-    annotations also allow the synchronous client's plain value)."""
-    return cast("Awaitable[T]", result)
+    annotations also allow the synchronous client's plain value, redis-py 6's do not)."""
+    return cast("Awaitable[Any]", result)
