@@ -520,6 +520,23 @@ async def test_retention_expiry(store: Store, clock: FakeClock) -> None:
     assert (await store.counts("q")).total == 0
 
 
+async def test_a_message_past_retention_is_not_dead_lettered(
+    store: Store, clock: FakeClock
+) -> None:
+    """Retention ends a message's life whatever else is due: one whose receives are used
+    up but which is past the retention period when its visibility timeout ends is
+    deleted, not moved to the dead-letter queue."""
+    await store.ensure_queue(QueueConfig("dlq"))
+    await store.ensure_queue(QueueConfig("q", retention_period=60, visibility_timeout=100,
+                                         dead_letter_queue="dlq", max_receive_count=1))
+    await store.send("q", "old")
+    await store.receive("q")
+    clock.advance(120)
+    assert await store.receive("q") == []
+    assert await store.counts("q") == counts()
+    assert (await store.counts("dlq")).total == 0
+
+
 async def test_purge(store: Store, clock: FakeClock) -> None:
     await store.ensure_queue(QueueConfig("q"))
     await store.ensure_queue(QueueConfig("other"))

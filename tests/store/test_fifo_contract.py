@@ -51,6 +51,30 @@ async def test_order_within_a_group_and_groups_in_one_receive(store: Store) -> N
     assert all(m.group_id == m.body[0] for m in got)
 
 
+async def test_a_receive_fills_group_by_group_oldest_group_first(store: Store) -> None:
+    """SQS returns as many messages of one group as it can: a batch takes the whole of
+    the group whose oldest message is oldest, then the next group, and so on."""
+    await fifo(store)
+    await send_groups(store, "a1 b1 a2 c1 b2 a3 c2")
+    assert bodies(await store.receive("q.fifo", max_messages=4)) == ["a1", "a2", "a3", "b1"]
+    assert bodies(await store.receive("q.fifo", max_messages=10)) == ["c1", "c2"]
+
+
+async def test_an_expired_message_in_flight_no_longer_holds_its_group(
+    store: Store, clock: FakeClock
+) -> None:
+    """A message past the retention period is gone, in flight or not: its group's next
+    message can be received before the old one's visibility timeout ends."""
+    await fifo(store, retention_period=60, visibility_timeout=300)
+    await send_groups(store, "a1")
+    (old,) = await store.receive("q.fifo")
+    clock.advance(30)
+    await send_groups(store, "a2")
+    clock.advance(31)  # a1 is 61 s old, within its visibility timeout
+    assert bodies(await store.receive("q.fifo", max_messages=10)) == ["a2"]
+    assert await store.delete("q.fifo", old.receipt_handle) is False
+
+
 async def test_a_group_in_flight_is_hidden(store: Store, clock: FakeClock) -> None:
     await fifo(store)
     await send_groups(store, "a1 a2 b1")

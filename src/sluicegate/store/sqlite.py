@@ -37,17 +37,18 @@ receive stores a new token, so an earlier handle no longer matches (it is stale)
 message to or from a dead-letter queue clears the token.
 
 FIFO queues (schema version 3) use the same table: a message's ``group_id`` and
-``dedup_id`` columns are set, its ``seq`` is its sequence number, and a receive claims,
+``dedup_id`` columns are set, its ``seq`` is its sequence number, and a receive claims
 visible messages of groups that have no message in flight (``hidden = 1`` with a receive
-count: an index on (queue, group) over hidden rows answers that): the groups in the order
-of their oldest visible message, as many messages of the first group as it has (in
-``seq`` order, so a group never overtakes itself), then of the next, as SQS does. The
-groups are found among the oldest :data:`FIFO_SCAN_WINDOW` visible messages and, when
-those are not enough, through an index of visible messages by group (version 4), so a
-backlog held up behind groups in flight costs a step per group, not per message. ``fifo_dedup`` remembers
-deduplication ids for 5 minutes. Streams live in ``streams`` (with the next sequence
-number), ``stream_shards`` (each shard's latest sequence number) and ``stream_records``
-(keyed by stream, shard and sequence); mappings' checkpoints in ``checkpoints``.
+count and not past the retention period: an index on (queue, group) over hidden rows
+answers that): the groups in the order of their oldest visible message, as many messages
+of the first group as it has (in ``seq`` order, so a group never overtakes itself), then
+of the next, as SQS does. The groups are found among the oldest :data:`FIFO_SCAN_WINDOW`
+visible messages and, when those are not enough, through an index of visible messages by
+group (version 4), so a backlog held up behind groups in flight costs a step per group,
+not per message. ``fifo_dedup`` remembers deduplication ids for 5 minutes. Streams live
+in ``streams`` (with the next sequence number), ``stream_shards`` (each shard's latest
+sequence number) and ``stream_records`` (keyed by stream, shard and sequence); mappings'
+checkpoints in ``checkpoints``.
 
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
@@ -227,22 +228,24 @@ _SQL_PROMOTE = """
 UPDATE messages SET hidden = 0 WHERE queue = ? AND hidden = 1 AND visible_at <= ?
 """
 # SET expressions all read the row as it was, so the CASEs agree on who is dead-lettered.
-_SQL_PROMOTE_OR_DEAD_LETTER = """
+# A message past the retention period is not: it stays to be deleted as expired.
+_DEAD = "receive_count >= :limit AND sent_ts > :cutoff"
+_SQL_PROMOTE_OR_DEAD_LETTER = f"""
 UPDATE messages SET
     hidden = 0,
-    queue = CASE WHEN receive_count >= :limit THEN :dlq ELSE queue END,
-    source_queue = CASE WHEN receive_count >= :limit THEN :name ELSE source_queue END,
-    visible_at = CASE WHEN receive_count >= :limit THEN :now ELSE visible_at END,
-    first_receive_ts = CASE WHEN receive_count >= :limit THEN NULL ELSE first_receive_ts END,
-    token = CASE WHEN receive_count >= :limit THEN NULL ELSE token END,
-    receive_count = CASE WHEN receive_count >= :limit THEN 0 ELSE receive_count END
+    queue = CASE WHEN {_DEAD} THEN :dlq ELSE queue END,
+    source_queue = CASE WHEN {_DEAD} THEN :name ELSE source_queue END,
+    visible_at = CASE WHEN {_DEAD} THEN :now ELSE visible_at END,
+    first_receive_ts = CASE WHEN {_DEAD} THEN NULL ELSE first_receive_ts END,
+    token = CASE WHEN {_DEAD} THEN NULL ELSE token END,
+    receive_count = CASE WHEN {_DEAD} THEN 0 ELSE receive_count END
 WHERE queue = :queue AND hidden = 1 AND visible_at <= :now
 RETURNING queue
 """
 _SQL_DEAD_LETTER_VISIBLE = """
 UPDATE messages SET queue = :dlq, source_queue = :name, visible_at = :now,
     first_receive_ts = NULL, token = NULL, receive_count = 0
-WHERE queue = :queue AND hidden = 0 AND receive_count >= :limit
+WHERE queue = :queue AND hidden = 0 AND receive_count >= :limit AND sent_ts > :cutoff
 """
 _SQL_EXPIRE_VISIBLE = "DELETE FROM messages WHERE queue = ? AND hidden = 0 AND sent_ts <= ?"
 _SQL_EXPIRE_HIDDEN = "DELETE FROM messages WHERE queue = ? AND hidden = 1 AND sent_ts <= ?"
@@ -323,7 +326,7 @@ WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
     AND NOT EXISTS (
         SELECT 1 FROM messages AS x
         WHERE x.queue = ?1 AND x.hidden = 1 AND x.group_id = m.group_id
-            AND x.receive_count > 0
+            AND x.receive_count > 0 AND x.sent_ts > ?4
     )
 ORDER BY seq LIMIT ?2
 """
@@ -331,8 +334,9 @@ ORDER BY seq LIMIT ?2
 with nothing in flight, looking no further than the queue's oldest ``?3`` visible
 messages. Those groups, in order of first appearance, are the free groups with the
 oldest heads, and together they hold at least ``?2`` messages (see
-:meth:`_Worker._claim_fifo`). The scan runs in ``seq`` order and stops at the ``?2``-th
-match."""
+:meth:`_Engine._claim_fifo`). The scan runs in ``seq`` order and stops at the ``?2``-th
+match. ``?4`` is the retention cutoff: a message sent before it no longer holds its
+group."""
 _SQL_FIFO_BEYOND_WINDOW = """
 SELECT 1 FROM messages WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
 ORDER BY seq LIMIT 1 OFFSET ?2
@@ -351,6 +355,7 @@ SELECT gid FROM grp
 WHERE gid IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM messages AS x
     WHERE x.queue = ?1 AND x.hidden = 1 AND x.group_id = grp.gid AND x.receive_count > 0
+        AND x.sent_ts > ?3
 )
 ORDER BY (SELECT min(seq) FROM messages
           WHERE queue = ?1 AND hidden = 0 AND group_id = grp.gid)
@@ -663,7 +668,8 @@ class _Engine:
             if dlq is not None:
                 moved += conn.execute(
                     _SQL_DEAD_LETTER_VISIBLE,
-                    {"dlq": dlq, "name": queue, "now": now, "queue": qid, "limit": limit},
+                    {"dlq": dlq, "name": queue, "now": now, "queue": qid, "limit": limit,
+                     "cutoff": cutoff},
                 ).rowcount
             conn.execute("UPDATE queues SET redrive_check = 0 WHERE id = ?", (qid,))
         if next_hidden is not None and next_hidden <= now:
@@ -673,7 +679,8 @@ class _Engine:
             else:
                 rows = conn.execute(
                     _SQL_PROMOTE_OR_DEAD_LETTER,
-                    {"limit": limit, "dlq": dlq, "name": queue, "now": now, "queue": qid},
+                    {"limit": limit, "dlq": dlq, "name": queue, "now": now, "queue": qid,
+                     "cutoff": cutoff},
                 ).fetchall()
                 moved += sum(1 for (q,) in rows if q == dlq)
         if moved:
@@ -683,7 +690,7 @@ class _Engine:
         if expire:
             conn.execute(_SQL_EXPIRE_VISIBLE, (qid, cutoff))
         if is_fifo_queue(queue):
-            return self._claim_fifo(queue, qid, max_messages, now, visibility_timeout)
+            return self._claim_fifo(queue, qid, max_messages, now, visibility_timeout, cutoff)
         rows = conn.execute(_SQL_CLAIM_SELECT, (qid, max_messages)).fetchall()
         if not rows:
             return []
@@ -721,17 +728,20 @@ class _Engine:
         return out
 
     def _claim_fifo(
-        self, queue: str, qid: int, max_messages: int, now: float, visibility_timeout: float
+        self, queue: str, qid: int, max_messages: int, now: float, visibility_timeout: float,
+        cutoff: float,
     ) -> list[Message]:
         conn = self.conn
         groups = list(dict.fromkeys(g for (g,) in conn.execute(
-            _SQL_FIFO_WINDOW_GROUPS, (qid, max_messages, FIFO_SCAN_WINDOW)
+            _SQL_FIFO_WINDOW_GROUPS, (qid, max_messages, FIFO_SCAN_WINDOW, cutoff)
         )))
         rows = self._fifo_take(qid, groups, max_messages)
         if len(rows) < max_messages and conn.execute(
             _SQL_FIFO_BEYOND_WINDOW, (qid, FIFO_SCAN_WINDOW)
         ).fetchone():
-            groups = [g for (g,) in conn.execute(_SQL_FIFO_FREE_GROUPS, (qid, max_messages))]
+            groups = [g for (g,) in conn.execute(
+                _SQL_FIFO_FREE_GROUPS, (qid, max_messages, cutoff)
+            )]
             rows = self._fifo_take(qid, groups, max_messages)
         if not rows:
             return []
