@@ -235,8 +235,10 @@ def test_two_workers_share_one_sqlite_file(tmp_path, store_url):
     n = 400
     assert main(["send", "work", "--count", str(n), "--app", str(app), "--store", store_url]) == 0
     workers = [
+        # 80 batches, 4 at a time, 0.1 s each: 2 s of work, so the second process (which
+        # may take a second to start on a loaded machine) finds some left
         _sluicegate("run", str(app), "--store", store_url, "--until-empty", "--status", "none",
-                    env={"SLUICEGATE_TEST_LOG": str(log), "SLUICEGATE_TEST_DELAY": "0.01"})
+                    env={"SLUICEGATE_TEST_LOG": str(log), "SLUICEGATE_TEST_DELAY": "0.1"})
         for log in (log_a, log_b)
     ]
     for worker in workers:
