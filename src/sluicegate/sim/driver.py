@@ -40,7 +40,6 @@ import dataclasses
 import gc
 import heapq
 import itertools
-import math
 import operator
 import random
 from collections.abc import Callable
@@ -64,6 +63,7 @@ from sluicegate.sim.models import (
     Environments,
     ErrorWindows,
     LongPolls,
+    lognormal_block,
     sampler,
     schedule_controls,
 )
@@ -158,7 +158,8 @@ _RESUME = 8
 _INF = float("inf")
 _UNKNOWN = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
-reports came after the fused call that returned one. Compared by identity."""
+reports came after the fused call that returned one. Compared by value: no wake-up is
+before t=0 (and a compiled build does not keep float identities)."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 _INJECTED = "InjectedError: injected by the scenario's error window"
 _DOWNSTREAM = "DownstreamError: the downstream failed under load"
@@ -314,12 +315,13 @@ class _Simulation:
         durations = stream("durations")
         self.duration = sampler(f.duration, durations)
         dist = f.duration
-        self.lognormal: tuple[float, float, Callable[[float, float], float]] | None = (
-            (dist.mu, dist.sigma, durations.gauss)
+        self.lognormal: tuple[float, float, random.Random] | None = (
+            (dist.mu, dist.sigma, durations)
             if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
         )
-        """``(mu, sigma, gauss)`` when durations are lognormal: the event loop then draws
-        them inline, the way :func:`sampler` does, without the call to its function."""
+        """``(mu, sigma, rng)`` when durations are lognormal: the event loop then takes
+        them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
+        :func:`sampler` draws, in its order, without a call per draw."""
         self.per_record = f.duration_per_record
         self.cold_start = sampler(f.cold_start, stream("cold-starts"))
         self.environments = Environments(f.idle_timeout)
@@ -462,8 +464,8 @@ class _Simulation:
         release = environments.release
         draw = self.duration
         lognormal = self.lognormal is not None
-        mu, sigma, gauss = self.lognormal or (0.0, 0.0, None)
-        exp = math.exp
+        mu, sigma, durations = self.lognormal or (0.0, 0.0, random.Random(0))
+        next_duration: Callable[[], float] = iter(()).__next__
         cold_start = self.cold_start
         timeout = self.timeout
         modelled = self.modelled
@@ -712,8 +714,13 @@ class _Simulation:
                             start = now + cold_start()
                         else:
                             start = now
-                        if lognormal:  # sampler's lognormal draw, inlined
-                            duration = exp(mu + sigma * gauss(0.0, 1.0))  # type: ignore[misc]
+                        if lognormal:  # sampler's lognormal draws, a block at a time
+                            try:
+                                duration = next_duration()
+                            except StopIteration:
+                                next_duration = iter(
+                                    lognormal_block(mu, sigma, durations)).__next__
+                                duration = next_duration()
                         else:
                             duration = draw()
                         if modelled:
@@ -733,7 +740,7 @@ class _Simulation:
                     break
                 actions = poll(now)
                 wake = unknown
-            if wake is unknown:
+            if wake == unknown:
                 wake = next_wakeup(now)
             if wake is not None and wake < self.wake_at:
                 self.wake_at = wake
