@@ -140,3 +140,32 @@ def test_invalid_arguments(args: tuple[object, ...], parameter: str) -> None:
     with pytest.raises(ConfigError) as info:
         Batcher(*args)  # type: ignore[arg-type]
     assert info.value.parameter == parameter
+
+
+def test_empty_room_is_what_room_answers_with_nothing_buffered() -> None:
+    for batch_size in (1, 3, 10, 11, 10_000):
+        for cap in (1, 100, MAX_PAYLOAD_BYTES):
+            b = Batcher(batch_size, 5, max_payload=cap)
+            assert b.empty_room == b.room()
+
+
+def test_take_ready_is_ready_then_take() -> None:
+    # Two batchers fed the same records at random: take_ready answers as ready() + take()
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        size, window, cap = rng.choice((1, 2, 5, 10)), rng.choice((0, 0.5, 2)), rng.choice(
+            (250, 1000, MAX_PAYLOAD_BYTES))
+        fused, plain = Batcher(size, window, cap), Batcher(size, window, cap)
+        now = 0.0
+        for _ in range(20):
+            now += rng.choice((0.0, 0.1, 0.7))
+            if rng.random() < 0.5:
+                got = records(rng.randrange(0, 4), size=rng.choice((10, 200, 600)))
+                fused.add(now, got)
+                plain.add(now, got)
+            expected = plain.take(now) if plain.ready(now) else ()
+            assert fused.take_ready(now) == expected
+            assert (fused.buffer, fused.payload, fused.opened, fused.deadline()) == (
+                plain.buffer, plain.payload, plain.opened, plain.deadline())

@@ -261,3 +261,17 @@ def test_long_polls_clear_returns_them_in_the_order_they_started() -> None:
     polls.take()
     assert len(polls.clear()) == 2
     assert polls.pool == [] and polls.next_deadline() is None
+
+
+def test_lognormal_blocks_draw_what_gauss_draws() -> None:
+    from sluicegate.sim.models import lognormal_block
+
+    mu, sigma = math.log(0.05), 0.2
+    rng, reference = random.Random("blocks"), random.Random("blocks")
+    got = lognormal_block(mu, sigma, rng, 3) + lognormal_block(mu, sigma, rng, 5)
+    assert got == [math.exp(mu + sigma * reference.gauss(0.0, 1.0)) for _ in range(16)]
+    # a generator with a normal pending from gauss starts with it
+    rng.gauss(0.0, 1.0)
+    reference.gauss(0.0, 1.0)
+    got = lognormal_block(mu, sigma, rng, 2)
+    assert got == [math.exp(mu + sigma * reference.gauss(0.0, 1.0)) for _ in range(4)]

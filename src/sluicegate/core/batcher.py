@@ -54,7 +54,9 @@ class Batcher:
             (public so that a mapping's hot path can test it without a call).
     """
 
-    __slots__ = ("_opened", "_payload", "batch_size", "buffer", "max_payload", "window")
+    __slots__ = (
+        "_opened", "_payload", "batch_size", "buffer", "empty_room", "max_payload", "window"
+    )
 
     def __init__(
         self, batch_size: int, window: float, max_payload: int = MAX_PAYLOAD_BYTES
@@ -71,6 +73,8 @@ class Batcher:
         self.buffer: list[QueueRecord] = []
         self._payload = 0
         self._opened = 0.0
+        self.empty_room = self.room()
+        """What :meth:`room` answers while nothing is buffered (read without a call)."""
 
     def __len__(self) -> int:
         """Number of records buffered."""
@@ -139,6 +143,29 @@ class Batcher:
         if n >= self.batch_size or self._payload >= self.max_payload:
             return True
         return now >= self._opened + self.window
+
+    def take_ready(self, now: float) -> tuple[QueueRecord, ...]:
+        """:meth:`take` when :meth:`ready` says so, in one call.
+
+        Returns:
+            The released records; empty when no batch is ready (nothing changes then).
+        """
+        buffered = self.buffer
+        n = len(buffered)
+        if not n:
+            return ()
+        size = self.batch_size
+        payload = self._payload
+        cap = self.max_payload
+        if n < size and payload < cap and now < self._opened + self.window:
+            return ()  # not ready
+        if n <= size and payload <= cap:
+            # take's usual case: the whole buffer
+            out = tuple(buffered)
+            buffered.clear()
+            self._payload = 0
+            return out
+        return self.take(now)
 
     def deadline(self) -> float | None:
         """When the current window expires (seconds), or ``None`` when nothing is buffered."""

@@ -737,8 +737,8 @@ class QueueMapping:
         """Decide for a poller with nothing outstanding: release, wait, receive or retire."""
         batcher = p.batcher
         if batcher.buffer:
-            if batcher.ready(now):
-                records = batcher.take(now)
+            records = batcher.take_ready(now)
+            if records:
                 self._buffered -= len(records)
                 batch = Batch(self._next_batch_id, p.index, records)
                 self._next_batch_id += 1
@@ -751,14 +751,15 @@ class QueueMapping:
                 self._push_timer(deadline, p)
                 return
             wait = deadline - now
+            room = batcher.room()
         elif p.index >= limit or self._paused:
             return  # parked (paused) or retired (above the limit)
         else:
             wait = LONG_POLL_WAIT
+            room = batcher.empty_room
         p.state = _RECEIVING
         p.asked = now
         self._receiving += 1
-        room = batcher.room()
         receive = p.receive
         if receive is None or receive.max_messages != room or receive.wait != wait:
             receive = p.receive = Receive(p.index, room, wait, self._visibility_timeout)

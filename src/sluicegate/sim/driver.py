@@ -40,7 +40,6 @@ import dataclasses
 import gc
 import heapq
 import itertools
-import math
 import operator
 import random
 from collections.abc import Callable
@@ -64,6 +63,7 @@ from sluicegate.sim.models import (
     Environments,
     ErrorWindows,
     LongPolls,
+    lognormal_block,
     sampler,
     schedule_controls,
 )
@@ -158,7 +158,8 @@ _RESUME = 8
 _INF = float("inf")
 _UNKNOWN = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
-reports came after the fused call that returned one. Compared by identity."""
+reports came after the fused call that returned one. Compared by value: no wake-up is
+before t=0 (and a compiled build does not keep float identities)."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 _INJECTED = "InjectedError: injected by the scenario's error window"
 _DOWNSTREAM = "DownstreamError: the downstream failed under load"
@@ -314,12 +315,13 @@ class _Simulation:
         durations = stream("durations")
         self.duration = sampler(f.duration, durations)
         dist = f.duration
-        self.lognormal: tuple[float, float, Callable[[float, float], float]] | None = (
-            (dist.mu, dist.sigma, durations.gauss)
+        self.lognormal: tuple[float, float, random.Random] | None = (
+            (dist.mu, dist.sigma, durations)
             if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
         )
-        """``(mu, sigma, gauss)`` when durations are lognormal: the event loop then draws
-        them inline, the way :func:`sampler` does, without the call to its function."""
+        """``(mu, sigma, rng)`` when durations are lognormal: the event loop then takes
+        them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
+        :func:`sampler` draws, in its order, without a call per draw."""
         self.per_record = f.duration_per_record
         self.cold_start = sampler(f.cold_start, stream("cold-starts"))
         self.environments = Environments(f.idle_timeout)
@@ -422,7 +424,9 @@ class _Simulation:
         Parameters:
             sent: messages already sent at t=0 (the backlog), counted in the first bucket.
         """
-        # Everything the hot path touches, as locals.
+        # Everything the hot path touches, as locals; methods are called on their objects
+        # (as cheap as a bound-method local for CPython, and what a compiled build
+        # (mypyc) turns into direct calls).
         heap = self.heap
         clock = self._now
         pop = heapq.heappop
@@ -438,32 +442,21 @@ class _Simulation:
         # FIFO groups and drawn bodies need a message of their own per send: not the
         # fast path, which hands one shared message to a waiting poller
         own_messages = self.fifo or bool(self.bodies)
-        send_receive = engine.send_receive_records
-        has_visible = engine.has_visible
-        receive = engine.receive_records
-        delete = engine.delete_records
-        next_visible_at = engine.next_visible_at
         new_message = self.new_message
         one_message = [new_message]
         delay = self.delay
+        # a send with nothing to delay and no message of its own may take the fast path
+        shared = not delay and not own_messages
         mapping = self.mapping
-        poll = mapping.poll
-        received = mapping.received
-        received_poll = mapping.received_poll
-        finished_poll = mapping.finished_poll
-        next_wakeup = mapping.next_wakeup
         waiters = self.waiters
         waiting = waiters.pool
-        take = waiters.take
         environments = self.environments
-        acquire = environments.acquire
         warm = environments.warm
         idle_timeout = environments.idle_timeout
-        release = environments.release
         draw = self.duration
         lognormal = self.lognormal is not None
-        mu, sigma, gauss = self.lognormal or (0.0, 0.0, None)
-        exp = math.exp
+        mu, sigma, durations = self.lognormal or (0.0, 0.0, random.Random(0))
+        next_duration: Callable[[], float] = iter(()).__next__
         cold_start = self.cold_start
         timeout = self.timeout
         modelled = self.modelled
@@ -510,7 +503,7 @@ class _Simulation:
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 running -= 1
-                release(now)
+                environments.release(now)
                 outcome = event[4]
                 if outcome is not success:
                     if outcome.function_error:
@@ -519,20 +512,20 @@ class _Simulation:
                         b_partial += 1
                 if event[5]:
                     downstream.done()  # type: ignore[union-attr]
-                deleted, actions, wake = finished_poll(now, event[3].id, outcome)
+                deleted, actions, wake = mapping.finished_poll(now, event[3].id, outcome)
                 if deleted:
-                    b_processed += delete(queue, deleted)
+                    b_processed += engine.delete_records(queue, deleted)
                     if fifo and waiting:
                         # A FIFO group whose batch settled may deliver again: its next
                         # messages were visible all along, but no receive could take them.
                         b_received += self._serve(now)
                         if self.dirty:
-                            actions = [*actions, *poll(now)]
+                            actions = [*actions, *mapping.poll(now)]
                             wake = unknown
             elif kind == _PRODUCE:
                 producer = arrivals[0][2] if solo is None else solo
                 count = producer.count
-                fast = count == 1 and waiting and not delay and not own_messages
+                fast = count == 1 and waiting and shared
                 if not fast:
                     send(queue, one_message if count == 1 else one_message * count)
                 b_sent += count
@@ -548,13 +541,13 @@ class _Simulation:
                 if fast:
                     # The usual case: a waiting poller drawn at random receives the one
                     # message as it is sent, in one call to the engine.
-                    entry = take()
+                    entry = waiters.take()
                     action = entry[2]
-                    records = send_receive(queue, new_message, action.max_messages,
+                    records = engine.send_receive_records(queue, new_message, action.max_messages,
                                            action.visibility_timeout, size)
                     if records:
                         b_received += len(records)
-                        actions, wake = received_poll(now, action.poller, records)
+                        actions, wake = mapping.received_poll(now, action.poller, records)
                         if now + action.visibility_timeout < self.visible_at:
                             self._watch(now + action.visibility_timeout)
                     else:
@@ -575,9 +568,9 @@ class _Simulation:
                     # hand out `count` messages, without asking the queue first.
                     left = count
                     while left > 0 and waiting:
-                        entry = take()
+                        entry = waiters.take()
                         action = entry[2]
-                        records = receive(queue, action.max_messages,
+                        records = engine.receive_records(queue, action.max_messages,
                                           action.visibility_timeout, size)
                         if not records:
                             waiters.put_back(entry)
@@ -585,7 +578,7 @@ class _Simulation:
                         n = len(records)
                         left -= n
                         b_received += n
-                        received(now, action.poller, records)
+                        mapping.received(now, action.poller, records)
                         if now + action.visibility_timeout < self.visible_at:
                             self._watch(now + action.visibility_timeout)
             elif kind == _WAKE:
@@ -605,7 +598,7 @@ class _Simulation:
                 self.timeout_at = _INF
                 expired = waiters.expire(now)
                 for action in expired:
-                    received(now, action.poller, [])
+                    mapping.received(now, action.poller, [])
                 after = waiters.next_deadline()
                 if after is not None:
                     self.timeout_at = after
@@ -620,7 +613,7 @@ class _Simulation:
                     continue
                 b_received += self._serve(now)
                 if waiting:
-                    when = next_visible_at(queue)
+                    when = engine.next_visible_at(queue)
                     if when is not None:
                         self._watch(when)
                 if not self.dirty:
@@ -651,13 +644,13 @@ class _Simulation:
                 mapping.pause(now)
                 # Cut outstanding long polls short, as the runtime's stop does.
                 for action in waiters.clear():
-                    received(now, action.poller, [])
+                    mapping.received(now, action.poller, [])
             else:  # _RESUME
                 mapping.resume(now)
 
             # ---- the mapping's turn: poll, perform, until nothing more is reported now
             if actions is None:
-                actions = poll(now)
+                actions = mapping.poll(now)
                 wake = unknown
             while True:
                 reported = False
@@ -667,13 +660,13 @@ class _Simulation:
                         # and a visibility event is pending for what becomes visible), so
                         # this receive would come back empty: it joins the wait.
                         got = (
-                            None if waiting or not has_visible(queue)
-                            else receive(queue, action.max_messages,
+                            None if waiting or not engine.has_visible(queue)
+                            else engine.receive_records(queue, action.max_messages,
                                          action.visibility_timeout, size)
                         )
                         if got:
                             b_received += len(got)
-                            received(now, action.poller, got)
+                            mapping.received(now, action.poller, got)
                             reported = True
                             if now + action.visibility_timeout < self.visible_at:
                                 self._watch(now + action.visibility_timeout)
@@ -681,7 +674,7 @@ class _Simulation:
                         wait = action.wait
                         wait = wait if wait < max_wait else max_wait
                         if wait <= 0:
-                            received(now, action.poller, [])
+                            mapping.received(now, action.poller, [])
                             reported = True
                             continue
                         # Long poll: wait for a message or the end of the wait.
@@ -691,7 +684,7 @@ class _Simulation:
                             self.timeout_at = deadline
                             push(heap, (deadline, seq(), _TIMEOUT))
                         if self.visible_at == _INF:
-                            when = next_visible_at(queue)
+                            when = engine.next_visible_at(queue)
                             if when is not None:
                                 self._watch(when)
                     elif isinstance(action, Invoke):
@@ -705,15 +698,20 @@ class _Simulation:
                         if warm and warm[0] > now - idle_timeout:
                             warm.pop()
                             start = now
-                        elif acquire(now):
+                        elif environments.acquire(now):
                             b_cold += 1
                             live = environments.live
                             b_live = live if live > b_live else b_live
                             start = now + cold_start()
                         else:
                             start = now
-                        if lognormal:  # sampler's lognormal draw, inlined
-                            duration = exp(mu + sigma * gauss(0.0, 1.0))  # type: ignore[misc]
+                        if lognormal:  # sampler's lognormal draws, a block at a time
+                            try:
+                                duration = next_duration()
+                            except StopIteration:
+                                next_duration = iter(
+                                    lognormal_block(mu, sigma, durations)).__next__
+                                duration = next_duration()
                         else:
                             duration = draw()
                         if modelled:
@@ -726,15 +724,15 @@ class _Simulation:
                                 outcome = timeout_outcome(batch)
                         push(heap, (start + duration, seq(), _END, batch, outcome, called))
                     elif isinstance(action, Delete):
-                        b_processed += delete(queue, action.records)
+                        b_processed += engine.delete_records(queue, action.records)
                     else:
                         b_abandoned += 1
                 if not reported:
                     break
-                actions = poll(now)
+                actions = mapping.poll(now)
                 wake = unknown
-            if wake is unknown:
-                wake = next_wakeup(now)
+            if wake == unknown:
+                wake = mapping.next_wakeup(now)
             if wake is not None and wake < self.wake_at:
                 self.wake_at = wake
                 push(heap, (wake, seq(), _WAKE))

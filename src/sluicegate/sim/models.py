@@ -36,6 +36,7 @@ __all__ = [
     "Environments",
     "ErrorWindows",
     "LongPolls",
+    "lognormal_block",
     "sampler",
     "schedule_controls",
 ]
@@ -43,6 +44,56 @@ __all__ = [
 WAIT_COMPACT_SLACK = 256
 """:class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
 waiting receives plus this many entries (most of them served already)."""
+
+
+LOGNORMAL_BLOCK = 256
+"""Pairs of normals :func:`lognormal_block` draws at a time for the simulator."""
+
+_TWOPI = 2.0 * math.pi
+
+
+def _lognormal_pairs(mu: float, sigma: float, rng: random.Random, pairs: int) -> list[float]:
+    # random.gauss's Box-Muller step, two normals per pair, cosine one first; each normal
+    # z is then used as gauss(0.0, 1.0) returns it (0.0 + z * 1.0)
+    rand, log, sqrt, cos, sin, exp = rng.random, math.log, math.sqrt, math.cos, math.sin, math.exp
+    out: list[float] = []
+    append = out.append
+    for _ in range(pairs):
+        x2pi = rand() * _TWOPI
+        g2rad = sqrt(-2.0 * log(1.0 - rand()))
+        append(exp(mu + sigma * (0.0 + cos(x2pi) * g2rad * 1.0)))
+        append(exp(mu + sigma * (0.0 + sin(x2pi) * g2rad * 1.0)))
+    return out
+
+
+def _pairs_match_gauss() -> bool:
+    """Whether :func:`_lognormal_pairs` draws what ``random.gauss`` does on this Python
+    (its algorithm is CPython's, not a documented promise)."""
+    mu, sigma = -3.0, 0.2
+    ours = _lognormal_pairs(mu, sigma, random.Random("sluicegate-gauss-check"), 8)
+    rng = random.Random("sluicegate-gauss-check")
+    theirs = [math.exp(mu + sigma * rng.gauss(0.0, 1.0)) for _ in range(16)]
+    return ours == theirs
+
+
+_PAIRS_MATCH = _pairs_match_gauss()
+
+
+def lognormal_block(
+    mu: float, sigma: float, rng: random.Random, pairs: int = LOGNORMAL_BLOCK
+) -> list[float]:
+    """The next ``2 * pairs`` draws of ``exp(mu + sigma * rng.gauss(0.0, 1.0))``, in order.
+
+    The same values, drawn from ``rng`` in the same order, as that many calls, without a
+    call per draw: for the simulator, which draws one duration per invocation. ``rng``
+    must be used for nothing else while its blocks are being consumed (a block draws
+    ahead). Where this Python's ``gauss`` draws otherwise, the block is made of calls to
+    it.
+    """
+    if _PAIRS_MATCH and getattr(rng, "gauss_next", None) is None:
+        return _lognormal_pairs(mu, sigma, rng, pairs)
+    gauss, exp = rng.gauss, math.exp
+    return [exp(mu + sigma * gauss(0.0, 1.0)) for _ in range(2 * pairs)]
 
 
 def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
