@@ -10,6 +10,12 @@ loop in :mod:`sluicegate.runtime.stream_runner`, over the core's
 
 Delivery is at least once: a message is deleted only after its batch succeeded, and
 anything unfinished when the runtime stops reappears after its visibility timeout.
+
+With a :class:`~sluicegate.cluster.coordinator.Cluster` (several runtimes on many hosts
+serving the same mappings through Redis), the runtime builds its cores with the cluster's
+pool and policies, which bound every limit by this worker's leased share, lets stream
+runners serve only the shards they lease, and runs the cluster's sync task beside the
+mappings. Without one nothing is coordinated, exactly as before.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
@@ -33,8 +39,9 @@ from sluicegate.core.results import (
     interpret_response,
     timeout_outcome,
 )
+from sluicegate.core.scaling import make_policy
 from sluicegate.core.stream_mapping import StreamMapping
-from sluicegate.core.streams import StreamMappingConfig
+from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.errors import StoreError
 from sluicegate.runtime.events import (
@@ -53,6 +60,9 @@ from sluicegate.runtime.runner import MappingLoop
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
+
+if TYPE_CHECKING:
+    from sluicegate.cluster.coordinator import Cluster
 
 __all__ = ["MappingSummary", "RunSummary", "Runtime"]
 
@@ -400,6 +410,8 @@ class Runtime:
         metrics: where per-second metrics go (a new :class:`Metrics` by default).
         grace_period: seconds in-flight invocations get to finish after :meth:`stop`.
         clock: epoch seconds; the store's clock by default.
+        cluster: coordination with other runtimes serving the same mappings (see
+            :mod:`sluicegate.cluster`); ``None``: this process is alone.
     """
 
     def __init__(
@@ -410,8 +422,10 @@ class Runtime:
         metrics: Metrics | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         clock: Callable[[], float] | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.app = app
+        self.cluster = cluster
         self.store = store
         self.clock = clock or store.clock
         self.metrics = metrics or Metrics(clock=self.clock)
@@ -473,7 +487,10 @@ class Runtime:
             ConfigError: a function with ``isolation="process"`` whose handler cannot be
                 imported in a new process.
         """
-        pool: ConcurrencyPool = self.app.new_pool()
+        cluster = self.cluster
+        pool: ConcurrencyPool = (
+            cluster.new_pool(self.app) if cluster is not None else self.app.new_pool()
+        )
         invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
         identity = {"region": self.region, "account_id": self.account_id}
@@ -485,6 +502,12 @@ class Runtime:
             if function.name not in invokers:
                 invokers[function.name] = self._invoker_for(function)
             arn = queue_arn(queue.name, **identity)
+            policy = None
+            if cluster is not None:
+                inner = make_policy(
+                    config, reserved_concurrency=pool.reserved_concurrency(config.function)
+                )
+                policy = cluster.queue_policy(config, inner, self.clock)
             core = QueueMapping(
                 config,
                 visibility_timeout=effective_visibility_timeout(
@@ -492,15 +515,17 @@ class Runtime:
                     function.config.timeout,
                 ),
                 pool=pool,
+                policy=policy,
                 now=now,
                 record_filter=self._queue_filter(config, arn),
             )
-            self.runners.append(
-                _Runner(
-                    self, config, queue, function, invokers[function.name], core, arn,
-                    function_arn(function.name, **identity),
-                )
+            runner = _Runner(
+                self, config, queue, function, invokers[function.name], core, arn,
+                function_arn(function.name, **identity),
             )
+            self.runners.append(runner)
+            if cluster is not None:
+                cluster.attach_queue(runner)
         for sconfig in self.app.stream_mappings:
             if not sconfig.enabled:
                 continue
@@ -510,21 +535,35 @@ class Runtime:
                 invokers[function.name] = self._invoker_for(function)
             arn = stream_arn(stream.name, **identity)
             farn = function_arn(function.name, **identity)
-            score = StreamMapping(
-                sconfig,
+            build = self._stream_builder(sconfig, stream, pool, farn, arn)
+            srunner = StreamRunner(self, sconfig, stream, function, invokers[function.name],
+                                   build(await self.store.get_checkpoints(sconfig.name)),
+                                   arn, farn, build=build)
+            self.stream_runners.append(srunner)
+            if cluster is not None:
+                cluster.attach_stream(srunner)
+        self.metrics.set_limits(self._limits())
+
+    def _stream_builder(
+        self, config: StreamMappingConfig, stream: StreamConfig, pool: ConcurrencyPool,
+        farn: str, arn: str,
+    ) -> Callable[[dict[int, int]], StreamMapping]:
+        """A function building the mapping's core from stored checkpoints (again when a
+        cluster changes the shards this runtime serves)."""
+
+        def build(checkpoints: dict[int, int]) -> StreamMapping:
+            return StreamMapping(
+                config,
                 stream,
                 pool=pool,
-                checkpoints=await self.store.get_checkpoints(sconfig.name),
-                now=now,
+                checkpoints=checkpoints,
+                now=self.clock(),
                 function_arn=farn,
                 stream_arn=arn,
-                record_filter=self._stream_filter(sconfig, arn),
+                record_filter=self._stream_filter(config, arn),
             )
-            self.stream_runners.append(
-                StreamRunner(self, sconfig, stream, function, invokers[function.name], score,
-                             arn, farn)
-            )
-        self.metrics.set_limits(self._limits())
+
+        return build
 
     def _stream_filter(self, config: StreamMappingConfig, arn: str) -> Any:
         criteria = config.filter_criteria
@@ -595,6 +634,11 @@ class Runtime:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
         runners = self._all_runners()
+        cluster = self.cluster
+        sync: asyncio.Task[None] | None = None
+        if cluster is not None:
+            await cluster.start()
+            sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
@@ -628,6 +672,12 @@ class Runtime:
             for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             self.metrics.flush()
+            if sync is not None:
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
+            if cluster is not None:
+                await cluster.stop()
         dead = await self._dead_lettered_total() - dead_start
         return RunSummary(
             elapsed=time.monotonic() - started,

@@ -42,12 +42,12 @@ class MappingLoop:
         raise NotImplementedError
 
     async def run(self) -> None:
-        core = self.core
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
         metrics = self.runtime.metrics
         while True:
             self.wake.clear()
+            core = self.core  # a stream runner's core is rebuilt when its shards change
             now = clock()
             self._perform(now, core.poll(now))
             throttles = core.throttles
