@@ -220,11 +220,22 @@ class Cluster:
         """The policy to give the mapping's core (see the module docstring)."""
         self._runtime_clock = runtime_clock
         lease = Lease(f"mapping:{config.name}", self.ttl, self.clock)
+        function = config.function
+
+        def share() -> int:
+            # the mapping's share, and no more than the function may run here: above it
+            # every start would be a throttle
+            mine = lease.share()
+            pool = self.pool
+            if pool is None:
+                return mine
+            return min(mine, self.share(pool.lease_of(function)))
+
         policy: ClusterPolicy | SharedScaling
         if isinstance(inner, AwsScaling):
-            policy = SharedScaling(inner.limit(runtime_clock()), lease.share)
+            policy = SharedScaling(inner.limit(runtime_clock()), share)
         else:
-            policy = ClusterPolicy(inner, lease.share)
+            policy = ClusterPolicy(inner, share)
         entry = _QueueEntry(None, config, lease, policy, inner, runtime_clock)
         if isinstance(policy, SharedScaling):
             entry.leader = Lease(f"leader:{config.name}", self.ttl, self.clock)
@@ -435,8 +446,7 @@ class Cluster:
         wants: dict[str, int] = {}
         for q in self._queues:
             fn = q.config.function
-            wants[fn] = wants.get(fn, 0) + max(q.lease.held, q.in_use(),
-                                               q.lease.share())
+            wants[fn] = wants.get(fn, 0) + max(q.lease.held, q.in_use())
         for s in self._streams:
             fn = s.runner.config.function
             wants[fn] = wants.get(fn, 0) + len(s.owned) * s.runner.config.parallelization_factor

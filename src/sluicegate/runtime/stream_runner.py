@@ -290,8 +290,8 @@ class StreamRunner(MappingLoop):
             return
         old = self.core
         old.pause(self.runtime.clock())
-        for task in list(self.fetches.values()):
-            task.cancel()
+        # Outstanding fetches are not cancelled: they are short reads, and a task
+        # cancelled before it first ran would never report back to the core.
         self.wake.set()
         while not self.idle:
             await asyncio.sleep(0.01)
