@@ -285,6 +285,11 @@ class Cluster:
                                 self.interval)
                     self._failing = True
                 self._lapse()
+            except Exception:
+                # A bug of ours must not end the sync: the leases would lapse while the
+                # runners go on believing in them. Log it and try again.
+                log.exception("cluster: sync failed")
+                self._lapse()
 
     async def stop(self) -> None:
         """Give back every lease and leave the worker registry (after the runners
@@ -319,7 +324,7 @@ class Cluster:
             if q.lease.expired() and q.runner is not None:
                 q.runner.wake.set()
         for s in self._streams:
-            lapsed = {i for i in s.owned if s.shards[i].expired()}
+            lapsed = {i for i in s.owned if i not in s.shards or s.shards[i].expired()}
             if lapsed:
                 self._reassign(s, s.owned - lapsed)
 
@@ -373,7 +378,7 @@ class Cluster:
             out[name] = lease.held
         for s in self._streams:
             for i in sorted(s.owned):
-                out[s.shards[i].name] = 1
+                out[f"shard:{s.runner.name}:{i}"] = 1
         return out
 
     def in_flight(self) -> dict[str, int]:
@@ -489,7 +494,8 @@ class Cluster:
         # renew what is owned; claim free shards up to the fair number
         keep: set[int] = set()
         for i in sorted(s.owned):
-            lease = s.shards[i]
+            lease = s.shards.setdefault(i, Lease(f"shard:{runner.name}:{i}", self.ttl,
+                                                 self.clock))
             await self._claim(lease, want=1, limit=1, in_use=1, fair=False)
             if lease.share():
                 keep.add(i)
@@ -506,7 +512,7 @@ class Cluster:
                     keep.add(i)
                     if len(keep) >= fair:
                         break
-                else:
+                elif i not in s.owned:
                     s.shards.pop(i, None)  # someone else's: nothing was stored for us
         if len(keep) > fair:
             keep = set(sorted(keep)[:fair])
@@ -518,6 +524,8 @@ class Cluster:
         if s.reassigning is not None:
             return
         dropped = s.owned - owned
+        log.info("cluster: %s serves shards %s of %s (was %s)", self.worker_id,
+                 sorted(owned), s.runner.name, sorted(s.owned))
 
         async def reassign() -> None:
             try:
