@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from sluicegate.store import MemoryStore, SqliteStore, Store
+from sluicegate.store import MemoryStore, RedisStore, SqliteStore, Store
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
 """Backends the contract tests run against."""
 
 START = 1_700_000_000.0
@@ -68,10 +68,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 @pytest.fixture
 def new_store(
-    loop: asyncio.AbstractEventLoop, clock: FakeClock, tmp_path: Path
+    loop: asyncio.AbstractEventLoop,
+    clock: FakeClock,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., Store]]:
     """Build stores that are closed at teardown: ``new_store("sqlite", path=..., **kw)``.
 
+    A ``redis`` store talks to the session's redis-server (``redis_url``: its database
+    is flushed before each test that uses it); ``url=`` names another server.
     The store is not opened: ``await store.open()`` in the test.
     """
     made: list[Store] = []
@@ -80,6 +85,9 @@ def new_store(
         kwargs.setdefault("clock", clock)
         if backend == "memory":
             store: Store = MemoryStore(**kwargs)
+        elif backend == "redis":
+            url = kwargs.pop("url", None) or request.getfixturevalue("redis_url")
+            store = RedisStore(url, **kwargs)
         else:
             path = kwargs.pop("path", tmp_path / "store.db")
             store = SqliteStore(path, **kwargs)

@@ -2,7 +2,8 @@
 
 Layout: :mod:`~sluicegate.store.base` is the contract (the :class:`Store` base class and
 the values it exchanges), :mod:`~sluicegate.store.memory` keeps everything in this
-process, :mod:`~sluicegate.store.sqlite` in one file that several processes may share.
+process, :mod:`~sluicegate.store.sqlite` in one file that several processes may share,
+:mod:`~sluicegate.store.redis` on a Redis server that processes on many machines share.
 :func:`open_store` builds the store a URL names.
 """
 
@@ -24,6 +25,7 @@ from sluicegate.store.base import (
     Store,
 )
 from sluicegate.store.memory import MemoryQueues, MemoryStore
+from sluicegate.store.redis import RedisStore
 from sluicegate.store.sqlite import DEFAULT_SQLITE_PATH, SqliteStore
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "Message",
     "NewMessage",
     "QueueCounts",
+    "RedisStore",
     "SendEntry",
     "SendResult",
     "SqliteStore",
@@ -51,7 +54,7 @@ STORE_ENV_VAR = "SLUICEGATE_STORE"
 DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH}"
 """The store used when neither a URL nor :data:`STORE_ENV_VAR` is given: ./sluicegate.db."""
 
-STORE_SCHEMES = ("sqlite", "memory")
+STORE_SCHEMES = ("sqlite", "memory", "redis", "rediss")
 """URL schemes :func:`open_store` accepts."""
 
 
@@ -61,7 +64,10 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
     URLs:
         ``sqlite:///relative/path.db`` (relative to the working directory),
         ``sqlite:////absolute/path.db``, ``sqlite://`` alone for ./sluicegate.db;
-        ``memory://`` for a store in this process only.
+        ``memory://`` for a store in this process only;
+        ``redis://[user:password@]host[:port][/db]`` (port 6379 and database 0 by
+        default; ``rediss://`` for TLS) for a Redis server, keys prefixed ``sluicegate:``
+        (needs ``pip install 'sluicegate[redis]'``).
 
     Parameters:
         url: the store URL; ``None`` reads :data:`STORE_ENV_VAR`, else uses
@@ -72,22 +78,19 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
         An unopened :class:`Store`.
 
     Raises:
-        InputError: an unknown scheme, a malformed URL, or ``redis://`` (not available yet).
+        InputError: an unknown scheme or a malformed URL.
     """
     if url is None:
         url = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE_URL
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in STORE_SCHEMES:
-        if scheme in ("redis", "rediss"):
-            raise InputError(
-                f"store URL {url!r}: redis stores are not available yet; "
-                "use sqlite:///PATH or memory://"
-            )
         raise InputError(
-            f"unknown store URL {url!r}: use sqlite:///PATH (a file) or memory:// "
-            f"(schemes: {', '.join(STORE_SCHEMES)})"
+            f"unknown store URL {url!r}: use sqlite:///PATH (a file), memory:// or "
+            f"redis://HOST:PORT/DB (schemes: {', '.join(STORE_SCHEMES)})"
         )
+    if scheme in ("redis", "rediss"):
+        return RedisStore(url, clock=clock)
     if "?" in rest or "#" in rest:
         raise InputError(f"store URL {url!r}: query strings and fragments are not supported")
     if scheme == "memory":

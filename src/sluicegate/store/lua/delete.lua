@@ -1,0 +1,40 @@
+-- delete: ARGV[3] queue, then pairs (message key, token).
+-- Returns {status, flag per pair}: 1 deleted, 0 stale; status 1: no such queue.
+local m = qmeta(ARGV[3])
+if not m then return {1} end
+local q = m.name
+local cutoff = NOW - m.ret
+local out = {0}
+local done = {}
+local n = (#ARGV - 3) / 2
+local keys = {}
+for i = 1, n do keys[i] = ARGV[2 + 2 * i] end
+local sts = redis.call('HMGET', qk(q, 'st'), unpack(keys))
+local sents = redis.call('ZMSCORE', qk(q, 'sent'), unpack(keys))
+local gone = {}
+for i = 1, n do
+  local mk, tok = keys[i], ARGV[3 + 2 * i]
+  local id = mk .. '#' .. tok
+  local ok = 0
+  if done[id] then
+    ok = 1
+  elseif sts[i] and not done[mk] and sents[i] and tonumber(sents[i]) > cutoff then
+    local s = parsest(sts[i])
+    if s.token ~= '' and s.token == tok then
+      ok = 1
+      done[id] = true
+      done[mk] = true
+      if m.fifo then remove(m, mk, s) else gone[#gone + 1] = mk end
+    end
+  end
+  out[i + 1] = ok
+end
+if #gone > 0 then
+  redis.call('ZREM', qk(q, 'infl'), unpack(gone))
+  redis.call('ZREM', qk(q, 'ready'), unpack(gone))
+  redis.call('ZREM', qk(q, 'dly'), unpack(gone))
+  redis.call('ZREM', qk(q, 'sent'), unpack(gone))
+  redis.call('HDEL', qk(q, 'm'), unpack(gone))
+  redis.call('HDEL', qk(q, 'st'), unpack(gone))
+end
+return out

@@ -1,0 +1,691 @@
+"""The Redis store: queues and streams on a Redis server shared by many processes.
+
+Every state change is one Lua script (EVALSHA through redis-py's ``register_script``),
+so it is atomic: two processes, or two store objects in one process, never claim the
+same message, and a delete, a FIFO claim, a deduplication check or a dead-letter move
+happens entirely or not at all. Scripts take the time from the store's ``clock`` as an
+argument (never Redis ``TIME``), so tests and simulations with a fake clock work, and
+processes sharing a server should share a clock (as with SQLite). The scripts ship as
+files in ``sluicegate/store/lua/``: ``common.lua`` (and ``streams.lua`` for streams) is
+prepended to each operation's own file.
+
+Data model. Every key starts with the prefix (``sluicegate:`` by default, see
+:data:`DEFAULT_PREFIX`); the keys of one queue share the hash tag ``{q:NAME}`` and those of
+one stream ``{s:NAME}``. Per queue:
+
+- ``meta`` (hash): the attributes (``vt delay ret size wait dlq mrc cbd``), ``ver`` (a
+  random token replaced by every :meth:`ensure_queue`, see below), ``seq`` (the last
+  sequence number given), ``dl`` (messages dead-lettered, ever) and ``rcheck`` (the
+  redrive policy or its target changed: the next receive checks visible messages);
+- ``m`` (hash): message key -> the message as sent (a JSON header of MD5, sender,
+  attributes and deduplication id, a newline, the body), never changed;
+- ``st`` (hash): message key -> ``"receive_count|first_receive|token|source_queue|group"``;
+- ``sent`` (sorted set): every message by sent time, for retention and the oldest age;
+- ``ready`` (sorted set, standard queues): visible messages by sent time; a message key is
+  its 16-digit sequence number, ``:`` and its message id, so equal sent times sort by
+  sequence and a receive pops the oldest first (``ZPOPMIN``);
+- ``infl`` / ``dly`` (sorted sets): messages in flight (received) and delayed (never
+  received) by the time they become visible; a receive first moves the due ones to
+  ``ready`` (or to the dead-letter queue);
+- FIFO queues keep their visible messages in ``gv`` (sorted set, all scores 0, members
+  ``group NUL key``: one lexicographic range per group, in sequence order), list each
+  group that is not in flight and has a visible message in ``offers`` (sorted set, scored
+  by its first message's sent time, member ``key NUL group``; ``offer`` maps a group to
+  its member), count in-flight messages per group in ``gbusy`` and held messages in
+  ``gcount``, and remember deduplication ids in ``dedup`` (id -> ``message_id|sequence``)
+  with their expiry in ``dedupx``.
+
+Sequence numbers count per queue (a moved message keeps its key and its number, so in a
+dead-letter queue FIFO sequence numbers may repeat between the messages it received from
+its source and those sent to it directly; ordering ties between them break by key). Per
+stream: ``meta`` (shard count, retention, next sequence number, per shard the latest
+sequence and the last arrival), and per shard a Redis stream ``x:N`` (entry id
+``SEQUENCE-0``, fields partition key, arrival and data) with ``a:N``, a sorted set of its
+sequence numbers by arrival (retention and AT_TIMESTAMP). Registries: ``queues`` and
+``streams`` (sets of names), ``mappings`` (set of mapping names with checkpoints) and
+``cp:MAPPING`` (hash shard -> checkpoint).
+
+Redis Cluster: single-queue and single-stream scripts touch one hash slot. Moves between
+a queue and its dead-letter queue, :meth:`ensure_queue` and the registries span slots, so
+this store needs a single Redis server (or a primary with replicas), not a Cluster.
+
+Receipt handles are ``"{message_id}#{receive_count}#{sequence}.{token}"``, ``token`` being
+63 random bits (from :mod:`secrets`) drawn per receive call and stored with the message.
+A later receive stores a new token and a move to or from a dead-letter queue clears it,
+so an earlier handle is stale, exactly as in the SQLite store.
+
+Round trips: a send, a receive (:meth:`receive_many` too) and a delete (:meth:`delete_many`
+too) are one script call each, whatever the number of messages. A send validates against
+attributes this store object cached; the script compares the cached ``ver`` with the
+queue's and refuses a stale one, and the send is validated again with fresh attributes.
+
+Long polling: the base class's, polling the queue every ``poll_interval`` seconds (0.05 by
+default), so a send from another process is seen within that time; sends from this
+object wake its own pollers at once. Redis pub/sub would save the polls but not the
+need for them (a lost notification must not stall a poller), so it is not used.
+
+Durability is the server's: with ``appendonly yes`` and ``appendfsync always`` an
+acknowledged send survives a restart of the server. Connection errors raise
+:class:`~sluicegate.errors.StoreUnavailable`; redis-py reconnects on the next call (it also
+retries a failed command a few times, so a command whose reply was lost may run twice: a
+send may store its messages twice, at-least-once delivery as everywhere in sluicegate).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sluicegate.core.config import QueueConfig, is_fifo_queue
+from sluicegate.core.streams import StreamConfig
+from sluicegate.errors import (
+    InputError,
+    InvalidReceiptHandle,
+    QueueNotFound,
+    StoreError,
+    StoreUnavailable,
+    StreamNotFound,
+)
+from sluicegate.store.base import (
+    DEDUPLICATION_WINDOW,
+    Clock,
+    FifoSent,
+    Message,
+    NewMessage,
+    PutEntry,
+    PutResult,
+    QueueCounts,
+    SendEntry,
+    SendResult,
+    Store,
+    StreamMessage,
+    new_message_id,
+)
+from sluicegate.store.redis_client import connect, parse_redis_url, store_error
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+__all__ = ["DEFAULT_PREFIX", "RedisStore"]
+
+T = TypeVar("T")
+
+DEFAULT_PREFIX = "sluicegate:"
+"""What every key of a Redis store starts with, unless the store is given another."""
+
+_SCRIPTS = (
+    "ensure_queue", "list_queues", "delete_queue", "send", "send_fifo", "receive",
+    "next_visible", "delete", "change_visibility", "purge", "counts", "redrive",
+)
+_STREAM_SCRIPTS = (
+    "ensure_stream", "list_streams", "delete_stream", "put", "get_records", "shard_stats",
+    "set_checkpoints", "stream_checkpoints",
+)
+_QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver")
+_MAX_SEQUENCE = 10**16 - 1
+"""Message keys hold 16 decimal digits of sequence number."""
+_MAX_STREAM_ID = 2**64 - 1
+
+_cached: contextvars.ContextVar[bool] = contextvars.ContextVar("_cached", default=False)
+"""Set while an operation whose script checks the attributes it was validated against
+runs: then :meth:`RedisStore._get_queue` and ``_get_stream`` may answer from the cache."""
+
+
+class _Stale(Exception):
+    """A script found the queue's or stream's attributes changed since they were cached."""
+
+
+def _lua(name: str) -> str:
+    return resources.files("sluicegate.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def _parse_handle(handle: Any) -> tuple[str, str]:
+    """The message key and the token of a receipt handle. Raises InvalidReceiptHandle."""
+    try:
+        mid, count, tail = handle.split("#")
+        seq, token = tail.split(".")
+    except (AttributeError, TypeError, ValueError):
+        raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}") from None
+    if not (
+        len(mid) == 36
+        and mid.isascii()
+        and count.isdigit()
+        and seq.isdigit()
+        and seq.isascii()
+        and 0 < len(token) <= 16
+        and token.isascii()
+        and token.isalnum()
+    ):
+        raise InvalidReceiptHandle(f"malformed receipt handle {handle!r}")
+    number = int(seq)
+    if number > _MAX_SEQUENCE:  # names no message this store made
+        return f"{0:016d}:{mid}", token
+    return f"{number:016d}:{mid}", token
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class RedisStore(Store):
+    """A :class:`Store` on a Redis server, shared by any number of processes and machines.
+
+    Parameters:
+        url: ``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS).
+        clock: where time is read (epoch seconds); ``time.time`` by default. Processes
+            sharing a server should share a clock.
+        prefix: what every key starts with; stores with different prefixes on one
+            database do not see each other.
+        poll_interval: seconds between checks of a long poll (another process may send).
+
+    Raises (from :meth:`open`):
+        StoreUnavailable: the server cannot be reached.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        poll_interval: float = 0.05,
+    ) -> None:
+        super().__init__(clock=clock, poll_interval=poll_interval)
+        parse_redis_url(url)  # raises InputError early
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise InputError(f"redis key prefix {prefix!r} must be a str without braces")
+        self.url = url
+        self.prefix = prefix
+        self._client: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._queues: dict[str, tuple[QueueConfig, str]] = {}
+        self._streams: dict[str, StreamConfig] = {}
+        self._headers: dict[bytes, tuple[str, str, dict[str, dict[str, str]], str | None]] = {}
+        self._getrandbits = random.getrandbits
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        """Connect and check the server answers. Idempotent.
+
+        Raises:
+            StoreUnavailable: the server cannot be reached (one line naming the URL).
+        """
+        if self._client is not None:
+            return
+        from redis.exceptions import RedisError
+
+        client = connect(self.url, decode_responses=False)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailable(
+                f"cannot reach redis store {self.url}: {_one_line(exc)}"
+            ) from None
+        common = _lua("common")
+        streams = _lua("streams")
+        self._scripts = {name: client.register_script(common + _lua(name)) for name in _SCRIPTS}
+        for name in _STREAM_SCRIPTS:
+            self._scripts[name] = client.register_script(common + streams + _lua(name))
+        self._client = client
+
+    async def close(self) -> None:
+        """Close the connections. Idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # ------------------------------------------------------------------ plumbing
+    def _redis(self) -> Redis:
+        if self._client is None:
+            raise StoreError(f"redis store {self.url} is not open (use 'async with' or open())")
+        return self._client
+
+    async def _do(self, call: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run one command or script; translate redis-py's errors into sluicegate's.
+
+        On a connection error every idle pooled connection is dropped too: after a
+        server restart they are all dead, and the next call should find a fresh one
+        rather than fail again. The failed call itself is not retried (it may have run).
+        """
+        client = self._redis()
+        try:
+            return await call(client)
+        except StoreError:
+            raise
+        except Exception as exc:
+            from redis.exceptions import RedisError
+
+            if isinstance(exc, RedisError | OSError):
+                error = store_error(exc, self.url)
+                if isinstance(error, StoreUnavailable):
+                    await client.connection_pool.disconnect(inuse_connections=False)
+                raise error from exc
+            raise
+
+    async def _run(self, name: str, tag: str, *args: Any) -> list[Any]:
+        """Run script ``name``; ``tag`` is the hash-tagged key naming the slot it works on."""
+        script = self._scripts.get(name)
+        if script is None:
+            self._redis()
+            raise StoreError(f"redis store {self.url}: no script {name!r}")
+        now = repr(float(self.clock()))
+        result = await self._do(
+            lambda _: script(keys=[tag], args=[self.prefix, now, *args])
+        )
+        assert isinstance(result, list)
+        return result
+
+    def _qtag(self, queue: str) -> str:
+        return f"{self.prefix}{{q:{queue}}}"
+
+    def _stag(self, stream: str) -> str:
+        return f"{self.prefix}{{s:{stream}}}"
+
+    # ------------------------------------------------------------------ queues
+    async def _ensure_queue(self, config: QueueConfig) -> None:
+        version = f"{secrets.randbits(63):x}"
+        res = await self._run(
+            "ensure_queue",
+            self._qtag(config.name),
+            config.name,
+            config.visibility_timeout,
+            config.delay_seconds,
+            config.retention_period,
+            config.max_message_size,
+            config.receive_wait_time,
+            config.dead_letter_queue or "",
+            "" if config.max_receive_count is None else config.max_receive_count,
+            int(config.content_based_deduplication),
+            version,
+        )
+        if res[0] == 1:
+            raise QueueNotFound(_text(res[1]))
+        self._queues[config.name] = (config, version)
+
+    @staticmethod
+    def _config(name: str, values: Sequence[Any]) -> tuple[QueueConfig, str]:
+        vt, delay, ret, size, wait, dlq, mrc, cbd, ver = (_text(v) for v in values)
+        config = QueueConfig(
+            name, int(vt), int(delay), int(ret), int(size), int(wait),
+            dlq or None, int(mrc) if mrc else None, cbd == "1",
+        )
+        return config, ver
+
+    async def _get_queue(self, name: str) -> QueueConfig:
+        if _cached.get():
+            known = self._queues.get(name)
+            if known is not None:
+                return known[0]
+        key = f"{self._qtag(name)}:meta"
+        values = await self._do(lambda r: r.hmget(key, _QUEUE_FIELDS))
+        if values[0] is None:
+            self._queues.pop(name, None)
+            raise QueueNotFound(name)
+        config, ver = self._config(name, values)
+        self._queues[name] = (config, ver)
+        return config
+
+    async def _list_queues(self) -> list[QueueConfig]:
+        res = await self._run("list_queues", f"{self.prefix}queues")
+        width = 1 + len(_QUEUE_FIELDS)
+        return [
+            self._config(_text(res[i]), res[i + 1 : i + width])[0]
+            for i in range(1, len(res), width)
+        ]
+
+    async def _delete_queue(self, name: str) -> None:
+        self._queues.pop(name, None)
+        res = await self._run("delete_queue", self._qtag(name), name)
+        if res[0] == 1:
+            raise QueueNotFound(name)
+
+    # ------------------------------------------------------------------ messages
+    async def send_batch(
+        self, queue: str, entries: Sequence[SendEntry], *, sender_id: str = "sluicegate"
+    ) -> list[SendResult]:
+        """As :meth:`Store.send_batch`, one round trip when this object knows the queue:
+        validated against cached attributes, which the script checks are current."""
+        token = _cached.set(True)
+        try:
+            for _ in range(5):
+                try:
+                    return await super().send_batch(queue, entries, sender_id=sender_id)
+                except _Stale:
+                    self._queues.pop(queue, None)
+        finally:
+            _cached.reset(token)
+        raise StoreError(f"redis store {self.url}: queue {queue!r} keeps changing attributes")
+
+    def _version(self, queue: str) -> str:
+        known = self._queues.get(queue)
+        return "" if known is None else known[1]
+
+    @staticmethod
+    def _blob(new: NewMessage) -> str:
+        header = json.dumps(
+            [new.md5_of_body, new.sender_id, new.attributes or None, new.deduplication_id],
+            separators=(",", ":"),
+        )
+        return f"{header}\n{new.body}"
+
+    async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
+        now = self.clock()
+        ids: list[str] = []
+        args: list[Any] = [queue, self._version(queue)]
+        for new in messages:
+            mid = new_message_id(self._getrandbits)
+            ids.append(mid)
+            delay = new.delay_seconds
+            args += (mid, self._blob(new), repr(now + delay) if delay > 0 else "")
+        res = await self._run("send", self._qtag(queue), *args)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        if res[0] == 2:
+            raise _Stale
+        return ids
+
+    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
+        args: list[Any] = [queue, self._version(queue), repr(float(DEDUPLICATION_WINDOW))]
+        for new in messages:
+            args += (
+                new_message_id(self._getrandbits),
+                self._blob(new),
+                new.group_id,
+                new.deduplication_id,
+            )
+        res = await self._run("send_fifo", self._qtag(queue), *args)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        if res[0] == 2:
+            raise _Stale
+        return [
+            FifoSent(_text(res[i]), f"{int(res[i + 1]):020d}", bool(res[i + 2]))
+            for i in range(1, len(res), 3)
+        ]
+
+    def _header(self, raw: bytes) -> tuple[str, str, dict[str, dict[str, str]], str | None]:
+        parsed = self._headers.get(raw)
+        if parsed is None:
+            md5, sender, attributes, dedup = json.loads(raw)
+            parsed = (md5, sender, attributes or {}, dedup)
+            if len(self._headers) > 4096:
+                self._headers.clear()
+            self._headers[raw] = parsed
+        return parsed
+
+    async def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float
+    ) -> list[Message]:
+        now = self.clock()
+        deadline = now + visibility_timeout
+        token = f"{secrets.randbits(63):x}"
+        script = self._scripts.get("receive")
+        if script is None:
+            self._redis()
+            raise StoreError(f"redis store {self.url}: not open")
+        res = await self._do(
+            lambda _: script(
+                keys=[self._qtag(queue)],
+                args=[self.prefix, repr(float(now)), queue, max_messages, repr(deadline), token],
+            )
+        )
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        if res[1]:
+            self._notify(_text(res[2]))
+        fifo = is_fifo_queue(queue)
+        out: list[Message] = []
+        header = self._header
+        for i in range(3, len(res), 6):
+            key = res[i].decode("ascii")
+            blob: bytes = res[i + 1]
+            count = res[i + 2]
+            cut = blob.index(b"\n")
+            md5, sender, attributes, dedup = header(blob[:cut])
+            mid = key[17:]
+            seq = int(key[:16])
+            out.append(
+                Message(
+                    mid,
+                    f"{mid}#{count}#{seq}.{token}",
+                    blob[cut + 1 :].decode("utf-8"),
+                    md5,
+                    attributes,
+                    float(res[i + 4]),
+                    float(res[i + 3]),
+                    count,
+                    sender,
+                    deadline,
+                    queue,
+                    _text(res[i + 5]) if fifo else None,
+                    dedup if fifo else None,
+                    f"{seq:020d}" if fifo else None,
+                )
+            )
+        return out
+
+    async def _next_visible_at(self, queue: str) -> float | None:
+        res = await self._run("next_visible", self._qtag(queue), queue)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        value = _text(res[1])
+        return float(value) if value else None
+
+    async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
+        args: list[Any] = [queue]
+        for handle in receipt_handles:
+            args += _parse_handle(handle)
+        res = await self._run("delete", self._qtag(queue), *args)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        return [bool(flag) for flag in res[1:]]
+
+    async def _change_visibility(
+        self, queue: str, receipt_handle: str, visibility_timeout: float
+    ) -> None:
+        key, token = _parse_handle(receipt_handle)
+        deadline = repr(self.clock() + visibility_timeout)
+        res = await self._run("change_visibility", self._qtag(queue), queue, key, token, deadline)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        if res[0] == 2:
+            raise InvalidReceiptHandle(
+                f"receipt handle {receipt_handle!r} names no message in flight in {queue!r}"
+            )
+
+    async def _purge(self, queue: str) -> int:
+        res = await self._run("purge", self._qtag(queue), queue)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        return int(res[1])
+
+    async def _counts(self, queue: str) -> QueueCounts:
+        now = self.clock()
+        res = await self._run("counts", self._qtag(queue), queue)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        _, visible, in_flight, delayed, oldest, dead, groups, busy = res
+        oldest_text = _text(oldest)
+        age = max(0.0, now - float(oldest_text)) if oldest_text else 0.0
+        return QueueCounts(
+            int(visible), int(in_flight), int(delayed), age, int(dead), int(groups), int(busy)
+        )
+
+    async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
+        res = await self._run(
+            "redrive", self._qtag(dead_letter_queue), dead_letter_queue, to or ""
+        )
+        if res[0] == 1:
+            raise QueueNotFound(_text(res[1]))
+        if res[0] == 3:
+            raise StoreError(_text(res[1]))
+        return [_text(name) for name in res[1:]]
+
+    # ------------------------------------------------------------------ streams
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        self._streams.pop(config.name, None)
+        await self._run(
+            "ensure_stream",
+            self._stag(config.name),
+            config.name,
+            config.shard_count,
+            config.retention_period,
+        )
+
+    async def _get_stream(self, name: str) -> StreamConfig:
+        if _cached.get():
+            known = self._streams.get(name)
+            if known is not None:
+                return known
+        key = f"{self._stag(name)}:meta"
+        values = await self._do(lambda r: r.hmget(key, ["shards", "ret"]))
+        if values[0] is None:
+            self._streams.pop(name, None)
+            raise StreamNotFound(name)
+        config = StreamConfig(name, int(_text(values[0])), int(_text(values[1])))
+        self._streams[name] = config
+        return config
+
+    async def _list_streams(self) -> list[StreamConfig]:
+        res = await self._run("list_streams", f"{self.prefix}streams")
+        return [
+            StreamConfig(_text(res[i]), int(res[i + 1]), int(res[i + 2]))
+            for i in range(1, len(res), 3)
+        ]
+
+    async def _delete_stream(self, name: str) -> None:
+        self._streams.pop(name, None)
+        res = await self._run("delete_stream", self._stag(name), name)
+        if res[0] == 1:
+            raise StreamNotFound(name)
+
+    async def put_records(self, stream: str, entries: Sequence[PutEntry]) -> list[PutResult]:
+        """As :meth:`Store.put_records`, one round trip when this object knows the stream."""
+        token = _cached.set(True)
+        try:
+            for _ in range(5):
+                try:
+                    return await super().put_records(stream, entries)
+                except _Stale:
+                    self._streams.pop(stream, None)
+        finally:
+            _cached.reset(token)
+        raise StoreError(f"redis store {self.url}: stream {stream!r} keeps changing")
+
+    async def get_records(
+        self,
+        stream: str,
+        shard: int,
+        *,
+        after: int | None = None,
+        at_timestamp: float | None = None,
+        limit: int = 10_000,
+    ) -> list[StreamMessage]:
+        """As :meth:`Store.get_records`, one round trip when this object knows the stream."""
+        token = _cached.set(True)
+        try:
+            return await super().get_records(
+                stream, shard, after=after, at_timestamp=at_timestamp, limit=limit
+            )
+        finally:
+            _cached.reset(token)
+
+    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
+        known = self._streams.get(stream)
+        if known is None:
+            known = await self._get_stream(stream)
+        args: list[Any] = [stream, known.shard_count]
+        for shard, key, data in records:
+            args += (shard, key, data)
+        res = await self._run("put", self._stag(stream), *args)
+        if res[0] == 1:
+            self._streams.pop(stream, None)
+            raise StreamNotFound(stream)
+        if res[0] == 2:
+            raise _Stale
+        first = int(res[1])
+        return list(range(first, first + len(records)))
+
+    async def _get_records(
+        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
+    ) -> list[StreamMessage]:
+        if after is not None:
+            start = "-" if after < 0 else f"{min(after + 1, _MAX_STREAM_ID)}-0"
+            stamp = ""
+        elif at_timestamp is not None:
+            start, stamp = "ts", repr(float(at_timestamp))
+        else:
+            start, stamp = "-", ""
+        res = await self._run(
+            "get_records", self._stag(stream), stream, shard, start, stamp, limit
+        )
+        if res[0] == 1:
+            self._streams.pop(stream, None)
+            raise StreamNotFound(stream)
+        if res[0] == 2:
+            self._streams.pop(stream, None)
+            raise InputError(f"shard={shard!r} is invalid for stream {stream!r}")
+        out: list[StreamMessage] = []
+        for entry_id, fields in res[1]:
+            values = dict(zip(fields[::2], fields[1::2], strict=True))
+            out.append(
+                StreamMessage(
+                    shard,
+                    int(entry_id.split(b"-", 1)[0]),
+                    values[b"k"].decode("utf-8"),
+                    bytes(values[b"d"]),
+                    float(values[b"a"]),
+                )
+            )
+        return out
+
+    async def _latest_sequence(self, stream: str, shard: int) -> int:
+        key = f"{self._stag(stream)}:meta"
+        shards, latest = await self._do(lambda r: r.hmget(key, ["shards", f"latest:{shard}"]))
+        if shards is None:
+            raise StreamNotFound(stream)
+        return -1 if latest is None else int(_text(latest))
+
+    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
+        res = await self._run("shard_stats", self._stag(stream), stream)
+        if res[0] == 1:
+            raise StreamNotFound(stream)
+        return [
+            (int(res[i]) if res[i] else None, int(res[i + 1]), int(res[i + 2]))
+            for i in range(1, len(res), 3)
+        ]
+
+    async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
+        key = f"{self.prefix}cp:{mapping}"
+        values = await self._do(lambda r: r.hgetall(key))
+        return {int(shard): int(seq) for shard, seq in values.items()}
+
+    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
+        res = await self._run("stream_checkpoints", f"{self.prefix}mappings", stream)
+        out: dict[str, dict[int, int]] = {}
+        for i in range(1, len(res), 2):
+            pairs = res[i + 1]
+            out[_text(res[i])] = {
+                int(pairs[j]): int(pairs[j + 1]) for j in range(0, len(pairs), 2)
+            }
+        return out
+
+    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
+        args: list[Any] = [mapping]
+        for shard, seq in checkpoints.items():
+            args += (shard, seq)
+        await self._run("set_checkpoints", f"{self.prefix}cp:{mapping}", *args)
