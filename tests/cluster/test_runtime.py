@@ -203,3 +203,79 @@ def test_workers_are_listed_while_they_run(tmp_path: Path, redis_url: str) -> No
     assert sorted(w["worker"] for w in during) == ["w0", "w1"]
     assert all("mapping:q->work" in w["leases"] or w["leases"] for w in during)
     assert after == []  # a worker that stops leaves the registry
+
+
+def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, redis_url: str) -> None:
+    """A alone serves all 4 shards; B joins and they serve 2 each; B stops and A serves 4
+    again. Every record of every key is seen, in order, throughout."""
+    order: dict[int, list[int]] = {}
+
+    def app() -> sluicegate.App:
+        a = sluicegate.App()
+        a.stream("s", shard_count=4)
+
+        @a.function(timeout=5)
+        async def consume(event: dict[str, Any], context: object) -> None:
+            import base64
+
+            for record in event["Records"]:
+                data = json.loads(base64.b64decode(record["kinesis"]["data"]))
+                order.setdefault(data["k"], []).append(data["i"])
+            await asyncio.sleep(0.01)
+
+        a.map("s", consume, batch_size=5, starting_position="TRIM_HORIZON")
+        return a
+
+    def owned(runtime: Runtime) -> set[int]:
+        owned = runtime.stream_runners[0].owned
+        assert owned is not None
+        return owned
+
+    async def until(condition: Any, timeout: float = 10) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, "no rebalance in time"
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        path = tmp_path / "s.db"
+        stores = [SqliteStore(path), SqliteStore(path)]
+        for store in stores:
+            await store.open()
+        a = Runtime(app(), stores[0], grace_period=5,
+                    cluster=Cluster(redis_url, worker_id="a", lease_ttl=1.0))
+        b = Runtime(app(), stores[1], grace_period=5,
+                    cluster=Cluster(redis_url, worker_id="b", lease_ttl=1.0))
+        await a.prepare()
+        produced = 0
+
+        async def produce() -> None:
+            nonlocal produced
+            while True:
+                await stores[0].put_records("s", [PutEntry(f"key{k}", json.dumps(
+                    {"k": k, "i": produced})) for k in range(8)])
+                produced += 1
+                await asyncio.sleep(0.01)
+
+        producer = asyncio.get_running_loop().create_task(produce())
+        run_a = asyncio.get_running_loop().create_task(a.run())
+        await until(lambda: a.stream_runners and len(owned(a)) == 4)
+        run_b = asyncio.get_running_loop().create_task(b.run())
+        await until(lambda: b.stream_runners and len(owned(a)) == 2 and len(owned(b)) == 2)
+        assert owned(a).isdisjoint(owned(b))
+        b.stop()
+        await run_b
+        await until(lambda: len(owned(a)) == 4)
+        producer.cancel()
+        await asyncio.sleep(1.0)  # let A catch up with the last records
+        a.stop()
+        await run_a
+        for store in stores:
+            await store.close()
+
+    asyncio.run(asyncio.wait_for(main(), 40))
+    assert sorted(order) == list(range(8))
+    for k, seen in order.items():
+        firsts = [i for n, i in enumerate(seen) if i not in seen[:n]]
+        assert firsts == sorted(firsts), k  # never out of order, even across handovers
+        assert firsts == list(range(len(firsts))), k  # and nothing skipped

@@ -5,26 +5,26 @@ so when the store URL is ``redis://``). While the runtime runs, one task
 (:meth:`Cluster.run`) syncs with Redis every :attr:`Cluster.interval` seconds
 (``min(lease_ttl / 3, 1 s)``):
 
-1. **heartbeat**: key ``workers:ID`` (JSON: host, pid, leases, in-flight counts) with
-   expiry ``lease_ttl``, and the id in set ``workers``;
-2. **shared scaling** (mappings with the ``aws`` policy): push this worker's
+1. **shared scaling** (mappings with the ``aws`` policy): push this worker's
    observations, claim the mapping's leader lease; the leader applies every worker's
    observations and publishes the limit and the policy's state, the others read them
    (:mod:`sluicegate.cluster.scaling`);
-3. **mapping leases** ``mapping:NAME``: limit = the mapping's cluster-wide limit
+2. **mapping leases** ``mapping:NAME``: limit = the mapping's cluster-wide limit
    (``maximum_concurrency``, the fixed policy's limit, or the published aws limit),
    want = that limit, in_use = invocations running here. The worker's mapping policy
    answers ``min(its limit, share)`` (:class:`ClusterPolicy`, :class:`SharedScaling`), so
    the core runs at most ``share`` pollers and invocations;
-4. **function and account leases** ``function:NAME`` / ``account``: want = what this
+3. **function and account leases** ``function:NAME`` / ``account``: want = what this
    worker's mappings of the function could run, checked by :class:`ClusterPool`;
-5. **shard leases** for stream mappings: ``shards:NAME`` (a counted lease of limit =
+4. **shard leases** for stream mappings: ``shards:NAME`` (a counted lease of limit =
    shard count: each worker's fair number of shards) and ``shard:NAME:I`` (limit 1: who
    owns shard I). A worker claims free shards up to its fair number and gives up the
    ones above it; a change of the shards it owns is handed to its
    :class:`~sluicegate.runtime.stream_runner.StreamRunner` (:meth:`reassign`), which
    settles and checkpoints what is in flight before a shard is released and resumes new
-   shards from the store's checkpoints. Lanes belong to their shard.
+   shards from the store's checkpoints. Lanes belong to their shard;
+5. **heartbeat**: key ``workers:ID`` (JSON: host, pid, leases, in-flight counts) with
+   expiry ``lease_ttl``, and the id in set ``workers``.
 
 Whenever a share, the published limit or the owned shards change, the runner concerned is
 woken. When Redis cannot be reached, the sync logs one warning and keeps trying; leases
@@ -330,13 +330,14 @@ class Cluster:
 
     # ------------------------------------------------------------------ one sync
     async def sync(self) -> None:
-        """One round: heartbeat, scaling, mapping, pool and shard leases."""
-        await self._heartbeat()
+        """One round: scaling, mapping, pool and shard leases, then the heartbeat (which
+        shows what this round holds)."""
         for q in self._queues:
             await self._sync_queue(q)
         await self._sync_pool()
         for s in self._streams:
             await self._sync_stream(s)
+        await self._heartbeat()
 
     async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
                      fair: bool = True) -> bool:
