@@ -253,7 +253,14 @@ class Cluster:
         """Serve ``runner``'s shards only as leased: it starts with none."""
         runner.owned = set()
         count = Lease(f"shards:{runner.name}", self.ttl, self.clock)
-        self._streams.append(_StreamEntry(runner, count))
+        entry = _StreamEntry(runner, count)
+
+        def holds(shard: int) -> bool:
+            lease = entry.shards.get(shard)
+            return lease is not None and lease.share() > 0
+
+        runner.holds = holds
+        self._streams.append(entry)
 
     # ------------------------------------------------------------------ running
     async def start(self) -> None:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
@@ -43,7 +44,7 @@ from sluicegate.core.scaling import make_policy
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
-from sluicegate.errors import StoreError
+from sluicegate.errors import StoreError, StoreUnavailable
 from sluicegate.runtime.events import (
     LambdaContext,
     aws_identity,
@@ -64,6 +65,8 @@ from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
 if TYPE_CHECKING:
     from sluicegate.cluster.coordinator import Cluster
 
+T = TypeVar("T")
+
 __all__ = ["MappingSummary", "RunSummary", "Runtime"]
 
 log = logging.getLogger("sluicegate.runtime")
@@ -82,6 +85,10 @@ every mapped queue, which costs milliseconds per 10,000 messages on SQLite."""
 DRAIN_CHECK_MIN_GAP = 0.005
 """Shortest time between two such checks: after deletes settle, the queues are checked
 again after this long, so bursts of deletes cost one check."""
+
+STORE_PATIENCE = 10.0
+"""Seconds :meth:`Runtime.run` keeps retrying a store that became unreachable while it
+prepares or sums up (a Redis restart, dropped connections), before giving up."""
 
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
@@ -537,7 +544,11 @@ class Runtime:
             farn = function_arn(function.name, **identity)
             build = self._stream_builder(sconfig, stream, pool, farn, arn)
             srunner = StreamRunner(self, sconfig, stream, function, invokers[function.name],
-                                   build(await self.store.get_checkpoints(sconfig.name)),
+                                   build(await self._patiently(
+                                       "reading checkpoints",
+                                       functools.partial(self.store.get_checkpoints,
+                                                         sconfig.name),
+                                   )),
                                    arn, farn, build=build)
             self.stream_runners.append(srunner)
             if cluster is not None:
@@ -626,10 +637,10 @@ class Runtime:
         fails while preparing.
         """
         loop = asyncio.get_running_loop()
-        await self.prepare()
+        await self._patiently("preparing", self.prepare)
         await self._build()
         started = time.monotonic()
-        dead_start = await self._dead_lettered_total()
+        dead_start = await self._patiently("counting dead letters", self._dead_lettered_total)
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
@@ -637,7 +648,7 @@ class Runtime:
         cluster = self.cluster
         sync: asyncio.Task[None] | None = None
         if cluster is not None:
-            await cluster.start()
+            await self._patiently("joining the cluster", cluster.start)
             sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
@@ -678,13 +689,31 @@ class Runtime:
                     await sync
             if cluster is not None:
                 await cluster.stop()
-        dead = await self._dead_lettered_total() - dead_start
+        try:
+            dead = await self._patiently("counting dead letters",
+                                         self._dead_lettered_total) - dead_start
+        except StoreError as exc:
+            log.warning("could not count dead-lettered messages: %s", exc)
+            dead = 0
         return RunSummary(
             elapsed=time.monotonic() - started,
             mappings=tuple(r.summary() for r in runners),
             dead_lettered=dead,
             stopped_by=self._stop_reason or "stopped",
         )
+
+    async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()``, retried for up to :data:`STORE_PATIENCE` seconds while the
+        store is unavailable (the error of the last try is raised after that)."""
+        deadline = time.monotonic() + STORE_PATIENCE
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("%s: %s; retrying", what, exc)
+                await asyncio.sleep(0.5)
 
     async def _dead_lettered_total(self) -> int:
         total = 0

@@ -92,6 +92,9 @@ class StreamRunner(MappingLoop):
     seen_throttles: int = 0
     owned: set[int] | None = None
     """Shards this runner serves (a cluster's lease); ``None``: every shard."""
+    holds: Callable[[int], bool] | None = None
+    """Whether this runner's lease of a shard is still valid (a cluster's): a shard of
+    :attr:`owned` whose lease lapsed is not read until the cluster reassigns it."""
     build: Callable[[dict[int, int]], StreamMapping] | None = None
     """Builds a new core from stored checkpoints (needed by :meth:`reassign`)."""
     retired: list[StreamMapping] = field(default_factory=list)
@@ -111,7 +114,11 @@ class StreamRunner(MappingLoop):
             if isinstance(action, StreamInvoke):
                 self._spawn_invoke(action.batch)
             elif isinstance(action, Fetch):
-                if self.owned is not None and action.shard not in self.owned:
+                owned = self.owned
+                if owned is not None and (
+                    action.shard not in owned
+                    or (self.holds is not None and not self.holds(action.shard))
+                ):
                     self.fetches[action.shard] = loop.create_task(self._skip(action))
                 else:
                     self.fetches[action.shard] = loop.create_task(self._fetch(action))
