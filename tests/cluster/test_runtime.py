@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import sluicegate
-from sluicegate.cluster import Cluster, list_workers
+from sluicegate.cluster import Cluster, LeaseClient, list_workers
 from sluicegate.runtime.driver import RunSummary, Runtime
 from sluicegate.store import SendEntry, SqliteStore
 from sluicegate.store.base import PutEntry
@@ -196,6 +196,10 @@ def test_workers_are_listed_while_they_run(tmp_path: Path, redis_url: str) -> No
         await run_workers([queue_app(gauge, maximum=2) for _ in range(2)], tmp_path / "s.db",
                           redis_url, fill=fill)
         listed.append(await list_workers(redis))
+        # a worker that stops gives its leases back at once
+        client = LeaseClient(redis, "observer")
+        for name in await client.names():
+            assert await client.holders(name) == [], name
         await redis.aclose()
 
     asyncio.run(main())
