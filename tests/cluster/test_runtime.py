@@ -283,3 +283,47 @@ def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, redis_u
         firsts = [i for n, i in enumerate(seen) if i not in seen[:n]]
         assert firsts == sorted(firsts), k  # never out of order, even across handovers
         assert firsts == list(range(len(firsts))), k  # and nothing skipped
+
+
+def test_a_worker_cut_off_from_redis_starts_nothing_after_its_lease_lapses(
+        tmp_path: Path, own_redis: Any) -> None:
+    """Redis goes away: within the lease ttl the worker stops starting invocations
+    (running ones finish); when Redis is back it renews and carries on."""
+    ttl = 0.6
+    starts: list[float] = []
+
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=30, receive_wait_time=1)
+
+    @app.function(timeout=5)
+    async def work(event: dict[str, Any], context: object) -> None:
+        starts.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.02)
+
+    app.map("q", work, batch_size=1, scaling="fixed", maximum_concurrency=2)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with SqliteStore(tmp_path / "s.db") as store:
+            runtime = Runtime(app, store, grace_period=5,
+                              cluster=Cluster(own_redis.url, worker_id="w", lease_ttl=ttl))
+            await runtime.prepare()
+            await send(store, 2000)
+            task = loop.create_task(runtime.run())
+            while len(starts) < 20:
+                await asyncio.sleep(0.01)
+            await loop.run_in_executor(None, own_redis.stop)
+            cut = loop.time()
+            await asyncio.sleep(2 * ttl)
+            late = [t for t in starts if t > cut + ttl]
+            assert late == [], f"{len(late)} invocations started after the lease lapsed"
+            before = len(starts)
+            await loop.run_in_executor(None, own_redis.start)
+            deadline = loop.time() + 10
+            while len(starts) == before:
+                assert loop.time() < deadline, "no invocation after Redis came back"
+                await asyncio.sleep(0.05)
+            runtime.stop()
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), 40))
