@@ -328,3 +328,33 @@ async def test_stream_arrivals_never_go_back_within_a_shard(
     assert [r.data for r in await store.get_records("s", 0, at_timestamp=START)] == [
         b"first", b"second"
     ]
+
+
+# ---------------------------------------------------------------------- big batches
+async def test_thousands_of_handles_in_one_delete(new_store: NewStore) -> None:
+    """Beyond what one Lua ``unpack`` takes: the script works through them in slices."""
+    store = new_store("redis")
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    for i in range(0, 12_000, 10):
+        await store.send_batch("q", [SendEntry(f"m{i + j}") for j in range(10)])
+    received: list[Message] = []
+    while got := await store.receive_many(
+        "q", max_messages=1000, visibility_timeout=30, wait_time=0
+    ):
+        assert len(got) == 1000
+        received += got
+    handles = [m.receipt_handle for m in received]
+    assert len(set(handles)) == 12_000
+    assert await store.delete_many("q", handles[:3]) == [True] * 3
+    assert await store.delete_many("q", handles) == [False] * 3 + [True] * 11_997
+    assert (await store.counts("q")).total == 0
+
+
+async def test_messages_name_the_server_without_its_password() -> None:
+    port = free_port()
+    store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/2")
+    assert store.address == f"redis://127.0.0.1:{port}/2"
+    with pytest.raises(StoreUnavailable) as info:
+        await store.open()
+    assert store.address in str(info.value) and "s3cret" not in str(info.value)

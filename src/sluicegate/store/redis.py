@@ -204,7 +204,8 @@ class RedisStore(Store):
         poll_interval: float = 0.05,
     ) -> None:
         super().__init__(clock=clock, poll_interval=poll_interval)
-        parse_redis_url(url)  # raises InputError early
+        #: the URL without credentials, for messages and logs
+        self.address = str(parse_redis_url(url))  # raises InputError early
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise InputError(f"redis key prefix {prefix!r} must be a str without braces")
         self.url = url
@@ -233,7 +234,7 @@ class RedisStore(Store):
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise StoreUnavailable(
-                f"cannot reach redis store {self.url}: {_one_line(exc)}"
+                f"cannot reach redis store {self.address}: {_one_line(exc)}"
             ) from None
         common = _lua("common")
         streams = _lua("streams")
@@ -251,7 +252,9 @@ class RedisStore(Store):
     # ------------------------------------------------------------------ plumbing
     def _redis(self) -> Redis:
         if self._client is None:
-            raise StoreError(f"redis store {self.url} is not open (use 'async with' or open())")
+            raise StoreError(
+                f"redis store {self.address} is not open (use 'async with' or open())"
+            )
         return self._client
 
     async def _do(self, call: Callable[[Redis], Awaitable[T]]) -> T:
@@ -270,7 +273,7 @@ class RedisStore(Store):
             from redis.exceptions import RedisError
 
             if isinstance(exc, RedisError | OSError):
-                error = store_error(exc, self.url)
+                error = store_error(exc, self.address)
                 if isinstance(error, StoreUnavailable):
                     await client.connection_pool.disconnect(inuse_connections=False)
                 raise error from exc
@@ -281,7 +284,7 @@ class RedisStore(Store):
         script = self._scripts.get(name)
         if script is None:
             self._redis()
-            raise StoreError(f"redis store {self.url}: no script {name!r}")
+            raise StoreError(f"redis store {self.address}: no script {name!r}")
         now = repr(float(self.clock()))
         result = await self._do(
             lambda _: script(keys=[tag], args=[self.prefix, now, *args])
@@ -368,7 +371,7 @@ class RedisStore(Store):
                     self._queues.pop(queue, None)
         finally:
             _cached.reset(token)
-        raise StoreError(f"redis store {self.url}: queue {queue!r} keeps changing attributes")
+        raise StoreError(f"redis store {self.address}: queue {queue!r} keeps changing attributes")
 
     def _version(self, queue: str) -> str:
         known = self._queues.get(queue)
@@ -436,7 +439,7 @@ class RedisStore(Store):
         script = self._scripts.get("receive")
         if script is None:
             self._redis()
-            raise StoreError(f"redis store {self.url}: not open")
+            raise StoreError(f"redis store {self.address}: no script 'receive'")
         res = await self._do(
             lambda _: script(
                 keys=[self._qtag(queue)],
@@ -584,7 +587,7 @@ class RedisStore(Store):
                     self._streams.pop(stream, None)
         finally:
             _cached.reset(token)
-        raise StoreError(f"redis store {self.url}: stream {stream!r} keeps changing")
+        raise StoreError(f"redis store {self.address}: stream {stream!r} keeps changing")
 
     async def get_records(
         self,

@@ -30,16 +30,35 @@ local function parsest(v)
   local c, f, t, src, g = string.match(v, '^(%d+)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return {count = tonumber(c), first = f, token = t, source = src, group = g}
 end
+-- A standard queue's message never received has no state stored (saves a write per send).
+local FRESH = '0||||'
 local function getst(m, mk)
-  local v = redis.call('HGET', qk(m.name, 'st'), mk)
-  if not v then return nil end
-  return parsest(v)
+  return parsest(redis.call('HGET', qk(m.name, 'st'), mk) or FRESH)
 end
 local function stval(s)
   return string.format('%d', s.count) .. '|' .. s.first .. '|' .. s.token .. '|' .. s.source
     .. '|' .. s.group
 end
 local function putst(m, mk, s) redis.call('HSET', qk(m.name, 'st'), mk, stval(s)) end
+
+-- Run cmd on key with the items of list as arguments, in slices (unpack has a limit of a
+-- few thousand values); returns the replies concatenated, or the integer replies summed.
+local SLICE = 1000
+local function sliced(cmd, key, list)
+  local out, sum = {}, 0
+  for i = 1, #list, SLICE do
+    local reply = redis.call(cmd, key, unpack(list, i, math.min(i + SLICE - 1, #list)))
+    if type(reply) == 'table' then
+      for j = 1, #list - i + 1 do
+        if j > SLICE then break end
+        out[i + j - 1] = reply[j]
+      end
+    else
+      sum = sum + reply
+    end
+  end
+  return out, sum
+end
 
 local function glow(g) return '[' .. g .. '\0' end
 local function ghigh(g) return '(' .. g .. '\1' end
@@ -144,10 +163,7 @@ local function expire(m)
   local head = redis.call('ZRANGE', sentk, 0, 0, 'WITHSCORES')
   if #head == 0 or tonumber(head[2]) > cutoff then return end
   local old = redis.call('ZRANGEBYSCORE', sentk, '-inf', fmt(cutoff))
-  for _, mk in ipairs(old) do
-    local s = getst(m, mk)
-    if s then remove(m, mk, s) end
-  end
+  for _, mk in ipairs(old) do remove(m, mk, getst(m, mk)) end
 end
 
 -- The queue's dead-letter queue, when it has one that exists.

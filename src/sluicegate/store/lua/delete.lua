@@ -9,8 +9,8 @@ local done = {}
 local n = (#ARGV - 3) / 2
 local keys = {}
 for i = 1, n do keys[i] = ARGV[2 + 2 * i] end
-local sts = redis.call('HMGET', qk(q, 'st'), unpack(keys))
-local sents = redis.call('ZMSCORE', qk(q, 'sent'), unpack(keys))
+local sts = sliced('HMGET', qk(q, 'st'), keys)
+local sents = sliced('ZMSCORE', qk(q, 'sent'), keys)
 local gone = {}
 for i = 1, n do
   local mk, tok = keys[i], ARGV[3 + 2 * i]
@@ -19,6 +19,7 @@ for i = 1, n do
   if done[id] then
     ok = 1
   elseif sts[i] and not done[mk] and sents[i] and tonumber(sents[i]) > cutoff then
+    -- (a message without state was never received: no handle of it is current)
     local s = parsest(sts[i])
     if s.token ~= '' and s.token == tok then
       ok = 1
@@ -30,11 +31,13 @@ for i = 1, n do
   out[i + 1] = ok
 end
 if #gone > 0 then
-  redis.call('ZREM', qk(q, 'infl'), unpack(gone))
-  redis.call('ZREM', qk(q, 'ready'), unpack(gone))
-  redis.call('ZREM', qk(q, 'dly'), unpack(gone))
-  redis.call('ZREM', qk(q, 'sent'), unpack(gone))
-  redis.call('HDEL', qk(q, 'm'), unpack(gone))
-  redis.call('HDEL', qk(q, 'st'), unpack(gone))
+  -- usually all were in flight; otherwise some became visible again (not yet received)
+  local _, removed = sliced('ZREM', qk(q, 'infl'), gone)
+  if removed < #gone then
+    sliced('ZREM', qk(q, 'ready'), gone)
+  end
+  sliced('ZREM', qk(q, 'sent'), gone)
+  sliced('HDEL', qk(q, 'm'), gone)
+  sliced('HDEL', qk(q, 'st'), gone)
 end
 return out

@@ -55,7 +55,7 @@ if moved > 0 then redis.call('HINCRBY', qk(q, 'meta'), 'dl', moved) end
 local out = {0, moved, dl and dl.name or ''}
 
 local function claimed(mk, v, blob, sent)
-  local s = parsest(v)
+  local s = parsest(v or FRESH)
   s.count = s.count + 1
   if s.first == '' then s.first = NOW_S end
   s.token = TOKEN

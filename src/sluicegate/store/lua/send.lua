@@ -7,13 +7,11 @@ if ARGV[4] ~= '' and ARGV[4] ~= m.ver then return {2} end
 local q = m.name
 local n = (#ARGV - 4) / 3
 local first = redis.call('HINCRBY', qk(q, 'meta'), 'seq', n) - n + 1
-local blobs, sts, sent, ready, delayed = {}, {}, {}, {}, {}
+local blobs, sent, ready, delayed = {}, {}, {}, {}
 for i = 0, n - 1 do
   local mk = string.format('%016d', first + i) .. ':' .. ARGV[5 + 3 * i]
   blobs[#blobs + 1] = mk
   blobs[#blobs + 1] = ARGV[6 + 3 * i]
-  sts[#sts + 1] = mk
-  sts[#sts + 1] = '0||||'
   sent[#sent + 1] = NOW_S
   sent[#sent + 1] = mk
   local at = ARGV[7 + 3 * i]
@@ -26,7 +24,6 @@ for i = 0, n - 1 do
   end
 end
 redis.call('HSET', qk(q, 'm'), unpack(blobs))
-redis.call('HSET', qk(q, 'st'), unpack(sts))
 redis.call('ZADD', qk(q, 'sent'), unpack(sent))
 if #ready > 0 then redis.call('ZADD', qk(q, 'ready'), unpack(ready)) end
 if #delayed > 0 then redis.call('ZADD', qk(q, 'dly'), unpack(delayed)) end
