@@ -86,3 +86,21 @@ def test_the_cluster_pool_keeps_within_the_leased_share() -> None:
     shares["account"] = 0  # a lapsed lease: nothing new starts
     pool.release("g")
     assert not pool.try_acquire("g")
+
+
+def test_run_with_an_unreachable_cluster_is_a_one_line_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis_server import free_port
+
+    from sluicegate.runtime import driver
+
+    monkeypatch.setattr(driver, "STORE_PATIENCE", 0.2)
+    app = tmp_path / "app.py"
+    app.write_text("import sluicegate\napp = sluicegate.App()\napp.queue('q')\n"
+                   "@app.function()\ndef f(e, c): pass\napp.map('q', f)\n")
+    code = main(["run", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}",
+                 "--cluster", f"redis://127.0.0.1:{free_port()}/0", "--status", "none"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sluicegate: error: ") and "unreachable" in err[-1]

@@ -196,7 +196,6 @@ class Cluster:
         self._streams: list[_StreamEntry] = []
         self.pool: ClusterPool | None = None
         self.app: App | None = None
-        self._runtime_clock: Callable[[], float] = time.time
         self._failing = False
         self._wakeup = asyncio.Event()
         self.started = time.time()
@@ -218,7 +217,6 @@ class Cluster:
     def queue_policy(self, config: MappingConfig, inner: ScalingPolicy,
                      runtime_clock: Callable[[], float]) -> ClusterPolicy | SharedScaling:
         """The policy to give the mapping's core (see the module docstring)."""
-        self._runtime_clock = runtime_clock
         lease = Lease(f"mapping:{config.name}", self.ttl, self.clock)
         function = config.function
 

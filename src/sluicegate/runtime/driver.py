@@ -648,7 +648,13 @@ class Runtime:
         cluster = self.cluster
         sync: asyncio.Task[None] | None = None
         if cluster is not None:
-            await self._patiently("joining the cluster", cluster.start)
+            try:
+                await self._patiently("joining the cluster", cluster.start)
+            except BaseException:
+                for invoker in {id(r.invoker): r.invoker for r in runners}.values():
+                    invoker.close(wait=False)
+                await cluster.stop()
+                raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
