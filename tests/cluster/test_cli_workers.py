@@ -92,7 +92,6 @@ def test_run_with_an_unreachable_cluster_is_a_one_line_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     from redis_server import free_port
-
     from sluicegate.runtime import driver
 
     monkeypatch.setattr(driver, "STORE_PATIENCE", 0.2)

@@ -204,6 +204,7 @@ class _Runner(MappingLoop):
             for action in receives:
                 task = loop.create_task(self._fifo_receive(action))
                 self.receives[action.poller] = task
+                task.add_done_callback(functools.partial(self._receive_done, [action]))
             return
         receives.sort(key=lambda r: r.wait)
         group: list[Receive] = []
@@ -223,6 +224,15 @@ class _Runner(MappingLoop):
         task = loop.create_task(self._receive_group(group))
         for action in group:
             self.receives[action.poller] = task
+        task.add_done_callback(functools.partial(self._receive_done, group))
+
+    def _receive_done(self, group: list[Receive], task: asyncio.Task[None]) -> None:
+        """Report an empty receive for every poller of ``task`` it did not report: a task
+        cancelled (by :meth:`stop`) before it first ran never enters its body, so neither
+        its ``except`` nor its ``finally`` reports, and the core would wait for ever."""
+        for action in group:
+            if self.receives.get(action.poller) is task:
+                self._report(self.runtime.clock(), action.poller, [])
 
     async def _fifo_receive(self, action: Receive) -> None:
         try:

@@ -344,8 +344,8 @@ class StreamRunner(MappingLoop):
             return
         self.stopping = True
         self.core.pause(self.runtime.clock())
-        for task in list(self.fetches.values()):
-            task.cancel()
+        # Outstanding fetches are short reads and are left to finish: a task cancelled
+        # before it first ran would never report back, and the core would never settle.
         self.wake.set()
 
     def summary(self) -> MappingSummary:
