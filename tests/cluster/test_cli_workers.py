@@ -103,3 +103,36 @@ def test_run_with_an_unreachable_cluster_is_a_one_line_error(
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sluicegate: error: ") and "unreachable" in err[-1]
+
+
+def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> None:
+    """Explicit lease states, no Redis call: a worker whose grant is 0 but whose stored
+    count still covers a received batch waiting for a slot runs that one batch, instead
+    of sitting on it for its visibility timeout; never more, and never once the lease
+    lapsed."""
+    from types import SimpleNamespace
+
+    from sluicegate.core.config import MappingConfig
+    from sluicegate.core.scaling import FixedScaling
+
+    now = [0.0]
+    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+                      clock=lambda: now[0])
+    config = MappingConfig(queue="q", function="f", maximum_concurrency=4, scaling="fixed")
+    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    stats = SimpleNamespace(held=1, in_flight=0)
+    runner = SimpleNamespace(config=config, core=SimpleNamespace(statistics=lambda: stats,
+                                                                 in_flight=0))
+    cluster.attach_queue(runner)  # type: ignore[arg-type]
+    entry = cluster._queues[0]
+    entry.lease.granted, entry.lease.held, entry.lease.valid_until = 0, 1, 0.9
+    assert policy.limit(0.0) == 1
+    stats.in_flight = 1  # it runs: no second one
+    assert policy.limit(0.0) == 0
+    stats.in_flight, stats.held = 0, 0  # nothing held: nothing to run
+    assert policy.limit(0.0) == 0
+    stats.held = 1
+    now[0] = 0.95  # the lease lapsed by the worker's own clock
+    assert policy.limit(0.0) == 0
+    entry.lease.granted, entry.lease.valid_until = 3, 1.9
+    assert policy.limit(0.0) == 3

@@ -4,6 +4,7 @@ store: limits hold across them, shares rebalance, shards are served once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -119,21 +120,27 @@ def test_aws_scaling_is_shared_so_the_cluster_runs_the_published_limit(
 
     async def fill(store: SqliteStore) -> None:
         await send(store, 300)
+
+    async def main() -> None:
         redis = connect(redis_url)
 
         async def watch() -> None:
-            try:
-                while True:
-                    raw = await redis.hget("sluicegate:cluster:scale:q->work", "limit")
-                    if raw is not None:
-                        published.append(int(raw))
-                    await asyncio.sleep(0.005)
-            finally:
-                await redis.aclose()
+            while True:
+                raw = await redis.hget("sluicegate:cluster:scale:q->work", "limit")
+                if raw is not None:
+                    published.append(int(raw))
+                await asyncio.sleep(0.01)
 
-        asyncio.get_running_loop().create_task(watch())
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await run_workers(apps, tmp_path / "s.db", redis_url, fill=fill)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await redis.aclose()
 
-    asyncio.run(run_workers(apps, tmp_path / "s.db", redis_url, fill=fill))
+    asyncio.run(main())
     assert sorted(set(gauge.seen)) == list(range(300))
     assert published, "no leader published a limit"
     assert gauge.peak <= max(published)

@@ -147,7 +147,12 @@ class _QueueEntry:
         return min(self.inner.limit(self.clock()), self.maximum)
 
     def in_use(self) -> int:
-        return self.runner.core.in_flight if self.runner is not None else 0
+        """Invocations running here, and batches received here that wait for a slot:
+        their slots stay stored for this worker (see :meth:`Cluster.queue_policy`)."""
+        if self.runner is None:
+            return 0
+        core = self.runner.core
+        return int(core.in_flight + core.statistics().held)
 
 
 @dataclass(eq=False)
@@ -225,9 +230,17 @@ class Cluster:
             # every start would be a throttle
             mine = lease.share()
             pool = self.pool
-            if pool is None:
-                return mine
-            return min(mine, self.share(pool.lease_of(function)))
+            if pool is not None:
+                mine = min(mine, self.share(pool.lease_of(function)))
+            if mine == 0 and lease.held_share() > 0 and entry.runner is not None:
+                # A receive that was outstanding when the share went to zero brought a
+                # batch that waits for a slot; with nothing in flight it would wait for
+                # its whole visibility timeout. The slot it needs is still stored for
+                # this worker (in_use counts held batches), so let one run.
+                stats = entry.runner.core.statistics()
+                if stats.held and not stats.in_flight:
+                    return 1
+            return mine
 
         policy: ClusterPolicy | SharedScaling
         if isinstance(inner, AwsScaling):
@@ -390,7 +403,7 @@ class Cluster:
     def in_flight(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for q in self._queues:
-            out[q.config.name] = q.in_use()
+            out[q.config.name] = q.runner.core.in_flight if q.runner is not None else 0
         for s in self._streams:
             out[s.runner.name] = s.runner.core.in_flight
         return out

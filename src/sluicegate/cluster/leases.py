@@ -141,6 +141,13 @@ class Lease:
             return 0
         return self.granted
 
+    def held_share(self, now: float | None = None) -> int:
+        """Slots stored for this worker (at least what its work in hand used at the last
+        claim) while the lease is valid, else 0."""
+        if (self.clock() if now is None else now) >= self.valid_until:
+            return 0
+        return self.held
+
     def expired(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) >= self.valid_until
 
