@@ -3,7 +3,7 @@
 A :class:`Cluster` is handed to :class:`~sluicegate.runtime.driver.Runtime` (the CLI does
 so when the store URL is ``redis://``). While the runtime runs, one task
 (:meth:`Cluster.run`) syncs with Redis every :attr:`Cluster.interval` seconds
-(``min(lease_ttl / 3, 1 s)``):
+(``min(lease_ttl / 3, 0.25 s)``):
 
 1. **shared scaling** (mappings with the ``aws`` policy): push this worker's
    observations, claim the mapping's leader lease; the leader applies every worker's
@@ -70,8 +70,10 @@ log = logging.getLogger("sluicegate.cluster")
 WORKERS_KEY = f"{KEY_PREFIX}workers"
 """Set of the ids of workers that announced themselves (some may have expired)."""
 
-MAX_SYNC_INTERVAL = 1.0
-"""Longest time between two syncs, whatever the ttl: shares rebalance within seconds."""
+MAX_SYNC_INTERVAL = 0.25
+"""Longest time between two syncs, whatever the ttl: a worker that joins gets its share
+within a second or so (the holders give back at their next sync, it takes at its next).
+A sync costs a few Redis round trips per mapping."""
 
 MAX_EVENTS = 10_000
 """Most unapplied scaling observations kept per mapping (while no leader reads them)."""
