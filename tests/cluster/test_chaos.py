@@ -202,6 +202,24 @@ class Workers:
                          for f in sorted(self.logs.glob("worker*.log")))
 
 
+def wait_for_workers(url: str, count: int = 3, timeout: float = 30) -> None:
+    """Until ``count`` workers are in the registry: the chaos starts mid-run, not while
+    a worker is still opening its store."""
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len([n for n in range(count)
+                    if client.exists(f"sluicegate:cluster:workers:chaos{n}")]) == count:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"fewer than {count} workers registered in {timeout}s")
+    finally:
+        client.close()
+
+
 def wait_for_progress(gauge: Any, at_least: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -283,6 +301,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_breaks_no_limit(
     workers = Workers(app, url, redis_url, gauge_url, tmp_path)
     try:
         # When one of them is killed with SIGKILL after a third of the work
+        wait_for_workers(redis_url)
         wait_for_progress(gauge, (GROUPS * PER_GROUP + KEYS * PER_KEY) // 3)
         victim = workers.procs[busiest(redis_url)]
         victim.kill()
@@ -314,6 +333,7 @@ def test_workers_carry_on_through_a_redis_restart_and_dropped_connections(
     try:
         # When every client connection is dropped after a fifth of the work ...
         total = GROUPS * PER_GROUP + KEYS * PER_KEY
+        wait_for_workers(own_redis.url)
         wait_for_progress(gauge, total // 5)
 
         async def drop() -> None:

@@ -54,6 +54,7 @@ from sluicegate.core.config import MappingConfig
 from sluicegate.core.scaling import AwsScaling, ScalingPolicy, ScalingStatistics
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, StoreError
+from sluicegate.runtime.runner import wait_event
 from sluicegate.store.redis_client import connect, store_error
 
 if TYPE_CHECKING:
@@ -204,6 +205,9 @@ class Cluster:
         self.pool: ClusterPool | None = None
         self.app: App | None = None
         self._failing = False
+        self.closing = False
+        """Set by the runtime before it cancels :meth:`run`: the loop ends at its next
+        turn whatever happens to the cancellation."""
         self._wakeup = asyncio.Event()
         self.started = time.time()
 
@@ -290,10 +294,11 @@ class Cluster:
 
     async def run(self) -> None:
         """Sync every :attr:`interval` seconds until cancelled."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.interval)
+        while not self.closing:
+            await wait_event(self._wakeup, self.interval)
             self._wakeup.clear()
+            if self.closing:
+                return
             try:
                 await self.sync()
                 if self._failing:

@@ -57,7 +57,7 @@ from sluicegate.runtime.events import (
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
-from sluicegate.runtime.runner import MappingLoop
+from sluicegate.runtime.runner import MappingLoop, wait_event
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
@@ -700,6 +700,8 @@ class Runtime:
                 invoker.close(wait=False)
             self.metrics.flush()
             if sync is not None:
+                assert cluster is not None
+                cluster.closing = True  # ends the loop even if a cancel got lost
                 sync.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync
@@ -792,6 +794,5 @@ class Runtime:
             if not until_empty:
                 await asyncio.sleep(1.0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.settled.wait(), DRAIN_CHECK_INTERVAL)
+            await wait_event(self.settled, DRAIN_CHECK_INTERVAL)
             await asyncio.sleep(DRAIN_CHECK_MIN_GAP)
