@@ -688,6 +688,9 @@ class Runtime:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            for task in tasks:  # none may outlive the run (a cancelled run included)
+                if not task.done():
+                    task.cancel()
             if timer is not None:
                 timer.cancel()
             monitor.cancel()
