@@ -1,12 +1,16 @@
 """The ``sluicegate`` command.
 
 Every command that touches the store (``run``, ``send``, ``put``, ``publish``, ``queues``,
-``streams``, ``redrive``) takes
+``streams``, ``redrive``, ``workers``) takes
 ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
 was valid, so a bad file never half-sends.
+
+With a ``redis://`` store, ``run`` joins a cluster (:mod:`sluicegate.cluster`): every
+process running the same App against the same Redis shares the mappings' limits, and
+``workers`` lists the live ones.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--status", choices=("auto", "live", "log", "none"), default="auto",
                      help="live table on a terminal, a log line per second otherwise (default auto)")
     run.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    run.add_argument("--cluster", metavar="REDIS_URL",
+                     help="coordinate with other workers through this Redis (default: the "
+                          "store's URL when it is redis://; e.g. several processes on one "
+                          "SQLite file)")
+    run.add_argument("--worker-id", metavar="ID",
+                     help="this worker's id in a cluster (redis:// stores; default host:pid:random)")
+    run.add_argument("--lease-ttl", type=float, default=30.0, metavar="SECONDS",
+                     help="how long a dead worker's leases and shards stay taken (redis:// "
+                          "stores; default 30)")
+
+    workers = sub.add_parser("workers", parents=[common],
+                             help="list a cluster's live workers, their leases and in-flight counts")
+    workers.add_argument("--json", action="store_true", help="print JSON")
 
     send = sub.add_parser("send", parents=[common], help="send messages to a queue")
     send.add_argument("queue", metavar="QUEUE")
@@ -167,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "workers":
+        return await _workers(args)
     handler = {
         "run": _run,
         "send": _send,
@@ -208,13 +228,71 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
     app = load_app(args.app)
     if not app.mappings and not app.stream_mappings:
         raise InputError(f"{args.app!r} defines no mappings (app.map(source, function))")
-    runtime = Runtime(app, store, grace_period=args.grace_period)
+    cluster = None
+    url = args.cluster or _store_url(args)
+    if args.cluster and not _is_redis(url):
+        raise InputError(f"--cluster {url!r}: not a redis:// URL")
+    if _is_redis(url):
+        from sluicegate.cluster import Cluster
+
+        if args.lease_ttl <= 0:
+            raise InputError(f"--lease-ttl {args.lease_ttl:g} must be above 0")
+        cluster = Cluster(url, worker_id=args.worker_id, lease_ttl=args.lease_ttl)
+    runtime = Runtime(app, store, grace_period=args.grace_period, cluster=cluster)
     reporter = StatusReporter(runtime, mode=args.status)
     with reporter:
         summary = await runtime.run(
             until_empty=args.until_empty, duration=args.duration, install_signal_handlers=True
         )
     reporter.print_summary(summary)
+    return 0
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    from sluicegate.store import DEFAULT_STORE_URL, STORE_ENV_VAR
+
+    return str(args.store or os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE_URL)
+
+
+def _is_redis(url: str) -> bool:
+    return url.partition("://")[0].lower() in ("redis", "rediss")
+
+
+# ---------------------------------------------------------------------- workers
+async def _workers(args: argparse.Namespace) -> int:
+    """``sluicegate workers``: the live workers of the cluster on ``--store``."""
+    import time
+
+    from sluicegate.cluster import list_workers
+    from sluicegate.store.redis_client import connect
+
+    url = _store_url(args)
+    if not _is_redis(url):
+        raise InputError(f"store URL {url!r}: workers are coordinated through Redis only; "
+                         "use --store redis://HOST[:PORT][/DB]")
+    redis = connect(url)
+    try:
+        rows = await list_workers(redis, url)
+    finally:
+        await redis.aclose()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no live workers")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    now = time.time()
+    table = Table("worker", "up (s)", "seen (s ago)", "in flight", "leases", box=None)
+    for r in rows:
+        in_flight = ", ".join(f"{k}={v}" for k, v in sorted(r.get("in_flight", {}).items()))
+        leases = ", ".join(f"{k}={v}" for k, v in sorted(r.get("leases", {}).items()) if v)
+        table.add_row(str(r.get("worker")), f"{now - float(r.get('started', now)):.0f}",
+                      f"{now - float(r.get('seen', now)):.1f}", in_flight or "-",
+                      leases or "-")
+    Console().print(table)
     return 0
 
 

@@ -10,18 +10,25 @@ loop in :mod:`sluicegate.runtime.stream_runner`, over the core's
 
 Delivery is at least once: a message is deleted only after its batch succeeded, and
 anything unfinished when the runtime stops reappears after its visibility timeout.
+
+With a :class:`~sluicegate.cluster.coordinator.Cluster` (several runtimes on many hosts
+serving the same mappings through Redis), the runtime builds its cores with the cluster's
+pool and policies, which bound every limit by this worker's leased share, lets stream
+runners serve only the shards they lease, and runs the cluster's sync task beside the
+mappings. Without one nothing is coordinated, exactly as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
@@ -33,10 +40,11 @@ from sluicegate.core.results import (
     interpret_response,
     timeout_outcome,
 )
+from sluicegate.core.scaling import make_policy
 from sluicegate.core.stream_mapping import StreamMapping
-from sluicegate.core.streams import StreamMappingConfig
+from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
-from sluicegate.errors import StoreError
+from sluicegate.errors import StoreError, StoreUnavailable
 from sluicegate.runtime.events import (
     LambdaContext,
     aws_identity,
@@ -49,10 +57,15 @@ from sluicegate.runtime.events import (
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
-from sluicegate.runtime.runner import MappingLoop
+from sluicegate.runtime.runner import MappingLoop, wait_event
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
+
+if TYPE_CHECKING:
+    from sluicegate.cluster.coordinator import Cluster
+
+T = TypeVar("T")
 
 __all__ = ["MappingSummary", "RunSummary", "Runtime"]
 
@@ -72,6 +85,10 @@ every mapped queue, which costs milliseconds per 10,000 messages on SQLite."""
 DRAIN_CHECK_MIN_GAP = 0.005
 """Shortest time between two such checks: after deletes settle, the queues are checked
 again after this long, so bursts of deletes cost one check."""
+
+STORE_PATIENCE = 10.0
+"""Seconds :meth:`Runtime.run` keeps retrying a store that became unreachable while it
+prepares or sums up (a Redis restart, dropped connections), before giving up."""
 
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
@@ -187,6 +204,7 @@ class _Runner(MappingLoop):
             for action in receives:
                 task = loop.create_task(self._fifo_receive(action))
                 self.receives[action.poller] = task
+                task.add_done_callback(functools.partial(self._receive_done, [action]))
             return
         receives.sort(key=lambda r: r.wait)
         group: list[Receive] = []
@@ -206,6 +224,15 @@ class _Runner(MappingLoop):
         task = loop.create_task(self._receive_group(group))
         for action in group:
             self.receives[action.poller] = task
+        task.add_done_callback(functools.partial(self._receive_done, group))
+
+    def _receive_done(self, group: list[Receive], task: asyncio.Task[None]) -> None:
+        """Report an empty receive for every poller of ``task`` it did not report: a task
+        cancelled (by :meth:`stop`) before it first ran never enters its body, so neither
+        its ``except`` nor its ``finally`` reports, and the core would wait for ever."""
+        for action in group:
+            if self.receives.get(action.poller) is task:
+                self._report(self.runtime.clock(), action.poller, [])
 
     async def _fifo_receive(self, action: Receive) -> None:
         try:
@@ -400,6 +427,8 @@ class Runtime:
         metrics: where per-second metrics go (a new :class:`Metrics` by default).
         grace_period: seconds in-flight invocations get to finish after :meth:`stop`.
         clock: epoch seconds; the store's clock by default.
+        cluster: coordination with other runtimes serving the same mappings (see
+            :mod:`sluicegate.cluster`); ``None``: this process is alone.
     """
 
     def __init__(
@@ -410,8 +439,10 @@ class Runtime:
         metrics: Metrics | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         clock: Callable[[], float] | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.app = app
+        self.cluster = cluster
         self.store = store
         self.clock = clock or store.clock
         self.metrics = metrics or Metrics(clock=self.clock)
@@ -473,7 +504,10 @@ class Runtime:
             ConfigError: a function with ``isolation="process"`` whose handler cannot be
                 imported in a new process.
         """
-        pool: ConcurrencyPool = self.app.new_pool()
+        cluster = self.cluster
+        pool: ConcurrencyPool = (
+            cluster.new_pool(self.app) if cluster is not None else self.app.new_pool()
+        )
         invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
         identity = {"region": self.region, "account_id": self.account_id}
@@ -485,6 +519,12 @@ class Runtime:
             if function.name not in invokers:
                 invokers[function.name] = self._invoker_for(function)
             arn = queue_arn(queue.name, **identity)
+            policy = None
+            if cluster is not None:
+                inner = make_policy(
+                    config, reserved_concurrency=pool.reserved_concurrency(config.function)
+                )
+                policy = cluster.queue_policy(config, inner, self.clock)
             core = QueueMapping(
                 config,
                 visibility_timeout=effective_visibility_timeout(
@@ -492,15 +532,17 @@ class Runtime:
                     function.config.timeout,
                 ),
                 pool=pool,
+                policy=policy,
                 now=now,
                 record_filter=self._queue_filter(config, arn),
             )
-            self.runners.append(
-                _Runner(
-                    self, config, queue, function, invokers[function.name], core, arn,
-                    function_arn(function.name, **identity),
-                )
+            runner = _Runner(
+                self, config, queue, function, invokers[function.name], core, arn,
+                function_arn(function.name, **identity),
             )
+            self.runners.append(runner)
+            if cluster is not None:
+                cluster.attach_queue(runner)
         for sconfig in self.app.stream_mappings:
             if not sconfig.enabled:
                 continue
@@ -510,21 +552,39 @@ class Runtime:
                 invokers[function.name] = self._invoker_for(function)
             arn = stream_arn(stream.name, **identity)
             farn = function_arn(function.name, **identity)
-            score = StreamMapping(
-                sconfig,
+            build = self._stream_builder(sconfig, stream, pool, farn, arn)
+            srunner = StreamRunner(self, sconfig, stream, function, invokers[function.name],
+                                   build(await self._patiently(
+                                       "reading checkpoints",
+                                       functools.partial(self.store.get_checkpoints,
+                                                         sconfig.name),
+                                   )),
+                                   arn, farn, build=build)
+            self.stream_runners.append(srunner)
+            if cluster is not None:
+                cluster.attach_stream(srunner)
+        self.metrics.set_limits(self._limits())
+
+    def _stream_builder(
+        self, config: StreamMappingConfig, stream: StreamConfig, pool: ConcurrencyPool,
+        farn: str, arn: str,
+    ) -> Callable[[dict[int, int]], StreamMapping]:
+        """A function building the mapping's core from stored checkpoints (again when a
+        cluster changes the shards this runtime serves)."""
+
+        def build(checkpoints: dict[int, int]) -> StreamMapping:
+            return StreamMapping(
+                config,
                 stream,
                 pool=pool,
-                checkpoints=await self.store.get_checkpoints(sconfig.name),
-                now=now,
+                checkpoints=checkpoints,
+                now=self.clock(),
                 function_arn=farn,
                 stream_arn=arn,
-                record_filter=self._stream_filter(sconfig, arn),
+                record_filter=self._stream_filter(config, arn),
             )
-            self.stream_runners.append(
-                StreamRunner(self, sconfig, stream, function, invokers[function.name], score,
-                             arn, farn)
-            )
-        self.metrics.set_limits(self._limits())
+
+        return build
 
     def _stream_filter(self, config: StreamMappingConfig, arn: str) -> Any:
         criteria = config.filter_criteria
@@ -587,14 +647,25 @@ class Runtime:
         fails while preparing.
         """
         loop = asyncio.get_running_loop()
-        await self.prepare()
+        await self._patiently("preparing", self.prepare)
         await self._build()
         started = time.monotonic()
-        dead_start = await self._dead_lettered_total()
+        dead_start = await self._patiently("counting dead letters", self._dead_lettered_total)
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
         runners = self._all_runners()
+        cluster = self.cluster
+        sync: asyncio.Task[None] | None = None
+        if cluster is not None:
+            try:
+                await self._patiently("joining the cluster", cluster.start)
+            except BaseException:
+                for invoker in {id(r.invoker): r.invoker for r in runners}.values():
+                    invoker.close(wait=False)
+                await cluster.stop()
+                raise
+            sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
@@ -617,6 +688,9 @@ class Runtime:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            for task in tasks:  # none may outlive the run (a cancelled run included)
+                if not task.done():
+                    task.cancel()
             if timer is not None:
                 timer.cancel()
             monitor.cancel()
@@ -628,13 +702,39 @@ class Runtime:
             for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             self.metrics.flush()
-        dead = await self._dead_lettered_total() - dead_start
+            if sync is not None:
+                assert cluster is not None
+                cluster.closing = True  # ends the loop even if a cancel got lost
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
+            if cluster is not None:
+                await cluster.stop()
+        try:
+            dead = await self._patiently("counting dead letters",
+                                         self._dead_lettered_total) - dead_start
+        except StoreError as exc:
+            log.warning("could not count dead-lettered messages: %s", exc)
+            dead = 0
         return RunSummary(
             elapsed=time.monotonic() - started,
             mappings=tuple(r.summary() for r in runners),
             dead_lettered=dead,
             stopped_by=self._stop_reason or "stopped",
         )
+
+    async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()``, retried for up to :data:`STORE_PATIENCE` seconds while the
+        store is unavailable (the error of the last try is raised after that)."""
+        deadline = time.monotonic() + STORE_PATIENCE
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("%s: %s; retrying", what, exc)
+                await asyncio.sleep(0.5)
 
     async def _dead_lettered_total(self) -> int:
         total = 0
@@ -697,6 +797,5 @@ class Runtime:
             if not until_empty:
                 await asyncio.sleep(1.0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.settled.wait(), DRAIN_CHECK_INTERVAL)
+            await wait_event(self.settled, DRAIN_CHECK_INTERVAL)
             await asyncio.sleep(DRAIN_CHECK_MIN_GAP)

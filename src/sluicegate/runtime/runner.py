@@ -15,7 +15,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sluicegate.runtime.driver import Runtime
 
-__all__ = ["MappingLoop"]
+__all__ = ["MappingLoop", "wait_event"]
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds passed, whichever comes first.
+
+    Not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 that swallows a
+    cancellation arriving just as the event is set, and a loop around it then never ends
+    (a shutdown waiting for the task hangs). ``asyncio.wait`` never swallows one.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 class MappingLoop:
@@ -42,12 +56,12 @@ class MappingLoop:
         raise NotImplementedError
 
     async def run(self) -> None:
-        core = self.core
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
         metrics = self.runtime.metrics
         while True:
             self.wake.clear()
+            core = self.core  # a stream runner's core is rebuilt when its shards change
             now = clock()
             self._perform(now, core.poll(now))
             throttles = core.throttles

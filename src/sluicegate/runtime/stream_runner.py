@@ -13,6 +13,15 @@ against the store and the function and reports back, as
 - ``SendToDestination`` then ``Checkpoint``: persisted in the order the core gave them, by
   one writer task, so a checkpoint is never stored before the on-failure record of the
   batch it moves past.
+
+In a cluster (:mod:`sluicegate.cluster`) a runner serves only the shards it leases
+(:attr:`StreamRunner.owned`): the core's fetches of other shards are answered with nothing
+at once, without touching the store, so those shards read nothing and never checkpoint.
+When the leased set changes, :meth:`StreamRunner.reassign` pauses the core, lets every
+batch in flight settle and its checkpoint be written, and builds a new core from the
+store's checkpoints: a shard taken over resumes where its previous owner settled, and a
+shard given up is released only after this worker's last batch of it is checkpointed, so
+the order of each partition key holds across the handover.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +90,15 @@ class StreamRunner(MappingLoop):
     processed: int = 0
     peak: int = 0
     seen_throttles: int = 0
+    owned: set[int] | None = None
+    """Shards this runner serves (a cluster's lease); ``None``: every shard."""
+    holds: Callable[[int], bool] | None = None
+    """Whether this runner's lease of a shard is still valid (a cluster's): a shard of
+    :attr:`owned` whose lease lapsed is not read until the cluster reassigns it."""
+    build: Callable[[dict[int, int]], StreamMapping] | None = None
+    """Builds a new core from stored checkpoints (needed by :meth:`reassign`)."""
+    retired: list[StreamMapping] = field(default_factory=list)
+    """Cores replaced by :meth:`reassign`, kept for the run's counters."""
 
     @property
     def name(self) -> str:
@@ -95,7 +114,14 @@ class StreamRunner(MappingLoop):
             if isinstance(action, StreamInvoke):
                 self._spawn_invoke(action.batch)
             elif isinstance(action, Fetch):
-                self.fetches[action.shard] = loop.create_task(self._fetch(action))
+                owned = self.owned
+                if owned is not None and (
+                    action.shard not in owned
+                    or (self.holds is not None and not self.holds(action.shard))
+                ):
+                    self.fetches[action.shard] = loop.create_task(self._skip(action))
+                else:
+                    self.fetches[action.shard] = loop.create_task(self._fetch(action))
             else:
                 self.writes.append(action)
         if self.writes and self.writer is None:
@@ -105,6 +131,13 @@ class StreamRunner(MappingLoop):
         return self.idle
 
     # ------------------------------------------------------------------ fetch
+    async def _skip(self, action: Fetch) -> None:
+        """A fetch of a shard another worker owns: nothing, at once (the core asks again
+        after its poll interval)."""
+        self.fetches.pop(action.shard, None)
+        self.core.fetched(self.runtime.clock(), action.shard, [])
+        self.wake.set()
+
     async def _fetch(self, action: Fetch) -> None:
         store = self.runtime.store
         stream = self.config.stream
@@ -250,14 +283,53 @@ class StreamRunner(MappingLoop):
             action.destination,
         )
 
+    # ------------------------------------------------------------------ shards
+    async def reassign(self, owned: set[int]) -> None:
+        """Serve ``owned`` from now on (see the module docstring): pause, settle and
+        checkpoint everything in hand, rebuild the core from the store's checkpoints.
+
+        Raises:
+            RuntimeError: the runner was built without :attr:`build`.
+        """
+        if self.build is None:
+            raise RuntimeError("reassign needs a runner with build")
+        if self.owned == owned:
+            return
+        old = self.core
+        old.pause(self.runtime.clock())
+        # Outstanding fetches are not cancelled: they are short reads, and a task
+        # cancelled before it first ran would never report back to the core.
+        self.wake.set()
+        while not self.idle:
+            await asyncio.sleep(0.01)
+        while True:
+            try:
+                checkpoints = await self.runtime.store.get_checkpoints(self.name)
+                break
+            except StoreError as exc:
+                log.warning("%s: reading checkpoints failed: %s; retrying", self.name, exc)
+                await asyncio.sleep(STORE_RETRY_DELAY)
+        self.retired.append(old)
+        self.core = self.build(checkpoints)
+        self.seen_throttles = 0
+        self.owned = set(owned)
+        if self.stopping:
+            self.core.pause(self.runtime.clock())
+        self.wake.set()
+
     # ------------------------------------------------------------------ drain
     async def drained(self) -> bool:
         """Whether every record of every shard is settled (the checkpoint is at the
-        shard's latest sequence number) and nothing is in hand."""
+        shard's latest sequence number) and nothing is in hand.
+
+        A runner serving only some shards (:attr:`owned`) reads every shard's checkpoint
+        from the store: the other shards are settled by other workers."""
         if not self.idle or self.core.in_flight:
             return False
         checkpoints = self.core.checkpoints
         store = self.runtime.store
+        if self.owned is not None:
+            checkpoints = dict(await store.get_checkpoints(self.name))
         for shard in range(self.stream.shard_count):
             latest = await store.latest_sequence(self.config.stream, shard)
             if latest < 0:
@@ -272,23 +344,23 @@ class StreamRunner(MappingLoop):
             return
         self.stopping = True
         self.core.pause(self.runtime.clock())
-        for task in list(self.fetches.values()):
-            task.cancel()
+        # Outstanding fetches are short reads and are left to finish: a task cancelled
+        # before it first ran would never report back, and the core would never settle.
         self.wake.set()
 
     def summary(self) -> MappingSummary:
         from sluicegate.runtime.driver import MappingSummary
 
-        core = self.core
+        cores = [*self.retired, self.core]
         return MappingSummary(
             name=self.name,
-            invocations=core.invocations,
-            errors=core.errors,
-            throttles=core.throttles,
+            invocations=sum(c.invocations for c in cores),
+            errors=sum(c.errors for c in cores),
+            throttles=sum(c.throttles for c in cores),
             messages_deleted=self.processed,
             peak_concurrency=self.peak,
             # a stream mapping's bound: one batch per lane
             maximum_concurrency=self.stream.shard_count * self.config.parallelization_factor,
-            filtered=core.filtered_records,
+            filtered=sum(c.filtered_records for c in cores),
         )
 

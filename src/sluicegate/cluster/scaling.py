@@ -1,0 +1,148 @@
+"""The aws scaling policy's state, shared by every worker of a mapping (pure, sans-I/O).
+
+With one worker, :class:`~sluicegate.core.scaling.AwsScaling` sees every receive, outcome
+and throttle of the mapping and answers the mapping's limit. With several workers, each
+sees only its own part, and ten independent policies would each grow to the maximum: ten
+times what AWS would run. So the state is shared:
+
+- every worker wraps the mapping's policy in a :class:`SharedScaling`: the hooks
+  (``on_receive``, ``on_outcome``, ``on_throttle``, ``on_resume``) only record the
+  observation, with its time, in an outbox; the coordinator pushes the outboxes to one
+  Redis list per mapping;
+- one worker per mapping holds the mapping's *leader* lease (a lease of limit 1). Its
+  :class:`ScaleLeader` owns an ``AwsScaling``, applies every worker's observations in
+  time order, and publishes the limit the policy answers and the policy's whole state;
+- every worker's :class:`SharedScaling` answers ``min(published limit, this worker's
+  share)``. The published limit is also the limit of the mapping's counted lease, so the
+  workers' shares together never exceed it.
+
+A mapping therefore scales on the same observations with 1 or 10 workers (the cluster
+runs ``limit`` pollers in total either way), which ``tests/cluster/test_scaling.py``
+checks with explicit times. When the leader dies another worker takes the lease and
+restores the last published state (:func:`snapshot` / :func:`restore`): the level does
+not fall back to its initial value.
+
+Observations travel as small JSON arrays: ``["r", now, count, waited]``,
+``["o", now, kind]``, ``["t", now]``, ``["e", now]`` (resume).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sluicegate.core.scaling import AwsScaling, ScalingStatistics
+from sluicegate.core.types import BatchOutcome, OutcomeKind
+
+__all__ = ["ScaleLeader", "SharedScaling", "decode", "restore", "snapshot"]
+
+
+def snapshot(policy: AwsScaling) -> dict[str, Any]:
+    """The policy's whole state as JSON-able values (times are the runtime's epoch
+    seconds, so they mean the same on every host)."""
+    return {name: getattr(policy, name) for name in AwsScaling.__slots__}
+
+
+def restore(policy: AwsScaling, state: dict[str, Any]) -> None:
+    """Load a :func:`snapshot` into ``policy`` (unknown or missing fields are skipped, so a
+    state written by another version is used as far as it fits)."""
+    for name in AwsScaling.__slots__:
+        if name in state and not name.startswith("__"):
+            setattr(policy, name, state[name])
+
+
+def decode(raw: str) -> list[Any]:
+    return list(json.loads(raw))
+
+
+def apply(policy: AwsScaling, event: list[Any], at: float) -> None:
+    """Apply one observation to ``policy`` at time ``at`` (never before an earlier one)."""
+    kind = event[0]
+    if kind == "r":
+        policy.on_receive(at, int(event[2]), float(event[3]))
+    elif kind == "o":
+        policy.on_outcome(at, BatchOutcome(OutcomeKind(event[2])))
+    elif kind == "t":
+        policy.on_throttle(at)
+    elif kind == "e":
+        policy.on_resume(at)
+
+
+class ScaleLeader:
+    """The leader's side: one ``AwsScaling`` fed with every worker's observations.
+
+    Parameters:
+        policy: the mapping's policy (from ``make_policy``).
+        state: the last published state, to resume from (``None``: a fresh policy).
+    """
+
+    def __init__(self, policy: AwsScaling, state: dict[str, Any] | None = None) -> None:
+        self.policy = policy
+        self.applied_until = float("-inf")
+        if state is not None:
+            restore(policy, state)
+            self.applied_until = float(state.get("applied_until", float("-inf")))
+
+    def apply(self, events: Iterable[list[Any]]) -> None:
+        """Apply observations, in time order; one older than what was already applied
+        (a worker that reported late) is applied at that time instead, so the policy's
+        time never runs backwards."""
+        for event in sorted(events, key=lambda e: float(e[1])):
+            at = max(float(event[1]), self.applied_until)
+            apply(self.policy, event, at)
+            self.applied_until = at
+
+    def publish(self, now: float) -> tuple[int, dict[str, Any]]:
+        """The limit at ``now`` and the state to store with it."""
+        limit = self.policy.limit(now)
+        state = snapshot(self.policy)
+        state["applied_until"] = self.applied_until
+        return limit, state
+
+
+class SharedScaling:
+    """A worker's policy for a mapping whose limit is the cluster's: the hooks record, the
+    limit is ``min(published limit, share)``.
+
+    Parameters:
+        published: the mapping's limit as last read from Redis (:attr:`published`), or
+            the policy's initial limit until a leader published one.
+        share: this worker's share of the mapping's lease, asked at each call.
+        ceiling: the mapping's own bound (its maximum concurrency), if any.
+    """
+
+    observes_receive_wait = True
+
+    def __init__(self, published: int, share: Callable[[], int]) -> None:
+        self.published = published
+        self.next_published: float | None = None
+        self._share = share
+        self.outbox: list[list[Any]] = []
+
+    def limit(self, now: float) -> int:
+        return min(self.published, self._share())
+
+    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
+        self.outbox.append(["r", now, count, waited])
+
+    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
+        if outcome.kind is OutcomeKind.ERROR:  # the only kind AwsScaling reacts to
+            self.outbox.append(["o", now, outcome.kind.value])
+
+    def on_throttle(self, now: float) -> None:
+        self.outbox.append(["t", now])
+
+    def on_resume(self, now: float) -> None:
+        self.outbox.append(["e", now])
+
+    def next_change(self, now: float) -> float | None:
+        return self.next_published
+
+    def take_outbox(self) -> list[list[Any]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def statistics(self, now: float) -> ScalingStatistics:
+        limit = self.limit(now)
+        return ScalingStatistics("aws-shared", limit, float(limit), False, None)

@@ -1,0 +1,138 @@
+"""``sluicegate workers`` and the cluster options of ``sluicegate run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import sluicegate
+from sluicegate.cli import main
+from sluicegate.cluster import Cluster
+from sluicegate.cluster.pool import ClusterPool
+from sluicegate.core.config import AccountConfig, FunctionConfig
+from sluicegate.runtime.driver import Runtime
+from sluicegate.store import SqliteStore
+
+
+def test_workers_lists_a_live_worker_with_its_leases(
+        redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = sluicegate.App()
+    app.queue("q")
+
+    @app.function(timeout=5)
+    async def work(event: object, context: object) -> None:
+        return None
+
+    app.map("q", work, scaling="fixed", maximum_concurrency=3)
+
+    async def start() -> Cluster:
+        cluster = Cluster(redis_url, worker_id="host:1:abc", lease_ttl=30)
+        async with SqliteStore(tmp_path / "s.db") as store:
+            runtime = Runtime(app, store, cluster=cluster)
+            await runtime.prepare()
+            await runtime._build()
+            await cluster.start()
+        await cluster.redis.aclose()
+        return cluster
+
+    asyncio.run(start())
+    assert main(["workers", "--store", redis_url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["worker"] for r in rows] == ["host:1:abc"]
+    assert rows[0]["leases"]["mapping:q->work"] == 3
+    assert rows[0]["in_flight"] == {"q->work": 0}
+    assert main(["workers", "--store", redis_url]) == 0
+    assert "host:1:abc" in capsys.readouterr().out
+
+
+def test_workers_with_no_worker(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["workers", "--store", redis_url]) == 0
+    assert capsys.readouterr().out.strip() == "no live workers"
+
+
+def test_workers_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from redis_server import free_port
+
+    assert main(["workers", "--store", f"redis://127.0.0.1:{free_port()}/0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unreachable" in err
+    assert main(["workers", "--store", "sqlite:///x.db"]) == 2
+    assert "Redis only" in capsys.readouterr().err
+
+
+def test_run_refuses_a_cluster_url_that_is_not_redis(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("import sluicegate\napp = sluicegate.App()\napp.queue('q')\n"
+                   "@app.function()\ndef f(e, c): pass\napp.map('q', f)\n")
+    code = main(["run", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}",
+                 "--cluster", "sqlite:///y.db", "--duration", "1", "--status", "none"])
+    assert code == 2
+    assert "not a redis:// URL" in capsys.readouterr().err
+
+
+def test_the_cluster_pool_keeps_within_the_leased_share() -> None:
+    shares = {"function:f": 2, "account": 1}
+    pool = ClusterPool(AccountConfig(), lambda name: shares.get(name, 0))
+    pool.register(FunctionConfig(name="f", reserved_concurrency=5))
+    assert pool.try_acquire("f") and pool.try_acquire("f")
+    assert not pool.try_acquire("f")  # the pool has room (5), the share does not (2)
+    assert pool.cluster_throttles == 1 and pool.in_use("f") == 2
+    assert pool.try_acquire("g")  # unreserved: the account share
+    assert not pool.try_acquire("g")
+    shares["account"] = 0  # a lapsed lease: nothing new starts
+    pool.release("g")
+    assert not pool.try_acquire("g")
+
+
+def test_run_with_an_unreachable_cluster_is_a_one_line_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis_server import free_port
+    from sluicegate.runtime import driver
+
+    monkeypatch.setattr(driver, "STORE_PATIENCE", 0.2)
+    app = tmp_path / "app.py"
+    app.write_text("import sluicegate\napp = sluicegate.App()\napp.queue('q')\n"
+                   "@app.function()\ndef f(e, c): pass\napp.map('q', f)\n")
+    code = main(["run", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}",
+                 "--cluster", f"redis://127.0.0.1:{free_port()}/0", "--status", "none"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sluicegate: error: ") and "unreachable" in err[-1]
+
+
+def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> None:
+    """Explicit lease states, no Redis call: a worker whose grant is 0 but whose stored
+    count still covers a received batch waiting for a slot runs that one batch, instead
+    of sitting on it for its visibility timeout; never more, and never once the lease
+    lapsed."""
+    from types import SimpleNamespace
+
+    from sluicegate.core.config import MappingConfig
+    from sluicegate.core.scaling import FixedScaling
+
+    now = [0.0]
+    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+                      clock=lambda: now[0])
+    config = MappingConfig(queue="q", function="f", maximum_concurrency=4, scaling="fixed")
+    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    stats = SimpleNamespace(held=1, in_flight=0)
+    runner = SimpleNamespace(config=config, core=SimpleNamespace(statistics=lambda: stats,
+                                                                 in_flight=0))
+    cluster.attach_queue(runner)  # type: ignore[arg-type]
+    entry = cluster._queues[0]
+    entry.lease.granted, entry.lease.held, entry.lease.valid_until = 0, 1, 0.9
+    assert policy.limit(0.0) == 1
+    stats.in_flight = 1  # it runs: no second one
+    assert policy.limit(0.0) == 0
+    stats.in_flight, stats.held = 0, 0  # nothing held: nothing to run
+    assert policy.limit(0.0) == 0
+    stats.held = 1
+    now[0] = 0.95  # the lease lapsed by the worker's own clock
+    assert policy.limit(0.0) == 0
+    entry.lease.granted, entry.lease.valid_until = 3, 1.9
+    assert policy.limit(0.0) == 3
