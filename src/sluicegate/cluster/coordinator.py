@@ -55,7 +55,7 @@ from sluicegate.core.scaling import AwsScaling, ScalingPolicy, ScalingStatistics
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, StoreError
 from sluicegate.runtime.runner import wait_event
-from sluicegate.store.redis_client import connect, store_error
+from sluicegate.store.redis_client import awaitable, connect, store_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -334,7 +334,7 @@ class Cluster:
                 await self.leases.release(name)
             try:
                 await self.redis.delete(worker_key(self.worker_id))
-                await self.redis.srem(WORKERS_KEY, self.worker_id)
+                await awaitable(self.redis.srem(WORKERS_KEY, self.worker_id))
             except Exception as exc:
                 raise store_error(exc, self.url) from exc
         except StoreError as exc:
@@ -448,7 +448,7 @@ class Cluster:
         try:
             if q.leader.share():
                 if q.scale_leader is None:
-                    raw = await redis.hget(state_key, "state")
+                    raw = await awaitable(redis.hget(state_key, "state"))
                     inner = q.inner
                     assert isinstance(inner, AwsScaling)
                     q.scale_leader = ScaleLeader(inner, json.loads(raw) if raw else None)
@@ -459,13 +459,13 @@ class Cluster:
                     raw_events, _ = await pipe.execute()
                 q.scale_leader.apply(decode(e) for e in raw_events)
                 limit, state = q.scale_leader.publish(q.clock())
-                await redis.hset(state_key, mapping={
+                await awaitable(redis.hset(state_key, mapping={
                     "limit": limit, "state": json.dumps(state), "leader": self.worker_id,
-                })
+                }))
                 policy.published = limit
             else:
                 q.scale_leader = None  # a leader that lost its lease starts over from Redis
-                raw_limit = await redis.hget(state_key, "limit")
+                raw_limit = await awaitable(redis.hget(state_key, "limit"))
                 if raw_limit is not None:
                     policy.published = int(raw_limit)
         except Exception as exc:
@@ -574,7 +574,7 @@ class Cluster:
 async def list_workers(redis: Redis, url: str = "") -> list[dict[str, Any]]:
     """Every live worker's registry entry (expired ones are removed from the set)."""
     try:
-        ids = sorted(str(i) for i in await redis.smembers(WORKERS_KEY))
+        ids = sorted(str(i) for i in await awaitable(redis.smembers(WORKERS_KEY)))
         values = await redis.mget([worker_key(i) for i in ids]) if ids else []
         out = []
         gone = []
@@ -584,7 +584,7 @@ async def list_workers(redis: Redis, url: str = "") -> list[dict[str, Any]]:
                 continue
             out.append(json.loads(raw))
         if gone:
-            await redis.srem(WORKERS_KEY, *gone)
+            await awaitable(redis.srem(WORKERS_KEY, *gone))
         return out
     except Exception as exc:
         raise store_error(exc, url) from exc

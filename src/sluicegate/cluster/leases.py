@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sluicegate.store.redis_client import store_error
+from sluicegate.store.redis_client import awaitable, store_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -216,7 +216,7 @@ class LeaseClient:
     async def names(self) -> list[str]:
         """Every lease name claimed recently (some may have no holder left)."""
         try:
-            return sorted(str(n) for n in await self.redis.smembers(f"{KEY_PREFIX}leases"))
+            return sorted(str(n) for n in await awaitable(self.redis.smembers(f"{KEY_PREFIX}leases")))
         except Exception as exc:
             raise store_error(exc, self.url) from exc
 

@@ -79,7 +79,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
 from sluicegate.core.streams import StreamConfig
@@ -106,7 +106,7 @@ from sluicegate.store.base import (
     StreamMessage,
     new_message_id,
 )
-from sluicegate.store.redis_client import connect, parse_redis_url, store_error
+from sluicegate.store.redis_client import awaitable, connect, parse_redis_url, store_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -337,7 +337,7 @@ class RedisStore(Store):
             if known is not None:
                 return known[0]
         key = f"{self._qtag(name)}:meta"
-        values = await self._do(lambda r: _awaitable(r.hmget(key, list(_QUEUE_FIELDS))))
+        values = await self._do(lambda r: awaitable(r.hmget(key, list(_QUEUE_FIELDS))))
         if values[0] is None:
             self._queues.pop(name, None)
             raise QueueNotFound(name)
@@ -561,7 +561,7 @@ class RedisStore(Store):
             if known is not None:
                 return known
         key = f"{self._stag(name)}:meta"
-        values = await self._do(lambda r: _awaitable(r.hmget(key, ["shards", "ret"])))
+        values = await self._do(lambda r: awaitable(r.hmget(key, ["shards", "ret"])))
         if values[0] is None:
             self._streams.pop(name, None)
             raise StreamNotFound(name)
@@ -665,7 +665,7 @@ class RedisStore(Store):
     async def _latest_sequence(self, stream: str, shard: int) -> int:
         key = f"{self._stag(stream)}:meta"
         shards, latest = await self._do(
-            lambda r: _awaitable(r.hmget(key, ["shards", f"latest:{shard}"]))
+            lambda r: awaitable(r.hmget(key, ["shards", f"latest:{shard}"]))
         )
         if shards is None:
             raise StreamNotFound(stream)
@@ -682,7 +682,7 @@ class RedisStore(Store):
 
     async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
         key = f"{self.prefix}cp:{mapping}"
-        values = await self._do(lambda r: _awaitable(r.hgetall(key)))
+        values = await self._do(lambda r: awaitable(r.hgetall(key)))
         return {int(shard): int(seq) for shard, seq in values.items()}
 
     async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
@@ -701,8 +701,3 @@ class RedisStore(Store):
             args += (shard, seq)
         await self._run("set_checkpoints", f"{self.prefix}cp:{mapping}", *args)
 
-
-def _awaitable(result: Any) -> Awaitable[Any]:
-    """A command's result as what it is on the asyncio client: an awaitable (redis-py 5's
-    annotations also allow the synchronous client's plain value, redis-py 6's do not)."""
-    return cast("Awaitable[Any]", result)

@@ -9,8 +9,9 @@ dependency (``pip install 'sluicegate[redis]'``); importing this module does not
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from sluicegate.errors import InputError, StoreError, StoreUnavailable
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REDIS_SCHEMES",
     "RedisAddress",
+    "awaitable",
     "connect",
     "parse_redis_url",
     "store_error",
@@ -121,3 +123,9 @@ def store_error(exc: BaseException, url: str = "") -> StoreError:
     if isinstance(exc, ConnectionError | TimeoutError | BusyLoadingError | OSError):
         return StoreUnavailable(f"{where}unreachable ({type(exc).__name__}: {exc})")
     return StoreError(f"{where}{type(exc).__name__}: {exc}")
+
+
+def awaitable(result: Any) -> Awaitable[Any]:
+    """A command's result as what it is on the asyncio client: an awaitable (redis-py 5's
+    annotations also allow the synchronous client's plain value, redis-py 6's do not)."""
+    return cast("Awaitable[Any]", result)
