@@ -315,56 +315,52 @@ FROM messages WHERE queue = :queue AND hidden = 1 AND sent_ts > :cutoff
 """
 _FIFO_COLUMNS = """seq, sent_ts, message_id, body, md5, attributes, first_receive_ts,
     receive_count, sender_id, group_id, dedup_id"""
-_SQL_FIFO_WINDOW_GROUPS = """
+_NO_END = 2**63 - 1
+"""A ``seq`` above every other: the window's end when it holds every visible message."""
+_FIFO_GROUP_FREE = """NOT EXISTS (
+    SELECT 1 FROM messages AS x
+    WHERE x.queue = :queue AND x.hidden = 1 AND x.group_id = {group}
+        AND x.receive_count > 0 AND x.sent_ts > :cutoff
+)"""
+"""Whether group ``{group}`` has nothing in flight: a message sent before the retention
+cutoff no longer holds its group."""
+_SQL_FIFO_WINDOW_END = """
+SELECT seq FROM messages WHERE queue = ? AND hidden = 0 AND group_id IS NOT NULL
+ORDER BY seq LIMIT 1 OFFSET ?
+"""
+"""The first visible message beyond the oldest ``window`` ones; none when the window
+holds them all."""
+_SQL_FIFO_WINDOW_GROUPS = f"""
 SELECT group_id FROM messages AS m
-WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
-    AND seq <= coalesce((
-        SELECT seq FROM messages
-        WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
-        ORDER BY seq LIMIT 1 OFFSET ?3 - 1
-    ), 9223372036854775807)
-    AND NOT EXISTS (
-        SELECT 1 FROM messages AS x
-        WHERE x.queue = ?1 AND x.hidden = 1 AND x.group_id = m.group_id
-            AND x.receive_count > 0 AND x.sent_ts > ?4
-    )
-ORDER BY seq LIMIT ?2
+WHERE queue = :queue AND hidden = 0 AND group_id IS NOT NULL AND seq < :end
+    AND {_FIFO_GROUP_FREE.format(group="m.group_id")}
+ORDER BY seq LIMIT :max
 """
-"""A FIFO receive, first try: the groups of the oldest ``?2`` visible messages of groups
-with nothing in flight, looking no further than the queue's oldest ``?3`` visible
-messages. Those groups, in order of first appearance, are the free groups with the
-oldest heads, and together they hold at least ``?2`` messages (see
-:meth:`_Engine._claim_fifo`). The scan runs in ``seq`` order and stops at the ``?2``-th
-match. ``?4`` is the retention cutoff: a message sent before it no longer holds its
-group."""
-_SQL_FIFO_BEYOND_WINDOW = """
-SELECT 1 FROM messages WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL
-ORDER BY seq LIMIT 1 OFFSET ?2
-"""
-"""Whether the queue has more than ``?2`` visible messages (the window did not see all)."""
-_SQL_FIFO_FREE_GROUPS = """
+"""A FIFO receive, first try: the groups of the oldest ``:max`` visible messages of groups
+with nothing in flight, looking no further than ``:end`` (see :data:`FIFO_SCAN_WINDOW`).
+Those groups, in order of first appearance, are the free groups with the oldest heads,
+and together they hold at least ``:max`` messages (see :meth:`_Engine._claim_fifo`). The
+scan runs in ``seq`` order and stops at the ``:max``-th match."""
+_SQL_FIFO_FREE_GROUPS = f"""
 WITH RECURSIVE grp(gid) AS (
     SELECT (SELECT min(group_id) FROM messages
-            WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL)
+            WHERE queue = :queue AND hidden = 0 AND group_id IS NOT NULL)
     UNION ALL
     SELECT (SELECT min(group_id) FROM messages
-            WHERE queue = ?1 AND hidden = 0 AND group_id IS NOT NULL AND group_id > grp.gid)
+            WHERE queue = :queue AND hidden = 0 AND group_id IS NOT NULL
+                AND group_id > grp.gid)
     FROM grp WHERE grp.gid IS NOT NULL
 )
 SELECT gid FROM grp
-WHERE gid IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM messages AS x
-    WHERE x.queue = ?1 AND x.hidden = 1 AND x.group_id = grp.gid AND x.receive_count > 0
-        AND x.sent_ts > ?3
-)
+WHERE gid IS NOT NULL AND {_FIFO_GROUP_FREE.format(group="grp.gid")}
 ORDER BY (SELECT min(seq) FROM messages
-          WHERE queue = ?1 AND hidden = 0 AND group_id = grp.gid)
-LIMIT ?2
+          WHERE queue = :queue AND hidden = 0 AND group_id = grp.gid)
+LIMIT :max
 """
-"""The ``?2`` groups with visible messages and none in flight whose oldest visible message
-is oldest, oldest first: one step of an index per group (``messages_fifo_groups``), not
-per message. A receive of ``?2`` messages takes at least one from each group it touches,
-so these groups are enough."""
+"""The ``:max`` groups with visible messages and none in flight whose oldest visible
+message is oldest, oldest first: one step of an index per group (``messages_fifo_groups``),
+not per message. A receive of ``:max`` messages takes at least one from each group it
+touches, so these groups are enough."""
 _SQL_FIFO_GROUP_HEAD = f"""
 SELECT {_FIFO_COLUMNS} FROM messages
 WHERE queue = ?1 AND hidden = 0 AND group_id = ?2
@@ -732,16 +728,13 @@ class _Engine:
         cutoff: float,
     ) -> list[Message]:
         conn = self.conn
-        groups = list(dict.fromkeys(g for (g,) in conn.execute(
-            _SQL_FIFO_WINDOW_GROUPS, (qid, max_messages, FIFO_SCAN_WINDOW, cutoff)
-        )))
+        end = conn.execute(_SQL_FIFO_WINDOW_END, (qid, FIFO_SCAN_WINDOW)).fetchone()
+        params = {"queue": qid, "max": max_messages, "cutoff": cutoff,
+                  "end": _NO_END if end is None else end[0]}
+        groups = list(dict.fromkeys(g for (g,) in conn.execute(_SQL_FIFO_WINDOW_GROUPS, params)))
         rows = self._fifo_take(qid, groups, max_messages)
-        if len(rows) < max_messages and conn.execute(
-            _SQL_FIFO_BEYOND_WINDOW, (qid, FIFO_SCAN_WINDOW)
-        ).fetchone():
-            groups = [g for (g,) in conn.execute(
-                _SQL_FIFO_FREE_GROUPS, (qid, max_messages, cutoff)
-            )]
+        if len(rows) < max_messages and end is not None:  # the window did not see all
+            groups = [g for (g,) in conn.execute(_SQL_FIFO_FREE_GROUPS, params)]
             rows = self._fifo_take(qid, groups, max_messages)
         if not rows:
             return []
