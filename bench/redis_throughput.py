@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import shutil
 import signal
@@ -210,7 +211,6 @@ class Bench:
     # ------------------------------------------------------------------ sluicegate
     async def sluicegate(self, workload: str, n: int, workers: int, batch: int,
                          sleep: float) -> Result:
-        import sluicegate.app as sg_app_module  # noqa: F401  (fail early without sluicegate)
         from sluicegate.runtime.driver import Runtime
         from sluicegate.store import open_store
         from sluicegate.store.base import SendEntry
@@ -221,10 +221,8 @@ class Bench:
         os.environ.update(env)
         sys.path.insert(0, str(self.work))
         try:
-            import importlib
-
-            module = importlib.import_module("sg_app")
-            module = importlib.reload(module)
+            # the same App the workers load (reloaded: its settings come from the env)
+            module = importlib.reload(importlib.import_module("sg_app"))
         finally:
             sys.path.pop(0)
         store = open_store(self.url)
