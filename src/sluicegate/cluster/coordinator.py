@@ -365,13 +365,21 @@ class Cluster:
         await self._heartbeat()
 
     async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
-                     fair: bool = True) -> bool:
-        """Claim and record; whether the grant changed."""
+                     fair: bool = True, freeze: bool = False) -> bool:
+        """Claim and record; whether the grant changed.
+
+        ``freeze``: for a lease of concurrency slots, start nothing more under it until the
+        answer is recorded (see :attr:`Lease.frozen`)."""
         before = lease.share()
         sent = self.clock()
-        grant = await self.leases.claim(lease.name, want=want, limit=limit, in_use=in_use,
-                                        fair=fair)
-        lease.update(grant, sent)
+        if freeze:
+            lease.frozen = in_use
+        try:
+            grant = await self.leases.claim(lease.name, want=want, limit=limit,
+                                            in_use=in_use, fair=fair)
+            lease.update(grant, sent)
+        finally:
+            lease.frozen = None
         return lease.share() != before
 
     async def _heartbeat(self) -> None:
@@ -421,7 +429,8 @@ class Cluster:
         if isinstance(policy, SharedScaling):
             changed = await self._sync_scaling(q, policy)
         limit = q.cluster_limit()
-        if await self._claim(q.lease, want=limit, limit=limit, in_use=q.in_use()):
+        if await self._claim(q.lease, want=limit, limit=limit, in_use=q.in_use(),
+                             freeze=True):
             changed = True
         if changed and q.runner is not None:
             q.runner.wake.set()
@@ -498,12 +507,13 @@ class Cluster:
             name = function_lease(fn)
             lease = self._pool_leases.setdefault(name, Lease(name, self.ttl, self.clock))
             changed |= await self._claim(lease, want=min(want, reserved), limit=reserved,
-                                         in_use=pool.in_use(fn))
+                                         in_use=pool.in_use(fn), freeze=True)
         lease = self._pool_leases.setdefault(ACCOUNT_LEASE,
                                              Lease(ACCOUNT_LEASE, self.ttl, self.clock))
         capacity = pool.unreserved_capacity
         changed |= await self._claim(lease, want=min(unreserved_want, capacity),
-                                     limit=capacity, in_use=pool.unreserved_in_use)
+                                     limit=capacity, in_use=pool.unreserved_in_use,
+                                     freeze=True)
         if changed:
             for q in self._queues:
                 if q.runner is not None:

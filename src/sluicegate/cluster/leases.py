@@ -116,7 +116,7 @@ class Lease:
         clock: a monotonic clock in seconds (``time.monotonic``).
     """
 
-    __slots__ = ("clock", "granted", "held", "name", "ttl", "valid_until")
+    __slots__ = ("clock", "frozen", "granted", "held", "name", "ttl", "valid_until")
 
     def __init__(self, name: str, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.name = name
@@ -125,6 +125,11 @@ class Lease:
         self.granted = 0
         self.held = 0
         self.valid_until = float("-inf")
+        self.frozen: int | None = None
+        """While a claim that reported ``in_use`` is on its way: that ``in_use``. The
+        server may store as little as that for this worker, so until the answer is
+        recorded nothing more may start here (the old grant would let the worker start
+        work the server has already given to another)."""
 
     def __repr__(self) -> str:
         return f"Lease({self.name}, granted={self.granted}, held={self.held})"
@@ -139,7 +144,8 @@ class Lease:
         """Slots this worker may use: the grant while the lease is valid, else 0."""
         if (self.clock() if now is None else now) >= self.valid_until:
             return 0
-        return self.granted
+        frozen = self.frozen
+        return self.granted if frozen is None else min(self.granted, frozen)
 
     def held_share(self, now: float | None = None) -> int:
         """Slots stored for this worker (at least what its work in hand used at the last
