@@ -40,16 +40,13 @@ __all__ = ["ScaleLeader", "SharedScaling", "decode", "restore", "snapshot"]
 
 def snapshot(policy: AwsScaling) -> dict[str, Any]:
     """The policy's whole state as JSON-able values (times are the runtime's epoch
-    seconds, so they mean the same on every host)."""
-    return {name: getattr(policy, name) for name in AwsScaling.__slots__}
+    seconds, so they mean the same on every host): :meth:`AwsScaling.snapshot`."""
+    return policy.snapshot()
 
 
 def restore(policy: AwsScaling, state: dict[str, Any]) -> None:
-    """Load a :func:`snapshot` into ``policy`` (unknown or missing fields are skipped, so a
-    state written by another version is used as far as it fits)."""
-    for name in AwsScaling.__slots__:
-        if name in state and not name.startswith("__"):
-            setattr(policy, name, state[name])
+    """Load a :func:`snapshot` into ``policy`` (:meth:`AwsScaling.restore`)."""
+    policy.restore(state)
 
 
 def decode(raw: str) -> list[Any]:

@@ -59,8 +59,10 @@ class Batcher:
     )
 
     def __init__(
-        self, batch_size: int, window: float, max_payload: int = MAX_PAYLOAD_BYTES
+        self, batch_size: object, window: object, max_payload: object = MAX_PAYLOAD_BYTES
     ) -> None:
+        # Arguments typed ``object``: they are checked here, and in the compiled build an
+        # ``int`` parameter would take ``True`` as 1 before the check could refuse it.
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError("batch_size", batch_size, "an integer >= 1", "batcher")
         if not isinstance(window, (int, float)) or not 0 <= window < float("inf"):

@@ -49,6 +49,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
@@ -75,39 +76,39 @@ __all__ = [
     "QueueMapping",
 ]
 
-LONG_POLL_WAIT = 20.0
+LONG_POLL_WAIT: Final = 20.0
 """Seconds a receive with an empty buffer waits for messages: the longest SQS long poll
 (WaitTimeSeconds 0-20), which Lambda's pollers use while idle (lambda-semantics.md section
 4: ~15 empty receives per minute = 5 pollers x 3)."""
 
-THROTTLE_BACKOFF_BASE = 1.0
+THROTTLE_BACKOFF_BASE: Final = 1.0
 """Seconds before the first retry of a throttled batch; each further throttle of the same
 batch doubles it. AWS retries throttles "with backoff" without publishing the schedule;
 sluicegate's choice: one second gives a finishing invocation time to free a slot, and the
 doubling lets a batch survive about five throttles inside a 30 s visibility timeout."""
 
-THROTTLE_BACKOFF_MAX = 30.0
+THROTTLE_BACKOFF_MAX: Final = 30.0
 """Longest wait between two retries of a throttled batch, in seconds (sluicegate's choice:
 the SQS default visibility timeout, so a long-held batch is still retried a few times)."""
 
-_FREE = 0
+_FREE: Final = 0
 """Nothing in hand, or only buffered records about to be examined."""
-_RECEIVING = 1
+_RECEIVING: Final = 1
 """A receive is outstanding."""
-_INVOKING = 2
+_INVOKING: Final = 2
 """Its batch is being invoked (``held``)."""
-_THROTTLED = 3
+_THROTTLED: Final = 3
 """Holds a throttled batch (``held``) until a retry timer."""
-_WINDOW = 4
+_WINDOW: Final = 4
 """Holds buffered records until the window's deadline (paused, or above the limit)."""
-_SLOT = 5
+_SLOT: Final = 5
 """Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
 
-_SUCCESS = OutcomeKind.SUCCESS
-_ERROR = OutcomeKind.ERROR
+_SUCCESS: Final = OutcomeKind.SUCCESS
+_ERROR: Final = OutcomeKind.ERROR
 
-_REASON_THROTTLED = "throttled {n} time(s); the visibility timeout ends before the next retry"
-_REASON_NO_SLOT = "visibility timeout reached while waiting for a concurrency slot"
+_REASON_THROTTLED: Final = "throttled {n} time(s); the visibility timeout ends before the next retry"
+_REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurrency slot"
 
 
 class _Poller:

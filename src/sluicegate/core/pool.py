@@ -14,10 +14,22 @@ driver takes a slot before invoking and gives it back when the invocation ends. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.errors import ConfigError
+
+_T = TypeVar("_T")
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # a pure-Python install need not have it; the decorator only matters
+    # to the compiled build (see setup.py), which reads it at compile time
+
+    def mypyc_attr(*args: str, **kwargs: object) -> Callable[[_T], _T]:
+        return lambda cls: cls
 
 __all__ = ["ConcurrencyPool", "PoolStatistics"]
 
@@ -55,6 +67,7 @@ class _Function:
         self.in_use = 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the cluster's pool subclasses it
 class ConcurrencyPool:
     """Concurrency slots of one account, shared by all its functions.
 

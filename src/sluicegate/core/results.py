@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sluicegate.core.types import Batch, BatchOutcome, OutcomeKind, QueueRecord
+from sluicegate.core.types import Batch, BatchOutcome, ItemBatch, OutcomeKind, QueueRecord
 
 __all__ = [
     "INVALID_JSON",
@@ -71,8 +71,8 @@ serialized to JSON (AWS: "invalid JSON response")."""
 SUCCESS_OUTCOME: Final = BatchOutcome(OutcomeKind.SUCCESS)
 """The one SUCCESS outcome, shared so that settling a success allocates nothing."""
 
-_BATCH_ITEM_FAILURES = "batchItemFailures"
-_ITEM_IDENTIFIER = "itemIdentifier"
+_BATCH_ITEM_FAILURES: Final = "batchItemFailures"
+_ITEM_IDENTIFIER: Final = "itemIdentifier"
 _REPR_LIMIT = 80
 """Longest repr of an offending value quoted in a reason (sluicegate's choice: enough to
 recognise it in a log line)."""
@@ -83,12 +83,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
 
 
-def _failure(batch: Batch, reason: str) -> BatchOutcome:
+def _failure(batch: ItemBatch, reason: str) -> BatchOutcome:
     return BatchOutcome(OutcomeKind.ERROR, batch.message_ids, reason)
 
 
 def interpret_response(
-    response: Any, batch: Batch, *, report_batch_item_failures: bool
+    response: Any, batch: ItemBatch, *, report_batch_item_failures: bool
 ) -> BatchOutcome:
     """Settle a batch from its handler's response (see the module table).
 
@@ -149,7 +149,7 @@ def interpret_response(
     )
 
 
-def exception_outcome(batch: Batch, description: str) -> BatchOutcome:
+def exception_outcome(batch: ItemBatch, description: str) -> BatchOutcome:
     """The outcome of a handler that raised.
 
     Parameters:
@@ -162,7 +162,7 @@ def exception_outcome(batch: Batch, description: str) -> BatchOutcome:
     return _failure(batch, f"exception: {description}")
 
 
-def timeout_outcome(batch: Batch) -> BatchOutcome:
+def timeout_outcome(batch: ItemBatch) -> BatchOutcome:
     """The outcome of an invocation that ran past the function's timeout.
 
     Returns:

@@ -18,7 +18,7 @@ policy".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol
 
 from sluicegate.core.config import DEFAULT_SCALING_CEILING, MappingConfig
 from sluicegate.core.types import BatchOutcome, OutcomeKind
@@ -202,9 +202,12 @@ class ScalingStatistics:
     held_until: float | None
 
 
-@runtime_checkable
 class ScalingPolicy(Protocol):
-    """What a mapping asks of a scaling policy. All times are seconds."""
+    """What a mapping asks of a scaling policy. All times are seconds.
+
+    A static protocol (not ``runtime_checkable``: the compiled build, see setup.py,
+    cannot have that).
+    """
 
     def limit(self, now: float) -> int:
         """Concurrent batches allowed at ``now`` (>= 0)."""
@@ -274,6 +277,29 @@ class FixedScaling:
         return ScalingStatistics("fixed", self._limit, float(self._limit), False, None)
 
 
+AWS_STATE: Final = (
+        "_active",
+        "_anchor",
+        "_cap",
+        "_enable_until",
+        "_fast_until",
+        "_fleet",
+        "_floor",
+        "_growing",
+        "_hold_until",
+        "_last_error",
+        "_level",
+        "_quiet_since",
+        "_surplus_until",
+        "_throttle_until",
+        "ceiling",
+        "maximum_concurrency",
+        "report_batch_item_failures",
+)
+"""The attributes that make up an :class:`AwsScaling`'s whole state (see
+:meth:`AwsScaling.snapshot`)."""
+
+
 class AwsScaling:
     """AWS's standard-queue poller scaling.
 
@@ -334,25 +360,7 @@ class AwsScaling:
     """Tells :class:`~sluicegate.core.mapping.QueueMapping` to pass ``waited`` to
     :meth:`on_receive`."""
 
-    __slots__ = (
-        "_active",
-        "_anchor",
-        "_cap",
-        "_enable_until",
-        "_fast_until",
-        "_fleet",
-        "_floor",
-        "_growing",
-        "_hold_until",
-        "_last_error",
-        "_level",
-        "_quiet_since",
-        "_surplus_until",
-        "_throttle_until",
-        "ceiling",
-        "maximum_concurrency",
-        "report_batch_item_failures",
-    )
+    __slots__ = AWS_STATE
 
     def __init__(
         self,
@@ -580,6 +588,18 @@ class AwsScaling:
         hold = now + THROTTLE_HOLD
         self._throttle_until = hold
         self._hold_until = max(self._hold_until, hold)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able values (times as given to the hooks), so that
+        another instance can carry on from it (:meth:`restore`)."""
+        return {name: getattr(self, name) for name in AWS_STATE}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot`; unknown or missing fields are skipped, so a state
+        written by another version is used as far as it fits."""
+        for name in AWS_STATE:
+            if name in state:
+                setattr(self, name, state[name])
 
     def statistics(self, now: float) -> ScalingStatistics:
         """A snapshot: limit, level, whether growing, the hold."""

@@ -33,12 +33,12 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from sluicegate.core.config import _bool, _int_in, as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
-from sluicegate.core.types import Batch, BatchOutcome, OutcomeKind
+from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.errors import ConfigError, InputError
 
 __all__ = [
@@ -607,7 +607,7 @@ def interpret_stream_response(
         SUCCESS, PARTIAL (``failed``: sequence numbers as strings) or ERROR.
     """
     outcome = interpret_response(
-        response, cast(Batch, batch), report_batch_item_failures=report_batch_item_failures
+        response, batch, report_batch_item_failures=report_batch_item_failures
     )
     if outcome.kind is OutcomeKind.ERROR and "not a messageId" in outcome.reason:
         return BatchOutcome(
@@ -620,12 +620,12 @@ def interpret_stream_response(
 
 def stream_exception_outcome(batch: StreamBatch, description: str) -> BatchOutcome:
     """The outcome of a handler that raised (``description``: ``"ValueError: ..."``)."""
-    return exception_outcome(cast(Batch, batch), description)
+    return exception_outcome(batch, description)
 
 
 def stream_timeout_outcome(batch: StreamBatch) -> BatchOutcome:
     """The outcome of an invocation that ran past the function's timeout."""
-    return timeout_outcome(cast(Batch, batch))
+    return timeout_outcome(batch)
 
 
 def _iso(seconds: float) -> str:

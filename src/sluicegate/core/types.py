@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "Abandon",
@@ -18,19 +18,22 @@ __all__ = [
     "BatchOutcome",
     "Delete",
     "Invoke",
+    "ItemBatch",
     "OutcomeKind",
     "QueueRecord",
     "Receive",
 ]
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class QueueRecord:
     """What the core needs to know of one received queue message. Treat it as read-only.
 
     Not frozen on purpose: one is built per message received, and a frozen dataclass
-    costs about four times as much to construct. Compared and hashed by identity: each
-    record is one receive of one message.
+    costs about four times as much to construct. Its ``__init__`` is written out (the
+    dataclass only adds ``__repr__``) so that the compiled build (setup.py) constructs it
+    natively, as it does the other values built per message or per poll below. Compared
+    and hashed by identity: each record is one receive of one message.
 
     Attributes:
         message_id: the message's id (what ``itemIdentifier`` refers to).
@@ -48,12 +51,23 @@ class QueueRecord:
     receipt_handle: str
     size: int
     visible_at: float
-    receive_count: int = 1
-    payload: Any = None
-    group_id: str | None = None
+    receive_count: int
+    payload: Any
+    group_id: str | None
+
+    def __init__(self, message_id: str, receipt_handle: str, size: int, visible_at: float,
+                 receive_count: int = 1, payload: Any = None,
+                 group_id: str | None = None) -> None:
+        self.message_id = message_id
+        self.receipt_handle = receipt_handle
+        self.size = size
+        self.visible_at = visible_at
+        self.receive_count = receive_count
+        self.payload = payload
+        self.group_id = group_id
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Batch:
     """Records handed to one invocation. Treat it as read-only.
 
@@ -70,7 +84,14 @@ class Batch:
     id: int
     poller: int
     records: tuple[QueueRecord, ...]
-    throttles: int = 0
+    throttles: int
+
+    def __init__(self, id: int, poller: int, records: tuple[QueueRecord, ...],
+                 throttles: int = 0) -> None:
+        self.id = id
+        self.poller = poller
+        self.records = records
+        self.throttles = throttles
 
     @property
     def message_ids(self) -> frozenset[str]:
@@ -79,6 +100,15 @@ class Batch:
     @property
     def size(self) -> int:
         return sum(r.size for r in self.records)
+
+
+class ItemBatch(Protocol):
+    """What the result rules (:mod:`sluicegate.core.results`) read of a batch: the ids a
+    handler may report in ``itemIdentifier``. A queue :class:`Batch` has its message ids;
+    a stream batch (:class:`~sluicegate.core.streams.StreamBatch`) its sequence numbers."""
+
+    @property
+    def message_ids(self) -> frozenset[str]: ...
 
 
 class OutcomeKind(enum.Enum):
@@ -118,7 +148,7 @@ class BatchOutcome:
 # compared by value; treat them as read-only.
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Receive:
     """Issue one receive on the mapping's queue for ``poller``.
 
@@ -131,8 +161,15 @@ class Receive:
     wait: float
     visibility_timeout: float
 
+    def __init__(self, poller: int, max_messages: int, wait: float,
+                 visibility_timeout: float) -> None:
+        self.poller = poller
+        self.max_messages = max_messages
+        self.wait = wait
+        self.visibility_timeout = visibility_timeout
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Invoke:
     """Invoke the function with ``batch``; a concurrency slot is already held for it.
 
@@ -141,12 +178,18 @@ class Invoke:
 
     batch: Batch
 
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Delete:
     """Delete these records from the queue: their invocation succeeded for them."""
 
     records: tuple[QueueRecord, ...]
+
+    def __init__(self, records: tuple[QueueRecord, ...]) -> None:
+        self.records = records
 
 
 @dataclass(slots=True)

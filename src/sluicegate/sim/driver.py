@@ -45,7 +45,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from sluicegate.core.config import effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
@@ -140,29 +140,29 @@ messages_dead_lettered``; ``messages_filtered``: those of the processed that the
 filter criteria rejected (deleted without an invocation); ``max_oldest_age``: the largest end-of-bucket ``oldest_age``;
 the others total or peak their series."""
 
-SAME_INSTANT_LIMIT = 10_000
+SAME_INSTANT_LIMIT: Final = 10_000
 """Most consecutive mapping wake-ups at one instant before the driver declares the core
 stuck (a wake-up that never makes progress would otherwise loop forever)."""
 
-_END = 0
-_PRODUCE = 1
-_TIMEOUT = 2
-_VISIBLE = 3
-_WAKE = 4
-_BUCKET = 5
-_ERRORS = 6
-_PAUSE = 7
-_RESUME = 8
+_END: Final = 0
+_PRODUCE: Final = 1
+_TIMEOUT: Final = 2
+_VISIBLE: Final = 3
+_WAKE: Final = 4
+_BUCKET: Final = 5
+_ERRORS: Final = 6
+_PAUSE: Final = 7
+_RESUME: Final = 8
 
 
-_INF = float("inf")
-_UNKNOWN = -1.0
+_INF: Final = float("inf")
+_UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
 reports came after the fused call that returned one. Compared by value: no wake-up is
 before t=0 (and a compiled build does not keep float identities)."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
-_INJECTED = "InjectedError: injected by the scenario's error window"
-_DOWNSTREAM = "DownstreamError: the downstream failed under load"
+_INJECTED: Final = "InjectedError: injected by the scenario's error window"
+_DOWNSTREAM: Final = "DownstreamError: the downstream failed under load"
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,7 +490,8 @@ class _Simulation:
             # call (received_poll, finished_poll) returned them; else poll() is asked.
             actions = None
             top = heap[0]
-            now = top[0]
+            now: float = top[0]
+            kind: int
             if next_send < now or (next_send == now and top[1] > 0):
                 now = next_send
                 kind = _PRODUCE
@@ -504,15 +505,17 @@ class _Simulation:
                 # An invocation ended: free its environment, report its outcome.
                 running -= 1
                 environments.release(now)
-                outcome = event[4]
+                outcome: BatchOutcome = event[4]
+                ended: Batch = event[3]
                 if outcome is not success:
                     if outcome.function_error:
                         b_errors += 1
                     elif outcome.failed:
                         b_partial += 1
-                if event[5]:
+                called: bool = event[5]
+                if called:
                     downstream.done()  # type: ignore[union-attr]
-                deleted, actions, wake = mapping.finished_poll(now, event[3].id, outcome)
+                deleted, actions, wake = mapping.finished_poll(now, ended.id, outcome)
                 if deleted:
                     b_processed += engine.delete_records(queue, deleted)
                     if fifo and waiting:
@@ -542,14 +545,14 @@ class _Simulation:
                     # The usual case: a waiting poller drawn at random receives the one
                     # message as it is sent, in one call to the engine.
                     entry = waiters.take()
-                    action = entry[2]
-                    records = engine.send_receive_records(queue, new_message, action.max_messages,
-                                           action.visibility_timeout, size)
+                    waiter: Receive = entry[2]
+                    records = engine.send_receive_records(queue, new_message, waiter.max_messages,
+                                           waiter.visibility_timeout, size)
                     if records:
                         b_received += len(records)
-                        actions, wake = mapping.received_poll(now, action.poller, records)
-                        if now + action.visibility_timeout < self.visible_at:
-                            self._watch(now + action.visibility_timeout)
+                        actions, wake = mapping.received_poll(now, waiter.poller, records)
+                        if now + waiter.visibility_timeout < self.visible_at:
+                            self._watch(now + waiter.visibility_timeout)
                     else:
                         waiters.put_back(entry)
                 elif delay:

@@ -14,7 +14,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from sluicegate.core.types import Receive
 from sluicegate.sim.scenario import (
@@ -41,15 +41,15 @@ __all__ = [
     "schedule_controls",
 ]
 
-WAIT_COMPACT_SLACK = 256
+WAIT_COMPACT_SLACK: Final = 256
 """:class:`LongPolls` rebuilds its deadline deque once it holds more than twice the
 waiting receives plus this many entries (most of them served already)."""
 
 
-LOGNORMAL_BLOCK = 256
+LOGNORMAL_BLOCK: Final = 256
 """Pairs of normals :func:`lognormal_block` draws at a time for the simulator."""
 
-_TWOPI = 2.0 * math.pi
+_TWOPI: Final = 2.0 * math.pi
 
 
 def _lognormal_pairs(mu: float, sigma: float, rng: random.Random, pairs: int) -> list[float]:
@@ -514,9 +514,9 @@ class ErrorWindows:
         self.raise_at = raise_at / weight if weight else 1.0
 
 
-BUCKET_SEQ = -(2**62)
+BUCKET_SEQ: Final = -(2**62)
 """Sequence numbers of bucket boundaries start here (they sort first at their instant)."""
-CONTROL_SEQ = -(2**61)
+CONTROL_SEQ: Final = -(2**61)
 """Sequence numbers of error windows and pauses start here (second at their instant)."""
 
 

@@ -47,7 +47,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from sluicegate.core.config import QueueConfig, TopicConfig, is_fifo_queue
 from sluicegate.core.streams import (
@@ -58,7 +58,13 @@ from sluicegate.core.streams import (
     shard_for_hash_key,
     shard_id,
 )
-from sluicegate.errors import BatchRequestError, InputError, MessageTooLarge, StoreError
+from sluicegate.errors import (
+    BatchRequestError,
+    InputError,
+    InvalidReceiptHandle,
+    MessageTooLarge,
+    StoreError,
+)
 
 __all__ = [
     "DEDUPLICATION_WINDOW",
@@ -388,6 +394,20 @@ class ShardInfo:
     records: int
 
 
+def _handles(receipt_handles: Sequence[object]) -> list[str]:
+    """The handles as a list, every one checked to be a string, so that backends (and the
+    compiled build of the memory engine, whose arguments are typed) only ever parse strings.
+
+    Raises:
+        InvalidReceiptHandle: a handle that is not a string.
+    """
+    handles = list(receipt_handles)
+    for handle in handles:
+        if not isinstance(handle, str):
+            raise InvalidReceiptHandle(f"receipt handle must be a str, got {handle!r}")
+    return cast(list[str], handles)
+
+
 class Store(ABC):
     """Base of every backend. Subclasses implement the ``_``-prefixed primitives.
 
@@ -636,7 +656,7 @@ class Store(ABC):
                 f"a batch delete takes at most {MAX_BATCH_ENTRIES} handles, "
                 f"got {len(receipt_handles)}"
             )
-        return self._deleted(queue, await self._delete(queue, list(receipt_handles)))
+        return self._deleted(queue, await self._delete(queue, _handles(receipt_handles)))
 
     def _deleted(self, queue: str, flags: list[bool]) -> list[bool]:
         """After a delete: a FIFO group whose last in-flight message went may deliver
@@ -651,7 +671,7 @@ class Store(ABC):
         uses it to settle a whole batch at once)."""
         if not receipt_handles:
             return []
-        return self._deleted(queue, await self._delete(queue, list(receipt_handles)))
+        return self._deleted(queue, await self._delete(queue, _handles(receipt_handles)))
 
     async def change_visibility(
         self, queue: str, receipt_handle: str, visibility_timeout: float
@@ -666,7 +686,8 @@ class Store(ABC):
             raise InputError(
                 f"visibility_timeout={visibility_timeout!r} is invalid: allowed 0-43,200 s"
             )
-        await self._change_visibility(queue, receipt_handle, float(visibility_timeout))
+        (handle,) = _handles([receipt_handle])
+        await self._change_visibility(queue, handle, float(visibility_timeout))
         if visibility_timeout == 0:
             self._notify(queue)
 

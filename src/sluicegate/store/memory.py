@@ -37,7 +37,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
@@ -58,16 +58,16 @@ from sluicegate.store.memory_streams import MemoryStreams
 
 __all__ = ["MemoryQueues", "MemoryStore"]
 
-READY = 0
+READY: Final = 0
 """State of a message that is visible (in the ``ready`` heap)."""
-DELAYED = 1
+DELAYED: Final = 1
 """State of a message never received whose delivery delay may not be over."""
-IN_FLIGHT = 2
+IN_FLIGHT: Final = 2
 """State of a received message whose visibility timeout may not be over."""
-GONE = 3
+GONE: Final = 3
 """State of a message deleted, purged, expired or moved out of its queue object."""
 
-COMPACT_SLACK = 64
+COMPACT_SLACK: Final = 64
 """A heap is rebuilt once it holds more than twice its live entries plus this many."""
 
 
