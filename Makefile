@@ -7,13 +7,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STORE := sqlite:///out/demo.db
 
+# The compiled build (setup.py): the simulator's hot modules compiled with mypyc, about
+# twice as fast. SLUICEGATE_COMPILE=0 make ... installs the pure-Python package instead.
+SLUICEGATE_COMPILE ?= 1
+export SLUICEGATE_COMPILE
+COMPILED := $(shell sed -n 's|^    "\(sluicegate/.*\.py\)",$$|src/\1|p' setup.py)
+
 .PHONY: demo test lint bench redis-server clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Rebuilt when a compiled module changes (its extension would otherwise shadow the edit),
+# or when the build choice changes; extensions of an earlier build go first.
+$(STAMP): pyproject.toml setup.py build_support/sluicegate_build.py $(COMPILED) $(VENV)/.build-$(SLUICEGATE_COMPILE)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	find src -name '*.so' -delete
 	$(PY) -m pip install --quiet -e '.[test,redis,plot]'
 	touch $(STAMP)
+
+$(VENV)/.build-%:
+	@mkdir -p $(VENV) && rm -f $(VENV)/.build-* && touch $@
 
 demo: $(STAMP)
 	@mkdir -p out && rm -f out/demo.db out/demo.db-wal out/demo.db-shm
@@ -30,12 +42,13 @@ test: $(STAMP) redis-server
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[lint]'
-	$(PY) -m ruff check src tests bench examples
+	$(PY) -m pip install --quiet $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['lint']))")
+	$(PY) -m ruff check src tests bench examples setup.py build_support
 	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) out .pytest_cache .hypothesis build
+	find src -name '*.so' -delete

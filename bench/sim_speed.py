@@ -13,7 +13,10 @@ All three simulate, in one process, the same queueing system for the same simula
 The three contestants:
 
 - ``sluicegate``: ``sluicegate.sim.simulate`` on that workload written as a scenario
-  (``SCENARIO`` below), in sluicegate's scenario format;
+  (``SCENARIO`` below), in sluicegate's scenario format, as installed: the compiled build
+  (setup.py, ``SLUICEGATE_COMPILE=1``, what ``make`` installs) or the pure-Python one; the
+  report says which. With ``--pure`` the same runs on a copy of the package's Python
+  sources, in a child process, are reported too (``sluicegate pure``);
 - ``simpy lean``: the same system written with SimPy (a bench-only dependency, see
   ``bench/requirements.txt``) as lean as it goes: a producer process, a ``simpy.Store``
   as the queue and 100 long-lived consumer processes, each taking one message and
@@ -37,7 +40,7 @@ The simulated invocation counts are printed too, to show that all three did the 
 Usage::
 
     .venv/bin/pip install -r bench/requirements.txt
-    .venv/bin/python bench/sim_speed.py [--rounds 3] [--best] [--cpu] [--minutes 10]
+    .venv/bin/python bench/sim_speed.py [--rounds 3] [--best] [--cpu] [--minutes 10] [--pure]
 
 If ``sluicegate.sim`` cannot be imported, its row says so and the two references still run.
 """
@@ -46,9 +49,15 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
+import os
 import random
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -210,11 +219,44 @@ def sluicegate_runner() -> Callable[[float], int] | None:
     return run
 
 
+def sluicegate_build() -> str:
+    """Which build of sluicegate is installed: ``"compiled"`` or ``"pure Python"``."""
+    from sluicegate import BUILD
+
+    return BUILD
+
+
+def pure_runner(directory: str, cpu: bool) -> Callable[[float], int]:
+    """A function timing sluicegate's simulator on a copy of its Python sources (no
+    extension modules) in a child process; it reports the child's own measurement."""
+    import sluicegate
+
+    shutil.copytree(os.path.dirname(sluicegate.__file__), os.path.join(directory, "sluicegate"),
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([directory, os.path.dirname(__file__)])}
+    code = ("import json, sys, time, sim_speed; clock = time.process_time if sys.argv[2] == 'cpu' "
+            "else time.perf_counter; run = sim_speed.sluicegate_runner(); "
+            "assert sim_speed.sluicegate_build() == 'pure Python'; "
+            "n, spent = sim_speed.timed(run, float(sys.argv[1]), clock); print(json.dumps([n, spent]))")
+    last: list[float] = []
+
+    def run(seconds: float) -> int:
+        out = subprocess.run([sys.executable, "-c", code, str(seconds), "cpu" if cpu else "wall"],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        n, spent = json.loads(out)
+        last[:] = [spent]
+        return int(n)
+
+    run.spent = last  # type: ignore[attr-defined]
+    return run
+
+
 def timed(fn: Callable[[float], int], seconds: float,
           clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     start = clock()
     invocations = fn(seconds)
-    return invocations, clock() - start
+    spent = getattr(fn, "spent", None)  # measured in a child process
+    return invocations, spent[0] if spent else clock() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time on process CPU time instead of the wall clock")
     parser.add_argument("--minutes", type=float, default=MINUTES,
                         help=f"simulated minutes (default {MINUTES:g})")
+    parser.add_argument("--pure", action="store_true",
+                        help="also time sluicegate's pure-Python sources (in a child process)")
     args = parser.parse_args(argv)
     seconds = args.minutes * 60.0
 
@@ -234,11 +278,16 @@ def main(argv: list[str] | None = None) -> int:
         "simpy textbook": simpy_textbook_model,
         "bare heapq": bare_loop,
     }
+    scratch = tempfile.TemporaryDirectory()
+    if args.pure and contestants["sluicegate"] is not None:
+        contestants["sluicegate pure"] = pure_runner(scratch.name, args.cpu)
     pick = "best" if args.best else "median"
     print(f"workload: batch size 1, {RATE:,.0f} msg/s constant-interval producer, "
           f"lognormal {MEDIAN * 1000:g} ms median / {P99 * 1000:g} ms p99, "
           f"concurrency {CONCURRENCY}, {args.minutes:g} simulated minutes")
     clock = time.process_time if args.cpu else time.perf_counter
+    if contestants["sluicegate"] is not None:
+        print(f"sluicegate build: {sluicegate_build()}")
     print(f"{pick} of {args.rounds} interleaved rounds, "
           f"{'CPU time' if args.cpu else 'wall clock'} per run")
 
@@ -261,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = sorted({count for count, _ in runs[name]})
         note = "" if len(counts) == 1 else f"  (counts {counts[0]:,}..{counts[-1]:,})"
         print(f"{name:<15} {n:>12,} {wall:>8.2f} {rate:>14,.0f}{note}")
+    scratch.cleanup()
 
     counts = [runs[name][0][0] for name in contestants if runs[name]]
     spread = (max(counts) - min(counts)) / max(counts)
@@ -272,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     comparisons = (("sluicegate/simpy lean", "simpy lean", TARGET_VS_SIMPY),
                    ("sluicegate/simpy textbook", "simpy textbook", TARGET_VS_SIMPY),
                    ("sluicegate/bare", "bare heapq", TARGET_VS_BARE))
+    if "sluicegate pure" in rates:
+        pure = rates["sluicegate pure"]
+        print(f"{'sluicegate/sluicegate pure:':<27} {ours / pure if ours else 0:6.3f}  (the build's gain)")
+        for label, ref, target in comparisons:
+            ratio = pure / rates[ref]
+            print(f"{'pure' + label[10:] + ':':<27} {ratio:6.3f}  (target >= {target:.2f})")
     for label, ref, target in comparisons:
         if ours is None:
             print(f"{label + ':':<27} n/a     (target >= {target:.2f})")

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from pure_python import stale_extensions
 from redis_server import RedisServer, redis_binary
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled build older than its sources (the edit would not run)."""
+    stale = stale_extensions()
+    if stale:
+        raise pytest.UsageError(
+            f"the compiled build is older than {', '.join(stale)}: rebuild it with "
+            "'make test' (or SLUICEGATE_COMPILE=1 pip install -e .)"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import sluicegate
 from sluicegate.cli import main
 
 APP = textwrap.dedent(
@@ -258,3 +259,12 @@ def test_send_with_attributes_and_delay(app_file, store_url, capsys):
     assert rows["work"]["delayed"] == 1
     assert run_cli("send", "work", "x", "--attribute", "novalue", "--store", store_url) == 2
     assert "--attribute 'novalue' must be NAME=VALUE" in capsys.readouterr().err
+
+
+def test_version_names_the_build(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"sluicegate {sluicegate.__version__} ({sluicegate.BUILD})"
+    assert sluicegate.BUILD in {"compiled", "pure Python"}

@@ -8,6 +8,8 @@ Layout: ``sluicegate.core`` holds the pure mapping rules, ``sluicegate.store`` t
 backends, ``sluicegate.runtime`` the asyncio driver, ``sluicegate.app`` the user API.
 """
 
+import importlib.machinery
+
 from sluicegate.app import App, Function
 from sluicegate.core.config import (
     AccountConfig,
@@ -31,7 +33,22 @@ from sluicegate.errors import (
 
 __version__ = "0.1.0"
 
+
+def _build() -> str:
+    from sluicegate.core import mapping
+
+    loader = getattr(mapping, "__loader__", None)
+    return "compiled" if isinstance(loader, importlib.machinery.ExtensionFileLoader) else "pure Python"
+
+
+BUILD = _build()
+"""``"compiled"`` when the core, the memory engine and the simulator's loop run as C
+extensions (the compiled build: setup.py, ``SLUICEGATE_COMPILE=1``; what ``make``
+installs), else ``"pure Python"``. Both behave the same; the compiled one simulates about
+three times as fast."""
+
 __all__ = [
+    "BUILD",
     "AccountConfig",
     "App",
     "AppLoadError",

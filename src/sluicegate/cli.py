@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluicegate import __version__
+from sluicegate import BUILD, __version__
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
 from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="sluicegate",
         description="Lambda-style event source mappings: queues feed handlers in batches.",
     )
-    parser.add_argument("--version", action="version", version=f"sluicegate {__version__}")
+    parser.add_argument("--version", action="version", version=f"sluicegate {__version__} ({BUILD})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common], help="run an App's mappings")

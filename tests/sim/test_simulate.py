@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -9,11 +10,21 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sluicegate.sim import SERIES_KEYS, SUMMARY_KEYS, SimResult, load_scenario, simulate
+from pure_python import run_pure
+from sluicegate.sim import (
+    SERIES_KEYS,
+    SUMMARY_KEYS,
+    SimResult,
+    load_any_scenario,
+    load_scenario,
+    simulate,
+    simulate_any,
+)
 from sluicegate.sim.driver import _Simulation
 
 STEADY = {
@@ -143,6 +154,104 @@ def test_output_does_not_depend_on_the_hash_seed() -> None:
                              capture_output=True, text=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+BUILD_SCENARIOS = {
+    "queue": """
+seed = 5
+duration = "3m"
+[queue]
+backlog = 20000
+visibility_timeout = 20
+max_receive_count = 3
+[producer]
+kind = "poisson"
+rate = 300
+[function]
+duration = { distribution = "lognormal", median = "60ms", p99 = "300ms" }
+cold_start = "200ms"
+timeout = 2
+[[function.errors]]
+start = "40s"
+stop = "100s"
+rate = 0.1
+[[function.errors]]
+rate = 0.05
+kind = "batch_item_failure"
+[downstream]
+concurrency = 40
+latency = "10ms"
+[mapping]
+batch_size = 5
+maximum_batching_window = 1
+report_batch_item_failures = true
+scaling = "aws"
+""",
+    "fifo": """
+seed = 6
+duration = "90s"
+[queue]
+fifo = true
+groups = 40
+hot_group_share = 0.3
+[producer]
+rate = 300
+[function]
+duration = "80ms"
+[[function.errors]]
+rate = 0.05
+[mapping]
+batch_size = 10
+maximum_concurrency = 30
+""",
+    "stream": """
+seed = 7
+duration = "2m"
+[stream]
+shard_count = 3
+[[stream.poison]]
+at = "20s"
+key = "k3"
+[producer]
+rate = 80
+partition_keys = 30
+key_distribution = "zipf"
+[function]
+duration = { distribution = "uniform", min = "50ms", max = "150ms" }
+[[function.errors]]
+rate = 0.02
+[mapping]
+batch_size = 10
+parallelization_factor = 3
+bisect_batch_on_function_error = true
+maximum_retry_attempts = 2
+on_failure = true
+""",
+}
+"""Scenarios that go through most of the simulator: aws scaling, errors of both kinds,
+timeouts, a downstream, cold starts, dead-lettering; a FIFO queue; a stream with poison,
+bisection, retries and an on-failure destination."""
+
+DIGEST = (
+    "import hashlib, json, sys; from sluicegate.sim import load_any_scenario, simulate_any; "
+    "[print(hashlib.sha256(json.dumps(simulate_any(load_any_scenario(open(f).read()))"
+    ".to_dict()).encode()).hexdigest()) for f in sys.argv[1:]]"
+)
+
+
+def test_the_compiled_build_gives_the_output_of_the_python_sources(tmp_path: Path) -> None:
+    """``make test`` installs the compiled build (setup.py): its runs must be those of the
+    Python sources, byte for byte. (With the pure build installed, this compares two runs
+    of the same sources in two processes.)"""
+    files = []
+    for name, text in BUILD_SCENARIOS.items():
+        files.append(tmp_path / f"{name}.toml")
+        files[-1].write_text(text)
+    here = [hashlib.sha256(json.dumps(simulate_any(load_any_scenario(f.read_text())).to_dict())
+                           .encode()).hexdigest() for f in files]
+    done = run_pure(["-c", DIGEST, *map(str, files)], tmp_path / "pure")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == here
 
 
 # ---------------------------------------------------------------------- invariants
