@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml setup.py build_support/sluicegate_build.py $(COMPILED) 
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	find src -name '*.so' -delete
-	$(PY) -m pip install --quiet -e '.[test,redis,plot]'
+	$(PY) -m pip install --quiet -e '.[test,redis,plot]' || { \
+	  [ "$(SLUICEGATE_COMPILE)" = 1 ] && [ "$${CI:-}" != true ] && \
+	  echo "the compiled build failed (no C compiler or Python headers?): installing the pure-Python package" && \
+	  find src -name '*.so' -delete && \
+	  SLUICEGATE_COMPILE=0 $(PY) -m pip install --quiet -e '.[test,redis,plot]'; }
 	touch $(STAMP)
 
 $(VENV)/.build-%:
