@@ -218,12 +218,32 @@ def test_aws_many_errors_collapse_to_the_floor() -> None:
 
 
 def test_aws_errors_with_rbif_do_not_back_off() -> None:
+    # AWS: with ReportBatchItemFailures it "does not scale down polling on invocation
+    # failures"
     p = AwsScaling(None, True)
     grow(p, 0.0, 20.0)
     for _ in range(100):
         p.on_outcome(20.0, ERROR)
     assert p.limit(20.0) == 105
     assert p.limit(21.0) == 110
+
+
+def test_aws_reported_failures_with_rbif_back_off_as_errors_do_without() -> None:
+    # BEHAVIOURS.md observation 7: failures returned as batch item failures collapse
+    # throughput as thrown errors do; a partial response is the failure signal with RBIF
+    with_rbif, without = AwsScaling(None, True), AwsScaling(None, False)
+    for p, failure in ((with_rbif, PARTIAL), (without, ERROR)):
+        grow(p, 0.0, 20.0)
+        p.on_outcome(20.0, failure)
+        assert p.level(20.0) == pytest.approx(105 * ERROR_BACKOFF_FACTOR)
+        p.on_receive(20.0 + ERROR_HOLD / 2, 10)
+        assert p.level(20.0 + ERROR_HOLD) == pytest.approx(105 * ERROR_BACKOFF_FACTOR)
+        assert p.statistics(20.0).held_until == 20.0 + ERROR_HOLD
+    assert with_rbif.snapshot() == without.snapshot() | {"report_batch_item_failures": True}
+    # a success is never a failure
+    level = with_rbif.level(30.0)
+    with_rbif.on_outcome(30.0, SUCCESS)
+    assert with_rbif.level(30.0) == level
 
 
 def test_aws_throttles_back_off() -> None:

@@ -276,45 +276,29 @@ def test_obs7_recovery_spike_at_least_five_times_steady():
         assert _spike(_errors(variant)["series"]) >= 5.0
 
 
-BIF_WINDOW = (330.0, 420.0)
-
-
-def _bif() -> dict:
-    return _run("aws-batch-item-failures", ("duration=7m",), ("errors-0%", "errors-10%"))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(SLOW_RUN_TIMEOUT)
-def test_obs7_batch_item_failures_do_not_scale_down():
-    # the documented rule: with ReportBatchItemFailures the mapping does not back off
-    runs = _bif()
-    clean, failing = runs["errors-0%"]["series"], runs["errors-10%"]["series"]
-    assert _rate(failing, "errors", *BIF_WINDOW) == 0
-    assert _rate(failing, "partial", *BIF_WINDOW) > 0
-    low = min(b["concurrency"] for b in failing if BIF_WINDOW[0] <= b["t"] < BIF_WINDOW[1])
-    assert low >= min(b["concurrency"] for b in clean if STEADY[0] <= b["t"] < STEADY[1])
-    assert _rate(failing, "processed", *BIF_WINDOW) >= 0.95 * ERROR_PRODUCER_RATE
+def _returned(variant: str) -> dict:
+    """A variant of aws-batch-item-failures: failures returned as batch item failures."""
+    return _run("aws-batch-item-failures", ERRORS_SHORT, ("errors-1%", "errors-10%"))[variant]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(SLOW_RUN_TIMEOUT)
-def test_obs7_batch_item_failures_keep_the_documented_rule_over_the_observation():
-    """Conflict, decided for the documented rule. BEHAVIOURS.md observation 7 says that
-    returning batch item failures does not change the collapse seen with thrown errors;
-    AWS documents that with ReportBatchItemFailures it "does not scale down polling on
-    invocation failures". The documented rule is explicit and current, and a partial
-    response is a successful invocation, so no documented signal would drive a backoff;
-    the policy follows the documentation (see AwsScaling). This pins the departure: 10%
-    batch item failures cut throughput by under 5% where 10% thrown errors cut it by
-    70% or more. If the model is changed to follow the observation, this test fails."""
-    failing = _bif()["errors-10%"]["series"]
-    bif_cut = 1.0 - (_rate(failing, "processed", *BIF_WINDOW)
-                     / _rate(failing, "processed", *STEADY))
-    thrown = _errors("errors-10%")["series"]
-    thrown_cut = 1.0 - (_rate(thrown, "processed", *BIF_WINDOW)
-                        / _rate(thrown, "processed", *STEADY))
-    assert bif_cut <= 0.05
-    assert thrown_cut >= 0.70
+def test_obs7_batch_item_failures_collapse_as_thrown_errors_do():
+    """Observation 7's last point: returning the failures as batch item failures (with
+    ReportBatchItemFailures) instead of throwing does not change the concurrency or
+    invocation pattern: the same throughput cut, the same lowest concurrency, the same
+    recovery spike. (That thrown errors with ReportBatchItemFailures do not back off, as
+    AWS documents, is pinned in tests/core/test_scaling.py.)"""
+    for variant in ("errors-1%", "errors-10%"):
+        returned, thrown = _returned(variant)["series"], _errors(variant)["series"]
+        assert _rate(returned, "errors", *WINDOW) == 0
+        assert _rate(returned, "partial", *WINDOW) > 0
+        assert _cut(returned) == pytest.approx(_cut(thrown), abs=0.03)
+        lowest = [min(b["concurrency"] for b in series if WINDOW[0] <= b["t"] < WINDOW[1])
+                  for series in (returned, thrown)]
+        assert lowest[0] == pytest.approx(lowest[1], rel=0.15)
+        assert _spike(returned) == pytest.approx(_spike(thrown), rel=0.1)
+        assert _spike(returned) >= 5.0
 
 
 # ---------------------------------------------------------------------- sluicegate's own

@@ -131,8 +131,9 @@ not say; sluicegate's choice (five minutes, a period clearly "long" next to the 
 poll)."""
 
 ERROR_BACKOFF_FACTOR = 0.997
-"""Multiplier applied to the level on each function error when ReportBatchItemFailures is
-off (AWS: "gradually reduces the concurrency"; the factor is not published).
+"""Multiplier applied to the level on each failure: a function error, or with
+ReportBatchItemFailures a partial response (see :class:`AwsScaling`; AWS: "gradually
+reduces the concurrency"; the factor is not published).
 
 Calibrated against the simulator on BEHAVIOURS.md observation 7 (preset ``aws-errors``:
 50 ms handlers, 2,000 msg/s so the load needs 100 concurrent invocations, errors thrown
@@ -325,20 +326,21 @@ class AwsScaling:
       Not when ``maximum_concurrency`` is set: AWS says the scale-down does not happen
       then, which sluicegate reads as "the level reached is kept while idle" (its pollers
       stay and long-poll), so the next burst starts from there.
-    - Function errors (``outcome.function_error``) with ReportBatchItemFailures off: the
-      level is multiplied by :data:`ERROR_BACKOFF_FACTOR` and growth is held for
-      :data:`ERROR_HOLD`; the fleet level is not cut and keeps growing while the backlog
-      the errors build makes receives come back at once. After
-      :data:`ERROR_RESTORE_AFTER` without an error the next receive ends the backoff: the
-      level returns to the fleet level, and the backlog of the error window drains in the
-      recovery spike of observation 7. With ReportBatchItemFailures on, errors change
-      nothing: AWS documents that it "does not scale down polling on invocation
-      failures" then. BEHAVIOURS.md observation 7 reports the opposite (batch item
-      failures collapse like thrown errors); sluicegate keeps the documented rule because
-      it is an explicit, current statement of AWS's and no mechanism tying reported
-      failures to a backoff is documented or observable in the policy's inputs (a
-      partial response is a successful invocation). tests/sim/test_presets.py pins the
-      departure.
+    - Failures (:meth:`on_outcome`): the level is multiplied by
+      :data:`ERROR_BACKOFF_FACTOR` and growth is held for :data:`ERROR_HOLD`; the fleet
+      level is not cut and keeps growing while the backlog the failures build makes
+      receives come back at once. After :data:`ERROR_RESTORE_AFTER` without a failure the
+      next receive ends the backoff: the level returns to the fleet level, and the
+      backlog of the failure window drains in the recovery spike of observation 7. What
+      counts as a failure depends on ReportBatchItemFailures. Off: a function error
+      (``outcome.function_error``: an exception, a timeout, an invalid response). On: a
+      partial response, records reported failed; not a function error, since AWS
+      documents that with ReportBatchItemFailures it "does not scale down polling on
+      invocation failures", while BEHAVIOURS.md observation 7 saw failures returned as
+      batch item failures collapse throughput exactly as thrown errors do. The two
+      statements fix the rule: reported item failures drive the backoff, failed
+      invocations do not (tests/sim/test_presets.py pins the observation,
+      tests/core/test_scaling.py the documented rule).
     - Throttles: level and fleet level times :data:`THROTTLE_BACKOFF_FACTOR`, growth held
       for :data:`THROTTLE_HOLD` (the function cannot take more: the fleet shrinks too);
       throttles inside that hold extend it without cutting again.
@@ -564,8 +566,10 @@ class AwsScaling:
             self._last_error = None
 
     def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
-        """A function error without ReportBatchItemFailures backs the level off."""
-        if outcome.kind is not OutcomeKind.ERROR or self.report_batch_item_failures:
+        """A failure backs the level off: a function error without
+        ReportBatchItemFailures, records reported failed with it (see the class)."""
+        failure = OutcomeKind.PARTIAL if self.report_batch_item_failures else OutcomeKind.ERROR
+        if outcome.kind is not failure:
             return
         self._settle(now)
         self._cut(ERROR_BACKOFF_FACTOR)
