@@ -250,7 +250,7 @@ def _spike(series: list[dict]) -> float:
 
 
 def _errors(variant: str) -> dict:
-    return _run("aws-errors", ERRORS_SHORT, ("errors-1%", "errors-10%"))[variant]
+    return _run("aws-errors", ERRORS_SHORT, ("errors-1%", "errors-5%", "errors-10%"))[variant]
 
 
 @pytest.mark.slow
@@ -274,6 +274,16 @@ def test_obs7_recovery_spike_at_least_five_times_steady():
     # 4.4x after 10%. Now 6.9x and 9.8x (the account's 1,000 bounds it).
     for variant in ("errors-1%", "errors-10%"):
         assert _spike(_errors(variant)["series"]) >= 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_RUN_TIMEOUT)
+def test_obs7_error_counts_alike_at_five_and_ten_percent():
+    # "Reported error counts are about the same at 5% and at 10%, because invocations
+    # fall": twice the rate, far less than twice the errors, on far fewer invocations
+    five, ten = _errors("errors-5%")["series"], _errors("errors-10%")["series"]
+    assert _rate(ten, "errors", *WINDOW) <= 1.4 * _rate(five, "errors", *WINDOW)
+    assert _rate(ten, "invocations", *WINDOW) <= 0.7 * _rate(five, "invocations", *WINDOW)
 
 
 def _returned(variant: str) -> dict:
