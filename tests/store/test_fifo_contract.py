@@ -244,6 +244,31 @@ async def test_counts_report_active_groups(store: Store) -> None:
     assert (await store.counts("std")).active_groups == 0
 
 
+async def test_counts_follow_timeouts_and_retention_without_a_receive(
+    store: Store, clock: FakeClock
+) -> None:
+    """A group whose message's visibility timeout ended is no longer in flight, and one
+    whose messages are all past retention is no longer active, before any receive moves
+    them (the counts change no state)."""
+    await fifo(store, retention_period=100, visibility_timeout=30)
+    await send_groups(store, "a1 b1")
+    clock.advance(50)
+    await send_groups(store, "c1")
+    await store.receive("q.fifo", max_messages=10)
+    counts = await store.counts("q.fifo")
+    assert (counts.active_groups, counts.groups_in_flight) == (3, 3)
+    clock.advance(31)  # every visibility timeout is over
+    counts = await store.counts("q.fifo")
+    assert (counts.visible, counts.in_flight) == (3, 0)
+    assert (counts.active_groups, counts.groups_in_flight) == (3, 0)
+    (c1,) = [m for m in await store.receive("q.fifo", max_messages=10) if m.group_id == "c"]
+    clock.advance(20)  # a1 and b1 are past retention (101 s old), c1 is in flight
+    counts = await store.counts("q.fifo")
+    assert (counts.visible, counts.in_flight) == (0, 1)
+    assert (counts.active_groups, counts.groups_in_flight) == (1, 1)
+    assert await store.delete("q.fifo", c1.receipt_handle)
+
+
 async def test_purge_clears_groups(store: Store) -> None:
     await fifo(store)
     await send_groups(store, "a1 b1")

@@ -37,7 +37,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
@@ -874,6 +874,10 @@ class MemoryQueues:
         cutoff = now - q.config.retention_period
         n = [q.n_ready, q.n_delayed, q.n_in_flight]
         expired: set[int] = set()
+        # FIFO: per group, messages past retention (``gone``) and in-flight messages that
+        # no longer hold it (``freed``: past retention, or their visibility timeout over)
+        gone: dict[str, int] = {}
+        freed: dict[str, int] = {}
         for sent, seq, qgen, msg in self._expiring(q):
             if msg.qgen != qgen:
                 continue
@@ -881,12 +885,26 @@ class MemoryQueues:
                 break
             expired.add(seq)
             n[msg.state] -= 1
+            if q.fifo:
+                group_id = cast(str, msg.content.group_id)
+                gone[group_id] = gone.get(group_id, 0) + 1
+                if msg.state == IN_FLIGHT:
+                    freed[group_id] = freed.get(group_id, 0) + 1
         for visible_at, seq, gen, msg in _in_order(q.hidden):
             if visible_at > now:
                 break
             if msg.gen == gen and seq not in expired:
+                if q.fifo and msg.state == IN_FLIGHT:
+                    group_id = cast(str, msg.content.group_id)
+                    freed[group_id] = freed.get(group_id, 0) + 1
                 n[msg.state] -= 1
                 n[READY] += 1
+        groups = groups_busy = 0
+        if q.fifo:
+            groups = len(q.groups) - sum(
+                1 for g, k in gone.items() if q.groups[g].count == k)
+            groups_busy = q.groups_busy - sum(
+                1 for g, k in freed.items() if q.groups[g].busy == k)
         oldest_age = 0.0
         for sent, seq, qgen, msg in self._expiring(q):
             if msg.qgen != qgen or seq in expired:
@@ -896,7 +914,7 @@ class MemoryQueues:
                 break
         return QueueCounts(
             n[READY], n[IN_FLIGHT], n[DELAYED], oldest_age, q.dead_lettered,
-            len(q.groups), q.groups_busy,
+            groups, groups_busy,
         )
 
     def redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:

@@ -28,6 +28,16 @@ local groups, busy = 0, 0
 if m.fifo then
   groups = redis.call('HLEN', qk(q, 'gcount'))
   busy = redis.call('HLEN', qk(q, 'gbusy'))
+  -- a group whose in-flight messages' visibility timeouts are all over is free again,
+  -- though no receive has moved them yet
+  local freed = {}
+  for _, mk in ipairs(redis.call('ZRANGEBYSCORE', qk(q, 'infl'), '-inf', NOW_S)) do
+    local g = getst(m, mk).group
+    freed[g] = (freed[g] or 0) + 1
+  end
+  for g, n in pairs(freed) do
+    if tonumber(redis.call('HGET', qk(q, 'gbusy'), g)) == n then busy = busy - 1 end
+  end
 end
 local dl = redis.call('HGET', qk(q, 'meta'), 'dl') or '0'
 return {0, visible, in_flight, delayed, oldest, dl, groups, busy}
