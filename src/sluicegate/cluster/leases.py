@@ -148,11 +148,13 @@ class Lease:
         return self.granted if frozen is None else min(self.granted, frozen)
 
     def held_share(self, now: float | None = None) -> int:
-        """Slots stored for this worker (at least what its work in hand used at the last
-        claim) while the lease is valid, else 0."""
+        """Slots surely stored for this worker while the lease is valid, else 0: the count
+        of the last answer or, while a claim is on its way, no more than the ``in_use`` it
+        reported (the server keeps ``min(held, in_use)`` at least, and may keep no more)."""
         if (self.clock() if now is None else now) >= self.valid_until:
             return 0
-        return self.held
+        frozen = self.frozen
+        return self.held if frozen is None else min(self.held, frozen)
 
     def expired(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) >= self.valid_until
