@@ -16,13 +16,17 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient
+from sluicegate.cluster.leases import Grant
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import FixedScaling
 from sluicegate.core.types import Invoke, QueueRecord, Receive
+from sluicegate.errors import StoreUnavailable
 from sluicegate.store.redis_client import connect
 
 LEASE = "mapping:q->work"
@@ -110,6 +114,42 @@ def test_a_batch_arriving_while_a_claim_is_on_its_way_runs_only_on_a_kept_slot(
             await sync
             # Then a started no more than the server now stores for it (b and c may take
             # whatever it does not)
+            assert len(started) <= await stored(redis, "a")
+        finally:
+            await a.close()
+
+    run(redis_url, body)
+
+
+class LosesAnswers(LeaseClient):
+    """Claims that run on the server but whose answer never arrives, as when the
+    connection breaks or times out after the script was sent."""
+
+    async def claim(self, name: str, **kwargs: Any) -> Grant:
+        await super().claim(name, **kwargs)
+        raise StoreUnavailable("redis store: unreachable (the answer was lost)")
+
+
+def test_a_claim_whose_answer_is_lost_leaves_only_what_the_server_surely_kept(
+        redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker a alone on a mapping of limit 2, holding both slots, receiving
+        a = Worker(redis_url, "a")
+        try:
+            await a.cluster.sync()
+            receives, _ = a.poll(0.0)
+            # and b and c waiting for slots
+            for name in "bc":
+                await LeaseClient(redis, name).claim(LEASE, want=2, limit=2)
+            # When a renews with nothing in use and the claim runs, but its answer is lost
+            a.cluster.leases = LosesAnswers(a.cluster.redis, "a", ttl=30)
+            with pytest.raises(StoreUnavailable):
+                await a.cluster.sync()
+            # and then both receives bring a batch
+            for n, receive in enumerate(receives):
+                a.core.received(1.0, receive.poller, [record(n)])
+            _, started = a.poll(1.0)
+            # Then a starts no more than the server stores for it
             assert len(started) <= await stored(redis, "a")
         finally:
             await a.close()

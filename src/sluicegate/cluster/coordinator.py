@@ -369,7 +369,8 @@ class Cluster:
         """Claim and record; whether the grant changed.
 
         ``freeze``: for a lease of concurrency slots, start nothing more under it until the
-        answer is recorded (see :attr:`Lease.frozen`)."""
+        answer is recorded (see :attr:`Lease.frozen`), and if no answer comes, no more
+        than the server may have kept (:meth:`Lease.unanswered`)."""
         before = lease.share()
         sent = self.clock()
         if freeze:
@@ -378,6 +379,10 @@ class Cluster:
             grant = await self.leases.claim(lease.name, want=want, limit=limit,
                                             in_use=in_use, fair=fair)
             lease.update(grant, sent)
+        except BaseException:
+            if freeze:
+                lease.unanswered(in_use)
+            raise
         finally:
             lease.frozen = None
         return lease.share() != before

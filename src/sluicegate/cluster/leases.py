@@ -140,6 +140,14 @@ class Lease:
         self.held = grant.held
         self.valid_until = sent_at + self.ttl * (1.0 - VALIDITY_MARGIN)
 
+    def unanswered(self, in_use: int) -> None:
+        """A claim that reported ``in_use`` got no answer (the connection broke or timed
+        out after sending it): the server may have run it and kept as little as
+        ``min(held, in_use)`` for this worker, so assume it did until an answer says
+        otherwise. The deadline stays: a claim that ran only moved the server's later."""
+        self.granted = min(self.granted, in_use)
+        self.held = min(self.held, in_use)
+
     def share(self, now: float | None = None) -> int:
         """Slots this worker may use: the grant while the lease is valid, else 0."""
         if (self.clock() if now is None else now) >= self.valid_until:
