@@ -318,20 +318,30 @@ class Cluster:
 
     async def stop(self) -> None:
         """Give back every lease and leave the worker registry (after the runners
-        finished: nothing is in use any more). Errors are logged: the leases then expire
-        by themselves."""
+        finished). Whatever still runs keeps what it uses, as a dead worker's would, until
+        the ttl: a run cancelled from outside leaves its invocations to finish, so their
+        slots stay counted, and the shards of a stream with batches in flight stay taken.
+        Errors are logged: the leases then expire by themselves."""
         for entry in self._streams:
             if entry.reassigning is not None:
                 entry.reassigning.cancel()
-        names = [e.lease.name for e in self._queues]
-        names += [e.leader.name for e in self._queues if e.leader is not None]
-        names += list(self._pool_leases)
+        give: list[tuple[Lease, int]] = []
+        for q in self._queues:
+            give.append((q.lease, q.runner.core.in_flight if q.runner is not None else 0))
+            if q.leader is not None:
+                give.append((q.leader, 0))
+        pool = self.pool
+        for name, lease in self._pool_leases.items():
+            give.append((lease, pool.lease_in_use(name) if pool is not None else 0))
         for s in self._streams:
-            names.append(s.count.name)
-            names += [lease.name for lease in s.shards.values()]
+            give.append((s.count, 0))
+            if not s.runner.core.in_flight:
+                give += [(lease, 0) for lease in s.shards.values()]
+        for lease, _ in give:
+            lease.lost()  # nothing more starts here, whatever the answers
         try:
-            for name in names:
-                await self.leases.release(name)
+            for lease, in_use in give:
+                await self.leases.release(lease.name, in_use=in_use)
             try:
                 await self.redis.delete(worker_key(self.worker_id))
                 await awaitable(self.redis.srem(WORKERS_KEY, self.worker_id))

@@ -225,9 +225,10 @@ class LeaseClient:
         granted, held, free, server_ms = (int(x) for x in reply)
         return Grant(granted, held, free, server_ms)
 
-    async def release(self, name: str) -> None:
-        """Give lease ``name`` back (nothing of it may be in use any more)."""
-        await self.claim(name, want=0, limit=0, in_use=0)
+    async def release(self, name: str, *, in_use: int = 0) -> None:
+        """Give lease ``name`` back, all but the ``in_use`` slots invocations still run
+        on: those stay counted for this holder until its expiry (one ttl from now)."""
+        await self.claim(name, want=0, limit=0, in_use=in_use)
 
     async def names(self) -> list[str]:
         """Every lease name claimed recently (some may have no holder left)."""
