@@ -59,8 +59,9 @@ class Worker:
         self.policy = self.cluster.queue_policy(config, FixedScaling(2), lambda: 0.0)
         self.core = QueueMapping(config, visibility_timeout=30, pool=ConcurrencyPool(),
                                  policy=self.policy)
+        self.wake = asyncio.Event()
         self.cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
-            config=config, core=self.core, wake=asyncio.Event()))
+            config=config, core=self.core, wake=self.wake))
 
     async def close(self) -> None:
         await self.cluster.redis.aclose()
@@ -155,3 +156,32 @@ def test_a_claim_whose_answer_is_lost_leaves_only_what_the_server_surely_kept(
             await a.close()
 
     run(redis_url, body)
+
+
+def test_a_batch_held_back_while_a_claim_was_on_its_way_is_woken_by_the_answer(
+        redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker a alone on a mapping of limit 2, both pollers receiving
+        a = Worker(redis_url, "a")
+        try:
+            await a.cluster.sync()
+            receives, _ = a.poll(0.0)
+            # When a batch arrives while a claim reporting nothing in use is on its way,
+            # the core holds it back, and the runtime's loop sleeps until its deadline
+            sync = asyncio.get_running_loop().create_task(a.cluster.sync())
+            await asyncio.sleep(0)
+            a.core.received(1.0, receives[0].poller, [record(1)])
+            _, started = a.poll(1.0)
+            assert started == []
+            assert a.core.next_wakeup(1.0) != 1.0
+            a.wake.clear()
+            await sync
+            # Then the answer (the same two slots) wakes the loop, which starts the batch
+            assert a.wake.is_set()
+            _, started = a.poll(1.0)
+            assert len(started) == 1
+        finally:
+            await a.close()
+
+    run(redis_url, body)
+

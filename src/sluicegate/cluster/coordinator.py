@@ -376,12 +376,15 @@ class Cluster:
 
     async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
                      fair: bool = True, freeze: bool = False) -> bool:
-        """Claim and record; whether the grant changed.
+        """Claim and record; whether the share changed from what the runners last saw.
 
         ``freeze``: for a lease of concurrency slots, start nothing more under it until the
         answer is recorded (see :attr:`Lease.frozen`), and if no answer comes, no more
-        than the server may have kept (:meth:`Lease.unanswered`)."""
+        than the server may have kept (:meth:`Lease.unanswered`). A runner that held a
+        batch back meanwhile must be woken when the answer gives the slots back, even if
+        the grant itself did not change."""
         before = lease.share()
+        seen = min(before, in_use) if freeze else before
         sent = self.clock()
         if freeze:
             lease.frozen = in_use
@@ -395,7 +398,8 @@ class Cluster:
             raise
         finally:
             lease.frozen = None
-        return lease.share() != before
+        after = lease.share()
+        return after != before or after > seen
 
     async def _heartbeat(self) -> None:
         info = {
