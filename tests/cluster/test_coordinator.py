@@ -20,7 +20,7 @@ import pytest
 
 import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient
-from sluicegate.cluster.leases import Grant
+from sluicegate.cluster.leases import Grant, Lease
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
@@ -185,3 +185,32 @@ def test_a_batch_held_back_while_a_claim_was_on_its_way_is_woken_by_the_answer(
 
     run(redis_url, body)
 
+
+def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
+    """Explicit lease states, no Redis call: the one batch a worker may run on the
+    mapping slot still stored for it waits (rather than being throttled) while the
+    function's pool gives this worker no slot."""
+    now = [0.0]
+    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+                      clock=lambda: now[0])
+    app = sluicegate.App()
+    app.queue("q")
+
+    @app.function(timeout=5)
+    async def work(event: object, context: object) -> None:
+        return None
+
+    config = app.map("q", work, maximum_concurrency=4, scaling="fixed")
+    assert isinstance(config, MappingConfig)
+    cluster.new_pool(app)
+    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    stats = SimpleNamespace(held=1, in_flight=0)
+    cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
+        config=config, core=SimpleNamespace(statistics=lambda: stats, in_flight=0)))
+    mapping_lease = cluster._queues[0].lease
+    mapping_lease.granted, mapping_lease.held, mapping_lease.valid_until = 0, 1, 0.9
+    account = cluster._pool_leases["account"] = Lease("account", 1.0, lambda: now[0])
+    account.granted, account.held, account.valid_until = 0, 0, 0.9
+    assert policy.limit(0.0) == 0
+    account.granted = account.held = 2
+    assert policy.limit(0.0) == 1

@@ -232,12 +232,7 @@ class Cluster:
         function = config.function
 
         def share() -> int:
-            # the mapping's share, and no more than the function may run here: above it
-            # every start would be a throttle
             mine = lease.share()
-            pool = self.pool
-            if pool is not None:
-                mine = min(mine, self.share(pool.lease_of(function)))
             if mine == 0 and lease.held_share() > 0 and entry.runner is not None:
                 # A receive that was outstanding when the share went to zero brought a
                 # batch that waits for a slot; with nothing in flight it would wait for
@@ -245,7 +240,12 @@ class Cluster:
                 # this worker (in_use counts held batches), so let one run.
                 stats = entry.runner.core.statistics()
                 if stats.held and not stats.in_flight:
-                    return 1
+                    mine = 1
+            # and no more than the function may run here: above it every start would be
+            # a throttle (a batch waits for a slot instead)
+            pool = self.pool
+            if pool is not None:
+                mine = min(mine, self.share(pool.lease_of(function)))
             return mine
 
         policy: ClusterPolicy | SharedScaling
