@@ -198,7 +198,7 @@ def test_limits_hold_while_runtimes_join_and_leave(redis_url: str) -> None:
             await gauge.redis.aclose()
 
     started, peaks, beyond, left = asyncio.run(asyncio.wait_for(main(), 60))
-    assert started > 300, f"only {started} invocations: the churn tested little"
+    assert started > 100, f"only {started} invocations: the churn tested little"
     assert left == {}, "a handler's count was left behind: the measure is broken"
     assert all(peaks[lease] <= limit for lease, limit in LIMITS.items()), (peaks, LIMITS)
     assert beyond == [], "a worker ran more than the lease stored for it"
