@@ -334,3 +334,49 @@ def test_a_worker_cut_off_from_redis_starts_nothing_after_its_lease_lapses(
             await task
 
     asyncio.run(asyncio.wait_for(main(), 40))
+
+
+def test_a_cancelled_run_keeps_the_slots_of_invocations_still_running(
+        tmp_path: Path, redis_url: str) -> None:
+    """A run cancelled from outside (not stopped) leaves its invocations to finish; the
+    slots they use stay counted for the worker (until its lease ttl), so another worker
+    cannot take them meanwhile."""
+    gauge = Gauge()
+
+    def app() -> sluicegate.App:
+        a = sluicegate.App()
+        a.queue("q", visibility_timeout=30, receive_wait_time=1)
+
+        @a.function(timeout=5)
+        async def work(event: dict[str, Any], context: object) -> None:
+            gauge.enter()
+            try:
+                await asyncio.sleep(0.5)
+            finally:
+                gauge.leave()
+
+        a.map("q", work, batch_size=1, scaling="fixed", maximum_concurrency=2)
+        return a
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        path = tmp_path / "s.db"
+        async with SqliteStore(path) as first, SqliteStore(path) as second:
+            a = Runtime(app(), first, cluster=Cluster(redis_url, worker_id="a", lease_ttl=5))
+            await a.prepare()
+            await send(first, 10)
+            # Given worker a running two invocations (the limit)
+            run_a = loop.create_task(a.run())
+            while gauge.now < 2:
+                await asyncio.sleep(0.01)
+            # When its run is cancelled and worker b starts at once
+            run_a.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run_a
+            b = Runtime(app(), second, cluster=Cluster(redis_url, worker_id="b",
+                                                       lease_ttl=5))
+            await b.run(duration=1.0)
+        # Then b waited for a's invocations to end: never more than 2 ran at once
+        assert gauge.peak == 2
+
+    asyncio.run(asyncio.wait_for(main(), 30))

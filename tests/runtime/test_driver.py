@@ -83,3 +83,32 @@ def test_drain_ends_when_the_last_deletes_land_during_a_check(
 
     assert processed == 200
     assert elapsed < 10
+
+
+def test_a_run_ends_even_when_the_store_loses_the_monitors_cancel(tmp_path: Path) -> None:
+    """On Python 3.11 redis-py's ``asyncio.wait_for`` around a socket write swallows a
+    cancel that arrives as the write completes; the monitor, cancelled at the end of the
+    run, then went on counting the queues for ever and the run never returned."""
+
+    class LosesCancels(SqliteStore):
+        run: asyncio.Task[object] | None = None
+        lost = False
+
+        async def counts(self, queue: str) -> QueueCounts:
+            if not self.lost and asyncio.current_task() is not self.run:  # the monitor
+                try:
+                    await asyncio.sleep(SLOW)  # it is in here when the run ends
+                except asyncio.CancelledError:
+                    self.lost = True  # as a cancel meeting a finished write is on 3.11
+            return await super().counts(queue)
+
+    async def main() -> float:
+        async with LosesCancels(tmp_path / "s.db") as store:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            store.run = loop.create_task(Runtime(_app(), store).run(duration=0.2))
+            done, _ = await asyncio.wait({store.run}, timeout=10)
+            assert done, "the run did not end"
+            return loop.time() - started
+
+    assert asyncio.run(main()) < 5

@@ -232,12 +232,7 @@ class Cluster:
         function = config.function
 
         def share() -> int:
-            # the mapping's share, and no more than the function may run here: above it
-            # every start would be a throttle
             mine = lease.share()
-            pool = self.pool
-            if pool is not None:
-                mine = min(mine, self.share(pool.lease_of(function)))
             if mine == 0 and lease.held_share() > 0 and entry.runner is not None:
                 # A receive that was outstanding when the share went to zero brought a
                 # batch that waits for a slot; with nothing in flight it would wait for
@@ -245,7 +240,12 @@ class Cluster:
                 # this worker (in_use counts held batches), so let one run.
                 stats = entry.runner.core.statistics()
                 if stats.held and not stats.in_flight:
-                    return 1
+                    mine = 1
+            # and no more than the function may run here: above it every start would be
+            # a throttle (a batch waits for a slot instead)
+            pool = self.pool
+            if pool is not None:
+                mine = min(mine, self.share(pool.lease_of(function)))
             return mine
 
         policy: ClusterPolicy | SharedScaling
@@ -318,20 +318,30 @@ class Cluster:
 
     async def stop(self) -> None:
         """Give back every lease and leave the worker registry (after the runners
-        finished: nothing is in use any more). Errors are logged: the leases then expire
-        by themselves."""
+        finished). Whatever still runs keeps what it uses, as a dead worker's would, until
+        the ttl: a run cancelled from outside leaves its invocations to finish, so their
+        slots stay counted, and the shards of a stream with batches in flight stay taken.
+        Errors are logged: the leases then expire by themselves."""
         for entry in self._streams:
             if entry.reassigning is not None:
                 entry.reassigning.cancel()
-        names = [e.lease.name for e in self._queues]
-        names += [e.leader.name for e in self._queues if e.leader is not None]
-        names += list(self._pool_leases)
+        give: list[tuple[Lease, int]] = []
+        for q in self._queues:
+            give.append((q.lease, q.runner.core.in_flight if q.runner is not None else 0))
+            if q.leader is not None:
+                give.append((q.leader, 0))
+        pool = self.pool
+        for name, lease in self._pool_leases.items():
+            give.append((lease, pool.lease_in_use(name) if pool is not None else 0))
         for s in self._streams:
-            names.append(s.count.name)
-            names += [lease.name for lease in s.shards.values()]
+            give.append((s.count, 0))
+            if not s.runner.core.in_flight:
+                give += [(lease, 0) for lease in s.shards.values()]
+        for lease, _ in give:
+            lease.lost()  # nothing more starts here, whatever the answers
         try:
-            for name in names:
-                await self.leases.release(name)
+            for lease, in_use in give:
+                await self.leases.release(lease.name, in_use=in_use)
             try:
                 await self.redis.delete(worker_key(self.worker_id))
                 await awaitable(self.redis.srem(WORKERS_KEY, self.worker_id))
@@ -366,11 +376,15 @@ class Cluster:
 
     async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
                      fair: bool = True, freeze: bool = False) -> bool:
-        """Claim and record; whether the grant changed.
+        """Claim and record; whether the share changed from what the runners last saw.
 
         ``freeze``: for a lease of concurrency slots, start nothing more under it until the
-        answer is recorded (see :attr:`Lease.frozen`)."""
+        answer is recorded (see :attr:`Lease.frozen`), and if no answer comes, no more
+        than the server may have kept (:meth:`Lease.unanswered`). A runner that held a
+        batch back meanwhile must be woken when the answer gives the slots back, even if
+        the grant itself did not change."""
         before = lease.share()
+        seen = min(before, in_use) if freeze else before
         sent = self.clock()
         if freeze:
             lease.frozen = in_use
@@ -378,9 +392,14 @@ class Cluster:
             grant = await self.leases.claim(lease.name, want=want, limit=limit,
                                             in_use=in_use, fair=fair)
             lease.update(grant, sent)
+        except BaseException:
+            if freeze:
+                lease.unanswered(in_use)
+            raise
         finally:
             lease.frozen = None
-        return lease.share() != before
+        after = lease.share()
+        return after != before or after > seen
 
     async def _heartbeat(self) -> None:
         info = {

@@ -140,6 +140,14 @@ class Lease:
         self.held = grant.held
         self.valid_until = sent_at + self.ttl * (1.0 - VALIDITY_MARGIN)
 
+    def unanswered(self, in_use: int) -> None:
+        """A claim that reported ``in_use`` got no answer (the connection broke or timed
+        out after sending it): the server may have run it and kept as little as
+        ``min(held, in_use)`` for this worker, so assume it did until an answer says
+        otherwise. The deadline stays: a claim that ran only moved the server's later."""
+        self.granted = min(self.granted, in_use)
+        self.held = min(self.held, in_use)
+
     def share(self, now: float | None = None) -> int:
         """Slots this worker may use: the grant while the lease is valid, else 0."""
         if (self.clock() if now is None else now) >= self.valid_until:
@@ -148,11 +156,13 @@ class Lease:
         return self.granted if frozen is None else min(self.granted, frozen)
 
     def held_share(self, now: float | None = None) -> int:
-        """Slots stored for this worker (at least what its work in hand used at the last
-        claim) while the lease is valid, else 0."""
+        """Slots surely stored for this worker while the lease is valid, else 0: the count
+        of the last answer or, while a claim is on its way, no more than the ``in_use`` it
+        reported (the server keeps ``min(held, in_use)`` at least, and may keep no more)."""
         if (self.clock() if now is None else now) >= self.valid_until:
             return 0
-        return self.held
+        frozen = self.frozen
+        return self.held if frozen is None else min(self.held, frozen)
 
     def expired(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) >= self.valid_until
@@ -215,9 +225,10 @@ class LeaseClient:
         granted, held, free, server_ms = (int(x) for x in reply)
         return Grant(granted, held, free, server_ms)
 
-    async def release(self, name: str) -> None:
-        """Give lease ``name`` back (nothing of it may be in use any more)."""
-        await self.claim(name, want=0, limit=0, in_use=0)
+    async def release(self, name: str, *, in_use: int = 0) -> None:
+        """Give lease ``name`` back, all but the ``in_use`` slots invocations still run
+        on: those stay counted for this holder until its expiry (one ttl from now)."""
+        await self.claim(name, want=0, limit=0, in_use=in_use)
 
     async def names(self) -> list[str]:
         """Every lease name claimed recently (some may have no holder left)."""

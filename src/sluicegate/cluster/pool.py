@@ -52,6 +52,13 @@ class ClusterPool(ConcurrencyPool):
             return ACCOUNT_LEASE
         return function_lease(function)
 
+    def lease_in_use(self, lease: str) -> int:
+        """Slots this worker uses now under lease ``lease`` (``account`` or
+        ``function:NAME``)."""
+        if lease == ACCOUNT_LEASE:
+            return self.unreserved_in_use
+        return self.in_use(lease.removeprefix(function_lease("")))
+
     def try_acquire(self, function: str) -> bool:
         if not super().try_acquire(function):
             return False

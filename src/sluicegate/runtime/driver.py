@@ -456,6 +456,10 @@ class Runtime:
         #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
         self.settled = asyncio.Event()
         self._started = time.monotonic()
+        self._closing = False
+        """Set before the monitor is cancelled: its loop ends at its next turn even if the
+        cancel is lost (on Python 3.11 redis-py's ``asyncio.wait_for`` around a socket
+        write swallows a cancel that arrives as the write completes)."""
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stop requested") -> None:
@@ -693,6 +697,7 @@ class Runtime:
                     task.cancel()
             if timer is not None:
                 timer.cancel()
+            self._closing = True
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
@@ -757,7 +762,7 @@ class Runtime:
         queues = sorted({r.config.queue for r in self.runners})
         last_gauges = 0.0
         last_dead: dict[str, int] = {}
-        while True:
+        while not self._closing:
             self.settled.clear()
             try:
                 now = time.monotonic()

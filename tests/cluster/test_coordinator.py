@@ -1,0 +1,216 @@
+"""What a worker may start while a claim is on its way, against a real redis-server.
+
+The worker's invocations running under a lease must never exceed the count the server
+stores for it: that is what makes the stored counts' sum (at most the limit) bound the
+cluster. A claim reports ``in_use``, and the server may store as little as that, so
+until the answer is recorded the worker may start only on slots it is sure to keep.
+These tests drive one worker's real core and cluster by hand, step by step: the claim is
+sent, a receive comes back while it is on its way, the core decides; then the server's
+stored count is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import sluicegate
+from sluicegate.cluster import Cluster, LeaseClient
+from sluicegate.cluster.leases import Grant, Lease
+from sluicegate.core.config import MappingConfig
+from sluicegate.core.mapping import QueueMapping
+from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.scaling import FixedScaling
+from sluicegate.core.types import Invoke, QueueRecord, Receive
+from sluicegate.errors import StoreUnavailable
+from sluicegate.store.redis_client import connect
+
+LEASE = "mapping:q->work"
+
+
+def mapping() -> MappingConfig:
+    app = sluicegate.App()
+    app.queue("q")
+
+    @app.function(timeout=5)
+    async def work(event: object, context: object) -> None:
+        return None
+
+    config = app.map("q", work, batch_size=1, scaling="fixed", maximum_concurrency=2)
+    assert isinstance(config, MappingConfig)
+    return config
+
+
+def record(n: int) -> QueueRecord:
+    return QueueRecord(f"m{n}", f"h{n}", 10, visible_at=1000.0)
+
+
+class Worker:
+    """One worker's cluster and the real core of its one mapping (the runtime's part, the
+    loop that performs actions, is played by the test)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.cluster = Cluster(url, worker_id=name, lease_ttl=30)
+        config = mapping()
+        self.policy = self.cluster.queue_policy(config, FixedScaling(2), lambda: 0.0)
+        self.core = QueueMapping(config, visibility_timeout=30, pool=ConcurrencyPool(),
+                                 policy=self.policy)
+        self.wake = asyncio.Event()
+        self.cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
+            config=config, core=self.core, wake=self.wake))
+
+    async def close(self) -> None:
+        await self.cluster.redis.aclose()
+
+    def poll(self, now: float) -> tuple[list[Receive], list[Invoke]]:
+        """What the runtime's loop would start at ``now``: it polls again as long as the
+        core says it has more to do at once."""
+        actions = self.core.poll(now)
+        while self.core.next_wakeup(now) == now:
+            actions += self.core.poll(now)
+        return ([a for a in actions if isinstance(a, Receive)],
+                [a for a in actions if isinstance(a, Invoke)])
+
+
+def run(url: str, body: Callable[[Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        redis = connect(url)
+        try:
+            await body(redis)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
+
+
+async def stored(redis: Any, holder: str) -> int:
+    counts = {h.holder: h.count for h in await LeaseClient(redis, "observer").holders(LEASE)}
+    return counts.get(holder, 0)
+
+
+def test_a_batch_arriving_while_a_claim_is_on_its_way_runs_only_on_a_kept_slot(
+        redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker a alone on a mapping of limit 2: it holds both slots, and its two
+        # pollers receive
+        a = Worker(redis_url, "a")
+        try:
+            await a.cluster.sync()
+            receives, _ = a.poll(0.0)
+            assert len(receives) == 2
+            # and b and c join and wait for slots (a's fair share becomes 0)
+            for name in "bc":
+                grant = await LeaseClient(redis, name).claim(LEASE, want=2, limit=2)
+                assert grant.granted == 0
+            # When a renews with nothing in use, and while that claim is on its way a
+            # receive brings a batch
+            sync = asyncio.get_running_loop().create_task(a.cluster.sync())
+            await asyncio.sleep(0)
+            a.core.received(1.0, receives[0].poller, [record(1)])
+            _, started = a.poll(1.0)
+            await sync
+            # Then a started no more than the server now stores for it (b and c may take
+            # whatever it does not)
+            assert len(started) <= await stored(redis, "a")
+        finally:
+            await a.close()
+
+    run(redis_url, body)
+
+
+class LosesAnswers(LeaseClient):
+    """Claims that run on the server but whose answer never arrives, as when the
+    connection breaks or times out after the script was sent."""
+
+    async def claim(self, name: str, **kwargs: Any) -> Grant:
+        await super().claim(name, **kwargs)
+        raise StoreUnavailable("redis store: unreachable (the answer was lost)")
+
+
+def test_a_claim_whose_answer_is_lost_leaves_only_what_the_server_surely_kept(
+        redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker a alone on a mapping of limit 2, holding both slots, receiving
+        a = Worker(redis_url, "a")
+        try:
+            await a.cluster.sync()
+            receives, _ = a.poll(0.0)
+            # and b and c waiting for slots
+            for name in "bc":
+                await LeaseClient(redis, name).claim(LEASE, want=2, limit=2)
+            # When a renews with nothing in use and the claim runs, but its answer is lost
+            a.cluster.leases = LosesAnswers(a.cluster.redis, "a", ttl=30)
+            with pytest.raises(StoreUnavailable):
+                await a.cluster.sync()
+            # and then both receives bring a batch
+            for n, receive in enumerate(receives):
+                a.core.received(1.0, receive.poller, [record(n)])
+            _, started = a.poll(1.0)
+            # Then a starts no more than the server stores for it
+            assert len(started) <= await stored(redis, "a")
+        finally:
+            await a.close()
+
+    run(redis_url, body)
+
+
+def test_a_batch_held_back_while_a_claim_was_on_its_way_is_woken_by_the_answer(
+        redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker a alone on a mapping of limit 2, both pollers receiving
+        a = Worker(redis_url, "a")
+        try:
+            await a.cluster.sync()
+            receives, _ = a.poll(0.0)
+            # When a batch arrives while a claim reporting nothing in use is on its way,
+            # the core holds it back, and the runtime's loop sleeps until its deadline
+            sync = asyncio.get_running_loop().create_task(a.cluster.sync())
+            await asyncio.sleep(0)
+            a.core.received(1.0, receives[0].poller, [record(1)])
+            _, started = a.poll(1.0)
+            assert started == []
+            assert a.core.next_wakeup(1.0) != 1.0
+            a.wake.clear()
+            await sync
+            # Then the answer (the same two slots) wakes the loop, which starts the batch
+            assert a.wake.is_set()
+            _, started = a.poll(1.0)
+            assert len(started) == 1
+        finally:
+            await a.close()
+
+    run(redis_url, body)
+
+
+def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
+    """Explicit lease states, no Redis call: the one batch a worker may run on the
+    mapping slot still stored for it waits (rather than being throttled) while the
+    function's pool gives this worker no slot."""
+    now = [0.0]
+    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+                      clock=lambda: now[0])
+    app = sluicegate.App()
+    app.queue("q")
+
+    @app.function(timeout=5)
+    async def work(event: object, context: object) -> None:
+        return None
+
+    config = app.map("q", work, maximum_concurrency=4, scaling="fixed")
+    assert isinstance(config, MappingConfig)
+    cluster.new_pool(app)
+    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    stats = SimpleNamespace(held=1, in_flight=0)
+    cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
+        config=config, core=SimpleNamespace(statistics=lambda: stats, in_flight=0)))
+    mapping_lease = cluster._queues[0].lease
+    mapping_lease.granted, mapping_lease.held, mapping_lease.valid_until = 0, 1, 0.9
+    account = cluster._pool_leases["account"] = Lease("account", 1.0, lambda: now[0])
+    account.granted, account.held, account.valid_until = 0, 0, 0.9
+    assert policy.limit(0.0) == 0
+    account.granted = account.held = 2
+    assert policy.limit(0.0) == 1
