@@ -26,7 +26,7 @@ from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import FixedScaling
 from sluicegate.core.types import Invoke, QueueRecord, Receive
-from sluicegate.errors import StoreUnavailable
+from sluicegate.errors import ConfigError, StoreUnavailable
 from sluicegate.store.redis_client import connect
 
 LEASE = "mapping:q->work"
@@ -214,3 +214,33 @@ def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
     assert policy.limit(0.0) == 0
     account.granted = account.held = 2
     assert policy.limit(0.0) == 1
+
+
+def test_a_worker_id_in_use_by_a_live_worker_is_refused(redis_url: str) -> None:
+    async def body(redis: Any) -> None:
+        # Given worker "w" holding both slots of a mapping
+        first = Worker(redis_url, "w")
+        try:
+            await first.cluster.start()
+            first.poll(0.0)
+            await first.cluster.sync()
+            held = {h.holder: h.count for h in
+                    await LeaseClient(redis, "observer").holders(LEASE)}
+            # When a second worker starts with the same id
+            second = Worker(redis_url, "w")
+            with pytest.raises(ConfigError, match=r"worker_id='w' is invalid.*pid"):
+                await second.cluster.start()
+            await second.cluster.stop()
+            # Then it is refused, and stopping it gave back nothing of the first's
+            after = {h.holder: h.count for h in
+                     await LeaseClient(redis, "observer").holders(LEASE)}
+            assert after == held and held["w"] > 0
+            # and once the first stopped, the id is free again
+            await first.cluster.stop()
+            third = Worker(redis_url, "w")
+            await third.cluster.start()
+            await third.cluster.stop()
+        finally:
+            await first.close()
+
+    run(redis_url, body)

@@ -205,6 +205,8 @@ class Cluster:
         self.pool: ClusterPool | None = None
         self.app: App | None = None
         self._failing = False
+        self._refused = False
+        """Set when :meth:`start` found the worker id in use by a live worker."""
         self.closing = False
         """Set by the runtime before it cancels :meth:`run`: the loop ends at its next
         turn whatever happens to the cancellation."""
@@ -285,11 +287,26 @@ class Cluster:
 
         Raises:
             StoreUnavailable: Redis cannot be reached.
+            ConfigError: a live worker already uses this worker id (leases are held by
+                id: two workers sharing one would share their slots and break the limits).
         """
         try:
             await self.redis.ping()
+            registered = await self.redis.set(worker_key(self.worker_id),
+                                              json.dumps(self._info()),
+                                              px=int(self.ttl * 1000), nx=True)
+            other = None if registered else await self.redis.get(worker_key(self.worker_id))
         except Exception as exc:
             raise store_error(exc, self.url) from exc
+        if not registered:
+            self._refused = True
+            owner = json.loads(other) if other else {}
+            raise ConfigError(
+                "worker_id", self.worker_id,
+                f"an id no live worker uses (the worker on {owner.get('host', '?')} with pid "
+                f"{owner.get('pid', '?')} has it; a stopped worker's id is free again "
+                f"{self.ttl:g} s after it stops)", "cluster",
+            )
         await self.sync()
 
     async def run(self) -> None:
@@ -321,7 +338,12 @@ class Cluster:
         finished). Whatever still runs keeps what it uses, as a dead worker's would, until
         the ttl: a run cancelled from outside leaves its invocations to finish, so their
         slots stay counted, and the shards of a stream with batches in flight stay taken.
-        Errors are logged: the leases then expire by themselves."""
+        Errors are logged: the leases then expire by themselves. A worker refused at
+        :meth:`start` gives back nothing: the leases under its id are another's."""
+        if self._refused:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+            return
         for entry in self._streams:
             if entry.reassigning is not None:
                 entry.reassigning.cancel()
@@ -401,8 +423,9 @@ class Cluster:
         after = lease.share()
         return after != before or after > seen
 
-    async def _heartbeat(self) -> None:
-        info = {
+    def _info(self) -> dict[str, Any]:
+        """What the registry shows of this worker (``sluicegate workers``)."""
+        return {
             "worker": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -412,9 +435,12 @@ class Cluster:
             "leases": self.held(),
             "in_flight": self.in_flight(),
         }
+
+    async def _heartbeat(self) -> None:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(worker_key(self.worker_id), json.dumps(info), px=int(self.ttl * 1000))
+                pipe.set(worker_key(self.worker_id), json.dumps(self._info()),
+                         px=int(self.ttl * 1000))
                 pipe.sadd(WORKERS_KEY, self.worker_id)
                 await pipe.execute()
         except Exception as exc:
