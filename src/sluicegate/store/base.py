@@ -619,10 +619,17 @@ class Store(ABC):
             return messages
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        task = asyncio.current_task()
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
+            if task is not None and task.cancelling():
+                # A cancel that an await below swallowed (on Python 3.11, asyncio.wait_for
+                # returns the result of a call that completes as the cancel arrives, as
+                # redis-py's socket writes do) still ends the wait: a stop would otherwise
+                # wait out the whole long poll.
+                raise asyncio.CancelledError
             next_visible = await self._next_visible_at(queue)
             pause = remaining
             if self.shared:
