@@ -34,6 +34,7 @@ from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
 if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
+    from sluicegate.sim.topic_scenario import TopicScenario
 
 __all__ = ["main"]
 
@@ -533,7 +534,7 @@ def _load(path: str, overrides: Sequence[str], seed: int | None) -> Scenario:
 
 
 def _load_any(path: str, overrides: Sequence[str], seed: int | None
-              ) -> Scenario | StreamScenario:
+              ) -> Scenario | StreamScenario | TopicScenario:
     """As :func:`_load`, for a queue or a stream scenario (``[stream]``)."""
     from sluicegate.sim import load_any_scenario
 
@@ -578,7 +579,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if (args.scenario is None) == (args.preset is None):
         raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
-    runs: list[tuple[str, Scenario | StreamScenario]]
+    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
     if args.preset is not None:
         registry = _presets()
         if args.preset not in registry:

@@ -33,6 +33,7 @@ from typing import Any
 from sluicegate.sim.scenario import Scenario
 from sluicegate.sim.stream_scenario import StreamScenario, load_any_scenario
 from sluicegate.sim.streams import simulate_any
+from sluicegate.sim.topic_scenario import TopicScenario
 
 __all__ = ["PRESETS", "Preset", "run_preset"]
 
@@ -77,7 +78,7 @@ class Preset:
         return out
 
     def variants(self, overrides: Sequence[str] = ()
-                 ) -> list[tuple[str, Scenario | StreamScenario]]:
+                 ) -> list[tuple[str, Scenario | StreamScenario | TopicScenario]]:
         """``(variant name, validated scenario)`` in display order, ``overrides``
         (``KEY=VALUE``) applied to every variant.
 
