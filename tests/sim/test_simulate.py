@@ -129,9 +129,9 @@ def test_inline_lognormal_draws_are_the_samplers() -> None:
     })
     # When it runs with the event loop's inline draw, and with the sampler's function
     inline = _Simulation(scenario)
-    assert inline.lognormal is not None
+    assert inline.lanes[0].lognormal is not None
     called = _Simulation(scenario)
-    called.lognormal = None
+    called.lanes[0].lognormal = None
     # Then the output is the same, byte for byte
     assert json.dumps(inline.run().to_dict()) == json.dumps(called.run().to_dict())
 
