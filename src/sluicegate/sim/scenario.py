@@ -1195,13 +1195,15 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
 def _check_with_core(scenario: Scenario, top: _Table, prefix: str = "") -> None:
     """Let the core's configuration classes validate the AWS parameters, so a scenario
     accepts what an App accepts and nothing else. ``prefix`` is the key path of the
-    tables checked (a topic subscriber's ``subscribers[1].``)."""
+    tables checked (a topic subscriber's ``subscribers[1].``), whose function's reserved
+    concurrency the caller checks in a pool with every other function's."""
     queue = _core(f"{prefix}queue", top, scenario.queue_config)
     function = _core(f"{prefix}function", top, scenario.function_config)
     _core(f"{prefix}mapping", top, scenario.mapping_config)
     account = _core("account", top, scenario.account_config)
     _core(f"{prefix}queue", top, lambda: check_visibility_against_timeout(queue, function))
-    _core(f"{prefix}function", top, lambda: ConcurrencyPool(account).register(function))
+    if not prefix:
+        _core("function", top, lambda: ConcurrencyPool(account).register(function))
 
 
 # ---------------------------------------------------------------------- overrides
