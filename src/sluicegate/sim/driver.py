@@ -961,8 +961,6 @@ class _Simulation:
             # ---- the lane's mapping's turn: poll, perform, until nothing more is
             # reported now
             mapping = lane.mapping
-            queue = lane.queue
-            waiting = lane.waiting
             if actions is None:
                 actions = mapping.poll(now)
                 wake = unknown
@@ -970,6 +968,8 @@ class _Simulation:
                 reported = False
                 for action in actions:
                     if isinstance(action, Receive):
+                        queue = lane.queue
+                        waiting = lane.waiting
                         # While pollers wait, nothing is visible (every send serves them,
                         # and a visibility event is pending for what becomes visible), so
                         # this receive would come back empty: it joins the wait.
@@ -1051,7 +1051,8 @@ class _Simulation:
                         push(heap, (start + duration, seq(), _END, lane, batch, outcome,
                                     called))
                     elif isinstance(action, Delete):
-                        lane.b_processed += engine.delete_records(queue, action.records)
+                        lane.b_processed += engine.delete_records(lane.queue,
+                                                                  action.records)
                     # an Abandon: counted by the mapping; the engine makes its messages
                     # visible again by itself
                 if not reported:
