@@ -736,8 +736,9 @@ class _Simulation:
         engine = self.engine
         success = SUCCESS_OUTCOME
         max_wait = MAX_RECEIVE_WAIT
-        # Account-wide gauges and the current bucket's peaks (b_*): invocations running
-        # (of functions without reserved concurrency) and environments alive.
+        # Account-wide gauges and the current bucket's peaks (b_*): invocations running,
+        # those of functions without reserved concurrency (kept with several lanes; one
+        # lane's are all or none of them), and execution environments alive.
         running = 0
         b_running = 0
         unreserved = 0
@@ -763,9 +764,9 @@ class _Simulation:
         # arrivals heap (whose sequence numbers only order several producers' sends).
         solo = arrivals[0][2] if len(arrivals) == 1 else None
         solo_source = arrivals[0][3] if len(arrivals) == 1 else None
+        # Deliveries of a publish still to make at `now` (to the other subscribers),
+        # last first: each is followed by its mapping's turn, before any other event.
         pending: list[tuple[_Lane, int, list[tuple[int, str | None, str | None]] | None]] = []
-        """Deliveries of a publish still to make at ``now`` (the other subscribers'),
-        last first."""
         # declared, not inferred: a value taken out of a tuple (Any) would otherwise
         # make them Any, which a compiled build boxes and compares as objects
         recipe: list[tuple[int, str | None, str | None]] | None = None
