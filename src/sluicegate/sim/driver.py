@@ -399,16 +399,69 @@ class _Lane:
     """
 
     __slots__ = (
-        "b_errors", "b_live", "b_partial", "b_processed", "b_running", "b_sent", "bodies",
-        "cold_start", "delay", "direct", "downstream", "downstream_items",
-        "downstream_per_record", "draw", "durations", "environments", "error_windows",
-        "errors_rng", "fifo", "function", "idle_timeout", "last_abandoned", "last_cold",
-        "last_dead", "last_invocations", "last_received", "last_throttles", "lognormal",
-        "mapping", "max_oldest_age", "maximum", "modelled", "mu", "name", "new_message",
-        "next_duration", "one_message", "p_item", "p_raise", "p_timeout", "pauses",
-        "per_record", "producers", "queue", "raise_at", "release", "report_failures", "running",
-        "scenario", "series", "shared", "sigma", "size", "timeout", "timeout_at",
-        "unreserved", "visible_at", "waiters", "waiting", "wake_at", "warm", "windows",
+        "b_errors",
+        "b_live",
+        "b_partial",
+        "b_processed",
+        "b_running",
+        "b_sent",
+        "bodies",
+        "cold_start",
+        "delay",
+        "downstream",
+        "downstream_items",
+        "downstream_per_record",
+        "draw",
+        "durations",
+        "environments",
+        "error_windows",
+        "errors_rng",
+        "fifo",
+        "function",
+        "groups",
+        "idle_timeout",
+        "last_abandoned",
+        "last_cold",
+        "last_dead",
+        "last_invocations",
+        "last_received",
+        "last_throttles",
+        "lognormal",
+        "mapping",
+        "max_oldest_age",
+        "maximum",
+        "modelled",
+        "mu",
+        "name",
+        "new_message",
+        "next_duration",
+        "one_message",
+        "p_item",
+        "p_raise",
+        "p_timeout",
+        "pauses",
+        "per_record",
+        "pick",
+        "producers",
+        "queue",
+        "raise_at",
+        "release",
+        "report_failures",
+        "running",
+        "scenario",
+        "series",
+        "shared",
+        "sigma",
+        "size",
+        "timeout",
+        "timeout_at",
+        "unreserved",
+        "visible_at",
+        "waiters",
+        "waiting",
+        "wake_at",
+        "warm",
+        "windows",
     )
 
     def __init__(self, scenario: Scenario, name: str, engine: MemoryQueues,
@@ -508,15 +561,12 @@ class _Lane:
         """Whether an invocation needs more than a duration draw: records add time,
         errors are injected, or a downstream is called (see :meth:`_Simulation._model`)."""
 
-        # --- its own sends: the producers and backlog of its queue
-        self.direct = _Source(
-            [self],
-            _Groups(q.groups, q.hot_group_share, stream("groups"),
-                    f"{name}/" if name else "") if self.fifo else None,
-            stream("bodies").choice if q.bodies else None,
-            q.bodies,
-            None,
-        )
+        # --- its own sends (the producers and backlog of its queue): their groups and
+        # bodies; the driver's _Source of them refers to the lane, not the other way
+        # round (a lane in no reference cycle is freed as soon as the run ends)
+        self.groups = (_Groups(q.groups, q.hot_group_share, stream("groups"),
+                               f"{name}/" if name else "") if self.fifo else None)
+        self.pick = stream("bodies").choice if q.bodies else None
         self.producers = [Arrivals(p, end, stream(f"producer:{i}"))
                           for i, p in enumerate(scenario.producers)]
 
@@ -641,11 +691,14 @@ class _Simulation:
                 first = producer.first()
                 if first is not None:
                     heapq.heappush(arrivals, (first, seq(), producer, self.publishes))
-        for lane in lanes:
+        # each lane's own sends; a run creates no reference cycle (see simulate)
+        direct = [_Source([lane], lane.groups, lane.pick, lane.scenario.queue.bodies, None)
+                  for lane in lanes]
+        for lane, source in zip(lanes, direct, strict=True):
             for producer in lane.producers:
                 first = producer.first()
                 if first is not None:
-                    heapq.heappush(arrivals, (first, seq(), producer, lane.direct))
+                    heapq.heappush(arrivals, (first, seq(), producer, source))
         # The backlogs are in the queues at t=0 (the topic's first, published to every
         # queue); the first poll is an ordinary wake-up at t=0 (after a pause or an error
         # window starting then, and after sends at t=0).
@@ -656,11 +709,11 @@ class _Simulation:
                       else self._compose(self.publishes, self.topic_backlog))
             for lane in lanes:
                 self._send(lane, self.topic_backlog, recipe)
-        for lane in lanes:
+        for lane, source in zip(lanes, direct, strict=True):
             backlog = lane.scenario.queue.backlog
             if backlog:
-                self._send(lane, backlog, None if lane.direct.plain
-                           else self._compose(lane.direct, backlog))
+                self._send(lane, backlog, None if source.plain
+                           else self._compose(source, backlog))
             if lane.b_sent and lane.delay:
                 self._watch(lane, lane.delay)
         for lane in lanes:
