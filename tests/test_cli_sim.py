@@ -288,3 +288,121 @@ def test_plan_bad_arguments_are_one_line(
 ) -> None:
     assert main(["plan", str(need8_file), *argv]) == 2
     assert needle in _error_line(capsys)
+
+
+# ---------------------------------------------------------------------- topics
+# 20 publishes/s to two queues on a 20-concurrency account: "quick" keeps up with its
+# reservation of 5, "heavy" (1 s per message) would need 20 of the 15 left.
+TOPIC = """
+name = "fanout"
+duration = "1m"
+[account]
+concurrency_limit = 20
+min_unreserved = 10
+[topic]
+name = "events"
+[producer]
+rate = 20
+[[subscribers]]
+name = "quick"
+[subscribers.function]
+duration = "100ms"
+reserved_concurrency = 5
+[subscribers.mapping]
+batch_size = 1
+[[subscribers]]
+name = "heavy"
+[subscribers.function]
+duration = "1s"
+[subscribers.mapping]
+batch_size = 1
+[subscribers.downstream]
+concurrency = 8
+"""
+
+
+@pytest.fixture
+def topic_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fanout.toml"
+    path.write_text(TOPIC, encoding="utf-8")
+    return path
+
+
+def test_simulate_a_topic_shows_the_account_and_each_mapping(
+    topic_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    out_json, out_csv, out_png = tmp_path / "t.json", tmp_path / "t.csv", tmp_path / "t.png"
+    code = main(["simulate", str(topic_file), "--set", "subscribers.heavy.mapping.batch_size=2",
+                 "--json", str(out_json), "--csv", str(out_csv), "--plot", str(out_png)])
+    assert code == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "metric" in line)
+    assert [cell.strip() for cell in header.split("┃")][2:5] == ["account", "quick", "heavy"]
+    assert "Messages published" in out
+    assert "concurrency · account  peak" in out and "concurrency · heavy  peak" in out
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert list(data) == ["scenario", "summary", "series", "mappings"]
+    assert [m["name"] for m in data["mappings"]] == ["quick", "heavy"]
+    assert data["scenario"]["subscribers"][1]["mapping"]["batch_size"] == 2
+    assert data["summary"]["messages_sent"] == 2 * data["summary"]["messages_published"]
+    rows = list(csv.reader(out_csv.read_text(encoding="utf-8").splitlines()))
+    assert rows[0][:2] == ["mapping", "t"]
+    assert "unreserved_concurrency" in rows[0] and "limit" in rows[0]
+    assert [row[0] for row in rows[1:]] == ["account"] * 6 + ["quick"] * 6 + ["heavy"] * 6
+    assert out_png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_simulate_a_topic_bad_key_is_one_line_naming_it(
+    topic_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", str(topic_file), "--set", "subscribers.heavy.mapping.bacth_size=2"]) == 2
+    line = _error_line(capsys)
+    assert "unknown key subscribers[1].mapping.bacth_size (did you mean batch_size?)" in line
+    assert "fanout.toml" in line
+
+
+def test_the_topic_preset_runs_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_csv = tmp_path / "p.csv"
+    assert main(["simulate", "--preset", "topic-fanout", "--set", "duration=20s",
+                 "--csv", str(out_csv)]) == 0
+    assert "reserved/billing" in capsys.readouterr().out
+    rows = list(csv.reader(out_csv.read_text(encoding="utf-8").splitlines()))
+    assert rows[0][:3] == ["variant", "mapping", "t"]
+    assert {(row[0], row[1]) for row in rows[1:]} == {
+        (v, m) for v in ("reserved", "unreserved", "fifo")
+        for m in ("account", "billing", "analytics", "audit")}
+
+
+def test_plan_sweeps_a_named_subscriber(
+    topic_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(topic_file), "--subscriber", "heavy", "--values", "2,10",
+                 "--json", str(out)]) == 0
+    assert "subscriber heavy (downstream limit 8)" in capsys.readouterr().out
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["subscriber"] == "heavy" and data["downstream_limit"] == 8
+    settings = {s["maximum_concurrency"]: s for s in data["settings"]}
+    assert settings[2]["peak_concurrency"] == 2 and not settings[2]["keeps_up"]
+    assert settings[10]["peak_concurrency"] > 8 and not settings[10]["within_limit"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "name the one to sweep with --subscriber (one of quick, heavy)"),
+    (["--subscriber", "nope"], "no subscriber 'nope' in the topic scenario (known: quick, heavy)"),
+])
+def test_plan_of_a_topic_needs_a_subscriber(
+    topic_file: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    assert main(["plan", str(topic_file), *argv]) == 2
+    assert needle in _error_line(capsys)
+
+
+def test_plan_of_a_queue_refuses_a_subscriber(
+    need8_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(need8_file), "--subscriber", "x"]) == 2
+    assert "only a topic scenario has subscribers" in _error_line(capsys)

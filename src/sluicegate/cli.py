@@ -34,6 +34,7 @@ from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
 if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
+    from sluicegate.sim.topic_scenario import TopicScenario
 
 __all__ = ["main"]
 
@@ -165,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--values", metavar="N,N,...",
                       help="the maximum_concurrency values to try (default 2,5,10,20,50,100,"
                            "200,500,1000 up to the reserved concurrency, plus the scenario's own)")
+    plan.add_argument("--subscriber", metavar="NAME",
+                      help="a topic scenario's subscriber whose mapping to sweep (required "
+                           "for a topic scenario; the others run as written)")
     plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     return parser
 
@@ -532,8 +536,26 @@ def _load(path: str, overrides: Sequence[str], seed: int | None) -> Scenario:
     return load_scenario(Path(path), overrides=[*overrides, *extra])
 
 
+def _load_plannable(path: str, overrides: Sequence[str], seed: int | None
+                    ) -> Scenario | TopicScenario:
+    """As :func:`_load`, for a queue or a topic scenario (what ``plan`` sweeps).
+
+    Raises:
+        ScenarioError: as :func:`_load`; a stream scenario is refused as ``_load``
+            refuses it.
+    """
+    from sluicegate.sim import load_any_scenario, load_scenario
+    from sluicegate.sim.stream_scenario import StreamScenario
+
+    extra = [] if seed is None else [f"seed={seed}"]
+    scenario = load_any_scenario(Path(path), overrides=[*overrides, *extra])
+    if isinstance(scenario, StreamScenario):
+        return load_scenario(Path(path), overrides=[*overrides, *extra])  # says why not
+    return scenario
+
+
 def _load_any(path: str, overrides: Sequence[str], seed: int | None
-              ) -> Scenario | StreamScenario:
+              ) -> Scenario | StreamScenario | TopicScenario:
     """As :func:`_load`, for a queue or a stream scenario (``[stream]``)."""
     from sluicegate.sim import load_any_scenario
 
@@ -578,7 +600,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if (args.scenario is None) == (args.preset is None):
         raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
-    runs: list[tuple[str, Scenario | StreamScenario]]
+    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
     if args.preset is not None:
         registry = _presets()
         if args.preset not in registry:
@@ -651,15 +673,22 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sluicegate.sim.plan import plan
+    from sluicegate.sim.topic_scenario import TopicScenario
 
-    scenario = _load(args.scenario, args.overrides, args.seed)
+    scenario = _load_plannable(args.scenario, args.overrides, args.seed)
     values = None if args.values is None else _parse_values(args.values)
     limit = args.downstream_limit
-    if limit is None and scenario.downstream is not None:
-        limit = scenario.downstream.concurrency
-    result = plan(scenario, downstream_limit=limit, values=values)
+    if limit is None:
+        # the swept mapping's function's downstream (plan names a missing subscriber)
+        downstream = scenario.downstream if not isinstance(scenario, TopicScenario) else next(
+            (s.downstream for s in scenario.subscribers if s.name == args.subscriber), None)
+        if downstream is not None:
+            limit = downstream.concurrency
+    result = plan(scenario, downstream_limit=limit, values=values, subscriber=args.subscriber)
 
     title = f"maximum_concurrency sweep: {scenario.name or args.scenario}"
+    if args.subscriber is not None:
+        title += f", subscriber {args.subscriber}"
     if limit is not None:
         title += f" (downstream limit {limit})"
     table = Table(title=title, box=None, pad_edge=False,

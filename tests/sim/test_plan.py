@@ -17,6 +17,7 @@ from sluicegate.sim.plan import (
     keeps_up,
     plan,
 )
+from sluicegate.sim.topic_scenario import load_topic_scenario
 
 # 40 msg/s, one per invocation, 200 ms each: the load needs 8 invocations at once.
 NEED_8 = """
@@ -123,3 +124,66 @@ def test_plan_rejects_bad_values() -> None:
         plan(scenario, values=[])
     with pytest.raises(InputError):
         plan(scenario, downstream_limit=0)
+
+
+# The NEED_8 load published to two queues: "need8" as above, and "steady" (reserved 10)
+# which needs 4 at once; a 50-concurrency account.
+TOPIC = """
+name = "need8-topic"
+duration = "2m"
+[account]
+concurrency_limit = 50
+min_unreserved = 20
+[topic]
+backlog = 100
+[producer]
+rate = 40
+[[subscribers]]
+name = "steady"
+[subscribers.function]
+duration = "100ms"
+reserved_concurrency = 10
+[subscribers.mapping]
+batch_size = 1
+[[subscribers]]
+name = "need8"
+[subscribers.function]
+duration = "200ms"
+cold_start = "100ms"
+reserved_concurrency = 15
+[subscribers.mapping]
+batch_size = 1
+maximum_concurrency = 7
+"""
+
+
+def test_plan_sweeps_one_subscriber_of_a_topic() -> None:
+    scenario = load_topic_scenario(TOPIC)
+    result = plan(scenario, subscriber="need8", values=[5, 10])
+    assert result.subscriber == "need8"
+    assert result.to_dict()["subscriber"] == "need8"
+    assert result.scenario == scenario.to_dict()
+    five, ten = result.settings
+    assert (five.keeps_up, ten.keeps_up) == (False, True)
+    assert five.peak_concurrency == 5
+    assert 8 <= ten.peak_concurrency <= 10
+    assert five.backlog_end > five.backlog_start  # its own queue's backlog
+    assert result.recommendation == 10
+    # the bounds are the subscriber's: its reserved 15 and its own setting of 7
+    assert [s.maximum_concurrency for s in plan(scenario, subscriber="need8").settings] == [
+        2, 5, 7, 10, 15]
+
+
+def test_plan_of_a_topic_names_a_subscriber() -> None:
+    scenario = load_topic_scenario(TOPIC)
+    with pytest.raises(InputError, match=r"--subscriber \(one of steady, need8\)"):
+        plan(scenario)
+    with pytest.raises(InputError, match="no subscriber 'x'"):
+        plan(scenario, subscriber="x")
+    with pytest.raises(InputError, match="only a topic scenario has subscribers"):
+        plan(load_scenario(NEED_8), subscriber="need8")
+    with pytest.raises(ScenarioError,
+                       match=r"subscribers\[1\]\.mapping\.maximum_concurrency=1 "):
+        plan(scenario, subscriber="need8", values=[1])
+    # a queue plan's form is unchanged
+    assert "subscriber" not in plan(load_scenario(NEED_8), values=[10]).to_dict()

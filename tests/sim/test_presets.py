@@ -17,6 +17,7 @@ from sluicegate.sim.presets import (
     Preset,
     run_preset,
 )
+from sluicegate.sim.topic_scenario import TopicScenario
 
 EXPECTED = {
     "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
@@ -24,6 +25,7 @@ EXPECTED = {
     "sg-queue-depth", "sg-processing-time", "sg-errors",
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
     "fifo-groups",  # pinned in test_fifo_sim.py
+    "topic-fanout",  # pinned in test_topic_sim.py
 }
 
 
@@ -67,7 +69,7 @@ def test_variants_build_and_overrides_apply_to_every_variant(name):
     changed = PRESETS[name].variants(["duration=30s", "seed=7"])
     assert [v for v, _ in changed] == [v for v, _ in plain]
     for _, scenario in changed:
-        assert isinstance(scenario, (Scenario, StreamScenario))
+        assert isinstance(scenario, (Scenario, StreamScenario, TopicScenario))
         assert scenario.duration == 30.0
         assert scenario.seed == 7
 

@@ -21,6 +21,7 @@ from sluicegate.errors import ConfigError, InputError
 from sluicegate.sim.report import (
     format_duration,
     format_value,
+    named_parts,
     named_runs,
     print_report,
     read_json,
@@ -83,6 +84,19 @@ def preset() -> dict[str, Any]:
     return {"variants": [run("batch 1", 100.0), run("batch 5", 1250.0, errors_at=10)]}
 
 
+def topic_run(name: str | None = None) -> dict[str, Any]:
+    """A topic run: the account-wide part (with a key mappings lack) and two mappings."""
+    account = run(name, 150.0)
+    account["summary"]["messages_published"] = 1000
+    for bucket in account["series"]:
+        bucket["published"] = 10
+    account["mappings"] = [
+        {"name": "billing", **{k: v for k, v in run(None, 50.0).items() if k != "scenario"}},
+        {"name": "audit", **{k: v for k, v in run(None, 100.0).items() if k != "scenario"}},
+    ]
+    return account
+
+
 def render(table: Any) -> str:
     out = io.StringIO()
     Console(file=out, width=160, color_system=None).print(table)
@@ -107,8 +121,18 @@ def test_named_runs_accepts_every_shape() -> None:
     assert [n for n, _ in named_runs({"series": []})] == ["run"]
 
 
+def test_named_parts_take_topic_runs_apart() -> None:
+    assert [n for n, _ in named_parts(topic_run())] == ["account", "billing", "audit"]
+    parts = named_parts({"variants": [topic_run("a"), run("plain")]})
+    assert [n for n, _ in parts] == ["a/account", "a/billing", "a/audit", "plain"]
+    assert parts[1][1]["summary"]["peak_concurrency"] == 50.0
+    assert named_parts(preset()) == named_runs(preset())
+
+
 @pytest.mark.parametrize("bad", [42, "x", {"summary": {}}, {"series": "abc"},
-                                 {"variants": [{"series": [1]}]}, {"variants": 3}])
+                                 {"variants": [{"series": [1]}]}, {"variants": 3},
+                                 {"series": [], "mappings": 3},
+                                 {"series": [], "mappings": [{"series": "abc"}]}])
 def test_named_runs_rejects_other_shapes(bad: Any) -> None:
     with pytest.raises(InputError):
         named_runs(bad)
@@ -343,6 +367,30 @@ def test_csv_has_a_variant_column_and_round_trips(tmp_path: Path) -> None:
     assert b"\r" not in path.read_bytes()
 
 
+def test_table_and_charts_of_a_topic_run_show_each_part() -> None:
+    table = summary_table(topic_run())
+    assert [c.header for c in table.columns] == ["metric", "account", "billing", "audit"]
+    text = render(table)
+    published = next(line for line in text.splitlines() if "Messages published" in line)
+    assert published.count("1,000") == 1 and published.count("-") >= 2
+    charts = text_charts(topic_run(), ["concurrency"], width=60)
+    assert [line.split("  ")[0] for line in charts.split("\n\n")] == [
+        "concurrency · account", "concurrency · billing", "concurrency · audit"]
+
+
+def test_csv_of_topic_runs_has_a_mapping_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "topic.csv", topic_run())
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert path.read_text().split("\n")[0].split(",")[:2] == ["mapping", "t"]
+    assert [r["mapping"] for r in rows] == ["account"] * 24 + ["billing"] * 24 + ["audit"] * 24
+    assert rows[0]["published"] == "10" and rows[24]["published"] == ""
+    both = write_csv(tmp_path / "both.csv", {"variants": [topic_run("t"), run("q")]})
+    rows = list(csv.DictReader(io.StringIO(both.read_text())))
+    assert both.read_text().split("\n")[0].split(",")[:3] == ["variant", "mapping", "t"]
+    assert {(r["variant"], r["mapping"]) for r in rows} == {
+        ("t", "account"), ("t", "billing"), ("t", "audit"), ("q", "")}
+
+
 def test_csv_of_a_single_run_has_no_variant_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "one.csv", run())
     header = path.read_text().split("\n")[0].split(",")
@@ -381,6 +429,22 @@ def test_plot_writes_cloudwatch_panels(tmp_path: Path) -> None:
     quiet = figure(run())  # no throttles, no errors: five panels, no variant legend
     assert len(quiet.axes) == 5
     assert not quiet.legends
+
+
+def test_plot_of_a_topic_run_overlays_the_account_and_each_mapping() -> None:
+    pytest.importorskip("matplotlib")
+    from sluicegate.sim.plot import figure
+
+    data = topic_run()
+    for bucket in data["series"]:
+        bucket["unreserved_concurrency"] = 0.8 * bucket["concurrency"]
+    fig = figure(data)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["account", "billing",
+                                                                  "audit"]
+    concurrency = next(ax for ax in fig.axes if ax.get_title(loc="left") == "Concurrency")
+    # concurrency and environments of all three, the account's unreserved concurrency
+    assert len(concurrency.get_lines()) == 7
+    assert [line.get_linestyle() for line in concurrency.get_lines()].count("-.") == 1
 
 
 def test_plot_without_matplotlib_says_how_to_install(

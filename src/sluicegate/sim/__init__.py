@@ -5,8 +5,11 @@ snake_cased; ``docs/scenarios.md``), :mod:`~sluicegate.sim.models` holds the mod
 world (durations, execution environments, a downstream, producers) and
 :mod:`~sluicegate.sim.driver` runs the event loop and aggregates the series. Stream
 scenarios (a ``[stream]`` table) are read by :mod:`~sluicegate.sim.stream_scenario` and
-run by :mod:`~sluicegate.sim.streams` with the same models; :func:`load_any_scenario`
-and :func:`simulate_any` take either kind.
+run by :mod:`~sluicegate.sim.streams` with the same models. Topic scenarios (a
+``[topic]`` table fanned out to ``[[subscribers]]``, each a queue, a function and a
+mapping) are read by :mod:`~sluicegate.sim.topic_scenario` and run by the queue driver,
+one mapping per subscriber in one event loop and one concurrency pool.
+:func:`load_any_scenario` and :func:`simulate_any` take every kind.
 
 Quick use::
 
@@ -15,10 +18,18 @@ Quick use::
     result = simulate(load_scenario("scenario.toml", overrides=["mapping.batch_size=5"]))
     result.summary["throughput"], result.series[0]["concurrency"]
 
-    result = simulate_any(load_any_scenario("streams.toml"))  # a queue or a stream
+    result = simulate_any(load_any_scenario("streams.toml"))  # a queue, stream or topic
+    result.mappings  # a topic run's: one {"name", "summary", "series", ...} per subscriber
 """
 
-from sluicegate.sim.driver import SERIES_KEYS, SUMMARY_KEYS, SimResult, simulate
+from sluicegate.sim.driver import (
+    ACCOUNT_SERIES_KEYS,
+    ACCOUNT_SUMMARY_KEYS,
+    SERIES_KEYS,
+    SUMMARY_KEYS,
+    SimResult,
+    simulate,
+)
 from sluicegate.sim.scenario import (
     DEFAULT_RAISE_AT,
     ENVIRONMENT_IDLE_TIMEOUT,
@@ -57,8 +68,16 @@ from sluicegate.sim.streams import (
     simulate_any,
     simulate_stream,
 )
+from sluicegate.sim.topic_scenario import (
+    SubscriberSpec,
+    TopicScenario,
+    TopicSpec,
+    load_topic_scenario,
+)
 
 __all__ = [
+    "ACCOUNT_SERIES_KEYS",
+    "ACCOUNT_SUMMARY_KEYS",
     "DEFAULT_RAISE_AT",
     "ENVIRONMENT_IDLE_TIMEOUT",
     "SERIES_KEYS",
@@ -87,10 +106,14 @@ __all__ = [
     "StreamProducerSpec",
     "StreamScenario",
     "StreamSpec",
+    "SubscriberSpec",
+    "TopicScenario",
+    "TopicSpec",
     "Uniform",
     "load_any_scenario",
     "load_scenario",
     "load_stream_scenario",
+    "load_topic_scenario",
     "parse_duration",
     "simulate",
     "simulate_any",

@@ -1,16 +1,28 @@
-"""The discrete-event driver: the core's mapping on a virtual clock, at heap speed.
+"""The discrete-event driver: the core's mappings on a virtual clock, at heap speed.
 
 One event heap, one virtual clock (``now``, seconds from 0), seeded random streams. The
-memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) reads the same
-clock, and the mapping is the core's :class:`~sluicegate.core.mapping.QueueMapping`,
-driven the way the asyncio runtime drives it: ask :meth:`~QueueMapping.poll` what to do,
-perform the actions, report results back (``received``, ``finished``), and come back at
-:meth:`~QueueMapping.next_wakeup`. A single receive coming back or a single invocation
-ending is reported through the fused :meth:`~QueueMapping.received_poll` and
-:meth:`~QueueMapping.finished_poll`, which answer as those three calls would, through the
-same rules. No mapping rule lives here; what is modelled here is what a real run gets
-from the world: handler durations, cold starts, injected errors, a downstream under
-load, producers.
+memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) holds every queue
+and reads the same clock, one :class:`~sluicegate.core.pool.ConcurrencyPool` holds the
+account's concurrency with every function registered, and each mapping is the core's
+:class:`~sluicegate.core.mapping.QueueMapping`, driven the way the asyncio runtime drives
+it: ask :meth:`~QueueMapping.poll` what to do, perform the actions, report results back
+(``received``, ``finished``), and come back at :meth:`~QueueMapping.next_wakeup`. A
+single receive coming back or a single invocation ending is reported through the fused
+:meth:`~QueueMapping.received_poll` and :meth:`~QueueMapping.finished_poll`, which answer
+as those three calls would, through the same rules. No mapping rule lives here; what is
+modelled here is what a real run gets from the world: handler durations, cold starts,
+injected errors, a downstream under load, producers.
+
+A queue scenario runs one mapping; a topic scenario
+(:class:`~sluicegate.sim.topic_scenario.TopicScenario`) one per subscriber, in the same
+loop. Each mapping's state (its queue, function model, long polls, execution
+environments and counters) is a lane (:class:`_Lane`); every event but a bucket boundary
+and a send belongs to one lane. A publish to the topic delivers one message to every
+subscribed queue at its instant, in the order of the topic's subscribers, each delivery
+followed by that queue's mapping's turn (what :meth:`Store.publish
+<sluicegate.store.base.Store.publish>` does, with the group and deduplication ids of
+:func:`~sluicegate.store.base.publish_ids`). The mappings share nothing but the pool: a
+slot taken by one function is one the others cannot have.
 
 How the actions are performed:
 
@@ -21,10 +33,12 @@ How the actions are performed:
   wait). A message that becomes visible goes to a waiting poller drawn at random
   (:class:`~sluicegate.sim.models.LongPolls` says why).
 - ``Invoke``: an execution environment (warm or cold), a duration, an outcome drawn at
-  the start, and an end event; see :meth:`_Simulation._invoke`.
+  the start, and an end event; see :meth:`_Simulation._loop` and
+  :meth:`_Simulation._model`.
 - ``Delete``: deletes from the engine; a stale receipt handle (the message was received
   again after its visibility timeout) deletes nothing, as on SQS.
-- ``Abandon``: counted; the engine makes the messages visible again by itself.
+- ``Abandon``: counted by the mapping; the engine makes the messages visible again by
+  itself.
 
 Pausing a mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short (they
 return empty, as the runtime's stop does), so nothing more is received while paused.
@@ -42,12 +56,12 @@ import heapq
 import itertools
 import operator
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, cast
 
-from sluicegate.core.config import effective_visibility_timeout
+from sluicegate.core.config import TopicConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import (
@@ -58,6 +72,7 @@ from sluicegate.core.results import (
 )
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.sim.models import (
+    CONTROL_SEQ,
     Arrivals,
     Downstream,
     Environments,
@@ -65,13 +80,27 @@ from sluicegate.sim.models import (
     LongPolls,
     lognormal_block,
     sampler,
-    schedule_controls,
+    schedule_buckets,
+    schedule_windows,
 )
-from sluicegate.sim.scenario import RECORD_OVERHEAD, LogNormal, Scenario, load_scenario
-from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
+from sluicegate.sim.scenario import (
+    RECORD_OVERHEAD,
+    LogNormal,
+    Scenario,
+    load_scenario,
+)
+from sluicegate.sim.topic_scenario import TopicScenario, load_topic_scenario
+from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex, publish_ids
 from sluicegate.store.memory import MemoryQueues
 
-__all__ = ["SERIES_KEYS", "SUMMARY_KEYS", "SimResult", "simulate"]
+__all__ = [
+    "ACCOUNT_SERIES_KEYS",
+    "ACCOUNT_SUMMARY_KEYS",
+    "SERIES_KEYS",
+    "SUMMARY_KEYS",
+    "SimResult",
+    "simulate",
+]
 
 SERIES_KEYS: tuple[str, ...] = (
     "t",
@@ -140,9 +169,75 @@ messages_dead_lettered``; ``messages_filtered``: those of the processed that the
 filter criteria rejected (deleted without an invocation); ``max_oldest_age``: the largest end-of-bucket ``oldest_age``;
 the others total or peak their series."""
 
+ACCOUNT_SERIES_KEYS: tuple[str, ...] = (
+    "t",
+    "invocations",
+    "cold_starts",
+    "concurrency",
+    "unreserved_concurrency",
+    "environments",
+    "throttles",
+    "errors",
+    "partial",
+    "abandoned",
+    "published",
+    "sent",
+    "received",
+    "processed",
+    "dead_lettered",
+    "visible",
+    "in_flight",
+    "delayed",
+    "oldest_age",
+)
+"""Keys of every entry of a topic run's account-wide series, in order: the keys of
+:data:`SERIES_KEYS` but ``limit``, over every mapping, and:
+
+- ``concurrency``: most invocations of all functions running at once (what AWS's
+  account-level ConcurrentExecutions shows), not the sum of each function's peak;
+- ``unreserved_concurrency``: most invocations of functions without reserved
+  concurrency running at once (AWS's UnreservedConcurrentExecutions): what contends for
+  the unreserved pool;
+- ``environments``: most execution environments of all functions alive at once;
+- ``published``: messages published to the topic; ``sent``: messages that reached a
+  queue (each publish once per subscriber, plus the subscribers' own sends);
+- ``visible``, ``in_flight``, ``delayed``: summed over the queues; ``oldest_age``: the
+  oldest message of any queue.
+"""
+
+ACCOUNT_SUMMARY_KEYS: tuple[str, ...] = (
+    "duration",
+    "total_invocations",
+    "total_cold_starts",
+    "total_errors",
+    "total_partial",
+    "total_throttles",
+    "total_abandoned",
+    "peak_concurrency",
+    "peak_unreserved_concurrency",
+    "peak_environments",
+    "messages_published",
+    "messages_sent",
+    "messages_received",
+    "messages_processed",
+    "messages_dead_lettered",
+    "messages_filtered",
+    "messages_queued",
+    "throughput",
+    "max_oldest_age",
+    "downstream_requests",
+    "downstream_failures",
+)
+"""Keys of a topic run's account-wide summary, in order: the keys of
+:data:`SUMMARY_KEYS` over every mapping, with ``peak_unreserved_concurrency`` and
+``messages_published`` (publishes to the topic, backlog included). Every message is
+accounted for in every queue, so that ``messages_sent = messages_processed +
+messages_queued + messages_dead_lettered`` here too."""
+
 SAME_INSTANT_LIMIT: Final = 10_000
-"""Most consecutive mapping wake-ups at one instant before the driver declares the core
-stuck (a wake-up that never makes progress would otherwise loop forever)."""
+"""Most consecutive mapping wake-ups at one instant (per mapping) before the driver
+declares the core stuck (a wake-up that never makes progress would otherwise loop
+forever)."""
 
 _END: Final = 0
 _PRODUCE: Final = 1
@@ -153,6 +248,9 @@ _BUCKET: Final = 5
 _ERRORS: Final = 6
 _PAUSE: Final = 7
 _RESUME: Final = 8
+_DELIVER: Final = -1
+"""A delivery of a topic's publish to a further subscriber (never on the heap): below
+``_PRODUCE``, so that one comparison finds both after ``_END``."""
 
 
 _INF: Final = float("inf")
@@ -170,32 +268,47 @@ class SimResult:
     """What a run produced.
 
     Attributes:
-        scenario: the normalized scenario (:meth:`Scenario.to_dict`).
-        summary: totals and peaks (keys: :data:`SUMMARY_KEYS`).
-        series: one dict per bucket (keys: :data:`SERIES_KEYS`).
+        scenario: the normalized scenario (its ``to_dict()``).
+        summary: totals and peaks (keys: :data:`SUMMARY_KEYS`; a topic run's are
+            account-wide, :data:`ACCOUNT_SUMMARY_KEYS`).
+        series: one dict per bucket (keys: :data:`SERIES_KEYS`; a topic run's are
+            account-wide, :data:`ACCOUNT_SERIES_KEYS`).
+        mappings: a topic run's mappings, one per subscriber in the topic's order:
+            ``{"name", "queue", "function", "summary", "series"}``, with the summary and
+            series of a queue run (:data:`SUMMARY_KEYS`, :data:`SERIES_KEYS`); ``None``
+            for a queue run.
     """
 
     scenario: dict[str, Any]
     summary: dict[str, Any]
     series: list[dict[str, Any]]
+    mappings: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"scenario": ..., "summary": ..., "series": [...]}``, JSON-serializable; the
-        same scenario and seed give the same ``json.dumps`` byte for byte."""
-        return {"scenario": self.scenario, "summary": self.summary, "series": self.series}
+        """``{"scenario": ..., "summary": ..., "series": [...]}``, and ``"mappings"`` for
+        a topic run; JSON-serializable; the same scenario and seed give the same
+        ``json.dumps`` byte for byte."""
+        out = {"scenario": self.scenario, "summary": self.summary, "series": self.series}
+        if self.mappings is not None:
+            out["mappings"] = self.mappings
+        return out
 
 
 class _Groups:
-    """Which message group each message of a FIFO queue goes to: uniformly over ``count``
-    groups, except a ``hot_share`` of messages that all go to group ``g0``."""
+    """Which message group each message of a FIFO queue (or topic) goes to: uniformly
+    over ``count`` groups, except a ``hot_share`` of messages that all go to group
+    ``g0``; and a deduplication id of its own per message (``prefix`` and a count), so
+    that no two messages of one queue share one."""
 
-    __slots__ = ("count", "hot_share", "random", "sent")
+    __slots__ = ("count", "hot_share", "prefix", "random", "sent")
 
-    def __init__(self, count: int, hot_share: float, rng: random.Random) -> None:
+    def __init__(self, count: int, hot_share: float, rng: random.Random,
+                 prefix: str = "") -> None:
         self.count = count
         self.hot_share = hot_share
         self.random = rng.random
         self.sent = 0
+        self.prefix = prefix
 
     def draw(self) -> str:
         self.sent += 1
@@ -203,12 +316,53 @@ class _Groups:
             return "g0"
         return f"g{int(self.random() * self.count)}"
 
+    def deduplication_id(self) -> str:
+        """The deduplication id of the message whose group was drawn last."""
+        return f"{self.prefix}{self.sent:x}"
 
-def simulate(scenario: Scenario | dict[str, Any]) -> SimResult:
+
+class _Source:
+    """Where a producer's messages go and what they carry: a topic (every lane, in the
+    topic's order) or one lane's queue.
+
+    Attributes:
+        targets: the lanes a send delivers to; ``first`` and ``rest``: the first of
+            them, the others (last first: the order the driver takes them in).
+        plain: the messages are all alike (no bodies to draw, no FIFO group): lanes
+            send their shared message.
+        groups: draws each message's FIFO group and deduplication id (``None`` unless
+            FIFO).
+        pick: picks each message's body index (``None`` without bodies).
+        indices: ``range(len(bodies))``, what ``pick`` picks from.
+        topic: the topic's configuration, for a topic (``None`` for a queue).
+        bodies: the bodies' texts.
+    """
+
+    __slots__ = ("bodies", "first", "groups", "indices", "pick", "plain", "rest", "targets",
+                 "topic")
+
+    def __init__(self, targets: list[_Lane], groups: _Groups | None,
+                 pick: Callable[[range], int] | None, bodies: tuple[str, ...],
+                 topic: TopicConfig | None) -> None:
+        self.targets = targets
+        self.first = targets[0]
+        self.rest = targets[:0:-1]
+        self.groups = groups
+        self.pick = pick
+        self.bodies = bodies
+        self.indices = range(len(bodies))
+        self.plain = groups is None and not bodies
+        self.topic = topic
+
+
+def simulate(scenario: Scenario | TopicScenario | Mapping[str, Any]) -> SimResult:
     """Run ``scenario`` in virtual time.
 
     Parameters:
-        scenario: a :class:`Scenario`, or a plain dict that :func:`load_scenario` accepts.
+        scenario: a :class:`Scenario` or a
+            :class:`~sluicegate.sim.topic_scenario.TopicScenario`, or a plain dict that
+            :func:`load_scenario` (or, with a ``topic`` key,
+            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`) accepts.
 
     Returns:
         The :class:`SimResult`: a pure function of the scenario (seed included).
@@ -216,8 +370,9 @@ def simulate(scenario: Scenario | dict[str, Any]) -> SimResult:
     Raises:
         ScenarioError: a dict that is not a valid scenario.
     """
-    if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
+    if not isinstance(scenario, (Scenario, TopicScenario)):
+        scenario = (load_topic_scenario(scenario) if scenario.get("topic") is not None
+                    else load_scenario(scenario))
     # A run allocates several objects per event and creates no reference cycles
     # (reference counting frees everything as it goes), so the cyclic garbage collector
     # would only re-scan live objects: it is paused for the run, then restored.
@@ -230,16 +385,224 @@ def simulate(scenario: Scenario | dict[str, Any]) -> SimResult:
             gc.enable()
 
 
+class _Lane:
+    """One mapping and everything it alone touches: its queue in the engine, its
+    :class:`~sluicegate.core.mapping.QueueMapping`, its long polls, its function's model
+    (durations, cold starts, execution environments, error windows, downstream), its
+    pending events and its counters.
+
+    Built from a single-queue :class:`Scenario` (a queue scenario itself, or a topic
+    subscriber's :meth:`~sluicegate.sim.topic_scenario.TopicScenario.subscriber_scenario`);
+    ``stream`` gives the lane's seeded random streams by purpose. The function is
+    registered in ``pool`` before its mapping is built, so the mapping's scaling policy
+    sees its reserved concurrency.
+    """
+
+    __slots__ = (
+        "b_errors",
+        "b_live",
+        "b_partial",
+        "b_processed",
+        "b_running",
+        "b_sent",
+        "bodies",
+        "cold_start",
+        "delay",
+        "downstream",
+        "downstream_items",
+        "downstream_per_record",
+        "draw",
+        "durations",
+        "environments",
+        "error_windows",
+        "errors_rng",
+        "fifo",
+        "function",
+        "groups",
+        "idle_timeout",
+        "last_abandoned",
+        "last_cold",
+        "last_dead",
+        "last_invocations",
+        "last_received",
+        "last_throttles",
+        "lognormal",
+        "mapping",
+        "max_oldest_age",
+        "maximum",
+        "modelled",
+        "mu",
+        "name",
+        "new_message",
+        "next_duration",
+        "one_message",
+        "p_item",
+        "p_raise",
+        "p_timeout",
+        "pauses",
+        "per_record",
+        "pick",
+        "producers",
+        "queue",
+        "raise_at",
+        "release",
+        "report_failures",
+        "running",
+        "scenario",
+        "series",
+        "shared",
+        "sigma",
+        "size",
+        "timeout",
+        "timeout_at",
+        "unreserved",
+        "visible_at",
+        "waiters",
+        "waiting",
+        "wake_at",
+        "warm",
+        "windows",
+    )
+
+    def __init__(self, scenario: Scenario, name: str, engine: MemoryQueues,
+                 pool: ConcurrencyPool, stream: Callable[[str], random.Random]) -> None:
+        self.scenario = scenario
+        self.name = name
+        end = scenario.duration
+
+        # --- queue
+        q = scenario.queue
+        dlq = scenario.dead_letter_queue_config()
+        if dlq is not None:
+            engine.ensure_queue(dlq)
+        qconfig = scenario.queue_config()
+        engine.ensure_queue(qconfig)
+        self.queue = qconfig.name
+        self.delay = float(q.delay_seconds)
+        self.new_message = NewMessage("", md5_hex(""), {}, q.delay_seconds, "sluicegate-sim")
+        self.one_message = [self.new_message]
+        self.fifo = qconfig.fifo
+        """A FIFO queue: every message gets a group and its own deduplication id (see
+        :class:`_Groups`) and goes through the engine's FIFO send."""
+        self.bodies = [NewMessage(b, md5_hex(b), {}, q.delay_seconds, "sluicegate-sim")
+                       for b in q.bodies]
+        """Messages of each body of the queue's (or topic's) ``bodies``."""
+        # a send with nothing to delay and no message of its own (FIFO groups, drawn
+        # bodies) hands the one shared message to a waiting poller: the fast path
+        self.shared = not self.delay and not (self.fifo or self.bodies)
+        self.size = q.message_size + RECORD_OVERHEAD
+        self.waiters = LongPolls(stream("polls"))
+        """Long polls waiting for messages."""
+        self.waiting = self.waiters.pool
+        """The waiting long polls (truthy while any waits)."""
+        self.wake_at = _INF
+        """When the mapping's pending wake-up event fires (``inf``: none)."""
+        self.timeout_at = _INF
+        """When the pending long-poll expiry event fires (``inf``: none)."""
+        self.visible_at = _INF
+        """When the pending visibility event fires (``inf``: none). Whenever a message is
+        hidden (received, or sent with a delay) an event is made pending at or before the
+        time it becomes visible; one that fires with nobody waiting is dropped, and the
+        next waiting poller schedules the next (:meth:`_Simulation._watch`)."""
+
+        # --- function and mapping
+        f = scenario.function
+        fconfig = scenario.function_config()
+        pool.register(fconfig)
+        self.function = fconfig.name
+        self.unreserved = fconfig.reserved_concurrency is None
+        """The function has no reserved concurrency: it draws from the unreserved pool."""
+        mconfig = scenario.mapping_config()
+        criteria = mconfig.filter_criteria
+        self.mapping = QueueMapping(
+            mconfig,
+            visibility_timeout=effective_visibility_timeout(
+                qconfig.visibility_timeout, mconfig.maximum_batching_window, fconfig.timeout
+            ),
+            pool=pool,
+            now=0.0,
+            record_filter=None if not criteria else (
+                lambda r: criteria.matches_payload(r.payload.body)),
+        )
+        self.pauses = scenario.mapping.pauses
+        self.maximum = mconfig.maximum_concurrency
+        self.report_failures = mconfig.report_batch_item_failures
+        self.timeout = fconfig.timeout
+        durations = stream("durations")
+        self.draw = sampler(f.duration, durations)
+        dist = f.duration
+        self.lognormal: tuple[float, float, random.Random] | None = (
+            (dist.mu, dist.sigma, durations)
+            if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
+        )
+        """``(mu, sigma, rng)`` when durations are lognormal: the event loop then takes
+        them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
+        :func:`sampler` draws, in its order, without a call per draw."""
+        self.mu, self.sigma, self.durations = self.lognormal or (0.0, 0.0, durations)
+        self.next_duration: Callable[[], float] = iter(()).__next__
+        self.per_record = f.duration_per_record
+        self.cold_start = sampler(f.cold_start, stream("cold-starts"))
+        self.environments = Environments(f.idle_timeout)
+        self.warm = self.environments.warm
+        self.idle_timeout = self.environments.idle_timeout
+        self.release = self.environments.release
+        self.errors_rng = stream("errors")
+        self.windows = f.errors
+        self.error_windows = ErrorWindows(f.errors)
+        self.p_raise = 0.0
+        self.p_timeout = 0.0
+        self.p_item = 0.0
+        self.raise_at = 1.0
+        spec = scenario.downstream
+        self.downstream = None if spec is None else Downstream(spec, stream("downstream"))
+        self.downstream_per_record = spec is not None and spec.per == "record"
+        self.downstream_items = spec is not None and spec.error_kind == "batch_item_failure"
+        self.modelled = bool(self.per_record or self.downstream is not None)
+        """Whether an invocation needs more than a duration draw: records add time,
+        errors are injected, or a downstream is called (see :meth:`_Simulation._model`)."""
+
+        # --- its own sends (the producers and backlog of its queue): their groups and
+        # bodies; the driver's _Source of them refers to the lane, not the other way
+        # round (a lane in no reference cycle is freed as soon as the run ends)
+        self.groups = (_Groups(q.groups, q.hot_group_share, stream("groups"),
+                               f"{name}/" if name else "") if self.fifo else None)
+        self.pick = stream("bodies").choice if q.bodies else None
+        self.producers = [Arrivals(p, end, stream(f"producer:{i}"))
+                          for i, p in enumerate(scenario.producers)]
+
+        # --- counters: gauges now, the current bucket's (b_*), totals when it began
+        self.running = 0
+        self.b_running = 0
+        self.b_live = 0
+        self.b_errors = 0
+        self.b_partial = 0
+        self.b_sent = 0
+        self.b_processed = 0
+        self.last_invocations = 0
+        self.last_cold = 0
+        self.last_abandoned = 0
+        self.last_received = 0
+        self.last_throttles = 0
+        self.last_dead = 0
+        self.max_oldest_age = 0.0
+        self.series: list[dict[str, Any]] = []
+
+
+def _prefixed(stream: Callable[[str], random.Random], prefix: str,
+              purpose: str) -> random.Random:
+    return stream(prefix + purpose)
+
+
 class _Simulation:
     """One run: build, :meth:`run`, discard.
 
     The event loop (:meth:`_loop`) is one function with the hot state in local
-    variables: at hundreds of thousands of invocations per second, attribute lookups
-    and method calls are the cost. Rare events (bucket boundaries, error windows,
-    pauses) call methods.
+    variables and in the lanes (attributes of a compiled class are as cheap as locals
+    there): at hundreds of thousands of invocations per second, lookups and calls are
+    the cost. Rare events (bucket boundaries, error windows, pauses) call methods.
     """
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario | TopicScenario) -> None:
         self.scenario = scenario
         self._now = [0.0]
         """The virtual clock: ``[now]``, a list so that the engine reads it through a C
@@ -255,115 +618,58 @@ class _Simulation:
         # --- events: (time, sequence, kind, ...); the sequence makes the order total
         self.heap: list[tuple[Any, ...]] = []
         self.next_seq = itertools.count(1).__next__
-        self.wake_at = _INF
-        """When the mapping's pending wake-up event fires (``inf``: none)."""
-        self.timeout_at = _INF
-        """When the pending long-poll expiry event fires (``inf``: none)."""
-        self.visible_at = _INF
-        """When the pending visibility event fires (``inf``: none). Whenever a message is
-        hidden (received, or sent with a delay) an event is made pending at or before the
-        time it becomes visible; one that fires with nobody waiting is dropped, and the
-        next waiting poller schedules the next (:meth:`_watch`)."""
-        self.dirty = False
-        """Whether :meth:`_serve` or an expiry reported anything to the mapping."""
 
-        # --- queue
-        q = scenario.queue
+        # --- the store and the pool, shared by every mapping
         ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
         clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
         self.engine = MemoryQueues(clock, new_id=partial(next, ids))
-        dlq = scenario.dead_letter_queue_config()
-        if dlq is not None:
-            self.engine.ensure_queue(dlq)
-        qconfig = scenario.queue_config()
-        self.engine.ensure_queue(qconfig)
-        self.queue = qconfig.name
-        self.delay = float(q.delay_seconds)
-        self.new_message = NewMessage("", md5_hex(""), {}, q.delay_seconds, "sluicegate-sim")
-        self.fifo = qconfig.fifo
-        """A FIFO queue: every message gets a group (see :class:`_Groups`) and its own
-        deduplication id, and goes through the engine's FIFO send."""
-        self.groups = _Groups(q.groups, q.hot_group_share, stream("groups")) if self.fifo else None
-        self.bodies = [NewMessage(b, md5_hex(b), {}, q.delay_seconds, "sluicegate-sim")
-                       for b in q.bodies]
-        """Messages of each body of ``[queue] bodies``; a send draws one per message."""
-        self.pick_body = stream("bodies").choice
-        self.record_size = q.message_size + RECORD_OVERHEAD
-        self.waiters = LongPolls(stream("polls"))
-        """Long polls waiting for messages."""
-
-        # --- function and mapping
-        f = scenario.function
-        fconfig = scenario.function_config()
         self.pool = ConcurrencyPool(scenario.account_config())
-        self.pool.register(fconfig)
-        mconfig = scenario.mapping_config()
-        criteria = mconfig.filter_criteria
-        self.mapping = QueueMapping(
-            mconfig,
-            visibility_timeout=effective_visibility_timeout(
-                qconfig.visibility_timeout, mconfig.maximum_batching_window, fconfig.timeout
-            ),
-            pool=self.pool,
-            now=0.0,
-            record_filter=None if not criteria else (
-                lambda r: criteria.matches_payload(r.payload.body)),
-        )
-        self.maximum = mconfig.maximum_concurrency
-        self.report_failures = mconfig.report_batch_item_failures
-        self.timeout = fconfig.timeout
-        durations = stream("durations")
-        self.duration = sampler(f.duration, durations)
-        dist = f.duration
-        self.lognormal: tuple[float, float, random.Random] | None = (
-            (dist.mu, dist.sigma, durations)
-            if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
-        )
-        """``(mu, sigma, rng)`` when durations are lognormal: the event loop then takes
-        them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
-        :func:`sampler` draws, in its order, without a call per draw."""
-        self.per_record = f.duration_per_record
-        self.cold_start = sampler(f.cold_start, stream("cold-starts"))
-        self.environments = Environments(f.idle_timeout)
-        self.errors_rng = stream("errors")
-        self.windows = f.errors
-        self.error_windows = ErrorWindows(f.errors)
-        self.p_raise = 0.0
-        self.p_timeout = 0.0
-        self.p_item = 0.0
-        self.raise_at = 1.0
-        spec = scenario.downstream
-        self.downstream = None if spec is None else Downstream(spec, stream("downstream"))
-        self.downstream_per_record = spec is not None and spec.per == "record"
-        self.downstream_items = spec is not None and spec.error_kind == "batch_item_failure"
-        self.producers = [
-            Arrivals(p, self.end, stream(f"producer:{i}"))
-            for i, p in enumerate(scenario.producers)
-        ]
-        self.arrivals: list[tuple[float, int, Arrivals]] = []
-        """Each producer's next send: (time, sequence, producer), a heap of its own, so
-        that the busiest events (one per message at a constant rate) cost no push and pop
-        on the main heap. At one instant: bucket boundary and scenario changes (negative
-        sequence numbers), then sends, then the rest."""
+
+        # --- one lane per mapping, and the sources of messages
+        self.topic: TopicScenario | None = None
+        self.lanes: list[_Lane] = []
+        if isinstance(scenario, TopicScenario):
+            self.topic = scenario
+            for index, subscriber in enumerate(scenario.subscribers):
+                # a subscriber's streams are named after it: its draws do not change
+                # when others are added or reordered
+                prefix = f"subscriber:{subscriber.name}:"
+                self.lanes.append(_Lane(
+                    scenario.subscriber_scenario(index), subscriber.name, self.engine,
+                    self.pool, partial(_prefixed, stream, prefix)))
+            t = scenario.topic
+            self.publishes: _Source | None = _Source(
+                list(self.lanes),
+                _Groups(t.groups, t.hot_group_share, stream("groups")) if t.fifo else None,
+                stream("bodies").choice if t.bodies else None,
+                t.bodies,
+                scenario.topic_config(),
+            )
+            """The topic's publishes: to every lane, in the topic's order."""
+            self.producers = [Arrivals(p, self.end, stream(f"producer:{i}"))
+                              for i, p in enumerate(scenario.producers)]
+            self.topic_backlog = t.backlog
+        else:
+            self.lanes.append(_Lane(scenario, "", self.engine, self.pool, stream))
+            self.publishes = None
+            self.producers = []
+            self.topic_backlog = 0
+        self.arrivals: list[tuple[float, int, Arrivals, _Source]] = []
+        """Each producer's next send: (time, sequence, producer, source), a heap of its
+        own, so that the busiest events (one per message at a constant rate) cost no push
+        and pop on the main heap. At one instant: bucket boundary and scenario changes
+        (negative sequence numbers), then sends, then the rest."""
 
         # --- results
-        self.series: list[dict[str, Any]] = []
         self.bucket_start = 0.0
-        self.last_throttles = 0
-        self.last_dead = 0
+        self.series: list[dict[str, Any]] = []
+        """A topic run's account-wide series (a queue run's is its lane's)."""
         self.max_oldest_age = 0.0
 
     @property
     def now(self) -> float:
         """The virtual time, seconds from the start."""
         return self._now[0]
-
-    @property
-    def modelled(self) -> bool:
-        """Whether an invocation needs more than a duration draw: records add time,
-        errors are injected, or a downstream is called."""
-        return bool(self.per_record or self.p_raise or self.p_timeout or self.p_item
-                    or self.downstream is not None)
 
     # ------------------------------------------------------------------ run
 
@@ -372,61 +678,108 @@ class _Simulation:
         end = self.end
         heap = self.heap
         seq = self.next_seq
-        schedule_controls(
-            heap, end=end, bucket=scenario.bucket, windows=self.windows,
-            pauses=scenario.mapping.pauses, kinds=(_BUCKET, _ERRORS, _PAUSE, _RESUME),
-        )
-        for producer in self.producers:
-            first = producer.first()
-            if first is not None:
-                heapq.heappush(self.arrivals, (first, seq(), producer))
-        # The backlog is in the queue at t=0; the first poll is an ordinary wake-up at
-        # t=0 (after a pause or an error window starting then, and after sends at t=0).
-        backlog = scenario.queue.backlog
-        if backlog:
-            if self.bodies:
-                self._send_bodies(self.queue, [self.new_message] * backlog)
-            elif self.fifo:
-                self._send_fifo(self.queue, [self.new_message] * backlog)
-            else:
-                self.engine.send(self.queue, [self.new_message] * backlog)
-            if self.delay:
-                self._watch(self.delay)
-        heapq.heappush(heap, (0.0, seq(), _WAKE))
-        self.wake_at = 0.0
-        self._loop(backlog)
-        return SimResult(scenario.to_dict(), self._summary(), self.series)
+        lanes = self.lanes
+        schedule_buckets(heap, end=end, bucket=scenario.bucket, kind=_BUCKET)
+        control = itertools.count(CONTROL_SEQ).__next__
+        for lane in lanes:
+            schedule_windows(heap, control, end=end, windows=lane.windows,
+                             pauses=lane.pauses, kinds=(_ERRORS, _PAUSE, _RESUME),
+                             extra=(lane,))
+        arrivals = self.arrivals
+        if self.publishes is not None:
+            for producer in self.producers:
+                first = producer.first()
+                if first is not None:
+                    heapq.heappush(arrivals, (first, seq(), producer, self.publishes))
+        # each lane's own sends; a run creates no reference cycle (see simulate)
+        direct = [_Source([lane], lane.groups, lane.pick, lane.scenario.queue.bodies, None)
+                  for lane in lanes]
+        for lane, source in zip(lanes, direct, strict=True):
+            for producer in lane.producers:
+                first = producer.first()
+                if first is not None:
+                    heapq.heappush(arrivals, (first, seq(), producer, source))
+        # The backlogs are in the queues at t=0 (the topic's first, published to every
+        # queue); the first poll is an ordinary wake-up at t=0 (after a pause or an error
+        # window starting then, and after sends at t=0).
+        published = 0
+        if self.publishes is not None and self.topic_backlog:
+            published = self.topic_backlog
+            recipe = (None if self.publishes.plain
+                      else self._compose(self.publishes, self.topic_backlog))
+            for lane in lanes:
+                self._send(lane, self.topic_backlog, recipe)
+        for lane, source in zip(lanes, direct, strict=True):
+            backlog = lane.scenario.queue.backlog
+            if backlog:
+                self._send(lane, backlog, None if source.plain
+                           else self._compose(source, backlog))
+            if lane.b_sent and lane.delay:
+                self._watch(lane, lane.delay)
+        for lane in lanes:
+            heapq.heappush(heap, (0.0, seq(), _WAKE, lane))
+            lane.wake_at = 0.0
+        self._loop(published)
+        if self.topic is None:
+            lane = lanes[0]
+            return SimResult(scenario.to_dict(), self._summary(lane), lane.series)
+        return SimResult(scenario.to_dict(), self._account_summary(), self.series, [
+            {"name": lane.name, "queue": lane.queue, "function": lane.function,
+             "summary": self._summary(lane), "series": lane.series}
+            for lane in lanes
+        ])
 
-    def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[str]:
-        """Send to a FIFO queue: each message in a group drawn by :class:`_Groups`, with
-        a deduplication id of its own (the simulated producer never sends duplicates)."""
-        groups = self.groups
-        assert groups is not None
-        fresh = [
-            dataclasses.replace(message, group_id=groups.draw(),
-                                deduplication_id=f"{groups.sent:x}")
-            for message in messages
-        ]
-        return [sent.message_id for sent in self.engine.send_fifo(queue, fresh)]
+    def _compose(self, source: _Source, count: int) -> list[tuple[int, str | None, str | None]]:
+        """What ``count`` messages of ``source`` carry: each one's body (an index into
+        the bodies, -1 for none), FIFO group and deduplication id, drawn once and
+        delivered alike to every target (a topic's publishes keep their group and
+        deduplication ids in every queue: :func:`publish_ids`)."""
+        pick = source.pick
+        indices = ([pick(source.indices) for _ in range(count)] if pick is not None
+                   else [-1] * count)
+        groups = source.groups
+        if groups is None:
+            return [(i, None, None) for i in indices]
+        topic = source.topic
+        out: list[tuple[int, str | None, str | None]] = []
+        for i in indices:
+            group: str | None = groups.draw()
+            dedup: str | None = groups.deduplication_id()
+            if topic is not None:
+                group, dedup = publish_ids(topic, source.bodies[i] if i >= 0 else "",
+                                           group, dedup)
+            out.append((i, group, dedup))
+        return out
 
-    def _send_bodies(self, queue: str, messages: list[NewMessage]) -> list[str]:
-        """Send messages whose bodies are drawn from ``[queue] bodies`` (through the FIFO
-        send when the queue is FIFO)."""
-        pick, bodies = self.pick_body, self.bodies
-        drawn = [pick(bodies) for _ in messages]
-        if self.fifo:
-            return self._send_fifo(queue, drawn)
-        return self.engine.send(queue, drawn)
+    def _send(self, lane: _Lane, count: int,
+              recipe: list[tuple[int, str | None, str | None]] | None) -> None:
+        """Send ``count`` messages to ``lane``'s queue: its shared message, or as
+        ``recipe`` (:meth:`_compose`) says; counted in the bucket's ``sent``."""
+        lane.b_sent += count
+        if recipe is None:
+            self.engine.send(lane.queue, lane.one_message * count)
+            return
+        bodies = lane.bodies
+        base = lane.new_message
+        messages = [bodies[i] if i >= 0 else base for i, _, _ in recipe]
+        if lane.fifo:
+            self.engine.send_fifo(lane.queue, [
+                dataclasses.replace(message, group_id=group, deduplication_id=dedup)
+                for message, (_, group, dedup) in zip(messages, recipe, strict=True)
+            ])
+        else:
+            self.engine.send(lane.queue, messages)
 
-    def _loop(self, sent: int) -> None:
+    def _loop(self, published: int) -> None:
         """Run every event before the end, then close the last bucket.
 
         Parameters:
-            sent: messages already sent at t=0 (the backlog), counted in the first bucket.
+            published: messages already published to the topic at t=0 (its backlog),
+                counted in the first bucket.
         """
-        # Everything the hot path touches, as locals; methods are called on their objects
-        # (as cheap as a bound-method local for CPython, and what a compiled build
-        # (mypyc) turns into direct calls).
+        # Everything the hot path touches, as locals, or in the event's lane; methods are
+        # called on their objects (as cheap as a bound-method local for CPython, and what
+        # a compiled build (mypyc) turns into direct calls).
         heap = self.heap
         clock = self._now
         pop = heapq.heappop
@@ -434,44 +787,23 @@ class _Simulation:
         seq = self.next_seq
         end = self.end
         engine = self.engine
-        queue = self.queue
-        size = self.record_size
-        send = self._send_bodies if self.bodies else (
-            self._send_fifo if self.fifo else engine.send)
-        fifo = self.fifo
-        # FIFO groups and drawn bodies need a message of their own per send: not the
-        # fast path, which hands one shared message to a waiting poller
-        own_messages = self.fifo or bool(self.bodies)
-        new_message = self.new_message
-        one_message = [new_message]
-        delay = self.delay
-        # a send with nothing to delay and no message of its own may take the fast path
-        shared = not delay and not own_messages
-        mapping = self.mapping
-        waiters = self.waiters
-        waiting = waiters.pool
-        environments = self.environments
-        warm = environments.warm
-        idle_timeout = environments.idle_timeout
-        draw = self.duration
-        lognormal = self.lognormal is not None
-        mu, sigma, durations = self.lognormal or (0.0, 0.0, random.Random(0))
-        next_duration: Callable[[], float] = iter(()).__next__
-        cold_start = self.cold_start
-        timeout = self.timeout
-        modelled = self.modelled
-        model = self._model
-        downstream = self.downstream
         success = SUCCESS_OUTCOME
         max_wait = MAX_RECEIVE_WAIT
-        # Gauges, and the current bucket's counters (b_*).
+        # Account-wide gauges and the current bucket's peaks (b_*): invocations running,
+        # those of functions without reserved concurrency (kept with several lanes; one
+        # lane's are all or none of them), and execution environments alive.
         running = 0
-        b_running = b_live = 0
-        b_invocations = b_cold = b_errors = b_partial = b_abandoned = 0
-        b_sent = sent
-        b_received = b_processed = 0
+        b_running = 0
+        unreserved = 0
+        b_unreserved = 0
+        live = 0
+        b_live = 0
+        b_published = published
         same = 0
         last = -1.0
+        stuck = SAME_INSTANT_LIMIT * len(self.lanes)
+        # Several lanes keep gauges of their own; one lane's are the account's.
+        multi = len(self.lanes) > 1
 
         arrivals = self.arrivals
         replace = heapq.heapreplace
@@ -484,174 +816,205 @@ class _Simulation:
         # One producer (the usual case): its next send is `next_send` alone, without the
         # arrivals heap (whose sequence numbers only order several producers' sends).
         solo = arrivals[0][2] if len(arrivals) == 1 else None
+        solo_source = arrivals[0][3] if len(arrivals) == 1 else None
+        # Deliveries of a publish still to make at `now` (to the other subscribers),
+        # last first: each is followed by its mapping's turn, before any other event.
+        pending: list[tuple[_Lane, int, list[tuple[int, str | None, str | None]] | None]] = []
+        # declared, not inferred: a value taken out of a tuple (Any) would otherwise
+        # make them Any, which a compiled build boxes and compares as objects
+        recipe: list[tuple[int, str | None, str | None]] | None = None
+        count: int = 0
+        now: float = 0.0
+        lane: _Lane
 
         while True:
             # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
             # call (received_poll, finished_poll) returned them; else poll() is asked.
             actions = None
-            top = heap[0]
-            now: float = top[0]
             kind: int
-            if next_send < now or (next_send == now and top[1] > 0):
-                now = next_send
-                kind = _PRODUCE
+            if pending:
+                lane, count, recipe = pending.pop()
+                kind = _DELIVER
             else:
-                event = pop(heap)
-                kind = event[2]
-            if now >= end:
-                break
-            clock[0] = now
+                top = heap[0]
+                now = top[0]
+                if next_send < now or (next_send == now and top[1] > 0):
+                    now = next_send
+                    kind = _PRODUCE
+                else:
+                    event = pop(heap)
+                    kind = event[2]
+                if now >= end:
+                    break
+                clock[0] = now
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
+                lane = event[3]
                 running -= 1
-                environments.release(now)
-                outcome: BatchOutcome = event[4]
-                ended: Batch = event[3]
+                if multi:
+                    lane.running -= 1
+                    if lane.unreserved:
+                        unreserved -= 1
+                lane.release(now)
+                outcome: BatchOutcome = event[5]
+                ended: Batch = event[4]
                 if outcome is not success:
                     if outcome.function_error:
-                        b_errors += 1
+                        lane.b_errors += 1
                     elif outcome.failed:
-                        b_partial += 1
-                called: bool = event[5]
+                        lane.b_partial += 1
+                called: bool = event[6]
                 if called:
-                    downstream.done()  # type: ignore[union-attr]
-                deleted, actions, wake = mapping.finished_poll(now, ended.id, outcome)
+                    lane.downstream.done()  # type: ignore[union-attr]
+                deleted, actions, wake = lane.mapping.finished_poll(now, ended.id, outcome)
                 if deleted:
-                    b_processed += engine.delete_records(queue, deleted)
-                    if fifo and waiting:
+                    lane.b_processed += engine.delete_records(lane.queue, deleted)
+                    if lane.fifo and lane.waiting:
                         # A FIFO group whose batch settled may deliver again: its next
                         # messages were visible all along, but no receive could take them.
-                        b_received += self._serve(now)
-                        if self.dirty:
-                            actions = [*actions, *mapping.poll(now)]
+                        if self._serve(lane, now):
+                            actions = [*actions, *lane.mapping.poll(now)]
                             wake = unknown
-            elif kind == _PRODUCE:
-                producer = arrivals[0][2] if solo is None else solo
-                count = producer.count
-                fast = count == 1 and waiting and shared
-                if not fast:
-                    send(queue, one_message if count == 1 else one_message * count)
-                b_sent += count
-                after = producer.next(now)
-                if solo is not None:
-                    next_send = _INF if after is None else after
-                elif after is None:
-                    pop(arrivals)
-                    next_send = arrivals[0][0] if arrivals else _INF
-                else:
-                    replace(arrivals, (after, seq(), producer))
-                    next_send = arrivals[0][0]
-                if fast:
+            elif kind <= _PRODUCE:  # _PRODUCE, or _DELIVER
+                if kind == _PRODUCE:
+                    if solo is None:
+                        arrival = arrivals[0]
+                        producer: Arrivals = arrival[2]
+                        source: _Source = arrival[3]
+                    else:
+                        producer = solo
+                        source = solo_source  # type: ignore[assignment]
+                    count = producer.count
+                    after = producer.next(now)
+                    if solo is not None:
+                        next_send = _INF if after is None else after
+                    elif after is None:
+                        pop(arrivals)
+                        next_send = arrivals[0][0] if arrivals else _INF
+                    else:
+                        replace(arrivals, (after, seq(), producer, source))
+                        next_send = arrivals[0][0]
+                    recipe = None if source.plain else self._compose(source, count)
+                    lane = source.first
+                    if source.topic is not None:
+                        b_published += count
+                        # the other subscribers' deliveries follow, in the topic's order
+                        for other in source.rest:
+                            pending.append((other, count, recipe))
+                # ---- deliver `count` messages to the lane's queue
+                waiting = lane.waiting
+                if recipe is None and count == 1 and waiting and lane.shared:
                     # The usual case: a waiting poller drawn at random receives the one
                     # message as it is sent, in one call to the engine.
+                    lane.b_sent += 1
+                    waiters = lane.waiters
                     entry = waiters.take()
                     waiter: Receive = entry[2]
-                    records = engine.send_receive_records(queue, new_message, waiter.max_messages,
-                                           waiter.visibility_timeout, size)
+                    records = engine.send_receive_records(
+                        lane.queue, lane.new_message, waiter.max_messages,
+                        waiter.visibility_timeout, lane.size)
                     if records:
-                        b_received += len(records)
-                        actions, wake = mapping.received_poll(now, waiter.poller, records)
-                        if now + waiter.visibility_timeout < self.visible_at:
-                            self._watch(now + waiter.visibility_timeout)
+                        actions, wake = lane.mapping.received_poll(now, waiter.poller,
+                                                                   records)
+                        if now + waiter.visibility_timeout < lane.visible_at:
+                            self._watch(lane, now + waiter.visibility_timeout)
                     else:
                         waiters.put_back(entry)
-                elif delay:
-                    self._watch(now + delay)
-                    if not waiting:
-                        continue
-                    b_received += self._serve(now)
-                    if not self.dirty:
-                        continue
-                elif not waiting:
-                    continue
                 else:
-                    # _serve, inlined for the hot path. Pollers wait only while nothing
-                    # is visible, so what is visible now is what was just sent (messages
-                    # due at this very instant have a visibility event of their own):
-                    # hand out `count` messages, without asking the queue first.
-                    left = count
-                    while left > 0 and waiting:
-                        entry = waiters.take()
-                        action = entry[2]
-                        records = engine.receive_records(queue, action.max_messages,
-                                          action.visibility_timeout, size)
-                        if not records:
-                            waiters.put_back(entry)
-                            break
-                        n = len(records)
-                        left -= n
-                        b_received += n
-                        mapping.received(now, action.poller, records)
-                        if now + action.visibility_timeout < self.visible_at:
-                            self._watch(now + action.visibility_timeout)
+                    self._send(lane, count, recipe)
+                    if lane.delay:
+                        self._watch(lane, now + lane.delay)
+                        if not waiting or not self._serve(lane, now):
+                            continue
+                    elif not waiting:
+                        continue
+                    else:
+                        # _serve, inlined for the hot path. Pollers wait only while
+                        # nothing is visible, so what is visible now is what was just
+                        # sent (messages due at this very instant have a visibility
+                        # event of their own): hand out `count` messages, without asking
+                        # the queue first.
+                        waiters = lane.waiters
+                        queue = lane.queue
+                        size = lane.size
+                        mapping = lane.mapping
+                        left = count
+                        while left > 0 and waiting:
+                            entry = waiters.take()
+                            action = entry[2]
+                            records = engine.receive_records(queue, action.max_messages,
+                                                             action.visibility_timeout, size)
+                            if not records:
+                                waiters.put_back(entry)
+                                break
+                            left -= len(records)
+                            mapping.received(now, action.poller, records)
+                            if now + action.visibility_timeout < lane.visible_at:
+                                self._watch(lane, now + action.visibility_timeout)
             elif kind == _WAKE:
-                if now != self.wake_at:
+                lane = event[3]
+                if now != lane.wake_at:
                     continue  # superseded by an earlier wake-up
                 if now == last:
                     same += 1
-                    if same > SAME_INSTANT_LIMIT:
+                    if same > stuck:
                         raise RuntimeError(f"the mapping makes no progress at t={now}")
                 else:
                     same = 0
                     last = now
-                self.wake_at = _INF
+                lane.wake_at = _INF
             elif kind == _TIMEOUT:
-                if now != self.timeout_at:
+                lane = event[3]
+                if now != lane.timeout_at:
                     continue
-                self.timeout_at = _INF
+                lane.timeout_at = _INF
+                waiters = lane.waiters
                 expired = waiters.expire(now)
                 for action in expired:
-                    mapping.received(now, action.poller, [])
+                    lane.mapping.received(now, action.poller, [])
                 after = waiters.next_deadline()
                 if after is not None:
-                    self.timeout_at = after
-                    push(heap, (after, seq(), _TIMEOUT))
+                    lane.timeout_at = after
+                    push(heap, (after, seq(), _TIMEOUT, lane))
                 if not expired:
                     continue
             elif kind == _VISIBLE:
-                if now != self.visible_at:
+                lane = event[3]
+                if now != lane.visible_at:
                     continue
-                self.visible_at = _INF
+                lane.visible_at = _INF
+                waiting = lane.waiting
                 if not waiting:
                     continue
-                b_received += self._serve(now)
+                dirty = self._serve(lane, now)
                 if waiting:
-                    when = engine.next_visible_at(queue)
+                    when = engine.next_visible_at(lane.queue)
                     if when is not None:
-                        self._watch(when)
-                if not self.dirty:
+                        self._watch(lane, when)
+                if not dirty:
                     continue
             elif kind == _BUCKET:
-                self._close_bucket(now, {
-                    "invocations": b_invocations,
-                    "cold_starts": b_cold,
-                    "concurrency": b_running,
-                    "environments": b_live,
-                    "errors": b_errors,
-                    "partial": b_partial,
-                    "abandoned": b_abandoned,
-                    "sent": b_sent,
-                    "received": b_received,
-                    "processed": b_processed,
-                })
-                environments.reclaim(now)
-                b_running, b_live = running, environments.live
-                b_invocations = b_cold = b_errors = b_partial = b_abandoned = 0
-                b_sent = b_received = b_processed = 0
+                live = self._close_bucket(now, b_running, b_unreserved, b_live, b_published)
+                b_running, b_unreserved, b_live = running, unreserved, live
+                b_published = 0
                 continue
             elif kind == _ERRORS:
-                self._toggle_window(event[3], event[4])
-                modelled = self.modelled
+                self._toggle_window(event[5], event[3], event[4])
                 continue
             elif kind == _PAUSE:
+                lane = event[3]
+                mapping = lane.mapping
                 mapping.pause(now)
                 # Cut outstanding long polls short, as the runtime's stop does.
-                for action in waiters.clear():
+                for action in lane.waiters.clear():
                     mapping.received(now, action.poller, [])
             else:  # _RESUME
-                mapping.resume(now)
+                lane = event[3]
+                lane.mapping.resume(now)
 
-            # ---- the mapping's turn: poll, perform, until nothing more is reported now
+            # ---- the lane's mapping's turn: poll, perform, until nothing more is
+            # reported now
+            mapping = lane.mapping
             if actions is None:
                 actions = mapping.poll(now)
                 wake = unknown
@@ -659,20 +1022,21 @@ class _Simulation:
                 reported = False
                 for action in actions:
                     if isinstance(action, Receive):
+                        queue = lane.queue
+                        waiting = lane.waiting
                         # While pollers wait, nothing is visible (every send serves them,
                         # and a visibility event is pending for what becomes visible), so
                         # this receive would come back empty: it joins the wait.
                         got = (
                             None if waiting or not engine.has_visible(queue)
                             else engine.receive_records(queue, action.max_messages,
-                                         action.visibility_timeout, size)
+                                         action.visibility_timeout, lane.size)
                         )
                         if got:
-                            b_received += len(got)
                             mapping.received(now, action.poller, got)
                             reported = True
-                            if now + action.visibility_timeout < self.visible_at:
-                                self._watch(now + action.visibility_timeout)
+                            if now + action.visibility_timeout < lane.visible_at:
+                                self._watch(lane, now + action.visibility_timeout)
                             continue
                         wait = action.wait
                         wait = wait if wait < max_wait else max_wait
@@ -682,100 +1046,104 @@ class _Simulation:
                             continue
                         # Long poll: wait for a message or the end of the wait.
                         deadline = now + wait
-                        waiters.add(deadline, action)
-                        if deadline < self.timeout_at:
-                            self.timeout_at = deadline
-                            push(heap, (deadline, seq(), _TIMEOUT))
-                        if self.visible_at == _INF:
+                        lane.waiters.add(deadline, action)
+                        if deadline < lane.timeout_at:
+                            lane.timeout_at = deadline
+                            push(heap, (deadline, seq(), _TIMEOUT, lane))
+                        if lane.visible_at == _INF:
                             when = engine.next_visible_at(queue)
                             if when is not None:
-                                self._watch(when)
+                                self._watch(lane, when)
                     elif isinstance(action, Invoke):
                         batch = action.batch
-                        b_invocations += 1
                         running += 1
                         # conditional expressions, not max(): a call costs more here
                         b_running = running if running > b_running else b_running
+                        if multi:
+                            n = lane.running + 1
+                            lane.running = n
+                            if n > lane.b_running:  # noqa: PLR1730
+                                lane.b_running = n
+                            if lane.unreserved:
+                                unreserved += 1
+                                b_unreserved = (unreserved if unreserved > b_unreserved
+                                                else b_unreserved)
                         # A warm environment, else a cold start (see Environments); the
                         # usual case, with none to reclaim, without the call to acquire.
-                        if warm and warm[0] > now - idle_timeout:
+                        warm = lane.warm
+                        if warm and warm[0] > now - lane.idle_timeout:
                             warm.pop()
                             start = now
-                        elif environments.acquire(now):
-                            b_cold += 1
-                            live = environments.live
+                        else:
+                            environments = lane.environments
+                            before = environments.live
+                            start = (now + lane.cold_start() if environments.acquire(now)
+                                     else now)
+                            n = environments.live
+                            lane.b_live = max(lane.b_live, n)
+                            live += n - before
                             b_live = live if live > b_live else b_live
-                            start = now + cold_start()
-                        else:
-                            start = now
-                        if lognormal:  # sampler's lognormal draws, a block at a time
+                        if lane.lognormal is not None:
+                            # sampler's lognormal draws, a block at a time
                             try:
-                                duration = next_duration()
+                                duration = lane.next_duration()
                             except StopIteration:
-                                next_duration = iter(
-                                    lognormal_block(mu, sigma, durations)).__next__
-                                duration = next_duration()
+                                lane.next_duration = iter(lognormal_block(
+                                    lane.mu, lane.sigma, lane.durations)).__next__
+                                duration = lane.next_duration()
                         else:
-                            duration = draw()
-                        if modelled:
-                            duration, outcome, called = model(now, batch, duration)
+                            duration = lane.draw()
+                        if lane.modelled:
+                            duration, outcome, called = self._model(lane, now, batch,
+                                                                    duration)
                         else:
                             outcome = success
                             called = False
-                            if duration > timeout:
-                                duration = timeout
+                            if duration > lane.timeout:
+                                duration = lane.timeout
                                 outcome = timeout_outcome(batch)
-                        push(heap, (start + duration, seq(), _END, batch, outcome, called))
+                        push(heap, (start + duration, seq(), _END, lane, batch, outcome,
+                                    called))
                     elif isinstance(action, Delete):
-                        b_processed += engine.delete_records(queue, action.records)
-                    else:
-                        b_abandoned += 1
+                        lane.b_processed += engine.delete_records(lane.queue,
+                                                                  action.records)
+                    # an Abandon: counted by the mapping; the engine makes its messages
+                    # visible again by itself
                 if not reported:
                     break
                 actions = mapping.poll(now)
                 wake = unknown
             if wake == unknown:
                 wake = mapping.next_wakeup(now)
-            if wake is not None and wake < self.wake_at:
-                self.wake_at = wake
-                push(heap, (wake, seq(), _WAKE))
+            if wake is not None and wake < lane.wake_at:
+                lane.wake_at = wake
+                push(heap, (wake, seq(), _WAKE, lane))
 
         clock[0] = end
-        self._close_bucket(end, {
-            "invocations": b_invocations,
-            "cold_starts": b_cold,
-            "concurrency": b_running,
-            "environments": b_live,
-            "errors": b_errors,
-            "partial": b_partial,
-            "abandoned": b_abandoned,
-            "sent": b_sent,
-            "received": b_received,
-            "processed": b_processed,
-        })
+        self._close_bucket(end, b_running, b_unreserved, b_live, b_published)
 
     # ------------------------------------------------------------------ long polls
 
-    def _watch(self, when: float) -> None:
-        """Make sure a visibility event fires by ``when`` (a message may become visible
-        then), while pollers wait."""
-        if when < self.visible_at:
-            self.visible_at = when
-            heapq.heappush(self.heap, (when, self.next_seq(), _VISIBLE))
+    def _watch(self, lane: _Lane, when: float) -> None:
+        """Make sure a visibility event of ``lane`` fires by ``when`` (a message may
+        become visible then), while pollers wait."""
+        if when < lane.visible_at:
+            lane.visible_at = when
+            heapq.heappush(self.heap, (when, self.next_seq(), _VISIBLE, lane))
 
-    def _serve(self, now: float) -> int:
-        """Give visible messages to waiting pollers (drawn at random) while any are visible.
+    def _serve(self, lane: _Lane, now: float) -> bool:
+        """Give visible messages of ``lane``'s queue to its waiting pollers (drawn at
+        random) while any are visible.
 
         Returns:
-            Records handed out; sets ``dirty`` when any were.
+            Whether any records were handed out (and reported to the mapping).
         """
-        waiters = self.waiters
+        waiters = lane.waiters
         engine = self.engine
-        mapping = self.mapping
-        queue = self.queue
-        size = self.record_size
-        count = 0
-        self.dirty = False
+        mapping = lane.mapping
+        queue = lane.queue
+        size = lane.size
+        dirty = False
         while waiters.pool and engine.has_visible(queue):
             entry = waiters.take()
             action = entry[2]
@@ -784,26 +1152,28 @@ class _Simulation:
             if not records:
                 waiters.put_back(entry)
                 break
-            count += len(records)
             mapping.received(now, action.poller, records)
-            self.dirty = True
-            self._watch(now + action.visibility_timeout)
-        return count
+            dirty = True
+            self._watch(lane, now + action.visibility_timeout)
+        return dirty
 
     # ------------------------------------------------------------------ the function
 
-    def _toggle_window(self, index: int, on: bool) -> None:
-        """An error window opens or closes: recompute the error probabilities (see
-        :class:`~sluicegate.sim.models.ErrorWindows`), kept here as attributes for
-        :meth:`_model`."""
-        errors = self.error_windows
+    def _toggle_window(self, lane: _Lane, index: int, on: bool) -> None:
+        """An error window of ``lane``'s function opens or closes: recompute the error
+        probabilities (see :class:`~sluicegate.sim.models.ErrorWindows`), kept in the
+        lane for :meth:`_model`."""
+        errors = lane.error_windows
         errors.toggle(index, on)
-        self.p_raise, self.p_timeout = errors.p_raise, errors.p_timeout
-        self.p_item, self.raise_at = errors.p_item, errors.raise_at
+        lane.p_raise, lane.p_timeout = errors.p_raise, errors.p_timeout
+        lane.p_item, lane.raise_at = errors.p_item, errors.raise_at
+        lane.modelled = bool(lane.per_record or lane.p_raise or lane.p_timeout
+                             or lane.p_item or lane.downstream is not None)
 
-    def _model(self, now: float, batch: Batch, duration: float
+    def _model(self, lane: _Lane, now: float, batch: Batch, duration: float
                ) -> tuple[float, BatchOutcome, bool]:
-        """Everything beyond the duration draw, for an invocation starting at ``now``.
+        """Everything beyond the duration draw, for an invocation of ``lane``'s function
+        starting at ``now``.
 
         In order: ``duration_per_record``; an injected ``raise`` (the invocation ends after
         ``raise_at`` of its duration, without calling the downstream) or ``timeout`` (it
@@ -819,33 +1189,33 @@ class _Simulation:
             downstream was called (its ``concurrency`` slot is freed at the end).
         """
         records = batch.records
-        if self.per_record:
-            duration += self.per_record * len(records)
+        if lane.per_record:
+            duration += lane.per_record * len(records)
         outcome: BatchOutcome = SUCCESS_OUTCOME
         called = False
-        rand = self.errors_rng.random
-        if self.p_raise and rand() < self.p_raise:
-            duration *= self.raise_at
+        rand = lane.errors_rng.random
+        if lane.p_raise and rand() < lane.p_raise:
+            duration *= lane.raise_at
             outcome = exception_outcome(batch, _INJECTED)
-        elif self.p_timeout and rand() < self.p_timeout:
-            duration = self.timeout
+        elif lane.p_timeout and rand() < lane.p_timeout:
+            duration = lane.timeout
             outcome = timeout_outcome(batch)
         else:
             failed: list[str] | None = None
-            downstream = self.downstream
+            downstream = lane.downstream
             if downstream is not None:
                 called = downstream.spec.concurrency is not None
                 latency, errors = downstream.call(
-                    now, len(records) if self.downstream_per_record else 1
+                    now, len(records) if lane.downstream_per_record else 1
                 )
                 duration += latency
                 if errors:
-                    if self.downstream_items:
-                        failed = self._pick_failed(records, errors)
+                    if lane.downstream_items:
+                        failed = self._pick_failed(lane, records, errors)
                     else:
                         outcome = exception_outcome(batch, _DOWNSTREAM)
-            if self.p_item and outcome is SUCCESS_OUTCOME:
-                p_item = self.p_item
+            if lane.p_item and outcome is SUCCESS_OUTCOME:
+                p_item = lane.p_item
                 already = set(failed or ())
                 failed = (failed or []) + [
                     r.message_id for r in records
@@ -857,63 +1227,120 @@ class _Simulation:
                     if failed else _NO_FAILURES
                 )
                 outcome = interpret_response(
-                    response, batch, report_batch_item_failures=self.report_failures
+                    response, batch, report_batch_item_failures=lane.report_failures
                 )
-        if duration > self.timeout:
-            duration = self.timeout
+        if duration > lane.timeout:
+            duration = lane.timeout
             outcome = timeout_outcome(batch)
         return duration, outcome, called
 
-    def _pick_failed(self, records: tuple[QueueRecord, ...], errors: int) -> list[str]:
+    def _pick_failed(self, lane: _Lane, records: tuple[QueueRecord, ...], errors: int
+                     ) -> list[str]:
         """The records a downstream's failed requests belong to: with one request per
         record, ``errors`` records drawn at random; with one request per invocation,
         every record of the batch."""
-        if not self.downstream_per_record:
+        if not lane.downstream_per_record:
             return [r.message_id for r in records]
-        chosen = self.errors_rng.sample(range(len(records)), errors)
+        chosen = lane.errors_rng.sample(range(len(records)), errors)
         return [records[i].message_id for i in sorted(chosen)]
 
     # ------------------------------------------------------------------ statistics
 
-    def _limit(self, now: float) -> int:
-        limit = self.mapping.policy.limit(now)
-        if self.maximum is not None and limit > self.maximum:
-            limit = self.maximum
+    def _limit(self, lane: _Lane, now: float) -> int:
+        limit = lane.mapping.policy.limit(now)
+        if lane.maximum is not None and limit > lane.maximum:
+            limit = lane.maximum
         return max(0, limit)
 
-    def _close_bucket(self, now: float, counters: dict[str, int]) -> None:
-        """Append the entry of the bucket ending at ``now`` (see :data:`SERIES_KEYS`)."""
-        counts = self.engine.counts(self.queue)
-        throttles = self.mapping.throttles
-        oldest = round(counts.oldest_age, 3)
-        self.max_oldest_age = max(self.max_oldest_age, oldest)
-        entry: dict[str, Any] = {"t": round(self.bucket_start, 6)}
-        entry.update(counters)
-        entry.update({
-            "limit": self._limit(now),
-            "throttles": throttles - self.last_throttles,
-            "dead_lettered": counts.dead_lettered - self.last_dead,
-            "visible": counts.visible,
-            "in_flight": counts.in_flight,
-            "delayed": counts.delayed,
-            "oldest_age": oldest,
-        })
-        self.series.append({key: entry[key] for key in SERIES_KEYS})
-        self.last_throttles = throttles
-        self.last_dead = counts.dead_lettered
-        self.bucket_start = now
+    def _close_bucket(self, now: float, running: int, unreserved: int, live: int,
+                      published: int) -> int:
+        """Append the entries of the bucket ending at ``now``: each lane's (see
+        :data:`SERIES_KEYS`), and for a topic run the account's (see
+        :data:`ACCOUNT_SERIES_KEYS`, with the account-wide peaks given), then start the
+        next bucket: idle environments past their idle timeout are reclaimed.
 
-    def _summary(self) -> dict[str, Any]:
-        series = self.series
-        mapping = self.mapping
-        counts = self.engine.counts(self.queue)
+        Returns:
+            The execution environments alive, over every lane, at the next bucket's start.
+        """
+        t = round(self.bucket_start, 6)
+        entries = []
+        alive = 0
+        if len(self.lanes) == 1:
+            # the loop keeps one lane's running invocations as the account's (below)
+            lane = self.lanes[0]
+            lane.b_running = running
+            unreserved = running if lane.unreserved else 0
+        for lane in self.lanes:
+            counts = self.engine.counts(lane.queue)
+            mapping = lane.mapping
+            environments = lane.environments
+            oldest = round(counts.oldest_age, 3)
+            lane.max_oldest_age = max(lane.max_oldest_age, oldest)
+            entry: dict[str, Any] = {
+                "t": t,
+                "invocations": mapping.invocations - lane.last_invocations,
+                "cold_starts": environments.cold_starts - lane.last_cold,
+                "concurrency": lane.b_running,
+                "environments": lane.b_live,
+                "limit": self._limit(lane, now),
+                "throttles": mapping.throttles - lane.last_throttles,
+                "errors": lane.b_errors,
+                "partial": lane.b_partial,
+                "abandoned": mapping.abandoned - lane.last_abandoned,
+                "sent": lane.b_sent,
+                "received": mapping.received_records - lane.last_received,
+                "processed": lane.b_processed,
+                "dead_lettered": counts.dead_lettered - lane.last_dead,
+                "visible": counts.visible,
+                "in_flight": counts.in_flight,
+                "delayed": counts.delayed,
+                "oldest_age": oldest,
+            }
+            lane.series.append(entry)
+            entries.append(entry)
+            lane.last_invocations = mapping.invocations
+            lane.last_cold = environments.cold_starts
+            lane.last_throttles = mapping.throttles
+            lane.last_abandoned = mapping.abandoned
+            lane.last_received = mapping.received_records
+            lane.last_dead = counts.dead_lettered
+            lane.b_errors = lane.b_partial = lane.b_sent = lane.b_processed = 0
+            environments.reclaim(now)
+            lane.b_running = lane.running
+            lane.b_live = environments.live
+            alive += environments.live
+        if self.topic is not None:
+            total: dict[str, Any] = {"t": t}
+            for key in ACCOUNT_SERIES_KEYS[1:]:
+                if key == "concurrency":
+                    total[key] = running
+                elif key == "unreserved_concurrency":
+                    total[key] = unreserved
+                elif key == "environments":
+                    total[key] = live
+                elif key == "published":
+                    total[key] = published
+                elif key == "oldest_age":
+                    total[key] = max(e[key] for e in entries)
+                else:
+                    total[key] = sum(e[key] for e in entries)
+            self.max_oldest_age = max(self.max_oldest_age, total["oldest_age"])
+            self.series.append(total)
+        self.bucket_start = now
+        return alive
+
+    def _summary(self, lane: _Lane) -> dict[str, Any]:
+        """A lane's summary (see :data:`SUMMARY_KEYS`)."""
+        series = lane.series
+        mapping = lane.mapping
+        counts = self.engine.counts(lane.queue)
         duration = self.end
-        downstream = self.downstream
+        downstream = lane.downstream
         processed = sum(e["processed"] for e in series)
         return {
             "duration": duration,
             "total_invocations": mapping.invocations,
-            "total_cold_starts": self.environments.cold_starts,
+            "total_cold_starts": lane.environments.cold_starts,
             "total_errors": sum(e["errors"] for e in series),
             "total_partial": sum(e["partial"] for e in series),
             "total_throttles": mapping.throttles,
@@ -924,10 +1351,36 @@ class _Simulation:
             "messages_received": sum(e["received"] for e in series),
             "messages_processed": processed,
             "messages_dead_lettered": counts.dead_lettered,
-            "messages_filtered": self.mapping.filtered_records,
+            "messages_filtered": mapping.filtered_records,
             "messages_queued": counts.total,
             "throughput": round(processed / duration, 6) if duration > 0 else 0.0,
-            "max_oldest_age": self.max_oldest_age,
+            "max_oldest_age": lane.max_oldest_age,
             "downstream_requests": 0 if downstream is None else downstream.requests,
             "downstream_failures": 0 if downstream is None else downstream.failures,
         }
+
+    def _account_summary(self) -> dict[str, Any]:
+        """A topic run's account-wide summary (see :data:`ACCOUNT_SUMMARY_KEYS`)."""
+        series = self.series
+        lanes = [self._summary(lane) for lane in self.lanes]
+        duration = self.end
+        processed = sum(s["messages_processed"] for s in lanes)
+        out: dict[str, Any] = {}
+        for key in ACCOUNT_SUMMARY_KEYS:
+            if key == "duration":
+                out[key] = duration
+            elif key == "peak_concurrency":
+                out[key] = max((e["concurrency"] for e in series), default=0)
+            elif key == "peak_unreserved_concurrency":
+                out[key] = max((e["unreserved_concurrency"] for e in series), default=0)
+            elif key == "peak_environments":
+                out[key] = max((e["environments"] for e in series), default=0)
+            elif key == "messages_published":
+                out[key] = sum(e["published"] for e in series)
+            elif key == "throughput":
+                out[key] = round(processed / duration, 6) if duration > 0 else 0.0
+            elif key == "max_oldest_age":
+                out[key] = self.max_oldest_age
+            else:
+                out[key] = sum(s[key] for s in lanes)
+        return out

@@ -38,7 +38,9 @@ __all__ = [
     "LongPolls",
     "lognormal_block",
     "sampler",
+    "schedule_buckets",
     "schedule_controls",
+    "schedule_windows",
 ]
 
 WAIT_COMPACT_SLACK: Final = 256
@@ -546,21 +548,47 @@ def schedule_controls(
     Returns:
         The counter of control sequence numbers, for more events of that rank.
     """
-    bucket_kind, errors_kind, pause_kind, resume_kind = kinds
+    schedule_buckets(heap, end=end, bucket=bucket, kind=kinds[0])
+    control = itertools.count(CONTROL_SEQ).__next__
+    schedule_windows(heap, control, end=end, windows=windows, pauses=pauses,
+                     kinds=(kinds[1], kinds[2], kinds[3]))
+    return control
+
+
+def schedule_buckets(heap: list[tuple[Any, ...]], *, end: float, bucket: float,
+                     kind: int) -> None:
+    """Push the bucket boundaries before ``end`` (``(time, sequence, kind)``, first at
+    their instant)."""
     push = heapq.heappush
     k = 1
     while k * bucket < end:
-        push(heap, (k * bucket, BUCKET_SEQ + k, bucket_kind))
+        push(heap, (k * bucket, BUCKET_SEQ + k, kind))
         k += 1
-    control = itertools.count(CONTROL_SEQ).__next__
+
+
+def schedule_windows(
+    heap: list[tuple[Any, ...]],
+    control: Callable[[], int],
+    *,
+    end: float,
+    windows: Sequence[Any],
+    pauses: Sequence[Any],
+    kinds: tuple[int, int, int],
+    extra: tuple[Any, ...] = (),
+) -> None:
+    """Push one function's error windows opening and closing (``(time, sequence, kind,
+    index, on, *extra)``), then its mapping's pauses and resumes (``(time, sequence,
+    kind, *extra)``), with sequence numbers from ``control``; ``extra`` tells a driver
+    with several mappings whose events they are."""
+    errors_kind, pause_kind, resume_kind = kinds
+    push = heapq.heappush
     for index, window in enumerate(windows):
         if window.start < end:
-            push(heap, (window.start, control(), errors_kind, index, True))
+            push(heap, (window.start, control(), errors_kind, index, True, *extra))
         if window.stop is not None and window.stop < end:
-            push(heap, (window.stop, control(), errors_kind, index, False))
+            push(heap, (window.stop, control(), errors_kind, index, False, *extra))
     for pause in pauses:
         if pause.at < end:
-            push(heap, (pause.at, control(), pause_kind))
+            push(heap, (pause.at, control(), pause_kind, *extra))
         if pause.until is not None and pause.until < end:
-            push(heap, (pause.until, control(), resume_kind))
-    return control
+            push(heap, (pause.until, control(), resume_kind, *extra))

@@ -21,6 +21,13 @@ else in the scenario unchanged) and judges each run:
 
 The recommendation is the smallest setting that keeps up and whose peak concurrency is
 at most the downstream limit (when one is given), or ``None`` with the reason.
+
+A topic scenario has a mapping per subscriber: ``subscriber`` names the one whose
+``maximum_concurrency`` is swept (``sluicegate plan --subscriber NAME``). Everything
+else runs as written, the other mappings included, so the sweep sees the contention for
+the account's concurrency that the setting causes or suffers; the judgement above reads
+that mapping's own series (its queue's backlog, its concurrency, its errors and
+throttles), and its backlog at t=0 is the topic's backlog plus its queue's.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 from sluicegate.errors import InputError
 from sluicegate.sim.driver import simulate
 from sluicegate.sim.scenario import Scenario, load_scenario
+from sluicegate.sim.topic_scenario import SubscriberSpec, TopicScenario, load_topic_scenario
 
 __all__ = [
     "DEFAULT_VALUES",
@@ -112,6 +120,8 @@ class Plan:
         settings: one :class:`Setting` per value, in ascending order.
         recommendation: the smallest setting that fits, or ``None``.
         reason: one sentence explaining the recommendation or its absence.
+        subscriber: the topic subscriber whose mapping was swept (``None`` for a queue
+            scenario).
     """
 
     scenario: dict[str, Any]
@@ -119,17 +129,22 @@ class Plan:
     settings: tuple[Setting, ...] = field(default_factory=tuple)
     recommendation: int | None = None
     reason: str = ""
+    subscriber: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"scenario", "downstream_limit", "settings", "recommendation", "reason"}``,
-        JSON-ready and deterministic for a given scenario and seed."""
-        return {
+        """``{"scenario", "downstream_limit", "settings", "recommendation", "reason"}``
+        (and ``"subscriber"`` for a topic scenario), JSON-ready and deterministic for a
+        given scenario and seed."""
+        out = {
             "scenario": self.scenario,
             "downstream_limit": self.downstream_limit,
             "settings": [s.to_dict() for s in self.settings],
             "recommendation": self.recommendation,
             "reason": self.reason,
         }
+        if self.subscriber is not None:
+            out["subscriber"] = self.subscriber
+        return out
 
 
 def _round(value: float) -> float | None:
@@ -142,7 +157,8 @@ def default_values(scenario: Scenario) -> list[int]:
     """The candidate settings for ``scenario``.
 
     Parameters:
-        scenario: the base scenario.
+        scenario: the base scenario (for a topic subscriber, its
+            :meth:`~sluicegate.sim.topic_scenario.TopicScenario.subscriber_scenario`).
 
     Returns:
         :data:`DEFAULT_VALUES` up to the function's reserved concurrency (or the
@@ -195,20 +211,34 @@ def _p99(values: Iterable[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def _evaluate(scenario: Scenario, value: int, limit: int | None) -> Setting:
-    run = simulate(load_scenario(scenario, overrides=[f"mapping.maximum_concurrency={value}"]))
-    ok, start, end = keeps_up(run.series, scenario.queue.backlog)
-    peak = max((int(b.get("concurrency", 0)) for b in run.series), default=0)
+def _evaluate(scenario: Scenario | TopicScenario, value: int, limit: int | None,
+              subscriber: SubscriberSpec | None) -> Setting:
+    series: list[dict[str, Any]]
+    if subscriber is None:
+        assert isinstance(scenario, Scenario)
+        run = simulate(load_scenario(
+            scenario, overrides=[f"mapping.maximum_concurrency={value}"]))
+        series, summary = run.series, run.summary
+        backlog = scenario.queue.backlog
+    else:
+        assert isinstance(scenario, TopicScenario)
+        run = simulate(load_topic_scenario(scenario, overrides=[
+            f"subscribers.{subscriber.name}.mapping.maximum_concurrency={value}"]))
+        mapping = next(m for m in run.mappings or () if m["name"] == subscriber.name)
+        series, summary = mapping["series"], mapping["summary"]
+        backlog = scenario.topic.backlog + subscriber.queue.backlog
+    ok, start, end = keeps_up(series, backlog)
+    peak = max((int(b.get("concurrency", 0)) for b in series), default=0)
     return Setting(
         maximum_concurrency=value,
         keeps_up=ok,
-        oldest_age_p99=_p99(float(b.get("oldest_age", 0.0)) for b in run.series),
+        oldest_age_p99=_p99(float(b.get("oldest_age", 0.0)) for b in series),
         peak_concurrency=peak,
-        throughput=float(run.summary.get("throughput", 0.0)),
+        throughput=float(summary.get("throughput", 0.0)),
         backlog_start=start,
         backlog_end=end,
-        errors=int(run.summary.get("total_errors", 0)),
-        throttles=int(run.summary.get("total_throttles", 0)),
+        errors=int(summary.get("total_errors", 0)),
+        throttles=int(summary.get("total_throttles", 0)),
         within_limit=limit is None or peak <= limit,
     )
 
@@ -242,31 +272,69 @@ def _recommend(settings: Sequence[Setting], limit: int | None) -> tuple[int | No
 
 
 def plan(
-    scenario: Scenario,
+    scenario: Scenario | TopicScenario,
     *,
     downstream_limit: int | None = None,
     values: Iterable[int] | None = None,
+    subscriber: str | None = None,
 ) -> Plan:
     """Simulate ``scenario`` once per ``maximum_concurrency`` value and recommend one.
 
     Parameters:
-        scenario: the base scenario; only ``mapping.maximum_concurrency`` is varied.
+        scenario: the base scenario; only ``mapping.maximum_concurrency`` is varied (a
+            topic scenario's: ``subscriber``'s).
         downstream_limit: the most invocations the downstream may see at once; ``None``
             for no limit.
         values: the settings to try (each 2-1,000); by default :func:`default_values`.
+        subscriber: for a topic scenario (required there, refused otherwise): the name
+            of the subscriber whose mapping is swept.
 
     Returns:
         The :class:`Plan`, settings in ascending order.
 
     Raises:
-        ScenarioError: a value outside 2-1,000 (named as ``mapping.maximum_concurrency``).
-        InputError: ``values`` is empty or ``downstream_limit`` is below 1.
+        ScenarioError: a value outside 2-1,000 (named as ``mapping.maximum_concurrency``,
+            or ``subscribers[i].mapping.maximum_concurrency``).
+        InputError: ``values`` is empty or ``downstream_limit`` is below 1; a topic
+            scenario without ``subscriber``, an unknown subscriber, or a subscriber named
+            for a queue scenario.
     """
     if downstream_limit is not None and downstream_limit < 1:
         raise InputError(f"the downstream limit must be at least 1, got {downstream_limit}")
-    chosen = sorted(set(values)) if values is not None else default_values(scenario)
+    swept = _subscriber(scenario, subscriber)
+    base = scenario
+    if isinstance(scenario, TopicScenario) and swept is not None:
+        # its bounds: its function's reserved concurrency, its mapping's own setting
+        base = scenario.subscriber_scenario(scenario.subscribers.index(swept))
+    assert isinstance(base, Scenario)
+    chosen = sorted(set(values)) if values is not None else default_values(base)
     if not chosen:
         raise InputError("no maximum_concurrency values to try")
-    settings = tuple(_evaluate(scenario, v, downstream_limit) for v in chosen)
+    settings = tuple(_evaluate(scenario, v, downstream_limit, swept) for v in chosen)
     recommendation, reason = _recommend(settings, downstream_limit)
-    return Plan(scenario.to_dict(), downstream_limit, settings, recommendation, reason)
+    return Plan(scenario.to_dict(), downstream_limit, settings, recommendation, reason,
+                subscriber)
+
+
+def _subscriber(scenario: Scenario | TopicScenario, name: str | None
+                ) -> SubscriberSpec | None:
+    """The topic subscriber ``name`` names, or ``None`` for a queue scenario.
+
+    Raises:
+        InputError: a topic scenario without a name or with an unknown one, or a name
+            for a queue scenario.
+    """
+    if not isinstance(scenario, TopicScenario):
+        if name is not None:
+            raise InputError(f"subscriber {name!r}: only a topic scenario has subscribers; "
+                             "this one has one queue, whose mapping is swept")
+        return None
+    names = [s.name for s in scenario.subscribers]
+    if name is None:
+        raise InputError("a topic scenario has a mapping per subscriber: name the one to "
+                         f"sweep with --subscriber (one of {', '.join(names)})")
+    for subscriber in scenario.subscribers:
+        if subscriber.name == name:
+            return subscriber
+    raise InputError(f"no subscriber {name!r} in the topic scenario (known: "
+                     f"{', '.join(names)})")

@@ -7,7 +7,8 @@ bucket (10 seconds by default), the way the Lambda and SQS consoles draw their m
 Invocations               invocations per bucket
 Concurrency               ``concurrency`` (max concurrent executions in the bucket, solid),
                           ``environments`` (live execution environments, what AWS reports
-                          as concurrency, dashed) and ``limit`` (dotted) when present
+                          as concurrency, dashed), ``limit`` (dotted) and a topic run's
+                          account-wide ``unreserved_concurrency`` (dash-dotted) when present
 Queue depth               ``visible + in_flight`` messages
 Age of oldest message     ``oldest_age``, seconds
 Cold starts               cold starts per bucket
@@ -22,7 +23,10 @@ A panel none of whose metrics is in any run is left out (stream runs have no que
 depth; queue runs no iterator age).
 
 Variants are overlaid: each keeps one colour in every panel, and a legend above the
-panels names them. Line styles tell apart the metrics of one panel.
+panels names them. Line styles tell apart the metrics of one panel. A topic run is drawn
+as its parts (:func:`~sluicegate.sim.report.named_parts`): the account and each mapping,
+overlaid in colours of their own like variants, so a slow subscriber's queue depth or a
+throttled one's throttles stand out against the others'.
 
 matplotlib is an optional dependency (the ``plot`` extra) and is imported only when a
 figure is drawn, so importing this module costs nothing. The figure is drawn on an Agg
@@ -44,7 +48,7 @@ from sluicegate.sim.report import (
     _times,
     bucket_seconds,
     format_duration,
-    named_runs,
+    named_parts,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +66,7 @@ PALETTE = (
 _INSTALL_HINT = "plotting needs matplotlib: pip install 'sluicegate[plot]'"
 
 Getter = Callable[[Mapping[str, Any]], float | None]
-Style = Literal["-", "--", ":"]
+Style = Literal["-", "--", ":", "-."]
 
 
 def _key(name: str) -> Getter:
@@ -106,6 +110,8 @@ def _panels(named: Sequence[tuple[str, Mapping[str, Any]]], bucket: str) -> list
             _Line("max concurrent executions", _key("concurrency"), ("concurrency",)),
             _Line("environments", _key("environments"), ("environments",), "--"),
             _Line("limit", _key("limit"), ("limit",), ":"),
+            _Line("unreserved", _key("unreserved_concurrency"), ("unreserved_concurrency",),
+                  "-."),
         )),
         _Panel("Queue depth (visible + in flight)", "messages", (
             _Line("visible + in flight", _queue_depth, ("visible", "in_flight")),)),
@@ -143,7 +149,8 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
 
     Parameters:
         runs: a single run, a preset result, or a sequence of runs (see
-            :func:`sluicegate.sim.report.named_runs`).
+            :func:`sluicegate.sim.report.named_runs`); a topic run's parts are drawn as
+            runs of their own (:func:`sluicegate.sim.report.named_parts`).
         title: the figure's title; by default the preset's or the lone scenario's name.
 
     Returns:
@@ -154,7 +161,7 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
     Raises:
         InputError: matplotlib is not installed, or ``runs`` is not a result shape.
     """
-    named = named_runs(runs)
+    named = named_parts(runs)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -189,8 +196,8 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
             handles = [Line2D([], [], color="#555555", linestyle=s, linewidth=1.4)
                        for s in styles.values()]
             ax.legend(handles, list(styles), loc="lower right", bbox_to_anchor=(1.0, 1.0),
-                      ncols=len(styles), fontsize=8, frameon=False, borderaxespad=0.2,
-                      handlelength=2.5)
+                      ncols=len(styles), fontsize=8 if len(styles) < 4 else 7,
+                      frameon=False, borderaxespad=0.2, handlelength=2.5)
 
     fig.suptitle(title or _default_title(runs), x=0.01, ha="left", fontsize=14)
     fig.supxlabel(f"simulated time (minutes); one point per {format_duration(step)} bucket",

@@ -13,6 +13,10 @@ processing times, ...). Every variant is a plain scenario dict (the format of
   :mod:`sluicegate.sim.streams`): how concurrency follows shards x
   ``parallelization_factor``, and what a poison record does to its shard with and
   without bisection, retry and age limits (lambda-semantics.md 6.1).
+- ``topic-fanout`` is a topic scenario (``[topic]``, :mod:`sluicegate.sim.topic_scenario`):
+  one topic fanned out to three queues whose functions share a small account's
+  concurrency; what a reserved concurrency buys a function and costs the others, and a
+  FIFO topic's groups kept in order in every queue.
 
 Quick use::
 
@@ -33,6 +37,7 @@ from typing import Any
 from sluicegate.sim.scenario import Scenario
 from sluicegate.sim.stream_scenario import StreamScenario, load_any_scenario
 from sluicegate.sim.streams import simulate_any
+from sluicegate.sim.topic_scenario import TopicScenario
 
 __all__ = ["PRESETS", "Preset", "run_preset"]
 
@@ -77,7 +82,7 @@ class Preset:
         return out
 
     def variants(self, overrides: Sequence[str] = ()
-                 ) -> list[tuple[str, Scenario | StreamScenario]]:
+                 ) -> list[tuple[str, Scenario | StreamScenario | TopicScenario]]:
         """``(variant name, validated scenario)`` in display order, ``overrides``
         (``KEY=VALUE``) applied to every variant.
 
@@ -297,6 +302,67 @@ def _fifo_base() -> dict[str, Any]:
     }
 
 
+TOPIC_RATE = 300
+"""``topic-fanout``'s publishes/s (each reaches all three queues), for two minutes."""
+
+TOPIC_ACCOUNT = 200
+"""``topic-fanout``'s account concurrency: a modest account, 100 of it reservable (AWS's
+``min_unreserved`` of 100 stays for the others)."""
+
+TOPIC_RESERVED = 50
+"""``billing``'s reserved concurrency: above its need (300 msg/s x 100 ms = 30), so that
+it never waits for the slow subscriber."""
+
+TOPIC_GROUPS = 100
+"""``topic-fanout``'s message groups in its FIFO variant."""
+
+TOPIC_ERROR_RATE = 0.05
+"""``audit``'s thrown errors: a rate the ``aws`` policy's error backoff still keeps up
+with (at 10% it falls behind, as observation 7 shows for a queue of its own)."""
+
+
+def _topic_fanout(*, reserved: bool, fifo: bool) -> dict[str, Any]:
+    """``topic-fanout``'s variant: a topic to three subscribers on one small account.
+
+    - ``billing``: 100 ms per message, with reserved concurrency (unless ``reserved`` is
+      false): it needs 30 at once;
+    - ``analytics``: about 1 s per message (lognormal, p99 2 s) and no reservation: it
+      would need 300 at once, more than the unreserved pool holds, so it takes what it
+      can and its queue grows;
+    - ``audit``: 100 ms, with thrown errors; failed messages come back after its 10 s
+      visibility timeout and go to a dead-letter queue after 3 receives.
+    """
+    return {
+        "seed": 1,
+        "duration": "3m",
+        "account": {"concurrency_limit": TOPIC_ACCOUNT},
+        "topic": ({"name": "orders.fifo", "groups": TOPIC_GROUPS} if fifo
+                  else {"name": "orders"}),
+        "producer": {"rate": TOPIC_RATE, "stop": "2m"},
+        "subscribers": [
+            {"name": "billing",
+             "function": {"duration": "100ms",
+                          **({"reserved_concurrency": TOPIC_RESERVED} if reserved else {})},
+             "mapping": {"batch_size": 1}},
+            {"name": "analytics",
+             "queue": {"visibility_timeout": 60},
+             "function": {"duration": {"distribution": "lognormal", "median": "1s",
+                                       "p99": "2s"},
+                          "timeout": 10},
+             "mapping": {"batch_size": 1}},
+            {"name": "audit",
+             "queue": {"visibility_timeout": 10, "max_receive_count": 3},
+             "function": {"duration": "100ms", "errors": [{"rate": TOPIC_ERROR_RATE}]},
+             "mapping": {"batch_size": 1}},
+        ],
+    }
+
+
+def _topic_patch(**kwargs: bool) -> dict[str, Any]:
+    variant = _topic_fanout(**kwargs)
+    return {"topic": variant["topic"], "subscribers": variant["subscribers"]}
+
+
 def _presets() -> dict[str, Preset]:
     qd = _backlog_base("2m")
     bs = _merge(_backlog_base(BATCH_SIZE_RUN), {"queue": {"backlog": BATCH_SIZE_BACKLOG}})
@@ -346,6 +412,13 @@ def _presets() -> dict[str, Preset]:
                "FIFO queue, 500 msg/s for 2 min, 200 ms, max concurrency 100: concurrency "
                "follows active groups (1, 10, 50, 200; 200 with one hot group)",
                _fifo_base(), _FIFO_GROUPS),
+        Preset("topic-fanout",
+               "topic, 300 msg/s to 3 queues on a 200-concurrency account: billing "
+               "(reserved 50), slow analytics, audit (5% errors); unreserved; FIFO topic",
+               _topic_fanout(reserved=True, fifo=False),
+               (("reserved", {}),
+                ("unreserved", _topic_patch(reserved=False, fifo=False)),
+                ("fifo", _topic_patch(reserved=True, fifo=True)))),
     ]
     return {p.name: p for p in presets}
 

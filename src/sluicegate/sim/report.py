@@ -4,7 +4,9 @@ Everything here reads the simulator's result format and nothing else:
 
 - a single run is ``{"scenario": {...}, "summary": {...}, "series": [...]}``;
 - a preset with several variants is ``{"variants": [{"name": ..., "scenario": ...,
-  "summary": ..., "series": ...}, ...]}``.
+  "summary": ..., "series": ...}, ...]}``;
+- a topic run (several mappings) adds ``"mappings": [{"name": ..., "summary": ...,
+  "series": ...}, ...]`` to a run: its own ``summary`` and ``series`` are account-wide.
 
 ``series`` holds one dict per bucket of simulated time (10 seconds by default, like
 CloudWatch's charts), each with ``t`` (the bucket's start, seconds) and the bucket's
@@ -15,7 +17,9 @@ generic format: the engine may add metrics without touching the report.
 Functions that take ``runs`` accept a single run, a preset result, or a plain sequence of
 runs (each optionally with a ``name``). :func:`named_runs` is the one place that decides
 what a run is called: its ``name``, else its scenario's ``name``, else ``variant N``
-(``run`` for a lone run).
+(``run`` for a lone run). The table, the charts and the plot show a topic run as its
+parts (:func:`named_parts`): the account (``account``) and each mapping (by name), as
+columns, charts and lines of their own; the CSV file gets a ``mapping`` column.
 
 Determinism: :func:`write_json` and :func:`write_csv` round every float to
 :data:`SIGNIFICANT_DIGITS` significant digits and keep the insertion order of the input,
@@ -47,6 +51,7 @@ __all__ = [
     "bucket_seconds",
     "format_duration",
     "format_value",
+    "named_parts",
     "named_runs",
     "normalize",
     "print_report",
@@ -137,7 +142,39 @@ def _check_run(run: Any) -> Mapping[str, Any]:
     summary = run.get("summary", {})
     if summary is not None and not isinstance(summary, Mapping):
         raise InputError("a run's 'summary' must be a mapping")
+    mappings = run.get("mappings")
+    if mappings is not None:
+        if isinstance(mappings, (str, bytes)) or not isinstance(mappings, Sequence):
+            raise InputError("a run's 'mappings' must be a list of runs")
+        for mapping in mappings:
+            _check_run(mapping)
     return run
+
+
+ACCOUNT_PART = "account"
+"""What :func:`named_parts` calls a topic run's account-wide part."""
+
+
+def named_parts(runs: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """The runs in ``runs`` as :func:`named_runs` names them, with each topic run (one
+    with ``mappings``) taken apart: its account-wide part, named ``account``, then each
+    mapping, named after it; ``name/part`` when there are several runs.
+
+    Raises:
+        InputError: as :func:`named_runs`.
+    """
+    named = named_runs(runs)
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for name, run in named:
+        mappings = run.get("mappings")
+        if mappings is None:
+            out.append((name, run))
+            continue
+        parts = [(ACCOUNT_PART, run)] + [
+            (str(m.get("name", f"mapping {i + 1}")), m) for i, m in enumerate(mappings)]
+        for part, sub in parts:
+            out.append((part if len(named) == 1 else f"{name}/{part}", sub))
+    return out
 
 
 def _run_name(run: Any, index: int, *, lone: bool) -> str:
@@ -315,7 +352,8 @@ def summary_table(runs: Any, *, title: str | None = None) -> Table:
 
     Rows are the summary keys (the union over all runs, in order of first appearance),
     labelled and formatted with units (:func:`format_value`); there is one column per
-    run, headed with its name. A run without a key shows ``-``.
+    run, headed with its name (per part of a topic run: :func:`named_parts`). A run
+    without a key shows ``-``.
 
     Parameters:
         runs: a single run, a preset result, or a sequence of runs (see :func:`named_runs`).
@@ -328,7 +366,7 @@ def summary_table(runs: Any, *, title: str | None = None) -> Table:
     Raises:
         InputError: ``runs`` is not a result shape.
     """
-    named = named_runs(runs)
+    named = named_parts(runs)
     table = Table(title=title or _default_title(runs), title_justify="left")
     table.add_column("metric", style="bold", no_wrap=True)
     for name, _ in named:
@@ -547,7 +585,8 @@ def text_charts(
     compare; each header still gives the run's own peak.
 
     Parameters:
-        runs: a single run, a preset result, or a sequence of runs.
+        runs: a single run, a preset result, or a sequence of runs; a topic run's parts
+            (:func:`named_parts`) are charted as runs of their own.
         keys: the series keys to chart, in order.
         width: characters per line.
         height: lines per chart.
@@ -560,7 +599,7 @@ def text_charts(
         InputError: ``runs`` is not a result shape, or a key is in no bucket of a run.
         ConfigError: ``width`` or ``height`` too small.
     """
-    named = named_runs(runs)
+    named = named_parts(runs)
     dash = "-" if ascii else "·"
     charts: list[str] = []
     for key in keys:
@@ -683,8 +722,10 @@ def write_csv(path: str | Path, result_or_variants: Any) -> Path:
     """Write a result's series as CSV: one row per bucket.
 
     Columns: ``variant`` first when the input holds several runs (a preset result or a
-    sequence), then ``t``, then every other series key in order of first appearance
-    over all runs and buckets. A bucket without a key leaves its cell empty. Floats are
+    sequence), then ``mapping`` when a run is a topic run (``account`` for its
+    account-wide rows, else the mapping's name; empty for a run without mappings), then
+    ``t``, then every other series key in order of first appearance over all runs and
+    buckets. A bucket without a key leaves its cell empty. Floats are
     rounded as in :func:`write_json`; bools are ``true``/``false``; nested values are
     compact JSON. ``\\n`` line endings, UTF-8; missing parent directories are created.
 
@@ -701,15 +742,27 @@ def write_csv(path: str | Path, result_or_variants: Any) -> Path:
     """
     named = named_runs(result_or_variants)
     with_variant = _is_variants(result_or_variants)
-    columns = list(dict.fromkeys(["t", *_series_keys(named)]))
-    header = (["variant"] if with_variant else []) + list(columns)
+    with_mapping = any(run.get("mappings") is not None for _, run in named)
+    rows: list[tuple[str, str, Mapping[str, Any]]] = []
+    for name, run in named:
+        mappings = run.get("mappings")
+        if mappings is None:
+            rows.append((name, "", run))
+            continue
+        rows.append((name, ACCOUNT_PART, run))
+        rows += [(name, str(m.get("name", f"mapping {i + 1}")), m)
+                 for i, m in enumerate(mappings)]
+    columns = list(dict.fromkeys(["t", *_series_keys((n, r) for n, _, r in rows)]))
+    header = ((["variant"] if with_variant else []) + (["mapping"] if with_mapping else [])
+              + list(columns))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    for name, run in named:
+    for name, part, run in rows:
         for bucket in run["series"]:
             row = [_csv_cell(bucket.get(k)) for k in columns]
-            writer.writerow([name, *row] if with_variant else row)
+            writer.writerow(([name] if with_variant else []) + ([part] if with_mapping else [])
+                             + row)
     return _write(path, out.getvalue())
 
 

@@ -948,8 +948,9 @@ def _core(section: str, top: _Table, build: Callable[[], Any]) -> Any:
                             top.context) from None
 
 
-def _parse_function(top: _Table) -> FunctionSpec:
-    """``[function]`` and its ``[[function.errors]]`` (queue and stream scenarios alike)."""
+def _parse_function(top: _Table, default_name: str = "function") -> FunctionSpec:
+    """``[function]`` and its ``[[function.errors]]`` (queue, stream and topic scenarios
+    alike; a topic subscriber's function is named after the subscriber by default)."""
     ft = top.sub("function")
     errors = []
     for et in ft.subs("errors"):
@@ -969,7 +970,7 @@ def _parse_function(top: _Table) -> FunctionSpec:
         ))
         et.finish()
     function = FunctionSpec(
-        name=ft.get("name", "function", ft.text),
+        name=ft.get("name", default_name, ft.text),
         duration=ft.get("duration", Fixed(DEFAULT_FUNCTION_DURATION), ft.distribution),
         duration_per_record=ft.get("duration_per_record", 0.0, ft.seconds),
         cold_start=ft.get("cold_start", Fixed(DEFAULT_COLD_START), ft.distribution),
@@ -1092,41 +1093,51 @@ def _parse_account(top: _Table) -> AccountSpec:
     return account
 
 
-def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario:
-    if data.get("stream") is not None:
-        raise ScenarioError("stream", None, "", context, message=(
-            "a stream scenario ([stream]), not a queue scenario (load_any_scenario "
-            "reads both)"))
-    top = _Table(data, "", context, base)
-    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
-    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
-    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
-    name = top.get("name", "", top.text)
-    description = top.get("description", "", top.text)
+_TOPIC_KEYS = ("message_size", "bodies", "groups", "hot_group_share")
+"""``[queue]`` keys that describe the messages: a topic scenario's subscriber queues take
+them from ``[topic]`` instead."""
 
-    qt = top.sub("queue")
+
+def _parse_queue(qt: _Table, *, topic: QueueSpec | None = None,
+                 default_name: str = "queue") -> QueueSpec:
+    """``[queue]``, or a topic subscriber's queue table when ``topic`` is given: then
+    ``topic`` holds the messages' keys (``message_size``, ``bodies``, FIFO groups) and the
+    queue is FIFO when the topic is, unless the table says otherwise (which the topic's
+    rules then refuse)."""
+    if topic is not None:
+        for key in _TOPIC_KEYS:
+            if qt.data.get(key) is not None:
+                raise ScenarioError(qt.key(key), qt.data[key], "", qt.context, message=(
+                    f"{qt.key(key)}: a topic's subscribers receive its messages; set "
+                    f"{key} in [topic]"))
+            qt.used.add(key)
+    messages = topic if topic is not None else QueueSpec()
     queue = QueueSpec(
-        name=qt.get("name", "queue", qt.text),
+        name=qt.get("name", default_name, qt.text),
         backlog=qt.get("backlog", 0, qt.integer(0, 1_000_000_000)),
         visibility_timeout=qt.get("visibility_timeout", 30, qt.whole_seconds(0, 43_200)),
         delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
         max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
-        message_size=qt.get("message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
-        fifo=qt.get("fifo", False, qt.boolean),
-        groups=qt.get("groups", 1, qt.integer(1, 1_000_000)),
-        hot_group_share=qt.get("hot_group_share", 0.0, qt.number(0.0, 1.0)),
-        bodies=qt.get("bodies", (), _bodies(qt)),
+        message_size=messages.message_size if topic is not None else qt.get(
+            "message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
+        fifo=qt.get("fifo", messages.fifo, qt.boolean),
+        groups=messages.groups if topic is not None else qt.get(
+            "groups", 1, qt.integer(1, 1_000_000)),
+        hot_group_share=messages.hot_group_share if topic is not None else qt.get(
+            "hot_group_share", 0.0, qt.number(0.0, 1.0)),
+        bodies=messages.bodies if topic is not None else qt.get("bodies", (), _bodies(qt)),
     )
-    if not queue.fifo:
+    if topic is None and not queue.fifo:
         for key, default in (("groups", 1), ("hot_group_share", 0.0)):
             if getattr(queue, key) != default:
-                raise ScenarioError(f"queue.{key}", getattr(queue, key), "only with fifo = true",
-                                    context)
+                raise ScenarioError(qt.key(key), getattr(queue, key), "only with fifo = true",
+                                    qt.context)
     qt.finish()
+    return queue
 
-    function = _parse_function(top)
 
-    mt = top.sub("mapping")
+def _parse_mapping(mt: _Table) -> MappingSpec:
+    """``[mapping]`` of a queue (a queue scenario's, or a topic subscriber's)."""
     mapping = MappingSpec(
         batch_size=mt.get("batch_size", 10, mt.integer(1, 10_000)),
         maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
@@ -1140,31 +1151,59 @@ def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario
         filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
     )
     mt.finish()
+    return mapping
 
+
+def _parse_producers(top: _Table) -> tuple[ProducerSpec, ...]:
+    """``[producer]`` or ``[[producers]]`` of messages (sends of 1-10, SendMessageBatch)."""
     producers = []
     for pt in _producer_tables(top):
         producers.append(_parse_producer(pt, batch_max=10, unit="messages"))
         pt.finish()
+    return tuple(producers)
 
+
+def _parse(data: Mapping[str, Any], context: str, base: Path | None) -> Scenario:
+    if data.get("stream") is not None:
+        raise ScenarioError("stream", None, "", context, message=(
+            "a stream scenario ([stream]), not a queue scenario (load_any_scenario "
+            "reads every kind)"))
+    if data.get("topic") is not None:
+        raise ScenarioError("topic", None, "", context, message=(
+            "a topic scenario ([topic]), not a queue scenario (load_any_scenario "
+            "reads every kind)"))
+    top = _Table(data, "", context, base)
+    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
+    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
+    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
+    name = top.get("name", "", top.text)
+    description = top.get("description", "", top.text)
+    queue = _parse_queue(top.sub("queue"))
+    function = _parse_function(top)
+    mapping = _parse_mapping(top.sub("mapping"))
+    producers = _parse_producers(top)
     downstream = _parse_downstream(top)
     account = _parse_account(top)
     top.finish()
 
     scenario = Scenario(seed, duration, bucket, name, description, queue, function, mapping,
-                        tuple(producers), downstream, account)
+                        producers, downstream, account)
     _check_with_core(scenario, top)
     return scenario
 
 
-def _check_with_core(scenario: Scenario, top: _Table) -> None:
+def _check_with_core(scenario: Scenario, top: _Table, prefix: str = "") -> None:
     """Let the core's configuration classes validate the AWS parameters, so a scenario
-    accepts what an App accepts and nothing else."""
-    queue = _core("queue", top, scenario.queue_config)
-    function = _core("function", top, scenario.function_config)
-    _core("mapping", top, scenario.mapping_config)
+    accepts what an App accepts and nothing else. ``prefix`` is the key path of the
+    tables checked (a topic subscriber's ``subscribers[1].``), whose function's reserved
+    concurrency the caller checks in a pool with every other function's."""
+    queue = _core(f"{prefix}queue", top, scenario.queue_config)
+    function = _core(f"{prefix}function", top, scenario.function_config)
+    _core(f"{prefix}mapping", top, scenario.mapping_config)
     account = _core("account", top, scenario.account_config)
-    _core("queue", top, lambda: check_visibility_against_timeout(queue, function))
-    _core("function", top, lambda: ConcurrencyPool(account).register(function))
+    _core(f"{prefix}queue", top, lambda: check_visibility_against_timeout(queue, function))
+    if not prefix:
+        _core("function", top, lambda: ConcurrencyPool(account).register(function))
 
 
 # ---------------------------------------------------------------------- overrides
@@ -1185,17 +1224,14 @@ def _apply_override(data: dict[str, Any], override: str, context: str) -> None:
     if not sep or not key:
         raise ScenarioError("override", override, "KEY=VALUE, e.g. mapping.batch_size=10",
                             context)
-    parts = key.split(".")
-    if parts[0] == "producer":  # [producer] is stored as producers[0]
-        parts = ["producers", "0", *parts[1:]]
+    # [producer] is stored as producers[0] (a topic subscriber's too)
+    parts = [p for part in key.split(".")
+             for p in (("producers", "0") if part == "producer" else (part,))]
     node: Any = data
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(parts[: depth + 1])
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(here, override, f"an index 0-{len(node) - 1}", context,
-                                    message=f"override {override!r}: no {here}")
-            node = node[int(part)]
+            node = node[_element(node, part, here, override, context)]
         else:
             child = node.get(part)
             if child is None:
@@ -1207,12 +1243,26 @@ def _apply_override(data: dict[str, Any], override: str, context: str) -> None:
     last = parts[-1]
     value = _parse_value(text)
     if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ScenarioError(key, override, "an index", context,
-                                message=f"override {override!r}: no {key}")
-        node[int(last)] = value
+        node[_element(node, last, ".".join(parts), override, context)] = value
     else:
         node[last] = value
+
+
+def _element(node: list[Any], part: str, here: str, override: str, context: str) -> int:
+    """The index of an array element named in an override: a number, or the ``name`` of
+    a table in the array (``subscribers.billing``)."""
+    if part.isdigit():
+        if int(part) < len(node):
+            return int(part)
+        raise ScenarioError(here, override, f"an index 0-{len(node) - 1}", context,
+                            message=f"override {override!r}: no {here}")
+    for index, element in enumerate(node):
+        if isinstance(element, Mapping) and element.get("name") == part:
+            return index
+    names = [str(e["name"]) for e in node if isinstance(e, Mapping) and "name" in e]
+    known = f" (known: {', '.join(names)})" if names else ""
+    raise ScenarioError(here, override, "an index or a name", context,
+                        message=f"override {override!r}: no {here}{known}")
 
 
 def _plain(value: Any) -> Any:
@@ -1251,13 +1301,27 @@ def load_scenario(
         ScenarioError: a file that cannot be read, invalid TOML, an unknown key, a value
             out of range; the message is one line naming the key path.
     """
+    data, context, base = _scenario_data(source, overrides)
+    return _parse(data, context, base)
+
+
+def _scenario_data(source: Any, overrides: Iterable[str]
+                   ) -> tuple[dict[str, Any], str, Path | None]:
+    """The plain data of a scenario of any kind with ``overrides`` applied, where it came
+    from (for error messages), and the directory relative paths use.
+
+    ``source`` is a file or TOML text (see :func:`load_scenario`), a plain mapping, or a
+    scenario object (its ``to_dict()``). ``[producer]`` tables, the top level's and a topic
+    subscriber's, are stored as ``producers[0]`` first, so that overrides reach them
+    either way.
+    """
     base: Path | None = None
-    if isinstance(source, Scenario):
-        context = source.name or "scenario"
-        data = source.to_dict()
-    elif isinstance(source, Mapping):
+    if isinstance(source, Mapping):
         context = "scenario"
         data = _plain(source)
+    elif hasattr(source, "to_dict"):
+        context = getattr(source, "name", "") or "scenario"
+        data = source.to_dict()
     else:
         text, context, base = _read_source(source)
         try:
@@ -1265,11 +1329,16 @@ def load_scenario(
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError("toml", None, "", context,
                                 message=f"invalid TOML: {exc}") from None
-    if isinstance(data.get("producer"), Mapping) and not data.get("producers"):
-        data["producers"] = [data.pop("producer")]
+    tables = [data]
+    subscribers = data.get("subscribers")
+    if isinstance(subscribers, list):
+        tables += [t for t in subscribers if isinstance(t, dict)]
+    for table in tables:
+        if isinstance(table.get("producer"), Mapping) and not table.get("producers"):
+            table["producers"] = [table.pop("producer")]
     for override in overrides:
         _apply_override(data, override, context)
-    return _parse(data, context, base)
+    return data, context, base
 
 
 def _read_source(source: str | Path) -> tuple[str, str, Path | None]:

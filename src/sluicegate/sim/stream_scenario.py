@@ -23,7 +23,6 @@ as for queue scenarios.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,6 @@ from sluicegate.sim.scenario import (
     Scenario,
     ScenarioError,
     _account_dict,
-    _apply_override,
     _core,
     _downstream_dict,
     _function_dict,
@@ -61,13 +59,13 @@ from sluicegate.sim.scenario import (
     _parse_pauses,
     _parse_producer,
     _pauses_list,
-    _plain,
     _producer_dict,
     _producer_tables,
-    _read_source,
+    _scenario_data,
     _Table,
     load_scenario,
 )
+from sluicegate.sim.topic_scenario import TopicScenario, _parse_topic, load_topic_scenario
 
 __all__ = [
     "DEFAULT_ON_FAILURE_QUEUE",
@@ -362,6 +360,9 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
     if data.get("queue") is not None:
         raise ScenarioError("queue", None, "", context,
                             message="a scenario has [queue] or [stream], not both")
+    if data.get("topic") is not None:
+        raise ScenarioError("topic", None, "", context,
+                            message="a scenario has [topic] or [stream], not both")
     top = _Table(data, "", context, base)
     top.used.add("queue")
     seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
@@ -444,30 +445,6 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
 # ---------------------------------------------------------------------- entry points
 
 
-def _data(source: Any, overrides: Iterable[str]) -> tuple[dict[str, Any], str, Path | None]:
-    """The plain data of ``source`` with ``overrides`` applied, where it came from, and
-    the directory relative paths use (as :func:`~sluicegate.sim.load_scenario` reads)."""
-    base: Path | None = None
-    if isinstance(source, (Scenario, StreamScenario)):
-        context = source.name or "scenario"
-        data = source.to_dict()
-    elif isinstance(source, Mapping):
-        context = "scenario"
-        data = _plain(source)
-    else:
-        text, context, base = _read_source(source)
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError("toml", None, "", context,
-                                message=f"invalid TOML: {exc}") from None
-    if isinstance(data.get("producer"), Mapping) and not data.get("producers"):
-        data["producers"] = [data.pop("producer")]
-    for override in overrides:
-        _apply_override(data, override, context)
-    return data, context, base
-
-
 def load_stream_scenario(
     source: str | Path | Mapping[str, Any] | StreamScenario,
     *,
@@ -489,7 +466,7 @@ def load_stream_scenario(
         ScenarioError: unreadable, invalid TOML, an unknown key, a value out of range,
             or no ``[stream]`` table; the message is one line naming the key path.
     """
-    data, context, base = _data(source, overrides)
+    data, context, base = _scenario_data(source, overrides)
     if data.get("stream") is None:
         raise ScenarioError("stream", None, "", context,
                             message="not a stream scenario: it has no [stream] table")
@@ -497,20 +474,25 @@ def load_stream_scenario(
 
 
 def load_any_scenario(
-    source: str | Path | Mapping[str, Any] | Scenario | StreamScenario,
+    source: str | Path | Mapping[str, Any] | Scenario | StreamScenario | TopicScenario,
     *,
     overrides: Iterable[str] = (),
-) -> Scenario | StreamScenario:
-    """Read a queue scenario or a stream scenario: a ``[stream]`` table (after overrides)
-    makes it a stream scenario.
+) -> Scenario | StreamScenario | TopicScenario:
+    """Read a queue, stream or topic scenario: a ``[topic]`` table (after overrides)
+    makes it a topic scenario, else a ``[stream]`` table a stream scenario.
 
     Raises:
-        ScenarioError: as :func:`~sluicegate.sim.load_scenario` and
-            :func:`load_stream_scenario`.
+        ScenarioError: as :func:`~sluicegate.sim.load_scenario`,
+            :func:`load_stream_scenario` and
+            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`.
     """
     if isinstance(source, Scenario):
         return load_scenario(source, overrides=overrides)
-    data, context, base = _data(source, overrides)
+    if isinstance(source, TopicScenario):
+        return load_topic_scenario(source, overrides=overrides)
+    data, context, base = _scenario_data(source, overrides)
+    if data.get("topic") is not None:
+        return _parse_topic(data, context, base)
     if data.get("stream") is not None:
         return _parse_stream(data, context, base)
     return _parse(data, context, base)

@@ -73,6 +73,7 @@ from sluicegate.sim.stream_scenario import (
     load_stream_scenario,
     partition_key,
 )
+from sluicegate.sim.topic_scenario import TopicScenario
 from sluicegate.store.memory_streams import MemoryStreams
 
 __all__ = [
@@ -222,9 +223,9 @@ def simulate_stream(
             gc.enable()
 
 
-def simulate_any(scenario: Scenario | StreamScenario) -> SimResult:
-    """Run a queue scenario (:func:`~sluicegate.sim.simulate`) or a stream scenario
-    (:func:`simulate_stream`), whichever it is."""
+def simulate_any(scenario: Scenario | StreamScenario | TopicScenario) -> SimResult:
+    """Run a queue or topic scenario (:func:`~sluicegate.sim.simulate`) or a stream
+    scenario (:func:`simulate_stream`), whichever it is."""
     if isinstance(scenario, StreamScenario):
         return simulate_stream(scenario)
     return simulate(scenario)

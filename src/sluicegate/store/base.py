@@ -88,6 +88,7 @@ __all__ = [
     "md5_hex",
     "new_message_id",
     "normalize_attributes",
+    "publish_ids",
 ]
 
 Clock = Callable[[], float]
@@ -749,19 +750,7 @@ class Store(ABC):
             InputError: a FIFO publish without a group id, or without a deduplication id
                 on a topic without content-based deduplication; ids on a standard topic.
         """
-        if topic.fifo:
-            if group_id is None:
-                raise InputError(f"group_id is required for FIFO topic {topic.name!r}")
-            if deduplication_id is None:
-                if not topic.content_based_deduplication:
-                    raise InputError(
-                        f"deduplication_id is required: FIFO topic {topic.name!r} has no "
-                        "content-based deduplication"
-                    )
-                deduplication_id = hashlib.sha256(body.encode("utf-8")).hexdigest()
-        elif group_id is not None or deduplication_id is not None:
-            which = "group_id" if group_id is not None else "deduplication_id"
-            raise InputError(f"{which} is only for FIFO topics; {topic.name!r} is standard")
+        group_id, deduplication_id = publish_ids(topic, body, group_id, deduplication_id)
         for queue in topic.subscribers:
             await self._get_queue(queue)
         results: dict[str, SendResult] = {}
@@ -1113,6 +1102,40 @@ def _fifo_ids(config: QueueConfig, entry: SendEntry) -> tuple[str, str]:
             "punctuation"
         )
     return group, dedup
+
+
+def publish_ids(
+    topic: TopicConfig, body: str, group_id: str | None, deduplication_id: str | None
+) -> tuple[str | None, str | None]:
+    """The group and deduplication ids a publish to ``topic`` gives every subscribed queue.
+
+    A FIFO topic passes the group id and a deduplication id (the given one, or the
+    SHA-256 of the body with content-based deduplication), so every queue keeps the
+    message's group and drops a republished message; a standard topic takes neither.
+    :meth:`Store.publish` and the simulator's topic publishes both follow it.
+
+    Returns:
+        ``(group_id, deduplication_id)``: both set for a FIFO topic, both ``None`` for a
+        standard one.
+
+    Raises:
+        InputError: a FIFO publish without a group id, or without a deduplication id on a
+            topic without content-based deduplication; ids on a standard topic.
+    """
+    if topic.fifo:
+        if group_id is None:
+            raise InputError(f"group_id is required for FIFO topic {topic.name!r}")
+        if deduplication_id is None:
+            if not topic.content_based_deduplication:
+                raise InputError(
+                    f"deduplication_id is required: FIFO topic {topic.name!r} has no "
+                    "content-based deduplication"
+                )
+            deduplication_id = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    elif group_id is not None or deduplication_id is not None:
+        which = "group_id" if group_id is not None else "deduplication_id"
+        raise InputError(f"{which} is only for FIFO topics; {topic.name!r} is standard")
+    return group_id, deduplication_id
 
 
 def check_store_error(exc: BaseException) -> StoreError:
