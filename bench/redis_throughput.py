@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -379,6 +380,11 @@ def main() -> None:
     args = parser.parse_args()
     if redis_binary() is None:
         sys.exit("redis_throughput: no redis-server binary on PATH (make redis-server)")
+    missing = [peer for peer in ("dramatiq", "arq")
+               if peer in args.only.split(",") and importlib.util.find_spec(peer) is None]
+    if missing:
+        sys.exit(f"redis_throughput: {' and '.join(missing)} not installed "
+                 "(pip install -r bench/requirements.txt, or leave them out with --only)")
     work = Path(tempfile.mkdtemp(prefix="sluicegate-bench-"))
     server = RedisServer(work / "redis")
     server.start()

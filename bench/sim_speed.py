@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import importlib.util
 import json
 import math
 import os
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pure", action="store_true",
                         help="also time sluicegate's pure-Python sources (in a child process)")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("simpy") is None:
+        sys.exit("sim_speed: simpy is not installed (pip install -r bench/requirements.txt)")
     seconds = args.minutes * 60.0
 
     contestants: dict[str, Callable[[float], int] | None] = {
