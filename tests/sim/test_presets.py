@@ -335,3 +335,19 @@ def test_sg_processing_time_no_overshoot_no_over_provisioning():
         cap = run["scenario"]["mapping"]["maximum_concurrency"]
         assert run["summary"]["peak_environments"] <= cap <= 1.15 * need
         assert run["summary"]["messages_queued"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_RUN_TIMEOUT)
+def test_sg_errors_keep_the_rest_flowing_at_full_rate():
+    """BEHAVIOURS' last requirement: under 10% errors sluicegate's own scaling keeps the
+    other messages flowing at close to full rate (the aws policy cuts 70-95%), never above
+    its maximum, and no more environments than the load needs plus the margin it was
+    given."""
+    run = _run("sg-errors", ERRORS_SHORT, ("errors-10%",))["errors-10%"]
+    series, cap = run["series"], run["scenario"]["mapping"]["maximum_concurrency"]
+    assert _rate(series, "errors", *WINDOW) > 0.05 * ERROR_PRODUCER_RATE  # errors did occur
+    assert _cut(series) <= 0.05
+    assert run["summary"]["peak_environments"] <= cap
+    assert all(b["concurrency"] <= cap for b in series)
+    assert run["summary"]["messages_dead_lettered"] == 0
