@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -680,13 +679,12 @@ time (SendMessageBatch), as a producer at that rate would."""
 
 @pytest.mark.slow
 def test_an_hour_at_1000_messages_per_second() -> None:
-    started = time.process_time()
+    # Its cost counts against the suite's budget (the default per-test timeout bounds
+    # it); its speed is bench/sim_speed.py's business, not a timed assertion's.
     result = simulate(load_scenario(HOUR))
-    elapsed = time.process_time() - started
     assert result.summary["messages_sent"] == 3_600_000
     assert result.summary["messages_processed"] >= 3_599_000
     assert len(result.series) == 60
-    assert elapsed < 60, f"{elapsed:.1f} s of CPU for an hour of simulated time"
 
 
 def test_memory_stays_flat_in_the_length_of_a_run() -> None:
