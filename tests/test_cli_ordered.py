@@ -114,3 +114,20 @@ def test_put_requires_a_partition_key(setup, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["put", "clicks", "x", "--store", store])
     assert exit_info.value.code == 2
+
+
+def test_options_may_come_before_the_bodies_and_data(setup, capsys):
+    """``send QUEUE --group-id g BODY``: argparse alone refuses bodies after options."""
+    app, store, log = setup
+    a = str(app)
+    assert main(["send", "orders.fifo", "--group-id", "g", "--app", a, "--store", store,
+                 "x1", "x2"]) == 0
+    assert main(["put", "clicks", "--partition-key", "user-1", "--store", store, "c1",
+                 "c2"]) == 0
+    assert main(["publish", "events.fifo", "--group-id", "h", "--dedup-id", "d1", "--app", a, "p1",
+                 "--store", store]) == 0
+    assert main(["run", a, "--until-empty", "--status", "none", "--store", store]) == 0
+    lines = log.read_text().splitlines()
+    assert [x for x in lines if x.startswith("q g")] == ["q g x1", "q g x2"]
+    assert "q h p1" in lines
+    assert [x for x in lines if x.startswith("s ")] == ["s user-1 c1", "s user-1 c2"]

@@ -44,6 +44,25 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its message bodies or record data may come after options
+    (``send QUEUE --group-id g BODY``), which argparse's plain parsing refuses once the
+    positionals were matched empty before the option."""
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # parse_known_intermixed_args calls back here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     store_help = "store URL: sqlite:///path.db (default ./sluicegate.db), memory:// (env SLUICEGATE_STORE)"
     common = argparse.ArgumentParser(add_help=False)
@@ -54,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Lambda-style event source mappings: queues feed handlers in batches.",
     )
     parser.add_argument("--version", action="version", version=f"sluicegate {__version__} ({BUILD})")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_CommandParser)
 
     run = sub.add_parser("run", parents=[common], help="run an App's mappings")
     run.add_argument("app", metavar="APP", help="path/to/file.py or module:attr")
