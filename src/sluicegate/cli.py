@@ -65,7 +65,7 @@ class _CommandParser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     store_help = "store URL: sqlite:///path.db (default ./sluicegate.db), memory:// (env SLUICEGATE_STORE)"
-    common = argparse.ArgumentParser(add_help=False)
+    common = _CommandParser(add_help=False)
     common.add_argument("--store", metavar="URL", help=store_help)
 
     parser = argparse.ArgumentParser(
@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--to", metavar="QUEUE",
                          help="destination (default: the queue each message came from)")
 
-    overrides = argparse.ArgumentParser(add_help=False)
+    overrides = _CommandParser(add_help=False)
     overrides.add_argument("--set", dest="overrides", action="append", default=[],
                            metavar="KEY=VALUE",
                            help="override a scenario field, e.g. mapping.maximum_concurrency=50 "
