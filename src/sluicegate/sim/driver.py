@@ -169,27 +169,23 @@ messages_dead_lettered``; ``messages_filtered``: those of the processed that the
 filter criteria rejected (deleted without an invocation); ``max_oldest_age``: the largest end-of-bucket ``oldest_age``;
 the others total or peak their series."""
 
-ACCOUNT_SERIES_KEYS: tuple[str, ...] = (
-    "t",
-    "invocations",
-    "cold_starts",
-    "concurrency",
-    "unreserved_concurrency",
-    "environments",
-    "throttles",
-    "errors",
-    "partial",
-    "abandoned",
-    "published",
-    "sent",
-    "received",
-    "processed",
-    "dead_lettered",
-    "visible",
-    "in_flight",
-    "delayed",
-    "oldest_age",
-)
+
+
+def _account_keys(keys: tuple[str, ...], drop: tuple[str, ...],
+                  after: dict[str, str]) -> tuple[str, ...]:
+    """``keys`` without ``drop``, each ``after[key]`` right after its ``key``."""
+    out: list[str] = []
+    for key in keys:
+        if key not in drop:
+            out.append(key)
+        if key in after:
+            out.append(after[key])
+    return tuple(out)
+
+
+ACCOUNT_SERIES_KEYS: tuple[str, ...] = _account_keys(
+    SERIES_KEYS, ("limit",),
+    {"concurrency": "unreserved_concurrency", "abandoned": "published"})
 """Keys of every entry of a topic run's account-wide series, in order: the keys of
 :data:`SERIES_KEYS` but ``limit``, over every mapping, and:
 
@@ -205,29 +201,9 @@ ACCOUNT_SERIES_KEYS: tuple[str, ...] = (
   oldest message of any queue.
 """
 
-ACCOUNT_SUMMARY_KEYS: tuple[str, ...] = (
-    "duration",
-    "total_invocations",
-    "total_cold_starts",
-    "total_errors",
-    "total_partial",
-    "total_throttles",
-    "total_abandoned",
-    "peak_concurrency",
-    "peak_unreserved_concurrency",
-    "peak_environments",
-    "messages_published",
-    "messages_sent",
-    "messages_received",
-    "messages_processed",
-    "messages_dead_lettered",
-    "messages_filtered",
-    "messages_queued",
-    "throughput",
-    "max_oldest_age",
-    "downstream_requests",
-    "downstream_failures",
-)
+ACCOUNT_SUMMARY_KEYS: tuple[str, ...] = _account_keys(
+    SUMMARY_KEYS, (),
+    {"peak_concurrency": "peak_unreserved_concurrency", "peak_environments": "messages_published"})
 """Keys of a topic run's account-wide summary, in order: the keys of
 :data:`SUMMARY_KEYS` over every mapping, with ``peak_unreserved_concurrency`` and
 ``messages_published`` (publishes to the topic, backlog included). Every message is
