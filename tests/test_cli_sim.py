@@ -234,8 +234,8 @@ def test_plan_recommends_the_smallest_setting_that_keeps_up(
     assert "keeps up" in text
     assert "recommendation: maximum_concurrency=10:" in text
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert list(data) == ["scenario", "downstream_limit", "settings", "recommendation",
-                          "reason"]
+    assert list(data) == ["scenario", "parameter", "downstream_limit", "settings",
+                          "recommendation", "reason"]
     assert data["recommendation"] == 10 and data["downstream_limit"] is None
     assert [s["maximum_concurrency"] for s in data["settings"]] == [
         2, 5, 10, 20, 50, 100, 200, 500, 1000]
@@ -288,6 +288,31 @@ def test_plan_bad_arguments_are_one_line(
 ) -> None:
     assert main(["plan", str(need8_file), *argv]) == 2
     assert needle in _error_line(capsys)
+
+
+def test_plan_of_a_stream_sweeps_the_parallelization_factor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2 shards at 50 rec/s, 0.5 s per batch of up to 10: factor 3 keeps up, with 6 at
+    once, as many as the downstream's concurrency (the default limit) allows."""
+    path = tmp_path / "need3.toml"
+    path.write_text('duration = "2m"\n[stream]\nshard_count = 2\n[producer]\nrate = 100\n'
+                    'partition_keys = 200\n[function]\nduration = "500ms"\n'
+                    '[mapping]\nbatch_size = 10\n[downstream]\nconcurrency = 6\n',
+                    encoding="utf-8")
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(path), "--values", "2,3", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "parallelization_factor sweep" in text and "iterator age" in text
+    assert "recommendation: parallelization_factor=3:" in text
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["parameter"] == "parallelization_factor" and data["downstream_limit"] == 6
+    assert [s["keeps_up"] for s in data["settings"]] == [False, True]
+    assert main(["plan", str(path), "--values", "2,3", "--downstream-limit", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "recommendation: none:" in text and "6 > 5" in text
+    assert main(["plan", str(path), "--values", "11"]) == 2
+    assert "mapping.parallelization_factor=11" in _error_line(capsys)
 
 
 # ---------------------------------------------------------------------- topics

@@ -178,14 +178,16 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--plot", metavar="OUT.png", help="draw the panels as a PNG")
 
     plan = sub.add_parser("plan", parents=[overrides],
-                          help="sweep mapping.maximum_concurrency and recommend a setting")
+                          help="sweep a mapping's maximum_concurrency (a stream's "
+                               "parallelization_factor) and recommend a setting")
     plan.add_argument("scenario", metavar="SCENARIO.toml", help="the scenario file")
     plan.add_argument("--downstream-limit", type=int, metavar="N",
                       help="most invocations the downstream may see at once "
                            "(default: the scenario's downstream.concurrency, if any)")
     plan.add_argument("--values", metavar="N,N,...",
-                      help="the maximum_concurrency values to try (default 2,5,10,20,50,100,"
-                           "200,500,1000 up to the reserved concurrency, plus the scenario's own)")
+                      help="the values to try (maximum_concurrency: default 2,5,10,20,50,100,"
+                           "200,500,1000 up to the reserved concurrency, plus the scenario's "
+                           "own; a stream's parallelization_factor: default 1-10)")
     plan.add_argument("--subscriber", metavar="NAME",
                       help="a topic scenario's subscriber whose mapping to sweep (required "
                            "for a topic scenario; the others run as written)")
@@ -535,48 +537,20 @@ async def _redrive(args: argparse.Namespace, store: Store) -> int:
 
 
 # ---------------------------------------------------------------------- simulate
-def _load(path: str, overrides: Sequence[str], seed: int | None) -> Scenario:
-    """Read a scenario file, with ``--set`` overrides and ``--seed``.
+def _load_any(path: str, overrides: Sequence[str], seed: int | None
+              ) -> Scenario | StreamScenario | TopicScenario:
+    """Read a scenario file of any kind (queue, ``[stream]`` or ``[topic]``), with
+    ``--set`` overrides and ``--seed``.
 
     Parameters:
         path: the file named on the command line (always read as a file).
         overrides: ``KEY=VALUE`` strings.
         seed: the seed to use, or ``None`` for the scenario's own.
 
-    Returns:
-        The validated scenario.
-
     Raises:
         ScenarioError: the file cannot be read, is not TOML (the message gives the line),
             or holds (or is given) an invalid value; one line naming the file.
     """
-    from sluicegate.sim import load_scenario
-
-    extra = [] if seed is None else [f"seed={seed}"]
-    return load_scenario(Path(path), overrides=[*overrides, *extra])
-
-
-def _load_plannable(path: str, overrides: Sequence[str], seed: int | None
-                    ) -> Scenario | TopicScenario:
-    """As :func:`_load`, for a queue or a topic scenario (what ``plan`` sweeps).
-
-    Raises:
-        ScenarioError: as :func:`_load`; a stream scenario is refused as ``_load``
-            refuses it.
-    """
-    from sluicegate.sim import load_any_scenario, load_scenario
-    from sluicegate.sim.stream_scenario import StreamScenario
-
-    extra = [] if seed is None else [f"seed={seed}"]
-    scenario = load_any_scenario(Path(path), overrides=[*overrides, *extra])
-    if isinstance(scenario, StreamScenario):
-        return load_scenario(Path(path), overrides=[*overrides, *extra])  # says why not
-    return scenario
-
-
-def _load_any(path: str, overrides: Sequence[str], seed: int | None
-              ) -> Scenario | StreamScenario | TopicScenario:
-    """As :func:`_load`, for a queue or a stream scenario (``[stream]``)."""
     from sluicegate.sim import load_any_scenario
 
     extra = [] if seed is None else [f"seed={seed}"]
@@ -678,7 +652,8 @@ def _parse_values(text: str) -> list[int]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    """``sluicegate plan``: sweep ``maximum_concurrency`` and recommend a setting.
+    """``sluicegate plan``: sweep a mapping's setting (:mod:`sluicegate.sim.plan`) and
+    recommend one.
 
     Parameters:
         args: the parsed command line.
@@ -692,35 +667,35 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sluicegate.sim.plan import plan
-    from sluicegate.sim.topic_scenario import TopicScenario
+    from sluicegate.sim.plan import plan, swept_scenario
 
-    scenario = _load_plannable(args.scenario, args.overrides, args.seed)
+    scenario = _load_any(args.scenario, args.overrides, args.seed)
     values = None if args.values is None else _parse_values(args.values)
     limit = args.downstream_limit
-    if limit is None:
-        # the swept mapping's function's downstream (plan names a missing subscriber)
-        downstream = scenario.downstream if not isinstance(scenario, TopicScenario) else next(
-            (s.downstream for s in scenario.subscribers if s.name == args.subscriber), None)
+    if limit is None:  # the swept mapping's function's downstream
+        downstream = swept_scenario(scenario, args.subscriber).downstream
         if downstream is not None:
             limit = downstream.concurrency
     result = plan(scenario, downstream_limit=limit, values=values, subscriber=args.subscriber)
+    stream = result.parameter == "parallelization_factor"
 
-    title = f"maximum_concurrency sweep: {scenario.name or args.scenario}"
+    title = f"{result.parameter} sweep: {scenario.name or args.scenario}"
     if args.subscriber is not None:
         title += f", subscriber {args.subscriber}"
     if limit is not None:
         title += f" (downstream limit {limit})"
-    table = Table(title=title, box=None, pad_edge=False,
-                  caption="backlog Q4: queued messages at 3/4 of the run -> at its end; "
-                          "p99 age: of the oldest message")
-    for header in ("max conc", "keeps up", "backlog Q4", "p99 age", "peak conc", "msg/s",
-                   "errors", "throttles"):
+    caption = ("backlog Q4: records behind the checkpoints at 3/4 of the run -> at its "
+               "end; p99 age: iterator age" if stream else
+               "backlog Q4: queued messages at 3/4 of the run -> at its end; "
+               "p99 age: of the oldest message")
+    table = Table(title=title, box=None, pad_edge=False, caption=caption)
+    for header in ("factor" if stream else "max conc", "keeps up", "backlog Q4", "p99 age",
+                   "peak conc", "rec/s" if stream else "msg/s", "errors", "throttles"):
         table.add_column(header, no_wrap=True, justify="left" if header == "keeps up"
                          else "right")
     for s in result.settings:
         peak = str(s.peak_concurrency) + ("" if s.within_limit else f" > {limit}")
-        table.add_row(str(s.maximum_concurrency), "yes" if s.keeps_up else "no",
+        table.add_row(str(s.value), "yes" if s.keeps_up else "no",
                       f"{s.backlog_start}->{s.backlog_end}", f"{s.oldest_age_p99:.1f}s",
                       peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles))
     console = Console()
@@ -728,7 +703,7 @@ def _plan(args: argparse.Namespace) -> int:
     if result.recommendation is None:
         console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False)
     else:
-        console.print(f"recommendation: maximum_concurrency={result.recommendation}: "
+        console.print(f"recommendation: {result.parameter}={result.recommendation}: "
                       f"{result.reason}", markup=False, highlight=False)
     if args.json:
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"

@@ -11,12 +11,14 @@ import pytest
 from sluicegate.errors import InputError
 from sluicegate.sim import ScenarioError, load_scenario
 from sluicegate.sim.plan import (
+    DEFAULT_FACTORS,
     DEFAULT_VALUES,
     KEEP_UP_MIN_TOLERANCE,
     default_values,
     keeps_up,
     plan,
 )
+from sluicegate.sim.stream_scenario import load_stream_scenario
 from sluicegate.sim.topic_scenario import load_topic_scenario
 
 # 40 msg/s, one per invocation, 200 ms each: the load needs 8 invocations at once.
@@ -70,9 +72,9 @@ def test_default_values_are_bounded_and_include_the_scenarios_own() -> None:
 
 def test_plan_recommends_the_smallest_setting_that_keeps_up() -> None:
     result = plan(load_scenario(NEED_8))
-    values = [s.maximum_concurrency for s in result.settings]
+    values = [s.value for s in result.settings]
     assert values == list(DEFAULT_VALUES)
-    by_value = {s.maximum_concurrency: s for s in result.settings}
+    by_value = {s.value: s for s in result.settings}
     assert not by_value[2].keeps_up and not by_value[5].keeps_up
     assert by_value[10].keeps_up and by_value[1000].keeps_up
     assert result.recommendation == 10
@@ -98,7 +100,7 @@ def test_plan_where_nothing_keeps_up_says_so() -> None:
 
 def test_plan_limit_above_the_peak_fits() -> None:
     result = plan(load_scenario(NEED_8), downstream_limit=10, values=[20, 10, 5])
-    assert [s.maximum_concurrency for s in result.settings] == [5, 10, 20]
+    assert [s.value for s in result.settings] == [5, 10, 20]
     assert result.recommendation == 10
 
 
@@ -108,8 +110,8 @@ def test_plan_to_dict_is_json_ready_and_deterministic() -> None:
     second = json.dumps(plan(scenario, downstream_limit=9, values=[5, 10]).to_dict())
     assert first == second
     data = json.loads(first)
-    assert set(data) == {"scenario", "downstream_limit", "settings", "recommendation",
-                         "reason"}
+    assert set(data) == {"scenario", "parameter", "downstream_limit", "settings",
+                         "recommendation", "reason"}
     assert data["scenario"]["name"] == "need8"
     assert data["downstream_limit"] == 9
     assert {"maximum_concurrency", "keeps_up", "oldest_age_p99", "peak_concurrency",
@@ -170,7 +172,7 @@ def test_plan_sweeps_one_subscriber_of_a_topic() -> None:
     assert five.backlog_end > five.backlog_start  # its own queue's backlog
     assert result.recommendation == 10
     # the bounds are the subscriber's: its reserved 15 and its own setting of 7
-    assert [s.maximum_concurrency for s in plan(scenario, subscriber="need8").settings] == [
+    assert [s.value for s in plan(scenario, subscriber="need8").settings] == [
         2, 5, 7, 10, 15]
 
 
@@ -187,3 +189,50 @@ def test_plan_of_a_topic_names_a_subscriber() -> None:
         plan(scenario, subscriber="need8", values=[1])
     # a queue plan's form is unchanged
     assert "subscriber" not in plan(load_scenario(NEED_8), values=[10]).to_dict()
+
+
+# 2 shards at 50 records/s each, batches of up to 10 taking 0.5 s: a lane does at most
+# 20 records/s, so each shard needs 2.5 lanes: parallelization_factor 3.
+STREAM = """
+name = "need3"
+duration = "2m"
+[stream]
+shard_count = 2
+[producer]
+rate = 100
+partition_keys = 200
+[function]
+duration = "500ms"
+[mapping]
+batch_size = 10
+"""
+
+
+def test_plan_of_a_stream_sweeps_the_parallelization_factor() -> None:
+    scenario = load_stream_scenario(STREAM)
+    result = plan(scenario)
+    assert result.parameter == "parallelization_factor"
+    assert [s.value for s in result.settings] == list(DEFAULT_FACTORS)
+    by_value = {s.value: s for s in result.settings}
+    assert [by_value[f].keeps_up for f in (1, 2, 3, 10)] == [False, False, True, True]
+    assert result.recommendation == 3
+    assert by_value[1].backlog_end > by_value[1].backlog_start  # records behind grow
+    assert by_value[2].oldest_age_p99 > 10 * by_value[3].oldest_age_p99  # iterator age
+    assert [by_value[f].peak_concurrency for f in (1, 3, 10)] == [2, 6, 20]  # shards x f
+    assert by_value[3].throughput == pytest.approx(100, rel=0.05)
+    data = result.to_dict()
+    assert data["parameter"] == "parallelization_factor"
+    assert data["settings"][0]["parallelization_factor"] == 1
+    assert "maximum_concurrency" not in data["settings"][0]
+
+
+def test_plan_of_a_stream_with_a_downstream_limit_and_bad_values() -> None:
+    scenario = load_stream_scenario(STREAM)
+    result = plan(scenario, downstream_limit=5, values=[2, 3, 4])
+    assert result.recommendation is None
+    assert "the smallest that keeps up, parallelization_factor=3" in result.reason
+    assert "up to parallelization_factor=2" in result.reason
+    with pytest.raises(ScenarioError, match=re.escape("mapping.parallelization_factor=11 ")):
+        plan(scenario, values=[11])
+    with pytest.raises(InputError, match="only a topic scenario has subscribers"):
+        plan(scenario, subscriber="x")

@@ -1,11 +1,15 @@
-"""Capacity planning: sweep ``mapping.maximum_concurrency`` and recommend a setting.
+"""Capacity planning: sweep a mapping's concurrency setting and recommend one.
 
-:func:`plan` runs the simulator once per candidate ``maximum_concurrency`` (everything
-else in the scenario unchanged) and judges each run:
+:func:`plan` runs the simulator once per candidate setting (everything else in the
+scenario unchanged) and judges each run. The setting is the mapping's
+``maximum_concurrency`` for a queue or topic scenario, and its
+``parallelization_factor`` (1-10 concurrent batches per shard) for a stream scenario,
+whose mappings have no maximum concurrency (:data:`PARAMETERS`).
 
-- **keeps up**: the queue's backlog does not grow over the last quarter of the run.
-  The backlog is ``visible + in_flight + delayed`` at a bucket's end (the backlog at
-  t=0 is the scenario's ``queue.backlog``). With ``n`` buckets, the reference point is
+- **keeps up**: the backlog does not grow over the last quarter of the run.
+  A queue's backlog is ``visible + in_flight + delayed`` at a bucket's end (the backlog
+  at t=0 is the scenario's ``queue.backlog``); a stream's is its ``checkpoint_lag``, the
+  records after the checkpoints of all shards (none at t=0). With ``n`` buckets, the reference point is
   the end of bucket ``floor(0.75 * n)`` (t=0 counting as point 0), which leaves the
   first three quarters of the run for warm-up (cold starts, the ``aws`` scaling ramp).
   The run keeps up when ``backlog(end) <= backlog(reference) + tolerance``, where
@@ -14,8 +18,9 @@ else in the scenario unchanged) and judges each run:
   the arrivals, or a handful of messages of jitter, does not count as growth. A queue
   that drains a backlog keeps up. Make the producers run through the last quarter of
   the run, or a lack of capacity earlier on goes unseen.
-- **oldest_age_p99**: the 99th percentile (nearest rank) of ``oldest_age`` over all
-  buckets.
+- **oldest_age_p99**: the 99th percentile (nearest rank) over all buckets of a queue's
+  ``oldest_age``, or of a stream's iterator age (``iterator_age_ms``, in seconds here):
+  how long the oldest waiting message or record had waited.
 - **peak_concurrency**: the highest ``concurrency`` of any bucket: the most invocations
   running at once, which is what reaches a downstream called once per invocation.
 
@@ -40,21 +45,33 @@ from typing import Any
 from sluicegate.errors import InputError
 from sluicegate.sim.driver import simulate
 from sluicegate.sim.scenario import Scenario, load_scenario
+from sluicegate.sim.stream_scenario import StreamScenario, load_stream_scenario
+from sluicegate.sim.streams import simulate_stream
 from sluicegate.sim.topic_scenario import SubscriberSpec, TopicScenario, load_topic_scenario
 
 __all__ = [
+    "DEFAULT_FACTORS",
     "DEFAULT_VALUES",
     "KEEP_UP_MIN_TOLERANCE",
     "KEEP_UP_TOLERANCE",
+    "PARAMETERS",
     "Plan",
     "Setting",
     "default_values",
     "keeps_up",
     "plan",
+    "swept_scenario",
 ]
 
 DEFAULT_VALUES: tuple[int, ...] = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 """The candidate ``maximum_concurrency`` values swept by default (AWS allows 2-1,000)."""
+
+DEFAULT_FACTORS: tuple[int, ...] = tuple(range(1, 11))
+"""The candidate ``parallelization_factor`` values swept by default: all AWS allows."""
+
+PARAMETERS: dict[str, str] = {"queue": "maximum_concurrency",
+                              "stream": "parallelization_factor"}
+"""The mapping setting swept, by kind of scenario (a topic's subscribers are queues)."""
 
 KEEP_UP_TOLERANCE = 0.05
 """Backlog growth over the last quarter allowed, as a fraction of the messages sent then."""
@@ -68,14 +85,16 @@ _MAX_SETTING = 1000
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One simulated ``maximum_concurrency`` and how the run went.
+    """One simulated setting and how the run went.
 
     Attributes:
-        maximum_concurrency: the setting simulated.
+        parameter: the mapping setting swept (a value of :data:`PARAMETERS`).
+        value: its value in this run.
         keeps_up: whether the backlog did not grow over the last quarter (module docs).
-        oldest_age_p99: p99 over buckets of the oldest message's age, seconds.
+        oldest_age_p99: p99 over buckets of the oldest message's age (a stream's
+            iterator age), seconds.
         peak_concurrency: most invocations running at once.
-        throughput: messages processed per simulated second.
+        throughput: messages (records) processed per simulated second.
         backlog_start: backlog at the reference point (three quarters into the run).
         backlog_end: backlog at the end of the run.
         errors: invocations that ended in error.
@@ -83,7 +102,8 @@ class Setting:
         within_limit: ``peak_concurrency <= downstream_limit`` (``True`` without a limit).
     """
 
-    maximum_concurrency: int
+    parameter: str
+    value: int
     keeps_up: bool
     oldest_age_p99: float
     peak_concurrency: int
@@ -95,9 +115,10 @@ class Setting:
     within_limit: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain form written to JSON (floats rounded to 6 significant digits)."""
+        """The plain form written to JSON (floats rounded to 6 significant digits); the
+        value is keyed by the parameter's name."""
         return {
-            "maximum_concurrency": self.maximum_concurrency,
+            self.parameter: self.value,
             "keeps_up": self.keeps_up,
             "oldest_age_p99": _round(self.oldest_age_p99),
             "peak_concurrency": self.peak_concurrency,
@@ -116,6 +137,7 @@ class Plan:
 
     Attributes:
         scenario: the base scenario's plain form (before the sweep's override).
+        parameter: the mapping setting swept (a value of :data:`PARAMETERS`).
         downstream_limit: the peak concurrency allowed, or ``None``.
         settings: one :class:`Setting` per value, in ascending order.
         recommendation: the smallest setting that fits, or ``None``.
@@ -125,6 +147,7 @@ class Plan:
     """
 
     scenario: dict[str, Any]
+    parameter: str
     downstream_limit: int | None
     settings: tuple[Setting, ...] = field(default_factory=tuple)
     recommendation: int | None = None
@@ -132,11 +155,12 @@ class Plan:
     subscriber: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"scenario", "downstream_limit", "settings", "recommendation", "reason"}``
-        (and ``"subscriber"`` for a topic scenario), JSON-ready and deterministic for a
-        given scenario and seed."""
+        """``{"scenario", "parameter", "downstream_limit", "settings", "recommendation",
+        "reason"}`` (and ``"subscriber"`` for a topic scenario), JSON-ready and
+        deterministic for a given scenario and seed."""
         out = {
             "scenario": self.scenario,
+            "parameter": self.parameter,
             "downstream_limit": self.downstream_limit,
             "settings": [s.to_dict() for s in self.settings],
             "recommendation": self.recommendation,
@@ -153,19 +177,23 @@ def _round(value: float) -> float | None:
     return float(f"{value:.6g}") if value else 0.0
 
 
-def default_values(scenario: Scenario) -> list[int]:
+def default_values(scenario: Scenario | StreamScenario) -> list[int]:
     """The candidate settings for ``scenario``.
 
     Parameters:
-        scenario: the base scenario (for a topic subscriber, its
-            :meth:`~sluicegate.sim.topic_scenario.TopicScenario.subscriber_scenario`).
+        scenario: the swept scenario (for a topic subscriber, its
+            :meth:`~sluicegate.sim.topic_scenario.TopicScenario.subscriber_scenario`:
+            see :func:`swept_scenario`).
 
     Returns:
+        For a stream scenario, :data:`DEFAULT_FACTORS`. For a queue scenario,
         :data:`DEFAULT_VALUES` up to the function's reserved concurrency (or the
         account's concurrency limit when none is reserved), plus that bound itself and
         the scenario's own ``maximum_concurrency``, each kept within 2-1,000; ascending,
         without duplicates.
     """
+    if isinstance(scenario, StreamScenario):
+        return list(DEFAULT_FACTORS)
     reserved = scenario.function.reserved_concurrency
     bound = reserved if reserved is not None else scenario.account.concurrency_limit
     bound = min(max(bound, _MIN_SETTING), _MAX_SETTING)
@@ -178,6 +206,8 @@ def default_values(scenario: Scenario) -> list[int]:
 
 
 def _backlog(bucket: Mapping[str, Any]) -> int:
+    if "checkpoint_lag" in bucket:  # a stream's bucket
+        return int(bucket["checkpoint_lag"])
     return int(bucket.get("visible", 0)) + int(bucket.get("in_flight", 0)) + int(
         bucket.get("delayed", 0))
 
@@ -187,7 +217,8 @@ def keeps_up(series: Sequence[Mapping[str, Any]], initial_backlog: int = 0
     """Whether the backlog did not grow over the last quarter of a run.
 
     Parameters:
-        series: the run's buckets (``visible``, ``in_flight``, ``delayed``, ``sent``).
+        series: the run's buckets (``visible``, ``in_flight``, ``delayed``, or a
+            stream's ``checkpoint_lag``; ``sent``).
         initial_backlog: the backlog at t=0, before the first bucket.
 
     Returns:
@@ -211,28 +242,42 @@ def _p99(values: Iterable[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def _evaluate(scenario: Scenario | TopicScenario, value: int, limit: int | None,
-              subscriber: SubscriberSpec | None) -> Setting:
+def _age(bucket: Mapping[str, Any]) -> float:
+    """Seconds the oldest waiting message (or record) had waited at a bucket."""
+    if "iterator_age_ms" in bucket:  # a stream's bucket; None without invocations
+        return float(bucket["iterator_age_ms"] or 0.0) / 1000.0
+    return float(bucket.get("oldest_age", 0.0))
+
+
+def _evaluate(scenario: Scenario | StreamScenario | TopicScenario, value: int,
+              limit: int | None, subscriber: SubscriberSpec | None) -> Setting:
     series: list[dict[str, Any]]
-    if subscriber is None:
-        assert isinstance(scenario, Scenario)
-        run = simulate(load_scenario(
-            scenario, overrides=[f"mapping.maximum_concurrency={value}"]))
+    backlog = 0
+    if isinstance(scenario, StreamScenario):
+        parameter = PARAMETERS["stream"]
+        run = simulate_stream(load_stream_scenario(
+            scenario, overrides=[f"mapping.{parameter}={value}"]))
+        series, summary = run.series, run.summary
+    elif isinstance(scenario, Scenario):
+        parameter = PARAMETERS["queue"]
+        run = simulate(load_scenario(scenario, overrides=[f"mapping.{parameter}={value}"]))
         series, summary = run.series, run.summary
         backlog = scenario.queue.backlog
     else:
-        assert isinstance(scenario, TopicScenario)
+        assert subscriber is not None
+        parameter = PARAMETERS["queue"]
         run = simulate(load_topic_scenario(scenario, overrides=[
-            f"subscribers.{subscriber.name}.mapping.maximum_concurrency={value}"]))
+            f"subscribers.{subscriber.name}.mapping.{parameter}={value}"]))
         mapping = next(m for m in run.mappings or () if m["name"] == subscriber.name)
         series, summary = mapping["series"], mapping["summary"]
         backlog = scenario.topic.backlog + subscriber.queue.backlog
     ok, start, end = keeps_up(series, backlog)
     peak = max((int(b.get("concurrency", 0)) for b in series), default=0)
     return Setting(
-        maximum_concurrency=value,
+        parameter=parameter,
+        value=value,
         keeps_up=ok,
-        oldest_age_p99=_p99(float(b.get("oldest_age", 0.0)) for b in series),
+        oldest_age_p99=_p99(_age(b) for b in series),
         peak_concurrency=peak,
         throughput=float(summary.get("throughput", 0.0)),
         backlog_start=start,
@@ -247,45 +292,47 @@ def _recommend(settings: Sequence[Setting], limit: int | None) -> tuple[int | No
     for s in settings:
         if s.keeps_up and s.within_limit:
             bound = "" if limit is None else f" <= the downstream limit of {limit}"
-            return s.maximum_concurrency, (
-                f"the smallest setting tried that keeps up (backlog {s.backlog_start} -> {s.backlog_end} over the last "
-                f"quarter) with peak concurrency {s.peak_concurrency}{bound}")
+            return s.value, (
+                f"the smallest setting tried that keeps up (backlog {s.backlog_start} -> "
+                f"{s.backlog_end} over the last quarter) with peak concurrency "
+                f"{s.peak_concurrency}{bound}")
     keeping = [s for s in settings if s.keeps_up]
     if not keeping:
         top = settings[-1]
         return None, (
-            f"no setting tried keeps up: even maximum_concurrency={top.maximum_concurrency} "
-            f"lets the backlog grow from {top.backlog_start} to {top.backlog_end} over the "
-            f"last quarter of the run")
+            f"no setting tried keeps up: even {top.parameter}={top.value} lets the backlog "
+            f"grow from {top.backlog_start} to {top.backlog_end} over the last quarter of "
+            f"the run")
     first = keeping[0]
     within = [s for s in settings if s.within_limit]
     if not within:
         why = "every setting tried exceeds it"
     else:
-        most = max(s.maximum_concurrency for s in within)
-        why = (f"the settings within it (up to maximum_concurrency={most}) let the "
-               f"backlog grow")
+        most = max(s.value for s in within)
+        why = f"the settings within it (up to {first.parameter}={most}) let the backlog grow"
     return None, (
         f"no setting both keeps up and stays within the downstream limit of {limit}: "
-        f"the smallest that keeps up, maximum_concurrency={first.maximum_concurrency}, "
-        f"reaches a peak concurrency of {first.peak_concurrency}, and {why}")
+        f"the smallest that keeps up, {first.parameter}={first.value}, reaches a peak "
+        f"concurrency of {first.peak_concurrency}, and {why}")
 
 
 def plan(
-    scenario: Scenario | TopicScenario,
+    scenario: Scenario | StreamScenario | TopicScenario,
     *,
     downstream_limit: int | None = None,
     values: Iterable[int] | None = None,
     subscriber: str | None = None,
 ) -> Plan:
-    """Simulate ``scenario`` once per ``maximum_concurrency`` value and recommend one.
+    """Simulate ``scenario`` once per value of its mapping's setting and recommend one.
 
     Parameters:
-        scenario: the base scenario; only ``mapping.maximum_concurrency`` is varied (a
-            topic scenario's: ``subscriber``'s).
+        scenario: the base scenario; only the swept setting is varied: a queue's
+            ``mapping.maximum_concurrency`` (a topic scenario's: ``subscriber``'s), a
+            stream's ``mapping.parallelization_factor``.
         downstream_limit: the most invocations the downstream may see at once; ``None``
             for no limit.
-        values: the settings to try (each 2-1,000); by default :func:`default_values`.
+        values: the settings to try (``maximum_concurrency`` 2-1,000,
+            ``parallelization_factor`` 1-10); by default :func:`default_values`.
         subscriber: for a topic scenario (required there, refused otherwise): the name
             of the subscriber whose mapping is swept.
 
@@ -293,41 +340,56 @@ def plan(
         The :class:`Plan`, settings in ascending order.
 
     Raises:
-        ScenarioError: a value outside 2-1,000 (named as ``mapping.maximum_concurrency``,
-            or ``subscribers[i].mapping.maximum_concurrency``).
+        ScenarioError: a value out of range (named as ``mapping.maximum_concurrency``,
+            ``subscribers[i].mapping.maximum_concurrency`` or
+            ``mapping.parallelization_factor``).
         InputError: ``values`` is empty or ``downstream_limit`` is below 1; a topic
             scenario without ``subscriber``, an unknown subscriber, or a subscriber named
-            for a queue scenario.
+            for a queue or stream scenario.
     """
     if downstream_limit is not None and downstream_limit < 1:
         raise InputError(f"the downstream limit must be at least 1, got {downstream_limit}")
     swept = _subscriber(scenario, subscriber)
-    base = scenario
-    if isinstance(scenario, TopicScenario) and swept is not None:
-        # its bounds: its function's reserved concurrency, its mapping's own setting
-        base = scenario.subscriber_scenario(scenario.subscribers.index(swept))
-    assert isinstance(base, Scenario)
-    chosen = sorted(set(values)) if values is not None else default_values(base)
+    parameter = PARAMETERS["stream" if isinstance(scenario, StreamScenario) else "queue"]
+    chosen = (sorted(set(values)) if values is not None
+              else default_values(swept_scenario(scenario, subscriber)))
     if not chosen:
-        raise InputError("no maximum_concurrency values to try")
+        raise InputError(f"no {parameter} values to try")
     settings = tuple(_evaluate(scenario, v, downstream_limit, swept) for v in chosen)
     recommendation, reason = _recommend(settings, downstream_limit)
-    return Plan(scenario.to_dict(), downstream_limit, settings, recommendation, reason,
-                subscriber)
+    return Plan(scenario.to_dict(), parameter, downstream_limit, settings, recommendation,
+                reason, subscriber)
 
 
-def _subscriber(scenario: Scenario | TopicScenario, name: str | None
+def swept_scenario(scenario: Scenario | StreamScenario | TopicScenario,
+                   subscriber: str | None = None) -> Scenario | StreamScenario:
+    """The scenario whose mapping :func:`plan` sweeps: ``scenario`` itself, or a topic's
+    ``subscriber`` as a queue scenario of its own (its function's reserved concurrency
+    and downstream, its mapping's own setting).
+
+    Raises:
+        InputError: as :func:`plan`, for the subscriber.
+    """
+    swept = _subscriber(scenario, subscriber)
+    if swept is None:
+        assert not isinstance(scenario, TopicScenario)
+        return scenario
+    assert isinstance(scenario, TopicScenario)
+    return scenario.subscriber_scenario(scenario.subscribers.index(swept))
+
+
+def _subscriber(scenario: Scenario | StreamScenario | TopicScenario, name: str | None
                 ) -> SubscriberSpec | None:
-    """The topic subscriber ``name`` names, or ``None`` for a queue scenario.
+    """The topic subscriber ``name`` names, or ``None`` for a queue or stream scenario.
 
     Raises:
         InputError: a topic scenario without a name or with an unknown one, or a name
-            for a queue scenario.
+            for a queue or stream scenario.
     """
     if not isinstance(scenario, TopicScenario):
         if name is not None:
             raise InputError(f"subscriber {name!r}: only a topic scenario has subscribers; "
-                             "this one has one queue, whose mapping is swept")
+                             "this one has one mapping, which is swept")
         return None
     names = [s.name for s in scenario.subscribers]
     if name is None:
