@@ -90,7 +90,7 @@ from sluicegate.sim.scenario import (
     load_scenario,
 )
 from sluicegate.sim.topic_scenario import TopicScenario, load_topic_scenario
-from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex, publish_ids
+from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
 
 __all__ = [
@@ -302,8 +302,8 @@ class _Source:
     topic's order) or one lane's queue.
 
     Attributes:
-        targets: the lanes a send delivers to; ``first`` and ``rest``: the first of
-            them, the others (last first: the order the driver takes them in).
+        first, rest: the first lane a send delivers to, and the others (last first: the
+            order the driver takes them in).
         plain: the messages are all alike (no bodies to draw, no FIFO group): lanes
             send their shared message.
         groups: draws each message's FIFO group and deduplication id (``None`` unless
@@ -311,21 +311,17 @@ class _Source:
         pick: picks each message's body index (``None`` without bodies).
         indices: ``range(len(bodies))``, what ``pick`` picks from.
         topic: the topic's configuration, for a topic (``None`` for a queue).
-        bodies: the bodies' texts.
     """
 
-    __slots__ = ("bodies", "first", "groups", "indices", "pick", "plain", "rest", "targets",
-                 "topic")
+    __slots__ = ("first", "groups", "indices", "pick", "plain", "rest", "topic")
 
     def __init__(self, targets: list[_Lane], groups: _Groups | None,
                  pick: Callable[[range], int] | None, bodies: tuple[str, ...],
                  topic: TopicConfig | None) -> None:
-        self.targets = targets
         self.first = targets[0]
         self.rest = targets[:0:-1]
         self.groups = groups
         self.pick = pick
-        self.bodies = bodies
         self.indices = range(len(bodies))
         self.plain = groups is None and not bodies
         self.topic = topic
@@ -533,9 +529,10 @@ class _Lane:
         self.downstream = None if spec is None else Downstream(spec, stream("downstream"))
         self.downstream_per_record = spec is not None and spec.per == "record"
         self.downstream_items = spec is not None and spec.error_kind == "batch_item_failure"
-        self.modelled = bool(self.per_record or self.downstream is not None)
+        self.modelled = False
         """Whether an invocation needs more than a duration draw: records add time,
         errors are injected, or a downstream is called (see :meth:`_Simulation._model`)."""
+        self.remodel()
 
         # --- its own sends (the producers and backlog of its queue): their groups and
         # bodies; the driver's _Source of them refers to the lane, not the other way
@@ -562,6 +559,11 @@ class _Lane:
         self.last_dead = 0
         self.max_oldest_age = 0.0
         self.series: list[dict[str, Any]] = []
+
+    def remodel(self) -> None:
+        """Recompute :attr:`modelled` after the error probabilities changed."""
+        self.modelled = bool(self.per_record or self.p_raise or self.p_timeout
+                             or self.p_item or self.downstream is not None)
 
 
 def _prefixed(stream: Callable[[str], random.Random], prefix: str,
@@ -640,7 +642,6 @@ class _Simulation:
         self.bucket_start = 0.0
         self.series: list[dict[str, Any]] = []
         """A topic run's account-wide series (a queue run's is its lane's)."""
-        self.max_oldest_age = 0.0
 
     @property
     def now(self) -> float:
@@ -699,33 +700,26 @@ class _Simulation:
         if self.topic is None:
             lane = lanes[0]
             return SimResult(scenario.to_dict(), self._summary(lane), lane.series)
-        return SimResult(scenario.to_dict(), self._account_summary(), self.series, [
+        summaries = [self._summary(lane) for lane in lanes]
+        return SimResult(scenario.to_dict(), self._account_summary(summaries), self.series, [
             {"name": lane.name, "queue": lane.queue, "function": lane.function,
-             "summary": self._summary(lane), "series": lane.series}
-            for lane in lanes
+             "summary": summary, "series": lane.series}
+            for lane, summary in zip(lanes, summaries, strict=True)
         ])
 
     def _compose(self, source: _Source, count: int) -> list[tuple[int, str | None, str | None]]:
         """What ``count`` messages of ``source`` carry: each one's body (an index into
         the bodies, -1 for none), FIFO group and deduplication id, drawn once and
-        delivered alike to every target (a topic's publishes keep their group and
-        deduplication ids in every queue: :func:`publish_ids`)."""
+        delivered alike to every target. A FIFO topic's publishes carry both ids, which
+        :func:`~sluicegate.store.base.publish_ids` passes to every queue unchanged; a
+        standard topic's neither."""
         pick = source.pick
         indices = ([pick(source.indices) for _ in range(count)] if pick is not None
                    else [-1] * count)
         groups = source.groups
         if groups is None:
             return [(i, None, None) for i in indices]
-        topic = source.topic
-        out: list[tuple[int, str | None, str | None]] = []
-        for i in indices:
-            group: str | None = groups.draw()
-            dedup: str | None = groups.deduplication_id()
-            if topic is not None:
-                group, dedup = publish_ids(topic, source.bodies[i] if i >= 0 else "",
-                                           group, dedup)
-            out.append((i, group, dedup))
-        return out
+        return [(i, groups.draw(), groups.deduplication_id()) for i in indices]
 
     def _send(self, lane: _Lane, count: int,
               recipe: list[tuple[int, str | None, str | None]] | None) -> None:
@@ -1143,8 +1137,7 @@ class _Simulation:
         errors.toggle(index, on)
         lane.p_raise, lane.p_timeout = errors.p_raise, errors.p_timeout
         lane.p_item, lane.raise_at = errors.p_item, errors.raise_at
-        lane.modelled = bool(lane.per_record or lane.p_raise or lane.p_timeout
-                             or lane.p_item or lane.downstream is not None)
+        lane.remodel()
 
     def _model(self, lane: _Lane, now: float, batch: Batch, duration: float
                ) -> tuple[float, BatchOutcome, bool]:
@@ -1300,7 +1293,6 @@ class _Simulation:
                     total[key] = max(e[key] for e in entries)
                 else:
                     total[key] = sum(e[key] for e in entries)
-            self.max_oldest_age = max(self.max_oldest_age, total["oldest_age"])
             self.series.append(total)
         self.bucket_start = now
         return alive
@@ -1335,10 +1327,10 @@ class _Simulation:
             "downstream_failures": 0 if downstream is None else downstream.failures,
         }
 
-    def _account_summary(self) -> dict[str, Any]:
-        """A topic run's account-wide summary (see :data:`ACCOUNT_SUMMARY_KEYS`)."""
+    def _account_summary(self, lanes: list[dict[str, Any]]) -> dict[str, Any]:
+        """A topic run's account-wide summary (see :data:`ACCOUNT_SUMMARY_KEYS`) from
+        its lanes' summaries."""
         series = self.series
-        lanes = [self._summary(lane) for lane in self.lanes]
         duration = self.end
         processed = sum(s["messages_processed"] for s in lanes)
         out: dict[str, Any] = {}
@@ -1355,8 +1347,8 @@ class _Simulation:
                 out[key] = sum(e["published"] for e in series)
             elif key == "throughput":
                 out[key] = round(processed / duration, 6) if duration > 0 else 0.0
-            elif key == "max_oldest_age":
-                out[key] = self.max_oldest_age
+            elif key == "max_oldest_age":  # the account's oldest is the oldest of a queue
+                out[key] = max((s[key] for s in lanes), default=0.0)
             else:
                 out[key] = sum(s[key] for s in lanes)
         return out
