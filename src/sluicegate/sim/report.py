@@ -164,17 +164,18 @@ def named_parts(runs: Any) -> list[tuple[str, Mapping[str, Any]]]:
         InputError: as :func:`named_runs`.
     """
     named = named_runs(runs)
-    out: list[tuple[str, Mapping[str, Any]]] = []
-    for name, run in named:
-        mappings = run.get("mappings")
-        if mappings is None:
-            out.append((name, run))
-            continue
-        parts = [(ACCOUNT_PART, run)] + [
-            (str(m.get("name", f"mapping {i + 1}")), m) for i, m in enumerate(mappings)]
-        for part, sub in parts:
-            out.append((part if len(named) == 1 else f"{name}/{part}", sub))
-    return out
+    return [(part if len(named) == 1 else f"{name}/{part}", sub) if part else (name, sub)
+            for name, run in named for part, sub in _parts(run)]
+
+
+def _parts(run: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``[("", run)]`` for a run without mappings; a topic run's account-wide part,
+    named ``account``, then each mapping, named after it."""
+    mappings = run.get("mappings")
+    if mappings is None:
+        return [("", run)]
+    return [(ACCOUNT_PART, run)] + [
+        (str(m.get("name", f"mapping {i + 1}")), m) for i, m in enumerate(mappings)]
 
 
 def _run_name(run: Any, index: int, *, lone: bool) -> str:
@@ -743,15 +744,7 @@ def write_csv(path: str | Path, result_or_variants: Any) -> Path:
     named = named_runs(result_or_variants)
     with_variant = _is_variants(result_or_variants)
     with_mapping = any(run.get("mappings") is not None for _, run in named)
-    rows: list[tuple[str, str, Mapping[str, Any]]] = []
-    for name, run in named:
-        mappings = run.get("mappings")
-        if mappings is None:
-            rows.append((name, "", run))
-            continue
-        rows.append((name, ACCOUNT_PART, run))
-        rows += [(name, str(m.get("name", f"mapping {i + 1}")), m)
-                 for i, m in enumerate(mappings)]
+    rows = [(name, part, sub) for name, run in named for part, sub in _parts(run)]
     columns = list(dict.fromkeys(["t", *_series_keys((n, r) for n, _, r in rows)]))
     header = ((["variant"] if with_variant else []) + (["mapping"] if with_mapping else [])
               + list(columns))
