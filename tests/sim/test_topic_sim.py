@@ -217,6 +217,14 @@ def test_overrides_reach_a_subscriber_by_index_or_by_name() -> None:
     own = load_topic_scenario(SMALL, overrides=["subscribers.flaky.producer.rate=5"])
     assert own.subscribers[2].producers[0].rate == 5.0
     assert own.producers == load_topic_scenario(SMALL).producers
+    # a subscriber may be named "producer": in the list it is its name, not a table
+    named = load_topic_scenario(SMALL.replace('name = "slow"', 'name = "producer"'), overrides=[
+        "subscribers.producer.mapping.maximum_concurrency=7",
+        "subscribers.producer.producer.rate=3", "producer.rate=4"])
+    assert named.subscribers[1].name == "producer"
+    assert named.subscribers[1].mapping.maximum_concurrency == 7
+    assert named.subscribers[1].producers[0].rate == 3.0
+    assert named.producers[0].rate == 4.0
 
 
 # ---------------------------------------------------------------------- the run

@@ -1224,12 +1224,19 @@ def _apply_override(data: dict[str, Any], override: str, context: str) -> None:
     if not sep or not key:
         raise ScenarioError("override", override, "KEY=VALUE, e.g. mapping.batch_size=10",
                             context)
-    # [producer] is stored as producers[0] (a topic subscriber's too)
-    parts = [p for part in key.split(".")
-             for p in (("producers", "0") if part == "producer" else (part,))]
+    parts = key.split(".")
     node: Any = data
-    for depth, part in enumerate(parts[:-1]):
-        here = ".".join(parts[: depth + 1])
+    depth = 0
+    while True:
+        if parts[depth] == "producer" and isinstance(node, dict):
+            # [producer] is stored as producers[0] (a topic subscriber's too); in a list
+            # the part is an element's name (a subscriber may be named "producer")
+            parts[depth:depth + 1] = ["producers", "0"]
+        if depth == len(parts) - 1:
+            break
+        part = parts[depth]
+        depth += 1
+        here = ".".join(parts[:depth])
         if isinstance(node, list):
             node = node[_element(node, part, here, override, context)]
         else:
