@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STORE := sqlite:///out/demo.db
 
-# The compiled build (setup.py): the simulator's hot modules compiled with mypyc, about
-# twice as fast. SLUICEGATE_COMPILE=0 make ... installs the pure-Python package instead.
+# The compiled build (setup.py): the simulator's hot modules compiled with mypyc, two to
+# four times as fast (docs/performance.md). SLUICEGATE_COMPILE=0 make ... installs the pure-Python package instead.
 SLUICEGATE_COMPILE ?= 1
 export SLUICEGATE_COMPILE
 COMPILED := $(shell sed -n 's|^    "\(sluicegate/.*\.py\)",$$|src/\1|p' setup.py)

@@ -15,6 +15,8 @@ MYPYC_REQUIREMENT = "mypy>=2.4"
 """What compiles the extension modules (mypyc ships with mypy)."""
 
 FLAG = "SLUICEGATE_COMPILE"
+"""The variable asking for the compiled build; its values are read as setup.py's
+``compile_requested`` reads them (this backend runs before setup.py can be imported)."""
 
 
 @contextmanager

@@ -44,8 +44,8 @@ def _build() -> str:
 BUILD = _build()
 """``"compiled"`` when the core, the memory engine and the simulator's loop run as C
 extensions (the compiled build: setup.py, ``SLUICEGATE_COMPILE=1``; what ``make``
-installs), else ``"pure Python"``. Both behave the same; the compiled one simulates about
-three times as fast."""
+installs), else ``"pure Python"``. Both behave the same; the compiled one simulates two to
+four times as fast (docs/performance.md)."""
 
 __all__ = [
     "BUILD",
