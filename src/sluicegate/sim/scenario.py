@@ -1111,29 +1111,39 @@ def _parse_queue(qt: _Table, *, topic: QueueSpec | None = None,
                     f"{qt.key(key)}: a topic's subscribers receive its messages; set "
                     f"{key} in [topic]"))
             qt.used.add(key)
-    messages = topic if topic is not None else QueueSpec()
+    messages = (_parse_messages(qt) if topic is None
+                else {key: getattr(topic, key) for key in _TOPIC_KEYS})
     queue = QueueSpec(
         name=qt.get("name", default_name, qt.text),
         backlog=qt.get("backlog", 0, qt.integer(0, 1_000_000_000)),
         visibility_timeout=qt.get("visibility_timeout", 30, qt.whole_seconds(0, 43_200)),
         delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
         max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
-        message_size=messages.message_size if topic is not None else qt.get(
-            "message_size", DEFAULT_MESSAGE_SIZE, qt.integer(1, 262_144)),
-        fifo=qt.get("fifo", messages.fifo, qt.boolean),
-        groups=messages.groups if topic is not None else qt.get(
-            "groups", 1, qt.integer(1, 1_000_000)),
-        hot_group_share=messages.hot_group_share if topic is not None else qt.get(
-            "hot_group_share", 0.0, qt.number(0.0, 1.0)),
-        bodies=messages.bodies if topic is not None else qt.get("bodies", (), _bodies(qt)),
+        fifo=qt.get("fifo", topic is not None and topic.fifo, qt.boolean),
+        **messages,
     )
     if topic is None and not queue.fifo:
-        for key, default in (("groups", 1), ("hot_group_share", 0.0)):
-            if getattr(queue, key) != default:
-                raise ScenarioError(qt.key(key), getattr(queue, key), "only with fifo = true",
-                                    qt.context)
+        _refuse_groups(qt, queue, "only with fifo = true")
     qt.finish()
     return queue
+
+
+def _parse_messages(t: _Table) -> dict[str, Any]:
+    """What the messages of a ``[queue]`` or ``[topic]`` carry: the :data:`_TOPIC_KEYS`."""
+    return {
+        "message_size": t.get("message_size", DEFAULT_MESSAGE_SIZE, t.integer(1, 262_144)),
+        "bodies": t.get("bodies", (), _bodies(t)),
+        "groups": t.get("groups", 1, t.integer(1, 1_000_000)),
+        "hot_group_share": t.get("hot_group_share", 0.0, t.number(0.0, 1.0)),
+    }
+
+
+def _refuse_groups(t: _Table, spec: Any, expected: str) -> None:
+    """Refuse FIFO group settings on a standard queue or topic (``spec``, parsed from
+    ``t``)."""
+    for key, default in (("groups", 1), ("hot_group_share", 0.0)):
+        if getattr(spec, key) != default:
+            raise ScenarioError(t.key(key), getattr(spec, key), expected, t.context)
 
 
 def _parse_mapping(mt: _Table) -> MappingSpec:

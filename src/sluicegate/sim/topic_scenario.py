@@ -59,7 +59,6 @@ from sluicegate.sim.scenario import (
     Scenario,
     ScenarioError,
     _account_dict,
-    _bodies,
     _check_with_core,
     _core,
     _dlq_name,
@@ -69,9 +68,11 @@ from sluicegate.sim.scenario import (
     _parse_downstream,
     _parse_function,
     _parse_mapping,
+    _parse_messages,
     _parse_producers,
     _parse_queue,
     _producer_dict,
+    _refuse_groups,
     _scenario_data,
     _Table,
 )
@@ -263,17 +264,10 @@ def _parse_topic(data: Mapping[str, Any], context: str, base: Path | None) -> To
     topic = TopicSpec(
         name=tt.get("name", DEFAULT_TOPIC_NAME, tt.text),
         backlog=tt.get("backlog", 0, tt.integer(0, 1_000_000_000)),
-        message_size=tt.get("message_size", DEFAULT_MESSAGE_SIZE, tt.integer(1, 262_144)),
-        groups=tt.get("groups", 1, tt.integer(1, 1_000_000)),
-        hot_group_share=tt.get("hot_group_share", 0.0, tt.number(0.0, 1.0)),
-        bodies=tt.get("bodies", (), _bodies(tt)),
+        **_parse_messages(tt),
     )
     if not topic.fifo:
-        for key, default in (("groups", 1), ("hot_group_share", 0.0)):
-            if getattr(topic, key) != default:
-                raise ScenarioError(f"topic.{key}", getattr(topic, key),
-                                    "only for a FIFO topic (a name ending in '.fifo')",
-                                    context)
+        _refuse_groups(tt, topic, "only for a FIFO topic (a name ending in '.fifo')")
     tt.finish()
     producers = _parse_producers(top)
 
