@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, snapshot
+from sluicegate.cluster.scaling import ScaleLeader, SharedScaling
 from sluicegate.core.scaling import AwsScaling
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 
@@ -111,7 +111,7 @@ def test_a_late_observation_never_moves_the_leaders_time_back() -> None:
     leader.apply([["r", 10.0, 10, 0.0]])
     leader.apply([["o", 5.0, "error"]])  # reported late: applied at 10.0
     assert leader.applied_until == 10.0
-    state = snapshot(leader.policy)
+    state = leader.policy.snapshot()
     assert state["_last_error"] == 10.0
 
 

@@ -19,7 +19,7 @@ times what AWS would run. So the state is shared:
 A mapping therefore scales on the same observations with 1 or 10 workers (the cluster
 runs ``limit`` pollers in total either way), which ``tests/cluster/test_scaling.py``
 checks with explicit times. When the leader dies another worker takes the lease and
-restores the last published state (:func:`snapshot` / :func:`restore`): the level does
+restores the last published state (:meth:`AwsScaling.snapshot` / :meth:`AwsScaling.restore`): the level does
 not fall back to its initial value.
 
 Observations travel as small JSON arrays: ``["r", now, count, waited]``,
@@ -35,18 +35,7 @@ from typing import Any
 from sluicegate.core.scaling import AwsScaling, ScalingStatistics
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 
-__all__ = ["ScaleLeader", "SharedScaling", "decode", "restore", "snapshot"]
-
-
-def snapshot(policy: AwsScaling) -> dict[str, Any]:
-    """The policy's whole state as JSON-able values (times are the runtime's epoch
-    seconds, so they mean the same on every host): :meth:`AwsScaling.snapshot`."""
-    return policy.snapshot()
-
-
-def restore(policy: AwsScaling, state: dict[str, Any]) -> None:
-    """Load a :func:`snapshot` into ``policy`` (:meth:`AwsScaling.restore`)."""
-    policy.restore(state)
+__all__ = ["ScaleLeader", "SharedScaling", "decode"]
 
 
 def decode(raw: str) -> list[Any]:
@@ -78,7 +67,7 @@ class ScaleLeader:
         self.policy = policy
         self.applied_until = float("-inf")
         if state is not None:
-            restore(policy, state)
+            policy.restore(state)
             self.applied_until = float(state.get("applied_until", float("-inf")))
 
     def apply(self, events: Iterable[list[Any]]) -> None:
@@ -93,7 +82,9 @@ class ScaleLeader:
     def publish(self, now: float) -> tuple[int, dict[str, Any]]:
         """The limit at ``now`` and the state to store with it."""
         limit = self.policy.limit(now)
-        state = snapshot(self.policy)
+        # the policy's whole state; its times are the runtime's epoch seconds, which
+        # mean the same on every host
+        state = self.policy.snapshot()
         state["applied_until"] = self.applied_until
         return limit, state
 
