@@ -131,3 +131,12 @@ def test_options_may_come_before_the_bodies_and_data(setup, capsys):
     assert [x for x in lines if x.startswith("q g")] == ["q g x1", "q g x2"]
     assert "q h p1" in lines
     assert [x for x in lines if x.startswith("s ")] == ["s user-1 c1", "s user-1 c2"]
+
+
+def test_a_missing_queue_or_stream_is_named_alone(capsys):
+    for argv, missing in ((["send"], "QUEUE"), (["put", "--partition-key", "k"], "STREAM")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.rstrip().endswith(
+            f"the following arguments are required: {missing}")

@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
     send = sub.add_parser("send", parents=[common], help="send messages to a queue")
     send.add_argument("queue", metavar="QUEUE")
-    send.add_argument("bodies", nargs="*", metavar="BODY", help="message bodies")
+    send.add_argument("bodies", nargs="*", default=[], metavar="BODY",
+                      help="message bodies")
     send.add_argument("--file", metavar="FILE.jsonl",
                       help="one message body per line; every line must be valid JSON")
     send.add_argument("--count", type=int, default=1, metavar="N",
@@ -120,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
 
     put = sub.add_parser("put", parents=[common], help="put records to a stream")
     put.add_argument("stream", metavar="STREAM")
-    put.add_argument("data", nargs="*", metavar="DATA", help="record data")
+    put.add_argument("data", nargs="*", default=[], metavar="DATA",
+                     help="record data")
     put.add_argument("--partition-key", required=True, metavar="KEY",
                      help="the records' partition key (chooses the shard)")
     put.add_argument("--file", metavar="FILE.jsonl",
@@ -132,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     publish = sub.add_parser("publish", parents=[common],
                              help="publish messages to a topic of an App")
     publish.add_argument("topic", metavar="TOPIC")
-    publish.add_argument("bodies", nargs="*", metavar="BODY", help="message bodies")
+    publish.add_argument("bodies", nargs="*", default=[], metavar="BODY",
+                         help="message bodies")
     publish.add_argument("--app", metavar="APP", required=True,
                          help="the App that defines the topic and its subscribers")
     publish.add_argument("--file", metavar="FILE.jsonl",
