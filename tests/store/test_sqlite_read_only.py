@@ -80,7 +80,7 @@ async def test_read_only_open_of_a_missing_file_creates_nothing(tmp_path: Path) 
     with pytest.raises(StoreUnavailable, match="the file does not exist"):
         await store.open()
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(StoreUnavailable, match="directory .* does not exist"):
+    with pytest.raises(StoreUnavailable, match=r"directory .* does not exist"):
         await SqliteStore(tmp_path / "no" / "x.db", read_only=True).open()
 
 
@@ -118,7 +118,7 @@ async def test_read_only_store_reads_version_3_as_is_and_refuses_older(
     with sqlite3.connect(older, isolation_level=None) as conn:
         _back_to_version_2(conn)
     conn.close()
-    with pytest.raises(StoreUnavailable, match="schema version 2 predates .* run a command "
+    with pytest.raises(StoreUnavailable, match=r"schema version 2 predates .* run a command "
                                                 "that writes"):
         await SqliteStore(older, read_only=True).open()
     with sqlite3.connect(path, isolation_level=None) as conn:

@@ -56,15 +56,21 @@ issued before the upgrade are stale after it, so their messages are delivered ag
 their visibility timeout ends.
 Every process sharing a file must run the same schema version: an older one that still
 has the file open fails on its next statement (the column it uses is gone).
+
+Read-only (``read_only=True``, for commands that only look): one connection in SQLite's
+``mode=ro`` with ``query_only`` set, no schema created or upgraded (a file of version
+:data:`OLDEST_READABLE_VERSION` or later is read as it is), every write refused. It reads
+a file another process is writing, through the WAL index, and one in a directory it
+cannot write (see :func:`_connect_read_only`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import json
 import os
-import heapq
 import random
 import sqlite3
 from collections.abc import Callable
