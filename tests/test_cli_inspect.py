@@ -110,6 +110,8 @@ def test_peek_piped_shows_every_message_in_full_and_changes_nothing(
     assert second["attribute"] == "kind=order (String)"
     assert "body: two\n    lines" in blocks[1]  # a body's own lines stay, indented
     assert "…" not in out
+    assert cli("peek", "work", "--count", "1", "--store", store_url) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("; showing the oldest 1")
     # nothing moved: counts, the receive's handle, the next receive's order and counts
     assert numbers() == before
     assert store_call(store_url, lambda s: s.change_visibility("work", filled, 0)) is None
@@ -227,7 +229,8 @@ def test_peek_stream_shard_data_and_checkpoints(
          "--shard 2 is out of range: stream 'clicks' has 2 shards, 0-1"),
         (["peek", "clicks", "--shard", "x"], "--shard 'x' is not a whole number"),
         (["peek", "clicks", "--shard", "0", "--from", "-1"], "--from -1 is out of range"),
-        (["peek", "work", "--from", "3"], "--from reads a stream: give --shard N too"),
+        (["peek", "work", "--from", "3"], "--from is for streams; 'work' is a queue"),
+        (["peek", "work", "--shard", "0"], "--shard is for streams; 'work' is a queue"),
         (["peek", "nope", "--shard", "0"], "no stream named 'nope'"),
         (["peek", "work", "--count", "0"], "--count 0 is out of range: allowed 1-10,000"),
         (["peek", "work", "--count", "lots"], "--count 'lots' is not a whole number"),

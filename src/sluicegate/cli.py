@@ -638,7 +638,7 @@ async def _peek(args: argparse.Namespace, store: Store) -> int:
     are; nothing is received, so receive counts and visibility stay as they were."""
     from sluicegate.errors import QueueNotFound, StreamNotFound
 
-    if args.shard is not None or args.start is not None:
+    if args.shard is not None:
         return await _peek_stream(args, store)
     count = _whole(args.count, "--count", 1, MAX_PEEK)
     try:
@@ -650,6 +650,8 @@ async def _peek(args: argparse.Namespace, store: Store) -> int:
             raise InputError(f"no queue or stream named {args.name!r}") from None
         raise InputError(f"{args.name!r} is a stream: give --shard N "
                          f"(0-{stream.shard_count - 1})") from None
+    if args.start is not None:
+        raise InputError(f"--from is for streams; {args.name!r} is a queue")
     counts = await store.counts(config.name)
     messages = await store.peek(config.name, limit=count)
     now = store.clock()
@@ -700,7 +702,7 @@ async def _peek(args: argparse.Namespace, store: Store) -> int:
     heading = (f"queue {config.name}: {_plural(counts.total, 'message')} ({counts.visible} "
                f"visible, {counts.in_flight} in flight, {counts.delayed} delayed)")
     if rows:
-        heading += (f"; the oldest {len(rows)}" if len(rows) < counts.total
+        heading += (f"; showing the oldest {len(rows)}" if len(rows) < counts.total
                     else "; oldest first")
     states = {"visible": "visible", "in_flight": "in flight", "delayed": "delayed"}
 
@@ -754,16 +756,18 @@ async def _peek_stream(args: argparse.Namespace, store: Store) -> int:
     """``sluicegate peek STREAM --shard N``: a shard's records from ``--from`` on (the
     oldest retained by default), and which mappings' checkpoints have passed each."""
     from sluicegate.core.streams import shard_id
-    from sluicegate.errors import StreamNotFound
+    from sluicegate.errors import QueueNotFound, StreamNotFound
     from sluicegate.store.base import MAX_GET_RECORDS
 
-    if args.shard is None:
-        raise InputError("--from reads a stream: give --shard N too")
     count = _whole(args.count, "--count", 1, MAX_GET_RECORDS)
     try:
         config = await store.get_stream(args.name)
     except StreamNotFound:
-        raise InputError(f"no stream named {args.name!r}") from None
+        try:
+            await store.get_queue(args.name)
+        except QueueNotFound:
+            raise InputError(f"no stream named {args.name!r}") from None
+        raise InputError(f"--shard is for streams; {args.name!r} is a queue") from None
     shard = _whole(args.shard, "--shard", 0, 2**31)
     if shard >= config.shard_count:
         raise InputError(f"--shard {shard} is out of range: stream {config.name!r} has "

@@ -969,10 +969,9 @@ class MemoryQueues:
                 continue
             content = msg.content
             count = msg.receive_count
-            if msg.state == READY:
-                state, visible_at = "visible", None
-            else:
-                state, visible_at = peek_state(count, msg.visible_at, now)
+            state, visible_at = peek_state(
+                count, None if msg.state == READY else msg.visible_at, now
+            )
             group = content.group_id
             out.append(PeekedMessage(
                 msg.message_id, content.body, content.md5_of_body, dict(content.attributes),
