@@ -343,14 +343,22 @@ def _sluicegate(prefix: list[str], *args: str) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.parametrize("leftovers", [(), ("-wal", "-shm"), ("-shm",)],
+                         ids=["clean", "empty-log-and-index", "index-only"])
 def test_inspection_in_a_directory_this_process_cannot_write(
-    unwritable: tuple[Path, list[str]], app_file: Path
+    unwritable: tuple[Path, list[str]], app_file: Path, leftovers: tuple[str, ...]
 ) -> None:
     directory, prefix = unwritable
     url = f"sqlite:///{directory / 'store.db'}"
     assert cli("send", "work", "x", "--app", str(app_file), "--store", url) == 0
     shard = store_call(url, lambda s: s.put_record("clicks", "k", "data")).shard
     assert sorted(p.name for p in directory.iterdir()) == ["store.db"]
+    assert cli("queues", "--store", url) == 0  # a reader leaves an empty -wal and a -shm
+    for suffix in ("-wal", "-shm"):
+        if suffix not in leftovers:
+            (directory / f"store.db{suffix}").unlink()
+    files = sorted(p.name for p in directory.iterdir())
+    assert files == sorted(["store.db", *(f"store.db{suffix}" for suffix in leftovers)])
     before = (directory / "store.db").read_bytes()
     _lock(directory, prefix)
 
@@ -368,7 +376,7 @@ def test_inspection_in_a_directory_this_process_cannot_write(
     # a command that writes cannot, and says so in one line
     send = _sluicegate(prefix, "send", "work", "y", "--store", url)
     assert send.returncode == 2 and send.stderr.count("\n") == 1, send.stderr
-    assert sorted(p.name for p in directory.iterdir()) == ["store.db"]
+    assert sorted(p.name for p in directory.iterdir()) == files
     assert (directory / "store.db").read_bytes() == before
 
 
