@@ -363,19 +363,20 @@ def test_inspection_in_a_directory_this_process_cannot_write(
     _lock(directory, prefix)
 
     # before read-only inspection: "attempt to write a readonly database"
-    queues = _sluicegate(prefix, "queues", "--json", "--store", url)
-    assert queues.returncode == 0, queues.stderr
-    assert {r["name"]: r["visible"] for r in json.loads(queues.stdout)}["work"] == 1
     peek = _sluicegate(prefix, "peek", "work", "--json", "--store", url)
     assert peek.returncode == 0, peek.stderr
     assert [m["body"] for m in json.loads(peek.stdout)["messages"]] == ["x"]
-    streams = _sluicegate(prefix, "streams", "--store", url)
-    assert streams.returncode == 0, streams.stderr
-    records = _sluicegate(prefix, "peek", "clicks", "--shard", str(shard), "--store", url)
-    assert records.returncode == 0 and "data: data" in records.stdout, records.stderr
-    # a command that writes cannot, and says so in one line
-    send = _sluicegate(prefix, "send", "work", "y", "--store", url)
-    assert send.returncode == 2 and send.stderr.count("\n") == 1, send.stderr
+    if not leftovers:  # the other commands open the store alike
+        queues = _sluicegate(prefix, "queues", "--json", "--store", url)
+        assert queues.returncode == 0, queues.stderr
+        assert {r["name"]: r["visible"] for r in json.loads(queues.stdout)}["work"] == 1
+        streams = _sluicegate(prefix, "streams", "--store", url)
+        assert streams.returncode == 0, streams.stderr
+        records = _sluicegate(prefix, "peek", "clicks", "--shard", str(shard), "--store", url)
+        assert records.returncode == 0 and "data: data" in records.stdout, records.stderr
+        # a command that writes cannot, and says so in one line
+        send = _sluicegate(prefix, "send", "work", "y", "--store", url)
+        assert send.returncode == 2 and send.stderr.count("\n") == 1, send.stderr
     assert sorted(p.name for p in directory.iterdir()) == files
     assert (directory / "store.db").read_bytes() == before
 
