@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sluicegate.cli import main
+from sluicegate.cli import _duration, main
 from sluicegate.store import SqliteStore, open_store
 
 APP = textwrap.dedent(
@@ -184,6 +184,15 @@ def test_peek_on_a_terminal_is_a_table_that_wraps(
     lasts = "".join(line.split()[-1] for line in lines if line.strip())
     assert all(i in firsts for i in ids)
     assert body in lasts
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(-1, "0.0 s"), (4.24, "4.2 s"), (59.96, "1 min 0 s"), (185, "3 min 5 s"),
+     (7805, "2 h 10 min"), (3 * 86_400 + 4 * 3600 + 5, "3 d 4 h")],
+)
+def test_ages_read_as_people_say_them(seconds: float, text: str) -> None:
+    assert _duration(seconds) == text
 
 
 # ---------------------------------------------------------------------- peek a stream

@@ -586,14 +586,14 @@ def _plural(n: int, noun: str) -> str:
 def _duration(seconds: float) -> str:
     """A span of time for people: ``4.2 s``, ``3 min 5 s``, ``2 h 10 min``, ``3 d 4 h``."""
     seconds = max(0.0, seconds)
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f} s"
-    whole = int(seconds)
-    for size, unit, small, small_unit in ((86_400, "d", 3600, "h"), (3600, "h", 60, "min"),
-                                          (60, "min", 1, "s")):
-        if whole >= size:
-            return f"{whole // size} {unit} {whole % size // small} {small_unit}"
-    raise AssertionError  # unreachable: seconds >= 60 here
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86_400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86_400} d {whole % 86_400 // 3600} h"
 
 
 def _utc(epoch: float) -> str:
@@ -614,7 +614,7 @@ def _print_blocks(blocks: list[list[tuple[str, str]]], heading: str) -> None:
         for i, (label, value) in enumerate(block):
             indent = "" if i == 0 else "  "
             text = value.replace("\n", "\n" + indent + "  ")
-            print(f"{indent}{label}: {text}" if label else f"{indent}{text}")
+            print(f"{indent}{label}: {text}")
 
 
 def _print_table(headers: Sequence[str], rows: list[list[str]], heading: str) -> None:
