@@ -99,7 +99,8 @@ def test_peek_piped_shows_every_message_in_full_and_changes_nothing(
     assert cli("peek", "work", "--store", store_url) == 0
     out = capsys.readouterr().out
     heading, *blocks = out.split("\n\n")
-    assert heading == "queue work: 2 messages (1 visible, 1 in flight, 0 delayed); oldest first"
+    assert heading == ("queue work: 2 messages (1 visible, 1 in flight, 0 delayed), "
+                       "dead-lettered to work-dlq after 2 receives; oldest first")
     assert len(blocks) == 2
     first, second = (dict(line.strip().split(": ", 1) for line in b.strip().splitlines()
                           if ": " in line) for b in blocks)
@@ -125,6 +126,7 @@ def test_peek_json_and_dead_letter_queue(
     assert cli("peek", "work", "--json", "--count", "1", "--store", store_url) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["queue"], doc["visible"], doc["in_flight"], doc["delayed"]) == ("work", 1, 1, 0)
+    assert (doc["dead_letter_queue"], doc["max_receive_count"]) == ("work-dlq", 2)
     (head,) = doc["messages"]
     assert head["state"] == "in_flight" and 0 < head["visible_in_seconds"] <= 30
     assert head["receive_count"] == 1 and head["body"] == '{"n": 1}'

@@ -693,6 +693,8 @@ async def _peek(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps({
             "queue": config.name,
+            "dead_letter_queue": config.dead_letter_queue,
+            "max_receive_count": config.max_receive_count,
             "visible": counts.visible,
             "in_flight": counts.in_flight,
             "delayed": counts.delayed,
@@ -701,6 +703,9 @@ async def _peek(args: argparse.Namespace, store: Store) -> int:
         return 0
     heading = (f"queue {config.name}: {_plural(counts.total, 'message')} ({counts.visible} "
                f"visible, {counts.in_flight} in flight, {counts.delayed} delayed)")
+    if config.dead_letter_queue is not None:
+        heading += (f", dead-lettered to {config.dead_letter_queue} after "
+                    f"{_plural(config.max_receive_count or 0, 'receive')}")
     if rows:
         heading += (f"; showing the oldest {len(rows)}" if len(rows) < counts.total
                     else "; oldest first")
