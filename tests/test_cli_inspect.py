@@ -391,6 +391,7 @@ def test_inspection_in_a_directory_this_process_cannot_write(
         # a command that writes cannot, and says so in one line
         send = _sluicegate(prefix, "send", "work", "y", "--store", url)
         assert send.returncode == 2 and send.stderr.count("\n") == 1, send.stderr
+        assert "cannot write the file or its directory" in send.stderr
     assert sorted(p.name for p in directory.iterdir()) == files
     assert (directory / "store.db").read_bytes() == before
 

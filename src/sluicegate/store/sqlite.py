@@ -134,6 +134,8 @@ delete's time grows with its size, and the loop must not stall."""
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
 
 _SCHEMA = """
 CREATE TABLE queues (
@@ -1184,6 +1186,11 @@ def _connect(path: str, *, busy_timeout: float, loop_side: bool) -> sqlite3.Conn
             raise StoreUnavailable(
                 f"cannot open sqlite store {path}: the file is not a sqlite database"
             ) from None
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+            raise StoreUnavailable(
+                f"cannot open sqlite store {path} for writing: {exc} (this process cannot "
+                "write the file or its directory; queues, streams and peek only read)"
+            ) from None
         raise StoreUnavailable(f"cannot open sqlite store {path}: {exc}") from None
     except BaseException:
         conn.close()
@@ -1272,8 +1279,6 @@ OLDEST_READABLE_VERSION = 3
 """The oldest schema version a read-only store reads as it is (it cannot upgrade a file):
 version 4 only added an index. Versions 1 and 2 lack columns and tables it reads."""
 
-_SQLITE_READONLY = 8
-_SQLITE_CANTOPEN = 14
 
 
 def _connect_read_only(path: str, *, busy_timeout: float) -> sqlite3.Connection:
