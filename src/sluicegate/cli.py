@@ -1,12 +1,14 @@
 """The ``sluicegate`` command.
 
 Every command that touches the store (``run``, ``send``, ``put``, ``publish``, ``queues``,
-``streams``, ``redrive``, ``workers``) takes
+``streams``, ``peek``, ``purge``, ``redrive``, ``workers``) takes
 ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
-was valid, so a bad file never half-sends.
+was valid, so a bad file never half-sends. Commands that only look (``queues`` and
+``streams`` without ``--app``, ``peek``) open the store read-only (see
+:data:`_INSPECTION`), so they work on a SQLite file they may not write.
 
 With a ``redis://`` store, ``run`` joins a cluster (:mod:`sluicegate.cluster`): every
 process running the same App against the same Redis shares the mappings' limits, and
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sluicegate import BUILD, __version__
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
-from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
+from sluicegate.store.base import MAX_BATCH_ENTRIES, MAX_PEEK, SendEntry, Store
 
 if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
@@ -156,6 +158,23 @@ def _parser() -> argparse.ArgumentParser:
     queues.add_argument("--json", action="store_true", help="print JSON")
     queues.add_argument("--app", metavar="APP", help="create the App's queues first")
 
+    peek = sub.add_parser(
+        "peek", parents=[common],
+        help="show a queue's messages (or a stream shard's records) without receiving them")
+    peek.add_argument("name", metavar="QUEUE|STREAM")
+    peek.add_argument("--count", default="10", metavar="N",
+                      help=f"show at most N messages or records (1-{MAX_PEEK:,}; default 10)")
+    peek.add_argument("--shard", metavar="N", help="a stream's shard to read (0-based)")
+    peek.add_argument("--from", dest="start", metavar="SEQ",
+                      help="a stream's records from this sequence number on (default: the "
+                           "oldest retained)")
+    peek.add_argument("--json", action="store_true", help="print JSON")
+
+    purge = sub.add_parser("purge", parents=[common], help="delete every message of a queue")
+    purge.add_argument("queue", metavar="QUEUE")
+    purge.add_argument("--yes", action="store_true",
+                       help="do not ask for confirmation (required when not on a terminal)")
+
     redrive = sub.add_parser("redrive", parents=[common],
                              help="move a dead-letter queue's messages back")
     redrive.add_argument("dlq", metavar="DLQ")
@@ -224,8 +243,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "queues": _queues,
         "streams": _streams,
         "redrive": _redrive,
+        "peek": _peek,
+        "purge": _purge,
     }[args.command]
-    store = open_store(args.store)
+    read_only = args.command in _INSPECTION and getattr(args, "app", None) is None
+    store = open_store(args.store, read_only=read_only)
     try:
         await store.open()
         return await handler(args, store)
@@ -536,6 +558,307 @@ async def _redrive(args: argparse.Namespace, store: Store) -> int:
     moved = await store.redrive(args.dlq, args.to)
     where = args.to or "their source queues"
     print(f"moved {moved} message{'s' if moved != 1 else ''} from {args.dlq} to {where}")
+    return 0
+
+
+# ---------------------------------------------------------------------- peek, purge
+_INSPECTION = frozenset({"queues", "streams", "peek"})
+"""Commands that only read the store: they open it read-only (a SQLite file is neither
+created nor upgraded nor written, and may belong to another user or sit in a directory
+this process cannot write), unless ``--app`` asks them to create the App's queues."""
+
+
+def _whole(text: str, option: str, low: int, high: int) -> int:
+    """``text`` as an integer in ``low``-``high``. Raises :class:`InputError` (one line)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise InputError(f"{option} {value} is out of range: allowed {low}-{high:,}")
+    return value
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _duration(seconds: float) -> str:
+    """A span of time for people: ``4.2 s``, ``3 min 5 s``, ``2 h 10 min``, ``3 d 4 h``."""
+    seconds = max(0.0, seconds)
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86_400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86_400} d {whole % 86_400 // 3600} h"
+
+
+def _utc(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds."""
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _print_blocks(blocks: list[list[tuple[str, str]]], heading: str) -> None:
+    """Plain text for pipes and files: the heading, then per item its ``label: value``
+    lines (the first one flush left, the others indented), a blank line between items.
+    Nothing is cut; a value's own line breaks are kept, indented under it."""
+    print(heading)
+    for block in blocks:
+        print()
+        for i, (label, value) in enumerate(block):
+            indent = "" if i == 0 else "  "
+            text = value.replace("\n", "\n" + indent + "  ")
+            print(f"{indent}{label}: {text}")
+
+
+def _print_table(headers: Sequence[str], rows: list[list[str]], heading: str) -> None:
+    """A table for a terminal: every column wraps (long words fold) instead of cutting."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: no markup in bodies
+    console = Console()
+    console.print(heading, markup=False, highlight=False)
+    console.print(table)
+
+
+async def _peek(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate peek``: a queue's messages, or a stream shard's records, as they
+    are; nothing is received, so receive counts and visibility stay as they were."""
+    from sluicegate.errors import QueueNotFound, StreamNotFound
+
+    if args.shard is not None:
+        return await _peek_stream(args, store)
+    count = _whole(args.count, "--count", 1, MAX_PEEK)
+    try:
+        config = await store.get_queue(args.name)
+    except QueueNotFound:
+        try:
+            stream = await store.get_stream(args.name)
+        except StreamNotFound:
+            raise InputError(f"no queue or stream named {args.name!r}") from None
+        raise InputError(f"{args.name!r} is a stream: give --shard N "
+                         f"(0-{stream.shard_count - 1})") from None
+    if args.start is not None:
+        raise InputError(f"--from is for streams; {args.name!r} is a queue")
+    counts = await store.counts(config.name)
+    messages = await store.peek(config.name, limit=count)
+    now = store.clock()
+    from sluicegate.runtime.events import queue_arn
+
+    rows: list[dict[str, Any]] = []
+    for m in messages:
+        system = {
+            "SenderId": m.sender_id,
+            "SentTimestamp": str(int(m.sent_timestamp * 1000)),
+            "ApproximateReceiveCount": str(m.receive_count),
+        }
+        if m.first_receive_timestamp is not None:
+            system["ApproximateFirstReceiveTimestamp"] = str(
+                int(m.first_receive_timestamp * 1000))
+        if m.group_id is not None:
+            system["MessageGroupId"] = m.group_id
+            system["MessageDeduplicationId"] = m.deduplication_id or ""
+            system["SequenceNumber"] = m.sequence_number or ""
+        if m.source_queue is not None:
+            system["DeadLetterQueueSourceArn"] = queue_arn(m.source_queue)
+        rows.append({
+            "message_id": m.message_id,
+            "state": m.state,
+            "visible_in_seconds": (None if m.visible_at is None
+                                   else round(m.visible_at - now, 3)),
+            "age_seconds": round(now - m.sent_timestamp, 3),
+            "sent": _utc(m.sent_timestamp),
+            "receive_count": m.receive_count,
+            "group_id": m.group_id,
+            "deduplication_id": m.deduplication_id,
+            "sequence_number": m.sequence_number,
+            "source_queue": m.source_queue,
+            "body": m.body,
+            "md5_of_body": m.md5_of_body,
+            "attributes": system,
+            "message_attributes": m.attributes,
+        })
+    if args.json:
+        print(json.dumps({
+            "queue": config.name,
+            "dead_letter_queue": config.dead_letter_queue,
+            "max_receive_count": config.max_receive_count,
+            "visible": counts.visible,
+            "in_flight": counts.in_flight,
+            "delayed": counts.delayed,
+            "messages": rows,
+        }, indent=2, ensure_ascii=False))
+        return 0
+    heading = (f"queue {config.name}: {_plural(counts.total, 'message')} ({counts.visible} "
+               f"visible, {counts.in_flight} in flight, {counts.delayed} delayed)")
+    if config.dead_letter_queue is not None:
+        heading += (f", dead-lettered to {config.dead_letter_queue} after "
+                    f"{_plural(config.max_receive_count or 0, 'receive')}")
+    if rows:
+        heading += (f"; showing the oldest {len(rows)}" if len(rows) < counts.total
+                    else "; oldest first")
+    states = {"visible": "visible", "in_flight": "in flight", "delayed": "delayed"}
+
+    def state(r: dict[str, Any]) -> str:
+        text = states[r["state"]]
+        if r["visible_in_seconds"] is not None:
+            text += f", visible in {_duration(r['visible_in_seconds'])}"
+        return text
+
+    def attributes(r: dict[str, Any]) -> list[str]:
+        return [f"{name}={value.get('StringValue', value.get('BinaryValue', ''))} "
+                f"({value['DataType']})" for name, value in r["message_attributes"].items()]
+
+    if not sys.stdout.isatty():
+        blocks = []
+        for r in rows:
+            block = [("message", r["message_id"]), ("state", state(r)),
+                     ("age", f"{_duration(r['age_seconds'])} (sent {r['sent']})"),
+                     ("receive count", str(r["receive_count"]))]
+            if r["group_id"] is not None:
+                block += [("group", r["group_id"]),
+                          ("deduplication id", r["deduplication_id"] or ""),
+                          ("sequence number", r["sequence_number"] or "")]
+            if r["source_queue"] is not None:
+                block.append(("dead-lettered from", r["source_queue"]))
+            block += [("attribute", a) for a in attributes(r)]
+            block.append(("body", r["body"]))
+            blocks.append(block)
+        _print_blocks(blocks, heading)
+        return 0
+    fifo = config.fifo
+    dead = any(r["source_queue"] is not None for r in rows)
+    headers = ["message id", "state", "age", "receives"]
+    headers += ["group / dedup id"] if fifo else []
+    headers += ["from"] if dead else []
+    headers += ["attributes", "body"]
+    table = []
+    for r in rows:
+        cells = [r["message_id"], state(r), _duration(r["age_seconds"]), str(r["receive_count"])]
+        if fifo:
+            cells.append(f"{r['group_id']} / {r['deduplication_id']}")
+        if dead:
+            cells.append(r["source_queue"] or "-")
+        cells += ["\n".join(attributes(r)) or "-", r["body"]]
+        table.append(cells)
+    _print_table(headers, table, heading)
+    return 0
+
+
+async def _peek_stream(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate peek STREAM --shard N``: a shard's records from ``--from`` on (the
+    oldest retained by default), and which mappings' checkpoints have passed each."""
+    from sluicegate.core.streams import shard_id
+    from sluicegate.errors import QueueNotFound, StreamNotFound
+    from sluicegate.store.base import MAX_GET_RECORDS
+
+    count = _whole(args.count, "--count", 1, MAX_GET_RECORDS)
+    try:
+        config = await store.get_stream(args.name)
+    except StreamNotFound:
+        try:
+            await store.get_queue(args.name)
+        except QueueNotFound:
+            raise InputError(f"no stream named {args.name!r}") from None
+        raise InputError(f"--shard is for streams; {args.name!r} is a queue") from None
+    shard = _whole(args.shard, "--shard", 0, 2**31)
+    if shard >= config.shard_count:
+        raise InputError(f"--shard {shard} is out of range: stream {config.name!r} has "
+                         f"{_plural(config.shard_count, 'shard')}, 0-{config.shard_count - 1}")
+    start = None if args.start is None else _whole(args.start, "--from", 0, 2**63 - 1)
+    records = await store.get_records(
+        config.name, shard, after=None if start is None else start - 1, limit=count)
+    info = (await store.shards(config.name))[shard]
+    checkpoints = {mapping: per_shard.get(shard) for mapping, per_shard
+                   in sorted((await store.stream_checkpoints(config.name)).items())}
+    now = store.clock()
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        try:
+            data, encoding = r.data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            import base64
+
+            data, encoding = base64.b64encode(r.data).decode("ascii"), "base64"
+        rows.append({
+            "sequence_number": r.sequence_number,
+            "partition_key": r.partition_key,
+            "approximate_arrival": _utc(r.approximate_arrival),
+            "age_seconds": round(now - r.approximate_arrival, 3),
+            "data": data,
+            "data_encoding": encoding,
+            "checkpoint_passed": {m: cp is not None and r.sequence_number <= cp
+                                  for m, cp in checkpoints.items()},
+        })
+    if args.json:
+        print(json.dumps({
+            "stream": config.name,
+            "shard": shard,
+            "shard_id": shard_id(shard),
+            "records_retained": info.records,
+            "checkpoints": checkpoints,
+            "records": rows,
+        }, indent=2, ensure_ascii=False))
+        return 0
+    heading = (f"stream {config.name} shard {shard} ({shard_id(shard)}): "
+               f"{_plural(info.records, 'record')} retained")
+    if info.first_sequence is not None:
+        heading += f", sequence numbers {info.first_sequence}-{info.latest_sequence}"
+    heading += "; checkpoints: " + (", ".join(
+        f"{m} at {'none' if cp is None else cp}" for m, cp in checkpoints.items())
+        or "none (no mapping has read it)")
+
+    def passed(r: dict[str, Any]) -> str:
+        marks = [f"{m} {'passed' if ok else 'not yet'}" for m, ok in r["checkpoint_passed"].items()]
+        return ", ".join(marks) or "-"
+
+    def shown(r: dict[str, Any]) -> str:
+        return r["data"] if r["data_encoding"] == "utf-8" else f"(base64) {r['data']}"
+
+    if not sys.stdout.isatty():
+        _print_blocks([[("record", str(r["sequence_number"])),
+                        ("partition key", r["partition_key"]),
+                        ("age", f"{_duration(r['age_seconds'])} (arrived "
+                                f"{r['approximate_arrival']})"),
+                        ("checkpoints", passed(r)),
+                        ("data", shown(r))] for r in rows], heading)
+        return 0
+    _print_table(["sequence", "partition key", "age", "checkpoints", "data"],
+                 [[str(r["sequence_number"]), r["partition_key"], _duration(r["age_seconds"]),
+                   passed(r), shown(r)] for r in rows], heading)
+    return 0
+
+
+async def _purge(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate purge``: delete every message of a queue (visible, in flight and
+    delayed), after a confirmation on a terminal or with ``--yes``."""
+    await store.get_queue(args.queue)
+    counts = await store.counts(args.queue)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"purge deletes every message of queue {args.queue!r} "
+                             f"({counts.total} now): add --yes when not on a terminal")
+        print(f"purge queue {args.queue!r}: delete its {_plural(counts.total, 'message')} "
+              f"({counts.visible} visible, {counts.in_flight} in flight, {counts.delayed} "
+              "delayed)? [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("purge cancelled: nothing deleted", file=sys.stderr)
+            return 1
+    purged = await store.purge(args.queue)
+    print(f"purged {_plural(purged, 'message')} from {args.queue}")
     return 0
 
 

@@ -674,3 +674,136 @@ async def test_concurrent_long_polls_all_served(store: Store) -> None:
     results = await asyncio.gather(*pollers)
     assert sorted(m.body for batch in results for m in batch) == ["m0", "m1", "m2"]
     assert time.monotonic() - started < 2.0
+
+
+# ---------------------------------------------------------------------- peek
+async def test_peek_shows_every_state_without_changing_anything(
+    store: Store, clock: FakeClock
+) -> None:
+    await make_queues(store, visibility_timeout=30)
+    first = await store.send("q", "first", attributes={"k": "v"}, sender_id="tester")
+    clock.advance(1)
+    await store.send("q", "second")
+    clock.advance(1)
+    await store.send("q", "later", delay_seconds=60)
+    clock.advance(1)
+    await store.send("q", "third")
+    (received,) = await store.receive("q")
+    assert received.body == "first"
+    clock.advance(2)
+    before = await store.counts("q")
+
+    peeked = await store.peek("q", limit=10)
+
+    assert [(m.body, m.state) for m in peeked] == [
+        ("first", "in_flight"), ("second", "visible"), ("later", "delayed"), ("third", "visible"),
+    ]
+    head = peeked[0]
+    assert head.message_id == first.message_id
+    assert head.md5_of_body == md5_hex("first")
+    assert head.attributes == {"k": {"DataType": "String", "StringValue": "v"}}
+    assert head.sender_id == "tester"
+    assert head.sent_timestamp == START
+    assert head.first_receive_timestamp == START + 3
+    assert head.receive_count == 1
+    assert head.visible_at == START + 3 + 30
+    assert head.group_id is head.deduplication_id is head.sequence_number is None
+    assert head.source_queue is None
+    assert peeked[1].receive_count == 0 and peeked[1].first_receive_timestamp is None
+    assert peeked[1].visible_at is None
+    assert peeked[2].visible_at == START + 2 + 60
+    # nothing moved: counts, the handle, receive counts and the order of later receives
+    assert await store.peek("q", limit=10) == peeked
+    assert await store.counts("q") == before
+    await store.change_visibility("q", received.receipt_handle, 0)
+    again = await store.receive("q", max_messages=10)
+    assert [(m.body, m.receive_count) for m in again] == [
+        ("first", 2), ("second", 1), ("third", 1),
+    ]
+
+
+async def test_peek_limit_keeps_sent_order(store: Store, clock: FakeClock) -> None:
+    await store.ensure_queue(QueueConfig("q"))
+    for i in range(12):
+        await store.send("q", f"m{i}")
+        if i % 3 == 0:
+            clock.advance(0.5)
+    assert [m.body for m in await store.peek("q", limit=5)] == [f"m{i}" for i in range(5)]
+    assert [m.body for m in await store.peek("q")] == [f"m{i}" for i in range(10)]
+    assert len(await store.peek("q", limit=10_000)) == 12
+    for limit in (0, 10_001, True, "3", 2.0):
+        with pytest.raises(InputError):
+            await store.peek("q", limit=limit)  # type: ignore[arg-type]
+    with pytest.raises(QueueNotFound):
+        await store.peek("nope")
+    assert await store.peek("q", limit=1) != []  # nothing was taken
+
+
+async def test_peek_shows_a_due_message_as_visible(store: Store, clock: FakeClock) -> None:
+    await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
+    await store.send("q", "delayed", delay_seconds=5)
+    await store.send("q", "taken")
+    await store.receive("q")
+    clock.advance(10)
+    assert [(m.body, m.state, m.visible_at) for m in await store.peek("q")] == [
+        ("delayed", "visible", None), ("taken", "visible", None),
+    ]
+
+
+async def test_peek_leaves_out_messages_past_retention(store: Store, clock: FakeClock) -> None:
+    await store.ensure_queue(QueueConfig("q", retention_period=60))
+    await store.send("q", "old")
+    clock.advance(30)
+    await store.send("q", "young")
+    clock.advance(30)
+    assert [m.body for m in await store.peek("q")] == ["young"]
+
+
+async def test_peek_does_not_dead_letter_and_shows_a_dead_letter_queue(
+    store: Store, clock: FakeClock
+) -> None:
+    await make_queues(store, max_receive_count=1, visibility_timeout=10)
+    sent = await store.send("q", "poison", attributes={"k": "v"})
+    await store.receive("q")
+    clock.advance(10)
+    # due to move to the dead-letter queue: a peek shows it where it is and moves nothing
+    (due,) = await store.peek("q")
+    assert (due.state, due.receive_count) == ("visible", 1)
+    assert await store.peek("dlq") == []
+    assert (await store.counts("q")).dead_lettered == 0
+
+    assert await store.receive("q") == []  # the receive moves it
+    clock.advance(1)
+    (dead,) = await store.peek("dlq")
+    assert dead.message_id == sent.message_id
+    assert dead.body == "poison"
+    assert dead.attributes == {"k": {"DataType": "String", "StringValue": "v"}}
+    assert dead.source_queue == "q"
+    assert dead.sent_timestamp == START
+    assert (dead.state, dead.receive_count, dead.first_receive_timestamp) == ("visible", 0, None)
+    (got,) = await store.receive("dlq")
+    assert got.message_id == sent.message_id and got.receive_count == 1
+
+
+async def test_peek_fifo_keeps_groups_and_order(store: Store, clock: FakeClock) -> None:
+    await store.ensure_queue(QueueConfig("q.fifo", content_based_deduplication=True))
+    results = []
+    for body, group in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("b2", "b")):
+        results.append(await store.send("q.fifo", body, group_id=group))
+        clock.advance(0.25)
+    (taken,) = await store.receive("q.fifo", max_messages=1)
+    assert taken.body == "a1"
+
+    peeked = await store.peek("q.fifo")
+
+    assert [(m.body, m.group_id, m.state) for m in peeked] == [
+        ("a1", "a", "in_flight"), ("b1", "b", "visible"), ("a2", "a", "visible"),
+        ("b2", "b", "visible"),
+    ]
+    assert [m.sequence_number for m in peeked] == [r.sequence_number for r in results]
+    assert peeked[0].deduplication_id == taken.deduplication_id is not None
+    assert [m.message_id for m in peeked] == [r.message_id for r in results]
+    # group a stays held: the next receive gets b's messages only, in order
+    assert [m.body for m in await store.receive("q.fifo", max_messages=10)] == ["b1", "b2"]
+    assert await store.delete("q.fifo", taken.receipt_handle) is True
+    assert [m.body for m in await store.receive("q.fifo", max_messages=10)] == ["a2"]

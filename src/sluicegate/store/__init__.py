@@ -58,7 +58,9 @@ STORE_SCHEMES = ("sqlite", "memory", "redis", "rediss")
 """URL schemes :func:`open_store` accepts."""
 
 
-def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
+def open_store(
+    url: str | None = None, *, clock: Clock | None = None, read_only: bool = False
+) -> Store:
     """Build the store ``url`` names; open it with ``async with`` or ``await store.open()``.
 
     URLs:
@@ -73,6 +75,9 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
         url: the store URL; ``None`` reads :data:`STORE_ENV_VAR`, else uses
             :data:`DEFAULT_STORE_URL`.
         clock: where the store reads time (epoch seconds); ``time.time`` by default.
+        read_only: for commands that only look: a SQLite store is opened for reading
+            only (no file or schema created, nothing written; see :class:`SqliteStore`);
+            memory and Redis stores ignore it.
 
     Returns:
         An unopened :class:`Store`.
@@ -107,4 +112,4 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
                 "sqlite:////absolute/path.db"
             )
         path = rest[1:]
-    return SqliteStore(path, clock=clock)
+    return SqliteStore(path, clock=clock, read_only=read_only)

@@ -69,6 +69,7 @@ from sluicegate.errors import (
 __all__ = [
     "DEDUPLICATION_WINDOW",
     "MAX_BATCH_ENTRIES",
+    "MAX_PEEK",
     "MAX_PUT_RECORDS",
     "MAX_RECEIVE_MANY",
     "MAX_RECEIVE_WAIT",
@@ -77,6 +78,7 @@ __all__ = [
     "FifoSent",
     "Message",
     "NewMessage",
+    "PeekedMessage",
     "PutEntry",
     "PutResult",
     "QueueCounts",
@@ -88,6 +90,7 @@ __all__ = [
     "md5_hex",
     "new_message_id",
     "normalize_attributes",
+    "peek_state",
     "publish_ids",
 ]
 
@@ -103,6 +106,9 @@ MAX_RECEIVE_MANY = 1000
 
 MAX_RECEIVE_WAIT = 20.0
 """The longest long-poll wait SQS allows (WaitTimeSeconds 0-20)."""
+
+MAX_PEEK = 10_000
+"""Most messages one :meth:`Store.peek` returns."""
 
 MAX_DELAY_SECONDS = 900
 """Longest per-message delay SQS allows (DelaySeconds 0-900)."""
@@ -303,6 +309,57 @@ class Message:
     group_id: str | None = None
     deduplication_id: str | None = None
     sequence_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeekedMessage:
+    """A message as :meth:`Store.peek` shows it: what the queue holds, not a delivery.
+
+    Attributes:
+        state: ``"visible"`` (a receive may return it now), ``"in_flight"`` (received,
+            its visibility timeout not over) or ``"delayed"`` (never received, its
+            delivery delay not over). A message whose timeout or delay is over is
+            visible, though no receive has moved it yet (as :meth:`Store.counts` counts).
+        visible_at: epoch seconds when an in-flight or delayed message becomes visible;
+            ``None`` for a visible one.
+        sent_timestamp: epoch seconds when it was first sent (kept through a move to a
+            dead-letter queue and back).
+        first_receive_timestamp: epoch seconds of its first receive in this queue;
+            ``None`` when it was never received here.
+        receive_count: receives in this queue (a move to or from a dead-letter queue
+            starts it again from zero).
+        source_queue: in a dead-letter queue, the queue it was moved from; else ``None``.
+        group_id, deduplication_id, sequence_number: a FIFO queue's message's; ``None``
+            for a standard queue's.
+    """
+
+    message_id: str
+    body: str
+    md5_of_body: str
+    attributes: dict[str, dict[str, str]]
+    sender_id: str
+    sent_timestamp: float
+    first_receive_timestamp: float | None
+    receive_count: int
+    state: str
+    visible_at: float | None
+    source_queue: str | None = None
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    sequence_number: str | None = None
+
+
+def peek_state(receive_count: int, visible_at: float | None, now: float) -> tuple[str, float | None]:
+    """A held message's :attr:`PeekedMessage.state` and ``visible_at`` at ``now``.
+
+    Parameters:
+        receive_count: the message's receives so far (0: a hidden one is delayed).
+        visible_at: epoch seconds when a hidden message becomes visible; ``None`` for one
+            the backend holds as visible.
+    """
+    if visible_at is None or visible_at <= now:
+        return "visible", None
+    return ("in_flight" if receive_count > 0 else "delayed"), visible_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,6 +764,24 @@ class Store(ABC):
         """The queue's approximate counts. Raises :class:`QueueNotFound`."""
         return await self._counts(queue)
 
+    async def peek(self, queue: str, *, limit: int = 10) -> list[PeekedMessage]:
+        """Up to ``limit`` (1-10,000) of the messages the queue holds, in any state, in
+        the order they were sent (sent time, then send order), without changing any:
+        receive counts, visibility, order of later receives and expiry stay as they were.
+
+        Not an SQS call (SQS's console polls, which receives): for looking at a queue or
+        a dead-letter queue. Messages past the retention period are not shown (no
+        receive would return them); a due move to the dead-letter queue is not made.
+
+        Raises:
+            QueueNotFound, InputError (bad limit).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not (
+            1 <= limit <= MAX_PEEK
+        ):
+            raise InputError(f"limit={limit!r} is invalid: allowed 1-{MAX_PEEK:,}")
+        return await self._peek(queue, limit)
+
     async def redrive(self, dead_letter_queue: str, to: str | None = None) -> int:
         """Move every message of ``dead_letter_queue`` back to the queue it came from,
         or to ``to``. Receive counts start again from zero. Returns how many moved.
@@ -1009,6 +1084,11 @@ class Store(ABC):
 
     @abstractmethod
     async def _counts(self, queue: str) -> QueueCounts: ...
+
+    @abstractmethod
+    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        """Read (never change) the ``limit`` first messages of the queue by sent time,
+        then sequence, leaving out those past the retention period (see :meth:`peek`)."""
 
     @abstractmethod
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:

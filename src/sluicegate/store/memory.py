@@ -49,10 +49,12 @@ from sluicegate.store.base import (
     FifoSent,
     Message,
     NewMessage,
+    PeekedMessage,
     QueueCounts,
     Store,
     StreamMessage,
     new_message_id,
+    peek_state,
 )
 from sluicegate.store.memory_streams import MemoryStreams
 
@@ -951,6 +953,35 @@ class MemoryQueues:
         """Ids of every message the queue holds, in any state (for tests and reports)."""
         return set(self._queue(queue).messages)
 
+    def peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        """Up to ``limit`` messages the queue holds, by sent time then sequence, leaving
+        out those past the retention period. Changes nothing, not even stale heap
+        entries: it walks ``sent`` and ``expiry`` in order (O(k log k) for the first k).
+        """
+        q = self._queue(queue)
+        now = self.clock()
+        cutoff = now - q.config.retention_period
+        out: list[PeekedMessage] = []
+        for sent, _, qgen, msg in self._expiring(q):
+            if len(out) >= limit:
+                break
+            if msg.qgen != qgen or sent <= cutoff:
+                continue
+            content = msg.content
+            count = msg.receive_count
+            state, visible_at = peek_state(
+                count, None if msg.state == READY else msg.visible_at, now
+            )
+            group = content.group_id
+            out.append(PeekedMessage(
+                msg.message_id, content.body, content.md5_of_body, dict(content.attributes),
+                content.sender_id, msg.sent, msg.first_receive if count else None, count,
+                state, visible_at, msg.source_queue, group,
+                content.deduplication_id if group is not None else None,
+                None if group is None else _sequence(msg.seq),
+            ))
+        return out
+
 
 def _sequence(seq: int) -> str:
     """A FIFO message's sequence number as SQS writes it: decimal digits, here padded to
@@ -1025,6 +1056,9 @@ class MemoryStore(Store):
 
     async def _counts(self, queue: str) -> QueueCounts:
         return self.engine.counts(queue)
+
+    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        return self.engine.peek(queue, limit)
 
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         return self.engine.redrive(dead_letter_queue, to)

@@ -97,6 +97,7 @@ from sluicegate.store.base import (
     FifoSent,
     Message,
     NewMessage,
+    PeekedMessage,
     PutEntry,
     PutResult,
     QueueCounts,
@@ -105,6 +106,7 @@ from sluicegate.store.base import (
     Store,
     StreamMessage,
     new_message_id,
+    peek_state,
 )
 from sluicegate.store.redis_client import awaitable, connect, parse_redis_url, store_error
 
@@ -122,6 +124,7 @@ DEFAULT_PREFIX = "sluicegate:"
 _SCRIPTS = (
     "ensure_queue", "list_queues", "delete_queue", "send", "send_fifo", "receive",
     "next_visible", "delete", "change_visibility", "purge", "counts", "redrive",
+    "peek",
 )
 _STREAM_SCRIPTS = (
     "ensure_stream", "list_streams", "delete_stream", "put", "get_records", "shard_stats",
@@ -533,6 +536,30 @@ class RedisStore(Store):
         return QueueCounts(
             int(visible), int(in_flight), int(delayed), age, int(dead), int(groups), int(busy)
         )
+
+    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        now = self.clock()
+        res = await self._run("peek", self._qtag(queue), queue, limit, now=now)
+        if res[0] == 1:
+            raise QueueNotFound(queue)
+        fifo = is_fifo_queue(queue)
+        out: list[PeekedMessage] = []
+        for i in range(1, len(res), 6):
+            key = res[i].decode("ascii")
+            blob: bytes = res[i + 1]
+            count, first, _, source, group = _text(res[i + 2]).split("|", 4)
+            in_flight, delayed = _text(res[i + 4]), _text(res[i + 5])
+            hidden = in_flight or delayed
+            state, until = peek_state(int(count), float(hidden) if hidden else None, now)
+            cut = blob.index(b"\n")
+            md5, sender, attributes, dedup = self._header(blob[:cut])
+            out.append(PeekedMessage(
+                key[17:], blob[cut + 1 :].decode("utf-8"), md5, dict(attributes), sender,
+                float(res[i + 3]), float(first) if first and int(count) else None, int(count),
+                state, until, source or None, group if fifo else None,
+                dedup if fifo else None, f"{int(key[:16]):020d}" if fifo else None,
+            ))
+        return out
 
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         res = await self._run(

@@ -56,18 +56,26 @@ issued before the upgrade are stale after it, so their messages are delivered ag
 their visibility timeout ends.
 Every process sharing a file must run the same schema version: an older one that still
 has the file open fails on its next statement (the column it uses is gone).
+
+Read-only (``read_only=True``, for commands that only look): one connection in SQLite's
+``mode=ro`` with ``query_only`` set, no schema created or upgraded (a file of version
+:data:`OLDEST_READABLE_VERSION` or later is read as it is), every write refused. It reads
+a file another process is writing, through the WAL index, and one in a directory it
+cannot write (see :func:`_connect_read_only`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import json
 import os
 import random
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
 from sluicegate.core.streams import StreamConfig
@@ -84,11 +92,13 @@ from sluicegate.store.base import (
     FifoSent,
     Message,
     NewMessage,
+    PeekedMessage,
     QueueCounts,
     Store,
     StreamMessage,
     check_store_error,
     new_message_id,
+    peek_state,
 )
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SqliteStore"]
@@ -124,6 +134,8 @@ delete's time grows with its size, and the loop must not stall."""
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
 
 _SCHEMA = """
 CREATE TABLE queues (
@@ -380,6 +392,13 @@ SELECT count(DISTINCT group_id),
 FROM messages WHERE queue = :queue AND group_id IS NOT NULL AND sent_ts > :cutoff
 """
 _SQL_STREAM = "SELECT id, shard_count, retention_period FROM streams WHERE name = ?"
+_SQL_PEEK = """
+SELECT seq, sent_ts, hidden, visible_at, receive_count, first_receive_ts, message_id, body, md5,
+    attributes, sender_id, source_queue, group_id, dedup_id
+FROM messages WHERE queue = ? AND hidden = {hidden} AND sent_ts > ? ORDER BY sent_ts, seq LIMIT ?
+"""
+"""A peek's first ``limit`` visible (``{hidden}`` 0: the ``messages_ready`` index gives
+them in order) or hidden (1: found through ``messages_hidden``, then sorted) messages."""
 _SQL_REDRIVE = """
 UPDATE messages SET
     queue = coalesce(:to, (SELECT id FROM queues AS q WHERE q.name = messages.source_queue)),
@@ -898,6 +917,35 @@ class _Engine:
 
         return self._read(run)
 
+    def peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        """The first ``limit`` messages by sent time, then key, past retention left out:
+        the visible and the hidden ones read in one transaction, merged. Writes nothing."""
+
+        def run() -> list[PeekedMessage]:
+            qid, retention = self._queue_row(queue)
+            now = self.clock()
+            cutoff = now - retention
+            rows = [
+                self.conn.execute(_SQL_PEEK.format(hidden=hidden), (qid, cutoff, limit)).fetchall()
+                for hidden in (0, 1)
+            ]
+            out: list[PeekedMessage] = []
+            for row in heapq.merge(*rows, key=lambda r: (r[1], r[0])):
+                if len(out) >= limit:
+                    break
+                (seq, sent, hidden, visible_at, count, first, mid, body, md5, attrs, sender,
+                 source, group, dedup) = row
+                state, until = peek_state(count, visible_at if hidden else None, now)
+                out.append(PeekedMessage(
+                    mid, body, md5, json.loads(attrs) if attrs else {}, sender, sent,
+                    first if count else None, count, state, until, source, group,
+                    dedup if group is not None else None,
+                    None if group is None else _sequence(seq),
+                ))
+            return out
+
+        return self._read(run)
+
     def redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         def run() -> list[str]:
             conn = self.conn
@@ -1138,6 +1186,11 @@ def _connect(path: str, *, busy_timeout: float, loop_side: bool) -> sqlite3.Conn
             raise StoreUnavailable(
                 f"cannot open sqlite store {path}: the file is not a sqlite database"
             ) from None
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+            raise StoreUnavailable(
+                f"cannot open sqlite store {path} for writing: {exc} (this process cannot "
+                "write the file or its directory; queues, streams and peek only read)"
+            ) from None
         raise StoreUnavailable(f"cannot open sqlite store {path}: {exc}") from None
     except BaseException:
         conn.close()
@@ -1221,7 +1274,119 @@ def _upgrade_from_3(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
 
+# ---------------------------------------------------------------------- read-only open
+OLDEST_READABLE_VERSION = 3
+"""The oldest schema version a read-only store reads as it is (it cannot upgrade a file):
+version 4 only added an index. Versions 1 and 2 lack columns and tables it reads."""
+
+
+
+def _connect_read_only(path: str, *, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``path`` for reading only: SQLite's ``mode=ro``, and ``query_only`` on top.
+
+    A WAL database is read through its WAL index (the ``-shm`` file), which SQLite
+    creates (with an empty ``-wal``) if missing, and leaves behind, when the directory is
+    writable; the database file itself is never written. When it cannot create them (a
+    directory this process cannot write), the file is read with ``immutable=1`` (no
+    locks, no WAL index) if no ``-wal`` file holds transactions: then the database file
+    alone holds every committed one (no process has it open, as one that had would have
+    a ``-wal`` file). A ``-wal`` file with content and no way to make a WAL index is an
+    error: reading the database file alone would miss committed messages.
+
+    Raises:
+        StoreUnavailable: the file or its directory does not exist, it cannot be read,
+            or only in part (see above); one line naming the file.
+    """
+    where = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(where):
+        raise StoreUnavailable(f"cannot open sqlite store {path}: directory {where} does not exist")
+    if not os.path.isfile(path):
+        raise StoreUnavailable(
+            f"cannot open sqlite store {path}: the file does not exist (a command that writes, "
+            "such as send or run, creates it)"
+        )
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+    try:
+        return _open_uri(uri, busy_timeout)
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+            raise _unavailable(exc, path) from None
+    wal = f"{path}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise StoreUnavailable(
+            f"cannot read sqlite store {path}: {wal} holds transactions, and reading them needs "
+            f"{path}-shm, which this process cannot create in {where}; run a sluicegate command "
+            "there as a user who can write the directory"
+        )
+    try:
+        return _open_uri(uri + "&immutable=1", busy_timeout)
+    except sqlite3.Error as exc:
+        raise _unavailable(exc, path) from None
+
+
+def _open_uri(uri: str, busy_timeout: float) -> sqlite3.Connection:
+    """Connect to ``uri`` and read the schema once (where a WAL database fails when its
+    WAL index cannot be made). Raises :class:`sqlite3.Error`."""
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False,
+        cached_statements=CACHED_STATEMENTS,
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _unavailable(exc: sqlite3.Error, path: str) -> StoreUnavailable:
+    if "not a database" in str(exc):
+        return StoreUnavailable(f"cannot open sqlite store {path}: the file is not a sqlite database")
+    return StoreUnavailable(f"cannot open sqlite store {path}: {exc}")
+
+
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Check, without writing, that ``conn`` holds sluicegate tables this module reads.
+
+    Raises:
+        StoreUnavailable: no sluicegate tables, or a schema version older than
+            :data:`OLDEST_READABLE_VERSION` (a writing command upgrades it) or newer than
+            :data:`SCHEMA_VERSION`.
+    """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        if tables:
+            raise StoreUnavailable(
+                f"cannot open sqlite store {path}: it holds another application's tables"
+            )
+        raise StoreUnavailable(
+            f"cannot open sqlite store {path}: it holds no sluicegate tables yet (a command "
+            "that writes, such as send or run, creates them)"
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = None if row is None else row[0]
+    if isinstance(version, str) and version.isdigit() and (
+        OLDEST_READABLE_VERSION <= int(version) <= SCHEMA_VERSION
+    ):
+        return
+    if isinstance(version, str) and version.isdigit() and int(version) < OLDEST_READABLE_VERSION:
+        raise StoreUnavailable(
+            f"cannot read sqlite store {path}: schema version {version} predates this "
+            f"sluicegate's {SCHEMA_VERSION}; run a command that writes (such as send, run or "
+            "redrive) once to upgrade it"
+        )
+    raise StoreUnavailable(
+        f"cannot open sqlite store {path}: schema version {version}, this version of "
+        f"sluicegate reads {SCHEMA_VERSION}"
+    )
+
+
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+        return StoreError(f"sqlite store {path} cannot be written (opened read-only, or the "
+                          f"file or its directory is not writable): {exc}")
     if _is_busy(exc):
         return StoreUnavailable(f"sqlite store {path} is locked by another connection: {exc}")
     return check_store_error(exc)
@@ -1238,10 +1403,15 @@ class SqliteStore(Store):
         inline: try small operations on the event loop's thread first (see the module
             docstring); ``False`` runs every call on the worker thread.
         poll_interval: seconds between checks of a long poll (another process may send).
+        read_only: open the file for reading only (inspection commands): no file is
+            created, no schema created or upgraded, every write refused; it works on a
+            file and directory this process cannot write (see :func:`_connect_read_only`).
 
     Raises (from :meth:`open`):
         StoreUnavailable: the directory does not exist, the file is not a sluicegate
-            database, or its schema version is not this module's.
+            database, or its schema version is not this module's; read-only: the file
+            does not exist, or its schema version is older than
+            :data:`OLDEST_READABLE_VERSION`.
     """
 
     shared = True
@@ -1254,8 +1424,10 @@ class SqliteStore(Store):
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         inline: bool = True,
         poll_interval: float = 0.05,
+        read_only: bool = False,
     ) -> None:
         super().__init__(clock=clock, poll_interval=poll_interval)
+        self.read_only = read_only
         self.path = os.fspath(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
@@ -1281,6 +1453,8 @@ class SqliteStore(Store):
         loop = asyncio.get_running_loop()
 
         def start() -> tuple[_Engine, _Engine | None]:
+            if self.read_only:
+                return _Engine(self._open_read_only(), self._now), None
             conn = _connect(self.path, busy_timeout=self.busy_timeout, loop_side=False)
             try:
                 _create_schema(conn, self.path)
@@ -1304,6 +1478,20 @@ class SqliteStore(Store):
             executor.shutdown(wait=True)
             raise
         self._executor = executor
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The one connection of a read-only store (no second one on the loop's thread:
+        reads gain little from it), its schema checked."""
+        conn = _connect_read_only(self.path, busy_timeout=self.busy_timeout)
+        try:
+            _check_schema(conn, self.path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _unavailable(exc, self.path) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         """Close both connections and stop the thread."""
@@ -1389,6 +1577,9 @@ class SqliteStore(Store):
 
     async def _counts(self, queue: str) -> QueueCounts:
         return await self._on_worker(lambda e: e.counts(queue))
+
+    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
+        return await self._on_worker(lambda e: e.peek(queue, limit))
 
     async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
         return await self._on_worker(lambda e: e.redrive(dead_letter_queue, to))
