@@ -185,11 +185,11 @@ def test_a_refused_item_identifier_is_logged_once_at_warning(
     queue_mapping = app.mappings[0].name
     stream_mapping = app.stream_mappings[0].name
     assert queue_lines == [
-        f"{queue_mapping}: batch of 1 messages failed: invalid batchItemFailures[0]: "
+        f"{queue_mapping}: a batch of 1 message failed: invalid batchItemFailures[0]: "
         "no 'itemIdentifier' key (keys: 'itemId')"
     ]
     assert stream_lines == [
-        f"{stream_mapping}: batch of 1 records of shardId-000000000000 failed: invalid "
+        f"{stream_mapping}: a batch of 1 record of shardId-000000000000 failed: invalid "
         "itemIdentifier '12345': not a sequence number of the batch"
     ]
     assert all("\n" not in line for line in queue_lines + stream_lines)

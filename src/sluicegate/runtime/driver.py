@@ -348,8 +348,9 @@ class _Runner(MappingLoop):
         )
         if outcome.function_error:
             if result is not None and result.ok:  # the handler returned: its response failed
-                log.warning("%s: batch of %d messages failed: %s", self.name,
-                            len(batch.records), outcome.reason)
+                count = len(batch.records)
+                log.warning("%s: a batch of %d %s failed: %s", self.name, count,
+                            "message" if count == 1 else "messages", outcome.reason)
             else:  # the invoker logged the exception, timeout or marshal error
                 log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
         self.core.finished(runtime.clock(), batch.id, outcome)

@@ -224,8 +224,9 @@ class StreamRunner(MappingLoop):
         if outcome.function_error and result is not None and result.ok:
             # the handler returned, but its response failed the batch (the invoker logs
             # exceptions, timeouts and marshal errors itself)
-            log.warning("%s: batch of %d records of %s failed: %s", self.name,
-                        len(batch.records), batch.shard_id, outcome.reason)
+            count = len(batch.records)
+            log.warning("%s: a batch of %d %s of %s failed: %s", self.name, count,
+                        "record" if count == 1 else "records", batch.shard_id, outcome.reason)
         before = self.core.processed_records
         self.core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
         done = self.core.processed_records - before
