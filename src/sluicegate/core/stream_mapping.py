@@ -110,6 +110,7 @@ __all__ = [
     "ShardStatistics",
     "StreamMapping",
     "StreamMappingStatistics",
+    "stream_settlement",
 ]
 
 POLL_INTERVAL: Final = 1.0
@@ -742,16 +743,7 @@ class StreamMapping:
         self._in_flight -= 1
         self._pool.release(self._function)
         shard = lane.shard
-        kind = outcome.kind
-        cut = 0
-        if kind is not _SUCCESS and kind is not _ERROR:
-            found = _lowest_failed(batch, outcome.failed)
-            if found is None:
-                kind = _ERROR  # an identifier the batch does not hold: the batch failed
-            elif found < 0:
-                kind = _SUCCESS  # nothing listed
-            else:
-                cut = found
+        kind, cut = stream_settlement(batch, outcome)
         if kind is _SUCCESS:
             lane.function_error = None
             self.processed_records += len(batch.records)
@@ -997,6 +989,39 @@ class StreamMapping:
         if moved and not s.dirty:
             s.dirty = True
             self._dirty.append(s)
+
+
+def stream_settlement(batch: StreamBatch, outcome: BatchOutcome) -> tuple[OutcomeKind, int]:
+    """How ``outcome`` settles the records of a stream ``batch`` (lambda-semantics.md 6.2).
+
+    SUCCESS settles every record: the checkpoint may move to the batch's last sequence
+    number. ERROR settles none: the whole batch is retried (or bisected, or discarded
+    once out of retries). PARTIAL settles the records before the lowest reported
+    sequence number (AWS checkpoints just before it) and retries that record and every
+    later one, even those not reported; a PARTIAL that lists nothing is SUCCESS, and one
+    naming a sequence number the batch does not hold is ERROR.
+
+    Parameters:
+        batch: the invoked batch.
+        outcome: how its invocation settled (from
+            :func:`~sluicegate.core.streams.interpret_stream_response` or
+            :func:`~sluicegate.core.results.invocation_outcome`).
+
+    Returns:
+        ``(kind, settled)``: the kind after those rules, and how many leading records of
+        ``batch.records`` are settled (all for SUCCESS, 0 for ERROR).
+    """
+    kind = outcome.kind
+    if kind is _SUCCESS:
+        return kind, len(batch.records)
+    if kind is _ERROR:
+        return kind, 0
+    found = _lowest_failed(batch, outcome.failed)
+    if found is None:
+        return _ERROR, 0  # an identifier the batch does not hold: the batch failed
+    if found < 0:
+        return _SUCCESS, len(batch.records)  # nothing listed
+    return kind, found
 
 
 def _lowest_failed(batch: StreamBatch, failed: frozenset[str]) -> int | None:

@@ -38,7 +38,7 @@ from typing import Any, Final, Literal
 from sluicegate.core.config import _bool, _int_in, as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
-from sluicegate.core.types import BatchOutcome, OutcomeKind
+from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, InputError
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "MAX_STREAM_RETENTION",
     "MAX_STREAM_SHARDS",
     "MIN_STREAM_RETENTION",
+    "SEQUENCE_NUMBER",
     "Checkpoint",
     "Fetch",
     "HashKeyRange",
@@ -591,6 +592,10 @@ StreamAction = Fetch | StreamInvoke | Checkpoint | SendToDestination
 # ---------------------------------------------------------------------- responses
 
 
+SEQUENCE_NUMBER: Final = "sequence number"
+"""What a stream's ``itemIdentifier`` must be, as reasons name it."""
+
+
 def interpret_stream_response(
     response: Any, batch: StreamBatch, *, report_batch_item_failures: bool
 ) -> BatchOutcome:
@@ -606,16 +611,10 @@ def interpret_stream_response(
     Returns:
         SUCCESS, PARTIAL (``failed``: sequence numbers as strings) or ERROR.
     """
-    outcome = interpret_response(
-        response, batch, report_batch_item_failures=report_batch_item_failures
+    return interpret_response(
+        response, batch, report_batch_item_failures=report_batch_item_failures,
+        item_name=SEQUENCE_NUMBER,
     )
-    if outcome.kind is OutcomeKind.ERROR and "not a messageId" in outcome.reason:
-        return BatchOutcome(
-            outcome.kind,
-            outcome.failed,
-            outcome.reason.replace("not a messageId", "not a sequence number"),
-        )
-    return outcome
 
 
 def stream_exception_outcome(batch: StreamBatch, description: str) -> BatchOutcome:

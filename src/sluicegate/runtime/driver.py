@@ -34,12 +34,7 @@ from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import (
-    INVALID_JSON,
-    exception_outcome,
-    interpret_response,
-    timeout_outcome,
-)
+from sluicegate.core.results import exception_outcome, invocation_outcome
 from sluicegate.core.scaling import make_policy
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
@@ -338,16 +333,9 @@ class _Runner(MappingLoop):
                 timeout=self.function.config.timeout,
             )
             result = await self.invoker.invoke(event, context)
-            if result.timed_out:
-                outcome = timeout_outcome(batch)
-            elif result.error is not None:
-                outcome = exception_outcome(batch, result.error_text)
-            else:
-                outcome = interpret_response(
-                    INVALID_JSON if result.invalid_json else result.response,
-                    batch,
-                    report_batch_item_failures=self.config.report_batch_item_failures,
-                )
+            outcome = invocation_outcome(
+                result, batch, report_batch_item_failures=self.config.report_batch_item_failures
+            )
         except asyncio.CancelledError:
             outcome = exception_outcome(batch, "cancelled by shutdown")
         except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
@@ -359,7 +347,12 @@ class _Runner(MappingLoop):
             self.name, result.duration if result is not None else 0.0, outcome.function_error
         )
         if outcome.function_error:
-            log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
+            if result is not None and result.ok:  # the handler returned: its response failed
+                count = len(batch.records)
+                log.warning("%s: a batch of %d %s failed: %s", self.name, count,
+                            "message" if count == 1 else "messages", outcome.reason)
+            else:  # the invoker logged the exception, timeout or marshal error
+                log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
         self.core.finished(runtime.clock(), batch.id, outcome)
         self.wake.set()
 

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.app import Function
-from sluicegate.core.results import INVALID_JSON
+from sluicegate.core.results import invocation_outcome
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
+    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -45,9 +46,7 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
-    interpret_stream_response,
     stream_exception_outcome,
-    stream_timeout_outcome,
 )
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import StoreError
@@ -208,16 +207,10 @@ class StreamRunner(MappingLoop):
             )
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
-            if result.timed_out:
-                outcome = stream_timeout_outcome(batch)
-            elif result.error is not None:
-                outcome = stream_exception_outcome(batch, result.error_text)
-            else:
-                outcome = interpret_stream_response(
-                    INVALID_JSON if result.invalid_json else result.response,
-                    batch,
-                    report_batch_item_failures=self.config.report_batch_item_failures,
-                )
+            outcome = invocation_outcome(
+                result, batch, report_batch_item_failures=self.config.report_batch_item_failures,
+                item_name=SEQUENCE_NUMBER,
+            )
         except asyncio.CancelledError:
             outcome = stream_exception_outcome(batch, "cancelled by shutdown")
         except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
@@ -228,6 +221,12 @@ class StreamRunner(MappingLoop):
         metrics.invocation_finished(
             self.name, result.duration if result is not None else 0.0, outcome.function_error
         )
+        if outcome.function_error and result is not None and result.ok:
+            # the handler returned, but its response failed the batch (the invoker logs
+            # exceptions, timeouts and marshal errors itself)
+            count = len(batch.records)
+            log.warning("%s: a batch of %d %s of %s failed: %s", self.name, count,
+                        "record" if count == 1 else "records", batch.shard_id, outcome.reason)
         before = self.core.processed_records
         self.core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
         done = self.core.processed_records - before
