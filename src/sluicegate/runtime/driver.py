@@ -85,6 +85,9 @@ STORE_PATIENCE = 10.0
 """Seconds :meth:`Runtime.run` keeps retrying a store that became unreachable while it
 prepares or sums up (a Redis restart, dropped connections), before giving up."""
 
+MAX_LONG_POLL = 20.0
+"""Longest receive wait in seconds (SQS's WaitTimeSeconds maximum)."""
+
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
 
@@ -241,7 +244,8 @@ class _Runner(MappingLoop):
         runtime = self.runtime
         loop = asyncio.get_running_loop()
         pending = list(group)
-        deadline = loop.time() + min(group[0].wait, 20.0)
+        longest = min(group[0].wait, MAX_LONG_POLL)
+        deadline = loop.time() + longest
         store, queue = runtime.store, self.config.queue
         try:
             while pending:
@@ -258,7 +262,10 @@ class _Runner(MappingLoop):
                         self._starve()
                     elif self.starved:
                         self.starved = False
-                    remaining = max(0.0, deadline - loop.time())
+                    # Clamped: with a clock that has not moved, deadline - now can come
+                    # out a rounding error above the long poll (20.000000000000004),
+                    # which the store refuses as out of range.
+                    remaining = min(longest, max(0.0, deadline - loop.time()))
                     if not messages and remaining > 0:
                         messages = await store.receive_many(
                             queue,
