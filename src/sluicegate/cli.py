@@ -30,6 +30,7 @@ from sluicegate import BUILD, __version__
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
 from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
@@ -310,8 +311,9 @@ async def _workers(args: argparse.Namespace) -> int:
     if not rows:
         print("no live workers")
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from sluicegate.tables import print_table
 
     now = time.time()
     table = Table("worker", "up (s)", "seen (s ago)", "in flight", "leases", box=None)
@@ -321,7 +323,7 @@ async def _workers(args: argparse.Namespace) -> int:
         table.add_row(str(r.get("worker")), f"{now - float(r.get('started', now)):.0f}",
                       f"{now - float(r.get('seen', now)):.1f}", in_flight or "-",
                       leases or "-")
-    Console().print(table)
+    print_table(table)
     return 0
 
 
@@ -376,9 +378,9 @@ async def _send(args: argparse.Namespace, store: Store) -> int:
         )
         sent += len(chunk)
         duplicates += sum(r.duplicate for r in results)
-    line = f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}"
+    line = f"sent {plural(sent, 'message')} to {args.queue}"
     if duplicates:
-        line += f" ({duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered)"
+        line += f" ({plural(duplicates, 'duplicate')}, not delivered)"
     print(line)
     return 0
 
@@ -395,7 +397,7 @@ async def _put(args: argparse.Namespace, store: Store) -> int:
         chunk = records[start : start + MAX_PUT_RECORDS]
         await store.put_records(args.stream, [PutEntry(args.partition_key, r) for r in chunk])
     n = len(records)
-    print(f"put {n} record{'s' if n != 1 else ''} to {args.stream}")
+    print(f"put {plural(n, 'record')} to {args.stream}")
     return 0
 
 
@@ -418,10 +420,10 @@ async def _publish(args: argparse.Namespace, store: Store) -> int:
         )
         duplicates += any(r.duplicate for r in results.values())
     n = len(bodies)
-    line = (f"published {n} message{'s' if n != 1 else ''} to {args.topic} "
-            f"({len(topic.subscribers)} subscriber{'s' if len(topic.subscribers) != 1 else ''})")
+    line = (f"published {plural(n, 'message')} to {args.topic} "
+            f"({plural(len(topic.subscribers), 'subscriber')})")
     if duplicates:
-        line += f"; {duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered"
+        line += f"; {plural(duplicates, 'duplicate')}, not delivered"
     print(line)
     return 0
 
@@ -449,8 +451,9 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from sluicegate.tables import print_table
 
     table = Table("queue", "visible", "in flight", "delayed", "oldest age (s)",
                   "dead-lettered", "groups (in flight)", "DLQ", box=None)
@@ -463,7 +466,7 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
     if not rows:
         print("no queues")
     else:
-        Console().print(table)
+        print_table(table)
     return 0
 
 
@@ -512,11 +515,13 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from sluicegate.tables import print_table
+
     console = Console()
     for stream in out:
         table = Table("shard", "records", "latest sequence",
                       *[f"{m} checkpoint / age" for m in stream["mappings"]],
-                      title=f"{stream['name']} ({stream['shard_count']} shards)",
+                      title=f"{stream['name']} ({plural(stream['shard_count'], 'shard')})",
                       title_justify="left", box=None)
         for shard in stream["shards"]:
             cells = []
@@ -527,7 +532,7 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
             latest = shard["latest_sequence"]
             table.add_row(shard["shard_id"], str(shard["records"]),
                           "-" if latest < 0 else str(latest), *cells)
-        console.print(table)
+        print_table(table, console)
     return 0
 
 
@@ -535,7 +540,7 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
 async def _redrive(args: argparse.Namespace, store: Store) -> int:
     moved = await store.redrive(args.dlq, args.to)
     where = args.to or "their source queues"
-    print(f"moved {moved} message{'s' if moved != 1 else ''} from {args.dlq} to {where}")
+    print(f"moved {plural(moved, 'message')} from {args.dlq} to {where}")
     return 0
 
 
@@ -671,6 +676,7 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sluicegate.sim.plan import plan, swept_scenario
+    from sluicegate.tables import print_table
 
     scenario = _load_any(args.scenario, args.overrides, args.seed)
     values = None if args.values is None else _parse_values(args.values)
@@ -702,7 +708,7 @@ def _plan(args: argparse.Namespace) -> int:
                       f"{s.backlog_start}->{s.backlog_end}", f"{s.oldest_age_p99:.1f}s",
                       peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles))
     console = Console()
-    console.print(table)
+    print_table(table, console)
     if result.recommendation is None:
         console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False)
     else:

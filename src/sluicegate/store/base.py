@@ -518,7 +518,7 @@ class Store(ABC):
             size = len(entry.body.encode("utf-8")) + _attributes_size(attrs)
             if size > config.max_message_size:
                 raise MessageTooLarge(
-                    f"message of {size:,} bytes is above queue {queue!r}'s maximum of "
+                    f"message of {size:,} bytes is above the maximum of queue {queue!r}, "
                     f"{config.max_message_size:,}"
                 )
             total += size
