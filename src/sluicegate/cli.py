@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +45,11 @@ EXIT_ERROR = 2
 
 EXIT_INTERRUPTED = 130
 
+EXIT_ABANDONED = 1
+"""Exit status of a run that abandoned in-flight invocations at the end of its grace
+period; after a second SIGINT or SIGTERM, 128 plus the signal's number (130, 143), as a
+shell reports a process that signal ended."""
+
 
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser: its message bodies or record data may come after options
@@ -65,7 +71,9 @@ class _CommandParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    store_help = "store URL: sqlite:///path.db (default ./sluicegate.db), memory:// (env SLUICEGATE_STORE)"
+    store_help = ("store URL: sqlite:///path.db (default ./sluicegate.db; three slashes and a "
+                  "relative path, four for an absolute one: sqlite:////tmp/x.db), "
+                  "redis://HOST:PORT/DB, memory:// (this process only) (env SLUICEGATE_STORE)")
     common = _CommandParser(add_help=False)
     common.add_argument("--store", metavar="URL", help=store_help)
 
@@ -106,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("bodies", nargs="*", default=[], metavar="BODY",
                       help="message bodies")
     send.add_argument("--file", metavar="FILE.jsonl",
-                      help="one message body per line; every line must be valid JSON")
+                      help="one message body per line; every line must be valid JSON "
+                           "(- reads standard input)")
     send.add_argument("--count", type=int, default=1, metavar="N",
                       help='send each body N times; with no body, N messages {"n": i}')
     send.add_argument("--delay", type=int, default=None, metavar="SECONDS",
@@ -127,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--partition-key", required=True, metavar="KEY",
                      help="the records' partition key (chooses the shard)")
     put.add_argument("--file", metavar="FILE.jsonl",
-                     help="one JSON record per line, put in order")
+                     help="one JSON record per line, put in order (- reads standard input)")
     put.add_argument("--count", type=int, default=1, metavar="N",
                      help="put each record N times (without DATA: N generated records)")
     put.add_argument("--app", metavar="APP", help="create the App's queues and streams first")
@@ -140,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--app", metavar="APP", required=True,
                          help="the App that defines the topic and its subscribers")
     publish.add_argument("--file", metavar="FILE.jsonl",
-                         help="one JSON message per line, published in order")
+                         help="one JSON message per line, published in order "
+                              "(- reads standard input)")
     publish.add_argument("--count", type=int, default=1, metavar="N",
                          help="publish each body N times (without BODY: N generated bodies)")
     publish.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE",
@@ -179,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="list the presets and exit")
     simulate.add_argument("--json", metavar="OUT", help="write the result as JSON")
     simulate.add_argument("--csv", metavar="OUT", help="write the series as CSV")
-    simulate.add_argument("--plot", metavar="OUT.png", help="draw the panels as a PNG")
+    simulate.add_argument("--plot", metavar="OUT.png",
+                          help="draw the panels; the extension chooses PNG, SVG or PDF")
 
     plan = sub.add_parser("plan", parents=[overrides],
                           help="sweep a mapping's maximum_concurrency (a stream's "
@@ -226,12 +237,20 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "streams": _streams,
         "redrive": _redrive,
     }[args.command]
+    if args.command in _WRITES and _store_url(args).partition("://")[0].lower() == "memory":
+        raise InputError(f"{args.command} with a memory:// store would lose what it writes "
+                         "when this command exits: use sqlite:///PATH.db or redis://")
     store = open_store(args.store)
     try:
         await store.open()
         return await handler(args, store)
     finally:
         await store.close()
+
+
+_WRITES = frozenset({"send", "put", "publish", "redrive"})
+"""Commands that only write to the store: on a ``memory://`` store, which lives as long as
+the command's process, what they write would be lost at once, so they are refused."""
 
 
 async def _declare(store: Store, spec: str | None) -> None:
@@ -275,6 +294,17 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
             until_empty=args.until_empty, duration=args.duration, install_signal_handlers=True
         )
     reporter.print_summary(summary)
+    if summary.abandoned:
+        by = summary.abandoned_by
+        again = by.removeprefix("signal ") if by.startswith("signal ") else None
+        why = (f"a second {again}" if again else
+               f"the end of the {args.grace_period:g}s grace period")
+        print(f"sluicegate: stopped by {why}: abandoned "
+              f"{plural(summary.abandoned, 'in-flight invocation')}; their messages were not "
+              "deleted and reappear after their visibility timeout", file=sys.stderr)
+        if again is not None and hasattr(signal, again):
+            return 128 + int(getattr(signal, again))
+        return EXIT_ABANDONED
     return 0
 
 
@@ -331,20 +361,24 @@ async def _workers(args: argparse.Namespace) -> int:
 def _read_bodies(args: argparse.Namespace) -> list[str]:
     bodies = list(args.bodies)
     if args.file:
-        path = Path(args.file)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            if args.file == "-":  # standard input, read whole before anything is sent
+                lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            else:
+                lines = Path(args.file).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise InputError(f"{args.file!r} is not UTF-8 text") from None
+            where = "standard input" if args.file == "-" else repr(args.file)
+            raise InputError(f"{where} is not UTF-8 text") from None
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{args.file}:{number}: invalid JSON: {exc.msg}") from None
+                where = "<stdin>" if args.file == "-" else args.file
+                raise InputError(f"{where}:{number}: invalid JSON: {exc.msg}") from None
             bodies.append(line)
     if args.count < 1:
         raise InputError(f"--count {args.count} must be at least 1")
@@ -602,6 +636,10 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if (args.scenario is None) == (args.preset is None):
         raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
+    if args.plot:
+        from sluicegate.sim.plot import plot_format
+
+        plot_format(args.plot)  # a wrong extension is refused before simulating
     runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
     if args.preset is not None:
         registry = _presets()
@@ -623,16 +661,18 @@ def _simulate(args: argparse.Namespace) -> int:
         output = results[0][1].to_dict()
     else:
         output = {"variants": [{"name": name, **result.to_dict()} for name, result in results]}
-    print_report(output)
+    title = args.preset or (runs[0][1].name if len(runs) == 1 else "") or (
+        Path(args.scenario).stem if args.scenario else None)
+    print_report(output, title=title or None)
     try:
         if args.json:
-            write_json(args.json, output)
+            print(f"wrote {write_json(args.json, output)}")
         if args.csv:
-            write_csv(args.csv, output)
+            print(f"wrote {write_csv(args.csv, output)}")
         if args.plot:
             from sluicegate.sim.plot import plot
 
-            plot(output, args.plot)
+            print(f"wrote {plot(output, args.plot, title=title or None)}")
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
     return 0
@@ -722,6 +762,7 @@ def _plan(args: argparse.Namespace) -> int:
             target.write_bytes(text.encode("utf-8"))
         except OSError as exc:
             raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"wrote {target}")
     return 0
 
 

@@ -384,14 +384,15 @@ def summary_table(runs: Any, *, title: str | None = None) -> Table:
     return table
 
 
-def _summary_by_run(runs: Any) -> Table:
+def _summary_by_run(runs: Any, title: str | None = None) -> Table:
     """:func:`summary_table` transposed, one row per run (or part of a topic run): what
     a terminal too narrow for the side-by-side table shows, one record per run."""
     named = named_parts(runs)
     keys: dict[str, None] = {}
     for _, run in named:
         keys.update(dict.fromkeys(run.get("summary") or {}))
-    table = Table("run", *(_summary_label(k) for k in keys), title=_default_title(runs))
+    table = Table("run", *(_summary_label(k) for k in keys),
+                  title=title or _default_title(runs))
     for name, run in named:
         summary = run.get("summary") or {}
         table.add_row(name, *(format_value(k, summary.get(k)) for k in keys))
@@ -416,8 +417,11 @@ def print_report(
     charts: Sequence[str] = ("concurrency", "invocations"),
     width: int | None = None,
     ascii: bool | None = None,
+    title: str | None = None,
 ) -> None:
-    """Print the summary table, then text charts of ``charts`` over time.
+    """Print the summary table (through :func:`sluicegate.tables.print_table`: a name is
+    never cut; on a narrow terminal, one record per run), then text charts of ``charts``
+    over time.
 
     Parameters:
         runs: a single run, a preset result, or a sequence of runs.
@@ -425,13 +429,15 @@ def print_report(
         charts: series keys to chart, one chart per key and run; empty for the table only.
         width: the charts' width, characters; by default the console's width, at most 100.
         ascii: plain-ASCII charts; by default when the console's encoding is not UTF.
+        title: the table's title (:func:`summary_table`).
 
     Raises:
         InputError: ``runs`` is not a result shape, or a charted key is in no bucket of
             a run's series.
     """
     console = console or Console()
-    print_table(summary_table(runs), console, records=_summary_by_run(runs))
+    print_table(summary_table(runs, title=title), console,
+                records=_summary_by_run(runs, title))
     if not charts:
         return
     if ascii is None:
