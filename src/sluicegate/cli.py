@@ -34,6 +34,8 @@ from sluicegate.store.base import MAX_BATCH_ENTRIES, SendEntry, Store
 from sluicegate.wording import plural
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
     from sluicegate.sim.topic_scenario import TopicScenario
@@ -341,11 +343,17 @@ async def _workers(args: argparse.Namespace) -> int:
     if not rows:
         print("no live workers")
         return 0
-    from rich.table import Table
-
     from sluicegate.tables import print_table
 
-    now = time.time()
+    print_table(_workers_table(rows, time.time()))
+    return 0
+
+
+def _workers_table(rows: Sequence[dict[str, Any]], now: float) -> Table:
+    """The ``workers`` listing: one row per worker, its in-flight counts and leases by
+    mapping (``name=N``), printed by :func:`sluicegate.tables.print_table`."""
+    from rich.table import Table
+
     table = Table("worker", "up (s)", "seen (s ago)", "in flight", "leases", box=None)
     for r in rows:
         in_flight = ", ".join(f"{k}={v}" for k, v in sorted(r.get("in_flight", {}).items()))
@@ -353,8 +361,7 @@ async def _workers(args: argparse.Namespace) -> int:
         table.add_row(str(r.get("worker")), f"{now - float(r.get('started', now)):.0f}",
                       f"{now - float(r.get('seen', now)):.1f}", in_flight or "-",
                       leases or "-")
-    print_table(table)
-    return 0
+    return table
 
 
 # ---------------------------------------------------------------------- send

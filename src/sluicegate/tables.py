@@ -13,6 +13,8 @@ live display) decide, by one rule, how a table is shown:
 - not on a terminal (piped or redirected), the table at its natural width, as plain
   text (no colours or styles), whatever ``COLUMNS`` says: a script reading it gets every
   cell whole.
+
+A printed table's title is a line of its own above it, never wrapped to the table's width.
 """
 
 from __future__ import annotations
@@ -150,8 +152,14 @@ def print_table(table: Table, console: Console | None = None, *,
         records: the table to show as records when ``table`` cannot fit a terminal.
     """
     console = console or Console()
+    title = _plain(table.title) if table.title else ""
+    table.title = None  # a line of its own, never wrapped to the table's width
+    if records is not None:
+        records.title = None
     if not console.is_terminal:
-        console.file.write(render_plain(table))
+        console.file.write((title + "\n" if title else "") + render_plain(table))
         console.file.flush()
         return
+    if title:
+        console.print(Text(title, style="bold"), soft_wrap=True)
     console.print(fit(table, console.width, console, records))
