@@ -16,6 +16,7 @@ without touching this file. Each fenced block must say what it is:
 - ``toml``: parsed; a scenario (a ``[queue]``, ``[stream]`` or ``[topic]`` table) is
   validated by the scenario loader. ``# NAME.toml`` on the first line writes it under
   that name, as for Python.
+- ``json``: parsed (a ``--json`` output a user would feed to another program).
 - ``text``: output, a synopsis or a listing; shown, never run. A fence without a
   language, or with another one, fails: every block is classified in the document.
 
@@ -46,6 +47,7 @@ Substitutions, the only places a command does not run exactly as written (each i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -77,6 +79,7 @@ SIMULATED_BOUND = "--set duration=20s"
 PYTHON = ("python", "py")
 SHELL = ("sh", "bash", "shell")
 TOML = ("toml",)
+JSON = ("json",)
 TEXT = ("text",)
 
 _FENCE = re.compile(r"^( {0,3})(```+|~~~+)\s*([\w+-]*)\s*$")
@@ -148,7 +151,8 @@ class Unit:
 
 
 def _kind(language: str) -> str:
-    for kind, names in (("python", PYTHON), ("shell", SHELL), ("toml", TOML), ("text", TEXT)):
+    for kind, names in (("python", PYTHON), ("shell", SHELL), ("toml", TOML), ("json", JSON),
+                        ("text", TEXT)):
         if language in names:
             return kind
     return "bad"
@@ -387,14 +391,19 @@ def _check_toml(unit: Unit, workspace: Workspace) -> None:
 def _run(unit: Unit, workspace: Workspace, request: pytest.FixtureRequest) -> None:
     if unit.kind == "bad":
         language = unit.block.language or "no language"
-        _fail(unit, f"a fence with {language!r}: say what the block is: python, sh, toml or "
-                    "text (output, synopses and listings)")
+        _fail(unit, f"a fence with {language!r}: say what the block is: python, sh, toml, "
+                    "json or text (output, synopses and listings)")
     elif unit.kind == "shell":
         _run_shell(unit, workspace, request)
     elif unit.kind == "python":
         _run_python(unit, workspace)
     elif unit.kind == "toml":
         _check_toml(unit, workspace)
+    elif unit.kind == "json":
+        try:
+            json.loads(unit.text)
+        except json.JSONDecodeError as exc:
+            _fail(unit, f"not JSON: {exc}")
     workspace.done.add(unit.index)
 
 

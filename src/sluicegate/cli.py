@@ -6,7 +6,11 @@ Every command that touches the store (``run``, ``send``, ``put``, ``publish``, `
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
-was valid, so a bad file never half-sends.
+was valid, so a bad file never half-sends. ``send``, ``put``, ``publish`` and ``redrive``
+refuse a ``memory://`` store, which would die with the command and what it was given.
+``run`` exits 0 when it stopped as asked, and non-zero when it abandoned in-flight
+invocations (:data:`EXIT_ABANDONED`). Tables are printed by :mod:`sluicegate.tables`,
+which never cuts a name.
 
 With a ``redis://`` store, ``run`` joins a cluster (:mod:`sluicegate.cluster`): every
 process running the same App against the same Redis shares the mappings' limits, and
@@ -671,17 +675,21 @@ def _simulate(args: argparse.Namespace) -> int:
     title = args.preset or (runs[0][1].name if len(runs) == 1 else "") or (
         Path(args.scenario).stem if args.scenario else None)
     print_report(output, title=title or None)
+    written: list[Path] = []
     try:
         if args.json:
-            print(f"wrote {write_json(args.json, output)}")
+            written.append(write_json(args.json, output))
         if args.csv:
-            print(f"wrote {write_csv(args.csv, output)}")
+            written.append(write_csv(args.csv, output))
         if args.plot:
             from sluicegate.sim.plot import plot
 
-            print(f"wrote {plot(output, args.plot, title=title or None)}")
+            written.append(plot(output, args.plot, title=title or None))
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+    finally:
+        for path in written:
+            print(f"wrote {path}")
     return 0
 
 

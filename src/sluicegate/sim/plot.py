@@ -55,6 +55,7 @@ from sluicegate.sim.report import (
     named_parts,
     named_runs,
 )
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -176,7 +177,7 @@ def _parameters(scenario: Mapping[str, Any]) -> str:
     else:
         stream = scenario.get("stream")
         if isinstance(stream, Mapping):
-            parts.append(f"stream of {stream.get('shard_count', '?')} shards")
+            parts.append(f"stream of {plural(int(stream.get('shard_count') or 0), 'shard')}")
             parts.append(_rate(scenario.get("producers"), "records/s") or "no producer")
         else:
             parts.append(_rate(scenario.get("producers"), "msg/s") or "no producer")

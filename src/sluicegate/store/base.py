@@ -65,6 +65,7 @@ from sluicegate.errors import (
     MessageTooLarge,
     StoreError,
 )
+from sluicegate.wording import plural
 
 __all__ = [
     "DEDUPLICATION_WINDOW",
@@ -778,7 +779,7 @@ class Store(ABC):
             existing = None
         if existing is not None and existing.shard_count != config.shard_count:
             raise StoreError(
-                f"stream {config.name!r} exists with {existing.shard_count} shards, not "
+                f"stream {config.name!r} exists with {plural(existing.shard_count, 'shard')}, not "
                 f"{config.shard_count}: delete it first to change its shard count"
             )
         await self._ensure_stream(config)
