@@ -182,7 +182,7 @@ def test_the_topic_fanout_summary_is_readable_at_80_columns_and_piped() -> None:
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) <= 80
     for part in parts:  # one record per run, named in full on a line of its own
-        assert part in out.splitlines()
+        assert f"run: {part}" in out.splitlines()
     assert "Messages processed: " in out
 
     pipe = io.StringIO()
@@ -202,7 +202,7 @@ def test_simulate_preset_summary_on_a_narrow_terminal(
     out = ANSI.sub("", capsys.readouterr().out)
     assert "…" not in out
     assert out.splitlines()[0] == "topic-fanout"
-    assert "unreserved/analytics" in out.splitlines()
+    assert "run: unreserved/analytics" in out.splitlines()
 
 
 def test_fit_narrows_columns_to_their_longest_word_before_going_to_records() -> None:
@@ -221,7 +221,7 @@ def test_fit_narrows_columns_to_their_longest_word_before_going_to_records() -> 
     assert "orders-dlq" in buffer.getvalue() and "…" not in buffer.getvalue()
     buffer = io.StringIO()
     Console(file=buffer, width=22, color_system=None).print(fit(table(), 22))
-    assert buffer.getvalue().splitlines() == ["orders-dlq", "  in flight: 0",
+    assert buffer.getvalue().splitlines() == ["queue: orders-dlq", "  in flight: 0",
                                               "  oldest age (s): 0.0"]
 
 

@@ -765,10 +765,11 @@ def _plan(args: argparse.Namespace) -> int:
     console = Console()
     print_table(table, console)
     if result.recommendation is None:
-        console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False)
+        console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False,
+                      soft_wrap=True)
     else:
         console.print(f"recommendation: {result.parameter}={result.recommendation}: "
-                      f"{result.reason}", markup=False, highlight=False)
+                      f"{result.reason}", markup=False, highlight=False, soft_wrap=True)
     if args.json:
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
         target = Path(args.json)

@@ -8,13 +8,14 @@ live display) decide, by one rule, how a table is shown:
 - on a terminal, the table as it is when it fits the width;
 - else the table with its columns narrowed down to their longest word (headers and
   cells wrap at spaces, a word is never broken), when that fits;
-- else one record per row: the row's first cell (its name) on a line of its own, then
-  ``header: value`` pairs, wrapped at spaces;
+- else one record per row: ``header: value`` of its first cell (its name) on a line of
+  its own, then the others' ``header: value`` pairs, wrapped between pairs;
 - not on a terminal (piped or redirected), the table at its natural width, as plain
   text (no colours or styles), whatever ``COLUMNS`` says: a script reading it gets every
   cell whole.
 
-A printed table's title is a line of its own above it, never wrapped to the table's width.
+A printed table's title and caption are lines of their own, above and below it, never
+wrapped to the table's width.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def fit(table: Table, width: int, console: Console | None = None,
 
 
 def _records(table: Table, width: int) -> RenderableType:
-    """One record per row: its first cell on a line, then its ``header: value`` pairs
-    packed into lines of ``width`` (a pair is split only when it is wider alone)."""
+    """One record per row: its first ``header: value`` on a line, then the others packed
+    into lines of ``width`` (a pair is split only when it is wider alone)."""
     texts = _columns(table)
     lines: list[RenderableType] = []
     if table.title:
@@ -108,7 +109,7 @@ def _records(table: Table, width: int) -> RenderableType:
     indent = "  "
     for row in range(len(texts[0]) - 1 if texts else 0):
         cells = [t[row + 1] for t in texts]
-        lines.append(Text(cells[0], style="bold", overflow="fold"))
+        lines.append(Text(f"{headers[0]}: {cells[0]}", style="bold", overflow="fold"))
         line = ""
         for header, value in zip(headers[1:], cells[1:], strict=True):
             pair = f"{header}: {value}"
@@ -153,13 +154,17 @@ def print_table(table: Table, console: Console | None = None, *,
     """
     console = console or Console()
     title = _plain(table.title) if table.title else ""
-    table.title = None  # a line of its own, never wrapped to the table's width
+    caption = _plain(table.caption) if table.caption else ""
+    table.title = table.caption = None  # lines of their own, not wrapped to the table
     if records is not None:
-        records.title = None
+        records.title = records.caption = None
     if not console.is_terminal:
-        console.file.write((title + "\n" if title else "") + render_plain(table))
+        console.file.write((title + "\n" if title else "") + render_plain(table)
+                           + (caption + "\n" if caption else ""))
         console.file.flush()
         return
     if title:
         console.print(Text(title, style="bold"), soft_wrap=True)
     console.print(fit(table, console.width, console, records))
+    if caption:
+        console.print(Text(caption, style="dim"))
