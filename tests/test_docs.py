@@ -315,8 +315,15 @@ def _check_bench(unit: Unit, workspace: Workspace, words: list[str]) -> None:
 
 
 def _substitute(command: str, redis_url: str | None) -> str:
-    """The command as run (the module docstring lists each substitution and why)."""
-    command = re.sub(r"(^|[\s|;&(])\.venv/bin/", r"\1", command)
+    """The command as run (the module docstring lists each substitution and why), each
+    part of a list or pipeline (``a && b``, ``a & b``, ``a | b``) on its own."""
+    parts = re.split(r"(\s*(?:&&|\|\||[;&|])\s*)", command)
+    return "".join(part if i % 2 else _substitute_one(part, redis_url)
+                   for i, part in enumerate(parts))
+
+
+def _substitute_one(command: str, redis_url: str | None) -> str:
+    command = re.sub(r"^\.venv/bin/", "", command)
     if redis_url is not None:
         hostport = redis_url.removeprefix("redis://").rsplit("/", 1)[0]
         command = re.sub(r"(rediss?://)[^/\s'\"]+", lambda m: m.group(1) + hostport, command)
@@ -452,6 +459,10 @@ def test_substitutions() -> None:
         "sluicegate run app.py --until-empty")
     assert _substitute("sluicegate plan x.toml", None) == f"sluicegate plan {SIMULATED_BOUND} x.toml"
     assert _substitute(".venv/bin/sluicegate queues", None) == "sluicegate queues"
+    assert _substitute("sluicegate run a.py & sluicegate run a.py --until-empty", None) == (
+        f"sluicegate run {RUN_BOUND} a.py & sluicegate run a.py --until-empty")
+    assert _substitute("printf x | sluicegate send q --file -", None) == (
+        "printf x | sluicegate send q --file -")
 
 
 def test_quickstart_ends_in_seconds(tmp_path: Path) -> None:

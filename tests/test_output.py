@@ -500,7 +500,6 @@ SLOW_APP = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_a_second_sigterm_abandons_in_flight_work_and_exits_non_zero(
         tmp_path: Path, store_url: str) -> None:
     app = tmp_path / "slow.py"
