@@ -533,3 +533,21 @@ def test_a_second_sigterm_abandons_in_flight_work_and_exits_non_zero(
             return (await store.counts("work")).total
 
     assert asyncio.run(remaining()) == 2  # nothing lost, nothing deleted
+
+
+def test_colours_never_repeat() -> None:
+    from sluicegate.sim.plot import PALETTE, colours
+
+    assert colours(3) == list(PALETTE[:3])
+    for n in (10, 12, 20, 21, 40):
+        assert len(set(colours(n))) == n
+
+
+def test_plot_refuses_an_unknown_extension_from_the_api_too(tmp_path: Path) -> None:
+    from sluicegate.errors import InputError
+    from sluicegate.sim.plot import plot
+
+    with pytest.raises(InputError, match=r"'\.gif' is not a plot format"):
+        plot({"series": []}, tmp_path / "x.gif")
+    with pytest.raises(InputError, match="no extension"):
+        plot({"series": []}, tmp_path / "x")

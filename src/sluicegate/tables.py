@@ -134,10 +134,7 @@ def render_plain(table: Table) -> str:
     for column in table.columns:
         column.overflow = "fold"
         column.no_wrap = False
-    width = _natural_width(console, table)
-    console = Console(file=out, width=max(width, 1), color_system=None, force_terminal=False,
-                      highlight=False, emoji=False, markup=False)
-    console.print(table)
+    console.print(table, width=max(_natural_width(console, table), 1))
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
 
 
