@@ -8,7 +8,11 @@ simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.error
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
 was valid, so a bad file never half-sends. Commands that only look (``queues`` and
 ``streams`` without ``--app``, ``peek``) open the store read-only (see
-:data:`_INSPECTION`), so they work on a SQLite file they may not write.
+:data:`_INSPECTION`), so they work on a SQLite file they may not write. ``send``, ``put``,
+``publish``, ``purge`` and ``redrive`` refuse a ``memory://`` store, which would die with the
+command and what it was given. ``run`` exits 0 when it stopped as asked, and non-zero when
+it abandoned in-flight invocations (:data:`EXIT_ABANDONED`). Tables are printed by
+:mod:`sluicegate.tables`, which never cuts a name.
 
 With a ``redis://`` store, ``run`` joins a cluster (:mod:`sluicegate.cluster`): every
 process running the same App against the same Redis shares the mappings' limits, and
@@ -23,6 +27,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,8 +37,11 @@ from sluicegate import BUILD, __version__
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
 from sluicegate.store.base import MAX_BATCH_ENTRIES, MAX_PEEK, SendEntry, Store
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
     from sluicegate.sim.topic_scenario import TopicScenario
@@ -44,6 +52,11 @@ EXIT_ERROR = 2
 """Exit status for bad input, configuration or an unusable store."""
 
 EXIT_INTERRUPTED = 130
+
+EXIT_ABANDONED = 1
+"""Exit status of a run that abandoned in-flight invocations at the end of its grace
+period; after a second SIGINT or SIGTERM, 128 plus the signal's number (130, 143), as a
+shell reports a process that signal ended."""
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -66,7 +79,9 @@ class _CommandParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    store_help = "store URL: sqlite:///path.db (default ./sluicegate.db), memory:// (env SLUICEGATE_STORE)"
+    store_help = ("store URL: sqlite:///path.db (default ./sluicegate.db; three slashes and a "
+                  "relative path, four for an absolute one: sqlite:////tmp/x.db), "
+                  "redis://HOST:PORT/DB, memory:// (this process only) (env SLUICEGATE_STORE)")
     common = _CommandParser(add_help=False)
     common.add_argument("--store", metavar="URL", help=store_help)
 
@@ -107,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("bodies", nargs="*", default=[], metavar="BODY",
                       help="message bodies")
     send.add_argument("--file", metavar="FILE.jsonl",
-                      help="one message body per line; every line must be valid JSON")
+                      help="one message body per line; every line must be valid JSON "
+                           "(- reads standard input)")
     send.add_argument("--count", type=int, default=1, metavar="N",
                       help='send each body N times; with no body, N messages {"n": i}')
     send.add_argument("--delay", type=int, default=None, metavar="SECONDS",
@@ -128,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("--partition-key", required=True, metavar="KEY",
                      help="the records' partition key (chooses the shard)")
     put.add_argument("--file", metavar="FILE.jsonl",
-                     help="one JSON record per line, put in order")
+                     help="one JSON record per line, put in order (- reads standard input)")
     put.add_argument("--count", type=int, default=1, metavar="N",
                      help="put each record N times (without DATA: N generated records)")
     put.add_argument("--app", metavar="APP", help="create the App's queues and streams first")
@@ -141,7 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--app", metavar="APP", required=True,
                          help="the App that defines the topic and its subscribers")
     publish.add_argument("--file", metavar="FILE.jsonl",
-                         help="one JSON message per line, published in order")
+                         help="one JSON message per line, published in order "
+                              "(- reads standard input)")
     publish.add_argument("--count", type=int, default=1, metavar="N",
                          help="publish each body N times (without BODY: N generated bodies)")
     publish.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE",
@@ -197,7 +214,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="list the presets and exit")
     simulate.add_argument("--json", metavar="OUT", help="write the result as JSON")
     simulate.add_argument("--csv", metavar="OUT", help="write the series as CSV")
-    simulate.add_argument("--plot", metavar="OUT.png", help="draw the panels as a PNG")
+    simulate.add_argument("--plot", metavar="OUT.png",
+                          help="draw the panels; the extension chooses PNG, SVG or PDF")
 
     plan = sub.add_parser("plan", parents=[overrides],
                           help="sweep a mapping's maximum_concurrency (a stream's "
@@ -246,6 +264,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "peek": _peek,
         "purge": _purge,
     }[args.command]
+    if args.command in _WRITES and _store_url(args).partition("://")[0].lower() == "memory":
+        raise InputError(f"{args.command} with a memory:// store would lose what it writes "
+                         "when this command exits: use sqlite:///PATH.db or redis://")
     read_only = args.command in _INSPECTION and getattr(args, "app", None) is None
     store = open_store(args.store, read_only=read_only)
     try:
@@ -253,6 +274,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await handler(args, store)
     finally:
         await store.close()
+
+
+_WRITES = frozenset({"send", "put", "publish", "redrive", "purge"})
+"""Commands that only write to the store: on a ``memory://`` store, which lives as long as
+the command's process, what they write would be lost at once, so they are refused."""
 
 
 async def _declare(store: Store, spec: str | None) -> None:
@@ -296,6 +322,17 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
             until_empty=args.until_empty, duration=args.duration, install_signal_handlers=True
         )
     reporter.print_summary(summary)
+    if summary.abandoned:
+        by = summary.abandoned_by
+        again = by.removeprefix("signal ") if by.startswith("signal ") else None
+        why = (f"a second {again}" if again else
+               f"the end of the {args.grace_period:g}s grace period")
+        print(f"sluicegate: stopped by {why}: abandoned "
+              f"{plural(summary.abandoned, 'in-flight invocation')}; their messages were not "
+              "deleted and reappear after their visibility timeout", file=sys.stderr)
+        if again is not None and hasattr(signal, again):
+            return 128 + int(getattr(signal, again))
+        return EXIT_ABANDONED
     return 0
 
 
@@ -332,10 +369,17 @@ async def _workers(args: argparse.Namespace) -> int:
     if not rows:
         print("no live workers")
         return 0
-    from rich.console import Console
+    from sluicegate.tables import print_table
+
+    print_table(_workers_table(rows, time.time()))
+    return 0
+
+
+def _workers_table(rows: Sequence[dict[str, Any]], now: float) -> Table:
+    """The ``workers`` listing: one row per worker, its in-flight counts and leases by
+    mapping (``name=N``), printed by :func:`sluicegate.tables.print_table`."""
     from rich.table import Table
 
-    now = time.time()
     table = Table("worker", "up (s)", "seen (s ago)", "in flight", "leases", box=None)
     for r in rows:
         in_flight = ", ".join(f"{k}={v}" for k, v in sorted(r.get("in_flight", {}).items()))
@@ -343,28 +387,31 @@ async def _workers(args: argparse.Namespace) -> int:
         table.add_row(str(r.get("worker")), f"{now - float(r.get('started', now)):.0f}",
                       f"{now - float(r.get('seen', now)):.1f}", in_flight or "-",
                       leases or "-")
-    Console().print(table)
-    return 0
+    return table
 
 
 # ---------------------------------------------------------------------- send
 def _read_bodies(args: argparse.Namespace) -> list[str]:
     bodies = list(args.bodies)
     if args.file:
-        path = Path(args.file)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            if args.file == "-":  # standard input, read whole before anything is sent
+                lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            else:
+                lines = Path(args.file).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise InputError(f"{args.file!r} is not UTF-8 text") from None
+            where = "standard input" if args.file == "-" else repr(args.file)
+            raise InputError(f"{where} is not UTF-8 text") from None
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{args.file}:{number}: invalid JSON: {exc.msg}") from None
+                where = "<stdin>" if args.file == "-" else args.file
+                raise InputError(f"{where}:{number}: invalid JSON: {exc.msg}") from None
             bodies.append(line)
     if args.count < 1:
         raise InputError(f"--count {args.count} must be at least 1")
@@ -398,9 +445,9 @@ async def _send(args: argparse.Namespace, store: Store) -> int:
         )
         sent += len(chunk)
         duplicates += sum(r.duplicate for r in results)
-    line = f"sent {sent} message{'s' if sent != 1 else ''} to {args.queue}"
+    line = f"sent {plural(sent, 'message')} to {args.queue}"
     if duplicates:
-        line += f" ({duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered)"
+        line += f" ({plural(duplicates, 'duplicate')}, not delivered)"
     print(line)
     return 0
 
@@ -417,7 +464,7 @@ async def _put(args: argparse.Namespace, store: Store) -> int:
         chunk = records[start : start + MAX_PUT_RECORDS]
         await store.put_records(args.stream, [PutEntry(args.partition_key, r) for r in chunk])
     n = len(records)
-    print(f"put {n} record{'s' if n != 1 else ''} to {args.stream}")
+    print(f"put {plural(n, 'record')} to {args.stream}")
     return 0
 
 
@@ -440,10 +487,10 @@ async def _publish(args: argparse.Namespace, store: Store) -> int:
         )
         duplicates += any(r.duplicate for r in results.values())
     n = len(bodies)
-    line = (f"published {n} message{'s' if n != 1 else ''} to {args.topic} "
-            f"({len(topic.subscribers)} subscriber{'s' if len(topic.subscribers) != 1 else ''})")
+    line = (f"published {plural(n, 'message')} to {args.topic} "
+            f"({plural(len(topic.subscribers), 'subscriber')})")
     if duplicates:
-        line += f"; {duplicates} duplicate{'s' if duplicates != 1 else ''}, not delivered"
+        line += f"; {plural(duplicates, 'duplicate')}, not delivered"
     print(line)
     return 0
 
@@ -471,8 +518,9 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from sluicegate.tables import print_table
 
     table = Table("queue", "visible", "in flight", "delayed", "oldest age (s)",
                   "dead-lettered", "groups (in flight)", "DLQ", box=None)
@@ -485,7 +533,7 @@ async def _queues(args: argparse.Namespace, store: Store) -> int:
     if not rows:
         print("no queues")
     else:
-        Console().print(table)
+        print_table(table)
     return 0
 
 
@@ -534,11 +582,13 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from sluicegate.tables import print_table
+
     console = Console()
     for stream in out:
         table = Table("shard", "records", "latest sequence",
                       *[f"{m} checkpoint / age" for m in stream["mappings"]],
-                      title=f"{stream['name']} ({stream['shard_count']} shards)",
+                      title=f"{stream['name']} ({plural(stream['shard_count'], 'shard')})",
                       title_justify="left", box=None)
         for shard in stream["shards"]:
             cells = []
@@ -549,7 +599,7 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
             latest = shard["latest_sequence"]
             table.add_row(shard["shard_id"], str(shard["records"]),
                           "-" if latest < 0 else str(latest), *cells)
-        console.print(table)
+        print_table(table, console)
     return 0
 
 
@@ -557,7 +607,7 @@ async def _streams(args: argparse.Namespace, store: Store) -> int:
 async def _redrive(args: argparse.Namespace, store: Store) -> int:
     moved = await store.redrive(args.dlq, args.to)
     where = args.to or "their source queues"
-    print(f"moved {moved} message{'s' if moved != 1 else ''} from {args.dlq} to {where}")
+    print(f"moved {plural(moved, 'message')} from {args.dlq} to {where}")
     return 0
 
 
@@ -618,19 +668,19 @@ def _print_blocks(blocks: list[list[tuple[str, str]]], heading: str) -> None:
 
 
 def _print_table(headers: Sequence[str], rows: list[list[str]], heading: str) -> None:
-    """A table for a terminal: every column wraps (long words fold) instead of cutting."""
-    from rich.console import Console
+    """A table for a terminal, by :func:`sluicegate.tables.print_table`'s rule: no cell is
+    ever cut."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
+    from sluicegate.tables import print_table
+
+    table = Table(box=None, pad_edge=False, show_edge=False, title=heading)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: no markup in bodies
-    console = Console()
-    console.print(heading, markup=False, highlight=False)
-    console.print(table)
+    print_table(table)
 
 
 async def _peek(args: argparse.Namespace, store: Store) -> int:
@@ -920,6 +970,10 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if (args.scenario is None) == (args.preset is None):
         raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
+    if args.plot:
+        from sluicegate.sim.plot import plot_format
+
+        plot_format(args.plot)  # a wrong extension is refused before simulating
     runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
     if args.preset is not None:
         registry = _presets()
@@ -941,18 +995,24 @@ def _simulate(args: argparse.Namespace) -> int:
         output = results[0][1].to_dict()
     else:
         output = {"variants": [{"name": name, **result.to_dict()} for name, result in results]}
-    print_report(output)
+    title = args.preset or (runs[0][1].name if len(runs) == 1 else "") or (
+        Path(args.scenario).stem if args.scenario else None)
+    print_report(output, title=title or None)
+    written: list[Path] = []
     try:
         if args.json:
-            write_json(args.json, output)
+            written.append(write_json(args.json, output))
         if args.csv:
-            write_csv(args.csv, output)
+            written.append(write_csv(args.csv, output))
         if args.plot:
             from sluicegate.sim.plot import plot
 
-            plot(output, args.plot)
+            written.append(plot(output, args.plot, title=title or None))
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+    finally:
+        for path in written:
+            print(f"wrote {path}")
     return 0
 
 
@@ -994,6 +1054,7 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sluicegate.sim.plan import plan, swept_scenario
+    from sluicegate.tables import print_table
 
     scenario = _load_any(args.scenario, args.overrides, args.seed)
     values = None if args.values is None else _parse_values(args.values)
@@ -1025,12 +1086,13 @@ def _plan(args: argparse.Namespace) -> int:
                       f"{s.backlog_start}->{s.backlog_end}", f"{s.oldest_age_p99:.1f}s",
                       peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles))
     console = Console()
-    console.print(table)
+    print_table(table, console)
     if result.recommendation is None:
-        console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False)
+        console.print(f"recommendation: none: {result.reason}", markup=False, highlight=False,
+                      soft_wrap=True)
     else:
         console.print(f"recommendation: {result.parameter}={result.recommendation}: "
-                      f"{result.reason}", markup=False, highlight=False)
+                      f"{result.reason}", markup=False, highlight=False, soft_wrap=True)
     if args.json:
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
         target = Path(args.json)
@@ -1039,6 +1101,7 @@ def _plan(args: argparse.Namespace) -> int:
             target.write_bytes(text.encode("utf-8"))
         except OSError as exc:
             raise InputError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"wrote {target}")
     return 0
 
 

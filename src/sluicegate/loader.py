@@ -26,11 +26,15 @@ def load_app(spec: str) -> App:
         again in its execution environments.
 
     Raises:
-        AppLoadError: the file or module cannot be found or imported, or holds no App.
+        AppLoadError: the file or module cannot be found or imported, or holds no App;
+            the message says which: a directory named instead of a file (with the
+            Python files in it), a missing attribute (with the module's Apps), an
+            attribute that is not an App (and what it is).
         ConfigError: the App's definitions are invalid (raised while importing it).
     """
     target, _, attr = spec.partition(":")
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if (target.endswith(".py") or "/" in target or "\\" in target
+            or (Path(target).is_dir() and not (Path(target) / "__init__.py").exists())):
         module = _import_file(Path(target))
     else:
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -49,8 +53,16 @@ def load_app(spec: str) -> App:
 
 
 def _import_file(path: Path) -> ModuleType:
-    if not path.is_file():
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.py"))
+        hint = (f" ({', '.join(files[:5])}{', ...' if len(files) > 5 else ''})" if files
+                else " (it holds none)")
+        raise AppLoadError(f"{str(path)!r} is a directory: name the Python file that defines "
+                           f"the App{hint}, or module:attr")
+    if not path.exists():
         raise AppLoadError(f"app file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise AppLoadError(f"app file {str(path)!r} is not a regular file")
     name = f"sluicegate_app_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -74,9 +86,15 @@ def _import_file(path: Path) -> ModuleType:
 
 def _find_app(module: ModuleType, spec: str, attr: str) -> App:
     if attr:
-        found = getattr(module, attr, None)
+        if not hasattr(module, attr):
+            names = sorted(k for k, v in vars(module).items() if isinstance(v, App))
+            known = f"its Apps: {', '.join(names)}" if names else "it defines no sluicegate.App"
+            raise AppLoadError(f"{spec!r}: {spec.rpartition(':')[0]!r} has no attribute "
+                               f"{attr!r} ({known})")
+        found = getattr(module, attr)
         if not isinstance(found, App):
-            raise AppLoadError(f"{spec!r}: {attr!r} is not a sluicegate.App")
+            kind = "function" if callable(found) else type(found).__name__
+            raise AppLoadError(f"{spec!r}: {attr!r} is a {kind}, not a sluicegate.App")
         return found
     default = getattr(module, "app", None)
     if isinstance(default, App):

@@ -115,6 +115,11 @@ class RunSummary:
     mappings: tuple[MappingSummary, ...]
     dead_lettered: int
     stopped_by: str
+    abandoned: int = 0
+    """In-flight invocations abandoned, by a second signal or at the end of the grace
+    period: their messages were not deleted and reappear after their visibility timeout."""
+    abandoned_by: str = ""
+    """What abandoned them: the second signal (``signal SIGTERM``) or ``grace period``."""
 
     @property
     def processed(self) -> int:
@@ -452,6 +457,8 @@ class Runtime:
         self.stream_runners: list[StreamRunner] = []
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        self._abandoned = 0
+        self._abandoned_by = ""
         #: Set when a mapping's receives come back short or, after that, it deletes:
         #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
         self.settled = asyncio.Event()
@@ -473,7 +480,9 @@ class Runtime:
             self._stop_reason = reason
         elif reason.startswith("signal"):
             log.warning("%s again: abandoning in-flight invocations", reason)
+            self._abandoned_by = reason
             for runner in self._all_runners():
+                self._abandoned += len(runner.invocations)
                 runner.cancel_invocations()
         self._stop.set()
 
@@ -679,11 +688,14 @@ class Runtime:
                 runner.stop()
             done, pending = await asyncio.wait(tasks, timeout=self.grace_period)
             if pending:
+                left = sum(len(r.invocations) for r in runners)
+                self._abandoned += left
+                self._abandoned_by = self._abandoned_by or "grace period"
                 log.warning(
                     "grace period of %gs over: abandoning %d in-flight invocations; their "
                     "messages reappear after their visibility timeout",
                     self.grace_period,
-                    sum(len(r.invocations) for r in runners),
+                    left,
                 )
                 for runner in runners:
                     runner.cancel_invocations()
@@ -726,6 +738,8 @@ class Runtime:
             mappings=tuple(r.summary() for r in runners),
             dead_lettered=dead,
             stopped_by=self._stop_reason or "stopped",
+            abandoned=self._abandoned,
+            abandoned_by=self._abandoned_by,
         )
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

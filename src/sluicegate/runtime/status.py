@@ -12,11 +12,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Self, TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
 from sluicegate.runtime.metrics import ALL_MAPPINGS, MetricsSecond
+from sluicegate.tables import fit
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.runtime.driver import RunSummary, Runtime
@@ -31,17 +33,25 @@ def _num(value: float | None, fmt: str = "d") -> str:
 
 
 def format_line(snapshot: MetricsSecond) -> str:
-    """One second as a log line: processed/s, in flight, limit, errors, throttles, queue
-    depth and age of the oldest message."""
+    """One second as a log line of ``key=value`` fields, each key saying what it counts.
+
+    An invocation carries one batch, so the concurrency fields count batches:
+    ``batches_in_flight`` (the most invocations running at once in the second) against
+    ``batch_limit`` (the mapping's concurrency limit then); the queue's fields count
+    messages: ``messages_visible``, ``messages_in_flight`` (received, not yet deleted),
+    ``oldest_message_age``. ``processed/s`` is messages deleted in the second,
+    ``invocations/s``, ``errors`` and ``throttles`` are invocations.
+    """
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.second))
     return (
         f"{stamp} processed/s={snapshot.messages_deleted} "
-        f"invocations={snapshot.invocations} "
-        f"in_flight={snapshot.concurrent_executions} "
-        f"limit={_num(snapshot.concurrency_limit)} "
+        f"invocations/s={snapshot.invocations} "
+        f"batches_in_flight={snapshot.concurrent_executions} "
+        f"batch_limit={_num(snapshot.concurrency_limit)} "
         f"errors={snapshot.errors} throttles={snapshot.throttles} "
-        f"visible={_num(snapshot.visible)} queue_in_flight={_num(snapshot.in_flight)} "
-        f"oldest_age={_num(snapshot.oldest_age, '.1f')}s "
+        f"messages_visible={_num(snapshot.visible)} "
+        f"messages_in_flight={_num(snapshot.in_flight)} "
+        f"oldest_message_age={_num(snapshot.oldest_age, '.1f')}s "
         f"dead_lettered={snapshot.messages_dead_lettered}"
     )
 
@@ -63,6 +73,7 @@ class StatusReporter:
             mode = "live" if self.stream.isatty() else "log"
         self.mode = mode
         self._live: Live | None = None
+        self._console: Console | None = None
         self._latest: Mapping[str, MetricsSecond] = {}
 
     def __enter__(self) -> Self:
@@ -70,7 +81,8 @@ class StatusReporter:
             return self
         self.runtime.metrics.add_listener(self._on_second)
         if self.mode == "live":
-            self._live = Live(self._table(), console=Console(file=self.stream),
+            self._console = Console(file=self.stream)
+            self._live = Live(self._table(), console=self._console,
                               refresh_per_second=2, transient=False)
             self._live.__enter__()
         return self
@@ -93,10 +105,14 @@ class StatusReporter:
             if overall is not None:
                 print(format_line(overall), file=self.stream, flush=True)
 
-    def _table(self) -> Table:
+    def _table(self) -> RenderableType:
+        """The live table, laid out for the terminal by :func:`sluicegate.tables.fit`
+        (a mapping's name is never cut). Its columns count what the log line's fields
+        count (:func:`format_line`)."""
         table = Table(title="sluicegate", title_justify="left", box=None)
-        for column in ("mapping", "processed/s", "invocations/s", "in flight", "limit",
-                       "errors", "throttles", "dead-lettered", "visible", "oldest age"):
+        for column in ("mapping", "processed msg/s", "invocations/s", "batches in flight",
+                       "batch limit", "errors", "throttles", "dead-lettered msgs",
+                       "visible msgs", "oldest msg age"):
             table.add_column(column, justify="left" if column == "mapping" else "right")
         rows = sorted(self._latest.items(), key=lambda kv: kv[0] == ALL_MAPPINGS)
         if len(rows) == 2:  # one mapping: its total would repeat it
@@ -109,14 +125,15 @@ class StatusReporter:
                 str(s.messages_dead_lettered), _num(s.visible),
                 f"{_num(s.oldest_age, '.1f')} s",
             )
-        return table
+        console = self._console or Console(file=self.stream)
+        return fit(table, console.width, console)
 
     def print_summary(self, summary: RunSummary, stream: TextIO | None = None) -> None:
         """The closing lines: processed, dead-lettered, peak concurrency against the cap,
         throughput."""
         out = stream or sys.stdout
         print(
-            f"processed {summary.processed} messages in {summary.elapsed:.1f}s "
+            f"processed {plural(summary.processed, 'message')} in {summary.elapsed:.1f}s "
             f"({summary.throughput:,.0f}/s), dead-lettered {summary.dead_lettered}; "
             f"stopped: {summary.stopped_by}",
             file=out,
@@ -125,8 +142,9 @@ class StatusReporter:
             cap = m.maximum_concurrency if m.maximum_concurrency is not None else "none"
             filtered = f", {m.filtered} filtered out" if m.filtered else ""
             print(
-                f"  {m.name}: {m.invocations} invocations, {m.errors} errors, "
-                f"{m.throttles} throttles{filtered}, peak concurrency {m.peak_concurrency} "
+                f"  {m.name}: {plural(m.invocations, 'invocation')}, "
+                f"{plural(m.errors, 'error')}, {plural(m.throttles, 'throttle')}{filtered}, "
+                f"peak concurrency {plural(m.peak_concurrency, 'batch', 'batches')} "
                 f"(maximum_concurrency {cap})",
                 file=out,
             )

@@ -1,4 +1,4 @@
-"""CloudWatch-like charts of a simulation, as a PNG.
+"""CloudWatch-like charts of a simulation, as a PNG, SVG or PDF.
 
 One figure, a grid of titled panels over simulated time (x in minutes), one point per
 bucket (10 seconds by default), the way the Lambda and SQS consoles draw their metrics:
@@ -22,8 +22,9 @@ Iterator age              stream runs: ``iterator_age_ms`` (the bucket's largest
 A panel none of whose metrics is in any run is left out (stream runs have no queue
 depth; queue runs no iterator age).
 
-Variants are overlaid: each keeps one colour in every panel, and a legend above the
-panels names them. Line styles tell apart the metrics of one panel. A topic run is drawn
+Variants are overlaid: each keeps one colour in every panel, no two the same
+(:func:`colours`), and a legend right of the panels names them; the title above says what
+was simulated (:func:`describe`). Line styles tell apart the metrics of one panel. A topic run is drawn
 as its parts (:func:`~sluicegate.sim.report.named_parts`): the account and each mapping,
 overlaid in colours of their own like variants, so a slow subscriber's queue depth or a
 throttled one's throttles stand out against the others'.
@@ -35,7 +36,10 @@ canvas without pyplot: no window, no change to matplotlib's global backend.
 
 from __future__ import annotations
 
+import colorsys
 import math
+import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,24 +53,183 @@ from sluicegate.sim.report import (
     bucket_seconds,
     format_duration,
     named_parts,
+    named_runs,
 )
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "figure", "plot"]
+__all__ = ["FORMATS", "PALETTE", "colours", "describe", "figure", "plot", "plot_format"]
 
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )
-"""Colours of the variants, in order (cycled beyond ten)."""
+"""Colours of the variants, in order; :func:`colours` adds more beyond ten."""
+
+_LIGHT = (
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)
+"""The palette's hues, lighter: the 11th to 20th colours."""
+
+FORMATS = ("png", "svg", "pdf")
+"""File formats :func:`plot` writes, chosen by the file's extension."""
+
+_METADATA: dict[str, dict[str, Any]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None},
+    "pdf": {"CreationDate": None},
+}
+"""What each format leaves out of its metadata, so that one result gives one file."""
+
+_TITLE_CHARACTERS = 110
+"""Where a long title wraps: about the figure's width at the title's font size."""
 
 _INSTALL_HINT = "plotting needs matplotlib: pip install 'sluicegate[plot]'"
 
 Getter = Callable[[Mapping[str, Any]], float | None]
 Style = Literal["-", "--", ":", "-."]
+
+
+def colours(n: int) -> list[str]:
+    """``n`` colours, all different: :data:`PALETTE`, then its hues lighter, then hues
+    spread evenly around the colour wheel (for more than twenty runs)."""
+    base = list(PALETTE + _LIGHT)
+    if n <= len(base):
+        return base[:n]
+    extra = n - len(base)
+    spread = []
+    for i in range(extra):
+        r, g, b = colorsys.hsv_to_rgb((i / extra + 0.05) % 1.0, 0.75, 0.55 + 0.3 * (i % 2))
+        spread.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return base + spread
+
+
+def plot_format(path: str | Path) -> str:
+    """The format the plot at ``path`` is written in: its extension (``png``, ``svg``,
+    ``pdf``, in any case).
+
+    Raises:
+        InputError: another extension, or none.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        given = f"'.{suffix}' is not a plot format" if suffix else "no extension"
+        raise InputError(f"--plot {str(path)!r}: {given}; use .png, .svg or .pdf")
+    return suffix
+
+
+def _seconds(value: Any) -> str:
+    number = _number(value)
+    return "-" if number is None else format_duration(number)
+
+
+def _function_duration(function: Mapping[str, Any]) -> str:
+    duration = function.get("duration")
+    if isinstance(duration, Mapping):
+        median = duration.get("median", duration.get("mean"))
+        if median is not None:
+            text = f"{_seconds(median)}"
+            if duration.get("p99") is not None:
+                text += f" (p99 {_seconds(duration['p99'])})"
+            return text
+        return str(duration.get("distribution", "modelled"))
+    return _seconds(duration)
+
+
+def _rate(producers: Any, unit: str) -> str | None:
+    if not isinstance(producers, Sequence):
+        return None
+    rates = [_number(p.get("rate")) for p in producers if isinstance(p, Mapping)]
+    total = sum(r for r in rates if r is not None)
+    return f"{total:,.0f} {unit}" if total else None
+
+
+def _mapping_parameters(mapping: Mapping[str, Any], function: Mapping[str, Any]
+                        ) -> list[str]:
+    parts = [f"batch {mapping.get('batch_size', '-')}"]
+    if mapping.get("parallelization_factor") is not None:
+        parts.append(f"parallelization {mapping['parallelization_factor']}")
+    if mapping.get("maximum_concurrency") is not None:
+        parts.append(f"maximum concurrency {mapping['maximum_concurrency']}")
+    if function.get("reserved_concurrency") is not None:
+        parts.append(f"reserved {function['reserved_concurrency']}")
+    if mapping.get("scaling"):
+        parts.append(f"{mapping['scaling']} scaling")
+    parts.append(f"function {_function_duration(function)}")
+    return parts
+
+
+def _parameters(scenario: Mapping[str, Any]) -> str:
+    """A scenario's main parameters in one line: load, mapping, function, duration."""
+    parts: list[str] = []
+    if isinstance(scenario.get("topic"), Mapping):
+        subscribers = [s for s in scenario.get("subscribers") or [] if isinstance(s, Mapping)]
+        names = ", ".join(str(s.get("name")) for s in subscribers)
+        parts.append(f"topic {scenario['topic'].get('name')} to {names}")
+        parts.append(_rate(scenario.get("producers"), "msg/s") or "no producer")
+        account = scenario.get("account")
+        if isinstance(account, Mapping) and account.get("concurrency_limit") is not None:
+            parts.append(f"account concurrency {account['concurrency_limit']}")
+    else:
+        stream = scenario.get("stream")
+        if isinstance(stream, Mapping):
+            parts.append(f"stream of {plural(int(stream.get('shard_count') or 0), 'shard')}")
+            parts.append(_rate(scenario.get("producers"), "records/s") or "no producer")
+        else:
+            parts.append(_rate(scenario.get("producers"), "msg/s") or "no producer")
+            queue = scenario.get("queue")
+            if isinstance(queue, Mapping) and (_number(queue.get("backlog")) or 0) > 0:
+                parts.append(f"backlog {queue['backlog']:,}")
+        mapping, function = scenario.get("mapping"), scenario.get("function")
+        if isinstance(mapping, Mapping) and isinstance(function, Mapping):
+            parts.extend(_mapping_parameters(mapping, function))
+    if _number(scenario.get("duration")) is not None:
+        parts.append(f"{_seconds(scenario['duration'])} simulated")
+    if scenario.get("seed") is not None:
+        parts.append(f"seed {scenario['seed']}")
+    return ", ".join(parts)
+
+
+def describe(runs: Any, title: str | None = None) -> str:
+    """The figure's title: a name, then the scenario's main parameters (a preset's
+    variants: their shared description), wrapped to the figure's width.
+
+    Parameters:
+        runs: what :func:`figure` draws.
+        title: the name to show first; by default the preset's or the scenario's name.
+
+    Raises:
+        InputError: ``runs`` is not a result shape.
+    """
+    named = named_runs(runs)
+    scenarios: list[Mapping[str, Any]] = [
+        run["scenario"] for _, run in named if isinstance(run.get("scenario"), Mapping)]
+    name = title or _default_title(runs)
+    if name == "Simulation summary" and scenarios:
+        first = str(scenarios[0].get("name") or "")
+        name = first.split("/", 1)[0] or name
+    if len(named) == 1 and scenarios:
+        detail = _parameters(scenarios[0])
+        description = str(scenarios[0].get("description") or "")
+        if description:
+            detail = f"{description}; {detail}"
+    else:
+        descriptions = {str(s.get("description") or "") for s in scenarios}
+        detail = descriptions.pop() if len(descriptions) == 1 else ""
+        if not detail:
+            detail = "variants: " + ", ".join(n for n, _ in named)
+    text = f"{name}: {detail}" if detail else name
+    lines: list[str] = []
+    for piece in re.split(r"(?<=[,;:]) ", text):  # wrap between parameters
+        if lines and len(lines[-1]) + 1 + len(piece) <= _TITLE_CHARACTERS:
+            lines[-1] += " " + piece
+        else:
+            lines.extend(textwrap.wrap(piece, _TITLE_CHARACTERS) or [""])
+    return "\n".join(lines)
 
 
 def _key(name: str) -> Getter:
@@ -151,7 +314,9 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
         runs: a single run, a preset result, or a sequence of runs (see
             :func:`sluicegate.sim.report.named_runs`); a topic run's parts are drawn as
             runs of their own (:func:`sluicegate.sim.report.named_parts`).
-        title: the figure's title; by default the preset's or the lone scenario's name.
+        title: the name the figure's title starts with (:func:`describe` adds the
+            scenario's main parameters); by default the preset's or the lone scenario's
+            name.
 
     Returns:
         The matplotlib figure, on an Agg canvas; one axes per panel (a queue run: 5, or 6
@@ -186,33 +351,36 @@ def figure(runs: Any, *, title: str | None = None) -> Figure:
     x_lo = min(starts, default=0.0) / 60
     x_hi = max(ends, default=60.0) / 60
 
+    palette = colours(len(named))
     for i, panel in enumerate(panels):
         row, col = divmod(i, 2)
         last_alone = i == len(panels) - 1 and len(panels) % 2 == 1
         ax = fig.add_subplot(grid[row, :] if last_alone else grid[row, col])
-        styles = _draw(ax, panel, named)
+        styles = _draw(ax, panel, named, palette)
         _style(ax, panel, x_lo, x_hi)
         if len(styles) > 1:
             handles = [Line2D([], [], color="#555555", linestyle=s, linewidth=1.4)
                        for s in styles.values()]
             ax.legend(handles, list(styles), loc="lower right", bbox_to_anchor=(1.0, 1.0),
-                      ncols=len(styles), fontsize=8 if len(styles) < 4 else 7,
+                      ncols=len(styles) if len(styles) < 3 else 2, fontsize=8,
                       frameon=False, borderaxespad=0.2, handlelength=2.5)
 
-    fig.suptitle(title or _default_title(runs), x=0.01, ha="left", fontsize=14)
+    fig.suptitle(describe(runs, title), x=0.01, ha="left", fontsize=12,
+                 linespacing=1.4)
     fig.supxlabel(f"simulated time (minutes); one point per {format_duration(step)} bucket",
                   fontsize=9, color="#444444")
     if len(named) > 1:
-        handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)], linewidth=2.5)
-                   for i in range(len(named))]
-        fig.legend(handles, [name for name, _ in named], loc="outside upper center",
-                   ncols=min(len(named), 6), frameon=False, fontsize=10)
+        # right of the panels: clear of the title above them and the axis label below
+        handles = [Line2D([], [], color=c, linewidth=2.5) for c in palette]
+        fig.legend(handles, [name for name, _ in named], loc="outside right upper",
+                   ncols=1, frameon=False, fontsize=10)
     return fig
 
 
 def _draw(ax: Axes, panel: _Panel, named: Sequence[tuple[str, Mapping[str, Any]]],
-          ) -> dict[str, Style]:
-    """Draw every run's lines of ``panel``; the labels and styles of the lines drawn."""
+          palette: Sequence[str]) -> dict[str, Style]:
+    """Draw every run's lines of ``panel``, run ``i`` in ``palette[i]``; the labels and
+    styles of the lines drawn."""
     drawn: dict[str, Style] = {}
     for i, (_, run) in enumerate(named):
         series = run["series"]
@@ -221,7 +389,7 @@ def _draw(ax: Axes, panel: _Panel, named: Sequence[tuple[str, Mapping[str, Any]]
             if not any(k in bucket for bucket in series for k in line.keys):
                 continue
             y = [math.nan if v is None else v for v in map(line.get, series)]
-            ax.plot(x, y, color=PALETTE[i % len(PALETTE)], linestyle=line.style,
+            ax.plot(x, y, color=palette[i], linestyle=line.style,
                     linewidth=1.6, marker="o" if len(x) < 3 else None, markersize=3)
             drawn[line.label] = line.style
     return drawn
@@ -252,24 +420,28 @@ def _style(ax: Axes, panel: _Panel, x_lo: float, x_hi: float) -> None:
 
 
 def plot(runs: Any, path: str | Path, *, title: str | None = None, dpi: int = 100) -> Path:
-    """Save the CloudWatch-like panels of one run, or of variants overlaid, as a PNG.
+    """Save the CloudWatch-like panels of one run, or of variants overlaid, as a PNG, an
+    SVG or a PDF, as the file's extension says (:func:`plot_format`).
 
     Parameters:
         runs: a single run, a preset result, or a sequence of runs.
-        path: the PNG to write (replaced if it exists); missing parent directories are
+        path: the file to write (replaced if it exists); missing parent directories are
             created.
-        title: the figure's title; by default the preset's or the lone scenario's name.
-        dpi: resolution; the figure is 12.8 inches wide (1280 pixels at 100 dpi).
+        title: the name the figure's title starts with; by default the preset's or the
+            lone scenario's name. The scenario's main parameters follow it.
+        dpi: resolution of a PNG; the figure is 12.8 inches wide (1280 pixels at 100 dpi).
 
     Returns:
         The path written.
 
     Raises:
-        InputError: matplotlib is not installed, or ``runs`` is not a result shape.
+        InputError: an extension other than .png, .svg and .pdf; matplotlib is not
+            installed; ``runs`` is not a result shape.
         OSError: the file cannot be written.
     """
+    fmt = plot_format(path)
     fig = figure(runs, title=title)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, format="png", dpi=dpi, metadata={"Software": None})
+    fig.savefig(target, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
     return target

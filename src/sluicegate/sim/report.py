@@ -44,6 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.errors import ConfigError, InputError
+from sluicegate.tables import print_table
 
 __all__ = [
     "DEFAULT_BUCKET_SECONDS",
@@ -383,6 +384,21 @@ def summary_table(runs: Any, *, title: str | None = None) -> Table:
     return table
 
 
+def _summary_by_run(runs: Any, title: str | None = None) -> Table:
+    """:func:`summary_table` transposed, one row per run (or part of a topic run): what
+    a terminal too narrow for the side-by-side table shows, one record per run."""
+    named = named_parts(runs)
+    keys: dict[str, None] = {}
+    for _, run in named:
+        keys.update(dict.fromkeys(run.get("summary") or {}))
+    table = Table("run", *(_summary_label(k) for k in keys),
+                  title=title or _default_title(runs))
+    for name, run in named:
+        summary = run.get("summary") or {}
+        table.add_row(name, *(format_value(k, summary.get(k)) for k in keys))
+    return table
+
+
 def _default_title(runs: Any) -> str:
     if isinstance(runs, Mapping):
         for key in ("name", "preset"):
@@ -401,8 +417,11 @@ def print_report(
     charts: Sequence[str] = ("concurrency", "invocations"),
     width: int | None = None,
     ascii: bool | None = None,
+    title: str | None = None,
 ) -> None:
-    """Print the summary table, then text charts of ``charts`` over time.
+    """Print the summary table (through :func:`sluicegate.tables.print_table`: a name is
+    never cut; on a narrow terminal, one record per run), then text charts of ``charts``
+    over time.
 
     Parameters:
         runs: a single run, a preset result, or a sequence of runs.
@@ -410,13 +429,15 @@ def print_report(
         charts: series keys to chart, one chart per key and run; empty for the table only.
         width: the charts' width, characters; by default the console's width, at most 100.
         ascii: plain-ASCII charts; by default when the console's encoding is not UTF.
+        title: the table's title (:func:`summary_table`).
 
     Raises:
         InputError: ``runs`` is not a result shape, or a charted key is in no bucket of
             a run's series.
     """
     console = console or Console()
-    console.print(summary_table(runs))
+    print_table(summary_table(runs, title=title), console,
+                records=_summary_by_run(runs, title))
     if not charts:
         return
     if ascii is None:
@@ -443,7 +464,8 @@ def text_chart(
 ) -> str:
     """A compact bar chart of one metric over time, for a terminal.
 
-    The block is exactly ``height`` lines of exactly ``width`` characters::
+    The block is exactly ``height`` lines of exactly ``width`` characters (but for a
+    header longer than the width, which is never cut: it names the run)::
 
         concurrency  peak 150 at 1m      <- header: the key (or label), the peak and when
         150 ┤      ▅█▇▆▆▆▆               <- y-axis: the top value ...
@@ -552,7 +574,8 @@ def text_chart(
             k += 1
     lines.append("0".rjust(gutter) + " " + corner + "".join(axis))
     lines.append(" " * (gutter + 2) + "".join(labels))
-    return "\n".join(_fit(line, width) for line in lines)
+    # the header names a metric and a run: padded to the width, never cut
+    return "\n".join([lines[0].ljust(width)] + [_fit(line, width) for line in lines[1:]])
 
 
 def _place(buffer: list[str], start: int, text: str, *, gap: int = 0) -> bool:

@@ -65,6 +65,7 @@ from sluicegate.errors import (
     MessageTooLarge,
     StoreError,
 )
+from sluicegate.wording import plural
 
 __all__ = [
     "DEDUPLICATION_WINDOW",
@@ -575,7 +576,7 @@ class Store(ABC):
             size = len(entry.body.encode("utf-8")) + _attributes_size(attrs)
             if size > config.max_message_size:
                 raise MessageTooLarge(
-                    f"message of {size:,} bytes is above queue {queue!r}'s maximum of "
+                    f"message of {size:,} bytes is above the maximum of queue {queue!r}, "
                     f"{config.max_message_size:,}"
                 )
             total += size
@@ -853,7 +854,7 @@ class Store(ABC):
             existing = None
         if existing is not None and existing.shard_count != config.shard_count:
             raise StoreError(
-                f"stream {config.name!r} exists with {existing.shard_count} shards, not "
+                f"stream {config.name!r} exists with {plural(existing.shard_count, 'shard')}, not "
                 f"{config.shard_count}: delete it first to change its shard count"
             )
         await self._ensure_stream(config)
