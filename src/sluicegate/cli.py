@@ -668,19 +668,21 @@ def _print_blocks(blocks: list[list[tuple[str, str]]], heading: str) -> None:
 
 
 def _print_table(headers: Sequence[str], rows: list[list[str]], heading: str) -> None:
-    """A table for a terminal, by :func:`sluicegate.tables.print_table`'s rule: no cell is
-    ever cut."""
+    """A table for a terminal: every column wraps and long words fold instead of being
+    cut. Not :func:`sluicegate.tables.print_table`, which never breaks a word: message
+    bodies and record data are long unbroken words that must still fit the terminal."""
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from sluicegate.tables import print_table
-
-    table = Table(box=None, pad_edge=False, show_edge=False, title=heading)
+    table = Table(box=None, pad_edge=False, show_edge=False)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: no markup in bodies
-    print_table(table)
+    console = Console()
+    console.print(heading, markup=False, highlight=False)
+    console.print(table)
 
 
 async def _peek(args: argparse.Namespace, store: Store) -> int:
