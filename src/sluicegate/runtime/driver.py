@@ -56,6 +56,7 @@ from sluicegate.runtime.runner import MappingLoop, wait_event
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.runtime.stream_runner import StreamRunner
 from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.cluster.coordinator import Cluster
@@ -692,10 +693,10 @@ class Runtime:
                 self._abandoned += left
                 self._abandoned_by = self._abandoned_by or "grace period"
                 log.warning(
-                    "grace period of %gs over: abandoning %d in-flight invocations; their "
-                    "messages reappear after their visibility timeout",
+                    "grace period of %gs over: abandoning %s; their messages reappear "
+                    "after their visibility timeout",
                     self.grace_period,
-                    left,
+                    plural(left, "in-flight invocation"),
                 )
                 for runner in runners:
                     runner.cancel_invocations()

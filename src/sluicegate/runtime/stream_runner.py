@@ -56,6 +56,7 @@ from sluicegate.runtime.isolation import ProcessInvoker
 from sluicegate.runtime.runner import MappingLoop
 from sluicegate.runtime.stream_events import kinesis_event, kinesis_record_size
 from sluicegate.store.base import StreamMessage
+from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.runtime.driver import MappingSummary, Runtime
@@ -277,8 +278,8 @@ class StreamRunner(MappingLoop):
                             self.name, action.destination, exc)
                 await asyncio.sleep(STORE_RETRY_DELAY)
         log.warning(
-            "%s: discarded %d records of %s (%s); on-failure record sent to %s",
-            self.name, len(action.batch.records), action.batch.shard_id, action.condition,
+            "%s: discarded %s of %s (%s); on-failure record sent to %s",
+            self.name, plural(len(action.batch.records), "record"), action.batch.shard_id, action.condition,
             action.destination,
         )
 
