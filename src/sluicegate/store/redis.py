@@ -734,7 +734,7 @@ class RedisStore(Store):
                 pipe.hgetall(base + "want")
                 pipe.hgetall(base + "tok")
                 pipe.zrange(base + "exp", 0, -1, withscores=True)
-                return cast(list[Any], await pipe.execute())
+                return await pipe.execute()
 
         held, wants, tokens, expiries = await self._do(read)
         return [

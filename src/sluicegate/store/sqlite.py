@@ -1194,7 +1194,8 @@ class _Engine:
     def _register(self, worker: str, info: str, ttl: float, exclusive: bool,
                   now: float) -> str | None:
         conn = self.conn
-        if exclusive:
+        if exclusive:  # a worker starting: clear out the entries of dead ones
+            conn.execute("DELETE FROM workers WHERE expires <= ?", (now,))
             row = conn.execute("SELECT info FROM workers WHERE worker = ? AND expires > ?",
                                (worker, now)).fetchone()
             if row is not None:
@@ -1207,13 +1208,10 @@ class _Engine:
         return self._write(lambda: self._register(worker, info, ttl, exclusive, self.clock()))
 
     def list_workers(self) -> list[tuple[str, str]]:
-        def run() -> list[tuple[str, str]]:
-            now = self.clock()
-            self.conn.execute("DELETE FROM workers WHERE expires <= ?", (now,))
-            return [(str(w), str(i)) for w, i in
-                    self.conn.execute("SELECT worker, info FROM workers")]
-
-        return self._write(run)
+        """Live entries only; a read (expired rows go when a worker registers), so a
+        read-only file can be listed."""
+        return [(str(w), str(i)) for w, i in self.conn.execute(
+            "SELECT worker, info FROM workers WHERE expires > ?", (self.clock(),))]
 
     def unregister_worker(self, worker: str) -> None:
         self.conn.execute("DELETE FROM workers WHERE worker = ?", (worker,))
@@ -1647,7 +1645,7 @@ class SqliteStore(Store):
         return await self._on_worker(lambda e: e.register_worker(worker, info, ttl, exclusive))
 
     async def _list_workers(self) -> list[tuple[str, str]]:
-        return await self._on_worker(_Engine.list_workers)
+        return await self._on_worker(lambda e: e._read(e.list_workers))
 
     async def _unregister_worker(self, worker: str) -> None:
         await self._on_worker(lambda e: e.unregister_worker(worker))
