@@ -212,7 +212,7 @@ def wait_for_workers(url: str, count: int = 3, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if len([n for n in range(count)
-                    if client.exists(f"sluicegate:cluster:workers:chaos{n}")]) == count:
+                    if client.hexists("sluicegate:workers", f"chaos{n}")]) == count:
                 return
             time.sleep(0.02)
         raise AssertionError(f"fewer than {count} workers registered in {timeout}s")
@@ -238,7 +238,7 @@ def busiest(url: str) -> int:
     try:
         best, most = 1, -1
         for n in range(3):
-            raw = client.get(f"sluicegate:cluster:workers:chaos{n}")
+            raw = client.hget("sluicegate:workers", f"chaos{n}")
             if raw is None:
                 continue
             running = sum(json.loads(raw)["in_flight"].values())
