@@ -476,7 +476,7 @@ class Cluster:
             frozen.append((lease, in_use))
         before = [lease.share() for lease in slots]
         seen = list(before)
-        for k, (lease, in_use) in enumerate(frozen):
+        for lease, in_use in frozen:
             # start nothing more under it until the answer is recorded (Lease.frozen); a
             # runner that held a batch back meanwhile must be woken when the answer gives
             # the slots back, even if the grant itself did not change

@@ -45,6 +45,16 @@ sequence numbers by arrival (retention and AT_TIMESTAMP). Registries: ``queues``
 ``streams`` (sets of names), ``mappings`` (set of mapping names with checkpoints) and
 ``cp:MAPPING`` (hash shard -> checkpoint).
 
+Coordination (:mod:`sluicegate.store.coordination`): per lease ``lease:{NAME}:held``,
+``:want``, ``:tok`` (hashes holder -> count, want, fencing token) and ``:exp`` (sorted
+set holder -> expiry), which vanish one ttl after their last holder's expiry; ``leases``
+(hash name -> last token given); the registry ``workers`` (id -> JSON) and
+``workers:exp`` (id -> expiry); shared logs ``log:NAME`` (lists) and values ``shared``
+(hash). ``lease.lua`` applies a worker's claims in one script. Expiries are epoch seconds
+of the caller's clock, like every other time of this store: one time base for all the
+store keeps, and leases follow an injected clock (tests, the simulator) as visibility
+timeouts do.
+
 Redis Cluster: single-queue and single-stream scripts touch one hash slot. Moves between
 a queue and its dead-letter queue, :meth:`ensure_queue` and the registries span slots, so
 this store needs a single Redis server (or a primary with replicas), not a Cluster.

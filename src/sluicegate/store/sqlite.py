@@ -50,6 +50,13 @@ in ``streams`` (with the next sequence number), ``stream_shards`` (each shard's 
 sequence number) and ``stream_records`` (keyed by stream, shard and sequence); mappings'
 checkpoints in ``checkpoints``.
 
+Coordination (schema version 5): counted leases in ``leases`` (one row per lease and
+holder: count, want, expiry, fencing token) and ``lease_names`` (each lease's last token),
+the worker registry in ``workers``, shared logs in ``shared_events`` and values in
+``shared_values`` (:mod:`sluicegate.store.coordination`). Every claim runs in a
+``BEGIN IMMEDIATE`` transaction at one reading of the store's clock, and a worker's whole
+sync round (:meth:`SqliteStore.coordinate`) is one transaction.
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
 issued before the upgrade are stale after it, so their messages are delivered again once
