@@ -276,9 +276,10 @@ class Cluster:
                 if stats.held and not stats.in_flight:
                     mine = 1
             # and no more than the function may run here: above it every start would be
-            # a throttle (a batch waits for a slot instead)
+            # a throttle (a batch waits for a slot instead). Reserved concurrency 0 is
+            # left to the pool: every start is a throttle, as in one process
             pool = self.pool
-            if pool is not None:
+            if pool is not None and pool.reserved_concurrency(function) != 0:
                 mine = min(mine, self.share(pool.lease_of(function)))
             return mine
 
