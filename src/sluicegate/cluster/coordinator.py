@@ -335,9 +335,11 @@ class Cluster:
                 f"{other.get('pid', '?')} has it; a stopped worker's id is free again "
                 f"{self.ttl:g} s after it stops)", "cluster",
             )
+        # Two rounds: the pool's leases want what the mappings' leases held at the round
+        # before (nothing, at the first), and the registry shows the round before's
+        # shares; after the second, the mappings start with every share in place.
         await self.sync()
-        # a round's heartbeat shows what the round before held: show the first shares now
-        await self.store.register_worker(self.worker_id, self._info(), ttl=self.ttl)
+        await self.sync()
 
     async def run(self) -> None:
         """Sync every :attr:`interval` seconds until cancelled."""
