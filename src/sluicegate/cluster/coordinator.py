@@ -65,7 +65,7 @@ from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, StoreError
 from sluicegate.runtime.runner import wait_event
 from sluicegate.store.base import Store
-from sluicegate.store.coordination import CoordinationRound, LeaseClaim
+from sluicegate.store.coordination import CoordinationReply, CoordinationRound, LeaseClaim
 
 if TYPE_CHECKING:
     from sluicegate.app import App
@@ -425,13 +425,15 @@ class Cluster:
             await self._sync_stream(s)
 
     async def _sync_round(self) -> None:
-        claims: list[LeaseClaim] = []
-        slots: list[Lease] = []  # leases of concurrency slots: frozen while claiming
-        frozen: list[tuple[Lease, int]] = []
+        """The store round of a sync. When its answers change what the slot leases
+        should claim (the leader published a new limit; a mapping's share moved, which
+        is what its function wants from the pool), those are claimed again at once, so a
+        change costs one more transaction instead of a sync interval's delay."""
         append: dict[str, list[str]] = {}
         take: dict[str, str] = {}
         write: dict[str, tuple[str, str]] = {}
         read: list[str] = []
+        leaders: list[LeaseClaim] = []
         outboxes: list[tuple[SharedScaling, list[list[Any]]]] = []
         for q in self._queues:
             policy = q.policy
@@ -442,78 +444,109 @@ class Cluster:
                 if outbox:
                     outboxes.append((policy, outbox))
                     append[scale_log(name)] = [json.dumps(e) for e in outbox]
-                claims.append(LeaseClaim(q.leader.name, 1, 1, 0, fair=False))
-                slots.append(q.leader)
+                leaders.append(LeaseClaim(q.leader.name, 1, 1, 0, fair=False))
                 take[scale_log(name)] = q.leader.name
                 if q.publish is not None:
                     write[scale_state(name)] = (q.publish, q.leader.name)
                 read.append(scale_state(name))
+        claims, frozen = self._slot_claims()
+        round_ = CoordinationRound(self.worker_id, self.ttl, claims=[*leaders, *claims],
+                                   append=append, take=take, write=write, read=read,
+                                   heartbeat=self._info())
+        try:
+            reply = await self._claim_slots(round_, frozen, leaders=len(leaders))
+        except BaseException:
+            for policy, outbox in outboxes:
+                policy.outbox[:0] = outbox  # keep them for the next round
+            raise
+        woken: set[int] = set()
+        for q in self._queues:
+            if isinstance(q.policy, SharedScaling) and self._scaling_reply(
+                    q, q.policy, reply.taken, reply.values):
+                woken.add(id(q))
+        for _ in range(2):
+            again, frozen_again = self._slot_claims()
+            if again == claims:
+                break
+            claims = again
+            await self._claim_slots(CoordinationRound(self.worker_id, self.ttl, claims=claims),
+                                    frozen_again, leaders=0)
+        for q in self._queues:
+            if id(q) in woken and q.runner is not None:
+                q.runner.wake.set()
+
+    def _slot_claims(self) -> tuple[list[LeaseClaim], list[tuple[Lease, int]]]:
+        """The claims of the leases of concurrency slots (mappings, functions, account),
+        each with its lease and the ``in_use`` it reports."""
+        claims: list[LeaseClaim] = []
+        frozen: list[tuple[Lease, int]] = []
         for q in self._queues:
             limit = q.cluster_limit()
             in_use = q.in_use()
             claims.append(LeaseClaim(q.lease.name, limit, limit, in_use))
-            slots.append(q.lease)
             frozen.append((q.lease, in_use))
         pool, app = self.pool, self.app
-        if pool is not None and app is not None:
-            wants = self._function_wants()
-            unreserved_want = 0
-            for fn, want in sorted(wants.items()):
-                reserved = pool.reserved_concurrency(fn)
-                if reserved is None:
-                    unreserved_want += want
-                    continue
-                name = function_lease(fn)
-                lease = self._pool_leases.setdefault(name, Lease(name, self.ttl, self.clock))
-                in_use = pool.in_use(fn)
-                claims.append(LeaseClaim(name, min(want, reserved), reserved, in_use))
-                slots.append(lease)
-                frozen.append((lease, in_use))
-            lease = self._pool_leases.setdefault(ACCOUNT_LEASE,
-                                                 Lease(ACCOUNT_LEASE, self.ttl, self.clock))
-            capacity = pool.unreserved_capacity
-            in_use = pool.unreserved_in_use
-            claims.append(LeaseClaim(ACCOUNT_LEASE, min(unreserved_want, capacity), capacity,
-                                     in_use))
-            slots.append(lease)
+        if pool is None or app is None:
+            return claims, frozen
+        wants = self._function_wants()
+        unreserved_want = 0
+        for fn, want in sorted(wants.items()):
+            reserved = pool.reserved_concurrency(fn)
+            if reserved is None:
+                unreserved_want += want
+                continue
+            name = function_lease(fn)
+            lease = self._pool_leases.setdefault(name, Lease(name, self.ttl, self.clock))
+            in_use = pool.in_use(fn)
+            claims.append(LeaseClaim(name, min(want, reserved), reserved, in_use))
             frozen.append((lease, in_use))
-        before = [lease.share() for lease in slots]
-        seen = list(before)
+        lease = self._pool_leases.setdefault(ACCOUNT_LEASE,
+                                             Lease(ACCOUNT_LEASE, self.ttl, self.clock))
+        capacity = pool.unreserved_capacity
+        in_use = pool.unreserved_in_use
+        claims.append(LeaseClaim(ACCOUNT_LEASE, min(unreserved_want, capacity), capacity,
+                                 in_use))
+        frozen.append((lease, in_use))
+        return claims, frozen
+
+    async def _claim_slots(self, round_: CoordinationRound, frozen: list[tuple[Lease, int]],
+                           *, leaders: int) -> CoordinationReply:
+        """Run ``round_`` (its first ``leaders`` claims are leader leases, the others
+        those of ``frozen``), record the grants, wake the runners whose share changed.
+
+        While the round is on its way nothing more starts under a slot lease than the
+        ``in_use`` it reports (:attr:`Lease.frozen`); if no answer comes, no more than the
+        store may have kept (:meth:`Lease.unanswered`). A runner that held a batch back
+        meanwhile must be woken when the answer gives the slots back, even if the grant
+        itself did not change."""
+        queue_leaders = [q.leader for q in self._queues if q.leader is not None]
+        leases = [*queue_leaders[:leaders], *(lease for lease, _ in frozen)]
+        before = [lease.share() for lease, _ in frozen]
+        seen = [min(b, in_use) for b, (_, in_use) in zip(before, frozen, strict=True)]
         for lease, in_use in frozen:
-            # start nothing more under it until the answer is recorded (Lease.frozen); a
-            # runner that held a batch back meanwhile must be woken when the answer gives
-            # the slots back, even if the grant itself did not change
-            index = slots.index(lease)
-            seen[index] = min(before[index], in_use)
             lease.frozen = in_use
         sent = self.clock()
-        round_ = CoordinationRound(self.worker_id, self.ttl, claims=claims, append=append,
-                                   take=take, write=write, read=read, heartbeat=self._info())
         try:
             reply = await self.store.coordinate(round_)
-            for lease, grant in zip(slots, reply.grants, strict=True):
+            for lease, grant in zip(leases, reply.grants, strict=True):
                 lease.update(grant, sent)
         except BaseException:
-            for policy, outbox in outboxes:
-                policy.outbox[:0] = outbox  # keep them for the next round
             for lease, in_use in frozen:
                 lease.unanswered(in_use)
             raise
         finally:
             for lease, _ in frozen:
                 lease.frozen = None
-        changed = {id(lease) for lease, b, s in zip(slots, before, seen, strict=True)
+        changed = {id(lease) for (lease, _), b, s in zip(frozen, before, seen, strict=True)
                    if lease.share() != b or lease.share() > s}
         pool_changed = any(id(lease) in changed for lease in self._pool_leases.values())
         for q in self._queues:
-            woken = id(q.lease) in changed or pool_changed
-            if isinstance(q.policy, SharedScaling):
-                woken |= self._scaling_reply(q, q.policy, reply.taken, reply.values)
-            if woken and q.runner is not None:
+            if (id(q.lease) in changed or pool_changed) and q.runner is not None:
                 q.runner.wake.set()
         if pool_changed:
             for s in self._streams:
                 s.runner.wake.set()
+        return reply
 
     def _scaling_reply(self, q: _QueueEntry, policy: SharedScaling,
                        taken: dict[str, list[str]], values: dict[str, str | None]) -> bool:
