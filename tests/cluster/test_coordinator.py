@@ -280,3 +280,24 @@ def test_a_worker_id_in_use_by_a_live_worker_is_refused(
             await first.close()
 
     run(new_store, body)
+
+
+def test_a_start_retried_after_a_failed_sync_is_not_refused_its_own_id(
+        new_store: Callable[[], Store]) -> None:
+    """The runtime retries a start that failed (the store went away mid-way): the worker's
+    own registry entry from the first try must not refuse it as another live worker."""
+    async def body(observer: Store) -> None:
+        a = await Worker.open(new_store(), "a")
+        try:
+            assert isinstance(a.store, LosesAnswers)
+            a.store.lose = True
+            with pytest.raises(StoreUnavailable):
+                await a.cluster.start()  # registered, then the first round's answer is lost
+            a.store.lose = False
+            await a.cluster.start()
+            assert [w["worker"] for w in await observer.list_workers()] == ["a"]
+            await a.cluster.stop()
+        finally:
+            await a.close()
+
+    run(new_store, body)

@@ -325,8 +325,12 @@ class Cluster:
         """
         if self._owns_store:
             await self.store.open()
-        other = await self.store.register_worker(self.worker_id, self._info(), ttl=self.ttl,
+        info = self._info()
+        other = await self.store.register_worker(self.worker_id, info, ttl=self.ttl,
                                                  exclusive=True)
+        mine = ("host", "pid", "started")
+        if other is not None and all(other.get(k) == info[k] for k in mine):
+            other = None  # this worker's own entry, from a start retried after a failure
         if other is not None:
             self._refused = True
             raise ConfigError(
