@@ -13,8 +13,9 @@ empty, streams checkpointed to their end), per-group and per-key order never vio
 the limit.
 
 The store is parametrized: ``sqlite`` (one file shared by the processes, coordinated
-through ``--cluster redis://``) and ``redis`` (the Redis store; skipped while
-``open_store`` refuses redis:// URLs).
+through ``--cluster redis://`` beside it) and ``redis`` (the Redis store, coordinating
+through itself). tests/cluster/test_sqlite_processes.py runs processes on one SQLite file
+coordinated through the file.
 """
 
 from __future__ import annotations
