@@ -7,16 +7,16 @@ Every command that touches the store (``run``, ``send``, ``put``, ``publish``, `
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
 was valid, so a bad file never half-sends. Commands that only look (``queues`` and
-``streams`` without ``--app``, ``peek``) open the store read-only (see
+``streams`` without ``--app``, ``peek``, ``workers``) open the store read-only (see
 :data:`_INSPECTION`), so they work on a SQLite file they may not write. ``send``, ``put``,
 ``publish``, ``purge`` and ``redrive`` refuse a ``memory://`` store, which would die with the
 command and what it was given. ``run`` exits 0 when it stopped as asked, and non-zero when
 it abandoned in-flight invocations (:data:`EXIT_ABANDONED`). Tables are printed by
 :mod:`sluicegate.tables`, which never cuts a name.
 
-With a ``redis://`` store, ``run`` joins a cluster (:mod:`sluicegate.cluster`): every
-process running the same App against the same Redis shares the mappings' limits, and
-``workers`` lists the live ones.
+``run`` on a shared store (SQLite, Redis) joins the cluster of that store
+(:mod:`sluicegate.cluster`), with no flag: every process running the same App against the
+same store shares the mappings' limits, and ``workers`` lists the live ones.
 """
 
 from __future__ import annotations
@@ -104,14 +104,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="live table on a terminal, a log line per second otherwise (default auto)")
     run.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     run.add_argument("--cluster", metavar="REDIS_URL",
-                     help="coordinate with other workers through this Redis (default: the "
-                          "store's URL when it is redis://; e.g. several processes on one "
-                          "SQLite file)")
+                     help="coordinate with other workers through this Redis instead of the "
+                          "store (default: the store itself, SQLite or Redis)")
     run.add_argument("--worker-id", metavar="ID",
-                     help="this worker's id in a cluster (redis:// stores; default host:pid:random)")
+                     help="this worker's id among the store's workers (default host:pid:random)")
     run.add_argument("--lease-ttl", type=float, default=30.0, metavar="SECONDS",
-                     help="how long a dead worker's leases and shards stay taken (redis:// "
-                          "stores; default 30)")
+                     help="how long a killed worker's slots and shards stay taken (default 30)")
 
     workers = sub.add_parser("workers", parents=[common],
                              help="list a cluster's live workers, their leases and in-flight counts")
@@ -305,16 +303,23 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
     app = load_app(args.app)
     if not app.mappings and not app.stream_mappings:
         raise InputError(f"{args.app!r} defines no mappings (app.map(source, function))")
-    cluster = None
-    url = args.cluster or _store_url(args)
-    if args.cluster and not _is_redis(url):
-        raise InputError(f"--cluster {url!r}: not a redis:// URL")
-    if _is_redis(url):
-        from sluicegate.cluster import Cluster
+    if args.lease_ttl <= 0:
+        raise InputError(f"--lease-ttl {args.lease_ttl:g} must be above 0")
+    from sluicegate.cluster import Cluster
 
-        if args.lease_ttl <= 0:
-            raise InputError(f"--lease-ttl {args.lease_ttl:g} must be above 0")
-        cluster = Cluster(url, worker_id=args.worker_id, lease_ttl=args.lease_ttl)
+    cluster = None
+    if args.cluster:
+        if not _is_redis(args.cluster):
+            raise InputError(f"--cluster {args.cluster!r}: not a redis:// URL")
+        from sluicegate.store.redis import RedisStore
+
+        probe = RedisStore(args.cluster)
+        await probe.open()  # an unreachable server: one line, at once, as for --store
+        await probe.close()
+        # a Redis store of the cluster's own (opened at its start, closed at its stop)
+        cluster = Cluster(args.cluster, worker_id=args.worker_id, lease_ttl=args.lease_ttl)
+    elif store.shared:
+        cluster = Cluster(store, worker_id=args.worker_id, lease_ttl=args.lease_ttl)
     runtime = Runtime(app, store, grace_period=args.grace_period, cluster=cluster)
     reporter = StatusReporter(runtime, mode=args.status)
     with reporter:
@@ -352,17 +357,13 @@ async def _workers(args: argparse.Namespace) -> int:
     import time
 
     from sluicegate.cluster import list_workers
-    from sluicegate.store.redis_client import connect
 
-    url = _store_url(args)
-    if not _is_redis(url):
-        raise InputError(f"store URL {url!r}: workers are coordinated through Redis only; "
-                         "use --store redis://HOST[:PORT][/DB]")
-    redis = connect(url)
+    store = open_store(args.store, read_only=True)
     try:
-        rows = await list_workers(redis, url)
+        await store.open()
+        rows = await list_workers(store)
     finally:
-        await redis.aclose()
+        await store.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -612,7 +613,7 @@ async def _redrive(args: argparse.Namespace, store: Store) -> int:
 
 
 # ---------------------------------------------------------------------- peek, purge
-_INSPECTION = frozenset({"queues", "streams", "peek"})
+_INSPECTION = frozenset({"queues", "streams", "peek", "workers"})
 """Commands that only read the store: they open it read-only (a SQLite file is neither
 created nor upgraded nor written, and may belong to another user or sit in a directory
 this process cannot write), unless ``--app`` asks them to create the App's queues."""

@@ -13,8 +13,9 @@ empty, streams checkpointed to their end), per-group and per-key order never vio
 the limit.
 
 The store is parametrized: ``sqlite`` (one file shared by the processes, coordinated
-through ``--cluster redis://``) and ``redis`` (the Redis store; skipped while
-``open_store`` refuses redis:// URLs).
+through ``--cluster redis://`` beside it) and ``redis`` (the Redis store, coordinating
+through itself). tests/cluster/test_sqlite_processes.py runs processes on one SQLite file
+coordinated through the file.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def wait_for_workers(url: str, count: int = 3, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if len([n for n in range(count)
-                    if client.exists(f"sluicegate:cluster:workers:chaos{n}")]) == count:
+                    if client.hexists("sluicegate:workers", f"chaos{n}")]) == count:
                 return
             time.sleep(0.02)
         raise AssertionError(f"fewer than {count} workers registered in {timeout}s")
@@ -238,7 +239,7 @@ def busiest(url: str) -> int:
     try:
         best, most = 1, -1
         for n in range(3):
-            raw = client.get(f"sluicegate:cluster:workers:chaos{n}")
+            raw = client.hget("sluicegate:workers", f"chaos{n}")
             if raw is None:
                 continue
             running = sum(json.loads(raw)["in_flight"].values())

@@ -26,9 +26,9 @@ import pytest
 
 import sluicegate
 from sluicegate.cluster import Cluster
-from sluicegate.cluster.leases import KEY_PREFIX
 from sluicegate.runtime.driver import Runtime
 from sluicegate.store import SendEntry, open_store
+from sluicegate.store.redis import DEFAULT_PREFIX
 from sluicegate.store.redis_client import connect
 
 pytestmark = pytest.mark.slow
@@ -49,9 +49,10 @@ LIMITS = {"mapping:a->loose": 2, "mapping:b->loose": 2, "account": 3,
 
 GAUGE = """
 -- KEYS, per lease: the cluster's count, this worker's count, the lease's held hash and
--- expiry set. ARGV[1]: the worker; ARGV[2]: 1 when an invocation starts, -1 when it ends.
+-- expiry set (epoch seconds). ARGV[1]: the worker; ARGV[2]: 1 when an invocation starts,
+-- -1 when it ends.
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local step = tonumber(ARGV[2])
 for i = 1, #KEYS, 4 do
   local n = redis.call('INCRBY', KEYS[i], step)
@@ -85,7 +86,8 @@ class Gauge:
         keys = []
         for lease in leases:
             keys += [f"gauge:{lease}", f"gauge:{lease}:{worker}",
-                     f"{KEY_PREFIX}lease:{lease}:held", f"{KEY_PREFIX}lease:{lease}:exp"]
+                     f"{DEFAULT_PREFIX}lease:{{{lease}}}:held",
+                     f"{DEFAULT_PREFIX}lease:{{{lease}}}:exp"]
         await self.script(keys=keys, args=[worker, 1])
         self.started += 1
         try:

@@ -35,7 +35,7 @@ def test_workers_lists_a_live_worker_with_its_leases(
             await runtime.prepare()
             await runtime._build()
             await cluster.start()
-        await cluster.redis.aclose()
+        await cluster.store.close()
         return cluster
 
     asyncio.run(start())
@@ -58,9 +58,44 @@ def test_workers_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None
 
     assert main(["workers", "--store", f"redis://127.0.0.1:{free_port()}/0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unreachable" in err
-    assert main(["workers", "--store", "sqlite:///x.db"]) == 2
-    assert "Redis only" in capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach" in err
+
+
+def test_workers_lists_the_live_workers_of_an_sqlite_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No flag: a runtime on an SQLite file registers itself; ``workers`` on that file
+    lists it while it runs, and not once it stopped."""
+    app = sluicegate.App()
+    app.queue("q")
+
+    @app.function(timeout=5)
+    async def work(event: object, context: object) -> None:
+        return None
+
+    app.map("q", work, scaling="fixed", maximum_concurrency=3)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seen: list[list[str]] = []
+
+    async def scenario() -> None:
+        async with SqliteStore(tmp_path / "s.db") as store:
+            runtime = Runtime(app, store)
+            assert runtime.cluster is not None  # built by default on a shared store
+            runtime.cluster.worker_id = "host:1:sqlite"
+            task = asyncio.get_running_loop().create_task(runtime.run())
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if await store.list_workers():
+                    break
+            code = await asyncio.to_thread(main, ["workers", "--store", url, "--json"])
+            assert code == 0
+            seen.append([r["worker"] for r in json.loads(capsys.readouterr().out)])
+            runtime.stop()
+            await task
+
+    asyncio.run(scenario())
+    assert main(["workers", "--store", url]) == 0
+    seen.append(capsys.readouterr().out.strip().splitlines())
+    assert seen == [["host:1:sqlite"], ["no live workers"]]
 
 
 def test_run_refuses_a_cluster_url_that_is_not_redis(
@@ -88,21 +123,25 @@ def test_the_cluster_pool_keeps_within_the_leased_share() -> None:
     assert not pool.try_acquire("g")
 
 
-def test_run_with_an_unreachable_cluster_is_a_one_line_error(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from redis_server import free_port
-    from sluicegate.runtime import driver
+def test_run_with_an_unreachable_cluster_is_a_one_line_error_at_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As with ``--store redis://`` on a closed port: one line, no warnings, no waiting."""
+    import time
 
-    monkeypatch.setattr(driver, "STORE_PATIENCE", 0.2)
+    from redis_server import free_port
+
     app = tmp_path / "app.py"
     app.write_text("import sluicegate\napp = sluicegate.App()\napp.queue('q')\n"
                    "@app.function()\ndef f(e, c): pass\napp.map('q', f)\n")
+    started = time.monotonic()
     code = main(["run", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}",
                  "--cluster", f"redis://127.0.0.1:{free_port()}/0", "--status", "none"])
+    elapsed = time.monotonic() - started
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("sluicegate: error: ") and "unreachable" in err[-1]
+    assert len(err) == 1, err
+    assert err[0].startswith("sluicegate: error: cannot reach redis store")
+    assert elapsed < 3.0
 
 
 def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> None:
@@ -116,7 +155,7 @@ def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> N
     from sluicegate.core.scaling import FixedScaling
 
     now = [0.0]
-    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+    cluster = Cluster(SqliteStore(":memory:"), worker_id="w", lease_ttl=1.0,
                       clock=lambda: now[0])
     config = MappingConfig(queue="q", function="f", maximum_concurrency=4, scaling="fixed")
     policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)

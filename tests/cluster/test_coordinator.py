@@ -1,4 +1,4 @@
-"""What a worker may start while a claim is on its way, against a real redis-server.
+"""What a worker may start while a claim is on its way, on SQLite and a real redis-server.
 
 The worker's invocations running under a lease must never exceed the count the server
 stores for it: that is what makes the stored counts' sum (at most the limit) bound the
@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient
-from sluicegate.cluster.leases import Grant, Lease
+from sluicegate.cluster.leases import Lease
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import FixedScaling
 from sluicegate.core.types import Invoke, QueueRecord, Receive
 from sluicegate.errors import ConfigError, StoreUnavailable
-from sluicegate.store.redis_client import connect
+from sluicegate.store import RedisStore, SqliteStore, Store
+from sluicegate.store.coordination import CoordinationReply, CoordinationRound
 
 LEASE = "mapping:q->work"
 
@@ -49,12 +50,45 @@ def record(n: int) -> QueueRecord:
     return QueueRecord(f"m{n}", f"h{n}", 10, visible_at=1000.0)
 
 
+class LosesAnswers:
+    """Mixed into a store: once ``lose`` is set, rounds run in the store but their answer
+    never arrives, as when the connection breaks or times out after the call was sent."""
+
+    lose = False
+
+    async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
+        reply: CoordinationReply = await super().coordinate(round)  # type: ignore[misc]
+        if self.lose:
+            raise StoreUnavailable("store: unreachable (the answer was lost)")
+        return reply
+
+
+class LossyRedis(LosesAnswers, RedisStore):
+    pass
+
+
+class LossySqlite(LosesAnswers, SqliteStore):
+    pass
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Stores of one kind sharing one database (not opened). SQLite runs every call on its
+    worker thread (as it does when another process holds the lock), so a claim may be on
+    its way while the loop runs."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        return lambda: LossyRedis(url)
+    return lambda: LossySqlite(tmp_path / "shared.db", inline=False)
+
+
 class Worker:
     """One worker's cluster and the real core of its one mapping (the runtime's part, the
     loop that performs actions, is played by the test)."""
 
-    def __init__(self, url: str, name: str) -> None:
-        self.cluster = Cluster(url, worker_id=name, lease_ttl=30)
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.cluster = Cluster(store, worker_id=name, lease_ttl=30)
         config = mapping()
         self.policy = self.cluster.queue_policy(config, FixedScaling(2), lambda: 0.0)
         self.core = QueueMapping(config, visibility_timeout=30, pool=ConcurrencyPool(),
@@ -63,8 +97,13 @@ class Worker:
         self.cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
             config=config, core=self.core, wake=self.wake))
 
+    @classmethod
+    async def open(cls, store: Store, name: str) -> Worker:
+        await store.open()
+        return cls(store, name)
+
     async def close(self) -> None:
-        await self.cluster.redis.aclose()
+        await self.store.close()
 
     def poll(self, now: float) -> tuple[list[Receive], list[Invoke]]:
         """What the runtime's loop would start at ``now``: it polls again as long as the
@@ -76,35 +115,37 @@ class Worker:
                 [a for a in actions if isinstance(a, Invoke)])
 
 
-def run(url: str, body: Callable[[Any], Awaitable[None]]) -> None:
+def run(new_store: Callable[[], Store], body: Callable[[Store], Awaitable[None]]) -> None:
+    """Run ``body`` with an observer's store of the kind under test."""
     async def main() -> None:
-        redis = connect(url)
+        store = new_store()
+        await store.open()
         try:
-            await body(redis)
+            await body(store)
         finally:
-            await redis.aclose()
+            await store.close()
 
     asyncio.run(main())
 
 
-async def stored(redis: Any, holder: str) -> int:
-    counts = {h.holder: h.count for h in await LeaseClient(redis, "observer").holders(LEASE)}
+async def stored(store: Store, holder: str) -> int:
+    counts = {h.holder: h.count for h in await LeaseClient(store, "observer").holders(LEASE)}
     return counts.get(holder, 0)
 
 
 def test_a_batch_arriving_while_a_claim_is_on_its_way_runs_only_on_a_kept_slot(
-        redis_url: str) -> None:
-    async def body(redis: Any) -> None:
+        new_store: Callable[[], Store]) -> None:
+    async def body(observer: Store) -> None:
         # Given worker a alone on a mapping of limit 2: it holds both slots, and its two
         # pollers receive
-        a = Worker(redis_url, "a")
+        a = await Worker.open(new_store(), "a")
         try:
             await a.cluster.sync()
             receives, _ = a.poll(0.0)
             assert len(receives) == 2
             # and b and c join and wait for slots (a's fair share becomes 0)
             for name in "bc":
-                grant = await LeaseClient(redis, name).claim(LEASE, want=2, limit=2)
+                grant = await LeaseClient(observer, name).claim(LEASE, want=2, limit=2)
                 assert grant.granted == 0
             # When a renews with nothing in use, and while that claim is on its way a
             # receive brings a batch
@@ -115,35 +156,27 @@ def test_a_batch_arriving_while_a_claim_is_on_its_way_runs_only_on_a_kept_slot(
             await sync
             # Then a started no more than the server now stores for it (b and c may take
             # whatever it does not)
-            assert len(started) <= await stored(redis, "a")
+            assert len(started) <= await stored(observer, "a")
         finally:
             await a.close()
 
-    run(redis_url, body)
-
-
-class LosesAnswers(LeaseClient):
-    """Claims that run on the server but whose answer never arrives, as when the
-    connection breaks or times out after the script was sent."""
-
-    async def claim(self, name: str, **kwargs: Any) -> Grant:
-        await super().claim(name, **kwargs)
-        raise StoreUnavailable("redis store: unreachable (the answer was lost)")
+    run(new_store, body)
 
 
 def test_a_claim_whose_answer_is_lost_leaves_only_what_the_server_surely_kept(
-        redis_url: str) -> None:
-    async def body(redis: Any) -> None:
+        new_store: Callable[[], Store]) -> None:
+    async def body(observer: Store) -> None:
         # Given worker a alone on a mapping of limit 2, holding both slots, receiving
-        a = Worker(redis_url, "a")
+        a = await Worker.open(new_store(), "a")
         try:
             await a.cluster.sync()
             receives, _ = a.poll(0.0)
             # and b and c waiting for slots
             for name in "bc":
-                await LeaseClient(redis, name).claim(LEASE, want=2, limit=2)
+                await LeaseClient(observer, name).claim(LEASE, want=2, limit=2)
             # When a renews with nothing in use and the claim runs, but its answer is lost
-            a.cluster.leases = LosesAnswers(a.cluster.redis, "a", ttl=30)
+            assert isinstance(a.store, LosesAnswers)
+            a.store.lose = True
             with pytest.raises(StoreUnavailable):
                 await a.cluster.sync()
             # and then both receives bring a batch
@@ -151,18 +184,18 @@ def test_a_claim_whose_answer_is_lost_leaves_only_what_the_server_surely_kept(
                 a.core.received(1.0, receive.poller, [record(n)])
             _, started = a.poll(1.0)
             # Then a starts no more than the server stores for it
-            assert len(started) <= await stored(redis, "a")
+            assert len(started) <= await stored(observer, "a")
         finally:
             await a.close()
 
-    run(redis_url, body)
+    run(new_store, body)
 
 
 def test_a_batch_held_back_while_a_claim_was_on_its_way_is_woken_by_the_answer(
-        redis_url: str) -> None:
-    async def body(redis: Any) -> None:
+        new_store: Callable[[], Store]) -> None:
+    async def body(observer: Store) -> None:
         # Given worker a alone on a mapping of limit 2, both pollers receiving
-        a = Worker(redis_url, "a")
+        a = await Worker.open(new_store(), "a")
         try:
             await a.cluster.sync()
             receives, _ = a.poll(0.0)
@@ -183,7 +216,7 @@ def test_a_batch_held_back_while_a_claim_was_on_its_way_is_woken_by_the_answer(
         finally:
             await a.close()
 
-    run(redis_url, body)
+    run(new_store, body)
 
 
 def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
@@ -191,7 +224,7 @@ def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
     mapping slot still stored for it waits (rather than being throttled) while the
     function's pool gives this worker no slot."""
     now = [0.0]
-    cluster = Cluster("redis://127.0.0.1:1/0", worker_id="w", lease_ttl=1.0,
+    cluster = Cluster(SqliteStore(":memory:"), worker_id="w", lease_ttl=1.0,
                       clock=lambda: now[0])
     app = sluicegate.App()
     app.queue("q")
@@ -216,31 +249,55 @@ def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
     assert policy.limit(0.0) == 1
 
 
-def test_a_worker_id_in_use_by_a_live_worker_is_refused(redis_url: str) -> None:
-    async def body(redis: Any) -> None:
+def test_a_worker_id_in_use_by_a_live_worker_is_refused(
+        new_store: Callable[[], Store]) -> None:
+    async def body(observer: Store) -> None:
         # Given worker "w" holding both slots of a mapping
-        first = Worker(redis_url, "w")
+        first = await Worker.open(new_store(), "w")
         try:
             await first.cluster.start()
             first.poll(0.0)
             await first.cluster.sync()
             held = {h.holder: h.count for h in
-                    await LeaseClient(redis, "observer").holders(LEASE)}
+                    await LeaseClient(observer, "observer").holders(LEASE)}
             # When a second worker starts with the same id
-            second = Worker(redis_url, "w")
+            second = await Worker.open(new_store(), "w")
             with pytest.raises(ConfigError, match=r"worker_id='w' is invalid.*pid"):
                 await second.cluster.start()
             await second.cluster.stop()
+            await second.close()
             # Then it is refused, and stopping it gave back nothing of the first's
             after = {h.holder: h.count for h in
-                     await LeaseClient(redis, "observer").holders(LEASE)}
+                     await LeaseClient(observer, "observer").holders(LEASE)}
             assert after == held and held["w"] > 0
             # and once the first stopped, the id is free again
             await first.cluster.stop()
-            third = Worker(redis_url, "w")
+            third = await Worker.open(new_store(), "w")
             await third.cluster.start()
             await third.cluster.stop()
+            await third.close()
         finally:
             await first.close()
 
-    run(redis_url, body)
+    run(new_store, body)
+
+
+def test_a_start_retried_after_a_failed_sync_is_not_refused_its_own_id(
+        new_store: Callable[[], Store]) -> None:
+    """The runtime retries a start that failed (the store went away mid-way): the worker's
+    own registry entry from the first try must not refuse it as another live worker."""
+    async def body(observer: Store) -> None:
+        a = await Worker.open(new_store(), "a")
+        try:
+            assert isinstance(a.store, LosesAnswers)
+            a.store.lose = True
+            with pytest.raises(StoreUnavailable):
+                await a.cluster.start()  # registered, then the first round's answer is lost
+            a.store.lose = False
+            await a.cluster.start()
+            assert [w["worker"] for w in await observer.list_workers()] == ["a"]
+            await a.cluster.stop()
+        finally:
+            await a.close()
+
+    run(new_store, body)

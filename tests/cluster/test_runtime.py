@@ -1,5 +1,6 @@
-"""Several runtimes in one process, coordinated through a real redis-server, on one SQLite
-store: limits hold across them, shares rebalance, shards are served once."""
+"""Several runtimes in one process on one SQLite file, coordinated through that file (no
+flag) or through a real redis-server beside it: limits hold across them, shares
+rebalance, shards are served once."""
 
 from __future__ import annotations
 
@@ -9,12 +10,31 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient, list_workers
 from sluicegate.runtime.driver import RunSummary, Runtime
-from sluicegate.store import SendEntry, SqliteStore
+from sluicegate.store import RedisStore, SendEntry, SqliteStore, Store
 from sluicegate.store.base import PutEntry
-from sluicegate.store.redis_client import connect
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def coordinator(request: pytest.FixtureRequest) -> str | None:
+    """Where the runtimes coordinate: ``None`` the SQLite store itself, or a Redis URL."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return None
+
+
+def cluster_for(coordinator: str | None, store: Store, worker: str, ttl: float) -> Cluster:
+    return Cluster(coordinator if coordinator is not None else store, worker_id=worker,
+                   lease_ttl=ttl)
+
+
+def observer(coordinator: str | None, path: Path) -> Store:
+    """A store to look at the coordination state with (not opened)."""
+    return RedisStore(coordinator) if coordinator is not None else SqliteStore(path)
 
 
 class Gauge:
@@ -52,7 +72,8 @@ def queue_app(gauge: Gauge, *, maximum: int, scaling: str = "fixed",
     return app
 
 
-async def run_workers(apps: list[sluicegate.App], path: Path, url: str, *, ttl: float = 1.0,
+async def run_workers(apps: list[sluicegate.App], path: Path, url: str | None, *,
+                      ttl: float = 1.0,
                       fill: Any = None, timeout: float = 40) -> list[RunSummary]:
     stores = [SqliteStore(path) for _ in apps]
     for store in stores:
@@ -60,7 +81,7 @@ async def run_workers(apps: list[sluicegate.App], path: Path, url: str, *, ttl: 
     try:
         runtimes = [
             Runtime(app, store, grace_period=5,
-                    cluster=Cluster(url, worker_id=f"w{i}", lease_ttl=ttl))
+                    cluster=cluster_for(url, store, f"w{i}", ttl))
             for i, (app, store) in enumerate(zip(apps, stores, strict=True))
         ]
         await runtimes[0].prepare()
@@ -80,7 +101,7 @@ async def send(store: SqliteStore, n: int) -> None:
 
 
 def test_three_runtimes_never_exceed_maximum_concurrency_together(
-        tmp_path: Path, redis_url: str) -> None:
+        tmp_path: Path, coordinator: str | None) -> None:
     # Given three runtimes on one mapping with maximum_concurrency=4
     gauge = Gauge()
     apps = [queue_app(gauge, maximum=4) for _ in range(3)]
@@ -89,7 +110,7 @@ def test_three_runtimes_never_exceed_maximum_concurrency_together(
         await send(store, 300)
 
     # When they drain 300 messages
-    summaries = asyncio.run(run_workers(apps, tmp_path / "s.db", redis_url, fill=fill))
+    summaries = asyncio.run(run_workers(apps, tmp_path / "s.db", coordinator, fill=fill))
     # Then every message was processed, and never more than 4 ran at once
     assert sorted(set(gauge.seen)) == list(range(300))
     assert sum(s.processed for s in summaries) >= 300
@@ -98,20 +119,20 @@ def test_three_runtimes_never_exceed_maximum_concurrency_together(
     assert gauge.peak == 4
 
 
-def test_reserved_concurrency_holds_across_runtimes(tmp_path: Path, redis_url: str) -> None:
+def test_reserved_concurrency_holds_across_runtimes(tmp_path: Path, coordinator: str | None) -> None:
     gauge = Gauge()
     apps = [queue_app(gauge, maximum=10, reserved=3) for _ in range(3)]
 
     async def fill(store: SqliteStore) -> None:
         await send(store, 120)
 
-    asyncio.run(run_workers(apps, tmp_path / "s.db", redis_url, fill=fill))
+    asyncio.run(run_workers(apps, tmp_path / "s.db", coordinator, fill=fill))
     assert sorted(set(gauge.seen)) == list(range(120))
     assert gauge.peak <= 3
 
 
 def test_aws_scaling_is_shared_so_the_cluster_runs_the_published_limit(
-        tmp_path: Path, redis_url: str) -> None:
+        tmp_path: Path, coordinator: str | None) -> None:
     """With the aws policy the cluster's concurrency follows the one limit the scaling
     leader publishes (the limit of the mapping's lease), not three policies' sum."""
     gauge = Gauge()
@@ -122,23 +143,24 @@ def test_aws_scaling_is_shared_so_the_cluster_runs_the_published_limit(
         await send(store, 300)
 
     async def main() -> None:
-        redis = connect(redis_url)
+        look = observer(coordinator, tmp_path / "s.db")
+        await look.open()
 
         async def watch() -> None:
             while True:
-                raw = await redis.hget("sluicegate:cluster:scale:q->work", "limit")
+                raw = await look.read_shared("scale:q->work")
                 if raw is not None:
-                    published.append(int(raw))
+                    published.append(int(json.loads(raw)["limit"]))
                 await asyncio.sleep(0.01)
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await run_workers(apps, tmp_path / "s.db", redis_url, fill=fill)
+            await run_workers(apps, tmp_path / "s.db", coordinator, fill=fill)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            await redis.aclose()
+            await look.close()
 
     asyncio.run(main())
     assert sorted(set(gauge.seen)) == list(range(300))
@@ -147,7 +169,7 @@ def test_aws_scaling_is_shared_so_the_cluster_runs_the_published_limit(
 
 
 def test_stream_shards_are_served_by_one_runtime_each_in_key_order(
-        tmp_path: Path, redis_url: str) -> None:
+        tmp_path: Path, coordinator: str | None) -> None:
     order: dict[str, list[int]] = {}
     workers: dict[int, set[str]] = {}
 
@@ -175,7 +197,7 @@ def test_stream_shards_are_served_by_one_runtime_each_in_key_order(
                                           for k in range(8)])
 
     summaries = asyncio.run(run_workers([app_for(i) for i in range(3)], tmp_path / "s.db",
-                                        redis_url, fill=fill))
+                                        coordinator, fill=fill))
     assert sorted(order) == [f"key{k}" for k in range(8)]
     for key, seen in order.items():
         # at-least-once: a handover may deliver again, but never out of order
@@ -184,30 +206,31 @@ def test_stream_shards_are_served_by_one_runtime_each_in_key_order(
     assert sum(s.processed for s in summaries) >= 320
 
 
-def test_workers_are_listed_while_they_run(tmp_path: Path, redis_url: str) -> None:
+def test_workers_are_listed_while_they_run(tmp_path: Path, coordinator: str | None) -> None:
     gauge = Gauge()
     listed: list[list[dict[str, Any]]] = []
 
     async def main() -> None:
-        redis = connect(redis_url)
+        watcher = observer(coordinator, tmp_path / "s.db")
+        await watcher.open()
 
         async def fill(store: SqliteStore) -> None:
             await send(store, 100)
 
             async def look() -> None:
                 await asyncio.sleep(0.5)
-                listed.append(await list_workers(redis))
+                listed.append(await list_workers(watcher))
 
             asyncio.get_running_loop().create_task(look())
 
         await run_workers([queue_app(gauge, maximum=2) for _ in range(2)], tmp_path / "s.db",
-                          redis_url, fill=fill)
-        listed.append(await list_workers(redis))
+                          coordinator, fill=fill)
+        listed.append(await list_workers(watcher))
         # a worker that stops gives its leases back at once
-        client = LeaseClient(redis, "observer")
+        client = LeaseClient(watcher, "observer")
         for name in await client.names():
             assert await client.holders(name) == [], name
-        await redis.aclose()
+        await watcher.close()
 
     asyncio.run(main())
     during, after = listed
@@ -216,7 +239,7 @@ def test_workers_are_listed_while_they_run(tmp_path: Path, redis_url: str) -> No
     assert after == []  # a worker that stops leaves the registry
 
 
-def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, redis_url: str) -> None:
+def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, coordinator: str | None) -> None:
     """A alone serves all 4 shards; B joins and they serve 2 each; B stops and A serves 4
     again. Every record of every key is seen, in order, throughout."""
     order: dict[int, list[int]] = {}
@@ -254,9 +277,9 @@ def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, redis_u
         for store in stores:
             await store.open()
         a = Runtime(app(), stores[0], grace_period=5,
-                    cluster=Cluster(redis_url, worker_id="a", lease_ttl=1.0))
+                    cluster=cluster_for(coordinator, stores[0], "a", 1.0))
         b = Runtime(app(), stores[1], grace_period=5,
-                    cluster=Cluster(redis_url, worker_id="b", lease_ttl=1.0))
+                    cluster=cluster_for(coordinator, stores[1], "b", 1.0))
         await a.prepare()
         produced = 0
 

@@ -269,8 +269,16 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
     assert "token" in columns and "handle" not in columns
 
 
+def _back_to_version_4(conn: sqlite3.Connection) -> None:
+    """Remove what version 5 added (leases, the worker registry, shared logs and values)."""
+    for table in ("lease_names", "leases", "workers", "shared_events", "shared_values"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+
+
 def _back_to_version_3(conn: sqlite3.Connection) -> None:
     """Remove what version 4 added (the index of visible FIFO messages by group)."""
+    _back_to_version_4(conn)
     conn.execute("DROP INDEX messages_fifo_groups")
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
@@ -338,6 +346,27 @@ async def test_version_3_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> N
     conn.close()
     assert version == (str(SCHEMA_VERSION),)
     assert "messages_fifo_groups" in indexes
+
+
+async def test_version_4_file_is_upgraded(tmp_path: Path, clock: FakeClock) -> None:
+    """Version 5 added the coordination tables: a version 4 file keeps its messages and
+    gains leases, the worker registry and shared logs."""
+    path = tmp_path / "v4.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send("q", "kept")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_4(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock) as store:
+        assert [m.body for m in await store.receive("q")] == ["kept"]
+        assert (await store.claim_lease("m", "a", want=2, limit=3, ttl=5)).granted == 2
+        assert await store.register_worker("a", {"pid": 1}, ttl=5) is None
+        assert await store.list_workers() == [{"pid": 1}]
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)
 
 
 @pytest.mark.parametrize("window", [1, 3, 1000])

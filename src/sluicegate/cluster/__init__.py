@@ -1,10 +1,11 @@
 """Distributed execution: several ``sluicegate run`` processes serving the same mappings
-through Redis, with every configured limit held cluster-wide.
+through the store they share (SQLite or Redis), with every configured limit held
+cluster-wide, with no flag.
 
 Layout:
 
-- :mod:`~sluicegate.cluster.leases`: counted leases with expiry (``lease.lua``), the one
-  primitive everything else is built on;
+- :mod:`~sluicegate.cluster.leases`: a worker's view of the counted leases it holds (the
+  leases themselves are part of the store contract: :mod:`sluicegate.store.coordination`);
 - :mod:`~sluicegate.cluster.pool`: the concurrency pool bounded by leased shares;
 - :mod:`~sluicegate.cluster.scaling`: the aws policy's state shared through a leader
   (pure);

@@ -1,13 +1,18 @@
 """One worker's part in a cluster: its leases, its heartbeat, its shards.
 
-A :class:`Cluster` is handed to :class:`~sluicegate.runtime.driver.Runtime` (the CLI does
-so when the store URL is ``redis://``). While the runtime runs, one task
-(:meth:`Cluster.run`) syncs with Redis every :attr:`Cluster.interval` seconds
-(``min(lease_ttl / 3, 0.25 s)``):
+Every process that runs mappings against a shared store (SQLite or Redis) is a worker of
+the cluster of that store: :class:`~sluicegate.runtime.driver.Runtime` builds a
+:class:`Cluster` over its store by default, with no flag (a Redis coordinator beside an
+SQLite file is possible too: ``sluicegate run --cluster redis://...``). The memory store
+lives in one process, so a runtime on it has no cluster. While the runtime runs, one task
+(:meth:`Cluster.run`) syncs with the store every :attr:`Cluster.interval` seconds
+(``min(lease_ttl / 3, 0.25 s)``), in one :meth:`~sluicegate.store.base.Store.coordinate`
+round (one transaction on SQLite):
 
 1. **shared scaling** (mappings with the ``aws`` policy): push this worker's
-   observations, claim the mapping's leader lease; the leader applies every worker's
-   observations and publishes the limit and the policy's state, the others read them
+   observations to the mapping's shared log, claim the mapping's leader lease; the
+   leader takes every worker's observations, applies them and publishes the limit and the
+   policy's state (written at its next round), the others read them
    (:mod:`sluicegate.cluster.scaling`);
 2. **mapping leases** ``mapping:NAME``: limit = the mapping's cluster-wide limit
    (``maximum_concurrency``, the fixed policy's limit, or the published aws limit),
@@ -15,22 +20,26 @@ so when the store URL is ``redis://``). While the runtime runs, one task
    answers ``min(its limit, share)`` (:class:`ClusterPolicy`, :class:`SharedScaling`), so
    the core runs at most ``share`` pollers and invocations;
 3. **function and account leases** ``function:NAME`` / ``account``: want = what this
-   worker's mappings of the function could run, checked by :class:`ClusterPool`;
-4. **shard leases** for stream mappings: ``shards:NAME`` (a counted lease of limit =
-   shard count: each worker's fair number of shards) and ``shard:NAME:I`` (limit 1: who
-   owns shard I). A worker claims free shards up to its fair number and gives up the
-   ones above it; a change of the shards it owns is handed to its
-   :class:`~sluicegate.runtime.stream_runner.StreamRunner` (:meth:`reassign`), which
-   settles and checkpoints what is in flight before a shard is released and resumes new
-   shards from the store's checkpoints. Lanes belong to their shard;
-5. **heartbeat**: key ``workers:ID`` (JSON: host, pid, leases, in-flight counts) with
-   expiry ``lease_ttl``, and the id in set ``workers``.
+   worker's mappings of the function could run (as of the last round), checked by
+   :class:`ClusterPool`;
+4. **heartbeat**: this worker's registry entry (host, pid, leases, in-flight counts) with
+   expiry ``lease_ttl``.
+
+Then, in calls of their own, **shard leases** for stream mappings: ``shards:NAME`` (a
+counted lease of limit = shard count: each worker's fair number of shards) and
+``shard:NAME:I`` (limit 1: who owns shard I). A worker claims free shards up to its fair
+number and gives up the ones above it; a change of the shards it owns is handed to its
+:class:`~sluicegate.runtime.stream_runner.StreamRunner` (:meth:`reassign`), which settles
+and checkpoints what is in flight before a shard is released and resumes new shards
+from the store's checkpoints. Lanes belong to their shard.
 
 Whenever a share, the published limit or the owned shards change, the runner concerned is
-woken. When Redis cannot be reached, the sync logs one warning and keeps trying; leases
-that lapse meanwhile (by this worker's own clock) count as zero, so the worker starts
-nothing under them, and shards whose lease lapsed are dropped from the runner (they may
-already be someone else's). See :mod:`sluicegate.cluster.leases` for the lease rules.
+woken. When the store cannot be reached, the sync logs one warning and keeps trying;
+leases that lapse meanwhile (by this worker's own clock) count as zero, so the worker
+starts nothing under them, and shards whose lease lapsed are dropped from the runner (they
+may already be someone else's). A worker killed with ``kill -9`` gives nothing back: its
+slots and shards return when its leases expire, ``lease_ttl`` seconds after its last sync
+at most. See :mod:`sluicegate.cluster.leases` for the lease rules.
 """
 
 from __future__ import annotations
@@ -45,9 +54,9 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sluicegate.cluster.leases import DEFAULT_LEASE_TTL, KEY_PREFIX, Lease, LeaseClient
+from sluicegate.cluster.leases import DEFAULT_LEASE_TTL, Lease, LeaseClient
 from sluicegate.cluster.pool import ACCOUNT_LEASE, ClusterPool, function_lease
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, decode
 from sluicegate.core.config import MappingConfig
@@ -55,38 +64,54 @@ from sluicegate.core.scaling import AwsScaling, ScalingPolicy, ScalingStatistics
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, StoreError
 from sluicegate.runtime.runner import wait_event
-from sluicegate.store.redis_client import awaitable, connect, store_error
+from sluicegate.store.base import Store
+from sluicegate.store.coordination import CoordinationReply, CoordinationRound, LeaseClaim
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from sluicegate.app import App
-    from sluicegate.runtime.driver import _Runner
     from sluicegate.runtime.stream_runner import StreamRunner
 
-__all__ = ["WORKERS_KEY", "Cluster", "ClusterPolicy", "default_worker_id"]
+__all__ = ["Cluster", "ClusterPolicy", "QueueRunner", "default_worker_id", "list_workers"]
 
 log = logging.getLogger("sluicegate.cluster")
-
-WORKERS_KEY = f"{KEY_PREFIX}workers"
-"""Set of the ids of workers that announced themselves (some may have expired)."""
 
 MAX_SYNC_INTERVAL = 0.25
 """Longest time between two syncs, whatever the ttl: a worker that joins gets its share
 within a second or so (the holders give back at their next sync, it takes at its next).
-A sync costs a few Redis round trips per mapping."""
-
-MAX_EVENTS = 10_000
-"""Most unapplied scaling observations kept per mapping (while no leader reads them)."""
+A sync is one store round (one transaction on SQLite) plus a few calls per stream
+mapping."""
 
 
-def worker_key(worker: str) -> str:
-    return f"{KEY_PREFIX}workers:{worker}"
+def scale_log(mapping: str) -> str:
+    """The shared log of a mapping's scaling observations."""
+    return f"scale:{mapping}:events"
+
+
+def scale_state(mapping: str) -> str:
+    """The shared value holding a mapping's published limit and policy state (JSON)."""
+    return f"scale:{mapping}"
 
 
 def default_worker_id() -> str:
     """``host:pid:random``: unique per process, readable in ``sluicegate workers``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class _CoreView(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
+    def statistics(self) -> Any: ...
+
+
+class QueueRunner(Protocol):
+    """What the cluster needs of the runtime's runner of a queue mapping."""
+
+    config: MappingConfig
+    wake: asyncio.Event
+
+    @property
+    def core(self) -> _CoreView: ...
 
 
 class ClusterPolicy:
@@ -129,7 +154,7 @@ class ClusterPolicy:
 
 @dataclass(eq=False)
 class _QueueEntry:
-    runner: _Runner | None
+    runner: QueueRunner | None
     config: MappingConfig
     lease: Lease
     policy: ClusterPolicy | SharedScaling
@@ -137,6 +162,9 @@ class _QueueEntry:
     clock: Callable[[], float]
     leader: Lease | None = None
     scale_leader: ScaleLeader | None = None
+    publish: str | None = None
+    """The state this worker, as leader, computed at its last round: written at the next
+    one (if it still leads)."""
 
     @property
     def maximum(self) -> int:
@@ -169,36 +197,40 @@ class _StreamEntry:
 
 
 class Cluster:
-    """Coordination of one worker with the others through Redis.
+    """Coordination of one worker with the others through a shared store.
 
     Parameters:
-        url: the Redis server (the store's URL).
+        store: the store the workers share (an open one, or opened by :meth:`start`), or
+            a ``redis://`` URL: a Redis store of its own, opened by :meth:`start` and
+            closed by :meth:`stop`.
         worker_id: this worker's id (:func:`default_worker_id` by default).
         lease_ttl: seconds a worker's leases outlive its last renewal: how long a dead
             worker's slots and shards stay taken.
-        redis: an existing client (tests); a new one from
-            :func:`~sluicegate.store.redis_client.connect` by default.
         clock: monotonic seconds, for lease deadlines.
     """
 
     def __init__(
         self,
-        url: str,
+        store: Store | str,
         *,
         worker_id: str | None = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
-        redis: Redis | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not lease_ttl > 0:
             raise ConfigError("lease_ttl", lease_ttl, "seconds > 0", "cluster")
-        self.url = url
+        self._owns_store = isinstance(store, str)
+        if isinstance(store, str):
+            from sluicegate.store.redis import RedisStore
+
+            store = RedisStore(store)
+        self.store: Store = store
+        self.url = store.url
         self.worker_id = worker_id or default_worker_id()
         self.ttl = float(lease_ttl)
         self.interval = min(self.ttl / 3.0, MAX_SYNC_INTERVAL)
-        self.redis: Redis = redis if redis is not None else connect(url)
         self.clock = clock
-        self.leases = LeaseClient(self.redis, self.worker_id, ttl=self.ttl, url=url)
+        self.leases = LeaseClient(store, self.worker_id, ttl=self.ttl)
         self._pool_leases: dict[str, Lease] = {}
         self._queues: list[_QueueEntry] = []
         self._streams: list[_StreamEntry] = []
@@ -244,9 +276,10 @@ class Cluster:
                 if stats.held and not stats.in_flight:
                     mine = 1
             # and no more than the function may run here: above it every start would be
-            # a throttle (a batch waits for a slot instead)
+            # a throttle (a batch waits for a slot instead). Reserved concurrency 0 is
+            # left to the pool: every start is a throttle, as in one process
             pool = self.pool
-            if pool is not None:
+            if pool is not None and pool.reserved_concurrency(function) != 0:
                 mine = min(mine, self.share(pool.lease_of(function)))
             return mine
 
@@ -261,7 +294,7 @@ class Cluster:
         self._queues.append(entry)
         return policy
 
-    def attach_queue(self, runner: _Runner) -> None:
+    def attach_queue(self, runner: QueueRunner) -> None:
         """Bind the runner built around the policy :meth:`queue_policy` returned last for
         its mapping."""
         for entry in self._queues:
@@ -286,27 +319,30 @@ class Cluster:
         """Announce the worker and take first shares before the mappings start.
 
         Raises:
-            StoreUnavailable: Redis cannot be reached.
+            StoreUnavailable: the store cannot be reached.
             ConfigError: a live worker already uses this worker id (leases are held by
                 id: two workers sharing one would share their slots and break the limits).
         """
-        try:
-            await self.redis.ping()
-            registered = await self.redis.set(worker_key(self.worker_id),
-                                              json.dumps(self._info()),
-                                              px=int(self.ttl * 1000), nx=True)
-            other = None if registered else await self.redis.get(worker_key(self.worker_id))
-        except Exception as exc:
-            raise store_error(exc, self.url) from exc
-        if not registered:
+        if self._owns_store:
+            await self.store.open()
+        info = self._info()
+        other = await self.store.register_worker(self.worker_id, info, ttl=self.ttl,
+                                                 exclusive=True)
+        mine = ("host", "pid", "started")
+        if other is not None and all(other.get(k) == info[k] for k in mine):
+            other = None  # this worker's own entry, from a start retried after a failure
+        if other is not None:
             self._refused = True
-            owner = json.loads(other) if other else {}
             raise ConfigError(
                 "worker_id", self.worker_id,
-                f"an id no live worker uses (the worker on {owner.get('host', '?')} with pid "
-                f"{owner.get('pid', '?')} has it; a stopped worker's id is free again "
+                f"an id no live worker uses (the worker on {other.get('host', '?')} with pid "
+                f"{other.get('pid', '?')} has it; a stopped worker's id is free again "
                 f"{self.ttl:g} s after it stops)", "cluster",
             )
+        # Two rounds: the pool's leases want what the mappings' leases held at the round
+        # before (nothing, at the first), and the registry shows the round before's
+        # shares; after the second, the mappings start with every share in place.
+        await self.sync()
         await self.sync()
 
     async def run(self) -> None:
@@ -319,7 +355,7 @@ class Cluster:
             try:
                 await self.sync()
                 if self._failing:
-                    log.warning("cluster: Redis reachable again; leases renewed")
+                    log.warning("cluster: store reachable again; leases renewed")
                     self._failing = False
             except StoreError as exc:
                 if not self._failing:
@@ -341,8 +377,7 @@ class Cluster:
         Errors are logged: the leases then expire by themselves. A worker refused at
         :meth:`start` gives back nothing: the leases under its id are another's."""
         if self._refused:
-            with contextlib.suppress(Exception):
-                await self.redis.aclose()
+            await self._close_store()
             return
         for entry in self._streams:
             if entry.reassigning is not None:
@@ -362,18 +397,18 @@ class Cluster:
         for lease, _ in give:
             lease.lost()  # nothing more starts here, whatever the answers
         try:
-            for lease, in_use in give:
-                await self.leases.release(lease.name, in_use=in_use)
-            try:
-                await self.redis.delete(worker_key(self.worker_id))
-                await awaitable(self.redis.srem(WORKERS_KEY, self.worker_id))
-            except Exception as exc:
-                raise store_error(exc, self.url) from exc
+            await self.leases.claim_many([LeaseClaim(lease.name, 0, 0, in_use)
+                                          for lease, in_use in give])
+            await self.store.unregister_worker(self.worker_id)
         except StoreError as exc:
             log.warning("cluster: releasing leases failed: %s; they expire within %gs",
                         exc, self.ttl)
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
+        await self._close_store()
+
+    async def _close_store(self) -> None:
+        if self._owns_store:
+            with contextlib.suppress(Exception):
+                await self.store.close()
 
     def _lapse(self) -> None:
         """After a failed sync: wake runners whose lease lapsed, drop lapsed shards."""
@@ -387,44 +422,175 @@ class Cluster:
 
     # ------------------------------------------------------------------ one sync
     async def sync(self) -> None:
-        """One round: scaling, mapping, pool and shard leases, then the heartbeat (which
-        shows what this round holds)."""
-        for q in self._queues:
-            await self._sync_queue(q)
-        await self._sync_pool()
+        """One round: scaling, mapping and pool leases and the heartbeat in one store
+        round (:meth:`Store.coordinate`), then the shard leases of stream mappings."""
+        await self._sync_round()
         for s in self._streams:
             await self._sync_stream(s)
-        await self._heartbeat()
 
-    async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
-                     fair: bool = True, freeze: bool = False) -> bool:
-        """Claim and record; whether the share changed from what the runners last saw.
-
-        ``freeze``: for a lease of concurrency slots, start nothing more under it until the
-        answer is recorded (see :attr:`Lease.frozen`), and if no answer comes, no more
-        than the server may have kept (:meth:`Lease.unanswered`). A runner that held a
-        batch back meanwhile must be woken when the answer gives the slots back, even if
-        the grant itself did not change."""
-        before = lease.share()
-        seen = min(before, in_use) if freeze else before
-        sent = self.clock()
-        if freeze:
-            lease.frozen = in_use
+    async def _sync_round(self) -> None:
+        """The store round of a sync. When its answers change what the slot leases
+        should claim (the leader published a new limit; a mapping's share moved, which
+        is what its function wants from the pool), those are claimed again at once, so a
+        change costs one more transaction instead of a sync interval's delay."""
+        append: dict[str, list[str]] = {}
+        take: dict[str, str] = {}
+        write: dict[str, tuple[str, str]] = {}
+        read: list[str] = []
+        leaders: list[LeaseClaim] = []
+        outboxes: list[tuple[SharedScaling, list[list[Any]]]] = []
+        for q in self._queues:
+            policy = q.policy
+            if isinstance(policy, SharedScaling):
+                assert q.leader is not None
+                name = q.config.name
+                outbox = policy.take_outbox()
+                if outbox:
+                    outboxes.append((policy, outbox))
+                    append[scale_log(name)] = [json.dumps(e) for e in outbox]
+                leaders.append(LeaseClaim(q.leader.name, 1, 1, 0, fair=False))
+                take[scale_log(name)] = q.leader.name
+                if q.publish is not None:
+                    write[scale_state(name)] = (q.publish, q.leader.name)
+                read.append(scale_state(name))
+        claims, frozen = self._slot_claims()
+        round_ = CoordinationRound(self.worker_id, self.ttl, claims=[*leaders, *claims],
+                                   append=append, take=take, write=write, read=read,
+                                   heartbeat=self._info())
         try:
-            grant = await self.leases.claim(lease.name, want=want, limit=limit,
-                                            in_use=in_use, fair=fair)
-            lease.update(grant, sent)
+            reply = await self._claim_slots(round_, frozen, leaders=len(leaders))
         except BaseException:
-            if freeze:
+            for policy, outbox in outboxes:
+                policy.outbox[:0] = outbox  # keep them for the next round
+            raise
+        woken: set[int] = set()
+        for q in self._queues:
+            if isinstance(q.policy, SharedScaling) and self._scaling_reply(
+                    q, q.policy, reply.taken, reply.values):
+                woken.add(id(q))
+        for _ in range(2):
+            again, frozen_again = self._slot_claims()
+            if again == claims:
+                break
+            claims = again
+            await self._claim_slots(CoordinationRound(self.worker_id, self.ttl, claims=claims),
+                                    frozen_again, leaders=0)
+        for q in self._queues:
+            if id(q) in woken and q.runner is not None:
+                q.runner.wake.set()
+
+    def _slot_claims(self) -> tuple[list[LeaseClaim], list[tuple[Lease, int]]]:
+        """The claims of the leases of concurrency slots (mappings, functions, account),
+        each with its lease and the ``in_use`` it reports."""
+        claims: list[LeaseClaim] = []
+        frozen: list[tuple[Lease, int]] = []
+        for q in self._queues:
+            limit = q.cluster_limit()
+            in_use = q.in_use()
+            claims.append(LeaseClaim(q.lease.name, limit, limit, in_use))
+            frozen.append((q.lease, in_use))
+        pool, app = self.pool, self.app
+        if pool is None or app is None:
+            return claims, frozen
+        wants = self._function_wants()
+        unreserved_want = 0
+        for fn, want in sorted(wants.items()):
+            reserved = pool.reserved_concurrency(fn)
+            if reserved is None:
+                unreserved_want += want
+                continue
+            name = function_lease(fn)
+            lease = self._pool_leases.setdefault(name, Lease(name, self.ttl, self.clock))
+            in_use = pool.in_use(fn)
+            claims.append(LeaseClaim(name, min(want, reserved), reserved, in_use))
+            frozen.append((lease, in_use))
+        lease = self._pool_leases.setdefault(ACCOUNT_LEASE,
+                                             Lease(ACCOUNT_LEASE, self.ttl, self.clock))
+        capacity = pool.unreserved_capacity
+        in_use = pool.unreserved_in_use
+        claims.append(LeaseClaim(ACCOUNT_LEASE, min(unreserved_want, capacity), capacity,
+                                 in_use))
+        frozen.append((lease, in_use))
+        return claims, frozen
+
+    async def _claim_slots(self, round_: CoordinationRound, frozen: list[tuple[Lease, int]],
+                           *, leaders: int) -> CoordinationReply:
+        """Run ``round_`` (its first ``leaders`` claims are leader leases, the others
+        those of ``frozen``), record the grants, wake the runners whose share changed.
+
+        While the round is on its way nothing more starts under a slot lease than the
+        ``in_use`` it reports (:attr:`Lease.frozen`); if no answer comes, no more than the
+        store may have kept (:meth:`Lease.unanswered`). A runner that held a batch back
+        meanwhile must be woken when the answer gives the slots back, even if the grant
+        itself did not change."""
+        queue_leaders = [q.leader for q in self._queues if q.leader is not None]
+        leases = [*queue_leaders[:leaders], *(lease for lease, _ in frozen)]
+        before = [lease.share() for lease, _ in frozen]
+        seen = [min(b, in_use) for b, (_, in_use) in zip(before, frozen, strict=True)]
+        for lease, in_use in frozen:
+            lease.frozen = in_use
+        sent = self.clock()
+        try:
+            reply = await self.store.coordinate(round_)
+            for lease, grant in zip(leases, reply.grants, strict=True):
+                lease.update(grant, sent)
+        except BaseException:
+            for lease, in_use in frozen:
                 lease.unanswered(in_use)
             raise
         finally:
-            lease.frozen = None
-        after = lease.share()
-        return after != before or after > seen
+            for lease, _ in frozen:
+                lease.frozen = None
+        changed = {id(lease) for (lease, _), b, s in zip(frozen, before, seen, strict=True)
+                   if lease.share() != b or lease.share() > s}
+        pool_changed = any(id(lease) in changed for lease in self._pool_leases.values())
+        for q in self._queues:
+            if (id(q.lease) in changed or pool_changed) and q.runner is not None:
+                q.runner.wake.set()
+        if pool_changed:
+            for s in self._streams:
+                s.runner.wake.set()
+        return reply
+
+    def _scaling_reply(self, q: _QueueEntry, policy: SharedScaling,
+                       taken: dict[str, list[str]], values: dict[str, str | None]) -> bool:
+        """Lead (this worker took the observations) or follow. Whether the published
+        limit changed."""
+        name = q.config.name
+        before = policy.published
+        raw = values.get(scale_state(name))
+        stored = json.loads(raw) if raw else None
+        events = taken.get(scale_log(name))
+        if events is not None:
+            if q.scale_leader is None:
+                inner = q.inner
+                assert isinstance(inner, AwsScaling)
+                q.scale_leader = ScaleLeader(inner, stored["state"] if stored else None)
+                log.info("cluster: %s leads the scaling of %s", self.worker_id, name)
+            q.scale_leader.apply(decode(e) for e in events)
+            limit, state = q.scale_leader.publish(q.clock())
+            q.publish = json.dumps({"limit": limit, "state": state, "leader": self.worker_id})
+            policy.published = limit
+        else:
+            q.scale_leader = None  # a leader that lost its lease starts over from the store
+            q.publish = None
+            if stored is not None:
+                policy.published = int(stored["limit"])
+        return policy.published != before
+
+    async def _claim(self, lease: Lease, *, want: int, limit: int, in_use: int,
+                     fair: bool = True) -> bool:
+        """Claim and record; whether the share changed from what the runners last saw."""
+        before = lease.share()
+        sent = self.clock()
+        grant = await self.leases.claim(lease.name, want=want, limit=limit, in_use=in_use,
+                                        fair=fair)
+        lease.update(grant, sent)
+        return lease.share() != before
 
     def _info(self) -> dict[str, Any]:
-        """What the registry shows of this worker (``sluicegate workers``)."""
+        """What the registry shows of this worker (``sluicegate workers``): the leases
+        held as of the last round."""
         return {
             "worker": self.worker_id,
             "host": socket.gethostname(),
@@ -435,16 +601,6 @@ class Cluster:
             "leases": self.held(),
             "in_flight": self.in_flight(),
         }
-
-    async def _heartbeat(self) -> None:
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(worker_key(self.worker_id), json.dumps(self._info()),
-                         px=int(self.ttl * 1000))
-                pipe.sadd(WORKERS_KEY, self.worker_id)
-                await pipe.execute()
-        except Exception as exc:
-            raise store_error(exc, self.url) from exc
 
     def held(self) -> dict[str, int]:
         """Lease name -> slots held, for the registry."""
@@ -468,64 +624,6 @@ class Cluster:
             out[s.runner.name] = s.runner.core.in_flight
         return out
 
-    async def _sync_queue(self, q: _QueueEntry) -> None:
-        policy = q.policy
-        changed = False
-        if isinstance(policy, SharedScaling):
-            changed = await self._sync_scaling(q, policy)
-        limit = q.cluster_limit()
-        if await self._claim(q.lease, want=limit, limit=limit, in_use=q.in_use(),
-                             freeze=True):
-            changed = True
-        if changed and q.runner is not None:
-            q.runner.wake.set()
-
-    async def _sync_scaling(self, q: _QueueEntry, policy: SharedScaling) -> bool:
-        """Report observations; lead or follow. Whether the published limit changed."""
-        name = q.config.name
-        events_key = f"{KEY_PREFIX}scale:{name}:events"
-        state_key = f"{KEY_PREFIX}scale:{name}"
-        redis = self.redis
-        outbox = policy.take_outbox()
-        try:
-            if outbox:
-                async with redis.pipeline(transaction=True) as pipe:
-                    pipe.rpush(events_key, *(json.dumps(e) for e in outbox))
-                    pipe.ltrim(events_key, -MAX_EVENTS, -1)
-                    await pipe.execute()
-        except Exception as exc:
-            policy.outbox[:0] = outbox  # keep them for the next sync
-            raise store_error(exc, self.url) from exc
-        assert q.leader is not None
-        await self._claim(q.leader, want=1, limit=1, in_use=0, fair=False)
-        before = policy.published
-        try:
-            if q.leader.share():
-                if q.scale_leader is None:
-                    raw = await awaitable(redis.hget(state_key, "state"))
-                    inner = q.inner
-                    assert isinstance(inner, AwsScaling)
-                    q.scale_leader = ScaleLeader(inner, json.loads(raw) if raw else None)
-                    log.info("cluster: %s leads the scaling of %s", self.worker_id, name)
-                async with redis.pipeline(transaction=True) as pipe:
-                    pipe.lrange(events_key, 0, -1)
-                    pipe.delete(events_key)
-                    raw_events, _ = await pipe.execute()
-                q.scale_leader.apply(decode(e) for e in raw_events)
-                limit, state = q.scale_leader.publish(q.clock())
-                await awaitable(redis.hset(state_key, mapping={
-                    "limit": limit, "state": json.dumps(state), "leader": self.worker_id,
-                }))
-                policy.published = limit
-            else:
-                q.scale_leader = None  # a leader that lost its lease starts over from Redis
-                raw_limit = await awaitable(redis.hget(state_key, "limit"))
-                if raw_limit is not None:
-                    policy.published = int(raw_limit)
-        except Exception as exc:
-            raise store_error(exc, self.url) from exc
-        return policy.published != before
-
     def _function_wants(self) -> dict[str, int]:
         """Function -> slots this worker's mappings of it could run now."""
         wants: dict[str, int] = {}
@@ -536,35 +634,6 @@ class Cluster:
             fn = s.runner.config.function
             wants[fn] = wants.get(fn, 0) + len(s.owned) * s.runner.config.parallelization_factor
         return wants
-
-    async def _sync_pool(self) -> None:
-        pool, app = self.pool, self.app
-        if pool is None or app is None:
-            return
-        wants = self._function_wants()
-        unreserved_want = 0
-        changed = False
-        for fn, want in sorted(wants.items()):
-            reserved = pool.reserved_concurrency(fn)
-            if reserved is None:
-                unreserved_want += want
-                continue
-            name = function_lease(fn)
-            lease = self._pool_leases.setdefault(name, Lease(name, self.ttl, self.clock))
-            changed |= await self._claim(lease, want=min(want, reserved), limit=reserved,
-                                         in_use=pool.in_use(fn), freeze=True)
-        lease = self._pool_leases.setdefault(ACCOUNT_LEASE,
-                                             Lease(ACCOUNT_LEASE, self.ttl, self.clock))
-        capacity = pool.unreserved_capacity
-        changed |= await self._claim(lease, want=min(unreserved_want, capacity),
-                                     limit=capacity, in_use=pool.unreserved_in_use,
-                                     freeze=True)
-        if changed:
-            for q in self._queues:
-                if q.runner is not None:
-                    q.runner.wake.set()
-            for s in self._streams:
-                s.runner.wake.set()
 
     # ------------------------------------------------------------------ shards
     async def _sync_stream(self, s: _StreamEntry) -> None:
@@ -626,20 +695,6 @@ class Cluster:
         s.reassigning = asyncio.get_running_loop().create_task(reassign())
 
 
-async def list_workers(redis: Redis, url: str = "") -> list[dict[str, Any]]:
-    """Every live worker's registry entry (expired ones are removed from the set)."""
-    try:
-        ids = sorted(str(i) for i in await awaitable(redis.smembers(WORKERS_KEY)))
-        values = await redis.mget([worker_key(i) for i in ids]) if ids else []
-        out = []
-        gone = []
-        for worker, raw in zip(ids, values, strict=True):
-            if raw is None:
-                gone.append(worker)
-                continue
-            out.append(json.loads(raw))
-        if gone:
-            await awaitable(redis.srem(WORKERS_KEY, *gone))
-        return out
-    except Exception as exc:
-        raise store_error(exc, url) from exc
+async def list_workers(store: Store) -> list[dict[str, Any]]:
+    """Every live worker's registry entry in ``store`` (expired ones are dropped)."""
+    return await store.list_workers()

@@ -7,8 +7,8 @@ times what AWS would run. So the state is shared:
 
 - every worker wraps the mapping's policy in a :class:`SharedScaling`: the hooks
   (``on_receive``, ``on_outcome``, ``on_throttle``, ``on_resume``) only record the
-  observation, with its time, in an outbox; the coordinator pushes the outboxes to one
-  Redis list per mapping;
+  observation, with its time, in an outbox; the coordinator appends the outboxes to one
+  shared log per mapping in the store;
 - one worker per mapping holds the mapping's *leader* lease (a lease of limit 1). Its
   :class:`ScaleLeader` owns an ``AwsScaling``, applies every worker's observations in
   time order, and publishes the limit the policy answers and the policy's whole state;
@@ -94,7 +94,7 @@ class SharedScaling:
     limit is ``min(published limit, share)``.
 
     Parameters:
-        published: the mapping's limit as last read from Redis (:attr:`published`), or
+        published: the mapping's limit as last read from the store (:attr:`published`), or
             the policy's initial limit until a leader published one.
         share: this worker's share of the mapping's lease, asked at each call.
         ceiling: the mapping's own bound (its maximum concurrency), if any.

@@ -11,11 +11,12 @@ loop in :mod:`sluicegate.runtime.stream_runner`, over the core's
 Delivery is at least once: a message is deleted only after its batch succeeded, and
 anything unfinished when the runtime stops reappears after its visibility timeout.
 
-With a :class:`~sluicegate.cluster.coordinator.Cluster` (several runtimes on many hosts
-serving the same mappings through Redis), the runtime builds its cores with the cluster's
-pool and policies, which bound every limit by this worker's leased share, lets stream
-runners serve only the shards they lease, and runs the cluster's sync task beside the
-mappings. Without one nothing is coordinated, exactly as before.
+On a store that other processes may share (SQLite, Redis) the runtime is a worker of a
+:class:`~sluicegate.cluster.coordinator.Cluster` by default: it builds its cores with the
+cluster's pool and policies, which bound every limit by this worker's leased share, lets
+stream runners serve only the shards they lease, and runs the cluster's sync task beside
+the mappings, so the limits hold across every process on the store, with no flag. On the
+memory store (one process) nothing is coordinated.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
@@ -434,7 +435,10 @@ class Runtime:
         grace_period: seconds in-flight invocations get to finish after :meth:`stop`.
         clock: epoch seconds; the store's clock by default.
         cluster: coordination with other runtimes serving the same mappings (see
-            :mod:`sluicegate.cluster`); ``None``: this process is alone.
+            :mod:`sluicegate.cluster`). ``"auto"`` (the default): a cluster over ``store``
+            with the default lease ttl when the store is shared (SQLite, Redis), none on
+            the memory store; ``None``: none (this process must then be alone on the
+            store, or the limits hold per process only).
     """
 
     def __init__(
@@ -445,10 +449,16 @@ class Runtime:
         metrics: Metrics | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD,
         clock: Callable[[], float] | None = None,
-        cluster: Cluster | None = None,
+        cluster: Cluster | Literal["auto"] | None = "auto",
     ) -> None:
         self.app = app
-        self.cluster = cluster
+        if cluster == "auto":
+            cluster = None
+            if store.shared:
+                from sluicegate.cluster.coordinator import Cluster
+
+                cluster = Cluster(store)
+        self.cluster: Cluster | None = cluster
         self.store = store
         self.clock = clock or store.clock
         self.metrics = metrics or Metrics(clock=self.clock)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import random
 import re
 import time
@@ -64,6 +65,13 @@ from sluicegate.errors import (
     InvalidReceiptHandle,
     MessageTooLarge,
     StoreError,
+)
+from sluicegate.store.coordination import (
+    CoordinationReply,
+    CoordinationRound,
+    LeaseClaim,
+    LeaseGrant,
+    LeaseHolder,
 )
 from sluicegate.wording import plural
 
@@ -1018,6 +1026,113 @@ class Store(ABC):
         except TimeoutError:
             pass
 
+    # ------------------------------------------------------------------ coordination
+    # Counted leases, the worker registry, shared event logs and values: what processes
+    # sharing this store coordinate through (rules in sluicegate.store.coordination).
+    async def claim_lease(
+        self, name: str, holder: str, *, want: int, limit: int, ttl: float, in_use: int = 0,
+        fair: bool = True,
+    ) -> LeaseGrant:
+        """Claim (or renew, or with ``want = 0`` and ``in_use = 0`` release) ``holder``'s
+        count of lease ``name`` for ``ttl`` seconds; see :class:`LeaseClaim`."""
+        (grant,) = await self.claim_leases(holder, [LeaseClaim(name, want, limit, in_use, fair)],
+                                           ttl=ttl)
+        return grant
+
+    async def claim_leases(
+        self, holder: str, claims: Sequence[LeaseClaim], *, ttl: float
+    ) -> list[LeaseGrant]:
+        """Several claims by ``holder``, in order (one transaction where the backend has
+        them); one grant per claim."""
+        _check_ttl(ttl)
+        if not claims:
+            return []
+        return await self._claim_leases(holder, list(claims), ttl)
+
+    async def release_lease(
+        self, name: str, holder: str, *, in_use: int = 0, ttl: float = 1.0
+    ) -> None:
+        """Give lease ``name`` back, all but the ``in_use`` slots invocations still run
+        on: those stay counted for ``holder`` for ``ttl`` more seconds (then expire,
+        unless claimed again)."""
+        await self.claim_leases(holder, [LeaseClaim(name, 0, 0, in_use)], ttl=ttl)
+
+    async def lease_holders(self, name: str) -> list[LeaseHolder]:
+        """The live holders of lease ``name`` (expired ones left out), by holder id."""
+        return sorted(await self._lease_holders(name), key=lambda h: h.holder)
+
+    async def lease_names(self) -> list[str]:
+        """Names of the leases claimed in this store (some may have no live holder)."""
+        return sorted(await self._lease_names())
+
+    async def register_worker(
+        self, worker: str, info: Mapping[str, Any], *, ttl: float, exclusive: bool = False
+    ) -> dict[str, Any] | None:
+        """Store ``worker``'s registry entry (a JSON object) until ``ttl`` seconds from now.
+
+        With ``exclusive``, an id a live entry already has is refused: nothing is written
+        and that entry is returned. Returns ``None`` when written."""
+        _check_ttl(ttl)
+        other = await self._register_worker(worker, json.dumps(dict(info)), ttl, exclusive)
+        return None if other is None else cast(dict[str, Any], json.loads(other))
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Every live worker's registry entry, by worker id (expired ones are dropped)."""
+        return [cast(dict[str, Any], json.loads(raw)) for _, raw in
+                sorted(await self._list_workers())]
+
+    async def unregister_worker(self, worker: str) -> None:
+        """Drop ``worker``'s registry entry."""
+        await self._unregister_worker(worker)
+
+    async def append_events(self, log: str, events: Sequence[str]) -> None:
+        """Add ``events`` to shared log ``log`` (it keeps the newest
+        :data:`~sluicegate.store.coordination.MAX_EVENTS`)."""
+        if events:
+            await self._append_events(log, list(events))
+
+    async def take_events(self, log: str) -> list[str]:
+        """Every event of shared log ``log``, oldest first, removing them."""
+        return await self._take_events(log)
+
+    async def write_shared(self, key: str, value: str) -> None:
+        """Set shared value ``key``."""
+        await self._write_shared(key, value)
+
+    async def read_shared(self, key: str) -> str | None:
+        """Shared value ``key`` (``None``: never written)."""
+        return (await self._read_shared([key]))[key]
+
+    async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
+        """Do one worker's sync round (see :class:`CoordinationRound` for the order).
+
+        This implementation makes one call per step (each atomic); a backend with
+        transactions does the whole round in one."""
+        _check_ttl(round.ttl)
+        grants = await self.claim_leases(round.holder, round.claims, ttl=round.ttl)
+        held = {c.name: g.held > 0 for c, g in zip(round.claims, grants, strict=True)}
+
+        async def holds(lease: str) -> bool:
+            if lease not in held:
+                held[lease] = any(h.holder == round.holder and h.count > 0
+                                  for h in await self.lease_holders(lease))
+            return held[lease]
+
+        reply = CoordinationReply(grants)
+        for log, events in round.append.items():
+            await self.append_events(log, events)
+        for log, lease in round.take.items():
+            if await holds(lease):
+                reply.taken[log] = await self.take_events(log)
+        for key, (value, lease) in round.write.items():
+            if await holds(lease):
+                await self.write_shared(key, value)
+        if round.read:
+            reply.values = await self._read_shared(list(round.read))
+        if round.heartbeat is not None:
+            await self.register_worker(round.holder, round.heartbeat, ttl=round.ttl)
+        return reply
+
     # ------------------------------------------------------------------ helpers
     def _waiter(self, queue: str) -> asyncio.Event:
         """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
@@ -1138,6 +1253,52 @@ class Store(ABC):
     @abstractmethod
     async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
         """Raise each shard's checkpoint to the given value; never lower it."""
+
+
+    # ------------------------------------------------------------------ coordination
+    @abstractmethod
+    async def _claim_leases(
+        self, holder: str, claims: list[LeaseClaim], ttl: float
+    ) -> list[LeaseGrant]:
+        """Apply ``claims`` in order, each atomically, at the clock's time (see
+        :func:`~sluicegate.store.coordination.claim_lease_in`)."""
+
+    @abstractmethod
+    async def _lease_holders(self, name: str) -> list[LeaseHolder]: ...
+
+    @abstractmethod
+    async def _lease_names(self) -> list[str]: ...
+
+    @abstractmethod
+    async def _register_worker(
+        self, worker: str, info: str, ttl: float, exclusive: bool
+    ) -> str | None:
+        """Write the entry (JSON text) unless ``exclusive`` and a live one exists: then
+        return that one's text."""
+
+    @abstractmethod
+    async def _list_workers(self) -> list[tuple[str, str]]:
+        """(worker id, JSON text) of every live entry; drop expired ones."""
+
+    @abstractmethod
+    async def _unregister_worker(self, worker: str) -> None: ...
+
+    @abstractmethod
+    async def _append_events(self, log: str, events: list[str]) -> None: ...
+
+    @abstractmethod
+    async def _take_events(self, log: str) -> list[str]: ...
+
+    @abstractmethod
+    async def _write_shared(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]: ...
+
+
+def _check_ttl(ttl: float) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        raise InputError(f"ttl={ttl!r} is invalid: need seconds > 0")
 
 
 def _stream_key(stream: str) -> str:

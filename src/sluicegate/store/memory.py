@@ -56,6 +56,12 @@ from sluicegate.store.base import (
     new_message_id,
     peek_state,
 )
+from sluicegate.store.coordination import (
+    LeaseClaim,
+    LeaseGrant,
+    LeaseHolder,
+    MemoryCoordination,
+)
 from sluicegate.store.memory_streams import MemoryStreams
 
 __all__ = ["MemoryQueues", "MemoryStore"]
@@ -1012,6 +1018,7 @@ class MemoryStore(Store):
         super().__init__(clock=clock, poll_interval=poll_interval)
         self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
         self.streams = MemoryStreams(self._now)
+        self.coordination = MemoryCoordination()
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.
@@ -1098,3 +1105,38 @@ class MemoryStore(Store):
 
     async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
         self.streams.set_checkpoints(mapping, checkpoints)
+
+    # ------------------------------------------------------------------ coordination
+    async def _claim_leases(
+        self, holder: str, claims: list[LeaseClaim], ttl: float
+    ) -> list[LeaseGrant]:
+        return self.coordination.claim_leases(holder, claims, ttl, self.clock())
+
+    async def _lease_holders(self, name: str) -> list[LeaseHolder]:
+        return self.coordination.holders(name, self.clock())
+
+    async def _lease_names(self) -> list[str]:
+        return list(self.coordination.leases)
+
+    async def _register_worker(
+        self, worker: str, info: str, ttl: float, exclusive: bool
+    ) -> str | None:
+        return self.coordination.register(worker, info, ttl, exclusive, self.clock())
+
+    async def _list_workers(self) -> list[tuple[str, str]]:
+        return self.coordination.list_workers(self.clock())
+
+    async def _unregister_worker(self, worker: str) -> None:
+        self.coordination.workers.pop(worker, None)
+
+    async def _append_events(self, log: str, events: list[str]) -> None:
+        self.coordination.append(log, events)
+
+    async def _take_events(self, log: str) -> list[str]:
+        return self.coordination.take(log)
+
+    async def _write_shared(self, key: str, value: str) -> None:
+        self.coordination.shared[key] = value
+
+    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
+        return {k: self.coordination.shared.get(k) for k in keys}

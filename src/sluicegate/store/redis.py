@@ -45,6 +45,16 @@ sequence numbers by arrival (retention and AT_TIMESTAMP). Registries: ``queues``
 ``streams`` (sets of names), ``mappings`` (set of mapping names with checkpoints) and
 ``cp:MAPPING`` (hash shard -> checkpoint).
 
+Coordination (:mod:`sluicegate.store.coordination`): per lease ``lease:{NAME}:held``,
+``:want``, ``:tok`` (hashes holder -> count, want, fencing token) and ``:exp`` (sorted
+set holder -> expiry), which vanish one ttl after their last holder's expiry; ``leases``
+(hash name -> last token given); the registry ``workers`` (id -> JSON) and
+``workers:exp`` (id -> expiry); shared logs ``log:NAME`` (lists) and values ``shared``
+(hash). ``lease.lua`` applies a worker's claims in one script. Expiries are epoch seconds
+of the caller's clock, like every other time of this store: one time base for all the
+store keeps, and leases follow an injected clock (tests, the simulator) as visibility
+timeouts do.
+
 Redis Cluster: single-queue and single-stream scripts touch one hash slot. Moves between
 a queue and its dead-letter queue, :meth:`ensure_queue` and the registries span slots, so
 this store needs a single Redis server (or a primary with replicas), not a Cluster.
@@ -79,7 +89,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
 from sluicegate.core.streams import StreamConfig
@@ -108,6 +118,7 @@ from sluicegate.store.base import (
     new_message_id,
     peek_state,
 )
+from sluicegate.store.coordination import MAX_EVENTS, LeaseClaim, LeaseGrant, LeaseHolder
 from sluicegate.store.redis_client import awaitable, connect, parse_redis_url, store_error
 
 if TYPE_CHECKING:
@@ -130,6 +141,7 @@ _STREAM_SCRIPTS = (
     "ensure_stream", "list_streams", "delete_stream", "put", "get_records", "shard_stats",
     "set_checkpoints", "stream_checkpoints",
 )
+_COORDINATION_SCRIPTS = ("lease", "worker")
 _QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver")
 _MAX_SEQUENCE = 10**16 - 1
 """Message keys hold 16 decimal digits of sequence number."""
@@ -244,6 +256,8 @@ class RedisStore(Store):
         self._scripts = {name: client.register_script(common + _lua(name)) for name in _SCRIPTS}
         for name in _STREAM_SCRIPTS:
             self._scripts[name] = client.register_script(common + streams + _lua(name))
+        for name in _COORDINATION_SCRIPTS:
+            self._scripts[name] = client.register_script(common + _lua(name))
         self._client = client
 
     async def close(self) -> None:
@@ -728,3 +742,104 @@ class RedisStore(Store):
             args += (shard, seq)
         await self._run("set_checkpoints", f"{self.prefix}cp:{mapping}", *args)
 
+
+    # ------------------------------------------------------------------ coordination
+    # Leases and the registry expire by the caller's clock, passed to the scripts like
+    # every other time of this store: one time base for the whole store, and leases obey
+    # an injected clock (tests, the simulator) as visibility timeouts do.
+    async def _claim_leases(
+        self, holder: str, claims: list[LeaseClaim], ttl: float
+    ) -> list[LeaseGrant]:
+        args: list[Any] = [holder, repr(float(ttl)), len(claims)]
+        for c in claims:
+            args += [c.name, max(0, int(c.want)), max(0, int(c.limit)), max(0, int(c.in_use)),
+                     "1" if c.fair else "0"]
+        res = await self._run("lease", f"{self.prefix}leases", *args)
+        return [
+            LeaseGrant(int(res[i]), int(res[i + 1]), int(res[i + 2]), int(res[i + 3]),
+                       float(res[i + 4]))
+            for i in range(0, len(res), 5)
+        ]
+
+    async def _lease_holders(self, name: str) -> list[LeaseHolder]:
+        base = f"{self.prefix}lease:{{{name}}}:"
+        now = self.clock()
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(base + "held")
+                pipe.hgetall(base + "want")
+                pipe.hgetall(base + "tok")
+                pipe.zrange(base + "exp", 0, -1, withscores=True)
+                return await pipe.execute()
+
+        held, wants, tokens, expiries = await self._do(read)
+        return [
+            LeaseHolder(_text(h), int(held.get(h, 0)), int(wants.get(h, 0)), float(exp),
+                        int(tokens.get(h, 0)))
+            for h, exp in expiries if float(exp) > now
+        ]
+
+    async def _lease_names(self) -> list[str]:
+        names = await self._do(lambda r: awaitable(r.hkeys(f"{self.prefix}leases")))
+        return [_text(n) for n in names]
+
+    async def _register_worker(
+        self, worker: str, info: str, ttl: float, exclusive: bool
+    ) -> str | None:
+        res = await self._run_raw("worker", "register", worker, info, repr(float(ttl)),
+                                  "1" if exclusive else "0")
+        return None if res is None else _text(res)
+
+    async def _list_workers(self) -> list[tuple[str, str]]:
+        res = await self._run("worker", f"{self.prefix}workers", "list")
+        return [(_text(res[i]), _text(res[i + 1])) for i in range(0, len(res), 2)]
+
+    async def _unregister_worker(self, worker: str) -> None:
+        async def drop(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hdel(f"{self.prefix}workers", worker)
+                pipe.zrem(f"{self.prefix}workers:exp", worker)
+                await pipe.execute()
+
+        await self._do(drop)
+
+    async def _append_events(self, log: str, events: list[str]) -> None:
+        key = f"{self.prefix}log:{log}"
+
+        async def push(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, *events)
+                pipe.ltrim(key, -MAX_EVENTS, -1)
+                await pipe.execute()
+
+        await self._do(push)
+
+    async def _take_events(self, log: str) -> list[str]:
+        key = f"{self.prefix}log:{log}"
+
+        async def take(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.lrange(key, 0, -1)
+                pipe.delete(key)
+                return cast(list[Any], (await pipe.execute())[0])
+
+        return [_text(e) for e in await self._do(take)]
+
+    async def _write_shared(self, key: str, value: str) -> None:
+        await self._do(lambda r: awaitable(r.hset(f"{self.prefix}shared", key, value)))
+
+    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
+        values = await self._do(lambda r: awaitable(r.hmget(f"{self.prefix}shared", keys)))
+        return {k: None if v is None else _text(v) for k, v in zip(keys, values, strict=True)}
+
+    async def _run_raw(self, name: str, *args: Any) -> Any:
+        """Run script ``name`` at the clock's time; its reply as it is (not a list)."""
+        script = self._scripts.get(name)
+        if script is None:
+            self._redis()
+            raise StoreError(f"redis store {self.address}: no script {name!r}")
+        at = repr(float(self.clock()))
+        return await self._do(
+            lambda _: script(keys=[f"{self.prefix}workers"], args=[self.prefix, at, *args])
+        )

@@ -50,6 +50,13 @@ in ``streams`` (with the next sequence number), ``stream_shards`` (each shard's 
 sequence number) and ``stream_records`` (keyed by stream, shard and sequence); mappings'
 checkpoints in ``checkpoints``.
 
+Coordination (schema version 5): counted leases in ``leases`` (one row per lease and
+holder: count, want, expiry, fencing token) and ``lease_names`` (each lease's last token),
+the worker registry in ``workers``, shared logs in ``shared_events`` and values in
+``shared_values`` (:mod:`sluicegate.store.coordination`). Every claim runs in a
+``BEGIN IMMEDIATE`` transaction at one reading of the store's clock, and a worker's whole
+sync round (:meth:`SqliteStore.coordinate`) is one transaction.
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
 issued before the upgrade are stale after it, so their messages are delivered again once
@@ -100,12 +107,22 @@ from sluicegate.store.base import (
     new_message_id,
     peek_state,
 )
+from sluicegate.store.coordination import (
+    MAX_EVENTS,
+    CoordinationReply,
+    CoordinationRound,
+    LeaseClaim,
+    LeaseEntry,
+    LeaseGrant,
+    LeaseHolder,
+    claim_lease_in,
+)
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SqliteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -215,11 +232,43 @@ CREATE TABLE checkpoints (
     seq INTEGER NOT NULL,
     PRIMARY KEY (mapping, shard)
 ) WITHOUT ROWID;
+""" + """
+CREATE TABLE lease_names (
+    name TEXT PRIMARY KEY,
+    token INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE leases (
+    name TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    want INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    token INTEGER NOT NULL,
+    PRIMARY KEY (name, holder)
+) WITHOUT ROWID;
+CREATE TABLE workers (
+    worker TEXT PRIMARY KEY,
+    expires REAL NOT NULL,
+    info TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE shared_events (
+    id INTEGER PRIMARY KEY,
+    log TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX shared_events_log ON shared_events (log, id);
+CREATE TABLE shared_values (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 """
+_SCHEMA_5 = _SCHEMA[_SCHEMA.index("CREATE TABLE lease_names"):]
+"""What version 5 added: counted leases, the worker registry, shared logs and values."""
 _SCHEMA_4 = _SCHEMA[_SCHEMA.index("CREATE INDEX messages_fifo_groups"):
                     _SCHEMA.index("CREATE TABLE fifo_dedup")]
 """What version 4 added: an index of visible FIFO messages by group."""
-_SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE INDEX messages_fifo_ready"):].replace(_SCHEMA_4, "")
+_SCHEMA_3 = _SCHEMA[_SCHEMA.index("CREATE INDEX messages_fifo_ready"):
+                    _SCHEMA.index("CREATE TABLE lease_names")].replace(_SCHEMA_4, "")
 """What version 3 added as new objects (the upgrade from 2 also adds three columns)."""
 
 _QUEUE_COLUMNS = (
@@ -1148,6 +1197,153 @@ class _Engine:
         )
 
 
+    # ------------------------------------------------------------------ coordination
+    def _claim_one(self, holder: str, claim: LeaseClaim, ttl: float, now: float) -> LeaseGrant:
+        """One claim inside the caller's transaction (rules: claim_lease_in)."""
+        conn = self.conn
+        name = claim.name
+        conn.execute("DELETE FROM leases WHERE name = ? AND expires <= ?", (name, now))
+        entries = {
+            h: LeaseEntry(c, w, e, t) for h, c, w, e, t in conn.execute(
+                "SELECT holder, count, want, expires, token FROM leases WHERE name = ?", (name,))
+        }
+        before = entries.get(holder)
+        before_state = None if before is None else (before.count, before.want, before.token)
+
+        def next_token() -> int:
+            conn.execute("INSERT INTO lease_names (name, token) VALUES (?, 1) "
+                         "ON CONFLICT (name) DO UPDATE SET token = token + 1", (name,))
+            row = conn.execute("SELECT token FROM lease_names WHERE name = ?", (name,)).fetchone()
+            return int(row[0])
+
+        grant = claim_lease_in(entries, holder, claim, now=now, ttl=ttl, next_token=next_token)
+        mine = entries.get(holder)
+        if mine is None:
+            if before_state is not None:
+                conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (name, holder, count, want, expires, token) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, holder, mine.count, mine.want, mine.expires, mine.token),
+            )
+            conn.execute("INSERT OR IGNORE INTO lease_names (name, token) VALUES (?, 0)", (name,))
+        return grant
+
+    def claim_leases(self, holder: str, claims: list[LeaseClaim], ttl: float) -> list[LeaseGrant]:
+        def run() -> list[LeaseGrant]:
+            now = self.clock()
+            return [self._claim_one(holder, c, ttl, now) for c in claims]
+
+        return self._write(run)
+
+    def lease_holders(self, name: str) -> list[LeaseHolder]:
+        now = self.clock()
+        return [LeaseHolder(*row) for row in self.conn.execute(
+            "SELECT holder, count, want, expires, token FROM leases "
+            "WHERE name = ? AND expires > ?", (name, now))]
+
+    def lease_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM lease_names")]
+
+    def _register(self, worker: str, info: str, ttl: float, exclusive: bool,
+                  now: float) -> str | None:
+        conn = self.conn
+        if exclusive:  # a worker starting: clear out the entries of dead ones
+            conn.execute("DELETE FROM workers WHERE expires <= ?", (now,))
+            row = conn.execute("SELECT info FROM workers WHERE worker = ? AND expires > ?",
+                               (worker, now)).fetchone()
+            if row is not None:
+                return str(row[0])
+        conn.execute("INSERT OR REPLACE INTO workers (worker, expires, info) VALUES (?, ?, ?)",
+                     (worker, now + ttl, info))
+        return None
+
+    def register_worker(self, worker: str, info: str, ttl: float, exclusive: bool) -> str | None:
+        return self._write(lambda: self._register(worker, info, ttl, exclusive, self.clock()))
+
+    def list_workers(self) -> list[tuple[str, str]]:
+        """Live entries only; a read (expired rows go when a worker registers), so a
+        read-only file can be listed. A file of schema 4 or older, which a read-only open
+        reads as it is, has no registry: no worker of this version has run on it."""
+        conn = self.conn
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workers'"
+        ).fetchone() is None:
+            return []
+        return [(str(w), str(i)) for w, i in conn.execute(
+            "SELECT worker, info FROM workers WHERE expires > ?", (self.clock(),))]
+
+    def unregister_worker(self, worker: str) -> None:
+        self.conn.execute("DELETE FROM workers WHERE worker = ?", (worker,))
+
+    def _append(self, log: str, events: list[str]) -> None:
+        conn = self.conn
+        conn.executemany("INSERT INTO shared_events (log, event) VALUES (?, ?)",
+                         [(log, e) for e in events])
+        conn.execute(
+            "DELETE FROM shared_events WHERE log = ? AND id <= (SELECT id FROM shared_events "
+            "WHERE log = ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (log, log, MAX_EVENTS))
+
+    def append_events(self, log: str, events: list[str]) -> None:
+        self._write(lambda: self._append(log, events))
+
+    def _take(self, log: str) -> list[str]:
+        rows = self.conn.execute(
+            "DELETE FROM shared_events WHERE log = ? RETURNING id, event", (log,)).fetchall()
+        return [str(e) for _, e in sorted(rows)]
+
+    def take_events(self, log: str) -> list[str]:
+        return self._write(lambda: self._take(log))
+
+    def write_shared(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO shared_values (key, value) VALUES (?, ?)",
+                          (key, value))
+
+    def read_shared(self, keys: list[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = dict.fromkeys(keys)
+        for k in keys:
+            row = self.conn.execute("SELECT value FROM shared_values WHERE key = ?",
+                                    (k,)).fetchone()
+            if row is not None:
+                out[k] = str(row[0])
+        return out
+
+    def coordinate(self, round: CoordinationRound) -> CoordinationReply:
+        """The whole round in one BEGIN IMMEDIATE transaction, at one clock reading."""
+
+        def run() -> CoordinationReply:
+            now = self.clock()
+            holder = round.holder
+            grants = [self._claim_one(holder, c, round.ttl, now) for c in round.claims]
+            held = {c.name: g.held > 0 for c, g in zip(round.claims, grants, strict=True)}
+
+            def holds(lease: str) -> bool:
+                if lease not in held:
+                    held[lease] = self.conn.execute(
+                        "SELECT 1 FROM leases WHERE name = ? AND holder = ? AND count > 0 "
+                        "AND expires > ?", (lease, holder, now)).fetchone() is not None
+                return held[lease]
+
+            reply = CoordinationReply(grants)
+            for log, events in round.append.items():
+                if events:
+                    self._append(log, list(events))
+            for log, lease in round.take.items():
+                if holds(lease):
+                    reply.taken[log] = self._take(log)
+            for key, (value, lease) in round.write.items():
+                if holds(lease):
+                    self.write_shared(key, value)
+            if round.read:
+                reply.values = self.read_shared(list(round.read))
+            if round.heartbeat is not None:
+                self._register(holder, json.dumps(dict(round.heartbeat)), round.ttl, False, now)
+            return reply
+
+        return self._write(run)
+
+
 def _sequence(seq: int) -> str:
     """A FIFO message's sequence number as SQS writes it: decimal digits, padded to 20
     so that text order is numeric order (as the memory store writes it)."""
@@ -1226,6 +1422,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
                 version = "3"
             if version == "3":
                 _upgrade_from_3(conn)
+                version = "4"
+            if version == "4":
+                _upgrade_from_4(conn)
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
@@ -1272,6 +1471,15 @@ def _upgrade_from_3(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+
+
+def _upgrade_from_4(conn: sqlite3.Connection) -> None:
+    """Turn a version 4 file into version 5, inside the caller's transaction: the tables
+    of counted leases, the worker registry and shared logs and values (new tables only)."""
+    for statement in _SCHEMA_5.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
 
 
 # ---------------------------------------------------------------------- read-only open
@@ -1622,3 +1830,44 @@ class SqliteStore(Store):
 
     async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
         await self._fast(lambda e: e.set_checkpoints(mapping, checkpoints))
+
+    # ------------------------------------------------------------------ coordination
+    async def _claim_leases(
+        self, holder: str, claims: list[LeaseClaim], ttl: float
+    ) -> list[LeaseGrant]:
+        return await self._fast(lambda e: e.claim_leases(holder, claims, ttl))
+
+    async def _lease_holders(self, name: str) -> list[LeaseHolder]:
+        return await self._fast(lambda e: e.lease_holders(name))
+
+    async def _lease_names(self) -> list[str]:
+        return await self._on_worker(_Engine.lease_names)
+
+    async def _register_worker(
+        self, worker: str, info: str, ttl: float, exclusive: bool
+    ) -> str | None:
+        return await self._on_worker(lambda e: e.register_worker(worker, info, ttl, exclusive))
+
+    async def _list_workers(self) -> list[tuple[str, str]]:
+        return await self._on_worker(lambda e: e._read(e.list_workers))
+
+    async def _unregister_worker(self, worker: str) -> None:
+        await self._on_worker(lambda e: e.unregister_worker(worker))
+
+    async def _append_events(self, log: str, events: list[str]) -> None:
+        await self._fast(lambda e: e.append_events(log, events))
+
+    async def _take_events(self, log: str) -> list[str]:
+        return await self._fast(lambda e: e.take_events(log))
+
+    async def _write_shared(self, key: str, value: str) -> None:
+        await self._fast(lambda e: e.write_shared(key, value))
+
+    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
+        return await self._fast(lambda e: e.read_shared(keys))
+
+    async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
+        """One transaction for the whole round (see :class:`CoordinationRound`)."""
+        if not round.ttl > 0:
+            return await super().coordinate(round)  # raises the ttl's InputError
+        return await self._fast(lambda e: e.coordinate(round))
