@@ -175,3 +175,36 @@ def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> N
     assert policy.limit(0.0) == 0
     entry.lease.granted, entry.lease.valid_until = 3, 1.9
     assert policy.limit(0.0) == 3
+
+
+def test_workers_reads_the_store_read_only_and_a_file_older_than_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``workers`` only looks: it leaves a file of schema 4 (before the worker registry)
+    as it is, and says no worker has run on it, instead of upgrading it or failing."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    assert main(["send", "q", "x", "--store", f"sqlite:///{path}",
+                 "--app", _queue_app(tmp_path)]) == 0
+    with sqlite3.connect(path) as conn:
+        for table in ("lease_names", "leases", "workers", "shared_events", "shared_values"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.close()
+    capsys.readouterr()
+    assert main(["workers", "--store", f"sqlite:///{path}"]) == 0
+    assert capsys.readouterr().out.strip() == "no live workers"
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == ("4",)
+
+
+def _queue_app(tmp_path: Path) -> str:
+    app = tmp_path / "qapp.py"
+    app.write_text(
+        "import sluicegate\napp = sluicegate.App()\napp.queue('q')\n"
+        "@app.function\ndef f(event, context):\n    return None\napp.map('q', f)\n"
+    )
+    return str(app)
