@@ -62,7 +62,11 @@ def test_exported_names_are_documented_and_nothing_else_is_public() -> None:
     assert testing.__all__ == sorted(testing.__all__, key=lambda n: (not n.isupper(), n))
     for name in testing.__all__:
         value = getattr(testing, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
+        # Names defined here; a re-export (MemoryStore) is documented where it is
+        # defined, and the compiled build's classes carry no docstring.
+        if (inspect.isclass(value) or inspect.isfunction(value)) and (
+            value.__module__ == testing.__name__
+        ):
             assert inspect.getdoc(value), name
     public = {
         name for name, value in vars(testing).items()
