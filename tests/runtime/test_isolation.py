@@ -197,10 +197,13 @@ def invoke(invoker: ProcessInvoker, event: dict[str, Any]) -> HandlerResult:
 # --------------------------------------------------------------------------- configuration
 
 
-def test_isolation_is_validated_and_defaults_to_threads() -> None:
-    assert FunctionConfig("f").isolation == "thread"
+def test_isolation_is_validated_and_defaults_to_environments_in_this_process() -> None:
+    assert FunctionConfig("f").isolation == "module"
     assert FunctionConfig("f", isolation="process").isolation == "process"
-    with pytest.raises(ConfigError, match=r"isolation='fork' is invalid: allowed 'thread' or"):
+    assert FunctionConfig("f", isolation="thread").isolation == "thread"  # the old name
+    with pytest.raises(
+        ConfigError, match=r"isolation='fork' is invalid: allowed 'module' or 'process' or"
+    ):
         FunctionConfig("f", isolation="fork")  # type: ignore[arg-type]
     app = sluicegate.App()
     app.function(isolation="process")(module_level_handler)
