@@ -72,6 +72,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import importlib.machinery
 import importlib.util
 import logging
 import os
@@ -395,23 +396,21 @@ def _spec_of_loaded(name: str, module: ModuleType) -> ModuleSpec | None:
 MAIN_COPY_NAME = "__mp_main__"
 """``__name__`` of an environment's copy of a script run as ``__main__``."""
 
-_specs: dict[str, ModuleSpec | None] = {}
-"""Module name -> the spec to copy it from, or ``None`` for a module environments share
-(decided once per process; only names of top-level modules and of submodules of user
-packages get here)."""
-_specs_lock = threading.Lock()
+_specs: dict[str, tuple[ModuleType | None, ModuleSpec | None]] = {}
+"""Module name -> (the module ``sys.modules`` held, the spec to copy it from or ``None``
+for a module environments share): decided once per module; only names of top-level
+modules and of submodules of user packages get here."""
 
 
 def _user_spec(name: str, parent: ModuleType | None) -> ModuleSpec | None:
     """The spec of user module ``name`` (a submodule of the copy ``parent``), or
     ``None`` when environments share it (or it does not exist: the real import then
     raises the error)."""
-    try:
-        return _specs[name]
-    except KeyError:
-        pass
-    spec: ModuleSpec | None = None
     loaded = sys.modules.get(name)
+    known = _specs.get(name)
+    if known is not None and known[0] is loaded:
+        return known[1]
+    spec: ModuleSpec | None = None
     if loaded is not None:
         spec = _spec_of_loaded(name, loaded)
     elif name != "__main__":
@@ -424,8 +423,7 @@ def _user_spec(name: str, parent: ModuleType | None) -> ModuleSpec | None:
             spec = None
     if spec is not None and not _spec_is_user(spec):
         spec = None
-    with _specs_lock:
-        _specs[name] = spec
+    _specs[name] = (loaded, spec)
     return spec
 
 
@@ -520,14 +518,38 @@ class _Modules:
         module.__builtins__ = self.builtins  # type: ignore[attr-defined]
         self.copies[name] = module  # before executing it: circular imports find it
         try:
-            if spec.loader is not None:
-                spec.loader.exec_module(module)
+            _execute(spec, module)
         except BaseException:
             del self.copies[name]
             raise
         if parent is not None:
             setattr(parent, child, module)
         return module
+
+
+_codes: dict[tuple[str, int, int], Any] = {}
+"""(path, mtime in ns, size) -> the compiled code of a user module's source file, so that
+a cold start does not compile it again (a source file changed since compiles anew)."""
+
+
+def _execute(spec: ModuleSpec, module: ModuleType) -> None:
+    """Execute ``module``'s code (a fresh copy) into it."""
+    loader = spec.loader
+    if loader is None:
+        return  # a namespace package: nothing to run
+    if type(loader) is not importlib.machinery.SourceFileLoader or not spec.origin:
+        loader.exec_module(module)  # any other loader (pytest's, a zip's) does its own
+        return
+    path = spec.origin
+    stat = os.stat(path)
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    code = _codes.get(key)
+    if code is None:
+        code = loader.get_code(spec.name)
+        if code is None:
+            raise ImportError(f"cannot load the code of {spec.name!r}", name=spec.name)
+        _codes[key] = code
+    exec(code, module.__dict__)
 
 
 def _package_of(globals: dict[str, Any] | None) -> str:
