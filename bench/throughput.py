@@ -13,8 +13,8 @@ For batch sizes 1 and 10, in one process:
 
 Prints the median messages/s of each over interleaved rounds, the ratio of the medians,
 and the lowest and highest ratio of a single round (a round runs the bare loop and every
-isolation back to back, so its ratio shows how much the machine's load moved the
-figures).
+isolation back to back, the isolations in turn first, so its ratio shows how much the
+machine's load moved the figures).
 Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS,
 BENCH_ISOLATION).
 """
@@ -132,7 +132,8 @@ def main() -> None:
             ours: dict[str, list[float]] = {i: [] for i in isolations}
             for r in range(rounds):
                 bare.append(bare_loop(Path(tmp) / f"bare{batch}-{r}.db", n, batch))
-                for isolation in isolations:
+                k = r % len(isolations)  # each isolation takes its turn first
+                for isolation in isolations[k:] + isolations[:k]:
                     ours[isolation].append(asyncio.run(sluicegate_drain(
                         Path(tmp) / f"sg{batch}-{r}-{isolation}.db", n, batch, concurrency,
                         isolation,

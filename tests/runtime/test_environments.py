@@ -28,6 +28,7 @@ from sluicegate.loader import load_app
 from sluicegate.runtime.driver import Runtime
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.invoker import Invoker
+from sluicegate.runtime.metrics import ALL_MAPPINGS, Metrics
 from sluicegate.store import open_store
 from sluicegate.store.base import SendEntry
 
@@ -149,7 +150,18 @@ state = State()
 loaded = next(_ids)
 ''',
     "util/__init__.py": "from .. import helpers as parent_helpers\n",
-    "util/lazy.py": "from ..helpers import state\n",
+    "util/lazy.py": '''
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..helpers import state
+
+
+@dataclass
+class Line:  # string annotations: dataclasses looks the module up by name
+    sku: str
+''',
     "handlers.py": '''
 import time
 
@@ -341,16 +353,26 @@ def test_a_scripts_main_block_does_not_run_again_in_environments(tmp_path: Path)
     script = tmp_path / "script_app.py"
     marker = tmp_path / "mains.txt"
     script.write_text(textwrap.dedent(f'''
+        from __future__ import annotations
+
         import asyncio
+        from dataclasses import dataclass
+
         import sluicegate
         from sluicegate.runtime.environments import ModuleInvoker
         from sluicegate.core.config import FunctionConfig
 
         seen = []
 
+
+        @dataclass
+        class Seen:  # string annotations: dataclasses looks the module up by name
+            count: int
+
+
         def handler(event, context):
             seen.append(event)
-            return {{"name": __name__, "seen": len(seen)}}
+            return {{"name": __name__, "seen": Seen(len(seen)).count}}
 
         async def main():
             invoker = ModuleInvoker(handler, function=FunctionConfig("f"), max_workers=2)
@@ -570,3 +592,16 @@ def test_the_default_isolation_is_environments_and_shared_is_the_old_mode() -> N
     assert type(invokers["b"]) is Invoker and type(invokers["c"]) is Invoker
     for invoker in invokers.values():
         invoker.close()
+
+
+def test_cold_starts_are_counted_per_mapping_or_in_the_aggregate_only() -> None:
+    now = [100.0]
+    metrics = Metrics(clock=lambda: now[0])
+    metrics.cold_started("orders")
+    metrics.cold_started("orders", 2)
+    metrics.cold_started(None)  # a function with several mappings
+    now[0] += 1
+    assert metrics.last_complete("orders").cold_starts == 3  # type: ignore[union-attr]
+    assert metrics.last_complete(ALL_MAPPINGS).cold_starts == 4  # type: ignore[union-attr]
+    assert metrics.totals("orders").cold_starts == 3
+    assert metrics.totals().cold_starts == 4

@@ -27,8 +27,10 @@ environment, as is everything reached through them (``importlib.import_module`` 
 redirected either). Copies are never entered in ``sys.modules``: a copy keeps its
 module's name (so ``logging.getLogger(__name__)`` is the same logger and ``sys.modules``
 lookups by name find the original), except a copy of a script's ``__main__``, named
-``__mp_main__`` (as multiprocessing names it) so that its ``if __name__ == "__main__":``
-block does not run again. Classes a user module defines exist once per environment: an
+``__mp_main__`` (as multiprocessing names it, and ``sys.modules["__mp_main__"]`` then
+names the script) so that its ``if __name__ == "__main__":`` block does not run again.
+Each environment's ``__builtins__`` is a copy taken at its cold start: names a program
+adds to :mod:`builtins` later are not seen by environments already started. Classes a user module defines exist once per environment: an
 exception class imported by a test from the original module is not the class a copy
 raises.
 
@@ -514,6 +516,15 @@ class _Modules:
         spec = _user_spec(name, parent)
         if spec is None:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        if name not in sys.modules and name != "__main__":
+            # A module the program itself never imported (a lazy import in a handler):
+            # import it once, so that code looking a module up by its name (dataclasses
+            # does, for string annotations) finds one, as for every other copy.
+            importlib.import_module(name)
+        if spec.name == MAIN_COPY_NAME:
+            # Code that looks a module up by name (dataclasses does, for string
+            # annotations) finds the script, as in a process multiprocessing spawned.
+            sys.modules.setdefault(MAIN_COPY_NAME, sys.modules["__main__"])
         module = importlib.util.module_from_spec(spec)
         module.__builtins__ = self.builtins  # type: ignore[attr-defined]
         self.copies[name] = module  # before executing it: circular imports find it

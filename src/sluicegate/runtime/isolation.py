@@ -1,4 +1,4 @@
-"""Process isolation: invocations in execution environments of their own.
+"""Process isolation (``isolation="process"``): execution environments as worker processes.
 
 A :class:`ProcessInvoker` runs a function's invocations in worker processes, each one an
 *execution environment* as Lambda has them:
@@ -10,7 +10,11 @@ A :class:`ProcessInvoker` runs a function's invocations in worker processes, eac
   new process imports the handler's code itself (:func:`load_app` of the App's source, or
   the handler's module) before its first invocation;
 - an environment is reused while warm, the most recently used first (LIFO), so a steady
-  load keeps the same few environments warm and the others idle;
+  load keeps the same few environments warm and the others idle; one idle for
+  :data:`~sluicegate.runtime.environments.ENVIRONMENT_IDLE_TIMEOUT` seconds is ended
+  (checked whenever an invocation takes an environment). This bookkeeping is
+  :class:`~sluicegate.runtime.environments.EnvironmentPool`, shared with the default
+  in-process environments;
 - an invocation that outlives its timeout has its process killed (``SIGKILL``): the
   handler really stops, unlike a thread; the slot is free at once and the next invocation
   starts a new environment;
