@@ -52,7 +52,7 @@ import sluicegate
 LEDGER = {ledger!r}
 
 app = sluicegate.App()
-app.queue("orders", visibility_timeout=1, dead_letter_queue="orders-dlq", max_receive_count=2)
+app.queue("orders", visibility_timeout=2, dead_letter_queue="orders-dlq", max_receive_count=2)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -230,6 +230,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 # --------------------------------------------------------------------------- the runtime
 
 
+@pytest.mark.slow  # two visibility timeouts of 2 s before the failing ones dead-letter
 def test_the_powertools_batch_handler_gets_aws_results_by_default(tmp_path: Path) -> None:
     pytest.importorskip("aws_lambda_powertools")
     ledger = tmp_path / "ledger.jsonl"
