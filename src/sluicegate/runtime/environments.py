@@ -40,10 +40,12 @@ environment's handler appends to.
 Sync handlers then run on the invoker's worker threads and async handlers on the event
 loop, exactly as with ``isolation="shared"``: an invocation costs an environment taken
 from and returned to a list on top of what it cost before. The module's code runs once
-per cold start, on a worker thread (the event loop keeps running), within
-:data:`INIT_TIMEOUT`; a failing one fails the invocation as ``Runtime.ImportModuleError``
-(``Runtime.InitError`` when it is too slow) and the next invocation tries a new
-environment, as Lambda does.
+per cold start where the handler will run: for a sync handler on a worker thread (the
+event loop keeps running) within :data:`INIT_TIMEOUT`, for an async handler on the
+event loop (as its own code does: module-level ``asyncio`` calls find the running loop,
+and a blocking module holds the loop up as a blocking coroutine would). A failing one
+fails the invocation as ``Runtime.ImportModuleError`` (``Runtime.InitError`` when it is
+too slow) and the next invocation tries a new environment, as Lambda does.
 
 **When the handler cannot be loaded afresh** (a closure or a lambda defined inside a
 function, an App built inside a test function, a handler from a third-party module, a
@@ -62,8 +64,9 @@ resets an environment after a timeout or a runtime exit.
 returning an environment adds about 1 microsecond to an invocation (a no-op async
 handler invoked 10,000 times in a row: 8.6 us each against 7.8 us with one shared
 module), and a cold start costs tens of microseconds once a module's code is compiled
-(it is compiled once per process) plus a hop to a worker thread: 20 environments of
-``bench/throughput.py``'s script started at once in 14 ms. Worker processes
+(it is compiled once per process), plus a hop to a worker thread for a sync handler:
+20 environments of ``bench/throughput.py``'s script started at once in 14 ms with that
+hop. Worker processes
 (``isolation="process"``) pay a JSON round trip over a socket per invocation and
 0.1-0.2 s per cold start. Sub-interpreters, which would give each environment a
 ``sys.modules`` of its own, are not available to Python code on 3.11.
@@ -770,9 +773,9 @@ class ModuleInvoker(Invoker):
                 pool.retire(env)
 
     async def _init(self, env: _ModuleEnvironment, context: Any) -> HandlerResult | None:
-        """An environment's cold start: copy the handler's module (on a worker thread,
-        within :data:`INIT_TIMEOUT`). Returns ``None`` when ready, else the invocation's
-        failure."""
+        """An environment's cold start: copy the handler's module (a sync handler's on a
+        worker thread within :data:`INIT_TIMEOUT`, an async handler's on the event loop).
+        Returns ``None`` when ready, else the invocation's failure."""
         location = self.location
         if location is None:
             env.handler, env.is_async = self.handler, self.is_async
@@ -786,7 +789,10 @@ class ModuleInvoker(Invoker):
                 return _lookup(modules.load(module_name), attr)
 
         try:
-            handler = await self._call_in_thread(init, INIT_TIMEOUT)
+            if self.is_async:
+                handler = init()  # on the loop, where the handler's code will run
+            else:
+                handler = await self._call_in_thread(init, INIT_TIMEOUT)
         except TimeoutError:
             text = f"Runtime.InitError: init timed out after {INIT_TIMEOUT:.2f} seconds"
             return self._init_failed(text, None, context, self.clock() - start)
