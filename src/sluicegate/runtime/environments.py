@@ -79,8 +79,10 @@ batch 10:
 - ``isolation="module"`` (the default): 1.17 / 0.61;
 - the code before execution environments, run right after: 1.01 / 0.53.
 
-Single rounds moved by up to 2x with the machine's load (0.78-2.00 at batch 1);
-paired runs of the two modes measured in CPU time differ by 3% or less either way.
+Single rounds moved by up to 2x with the machine's load (0.78-2.00 at batch 1). Over
+five such runs the default's ratio was 0.97 of the shared mode's at batch 1 and 0.96 at
+batch 10 (geometric means; single runs 0.80-1.18), and paired runs of the two modes
+measured in CPU time differ by 4% or less either way.
 In another run (20,000 messages, 3 rounds): shared 0.83 / 0.47, module 0.90 / 0.44,
 process 0.11 / 0.03 (at batch 10 the 20 processes' cold starts take most of the run).
 """
