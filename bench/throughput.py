@@ -6,12 +6,17 @@ For batch sizes 1 and 10, in one process:
   synchronous=NORMAL, as the store): one transaction claiming ``batch`` messages with a
   visibility deadline and a raised receive count, then one transaction deleting them;
 - sluicegate: the queue pre-filled with the same number of messages, a no-op async
-  handler, the ``fixed`` policy, and the time from start until the queue is empty.
+  handler (defined at module level, so execution environments copy this script's module),
+  the ``fixed`` policy, and the time from start until the queue is empty; once per
+  isolation named in BENCH_ISOLATION (default ``module,shared``: the default execution
+  environments and the shared module; add ``process`` for worker processes).
 
 Prints the median messages/s of each over interleaved rounds, the ratio of the medians,
-and the lowest and highest ratio of a single round (a round runs both back to back, so
-its ratio shows how much the machine's load moved the figures).
-Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS).
+and the lowest and highest ratio of a single round (a round runs the bare loop and every
+isolation back to back, the isolations in turn first, so its ratio shows how much the
+machine's load moved the figures).
+Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS,
+BENCH_ISOLATION).
 """
 
 from __future__ import annotations
@@ -75,23 +80,25 @@ def bare_loop(path: Path, n: int, batch: int) -> float:
     return n / elapsed
 
 
-def make_app(batch: int, concurrency: int) -> sluicegate.App:
+async def noop(event, context):
+    return None
+
+
+def make_app(batch: int, concurrency: int, isolation: str) -> sluicegate.App:
     app = sluicegate.App()
     app.queue("bench", visibility_timeout=VISIBILITY)
-
-    @app.function(timeout=10)
-    async def noop(event, context):
-        return None
-
+    app.function(timeout=10, isolation=isolation)(noop)
     window = 1 if batch > 10 else 0
     app.map("bench", noop, batch_size=batch, maximum_batching_window=window,
             scaling="fixed", maximum_concurrency=concurrency)
     return app
 
 
-async def sluicegate_drain(path: Path, n: int, batch: int, concurrency: int) -> float:
+async def sluicegate_drain(
+    path: Path, n: int, batch: int, concurrency: int, isolation: str
+) -> float:
     """Messages/s of sluicegate draining ``n`` pre-filled messages."""
-    app = make_app(batch, concurrency)
+    app = make_app(batch, concurrency, isolation)
     store = open_store(f"sqlite:///{path}")
     await store.open()
     try:
@@ -114,22 +121,30 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    isolations = os.environ.get("BENCH_ISOLATION", "module,shared").split(",")
     print(f"draining {n:,} messages, median of {rounds} interleaved rounds; "
           f"sluicegate at maximum_concurrency={concurrency}")
-    print(f"{'batch':>5} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} {'ratio':>6} "
-          f"{'per round':>11}")
+    print(f"{'batch':>5} {'isolation':>9} {'bare sqlite3 msg/s':>19} {'sluicegate msg/s':>17} "
+          f"{'ratio':>6} {'per round':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 10):
-            bare, ours = [], []
+            bare: list[float] = []
+            ours: dict[str, list[float]] = {i: [] for i in isolations}
             for r in range(rounds):
                 bare.append(bare_loop(Path(tmp) / f"bare{batch}-{r}.db", n, batch))
-                ours.append(asyncio.run(
-                    sluicegate_drain(Path(tmp) / f"sg{batch}-{r}.db", n, batch, concurrency)
-                ))
-            b, o = statistics.median(bare), statistics.median(ours)
-            ratios = [x / y for x, y in zip(ours, bare, strict=True)]
-            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-            print(f"{batch:>5} {b:>19,.0f} {o:>17,.0f} {o / b:>6.2f} {spread:>11}")
+                k = r % len(isolations)  # each isolation takes its turn first
+                for isolation in isolations[k:] + isolations[:k]:
+                    ours[isolation].append(asyncio.run(sluicegate_drain(
+                        Path(tmp) / f"sg{batch}-{r}-{isolation}.db", n, batch, concurrency,
+                        isolation,
+                    )))
+            b = statistics.median(bare)
+            for isolation, figures in ours.items():
+                o = statistics.median(figures)
+                ratios = [x / y for x, y in zip(figures, bare, strict=True)]
+                spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+                print(f"{batch:>5} {isolation:>9} {b:>19,.0f} {o:>17,.0f} {o / b:>6.2f} "
+                      f"{spread:>11}")
 
 
 if __name__ == "__main__":

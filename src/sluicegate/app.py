@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from sluicegate.core.config import (
+    DEFAULT_ISOLATION,
     DEFAULT_SCALING_CEILING,
     AccountConfig,
     FunctionConfig,
@@ -204,7 +205,7 @@ class App:
         timeout: float | timedelta = 3,
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
-        isolation: IsolationName = "thread",
+        isolation: IsolationName = DEFAULT_ISOLATION,
     ) -> Callable[[HandlerT], HandlerT]: ...
 
     def function(
@@ -216,7 +217,7 @@ class App:
         timeout: float | timedelta = 3,
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
-        isolation: IsolationName = "thread",
+        isolation: IsolationName = DEFAULT_ISOLATION,
     ) -> Any:
         """Register a handler ``handler(event, context)`` (sync or async); usable as a
         bare decorator or with settings. Returns the handler unchanged.
@@ -226,10 +227,13 @@ class App:
             timeout: seconds an invocation may run, 1-900 (default 3).
             memory_size: MB shown to the handler's context (default 128).
             reserved_concurrency: the function's own pool, carved out of the account's.
-            isolation: ``"thread"`` (default) or ``"process"``: run each invocation in an
-                execution environment (a worker process) of its own, one invocation at a
-                time, killed at its timeout. See
-                :class:`~sluicegate.core.config.FunctionConfig` for when to use it.
+            isolation: where invocations run: ``"module"`` (default), execution
+                environments in this process, each with its own instance of the handler's
+                module and of the user modules it imports, one invocation at a time as on
+                AWS; ``"process"``, environments in worker processes, killed at their
+                timeout; ``"shared"`` (formerly ``"thread"``, still accepted), one module
+                shared by every invocation. See
+                :class:`~sluicegate.core.config.FunctionConfig` for when to use which.
 
         Raises:
             ConfigError: a value out of range, a name defined twice, or reserved

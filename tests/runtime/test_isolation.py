@@ -197,10 +197,13 @@ def invoke(invoker: ProcessInvoker, event: dict[str, Any]) -> HandlerResult:
 # --------------------------------------------------------------------------- configuration
 
 
-def test_isolation_is_validated_and_defaults_to_threads() -> None:
-    assert FunctionConfig("f").isolation == "thread"
+def test_isolation_is_validated_and_defaults_to_environments_in_this_process() -> None:
+    assert FunctionConfig("f").isolation == "module"
     assert FunctionConfig("f", isolation="process").isolation == "process"
-    with pytest.raises(ConfigError, match=r"isolation='fork' is invalid: allowed 'thread' or"):
+    assert FunctionConfig("f", isolation="thread").isolation == "thread"  # the old name
+    with pytest.raises(
+        ConfigError, match=r"isolation='fork' is invalid: allowed 'module' or 'process' or"
+    ):
         FunctionConfig("f", isolation="fork")  # type: ignore[arg-type]
     app = sluicegate.App()
     app.function(isolation="process")(module_level_handler)
@@ -284,6 +287,36 @@ def test_warm_environments_are_reused_most_recent_first(invoker: ProcessInvoker)
     assert counts == list(range(counts[0], counts[0] + 5))
     assert invoker.environments <= invoker.max_workers == 2
     assert time.monotonic() - started < 5
+
+
+@needs_proc
+def test_idle_process_environments_are_reaped_and_cold_starts_reported(
+    handlers: sluicegate.App,
+) -> None:
+    function = handlers.functions["work"]
+    cold: list[int] = []
+    invoker = ProcessInvoker(
+        handler_reference(handlers, function),
+        function=function.config,
+        max_workers=2,
+        idle_timeout=0.2,
+        on_cold_start=lambda: cold.append(1),
+    )
+
+    async def main() -> tuple[int, int, int]:
+        try:
+            first = await invoker.invoke({}, invoker.new_context())
+            warm = await invoker.invoke({}, invoker.new_context())
+            await asyncio.sleep(0.3)  # idle past its timeout: reaped at the next invocation
+            cold_again = await invoker.invoke({}, invoker.new_context())
+            return first.response["pid"], warm.response["pid"], cold_again.response["pid"]
+        finally:
+            invoker.close()
+
+    first, warm, cold_again = run(main())
+    assert first == warm != cold_again
+    assert invoker.cold_starts == len(cold) == 2
+    assert reaped(first)
 
 
 def test_event_context_and_response_cross_the_process_boundary(invoker: ProcessInvoker) -> None:

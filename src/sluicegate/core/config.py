@@ -19,10 +19,13 @@ from sluicegate.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ACCOUNT_CONCURRENCY",
+    "DEFAULT_ISOLATION",
     "DEFAULT_SCALING_CEILING",
     "FIFO_MAX_BATCH_SIZE",
+    "ISOLATION_NAMES",
     "MAX_PAYLOAD_BYTES",
     "MIN_UNRESERVED_CONCURRENCY",
+    "SHARED_ISOLATION",
     "AccountConfig",
     "FunctionConfig",
     "IsolationName",
@@ -51,9 +54,17 @@ developer guide; older pages say 1,000, hence configurable)."""
 ScalingName = Literal["aws", "fixed"]
 SCALING_NAMES: tuple[str, ...] = ("aws", "fixed")
 
-IsolationName = Literal["thread", "process"]
-ISOLATION_NAMES: tuple[str, ...] = ("thread", "process")
-"""How a function's invocations are isolated from each other; see :class:`FunctionConfig`."""
+IsolationName = Literal["module", "process", "shared", "thread"]
+ISOLATION_NAMES: tuple[str, ...] = ("module", "process", "shared", "thread")
+"""How a function's invocations are isolated from each other; see :class:`FunctionConfig`.
+``"thread"`` is the former name of ``"shared"`` (the default before execution
+environments), kept so that existing Apps keep working."""
+
+DEFAULT_ISOLATION: IsolationName = "module"
+"""The isolation of a function that names none: in-process execution environments."""
+
+SHARED_ISOLATION: tuple[str, ...] = ("shared", "thread")
+"""The isolation names that share one module between concurrent invocations."""
 
 _QUEUE_NAME = re.compile(r"^(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?$")
 """SQS queue names: 1-80 characters, letters, digits, ``-`` and ``_``; a FIFO queue's name
@@ -213,30 +224,41 @@ class FunctionConfig:
         memory_size: MB reported to the handler's context, 128-10,240 (default 128).
         reserved_concurrency: the function's own pool carved out of the account's;
             ``None`` for none, ``0`` to throttle every invocation.
-        isolation: where invocations run. ``"thread"`` (default): sync handlers on worker
-            threads of the runtime's process, async handlers on its event loop; every
-            invocation shares the process's module state, and a timed-out sync handler
-            cannot be stopped (its thread runs on, its result discarded). ``"process"``:
-            each invocation runs in an execution environment of its own, a worker process
-            that imports the handler's code itself (a cold start) and runs one invocation
-            at a time, reused while warm, as on AWS; a timeout kills the process. Use it
-            for handlers that keep per-invocation state at module level (the
+        isolation: where invocations run; every kind but ``"shared"`` runs them in
+            *execution environments* as AWS does: an environment is created on demand (a
+            cold start, counted in the metrics), runs one invocation at a time, is reused
+            while warm and reaped when idle, and has its own instance of the handler's
+            module and of the user's own modules it imports, so module-level state (the
             aws-lambda-powertools ``BatchProcessor`` documented as a module-level
-            ``processor`` is one: concurrent invocations on threads mix up their
-            ``batchItemFailures``), for handlers that must really be stopped at their
-            timeout, and for CPU-bound handlers (each process has its own GIL). It needs a
-            handler the worker can import: an App loaded from a file or module path (as
-            ``sluicegate run`` does), or a module-level handler; events and responses
-            then cross a process boundary as JSON, and a cold start (0.1 s or more) comes
-            before the timeout starts, so leave the queue's visibility timeout room for
-            it. See :mod:`sluicegate.runtime.isolation`.
+            ``processor``, a connection, a cache) belongs to one invocation at a time.
+            ``"module"`` (default): environments in the runtime's process, each
+            executing the handler's module (and the user modules it imports) afresh
+            into module objects of its own; third-party and standard-library modules are
+            shared. Sync handlers run on worker threads, async ones on the event loop,
+            at the cost of shared threads. A handler that cannot be loaded afresh (a
+            closure or lambda defined in a function) is shared by the environments, one
+            invocation at a time each. A timed-out sync handler cannot be stopped (its
+            thread runs on, its result discarded): its environment is retired. See
+            :mod:`sluicegate.runtime.environments`. ``"process"``: each environment is a
+            worker process that imports the handler's code itself (a cold start of 0.1 s
+            or more); a timeout kills it. Use it for handlers that must really be
+            stopped at their timeout and for CPU-bound handlers (each process has its
+            own GIL). It needs a handler the worker can import: an App loaded from a
+            file or module path (as ``sluicegate run`` does), or a module-level handler;
+            events and responses cross a process boundary as JSON, several times slower
+            per invocation, and a cold start comes before the timeout starts, so leave
+            the queue's visibility timeout room for it. See
+            :mod:`sluicegate.runtime.isolation`. ``"shared"`` (formerly ``"thread"``,
+            still accepted): no environments; every invocation shares the one module
+            and runs as soon as the function's concurrency allows, slightly faster, for
+            handlers that keep no per-invocation state at module level.
     """
 
     name: str
     timeout: float = 3
     memory_size: int = 128
     reserved_concurrency: int | None = None
-    isolation: IsolationName = "thread"
+    isolation: IsolationName = DEFAULT_ISOLATION
 
     def __post_init__(self) -> None:
         ctx = f"function {self.name!r}"

@@ -32,7 +32,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
-from sluicegate.core.config import MappingConfig, QueueConfig, effective_visibility_timeout
+from sluicegate.core.config import (
+    SHARED_ISOLATION,
+    MappingConfig,
+    QueueConfig,
+    effective_visibility_timeout,
+)
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import exception_outcome, invocation_outcome
@@ -41,6 +46,7 @@ from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
 from sluicegate.errors import StoreError, StoreUnavailable
+from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import (
     LambdaContext,
     aws_identity,
@@ -629,20 +635,37 @@ class Runtime:
         return limits
 
     def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
-        """The invoker of ``function``: threads, or execution environments (processes)."""
-        if function.config.isolation == "process":
+        """The invoker of ``function``: execution environments in this process (the
+        default) or in worker processes, or one shared module (``"shared"``)."""
+        isolation = function.config.isolation
+        if isolation in SHARED_ISOLATION:
+            return Invoker(
+                function.handler, function=function.config,
+                max_workers=self._workers_for(function),
+            )
+        names = [m.name for m in self.app.mappings if m.function == function.name]
+        names += [m.name for m in self.app.stream_mappings if m.function == function.name]
+        mapping = names[0] if len(names) == 1 else None
+        metrics = self.metrics
+
+        def cold_started() -> None:
+            metrics.cold_started(mapping)
+
+        if isolation == "process":
             return ProcessInvoker(
                 handler_reference(self.app, function),
                 function=function.config,
                 max_workers=self._workers_for(function),
+                on_cold_start=cold_started,
             )
-        return Invoker(
-            function.handler, function=function.config, max_workers=self._workers_for(function)
+        return ModuleInvoker(
+            function.handler, function=function.config,
+            max_workers=self._workers_for(function), on_cold_start=cold_started,
         )
 
     def _workers_for(self, function: Function) -> int:
-        """Threads for a sync handler, or execution environments for a function with
-        process isolation: as many as the function can run at once."""
+        """Execution environments (and threads for a sync handler): as many as the
+        function can run at once."""
         bound = self.app.account.concurrency_limit
         if function.config.reserved_concurrency is not None:
             bound = min(bound, function.config.reserved_concurrency)

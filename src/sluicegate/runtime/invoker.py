@@ -189,17 +189,19 @@ _RETURNED, _RAISED, _AWAITABLE = range(3)
 class _WorkItem:
     """One sync handler call, and its way back to the event loop."""
 
-    __slots__ = ("args", "context", "future", "handler", "loop", "state", "zombie")
+    __slots__ = ("args", "context", "future", "handler", "loop", "raw", "state", "zombie")
 
     def __init__(
         self,
-        handler: Handler,
-        args: tuple[Any, Any],
+        handler: Callable[..., Any],
+        args: tuple[Any, ...],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[tuple[int, Any]],
+        raw: bool = False,
     ) -> None:
         self.handler = handler
         self.args = args
+        self.raw = raw  # the return value is passed on as is, not as a handler response
         self.context = contextvars.copy_context()
         self.loop = loop
         self.future = future
@@ -214,7 +216,9 @@ class _WorkItem:
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: a function error
             outcome = (_RAISED, exc)
         else:
-            if inspect.isawaitable(value):
+            if self.raw:
+                outcome = (_RETURNED, value)
+            elif inspect.isawaitable(value):
                 outcome = (_AWAITABLE, value)
             else:
                 outcome = (_RETURNED, marshal_response(value))
@@ -499,16 +503,39 @@ class Invoker:
         if self._closed:
             raise RuntimeError(f"invoker of {self.function.name!r} is closed")
         if self.is_async:
-            return await self._invoke_async(event, context)
-        return await self._invoke_sync(event, context)
+            return await self._invoke_async(self.handler, event, context)
+        return await self._invoke_sync(self.handler, event, context)
 
-    async def _invoke_async(self, event: Any, context: Any) -> HandlerResult:
+    async def _call_in_thread(self, fn: Callable[[], Any], timeout: float) -> Any:
+        """Call ``fn()`` on a worker thread and return what it returns (for work that is
+        not an invocation, such as an execution environment's init).
+
+        Raises:
+            TimeoutError: ``fn`` ran past ``timeout`` seconds; its thread runs on as a
+                zombie, its result discarded.
+            BaseException: whatever ``fn`` raised.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        item = _WorkItem(fn, (), loop, future, raw=True)
+        self._pool.submit(item)
+        try:
+            async with asyncio.timeout(timeout):
+                kind, value = await future
+        except BaseException:
+            self._pool.abandon(item)
+            raise
+        if kind == _RAISED:
+            raise value
+        return value
+
+    async def _invoke_async(self, handler: Handler, event: Any, context: Any) -> HandlerResult:
         clock = self.clock
         start = clock()
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
-                value = self.handler(event, context)
+                value = handler(event, context)
                 if inspect.isawaitable(value):
                     value = await value
         except asyncio.CancelledError as exc:
@@ -528,12 +555,12 @@ class Invoker:
         response, marshal_error = marshal_response(value)
         return self._returned(response, marshal_error, context, clock() - start)
 
-    async def _invoke_sync(self, event: Any, context: Any) -> HandlerResult:
+    async def _invoke_sync(self, handler: Handler, event: Any, context: Any) -> HandlerResult:
         clock = self.clock
         start = clock()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        item = _WorkItem(self.handler, (event, context), loop, future)
+        item = _WorkItem(handler, (event, context), loop, future)
         self._pool.submit(item)
         deadline = asyncio.timeout(self.timeout)
         try:

@@ -1,4 +1,4 @@
-"""Process isolation: invocations in execution environments of their own.
+"""Process isolation (``isolation="process"``): execution environments as worker processes.
 
 A :class:`ProcessInvoker` runs a function's invocations in worker processes, each one an
 *execution environment* as Lambda has them:
@@ -10,7 +10,11 @@ A :class:`ProcessInvoker` runs a function's invocations in worker processes, eac
   new process imports the handler's code itself (:func:`load_app` of the App's source, or
   the handler's module) before its first invocation;
 - an environment is reused while warm, the most recently used first (LIFO), so a steady
-  load keeps the same few environments warm and the others idle;
+  load keeps the same few environments warm and the others idle; one idle for
+  :data:`~sluicegate.runtime.environments.ENVIRONMENT_IDLE_TIMEOUT` seconds is ended
+  (checked whenever an invocation takes an environment). This bookkeeping is
+  :class:`~sluicegate.runtime.environments.EnvironmentPool`, shared with the default
+  in-process environments;
 - an invocation that outlives its timeout has its process killed (``SIGKILL``): the
   handler really stops, unlike a thread; the slot is free at once and the next invocation
   starts a new environment;
@@ -80,7 +84,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
-import contextlib
 import importlib
 import importlib.machinery
 import inspect
@@ -108,6 +111,12 @@ from typing import Any, Final, Literal
 from sluicegate.app import App, Function
 from sluicegate.core.config import FunctionConfig
 from sluicegate.errors import ConfigError
+from sluicegate.runtime.environments import (
+    ENVIRONMENT_IDLE_TIMEOUT,
+    INIT_TIMEOUT,
+    Environment,
+    EnvironmentPool,
+)
 from sluicegate.runtime.events import FUNCTION_VERSION, LambdaContext, function_arn
 from sluicegate.runtime.invoker import (
     HANDLER_LOGGER_NAME,
@@ -128,10 +137,6 @@ __all__ = [
 START_METHOD: Final = "spawn"
 """The :mod:`multiprocessing` start method of execution environments (see the module
 docstring for why not ``fork`` or ``forkserver``)."""
-
-INIT_TIMEOUT = 10.0
-"""Seconds an environment may take to start and import the handler's code (Lambda's init
-phase limit). A slower start is killed and fails the invocation then waiting for it."""
 
 CLOSE_TIMEOUT = 5.0
 """Seconds :meth:`ProcessInvoker.close` with ``wait=True`` gives idle environments to exit
@@ -526,12 +531,13 @@ def _run_invocation(
 # --------------------------------------------------------------------------- runtime side
 
 
-class _Environment:
+class _Environment(Environment):
     """The parent's handle on one execution environment."""
 
-    __slots__ = ("buffer", "channel", "init_deadline", "loop", "process", "ready", "retired")
+    __slots__ = ("buffer", "channel", "init_deadline", "loop", "process", "ready")
 
     def __init__(self, process: multiprocessing.process.BaseProcess, channel: socket.socket):
+        super().__init__()
         self.process = process
         self.channel = channel
         #: Bytes received and not yet parsed (a read cut short keeps its part here).
@@ -542,11 +548,13 @@ class _Environment:
         self.ready = False
         #: ``time.monotonic()`` by which the cold start must be over (:data:`INIT_TIMEOUT`).
         self.init_deadline = time.monotonic() + INIT_TIMEOUT
-        self.retired = False
 
     @property
     def alive(self) -> bool:
         return self.process.exitcode is None
+
+    def usable(self) -> bool:
+        return self.alive
 
 
 _open_invokers: weakref.WeakSet[ProcessInvoker] = weakref.WeakSet()
@@ -582,6 +590,8 @@ class ProcessInvoker:
         timeout: seconds an invocation may run, overriding ``function.timeout`` (which
             cannot go below 1 s); for tests and callers that need a tighter limit.
         clock: monotonic clock in seconds, for durations measured in this process.
+        idle_timeout: seconds an idle environment stays warm before its process ends.
+        on_cold_start: called after each environment is started (metrics).
 
     Raises:
         ConfigError: ``max_workers`` below 1 or a ``timeout`` that is not a positive number.
@@ -595,6 +605,8 @@ class ProcessInvoker:
         max_workers: int,
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        idle_timeout: float = ENVIRONMENT_IDLE_TIMEOUT,
+        on_cold_start: Callable[[], None] | None = None,
     ) -> None:
         _check_workers(max_workers)
         if timeout is not None and (
@@ -608,13 +620,16 @@ class ProcessInvoker:
         self.timeout: float = float(function.timeout if timeout is None else timeout)
         self.clock = clock
         self._mp = multiprocessing.get_context(START_METHOD)
-        self._limit = max_workers
-        self._environments: set[_Environment] = set()
-        self._idle: list[_Environment] = []  # a stack: the warmest last
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.pool: EnvironmentPool[_Environment] = EnvironmentPool(
+            self._start,
+            self._end,
+            limit=max_workers,
+            idle_timeout=idle_timeout,
+            on_cold_start=on_cold_start,
+            name=function.name,
+        )
         self._dying: dict[multiprocessing.process.BaseProcess, asyncio.AbstractEventLoop | None] = {}
         self._closed = False
-        self._cold_starts = 0
         self._names = itertools.count(1)
         self._arn: str | None = None
         _open_invokers.add(self)
@@ -622,24 +637,24 @@ class ProcessInvoker:
     def __repr__(self) -> str:
         return (
             f"<ProcessInvoker {self.function.name} {self.reference} "
-            f"timeout={self.timeout:g}s environments={len(self._environments)}>"
+            f"timeout={self.timeout:g}s environments={self.pool.live}>"
         )
 
     # ------------------------------------------------------------------ capacity
     @property
     def max_workers(self) -> int:
         """Most execution environments alive at once."""
-        return self._limit
+        return self.pool.limit
 
     @property
     def environments(self) -> int:
         """Execution environments alive now: starting, busy or idle."""
-        return len(self._environments)
+        return self.pool.live
 
     @property
     def cold_starts(self) -> int:
         """Environments started so far."""
-        return self._cold_starts
+        return self.pool.cold_starts
 
     def resize(self, max_workers: int) -> None:
         """Change the number of environments that may be alive at once.
@@ -652,10 +667,7 @@ class ProcessInvoker:
             ConfigError: ``max_workers`` below 1.
         """
         _check_workers(max_workers)
-        self._limit = max_workers
-        while len(self._environments) > self._limit and self._idle:
-            self._retire(self._idle[0])
-        self._wake()
+        self.pool.resize(max_workers)
 
     # ------------------------------------------------------------------ closing
     def close(self, wait: bool = True, timeout: float | None = None) -> None:
@@ -674,25 +686,18 @@ class ProcessInvoker:
         """
         self._closed = True
         _open_invokers.discard(self)
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                with contextlib.suppress(RuntimeError):  # a waiter of a closed loop
-                    waiter.set_exception(
-                        RuntimeError(f"invoker of {self.function.name!r} is closed")
-                    )
-        idle = set(self._idle)
-        self._idle.clear()
+        idle, busy = self.pool.close()
         leaving: list[_Environment] = []
-        for env in list(self._environments):
-            if env in idle:
-                if wait and env.ready:
-                    env.retired = True
-                    env.channel.close()  # end-of-file: the environment returns and exits
-                    leaving.append(env)
-                else:
-                    self._retire(env)
-            elif env.loop is not None and not env.loop.is_closed():
+        for env in idle:
+            if wait and env.ready:
+                env.retired = True
+                env.channel.close()  # end-of-file: the environment returns and exits
+                leaving.append(env)
+            else:
+                env.retired = True
+                self._end(env)
+        for env in busy:
+            if env.loop is not None and not env.loop.is_closed():
                 # An invocation awaits this channel: kill and reap the process; the
                 # invocation sees end-of-file, ends as a function error and closes the
                 # channel and the process object.
@@ -700,8 +705,8 @@ class ProcessInvoker:
                     env.process.kill()
                     env.process.join(REAP_TIMEOUT)
             else:
-                self._retire(env)
-        self._environments.clear()
+                env.retired = True
+                self._end(env)
         if leaving:
             deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
             multiprocessing.connection.wait(
@@ -841,29 +846,15 @@ class ProcessInvoker:
     # ------------------------------------------------------------------ environments
     async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Environment:
         """An environment for one invocation: the warmest idle one, else a new one when
-        below ``max_workers``, else the next to be released."""
-        while True:
-            if self._closed:
-                raise RuntimeError(f"invoker of {self.function.name!r} is closed")
-            self._reap_dead()
-            while self._idle:
-                env = self._idle.pop()
-                if env.alive:
-                    return env
-                self._retire(env)  # died while idle
-            if len(self._environments) < self._limit:
-                return self._start()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # pass the wake-up this task got on to the next waiter
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        below ``max_workers``, else the next to be released (see
+        :class:`~sluicegate.runtime.environments.EnvironmentPool`)."""
+        if self._closed:
+            raise RuntimeError(f"invoker of {self.function.name!r} is closed")
+        self._reap_dead()
+        env = self.pool.try_acquire()
+        if env is None:
+            env = await self.pool.acquire(loop)
+        return env
 
     def _start(self) -> _Environment:
         """Start a new environment (a cold start); its readiness is awaited separately.
@@ -892,10 +883,7 @@ class ProcessInvoker:
         finally:
             child_end.close()  # the child has its own copy now
         parent_end.setblocking(False)
-        env = _Environment(process, parent_end)
-        self._environments.add(env)
-        self._cold_starts += 1
-        return env
+        return _Environment(process, parent_end)
 
     async def _await_ready(self, env: _Environment, request_id: str) -> HandlerResult | None:
         """Wait for ``env``'s cold start to end; a failed one ends the invocation.
@@ -969,11 +957,7 @@ class ProcessInvoker:
         if env.retired:
             return
         env.loop = None
-        if self._closed or len(self._environments) > self._limit:
-            self._retire(env)
-            return
-        self._idle.append(env)
-        self._wake()
+        self.pool.release(env)
 
     def _retire(self, env: _Environment) -> None:
         """Kill an environment and free its slot at once; the process is reaped later.
@@ -981,12 +965,10 @@ class ProcessInvoker:
         Call it only when no invocation awaits the environment's channel (its reader
         must not stay registered on a closed socket). Idempotent.
         """
-        if env.retired:
-            return
-        env.retired = True
-        self._environments.discard(env)
-        if env in self._idle:
-            self._idle.remove(env)
+        self.pool.retire(env)
+
+    def _end(self, env: _Environment) -> None:
+        """The pool retired ``env``: kill its process (reaped later), close its channel."""
         process = env.process
         if process.exitcode is None:
             process.kill()
@@ -1002,7 +984,6 @@ class ProcessInvoker:
             if loop is not None:
                 loop.add_reader(process.sentinel, self._on_exit, process, loop)
             self._dying[process] = loop
-        self._wake()
 
     def _on_exit(
         self, process: multiprocessing.process.BaseProcess, loop: asyncio.AbstractEventLoop
@@ -1026,16 +1007,6 @@ class ProcessInvoker:
             if (loop is None or loop.is_closed()) and process.exitcode is not None:
                 self._dying.pop(process, None)
                 process.close()
-
-    def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                try:
-                    waiter.set_result(None)
-                except RuntimeError:  # its event loop is closed: nobody waits any more
-                    continue
-                return
 
     async def _read_frame(
         self, loop: asyncio.AbstractEventLoop, env: _Environment

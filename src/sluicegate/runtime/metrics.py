@@ -77,6 +77,9 @@ class MetricsSecond:
         iterator_age_ms: stream mappings: the largest IteratorAge of the batches invoked
             in the second (milliseconds from a batch's last record's arrival to its
             invocation); ``None`` when none was (AWS emits none while idle).
+        cold_starts: execution environments started in the second for the mapping's
+            function (the simulator's ``cold_starts``); a function feeding several
+            mappings counts its cold starts in the aggregate only.
     """
 
     mapping: str
@@ -95,6 +98,7 @@ class MetricsSecond:
     oldest_age: float | None = None
     concurrency_limit: int | None = None
     iterator_age_ms: float | None = None
+    cold_starts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,7 @@ class MetricsTotals:
         messages_dead_lettered: sums over every second, the current one included.
         peak_concurrency: most invocations in flight at once, ever.
         duration_total: seconds spent in finished invocations.
+        cold_starts: execution environments started (see :class:`MetricsSecond`).
     """
 
     mapping: str
@@ -118,6 +123,7 @@ class MetricsTotals:
     messages_dead_lettered: int = 0
     peak_concurrency: int = 0
     duration_total: float = 0.0
+    cold_starts: int = 0
 
     @property
     def duration_mean(self) -> float | None:
@@ -140,6 +146,7 @@ class _Series:
 
     __slots__ = (
         "active",
+        "cold_starts",
         "concurrency_limit",
         "dead_lettered",
         "deleted",
@@ -154,6 +161,7 @@ class _Series:
         "peak",
         "received",
         "throttles",
+        "total_cold_starts",
         "total_dead_lettered",
         "total_deleted",
         "total_duration",
@@ -176,12 +184,13 @@ class _Series:
         self.total_invocations = self.total_errors = self.total_throttles = 0
         self.total_received = self.total_deleted = self.total_dead_lettered = 0
         self.total_peak = 0
+        self.total_cold_starts = 0
         self.total_duration = 0.0
         self._reset()
 
     def _reset(self) -> None:
         self.invocations = self.errors = self.throttles = 0
-        self.received = self.deleted = self.dead_lettered = 0
+        self.received = self.deleted = self.dead_lettered = self.cold_starts = 0
         self.iterator_age_ms: float | None = None
         self.peak = self.active
         self.durations: list[float] = []
@@ -210,6 +219,7 @@ class _Series:
             oldest_age=self.oldest_age,
             concurrency_limit=self.concurrency_limit,
             iterator_age_ms=self.iterator_age_ms,
+            cold_starts=self.cold_starts,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -229,6 +239,7 @@ class _Series:
             messages_dead_lettered=self.total_dead_lettered,
             peak_concurrency=self.total_peak,
             duration_total=self.total_duration,
+            cold_starts=self.total_cold_starts,
         )
 
 
@@ -392,6 +403,16 @@ class Metrics:
             current = series.iterator_age_ms
             if current is None or age_ms > current:
                 series.iterator_age_ms = age_ms
+
+    def cold_started(self, mapping: str | None, count: int = 1) -> None:
+        """``count`` execution environments were started for ``mapping``'s function;
+        ``None`` counts them in the aggregate only (a function with several mappings)."""
+        if mapping is not None:
+            self._add(mapping, "cold_starts", count)
+            return
+        self._now()
+        self._all.cold_starts += count
+        self._all.total_cold_starts += count
 
     def dead_lettered(self, mapping: str, count: int) -> None:
         """``count`` messages of the mapping's queue moved to its dead-letter queue."""
