@@ -953,8 +953,9 @@ class AppHarness:
 
     def _mappings_outside_loop(self) -> frozenset[str]:
         """Mappings whose handler runs outside the event loop: sync handlers (threads)
-        and any handler not on the default thread isolation (processes, and any other
-        execution environment), during whose invocations the clock must not jump."""
+        and any handler in worker processes (``isolation="process"``), during whose
+        invocations the clock must not jump. Async handlers of the in-process isolations
+        run on the loop, on virtual time."""
         outside = set()
         configs: list[MappingConfig | StreamMappingConfig] = [
             *self.app.mappings, *self.app.stream_mappings
@@ -965,7 +966,7 @@ class AppHarness:
             on_loop = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
                 getattr(handler, "__call__", None)  # noqa: B004 - a coroutine __call__
             )
-            if not on_loop or function.config.isolation != "thread":
+            if not on_loop or function.config.isolation == "process":
                 outside.add(config.name)
         return frozenset(outside)
 
