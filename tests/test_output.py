@@ -256,7 +256,8 @@ def test_one_message_is_a_message(tmp_path: Path, store_url: str,
 def test_print_summary_of_one_message() -> None:
     from sluicegate.runtime.driver import MappingSummary, RunSummary
 
-    summary = RunSummary(elapsed=1.0, dead_lettered=0, stopped_by="queues empty", mappings=(
+    summary = RunSummary(elapsed=1.0, dead_lettered=0, stopped_by="queues empty",
+                         cold_starts=1, mappings=(
         MappingSummary(name="q->f", invocations=1, errors=1, throttles=1, messages_deleted=1,
                        peak_concurrency=1, maximum_concurrency=None),))
     out = io.StringIO()
@@ -264,6 +265,7 @@ def test_print_summary_of_one_message() -> None:
         summary, out)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("processed 1 message in 1.0s")
+    assert lines[0].endswith("dead-lettered 0, 1 cold start; stopped: queues empty")
     assert lines[1] == ("  q->f: 1 invocation, 1 error, 1 throttle, peak concurrency 1 batch "
                         "(maximum_concurrency none)")
 

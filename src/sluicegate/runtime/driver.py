@@ -128,6 +128,8 @@ class RunSummary:
     period: their messages were not deleted and reappear after their visibility timeout."""
     abandoned_by: str = ""
     """What abandoned them: the second signal (``signal SIGTERM``) or ``grace period``."""
+    cold_starts: int = 0
+    """Execution environments started during the run (cold starts), every function's."""
 
     @property
     def processed(self) -> int:
@@ -774,6 +776,7 @@ class Runtime:
             stopped_by=self._stop_reason or "stopped",
             abandoned=self._abandoned,
             abandoned_by=self._abandoned_by,
+            cold_starts=self.metrics.totals().cold_starts,
         )
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

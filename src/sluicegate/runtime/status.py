@@ -129,13 +129,13 @@ class StatusReporter:
         return fit(table, console.width, console)
 
     def print_summary(self, summary: RunSummary, stream: TextIO | None = None) -> None:
-        """The closing lines: processed, dead-lettered, peak concurrency against the cap,
-        throughput."""
+        """The closing lines: processed, dead-lettered, execution environments started
+        (cold starts), peak concurrency against the cap, throughput."""
         out = stream or sys.stdout
         print(
             f"processed {plural(summary.processed, 'message')} in {summary.elapsed:.1f}s "
-            f"({summary.throughput:,.0f}/s), dead-lettered {summary.dead_lettered}; "
-            f"stopped: {summary.stopped_by}",
+            f"({summary.throughput:,.0f}/s), dead-lettered {summary.dead_lettered}, "
+            f"{plural(summary.cold_starts, 'cold start')}; stopped: {summary.stopped_by}",
             file=out,
         )
         for m in summary.mappings:
