@@ -22,6 +22,7 @@ from sluicegate.runtime.invoker import (
     HandlerResult,
     Invoker,
     describe_exception,
+    MAX_RESPONSE_BYTES,
     marshal_response,
 )
 
@@ -216,6 +217,30 @@ def test_marshal_response_follows_the_aws_runtime() -> None:
     loop.append(loop)
     response, error = marshal_response(loop)
     assert response is None and "Circular reference" in error
+
+
+def test_a_response_above_6_mb_fails_the_invocation() -> None:
+    """As Lambda's Function.ResponseSizeTooLarge: a batch whose handler returned too much
+    is not deleted (it was, as a success, when the size went unchecked)."""
+    just = "x" * (MAX_RESPONSE_BYTES - 2)  # with its quotes, exactly the limit
+    assert marshal_response(just) == (just, "")
+    for value, size in [
+        (just + "x", MAX_RESPONSE_BYTES + 1),
+        ("\x00" * (MAX_RESPONSE_BYTES // 6 + 1), (MAX_RESPONSE_BYTES // 6 + 1) * 6 + 2),
+        (b"{" + b" " * MAX_RESPONSE_BYTES + b"}", MAX_RESPONSE_BYTES + 2),
+        ({"items": [just]}, MAX_RESPONSE_BYTES + 13),
+    ]:
+        response, error = marshal_response(value)
+        assert response is None
+        assert error == (
+            f"Function.ResponseSizeTooLarge: Response payload size ({size} bytes) exceeded "
+            f"maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)"
+        )
+    result = asyncio.run(
+        Invoker(lambda event, context: {"items": [just]}, function=FUNCTION, max_workers=1)
+        .invoke({}, None)
+    )
+    assert result.invalid_json and result.function_error
 
 
 # --------------------------------------------------------------------------- timeouts

@@ -52,6 +52,7 @@ from sluicegate.runtime.events import LambdaContext
 __all__ = [
     "HANDLER_LOGGER_NAME",
     "MAX_ERROR_TEXT",
+    "MAX_RESPONSE_BYTES",
     "HandlerResult",
     "Invoker",
     "describe_exception",
@@ -64,6 +65,10 @@ unserializable responses) at ERROR level."""
 
 MAX_ERROR_TEXT = 1000
 """Longest ``HandlerResult.error_text`` in characters; longer descriptions are cut."""
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+"""Largest response of a synchronous invocation, in bytes of JSON (Lambda's 6 MB payload
+limit; event source mappings invoke synchronously). A larger one fails the invocation."""
 
 _log = logging.getLogger(HANDLER_LOGGER_NAME)
 
@@ -81,8 +86,9 @@ class HandlerResult:
     Attributes:
         response: the handler's return value after a JSON round trip (what Lambda's
             caller would see); ``None`` when the invocation failed.
-        invalid_json: the return value could not be serialized (Lambda's
-            ``Runtime.MarshalError``, a function error).
+        invalid_json: the return value could not be returned: not serializable
+            (Lambda's ``Runtime.MarshalError``) or its JSON above 6 MB
+            (``Function.ResponseSizeTooLarge``); a function error either way.
         error: the exception the handler raised, if any (``SystemExit`` included: a
             handler calling ``sys.exit`` is a function error, as Lambda's
             ``Runtime.ExitError``).
@@ -143,6 +149,13 @@ _ENCODER = json.JSONEncoder(default=_encode_default)
 _SCALARS = (str, int, float, bool)
 
 
+def _too_large(size: int) -> tuple[None, str]:
+    return None, (
+        f"Function.ResponseSizeTooLarge: Response payload size ({size} bytes) exceeded "
+        f"maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)"
+    )
+
+
 def marshal_response(value: Any) -> tuple[Any, str]:
     """Round-trip a handler's return value through JSON, as the AWS runtime returns it.
 
@@ -150,14 +163,24 @@ def marshal_response(value: Any) -> tuple[Any, str]:
         value: what the handler returned.
 
     Returns:
-        ``(response, error_text)``: the decoded JSON and ``""``, or ``(None,
+        ``(response, error_text)``: the decoded JSON and ``""``; or ``(None,
         "Runtime.MarshalError: Unable to marshal response: ...")`` when the value cannot be
-        serialized. ``bytes`` are returned as parsed JSON when they hold JSON, unchanged
-        otherwise (the AWS runtime passes bytes through without serializing them).
+        serialized, or ``(None, "Function.ResponseSizeTooLarge: ...")`` when its JSON is
+        above :data:`MAX_RESPONSE_BYTES` (both fail the invocation, as on AWS). ``bytes``
+        are returned as parsed JSON when they hold JSON, unchanged otherwise (the AWS
+        runtime passes bytes through without serializing them).
     """
     if value is None or type(value) in _SCALARS:
+        # A str's JSON is at most 6 bytes per character (\uXXXX escapes): only a long
+        # one is measured.
+        if type(value) is str and len(value) * 6 > MAX_RESPONSE_BYTES:
+            size = len(_ENCODER.encode(value))
+            if size > MAX_RESPONSE_BYTES:
+                return _too_large(size)
         return value, ""
     if isinstance(value, (bytes, bytearray)):
+        if len(value) > MAX_RESPONSE_BYTES:
+            return _too_large(len(value))
         try:
             return json.loads(value), ""
         except ValueError:
@@ -167,6 +190,8 @@ def marshal_response(value: Any) -> tuple[Any, str]:
     except Exception as exc:  # noqa: BLE001 - any failure to encode is a MarshalError
         detail = describe_exception(exc) if not isinstance(exc, TypeError) else str(exc)
         return None, f"Runtime.MarshalError: Unable to marshal response: {detail}"
+    if len(text) > MAX_RESPONSE_BYTES:  # ASCII (ensure_ascii): characters are bytes
+        return _too_large(len(text))
     return json.loads(text), ""
 
 
