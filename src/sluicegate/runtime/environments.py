@@ -124,6 +124,7 @@ __all__ = [
     "EnvironmentPool",
     "ModuleInvoker",
     "is_user_module",
+    "lookup_attribute",
 ]
 
 ENVIRONMENT_IDLE_TIMEOUT = 600.0
@@ -607,7 +608,7 @@ def _handler_location(handler: Any) -> tuple[str, str] | None:
     module = sys.modules[module_name]
     qualname = getattr(handler, "__qualname__", None)
     if isinstance(qualname, str) and "<" not in qualname:
-        if _lookup(module, qualname) is handler:
+        if lookup_attribute(module, qualname) is handler:
             return module_name, qualname
     for attr, value in list(vars(module).items()):  # an instance, a bound method
         if value is handler and not attr.startswith("__"):
@@ -615,7 +616,8 @@ def _handler_location(handler: Any) -> tuple[str, str] | None:
     return None
 
 
-def _lookup(module: Any, path: str) -> Any:
+def lookup_attribute(module: Any, path: str) -> Any:
+    """``module``'s attribute at the dotted ``path`` (a qualified name), or ``None``."""
     found = module
     for part in path.split("."):
         found = getattr(found, part, None)
@@ -788,7 +790,7 @@ class ModuleInvoker(Invoker):
 
         def init() -> Any:
             with modules.lock:
-                return _lookup(modules.load(module_name), attr)
+                return lookup_attribute(modules.load(module_name), attr)
 
         try:
             if self.is_async:

@@ -116,6 +116,7 @@ from sluicegate.runtime.environments import (
     INIT_TIMEOUT,
     Environment,
     EnvironmentPool,
+    lookup_attribute,
 )
 from sluicegate.runtime.events import FUNCTION_VERSION, LambdaContext, function_arn
 from sluicegate.runtime.invoker import (
@@ -251,7 +252,7 @@ def handler_reference(app: App, function: Function) -> HandlerReference:
         and isinstance(qualname, str)
         and "<" not in qualname  # "<locals>", "<lambda>"
         and _importable_module(module_name)
-        and _lookup(sys.modules[module_name], qualname) is handler
+        and lookup_attribute(sys.modules[module_name], qualname) is handler
     ):
         return HandlerReference("import", module_name, qualname)
     raise ConfigError(
@@ -283,15 +284,6 @@ def _importable_module(name: str) -> bool:
     if top in sys.builtin_module_names:
         return True
     return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
-
-
-def _lookup(module: Any, qualname: str) -> Any:
-    found = module
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-        if found is None:
-            return None
-    return found
 
 
 # --------------------------------------------------------------------------- errors
