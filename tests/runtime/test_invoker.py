@@ -19,10 +19,10 @@ from sluicegate.errors import ConfigError
 from sluicegate.runtime.events import LambdaContext
 from sluicegate.runtime.invoker import (
     HANDLER_LOGGER_NAME,
+    MAX_RESPONSE_BYTES,
     HandlerResult,
     Invoker,
     describe_exception,
-    MAX_RESPONSE_BYTES,
     marshal_response,
 )
 
