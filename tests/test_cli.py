@@ -165,11 +165,16 @@ def test_kill_9_mid_batch_loses_nothing(app_file, store_url, tmp_path):
     first = _processed_lines(log)
     assert 0 < len(set(first)) < n, "the worker must be killed mid-run"
 
+    started = time.monotonic()
     again = _sluicegate("run", str(app_file), "--store", store_url, "--until-empty",
                         "--status", "none", env=env)
     _out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert set(_processed_lines(log)) == set(range(n))
+    # The killed worker's leases are released as soon as the new one sees its process is
+    # gone, not when they expire (the default lease ttl, 30 s).
+    assert time.monotonic() - started < 20, err
+    assert "exited without giving its leases back; released them" in err
 
 
 @pytest.mark.slow

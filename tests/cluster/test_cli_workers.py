@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,38 @@ def _queue_app(tmp_path: Path) -> str:
         "@app.function\ndef f(event, context):\n    return None\napp.map('q', f)\n"
     )
     return str(app)
+
+
+def test_a_starting_worker_releases_the_leases_of_workers_whose_process_is_gone(
+        tmp_path: Path) -> None:
+    """A worker of this machine and pid namespace whose process no longer exists (killed
+    with kill -9) has its leases released when another starts, instead of after the ttl;
+    a live process's, and one of another pid space (another container), are left alone."""
+    import subprocess
+    import sys
+
+    from sluicegate.cluster.coordinator import pid_space
+    from sluicegate.store.coordination import LeaseClaim
+
+    space = pid_space()
+    if space is None:
+        pytest.skip("no /proc: pids cannot be judged here")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process (until the system reuses it)
+
+    async def scenario() -> dict[str, list[str]]:
+        async with SqliteStore(tmp_path / "s.db") as store:
+            workers = {"dead": (dead.pid, space), "alive": (os.getpid(), space),
+                       "elsewhere": (dead.pid, "another-boot:pid:[1]")}
+            for worker, (pid, where) in workers.items():
+                await store.register_worker(worker, {"worker": worker, "pid": pid,
+                                                     "pid_space": where}, ttl=30)
+                await store.claim_leases(worker, [LeaseClaim("mapping:m", 2, 6, 0)], ttl=30)
+            cluster = Cluster(store, worker_id="new", lease_ttl=30)
+            await cluster._reap_gone_workers()
+            holders = [h.holder for h in await store.lease_holders("mapping:m")]
+            registered = [str(w["worker"]) for w in await store.list_workers()]
+            return {"holders": holders, "registered": registered}
+
+    assert asyncio.run(scenario()) == {"holders": ["alive", "elsewhere"],
+                                       "registered": ["alive", "elsewhere"]}

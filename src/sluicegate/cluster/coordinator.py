@@ -92,6 +92,37 @@ def scale_state(mapping: str) -> str:
     return f"scale:{mapping}"
 
 
+REAP_INTERVAL = 5.0
+"""Seconds between two looks for workers of this machine whose process is gone (besides
+the one at start): see :meth:`Cluster._reap_gone_workers`."""
+
+
+def pid_space() -> str | None:
+    """Where a pid names one process: this boot of the machine and this pid namespace
+    (``boot_id:pid:[inode]``), or ``None`` where that cannot be told (no ``/proc``).
+    Two workers with the same value can judge whether the other's process exists."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}:{namespace}"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie still does; so does another user's)."""
+    if pid <= 0:
+        return True  # not a pid to judge: never reap on it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, as someone else's
+    return True
+
+
 def default_worker_id() -> str:
     """``host:pid:random``: unique per process, readable in ``sluicegate workers``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -244,6 +275,7 @@ class Cluster:
         turn whatever happens to the cancellation."""
         self._wakeup = asyncio.Event()
         self.started = time.time()
+        self._pid_space = pid_space()
 
     # ------------------------------------------------------------------ building
     def new_pool(self, app: App) -> ClusterPool:
@@ -342,17 +374,53 @@ class Cluster:
         # Two rounds: the pool's leases want what the mappings' leases held at the round
         # before (nothing, at the first), and the registry shows the round before's
         # shares; after the second, the mappings start with every share in place.
+        await self._reap_gone_workers()
         await self.sync()
         await self.sync()
 
+    async def _reap_gone_workers(self) -> None:
+        """Release the leases of workers whose process is gone (killed with ``kill -9``,
+        say) and whose pid this process can judge: same machine boot, same pid namespace
+        (:func:`pid_space`). Their slots and shards then come back now instead of when
+        their leases expire, so a worker restarted after a crash does not wait out the
+        ttl. A pid that exists (even one the system gave to another process since) is
+        left alone, as is every worker of another machine or container: those still
+        wait for their leases to expire. Store errors are logged and left to the ttl."""
+        space = self._pid_space
+        if space is None:
+            return
+        try:
+            gone = [
+                info for info in await self.store.list_workers()
+                if info.get("worker") != self.worker_id and info.get("pid_space") == space
+                and isinstance(info.get("pid"), int) and not _process_exists(info["pid"])
+            ]
+            if not gone:
+                return
+            ids = {str(info["worker"]) for info in gone}
+            for name in await self.store.lease_names():
+                for holder in await self.store.lease_holders(name):
+                    if holder.holder in ids:
+                        await self.store.release_lease(name, holder.holder)
+            for info in gone:
+                await self.store.unregister_worker(str(info["worker"]))
+                log.warning("cluster: worker %s (pid %s) exited without giving its leases "
+                            "back; released them", info["worker"], info["pid"])
+        except StoreError as exc:
+            log.info("cluster: could not check for exited workers: %s", exc)
+
     async def run(self) -> None:
         """Sync every :attr:`interval` seconds until cancelled."""
+        next_reap = self.clock() + REAP_INTERVAL
         while not self.closing:
             await wait_event(self._wakeup, self.interval)
             self._wakeup.clear()
             if self.closing:
                 return
             try:
+                if self.clock() >= next_reap:
+                    next_reap = self.clock() + REAP_INTERVAL
+                    await self._reap_gone_workers()
                 await self.sync()
                 if self._failing:
                     log.warning("cluster: store reachable again; leases renewed")
@@ -595,6 +663,7 @@ class Cluster:
             "worker": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "pid_space": self._pid_space,
             "started": self.started,
             "seen": time.time(),
             "lease_ttl": self.ttl,
