@@ -771,7 +771,8 @@ class RedisStore(Store):
                 pipe.hgetall(base + "want")
                 pipe.hgetall(base + "tok")
                 pipe.zrange(base + "exp", 0, -1, withscores=True)
-                return await pipe.execute()
+                replies: list[Any] = await pipe.execute()
+                return replies
 
         held, wants, tokens, expiries = await self._do(read)
         return [
