@@ -123,6 +123,7 @@ __all__ = [
     "Environment",
     "EnvironmentPool",
     "ModuleInvoker",
+    "PooledInvoker",
     "is_user_module",
     "lookup_attribute",
 ]
@@ -641,7 +642,24 @@ class _ModuleEnvironment(Environment):
         self.modules: _Modules | None = None
 
 
-class ModuleInvoker(Invoker):
+class PooledInvoker:
+    """What an invoker whose invocations run in the environments of an
+    :class:`EnvironmentPool` (its ``pool``) tells of them: both kinds of environment."""
+
+    pool: EnvironmentPool[Any]
+
+    @property
+    def environments(self) -> int:
+        """Execution environments alive now: starting, busy or idle."""
+        return self.pool.live
+
+    @property
+    def cold_starts(self) -> int:
+        """Environments started so far."""
+        return self.pool.cold_starts
+
+
+class ModuleInvoker(PooledInvoker, Invoker):
     """Runs a handler's invocations in execution environments of the runtime's process,
     each with its own copy of the handler's module and of the user modules it imports;
     see the module docstring.
@@ -713,16 +731,6 @@ class ModuleInvoker(Invoker):
         """Environments get their own copy of the handler's module (else they share the
         handler object, one invocation at a time each)."""
         return self.location is not None
-
-    @property
-    def environments(self) -> int:
-        """Execution environments alive now: starting, busy or idle."""
-        return self.pool.live
-
-    @property
-    def cold_starts(self) -> int:
-        """Environments started so far."""
-        return self.pool.cold_starts
 
     def resize(self, max_workers: int) -> None:
         """Change the most environments (and worker threads) alive at once; see

@@ -116,6 +116,7 @@ from sluicegate.runtime.environments import (
     INIT_TIMEOUT,
     Environment,
     EnvironmentPool,
+    PooledInvoker,
     lookup_attribute,
 )
 from sluicegate.runtime.events import FUNCTION_VERSION, LambdaContext, function_arn
@@ -566,7 +567,7 @@ def _close_open_invokers() -> None:
 atexit.register(_close_open_invokers)
 
 
-class ProcessInvoker:
+class ProcessInvoker(PooledInvoker):
     """Runs invocations of one handler in execution environments (worker processes).
 
     It has the surface of :class:`~sluicegate.runtime.invoker.Invoker` that the runtime
@@ -637,16 +638,6 @@ class ProcessInvoker:
     def max_workers(self) -> int:
         """Most execution environments alive at once."""
         return self.pool.limit
-
-    @property
-    def environments(self) -> int:
-        """Execution environments alive now: starting, busy or idle."""
-        return self.pool.live
-
-    @property
-    def cold_starts(self) -> int:
-        """Environments started so far."""
-        return self.pool.cold_starts
 
     def resize(self, max_workers: int) -> None:
         """Change the number of environments that may be alive at once.
