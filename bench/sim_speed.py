@@ -222,7 +222,7 @@ def sluicegate_runner() -> Callable[[float], int] | None:
 
 def sluicegate_build() -> str:
     """Which build of sluicegate is installed: ``"compiled"`` or ``"pure Python"``."""
-    from sluicegate import BUILD
+    from sluicegate.build import BUILD
 
     return BUILD
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import sluicegate
+from sluicegate.build import BUILD
 
 PACKAGE = Path(sluicegate.__file__).parent
 CHILD = "SLUICEGATE_TEST_PURE_CHILD"
@@ -26,7 +27,7 @@ CHILD = "SLUICEGATE_TEST_PURE_CHILD"
 
 def compiled() -> bool:
     """Whether the installed package is the compiled build."""
-    return sluicegate.BUILD == "compiled"
+    return BUILD == "compiled"
 
 
 def stale_extensions() -> list[str]:

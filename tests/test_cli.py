@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import sluicegate
+from sluicegate.build import BUILD
 from sluicegate.cli import main
 
 APP = textwrap.dedent(
@@ -271,5 +272,5 @@ def test_version_names_the_build(capsys) -> None:
         main(["--version"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out.strip()
-    assert out == f"sluicegate {sluicegate.__version__} ({sluicegate.BUILD})"
-    assert sluicegate.BUILD in {"compiled", "pure Python"}
+    assert out == f"sluicegate {sluicegate.__version__} ({BUILD})"
+    assert BUILD in {"compiled", "pure Python"}

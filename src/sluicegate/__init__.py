@@ -4,11 +4,23 @@ Queues (standard and FIFO) and partitioned streams feed handler functions in bat
 ordering, retry and partial-failure semantics, on an embedded SQLite store.
 Delivery is at least once: handlers must tolerate a message twice.
 
+Define an :class:`App`, then serve it with ``sluicegate run`` or from your own program:
+:func:`run` (blocking), ``await`` :func:`arun`, or ``async with`` :func:`serve`, which
+gives a :class:`RunningApp` to send, observe and stop through (:mod:`sluicegate.running`);
+:class:`Runtime` is what all of them drive, :class:`RunSummary` what a run returns,
+:class:`Metrics` its per-second metrics, :func:`open_store` the stores.
+
 Layout: ``sluicegate.core`` holds the pure mapping rules, ``sluicegate.store`` the
 backends, ``sluicegate.runtime`` the asyncio driver, ``sluicegate.app`` the user API.
+
+The running side is imported on first use, so ``import sluicegate`` to define an App
+does not load the runtime and the stores (asyncio, sqlite3, the Redis client).
 """
 
-import importlib.machinery
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.app import App, Function
 from sluicegate.core.config import (
@@ -33,22 +45,45 @@ from sluicegate.errors import (
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "MappingSummary": "sluicegate.runtime.driver",
+    "Metrics": "sluicegate.runtime.metrics",
+    "MetricsSecond": "sluicegate.runtime.metrics",
+    "MetricsTotals": "sluicegate.runtime.metrics",
+    "RunSummary": "sluicegate.runtime.driver",
+    "RunningApp": "sluicegate.running",
+    "Runtime": "sluicegate.runtime.driver",
+    "Store": "sluicegate.store",
+    "arun": "sluicegate.running",
+    "open_store": "sluicegate.store",
+    "run": "sluicegate.running",
+    "serve": "sluicegate.running",
+}
+"""Public names imported on first use, and the module each comes from."""
 
-def _build() -> str:
-    from sluicegate.core import mapping
+if TYPE_CHECKING:
+    from sluicegate.running import RunningApp, arun, run, serve
+    from sluicegate.runtime.driver import MappingSummary, RunSummary, Runtime
+    from sluicegate.runtime.metrics import Metrics, MetricsSecond, MetricsTotals
+    from sluicegate.store import Store, open_store
 
-    loader = getattr(mapping, "__loader__", None)
-    return "compiled" if isinstance(loader, importlib.machinery.ExtensionFileLoader) else "pure Python"
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'sluicegate' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
-BUILD = _build()
-"""``"compiled"`` when the core, the memory engine and the simulator's loop run as C
-extensions (the compiled build: setup.py, ``SLUICEGATE_COMPILE=1``; what ``make``
-installs), else ``"pure Python"``. Both behave the same; the compiled one simulates two to
-four times as fast (docs/performance.md)."""
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
-    "BUILD",
     "AccountConfig",
     "App",
     "AppLoadError",
@@ -58,9 +93,17 @@ __all__ = [
     "FunctionConfig",
     "InputError",
     "MappingConfig",
+    "MappingSummary",
+    "Metrics",
+    "MetricsSecond",
+    "MetricsTotals",
     "QueueConfig",
     "QueueNotFound",
+    "RunSummary",
+    "RunningApp",
+    "Runtime",
     "SluicegateError",
+    "Store",
     "StoreError",
     "StoreUnavailable",
     "StreamConfig",
@@ -68,4 +111,8 @@ __all__ = [
     "StreamNotFound",
     "TopicConfig",
     "__version__",
+    "arun",
+    "open_store",
+    "run",
+    "serve",
 ]

@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluicegate import BUILD, __version__
+from sluicegate import __version__
+from sluicegate.build import BUILD
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
 from sluicegate.store.base import MAX_BATCH_ENTRIES, MAX_PEEK, SendEntry, Store
