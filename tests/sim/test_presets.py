@@ -31,13 +31,22 @@ EXPECTED = {
 
 @functools.cache
 def _run(name: str, overrides: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> dict:
-    """Variant name -> {"scenario", "summary", "series"}, cached across tests."""
-    out = {}
-    for variant, scenario in PRESETS[name].variants(overrides):
-        if only and variant not in only:
-            continue
-        out[variant] = simulate(scenario).to_dict()
-    return out
+    """Variant name -> {"scenario", "summary", "series"}, cached across tests.
+
+    Every name in ``only`` must be a variant of the preset: a renamed variant fails here
+    rather than leaving a test that loops over the result with nothing to check.
+    """
+    variants = PRESETS[name].variants(overrides)
+    _check_variants(name, [v for v, _ in variants], only)
+    return {variant: simulate(scenario).to_dict()
+            for variant, scenario in variants if not only or variant in only}
+
+
+def _check_variants(preset: str, names: list[str], only: tuple[str, ...]) -> None:
+    missing = [v for v in only if v not in names]
+    if missing or not names:
+        raise LookupError(f"preset {preset!r} has no variant {missing or 'at all'} "
+                          f"(its variants: {names})")
 
 
 def _sum(series: list[dict], key: str, start: float, stop: float) -> int:
@@ -51,6 +60,30 @@ def _rate(series: list[dict], key: str, start: float, stop: float) -> float:
 
 
 # ---------------------------------------------------------------------- the registry
+
+
+def test_selecting_a_variant_that_does_not_exist_fails() -> None:
+    with pytest.raises(LookupError, match=r"no variant \['batch-3'\]"):
+        _run("aws-batch-size", ("duration=10s",), ("batch-1", "batch-3"))
+    with pytest.raises(LookupError, match="no variant at all"):
+        _check_variants("empty", [], ())
+
+
+@pytest.mark.parametrize(("name", "variants"), [
+    ("aws-queue-depth", ("depth-10_000", "depth-100_000", "depth-1_000_000")),
+    ("aws-batch-size", ("batch-1", "batch-2", "batch-5")),
+    ("aws-processing-time", tuple(f"{ms}ms" for ms in PROCESSING_TIMES_MS)),
+    ("aws-max-concurrency", ("unbounded", "cap-400", "cap-200")),
+    ("aws-errors", ("errors-1%", "errors-5%", "errors-10%")),
+    ("aws-batch-item-failures", ("errors-1%", "errors-10%")),
+    ("sg-queue-depth", ("depth-1_000", "depth-10_000", "depth-100_000")),
+    ("sg-processing-time", ("100ms", "200ms", "400ms", "600ms")),
+    ("sg-errors", ("errors-10%",)),
+])
+def test_the_variants_the_observations_read_exist(name: str, variants: tuple[str, ...]) -> None:
+    """The observation tests below pick variants by name, most of them only in the slow
+    runs: a rename must fail in the fast suite too."""
+    _check_variants(name, [v for v, _ in PRESETS[name].variants()], variants)
 
 
 def test_every_preset_is_listed_with_a_one_line_description():
