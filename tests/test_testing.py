@@ -322,6 +322,36 @@ def test_the_virtual_clock_moves_forward_only_and_exactly() -> None:
         clock.advance(-1)
 
 
+def test_setting_the_virtual_clock_steps_its_reading_not_its_elapsed_time() -> None:
+    clock = VirtualClock(start=1000.0)
+    clock.advance(2.5)
+    assert clock.now == clock() == 1002.5
+    clock.now = 1700000000.123456  # exactly the instant set, off the advance's steps
+    assert clock() == clock.now == 1700000000.123456
+    assert clock.elapsed == 2.5 and clock.start == 1700000000.123456 - 2.5
+    clock.now = 999.0  # back, as a wall clock may step
+    assert clock() == 999.0 and clock.elapsed == 2.5
+    clock.advance(1)
+    assert clock() == 1000.0 and clock.elapsed == 3.5
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            clock.now = bad
+    assert clock() == 1000.0
+
+
+def test_setting_the_clock_does_not_move_the_virtual_loop() -> None:
+    clock = VirtualClock(start=50.0)
+    loop = VirtualTimeLoop(clock)
+    try:
+        before = loop.time()
+        clock.now = 5000.0
+        assert loop.time() == before
+        loop.run_until_complete(asyncio.sleep(10))
+        assert loop.time() >= before + 10 and clock() >= 5010.0
+    finally:
+        loop.close()
+
+
 def test_the_virtual_loop_jumps_over_sleeps() -> None:
     loop = VirtualTimeLoop()
     try:

@@ -608,10 +608,14 @@ class VirtualClock:
     elapsed seconds for an event loop (:class:`VirtualTimeLoop`).
 
     Parameters:
-        start: the epoch seconds it reads at first (:data:`DEFAULT_START`).
+        start: the epoch seconds it reads at first (:data:`DEFAULT_START`); kept as the
+            attribute ``start``, the reading at elapsed time 0 (setting :attr:`now`
+            moves it).
 
     Calling it returns the current time in epoch seconds, so it can be passed wherever
-    sluicegate takes a clock (``MemoryStore(clock=...)``, ``Runtime(clock=...)``).
+    sluicegate takes a clock (``MemoryStore(clock=...)``, ``Runtime(clock=...)``); so does
+    :attr:`now`, which can also be set, forwards or back, as a wall clock is set (the one
+    clock for tests of code that reads epoch seconds: stores, metrics, contexts).
 
     Its elapsed time moves in steps of :data:`_RESOLUTION` (2**-20 s, about a
     microsecond; an advance is rounded up to a whole step): readings are then exact
@@ -631,8 +635,27 @@ class VirtualClock:
 
     @property
     def elapsed(self) -> float:
-        """Seconds the clock has moved since it started."""
+        """Seconds the clock has moved since it started: what a :class:`VirtualTimeLoop`
+        runs on, as a real loop runs on ``time.monotonic``. Only :meth:`advance` moves it."""
         return self._elapsed
+
+    @property
+    def now(self) -> float:
+        """The current time in epoch seconds, as calling the clock returns it.
+
+        Setting it sets the reading to that instant exactly, forwards or back, as NTP or
+        an operator steps a wall clock: :attr:`start` moves so that the reading is the
+        new value, and :attr:`elapsed` (the loop's monotonic time) does not move. For a
+        test of what happens at an instant (``clock.now = message.visible_at``) or when
+        the wall clock steps back; :meth:`advance` is for time that passes.
+        """
+        return self.start + self._elapsed
+
+    @now.setter
+    def now(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise ValueError(f"a clock reads a finite time, not {value!r}")
+        self.start = float(value) - self._elapsed
 
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` forward.

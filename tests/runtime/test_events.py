@@ -30,6 +30,7 @@ from sluicegate.runtime.events import (
     sqs_record,
 )
 from sluicegate.store.base import Message, md5_hex, normalize_attributes
+from sluicegate.testing import VirtualClock
 
 ARN = "arn:aws:sqs:eu-west-1:123456789012:orders"
 
@@ -299,16 +300,8 @@ def test_invalid_environment_values_are_refused(
 # --------------------------------------------------------------------------- context
 
 
-class FakeClock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_context_carries_the_aws_runtime_attributes() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(100.0)
     context = LambdaContext(
         function_name="process",
         invoked_function_arn=function_arn("process"),
@@ -339,7 +332,7 @@ def test_context_carries_the_aws_runtime_attributes() -> None:
 
 
 def test_remaining_time_counts_down_on_the_injected_clock_and_stops_at_zero() -> None:
-    clock = FakeClock(50.0)
+    clock = VirtualClock(50.0)
     context = LambdaContext(
         function_name="f", invoked_function_arn="arn", deadline=53.0, clock=clock
     )
@@ -361,7 +354,7 @@ def test_each_context_gets_its_own_request_id() -> None:
 
 
 def test_context_for_a_function_uses_its_timeout_and_memory() -> None:
-    clock = FakeClock(10.0)
+    clock = VirtualClock(10.0)
     function = FunctionConfig("process", timeout=30, memory_size=1024)
     context = LambdaContext.for_function(
         function, clock=clock, region="eu-west-1", account_id="123456789012"
@@ -376,7 +369,7 @@ def test_context_for_a_function_uses_its_timeout_and_memory() -> None:
 
 
 def test_context_from_a_timeout_and_an_identity() -> None:
-    clock = FakeClock(5.0)
+    clock = VirtualClock(5.0)
     context = LambdaContext(
         function_name="f",
         memory_limit_in_mb=256,

@@ -1,4 +1,4 @@
-"""Per-second mapping metrics on an explicit fake clock."""
+"""Per-second mapping metrics on a virtual clock set to explicit instants."""
 
 from __future__ import annotations
 
@@ -14,27 +14,20 @@ from sluicegate.runtime.metrics import (
     Metrics,
     MetricsSecond,
 )
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from sluicegate.testing import VirtualClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> VirtualClock:
+    return VirtualClock(1000.0)
 
 
 @pytest.fixture
-def metrics(clock: Clock) -> Metrics:
+def metrics(clock: VirtualClock) -> Metrics:
     return Metrics(clock)
 
 
-def test_counters_land_in_the_second_they_happen(clock: Clock, metrics: Metrics) -> None:
+def test_counters_land_in_the_second_they_happen(clock: VirtualClock, metrics: Metrics) -> None:
     metrics.received("q->f", 10)
     metrics.invocation_started("q->f")
     clock.now = 1000.4
@@ -67,7 +60,7 @@ def test_counters_land_in_the_second_they_happen(clock: Clock, metrics: Metrics)
 
 
 def test_concurrency_is_the_peak_within_the_second_and_carries_over(
-    clock: Clock, metrics: Metrics
+    clock: VirtualClock, metrics: Metrics
 ) -> None:
     for _ in range(3):
         metrics.invocation_started("m")
@@ -87,7 +80,7 @@ def test_concurrency_is_the_peak_within_the_second_and_carries_over(
     assert metrics.totals("m").peak_concurrency == 3
 
 
-def test_duration_mean_and_p99_of_the_second(clock: Clock, metrics: Metrics) -> None:
+def test_duration_mean_and_p99_of_the_second(clock: VirtualClock, metrics: Metrics) -> None:
     for i in range(1, 201):
         metrics.invocation_started("m")
         metrics.invocation_finished("m", i / 1000, error=False)
@@ -103,7 +96,7 @@ def test_duration_mean_and_p99_of_the_second(clock: Clock, metrics: Metrics) -> 
     assert quiet.invocations == 0 and quiet.duration_mean is None and quiet.duration_p99 is None
 
 
-def test_quiet_seconds_are_filled_with_the_last_gauges(clock: Clock, metrics: Metrics) -> None:
+def test_quiet_seconds_are_filled_with_the_last_gauges(clock: VirtualClock, metrics: Metrics) -> None:
     metrics.set_gauges("m", visible=50, in_flight=10, oldest_age=3.5, concurrency_limit=5)
     clock.now = 1004.2
     metrics.set_gauges("m", visible=40)
@@ -118,7 +111,7 @@ def test_quiet_seconds_are_filled_with_the_last_gauges(clock: Clock, metrics: Me
 
 
 def test_aggregate_sums_mappings_and_tracks_true_peak_concurrency(
-    clock: Clock, metrics: Metrics
+    clock: VirtualClock, metrics: Metrics
 ) -> None:
     metrics.invocation_started("a")
     metrics.invocation_started("b")
@@ -141,7 +134,7 @@ def test_aggregate_sums_mappings_and_tracks_true_peak_concurrency(
     assert metrics.mappings == ["a", "b"]
 
 
-def test_totals_are_cumulative(clock: Clock, metrics: Metrics) -> None:
+def test_totals_are_cumulative(clock: VirtualClock, metrics: Metrics) -> None:
     for second in range(5):
         clock.now = 1000 + second
         metrics.invocation_started("m")
@@ -163,7 +156,7 @@ def test_totals_are_cumulative(clock: Clock, metrics: Metrics) -> None:
     assert metrics.totals().duration_mean is not None
 
 
-def test_listeners_get_every_closed_second_once(clock: Clock) -> None:
+def test_listeners_get_every_closed_second_once(clock: VirtualClock) -> None:
     calls: list[tuple[int, Mapping[str, MetricsSecond]]] = []
     metrics = Metrics(clock, listeners=[lambda second, snaps: calls.append((second, snaps))])
     metrics.received("m", 1)
@@ -180,7 +173,7 @@ def test_listeners_get_every_closed_second_once(clock: Clock) -> None:
 
 
 def test_a_failing_listener_is_logged_and_others_still_run(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[int] = []
 
@@ -201,7 +194,7 @@ def test_a_failing_listener_is_logged_and_others_still_run(
     assert seen == [1000, 1001]
 
 
-def test_history_is_bounded_and_long_pauses_do_not_loop_forever(clock: Clock) -> None:
+def test_history_is_bounded_and_long_pauses_do_not_loop_forever(clock: VirtualClock) -> None:
     calls: list[int] = []
     metrics = Metrics(clock, history=10, listeners=[lambda s, _: calls.append(s)])
     metrics.received("m", 5)
@@ -220,7 +213,7 @@ def test_history_is_bounded_and_long_pauses_do_not_loop_forever(clock: Clock) ->
         metrics.snapshot(1000, "m")
 
 
-def test_unknown_seconds_and_mappings_raise_key_error(clock: Clock, metrics: Metrics) -> None:
+def test_unknown_seconds_and_mappings_raise_key_error(clock: VirtualClock, metrics: Metrics) -> None:
     metrics.received("m", 1)
     with pytest.raises(KeyError):
         metrics.snapshot(999, "m")
@@ -234,7 +227,7 @@ def test_unknown_seconds_and_mappings_raise_key_error(clock: Clock, metrics: Met
         metrics.received(ALL_MAPPINGS, 1)
 
 
-def test_clock_stepping_back_counts_in_the_current_second(clock: Clock, metrics: Metrics) -> None:
+def test_clock_stepping_back_counts_in_the_current_second(clock: VirtualClock, metrics: Metrics) -> None:
     clock.now = 1002.0
     metrics.received("m", 1)
     clock.now = 1001.0  # a wall-clock step backwards
@@ -242,7 +235,7 @@ def test_clock_stepping_back_counts_in_the_current_second(clock: Clock, metrics:
     assert metrics.snapshot(1002, "m").messages_received == 2
 
 
-def test_mapping_first_seen_later_has_history_from_then(clock: Clock, metrics: Metrics) -> None:
+def test_mapping_first_seen_later_has_history_from_then(clock: VirtualClock, metrics: Metrics) -> None:
     clock.now = 1003.0
     metrics.received("late", 1)
     clock.now = 1005.0
@@ -256,7 +249,7 @@ def test_invalid_history_is_refused() -> None:
         Metrics(history=0)
 
 
-def test_queue_gauges_reach_every_mapping_of_the_queue(clock: Clock, metrics: Metrics) -> None:
+def test_queue_gauges_reach_every_mapping_of_the_queue(clock: VirtualClock, metrics: Metrics) -> None:
     metrics.set_limits({"orders->a": 5, "orders->b": 7, "other->c": 2})
     metrics.register("renamed", queue="orders")
     metrics.queue_gauges("orders", visible=12, in_flight=3, oldest_age=4.5, dead_lettered=2)
@@ -271,7 +264,7 @@ def test_queue_gauges_reach_every_mapping_of_the_queue(clock: Clock, metrics: Me
     assert metrics.snapshot(1000).concurrency_limit == 14
 
 
-def test_flush_closes_the_current_second_early(clock: Clock) -> None:
+def test_flush_closes_the_current_second_early(clock: VirtualClock) -> None:
     closed: list[int] = []
     metrics = Metrics(clock, listeners=[lambda s, _: closed.append(s)])
     clock.now = 1000.3
