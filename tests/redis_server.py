@@ -3,15 +3,23 @@
 Redis tests never talk to a mock, nor to a server the machine happens to run: each test
 session starts its own ``redis-server`` process (see the ``redis_server`` fixture in
 ``tests/conftest.py``), and the chaos tests restart or kill it through this class.
+
+Without a ``redis-server`` binary the Redis tests are skipped on a developer's machine,
+but fail in CI (:func:`require_redis_binary`): a CI job that lost its server must not
+pass by running none of them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 REDIS_BINARY = "redis-server"
 """The server binary looked up on PATH; ``make test`` installs it through apt when missing."""
@@ -20,9 +28,39 @@ START_TIMEOUT = 10.0
 """Seconds a server may take to accept connections before the fixture fails."""
 
 
-def redis_binary() -> str | None:
-    """The path of ``redis-server`` on PATH, or ``None`` when there is none."""
-    return shutil.which(REDIS_BINARY)
+CI_VARIABLE = "CI"
+"""Set to ``true`` by CI services (GitHub Actions, GitLab CI and others) in every job."""
+
+MISSING = f"no {REDIS_BINARY} binary on PATH (make test installs it through apt)"
+
+
+def redis_binary(path: str | None = None) -> str | None:
+    """The path of ``redis-server`` on ``path`` (PATH by default), or ``None``."""
+    return shutil.which(REDIS_BINARY, path=path)
+
+
+def in_ci(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the tests run in CI: :data:`CI_VARIABLE` set to anything but empty,
+    ``0``, ``false``, ``no`` or ``off``."""
+    value = (os.environ if environ is None else environ).get(CI_VARIABLE, "")
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def require_redis_binary(environ: Mapping[str, str] | None = None) -> str:
+    """The ``redis-server`` a Redis test needs, found on the PATH of ``environ``
+    (``os.environ`` by default).
+
+    Without one, the test is skipped, with the reason; in CI (:func:`in_ci`) it fails
+    instead, since a CI run has a server installed (``make test`` installs it).
+    """
+    environ = os.environ if environ is None else environ
+    binary = redis_binary(environ.get("PATH", os.defpath))
+    if binary is not None:
+        return binary
+    if in_ci(environ):
+        pytest.fail(f"{MISSING}; {CI_VARIABLE}={environ[CI_VARIABLE]} says this is a CI "
+                    "run, where the Redis tests must run, not be skipped", pytrace=False)
+    pytest.skip(MISSING)
 
 
 def free_port() -> int:
