@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from sluicegate.app import App
+from sluicegate.errors import InputError
 from sluicegate.runtime.driver import DEFAULT_GRACE_PERIOD, RunSummary, Runtime
 from sluicegate.runtime.metrics import Metrics, MetricsListener
 from sluicegate.store import Store, open_store
@@ -115,6 +116,17 @@ async def _opened(store: StoreArg) -> AsyncIterator[Store]:
         yield opened
 
 
+def _check(app: App, duration: float | None, grace_period: float) -> None:
+    """Refuse arguments the runtime would misread (``duration=0`` would run for ever),
+    before a store is opened."""
+    if not isinstance(app, App):
+        raise TypeError(f"expected a sluicegate.App, got {type(app).__name__}")
+    if duration is not None and not duration > 0:
+        raise InputError(f"duration {duration!r} must be above 0 seconds (None: no limit)")
+    if not grace_period >= 0:
+        raise InputError(f"grace_period {grace_period!r} must be 0 seconds or more")
+
+
 def _runtime(
     app: App,
     store: Store,
@@ -123,8 +135,6 @@ def _runtime(
     on_second: MetricsListener | None,
     cluster: Cluster | Literal["auto"] | None,
 ) -> Runtime:
-    if not isinstance(app, App):
-        raise TypeError(f"expected a sluicegate.App, got {type(app).__name__}")
     runtime = Runtime(app, store, grace_period=grace_period, cluster=cluster)
     if on_second is not None:
         runtime.metrics.add_listener(on_second)
@@ -167,9 +177,12 @@ async def serve(
             :class:`~sluicegate.runtime.driver.Runtime`); ``"auto"`` as the command does.
 
     Raises:
+        TypeError: ``app`` is not an App.
+        InputError: ``duration`` not above 0, ``grace_period`` below 0, a bad store URL.
         StoreError: the store could not be opened or prepared; raised again on leaving
             the block if the run failed.
     """
+    _check(app, duration, grace_period)
     async with _opened(store) as opened:
         runtime = _runtime(app, opened, grace_period=grace_period, on_second=on_second,
                            cluster=cluster)
@@ -210,6 +223,7 @@ async def arun(
     :meth:`Runtime.stop` on a runtime of your own: use :func:`serve` to stop it
     gracefully from another task.
     """
+    _check(app, duration, grace_period)
     async with _opened(store) as opened:
         runtime = _runtime(app, opened, grace_period=grace_period, on_second=on_second,
                            cluster=cluster)
@@ -238,6 +252,7 @@ def run(
     Raises:
         RuntimeError: called inside a running event loop (``await arun(...)`` there).
     """
+    _check(app, duration, grace_period)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
