@@ -339,6 +339,20 @@ def test_setting_the_virtual_clock_steps_its_reading_not_its_elapsed_time() -> N
     assert clock() == 1000.0
 
 
+def test_an_exact_virtual_clock_adds_what_it_is_told() -> None:
+    stepped, exact = VirtualClock(start=1000.0), VirtualClock(start=1000.0, exact=True)
+    for clock in (stepped, exact):
+        for seconds in (1, 29.9, 0.1):
+            clock.advance(seconds)
+    assert exact() == 1000.0 + 31 and exact.elapsed == 1 + 29.9 + 0.1
+    assert 1031.0 < stepped() < 1031.0 + 1e-5  # each advance rounded up to a step
+    assert "exact=True" in repr(exact) and "exact" not in repr(stepped)
+    with pytest.raises(ValueError, match="moves forward"):
+        exact.advance(-5)
+    exact.now -= 5  # a step back is a setting, not an advance
+    assert exact() == 1026.0
+
+
 def test_setting_the_clock_does_not_move_the_virtual_loop() -> None:
     clock = VirtualClock(start=50.0)
     loop = VirtualTimeLoop(clock)

@@ -620,18 +620,24 @@ class VirtualClock:
     Its elapsed time moves in steps of :data:`_RESOLUTION` (2**-20 s, about a
     microsecond; an advance is rounded up to a whole step): readings are then exact
     binary fractions, so ``(now + 20.0) - now`` is exactly ``20.0``, as code written for
-    a clock that never stands still expects.
+    a clock that never stands still expects. With ``exact=True`` an advance adds exactly
+    the seconds given instead, as a plain float clock does: for tests that compare
+    readings with sums they write (``START + 31 + 10`` after advancing 1, 29.9 and 0.1
+    seconds), which the rounding would miss by a step. A :class:`VirtualTimeLoop` (and
+    so :class:`AppHarness`) wants the steps.
     """
 
-    def __init__(self, start: float = DEFAULT_START) -> None:
+    def __init__(self, start: float = DEFAULT_START, *, exact: bool = False) -> None:
         self.start = float(start)
+        self.exact = exact
         self._elapsed = 0.0
 
     def __call__(self) -> float:
         return self.start + self._elapsed
 
     def __repr__(self) -> str:
-        return f"VirtualClock(start={self.start!r}, elapsed={self._elapsed!r})"
+        exact = ", exact=True" if self.exact else ""
+        return f"VirtualClock(start={self.start!r}, elapsed={self._elapsed!r}{exact})"
 
     @property
     def elapsed(self) -> float:
@@ -665,7 +671,10 @@ class VirtualClock:
         """
         if not 0 <= seconds < float("inf"):
             raise ValueError(f"a clock moves forward: cannot advance by {seconds!r} seconds")
-        self._elapsed = math.ceil((self._elapsed + seconds) * _STEPS) / _STEPS
+        if self.exact:
+            self._elapsed += seconds
+        else:
+            self._elapsed = math.ceil((self._elapsed + seconds) * _STEPS) / _STEPS
 
 
 class _JumpingSelector(selectors.BaseSelector):
