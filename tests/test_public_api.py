@@ -166,6 +166,65 @@ def test_run_refuses_what_is_not_an_app_and_durations_it_would_misread(tmp_path:
     assert not (tmp_path / "never.db").exists()  # refused before the store was opened
 
 
+# ---------------------------------------------------------------------- start (a thread)
+
+
+def test_start_serves_in_a_thread_stopped_from_sync_code(store_url: str) -> None:
+    seen: list[str] = []
+    app = make_app(seen)
+    with sluicegate.start(app, store_url) as background:
+        assert not background.done and background.summary is None
+        for body in bodies(8):  # the queues exist once start returns
+            background.call(lambda running, body=body: running.store.send("orders", body))
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while background.call(lambda running: running.metrics.totals().messages_deleted) < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        background.stop("the test is done")
+        summary = background.wait(RUN_TIMEOUT)
+    assert background.done and background.summary is summary
+    assert summary.stopped_by == "the test is done"
+    assert summary.processed == 8 and sorted(seen) == sorted(bodies(8))
+    with pytest.raises(RuntimeError, match="has ended"):
+        background.call(lambda running: None)
+    background.stop()  # nothing to stop: no error
+
+
+def test_leaving_the_start_block_stops_the_run_and_a_run_may_end_by_itself() -> None:
+    app = make_app([])
+    with sluicegate.start(app, "memory://") as background:
+        with pytest.raises(TimeoutError, match="still going"):
+            background.wait(0.05)
+    assert background.summary is not None
+    assert background.summary.stopped_by == "stop requested"
+    ended = sluicegate.start(app, "memory://", duration=0.2)
+    assert ended.wait(RUN_TIMEOUT).stopped_by == "duration reached"
+
+
+def test_start_raises_what_stopped_it_from_serving(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown store URL"):
+        sluicegate.start(make_app([]), "nope://")
+    with pytest.raises(InputError, match="duration"):
+        sluicegate.start(make_app([]), "memory://", duration=0)
+
+
+def test_the_run_thread_cannot_wait_for_itself() -> None:
+    errors: list[str] = []
+    holder: list[sluicegate.BackgroundApp] = []
+
+    def listener(second: int, snapshots: Mapping[str, MetricsSecond]) -> None:
+        for attempt in (lambda: holder[0].call(lambda r: None), lambda: holder[0].wait()):
+            try:
+                attempt()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+    holder.append(sluicegate.start(make_app([]), "memory://", on_second=listener))
+    holder[0].stop()
+    holder[0].wait(RUN_TIMEOUT)  # the final flush called the listener on the run's thread
+    assert errors and all("itself" in e for e in errors)
+
+
 # ---------------------------------------------------------------------- arun
 
 

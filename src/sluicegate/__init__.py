@@ -5,8 +5,9 @@ ordering, retry and partial-failure semantics, on an embedded SQLite store.
 Delivery is at least once: handlers must tolerate a message twice.
 
 Define an :class:`App`, then serve it with ``sluicegate run`` or from your own program:
-:func:`run` (blocking), ``await`` :func:`arun`, or ``async with`` :func:`serve`, which
-gives a :class:`RunningApp` to send, observe and stop through (:mod:`sluicegate.running`);
+:func:`run` (blocking), :func:`start` (in a thread: a :class:`BackgroundApp`), ``await``
+:func:`arun`, or ``async with`` :func:`serve`, which gives a :class:`RunningApp` to send,
+observe and stop through (:mod:`sluicegate.running`);
 :class:`Runtime` is what all of them drive, :class:`RunSummary` what a run returns,
 :class:`Metrics` its per-second metrics, :func:`open_store` the stores.
 
@@ -46,6 +47,7 @@ from sluicegate.errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BackgroundApp": "sluicegate.running",
     "MappingSummary": "sluicegate.runtime.driver",
     "Metrics": "sluicegate.runtime.metrics",
     "MetricsSecond": "sluicegate.runtime.metrics",
@@ -58,11 +60,12 @@ _LAZY = {
     "open_store": "sluicegate.store",
     "run": "sluicegate.running",
     "serve": "sluicegate.running",
+    "start": "sluicegate.running",
 }
 """Public names imported on first use, and the module each comes from."""
 
 if TYPE_CHECKING:
-    from sluicegate.running import RunningApp, arun, run, serve
+    from sluicegate.running import BackgroundApp, RunningApp, arun, run, serve, start
     from sluicegate.runtime.driver import MappingSummary, RunSummary, Runtime
     from sluicegate.runtime.metrics import Metrics, MetricsSecond, MetricsTotals
     from sluicegate.store import Store, open_store
@@ -87,6 +90,7 @@ __all__ = [
     "AccountConfig",
     "App",
     "AppLoadError",
+    "BackgroundApp",
     "ConfigError",
     "FilterCriteria",
     "Function",
@@ -115,4 +119,5 @@ __all__ = [
     "open_store",
     "run",
     "serve",
+    "start",
 ]

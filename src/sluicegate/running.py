@@ -1,4 +1,5 @@
-"""Running an App inside your own program: :func:`run`, :func:`arun` and :func:`serve`.
+"""Running an App inside your own program: :func:`run`, :func:`start`, :func:`arun` and
+:func:`serve`.
 
 ``sluicegate run APP`` is one way to serve an App; these are the others, for a program
 that holds the App itself (a service that also serves HTTP, a script, a test). All three
@@ -11,15 +12,17 @@ a :class:`~sluicegate.store.base.Store` object:
   :class:`~sluicegate.runtime.driver.RunSummary`: for a script, with ``until_empty`` or
   ``duration`` (or ``handle_signals`` and a Ctrl-C) to end it. It runs its own event
   loop, so it refuses to run inside one.
-- :func:`arun` is the same as a coroutine, on the caller's event loop.
+- :func:`start` runs it in a thread of its own and returns a :class:`BackgroundApp` at
+  once, to stop it, wait for it and reach its store and metrics from sync code.
+- :func:`arun` is :func:`run` as a coroutine, on the caller's event loop.
 - :func:`serve` is an async context manager: the App runs in a task beside the block,
   which gets a :class:`RunningApp` to send messages through, read the metrics and stop
   the run; leaving the block stops it and waits for it.
 
 Ownership of the store: a URL names a store that these functions open and close. A
 ``Store`` object is the caller's: it is opened (opening is idempotent) and left open by
-:func:`arun` and :func:`serve`; :func:`run`, whose event loop ends with it, closes it
-(it can be opened again, and a memory store keeps its contents).
+:func:`arun` and :func:`serve`; :func:`run` and :func:`start`, whose event loop ends with
+the run, close it (it can be opened again, and a memory store keeps its contents).
 
 A run stops by itself when ``until_empty`` finds every mapped queue and stream settled or
 after ``duration`` seconds; else on :meth:`RunningApp.stop` (or
@@ -33,9 +36,12 @@ once).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Literal, TypeAlias
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias, TypeVar, cast
 
 from sluicegate.app import App
 from sluicegate.errors import InputError
@@ -46,7 +52,9 @@ from sluicegate.store import Store, open_store
 if TYPE_CHECKING:
     from sluicegate.cluster.coordinator import Cluster
 
-__all__ = ["RunningApp", "StoreArg", "arun", "run", "serve"]
+__all__ = ["BackgroundApp", "RunningApp", "StoreArg", "arun", "run", "serve", "start"]
+
+T = TypeVar("T")
 
 StoreArg: TypeAlias = Store | str | None
 """Where an App runs: a store URL, an opened or unopened :class:`Store`, or ``None`` for
@@ -271,3 +279,160 @@ def run(
                 await store.close()
 
     return asyncio.run(main())
+
+
+class BackgroundApp:
+    """An App running on an event loop in a thread of its own (what :func:`start`
+    returns), for a program that is not async: stop it, wait for it and reach its store
+    and metrics from any thread.
+
+    As a context manager (``with sluicegate.start(app, ...) as background:``), leaving
+    the block stops the run and waits for it, grace period included.
+    """
+
+    def __init__(self, main: Callable[[BackgroundApp], Coroutine[Any, Any, RunSummary]]) -> None:
+        self._main = main
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: RunningApp | None = None
+        self._summary: RunSummary | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="sluicegate run", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"<BackgroundApp {'done' if self.done else 'running'}>"
+
+    def _serve(self) -> None:
+        try:
+            self._summary = asyncio.run(self._main(self))
+        except BaseException as exc:  # noqa: BLE001 - raised again by wait() or start()
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def _started(self, running: RunningApp) -> None:
+        """Called on the run's loop once the App serves."""
+        self._loop = asyncio.get_running_loop()
+        self._running = running
+        self._ready.set()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.wait()
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended (its thread too)."""
+        return not self._thread.is_alive()
+
+    @property
+    def summary(self) -> RunSummary | None:
+        """What the run did, once it has ended; ``None`` before, or if it failed."""
+        return self._summary if self.done else None
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to end, from any thread; does nothing once it has ended.
+        :meth:`wait` for the summary."""
+        loop, running = self._loop, self._running
+        if loop is None or running is None or self.done:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it has ended
+            loop.call_soon_threadsafe(running.stop, reason)
+
+    def wait(self, timeout: float | None = None) -> RunSummary:
+        """Wait for the run to end (it does not stop it) and return its summary.
+
+        Raises:
+            TimeoutError: still running after ``timeout`` seconds.
+            RuntimeError: called from the run's own thread (it would wait for itself).
+            Exception: what ended the run, if it failed.
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a run cannot wait for itself (called from its own thread)")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the run is still going after {timeout:g} s")
+        if self._error is not None:
+            raise self._error
+        assert self._summary is not None
+        return self._summary
+
+    def call(self, fn: Callable[[RunningApp], Awaitable[T] | T], timeout: float | None = None
+             ) -> T:
+        """Run ``fn(running)`` on the run's event loop and return its result (awaited when
+        it is awaitable), from any other thread: the store and the metrics belong to that
+        loop. ``background.call(lambda r: r.store.send("orders", "x"))``,
+        ``background.call(lambda r: r.metrics.totals())``.
+
+        Raises:
+            RuntimeError: the run has ended, or called from the run's own thread (where
+                ``fn`` would wait for itself: use the :class:`RunningApp` directly).
+            TimeoutError: ``fn`` did not finish within ``timeout`` seconds.
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("call() from the run's own thread would wait for itself")
+        loop, running = self._loop, self._running
+        if loop is None or running is None or self.done:
+            raise RuntimeError("the run has ended")
+
+        async def apply() -> T:
+            result = fn(running)
+            if inspect.isawaitable(result):
+                return cast(T, await result)
+            return result
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(apply(), loop)
+        except RuntimeError:
+            raise RuntimeError("the run has ended") from None
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"call() did not finish in {timeout:g} s") from None
+
+
+def start(
+    app: App,
+    store: StoreArg = None,
+    *,
+    until_empty: bool = False,
+    duration: float | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    on_second: MetricsListener | None = None,
+    cluster: Cluster | Literal["auto"] | None = "auto",
+) -> BackgroundApp:
+    """Run ``app`` on an event loop in a thread of its own; return once it serves.
+
+    The parameters are :func:`serve`'s (signals belong to the main thread, so there is no
+    ``handle_signals``: call :meth:`BackgroundApp.stop` from a handler of your own). The
+    App's queues and streams exist in the store when this returns. A ``Store`` object is
+    closed when the run ends, as by :func:`run`. ``on_second`` is called on the run's
+    thread.
+
+    Raises:
+        InputError, StoreError: as :func:`serve` (the store could not be opened or
+            prepared), raised here.
+    """
+    _check(app, duration, grace_period)
+
+    async def main(background: BackgroundApp) -> RunSummary:
+        try:
+            async with serve(app, store, until_empty=until_empty, duration=duration,
+                             grace_period=grace_period, on_second=on_second,
+                             cluster=cluster) as running:
+                background._started(running)
+                return await running.wait()
+        finally:
+            if isinstance(store, Store):
+                await store.close()
+
+    background = BackgroundApp(main)
+    background._thread.start()
+    background._ready.wait()
+    if background._running is None:  # failed before serving
+        background.wait()
+    return background
