@@ -2,7 +2,7 @@
 :func:`serve`.
 
 ``sluicegate run APP`` is one way to serve an App; these are the others, for a program
-that holds the App itself (a service that also serves HTTP, a script, a test). All three
+that holds the App itself (a service that also serves HTTP, a script, a test). All four
 build the same :class:`~sluicegate.runtime.driver.Runtime` the command does, on a store
 given as a URL (``"sqlite:///jobs.db"``, ``"memory://"``, ``"redis://host:6379/0"``;
 ``None`` reads ``SLUICEGATE_STORE``, else ``./sluicegate.db``, as the command does) or as
