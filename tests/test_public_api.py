@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -164,6 +165,34 @@ def test_run_refuses_what_is_not_an_app_and_durations_it_would_misread(tmp_path:
     with pytest.raises(InputError, match="grace_period"):
         asyncio.run(sluicegate.arun(make_app([]), url, grace_period=-1))
     assert not (tmp_path / "never.db").exists()  # refused before the store was opened
+
+
+def test_run_with_handle_signals_stops_on_sigterm_as_the_command_does(tmp_path: Path) -> None:
+    script = tmp_path / "serve_until_signal.py"
+    script.write_text(
+        "import signal\n"
+        "import sluicegate\n"
+        "app = sluicegate.App()\n"
+        "app.queue('q')\n"
+        "app.map('q', app.function(name='noop')(lambda event, context: None))\n"
+        "said = []\n"
+        "def tick(second, snapshots):  # once the run's SIGTERM handler is in place\n"
+        "    if not said and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:\n"
+        "        said.append(print('serving', flush=True))\n"
+        "summary = sluicegate.run(app, 'memory://', handle_signals=True, on_second=tick)\n"
+        "print(summary.stopped_by, flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "serving"
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0 and out.strip() == "signal SIGTERM"
 
 
 # ---------------------------------------------------------------------- start (a thread)
