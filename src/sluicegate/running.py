@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias, TypeVar, cast
 
 from sluicegate.app import App
 from sluicegate.errors import InputError
-from sluicegate.runtime.driver import DEFAULT_GRACE_PERIOD, RunSummary, Runtime
+from sluicegate.runtime.driver import RunSummary, Runtime
 from sluicegate.runtime.metrics import Metrics, MetricsListener
 from sluicegate.store import Store, open_store
 
@@ -124,14 +124,14 @@ async def _opened(store: StoreArg) -> AsyncIterator[Store]:
         yield opened
 
 
-def _check(app: App, duration: float | None, grace_period: float) -> None:
+def _check(app: App, duration: float | None, grace_period: float | None) -> None:
     """Refuse arguments the runtime would misread (``duration=0`` would run for ever),
     before a store is opened."""
     if not isinstance(app, App):
         raise TypeError(f"expected a sluicegate.App, got {type(app).__name__}")
     if duration is not None and not duration > 0:
         raise InputError(f"duration {duration!r} must be above 0 seconds (None: no limit)")
-    if not grace_period >= 0:
+    if grace_period is not None and not grace_period >= 0:
         raise InputError(f"grace_period {grace_period!r} must be 0 seconds or more")
 
 
@@ -139,11 +139,14 @@ def _runtime(
     app: App,
     store: Store,
     *,
-    grace_period: float,
+    grace_period: float | None,
     on_second: MetricsListener | None,
     cluster: Cluster | Literal["auto"] | None,
 ) -> Runtime:
-    runtime = Runtime(app, store, grace_period=grace_period, cluster=cluster)
+    if grace_period is None:  # the runtime's default
+        runtime = Runtime(app, store, cluster=cluster)
+    else:
+        runtime = Runtime(app, store, grace_period=grace_period, cluster=cluster)
     if on_second is not None:
         runtime.metrics.add_listener(on_second)
     return runtime
@@ -156,7 +159,7 @@ async def serve(
     *,
     until_empty: bool = False,
     duration: float | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
+    grace_period: float | None = None,
     on_second: MetricsListener | None = None,
     handle_signals: bool = False,
     cluster: Cluster | Literal["auto"] | None = "auto",
@@ -176,7 +179,8 @@ async def serve(
         until_empty: end the run once every mapped queue has nothing visible, delayed or
             in flight and every mapped stream is settled.
         duration: end the run after this many seconds.
-        grace_period: seconds invocations in flight get to finish once a stop is asked.
+        grace_period: seconds invocations in flight get to finish once a stop is asked
+            (``None``: the runtime's default, 30 s, as for ``sluicegate run``).
         on_second: called as ``on_second(second, snapshots)`` when each second of
             metrics closes (see :meth:`Metrics.add_listener`), on the event loop.
         handle_signals: stop on SIGINT and SIGTERM, as ``sluicegate run`` does (main
@@ -218,7 +222,7 @@ async def arun(
     *,
     until_empty: bool = False,
     duration: float | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
+    grace_period: float | None = None,
     on_second: MetricsListener | None = None,
     handle_signals: bool = False,
     cluster: Cluster | Literal["auto"] | None = "auto",
@@ -245,7 +249,7 @@ def run(
     *,
     until_empty: bool = False,
     duration: float | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
+    grace_period: float | None = None,
     on_second: MetricsListener | None = None,
     handle_signals: bool = False,
     cluster: Cluster | Literal["auto"] | None = "auto",
@@ -401,7 +405,7 @@ def start(
     *,
     until_empty: bool = False,
     duration: float | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
+    grace_period: float | None = None,
     on_second: MetricsListener | None = None,
     cluster: Cluster | Literal["auto"] | None = "auto",
 ) -> BackgroundApp:
