@@ -504,6 +504,7 @@ class RedisStore(Store):
         return float(value) if value else None
 
     async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
+        self._redis()  # not open: say so before judging the handles
         args: list[Any] = [queue]
         for handle in receipt_handles:
             args += _parse_handle(handle)
@@ -515,6 +516,7 @@ class RedisStore(Store):
     async def _change_visibility(
         self, queue: str, receipt_handle: str, visibility_timeout: float
     ) -> None:
+        self._redis()  # not open: say so before judging the handle
         key, token = _parse_handle(receipt_handle)
         now = self.clock()
         deadline = repr(now + visibility_timeout)
