@@ -81,7 +81,7 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
@@ -1362,6 +1362,10 @@ class _Engine:
         return self._write(run)
 
 
+if TYPE_CHECKING:  # mypy checks that the engine has every primitive of the protocol
+    _as_engine: Callable[[sqlite3.Connection, Clock], Engine] = _Engine
+
+
 def _sequence(seq: int) -> str:
     """A FIFO message's sequence number as SQS writes it: decimal digits, padded to 20
     so that text order is numeric order (as the memory store writes it)."""
@@ -1738,14 +1742,15 @@ class SqliteStore(EngineStore):
             )
         return self._executor, self._worker
 
-    async def _on_worker(self, method: Callable[[_Engine], T]) -> T:
+    async def _slow(self, method: Callable[[_Engine], T]) -> T:
+        """Run ``method`` on the worker thread's connection."""
         executor, worker = self._engines()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, method, worker)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    async def _fast(self, method: Callable[[_Engine], T]) -> T:
+    async def _quick(self, method: Callable[[_Engine], T]) -> T:
         """Run ``method`` on the loop's connection if the file is free, else on the worker."""
         side = self._loop_engine
         if side is not None:
@@ -1760,21 +1765,15 @@ class SqliteStore(EngineStore):
                     raise _translate(exc, self.path) from exc
             else:
                 return result
-        return await self._on_worker(method)
-
-    async def _quick(self, call: Callable[[Engine], T]) -> T:
-        return await self._fast(call)
-
-    async def _slow(self, call: Callable[[Engine], T]) -> T:
-        return await self._on_worker(call)
+        return await self._slow(method)
 
     async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
         if len(receipt_handles) > DELETE_CHUNK:  # a long transaction: off the loop
-            return await self._on_worker(lambda e: e.delete(queue, receipt_handles))
-        return await self._fast(lambda e: e.delete(queue, receipt_handles))
+            return await self._slow(lambda e: e.delete(queue, receipt_handles))
+        return await self._quick(lambda e: e.delete(queue, receipt_handles))
 
     async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
         """One transaction for the whole round (see :class:`CoordinationRound`)."""
         if not round.ttl > 0:
             return await super().coordinate(round)  # raises the ttl's InputError
-        return await self._fast(lambda e: e.coordinate(round))
+        return await self._quick(lambda e: e.coordinate(round))
