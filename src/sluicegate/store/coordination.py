@@ -44,8 +44,9 @@ its scripts, as for visibility timeouts): processes sharing a store should share
 (NTP is plenty: a worker stops using a lease a margin of its ttl before the store expires
 it, see :mod:`sluicegate.cluster.leases`).
 
-:class:`LeaseTable` is the rules above in Python, used by the memory and SQLite stores
-(the Redis store runs the same rules in ``lua/lease.lua``).
+:func:`claim_lease_in` is the rules above in Python, used by the memory store (through
+:class:`MemoryCoordination`, its :class:`~sluicegate.store.engine.CoordinationEngine`)
+and the SQLite store (the Redis store runs the same rules in ``lua/lease.lua``).
 """
 
 from __future__ import annotations
