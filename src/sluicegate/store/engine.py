@@ -21,9 +21,11 @@ says only *where* a call runs, through two hooks: :meth:`EngineStore._quick` for
 operations on the hot path of a running mapping (send, receive, delete, a queue's
 attributes, stream reads and writes, lease claims) and :meth:`EngineStore._slow` for
 those that may scan or wait (counts, peek, purge, redrive, creating and listing). The
-memory store runs both at once on the event loop's thread; the SQLite store tries quick
-calls on the loop's own connection and runs slow ones on its worker thread. Each hook
-raises :class:`~sluicegate.errors.StoreNotOpen` when the store is not open.
+memory store runs both at once on the event loop's thread (quick primitives call its
+engines directly, see :attr:`EngineStore._inline`); the SQLite store tries quick calls on
+the loop's own connection and runs slow ones on its worker thread. Each hook raises
+:class:`~sluicegate.errors.StoreNotOpen` when the store is not open. The ``cached`` hint
+of ``_get_queue``/``_get_stream`` is ignored: an engine reads its own state cheaply.
 """
 
 from __future__ import annotations
