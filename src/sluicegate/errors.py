@@ -8,6 +8,7 @@ The tree::
     ├── InputError             malformed user input (a bad JSON line, a bad URL, ...)
     └── StoreError             anything a store refuses or cannot do
         ├── StoreUnavailable   the store cannot be opened or reached
+        ├── StoreNotOpen       a store used before open() or after close()
         ├── QueueNotFound      the named queue does not exist
         ├── QueueExists        a queue with other attributes already has that name
         ├── MessageTooLarge    a body above the queue's maximum message size
@@ -32,6 +33,7 @@ __all__ = [
     "QueueNotFound",
     "SluicegateError",
     "StoreError",
+    "StoreNotOpen",
     "StoreUnavailable",
     "StreamNotFound",
 ]
@@ -74,6 +76,12 @@ class StoreError(SluicegateError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be opened or reached (bad path, unreachable server, locked file)."""
+
+
+class StoreNotOpen(StoreError):
+    """A store used before :meth:`~sluicegate.store.base.Store.open` or after
+    :meth:`~sluicegate.store.base.Store.close` (every backend raises it, the memory one
+    too); its message says "not open" and names the store."""
 
 
 class QueueNotFound(StoreError, KeyError):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sluicegate.store import MemoryStore, RedisStore, SqliteStore, Store
+from sluicegate.testing import VirtualClock
 
 BACKENDS = ["memory", "sqlite", "redis"]
 """Backends the contract tests run against."""
@@ -26,22 +27,10 @@ TEST_TIMEOUT = 30.0
 """Seconds an async test may run before it fails."""
 
 
-class FakeClock:
-    """A clock that moves only when told to (epoch seconds)."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> VirtualClock:
+    """sluicegate.testing's clock, at :data:`START`: it moves only when told to."""
+    return VirtualClock(START)
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +58,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 @pytest.fixture
 def new_store(
     loop: asyncio.AbstractEventLoop,
-    clock: FakeClock,
+    clock: VirtualClock,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., Store]]:

@@ -22,11 +22,13 @@ from sluicegate.errors import (
     MessageTooLarge,
     QueueNotFound,
     StoreError,
+    StoreNotOpen,
 )
 from sluicegate.store import Message, QueueCounts, SendEntry, Store
 from sluicegate.store.base import md5_hex
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 
 
 async def make_queues(store: Store, *, max_receive_count: int = 3, **attrs: Any) -> None:
@@ -50,7 +52,56 @@ def counts(visible: int = 0, in_flight: int = 0, delayed: int = 0, **kw: Any) ->
 
 
 # ---------------------------------------------------------------------- send, receive, delete
-async def test_send_receive_delete(store: Store, clock: FakeClock) -> None:
+# ---------------------------------------------------------------------- lifecycle
+NOT_OPEN_CALLS: list[tuple[str, Callable[[Store], Awaitable[object]]]] = [
+    ("list_queues", lambda s: s.list_queues()),
+    ("get_queue", lambda s: s.get_queue("q")),
+    ("send", lambda s: s.send("q", "m")),
+    ("receive", lambda s: s.receive("q", wait_time=0)),
+    ("delete", lambda s: s.delete("q", "h")),
+    ("counts", lambda s: s.counts("q")),
+    ("put_record", lambda s: s.put_record("s", "k", b"d")),
+    ("get_checkpoints", lambda s: s.get_checkpoints("s->f")),
+    ("claim_lease", lambda s: s.claim_lease("l", "h", want=1, limit=1, ttl=5)),
+    ("list_workers", lambda s: s.list_workers()),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in NOT_OPEN_CALLS],
+                         ids=[name for name, _ in NOT_OPEN_CALLS])
+async def test_a_store_not_open_refuses_every_call(
+    new_store: Callable[..., Store], backend: str,
+    call: Callable[[Store], Awaitable[object]],
+) -> None:
+    # Given a store never opened, then the same store opened and closed
+    store = new_store(backend)
+    # Then each call raises StoreNotOpen, naming the state, before open and after close
+    with pytest.raises(StoreNotOpen, match="not open"):
+        await call(store)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    await store.close()
+    with pytest.raises(StoreNotOpen, match="not open"):
+        await call(store)
+
+
+async def test_a_closed_store_opened_again_works(
+    new_store: Callable[..., Store], backend: str, tmp_path: Any
+) -> None:
+    # Given a store closed after a send (a durable one keeps it; memory keeps it too)
+    store = new_store(backend)
+    await store.open()
+    await store.ensure_queue(QueueConfig("q"))
+    await store.send("q", "kept")
+    await store.close()
+    await store.close()  # idempotent
+    # When it is opened again, it serves calls and still holds the message
+    await store.open()
+    (msg,) = await store.receive("q", wait_time=0)
+    assert msg.body == "kept"
+
+
+async def test_send_receive_delete(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q"))
     sent = await store.send("q", "hello", sender_id="tester")
     assert sent.md5_of_body == md5_hex("hello")
@@ -171,7 +222,7 @@ async def test_receive_validates_arguments(store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- delay and visibility
-async def test_delay_seconds(store: Store, clock: FakeClock) -> None:
+async def test_delay_seconds(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", delay_seconds=5))
     await store.send("q", "queue default")
     await store.send("q", "own delay", delay_seconds=10)
@@ -194,7 +245,7 @@ async def test_delay_seconds_is_validated(store: Store) -> None:
         await store.send("q", "x", delay_seconds=901)
 
 
-async def test_visibility_timeout_reappearance(store: Store, clock: FakeClock) -> None:
+async def test_visibility_timeout_reappearance(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
     await store.send("q", "m")
     clock.advance(1)
@@ -208,10 +259,12 @@ async def test_visibility_timeout_reappearance(store: Store, clock: FakeClock) -
     assert second.receive_count == 2
     assert second.first_receive_timestamp == first.first_receive_timestamp == START + 1
     assert second.receipt_handle != first.receipt_handle
-    assert second.visible_at == START + 31 + 10
+    # 31 s on (VirtualClock rounds each advance up to a whole step of ~1 us)
+    assert clock() - START == pytest.approx(31, abs=1e-5)
+    assert second.visible_at == clock() + 10
 
 
-async def test_stale_handle_deletes_nothing(store: Store, clock: FakeClock) -> None:
+async def test_stale_handle_deletes_nothing(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
     await store.send("q", "m")
     (first,) = await store.receive("q")
@@ -224,7 +277,7 @@ async def test_stale_handle_deletes_nothing(store: Store, clock: FakeClock) -> N
     assert await store.delete("q", second.receipt_handle) is False
 
 
-async def test_delete_with_current_handle_after_timeout(store: Store, clock: FakeClock) -> None:
+async def test_delete_with_current_handle_after_timeout(store: Store, clock: VirtualClock) -> None:
     """As in SQS: a handle stays good until the message is received again."""
     await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
     await store.send("q", "m")
@@ -258,7 +311,7 @@ async def test_delete_many_takes_any_number(store: Store) -> None:
 
 
 async def test_delete_many_across_receives_checks_each_handle(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     """Handles from several receives in one call: each is checked against its own receive,
     and one re-received in between is stale while its batch-mates are not."""
@@ -289,7 +342,7 @@ async def test_delete_many_with_a_repeated_current_handle(store: Store) -> None:
     assert (await store.counts("q")).total == 0
 
 
-async def test_handle_from_before_a_redrive_is_stale(store: Store, clock: FakeClock) -> None:
+async def test_handle_from_before_a_redrive_is_stale(store: Store, clock: VirtualClock) -> None:
     """Back from its dead-letter queue, a message is received with the same receive count
     as in its first life; the handle of that first life must not delete it."""
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
@@ -320,7 +373,7 @@ async def test_malformed_handle_raises(store: Store, handle: Any) -> None:
     assert (await store.counts("q")).in_flight == 1  # the batch deleted nothing
 
 
-async def test_change_visibility(store: Store, clock: FakeClock) -> None:
+async def test_change_visibility(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
     await store.send("q", "m")
     (msg,) = await store.receive("q")
@@ -341,7 +394,7 @@ async def test_change_visibility(store: Store, clock: FakeClock) -> None:
         await store.change_visibility("q", again.receipt_handle, 10)
 
 
-async def test_change_visibility_needs_message_in_flight(store: Store, clock: FakeClock) -> None:
+async def test_change_visibility_needs_message_in_flight(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
     await store.send("q", "m")
     (msg,) = await store.receive("q")
@@ -352,7 +405,7 @@ async def test_change_visibility_needs_message_in_flight(store: Store, clock: Fa
         await store.change_visibility("q", msg.receipt_handle, 43_201)
 
 
-async def test_ordering_oldest_first(store: Store, clock: FakeClock) -> None:
+async def test_ordering_oldest_first(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
     await store.send_batch("q", [SendEntry("a"), SendEntry("b")])
     clock.advance(1)
@@ -367,7 +420,7 @@ async def test_ordering_oldest_first(store: Store, clock: FakeClock) -> None:
 
 
 # ---------------------------------------------------------------------- dead letters
-async def test_dead_letter_after_max_receive_count(store: Store, clock: FakeClock) -> None:
+async def test_dead_letter_after_max_receive_count(store: Store, clock: VirtualClock) -> None:
     await make_queues(store, max_receive_count=3, visibility_timeout=10)
     sent = await store.send("q", "poison", attributes={"k": "v"})
     await store.send("q", "fine")
@@ -391,11 +444,11 @@ async def test_dead_letter_after_max_receive_count(store: Store, clock: FakeCloc
     assert dead.attributes == {"k": {"DataType": "String", "StringValue": "v"}}
     assert dead.sent_timestamp == START
     assert dead.receive_count == 1
-    assert dead.first_receive_timestamp == clock.now
+    assert dead.first_receive_timestamp == clock()
 
 
 async def test_dead_letter_moves_all_due_messages_at_next_receive(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
     await store.send_batch("q", [SendEntry(str(i)) for i in range(5)])
@@ -408,7 +461,7 @@ async def test_dead_letter_moves_all_due_messages_at_next_receive(
 
 
 async def test_lowering_max_receive_count_applies_to_visible_messages(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await make_queues(store, max_receive_count=5, visibility_timeout=10)
     await store.send("q", "m")
@@ -423,7 +476,7 @@ async def test_lowering_max_receive_count_applies_to_visible_messages(
     assert (await store.counts("q")).dead_lettered == 1
 
 
-async def test_redrive_back_to_source(store: Store, clock: FakeClock) -> None:
+async def test_redrive_back_to_source(store: Store, clock: VirtualClock) -> None:
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
     sent = await store.send("q", "m")
     await store.receive("q")
@@ -442,7 +495,7 @@ async def test_redrive_back_to_source(store: Store, clock: FakeClock) -> None:
     assert (await store.counts("q")).dead_lettered == 1
 
 
-async def test_redrive_to_named_queue(store: Store, clock: FakeClock) -> None:
+async def test_redrive_to_named_queue(store: Store, clock: VirtualClock) -> None:
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
     await store.ensure_queue(QueueConfig("other"))
     await store.send("q", "m")
@@ -463,7 +516,7 @@ async def test_redrive_to_named_queue(store: Store, clock: FakeClock) -> None:
     ]
 
 
-async def test_redrive_to_missing_source_raises(store: Store, clock: FakeClock) -> None:
+async def test_redrive_to_missing_source_raises(store: Store, clock: VirtualClock) -> None:
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
     await store.send("q", "m")
     await store.receive("q")
@@ -504,7 +557,7 @@ async def test_delete_queue(store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- retention, purge, counts
-async def test_retention_expiry(store: Store, clock: FakeClock) -> None:
+async def test_retention_expiry(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", retention_period=60, visibility_timeout=300))
     await store.send("q", "in flight")
     (inflight,) = await store.receive("q")
@@ -521,7 +574,7 @@ async def test_retention_expiry(store: Store, clock: FakeClock) -> None:
 
 
 async def test_a_message_past_retention_is_not_dead_lettered(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     """Retention ends a message's life whatever else is due: one whose receives are used
     up but which is past the retention period when its visibility timeout ends is
@@ -537,7 +590,7 @@ async def test_a_message_past_retention_is_not_dead_lettered(
     assert (await store.counts("dlq")).total == 0
 
 
-async def test_purge(store: Store, clock: FakeClock) -> None:
+async def test_purge(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q"))
     await store.ensure_queue(QueueConfig("other"))
     await store.send_batch("q", [SendEntry("a"), SendEntry("b"), SendEntry("c", delay_seconds=60)])
@@ -550,7 +603,7 @@ async def test_purge(store: Store, clock: FakeClock) -> None:
     assert (await store.counts("other")).visible == 1
 
 
-async def test_counts_and_oldest_age(store: Store, clock: FakeClock) -> None:
+async def test_counts_and_oldest_age(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
     assert await store.counts("q") == counts()
     await store.send("q", "delayed, oldest", delay_seconds=100)
@@ -571,7 +624,7 @@ async def test_counts_and_oldest_age(store: Store, clock: FakeClock) -> None:
     assert await store.counts("q") == counts(visible=3, oldest_age=105.0)
 
 
-async def test_next_visible_at(store: Store, clock: FakeClock) -> None:
+async def test_next_visible_at(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
     assert await store._next_visible_at("q") is None
     await store.send("q", "a", delay_seconds=50)
@@ -678,7 +731,7 @@ async def test_concurrent_long_polls_all_served(store: Store) -> None:
 
 # ---------------------------------------------------------------------- peek
 async def test_peek_shows_every_state_without_changing_anything(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await make_queues(store, visibility_timeout=30)
     first = await store.send("q", "first", attributes={"k": "v"}, sender_id="tester")
@@ -722,7 +775,7 @@ async def test_peek_shows_every_state_without_changing_anything(
     ]
 
 
-async def test_peek_limit_keeps_sent_order(store: Store, clock: FakeClock) -> None:
+async def test_peek_limit_keeps_sent_order(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q"))
     for i in range(12):
         await store.send("q", f"m{i}")
@@ -739,7 +792,7 @@ async def test_peek_limit_keeps_sent_order(store: Store, clock: FakeClock) -> No
     assert await store.peek("q", limit=1) != []  # nothing was taken
 
 
-async def test_peek_shows_a_due_message_as_visible(store: Store, clock: FakeClock) -> None:
+async def test_peek_shows_a_due_message_as_visible(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", visibility_timeout=10))
     await store.send("q", "delayed", delay_seconds=5)
     await store.send("q", "taken")
@@ -750,7 +803,7 @@ async def test_peek_shows_a_due_message_as_visible(store: Store, clock: FakeCloc
     ]
 
 
-async def test_peek_leaves_out_messages_past_retention(store: Store, clock: FakeClock) -> None:
+async def test_peek_leaves_out_messages_past_retention(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q", retention_period=60))
     await store.send("q", "old")
     clock.advance(30)
@@ -760,7 +813,7 @@ async def test_peek_leaves_out_messages_past_retention(store: Store, clock: Fake
 
 
 async def test_peek_does_not_dead_letter_and_shows_a_dead_letter_queue(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await make_queues(store, max_receive_count=1, visibility_timeout=10)
     sent = await store.send("q", "poison", attributes={"k": "v"})
@@ -785,7 +838,7 @@ async def test_peek_does_not_dead_letter_and_shows_a_dead_letter_queue(
     assert got.message_id == sent.message_id and got.receive_count == 1
 
 
-async def test_peek_fifo_keeps_groups_and_order(store: Store, clock: FakeClock) -> None:
+async def test_peek_fifo_keeps_groups_and_order(store: Store, clock: VirtualClock) -> None:
     await store.ensure_queue(QueueConfig("q.fifo", content_based_deduplication=True))
     results = []
     for body, group in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("b2", "b")):

@@ -16,8 +16,7 @@ from sluicegate.core.config import QueueConfig
 from sluicegate.errors import InputError
 from sluicegate.store import Message, SendEntry, Store
 from sluicegate.store.base import DEDUPLICATION_WINDOW
-
-from .conftest import FakeClock
+from sluicegate.testing import VirtualClock
 
 
 async def fifo(store: Store, name: str = "q.fifo", **attrs: Any) -> None:
@@ -61,7 +60,7 @@ async def test_a_receive_fills_group_by_group_oldest_group_first(store: Store) -
 
 
 async def test_an_expired_message_in_flight_no_longer_holds_its_group(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     """A message past the retention period is gone, in flight or not: its group's next
     message can be received before the old one's visibility timeout ends."""
@@ -75,7 +74,7 @@ async def test_an_expired_message_in_flight_no_longer_holds_its_group(
     assert await store.delete("q.fifo", old.receipt_handle) is False
 
 
-async def test_a_group_in_flight_is_hidden(store: Store, clock: FakeClock) -> None:
+async def test_a_group_in_flight_is_hidden(store: Store, clock: VirtualClock) -> None:
     await fifo(store)
     await send_groups(store, "a1 a2 b1")
     (first,) = await store.receive("q.fifo", max_messages=1)
@@ -91,7 +90,7 @@ async def test_a_group_in_flight_is_hidden(store: Store, clock: FakeClock) -> No
     assert third.body == "a2"
 
 
-async def test_returned_messages_come_back_first_in_order(store: Store, clock: FakeClock) -> None:
+async def test_returned_messages_come_back_first_in_order(store: Store, clock: VirtualClock) -> None:
     await fifo(store, visibility_timeout=30)
     await send_groups(store, "a1 a2 a3 a4")
     got = await store.receive("q.fifo", max_messages=3)
@@ -120,7 +119,7 @@ async def test_standard_queues_have_no_sequence_numbers(store: Store) -> None:
     assert msg.group_id is None and msg.sequence_number is None
 
 
-async def test_content_based_deduplication(store: Store, clock: FakeClock) -> None:
+async def test_content_based_deduplication(store: Store, clock: VirtualClock) -> None:
     await fifo(store)
     first = await store.send("q.fifo", "same", group_id="g")
     clock.advance(DEDUPLICATION_WINDOW - 1)
@@ -188,7 +187,7 @@ async def test_bad_fifo_sends_are_refused(
     assert (await store.counts(queue)).total == 0
 
 
-async def test_dead_letter_keeps_group_order(store: Store, clock: FakeClock) -> None:
+async def test_dead_letter_keeps_group_order(store: Store, clock: VirtualClock) -> None:
     await fifo_with_dlq(store, max_receive_count=2)
     await send_groups(store, "a1 a2 b1")
     for _ in range(2):  # received twice, never deleted
@@ -202,7 +201,7 @@ async def test_dead_letter_keeps_group_order(store: Store, clock: FakeClock) -> 
     assert {m.group_id for m in moved} == {"a", "b"}
 
 
-async def test_a_dead_lettered_head_unblocks_its_group(store: Store, clock: FakeClock) -> None:
+async def test_a_dead_lettered_head_unblocks_its_group(store: Store, clock: VirtualClock) -> None:
     await fifo_with_dlq(store, max_receive_count=1)
     await send_groups(store, "a1")
     (first,) = await store.receive("q.fifo", max_messages=10)
@@ -214,7 +213,7 @@ async def test_a_dead_lettered_head_unblocks_its_group(store: Store, clock: Fake
     assert bodies(await store.receive("dlq.fifo", max_messages=10)) == ["a1"]
 
 
-async def test_redrive_keeps_group_order(store: Store, clock: FakeClock) -> None:
+async def test_redrive_keeps_group_order(store: Store, clock: VirtualClock) -> None:
     await fifo_with_dlq(store, max_receive_count=1)
     await send_groups(store, "a1 a2 a3 b1")
     await store.receive("q.fifo", max_messages=10)
@@ -245,7 +244,7 @@ async def test_counts_report_active_groups(store: Store) -> None:
 
 
 async def test_counts_follow_timeouts_and_retention_without_a_receive(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     """A group whose message's visibility timeout ended is no longer in flight, and one
     whose messages are all past retention is no longer active, before any receive moves

@@ -31,8 +31,9 @@ from sluicegate.errors import InvalidReceiptHandle, StoreError
 from sluicegate.store.base import NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
 from sluicegate.store.sqlite import _connect, _create_schema, _Engine
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 
 MAX_RECEIVES = 3
 """max_receive_count of the source queue."""
@@ -45,7 +46,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock(START)
+        self.clock = VirtualClock(START)
         self.engine = self.make_engine()
         self.engine.ensure_queue(QueueConfig("dlq", visibility_timeout=10))
         self.engine.ensure_queue(
@@ -89,7 +90,7 @@ class StoreMachine(RuleBasedStateMachine):
         timeout=st.sampled_from([0.0, 1.0, 2.0, 10.0]),
     )
     def receive(self, queue: str, n: int, timeout: float) -> None:
-        now = self.clock.now
+        now = self.clock()
         self.sync_locations()
         messages = self.engine.receive(queue, n, timeout)
         assert len(messages) <= n
@@ -132,7 +133,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(data=st.data(), timeout=st.sampled_from([0.0, 1.0, 2.0, 20.0]))
     def change_visibility(self, data: st.DataObject, timeout: float) -> None:
         queue, handle, mid = data.draw(st.sampled_from(self.handles))
-        now = self.clock.now
+        now = self.clock()
         self.sync_locations()
         valid = (
             self.current.get(mid) == handle

@@ -14,8 +14,9 @@ import pytest
 from sluicegate.errors import InputError
 from sluicegate.store import Store
 from sluicegate.store.coordination import CoordinationRound, LeaseClaim
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 
 
 async def test_a_holder_gets_what_it_wants_within_the_limit(store: Store) -> None:
@@ -68,7 +69,7 @@ async def test_a_mutex_is_first_come_first_served(store: Store) -> None:
 
 
 async def test_an_expired_holder_is_dropped_and_its_slots_return(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await store.claim_lease("m", "dead", want=10, limit=10, ttl=2, in_use=10)
     assert (await store.claim_lease("m", "alive", want=10, limit=10, ttl=30)).granted == 0
@@ -79,7 +80,7 @@ async def test_an_expired_holder_is_dropped_and_its_slots_return(
     assert [h.holder for h in await store.lease_holders("m")] == ["alive"]
 
 
-async def test_renewal_keeps_a_lease_past_its_ttl(store: Store, clock: FakeClock) -> None:
+async def test_renewal_keeps_a_lease_past_its_ttl(store: Store, clock: VirtualClock) -> None:
     await store.claim_lease("m", "a", want=1, limit=1, ttl=3, fair=False)
     for _ in range(6):  # twice the ttl, renewed every ttl/3
         clock.advance(1)
@@ -90,7 +91,7 @@ async def test_renewal_keeps_a_lease_past_its_ttl(store: Store, clock: FakeClock
 
 
 async def test_release_frees_at_once_but_keeps_slots_in_use(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     await store.claim_lease("m", "a", want=4, limit=4, ttl=30)
     await store.release_lease("m", "a", in_use=1, ttl=10)
@@ -104,7 +105,7 @@ async def test_release_frees_at_once_but_keeps_slots_in_use(
 
 
 async def test_fencing_tokens_grow_with_every_new_acquisition(
-    store: Store, clock: FakeClock
+    store: Store, clock: VirtualClock
 ) -> None:
     first = await store.claim_lease("leader", "a", want=1, limit=1, ttl=2, fair=False)
     renewed = await store.claim_lease("leader", "a", want=1, limit=1, ttl=2, fair=False)
@@ -125,7 +126,7 @@ async def test_fencing_tokens_grow_with_every_new_acquisition(
                                     fair=False)).token > again.token
 
 
-async def test_holders_list_counts_wants_and_expiry(store: Store, clock: FakeClock) -> None:
+async def test_holders_list_counts_wants_and_expiry(store: Store, clock: VirtualClock) -> None:
     await store.claim_lease("m", "b", want=6, limit=8, ttl=10)
     clock.advance(1)
     await store.claim_lease("m", "a", want=5, limit=8, ttl=4)
@@ -166,7 +167,7 @@ async def test_a_bad_ttl_is_refused(store: Store) -> None:
         await store.claim_lease("m", "a", want=1, limit=1, ttl=0)
 
 
-async def test_the_worker_registry(store: Store, clock: FakeClock) -> None:
+async def test_the_worker_registry(store: Store, clock: VirtualClock) -> None:
     assert await store.register_worker("w1", {"pid": 1}, ttl=3, exclusive=True) is None
     # a live id is refused with its entry, and nothing is written
     assert await store.register_worker("w1", {"pid": 2}, ttl=3, exclusive=True) == {"pid": 1}

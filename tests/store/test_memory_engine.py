@@ -13,8 +13,9 @@ from sluicegate.core.config import QueueConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.store.base import NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 
 SIZE = 300
 
@@ -23,7 +24,7 @@ def message(delay: int = 0) -> NewMessage:
     return NewMessage("body", md5_hex("body"), {}, delay, "test")
 
 
-def engine(clock: FakeClock) -> MemoryQueues:
+def engine(clock: VirtualClock) -> MemoryQueues:
     ids = map(hex, itertools.count(1))
     e = MemoryQueues(clock, new_id=partial(next, ids))
     e.ensure_queue(QueueConfig("dlq", visibility_timeout=10))
@@ -42,7 +43,7 @@ def fields(records: list[QueueRecord]) -> list[tuple[object, ...]]:
 
 def test_send_receive_records_claims_the_message_just_sent() -> None:
     # Given an empty queue
-    clock = FakeClock()
+    clock = VirtualClock(START)
     e = engine(clock)
     # When a message is sent and received at once
     sent = message()
@@ -58,7 +59,7 @@ def test_send_receive_records_claims_the_message_just_sent() -> None:
 
 def test_send_receive_records_takes_older_visible_messages_first() -> None:
     # Given a visible message sent earlier
-    clock = FakeClock()
+    clock = VirtualClock(START)
     e = engine(clock)
     (older,) = e.send("q", [message()])
     clock.advance(1.0)
@@ -71,7 +72,7 @@ def test_send_receive_records_takes_older_visible_messages_first() -> None:
 
 def test_delete_records_ignores_stale_records() -> None:
     # Given a message received, then received again after its visibility timeout
-    clock = FakeClock()
+    clock = VirtualClock(START)
     e = engine(clock)
     first = e.send_receive_records("q", message(), 1, 5.0, SIZE)
     clock.advance(6.0)
@@ -88,7 +89,7 @@ def test_send_receive_records_acts_as_send_then_receive_records(seed: int) -> No
     ``send_receive_records``, the other calls ``send`` then ``receive_records``. Every
     answer and every count must agree."""
     rng = random.Random(seed)
-    clock = FakeClock()
+    clock = VirtualClock(START)
     fast, slow = engine(clock), engine(clock)
     held: list[QueueRecord] = []
     for _ in range(300):

@@ -15,8 +15,9 @@ from sluicegate.store import (
     SqliteStore,
     open_store,
 )
+from sluicegate.testing import VirtualClock
 
-from .conftest import FakeClock
+from .conftest import START
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ def test_sqlite_urls(url: str, path: str) -> None:
 
 
 def test_memory_url_and_clock() -> None:
-    clock = FakeClock()
+    clock = VirtualClock(START)
     store = open_store("memory://", clock=clock)
     assert isinstance(store, MemoryStore)
     assert store.clock is clock

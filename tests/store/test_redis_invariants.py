@@ -22,8 +22,9 @@ from sluicegate.errors import InvalidReceiptHandle, StoreError
 from sluicegate.store.base import FifoSent, Message, NewMessage, QueueCounts, md5_hex
 from sluicegate.store.memory import MemoryQueues
 from sluicegate.store.redis import RedisStore
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 from .test_invariants import MAX_RECEIVES, StoreMachine
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class SyncRedis:
 
     url = ""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: VirtualClock) -> None:
         self.loop = asyncio.new_event_loop()
         self.prefix = f"inv{next(_examples)}:"
         self.store = RedisStore(self.url, clock=clock, prefix=self.prefix)
@@ -128,7 +129,7 @@ class SameAsMemory(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock(START)
+        self.clock = VirtualClock(START)
         self.memory = MemoryQueues(self.clock, seed=0)
         self.redis = SyncRedis(self.clock)
         for engine in (self.memory, self.redis):

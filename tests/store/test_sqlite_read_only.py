@@ -14,12 +14,12 @@ from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
 from sluicegate.errors import StoreError, StoreUnavailable
 from sluicegate.store import SendEntry, SqliteStore
+from sluicegate.testing import VirtualClock
 
-from .conftest import FakeClock
 from .test_sqlite import _back_to_version_2, _back_to_version_3
 
 
-async def _fill(path: Path, clock: FakeClock) -> str:
+async def _fill(path: Path, clock: VirtualClock) -> str:
     """A file with a queue and its dead-letter queue, a message in flight, one visible,
     a stream record and a checkpoint; returns the in-flight message's body."""
     async with SqliteStore(path, clock=clock) as store:
@@ -40,7 +40,7 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 async def test_read_only_store_reads_everything_and_changes_no_byte(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: VirtualClock
 ) -> None:
     path = tmp_path / "store.db"
     assert await _fill(path, clock) == "first"
@@ -85,7 +85,7 @@ async def test_read_only_open_of_a_missing_file_creates_nothing(tmp_path: Path) 
 
 
 async def test_read_only_store_reads_what_is_only_in_the_log(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: VirtualClock
 ) -> None:
     path = tmp_path / "store.db"
     async with SqliteStore(path, clock=clock) as writer:
@@ -101,7 +101,7 @@ async def test_read_only_store_reads_what_is_only_in_the_log(
 
 
 async def test_read_only_store_reads_version_3_as_is_and_refuses_older(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: VirtualClock
 ) -> None:
     path = tmp_path / "old.db"
     await _fill(path, clock)

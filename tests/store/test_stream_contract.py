@@ -17,8 +17,9 @@ from sluicegate.errors import (
 )
 from sluicegate.store import Store
 from sluicegate.store.base import MAX_RECORD_BYTES, PutEntry
+from sluicegate.testing import VirtualClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 
 DAY = 86_400
 
@@ -41,7 +42,7 @@ async def test_put_routes_by_md5_and_numbers_increase_per_shard(store: Store) ->
         assert all(r.shard == shard for r in read)
 
 
-async def test_records_round_trip(store: Store, clock: FakeClock) -> None:
+async def test_records_round_trip(store: Store, clock: VirtualClock) -> None:
     await store.ensure_stream(StreamConfig("s"))
     await store.put_record("s", "k", b"\x00\xffbinary")
     clock.advance(1.5)
@@ -63,7 +64,7 @@ async def test_read_after_a_position_and_limit(store: Store) -> None:
     assert await store.latest_sequence("s", 0) == sequences[-1]
 
 
-async def test_at_timestamp(store: Store, clock: FakeClock) -> None:
+async def test_at_timestamp(store: Store, clock: VirtualClock) -> None:
     await store.ensure_stream(StreamConfig("s"))
     for i in range(5):
         await store.put_record("s", "k", str(i))
@@ -133,7 +134,7 @@ async def test_unknown_stream_and_shard(store: Store) -> None:
         await store.get_records("s", 0, limit=0)
 
 
-async def test_retention_drops_old_records(store: Store, clock: FakeClock) -> None:
+async def test_retention_drops_old_records(store: Store, clock: VirtualClock) -> None:
     await store.ensure_stream(StreamConfig("s", retention_period=DAY))
     old = await store.put_record("s", "k", "old")
     clock.advance(DAY - 10)

@@ -1,9 +1,14 @@
 """Stores: where queues and their messages live.
 
-Layout: :mod:`~sluicegate.store.base` is the contract (the :class:`Store` base class and
-the values it exchanges), :mod:`~sluicegate.store.memory` keeps everything in this
-process, :mod:`~sluicegate.store.sqlite` in one file that several processes may share,
-:mod:`~sluicegate.store.redis` on a Redis server that processes on many machines share.
+Layout: :mod:`~sluicegate.store.base` is the contract (the :class:`Store` base class,
+which validates; it re-exports the values it exchanges, defined in
+:mod:`~sluicegate.store.values`). :mod:`~sluicegate.store.engine` declares the shape of a
+synchronous engine and adapts one to the contract once; on it,
+:mod:`~sluicegate.store.memory` keeps everything in this process and
+:mod:`~sluicegate.store.sqlite` in one file that several processes may share.
+:mod:`~sluicegate.store.redis` implements the contract directly, on a Redis server that
+processes on many machines share. :mod:`~sluicegate.store.coordination` holds the rules
+of leases and the values of coordination.
 :func:`open_store` builds the store a URL names.
 """
 

@@ -44,8 +44,9 @@ its scripts, as for visibility timeouts): processes sharing a store should share
 (NTP is plenty: a worker stops using a lease a margin of its ttl before the store expires
 it, see :mod:`sluicegate.cluster.leases`).
 
-:class:`LeaseTable` is the rules above in Python, used by the memory and SQLite stores
-(the Redis store runs the same rules in ``lua/lease.lua``).
+:func:`claim_lease_in` is the rules above in Python, used by the memory store (through
+:class:`MemoryCoordination`, its :class:`~sluicegate.store.engine.CoordinationEngine`)
+and the SQLite store (the Redis store runs the same rules in ``lua/lease.lua``).
 """
 
 from __future__ import annotations
@@ -230,18 +231,21 @@ class CoordinationReply:
 
 
 class MemoryCoordination:
-    """The coordination state of one memory store: plain synchronous methods taking
-    ``now`` (epoch seconds)."""
+    """The coordination state of one memory store: the
+    :class:`~sluicegate.store.engine.CoordinationEngine` of plain Python dicts, reading
+    time from ``clock`` (epoch seconds) once per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
         self.leases: dict[str, dict[str, LeaseEntry]] = {}
         self.tokens: dict[str, int] = {}
         self.workers: dict[str, tuple[float, str]] = {}
         self.logs: dict[str, deque[str]] = {}
         self.shared: dict[str, str] = {}
 
-    def claim_leases(self, holder: str, claims: Sequence[LeaseClaim], ttl: float,
-                     now: float) -> list[LeaseGrant]:
+    def claim_leases(self, holder: str, claims: Sequence[LeaseClaim],
+                     ttl: float) -> list[LeaseGrant]:
+        now = self.clock()
         out = []
         for claim in claims:
             name = claim.name
@@ -256,26 +260,41 @@ class MemoryCoordination:
                                       next_token=next_token))
         return out
 
-    def holders(self, name: str, now: float) -> list[LeaseHolder]:
+    def lease_holders(self, name: str) -> list[LeaseHolder]:
+        now = self.clock()
         return [LeaseHolder(h, e.count, e.want, e.expires, e.token)
                 for h, e in self.leases.get(name, {}).items() if e.expires > now]
 
-    def register(self, worker: str, info: str, ttl: float, exclusive: bool,
-                 now: float) -> str | None:
+    def lease_names(self) -> list[str]:
+        return list(self.leases)
+
+    def register_worker(self, worker: str, info: str, ttl: float,
+                        exclusive: bool) -> str | None:
+        now = self.clock()
         current = self.workers.get(worker)
         if exclusive and current is not None and current[0] > now:
             return current[1]
         self.workers[worker] = (now + ttl, info)
         return None
 
-    def list_workers(self, now: float) -> list[tuple[str, str]]:
+    def list_workers(self) -> list[tuple[str, str]]:
+        now = self.clock()
         for w in [w for w, (exp, _) in self.workers.items() if exp <= now]:
             del self.workers[w]
         return [(w, info) for w, (_, info) in self.workers.items()]
 
-    def append(self, log: str, events: Sequence[str]) -> None:
+    def unregister_worker(self, worker: str) -> None:
+        self.workers.pop(worker, None)
+
+    def append_events(self, log: str, events: Sequence[str]) -> None:
         self.logs.setdefault(log, deque(maxlen=MAX_EVENTS)).extend(events)
 
-    def take(self, log: str) -> list[str]:
+    def take_events(self, log: str) -> list[str]:
         events = self.logs.pop(log, None)
         return list(events) if events else []
+
+    def write_shared(self, key: str, value: str) -> None:
+        self.shared[key] = value
+
+    def read_shared(self, keys: Sequence[str]) -> dict[str, str | None]:
+        return {k: self.shared.get(k) for k in keys}

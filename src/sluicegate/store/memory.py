@@ -1,9 +1,12 @@
 """The in-memory store: queues held in Python structures, for tests and the simulator.
 
-:class:`MemoryQueues` is the engine: plain synchronous methods, time read only from its
-injected clock, so the discrete-event simulator can drive it directly at heap speed.
-:class:`MemoryStore` is the :class:`~sluicegate.store.base.Store` face of one engine for
-asyncio code; nothing in it ever suspends.
+:class:`MemoryQueues` is the queue engine (a
+:class:`~sluicegate.store.engine.QueueEngine`): plain synchronous methods, time read only
+from its injected clock, so the discrete-event simulator can drive it directly at heap
+speed. :class:`MemoryStore` is the :class:`~sluicegate.store.base.Store` face of it, of a
+:class:`~sluicegate.store.memory_streams.MemoryStreams` and of a
+:class:`~sluicegate.store.coordination.MemoryCoordination` for asyncio code, through
+:class:`~sluicegate.store.engine.EngineStore`; nothing in it ever suspends.
 
 Data structures, per queue (every operation is O(log n) amortized in the queue's size):
 
@@ -37,13 +40,15 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from sluicegate.core.config import QueueConfig
-from sluicegate.core.streams import StreamConfig
 from sluicegate.core.types import QueueRecord
-from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError
-from sluicegate.store.base import (
+from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError, StoreNotOpen
+from sluicegate.store.coordination import MemoryCoordination
+from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.memory_streams import MemoryStreams
+from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     Clock,
     FifoSent,
@@ -51,20 +56,13 @@ from sluicegate.store.base import (
     NewMessage,
     PeekedMessage,
     QueueCounts,
-    Store,
-    StreamMessage,
     new_message_id,
     peek_state,
 )
-from sluicegate.store.coordination import (
-    LeaseClaim,
-    LeaseGrant,
-    LeaseHolder,
-    MemoryCoordination,
-)
-from sluicegate.store.memory_streams import MemoryStreams
 
-__all__ = ["MemoryQueues", "MemoryStore"]
+__all__ = ["MemoryEngine", "MemoryQueues", "MemoryStore"]
+
+T = TypeVar("T")
 
 READY: Final = 0
 """State of a message that is visible (in the ``ready`` heap)."""
@@ -216,7 +214,8 @@ class MemoryQueues:
 
     Every method is one atomic step (nothing else runs in between), reads the time once
     from ``clock`` and raises :class:`~sluicegate.errors.QueueNotFound` for an unknown
-    queue. Inputs are expected to be validated already (:class:`Store` does it).
+    queue. Inputs are expected to be validated already (:class:`~sluicegate.store.base.Store`
+    does it).
 
     Parameters:
         clock: current time in epoch seconds; the simulator passes its virtual clock.
@@ -995,8 +994,28 @@ def _sequence(seq: int) -> str:
     return f"{seq:020d}"
 
 
-class MemoryStore(Store):
-    """A :class:`Store` whose queues live in this process's memory (nothing persists).
+class MemoryEngine:
+    """The three engines of one memory store, as an
+    :class:`~sluicegate.store.engine.Engine`: queues, streams and coordination."""
+
+    __slots__ = ("coordination", "queues", "streams")
+
+    def __init__(
+        self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination
+    ) -> None:
+        self.queues = queues
+        self.streams = streams
+        self.coordination = coordination
+
+
+class MemoryStore(EngineStore):
+    """A :class:`~sluicegate.store.base.Store` whose queues live in this process's memory (nothing persists).
+
+    Its engines run on the event loop's thread, at once (quick primitives call them
+    directly: :attr:`EngineStore._inline`): nothing in it ever suspends.
+    What it holds outlives :meth:`close` (a closed store opened again finds it), but
+    between the two every call raises :class:`~sluicegate.errors.StoreNotOpen`, as on
+    the other backends.
 
     Parameters:
         clock: where time is read (epoch seconds); ``time.time`` by default.
@@ -1007,6 +1026,8 @@ class MemoryStore(Store):
     Attributes:
         engine: the synchronous :class:`MemoryQueues` behind the queue coroutines.
         streams: the synchronous :class:`MemoryStreams` behind the stream coroutines.
+        coordination: the synchronous :class:`MemoryCoordination` behind leases, the
+            worker registry and shared values.
     """
 
     shared = False
@@ -1018,125 +1039,28 @@ class MemoryStore(Store):
         super().__init__(clock=clock, poll_interval=poll_interval)
         self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
         self.streams = MemoryStreams(self._now)
-        self.coordination = MemoryCoordination()
+        self.coordination = MemoryCoordination(self._now)
+        self._engines = MemoryEngine(self.engine, self.streams, self.coordination)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.
         return self.clock()
 
-    async def _ensure_queue(self, config: QueueConfig) -> None:
-        self.engine.ensure_queue(config)
+    async def open(self) -> None:
+        """Make the store usable (nothing to connect). Idempotent."""
+        self._inline = self._engines
 
-    async def _get_queue(self, name: str) -> QueueConfig:
-        return self.engine.get_queue(name)
+    async def close(self) -> None:
+        """Refuse calls until :meth:`open` again; keeps what the store holds. Idempotent."""
+        self._inline = None
 
-    async def _list_queues(self) -> list[QueueConfig]:
-        return self.engine.list_queues()
+    async def _quick(self, call: Callable[[Engine], T]) -> T:
+        # Quick primitives call the engines directly while open (_inline): only a call
+        # on a closed store comes here.
+        return await self._slow(call)
 
-    async def _delete_queue(self, name: str) -> None:
-        self.engine.delete_queue(name)
-
-    async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
-        return self.engine.send(queue, messages)
-
-    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
-        return self.engine.send_fifo(queue, messages)
-
-    async def _receive(
-        self, queue: str, max_messages: int, visibility_timeout: float
-    ) -> list[Message]:
-        return self.engine.receive(queue, max_messages, visibility_timeout)
-
-    async def _next_visible_at(self, queue: str) -> float | None:
-        return self.engine.next_visible_at(queue)
-
-    async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
-        return self.engine.delete(queue, receipt_handles)
-
-    async def _change_visibility(
-        self, queue: str, receipt_handle: str, visibility_timeout: float
-    ) -> None:
-        self.engine.change_visibility(queue, receipt_handle, visibility_timeout)
-
-    async def _purge(self, queue: str) -> int:
-        return self.engine.purge(queue)
-
-    async def _counts(self, queue: str) -> QueueCounts:
-        return self.engine.counts(queue)
-
-    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
-        return self.engine.peek(queue, limit)
-
-    async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
-        return self.engine.redrive(dead_letter_queue, to)
-
-    # ------------------------------------------------------------------ streams
-    async def _ensure_stream(self, config: StreamConfig) -> None:
-        self.streams.ensure_stream(config)
-
-    async def _get_stream(self, name: str) -> StreamConfig:
-        return self.streams.get_stream(name)
-
-    async def _list_streams(self) -> list[StreamConfig]:
-        return self.streams.list_streams()
-
-    async def _delete_stream(self, name: str) -> None:
-        self.streams.delete_stream(name)
-
-    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
-        return self.streams.put(stream, records)
-
-    async def _get_records(
-        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
-    ) -> list[StreamMessage]:
-        return self.streams.get_records(stream, shard, after, at_timestamp, limit)
-
-    async def _latest_sequence(self, stream: str, shard: int) -> int:
-        return self.streams.latest_sequence(stream, shard)
-
-    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
-        return self.streams.shard_stats(stream)
-
-    async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
-        return self.streams.get_checkpoints(mapping)
-
-    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
-        return self.streams.stream_checkpoints(stream)
-
-    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
-        self.streams.set_checkpoints(mapping, checkpoints)
-
-    # ------------------------------------------------------------------ coordination
-    async def _claim_leases(
-        self, holder: str, claims: list[LeaseClaim], ttl: float
-    ) -> list[LeaseGrant]:
-        return self.coordination.claim_leases(holder, claims, ttl, self.clock())
-
-    async def _lease_holders(self, name: str) -> list[LeaseHolder]:
-        return self.coordination.holders(name, self.clock())
-
-    async def _lease_names(self) -> list[str]:
-        return list(self.coordination.leases)
-
-    async def _register_worker(
-        self, worker: str, info: str, ttl: float, exclusive: bool
-    ) -> str | None:
-        return self.coordination.register(worker, info, ttl, exclusive, self.clock())
-
-    async def _list_workers(self) -> list[tuple[str, str]]:
-        return self.coordination.list_workers(self.clock())
-
-    async def _unregister_worker(self, worker: str) -> None:
-        self.coordination.workers.pop(worker, None)
-
-    async def _append_events(self, log: str, events: list[str]) -> None:
-        self.coordination.append(log, events)
-
-    async def _take_events(self, log: str) -> list[str]:
-        return self.coordination.take(log)
-
-    async def _write_shared(self, key: str, value: str) -> None:
-        self.coordination.shared[key] = value
-
-    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
-        return {k: self.coordination.shared.get(k) for k in keys}
+    async def _slow(self, call: Callable[[Engine], T]) -> T:
+        engines = self._inline
+        if engines is None:
+            raise StoreNotOpen("memory store is not open (use 'async with' or open())")
+        return call(engines)

@@ -83,7 +83,6 @@ send may store its messages twice, at-least-once delivery as everywhere in sluic
 
 from __future__ import annotations
 
-import contextvars
 import json
 import random
 import secrets
@@ -98,6 +97,7 @@ from sluicegate.errors import (
     InvalidReceiptHandle,
     QueueNotFound,
     StoreError,
+    StoreNotOpen,
     StoreUnavailable,
     StreamNotFound,
 )
@@ -146,11 +146,6 @@ _QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver
 _MAX_SEQUENCE = 10**16 - 1
 """Message keys hold 16 decimal digits of sequence number."""
 _MAX_STREAM_ID = 2**64 - 1
-
-_cached: contextvars.ContextVar[bool] = contextvars.ContextVar("_cached", default=False)
-"""Set while an operation whose script checks the attributes it was validated against
-runs: then :meth:`RedisStore._get_queue` and ``_get_stream`` may answer from the cache."""
-
 
 class _Stale(Exception):
     """A script found the queue's or stream's attributes changed since they were cached."""
@@ -269,7 +264,7 @@ class RedisStore(Store):
     # ------------------------------------------------------------------ plumbing
     def _redis(self) -> Redis:
         if self._client is None:
-            raise StoreError(
+            raise StoreNotOpen(
                 f"redis store {self.address} is not open (use 'async with' or open())"
             )
         return self._client
@@ -348,8 +343,10 @@ class RedisStore(Store):
         )
         return config, ver
 
-    async def _get_queue(self, name: str) -> QueueConfig:
-        if _cached.get():
+    async def _get_queue(self, name: str, *, cached: bool = False) -> QueueConfig:
+        """With ``cached`` (the caller's script checks the version), what this object
+        read last, if anything; else the server's attributes, which it caches."""
+        if cached:
             known = self._queues.get(name)
             if known is not None:
                 return known[0]
@@ -381,16 +378,14 @@ class RedisStore(Store):
         self, queue: str, entries: Sequence[SendEntry], *, sender_id: str = "sluicegate"
     ) -> list[SendResult]:
         """As :meth:`Store.send_batch`, one round trip when this object knows the queue:
-        validated against cached attributes, which the script checks are current."""
-        token = _cached.set(True)
-        try:
-            for _ in range(5):
-                try:
-                    return await super().send_batch(queue, entries, sender_id=sender_id)
-                except _Stale:
-                    self._queues.pop(queue, None)
-        finally:
-            _cached.reset(token)
+        validated against cached attributes (the base class asks ``_get_queue`` with
+        ``cached=True``), which the script checks are current; on a stale version the
+        cache is dropped and the send validated again with fresh attributes."""
+        for _ in range(5):
+            try:
+                return await super().send_batch(queue, entries, sender_id=sender_id)
+            except _Stale:
+                self._queues.pop(queue, None)
         raise StoreError(f"redis store {self.address}: queue {queue!r} keeps changing attributes")
 
     def _version(self, queue: str) -> str:
@@ -509,6 +504,7 @@ class RedisStore(Store):
         return float(value) if value else None
 
     async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
+        self._redis()  # not open: say so before judging the handles
         args: list[Any] = [queue]
         for handle in receipt_handles:
             args += _parse_handle(handle)
@@ -520,6 +516,7 @@ class RedisStore(Store):
     async def _change_visibility(
         self, queue: str, receipt_handle: str, visibility_timeout: float
     ) -> None:
+        self._redis()  # not open: say so before judging the handle
         key, token = _parse_handle(receipt_handle)
         now = self.clock()
         deadline = repr(now + visibility_timeout)
@@ -596,8 +593,8 @@ class RedisStore(Store):
             config.retention_period,
         )
 
-    async def _get_stream(self, name: str) -> StreamConfig:
-        if _cached.get():
+    async def _get_stream(self, name: str, *, cached: bool = False) -> StreamConfig:
+        if cached:
             known = self._streams.get(name)
             if known is not None:
                 return known
@@ -624,35 +621,14 @@ class RedisStore(Store):
             raise StreamNotFound(name)
 
     async def put_records(self, stream: str, entries: Sequence[PutEntry]) -> list[PutResult]:
-        """As :meth:`Store.put_records`, one round trip when this object knows the stream."""
-        token = _cached.set(True)
-        try:
-            for _ in range(5):
-                try:
-                    return await super().put_records(stream, entries)
-                except _Stale:
-                    self._streams.pop(stream, None)
-        finally:
-            _cached.reset(token)
+        """As :meth:`Store.put_records`, one round trip when this object knows the stream
+        (validated against the cached shard count, which the script checks)."""
+        for _ in range(5):
+            try:
+                return await super().put_records(stream, entries)
+            except _Stale:
+                self._streams.pop(stream, None)
         raise StoreError(f"redis store {self.address}: stream {stream!r} keeps changing")
-
-    async def get_records(
-        self,
-        stream: str,
-        shard: int,
-        *,
-        after: int | None = None,
-        at_timestamp: float | None = None,
-        limit: int = 10_000,
-    ) -> list[StreamMessage]:
-        """As :meth:`Store.get_records`, one round trip when this object knows the stream."""
-        token = _cached.set(True)
-        try:
-            return await super().get_records(
-                stream, shard, after=after, at_timestamp=at_timestamp, limit=limit
-            )
-        finally:
-            _cached.reset(token)
 
     async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
         known = self._streams.get(stream)

@@ -81,7 +81,7 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from sluicegate.core.config import QueueConfig, is_fifo_queue
@@ -90,23 +90,11 @@ from sluicegate.errors import (
     InvalidReceiptHandle,
     QueueNotFound,
     StoreError,
+    StoreNotOpen,
     StoreUnavailable,
     StreamNotFound,
 )
-from sluicegate.store.base import (
-    DEDUPLICATION_WINDOW,
-    Clock,
-    FifoSent,
-    Message,
-    NewMessage,
-    PeekedMessage,
-    QueueCounts,
-    Store,
-    StreamMessage,
-    check_store_error,
-    new_message_id,
-    peek_state,
-)
+from sluicegate.store.base import check_store_error
 from sluicegate.store.coordination import (
     MAX_EVENTS,
     CoordinationReply,
@@ -116,6 +104,19 @@ from sluicegate.store.coordination import (
     LeaseGrant,
     LeaseHolder,
     claim_lease_in,
+)
+from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.values import (
+    DEDUPLICATION_WINDOW,
+    Clock,
+    FifoSent,
+    Message,
+    NewMessage,
+    PeekedMessage,
+    QueueCounts,
+    StreamMessage,
+    new_message_id,
+    peek_state,
 )
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SqliteStore"]
@@ -525,7 +526,8 @@ def _parse_handle(handle: Any) -> tuple[int, int]:
 
 
 class _Engine:
-    """One connection and the synchronous operations on it, each one transaction.
+    """One connection and the synchronous operations on it, each one transaction: an
+    :class:`~sluicegate.store.engine.Engine` that is its own three parts.
 
     Parameters:
         conn: an open connection in autocommit mode (``isolation_level=None``).
@@ -582,6 +584,18 @@ class _Engine:
 
     def close(self) -> None:
         self.conn.close()
+
+    @property
+    def queues(self) -> _Engine:
+        return self
+
+    @property
+    def streams(self) -> _Engine:
+        return self
+
+    @property
+    def coordination(self) -> _Engine:
+        return self
 
     # ------------------------------------------------------------------ queues
     def ensure_queue(self, config: QueueConfig) -> None:
@@ -1263,6 +1277,10 @@ class _Engine:
         return self._write(lambda: self._register(worker, info, ttl, exclusive, self.clock()))
 
     def list_workers(self) -> list[tuple[str, str]]:
+        """Live entries only, in one read transaction."""
+        return self._read(self._live_workers)
+
+    def _live_workers(self) -> list[tuple[str, str]]:
         """Live entries only; a read (expired rows go when a worker registers), so a
         read-only file can be listed. A file of schema 4 or older, which a read-only open
         reads as it is, has no registry: no worker of this version has run on it."""
@@ -1342,6 +1360,10 @@ class _Engine:
             return reply
 
         return self._write(run)
+
+
+if TYPE_CHECKING:  # mypy checks that the engine has every primitive of the protocol
+    _as_engine: Callable[[sqlite3.Connection, Clock], Engine] = _Engine
 
 
 def _sequence(seq: int) -> str:
@@ -1600,7 +1622,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return check_store_error(exc)
 
 
-class SqliteStore(Store):
+class SqliteStore(EngineStore):
     """A :class:`Store` in one SQLite file, shared safely by threads and processes.
 
     Parameters:
@@ -1715,17 +1737,20 @@ class SqliteStore(Store):
     # ------------------------------------------------------------------ dispatch
     def _engines(self) -> tuple[concurrent.futures.ThreadPoolExecutor, _Engine]:
         if self._executor is None or self._worker is None:
-            raise StoreError(f"sqlite store {self.path} is not open (use 'async with' or open())")
+            raise StoreNotOpen(
+                f"sqlite store {self.path} is not open (use 'async with' or open())"
+            )
         return self._executor, self._worker
 
-    async def _on_worker(self, method: Callable[[_Engine], T]) -> T:
+    async def _slow(self, method: Callable[[_Engine], T]) -> T:
+        """Run ``method`` on the worker thread's connection."""
         executor, worker = self._engines()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, method, worker)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    async def _fast(self, method: Callable[[_Engine], T]) -> T:
+    async def _quick(self, method: Callable[[_Engine], T]) -> T:
         """Run ``method`` on the loop's connection if the file is free, else on the worker."""
         side = self._loop_engine
         if side is not None:
@@ -1740,134 +1765,15 @@ class SqliteStore(Store):
                     raise _translate(exc, self.path) from exc
             else:
                 return result
-        return await self._on_worker(method)
-
-    # ------------------------------------------------------------------ primitives
-    async def _ensure_queue(self, config: QueueConfig) -> None:
-        await self._on_worker(lambda e: e.ensure_queue(config))
-
-    async def _get_queue(self, name: str) -> QueueConfig:
-        return await self._fast(lambda e: e.get_queue(name))
-
-    async def _list_queues(self) -> list[QueueConfig]:
-        return await self._on_worker(_Engine.list_queues)
-
-    async def _delete_queue(self, name: str) -> None:
-        await self._on_worker(lambda e: e.delete_queue(name))
-
-    async def _send(self, queue: str, messages: list[NewMessage]) -> list[str]:
-        return await self._fast(lambda e: e.send(queue, messages))
-
-    async def _receive(
-        self, queue: str, max_messages: int, visibility_timeout: float
-    ) -> list[Message]:
-        return await self._fast(
-            lambda e: e.receive(queue, max_messages, visibility_timeout)
-        )
-
-    async def _next_visible_at(self, queue: str) -> float | None:
-        return await self._fast(lambda e: e.next_visible_at(queue))
+        return await self._slow(method)
 
     async def _delete(self, queue: str, receipt_handles: list[str]) -> list[bool]:
-        if len(receipt_handles) > DELETE_CHUNK:
-            return await self._on_worker(lambda e: e.delete(queue, receipt_handles))
-        return await self._fast(lambda e: e.delete(queue, receipt_handles))
-
-    async def _change_visibility(
-        self, queue: str, receipt_handle: str, visibility_timeout: float
-    ) -> None:
-        await self._fast(
-            lambda e: e.change_visibility(queue, receipt_handle, visibility_timeout)
-        )
-
-    async def _purge(self, queue: str) -> int:
-        return await self._on_worker(lambda e: e.purge(queue))
-
-    async def _counts(self, queue: str) -> QueueCounts:
-        return await self._on_worker(lambda e: e.counts(queue))
-
-    async def _peek(self, queue: str, limit: int) -> list[PeekedMessage]:
-        return await self._on_worker(lambda e: e.peek(queue, limit))
-
-    async def _redrive(self, dead_letter_queue: str, to: str | None) -> list[str]:
-        return await self._on_worker(lambda e: e.redrive(dead_letter_queue, to))
-
-    async def _send_fifo(self, queue: str, messages: list[NewMessage]) -> list[FifoSent]:
-        return await self._fast(lambda e: e.send_fifo(queue, messages))
-
-    # ------------------------------------------------------------------ streams
-    async def _ensure_stream(self, config: StreamConfig) -> None:
-        await self._on_worker(lambda e: e.ensure_stream(config))
-
-    async def _get_stream(self, name: str) -> StreamConfig:
-        return await self._fast(lambda e: e.get_stream(name))
-
-    async def _list_streams(self) -> list[StreamConfig]:
-        return await self._on_worker(_Engine.list_streams)
-
-    async def _delete_stream(self, name: str) -> None:
-        await self._on_worker(lambda e: e.delete_stream(name))
-
-    async def _put(self, stream: str, records: list[tuple[int, str, bytes]]) -> list[int]:
-        return await self._fast(lambda e: e.put(stream, records))
-
-    async def _get_records(
-        self, stream: str, shard: int, after: int | None, at_timestamp: float | None, limit: int
-    ) -> list[StreamMessage]:
-        return await self._fast(lambda e: e.get_records(stream, shard, after, at_timestamp, limit))
-
-    async def _latest_sequence(self, stream: str, shard: int) -> int:
-        return await self._fast(lambda e: e.latest_sequence(stream, shard))
-
-    async def _shard_stats(self, stream: str) -> list[tuple[int | None, int, int]]:
-        return await self._on_worker(lambda e: e.shard_stats(stream))
-
-    async def _get_checkpoints(self, mapping: str) -> dict[int, int]:
-        return await self._fast(lambda e: e.get_checkpoints(mapping))
-
-    async def _stream_checkpoints(self, stream: str) -> dict[str, dict[int, int]]:
-        return await self._on_worker(lambda e: e.stream_checkpoints(stream))
-
-    async def _set_checkpoints(self, mapping: str, checkpoints: dict[int, int]) -> None:
-        await self._fast(lambda e: e.set_checkpoints(mapping, checkpoints))
-
-    # ------------------------------------------------------------------ coordination
-    async def _claim_leases(
-        self, holder: str, claims: list[LeaseClaim], ttl: float
-    ) -> list[LeaseGrant]:
-        return await self._fast(lambda e: e.claim_leases(holder, claims, ttl))
-
-    async def _lease_holders(self, name: str) -> list[LeaseHolder]:
-        return await self._fast(lambda e: e.lease_holders(name))
-
-    async def _lease_names(self) -> list[str]:
-        return await self._on_worker(_Engine.lease_names)
-
-    async def _register_worker(
-        self, worker: str, info: str, ttl: float, exclusive: bool
-    ) -> str | None:
-        return await self._on_worker(lambda e: e.register_worker(worker, info, ttl, exclusive))
-
-    async def _list_workers(self) -> list[tuple[str, str]]:
-        return await self._on_worker(lambda e: e._read(e.list_workers))
-
-    async def _unregister_worker(self, worker: str) -> None:
-        await self._on_worker(lambda e: e.unregister_worker(worker))
-
-    async def _append_events(self, log: str, events: list[str]) -> None:
-        await self._fast(lambda e: e.append_events(log, events))
-
-    async def _take_events(self, log: str) -> list[str]:
-        return await self._fast(lambda e: e.take_events(log))
-
-    async def _write_shared(self, key: str, value: str) -> None:
-        await self._fast(lambda e: e.write_shared(key, value))
-
-    async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
-        return await self._fast(lambda e: e.read_shared(keys))
+        if len(receipt_handles) > DELETE_CHUNK:  # a long transaction: off the loop
+            return await self._slow(lambda e: e.delete(queue, receipt_handles))
+        return await self._quick(lambda e: e.delete(queue, receipt_handles))
 
     async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
         """One transaction for the whole round (see :class:`CoordinationRound`)."""
         if not round.ttl > 0:
             return await super().coordinate(round)  # raises the ttl's InputError
-        return await self._fast(lambda e: e.coordinate(round))
+        return await self._quick(lambda e: e.coordinate(round))
