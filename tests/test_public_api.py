@@ -135,7 +135,12 @@ def test_run_on_a_store_object_closes_it_and_the_memory_store_keeps_its_messages
     seen: list[str] = []
     app = make_app(seen, fail=lambda body: body == json.dumps({"id": 0}))
     store = MemoryStore()
-    asyncio.run(fill(store, app, 3))
+
+    async def filled() -> None:
+        async with store:
+            await fill(store, app, 3)
+
+    asyncio.run(filled())
     summary = sluicegate.run(app, store, duration=0.3)
     assert summary.stopped_by == "duration reached"
     assert summary.processed == 2  # the failed one waits out its visibility timeout
