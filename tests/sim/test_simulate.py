@@ -26,6 +26,7 @@ from sluicegate.sim import (
     simulate_any,
 )
 from sluicegate.sim.driver import _Simulation
+from sluicegate.sim.world import to_world
 
 STEADY = {
     "seed": 3,
@@ -128,10 +129,10 @@ def test_inline_lognormal_draws_are_the_samplers() -> None:
         "mapping": {"batch_size": 1, "maximum_concurrency": 30, "scaling": "fixed"},
     })
     # When it runs with the event loop's inline draw, and with the sampler's function
-    inline = _Simulation(scenario)
-    assert inline.lanes[0].lognormal is not None
-    called = _Simulation(scenario)
-    called.lanes[0].lognormal = None
+    inline = _Simulation(to_world(scenario))
+    assert inline.lanes[0].fn.lognormal is not None
+    called = _Simulation(to_world(scenario))
+    called.lanes[0].fn.lognormal = None
     # Then the output is the same, byte for byte
     assert json.dumps(inline.run().to_dict()) == json.dumps(called.run().to_dict())
 
