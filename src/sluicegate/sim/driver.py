@@ -1257,7 +1257,14 @@ class _Simulation:
                     # message as it is sent, in one call to the engine.
                     lane.b_sent += 1
                     waiters = lane.waiters
-                    entry = waiters.take()
+                    # LongPolls.take, inlined: the same draw, the same swap with the last
+                    index = int(waiters.random() * len(waiting))
+                    entry = waiting[index]
+                    tail = waiting.pop()
+                    if tail is not entry:
+                        waiting[index] = tail
+                        tail[3] = index
+                    entry[3] = -1
                     waiter: Receive = entry[2]
                     records = engine.send_receive_records(
                         lane.queue, lane.new_message, waiter.max_messages,
