@@ -132,6 +132,9 @@ _WINDOW: Final = 4
 """Holds buffered records until the window's deadline (paused, or above the limit)."""
 _SLOT: Final = 5
 """Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
+_TURN: Final = 6
+"""Wants to receive and waits for its turn (FIFO receive turns, see
+:class:`QueueMapping`)."""
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
 _ERROR: Final = OutcomeKind.ERROR
@@ -206,6 +209,20 @@ class QueueMapping:
         policy: the scaling policy; built from ``config`` when omitted (with the
             function's reserved concurrency as registered in ``pool``).
         now: when the mapping is created, in seconds.
+        record_filter: the mapping's filter criteria as a predicate (``None``: none).
+        receive_turns: for a FIFO queue, its pollers take turns: at most one receive is
+            outstanding at a time, and a poller that wants to receive while another's
+            receive is out waits for its turn, in the order they asked (a poller whose
+            receive just came back goes behind those already waiting). Each FIFO receive
+            is a claim of its own on the store, which hands out only groups with
+            nothing in flight; with turns, the messages a settled batch frees are
+            claimed by one poller instead of raced for by every waiting one (with 100
+            pollers on a real store the race costs more than the work). The runtime
+            turns them on. Off (the default), every poller has its receive out at once,
+            as AWS's concurrent long polls do: the simulator's model, whose receives are
+            atomic and whose long polls share new messages at random
+            (:class:`~sluicegate.sim.models.LongPolls`); the ``fifo-*`` presets are
+            calibrated on it. Ignored for a standard queue.
 
     Raises:
         ValueError: a negative or non-finite visibility timeout.
@@ -229,6 +246,7 @@ class QueueMapping:
         "_deletable",
         "_fixed_limit",
         "_function",
+        "_granted",
         "_held",
         "_in_flight",
         "_limit",
@@ -245,6 +263,8 @@ class QueueMapping:
         "_seq",
         "_slot_wait",
         "_timers",
+        "_turn_wait",
+        "_turns",
         "_visibility_timeout",
         "abandoned",
         "config",
@@ -266,6 +286,7 @@ class QueueMapping:
         policy: ScalingPolicy | None = None,
         now: float = 0.0,
         record_filter: Callable[[QueueRecord], bool] | None = None,
+        receive_turns: bool = False,
     ) -> None:
         if not 0 <= visibility_timeout < float("inf"):
             raise ValueError(f"visibility_timeout={visibility_timeout!r}: need finite seconds >= 0")
@@ -304,6 +325,12 @@ class QueueMapping:
         self._by_batch: dict[int, _Poller] = {}
         self._pending_deletes: list[tuple[QueueRecord, ...]] = []
         self._record_filter = record_filter
+        self._turns: bool = bool(receive_turns) and config.fifo
+        """Whether receives take turns (``receive_turns`` on a FIFO queue)."""
+        self._turn_wait: deque[_Poller] = deque()
+        """Pollers waiting for their turn to receive (state ``_TURN``), in order."""
+        self._granted: _Poller | None = None
+        """The poller being given the turn (by :meth:`_grant_turn`)."""
         """The mapping's filter criteria as a predicate (the driver knows how to read a
         record's body and metadata); ``None`` when the mapping has none."""
         self._next_batch_id = 1
@@ -479,6 +506,8 @@ class QueueMapping:
             self._dispatch(poller, batch, now, limit, actions)
         if self._attention:
             self._visit_attention(now, limit, actions)
+        if self._turn_wait and not self._receiving:
+            self._grant_turn(now, limit, actions)
         return actions
 
     def read_done(
@@ -673,6 +702,7 @@ class QueueMapping:
             self._attention
             or self._pending_deletes
             or self._slot_wait
+            or self._turn_wait
             or p.flagged
             or limit != self._active
             or (timers and timers[0][0] <= now)
@@ -827,6 +857,14 @@ class QueueMapping:
         else:
             wait = LONG_POLL_WAIT
             room = batcher.empty_room
+        if self._turns and (
+            self._receiving or (self._turn_wait and self._granted is not p)
+        ):
+            # another poller's receive is out, or others wait already: wait for the turn
+            # (behind them: one whose receive just came back asks again last)
+            p.state = _TURN
+            self._turn_wait.append(p)
+            return
         p.state = _RECEIVING
         p.asked = now
         self._receiving += 1
@@ -834,6 +872,19 @@ class QueueMapping:
         if receive is None or receive.max_messages != room or receive.wait != wait:
             receive = p.receive = Receive(p.index, room, wait, self._visibility_timeout)
         actions.append(receive)
+
+    def _grant_turn(self, now: float, limit: int, actions: list[Action]) -> None:
+        """No receive is out: the first poller waiting for its turn receives (one that
+        no longer wants to, paused or retired, passes the turn on by not asking)."""
+        waiting = self._turn_wait
+        while waiting and not self._receiving:
+            q = waiting.popleft()
+            if q.state != _TURN:
+                continue
+            q.state = _FREE
+            self._granted = q
+            self._advance(q, now, limit, actions)
+            self._granted = None
 
     def _dispatch(
         self, p: _Poller, batch: Batch, now: float, limit: int, actions: list[Action]
