@@ -1,28 +1,38 @@
 """The discrete-event driver: the core's mappings on a virtual clock, at heap speed.
 
-One event heap, one virtual clock (``now``, seconds from 0), seeded random streams. The
-memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) holds every queue
-and reads the same clock, one :class:`~sluicegate.core.pool.ConcurrencyPool` holds the
-account's concurrency with every function registered, and each mapping is the core's
-:class:`~sluicegate.core.mapping.QueueMapping`, driven the way the asyncio runtime drives
-it: ask :meth:`~QueueMapping.poll` what to do, perform the actions, report results back
-(``received``, ``finished``), and come back at :meth:`~QueueMapping.next_wakeup`. A
-single receive coming back or a single invocation ending is reported through the fused
-:meth:`~QueueMapping.received_poll` and :meth:`~QueueMapping.finished_poll`, which answer
-as those three calls would, through the same rules. No mapping rule lives here; what is
-modelled here is what a real run gets from the world: handler durations, cold starts,
-injected errors, a downstream under load, producers.
+One event loop for every source. It runs a :class:`~sluicegate.sim.world.World` (an App
+plus a load; every scenario kind is translated into one, :func:`~sluicegate.sim.world.to_world`)
+on one event heap, one virtual clock (``now``, seconds from 0) and seeded random streams.
+The memory store's engines (:class:`~sluicegate.store.memory.MemoryQueues` for queues,
+:class:`~sluicegate.store.memory_streams.MemoryStreams` for streams) read the same clock,
+and one :class:`~sluicegate.core.pool.ConcurrencyPool` holds the account's concurrency
+with every function registered, whatever source invokes it. Each mapping is the core's
+state machine (:class:`~sluicegate.core.mapping.QueueMapping` for standard and FIFO
+queues, :class:`~sluicegate.core.stream_mapping.StreamMapping` for streams), driven
+through the core's mapping protocol as the runtime drives it: ask ``poll`` what to do,
+perform the actions, report results back (``read_done``/``received``, ``finished``), come
+back at ``next_wakeup``. A queue's single receive coming back or single invocation ending
+is reported through the fused :meth:`~QueueMapping.received_poll` and
+:meth:`~QueueMapping.finished_poll`, which answer as those three calls would, through the
+same rules. How an invocation ended goes through the mapping's ``outcome_of`` (the core's
+one result rule), a shard's read through ``read_done`` (the core's starting position and
+retention gap rule), and the series' limit is the mapping's ``concurrency_limit``. No
+mapping rule lives here; what is modelled here is what a real run gets from the world:
+handler durations, cold starts, injected errors, poison records, a downstream under load,
+producers.
 
-A queue scenario runs one mapping; a topic scenario
-(:class:`~sluicegate.sim.topic_scenario.TopicScenario`) one per subscriber, in the same
-loop. Each mapping's state (its queue, function model, long polls, execution
-environments and counters) is a lane (:class:`_Lane`); every event but a bucket boundary
-and a send belongs to one lane. A publish to the topic delivers one message to every
-subscribed queue at its instant, in the order of the topic's subscribers, each delivery
-followed by that queue's mapping's turn (what :meth:`Store.publish
-<sluicegate.store.base.Store.publish>` does, with the group and deduplication ids of
-:func:`~sluicegate.store.base.publish_ids`). The mappings share nothing but the pool: a
-slot taken by one function is one the others cannot have.
+Each mapping's state (its source, long polls, pending events and counters) is a lane
+(:class:`_Lane`); each function's (durations, cold starts, execution environments, error
+windows, downstream) is a :class:`_Function`, the one simulated function for every
+source. Every event but a bucket boundary and a queue or topic send belongs to one lane.
+A publish to a topic delivers one message to every subscribed queue at its instant, in
+the order of the topic's subscribers, each delivery followed by that queue's mapping's
+turn (what :meth:`Store.publish <sluicegate.store.base.Store.publish>` does, with the
+group and deduplication ids of :func:`~sluicegate.store.base.publish_ids`). The mappings
+share nothing but the pool (and a function's environments, when two mappings invoke one
+function): a slot taken by one function is one the others cannot have, so a stream's
+function with reserved concurrency takes from the pool what a queue's function could
+have had.
 
 How the actions are performed:
 
@@ -39,9 +49,17 @@ How the actions are performed:
   again after its visibility timeout) deletes nothing, as on SQS.
 - ``Abandon``: counted by the mapping; the engine makes the messages visible again by
   itself.
+- ``Fetch``: the shard's latest sequence number, then its records after the core's
+  position (or from its starting position), at once (no GetRecords latency, no per-shard
+  read throughput limit), reported with ``read_done``.
+- ``StreamInvoke``: as ``Invoke``; a batch holding a poison record fails (see
+  :class:`~sluicegate.sim.stream_scenario.PoisonSpec`).
+- ``Checkpoint``: stored in the stream engine; ``SendToDestination``: counted.
 
-Pausing a mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short (they
-return empty, as the runtime's stop does), so nothing more is received while paused.
+Pausing a queue mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short
+(they return empty, as the runtime's stop does), so nothing more is received while paused.
+A stream's producers put records through the main heap (``_PUT``); queue and topic
+producers have a heap of their own (see :attr:`_Simulation.arrivals`).
 
 Events at the same instant run in the order they were scheduled; a bucket boundary runs
 before any other event of its instant, so an event at exactly t=10 s belongs to the
@@ -1353,13 +1371,13 @@ class _Simulation:
                 # A stream producer puts records; the shards' readers fetch on their own
                 # cadence.
                 lane = event[3]
-                index: int = event[4]
-                stream_producer, keys = lane.producers[index]
+                put: int = event[4]
+                stream_producer, keys = lane.producers[put]
                 draw = keys.draw
                 self._put(lane, [draw() for _ in range(stream_producer.count)])
                 after = stream_producer.next(now)
                 if after is not None:
-                    push(heap, (after, seq(), _PUT, lane, index))
+                    push(heap, (after, seq(), _PUT, lane, put))
                 continue
             elif kind == _BUCKET:
                 live = self._close_bucket(now, b_running, b_unreserved, b_live, b_published)
