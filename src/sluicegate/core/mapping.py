@@ -146,7 +146,7 @@ _REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurr
 class _Poller:
     __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
 
-    def __init__(self, index: int, batcher: Batcher) -> None:
+    def __init__(self, index: int, batcher: Batcher[QueueRecord]) -> None:
         self.index = index
         self.batcher = batcher
         self.state = _FREE
