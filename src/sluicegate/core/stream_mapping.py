@@ -38,7 +38,7 @@ failed records is invoked until they are settled.
   failed sequence number succeed; the rest is retried as one batch (with or without
   bisect: AWS "splits at" the reported number, which is the same cut), using one retry
   attempt. An item identifier that is not a sequence number of the batch fails the whole
-  batch (:func:`~sluicegate.core.streams.interpret_stream_response`).
+  batch (:func:`~sluicegate.core.results.interpret_response`).
 - A failed batch that has used ``maximum_retry_attempts`` retries is discarded instead of
   retried; a batch holding a record older than ``maximum_record_age`` is discarded
   instead of invoked (checked before every attempt, the first included). A discarded
@@ -88,7 +88,6 @@ from sluicegate.core.results import InvocationResult, invocation_outcome
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
-    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -702,8 +701,7 @@ class StreamMapping:
         rule (:func:`~sluicegate.core.results.invocation_outcome`), with sequence numbers
         as item identifiers and the mapping's ReportBatchItemFailures."""
         return invocation_outcome(
-            result, batch, report_batch_item_failures=self.config.report_batch_item_failures,
-            item_name=SEQUENCE_NUMBER,
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures
         )
 
     def fetched(
@@ -806,7 +804,7 @@ class StreamMapping:
         Parameters:
             now: when it ended, in seconds.
             batch_id: ``StreamInvoke.batch.id``.
-            outcome: how it settled (:func:`~sluicegate.core.streams.interpret_stream_response`;
+            outcome: how it settled (:meth:`outcome_of`;
                 for PARTIAL, ``failed`` holds sequence numbers as strings; for ERROR,
                 ``failed`` is not looked at).
             request_id: the invocation's request id, quoted by an on-failure record.
@@ -1091,7 +1089,7 @@ def stream_settlement(batch: StreamBatch, outcome: BatchOutcome) -> tuple[Outcom
     Parameters:
         batch: the invoked batch.
         outcome: how its invocation settled (from
-            :func:`~sluicegate.core.streams.interpret_stream_response` or
+            :meth:`StreamMapping.outcome_of`, i.e.
             :func:`~sluicegate.core.results.invocation_outcome`).
 
     Returns:
