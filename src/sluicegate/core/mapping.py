@@ -244,7 +244,6 @@ class QueueMapping:
         "_by_batch",
         "_climit",
         "_deletable",
-        "_fixed_limit",
         "_function",
         "_granted",
         "_held",
@@ -309,11 +308,9 @@ class QueueMapping:
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
         self._climit = _build_limit(config, policy, pool)
-        self._fixed_limit: int | None = self._climit.fixed
-        """The limit's value when every term is static (``ConcurrencyLimit.fixed``, kept
-        here by a watch on the limit): the hot paths read it instead of asking the
-        limit. ``None``: ask the limit every time."""
-        self._climit.watch(self._limit_changed)
+        """The limit. Its ``fixed`` (the value when every term is static) is read afresh
+        by the hot paths, so a term added or changed at run time is seen at once; when
+        it is ``None`` they ask for the value."""
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -476,7 +473,7 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
+        limit = self._climit.fixed  # _compute_limit, inlined: poll is the hot path
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -694,7 +691,7 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._compute_limit(now)
         timers = self._timers
@@ -717,7 +714,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._fixed_limit is not None:
+            elif self._climit.fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
@@ -738,7 +735,7 @@ class QueueMapping:
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
+        limit = self._climit.fixed  # _compute_limit, inlined: called after each poll
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -755,7 +752,7 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if self._fixed_limit is None and (not self._paused or self._slot_wait):
+        if self._climit.fixed is None and (not self._paused or self._slot_wait):
             # a term at its bound announces no change (the aws policy's level at its
             # cap, which includes maximum_concurrency, says None)
             change = self._climit.next_change(now)
@@ -768,16 +765,11 @@ class QueueMapping:
     # ------------------------------------------------------------------ internals
 
     def _compute_limit(self, now: float) -> int:
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
         return limit
-
-    def _limit_changed(self) -> None:
-        """The limit's terms changed (or a static one was refreshed): keep the fast
-        path's copy; the next :meth:`poll` applies the new value."""
-        self._fixed_limit = self._climit.fixed
 
     def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
         """Advance every poller on the attention list that has nothing outstanding."""
