@@ -8,7 +8,10 @@ the minimum of its terms:
 - ``reserved_concurrency`` and ``pool`` (the function's reserved concurrency, and the
   most slots it can ever hold in the account's pool), for sluicegate's own policies
   only (``scaling`` other than ``"aws"``): they never run more pollers than the function
-  can take, so they are not throttled by their own function's capacity. The ``aws``
+  can take, so they are not throttled by their own function's capacity. A reservation
+  of 0 binds neither: it is AWS's switch that throttles every invocation of the
+  function, and the mapping keeps receiving and being throttled, its messages
+  returning, as with the ``aws`` policy. The ``aws``
   policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
   a function's capacity they are throttled and back off, which is the behaviour the
   ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
@@ -146,7 +149,7 @@ _REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurr
 class _Poller:
     __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
 
-    def __init__(self, index: int, batcher: Batcher) -> None:
+    def __init__(self, index: int, batcher: Batcher[QueueRecord]) -> None:
         self.index = index
         self.batcher = batcher
         self.state = _FREE
@@ -244,7 +247,6 @@ class QueueMapping:
         "_by_batch",
         "_climit",
         "_deletable",
-        "_fixed_limit",
         "_function",
         "_granted",
         "_held",
@@ -309,11 +311,9 @@ class QueueMapping:
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
         self._climit = _build_limit(config, policy, pool)
-        self._fixed_limit: int | None = self._climit.fixed
-        """The limit's value when every term is static (``ConcurrencyLimit.fixed``, kept
-        here by a watch on the limit): the hot paths read it instead of asking the
-        limit. ``None``: ask the limit every time."""
-        self._climit.watch(self._limit_changed)
+        """The limit. Its ``fixed`` (the value when every term is static) is read afresh
+        by the hot paths, so a term added or changed at run time is seen at once; when
+        it is ``None`` they ask for the value."""
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -476,7 +476,7 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
+        limit = self._climit.fixed  # _compute_limit, inlined: poll is the hot path
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -694,7 +694,7 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._compute_limit(now)
         timers = self._timers
@@ -717,7 +717,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._fixed_limit is not None:
+            elif self._climit.fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
@@ -738,7 +738,7 @@ class QueueMapping:
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
+        limit = self._climit.fixed  # _compute_limit, inlined: called after each poll
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -755,7 +755,7 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if self._fixed_limit is None and (not self._paused or self._slot_wait):
+        if self._climit.fixed is None and (not self._paused or self._slot_wait):
             # a term at its bound announces no change (the aws policy's level at its
             # cap, which includes maximum_concurrency, says None)
             change = self._climit.next_change(now)
@@ -768,16 +768,11 @@ class QueueMapping:
     # ------------------------------------------------------------------ internals
 
     def _compute_limit(self, now: float) -> int:
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
         return limit
-
-    def _limit_changed(self) -> None:
-        """The limit's terms changed (or a static one was refreshed): keep the fast
-        path's copy; the next :meth:`poll` applies the new value."""
-        self._fixed_limit = self._climit.fixed
 
     def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
         """Advance every poller on the attention list that has nothing outstanding."""
@@ -944,12 +939,17 @@ def _build_limit(
     if config.scaling != "aws":
         function = config.function
 
+        # A reservation of 0 is AWS's off switch for the function: every invocation is
+        # throttled and the messages return (to the dead-letter queue in the end). It
+        # stops the function, not the mapping: a zero binds neither term, and the
+        # pool's throttles do what they do for an aws mapping.
         def reserved() -> int:
             value = pool.reserved_concurrency(function)
-            return NO_LIMIT if value is None else value
+            return value if value else NO_LIMIT
 
         def capacity() -> int:
-            return pool.capacity(function)
+            value = pool.capacity(function)
+            return value if value > 0 else NO_LIMIT
 
         limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
         limit.add(Share(TERM_POOL, capacity, static=True))
