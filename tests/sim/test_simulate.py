@@ -757,8 +757,9 @@ def test_a_queue_and_a_stream_share_one_account_pool() -> None:
     assert alone.summary["total_throttles"] == 0
     # When a stream's function reserves 100 of the account's 120 in the same world
     mixed = simulate(_mixed_world(with_stream=True))
-    # Then both run in one pool: the queue's function gets at most the 20 left unreserved,
-    # and is throttled; the stream's records flow
+    # Then both run in one pool: the queue's function gets at most the 20 left unreserved
+    # (its fixed-scaling mapping's limit says so, or the pool throttles it); the stream's
+    # records flow
     assert mixed.mappings is not None
     orders, clicks = mixed.mappings
     assert (orders["name"], orders["queue"], orders["function"]) == ("orders", "orders",
@@ -766,7 +767,8 @@ def test_a_queue_and_a_stream_share_one_account_pool() -> None:
     assert (clicks["name"], clicks["stream"], clicks["function"]) == ("clicks", "clicks",
                                                                       "clicks-fn")
     assert orders["summary"]["peak_concurrency"] <= 20
-    assert orders["summary"]["total_throttles"] > 0
+    assert (orders["summary"]["total_throttles"] > 0
+            or max(e["limit"] for e in orders["series"]) <= 20)
     assert orders["summary"]["throughput"] < alone.summary["throughput"]
     assert tuple(clicks["summary"]) == STREAM_SUMMARY_KEYS
     assert clicks["summary"]["records_processed"] > 0.9 * clicks["summary"]["records_sent"]
