@@ -1,7 +1,24 @@
 """The standard-queue event source mapping as a state machine.
 
-Model: the mapping runs ``limit`` pollers, where ``limit`` is what the scaling policy
-allows (never above ``maximum_concurrency``). A poller receives (up to 10 messages per
+Model: the mapping runs ``limit`` pollers, where ``limit`` is the value of its
+:class:`~sluicegate.core.limit.ConcurrencyLimit` (:attr:`QueueMapping.concurrency_limit`),
+the minimum of its terms:
+
+- ``maximum_concurrency``: the mapping's setting (unbounded when unset);
+- ``reserved_concurrency`` and ``pool`` (the function's reserved concurrency, and the
+  most slots it can ever hold in the account's pool), for sluicegate's own policies
+  only (``scaling`` other than ``"aws"``): they never run more pollers than the function
+  can take, so they are not throttled by their own function's capacity. A reservation
+  of 0 binds neither: it is AWS's switch that throttles every invocation of the
+  function, and the mapping keeps receiving and being throttled, its messages
+  returning, as with the ``aws`` policy. The ``aws``
+  policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
+  a function's capacity they are throttled and back off, which is the behaviour the
+  ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
+- ``scaling``: the scaling policy's level;
+- any term a driver adds (the cluster's share, ``"cluster"``).
+
+A poller receives (up to 10 messages per
 receive, never more than its batch still has room for), gathers records in its
 :class:`~sluicegate.core.batcher.Batcher`, and when the batch is released takes a slot
 from the :class:`~sluicegate.core.pool.ConcurrencyPool` and invokes, synchronously: it
@@ -47,14 +64,29 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
+from sluicegate.core.limit import (
+    NO_LIMIT,
+    TERM_MAXIMUM_CONCURRENCY,
+    TERM_POOL,
+    TERM_RESERVED_CONCURRENCY,
+    ConcurrencyLimit,
+    Fixed,
+    PolicyTerm,
+    Share,
+)
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import deletable, fifo_deletable
+from sluicegate.core.results import (
+    InvocationResult,
+    deletable,
+    fifo_deletable,
+    invocation_outcome,
+)
 from sluicegate.core.scaling import FixedScaling, ScalingPolicy, make_policy
 from sluicegate.core.types import (
     Abandon,
@@ -103,6 +135,9 @@ _WINDOW: Final = 4
 """Holds buffered records until the window's deadline (paused, or above the limit)."""
 _SLOT: Final = 5
 """Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
+_TURN: Final = 6
+"""Wants to receive and waits for its turn (FIFO receive turns, see
+:class:`QueueMapping`)."""
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
 _ERROR: Final = OutcomeKind.ERROR
@@ -114,7 +149,7 @@ _REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurr
 class _Poller:
     __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
 
-    def __init__(self, index: int, batcher: Batcher) -> None:
+    def __init__(self, index: int, batcher: Batcher[QueueRecord]) -> None:
         self.index = index
         self.batcher = batcher
         self.state = _FREE
@@ -177,6 +212,20 @@ class QueueMapping:
         policy: the scaling policy; built from ``config`` when omitted (with the
             function's reserved concurrency as registered in ``pool``).
         now: when the mapping is created, in seconds.
+        record_filter: the mapping's filter criteria as a predicate (``None``: none).
+        receive_turns: for a FIFO queue, its pollers take turns: at most one receive is
+            outstanding at a time, and a poller that wants to receive while another's
+            receive is out waits for its turn, in the order they asked (a poller whose
+            receive just came back goes behind those already waiting). Each FIFO receive
+            is a claim of its own on the store, which hands out only groups with
+            nothing in flight; with turns, the messages a settled batch frees are
+            claimed by one poller instead of raced for by every waiting one (with 100
+            pollers on a real store the race costs more than the work). The runtime
+            turns them on. Off (the default), every poller has its receive out at once,
+            as AWS's concurrent long polls do: the simulator's model, whose receives are
+            atomic and whose long polls share new messages at random
+            (:class:`~sluicegate.sim.models.LongPolls`); the ``fifo-*`` presets are
+            calibrated on it. Ignored for a standard queue.
 
     Raises:
         ValueError: a negative or non-finite visibility timeout.
@@ -196,17 +245,18 @@ class QueueMapping:
         "_attention",
         "_buffered",
         "_by_batch",
+        "_climit",
         "_deletable",
-        "_fixed_limit",
         "_function",
+        "_granted",
         "_held",
         "_in_flight",
         "_limit",
-        "_maximum",
         "_next_batch_id",
         "_paused",
         "_pending_deletes",
         "_policy",
+        "_policy_inert",
         "_policy_waits",
         "_pollers",
         "_pool",
@@ -215,6 +265,8 @@ class QueueMapping:
         "_seq",
         "_slot_wait",
         "_timers",
+        "_turn_wait",
+        "_turns",
         "_visibility_timeout",
         "abandoned",
         "config",
@@ -236,6 +288,7 @@ class QueueMapping:
         policy: ScalingPolicy | None = None,
         now: float = 0.0,
         record_filter: Callable[[QueueRecord], bool] | None = None,
+        receive_turns: bool = False,
     ) -> None:
         if not 0 <= visibility_timeout < float("inf"):
             raise ValueError(f"visibility_timeout={visibility_timeout!r}: need finite seconds >= 0")
@@ -254,15 +307,13 @@ class QueueMapping:
         self._policy_waits = bool(getattr(policy, "observes_receive_wait", False))
         """Whether the policy's ``on_receive`` takes ``waited`` (seconds the receive was
         outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
-        maximum = config.maximum_concurrency
-        self._maximum = maximum if maximum is not None else 1 << 62
-        self._fixed_limit: int | None = None
-        """The limit, when the policy is a :class:`FixedScaling` (exactly): its limit never
-        changes and its hooks do nothing, so the hot paths skip calling it. ``None``: ask
-        the policy every time."""
-        if type(policy) is FixedScaling:
-            limit = policy.limit(now)
-            self._fixed_limit = min(max(limit, 0), self._maximum)
+        self._policy_inert = type(policy) is FixedScaling
+        """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
+        hot paths then skip calling them."""
+        self._climit = _build_limit(config, policy, pool)
+        """The limit. Its ``fixed`` (the value when every term is static) is read afresh
+        by the hot paths, so a term added or changed at run time is seen at once; when
+        it is ``None`` they ask for the value."""
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -274,6 +325,12 @@ class QueueMapping:
         self._by_batch: dict[int, _Poller] = {}
         self._pending_deletes: list[tuple[QueueRecord, ...]] = []
         self._record_filter = record_filter
+        self._turns: bool = bool(receive_turns) and config.fifo
+        """Whether receives take turns (``receive_turns`` on a FIFO queue)."""
+        self._turn_wait: deque[_Poller] = deque()
+        """Pollers waiting for their turn to receive (state ``_TURN``), in order."""
+        self._granted: _Poller | None = None
+        """The poller being given the turn (by :meth:`_grant_turn`)."""
         """The mapping's filter criteria as a predicate (the driver knows how to read a
         record's body and metadata); ``None`` when the mapping has none."""
         self._next_batch_id = 1
@@ -306,9 +363,29 @@ class QueueMapping:
         return self._policy
 
     @property
+    def name(self) -> str:
+        """``queue->function``, as errors, logs and status show the mapping."""
+        return self.config.name
+
+    @property
+    def concurrency_limit(self) -> ConcurrencyLimit:
+        """The mapping's one limit (see the class docstring for its terms). A term added,
+        replaced or removed takes effect at the next :meth:`poll`."""
+        return self._climit
+
+    @property
     def limit(self) -> int:
         """Concurrent batches allowed, as of the last call that took ``now``."""
         return self._limit
+
+    def limit_reason(self, now: float) -> str:
+        """The name of the limit's term that binds at ``now`` (e.g. ``"scaling"``)."""
+        return self._climit.reason(now)
+
+    @property
+    def reading(self) -> int:
+        """Receives outstanding (the protocol's name for :attr:`receiving`)."""
+        return self._receiving
 
     @property
     def in_flight(self) -> int:
@@ -399,13 +476,9 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
+        limit = self._climit.fixed  # _compute_limit, inlined: poll is the hot path
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         actions: list[Action] = []
         pending = self._pending_deletes
@@ -433,7 +506,30 @@ class QueueMapping:
             self._dispatch(poller, batch, now, limit, actions)
         if self._attention:
             self._visit_attention(now, limit, actions)
+        if self._turn_wait and not self._receiving:
+            self._grant_turn(now, limit, actions)
         return actions
+
+    def read_done(
+        self,
+        now: float,
+        read: Receive,
+        records: Sequence[QueueRecord],
+        *,
+        latest: int | None = None,
+    ) -> None:
+        """The receive ``read`` returned ``records``: :meth:`received` under the
+        protocol's name (:class:`~sluicegate.core.protocol.MappingCore`); ``latest`` is
+        for streams and ignored here."""
+        self.received(now, read.poller, records if isinstance(records, list) else list(records))
+
+    def outcome_of(self, result: InvocationResult, batch: Batch) -> BatchOutcome:
+        """How an invocation of ``batch`` that ended as ``result`` settles it: the one
+        rule (:func:`~sluicegate.core.results.invocation_outcome`) with the mapping's
+        ReportBatchItemFailures."""
+        return invocation_outcome(
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures
+        )
 
     def received(self, now: float, poller: int, records: list[QueueRecord]) -> None:
         """The receive issued for ``poller`` returned ``records`` (empty: nothing came).
@@ -490,7 +586,7 @@ class QueueMapping:
                 self._buffered += len(records)
         if self._policy_waits:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
-        elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
+        elif not self._policy_inert:  # FixedScaling.on_receive does nothing
             self._policy.on_receive(now, count)
         return p
 
@@ -509,13 +605,18 @@ class QueueMapping:
             self.deleted_records += len(rejected)
         return kept
 
-    def finished(self, now: float, batch_id: int, outcome: BatchOutcome) -> None:
+    def finished(
+        self, now: float, batch_id: int, outcome: BatchOutcome, *,
+        request_id: str | None = None,
+    ) -> None:
         """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot.
 
         Parameters:
             now: when it ended, in seconds.
             batch_id: ``Invoke.batch.id``.
             outcome: how it settled (see :mod:`sluicegate.core.results`).
+            request_id: the invocation's request id; not used by a queue mapping
+                (the protocol's streams quote it).
 
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
@@ -569,7 +670,7 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if self._fixed_limit is None:  # FixedScaling.on_outcome does nothing
+        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
         kind = outcome.kind
         if kind is _SUCCESS:
@@ -593,7 +694,7 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._compute_limit(now)
         timers = self._timers
@@ -601,6 +702,7 @@ class QueueMapping:
             self._attention
             or self._pending_deletes
             or self._slot_wait
+            or self._turn_wait
             or p.flagged
             or limit != self._active
             or (timers and timers[0][0] <= now)
@@ -615,7 +717,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._fixed_limit is not None:
+            elif self._climit.fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
@@ -630,19 +732,15 @@ class QueueMapping:
         Returns:
             ``now`` when :meth:`poll` has work already; else the earliest of: a paused or
             retiring poller's window deadline, a throttle retry, a held batch's
-            visibility deadline, and (unless paused or at ``maximum_concurrency``) the
-            time the policy's limit next grows, which starts a poller; ``None`` when
-            nothing timed is pending.
+            visibility deadline, and (unless paused) the time the limit next changes by
+            itself (the policy's growth), which starts a poller; ``None`` when nothing
+            timed is pending.
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
+        limit = self._climit.fixed  # _compute_limit, inlined: called after each poll
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         if limit > self._active:
             return now
@@ -657,10 +755,10 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if self._fixed_limit is None and (
-            (not self._paused and limit < self._maximum) or self._slot_wait
-        ):
-            change = self._policy.next_change(now)
+        if self._climit.fixed is None and (not self._paused or self._slot_wait):
+            # a term at its bound announces no change (the aws policy's level at its
+            # cap, which includes maximum_concurrency, says None)
+            change = self._climit.next_change(now)
             if change is not None and (when is None or change < when):
                 when = change
         if when is not None and when < now:
@@ -670,13 +768,9 @@ class QueueMapping:
     # ------------------------------------------------------------------ internals
 
     def _compute_limit(self, now: float) -> int:
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         return limit
 
@@ -758,6 +852,14 @@ class QueueMapping:
         else:
             wait = LONG_POLL_WAIT
             room = batcher.empty_room
+        if self._turns and (
+            self._receiving or (self._turn_wait and self._granted is not p)
+        ):
+            # another poller's receive is out, or others wait already: wait for the turn
+            # (behind them: one whose receive just came back asks again last)
+            p.state = _TURN
+            self._turn_wait.append(p)
+            return
         p.state = _RECEIVING
         p.asked = now
         self._receiving += 1
@@ -765,6 +867,19 @@ class QueueMapping:
         if receive is None or receive.max_messages != room or receive.wait != wait:
             receive = p.receive = Receive(p.index, room, wait, self._visibility_timeout)
         actions.append(receive)
+
+    def _grant_turn(self, now: float, limit: int, actions: list[Action]) -> None:
+        """No receive is out: the first poller waiting for its turn receives (one that
+        no longer wants to, paused or retired, passes the turn on by not asking)."""
+        waiting = self._turn_wait
+        while waiting and not self._receiving:
+            q = waiting.popleft()
+            if q.state != _TURN:
+                continue
+            q.state = _FREE
+            self._granted = q
+            self._advance(q, now, limit, actions)
+            self._granted = None
 
     def _dispatch(
         self, p: _Poller, batch: Batch, now: float, limit: int, actions: list[Action]
@@ -812,6 +927,35 @@ class QueueMapping:
         if not p.flagged:
             p.flagged = True
             self._attention.append(p)
+
+
+def _build_limit(
+    config: MappingConfig, policy: ScalingPolicy, pool: ConcurrencyPool
+) -> ConcurrencyLimit:
+    """A queue mapping's limit: ``maximum_concurrency``, then for sluicegate's own
+    policies (``scaling`` other than ``"aws"``) ``reserved_concurrency`` and ``pool``,
+    then ``scaling`` (the policy's level). See :class:`QueueMapping`."""
+    limit = ConcurrencyLimit([Fixed(TERM_MAXIMUM_CONCURRENCY, config.maximum_concurrency)])
+    if config.scaling != "aws":
+        function = config.function
+
+        # A reservation of 0 is AWS's off switch for the function: every invocation is
+        # throttled and the messages return (to the dead-letter queue in the end). It
+        # stops the function, not the mapping: a zero binds neither term, and the
+        # pool's throttles do what they do for an aws mapping.
+        def reserved() -> int:
+            value = pool.reserved_concurrency(function)
+            return value if value else NO_LIMIT
+
+        def capacity() -> int:
+            value = pool.capacity(function)
+            return value if value > 0 else NO_LIMIT
+
+        limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
+        limit.add(Share(TERM_POOL, capacity, static=True))
+        pool.watch(limit.refresh)
+    limit.add(PolicyTerm(policy))
+    return limit
 
 
 def _earliest_visible(batch: Batch) -> float:

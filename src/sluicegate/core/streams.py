@@ -19,8 +19,10 @@ values it exchanges with a driver:
   records of one invocation);
 - the actions: :class:`Fetch`, :class:`StreamInvoke`, :class:`Checkpoint`,
   :class:`SendToDestination`;
-- :func:`interpret_stream_response`: the ReportBatchItemFailures rules of
-  :mod:`sluicegate.core.results`, with sequence numbers as item identifiers;
+- the result rules are :mod:`sluicegate.core.results`' for every source: a
+  :class:`StreamBatch` names its sequence numbers as item identifiers
+  (:attr:`StreamBatch.message_ids`, :attr:`StreamBatch.item_name`), and a stream
+  mapping's ``outcome_of`` applies :func:`~sluicegate.core.results.invocation_outcome`;
 - :func:`on_failure_record`: the record an on-failure destination receives when a batch
   is discarded.
 """
@@ -32,13 +34,12 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Literal
 
-from sluicegate.core.config import _bool, _int_in, as_filter_criteria
+from sluicegate.core.config import as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
-from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
-from sluicegate.core.types import BatchOutcome
+from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.errors import ConfigError, InputError
 
 __all__ = [
@@ -63,17 +64,15 @@ __all__ = [
     "StreamMappingConfig",
     "StreamRecord",
     "check_partition_key",
+    "fetch_position",
     "hash_key",
     "hash_key_range",
     "hash_key_ranges",
-    "interpret_stream_response",
     "lane_for_partition_key",
     "on_failure_record",
     "shard_for_hash_key",
     "shard_for_partition_key",
     "shard_id",
-    "stream_exception_outcome",
-    "stream_timeout_outcome",
 ]
 
 # ---------------------------------------------------------------------- routing
@@ -241,23 +240,23 @@ def lane_for_partition_key(key: str, parallelization_factor: int) -> int:
 
 # ---------------------------------------------------------------------- configuration
 
-MIN_STREAM_RETENTION: Final = 24 * 3600
+MIN_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].range_for(STREAM)[0]
 """Shortest retention of a stream, in seconds (24 hours, Kinesis's minimum and default)."""
 
-DEFAULT_STREAM_RETENTION: Final = MIN_STREAM_RETENTION
+DEFAULT_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].default_for(STREAM)
 """Retention of a new stream, in seconds (24 hours, Kinesis's default)."""
 
-MAX_STREAM_RETENTION: Final = 365 * 24 * 3600
+MAX_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].range_for(STREAM)[1]
 """Longest retention of a stream, in seconds (8,760 hours = 365 days, Kinesis's maximum
 with long-term retention)."""
 
-MAX_STREAM_SHARDS: Final = 10_000
+MAX_STREAM_SHARDS: Final[int] = SETTINGS["shard_count"].range_for(STREAM)[1]
 """Most shards sluicegate accepts for one stream. Kinesis's shard quota is per account and
 raisable (500 or 200 by region); this bound is sluicegate's guard against a typo that
 would create millions of shards, not an AWS limit."""
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
-STARTING_POSITIONS: tuple[str, ...] = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+STARTING_POSITIONS: tuple[str, ...] = SETTINGS["starting_position"].choices
 
 CONDITION_RETRY_ATTEMPTS_EXHAUSTED: Final = "RetryAttemptsExhausted"
 """``requestContext.condition`` of a batch discarded after ``maximum_retry_attempts``
@@ -287,7 +286,7 @@ class StreamConfig:
     """
 
     name: str
-    shard_count: int = 1
+    shard_count: int = SETTINGS["shard_count"].default_for(STREAM)
     retention_period: int = DEFAULT_STREAM_RETENTION
 
     def __post_init__(self) -> None:
@@ -297,11 +296,8 @@ class StreamConfig:
             )
         ctx = f"stream {self.name!r}"
         set_ = object.__setattr__
-        set_(self, "shard_count",
-             _int_in("shard_count", self.shard_count, 1, MAX_STREAM_SHARDS, ctx))
-        set_(self, "retention_period",
-             _int_in("retention_period", self.retention_period, MIN_STREAM_RETENTION,
-                     MAX_STREAM_RETENTION, ctx, unit=" s"))
+        for name in ("shard_count", "retention_period"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
 
     def shard_ids(self) -> list[str]:
         """The names of the stream's shards, in order."""
@@ -362,17 +358,17 @@ class StreamMappingConfig:
 
     stream: str
     function: str
-    starting_position: StartingPosition = "TRIM_HORIZON"
+    starting_position: StartingPosition = SETTINGS["starting_position"].default
     starting_position_timestamp: float | None = None
-    batch_size: int = 100
-    maximum_batching_window: int = 0
-    parallelization_factor: int = 1
-    bisect_batch_on_function_error: bool = False
-    maximum_retry_attempts: int = -1
-    maximum_record_age: int = -1
+    batch_size: int = SETTINGS["batch_size"].default_for(STREAM)
+    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default_for(STREAM)
+    parallelization_factor: int = SETTINGS["parallelization_factor"].default
+    bisect_batch_on_function_error: bool = SETTINGS["bisect_batch_on_function_error"].default
+    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default
+    maximum_record_age: int = SETTINGS["maximum_record_age"].default
     on_failure: str | None = None
-    report_batch_item_failures: bool = False
-    enabled: bool = True
+    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
+    enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
 
     @property
@@ -404,43 +400,16 @@ class StreamMappingConfig:
                 "only with starting_position AT_TIMESTAMP",
                 ctx,
             )
-        set_(self, "batch_size", _int_in("batch_size", self.batch_size, 1, 10_000, ctx))
-        set_(self, "maximum_batching_window",
-             _int_in("maximum_batching_window", self.maximum_batching_window, 0, 300, ctx,
-                     unit=" s"))
-        set_(self, "parallelization_factor",
-             _int_in("parallelization_factor", self.parallelization_factor, 1, 10, ctx))
-        set_(self, "bisect_batch_on_function_error",
-             _bool("bisect_batch_on_function_error", self.bisect_batch_on_function_error, ctx))
-        retries = self.maximum_retry_attempts
-        if retries != -1 or isinstance(retries, bool):
-            try:
-                retries = _int_in("maximum_retry_attempts", retries, 0, 10_000, ctx)
-            except ConfigError:
-                raise ConfigError(
-                    "maximum_retry_attempts", self.maximum_retry_attempts,
-                    "-1 (no limit) or 0-10,000", ctx,
-                ) from None
-        set_(self, "maximum_retry_attempts", int(retries))
-        age = self.maximum_record_age
-        if isinstance(age, timedelta):
-            age = age.total_seconds()
-        if age != -1 or isinstance(age, bool):
-            try:
-                age = _int_in("maximum_record_age", age, 60, 604_800, ctx)
-            except ConfigError:
-                raise ConfigError(
-                    "maximum_record_age", self.maximum_record_age,
-                    "-1 (no limit) or 60-604,800 s", ctx,
-                ) from None
-        set_(self, "maximum_record_age", int(age))
+        for name in ("batch_size", "maximum_batching_window", "parallelization_factor",
+                     "bisect_batch_on_function_error", "maximum_retry_attempts",
+                     "maximum_record_age"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         if self.on_failure is not None and (
             not isinstance(self.on_failure, str) or not _QUEUE_NAME.match(self.on_failure)
         ):
             raise ConfigError("on_failure", self.on_failure, "a queue name or None", ctx)
-        set_(self, "report_batch_item_failures",
-             _bool("report_batch_item_failures", self.report_batch_item_failures, ctx))
-        set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+        for name in ("report_batch_item_failures", "enabled"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
 
 
@@ -513,15 +482,15 @@ class StreamBatch:
     def last_sequence_number(self) -> int:
         return self.records[-1].sequence_number
 
-    @property
-    def item_identifiers(self) -> frozenset[str]:
-        """The sequence numbers as the strings a handler reports in ``itemIdentifier``."""
-        return frozenset(str(r.sequence_number) for r in self.records)
+    item_name: ClassVar[str] = "sequence number"
+    """What a handler's ``itemIdentifier`` names in a stream batch, as reasons say it
+    (:data:`SEQUENCE_NUMBER`)."""
 
     @property
     def message_ids(self) -> frozenset[str]:
-        """Same as :attr:`item_identifiers`, under the name :mod:`sluicegate.core.results`
-        reads, so that its rules apply to stream batches unchanged."""
+        """The item identifiers a handler may report in ``itemIdentifier``: the sequence
+        numbers as strings (the name :mod:`sluicegate.core.results` reads for every
+        source)."""
         return frozenset(str(r.sequence_number) for r in self.records)
 
     @property
@@ -551,6 +520,52 @@ class Fetch:
     starting_position: str
     starting_position_timestamp: float | None
     max_records: int
+
+    @property
+    def reads_records(self) -> bool:
+        """Whether the driver reads records for it. ``False`` for a shard read at
+        ``LATEST`` for the first time: only the shard's latest sequence number is read
+        (the position to start after); nothing before it is delivered. Either way the
+        driver reads the latest sequence number first and passes it as ``latest`` to
+        :meth:`~sluicegate.core.stream_mapping.StreamMapping.read_done`."""
+        return self.after_sequence is not None or self.starting_position != "LATEST"
+
+    @property
+    def at_timestamp(self) -> float | None:
+        """The timestamp to read from (``AT_TIMESTAMP`` on a shard's first read), else
+        ``None``: read after :attr:`after_sequence` (``None``: the oldest record)."""
+        if self.after_sequence is None and self.starting_position == "AT_TIMESTAMP":
+            return self.starting_position_timestamp
+        return None
+
+
+def fetch_position(fetch: Fetch, latest: int | None, returned: bool) -> int | None:
+    """Where a shard's iterator stands after ``fetch``, beyond its last record returned:
+    the ``position`` :meth:`~sluicegate.core.stream_mapping.StreamMapping.fetched` takes.
+
+    The rule both drivers follow, in one place:
+
+    - a first read at ``LATEST`` (``fetch.reads_records`` false) starts after the
+      shard's latest sequence number at that moment (-1 for an empty shard);
+    - a read after a position that returned nothing although the shard's latest
+      sequence number (read before the records) lies beyond that position: retention
+      dropped the records in between, and the iterator moves past them to ``latest``;
+    - otherwise ``None``: the records returned say where the shard stands.
+
+    Parameters:
+        fetch: the fetch performed.
+        latest: the shard's latest sequence number, read before the records; ``None``
+            when the driver did not read the shard (it belongs to another worker).
+        returned: whether the read returned any record.
+    """
+    if latest is None:
+        return None
+    after = fetch.after_sequence
+    if after is None:
+        return latest if fetch.starting_position == "LATEST" else None
+    if not returned and latest > after:
+        return latest
+    return None
 
 
 @dataclass(slots=True)
@@ -592,39 +607,8 @@ StreamAction = Fetch | StreamInvoke | Checkpoint | SendToDestination
 # ---------------------------------------------------------------------- responses
 
 
-SEQUENCE_NUMBER: Final = "sequence number"
+SEQUENCE_NUMBER: Final = StreamBatch.item_name
 """What a stream's ``itemIdentifier`` must be, as reasons name it."""
-
-
-def interpret_stream_response(
-    response: Any, batch: StreamBatch, *, report_batch_item_failures: bool
-) -> BatchOutcome:
-    """Settle a stream batch from its handler's response.
-
-    The rules are those of :func:`sluicegate.core.results.interpret_response` (Lambda
-    developer guide, partial batch responses; lambda-semantics.md 6.2), with sequence
-    numbers as ``itemIdentifier``: a string that is not the sequence number of a record
-    of the batch (or any other invalid entry) fails the whole batch. AWS emulators ignore
-    unknown sequence numbers; sluicegate fails the batch, as it does for queues, since a
-    handler that names a record it was not given is broken.
-
-    Returns:
-        SUCCESS, PARTIAL (``failed``: sequence numbers as strings) or ERROR.
-    """
-    return interpret_response(
-        response, batch, report_batch_item_failures=report_batch_item_failures,
-        item_name=SEQUENCE_NUMBER,
-    )
-
-
-def stream_exception_outcome(batch: StreamBatch, description: str) -> BatchOutcome:
-    """The outcome of a handler that raised (``description``: ``"ValueError: ..."``)."""
-    return exception_outcome(batch, description)
-
-
-def stream_timeout_outcome(batch: StreamBatch) -> BatchOutcome:
-    """The outcome of an invocation that ran past the function's timeout."""
-    return timeout_outcome(batch)
 
 
 def _iso(seconds: float) -> str:
