@@ -17,6 +17,13 @@ isolation back to back, the isolations in turn first, so its ratio shows how muc
 machine's load moved the figures).
 Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS,
 BENCH_ISOLATION).
+
+``python bench/throughput.py --sleep [N]``: instead, the sleeping workload: a handler
+sleeping 50 ms, batch size 1, ``maximum_concurrency`` 100 (env BENCH_CONCURRENCY), against
+Little's law's ideal of concurrency / duration (2,000 messages/s). Timed from the first
+invocation's start until the queue is empty (so start-up counts for nothing), N messages
+(default 20,000), BENCH_ROUNDS rounds; prints each round's rate and share of the ideal and
+the median.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import sluicegate
 from sluicegate.runtime.driver import Runtime
+from sluicegate.runtime.metrics import Metrics
 from sluicegate.store import open_store
 from sluicegate.store.base import SendEntry
 
@@ -84,6 +92,67 @@ async def noop(event, context):
     return None
 
 
+SLEEP = 0.05
+"""Seconds the sleeping handler sleeps."""
+
+
+async def sleeper(event, context):
+    await asyncio.sleep(SLEEP)
+
+
+class FirstStart(Metrics):
+    """Metrics that remember when the first invocation started."""
+
+    first: float | None = None
+
+    def invocation_started(self, mapping: str) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        super().invocation_started(mapping)
+
+
+async def sleeping_drain(path: Path, n: int, concurrency: int) -> float:
+    """Messages/s of sluicegate draining ``n`` messages with the sleeping handler."""
+    app = sluicegate.App()
+    app.queue("bench", visibility_timeout=VISIBILITY)
+    app.function(timeout=10)(sleeper)
+    app.map("bench", sleeper, batch_size=1, scaling="fixed", maximum_concurrency=concurrency)
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    try:
+        metrics = FirstStart()
+        runtime = Runtime(app, store, metrics=metrics)
+        await runtime.prepare()
+        for i in range(0, n, 10):
+            await store.send_batch(
+                "bench", [SendEntry(f'{{"n": {j}}}') for j in range(i, min(i + 10, n))]
+            )
+        summary = await runtime.run(until_empty=True)
+        end = time.perf_counter()
+    finally:
+        await store.close()
+    assert summary.processed == n, summary
+    assert metrics.first is not None
+    return n / (end - metrics.first)
+
+
+def sleeping(n: int) -> None:
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "100"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    ideal = concurrency / SLEEP
+    print(f"draining {n:,} messages with a {SLEEP * 1000:.0f} ms handler at "
+          f"maximum_concurrency={concurrency}, batch 1; Little's law: {ideal:,.0f} msg/s")
+    rates: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            rate = asyncio.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency))
+            rates.append(rate)
+            print(f"  round {r + 1}: {rate:>7,.0f} msg/s  {rate / ideal:6.1%} of the ideal",
+                  flush=True)
+    m = statistics.median(rates)
+    print(f"median: {m:,.0f} msg/s  {m / ideal:.1%} of the ideal")
+
+
 def make_app(batch: int, concurrency: int, isolation: str) -> sluicegate.App:
     app = sluicegate.App()
     app.queue("bench", visibility_timeout=VISIBILITY)
@@ -118,7 +187,11 @@ async def sluicegate_drain(
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    args = sys.argv[1:]
+    if args and args[0] == "--sleep":
+        sleeping(int(args[1]) if len(args) > 1 else 20_000)
+        return
+    n = int(args[0]) if args else 50_000
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     isolations = os.environ.get("BENCH_ISOLATION", "module,shared").split(",")
