@@ -79,10 +79,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from sluicegate.core.config import MAX_PAYLOAD_BYTES
+from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.results import InvocationResult, invocation_outcome
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
+    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -92,6 +95,7 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
+    fetch_position,
     lane_for_partition_key,
     on_failure_record,
     shard_id,
@@ -230,6 +234,7 @@ class _Lane:
         "shard",
         "state",
         "todo",
+        "waiting",
     )
 
     def __init__(self, shard: _Shard, index: int) -> None:
@@ -252,6 +257,8 @@ class _Lane:
         """Request id of the lane's last finished invocation."""
         self.function_error: str | None = None
         """``"Unhandled"`` when the lane's last finished invocation was a function error."""
+        self.waiting = False
+        """Whether it is in the mapping's list of lanes waiting for a slot of the limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,12 +365,14 @@ class StreamMapping:
     __slots__ = (
         "_attention",
         "_by_batch",
+        "_climit",
         "_dirty",
         "_factor",
         "_fetching",
         "_function",
         "_in_flight",
         "_iterator_age_ms",
+        "_limit",
         "_max_iterator_age_ms",
         "_next_batch_id",
         "_paused",
@@ -374,6 +383,7 @@ class StreamMapping:
         "_sends",
         "_seq",
         "_shards",
+        "_slot_wait",
         "_timers",
         "config",
         "discarded_records",
@@ -463,6 +473,14 @@ class StreamMapping:
         self.dropped_records = 0
         self.expired_records = 0
         self.processed_records = 0
+        self._climit = ConcurrencyLimit(
+            [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
+        )
+        self._limit = stream.shard_count * self._factor
+        """The limit's value as computed by the last :meth:`poll`."""
+        self._slot_wait: list[_Lane] = []
+        """Lanes with a batch due that found the limit reached (only when a term below
+        ``shards`` binds: with ``shards`` alone a free lane always has a slot)."""
         for shard in self._shards:
             self._flag(shard)
 
@@ -475,9 +493,34 @@ class StreamMapping:
     # ------------------------------------------------------------------ properties
 
     @property
+    def name(self) -> str:
+        """``stream->function``, as errors, logs and status show the mapping."""
+        return self.config.name
+
+    @property
+    def concurrency_limit(self) -> ConcurrencyLimit:
+        """The mapping's one limit: ``shards`` (``shard_count x parallelization_factor``,
+        one batch in flight per lane) and any term a driver adds."""
+        return self._climit
+
+    @property
+    def limit(self) -> int:
+        """The limit's value as of the last :meth:`poll`."""
+        return self._limit
+
+    def limit_reason(self, now: float) -> str:
+        """The name of the limit's term that binds at ``now``."""
+        return self._climit.reason(now)
+
+    @property
     def in_flight(self) -> int:
         """Invocations running (``StreamInvoke`` issued, ``finished`` not yet reported)."""
         return self._in_flight
+
+    @property
+    def reading(self) -> int:
+        """Fetches outstanding (the protocol's name for :attr:`fetching`)."""
+        return self._fetching
 
     @property
     def fetching(self) -> int:
@@ -591,6 +634,12 @@ class StreamMapping:
             order.
         """
         actions: list[StreamAction] = []
+        limit = self._climit.fixed
+        if limit is None:
+            limit = self._climit.value(now)
+        self._limit = limit
+        if self._slot_wait and self._in_flight < limit:
+            self._wake_waiting()
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, _, item, gen = heapq.heappop(timers)
@@ -626,6 +675,34 @@ class StreamMapping:
         self._dirty.clear()
         out.extend(actions)
         return out
+
+    def read_done(
+        self,
+        now: float,
+        read: Fetch,
+        records: Sequence[StreamRecord],
+        *,
+        latest: int | None = None,
+    ) -> None:
+        """The fetch ``read`` returned ``records``; ``latest`` is the shard's latest
+        sequence number, read before them (``None``: the shard was not read).
+
+        The protocol's report of a read (:class:`~sluicegate.core.protocol.MappingCore`):
+        where the shard's iterator now stands (a first read at ``LATEST``, a retention
+        gap) is decided here, by :func:`~sluicegate.core.streams.fetch_position`, then
+        reported as :meth:`fetched` does.
+        """
+        self.fetched(now, read.shard, records,
+                     position=fetch_position(read, latest, bool(records)))
+
+    def outcome_of(self, result: InvocationResult, batch: StreamBatch) -> BatchOutcome:
+        """How an invocation of ``batch`` that ended as ``result`` settles it: the one
+        rule (:func:`~sluicegate.core.results.invocation_outcome`), with sequence numbers
+        as item identifiers and the mapping's ReportBatchItemFailures."""
+        return invocation_outcome(
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures,
+            item_name=SEQUENCE_NUMBER,
+        )
 
     def fetched(
         self,
@@ -742,6 +819,8 @@ class StreamMapping:
         lane.request_id = request_id
         self._in_flight -= 1
         self._pool.release(self._function)
+        if self._slot_wait:
+            self._wake_waiting()
         shard = lane.shard
         kind, cut = stream_settlement(batch, outcome)
         if kind is _SUCCESS:
@@ -793,6 +872,12 @@ class StreamMapping:
             return now
         if self._paused:
             return None
+        if self._slot_wait:
+            limit = self._climit.fixed
+            if limit is None:
+                limit = self._climit.value(now)
+            if self._in_flight < limit:
+                return now  # a slot is free (a term changed): the waiting lanes take it
         timers = self._timers
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
@@ -807,6 +892,15 @@ class StreamMapping:
         if not item.flagged:
             item.flagged = True
             self._attention.append(item)
+
+    def _wake_waiting(self) -> None:
+        """Put the lanes waiting for a slot back on the attention list, in the order they
+        came (each takes a slot in :meth:`_advance_lane` if one is free, else waits
+        again)."""
+        for lane in self._slot_wait:
+            lane.waiting = False
+            self._flag(lane)
+        self._slot_wait.clear()
 
     def _push_timer(self, when: float, item: _Shard | _Lane) -> None:
         item.gen += 1
@@ -894,6 +988,13 @@ class StreamMapping:
                 todo.popleft()
                 self._discard(lane, batch, CONDITION_RECORD_AGE_EXCEEDED, now)
                 continue
+            if self._in_flight >= self._limit:
+                # the limit binds below one batch per lane: wait for a slot (a finishing
+                # invocation or a poll that finds the limit raised wakes the lane)
+                if not lane.waiting:
+                    lane.waiting = True
+                    self._slot_wait.append(lane)
+                return
             if not self._pool.try_acquire(self._function):
                 self.throttles += 1
                 batch.throttles += 1
