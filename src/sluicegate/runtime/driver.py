@@ -96,6 +96,8 @@ prepares or sums up (a Redis restart, dropped connections), before giving up."""
 MAX_LONG_POLL = 20.0
 """Longest receive wait in seconds (SQS's WaitTimeSeconds maximum)."""
 
+DELETE_GATHER = 0.005
+
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
 
@@ -246,6 +248,7 @@ class _Runner(MappingLoop):
         for action in group:
             if self.receives.get(action.poller) is task:
                 self._report(self.runtime.clock(), action.poller, [])
+                self.wake.set()
 
     async def _fifo_receive(self, action: Receive) -> None:
         try:
@@ -254,6 +257,7 @@ class _Runner(MappingLoop):
         except asyncio.CancelledError:
             if self.receives.get(action.poller) is not None:  # never reached its turn
                 self._report(self.runtime.clock(), action.poller, [])
+                self.wake.set()
 
     async def _receive_group(self, group: list[Receive]) -> None:
         runtime = self.runtime
@@ -305,6 +309,7 @@ class _Runner(MappingLoop):
                     self._report(now, action.poller, share)
                     served += 1
                 pending = pending[served:]
+                self.step()
                 if remaining <= 0:
                     break
         except asyncio.CancelledError:
@@ -313,6 +318,7 @@ class _Runner(MappingLoop):
             now = runtime.clock()
             for action in pending:
                 self._report(now, action.poller, [])
+            self.wake.set()
 
     def _starve(self) -> None:
         """A receive came back short: the queue may be about to run empty, so an
@@ -330,7 +336,6 @@ class _Runner(MappingLoop):
         ]
         self.receives.pop(poller, None)
         self.core.received(now, poller, records)
-        self.wake.set()
 
     # ------------------------------------------------------------------ invoke
     def _spawn_invoke(self, batch: Batch) -> None:
@@ -388,7 +393,7 @@ class _Runner(MappingLoop):
 
     async def _flush_deletes(self) -> None:
         try:
-            await asyncio.sleep(0)  # let invocations ending in this loop turn join in
+            await asyncio.sleep(DELETE_GATHER)  # let invocations ending meanwhile join in
             while self.pending_deletes:
                 handles, self.pending_deletes = self.pending_deletes, []
                 try:

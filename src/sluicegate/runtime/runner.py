@@ -55,6 +55,28 @@ class MappingLoop:
         """Whether a stopping runner has nothing left in hand and may return."""
         raise NotImplementedError
 
+    armed: float | None = None
+    stepping: bool = False
+
+    def step(self) -> None:
+        """Poll the core now and perform, at once (a report's follow-up)."""
+        if self.stepping:
+            self.wake.set()
+            return
+        self.stepping = True
+        try:
+            core = self.core
+            now = self.runtime.clock()
+            self._perform(now, core.poll(now))
+            deadline = core.next_wakeup(now)
+        finally:
+            self.stepping = False
+        armed = self.armed
+        if deadline is not None and (deadline <= now or armed is None or deadline < armed):
+            self.wake.set()
+        elif self.stopping:
+            self.wake.set()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
@@ -74,9 +96,11 @@ class MappingLoop:
             if self.wake.is_set():
                 continue
             timer = None
+            self.armed = deadline
             if deadline is not None:
                 timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self.wake.set)
             await self.wake.wait()
+            self.armed = None
             if timer is not None:
                 timer.cancel()
 
