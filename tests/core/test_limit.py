@@ -270,3 +270,17 @@ def test_stream_mapping_honours_a_term_below_its_lanes() -> None:
     third = [a for a in m.poll(1.5) if isinstance(a, StreamInvoke)]
     assert len(third) == 1
     assert m.in_flight == 2
+
+
+def test_the_pool_forgets_the_limits_of_mappings_that_are_gone() -> None:
+    import gc
+
+    pool = ConcurrencyPool()
+    mapping = _mapping(pool, scaling="fixed", maximum_concurrency=10)
+    limit = mapping.concurrency_limit
+    pool.register(FunctionConfig("f", reserved_concurrency=2))
+    assert limit.fixed == 2
+    del mapping, limit
+    gc.collect()
+    pool.register(FunctionConfig("f", reserved_concurrency=3))  # no dead callback called
+    assert pool._watchers == []

@@ -224,7 +224,7 @@ class ConcurrencyLimit:
             :meth:`refresh` is called), else ``None``: the mappings' fast path.
     """
 
-    __slots__ = ("_dynamic", "_static", "_terms", "_watchers", "fixed")
+    __slots__ = ("__weakref__", "_dynamic", "_static", "_terms", "_watchers", "fixed")
 
     def __init__(self, terms: Iterable[LimitTerm] = ()) -> None:
         self._terms: list[LimitTerm] = []
@@ -296,7 +296,8 @@ class ConcurrencyLimit:
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every change of the terms and every :meth:`refresh`
-        (a mapping refreshes its own view of the limit there)."""
+        (for a driver that shows the limit). Held strongly: a callback that refers back
+        to the limit's owner makes a reference cycle."""
         self._watchers.append(callback)
 
     # ------------------------------------------------------------------ value

@@ -42,6 +42,9 @@ from typing import Any, Protocol
 
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import SUCCESS_OUTCOME
+from sluicegate.core.results import exception_outcome as stream_exception_outcome
+from sluicegate.core.results import interpret_response as interpret_stream_response
+from sluicegate.core.results import timeout_outcome as stream_timeout_outcome
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -50,10 +53,7 @@ from sluicegate.core.streams import (
     StreamBatch,
     StreamInvoke,
     StreamRecord,
-    interpret_stream_response,
     shard_for_partition_key,
-    stream_exception_outcome,
-    stream_timeout_outcome,
 )
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.sim.driver import SimResult, simulate
