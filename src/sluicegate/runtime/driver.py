@@ -265,6 +265,7 @@ class Runtime:
                 policy=policy,
                 now=now,
                 record_filter=self._queue_filter(config, arn),
+                receive_turns=True,
             )
             runner = MappingRunner(self, config.name, function, invokers[function.name], core)
             qio = QueueIO(runner, config, queue, arn)

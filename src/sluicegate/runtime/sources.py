@@ -97,8 +97,6 @@ class QueueIO:
         self.delete_task: asyncio.Task[None] | None = None
         self.starved = False
         self.deleted = 0
-        self.fifo_turn = asyncio.Lock()
-        """A FIFO queue's receives take turns (see :meth:`_start_receives`)."""
 
     # cluster's view (cluster.runners.QueueRunner)
     @property
@@ -186,17 +184,13 @@ class QueueIO:
         Not for a FIFO queue: one claim would hand messages of one group to several
         pollers, whose batches would then run that group concurrently, out of order.
         Each FIFO receive is a claim of its own, which the store keeps to groups with
-        nothing in flight, and the pollers take turns: a settled batch frees its groups
-        and wakes the queue's long polls, and a turn means one poller claims what was
-        freed instead of every waiting poller racing for it (with 100 pollers that race
-        cost more than the work: 800 messages/s instead of thousands).
+        nothing in flight; the core has the pollers take turns (the runtime's cores are
+        built with ``receive_turns``), so one receive is out at a time.
         """
         loop = asyncio.get_running_loop()
         if self.queue.fifo:
             for action in receives:
-                task = loop.create_task(self._fifo_receive(action))
-                self.receives[action.poller] = task
-                task.add_done_callback(functools.partial(self._receive_done, [action]))
+                self._spawn_group(loop, [action])
             return
         receives.sort(key=lambda r: r.wait)
         group: list[Receive] = []
@@ -224,15 +218,6 @@ class QueueIO:
         its ``except`` nor its ``finally`` reports, and the core would wait for ever."""
         for action in group:
             if self.receives.get(action.poller) is task:
-                self._report(self.runner.runtime.clock(), action, [])
-                self.runner.wake.set()
-
-    async def _fifo_receive(self, action: Receive) -> None:
-        try:
-            async with self.fifo_turn:
-                await self._receive_group([action])
-        except asyncio.CancelledError:
-            if self.receives.get(action.poller) is not None:  # never reached its turn
                 self._report(self.runner.runtime.clock(), action, [])
                 self.runner.wake.set()
 
