@@ -168,6 +168,7 @@ class MappingRunner:
             core = self.core
             now = self.runtime.clock()
             self._perform(now, core.poll(now))
+            self._count_throttles()
             deadline = core.next_wakeup(now)
         finally:
             self._stepping = False
@@ -242,6 +243,9 @@ class MappingRunner:
                 log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
         core.finished(runtime.clock(), batch.id, outcome, request_id=request_id)
         io.after_finished()
+        # Not step(): the loop's task polls once for every invocation that finished
+        # meanwhile, so their pollers' receives go out together (a poll per finished
+        # invocation costs a quarter of the no-op drain rate at batch size 1)
         self.wake.set()
 
     # ------------------------------------------------------------------ stop
