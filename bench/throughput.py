@@ -22,8 +22,11 @@ BENCH_ISOLATION).
 sleeping 50 ms, batch size 1, ``maximum_concurrency`` 100 (env BENCH_CONCURRENCY), against
 Little's law's ideal of concurrency / duration (2,000 messages/s). Timed from the first
 invocation's start until the queue is empty (so start-up counts for nothing), N messages
-(default 20,000), BENCH_ROUNDS rounds; prints each round's rate and share of the ideal and
-the median.
+(default 20,000), BENCH_ROUNDS rounds, BENCH_ISOLATION (default ``module``, the default); prints each round's rate and share of the ideal and
+the median. Each round also times the same number of 50 ms ``asyncio.sleep`` calls by
+``concurrency`` bare tasks (no store, no runtime): the ceiling an asyncio program reaches
+on this machine at that moment (timer rounding, scheduling on a loaded machine), printed
+beside.
 """
 
 from __future__ import annotations
@@ -111,11 +114,11 @@ class FirstStart(Metrics):
         super().invocation_started(mapping)
 
 
-async def sleeping_drain(path: Path, n: int, concurrency: int) -> float:
+async def sleeping_drain(path: Path, n: int, concurrency: int, isolation: str) -> float:
     """Messages/s of sluicegate draining ``n`` messages with the sleeping handler."""
     app = sluicegate.App()
     app.queue("bench", visibility_timeout=VISIBILITY)
-    app.function(timeout=10)(sleeper)
+    app.function(timeout=10, isolation=isolation)(sleeper)
     app.map("bench", sleeper, batch_size=1, scaling="fixed", maximum_concurrency=concurrency)
     store = open_store(f"sqlite:///{path}")
     await store.open()
@@ -136,21 +139,42 @@ async def sleeping_drain(path: Path, n: int, concurrency: int) -> float:
     return n / (end - metrics.first)
 
 
+async def bare_sleepers(n: int, concurrency: int) -> float:
+    """Messages/s of ``concurrency`` bare tasks sleeping :data:`SLEEP` ``n`` times in all."""
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await asyncio.sleep(SLEEP)
+
+    share, extra = divmod(n, concurrency)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+    return n / (time.perf_counter() - start)
+
+
 def sleeping(n: int) -> None:
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "100"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    isolation = os.environ.get("BENCH_ISOLATION", "module")
     ideal = concurrency / SLEEP
     print(f"draining {n:,} messages with a {SLEEP * 1000:.0f} ms handler at "
-          f"maximum_concurrency={concurrency}, batch 1; Little's law: {ideal:,.0f} msg/s")
+          f"maximum_concurrency={concurrency}, batch 1, isolation {isolation}; "
+          f"Little's law: {ideal:,.0f} msg/s")
     rates: list[float] = []
+    ceilings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            rate = asyncio.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency))
+            rate = asyncio.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency,
+                                              isolation))
+            ceiling = asyncio.run(bare_sleepers(n, concurrency))
             rates.append(rate)
-            print(f"  round {r + 1}: {rate:>7,.0f} msg/s  {rate / ideal:6.1%} of the ideal",
-                  flush=True)
+            ceilings.append(ceiling)
+            print(f"  round {r + 1}: {rate:>7,.0f} msg/s  {rate / ideal:6.1%} of the ideal; "
+                  f"bare asyncio sleepers {ceiling / ideal:6.1%}", flush=True)
     m = statistics.median(rates)
-    print(f"median: {m:,.0f} msg/s  {m / ideal:.1%} of the ideal")
+    c = statistics.median(ceilings)
+    print(f"median: {m:,.0f} msg/s  {m / ideal:.1%} of the ideal; bare asyncio sleepers "
+          f"{c / ideal:.1%}")
 
 
 def make_app(batch: int, concurrency: int, isolation: str) -> sluicegate.App:
