@@ -334,6 +334,13 @@ class Runtime:
         now = self.clock()
         return {r.name: r.core.concurrency_limit.value(now) for r in self.runners}
 
+    def limit_reasons(self) -> dict[str, str]:
+        """Each mapping's binding limit term (its core's ``limit_reason``: ``"scaling"``,
+        ``"maximum_concurrency"``, ``"cluster"``, ``"shards"``, ...), for status and
+        metrics."""
+        now = self.clock()
+        return {r.name: r.core.limit_reason(now) for r in self.runners}
+
     def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
         """The invoker of ``function``: execution environments in this process (the
         default) or in worker processes, or one shared module (``"shared"``)."""
