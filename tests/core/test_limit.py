@@ -284,3 +284,14 @@ def test_the_pool_forgets_the_limits_of_mappings_that_are_gone() -> None:
     gc.collect()
     pool.register(FunctionConfig("f", reserved_concurrency=3))  # no dead callback called
     assert pool._watchers == []
+
+
+def test_a_reservation_of_zero_throttles_rather_than_stops_the_mapping() -> None:
+    """Reserved concurrency 0 is AWS's off switch for a function: its invocations are
+    throttled and the messages return; the fixed policy's mapping keeps receiving."""
+    pool = ConcurrencyPool()
+    pool.register(FunctionConfig("f", reserved_concurrency=0))
+    mapping = _mapping(pool, scaling="fixed", maximum_concurrency=2)
+    receives = [a for a in mapping.poll(0.0) if isinstance(a, Receive)]
+    assert len(receives) == 2
+    assert mapping.limit_reason(0.0) == "maximum_concurrency"

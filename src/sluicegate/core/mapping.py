@@ -8,7 +8,10 @@ the minimum of its terms:
 - ``reserved_concurrency`` and ``pool`` (the function's reserved concurrency, and the
   most slots it can ever hold in the account's pool), for sluicegate's own policies
   only (``scaling`` other than ``"aws"``): they never run more pollers than the function
-  can take, so they are not throttled by their own function's capacity. The ``aws``
+  can take, so they are not throttled by their own function's capacity. A reservation
+  of 0 binds neither: it is AWS's switch that throttles every invocation of the
+  function, and the mapping keeps receiving and being throttled, its messages
+  returning, as with the ``aws`` policy. The ``aws``
   policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
   a function's capacity they are throttled and back off, which is the behaviour the
   ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
@@ -936,12 +939,17 @@ def _build_limit(
     if config.scaling != "aws":
         function = config.function
 
+        # A reservation of 0 is AWS's off switch for the function: every invocation is
+        # throttled and the messages return (to the dead-letter queue in the end). It
+        # stops the function, not the mapping: a zero binds neither term, and the
+        # pool's throttles do what they do for an aws mapping.
         def reserved() -> int:
             value = pool.reserved_concurrency(function)
-            return NO_LIMIT if value is None else value
+            return value if value else NO_LIMIT
 
         def capacity() -> int:
-            return pool.capacity(function)
+            value = pool.capacity(function)
+            return value if value > 0 else NO_LIMIT
 
         limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
         limit.add(Share(TERM_POOL, capacity, static=True))
