@@ -38,6 +38,7 @@ Usage::
     .venv/bin/pip install -r bench/requirements.txt
     .venv/bin/python bench/redis_throughput.py [--messages 20000] [--sleep-messages 20000]
         [--sluicegate-messages 100000] [--only sluicegate,dramatiq,arq] [--rounds 1]
+        [--workloads noop,sleep] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -319,22 +320,31 @@ async def run(args: argparse.Namespace, bench: Bench) -> list[Result]:
         print(f"  {r.contestant:<10} {r.workload:<8} workers={r.workers}  "
               f"{r.messages:>7,} msgs in {r.seconds:6.2f}s  {r.rate:>9,.0f} msg/s", flush=True)
 
-    for workers in (1, 2):
+    noop = "noop" in args.workloads.split(",")
+    sleep = "sleep" in args.workloads.split(",")
+    for workers in (int(w) for w in args.workers.split(",")):
         if "sluicegate" in only:
-            await measure(lambda w=workers: bench.sluicegate("noop-1", nsg, w, 1, 0.0))
-            await measure(lambda w=workers: bench.sluicegate("noop-10", nsg, w, 10, 0.0))
-            await measure(lambda w=workers: bench.sluicegate("sleep", ns, w, 1, SLEEP))
+            if noop:
+                await measure(lambda w=workers: bench.sluicegate("noop-1", nsg, w, 1, 0.0))
+                await measure(lambda w=workers: bench.sluicegate("noop-10", nsg, w, 10, 0.0))
+            if sleep:
+                await measure(lambda w=workers: bench.sluicegate("sleep", ns, w, 1, SLEEP))
         if "dramatiq" in only:
-            await measure(lambda w=workers: bench.dramatiq("noop", n, w, NOOP_THREADS, 0.0))
-            await measure(lambda w=workers: bench.dramatiq("sleep", ns, w,
-                                                           CONCURRENCY // w, SLEEP))
+            if noop:
+                await measure(lambda w=workers: bench.dramatiq("noop", n, w, NOOP_THREADS, 0.0))
+            if sleep:
+                await measure(lambda w=workers: bench.dramatiq("sleep", ns, w,
+                                                               CONCURRENCY // w, SLEEP))
         if "arq" in only:
-            await measure(lambda w=workers: bench.arq("noop", n, w, NOOP_ARQ_JOBS, 0.0))
-            await measure(lambda w=workers: bench.arq("sleep", ns, w, CONCURRENCY // w, SLEEP))
+            if noop:
+                await measure(lambda w=workers: bench.arq("noop", n, w, NOOP_ARQ_JOBS, 0.0))
+            if sleep:
+                await measure(lambda w=workers: bench.arq("sleep", ns, w, CONCURRENCY // w,
+                                                          SLEEP))
     return results
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], worker_counts: list[int]) -> None:
     """Ratios per number of worker processes: sluicegate with W processes against the best
     peer with W processes (dramatiq's W processes, arq's W workers)."""
 
@@ -344,7 +354,7 @@ def report(results: list[Result]) -> None:
         return max(rates, default=0.0)
 
     ideal = CONCURRENCY / SLEEP
-    for workers in (1, 2):
+    for workers in worker_counts:
         peer_noop = max(rate("dramatiq", "noop", workers), rate("arq", "noop", workers))
         peer_sleep = max(rate("dramatiq", "sleep", workers), rate("arq", "sleep", workers))
         print(f"\n{workers} worker process(es):")
@@ -376,6 +386,9 @@ def main() -> None:
                         "that its much shorter drain is still timed over seconds")
     parser.add_argument("--only", default="sluicegate,dramatiq,arq")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workloads", default="noop,sleep",
+                        help="noop (batch 1 and 10), sleep (50 ms at concurrency 100)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts to run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
     if redis_binary() is None:
@@ -394,7 +407,7 @@ def main() -> None:
           f"{CONCURRENCY}; work dir {work}", flush=True)
     try:
         results = asyncio.run(run(args, Bench(server, work)))
-        report(results)
+        report(results, [int(w) for w in args.workers.split(",")])
     finally:
         server.stop()
         if not args.keep:

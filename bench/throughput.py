@@ -17,6 +17,16 @@ isolation back to back, the isolations in turn first, so its ratio shows how muc
 machine's load moved the figures).
 Usage: ``python bench/throughput.py [N]`` (env BENCH_CONCURRENCY, BENCH_ROUNDS,
 BENCH_ISOLATION).
+
+``python bench/throughput.py --sleep [N]``: instead, the sleeping workload: a handler
+sleeping 50 ms, batch size 1, ``maximum_concurrency`` 100 (env BENCH_CONCURRENCY), against
+Little's law's ideal of concurrency / duration (2,000 messages/s). Timed from the first
+invocation's start until the queue is empty (so start-up counts for nothing), N messages
+(default 20,000), BENCH_ROUNDS rounds, BENCH_ISOLATION (default ``module``, the default); prints each round's rate and share of the ideal and
+the median. Each round also times the same number of 50 ms ``asyncio.sleep`` calls by
+``concurrency`` bare tasks (no store, no runtime): the ceiling an asyncio program reaches
+on this machine at that moment (timer rounding, scheduling on a loaded machine), printed
+beside.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from pathlib import Path
 
 import sluicegate
 from sluicegate.runtime.driver import Runtime
+from sluicegate.runtime.metrics import Metrics
 from sluicegate.store import open_store
 from sluicegate.store.base import SendEntry
 
@@ -84,6 +95,88 @@ async def noop(event, context):
     return None
 
 
+SLEEP = 0.05
+"""Seconds the sleeping handler sleeps."""
+
+
+async def sleeper(event, context):
+    await asyncio.sleep(SLEEP)
+
+
+class FirstStart(Metrics):
+    """Metrics that remember when the first invocation started."""
+
+    first: float | None = None
+
+    def invocation_started(self, mapping: str) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        super().invocation_started(mapping)
+
+
+async def sleeping_drain(path: Path, n: int, concurrency: int, isolation: str) -> float:
+    """Messages/s of sluicegate draining ``n`` messages with the sleeping handler."""
+    app = sluicegate.App()
+    app.queue("bench", visibility_timeout=VISIBILITY)
+    app.function(timeout=10, isolation=isolation)(sleeper)
+    app.map("bench", sleeper, batch_size=1, scaling="fixed", maximum_concurrency=concurrency)
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    try:
+        metrics = FirstStart()
+        runtime = Runtime(app, store, metrics=metrics)
+        await runtime.prepare()
+        for i in range(0, n, 10):
+            await store.send_batch(
+                "bench", [SendEntry(f'{{"n": {j}}}') for j in range(i, min(i + 10, n))]
+            )
+        summary = await runtime.run(until_empty=True)
+        end = time.perf_counter()
+    finally:
+        await store.close()
+    assert summary.processed == n, summary
+    assert metrics.first is not None
+    return n / (end - metrics.first)
+
+
+async def bare_sleepers(n: int, concurrency: int) -> float:
+    """Messages/s of ``concurrency`` bare tasks sleeping :data:`SLEEP` ``n`` times in all."""
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await asyncio.sleep(SLEEP)
+
+    share, extra = divmod(n, concurrency)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+    return n / (time.perf_counter() - start)
+
+
+def sleeping(n: int) -> None:
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "100"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    isolation = os.environ.get("BENCH_ISOLATION", "module")
+    ideal = concurrency / SLEEP
+    print(f"draining {n:,} messages with a {SLEEP * 1000:.0f} ms handler at "
+          f"maximum_concurrency={concurrency}, batch 1, isolation {isolation}; "
+          f"Little's law: {ideal:,.0f} msg/s")
+    rates: list[float] = []
+    ceilings: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            rate = asyncio.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency,
+                                              isolation))
+            ceiling = asyncio.run(bare_sleepers(n, concurrency))
+            rates.append(rate)
+            ceilings.append(ceiling)
+            print(f"  round {r + 1}: {rate:>7,.0f} msg/s  {rate / ideal:6.1%} of the ideal; "
+                  f"bare asyncio sleepers {ceiling / ideal:6.1%}", flush=True)
+    m = statistics.median(rates)
+    c = statistics.median(ceilings)
+    print(f"median: {m:,.0f} msg/s  {m / ideal:.1%} of the ideal; bare asyncio sleepers "
+          f"{c / ideal:.1%}")
+
+
 def make_app(batch: int, concurrency: int, isolation: str) -> sluicegate.App:
     app = sluicegate.App()
     app.queue("bench", visibility_timeout=VISIBILITY)
@@ -118,7 +211,11 @@ async def sluicegate_drain(
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    args = sys.argv[1:]
+    if args and args[0] == "--sleep":
+        sleeping(int(args[1]) if len(args) > 1 else 20_000)
+        return
+    n = int(args[0]) if args else 50_000
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     isolations = os.environ.get("BENCH_ISOLATION", "module,shared").split(",")

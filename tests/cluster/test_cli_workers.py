@@ -150,32 +150,35 @@ def test_a_batch_held_when_the_share_fell_to_zero_may_use_its_stored_slot() -> N
     count still covers a received batch waiting for a slot runs that one batch, instead
     of sitting on it for its visibility timeout; never more, and never once the lease
     lapsed."""
+    import asyncio
     from types import SimpleNamespace
 
     from sluicegate.core.config import MappingConfig
+    from sluicegate.core.limit import ConcurrencyLimit, Fixed
     from sluicegate.core.scaling import FixedScaling
 
     now = [0.0]
     cluster = Cluster(SqliteStore(":memory:"), worker_id="w", lease_ttl=1.0,
                       clock=lambda: now[0])
     config = MappingConfig(queue="q", function="f", maximum_concurrency=4, scaling="fixed")
-    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
     stats = SimpleNamespace(held=1, in_flight=0)
-    runner = SimpleNamespace(config=config, core=SimpleNamespace(statistics=lambda: stats,
-                                                                 in_flight=0))
+    limit = ConcurrencyLimit([Fixed("maximum_concurrency", 4)])
+    runner = SimpleNamespace(config=config, wake=asyncio.Event(), core=SimpleNamespace(
+        statistics=lambda: stats, in_flight=0, concurrency_limit=limit))
     cluster.attach_queue(runner)  # type: ignore[arg-type]
     entry = cluster._queues[0]
     entry.lease.granted, entry.lease.held, entry.lease.valid_until = 0, 1, 0.9
-    assert policy.limit(0.0) == 1
+    assert limit.value(0.0) == 1 and limit.reason(0.0) == "cluster"
     stats.in_flight = 1  # it runs: no second one
-    assert policy.limit(0.0) == 0
+    assert limit.value(0.0) == 0
     stats.in_flight, stats.held = 0, 0  # nothing held: nothing to run
-    assert policy.limit(0.0) == 0
+    assert limit.value(0.0) == 0
     stats.held = 1
     now[0] = 0.95  # the lease lapsed by the worker's own clock
-    assert policy.limit(0.0) == 0
+    assert limit.value(0.0) == 0
     entry.lease.granted, entry.lease.valid_until = 3, 1.9
-    assert policy.limit(0.0) == 3
+    assert limit.value(0.0) == 3
 
 
 def test_workers_reads_the_store_read_only_and_a_file_older_than_the_registry(

@@ -22,6 +22,7 @@ import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient
 from sluicegate.cluster.leases import Lease
 from sluicegate.core.config import MappingConfig
+from sluicegate.core.limit import ConcurrencyLimit, Fixed
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import FixedScaling
@@ -236,17 +237,19 @@ def test_the_held_batch_rule_stays_within_the_functions_share() -> None:
     config = app.map("q", work, maximum_concurrency=4, scaling="fixed")
     assert isinstance(config, MappingConfig)
     cluster.new_pool(app)
-    policy = cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
+    cluster.queue_policy(config, FixedScaling(4), lambda: 0.0)
     stats = SimpleNamespace(held=1, in_flight=0)
+    limit = ConcurrencyLimit([Fixed("maximum_concurrency", 4)])
     cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
-        config=config, core=SimpleNamespace(statistics=lambda: stats, in_flight=0)))
+        config=config, wake=asyncio.Event(),
+        core=SimpleNamespace(statistics=lambda: stats, in_flight=0, concurrency_limit=limit)))
     mapping_lease = cluster._queues[0].lease
     mapping_lease.granted, mapping_lease.held, mapping_lease.valid_until = 0, 1, 0.9
     account = cluster._pool_leases["account"] = Lease("account", 1.0, lambda: now[0])
     account.granted, account.held, account.valid_until = 0, 0, 0.9
-    assert policy.limit(0.0) == 0
+    assert limit.value(0.0) == 0
     account.granted = account.held = 2
-    assert policy.limit(0.0) == 1
+    assert limit.value(0.0) == 1
 
 
 def test_a_worker_id_in_use_by_a_live_worker_is_refused(

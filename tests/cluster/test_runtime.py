@@ -261,7 +261,7 @@ def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, coordin
         return a
 
     def owned(runtime: Runtime) -> set[int]:
-        owned = runtime.stream_runners[0].owned
+        owned = runtime.stream_sources[0].owned
         assert owned is not None
         return owned
 
@@ -293,9 +293,9 @@ def test_shards_rebalance_when_a_worker_joins_and_leaves(tmp_path: Path, coordin
 
         producer = asyncio.get_running_loop().create_task(produce())
         run_a = asyncio.get_running_loop().create_task(a.run())
-        await until(lambda: a.stream_runners and len(owned(a)) == 4)
+        await until(lambda: a.stream_sources and len(owned(a)) == 4)
         run_b = asyncio.get_running_loop().create_task(b.run())
-        await until(lambda: b.stream_runners and len(owned(a)) == 2 and len(owned(b)) == 2)
+        await until(lambda: b.stream_sources and len(owned(a)) == 2 and len(owned(b)) == 2)
         assert owned(a).isdisjoint(owned(b))
         b.stop()
         await run_b

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling
+from sluicegate.core.limit import TERM_CLUSTER, ConcurrencyLimit, PolicyTerm, Share
 from sluicegate.core.scaling import AwsScaling
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 
@@ -66,7 +67,7 @@ def cluster_trajectory(events: list[tuple[float, str, Any]], samples: list[float
     random order) and publishes; at ``handover_at`` a new leader takes over from the
     published state alone."""
     rng = random.Random(3)
-    shared = [SharedScaling(5, lambda: 1 << 30) for _ in range(workers)]
+    shared = [SharedScaling(5) for _ in range(workers)]
     leader = ScaleLeader(AwsScaling(None, False))
     state: dict[str, Any] = {}
     out = []
@@ -115,12 +116,15 @@ def test_a_late_observation_never_moves_the_leaders_time_back() -> None:
     assert state["_last_error"] == 10.0
 
 
-def test_the_shared_policy_never_answers_more_than_the_workers_share() -> None:
+def test_the_limit_never_exceeds_the_workers_share_nor_the_published_level() -> None:
     share = [2]
-    policy = SharedScaling(7, lambda: share[0])
-    assert policy.limit(0.0) == 2
+    policy = SharedScaling(7)
+    limit = ConcurrencyLimit([PolicyTerm(policy), Share(TERM_CLUSTER, lambda: share[0])])
+    assert limit.value(0.0) == 2 and limit.reason(0.0) == "cluster"
     share[0] = 9
-    assert policy.limit(0.0) == 7
+    assert limit.value(0.0) == 7 and limit.reason(0.0) == "scaling"
+    policy.published = 3
+    assert limit.value(0.0) == 3
     policy.on_outcome(1.0, SUCCESS)  # AwsScaling ignores successes: nothing to report
     policy.on_outcome(2.0, ERROR)
     assert policy.take_outbox() == [["o", 2.0, "error"]]

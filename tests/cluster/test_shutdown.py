@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import sluicegate
-from sluicegate.runtime import driver
 from sluicegate.runtime.driver import Runtime
+from sluicegate.runtime.sources import QueueIO
 from sluicegate.store import SqliteStore
 
 
@@ -28,15 +28,16 @@ def test_receives_cancelled_before_they_ran_are_reported(
         return None
 
     app.map(queue, work, scaling="fixed", maximum_concurrency=4)
-    original = driver._Runner._start_receives
+    original = QueueIO._start_receives
 
     def start_then_stop(self: Any, receives: list[Any]) -> None:
         original(self, receives)
-        if not self.stopping:  # the receive tasks exist but have not run yet
-            self.runtime.stop("stopped at once")
-            self.stop()
+        runner = self.runner
+        if not runner.stopping:  # the receive tasks exist but have not run yet
+            runner.runtime.stop("stopped at once")
+            runner.stop()
 
-    monkeypatch.setattr(driver._Runner, "_start_receives", start_then_stop)
+    monkeypatch.setattr(QueueIO, "_start_receives", start_then_stop)
 
     async def main() -> float:
         async with SqliteStore(tmp_path / "s.db") as store:

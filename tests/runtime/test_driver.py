@@ -1,4 +1,5 @@
-"""The asyncio driver's own duties: noticing promptly that an ``until_empty`` run is done."""
+"""The asyncio driver's own duties: noticing promptly that an ``until_empty`` run is done;
+one runner for every source, and the limit's terms as the runtime reads them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import sluicegate
 from sluicegate.runtime import driver
 from sluicegate.runtime.driver import Runtime
+from sluicegate.runtime.runner import MappingRunner
 from sluicegate.store import QueueCounts, SendEntry, SqliteStore
 
 SLOW = 60.0
@@ -112,3 +114,45 @@ def test_a_run_ends_even_when_the_store_loses_the_monitors_cancel(tmp_path: Path
             return loop.time() - started
 
     assert asyncio.run(main()) < 5
+
+
+def test_one_runner_drives_queues_and_streams_and_the_cluster_share_is_a_limit_term(
+    tmp_path: Path,
+) -> None:
+    """Every mapping, whatever its source, has the same runner; on a shared store the
+    worker's share is the ``cluster`` term of each queue mapping's one limit (nothing
+    wraps the policy), and the runtime reads each limit's binding term from the core."""
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=30)
+    app.stream("s", shard_count=2)
+
+    @app.function(timeout=5)
+    async def noop(event: object, context: object) -> None:
+        return None
+
+    app.map("q", noop, batch_size=10, scaling="fixed", maximum_concurrency=4)
+    app.map("s", noop, starting_position="TRIM_HORIZON")
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        async with SqliteStore(tmp_path / "s.db") as store:
+            runtime = Runtime(app, store)
+            task = asyncio.create_task(runtime.run())
+            while len(seen) < 1:
+                await asyncio.sleep(0.05)
+                if runtime.runners and runtime.cluster is not None:
+                    queue_runner, stream_runner = runtime.runners
+                    seen["runner types"] = {type(queue_runner), type(stream_runner)}
+                    limit = queue_runner.core.concurrency_limit
+                    seen["terms"] = [t.name for t in limit.terms]
+                    seen["reasons"] = runtime.limit_reasons()
+            runtime.stop()
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert seen["runner types"] == {MappingRunner}
+    assert "cluster" in seen["terms"]  # type: ignore[operator]
+    reasons = seen["reasons"]
+    assert isinstance(reasons, dict) and set(reasons) == {m.name for m in
+                                                          (*app.mappings, *app.stream_mappings)}
+    assert reasons[app.stream_mappings[0].name] == "shards"

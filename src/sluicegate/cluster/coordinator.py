@@ -16,9 +16,11 @@ round (one transaction on SQLite):
    (:mod:`sluicegate.cluster.scaling`);
 2. **mapping leases** ``mapping:NAME``: limit = the mapping's cluster-wide limit
    (``maximum_concurrency``, the fixed policy's limit, or the published aws limit),
-   want = that limit, in_use = invocations running here. The worker's mapping policy
-   answers ``min(its limit, share)`` (:class:`ClusterPolicy`, :class:`SharedScaling`), so
-   the core runs at most ``share`` pollers and invocations;
+   want = that limit, in_use = invocations running here. The worker's share is a term
+   of the mapping's limit (``cluster``, a :class:`~sluicegate.core.limit.Share` added to
+   the core's :class:`~sluicegate.core.limit.ConcurrencyLimit`), so the core runs at most
+   ``share`` pollers and invocations; the aws policy's level is the leader's published
+   one (:class:`SharedScaling`);
 3. **function and account leases** ``function:NAME`` / ``account``: want = what this
    worker's mappings of the function could run (as of the last round), checked by
    :class:`ClusterPool`;
@@ -29,7 +31,7 @@ Then, in calls of their own, **shard leases** for stream mappings: ``shards:NAME
 counted lease of limit = shard count: each worker's fair number of shards) and
 ``shard:NAME:I`` (limit 1: who owns shard I). A worker claims free shards up to its fair
 number and gives up the ones above it; a change of the shards it owns is handed to its
-:class:`~sluicegate.runtime.stream_runner.StreamRunner` (:meth:`reassign`), which settles
+stream mapping (:meth:`~sluicegate.cluster.runners.ShardedRunner.reassign`), which settles
 and checkpoints what is in flight before a shard is released and resumes new shards
 from the store's checkpoints. Lanes belong to their shard.
 
@@ -54,24 +56,24 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.cluster.leases import DEFAULT_LEASE_TTL, Lease, LeaseClient
 from sluicegate.cluster.pool import ACCOUNT_LEASE, ClusterPool, function_lease
+from sluicegate.cluster.runners import QueueRunner, ShardedRunner
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, decode
 from sluicegate.core.config import MappingConfig
-from sluicegate.core.scaling import AwsScaling, ScalingPolicy, ScalingStatistics
-from sluicegate.core.types import BatchOutcome
+from sluicegate.core.limit import NO_LIMIT, TERM_CLUSTER, Share
+from sluicegate.core.scaling import AwsScaling, ScalingPolicy
 from sluicegate.errors import ConfigError, StoreError
-from sluicegate.runtime.runner import wait_event
+from sluicegate.runtime.waiting import wait_event
 from sluicegate.store.base import Store
 from sluicegate.store.coordination import CoordinationReply, CoordinationRound, LeaseClaim
 
 if TYPE_CHECKING:
     from sluicegate.app import App
-    from sluicegate.runtime.stream_runner import StreamRunner
 
-__all__ = ["Cluster", "ClusterPolicy", "QueueRunner", "default_worker_id", "list_workers"]
+__all__ = ["Cluster", "QueueRunner", "ShardedRunner", "default_worker_id", "list_workers"]
 
 log = logging.getLogger("sluicegate.cluster")
 
@@ -128,67 +130,13 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class _CoreView(Protocol):
-    @property
-    def in_flight(self) -> int: ...
-
-    def statistics(self) -> Any: ...
-
-
-class QueueRunner(Protocol):
-    """What the cluster needs of the runtime's runner of a queue mapping."""
-
-    config: MappingConfig
-    wake: asyncio.Event
-
-    @property
-    def core(self) -> _CoreView: ...
-
-
-class ClusterPolicy:
-    """A mapping's own policy, bounded by this worker's share of the mapping's lease.
-
-    ``limit(now) = min(inner.limit(now), share)``; the hooks go to the inner policy.
-    """
-
-    def __init__(self, inner: ScalingPolicy, share: Callable[[], int]) -> None:
-        self.inner = inner
-        self._share = share
-        self.observes_receive_wait = bool(getattr(inner, "observes_receive_wait", False))
-
-    def limit(self, now: float) -> int:
-        return min(self.inner.limit(now), self._share())
-
-    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
-        if self.observes_receive_wait:
-            self.inner.on_receive(now, count, waited)  # type: ignore[call-arg]
-        else:
-            self.inner.on_receive(now, count)
-
-    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
-        self.inner.on_outcome(now, outcome)
-
-    def on_throttle(self, now: float) -> None:
-        self.inner.on_throttle(now)
-
-    def on_resume(self, now: float) -> None:
-        hook = getattr(self.inner, "on_resume", None)
-        if hook is not None:
-            hook(now)
-
-    def next_change(self, now: float) -> float | None:
-        return self.inner.next_change(now)
-
-    def statistics(self, now: float) -> ScalingStatistics:
-        return self.inner.statistics(now)
-
-
 @dataclass(eq=False)
 class _QueueEntry:
     runner: QueueRunner | None
     config: MappingConfig
     lease: Lease
-    policy: ClusterPolicy | SharedScaling
+    policy: ScalingPolicy | SharedScaling
+    """The policy the core was given: the mapping's own, or its shared aws scaling."""
     inner: ScalingPolicy
     clock: Callable[[], float]
     leader: Lease | None = None
@@ -197,16 +145,16 @@ class _QueueEntry:
     """The state this worker, as leader, computed at its last round: written at the next
     one (if it still leads)."""
 
-    @property
-    def maximum(self) -> int:
-        m = self.config.maximum_concurrency
-        return m if m is not None else 1 << 30
-
     def cluster_limit(self) -> int:
-        """The mapping's limit for the whole cluster."""
-        if isinstance(self.policy, SharedScaling):
-            return min(self.policy.published, self.maximum)
-        return min(self.inner.limit(self.clock()), self.maximum)
+        """The mapping's limit for the whole cluster: its limit's value without this
+        worker's share (every other term: ``maximum_concurrency``, the policy's level,
+        reserved concurrency, ...). Read from the core's limit, never computed here."""
+        runner = self.runner
+        if runner is None:
+            return 0
+        now = self.clock()
+        return min((term.value(now) for term in runner.core.concurrency_limit.terms
+                    if term.name != TERM_CLUSTER), default=NO_LIMIT)
 
     def in_use(self) -> int:
         """Invocations running here, and batches received here that wait for a slot:
@@ -219,7 +167,7 @@ class _QueueEntry:
 
 @dataclass(eq=False)
 class _StreamEntry:
-    runner: StreamRunner
+    runner: ShardedRunner
     count: Lease
     shards: dict[int, Lease] = field(default_factory=dict)
     """Shard leases this worker holds or claims."""
@@ -292,10 +240,25 @@ class Cluster:
         return 0 if lease is None else lease.share()
 
     def queue_policy(self, config: MappingConfig, inner: ScalingPolicy,
-                     runtime_clock: Callable[[], float]) -> ClusterPolicy | SharedScaling:
-        """The policy to give the mapping's core (see the module docstring)."""
+                     runtime_clock: Callable[[], float]) -> ScalingPolicy:
+        """The policy to give the mapping's core: ``inner``, or for the aws policy the
+        shared scaling whose level the cluster's leader publishes (see
+        :mod:`sluicegate.cluster.scaling`). The worker's share joins the core's limit
+        when the runner is attached (:meth:`attach_queue`)."""
         lease = Lease(f"mapping:{config.name}", self.ttl, self.clock)
-        function = config.function
+        policy: ScalingPolicy | SharedScaling = inner
+        if isinstance(inner, AwsScaling):
+            policy = SharedScaling(inner.limit(runtime_clock()))
+        entry = _QueueEntry(None, config, lease, policy, inner, runtime_clock)
+        if isinstance(policy, SharedScaling):
+            entry.leader = Lease(f"leader:{config.name}", self.ttl, self.clock)
+        self._queues.append(entry)
+        return policy
+
+    def _queue_share(self, entry: _QueueEntry) -> Callable[[], int]:
+        """This worker's share of a queue mapping's lease: the ``cluster`` term."""
+        lease = entry.lease
+        function = entry.config.function
 
         def share() -> int:
             mine = lease.share()
@@ -315,25 +278,18 @@ class Cluster:
                 mine = min(mine, self.share(pool.lease_of(function)))
             return mine
 
-        policy: ClusterPolicy | SharedScaling
-        if isinstance(inner, AwsScaling):
-            policy = SharedScaling(inner.limit(runtime_clock()), share)
-        else:
-            policy = ClusterPolicy(inner, share)
-        entry = _QueueEntry(None, config, lease, policy, inner, runtime_clock)
-        if isinstance(policy, SharedScaling):
-            entry.leader = Lease(f"leader:{config.name}", self.ttl, self.clock)
-        self._queues.append(entry)
-        return policy
+        return share
 
     def attach_queue(self, runner: QueueRunner) -> None:
         """Bind the runner built around the policy :meth:`queue_policy` returned last for
-        its mapping."""
+        its mapping, and add this worker's share to its limit (the term ``cluster``)."""
         for entry in self._queues:
             if entry.config.name == runner.config.name:
                 entry.runner = runner
+                runner.core.concurrency_limit.add(Share(TERM_CLUSTER, self._queue_share(entry)))
+                runner.wake.set()
 
-    def attach_stream(self, runner: StreamRunner) -> None:
+    def attach_stream(self, runner: ShardedRunner) -> None:
         """Serve ``runner``'s shards only as leased: it starts with none."""
         runner.owned = set()
         count = Lease(f"shards:{runner.name}", self.ttl, self.clock)
@@ -707,7 +663,7 @@ class Cluster:
     # ------------------------------------------------------------------ shards
     async def _sync_stream(self, s: _StreamEntry) -> None:
         runner = s.runner
-        count = runner.stream.shard_count
+        count = runner.shard_count
         await self._claim(s.count, want=count, limit=count, in_use=len(s.owned))
         fair = s.count.share()
         # renew what is owned; claim free shards up to the fair number

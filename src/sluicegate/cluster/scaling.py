@@ -12,9 +12,10 @@ times what AWS would run. So the state is shared:
 - one worker per mapping holds the mapping's *leader* lease (a lease of limit 1). Its
   :class:`ScaleLeader` owns an ``AwsScaling``, applies every worker's observations in
   time order, and publishes the limit the policy answers and the policy's whole state;
-- every worker's :class:`SharedScaling` answers ``min(published limit, this worker's
-  share)``. The published limit is also the limit of the mapping's counted lease, so the
-  workers' shares together never exceed it.
+- every worker's :class:`SharedScaling` answers the published limit (the mapping's
+  ``scaling`` term); this worker's share of the mapping's counted lease is another term
+  of the mapping's limit (``cluster``). The published limit is also the limit of that
+  lease, so the workers' shares together never exceed it.
 
 A mapping therefore scales on the same observations with 1 or 10 workers (the cluster
 runs ``limit`` pollers in total either way), which ``tests/cluster/test_scaling.py``
@@ -29,7 +30,7 @@ Observations travel as small JSON arrays: ``["r", now, count, waited]``,
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sluicegate.core.scaling import AwsScaling, ScalingStatistics
@@ -90,26 +91,23 @@ class ScaleLeader:
 
 
 class SharedScaling:
-    """A worker's policy for a mapping whose limit is the cluster's: the hooks record, the
-    limit is ``min(published limit, share)``.
+    """A worker's policy for a mapping whose level is the cluster's: the hooks record, the
+    limit is the published one (this worker's share is the limit's ``cluster`` term).
 
     Parameters:
         published: the mapping's limit as last read from the store (:attr:`published`), or
             the policy's initial limit until a leader published one.
-        share: this worker's share of the mapping's lease, asked at each call.
-        ceiling: the mapping's own bound (its maximum concurrency), if any.
     """
 
     observes_receive_wait = True
 
-    def __init__(self, published: int, share: Callable[[], int]) -> None:
+    def __init__(self, published: int) -> None:
         self.published = published
         self.next_published: float | None = None
-        self._share = share
         self.outbox: list[list[Any]] = []
 
     def limit(self, now: float) -> int:
-        return min(self.published, self._share())
+        return self.published
 
     def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
         self.outbox.append(["r", now, count, waited])

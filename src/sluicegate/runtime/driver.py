@@ -1,22 +1,23 @@
 """The asyncio driver: runs an App's mappings against a store, in real time.
 
-For each queue mapping, one task asks the core what to do (:meth:`QueueMapping.poll`),
-performs it (receives, invocations, deletes) in tasks of its own, reports the results
-back to the core and sleeps until the core's next deadline or the next report. No
-mapping rule lives here: batching, settlement, scaling, throttling and limits are the
-core's; this module only does the I/O and keeps time. Stream mappings have their own
-loop in :mod:`sluicegate.runtime.stream_runner`, over the core's
-:class:`~sluicegate.core.stream_mapping.StreamMapping`.
+For each mapping, whatever its source, one
+:class:`~sluicegate.runtime.runner.MappingRunner` asks the mapping's core what to do
+(the mapping protocol, :class:`~sluicegate.core.protocol.MappingCore`), performs it
+(reads, invocations, settle actions) in tasks of its own, reports the results back to
+the core and sleeps until the core's next deadline or the next report; a small adapter
+per source (:mod:`sluicegate.runtime.sources`) does the source's reads and settle
+actions. No mapping rule lives here: batching, settlement, scaling, throttling and
+limits are the core's; this module builds the runners and runs them.
 
 Delivery is at least once: a message is deleted only after its batch succeeded, and
 anything unfinished when the runtime stops reappears after its visibility timeout.
 
 On a store that other processes may share (SQLite, Redis) the runtime is a worker of a
 :class:`~sluicegate.cluster.coordinator.Cluster` by default: it builds its cores with the
-cluster's pool and policies, which bound every limit by this worker's leased share, lets
-stream runners serve only the shards they lease, and runs the cluster's sync task beside
-the mappings, so the limits hold across every process on the store, with no flag. On the
-memory store (one process) nothing is coordinated.
+cluster's pool, the cluster adds its share to each queue mapping's limit (the term
+``cluster``) and lets stream mappings serve only the shards they lease, and the
+cluster's sync task runs beside the mappings, so the limits hold across every process on
+the store, with no flag. On the memory store (one process) nothing is coordinated.
 """
 
 from __future__ import annotations
@@ -28,41 +29,27 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
-from sluicegate.core.config import (
-    SHARED_ISOLATION,
-    MappingConfig,
-    QueueConfig,
-    effective_visibility_timeout,
-)
+from sluicegate.core.config import SHARED_ISOLATION, MappingConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import exception_outcome, invocation_outcome
-from sluicegate.core.scaling import make_policy
+from sluicegate.core.scaling import ScalingPolicy, make_policy
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
-from sluicegate.core.types import Abandon, Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
+from sluicegate.core.types import QueueRecord
 from sluicegate.errors import StoreError, StoreUnavailable
 from sluicegate.runtime.environments import ModuleInvoker
-from sluicegate.runtime.events import (
-    LambdaContext,
-    aws_identity,
-    function_arn,
-    queue_arn,
-    record_sizes,
-    sqs_event,
-    sqs_record,
-)
-from sluicegate.runtime.invoker import HandlerResult, Invoker
+from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
+from sluicegate.runtime.invoker import Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
-from sluicegate.runtime.runner import MappingLoop, wait_event
+from sluicegate.runtime.runner import MappingRunner, wait_event
+from sluicegate.runtime.sources import DELETE_GATHER, QueueIO, StreamIO
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
-from sluicegate.runtime.stream_runner import StreamRunner
-from sluicegate.store.base import MAX_RECEIVE_MANY, Message, Store
+from sluicegate.store.base import Store
 from sluicegate.wording import plural
 
 if TYPE_CHECKING:
@@ -70,12 +57,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["MappingSummary", "RunSummary", "Runtime"]
+__all__ = ["DELETE_GATHER", "MappingSummary", "RunSummary", "Runtime"]
 
 log = logging.getLogger("sluicegate.runtime")
-
-STORE_RETRY_DELAY = 1.0
-"""Seconds a poller waits before receiving again after the store failed a receive."""
 
 DRAIN_CHECK_INTERVAL = 1.0
 """Longest time between two checks that every mapped queue is empty, with ``until_empty``.
@@ -92,9 +76,6 @@ again after this long, so bursts of deletes cost one check."""
 STORE_PATIENCE = 10.0
 """Seconds :meth:`Runtime.run` keeps retrying a store that became unreachable while it
 prepares or sums up (a Redis restart, dropped connections), before giving up."""
-
-MAX_LONG_POLL = 20.0
-"""Longest receive wait in seconds (SQS's WaitTimeSeconds maximum)."""
 
 DEFAULT_GRACE_PERIOD = 30.0
 """Seconds in-flight invocations get to finish after a stop is requested."""
@@ -140,299 +121,6 @@ class RunSummary:
         return self.processed / self.elapsed if self.elapsed > 0 else 0.0
 
 
-@dataclass(eq=False)
-class _Runner(MappingLoop):
-    """One queue mapping's loop (:class:`~sluicegate.runtime.runner.MappingLoop`) and the
-    tasks it started."""
-
-    runtime: Runtime
-    config: MappingConfig
-    queue: QueueConfig
-    function: Function
-    invoker: Invoker | ProcessInvoker
-    core: QueueMapping
-    arn: str
-    function_arn: str
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    receives: dict[int, asyncio.Task[None]] = field(default_factory=dict)
-    invocations: dict[int, asyncio.Task[None]] = field(default_factory=dict)
-    pending_deletes: list[str] = field(default_factory=list)
-    delete_task: asyncio.Task[None] | None = None
-    stopping: bool = False
-    starved: bool = False
-    deleted: int = 0
-    peak: int = 0
-    seen_throttles: int = 0
-    fifo_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """A FIFO queue's receives take turns (see :meth:`_start_receives`)."""
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def _perform(self, now: float, actions: list[Any]) -> None:
-        receives: list[Receive] = []
-        for action in actions:
-            if isinstance(action, Invoke):
-                self._spawn_invoke(action.batch)
-            elif isinstance(action, Receive):
-                receives.append(action)
-            elif isinstance(action, Delete):
-                self._delete(action.records)
-            elif isinstance(action, Abandon):
-                log.warning(
-                    "%s: gave up on a batch of %d: %s; its messages reappear after their "
-                    "visibility timeout",
-                    self.name,
-                    len(action.batch.records),
-                    action.reason,
-                )
-        if receives:
-            self._start_receives(receives)
-
-    def _settled(self) -> bool:
-        return bool(self.core.idle) and self.delete_task is None
-
-    # ------------------------------------------------------------------ receive
-    def _start_receives(self, receives: list[Receive]) -> None:
-        """Serve pollers' receives with as few store calls as possible.
-
-        Receives that start together with the same wait are grouped (up to
-        :data:`MAX_RECEIVE_MANY` messages) and served by one store transaction; a poller
-        whose share came back empty keeps waiting in its group until the long poll runs
-        out, as a poller of its own would. This is I/O batching only: each poller gets at
-        most what it asked for (never above SQS's 10 per receive), and the core sees the
-        same reports as with one call per poller.
-
-        Not for a FIFO queue: one claim would hand messages of one group to several
-        pollers, whose batches would then run that group concurrently, out of order.
-        Each FIFO receive is a claim of its own, which the store keeps to groups with
-        nothing in flight, and the pollers take turns: a settled batch frees its groups
-        and wakes the queue's long polls, and a turn means one poller claims what was
-        freed instead of every waiting poller racing for it (with 100 pollers that race
-        cost more than the work: 800 messages/s instead of thousands).
-        """
-        loop = asyncio.get_running_loop()
-        if self.queue.fifo:
-            for action in receives:
-                task = loop.create_task(self._fifo_receive(action))
-                self.receives[action.poller] = task
-                task.add_done_callback(functools.partial(self._receive_done, [action]))
-            return
-        receives.sort(key=lambda r: r.wait)
-        group: list[Receive] = []
-        wanted = 0
-        for action in receives:
-            if group and (
-                wanted + action.max_messages > MAX_RECEIVE_MANY or action.wait != group[0].wait
-            ):
-                self._spawn_group(loop, group)
-                group, wanted = [], 0
-            group.append(action)
-            wanted += action.max_messages
-        if group:
-            self._spawn_group(loop, group)
-
-    def _spawn_group(self, loop: asyncio.AbstractEventLoop, group: list[Receive]) -> None:
-        task = loop.create_task(self._receive_group(group))
-        for action in group:
-            self.receives[action.poller] = task
-        task.add_done_callback(functools.partial(self._receive_done, group))
-
-    def _receive_done(self, group: list[Receive], task: asyncio.Task[None]) -> None:
-        """Report an empty receive for every poller of ``task`` it did not report: a task
-        cancelled (by :meth:`stop`) before it first ran never enters its body, so neither
-        its ``except`` nor its ``finally`` reports, and the core would wait for ever."""
-        for action in group:
-            if self.receives.get(action.poller) is task:
-                self._report(self.runtime.clock(), action.poller, [])
-
-    async def _fifo_receive(self, action: Receive) -> None:
-        try:
-            async with self.fifo_turn:
-                await self._receive_group([action])
-        except asyncio.CancelledError:
-            if self.receives.get(action.poller) is not None:  # never reached its turn
-                self._report(self.runtime.clock(), action.poller, [])
-
-    async def _receive_group(self, group: list[Receive]) -> None:
-        runtime = self.runtime
-        loop = asyncio.get_running_loop()
-        pending = list(group)
-        longest = min(group[0].wait, MAX_LONG_POLL)
-        deadline = loop.time() + longest
-        store, queue = runtime.store, self.config.queue
-        try:
-            while pending:
-                wanted = sum(a.max_messages for a in pending)
-                visibility = pending[0].visibility_timeout
-                try:
-                    # A receive that does not wait first: when it comes back short, the
-                    # queue may be running empty, and an until_empty run should know now,
-                    # not when the long poll below ends.
-                    messages = await store.receive_many(
-                        queue, max_messages=wanted, visibility_timeout=visibility, wait_time=0.0
-                    )
-                    if len(messages) < wanted:
-                        self._starve()
-                    elif self.starved:
-                        self.starved = False
-                    # Clamped: with a clock that has not moved, deadline - now can come
-                    # out a rounding error above the long poll (20.000000000000004),
-                    # which the store refuses as out of range.
-                    remaining = min(longest, max(0.0, deadline - loop.time()))
-                    if not messages and remaining > 0:
-                        messages = await store.receive_many(
-                            queue,
-                            max_messages=wanted,
-                            visibility_timeout=visibility,
-                            wait_time=remaining,
-                        )
-                except StoreError as exc:
-                    log.warning("%s: receive failed: %s; retrying in %gs", self.name, exc,
-                                STORE_RETRY_DELAY)
-                    await asyncio.sleep(STORE_RETRY_DELAY)
-                    break
-                if not messages:
-                    break
-                runtime.metrics.received(self.name, len(messages))
-                now = runtime.clock()
-                served = taken = 0
-                while taken < len(messages) and served < len(pending):
-                    action = pending[served]
-                    share = messages[taken : taken + action.max_messages]
-                    taken += len(share)
-                    self._report(now, action.poller, share)
-                    served += 1
-                pending = pending[served:]
-                if remaining <= 0:
-                    break
-        except asyncio.CancelledError:
-            pass  # a stop cut the long poll short: report empty receives
-        finally:
-            now = runtime.clock()
-            for action in pending:
-                self._report(now, action.poller, [])
-
-    def _starve(self) -> None:
-        """A receive came back short: the queue may be about to run empty, so an
-        ``until_empty`` run should look after the next deletes (and now)."""
-        self.starved = True
-        self.runtime.settled.set()
-
-    def _report(self, now: float, poller: int, messages: list[Message]) -> None:
-        sizes = record_sizes(messages, queue_arn=self.arn, region=self.runtime.region)
-        records = [
-            QueueRecord(
-                m.message_id, m.receipt_handle, size, m.visible_at, m.receive_count, m, m.group_id
-            )
-            for m, size in zip(messages, sizes, strict=True)
-        ]
-        self.receives.pop(poller, None)
-        self.core.received(now, poller, records)
-        self.wake.set()
-
-    # ------------------------------------------------------------------ invoke
-    def _spawn_invoke(self, batch: Batch) -> None:
-        task = asyncio.get_running_loop().create_task(self._invoke(batch))
-        self.invocations[batch.id] = task
-        running = len(self.invocations)
-        self.peak = max(self.peak, running)
-
-    async def _invoke(self, batch: Batch) -> None:
-        runtime = self.runtime
-        metrics = runtime.metrics
-        outcome: BatchOutcome
-        metrics.invocation_started(self.name)
-        result: HandlerResult | None = None
-        try:
-            messages: list[Message] = [r.payload for r in batch.records]
-            event = sqs_event(messages, queue_arn=self.arn, region=runtime.region)
-            context = LambdaContext(
-                function_name=self.function.name,
-                memory_limit_in_mb=self.function.config.memory_size,
-                invoked_function_arn=self.function_arn,
-                timeout=self.function.config.timeout,
-            )
-            result = await self.invoker.invoke(event, context)
-            outcome = invocation_outcome(
-                result, batch, report_batch_item_failures=self.config.report_batch_item_failures
-            )
-        except asyncio.CancelledError:
-            outcome = exception_outcome(batch, "cancelled by shutdown")
-        except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
-            log.exception("%s: invocation machinery failed", self.name)
-            outcome = exception_outcome(batch, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.invocations.pop(batch.id, None)
-        metrics.invocation_finished(
-            self.name, result.duration if result is not None else 0.0, outcome.function_error
-        )
-        if outcome.function_error:
-            if result is not None and result.ok:  # the handler returned: its response failed
-                count = len(batch.records)
-                log.warning("%s: a batch of %d %s failed: %s", self.name, count,
-                            "message" if count == 1 else "messages", outcome.reason)
-            else:  # the invoker logged the exception, timeout or marshal error
-                log.debug("%s: batch %d failed: %s", self.name, batch.id, outcome.reason)
-        self.core.finished(runtime.clock(), batch.id, outcome)
-        self.wake.set()
-
-    # ------------------------------------------------------------------ delete
-    def _delete(self, records: tuple[QueueRecord, ...]) -> None:
-        """Queue receipt handles for deletion; one transaction deletes all that gathered
-        while the previous one ran."""
-        self.pending_deletes += [r.receipt_handle for r in records]
-        if self.delete_task is None:
-            self.delete_task = asyncio.get_running_loop().create_task(self._flush_deletes())
-
-    async def _flush_deletes(self) -> None:
-        try:
-            await asyncio.sleep(0)  # let invocations ending in this loop turn join in
-            while self.pending_deletes:
-                handles, self.pending_deletes = self.pending_deletes, []
-                try:
-                    done = await self.runtime.store.delete_many(self.config.queue, handles)
-                except StoreError as exc:
-                    log.warning(
-                        "%s: deleting %d processed messages failed: %s; they will be "
-                        "delivered again", self.name, len(handles), exc,
-                    )
-                    continue
-                count = sum(done)
-                self.deleted += count
-                if self.starved:
-                    self.runtime.settled.set()
-                self.runtime.metrics.deleted(self.name, count)
-        finally:
-            self.delete_task = None
-            self.wake.set()
-
-    # ------------------------------------------------------------------ stop
-    def stop(self) -> None:
-        """Stop receiving: pause the core and cut outstanding long polls short."""
-        if self.stopping:
-            return
-        self.stopping = True
-        self.core.pause(self.runtime.clock())
-        for task in set(self.receives.values()):
-            task.cancel()
-        self.wake.set()
-
-    def summary(self) -> MappingSummary:
-        core = self.core
-        return MappingSummary(
-            name=self.name,
-            invocations=core.invocations,
-            errors=core.errors,
-            throttles=core.throttles,
-            messages_deleted=self.deleted,
-            peak_concurrency=self.peak,
-            maximum_concurrency=self.config.maximum_concurrency,
-            filtered=core.filtered_records,
-        )
-
-
 class Runtime:
     """Runs every enabled mapping of an App against a store.
 
@@ -472,8 +160,8 @@ class Runtime:
         self.metrics = metrics or Metrics(clock=self.clock)
         self.grace_period = grace_period
         self.region, self.account_id = aws_identity()
-        self.runners: list[_Runner] = []
-        self.stream_runners: list[StreamRunner] = []
+        self.runners: list[MappingRunner] = []
+        """Every mapping's runner: the queue mappings', then the stream mappings'."""
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -505,8 +193,18 @@ class Runtime:
                 runner.cancel_invocations()
         self._stop.set()
 
-    def _all_runners(self) -> list[_Runner | StreamRunner]:
-        return [*self.runners, *self.stream_runners]
+    def _all_runners(self) -> list[MappingRunner]:
+        return list(self.runners)
+
+    @property
+    def queue_sources(self) -> list[QueueIO]:
+        """The queue mappings' adapters."""
+        return [r.io for r in self.runners if isinstance(r.io, QueueIO)]
+
+    @property
+    def stream_sources(self) -> list[StreamIO]:
+        """The stream mappings' adapters (their shards, in a cluster)."""
+        return [r.io for r in self.runners if isinstance(r.io, StreamIO)]
 
     async def prepare(self) -> None:
         """Create or update the App's queues (dead-letter queues first) and streams in
@@ -551,7 +249,7 @@ class Runtime:
             if function.name not in invokers:
                 invokers[function.name] = self._invoker_for(function)
             arn = queue_arn(queue.name, **identity)
-            policy = None
+            policy: ScalingPolicy | None = None
             if cluster is not None:
                 inner = make_policy(
                     config, reserved_concurrency=pool.reserved_concurrency(config.function)
@@ -567,14 +265,14 @@ class Runtime:
                 policy=policy,
                 now=now,
                 record_filter=self._queue_filter(config, arn),
+                receive_turns=True,
             )
-            runner = _Runner(
-                self, config, queue, function, invokers[function.name], core, arn,
-                function_arn(function.name, **identity),
-            )
+            runner = MappingRunner(self, config.name, function, invokers[function.name], core)
+            qio = QueueIO(runner, config, queue, arn)
+            runner.io = qio
             self.runners.append(runner)
             if cluster is not None:
-                cluster.attach_queue(runner)
+                cluster.attach_queue(qio)
         for sconfig in self.app.stream_mappings:
             if not sconfig.enabled:
                 continue
@@ -585,16 +283,17 @@ class Runtime:
             arn = stream_arn(stream.name, **identity)
             farn = function_arn(function.name, **identity)
             build = self._stream_builder(sconfig, stream, pool, farn, arn)
-            srunner = StreamRunner(self, sconfig, stream, function, invokers[function.name],
-                                   build(await self._patiently(
-                                       "reading checkpoints",
-                                       functools.partial(self.store.get_checkpoints,
-                                                         sconfig.name),
-                                   )),
-                                   arn, farn, build=build)
-            self.stream_runners.append(srunner)
+            score = build(await self._patiently(
+                "reading checkpoints",
+                functools.partial(self.store.get_checkpoints, sconfig.name),
+            ))
+            runner = MappingRunner(self, sconfig.name, function, invokers[function.name],
+                                   score)
+            sio = StreamIO(runner, sconfig, stream, arn, build=build)
+            runner.io = sio
+            self.runners.append(runner)
             if cluster is not None:
-                cluster.attach_stream(srunner)
+                cluster.attach_stream(sio)
         self.metrics.set_limits(self._limits())
 
     def _stream_builder(
@@ -631,10 +330,16 @@ class Runtime:
         return accept
 
     def _limits(self) -> dict[str, int]:
-        limits = {r.name: r.core.limit for r in self.runners}
-        for s in self.stream_runners:
-            limits[s.name] = s.stream.shard_count * s.config.parallelization_factor
-        return limits
+        """Each mapping's limit, as its core computes it (the minimum of its terms)."""
+        now = self.clock()
+        return {r.name: r.core.concurrency_limit.value(now) for r in self.runners}
+
+    def limit_reasons(self) -> dict[str, str]:
+        """Each mapping's binding limit term (its core's ``limit_reason``: ``"scaling"``,
+        ``"maximum_concurrency"``, ``"cluster"``, ``"shards"``, ...), for status and
+        metrics."""
+        now = self.clock()
+        return {r.name: r.core.limit_reason(now) for r in self.runners}
 
     def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
         """The invoker of ``function``: execution environments in this process (the
@@ -794,7 +499,7 @@ class Runtime:
 
     async def _dead_lettered_total(self) -> int:
         total = 0
-        for name in {r.config.queue for r in self.runners}:
+        for name in {q.config.queue for q in self.queue_sources}:
             total += (await self.store.counts(name)).dead_lettered
         return total
 
@@ -810,7 +515,7 @@ class Runtime:
         are being counted (the last deletes, typically) must wake the next wait, or the
         end of the drain is only noticed by the interval's timer.
         """
-        queues = sorted({r.config.queue for r in self.runners})
+        queues = sorted({q.config.queue for q in self.queue_sources})
         last_gauges = 0.0
         last_dead: dict[str, int] = {}
         while not self._closing:
@@ -838,15 +543,15 @@ class Runtime:
                     self.metrics.tick()
                     self.metrics.set_limits(self._limits())
                 if until_empty and empty:
-                    for stream_runner in self.stream_runners:
-                        if not await stream_runner.drained():
+                    for runner in self.runners:
+                        if not await runner.source.drained():
                             empty = False
                             break
                 if until_empty and empty:
                     # Received, buffered, invoking and undeleted messages all count as in
                     # flight in the store, so an empty store means all work is settled;
                     # a stream is settled when its checkpoints reach its latest records.
-                    self.stop("queues empty" if not self.stream_runners else "all drained")
+                    self.stop("queues empty" if not self.stream_sources else "all drained")
                     return
             except StoreError as exc:
                 log.warning("monitor: store failed: %s", exc)
