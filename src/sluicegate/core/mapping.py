@@ -692,9 +692,8 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._climit.fixed
-        if limit is None:
-            limit = self._compute_limit(now)
+        fixed = self._climit.fixed
+        limit = fixed if fixed is not None else self._compute_limit(now)
         timers = self._timers
         if (
             self._attention
@@ -715,7 +714,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._climit.fixed is not None:
+            elif fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
