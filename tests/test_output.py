@@ -299,6 +299,9 @@ def test_the_status_line_says_what_each_field_counts() -> None:
     assert fields["messages_in_flight"] == "30" and fields["messages_visible"] == "7"
     assert fields["invocations/s"] == "5" and fields["oldest_message_age"] == "1.5s"
     assert "in_flight" not in fields and "limit" not in fields
+    assert "limited_by" not in fields  # no binding term known
+    bound = format_line(MetricsSecond("a->f", 0, concurrency_limit=5, limit_reason="cluster"))
+    assert dict(f.split("=", 1) for f in bound.split()[1:])["limited_by"] == "cluster"
 
 
 # ---------------------------------------------------------------------- plots and files

@@ -278,3 +278,22 @@ def test_flush_closes_the_current_second_early(clock: VirtualClock) -> None:
     metrics.tick()
     assert closed == [1000, 1001]
     assert metrics.snapshot(1001, "m").messages_received == 1
+
+
+def test_the_binding_limit_term_is_a_gauge_and_the_total_names_it_when_all_agree(
+    clock: VirtualClock, metrics: Metrics
+) -> None:
+    metrics.set_limits({"a": 20, "b": 5}, {"a": "maximum_concurrency", "b": "cluster"})
+    assert metrics.snapshot(1000, "a").limit_reason == "maximum_concurrency"
+    assert metrics.snapshot(1000, "b").limit_reason == "cluster"
+    metrics.tick()
+    clock.now = 1001.0
+    metrics.tick()
+    assert metrics.last_complete(ALL_MAPPINGS).limit_reason is None  # two terms bind
+    metrics.set_limits({"b": 20}, {"b": "maximum_concurrency"})
+    clock.now = 1002.0
+    metrics.tick()
+    total = metrics.last_complete(ALL_MAPPINGS)
+    assert (total.concurrency_limit, total.limit_reason) == (40, "maximum_concurrency")
+    metrics.set_limits({"a": 3})  # no reasons given: the last one holds
+    assert metrics.snapshot(1002, "a").limit_reason == "maximum_concurrency"

@@ -294,7 +294,7 @@ class Runtime:
             self.runners.append(runner)
             if cluster is not None:
                 cluster.attach_stream(sio)
-        self.metrics.set_limits(self._limits())
+        self.metrics.set_limits(self._limits(), self.limit_reasons())
 
     def _stream_builder(
         self, config: StreamMappingConfig, stream: StreamConfig, pool: ConcurrencyPool,
@@ -541,7 +541,7 @@ class Runtime:
                 if gauges:
                     last_gauges = now
                     self.metrics.tick()
-                    self.metrics.set_limits(self._limits())
+                    self.metrics.set_limits(self._limits(), self.limit_reasons())
                 if until_empty and empty:
                     for runner in self.runners:
                         if not await runner.source.drained():

@@ -74,6 +74,10 @@ class MetricsSecond:
         visible, in_flight: the queue's messages, as last set; ``None`` if never set.
         oldest_age: seconds since the oldest message was sent, as last set.
         concurrency_limit: the mapping's concurrency limit, as last set.
+        limit_reason: the term of the mapping's limit that binds, as last set
+            (``"scaling"``, ``"maximum_concurrency"``, ``"cluster"``, ``"shards"``, ...:
+            :meth:`sluicegate.core.limit.ConcurrencyLimit.reason`); ``None`` if never set.
+            For :data:`ALL_MAPPINGS`, the term when every mapping's is the same one.
         iterator_age_ms: stream mappings: the largest IteratorAge of the batches invoked
             in the second (milliseconds from a batch's last record's arrival to its
             invocation); ``None`` when none was (AWS emits none while idle).
@@ -99,6 +103,7 @@ class MetricsSecond:
     concurrency_limit: int | None = None
     iterator_age_ms: float | None = None
     cold_starts: int = 0
+    limit_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,7 @@ class _Series:
         "in_flight",
         "invocations",
         "iterator_age_ms",
+        "limit_reason",
         "name",
         "oldest_age",
         "peak",
@@ -181,6 +187,7 @@ class _Series:
         self.in_flight: int | None = None
         self.oldest_age: float | None = None
         self.concurrency_limit: int | None = None
+        self.limit_reason: str | None = None
         self.total_invocations = self.total_errors = self.total_throttles = 0
         self.total_received = self.total_deleted = self.total_dead_lettered = 0
         self.total_peak = 0
@@ -220,6 +227,7 @@ class _Series:
             concurrency_limit=self.concurrency_limit,
             iterator_age_ms=self.iterator_age_ms,
             cold_starts=self.cold_starts,
+            limit_reason=self.limit_reason,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -317,7 +325,10 @@ class Metrics:
         in_flight: int | None = None
         limit: int | None = None
         oldest: float | None = None
+        reasons: set[str] = set()
         for series in self._series.values():
+            if series.limit_reason is not None:
+                reasons.add(series.limit_reason)
             if series.visible is not None:
                 visible = (visible or 0) + series.visible
             if series.in_flight is not None:
@@ -329,6 +340,8 @@ class Metrics:
         everything = self._all
         everything.visible, everything.in_flight = visible, in_flight
         everything.oldest_age, everything.concurrency_limit = oldest, limit
+        # the sum of limits is bound by a term only when every mapping's is the same one
+        everything.limit_reason = reasons.pop() if len(reasons) == 1 else None
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: MetricsListener) -> None:
@@ -445,15 +458,20 @@ class Metrics:
         if concurrency_limit is not None:
             series.concurrency_limit = concurrency_limit
 
-    def set_limits(self, limits: Mapping[str, int]) -> None:
+    def set_limits(self, limits: Mapping[str, int],
+                   reasons: Mapping[str, str] | None = None) -> None:
         """Set the ``concurrency_limit`` gauge of several mappings at once.
 
         Parameters:
             limits: mapping name to its current concurrency limit.
+            reasons: mapping name to the term of its limit that binds (the
+                ``limit_reason`` gauge); mappings it leaves out keep theirs.
         """
         self._now()
         for mapping, limit in limits.items():
             self._get(mapping).concurrency_limit = limit
+        for mapping, reason in (reasons or {}).items():
+            self._get(mapping).limit_reason = reason
 
     def register(self, mapping: str, *, queue: str) -> None:
         """Declare ``mapping`` and the queue it reads, for :meth:`queue_gauges`.

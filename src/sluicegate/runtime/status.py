@@ -32,12 +32,19 @@ def _num(value: float | None, fmt: str = "d") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _limited_by(snapshot: MetricsSecond) -> str:
+    """The ``limited_by=TERM `` field of :func:`format_line`, or nothing."""
+    return "" if snapshot.limit_reason is None else f"limited_by={snapshot.limit_reason} "
+
+
 def format_line(snapshot: MetricsSecond) -> str:
     """One second as a log line of ``key=value`` fields, each key saying what it counts.
 
     An invocation carries one batch, so the concurrency fields count batches:
     ``batches_in_flight`` (the most invocations running at once in the second) against
-    ``batch_limit`` (the mapping's concurrency limit then); the queue's fields count
+    ``batch_limit`` (the mapping's concurrency limit then) and ``limited_by`` (the term of
+    the limit that binds: ``maximum_concurrency``, ``scaling``, ``cluster``, ...; left out
+    for the total of several mappings); the queue's fields count
     messages: ``messages_visible``, ``messages_in_flight`` (received, not yet deleted),
     ``oldest_message_age``. ``processed/s`` is messages deleted in the second,
     ``invocations/s``, ``errors`` and ``throttles`` are invocations.
@@ -48,6 +55,7 @@ def format_line(snapshot: MetricsSecond) -> str:
         f"invocations/s={snapshot.invocations} "
         f"batches_in_flight={snapshot.concurrent_executions} "
         f"batch_limit={_num(snapshot.concurrency_limit)} "
+        f"{_limited_by(snapshot)}"
         f"errors={snapshot.errors} throttles={snapshot.throttles} "
         f"messages_visible={_num(snapshot.visible)} "
         f"messages_in_flight={_num(snapshot.in_flight)} "
@@ -111,7 +119,7 @@ class StatusReporter:
         count (:func:`format_line`)."""
         table = Table(title="sluicegate", title_justify="left", box=None)
         for column in ("mapping", "processed msg/s", "invocations/s", "batches in flight",
-                       "batch limit", "errors", "throttles", "dead-lettered msgs",
+                       "batch limit", "limited by", "errors", "throttles", "dead-lettered msgs",
                        "visible msgs", "oldest msg age"):
             table.add_column(column, justify="left" if column == "mapping" else "right")
         rows = sorted(self._latest.items(), key=lambda kv: kv[0] == ALL_MAPPINGS)
@@ -121,7 +129,7 @@ class StatusReporter:
             table.add_row(
                 "all" if name == ALL_MAPPINGS else name,
                 str(s.messages_deleted), str(s.invocations), str(s.concurrent_executions),
-                _num(s.concurrency_limit), str(s.errors), str(s.throttles),
+                _num(s.concurrency_limit), s.limit_reason or "-", str(s.errors), str(s.throttles),
                 str(s.messages_dead_lettered), _num(s.visible),
                 f"{_num(s.oldest_age, '.1f')} s",
             )
