@@ -30,6 +30,7 @@ from sluicegate.sim.driver import (
     SimResult,
     simulate,
 )
+from sluicegate.sim.loading import load_any_scenario
 from sluicegate.sim.scenario import (
     DEFAULT_RAISE_AT,
     ENVIRONMENT_IDLE_TIMEOUT,
@@ -59,7 +60,6 @@ from sluicegate.sim.stream_scenario import (
     StreamProducerSpec,
     StreamScenario,
     StreamSpec,
-    load_any_scenario,
     load_stream_scenario,
 )
 from sluicegate.sim.streams import (

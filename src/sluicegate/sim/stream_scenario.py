@@ -18,7 +18,7 @@ and :class:`~sluicegate.core.streams.StreamMappingConfig`, so a scenario accepts
 App accepts; errors are the same one-line :class:`~sluicegate.sim.scenario.ScenarioError`
 as for queue scenarios.
 
-:func:`load_any_scenario` reads either kind, choosing by the presence of ``[stream]``.
+:func:`~sluicegate.sim.loading.load_any_scenario` reads every kind.
 """
 
 from __future__ import annotations
@@ -37,7 +37,17 @@ from sluicegate.core.streams import (
     StreamConfig,
     StreamMappingConfig,
 )
-from sluicegate.sim.scenario import (
+from sluicegate.sim.schema import ScenarioError, Table, checked
+from sluicegate.sim.sections import (
+    parse_account,
+    parse_downstream,
+    parse_function,
+    parse_pauses,
+    parse_producer,
+    producer_tables,
+)
+from sluicegate.sim.sources import scenario_data
+from sluicegate.sim.specs import (
     DEFAULT_BUCKET,
     DEFAULT_DURATION,
     DEFAULT_SEED,
@@ -46,26 +56,12 @@ from sluicegate.sim.scenario import (
     FunctionSpec,
     Pause,
     ProducerSpec,
-    Scenario,
-    ScenarioError,
-    _account_dict,
-    _core,
-    _downstream_dict,
-    _function_dict,
-    _parse,
-    _parse_account,
-    _parse_downstream,
-    _parse_function,
-    _parse_pauses,
-    _parse_producer,
-    _pauses_list,
-    _producer_dict,
-    _producer_tables,
-    _scenario_data,
-    _Table,
-    load_scenario,
+    account_dict,
+    downstream_dict,
+    function_dict,
+    pauses_list,
+    producer_dict,
 )
-from sluicegate.sim.topic_scenario import TopicScenario, _parse_topic, load_topic_scenario
 
 __all__ = [
     "DEFAULT_ON_FAILURE_QUEUE",
@@ -79,7 +75,6 @@ __all__ = [
     "StreamProducerSpec",
     "StreamScenario",
     "StreamSpec",
-    "load_any_scenario",
     "load_stream_scenario",
     "partition_key",
 ]
@@ -299,7 +294,7 @@ class StreamScenario:
                 "record_size": s.record_size,
                 "poison": [{"at": p.at, "key": p.key, "kind": p.kind} for p in s.poison],
             },
-            "function": _function_dict(self.function),
+            "function": function_dict(self.function),
             "mapping": {
                 "batch_size": m.batch_size,
                 "maximum_batching_window": m.maximum_batching_window,
@@ -312,25 +307,25 @@ class StreamScenario:
                 "starting_position_timestamp": m.starting_position_timestamp,
                 "report_batch_item_failures": m.report_batch_item_failures,
                 "enabled": m.enabled,
-                "pauses": _pauses_list(m.pauses),
+                "pauses": pauses_list(m.pauses),
             },
             "producers": [
-                {**_producer_dict(p.arrivals),
+                {**producer_dict(p.arrivals),
                  "partition_keys": p.partition_keys,
                  "key_distribution": p.key_distribution,
                  "zipf_exponent": p.zipf_exponent,
                  "hot_key_share": p.hot_key_share}
                 for p in self.producers
             ],
-            "downstream": _downstream_dict(self.downstream),
-            "account": _account_dict(self.account),
+            "downstream": downstream_dict(self.downstream),
+            "account": account_dict(self.account),
         }
 
 
 # ---------------------------------------------------------------------- parsing
 
 
-def _limit_or_off(t: _Table, whole_seconds: bool) -> Any:
+def _limit_or_off(t: Table, whole_seconds: bool) -> Any:
     """-1 (no limit), else a count (or whole seconds); the core checks the range."""
 
     def convert(name: str, value: Any) -> int:
@@ -343,7 +338,7 @@ def _limit_or_off(t: _Table, whole_seconds: bool) -> Any:
     return convert
 
 
-def _on_failure(t: _Table) -> Any:
+def _on_failure(t: Table) -> Any:
     def convert(name: str, value: Any) -> str | None:
         if value is True:
             return DEFAULT_ON_FAILURE_QUEUE
@@ -356,14 +351,14 @@ def _on_failure(t: _Table) -> Any:
     return convert
 
 
-def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
+def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
     if data.get("queue") is not None:
         raise ScenarioError("queue", None, "", context,
                             message="a scenario has [queue] or [stream], not both")
     if data.get("topic") is not None:
         raise ScenarioError("topic", None, "", context,
                             message="a scenario has [topic] or [stream], not both")
-    top = _Table(data, "", context, base)
+    top = Table(data, "", context, base)
     top.used.add("queue")
     seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
     duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
@@ -393,7 +388,7 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
     )
     st.finish()
 
-    function = _parse_function(top)
+    function = parse_function(top)
 
     mt = top.sub("mapping")
     mapping = StreamMappingSpec(
@@ -410,13 +405,13 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
         starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
         report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
         enabled=mt.get("enabled", True, mt.boolean),
-        pauses=_parse_pauses(mt),
+        pauses=parse_pauses(mt),
     )
     mt.finish()
 
     producers = []
-    for pt in _producer_tables(top):
-        arrivals = _parse_producer(pt, batch_max=500, unit="records")
+    for pt in producer_tables(top):
+        arrivals = parse_producer(pt, batch_max=500, unit="records")
         producers.append(StreamProducerSpec(
             arrivals,
             partition_keys=pt.get("partition_keys", DEFAULT_PARTITION_KEYS,
@@ -428,17 +423,17 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
         ))
         pt.finish()
 
-    downstream = _parse_downstream(top)
-    account = _parse_account(top)
+    downstream = parse_downstream(top)
+    account = parse_account(top)
     top.finish()
 
     scenario = StreamScenario(seed, duration, bucket, name, description, stream, function,
                               mapping, tuple(producers), downstream, account)
-    _core("stream", top, scenario.stream_config)
-    function_config = _core("function", top, scenario.function_config)
-    _core("mapping", top, scenario.mapping_config)
-    account_config = _core("account", top, scenario.account_config)
-    _core("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
+    checked("stream", top, scenario.stream_config)
+    function_config = checked("function", top, scenario.function_config)
+    checked("mapping", top, scenario.mapping_config)
+    account_config = checked("account", top, scenario.account_config)
+    checked("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
     return scenario
 
 
@@ -466,33 +461,9 @@ def load_stream_scenario(
         ScenarioError: unreadable, invalid TOML, an unknown key, a value out of range,
             or no ``[stream]`` table; the message is one line naming the key path.
     """
-    data, context, base = _scenario_data(source, overrides)
+    data, context, base = scenario_data(source, overrides)
     if data.get("stream") is None:
         raise ScenarioError("stream", None, "", context,
                             message="not a stream scenario: it has no [stream] table")
-    return _parse_stream(data, context, base)
+    return parse_stream_scenario(data, context, base)
 
-
-def load_any_scenario(
-    source: str | Path | Mapping[str, Any] | Scenario | StreamScenario | TopicScenario,
-    *,
-    overrides: Iterable[str] = (),
-) -> Scenario | StreamScenario | TopicScenario:
-    """Read a queue, stream or topic scenario: a ``[topic]`` table (after overrides)
-    makes it a topic scenario, else a ``[stream]`` table a stream scenario.
-
-    Raises:
-        ScenarioError: as :func:`~sluicegate.sim.load_scenario`,
-            :func:`load_stream_scenario` and
-            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`.
-    """
-    if isinstance(source, Scenario):
-        return load_scenario(source, overrides=overrides)
-    if isinstance(source, TopicScenario):
-        return load_topic_scenario(source, overrides=overrides)
-    data, context, base = _scenario_data(source, overrides)
-    if data.get("topic") is not None:
-        return _parse_topic(data, context, base)
-    if data.get("stream") is not None:
-        return _parse_stream(data, context, base)
-    return _parse(data, context, base)
