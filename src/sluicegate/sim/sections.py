@@ -50,7 +50,14 @@ if TYPE_CHECKING:
 def parse_function(top: Table, default_name: str = "function") -> FunctionSpec:
     """``[function]`` and its ``[[function.errors]]`` (queue, stream and topic scenarios
     alike; a topic subscriber's function is named after the subscriber by default)."""
-    ft = top.sub("function")
+    return parse_function_table(top.sub("function"), default_name)
+
+
+def parse_function_table(ft: Table, default_name: str) -> FunctionSpec:
+    """One function table: its modelled durations, cold starts, idle timeout and error
+    windows, with the Lambda settings a scenario gives (``name``, ``timeout``,
+    ``reserved_concurrency``); a load file's ``[functions.NAME]`` is read by this too,
+    after it refused those three (the App sets them)."""
     errors = []
     for et in ft.subs("errors"):
         start = et.get("start", 0.0, et.seconds)

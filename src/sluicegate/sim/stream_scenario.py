@@ -351,6 +351,42 @@ def _on_failure(t: Table) -> Any:
     return convert
 
 
+def parse_poison(st: Table) -> tuple[PoisonSpec, ...]:
+    """``[[stream.poison]]`` (or a load file's ``[[streams.NAME.poison]]``), in time
+    order."""
+    poison = []
+    for pt in st.subs("poison"):
+        at = pt.get("at", None, pt.seconds)
+        if at is None:
+            raise pt.error("at", None, "a time (when the poison record is put)")
+        key = pt.get("key", None, pt.text)
+        if key is None or not 1 <= len(key) <= MAX_PARTITION_KEY_LENGTH:
+            raise pt.error("key", key, f"a partition key of 1-{MAX_PARTITION_KEY_LENGTH} "
+                                       "characters (producers' keys are k0, k1, ...)")
+        poison.append(PoisonSpec(at, key, pt.get("kind", "raise", pt.choice(_POISON_KINDS))))
+        pt.finish()
+    return tuple(sorted(poison, key=lambda p: p.at))
+
+
+def parse_stream_producers(top: Table) -> tuple[StreamProducerSpec, ...]:
+    """``[producer]`` or ``[[producers]]`` of records (PutRecords of 1-500), with the keys
+    that choose each record's partition key."""
+    producers = []
+    for pt in producer_tables(top):
+        arrivals = parse_producer(pt, batch_max=500, unit="records")
+        producers.append(StreamProducerSpec(
+            arrivals,
+            partition_keys=pt.get("partition_keys", DEFAULT_PARTITION_KEYS,
+                                  pt.integer(1, MAX_PARTITION_KEYS)),
+            key_distribution=pt.get("key_distribution", "uniform",
+                                    pt.choice(KEY_DISTRIBUTIONS)),
+            zipf_exponent=pt.get("zipf_exponent", 1.0, pt.number(0.0, 10.0, open_low=True)),
+            hot_key_share=pt.get("hot_key_share", 0.5, pt.number(0.0, 1.0)),
+        ))
+        pt.finish()
+    return tuple(producers)
+
+
 def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
     if data.get("queue") is not None:
         raise ScenarioError("queue", None, "", context,
@@ -367,24 +403,14 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
     description = top.get("description", "", top.text)
 
     st = top.sub("stream")
-    poison = []
-    for pt in st.subs("poison"):
-        at = pt.get("at", None, pt.seconds)
-        if at is None:
-            raise pt.error("at", None, "a time (when the poison record is put)")
-        key = pt.get("key", None, pt.text)
-        if key is None or not 1 <= len(key) <= MAX_PARTITION_KEY_LENGTH:
-            raise pt.error("key", key, f"a partition key of 1-{MAX_PARTITION_KEY_LENGTH} "
-                                       "characters (producers' keys are k0, k1, ...)")
-        poison.append(PoisonSpec(at, key, pt.get("kind", "raise", pt.choice(_POISON_KINDS))))
-        pt.finish()
+    poison = parse_poison(st)
     stream = StreamSpec(
         name=st.get("name", "stream", st.text),
         shard_count=st.get("shard_count", 1, st.integer(1, 10**9)),
         retention_period=st.get("retention_period", DEFAULT_STREAM_RETENTION,
                                 st.whole_seconds(0, 10**10)),
         record_size=st.get("record_size", DEFAULT_RECORD_SIZE, st.integer(1, 1_048_576)),
-        poison=tuple(sorted(poison, key=lambda p: p.at)),
+        poison=poison,
     )
     st.finish()
 
@@ -409,26 +435,13 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
     )
     mt.finish()
 
-    producers = []
-    for pt in producer_tables(top):
-        arrivals = parse_producer(pt, batch_max=500, unit="records")
-        producers.append(StreamProducerSpec(
-            arrivals,
-            partition_keys=pt.get("partition_keys", DEFAULT_PARTITION_KEYS,
-                                  pt.integer(1, MAX_PARTITION_KEYS)),
-            key_distribution=pt.get("key_distribution", "uniform",
-                                    pt.choice(KEY_DISTRIBUTIONS)),
-            zipf_exponent=pt.get("zipf_exponent", 1.0, pt.number(0.0, 10.0, open_low=True)),
-            hot_key_share=pt.get("hot_key_share", 0.5, pt.number(0.0, 1.0)),
-        ))
-        pt.finish()
-
+    producers = parse_stream_producers(top)
     downstream = parse_downstream(top)
     account = parse_account(top)
     top.finish()
 
     scenario = StreamScenario(seed, duration, bucket, name, description, stream, function,
-                              mapping, tuple(producers), downstream, account)
+                              mapping, producers, downstream, account)
     checked("stream", top, scenario.stream_config)
     function_config = checked("function", top, scenario.function_config)
     checked("mapping", top, scenario.mapping_config)
