@@ -214,7 +214,7 @@ def test_a_load_with_defaults_only() -> None:
     load = load_load({})
     assert (load.seed, load.duration, load.queues, load.functions) == (1, 600.0, {}, {})
     assert load_load('duration = "2m"\n', overrides=["seed=4"]).seed == 4
-    with pytest.raises(ScenarioError, match="queues.q=3 is invalid: allowed a table"):
+    with pytest.raises(ScenarioError, match=r"queues\.q=3 is invalid: allowed a table"):
         load_load({"queues": {"q": 3}})
 
 
