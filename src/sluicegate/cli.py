@@ -1098,9 +1098,10 @@ def _plan(args: argparse.Namespace) -> int:
         title += f", subscriber {args.subscriber}"
     if limit is not None:
         title += f" (downstream limit {limit})"
+    # two lines, so that each fits 80 columns
     caption = ("backlog Q4: records behind the checkpoints at 3/4 of the run -> at its "
-               "end; p99 age: iterator age" if stream else
-               "backlog Q4: queued messages at 3/4 of the run -> at its end; "
+               "end\np99 age: iterator age" if stream else
+               "backlog Q4: queued messages at 3/4 of the run -> at its end\n"
                "p99 age: of the oldest message")
     table = Table(title=title, box=None, pad_edge=False, caption=caption)
     for header in ("factor" if stream else "max conc", "keeps up", "backlog Q4", "p99 age",
