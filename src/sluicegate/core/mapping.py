@@ -1,7 +1,21 @@
 """The standard-queue event source mapping as a state machine.
 
-Model: the mapping runs ``limit`` pollers, where ``limit`` is what the scaling policy
-allows (never above ``maximum_concurrency``). A poller receives (up to 10 messages per
+Model: the mapping runs ``limit`` pollers, where ``limit`` is the value of its
+:class:`~sluicegate.core.limit.ConcurrencyLimit` (:attr:`QueueMapping.concurrency_limit`),
+the minimum of its terms:
+
+- ``maximum_concurrency``: the mapping's setting (unbounded when unset);
+- ``reserved_concurrency`` and ``pool`` (the function's reserved concurrency, and the
+  most slots it can ever hold in the account's pool), for sluicegate's own policies
+  only (``scaling`` other than ``"aws"``): they never run more pollers than the function
+  can take, so they are not throttled by their own function's capacity. The ``aws``
+  policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
+  a function's capacity they are throttled and back off, which is the behaviour the
+  ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
+- ``scaling``: the scaling policy's level;
+- any term a driver adds (the cluster's share, ``"cluster"``).
+
+A poller receives (up to 10 messages per
 receive, never more than its batch still has room for), gathers records in its
 :class:`~sluicegate.core.batcher.Batcher`, and when the batch is released takes a slot
 from the :class:`~sluicegate.core.pool.ConcurrencyPool` and invokes, synchronously: it
@@ -47,14 +61,29 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
+from sluicegate.core.limit import (
+    NO_LIMIT,
+    TERM_MAXIMUM_CONCURRENCY,
+    TERM_POOL,
+    TERM_RESERVED_CONCURRENCY,
+    ConcurrencyLimit,
+    Fixed,
+    PolicyTerm,
+    Share,
+)
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import deletable, fifo_deletable
+from sluicegate.core.results import (
+    InvocationResult,
+    deletable,
+    fifo_deletable,
+    invocation_outcome,
+)
 from sluicegate.core.scaling import FixedScaling, ScalingPolicy, make_policy
 from sluicegate.core.types import (
     Abandon,
@@ -196,17 +225,18 @@ class QueueMapping:
         "_attention",
         "_buffered",
         "_by_batch",
+        "_climit",
         "_deletable",
         "_fixed_limit",
         "_function",
         "_held",
         "_in_flight",
         "_limit",
-        "_maximum",
         "_next_batch_id",
         "_paused",
         "_pending_deletes",
         "_policy",
+        "_policy_inert",
         "_policy_waits",
         "_pollers",
         "_pool",
@@ -254,15 +284,15 @@ class QueueMapping:
         self._policy_waits = bool(getattr(policy, "observes_receive_wait", False))
         """Whether the policy's ``on_receive`` takes ``waited`` (seconds the receive was
         outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
-        maximum = config.maximum_concurrency
-        self._maximum = maximum if maximum is not None else 1 << 62
-        self._fixed_limit: int | None = None
-        """The limit, when the policy is a :class:`FixedScaling` (exactly): its limit never
-        changes and its hooks do nothing, so the hot paths skip calling it. ``None``: ask
-        the policy every time."""
-        if type(policy) is FixedScaling:
-            limit = policy.limit(now)
-            self._fixed_limit = min(max(limit, 0), self._maximum)
+        self._policy_inert = type(policy) is FixedScaling
+        """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
+        hot paths then skip calling them."""
+        self._climit = _build_limit(config, policy, pool)
+        self._fixed_limit: int | None = self._climit.fixed
+        """The limit's value when every term is static (``ConcurrencyLimit.fixed``, kept
+        here by a watch on the limit): the hot paths read it instead of asking the
+        limit. ``None``: ask the limit every time."""
+        self._climit.watch(self._limit_changed)
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -306,9 +336,29 @@ class QueueMapping:
         return self._policy
 
     @property
+    def name(self) -> str:
+        """``queue->function``, as errors, logs and status show the mapping."""
+        return self.config.name
+
+    @property
+    def concurrency_limit(self) -> ConcurrencyLimit:
+        """The mapping's one limit (see the class docstring for its terms). A term added,
+        replaced or removed takes effect at the next :meth:`poll`."""
+        return self._climit
+
+    @property
     def limit(self) -> int:
         """Concurrent batches allowed, as of the last call that took ``now``."""
         return self._limit
+
+    def limit_reason(self, now: float) -> str:
+        """The name of the limit's term that binds at ``now`` (e.g. ``"scaling"``)."""
+        return self._climit.reason(now)
+
+    @property
+    def reading(self) -> int:
+        """Receives outstanding (the protocol's name for :attr:`receiving`)."""
+        return self._receiving
 
     @property
     def in_flight(self) -> int:
@@ -401,11 +451,7 @@ class QueueMapping:
         """
         limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         actions: list[Action] = []
         pending = self._pending_deletes
@@ -434,6 +480,27 @@ class QueueMapping:
         if self._attention:
             self._visit_attention(now, limit, actions)
         return actions
+
+    def read_done(
+        self,
+        now: float,
+        read: Receive,
+        records: Sequence[QueueRecord],
+        *,
+        latest: int | None = None,
+    ) -> None:
+        """The receive ``read`` returned ``records``: :meth:`received` under the
+        protocol's name (:class:`~sluicegate.core.protocol.MappingCore`); ``latest`` is
+        for streams and ignored here."""
+        self.received(now, read.poller, records if isinstance(records, list) else list(records))
+
+    def outcome_of(self, result: InvocationResult, batch: Batch) -> BatchOutcome:
+        """How an invocation of ``batch`` that ended as ``result`` settles it: the one
+        rule (:func:`~sluicegate.core.results.invocation_outcome`) with the mapping's
+        ReportBatchItemFailures."""
+        return invocation_outcome(
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures
+        )
 
     def received(self, now: float, poller: int, records: list[QueueRecord]) -> None:
         """The receive issued for ``poller`` returned ``records`` (empty: nothing came).
@@ -490,7 +557,7 @@ class QueueMapping:
                 self._buffered += len(records)
         if self._policy_waits:
             self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
-        elif self._fixed_limit is None:  # FixedScaling.on_receive does nothing
+        elif not self._policy_inert:  # FixedScaling.on_receive does nothing
             self._policy.on_receive(now, count)
         return p
 
@@ -509,13 +576,18 @@ class QueueMapping:
             self.deleted_records += len(rejected)
         return kept
 
-    def finished(self, now: float, batch_id: int, outcome: BatchOutcome) -> None:
+    def finished(
+        self, now: float, batch_id: int, outcome: BatchOutcome, *,
+        request_id: str | None = None,
+    ) -> None:
         """The invocation of batch ``batch_id`` ended with ``outcome``; releases its slot.
 
         Parameters:
             now: when it ended, in seconds.
             batch_id: ``Invoke.batch.id``.
             outcome: how it settled (see :mod:`sluicegate.core.results`).
+            request_id: the invocation's request id; not used by a queue mapping
+                (the protocol's streams quote it).
 
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
@@ -569,7 +641,7 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if self._fixed_limit is None:  # FixedScaling.on_outcome does nothing
+        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
         kind = outcome.kind
         if kind is _SUCCESS:
@@ -630,19 +702,15 @@ class QueueMapping:
         Returns:
             ``now`` when :meth:`poll` has work already; else the earliest of: a paused or
             retiring poller's window deadline, a throttle retry, a held batch's
-            visibility deadline, and (unless paused or at ``maximum_concurrency``) the
-            time the policy's limit next grows, which starts a poller; ``None`` when
-            nothing timed is pending.
+            visibility deadline, and (unless paused) the time the limit next changes by
+            itself (the policy's growth), which starts a poller; ``None`` when nothing
+            timed is pending.
         """
         if self._attention or self._pending_deletes:
             return now
         limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         if limit > self._active:
             return now
@@ -657,10 +725,10 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if self._fixed_limit is None and (
-            (not self._paused and limit < self._maximum) or self._slot_wait
-        ):
-            change = self._policy.next_change(now)
+        if self._fixed_limit is None and (not self._paused or self._slot_wait):
+            # a term at its bound announces no change (the aws policy's level at its
+            # cap, which includes maximum_concurrency, says None)
+            change = self._climit.next_change(now)
             if change is not None and (when is None or change < when):
                 when = change
         if when is not None and when < now:
@@ -672,13 +740,14 @@ class QueueMapping:
     def _compute_limit(self, now: float) -> int:
         limit = self._fixed_limit
         if limit is None:
-            limit = self._policy.limit(now)
-            if limit > self._maximum:
-                limit = self._maximum
-            elif limit < 0:
-                limit = 0
+            limit = self._climit.value(now)
         self._limit = limit
         return limit
+
+    def _limit_changed(self) -> None:
+        """The limit's terms changed (or a static one was refreshed): keep the fast
+        path's copy; the next :meth:`poll` applies the new value."""
+        self._fixed_limit = self._climit.fixed
 
     def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
         """Advance every poller on the attention list that has nothing outstanding."""
@@ -812,6 +881,30 @@ class QueueMapping:
         if not p.flagged:
             p.flagged = True
             self._attention.append(p)
+
+
+def _build_limit(
+    config: MappingConfig, policy: ScalingPolicy, pool: ConcurrencyPool
+) -> ConcurrencyLimit:
+    """A queue mapping's limit: ``maximum_concurrency``, then for sluicegate's own
+    policies (``scaling`` other than ``"aws"``) ``reserved_concurrency`` and ``pool``,
+    then ``scaling`` (the policy's level). See :class:`QueueMapping`."""
+    limit = ConcurrencyLimit([Fixed(TERM_MAXIMUM_CONCURRENCY, config.maximum_concurrency)])
+    if config.scaling != "aws":
+        function = config.function
+
+        def reserved() -> int:
+            value = pool.reserved_concurrency(function)
+            return NO_LIMIT if value is None else value
+
+        def capacity() -> int:
+            return pool.capacity(function)
+
+        limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
+        limit.add(Share(TERM_POOL, capacity, static=True))
+        pool.watch(limit.refresh)
+    limit.add(PolicyTerm(policy))
+    return limit
 
 
 def _earliest_visible(batch: Batch) -> float:

@@ -80,7 +80,7 @@ class ConcurrencyPool:
     """
 
     __slots__ = ("_functions", "_in_use", "_reserved", "_throttles", "_unreserved_in_use",
-                 "account")
+                 "_watchers", "account")
 
     def __init__(self, account: AccountConfig = _DEFAULT_ACCOUNT) -> None:
         self.account = account
@@ -89,6 +89,7 @@ class ConcurrencyPool:
         self._unreserved_in_use = 0
         self._in_use = 0
         self._throttles = 0
+        self._watchers: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ configuration
 
@@ -133,6 +134,15 @@ class ConcurrencyPool:
             if reserved is None:
                 self._unreserved_in_use += entry.in_use
         self._reserved += (reserved or 0) - previous
+        for callback in self._watchers:
+            callback()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every :meth:`register`: a function's reserved
+        concurrency, and so every capacity (:meth:`capacity`), may have changed. A
+        mapping's :class:`~sluicegate.core.limit.ConcurrencyLimit` refreshes its
+        ``pool`` and ``reserved_concurrency`` terms there."""
+        self._watchers.append(callback)
 
     def reserved_concurrency(self, function: str) -> int | None:
         """The reserved concurrency registered for ``function`` (``None``: none)."""

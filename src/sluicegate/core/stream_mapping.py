@@ -79,10 +79,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from sluicegate.core.config import MAX_PAYLOAD_BYTES
+from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.results import InvocationResult, invocation_outcome
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
+    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -92,6 +95,7 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
+    fetch_position,
     lane_for_partition_key,
     on_failure_record,
     shard_id,
@@ -358,6 +362,7 @@ class StreamMapping:
     __slots__ = (
         "_attention",
         "_by_batch",
+        "_climit",
         "_dirty",
         "_factor",
         "_fetching",
@@ -463,6 +468,9 @@ class StreamMapping:
         self.dropped_records = 0
         self.expired_records = 0
         self.processed_records = 0
+        self._climit = ConcurrencyLimit(
+            [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
+        )
         for shard in self._shards:
             self._flag(shard)
 
@@ -475,9 +483,34 @@ class StreamMapping:
     # ------------------------------------------------------------------ properties
 
     @property
+    def name(self) -> str:
+        """``stream->function``, as errors, logs and status show the mapping."""
+        return self.config.name
+
+    @property
+    def concurrency_limit(self) -> ConcurrencyLimit:
+        """The mapping's one limit: ``shards`` (``shard_count x parallelization_factor``,
+        one batch in flight per lane) and any term a driver adds."""
+        return self._climit
+
+    @property
+    def limit(self) -> int:
+        """The limit's value (as of the last call that took ``now``)."""
+        return self._climit.value(0.0) if self._climit.fixed is None else self._climit.fixed
+
+    def limit_reason(self, now: float) -> str:
+        """The name of the limit's term that binds at ``now``."""
+        return self._climit.reason(now)
+
+    @property
     def in_flight(self) -> int:
         """Invocations running (``StreamInvoke`` issued, ``finished`` not yet reported)."""
         return self._in_flight
+
+    @property
+    def reading(self) -> int:
+        """Fetches outstanding (the protocol's name for :attr:`fetching`)."""
+        return self._fetching
 
     @property
     def fetching(self) -> int:
@@ -626,6 +659,34 @@ class StreamMapping:
         self._dirty.clear()
         out.extend(actions)
         return out
+
+    def read_done(
+        self,
+        now: float,
+        read: Fetch,
+        records: Sequence[StreamRecord],
+        *,
+        latest: int | None = None,
+    ) -> None:
+        """The fetch ``read`` returned ``records``; ``latest`` is the shard's latest
+        sequence number, read before them (``None``: the shard was not read).
+
+        The protocol's report of a read (:class:`~sluicegate.core.protocol.MappingCore`):
+        where the shard's iterator now stands (a first read at ``LATEST``, a retention
+        gap) is decided here, by :func:`~sluicegate.core.streams.fetch_position`, then
+        reported as :meth:`fetched` does.
+        """
+        self.fetched(now, read.shard, records,
+                     position=fetch_position(read, latest, bool(records)))
+
+    def outcome_of(self, result: InvocationResult, batch: StreamBatch) -> BatchOutcome:
+        """How an invocation of ``batch`` that ended as ``result`` settles it: the one
+        rule (:func:`~sluicegate.core.results.invocation_outcome`), with sequence numbers
+        as item identifiers and the mapping's ReportBatchItemFailures."""
+        return invocation_outcome(
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures,
+            item_name=SEQUENCE_NUMBER,
+        )
 
     def fetched(
         self,

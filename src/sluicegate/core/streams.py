@@ -63,6 +63,7 @@ __all__ = [
     "StreamMappingConfig",
     "StreamRecord",
     "check_partition_key",
+    "fetch_position",
     "hash_key",
     "hash_key_range",
     "hash_key_ranges",
@@ -551,6 +552,52 @@ class Fetch:
     starting_position: str
     starting_position_timestamp: float | None
     max_records: int
+
+    @property
+    def reads_records(self) -> bool:
+        """Whether the driver reads records for it. ``False`` for a shard read at
+        ``LATEST`` for the first time: only the shard's latest sequence number is read
+        (the position to start after); nothing before it is delivered. Either way the
+        driver reads the latest sequence number first and passes it as ``latest`` to
+        :meth:`~sluicegate.core.stream_mapping.StreamMapping.read_done`."""
+        return self.after_sequence is not None or self.starting_position != "LATEST"
+
+    @property
+    def at_timestamp(self) -> float | None:
+        """The timestamp to read from (``AT_TIMESTAMP`` on a shard's first read), else
+        ``None``: read after :attr:`after_sequence` (``None``: the oldest record)."""
+        if self.after_sequence is None and self.starting_position == "AT_TIMESTAMP":
+            return self.starting_position_timestamp
+        return None
+
+
+def fetch_position(fetch: Fetch, latest: int | None, returned: bool) -> int | None:
+    """Where a shard's iterator stands after ``fetch``, beyond its last record returned:
+    the ``position`` :meth:`~sluicegate.core.stream_mapping.StreamMapping.fetched` takes.
+
+    The rule both drivers follow, in one place:
+
+    - a first read at ``LATEST`` (``fetch.reads_records`` false) starts after the
+      shard's latest sequence number at that moment (-1 for an empty shard);
+    - a read after a position that returned nothing although the shard's latest
+      sequence number (read before the records) lies beyond that position: retention
+      dropped the records in between, and the iterator moves past them to ``latest``;
+    - otherwise ``None``: the records returned say where the shard stands.
+
+    Parameters:
+        fetch: the fetch performed.
+        latest: the shard's latest sequence number, read before the records; ``None``
+            when the driver did not read the shard (it belongs to another worker).
+        returned: whether the read returned any record.
+    """
+    if latest is None:
+        return None
+    after = fetch.after_sequence
+    if after is None:
+        return latest if fetch.starting_position == "LATEST" else None
+    if not returned and latest > after:
+        return latest
+    return None
 
 
 @dataclass(slots=True)
