@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sluicegate.core.settings import SETTINGS
 from sluicegate.errors import ConfigError
 from sluicegate.sim.distributions import (
     Distribution,
@@ -252,6 +253,26 @@ class Table:
             return str(value)
 
         return convert
+
+    def setting(self, name: str, kind: str | None = None, *,
+                convert: Callable[[str, Any], Any] | None = None) -> Any:
+        """The value of the core setting ``name`` (:data:`~sluicegate.core.settings.
+        SETTINGS`): its default for the source ``kind`` when absent, else the value
+        checked against the setting's type and range (whole seconds for a setting in
+        seconds, which also takes "30s" or "1m"), or by ``convert`` when given (a
+        setting whose range the core's class checks, or that has a special value)."""
+        s = SETTINGS[name]
+        if convert is None:
+            low, high = s.range_for(kind)
+            if s.type == "bool":
+                convert = self.boolean
+            elif s.type == "choice":
+                convert = self.choice(s.choices)
+            elif s.unit == "s":
+                convert = self.whole_seconds(int(low), int(high))
+            else:
+                convert = self.integer(int(low), int(high))
+        return self.get(name, s.default_for(kind), convert)
 
     def distribution(self, name: str, value: Any) -> Distribution:
         return parse_distribution(value, self.key(name), self.context, self.base)

@@ -13,12 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.core.config import (
-    DEFAULT_ACCOUNT_CONCURRENCY,
-    DEFAULT_SCALING_CEILING,
-    MIN_UNRESERVED_CONCURRENCY,
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.settings import QUEUE
 from sluicegate.sim.distributions import Fixed
 from sluicegate.sim.schema import ScenarioError, Table, checked
 from sluicegate.sim.specs import (
@@ -80,8 +78,8 @@ def parse_function_table(ft: Table, default_name: str) -> FunctionSpec:
         duration=ft.get("duration", Fixed(DEFAULT_FUNCTION_DURATION), ft.distribution),
         duration_per_record=ft.get("duration_per_record", 0.0, ft.seconds),
         cold_start=ft.get("cold_start", Fixed(DEFAULT_COLD_START), ft.distribution),
-        timeout=ft.get("timeout", 3.0, ft.seconds),
-        reserved_concurrency=ft.get("reserved_concurrency", None, ft.integer(0, 1_000_000)),
+        timeout=ft.setting("timeout", convert=ft.seconds),
+        reserved_concurrency=ft.setting("reserved_concurrency"),
         idle_timeout=ft.get("idle_timeout", ENVIRONMENT_IDLE_TIMEOUT, ft.positive_seconds),
         errors=tuple(errors),
     )
@@ -190,10 +188,10 @@ def parse_account(top: Table) -> AccountSpec:
     """``[account]``."""
     at = top.sub("account")
     account = AccountSpec(
-        concurrency_limit=at.get("concurrency_limit", DEFAULT_ACCOUNT_CONCURRENCY,
-                                 at.integer(1, 10_000_000)),
-        min_unreserved=at.get("min_unreserved", MIN_UNRESERVED_CONCURRENCY,
-                              at.integer(0, 10_000_000)),
+        concurrency_limit=at.setting("concurrency_limit"),
+        min_unreserved=at.setting("min_unreserved",
+                                  # at most concurrency_limit, which the core checks
+                                  convert=at.integer(0, 10_000_000)),
     )
     at.finish()
     return account
@@ -222,9 +220,9 @@ def parse_queue(qt: Table, *, topic: QueueSpec | None = None,
     queue = QueueSpec(
         name=qt.get("name", default_name, qt.text),
         backlog=qt.get("backlog", 0, qt.integer(0, 1_000_000_000)),
-        visibility_timeout=qt.get("visibility_timeout", 30, qt.whole_seconds(0, 43_200)),
-        delay_seconds=qt.get("delay_seconds", 0, qt.whole_seconds(0, 900)),
-        max_receive_count=qt.get("max_receive_count", None, qt.integer(1, 1000)),
+        visibility_timeout=qt.setting("visibility_timeout"),
+        delay_seconds=qt.setting("delay_seconds"),
+        max_receive_count=qt.setting("max_receive_count"),
         fifo=qt.get("fifo", topic is not None and topic.fifo, qt.boolean),
         **messages,
     )
@@ -255,14 +253,13 @@ def refuse_groups(t: Table, spec: Any, expected: str) -> None:
 def parse_mapping(mt: Table) -> MappingSpec:
     """``[mapping]`` of a queue (a queue scenario's, or a topic subscriber's)."""
     mapping = MappingSpec(
-        batch_size=mt.get("batch_size", 10, mt.integer(1, 10_000)),
-        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
-        maximum_concurrency=mt.get("maximum_concurrency", None, mt.integer(2, 1000)),
-        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
-        scaling=mt.get("scaling", "aws", mt.choice(("aws", "fixed"))),
-        scaling_ceiling=mt.get("scaling_ceiling", DEFAULT_SCALING_CEILING,
-                               mt.integer(1, 100_000)),
-        enabled=mt.get("enabled", True, mt.boolean),
+        batch_size=mt.setting("batch_size", QUEUE),
+        maximum_batching_window=mt.setting("maximum_batching_window"),
+        maximum_concurrency=mt.setting("maximum_concurrency"),
+        report_batch_item_failures=mt.setting("report_batch_item_failures"),
+        scaling=mt.setting("scaling"),
+        scaling_ceiling=mt.setting("scaling_ceiling"),
+        enabled=mt.setting("enabled"),
         pauses=parse_pauses(mt),
         filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
     )

@@ -30,10 +30,10 @@ from typing import Any, Literal, TypeAlias
 
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.settings import STREAM
 from sluicegate.core.streams import (
     DEFAULT_STREAM_RETENTION,
     MAX_PARTITION_KEY_LENGTH,
-    STARTING_POSITIONS,
     StreamConfig,
     StreamMappingConfig,
 )
@@ -406,9 +406,8 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
     poison = parse_poison(st)
     stream = StreamSpec(
         name=st.get("name", "stream", st.text),
-        shard_count=st.get("shard_count", 1, st.integer(1, 10**9)),
-        retention_period=st.get("retention_period", DEFAULT_STREAM_RETENTION,
-                                st.whole_seconds(0, 10**10)),
+        shard_count=st.setting("shard_count", convert=st.integer(1, 10**9)),
+        retention_period=st.setting("retention_period", STREAM, convert=st.whole_seconds(0, 10**10)),
         record_size=st.get("record_size", DEFAULT_RECORD_SIZE, st.integer(1, 1_048_576)),
         poison=poison,
     )
@@ -418,19 +417,17 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
 
     mt = top.sub("mapping")
     mapping = StreamMappingSpec(
-        batch_size=mt.get("batch_size", 100, mt.integer(1, 10_000)),
-        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
-        parallelization_factor=mt.get("parallelization_factor", 1, mt.integer(1, 10)),
-        bisect_batch_on_function_error=mt.get("bisect_batch_on_function_error", False,
-                                              mt.boolean),
-        maximum_retry_attempts=mt.get("maximum_retry_attempts", -1, _limit_or_off(mt, False)),
-        maximum_record_age=mt.get("maximum_record_age", -1, _limit_or_off(mt, True)),
+        batch_size=mt.setting("batch_size", STREAM),
+        maximum_batching_window=mt.setting("maximum_batching_window"),
+        parallelization_factor=mt.setting("parallelization_factor"),
+        bisect_batch_on_function_error=mt.setting("bisect_batch_on_function_error"),
+        maximum_retry_attempts=mt.setting("maximum_retry_attempts", convert=_limit_or_off(mt, False)),
+        maximum_record_age=mt.setting("maximum_record_age", convert=_limit_or_off(mt, True)),
         on_failure=mt.get("on_failure", None, _on_failure(mt)),
-        starting_position=mt.get("starting_position", "TRIM_HORIZON",
-                                 mt.choice(STARTING_POSITIONS)),
+        starting_position=mt.setting("starting_position"),
         starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
-        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
-        enabled=mt.get("enabled", True, mt.boolean),
+        report_batch_item_failures=mt.setting("report_batch_item_failures"),
+        enabled=mt.setting("enabled"),
         pauses=parse_pauses(mt),
     )
     mt.finish()
