@@ -40,6 +40,7 @@ from sluicegate.core.config import (
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.settings import QUEUE, SETTINGS, STREAM
 from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.errors import ConfigError
 
@@ -76,8 +77,8 @@ class App:
             import their handler in each execution environment.
     """
 
-    account_concurrency: int = 1000
-    min_unreserved: int = 100
+    account_concurrency: int = SETTINGS["concurrency_limit"].default
+    min_unreserved: int = SETTINGS["min_unreserved"].default
     name: str = "sluicegate"
     source: str | None = None
     queues: dict[str, QueueConfig] = field(default_factory=dict, init=False)
@@ -334,11 +335,12 @@ class App:
         config = MappingConfig(
             qname,
             fn.name,
-            batch_size=10 if batch_size is None else batch_size,
+            batch_size=(SETTINGS["batch_size"].default_for(QUEUE) if batch_size is None
+                        else batch_size),
             maximum_batching_window=maximum_batching_window,  # type: ignore[arg-type]
             maximum_concurrency=maximum_concurrency,
             report_batch_item_failures=report_batch_item_failures,
-            scaling="aws" if scaling is None else scaling,
+            scaling=SETTINGS["scaling"].default if scaling is None else scaling,
             scaling_ceiling=DEFAULT_SCALING_CEILING if scaling_ceiling is None else scaling_ceiling,
             enabled=enabled,
             filter_criteria=filter_criteria,
@@ -374,7 +376,8 @@ class App:
         config = StreamMappingConfig(
             stream,
             fn.name,
-            batch_size=100 if batch_size is None else batch_size,
+            batch_size=(SETTINGS["batch_size"].default_for(STREAM) if batch_size is None
+                        else batch_size),
             maximum_batching_window=maximum_batching_window,
             report_batch_item_failures=report_batch_item_failures,
             enabled=enabled,

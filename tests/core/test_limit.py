@@ -227,3 +227,46 @@ def test_a_term_added_at_run_time_takes_effect_at_the_next_poll() -> None:
     receives = [a for a in mapping.poll(2.0) if isinstance(a, Receive)]
     assert mapping.limit == 6
     assert receives == []  # pollers 0-9 still hold their long polls from t=0
+
+
+# ---------------------------------------------------------------------- in a stream mapping
+
+
+def test_stream_mapping_honours_a_term_below_its_lanes() -> None:
+    from sluicegate.core.results import SUCCESS_OUTCOME
+    from sluicegate.core.stream_mapping import StreamMapping
+    from sluicegate.core.streams import (
+        Fetch,
+        StreamConfig,
+        StreamInvoke,
+        StreamMappingConfig,
+        StreamRecord,
+        lane_for_partition_key,
+    )
+
+    keys: dict[int, str] = {}
+    i = 0
+    while len(keys) < 3:
+        keys.setdefault(lane_for_partition_key(f"k{i}", 3), f"k{i}")
+        i += 1
+    m = StreamMapping(StreamMappingConfig("s", "f", parallelization_factor=3),
+                      StreamConfig("s"), pool=ConcurrencyPool())
+    assert m.limit == 3
+    m.concurrency_limit.add(Fixed("semaphore", 1))
+    fetch = next(a for a in m.poll(0.0) if isinstance(a, Fetch))
+    m.read_done(0.0, fetch, [StreamRecord(0, n + 1, keys[n], b"", 0.0, 10) for n in range(3)],
+                latest=3)
+    invokes = [a for a in m.poll(0.0) if isinstance(a, StreamInvoke)]
+    assert len(invokes) == 1
+    assert m.limit == 1
+    assert m.limit_reason(0.0) == "semaphore"
+    assert m.next_wakeup(0.0) != 0.0  # the other two lanes wait for the slot
+    m.finished(1.0, invokes[0].batch.id, SUCCESS_OUTCOME)
+    assert m.next_wakeup(1.0) == 1.0
+    second = [a for a in m.poll(1.0) if isinstance(a, StreamInvoke)]
+    assert len(second) == 1
+    m.concurrency_limit.remove("semaphore")
+    assert m.next_wakeup(1.5) == 1.5  # the limit was raised: the last lane takes a slot
+    third = [a for a in m.poll(1.5) if isinstance(a, StreamInvoke)]
+    assert len(third) == 1
+    assert m.in_flight == 2

@@ -26,6 +26,7 @@ from sluicegate.sim import (
     simulate_any,
 )
 from sluicegate.sim.driver import _Simulation
+from sluicegate.sim.world import to_world
 
 STEADY = {
     "seed": 3,
@@ -128,10 +129,10 @@ def test_inline_lognormal_draws_are_the_samplers() -> None:
         "mapping": {"batch_size": 1, "maximum_concurrency": 30, "scaling": "fixed"},
     })
     # When it runs with the event loop's inline draw, and with the sampler's function
-    inline = _Simulation(scenario)
-    assert inline.lanes[0].lognormal is not None
-    called = _Simulation(scenario)
-    called.lanes[0].lognormal = None
+    inline = _Simulation(to_world(scenario))
+    assert inline.lanes[0].fn.lognormal is not None
+    called = _Simulation(to_world(scenario))
+    called.lanes[0].fn.lognormal = None
     # Then the output is the same, byte for byte
     assert json.dumps(inline.run().to_dict()) == json.dumps(called.run().to_dict())
 
@@ -704,3 +705,87 @@ def test_memory_stays_flat_in_the_length_of_a_run() -> None:
     short, long = peak("30s"), peak("5m")  # 3,000 vs 30,000 messages
     assert long < 1.2 * short, (short, long)
     assert math.isfinite(long)
+
+
+# ---------------------------------------------------------------------- one loop, one pool
+
+def _mixed_world(*, with_stream: bool, reserved: int = 100) -> Any:
+    from sluicegate.core.config import AccountConfig, FunctionConfig, MappingConfig, QueueConfig
+    from sluicegate.core.streams import StreamConfig, StreamMappingConfig
+    from sluicegate.sim import Fixed, ProducerSpec, StreamProducerSpec
+    from sluicegate.sim.world import (
+        SimFunction,
+        SimMapping,
+        SimProducer,
+        SimQueue,
+        SimStream,
+        World,
+    )
+
+    functions = [SimFunction(FunctionConfig("orders-fn", timeout=3), Fixed(0.1),
+                             cold_start=Fixed(0.0), seeds="function:orders-fn:")]
+    mappings = [SimMapping(MappingConfig("orders", "orders-fn", batch_size=1,
+                                         maximum_concurrency=60, scaling="fixed"),
+                           "orders", seeds="mapping:orders:")]
+    producers = [SimProducer("orders", ProducerSpec(rate=500.0), seed="producer:orders")]
+    streams = []
+    if with_stream:
+        functions.append(SimFunction(
+            FunctionConfig("clicks-fn", timeout=3, reserved_concurrency=reserved),
+            Fixed(0.05), cold_start=Fixed(0.0), seeds="function:clicks-fn:"))
+        streams.append(SimStream(StreamConfig("clicks", shard_count=2)))
+        mappings.append(SimMapping(StreamMappingConfig("clicks", "clicks-fn", batch_size=10),
+                                   "clicks", seeds="mapping:clicks:"))
+        arrivals = ProducerSpec(rate=100.0)
+        producers.append(SimProducer("clicks", arrivals, StreamProducerSpec(arrivals),
+                                     seed="producer:clicks", keys_seed="keys:clicks"))
+    return World(seed=5, duration=60.0, bucket=10.0,
+                 account=AccountConfig(concurrency_limit=120, min_unreserved=20),
+                 functions=tuple(functions), queues=(SimQueue(QueueConfig("orders")),),
+                 streams=tuple(streams), mappings=tuple(mappings),
+                 producers=tuple(producers), scenario={"name": "mixed"})
+
+
+def test_a_queue_and_a_stream_share_one_account_pool() -> None:
+    from sluicegate.sim.driver import APP_SERIES_KEYS, APP_SUMMARY_KEYS, STREAM_SUMMARY_KEYS
+
+    # Given a queue mapping whose function needs about 50 at once (500/s x 100 ms) in an
+    # account of 120
+    alone = simulate(_mixed_world(with_stream=False))
+    assert alone.mappings is None
+    assert alone.summary["peak_concurrency"] >= 45
+    assert alone.summary["total_throttles"] == 0
+    # When a stream's function reserves 100 of the account's 120 in the same world
+    mixed = simulate(_mixed_world(with_stream=True))
+    # Then both run in one pool: the queue's function gets at most the 20 left unreserved,
+    # and is throttled; the stream's records flow
+    assert mixed.mappings is not None
+    orders, clicks = mixed.mappings
+    assert (orders["name"], orders["queue"], orders["function"]) == ("orders", "orders",
+                                                                      "orders-fn")
+    assert (clicks["name"], clicks["stream"], clicks["function"]) == ("clicks", "clicks",
+                                                                      "clicks-fn")
+    assert orders["summary"]["peak_concurrency"] <= 20
+    assert orders["summary"]["total_throttles"] > 0
+    assert orders["summary"]["throughput"] < alone.summary["throughput"]
+    assert tuple(clicks["summary"]) == STREAM_SUMMARY_KEYS
+    assert clicks["summary"]["records_processed"] > 0.9 * clicks["summary"]["records_sent"]
+    # and the account-wide figures are over both sources
+    assert tuple(mixed.summary) == APP_SUMMARY_KEYS
+    assert all(tuple(e) == APP_SERIES_KEYS for e in mixed.series)
+    assert mixed.summary["total_invocations"] == (
+        orders["summary"]["total_invocations"] + clicks["summary"]["total_invocations"])
+    assert mixed.summary["peak_unreserved_concurrency"] <= 20
+    # and the run is a pure function of the world
+    again = simulate(_mixed_world(with_stream=True))
+    assert json.dumps(again.to_dict()) == json.dumps(mixed.to_dict())
+
+
+def test_a_stream_reserving_less_leaves_the_queue_its_need() -> None:
+    # Given the same world with the stream's function reserving 10 (110 left unreserved)
+    mixed = simulate(_mixed_world(with_stream=True, reserved=10))
+    # Then the queue's function runs as it does alone
+    assert mixed.mappings is not None
+    orders = mixed.mappings[0]
+    assert orders["summary"]["peak_concurrency"] >= 45
+    assert orders["summary"]["total_throttles"] == 0

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from sluicegate.core.filters import FilterCriteria, FilterSource
+from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, check_bool, check_int
 from sluicegate.errors import ConfigError
 
 __all__ = [
@@ -41,26 +42,26 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Synchronous invocation payload cap (6 MB, Lambda quotas); a batch is released before it
 would exceed it. Record metadata counts toward it."""
 
-DEFAULT_ACCOUNT_CONCURRENCY = 1000
+DEFAULT_ACCOUNT_CONCURRENCY: int = SETTINGS["concurrency_limit"].default
 """Default regional concurrency quota of an AWS account (Lambda quotas)."""
 
-MIN_UNRESERVED_CONCURRENCY = 100
+MIN_UNRESERVED_CONCURRENCY: int = SETTINGS["min_unreserved"].default
 """Reserved concurrency may not push the unreserved pool below this (Lambda docs)."""
 
-DEFAULT_SCALING_CEILING = 1250
+DEFAULT_SCALING_CEILING: int = SETTINGS["scaling_ceiling"].default
 """Concurrent invocations one standard-queue mapping scales to at most (current Lambda
 developer guide; older pages say 1,000, hence configurable)."""
 
 ScalingName = Literal["aws", "fixed"]
-SCALING_NAMES: tuple[str, ...] = ("aws", "fixed")
+SCALING_NAMES: tuple[str, ...] = SETTINGS["scaling"].choices
 
 IsolationName = Literal["module", "process", "shared", "thread"]
-ISOLATION_NAMES: tuple[str, ...] = ("module", "process", "shared", "thread")
+ISOLATION_NAMES: tuple[str, ...] = SETTINGS["isolation"].choices
 """How a function's invocations are isolated from each other; see :class:`FunctionConfig`.
 ``"thread"`` is the former name of ``"shared"`` (the default before execution
 environments), kept so that existing Apps keep working."""
 
-DEFAULT_ISOLATION: IsolationName = "module"
+DEFAULT_ISOLATION: IsolationName = SETTINGS["isolation"].default
 """The isolation of a function that names none: in-process execution environments."""
 
 SHARED_ISOLATION: tuple[str, ...] = ("shared", "thread")
@@ -72,7 +73,7 @@ ends in ``.fifo`` (counted in the 80)."""
 
 FIFO_SUFFIX = ".fifo"
 
-FIFO_MAX_BATCH_SIZE = 10
+FIFO_MAX_BATCH_SIZE: int = SETTINGS["batch_size"].range_for(FIFO)[1]
 """A FIFO mapping takes at most 10 records per batch, with no batching window (Lambda
 developer guide, SQS FIFO event source)."""
 
@@ -94,28 +95,18 @@ def to_seconds(value: float | timedelta, parameter: str = "duration") -> float:
     return float(value)
 
 
-def _int_in(
-    parameter: str, value: Any, low: int, high: int, context: str, *, unit: str = ""
-) -> int:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-        if value != int(value):
-            raise ConfigError(parameter, value, f"whole seconds {low:,}-{high:,}", context)
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ConfigError(parameter, value, f"an integer {low:,}-{high:,}{unit}", context)
-    if not low <= value <= high:
-        raise ConfigError(parameter, value, f"{low:,}-{high:,}{unit}", context)
-    return int(value)
+_int_in = check_int
+"""Kept for callers of the former private helper; :mod:`sluicegate.core.settings` holds it."""
+_bool = check_bool
 
 
-def _bool(parameter: str, value: Any, context: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(parameter, value, "true or false", context)
-    return value
+def _check(name: str, value: Any, context: str, kind: str | None = None) -> Any:
+    """``value`` validated against the definition of setting ``name``."""
+    return SETTINGS[name].check(value, context, kind)
+
+
+_Q = SETTINGS
+"""Short name for the field defaults below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +131,11 @@ class QueueConfig:
     """
 
     name: str
-    visibility_timeout: int = 30
-    delay_seconds: int = 0
-    retention_period: int = 345_600
-    max_message_size: int = 262_144
-    receive_wait_time: int = 0
+    visibility_timeout: int = _Q["visibility_timeout"].default_for(QUEUE)
+    delay_seconds: int = _Q["delay_seconds"].default_for(QUEUE)
+    retention_period: int = _Q["retention_period"].default_for(QUEUE)
+    max_message_size: int = _Q["max_message_size"].default_for(QUEUE)
+    receive_wait_time: int = _Q["receive_wait_time"].default_for(QUEUE)
     dead_letter_queue: str | None = None
     max_receive_count: int | None = None
     content_based_deduplication: bool = False
@@ -164,15 +155,9 @@ class QueueConfig:
                 "queue",
             )
         set_ = object.__setattr__
-        set_(self, "visibility_timeout",
-             _int_in("visibility_timeout", self.visibility_timeout, 0, 43_200, ctx, unit=" s"))
-        set_(self, "delay_seconds", _int_in("delay_seconds", self.delay_seconds, 0, 900, ctx))
-        set_(self, "retention_period",
-             _int_in("retention_period", self.retention_period, 60, 1_209_600, ctx, unit=" s"))
-        set_(self, "max_message_size",
-             _int_in("max_message_size", self.max_message_size, 1024, 262_144, ctx, unit=" bytes"))
-        set_(self, "receive_wait_time",
-             _int_in("receive_wait_time", self.receive_wait_time, 0, 20, ctx, unit=" s"))
+        for name in ("visibility_timeout", "delay_seconds", "retention_period",
+                     "max_message_size", "receive_wait_time"):
+            set_(self, name, _check(name, getattr(self, name), ctx, QUEUE))
         if self.dead_letter_queue is not None:
             if not isinstance(self.dead_letter_queue, str) or not _QUEUE_NAME.match(
                 self.dead_letter_queue
@@ -192,12 +177,14 @@ class QueueConfig:
                     ctx,
                 )
             if self.max_receive_count is None:
+                low, high = SETTINGS["max_receive_count"].range_for(QUEUE)
                 raise ConfigError(
-                    "max_receive_count", None, "1-1,000 when a dead_letter_queue is set", ctx
+                    "max_receive_count", None,
+                    f"{low:,}-{high:,} when a dead_letter_queue is set", ctx
                 )
         if self.max_receive_count is not None:
             set_(self, "max_receive_count",
-                 _int_in("max_receive_count", self.max_receive_count, 1, 1000, ctx))
+                 _check("max_receive_count", self.max_receive_count, ctx, QUEUE))
             if self.dead_letter_queue is None:
                 raise ConfigError(
                     "dead_letter_queue", None, "a queue name when max_receive_count is set", ctx
@@ -205,7 +192,7 @@ class QueueConfig:
         set_(
             self,
             "content_based_deduplication",
-            _bool("content_based_deduplication", self.content_based_deduplication, ctx),
+            check_bool("content_based_deduplication", self.content_based_deduplication, ctx),
         )
         if self.content_based_deduplication and not self.fifo:
             raise ConfigError(
@@ -255,9 +242,9 @@ class FunctionConfig:
     """
 
     name: str
-    timeout: float = 3
-    memory_size: int = 128
-    reserved_concurrency: int | None = None
+    timeout: float = _Q["timeout"].default
+    memory_size: int = _Q["memory_size"].default
+    reserved_concurrency: int | None = _Q["reserved_concurrency"].default
     isolation: IsolationName = DEFAULT_ISOLATION
 
     def __post_init__(self) -> None:
@@ -265,22 +252,16 @@ class FunctionConfig:
         if not isinstance(self.name, str) or not _FUNCTION_NAME.match(self.name):
             raise ConfigError("name", self.name, "1-64 letters, digits, '-' or '_'", "function")
         timeout = to_seconds(self.timeout, "timeout")
-        if not 1 <= timeout <= 900:
-            raise ConfigError("timeout", self.timeout, "1-900 s", ctx)
+        low, high = SETTINGS["timeout"].range_for()
+        if not low <= timeout <= high:
+            raise ConfigError("timeout", self.timeout, f"{low:,}-{high:,} s", ctx)
         object.__setattr__(self, "timeout", timeout)
+        object.__setattr__(self, "memory_size", _check("memory_size", self.memory_size, ctx))
         object.__setattr__(
-            self, "memory_size", _int_in("memory_size", self.memory_size, 128, 10_240, ctx)
+            self, "reserved_concurrency",
+            _check("reserved_concurrency", self.reserved_concurrency, ctx),
         )
-        if self.reserved_concurrency is not None:
-            object.__setattr__(
-                self,
-                "reserved_concurrency",
-                _int_in("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000, ctx),
-            )
-        if not isinstance(self.isolation, str) or self.isolation not in ISOLATION_NAMES:
-            raise ConfigError(
-                "isolation", self.isolation, " or ".join(map(repr, ISOLATION_NAMES)), ctx
-            )
+        _check("isolation", self.isolation, ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,14 +279,15 @@ class AccountConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self,
-            "concurrency_limit",
-            _int_in("concurrency_limit", self.concurrency_limit, 1, 10_000_000, "account"),
+            self, "concurrency_limit",
+            _check("concurrency_limit", self.concurrency_limit, "account"),
         )
+        low = SETTINGS["min_unreserved"].range_for()[0]
         object.__setattr__(
             self,
             "min_unreserved",
-            _int_in("min_unreserved", self.min_unreserved, 0, self.concurrency_limit, "account"),
+            check_int("min_unreserved", self.min_unreserved, low, self.concurrency_limit,
+                      "account"),
         )
 
 
@@ -363,7 +345,7 @@ class TopicConfig:
         object.__setattr__(
             self,
             "content_based_deduplication",
-            _bool("content_based_deduplication", self.content_based_deduplication, ctx),
+            check_bool("content_based_deduplication", self.content_based_deduplication, ctx),
         )
         if self.content_based_deduplication and not self.fifo:
             raise ConfigError(
@@ -398,13 +380,13 @@ class MappingConfig:
 
     queue: str
     function: str
-    batch_size: int = 10
-    maximum_batching_window: int = 0
-    maximum_concurrency: int | None = None
-    report_batch_item_failures: bool = False
-    scaling: ScalingName = "aws"
+    batch_size: int = _Q["batch_size"].default_for(QUEUE)
+    maximum_batching_window: int = _Q["maximum_batching_window"].default_for(QUEUE)
+    maximum_concurrency: int | None = _Q["maximum_concurrency"].default
+    report_batch_item_failures: bool = _Q["report_batch_item_failures"].default
+    scaling: ScalingName = _Q["scaling"].default
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
-    enabled: bool = True
+    enabled: bool = _Q["enabled"].default
     filter_criteria: FilterCriteria = NO_FILTER
 
     @property
@@ -420,14 +402,9 @@ class MappingConfig:
     def __post_init__(self) -> None:
         ctx = f"mapping {self.queue}->{self.function}"
         set_ = object.__setattr__
-        set_(self, "batch_size", _int_in("batch_size", self.batch_size, 1, 10_000, ctx))
-        set_(
-            self,
-            "maximum_batching_window",
-            _int_in(
-                "maximum_batching_window", self.maximum_batching_window, 0, 300, ctx, unit=" s"
-            ),
-        )
+        set_(self, "batch_size", _check("batch_size", self.batch_size, ctx, QUEUE))
+        set_(self, "maximum_batching_window",
+             _check("maximum_batching_window", self.maximum_batching_window, ctx, QUEUE))
         if self.fifo:
             if self.batch_size > FIFO_MAX_BATCH_SIZE:
                 raise ConfigError(
@@ -446,25 +423,13 @@ class MappingConfig:
                 f">= 1 s when batch_size ({self.batch_size}) is above 10",
                 ctx,
             )
-        if self.maximum_concurrency is not None:
-            set_(
-                self,
-                "maximum_concurrency",
-                _int_in("maximum_concurrency", self.maximum_concurrency, 2, 1000, ctx),
-            )
-        set_(
-            self,
-            "report_batch_item_failures",
-            _bool("report_batch_item_failures", self.report_batch_item_failures, ctx),
-        )
-        if self.scaling not in SCALING_NAMES:
-            raise ConfigError("scaling", self.scaling, " or ".join(map(repr, SCALING_NAMES)), ctx)
-        set_(
-            self,
-            "scaling_ceiling",
-            _int_in("scaling_ceiling", self.scaling_ceiling, 1, 100_000, ctx),
-        )
-        set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+        set_(self, "maximum_concurrency",
+             _check("maximum_concurrency", self.maximum_concurrency, ctx))
+        set_(self, "report_batch_item_failures",
+             _check("report_batch_item_failures", self.report_batch_item_failures, ctx))
+        _check("scaling", self.scaling, ctx)
+        set_(self, "scaling_ceiling", _check("scaling_ceiling", self.scaling_ceiling, ctx))
+        set_(self, "enabled", _check("enabled", self.enabled, ctx))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from sluicegate.core.config import DEFAULT_SCALING_CEILING, MappingConfig
+from sluicegate.core.settings import SETTINGS
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.errors import ConfigError
 
@@ -355,7 +356,8 @@ class AwsScaling:
         ceiling: the per-mapping ceiling (default 1,250; older AWS pages say 1,000).
 
     Raises:
-        ConfigError: a ceiling below 1 or a maximum concurrency below 1.
+        ConfigError: a ceiling or a maximum concurrency outside its setting's range
+            (:data:`~sluicegate.core.settings.SETTINGS`: 1-100,000 and 2-1,000).
     """
 
     observes_receive_wait = True
@@ -370,17 +372,11 @@ class AwsScaling:
         report_batch_item_failures: bool,
         ceiling: int = DEFAULT_SCALING_CEILING,
     ) -> None:
-        if isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1:
-            raise ConfigError("scaling_ceiling", ceiling, "an integer >= 1", "aws scaling")
-        if maximum_concurrency is not None and (
-            isinstance(maximum_concurrency, bool)
-            or not isinstance(maximum_concurrency, int)
-            or maximum_concurrency < 1
-        ):
-            raise ConfigError(
-                "maximum_concurrency", maximum_concurrency, "an integer >= 1 or None",
-                "aws scaling",
-            )
+        # the ranges are the settings' (sluicegate.core.settings), as for MappingConfig
+        ceiling = SETTINGS["scaling_ceiling"].check(ceiling, "aws scaling")
+        maximum_concurrency = SETTINGS["maximum_concurrency"].check(
+            maximum_concurrency, "aws scaling"
+        )
         self.maximum_concurrency = maximum_concurrency
         self.report_batch_item_failures = bool(report_batch_item_failures)
         self.ceiling = ceiling

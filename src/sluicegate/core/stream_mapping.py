@@ -234,6 +234,7 @@ class _Lane:
         "shard",
         "state",
         "todo",
+        "waiting",
     )
 
     def __init__(self, shard: _Shard, index: int) -> None:
@@ -256,6 +257,8 @@ class _Lane:
         """Request id of the lane's last finished invocation."""
         self.function_error: str | None = None
         """``"Unhandled"`` when the lane's last finished invocation was a function error."""
+        self.waiting = False
+        """Whether it is in the mapping's list of lanes waiting for a slot of the limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +372,7 @@ class StreamMapping:
         "_function",
         "_in_flight",
         "_iterator_age_ms",
+        "_limit",
         "_max_iterator_age_ms",
         "_next_batch_id",
         "_paused",
@@ -379,6 +383,7 @@ class StreamMapping:
         "_sends",
         "_seq",
         "_shards",
+        "_slot_wait",
         "_timers",
         "config",
         "discarded_records",
@@ -471,6 +476,11 @@ class StreamMapping:
         self._climit = ConcurrencyLimit(
             [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
         )
+        self._limit = stream.shard_count * self._factor
+        """The limit's value as computed by the last :meth:`poll`."""
+        self._slot_wait: list[_Lane] = []
+        """Lanes with a batch due that found the limit reached (only when a term below
+        ``shards`` binds: with ``shards`` alone a free lane always has a slot)."""
         for shard in self._shards:
             self._flag(shard)
 
@@ -495,8 +505,8 @@ class StreamMapping:
 
     @property
     def limit(self) -> int:
-        """The limit's value (as of the last call that took ``now``)."""
-        return self._climit.value(0.0) if self._climit.fixed is None else self._climit.fixed
+        """The limit's value as of the last :meth:`poll`."""
+        return self._limit
 
     def limit_reason(self, now: float) -> str:
         """The name of the limit's term that binds at ``now``."""
@@ -624,6 +634,12 @@ class StreamMapping:
             order.
         """
         actions: list[StreamAction] = []
+        limit = self._climit.fixed
+        if limit is None:
+            limit = self._climit.value(now)
+        self._limit = limit
+        if self._slot_wait and self._in_flight < limit:
+            self._wake_waiting()
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, _, item, gen = heapq.heappop(timers)
@@ -803,6 +819,8 @@ class StreamMapping:
         lane.request_id = request_id
         self._in_flight -= 1
         self._pool.release(self._function)
+        if self._slot_wait:
+            self._wake_waiting()
         shard = lane.shard
         kind, cut = stream_settlement(batch, outcome)
         if kind is _SUCCESS:
@@ -854,6 +872,12 @@ class StreamMapping:
             return now
         if self._paused:
             return None
+        if self._slot_wait:
+            limit = self._climit.fixed
+            if limit is None:
+                limit = self._climit.value(now)
+            if self._in_flight < limit:
+                return now  # a slot is free (a term changed): the waiting lanes take it
         timers = self._timers
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
@@ -868,6 +892,15 @@ class StreamMapping:
         if not item.flagged:
             item.flagged = True
             self._attention.append(item)
+
+    def _wake_waiting(self) -> None:
+        """Put the lanes waiting for a slot back on the attention list, in the order they
+        came (each takes a slot in :meth:`_advance_lane` if one is free, else waits
+        again)."""
+        for lane in self._slot_wait:
+            lane.waiting = False
+            self._flag(lane)
+        self._slot_wait.clear()
 
     def _push_timer(self, when: float, item: _Shard | _Lane) -> None:
         item.gen += 1
@@ -955,6 +988,13 @@ class StreamMapping:
                 todo.popleft()
                 self._discard(lane, batch, CONDITION_RECORD_AGE_EXCEEDED, now)
                 continue
+            if self._in_flight >= self._limit:
+                # the limit binds below one batch per lane: wait for a slot (a finishing
+                # invocation or a poll that finds the limit raised wakes the lane)
+                if not lane.waiting:
+                    lane.waiting = True
+                    self._slot_wait.append(lane)
+                return
             if not self._pool.try_acquire(self._function):
                 self.throttles += 1
                 batch.throttles += 1

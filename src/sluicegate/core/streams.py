@@ -32,12 +32,13 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from sluicegate.core.config import _bool, _int_in, as_filter_criteria
+from sluicegate.core.config import as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
+from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, InputError
 
@@ -242,23 +243,23 @@ def lane_for_partition_key(key: str, parallelization_factor: int) -> int:
 
 # ---------------------------------------------------------------------- configuration
 
-MIN_STREAM_RETENTION: Final = 24 * 3600
+MIN_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].range_for(STREAM)[0]
 """Shortest retention of a stream, in seconds (24 hours, Kinesis's minimum and default)."""
 
-DEFAULT_STREAM_RETENTION: Final = MIN_STREAM_RETENTION
+DEFAULT_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].default_for(STREAM)
 """Retention of a new stream, in seconds (24 hours, Kinesis's default)."""
 
-MAX_STREAM_RETENTION: Final = 365 * 24 * 3600
+MAX_STREAM_RETENTION: Final[int] = SETTINGS["retention_period"].range_for(STREAM)[1]
 """Longest retention of a stream, in seconds (8,760 hours = 365 days, Kinesis's maximum
 with long-term retention)."""
 
-MAX_STREAM_SHARDS: Final = 10_000
+MAX_STREAM_SHARDS: Final[int] = SETTINGS["shard_count"].range_for(STREAM)[1]
 """Most shards sluicegate accepts for one stream. Kinesis's shard quota is per account and
 raisable (500 or 200 by region); this bound is sluicegate's guard against a typo that
 would create millions of shards, not an AWS limit."""
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
-STARTING_POSITIONS: tuple[str, ...] = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+STARTING_POSITIONS: tuple[str, ...] = SETTINGS["starting_position"].choices
 
 CONDITION_RETRY_ATTEMPTS_EXHAUSTED: Final = "RetryAttemptsExhausted"
 """``requestContext.condition`` of a batch discarded after ``maximum_retry_attempts``
@@ -288,7 +289,7 @@ class StreamConfig:
     """
 
     name: str
-    shard_count: int = 1
+    shard_count: int = SETTINGS["shard_count"].default_for(STREAM)
     retention_period: int = DEFAULT_STREAM_RETENTION
 
     def __post_init__(self) -> None:
@@ -298,11 +299,8 @@ class StreamConfig:
             )
         ctx = f"stream {self.name!r}"
         set_ = object.__setattr__
-        set_(self, "shard_count",
-             _int_in("shard_count", self.shard_count, 1, MAX_STREAM_SHARDS, ctx))
-        set_(self, "retention_period",
-             _int_in("retention_period", self.retention_period, MIN_STREAM_RETENTION,
-                     MAX_STREAM_RETENTION, ctx, unit=" s"))
+        for name in ("shard_count", "retention_period"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
 
     def shard_ids(self) -> list[str]:
         """The names of the stream's shards, in order."""
@@ -363,17 +361,17 @@ class StreamMappingConfig:
 
     stream: str
     function: str
-    starting_position: StartingPosition = "TRIM_HORIZON"
+    starting_position: StartingPosition = SETTINGS["starting_position"].default
     starting_position_timestamp: float | None = None
-    batch_size: int = 100
-    maximum_batching_window: int = 0
-    parallelization_factor: int = 1
-    bisect_batch_on_function_error: bool = False
-    maximum_retry_attempts: int = -1
-    maximum_record_age: int = -1
+    batch_size: int = SETTINGS["batch_size"].default_for(STREAM)
+    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default_for(STREAM)
+    parallelization_factor: int = SETTINGS["parallelization_factor"].default
+    bisect_batch_on_function_error: bool = SETTINGS["bisect_batch_on_function_error"].default
+    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default
+    maximum_record_age: int = SETTINGS["maximum_record_age"].default
     on_failure: str | None = None
-    report_batch_item_failures: bool = False
-    enabled: bool = True
+    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
+    enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
 
     @property
@@ -405,43 +403,16 @@ class StreamMappingConfig:
                 "only with starting_position AT_TIMESTAMP",
                 ctx,
             )
-        set_(self, "batch_size", _int_in("batch_size", self.batch_size, 1, 10_000, ctx))
-        set_(self, "maximum_batching_window",
-             _int_in("maximum_batching_window", self.maximum_batching_window, 0, 300, ctx,
-                     unit=" s"))
-        set_(self, "parallelization_factor",
-             _int_in("parallelization_factor", self.parallelization_factor, 1, 10, ctx))
-        set_(self, "bisect_batch_on_function_error",
-             _bool("bisect_batch_on_function_error", self.bisect_batch_on_function_error, ctx))
-        retries = self.maximum_retry_attempts
-        if retries != -1 or isinstance(retries, bool):
-            try:
-                retries = _int_in("maximum_retry_attempts", retries, 0, 10_000, ctx)
-            except ConfigError:
-                raise ConfigError(
-                    "maximum_retry_attempts", self.maximum_retry_attempts,
-                    "-1 (no limit) or 0-10,000", ctx,
-                ) from None
-        set_(self, "maximum_retry_attempts", int(retries))
-        age = self.maximum_record_age
-        if isinstance(age, timedelta):
-            age = age.total_seconds()
-        if age != -1 or isinstance(age, bool):
-            try:
-                age = _int_in("maximum_record_age", age, 60, 604_800, ctx)
-            except ConfigError:
-                raise ConfigError(
-                    "maximum_record_age", self.maximum_record_age,
-                    "-1 (no limit) or 60-604,800 s", ctx,
-                ) from None
-        set_(self, "maximum_record_age", int(age))
+        for name in ("batch_size", "maximum_batching_window", "parallelization_factor",
+                     "bisect_batch_on_function_error", "maximum_retry_attempts",
+                     "maximum_record_age"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         if self.on_failure is not None and (
             not isinstance(self.on_failure, str) or not _QUEUE_NAME.match(self.on_failure)
         ):
             raise ConfigError("on_failure", self.on_failure, "a queue name or None", ctx)
-        set_(self, "report_batch_item_failures",
-             _bool("report_batch_item_failures", self.report_batch_item_failures, ctx))
-        set_(self, "enabled", _bool("enabled", self.enabled, ctx))
+        for name in ("report_batch_item_failures", "enabled"):
+            set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
 
 

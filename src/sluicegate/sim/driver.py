@@ -50,6 +50,7 @@ bucket [10, 20).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import gc
 import heapq
@@ -59,18 +60,36 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, cast
+from itertools import accumulate
+from typing import Any, Final, Protocol, cast
 
-from sluicegate.core.config import TopicConfig, effective_visibility_timeout
+from sluicegate.core.config import (
+    MappingConfig,
+    TopicConfig,
+    effective_visibility_timeout,
+)
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import (
+    MESSAGE_ID,
     SUCCESS_OUTCOME,
     exception_outcome,
     interpret_response,
     timeout_outcome,
 )
-from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, QueueRecord, Receive
+from sluicegate.core.stream_mapping import StreamMapping
+from sluicegate.core.streams import (
+    SEQUENCE_NUMBER,
+    Checkpoint,
+    Fetch,
+    SendToDestination,
+    StreamBatch,
+    StreamInvoke,
+    StreamMappingConfig,
+    StreamRecord,
+    shard_for_partition_key,
+)
+from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, Receive
 from sluicegate.sim.models import (
     CONTROL_SEQ,
     Arrivals,
@@ -84,20 +103,45 @@ from sluicegate.sim.models import (
     schedule_windows,
 )
 from sluicegate.sim.scenario import (
+    DEFAULT_RAISE_AT,
     RECORD_OVERHEAD,
     LogNormal,
     Scenario,
     load_scenario,
 )
+from sluicegate.sim.stream_scenario import (
+    STREAM_RECORD_OVERHEAD,
+    PoisonSpec,
+    StreamProducerSpec,
+    StreamScenario,
+    load_stream_scenario,
+    partition_key,
+)
 from sluicegate.sim.topic_scenario import TopicScenario, load_topic_scenario
+from sluicegate.sim.world import (
+    SimFunction,
+    SimMapping,
+    SimQueue,
+    SimStream,
+    SimTopic,
+    World,
+    to_world,
+)
 from sluicegate.store.base import MAX_RECEIVE_WAIT, NewMessage, md5_hex
 from sluicegate.store.memory import MemoryQueues
+from sluicegate.store.memory_streams import MemoryStreams
 
 __all__ = [
     "ACCOUNT_SERIES_KEYS",
     "ACCOUNT_SUMMARY_KEYS",
+    "APP_SERIES_KEYS",
+    "APP_SUMMARY_KEYS",
     "SERIES_KEYS",
+    "STALL_WINDOW",
+    "STREAM_SERIES_KEYS",
+    "STREAM_SUMMARY_KEYS",
     "SUMMARY_KEYS",
+    "Observer",
     "SimResult",
     "simulate",
 ]
@@ -210,6 +254,112 @@ ACCOUNT_SUMMARY_KEYS: tuple[str, ...] = _account_keys(
 accounted for in every queue, so that ``messages_sent = messages_processed +
 messages_queued + messages_dead_lettered`` here too."""
 
+STREAM_SERIES_KEYS: tuple[str, ...] = (
+    "t",
+    "invocations",
+    "cold_starts",
+    "concurrency",
+    "environments",
+    "limit",
+    "throttles",
+    "errors",
+    "partial",
+    "sent",
+    "received",
+    "processed",
+    "discarded",
+    "expired",
+    "on_failure",
+    "iterator_age_ms",
+    "checkpoint_lag",
+    "max_shard_lag",
+)
+"""Keys of every series entry of a stream run, in order. Counters are per bucket, gauges
+at its end:
+
+- ``t``: the bucket's start, seconds;
+- ``invocations``, ``cold_starts``, ``concurrency``, ``environments``, ``throttles``,
+  ``errors``, ``partial``: as for queue runs;
+- ``limit``: ``shard_count x parallelization_factor``, the most batches the mapping
+  runs at once;
+- ``sent``: records put (poison records included); ``received``: records fetched;
+  ``processed``: records settled by a successful invocation (once each);
+- ``discarded``: records given up (``maximum_retry_attempts`` or
+  ``maximum_record_age``); ``expired``: records lost to the stream's retention;
+  ``on_failure``: on-failure records sent (one per discarded batch, with a destination);
+- ``iterator_age_ms``: the largest IteratorAge of the bucket's invocations (milliseconds
+  from the last record's arrival to the invocation, AWS's metric), ``None`` without any;
+- ``checkpoint_lag``: records after the checkpoint, summed over shards;
+  ``max_shard_lag``: the same for the shard furthest behind.
+"""
+
+STREAM_SUMMARY_KEYS: tuple[str, ...] = (
+    "duration",
+    "total_invocations",
+    "total_cold_starts",
+    "total_errors",
+    "total_partial",
+    "total_throttles",
+    "peak_concurrency",
+    "peak_environments",
+    "records_sent",
+    "records_received",
+    "records_processed",
+    "records_discarded",
+    "records_expired",
+    "records_unsettled",
+    "on_failure_records",
+    "records_behind",
+    "max_shard_lag",
+    "stalled_shards",
+    "throughput",
+    "max_iterator_age_ms",
+    "downstream_requests",
+    "downstream_failures",
+)
+"""Keys of a stream run's summary, in order. ``records_unsettled``: put and not yet
+processed, discarded or expired, so that ``records_sent = records_processed +
+records_discarded + records_expired + records_unsettled``; ``records_behind`` and
+``max_shard_lag``: the end-of-run ``checkpoint_lag`` and ``max_shard_lag``;
+``stalled_shards``: shards with records behind whose checkpoint did not move during the
+last :data:`STALL_WINDOW` seconds of the run; ``throughput``: records processed per
+simulated second; the others total or peak their series."""
+
+STALL_WINDOW = 60.0
+"""Seconds without a checkpoint move, while records wait, after which a shard counts as
+stalled in the summary (sluicegate's choice: a shard that flows checkpoints about every
+second, and a minute rules out a long batching window or a slow batch)."""
+
+APP_SERIES_KEYS: tuple[str, ...] = (
+    "t",
+    "invocations",
+    "cold_starts",
+    "concurrency",
+    "unreserved_concurrency",
+    "environments",
+    "throttles",
+    "errors",
+    "partial",
+)
+"""Keys of every entry of the account-wide series of a run whose mappings read sources of
+several kinds (a stream and others): what every source has in common, over every mapping
+(``concurrency``, ``unreserved_concurrency`` and ``environments`` as in
+:data:`ACCOUNT_SERIES_KEYS`); each mapping's own series has its kind's keys."""
+
+APP_SUMMARY_KEYS: tuple[str, ...] = (
+    "duration",
+    "total_invocations",
+    "total_cold_starts",
+    "total_errors",
+    "total_partial",
+    "total_throttles",
+    "peak_concurrency",
+    "peak_unreserved_concurrency",
+    "peak_environments",
+)
+"""Keys of the account-wide summary of a run over sources of several kinds: the totals
+and peaks of :data:`APP_SERIES_KEYS`."""
+
 SAME_INSTANT_LIMIT: Final = 10_000
 """Most consecutive mapping wake-ups at one instant (per mapping) before the driver
 declares the core stuck (a wake-up that never makes progress would otherwise loop
@@ -224,6 +374,8 @@ _BUCKET: Final = 5
 _ERRORS: Final = 6
 _PAUSE: Final = 7
 _RESUME: Final = 8
+_PUT: Final = 9
+_POISON: Final = 10
 _DELIVER: Final = -1
 """A delivery of a topic's publish to a further subscriber (never on the heap): below
 ``_PRODUCE``, so that one comparison finds both after ``_END``."""
@@ -237,6 +389,20 @@ before t=0 (and a compiled build does not keep float identities)."""
 _NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 _INJECTED: Final = "InjectedError: injected by the scenario's error window"
 _DOWNSTREAM: Final = "DownstreamError: the downstream failed under load"
+_POISONED: Final = "PoisonRecord: a poison record of the scenario"
+_DATA: Final = b""
+
+
+class Observer(Protocol):
+    """What a test (or a tool) may watch in a run; both methods are called synchronously
+    at the simulated instant. Keep nothing per record across a long run."""
+
+    def invoked(self, now: float, batch: Any) -> None:
+        """``batch`` (a queue's or a stream's) starts being invoked at ``now``."""
+
+    def finished(self, now: float, batch: Any, outcome: BatchOutcome) -> None:
+        """The invocation of ``batch`` ended at ``now`` with ``outcome`` (before the core
+        is told)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,13 +477,18 @@ class _Source:
         pick: picks each message's body index (``None`` without bodies).
         indices: ``range(len(bodies))``, what ``pick`` picks from.
         topic: the topic's configuration, for a topic (``None`` for a queue).
+        targets: every lane a send delivers to, in order.
+        backlog: messages sent (published) at t=0.
     """
 
-    __slots__ = ("first", "groups", "indices", "pick", "plain", "rest", "topic")
+    __slots__ = ("backlog", "first", "groups", "indices", "pick", "plain", "rest", "targets",
+                 "topic")
 
     def __init__(self, targets: list[_Lane], groups: _Groups | None,
                  pick: Callable[[range], int] | None, bodies: tuple[str, ...],
-                 topic: TopicConfig | None) -> None:
+                 topic: TopicConfig | None, backlog: int = 0) -> None:
+        self.targets = targets
+        self.backlog = backlog
         self.first = targets[0]
         self.rest = targets[:0:-1]
         self.groups = groups
@@ -327,14 +498,21 @@ class _Source:
         self.topic = topic
 
 
-def simulate(scenario: Scenario | TopicScenario | Mapping[str, Any]) -> SimResult:
+def simulate(
+    scenario: World | Scenario | TopicScenario | StreamScenario | Mapping[str, Any],
+    *,
+    observer: Observer | None = None,
+) -> SimResult:
     """Run ``scenario`` in virtual time.
 
     Parameters:
-        scenario: a :class:`Scenario` or a
-            :class:`~sluicegate.sim.topic_scenario.TopicScenario`, or a plain dict that
-            :func:`load_scenario` (or, with a ``topic`` key,
-            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`) accepts.
+        scenario: a :class:`~sluicegate.sim.world.World` (an App plus a load), or a scenario
+            of any kind (:class:`Scenario`, :class:`~sluicegate.sim.topic_scenario.TopicScenario`,
+            :class:`~sluicegate.sim.stream_scenario.StreamScenario`), or a plain dict
+            that :func:`load_scenario` (or, with a ``topic`` key,
+            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`; with a ``stream``
+            key, :func:`~sluicegate.sim.stream_scenario.load_stream_scenario`) accepts.
+        observer: told of every invocation's start and end (for tests).
 
     Returns:
         The :class:`SimResult`: a pure function of the scenario (seed included).
@@ -342,44 +520,37 @@ def simulate(scenario: Scenario | TopicScenario | Mapping[str, Any]) -> SimResul
     Raises:
         ScenarioError: a dict that is not a valid scenario.
     """
-    if not isinstance(scenario, (Scenario, TopicScenario)):
-        scenario = (load_topic_scenario(scenario) if scenario.get("topic") is not None
-                    else load_scenario(scenario))
+    if not isinstance(scenario, (World, Scenario, TopicScenario, StreamScenario)):
+        if scenario.get("stream") is not None:
+            scenario = load_stream_scenario(scenario)
+        elif scenario.get("topic") is not None:
+            scenario = load_topic_scenario(scenario)
+        else:
+            scenario = load_scenario(scenario)
+    world = to_world(scenario)
     # A run allocates several objects per event and creates no reference cycles
     # (reference counting frees everything as it goes), so the cyclic garbage collector
     # would only re-scan live objects: it is paused for the run, then restored.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Simulation(scenario).run()
+        return _Simulation(world, observer).run()
     finally:
         if collecting:
             gc.enable()
 
 
-class _Lane:
-    """One mapping and everything it alone touches: its queue in the engine, its
-    :class:`~sluicegate.core.mapping.QueueMapping`, its long polls, its function's model
-    (durations, cold starts, execution environments, error windows, downstream), its
-    pending events and its counters.
+class _Function:
+    """One function as the simulator models it, for every source that invokes it: its
+    durations, cold starts and execution environments, its injected errors and its
+    downstream (the one simulated function; see :meth:`_Simulation._model`).
 
-    Built from a single-queue :class:`Scenario` (a queue scenario itself, or a topic
-    subscriber's :meth:`~sluicegate.sim.topic_scenario.TopicScenario.subscriber_scenario`);
-    ``stream`` gives the lane's seeded random streams by purpose. The function is
-    registered in ``pool`` before its mapping is built, so the mapping's scaling policy
-    sees its reserved concurrency.
+    The attributes the event loop reads per invocation are kept flat (``warm``,
+    ``idle_timeout``, ``lognormal``, ``next_duration``, ``modelled``, ``timeout``).
     """
 
     __slots__ = (
-        "b_errors",
-        "b_live",
-        "b_partial",
-        "b_processed",
-        "b_running",
-        "b_sent",
-        "bodies",
         "cold_start",
-        "delay",
         "downstream",
         "downstream_items",
         "downstream_per_record",
@@ -388,121 +559,35 @@ class _Lane:
         "environments",
         "error_windows",
         "errors_rng",
-        "fifo",
-        "function",
-        "groups",
         "idle_timeout",
-        "last_abandoned",
-        "last_cold",
-        "last_dead",
-        "last_invocations",
-        "last_received",
-        "last_throttles",
         "lognormal",
-        "mapping",
-        "max_oldest_age",
-        "maximum",
         "modelled",
         "mu",
         "name",
-        "new_message",
         "next_duration",
-        "one_message",
         "p_item",
         "p_raise",
         "p_timeout",
-        "pauses",
         "per_record",
-        "pick",
-        "producers",
-        "queue",
         "raise_at",
         "release",
-        "report_failures",
-        "running",
-        "scenario",
-        "series",
-        "shared",
+        "scheduled",
         "sigma",
-        "size",
         "timeout",
-        "timeout_at",
         "unreserved",
-        "visible_at",
-        "waiters",
-        "waiting",
-        "wake_at",
         "warm",
         "windows",
     )
 
-    def __init__(self, scenario: Scenario, name: str, engine: MemoryQueues,
-                 pool: ConcurrencyPool, stream: Callable[[str], random.Random]) -> None:
-        self.scenario = scenario
-        self.name = name
-        end = scenario.duration
-
-        # --- queue
-        q = scenario.queue
-        dlq = scenario.dead_letter_queue_config()
-        if dlq is not None:
-            engine.ensure_queue(dlq)
-        qconfig = scenario.queue_config()
-        engine.ensure_queue(qconfig)
-        self.queue = qconfig.name
-        self.delay = float(q.delay_seconds)
-        self.new_message = NewMessage("", md5_hex(""), {}, q.delay_seconds, "sluicegate-sim")
-        self.one_message = [self.new_message]
-        self.fifo = qconfig.fifo
-        """A FIFO queue: every message gets a group and its own deduplication id (see
-        :class:`_Groups`) and goes through the engine's FIFO send."""
-        self.bodies = [NewMessage(b, md5_hex(b), {}, q.delay_seconds, "sluicegate-sim")
-                       for b in q.bodies]
-        """Messages of each body of the queue's (or topic's) ``bodies``."""
-        # a send with nothing to delay and no message of its own (FIFO groups, drawn
-        # bodies) hands the one shared message to a waiting poller: the fast path
-        self.shared = not self.delay and not (self.fifo or self.bodies)
-        self.size = q.message_size + RECORD_OVERHEAD
-        self.waiters = LongPolls(stream("polls"))
-        """Long polls waiting for messages."""
-        self.waiting = self.waiters.pool
-        """The waiting long polls (truthy while any waits)."""
-        self.wake_at = _INF
-        """When the mapping's pending wake-up event fires (``inf``: none)."""
-        self.timeout_at = _INF
-        """When the pending long-poll expiry event fires (``inf``: none)."""
-        self.visible_at = _INF
-        """When the pending visibility event fires (``inf``: none). Whenever a message is
-        hidden (received, or sent with a delay) an event is made pending at or before the
-        time it becomes visible; one that fires with nobody waiting is dropped, and the
-        next waiting poller schedules the next (:meth:`_Simulation._watch`)."""
-
-        # --- function and mapping
-        f = scenario.function
-        fconfig = scenario.function_config()
-        pool.register(fconfig)
-        self.function = fconfig.name
-        self.unreserved = fconfig.reserved_concurrency is None
+    def __init__(self, spec: SimFunction, stream: Callable[[str], random.Random]) -> None:
+        config = spec.config
+        self.name = config.name
+        self.timeout = config.timeout
+        self.unreserved = config.reserved_concurrency is None
         """The function has no reserved concurrency: it draws from the unreserved pool."""
-        mconfig = scenario.mapping_config()
-        criteria = mconfig.filter_criteria
-        self.mapping = QueueMapping(
-            mconfig,
-            visibility_timeout=effective_visibility_timeout(
-                qconfig.visibility_timeout, mconfig.maximum_batching_window, fconfig.timeout
-            ),
-            pool=pool,
-            now=0.0,
-            record_filter=None if not criteria else (
-                lambda r: criteria.matches_payload(r.payload.body)),
-        )
-        self.pauses = scenario.mapping.pauses
-        self.maximum = mconfig.maximum_concurrency
-        self.report_failures = mconfig.report_batch_item_failures
-        self.timeout = fconfig.timeout
         durations = stream("durations")
-        self.draw = sampler(f.duration, durations)
-        dist = f.duration
+        self.draw = sampler(spec.duration, durations)
+        dist = spec.duration
         self.lognormal: tuple[float, float, random.Random] | None = (
             (dist.mu, dist.sigma, durations)
             if isinstance(dist, LogNormal) and dist.p99 != dist.median else None
@@ -512,37 +597,181 @@ class _Lane:
         :func:`sampler` draws, in its order, without a call per draw."""
         self.mu, self.sigma, self.durations = self.lognormal or (0.0, 0.0, durations)
         self.next_duration: Callable[[], float] = iter(()).__next__
-        self.per_record = f.duration_per_record
-        self.cold_start = sampler(f.cold_start, stream("cold-starts"))
-        self.environments = Environments(f.idle_timeout)
+        self.per_record = spec.duration_per_record
+        self.cold_start = sampler(spec.cold_start, stream("cold-starts"))
+        self.environments = Environments(spec.idle_timeout)
         self.warm = self.environments.warm
         self.idle_timeout = self.environments.idle_timeout
         self.release = self.environments.release
         self.errors_rng = stream("errors")
-        self.windows = f.errors
-        self.error_windows = ErrorWindows(f.errors)
+        self.windows = spec.errors
+        self.error_windows = ErrorWindows(spec.errors)
+        self.scheduled = False
+        """Whether its error windows are on the heap (once, however many mappings)."""
         self.p_raise = 0.0
         self.p_timeout = 0.0
         self.p_item = 0.0
         self.raise_at = 1.0
-        spec = scenario.downstream
-        self.downstream = None if spec is None else Downstream(spec, stream("downstream"))
-        self.downstream_per_record = spec is not None and spec.per == "record"
-        self.downstream_items = spec is not None and spec.error_kind == "batch_item_failure"
+        d = spec.downstream
+        self.downstream = None if d is None else Downstream(d, stream("downstream"))
+        self.downstream_per_record = d is not None and d.per == "record"
+        self.downstream_items = d is not None and d.error_kind == "batch_item_failure"
         self.modelled = False
         """Whether an invocation needs more than a duration draw: records add time,
         errors are injected, or a downstream is called (see :meth:`_Simulation._model`)."""
         self.remodel()
 
-        # --- its own sends (the producers and backlog of its queue): their groups and
-        # bodies; the driver's _Source of them refers to the lane, not the other way
-        # round (a lane in no reference cycle is freed as soon as the run ends)
-        self.groups = (_Groups(q.groups, q.hot_group_share, stream("groups"),
-                               f"{name}/" if name else "") if self.fifo else None)
-        self.pick = stream("bodies").choice if q.bodies else None
-        self.producers = [Arrivals(p, end, stream(f"producer:{i}"))
-                          for i, p in enumerate(scenario.producers)]
+    def remodel(self) -> None:
+        """Recompute :attr:`modelled` after the error probabilities changed."""
+        self.modelled = bool(self.per_record or self.p_raise or self.p_timeout
+                             or self.p_item or self.downstream is not None)
 
+    def toggle(self, index: int, on: bool) -> None:
+        """An error window opens or closes: recompute the error probabilities (see
+        :class:`~sluicegate.sim.models.ErrorWindows`)."""
+        errors = self.error_windows
+        errors.toggle(index, on)
+        self.p_raise, self.p_timeout = errors.p_raise, errors.p_timeout
+        self.p_item, self.raise_at = errors.p_item, errors.raise_at
+        self.remodel()
+
+
+class _Keys:
+    """Draws a stream producer's partition keys and routes them to shards (cached per
+    key)."""
+
+    __slots__ = ("_cum", "_hot", "_n", "_random", "_shards", "_total", "kind", "shard_count")
+
+    def __init__(self, spec: StreamProducerSpec, shard_count: int, rng: random.Random) -> None:
+        self.kind = spec.key_distribution
+        self._n = spec.partition_keys
+        self._random = rng.random
+        self._hot = spec.hot_key_share
+        self.shard_count = shard_count
+        self._cum: list[float] = []
+        self._total = 0.0
+        if self.kind == "zipf":
+            s = spec.zipf_exponent
+            self._cum = list(accumulate((i + 1) ** -s for i in range(self._n)))
+            self._total = self._cum[-1]
+        self._shards: dict[int, tuple[str, int]] = {}
+
+    def draw(self) -> tuple[str, int]:
+        """One record's ``(partition key, shard)``."""
+        rand = self._random
+        if self.kind == "zipf":
+            i = bisect.bisect_right(self._cum, rand() * self._total)
+            if i >= self._n:
+                i = self._n - 1
+        elif self.kind == "hot" and rand() < self._hot:
+            i = 0
+        else:
+            i = int(rand() * self._n)
+        found = self._shards.get(i)
+        if found is None:
+            key = partition_key(i)
+            found = self._shards[i] = (key, shard_for_partition_key(key, self.shard_count))
+        return found
+
+
+class _Lane:
+    """One mapping and everything it alone touches: its source (a queue in the memory
+    queues' engine, or a stream in the memory streams' engine), its core mapping, its
+    pending events and its counters; and the model of the function it invokes
+    (:class:`_Function`, shared with any other mapping invoking the same function).
+
+    A queue lane (``stream`` false) has ``mapping`` (a
+    :class:`~sluicegate.core.mapping.QueueMapping`), long polls and the queue's sends; a
+    stream lane has ``stream_mapping`` (a
+    :class:`~sluicegate.core.stream_mapping.StreamMapping`), its producers' partition
+    keys and its poison records. Each reads only its own kind's attributes. The
+    function is registered in the pool before the mapping is built, so the mapping's
+    scaling policy sees its reserved concurrency.
+    """
+
+    __slots__ = (
+        "b_errors",
+        "b_live",
+        "b_on_failure",
+        "b_partial",
+        "b_processed",
+        "b_received",
+        "b_running",
+        "b_sent",
+        "bodies",
+        "checkpoint_name",
+        "checkpoints",
+        "delay",
+        "fifo",
+        "fn",
+        "function",
+        "groups",
+        "item_name",
+        "kind_key",
+        "lags",
+        "last_abandoned",
+        "last_cold",
+        "last_dead",
+        "last_discarded",
+        "last_expired",
+        "last_invocations",
+        "last_processed",
+        "last_received",
+        "last_throttles",
+        "mapping",
+        "max_iterator_age",
+        "max_oldest_age",
+        "moved",
+        "name",
+        "new_message",
+        "on_failure",
+        "one_message",
+        "pauses",
+        "pick",
+        "poison",
+        "producers",
+        "queue",
+        "received",
+        "record_size",
+        "report_failures",
+        "running",
+        "sent",
+        "series",
+        "shard_count",
+        "shared",
+        "size",
+        "source_name",
+        "spec",
+        "stream",
+        "stream_mapping",
+        "stream_spec",
+        "timeout_at",
+        "visible_at",
+        "waiters",
+        "waiting",
+        "wake_at",
+    )
+
+    def __init__(self, spec: SimMapping, world: World, fn: _Function,
+                 queues: MemoryQueues, streams: MemoryStreams, pool: ConcurrencyPool,
+                 stream: Callable[[str], random.Random]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.fn = fn
+        self.function = fn.name
+        self.pauses = spec.pauses
+        self.wake_at = _INF
+        """When the mapping's pending wake-up event fires (``inf``: none)."""
+        self.poison: dict[int, str] = {}
+        """Sequence number of each poison record put -> its kind (streams)."""
+        self.waiting: list[Any] = []
+        """The waiting long polls (truthy while any waits; queues)."""
+        config = spec.config
+        self.report_failures = config.report_batch_item_failures
+        if isinstance(config, StreamMappingConfig):
+            self._stream_source(config, world.stream(config.stream), pool, streams)
+        else:
+            self._queue_source(config, world.queue(config.queue), pool, queues, stream)
         # --- counters: gauges now, the current bucket's (b_*), totals when it began
         self.running = 0
         self.b_running = 0
@@ -551,19 +780,97 @@ class _Lane:
         self.b_partial = 0
         self.b_sent = 0
         self.b_processed = 0
+        self.b_received = 0
+        self.b_on_failure = 0
         self.last_invocations = 0
         self.last_cold = 0
         self.last_abandoned = 0
         self.last_received = 0
         self.last_throttles = 0
         self.last_dead = 0
+        self.last_processed = 0
+        self.last_discarded = 0
+        self.last_expired = 0
         self.max_oldest_age = 0.0
+        self.max_iterator_age: float | None = None
+        self.sent = 0
+        self.received = 0
+        self.on_failure = 0
         self.series: list[dict[str, Any]] = []
 
-    def remodel(self) -> None:
-        """Recompute :attr:`modelled` after the error probabilities changed."""
-        self.modelled = bool(self.per_record or self.p_raise or self.p_timeout
-                             or self.p_item or self.downstream is not None)
+    def _queue_source(self, mconfig: MappingConfig, spec: SimQueue, pool: ConcurrencyPool,
+                      engine: MemoryQueues, stream: Callable[[str], random.Random]) -> None:
+        self.stream = False
+        self.kind_key = "queue"
+        self.item_name = MESSAGE_ID
+        qconfig = spec.config
+        if spec.dead_letter_queue is not None:
+            engine.ensure_queue(spec.dead_letter_queue)
+        engine.ensure_queue(qconfig)
+        self.queue = self.source_name = qconfig.name
+        self.delay = float(qconfig.delay_seconds)
+        messages = spec.messages
+        self.new_message = NewMessage("", md5_hex(""), {}, qconfig.delay_seconds,
+                                      "sluicegate-sim")
+        self.one_message = [self.new_message]
+        self.fifo = qconfig.fifo
+        """A FIFO queue: every message gets a group and its own deduplication id (see
+        :class:`_Groups`) and goes through the engine's FIFO send."""
+        self.bodies = [NewMessage(b, md5_hex(b), {}, qconfig.delay_seconds, "sluicegate-sim")
+                       for b in messages.bodies]
+        """Messages of each body of the queue's (or topic's) ``bodies``."""
+        # a send with nothing to delay and no message of its own (FIFO groups, drawn
+        # bodies) hands the one shared message to a waiting poller: the fast path
+        self.shared = not self.delay and not (self.fifo or self.bodies)
+        self.size = messages.size + RECORD_OVERHEAD
+        self.waiters = LongPolls(stream(self.spec.seeds + "polls"))
+        """Long polls waiting for messages."""
+        self.waiting = self.waiters.pool
+        self.timeout_at = _INF
+        """When the pending long-poll expiry event fires (``inf``: none)."""
+        self.visible_at = _INF
+        """When the pending visibility event fires (``inf``: none). Whenever a message is
+        hidden (received, or sent with a delay) an event is made pending at or before the
+        time it becomes visible; one that fires with nobody waiting is dropped, and the
+        next waiting poller schedules the next (:meth:`_Simulation._watch`)."""
+        criteria = mconfig.filter_criteria
+        fn = self.fn
+        self.mapping = QueueMapping(
+            mconfig,
+            visibility_timeout=effective_visibility_timeout(
+                qconfig.visibility_timeout, mconfig.maximum_batching_window, fn.timeout
+            ),
+            pool=pool,
+            now=0.0,
+            record_filter=None if not criteria else (
+                lambda r: criteria.matches_payload(r.payload.body)),
+        )
+        # its own sends: their groups and bodies (the driver's _Source of them refers to
+        # the lane, not the other way round: no reference cycle)
+        seeds = spec.seeds
+        self.groups = (_Groups(messages.groups, messages.hot_group_share,
+                               stream(seeds + "groups"), spec.id_prefix)
+                       if self.fifo else None)
+        self.pick = stream(seeds + "bodies").choice if messages.bodies else None
+
+    def _stream_source(self, mconfig: StreamMappingConfig, spec: SimStream,
+                       pool: ConcurrencyPool, engine: MemoryStreams) -> None:
+        self.stream = True
+        self.kind_key = "stream"
+        self.item_name = SEQUENCE_NUMBER
+        sconfig = spec.config
+        self.stream_spec = spec
+        self.source_name = sconfig.name
+        engine.ensure_stream(sconfig)
+        self.shard_count = sconfig.shard_count
+        self.record_size = (spec.record_size + 2) // 3 * 4 + STREAM_RECORD_OVERHEAD
+        self.checkpoint_name = mconfig.name
+        self.stream_mapping = StreamMapping(mconfig, sconfig, pool=pool, now=0.0)
+        self.producers: list[tuple[Arrivals, _Keys]] = []
+        self.checkpoints: list[int | None] = [None] * self.shard_count
+        self.moved = [0.0] * self.shard_count
+        """When each shard's checkpoint last moved (bucket granularity)."""
+        self.lags = [0] * self.shard_count
 
 
 def _prefixed(stream: Callable[[str], random.Random], prefix: str,
@@ -580,68 +887,84 @@ class _Simulation:
     the cost. Rare events (bucket boundaries, error windows, pauses) call methods.
     """
 
-    def __init__(self, scenario: Scenario | TopicScenario) -> None:
-        self.scenario = scenario
+    def __init__(self, world: World, observer: Observer | None = None) -> None:
+        self.world = world
+        self.observer = observer
         self._now = [0.0]
-        """The virtual clock: ``[now]``, a list so that the engine reads it through a C
+        """The virtual clock: ``[now]``, a list so that the engines read it through a C
         function (``partial(getitem, ...)``) rather than a method call."""
-        self.end = scenario.duration
-        seed = scenario.seed
+        self.end = world.duration
+        seed = world.seed
 
         def stream(purpose: str) -> random.Random:
             # A string seed is hashed with SHA-512: the same on every platform and
             # independent of PYTHONHASHSEED.
             return random.Random(f"sluicegate-sim:{seed}:{purpose}")
 
+        self.stream = stream
         # --- events: (time, sequence, kind, ...); the sequence makes the order total
         self.heap: list[tuple[Any, ...]] = []
         self.next_seq = itertools.count(1).__next__
 
-        # --- the store and the pool, shared by every mapping
+        # --- the stores and the pool, shared by every mapping
         ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
         clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
         self.engine = MemoryQueues(clock, new_id=partial(next, ids))
-        self.pool = ConcurrencyPool(scenario.account_config())
+        self.streams = MemoryStreams(clock)
+        self.pool = ConcurrencyPool(world.account)
 
-        # --- one lane per mapping, and the sources of messages
-        self.topic: TopicScenario | None = None
+        # --- one function model per function, one lane per mapping
+        functions: dict[str, _Function] = {}
+        for f in world.functions:
+            self.pool.register(f.config)
+            functions[f.config.name] = _Function(f, partial(_prefixed, stream, f.seeds))
         self.lanes: list[_Lane] = []
-        if isinstance(scenario, TopicScenario):
-            self.topic = scenario
-            for index, subscriber in enumerate(scenario.subscribers):
-                # a subscriber's streams are named after it: its draws do not change
-                # when others are added or reordered
-                prefix = f"subscriber:{subscriber.name}:"
-                self.lanes.append(_Lane(
-                    scenario.subscriber_scenario(index), subscriber.name, self.engine,
-                    self.pool, partial(_prefixed, stream, prefix)))
-            t = scenario.topic
-            self.publishes: _Source | None = _Source(
-                list(self.lanes),
-                _Groups(t.groups, t.hot_group_share, stream("groups")) if t.fifo else None,
-                stream("bodies").choice if t.bodies else None,
-                t.bodies,
-                scenario.topic_config(),
-            )
-            """The topic's publishes: to every lane, in the topic's order."""
-            self.producers = [Arrivals(p, self.end, stream(f"producer:{i}"))
-                              for i, p in enumerate(scenario.producers)]
-            self.topic_backlog = t.backlog
-        else:
-            self.lanes.append(_Lane(scenario, "", self.engine, self.pool, stream))
-            self.publishes = None
-            self.producers = []
-            self.topic_backlog = 0
+        by_source: dict[str, _Lane] = {}
+        for m in world.mappings:
+            lane = _Lane(m, world, functions[m.config.function], self.engine,
+                         self.streams, self.pool, stream)
+            if lane.source_name in by_source:
+                raise ValueError(f"{lane.source_name!r} is read by more than one mapping")
+            by_source[lane.source_name] = lane
+            self.lanes.append(lane)
+        self.topic: SimTopic | None = world.topics[0] if world.topics else None
+        self.account = self.topic is not None or len(self.lanes) > 1
+        """The results are account-wide, with one entry per mapping (a topic, or several
+        mappings)."""
+        self.app = self.account and any(lane.stream for lane in self.lanes)
+        """Account-wide results over sources of several kinds (:data:`APP_SERIES_KEYS`)."""
+
+        # --- where the producers send: a topic (to every subscribed lane), a queue's lane
+        self.sources: dict[str, _Source] = {}
+        for t in world.topics:
+            targets = []
+            for queue in t.config.subscribers:
+                if queue not in by_source:
+                    raise ValueError(f"topic {t.config.name!r}: no mapping reads {queue!r}")
+                targets.append(by_source[queue])
+            carried = t.messages
+            self.sources[t.config.name] = _Source(
+                targets,
+                _Groups(carried.groups, carried.hot_group_share, stream(t.seeds + "groups"))
+                if t.config.fifo else None,
+                stream(t.seeds + "bodies").choice if carried.bodies else None,
+                carried.bodies, t.config, t.backlog)
+        for lane in self.lanes:
+            if not lane.stream:
+                q = world.queue(lane.queue)
+                self.sources[lane.queue] = _Source([lane], lane.groups, lane.pick,
+                                                   q.messages.bodies, None, q.backlog)
         self.arrivals: list[tuple[float, int, Arrivals, _Source]] = []
-        """Each producer's next send: (time, sequence, producer, source), a heap of its
-        own, so that the busiest events (one per message at a constant rate) cost no push
-        and pop on the main heap. At one instant: bucket boundary and scenario changes
-        (negative sequence numbers), then sends, then the rest."""
+        """Each queue or topic producer's next send: (time, sequence, producer, source), a
+        heap of its own, so that the busiest events (one per message at a constant rate)
+        cost no push and pop on the main heap. At one instant: bucket boundary and
+        scenario changes (negative sequence numbers), then sends, then the rest. A
+        stream's producers put records through the main heap (``_PUT`` events)."""
 
         # --- results
         self.bucket_start = 0.0
         self.series: list[dict[str, Any]] = []
-        """A topic run's account-wide series (a queue run's is its lane's)."""
+        """The account-wide series (a one-mapping run's is its lane's)."""
 
     @property
     def now(self) -> float:
@@ -651,43 +974,57 @@ class _Simulation:
     # ------------------------------------------------------------------ run
 
     def run(self) -> SimResult:
-        scenario = self.scenario
+        world = self.world
         end = self.end
         heap = self.heap
         seq = self.next_seq
         lanes = self.lanes
-        schedule_buckets(heap, end=end, bucket=scenario.bucket, kind=_BUCKET)
+        stream = self.stream
+        schedule_buckets(heap, end=end, bucket=world.bucket, kind=_BUCKET)
         control = itertools.count(CONTROL_SEQ).__next__
+        poisoned: set[str] = set()
         for lane in lanes:
-            schedule_windows(heap, control, end=end, windows=lane.windows,
+            fn = lane.fn
+            schedule_windows(heap, control, end=end,
+                             windows=() if fn.scheduled else fn.windows,
                              pauses=lane.pauses, kinds=(_ERRORS, _PAUSE, _RESUME),
                              extra=(lane,))
+            fn.scheduled = True
+            if lane.stream and lane.source_name not in poisoned:
+                poisoned.add(lane.source_name)
+                for poison in lane.stream_spec.poison:
+                    if poison.at < end:
+                        heapq.heappush(heap, (poison.at, control(), _POISON, lane, poison))
+        by_stream = {lane.source_name: lane for lane in lanes if lane.stream}
         arrivals = self.arrivals
-        if self.publishes is not None:
-            for producer in self.producers:
-                first = producer.first()
+        for p in world.producers:
+            producer = Arrivals(p.arrivals, end, stream(p.seed))
+            first = producer.first()
+            target = by_stream.get(p.target)
+            if target is not None:
+                assert p.keys is not None
+                index = len(target.producers)
+                target.producers.append(
+                    (producer, _Keys(p.keys, target.shard_count, stream(p.keys_seed))))
                 if first is not None:
-                    heapq.heappush(arrivals, (first, seq(), producer, self.publishes))
-        # each lane's own sends; a run creates no reference cycle (see simulate)
-        direct = [_Source([lane], lane.groups, lane.pick, lane.scenario.queue.bodies, None)
-                  for lane in lanes]
-        for lane, source in zip(lanes, direct, strict=True):
-            for producer in lane.producers:
-                first = producer.first()
-                if first is not None:
-                    heapq.heappush(arrivals, (first, seq(), producer, source))
-        # The backlogs are in the queues at t=0 (the topic's first, published to every
+                    heapq.heappush(heap, (first, seq(), _PUT, target, index))
+            elif first is not None:
+                heapq.heappush(arrivals, (first, seq(), producer, self.sources[p.target]))
+        # The backlogs are in the queues at t=0 (the topics' first, published to every
         # queue); the first poll is an ordinary wake-up at t=0 (after a pause or an error
         # window starting then, and after sends at t=0).
         published = 0
-        if self.publishes is not None and self.topic_backlog:
-            published = self.topic_backlog
-            recipe = (None if self.publishes.plain
-                      else self._compose(self.publishes, self.topic_backlog))
-            for lane in lanes:
-                self._send(lane, self.topic_backlog, recipe)
-        for lane, source in zip(lanes, direct, strict=True):
-            backlog = lane.scenario.queue.backlog
+        for source in self.sources.values():
+            if source.topic is not None and source.backlog:
+                published += source.backlog
+                recipe = None if source.plain else self._compose(source, source.backlog)
+                for lane in source.targets:
+                    self._send(lane, source.backlog, recipe)
+        for lane in lanes:
+            if lane.stream:
+                continue
+            source = self.sources[lane.queue]
+            backlog = source.backlog
             if backlog:
                 self._send(lane, backlog, None if source.plain
                            else self._compose(source, backlog))
@@ -697,12 +1034,12 @@ class _Simulation:
             heapq.heappush(heap, (0.0, seq(), _WAKE, lane))
             lane.wake_at = 0.0
         self._loop(published)
-        if self.topic is None:
+        if not self.account:
             lane = lanes[0]
-            return SimResult(scenario.to_dict(), self._summary(lane), lane.series)
+            return SimResult(world.scenario, self._summary(lane), lane.series)
         summaries = [self._summary(lane) for lane in lanes]
-        return SimResult(scenario.to_dict(), self._account_summary(summaries), self.series, [
-            {"name": lane.name, "queue": lane.queue, "function": lane.function,
+        return SimResult(world.scenario, self._account_summary(summaries), self.series, [
+            {"name": lane.name, lane.kind_key: lane.source_name, "function": lane.function,
              "summary": summary, "series": lane.series}
             for lane, summary in zip(lanes, summaries, strict=True)
         ])
@@ -740,12 +1077,23 @@ class _Simulation:
         else:
             self.engine.send(lane.queue, messages)
 
+    def _put(self, lane: _Lane, records: list[tuple[str, int]]) -> list[int]:
+        """Put records (``(key, shard)`` pairs) into ``lane``'s stream; their sequence
+        numbers."""
+        numbers = self.streams.put(lane.source_name,
+                                   [(shard, key, _DATA) for key, shard in records])
+        lane.sent += len(records)
+        lane.b_sent += len(records)
+        return numbers
+
+
+
     def _loop(self, published: int) -> None:
         """Run every event before the end, then close the last bucket.
 
         Parameters:
-            published: messages already published to the topic at t=0 (its backlog),
-                counted in the first bucket.
+            published: messages already published to the topics at t=0 (their
+                backlogs), counted in the first bucket.
         """
         # Everything the hot path touches, as locals, or in the event's lane; methods are
         # called on their objects (as cheap as a bound-method local for CPython, and what
@@ -759,6 +1107,7 @@ class _Simulation:
         engine = self.engine
         success = SUCCESS_OUTCOME
         max_wait = MAX_RECEIVE_WAIT
+        observer = self.observer
         # Account-wide gauges and the current bucket's peaks (b_*): invocations running,
         # those of functions without reserved concurrency (kept with several lanes; one
         # lane's are all or none of them), and execution environments alive.
@@ -796,11 +1145,12 @@ class _Simulation:
         count: int = 0
         now: float = 0.0
         lane: _Lane
+        fn: _Function
 
         while True:
             # The mapping's actions at `now` and its next wake-up (`wake`), when a fused
             # call (received_poll, finished_poll) returned them; else poll() is asked.
-            actions = None
+            actions: list[Any] | None = None
             kind: int
             if pending:
                 lane, count, recipe = pending.pop()
@@ -820,14 +1170,14 @@ class _Simulation:
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 lane = event[3]
+                fn = lane.fn
                 running -= 1
                 if multi:
                     lane.running -= 1
-                    if lane.unreserved:
+                    if fn.unreserved:
                         unreserved -= 1
-                lane.release(now)
+                fn.release(now)
                 outcome: BatchOutcome = event[5]
-                ended: Batch = event[4]
                 if outcome is not success:
                     if outcome.function_error:
                         lane.b_errors += 1
@@ -835,16 +1185,27 @@ class _Simulation:
                         lane.b_partial += 1
                 called: bool = event[6]
                 if called:
-                    lane.downstream.done()  # type: ignore[union-attr]
-                deleted, actions, wake = lane.mapping.finished_poll(now, ended.id, outcome)
-                if deleted:
-                    lane.b_processed += engine.delete_records(lane.queue, deleted)
-                    if lane.fifo and lane.waiting:
-                        # A FIFO group whose batch settled may deliver again: its next
-                        # messages were visible all along, but no receive could take them.
-                        if self._serve(lane, now):
-                            actions = [*actions, *lane.mapping.poll(now)]
-                            wake = unknown
+                    fn.downstream.done()  # type: ignore[union-attr]
+                if lane.stream:
+                    ended_stream: StreamBatch = event[4]
+                    if observer is not None:
+                        observer.finished(now, ended_stream, outcome)
+                    lane.stream_mapping.finished(now, ended_stream.id, outcome)
+                else:
+                    ended: Batch = event[4]
+                    if observer is not None:
+                        observer.finished(now, ended, outcome)
+                    deleted, actions, wake = lane.mapping.finished_poll(now, ended.id,
+                                                                        outcome)
+                    if deleted:
+                        lane.b_processed += engine.delete_records(lane.queue, deleted)
+                        if lane.fifo and lane.waiting:
+                            # A FIFO group whose batch settled may deliver again: its
+                            # next messages were visible all along, but no receive could
+                            # take them.
+                            if self._serve(lane, now):
+                                actions = [*actions, *lane.mapping.poll(now)]
+                                wake = unknown
             elif kind <= _PRODUCE:  # _PRODUCE, or _DELIVER
                 if kind == _PRODUCE:
                     if solo is None:
@@ -963,31 +1324,62 @@ class _Simulation:
                         self._watch(lane, when)
                 if not dirty:
                     continue
+            elif kind == _PUT:
+                # A stream producer puts records; the shards' readers fetch on their own
+                # cadence.
+                lane = event[3]
+                index: int = event[4]
+                stream_producer, keys = lane.producers[index]
+                draw = keys.draw
+                self._put(lane, [draw() for _ in range(stream_producer.count)])
+                after = stream_producer.next(now)
+                if after is not None:
+                    push(heap, (after, seq(), _PUT, lane, index))
+                continue
             elif kind == _BUCKET:
                 live = self._close_bucket(now, b_running, b_unreserved, b_live, b_published)
                 b_running, b_unreserved, b_live = running, unreserved, live
                 b_published = 0
                 continue
             elif kind == _ERRORS:
-                self._toggle_window(event[5], event[3], event[4])
+                fn = event[5].fn
+                fn.toggle(event[3], event[4])
+                continue
+            elif kind == _POISON:
+                lane = event[3]
+                spec: PoisonSpec = event[4]
+                shard = shard_for_partition_key(spec.key, lane.shard_count)
+                (number,) = self._put(lane, [(spec.key, shard)])
+                lane.poison[number] = spec.kind
                 continue
             elif kind == _PAUSE:
                 lane = event[3]
-                mapping = lane.mapping
-                mapping.pause(now)
-                # Cut outstanding long polls short, as the runtime's stop does.
-                for action in lane.waiters.clear():
-                    mapping.received(now, action.poller, [])
+                if lane.stream:
+                    lane.stream_mapping.pause(now)
+                else:
+                    mapping = lane.mapping
+                    mapping.pause(now)
+                    # Cut outstanding long polls short, as the runtime's stop does.
+                    for action in lane.waiters.clear():
+                        mapping.received(now, action.poller, [])
             else:  # _RESUME
                 lane = event[3]
-                lane.mapping.resume(now)
+                if lane.stream:
+                    lane.stream_mapping.resume(now)
+                else:
+                    lane.mapping.resume(now)
 
             # ---- the lane's mapping's turn: poll, perform, until nothing more is
             # reported now
-            mapping = lane.mapping
-            if actions is None:
-                actions = mapping.poll(now)
+            if lane.stream:
+                stream_mapping = lane.stream_mapping
+                actions = stream_mapping.poll(now)
                 wake = unknown
+            else:
+                mapping = lane.mapping
+                if actions is None:
+                    actions = mapping.poll(now)
+                    wake = unknown
             while True:
                 reported = False
                 for action in actions:
@@ -1024,8 +1416,10 @@ class _Simulation:
                             when = engine.next_visible_at(queue)
                             if when is not None:
                                 self._watch(lane, when)
-                    elif isinstance(action, Invoke):
+                    elif isinstance(action, Invoke) or isinstance(action, StreamInvoke):
+                        # ---- the one simulated function, for every source
                         batch = action.batch
+                        fn = lane.fn
                         running += 1
                         # conditional expressions, not max(): a call costs more here
                         b_running = running if running > b_running else b_running
@@ -1034,57 +1428,72 @@ class _Simulation:
                             lane.running = n
                             if n > lane.b_running:  # noqa: PLR1730
                                 lane.b_running = n
-                            if lane.unreserved:
+                            if fn.unreserved:
                                 unreserved += 1
                                 b_unreserved = (unreserved if unreserved > b_unreserved
                                                 else b_unreserved)
                         # A warm environment, else a cold start (see Environments); the
                         # usual case, with none to reclaim, without the call to acquire.
-                        warm = lane.warm
-                        if warm and warm[0] > now - lane.idle_timeout:
+                        warm = fn.warm
+                        if warm and warm[0] > now - fn.idle_timeout:
                             warm.pop()
                             start = now
                         else:
-                            environments = lane.environments
+                            environments = fn.environments
                             before = environments.live
-                            start = (now + lane.cold_start() if environments.acquire(now)
+                            start = (now + fn.cold_start() if environments.acquire(now)
                                      else now)
                             n = environments.live
                             lane.b_live = max(lane.b_live, n)
                             live += n - before
                             b_live = live if live > b_live else b_live
-                        if lane.lognormal is not None:
+                        if fn.lognormal is not None:
                             # sampler's lognormal draws, a block at a time
                             try:
-                                duration = lane.next_duration()
+                                duration = fn.next_duration()
                             except StopIteration:
-                                lane.next_duration = iter(lognormal_block(
-                                    lane.mu, lane.sigma, lane.durations)).__next__
-                                duration = lane.next_duration()
+                                fn.next_duration = iter(lognormal_block(
+                                    fn.mu, fn.sigma, fn.durations)).__next__
+                                duration = fn.next_duration()
                         else:
-                            duration = lane.draw()
-                        if lane.modelled:
+                            duration = fn.draw()
+                        if fn.modelled or lane.poison:
                             duration, outcome, called = self._model(lane, now, batch,
                                                                     duration)
                         else:
                             outcome = success
                             called = False
-                            if duration > lane.timeout:
-                                duration = lane.timeout
+                            if duration > fn.timeout:
+                                duration = fn.timeout
                                 outcome = timeout_outcome(batch)
+                        if observer is not None:
+                            observer.invoked(now, batch)
                         push(heap, (start + duration, seq(), _END, lane, batch, outcome,
                                     called))
                     elif isinstance(action, Delete):
                         lane.b_processed += engine.delete_records(lane.queue,
                                                                   action.records)
+                    elif isinstance(action, Fetch):
+                        self._fetch(lane, now, action)
+                        reported = True
+                    elif isinstance(action, Checkpoint):
+                        self.streams.set_checkpoints(
+                            lane.checkpoint_name, {action.shard: action.sequence_number})
+                    elif isinstance(action, SendToDestination):
+                        lane.b_on_failure += 1
+                        lane.on_failure += 1
                     # an Abandon: counted by the mapping; the engine makes its messages
                     # visible again by itself
                 if not reported:
                     break
-                actions = mapping.poll(now)
+                if lane.stream:
+                    actions = stream_mapping.poll(now)
+                else:
+                    actions = mapping.poll(now)
                 wake = unknown
             if wake == unknown:
-                wake = mapping.next_wakeup(now)
+                wake = (stream_mapping.next_wakeup(now) if lane.stream
+                        else mapping.next_wakeup(now))
             if wake is not None and wake < lane.wake_at:
                 lane.wake_at = wake
                 push(heap, (wake, seq(), _WAKE, lane))
@@ -1092,7 +1501,7 @@ class _Simulation:
         clock[0] = end
         self._close_bucket(end, b_running, b_unreserved, b_live, b_published)
 
-    # ------------------------------------------------------------------ long polls
+    # ------------------------------------------------------------------ reads
 
     def _watch(self, lane: _Lane, when: float) -> None:
         """Make sure a visibility event of ``lane`` fires by ``when`` (a message may
@@ -1127,160 +1536,166 @@ class _Simulation:
             self._watch(lane, now + action.visibility_timeout)
         return dirty
 
+    def _fetch(self, lane: _Lane, now: float, action: Fetch) -> None:
+        """Read a shard of ``lane``'s stream as the runtime's stream runner does, and
+        report it."""
+        engine = self.streams
+        name = lane.source_name
+        shard = action.shard
+        after = action.after_sequence
+        position: int | None = None
+        got: list[Any] = []
+        if after is None and action.starting_position == "LATEST":
+            position = engine.latest_sequence(name, shard)
+        else:
+            latest = engine.latest_sequence(name, shard)
+            at = (action.starting_position_timestamp
+                  if after is None and action.starting_position == "AT_TIMESTAMP" else None)
+            got = engine.get_records(name, shard, after, at, action.max_records)
+            if not got and after is not None and latest > after:
+                position = latest  # retention dropped what lay after the position
+        size = lane.record_size
+        records = [StreamRecord(m.shard, m.sequence_number, m.partition_key, None,
+                                m.approximate_arrival, size) for m in got]
+        lane.received += len(records)
+        lane.b_received += len(records)
+        lane.stream_mapping.fetched(now, shard, records, position=position)
+
     # ------------------------------------------------------------------ the function
 
-    def _toggle_window(self, lane: _Lane, index: int, on: bool) -> None:
-        """An error window of ``lane``'s function opens or closes: recompute the error
-        probabilities (see :class:`~sluicegate.sim.models.ErrorWindows`), kept in the
-        lane for :meth:`_model`."""
-        errors = lane.error_windows
-        errors.toggle(index, on)
-        lane.p_raise, lane.p_timeout = errors.p_raise, errors.p_timeout
-        lane.p_item, lane.raise_at = errors.p_item, errors.raise_at
-        lane.remodel()
-
-    def _model(self, lane: _Lane, now: float, batch: Batch, duration: float
+    def _model(self, lane: _Lane, now: float, batch: Batch | StreamBatch, duration: float
                ) -> tuple[float, BatchOutcome, bool]:
         """Everything beyond the duration draw, for an invocation of ``lane``'s function
-        starting at ``now``.
+        starting at ``now``, whatever the source (the one simulated function).
 
-        In order: ``duration_per_record``; an injected ``raise`` (the invocation ends after
-        ``raise_at`` of its duration, without calling the downstream) or ``timeout`` (it
-        runs to the function timeout); else the downstream call (its latency added, its
-        failures raising or reporting records), then injected batch item failures; the
-        handler's response goes through the core's
-        :func:`~sluicegate.core.results.interpret_response`, so that with
-        ``report_batch_item_failures`` off it is ignored, as AWS does. Anything longer
-        than the function timeout ends at the timeout as an error.
+        In order: ``duration_per_record``; a poison record of kind ``raise`` (streams:
+        the handler throws after :data:`~sluicegate.sim.scenario.DEFAULT_RAISE_AT` of its
+        run, as an injected ``raise`` does by default); an injected ``raise`` (the
+        invocation ends after ``raise_at`` of its duration, without calling the
+        downstream) or ``timeout`` (it runs to the function timeout); else the downstream
+        call (its latency added, its failures raising or reporting records), then the
+        reported failures (poison records of kind ``batch_item_failure``, failed
+        downstream requests, injected batch item failures); the handler's response goes
+        through the core's :func:`~sluicegate.core.results.interpret_response`, so that
+        with ``report_batch_item_failures`` off it is ignored, as AWS does. Anything
+        longer than the function timeout ends at the timeout as an error.
 
         Returns:
             The duration (seconds, init excluded), the outcome, and whether the
             downstream was called (its ``concurrency`` slot is freed at the end).
         """
-        records = batch.records
-        if lane.per_record:
-            duration += lane.per_record * len(records)
+        fn = lane.fn
+        records: tuple[Any, ...] = batch.records
+        ids = ([str(r.sequence_number) for r in records] if lane.stream
+               else [r.message_id for r in records])
+        if fn.per_record:
+            duration += fn.per_record * len(records)
         outcome: BatchOutcome = SUCCESS_OUTCOME
         called = False
-        rand = lane.errors_rng.random
-        if lane.p_raise and rand() < lane.p_raise:
-            duration *= lane.raise_at
+        rand = fn.errors_rng.random
+        failed: list[str] = []
+        thrown = False
+        poison = lane.poison
+        if poison:
+            for r, i in zip(records, ids, strict=True):
+                kind = poison.get(r.sequence_number)
+                if kind == "raise":
+                    thrown = True
+                    break
+                if kind is not None:
+                    failed.append(i)
+        if thrown:
+            duration *= DEFAULT_RAISE_AT
+            outcome = exception_outcome(batch, _POISONED)
+        elif fn.p_raise and rand() < fn.p_raise:
+            duration *= fn.raise_at
             outcome = exception_outcome(batch, _INJECTED)
-        elif lane.p_timeout and rand() < lane.p_timeout:
-            duration = lane.timeout
+        elif fn.p_timeout and rand() < fn.p_timeout:
+            duration = fn.timeout
             outcome = timeout_outcome(batch)
         else:
-            failed: list[str] | None = None
-            downstream = lane.downstream
+            downstream = fn.downstream
             if downstream is not None:
                 called = downstream.spec.concurrency is not None
                 latency, errors = downstream.call(
-                    now, len(records) if lane.downstream_per_record else 1
+                    now, len(records) if fn.downstream_per_record else 1
                 )
                 duration += latency
                 if errors:
-                    if lane.downstream_items:
-                        failed = self._pick_failed(lane, records, errors)
+                    if fn.downstream_items:
+                        # one request per record: ``errors`` records drawn at random;
+                        # one per invocation: every record of the batch
+                        chosen = (sorted(fn.errors_rng.sample(range(len(ids)), errors))
+                                  if fn.downstream_per_record else range(len(ids)))
+                        failed.extend(ids[i] for i in chosen)
                     else:
                         outcome = exception_outcome(batch, _DOWNSTREAM)
-            if lane.p_item and outcome is SUCCESS_OUTCOME:
-                p_item = lane.p_item
-                already = set(failed or ())
-                failed = (failed or []) + [
-                    r.message_id for r in records
-                    if rand() < p_item and r.message_id not in already
-                ]
-            if failed is not None and outcome is SUCCESS_OUTCOME:
-                response = (
-                    {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
-                    if failed else _NO_FAILURES
-                )
+            if fn.p_item and outcome is SUCCESS_OUTCOME:
+                p_item = fn.p_item
+                failed.extend([i for i in ids if rand() < p_item])
+            if failed and outcome is SUCCESS_OUTCOME:
+                response = {"batchItemFailures": [{"itemIdentifier": i}
+                                                  for i in dict.fromkeys(failed)]}
                 outcome = interpret_response(
-                    response, batch, report_batch_item_failures=lane.report_failures
+                    response, batch, report_batch_item_failures=lane.report_failures,
+                    item_name=lane.item_name,
                 )
-        if duration > lane.timeout:
-            duration = lane.timeout
+        if duration > fn.timeout:
+            duration = fn.timeout
             outcome = timeout_outcome(batch)
         return duration, outcome, called
-
-    def _pick_failed(self, lane: _Lane, records: tuple[QueueRecord, ...], errors: int
-                     ) -> list[str]:
-        """The records a downstream's failed requests belong to: with one request per
-        record, ``errors`` records drawn at random; with one request per invocation,
-        every record of the batch."""
-        if not lane.downstream_per_record:
-            return [r.message_id for r in records]
-        chosen = lane.errors_rng.sample(range(len(records)), errors)
-        return [records[i].message_id for i in sorted(chosen)]
 
     # ------------------------------------------------------------------ statistics
 
     def _limit(self, lane: _Lane, now: float) -> int:
+        """The mapping's concurrency limit at ``now``, as its core object gives it."""
+        if lane.stream:
+            return lane.shard_count * lane.spec.config.parallelization_factor  # type: ignore[union-attr]
         limit = lane.mapping.policy.limit(now)
-        if lane.maximum is not None and limit > lane.maximum:
-            limit = lane.maximum
+        maximum = lane.mapping.config.maximum_concurrency
+        if maximum is not None and limit > maximum:
+            limit = maximum
         return max(0, limit)
 
     def _close_bucket(self, now: float, running: int, unreserved: int, live: int,
                       published: int) -> int:
         """Append the entries of the bucket ending at ``now``: each lane's (see
-        :data:`SERIES_KEYS`), and for a topic run the account's (see
-        :data:`ACCOUNT_SERIES_KEYS`, with the account-wide peaks given), then start the
-        next bucket: idle environments past their idle timeout are reclaimed.
+        :data:`SERIES_KEYS`, :data:`STREAM_SERIES_KEYS`), and for an account-wide run
+        the account's (see :data:`ACCOUNT_SERIES_KEYS`, :data:`APP_SERIES_KEYS`, with
+        the account-wide peaks given), then start the next bucket: idle environments
+        past their idle timeout are reclaimed.
 
         Returns:
-            The execution environments alive, over every lane, at the next bucket's start.
+            The execution environments alive, over every function, at the next bucket's
+            start.
         """
         t = round(self.bucket_start, 6)
         entries = []
-        alive = 0
         if len(self.lanes) == 1:
             # the loop keeps one lane's running invocations as the account's (below)
             lane = self.lanes[0]
             lane.b_running = running
-            unreserved = running if lane.unreserved else 0
+            unreserved = running if lane.fn.unreserved else 0
         for lane in self.lanes:
-            counts = self.engine.counts(lane.queue)
-            mapping = lane.mapping
-            environments = lane.environments
-            oldest = round(counts.oldest_age, 3)
-            lane.max_oldest_age = max(lane.max_oldest_age, oldest)
-            entry: dict[str, Any] = {
-                "t": t,
-                "invocations": mapping.invocations - lane.last_invocations,
-                "cold_starts": environments.cold_starts - lane.last_cold,
-                "concurrency": lane.b_running,
-                "environments": lane.b_live,
-                "limit": self._limit(lane, now),
-                "throttles": mapping.throttles - lane.last_throttles,
-                "errors": lane.b_errors,
-                "partial": lane.b_partial,
-                "abandoned": mapping.abandoned - lane.last_abandoned,
-                "sent": lane.b_sent,
-                "received": mapping.received_records - lane.last_received,
-                "processed": lane.b_processed,
-                "dead_lettered": counts.dead_lettered - lane.last_dead,
-                "visible": counts.visible,
-                "in_flight": counts.in_flight,
-                "delayed": counts.delayed,
-                "oldest_age": oldest,
-            }
+            entry = self._stream_entry(lane, now, t) if lane.stream else self._queue_entry(
+                lane, now, t)
             lane.series.append(entry)
             entries.append(entry)
-            lane.last_invocations = mapping.invocations
-            lane.last_cold = environments.cold_starts
-            lane.last_throttles = mapping.throttles
-            lane.last_abandoned = mapping.abandoned
-            lane.last_received = mapping.received_records
-            lane.last_dead = counts.dead_lettered
             lane.b_errors = lane.b_partial = lane.b_sent = lane.b_processed = 0
-            environments.reclaim(now)
+            lane.b_received = lane.b_on_failure = 0
             lane.b_running = lane.running
+        alive = 0
+        reclaimed: set[str] = set()
+        for lane in self.lanes:
+            environments = lane.fn.environments
+            if lane.function not in reclaimed:
+                reclaimed.add(lane.function)
+                environments.reclaim(now)
+                alive += environments.live
             lane.b_live = environments.live
-            alive += environments.live
-        if self.topic is not None:
+        if self.account:
             total: dict[str, Any] = {"t": t}
-            for key in ACCOUNT_SERIES_KEYS[1:]:
+            for key in APP_SERIES_KEYS[1:] if self.app else ACCOUNT_SERIES_KEYS[1:]:
                 if key == "concurrency":
                     total[key] = running
                 elif key == "unreserved_concurrency":
@@ -1297,18 +1712,107 @@ class _Simulation:
         self.bucket_start = now
         return alive
 
+    def _queue_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
+        """A queue lane's entry of the bucket ending at ``now`` (:data:`SERIES_KEYS`)."""
+        counts = self.engine.counts(lane.queue)
+        mapping = lane.mapping
+        environments = lane.fn.environments
+        oldest = round(counts.oldest_age, 3)
+        lane.max_oldest_age = max(lane.max_oldest_age, oldest)
+        entry: dict[str, Any] = {
+            "t": t,
+            "invocations": mapping.invocations - lane.last_invocations,
+            "cold_starts": environments.cold_starts - lane.last_cold,
+            "concurrency": lane.b_running,
+            "environments": lane.b_live,
+            "limit": self._limit(lane, now),
+            "throttles": mapping.throttles - lane.last_throttles,
+            "errors": lane.b_errors,
+            "partial": lane.b_partial,
+            "abandoned": mapping.abandoned - lane.last_abandoned,
+            "sent": lane.b_sent,
+            "received": mapping.received_records - lane.last_received,
+            "processed": lane.b_processed,
+            "dead_lettered": counts.dead_lettered - lane.last_dead,
+            "visible": counts.visible,
+            "in_flight": counts.in_flight,
+            "delayed": counts.delayed,
+            "oldest_age": oldest,
+        }
+        lane.last_invocations = mapping.invocations
+        lane.last_cold = environments.cold_starts
+        lane.last_throttles = mapping.throttles
+        lane.last_abandoned = mapping.abandoned
+        lane.last_received = mapping.received_records
+        lane.last_dead = counts.dead_lettered
+        return entry
+
+    def _stream_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
+        """A stream lane's entry of the bucket ending at ``now``
+        (:data:`STREAM_SERIES_KEYS`)."""
+        mapping = lane.stream_mapping
+        engine = self.streams
+        name = lane.source_name
+        checkpoints = mapping.checkpoints
+        lag_total = 0
+        lag_max = 0
+        for shard in range(lane.shard_count):
+            checkpoint = checkpoints.get(shard)
+            if checkpoint != lane.checkpoints[shard]:
+                lane.checkpoints[shard] = checkpoint
+                lane.moved[shard] = now
+            lag = engine.count_after(name, shard, checkpoint)
+            lane.lags[shard] = lag
+            lag_total += lag
+            lag_max = lag if lag > lag_max else lag_max
+        age = mapping.take_max_iterator_age()
+        if age is not None:
+            age = round(age, 3)
+            if lane.max_iterator_age is None or age > lane.max_iterator_age:
+                lane.max_iterator_age = age
+        environments = lane.fn.environments
+        entry: dict[str, Any] = {
+            "t": t,
+            "invocations": mapping.invocations - lane.last_invocations,
+            "cold_starts": environments.cold_starts - lane.last_cold,
+            "concurrency": lane.b_running,
+            "environments": lane.b_live,
+            "limit": self._limit(lane, now),
+            "throttles": mapping.throttles - lane.last_throttles,
+            "errors": lane.b_errors,
+            "partial": lane.b_partial,
+            "sent": lane.b_sent,
+            "received": lane.b_received,
+            "processed": mapping.processed_records - lane.last_processed,
+            "discarded": mapping.discarded_records - lane.last_discarded,
+            "expired": mapping.expired_records - lane.last_expired,
+            "on_failure": lane.b_on_failure,
+            "iterator_age_ms": age,
+            "checkpoint_lag": lag_total,
+            "max_shard_lag": lag_max,
+        }
+        lane.last_invocations = mapping.invocations
+        lane.last_cold = environments.cold_starts
+        lane.last_throttles = mapping.throttles
+        lane.last_processed = mapping.processed_records
+        lane.last_discarded = mapping.discarded_records
+        lane.last_expired = mapping.expired_records
+        return entry
+
     def _summary(self, lane: _Lane) -> dict[str, Any]:
-        """A lane's summary (see :data:`SUMMARY_KEYS`)."""
+        """A lane's summary (see :data:`SUMMARY_KEYS`, :data:`STREAM_SUMMARY_KEYS`)."""
+        if lane.stream:
+            return self._stream_summary(lane)
         series = lane.series
         mapping = lane.mapping
         counts = self.engine.counts(lane.queue)
         duration = self.end
-        downstream = lane.downstream
+        downstream = lane.fn.downstream
         processed = sum(e["processed"] for e in series)
         return {
             "duration": duration,
             "total_invocations": mapping.invocations,
-            "total_cold_starts": lane.environments.cold_starts,
+            "total_cold_starts": lane.fn.environments.cold_starts,
             "total_errors": sum(e["errors"] for e in series),
             "total_partial": sum(e["partial"] for e in series),
             "total_throttles": mapping.throttles,
@@ -1327,14 +1831,51 @@ class _Simulation:
             "downstream_failures": 0 if downstream is None else downstream.failures,
         }
 
+    def _stream_summary(self, lane: _Lane) -> dict[str, Any]:
+        """A stream lane's summary (see :data:`STREAM_SUMMARY_KEYS`)."""
+        series = lane.series
+        mapping = lane.stream_mapping
+        duration = self.end
+        downstream = lane.fn.downstream
+        processed = mapping.processed_records
+        discarded = mapping.discarded_records
+        expired = mapping.expired_records
+        stalled = sum(
+            1 for shard in range(lane.shard_count)
+            if lane.lags[shard] > 0 and duration - lane.moved[shard] >= STALL_WINDOW
+        )
+        return {
+            "duration": duration,
+            "total_invocations": mapping.invocations,
+            "total_cold_starts": lane.fn.environments.cold_starts,
+            "total_errors": sum(e["errors"] for e in series),
+            "total_partial": sum(e["partial"] for e in series),
+            "total_throttles": mapping.throttles,
+            "peak_concurrency": max((e["concurrency"] for e in series), default=0),
+            "peak_environments": max((e["environments"] for e in series), default=0),
+            "records_sent": lane.sent,
+            "records_received": lane.received,
+            "records_processed": processed,
+            "records_discarded": discarded,
+            "records_expired": expired,
+            "records_unsettled": lane.sent - processed - discarded - expired,
+            "on_failure_records": lane.on_failure,
+            "records_behind": sum(lane.lags),
+            "max_shard_lag": max(lane.lags, default=0),
+            "stalled_shards": stalled,
+            "throughput": round(processed / duration, 6) if duration > 0 else 0.0,
+            "max_iterator_age_ms": lane.max_iterator_age,
+            "downstream_requests": 0 if downstream is None else downstream.requests,
+            "downstream_failures": 0 if downstream is None else downstream.failures,
+        }
+
     def _account_summary(self, lanes: list[dict[str, Any]]) -> dict[str, Any]:
-        """A topic run's account-wide summary (see :data:`ACCOUNT_SUMMARY_KEYS`) from
-        its lanes' summaries."""
+        """An account-wide summary (see :data:`ACCOUNT_SUMMARY_KEYS`,
+        :data:`APP_SUMMARY_KEYS`) from its lanes' summaries."""
         series = self.series
         duration = self.end
-        processed = sum(s["messages_processed"] for s in lanes)
         out: dict[str, Any] = {}
-        for key in ACCOUNT_SUMMARY_KEYS:
+        for key in APP_SUMMARY_KEYS if self.app else ACCOUNT_SUMMARY_KEYS:
             if key == "duration":
                 out[key] = duration
             elif key == "peak_concurrency":
@@ -1346,6 +1887,7 @@ class _Simulation:
             elif key == "messages_published":
                 out[key] = sum(e["published"] for e in series)
             elif key == "throughput":
+                processed = sum(s["messages_processed"] for s in lanes)
                 out[key] = round(processed / duration, 6) if duration > 0 else 0.0
             elif key == "max_oldest_age":  # the account's oldest is the oldest of a queue
                 out[key] = max((s[key] for s in lanes), default=0.0)
