@@ -600,14 +600,39 @@ def test_simulate_an_app_needs_a_load(
     assert "is an App: give --load LOAD.toml" in _error_line(capsys)
 
 
-def test_simulate_an_app_mixing_queues_and_streams_is_refused_in_one_line(
+def test_simulate_an_app_mixing_queues_and_streams_runs_them_in_one_pool(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load = app_files
+    jobs.write_text(JOBS + 'app.stream("clicks")\n'
+                           "@app.function\ndef count(event, context):\n    return None\n"
+                           'app.map("clicks", count)\n', encoding="utf-8")
+    load.write_text(LOAD + '[streams.clicks]\nproducers = [{ rate = 100 }]\n',
+                    encoding="utf-8")
+    out = tmp_path / "mix.json"
+    assert main(["simulate", str(jobs), "--load", str(load), "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [(m["name"], m["function"]) for m in data["mappings"]] == [
+        ("orders->process", "process"), ("clicks->count", "count")]
+    assert data["scenario"]["app"]["mappings"] == ["orders->process", "clicks->count"]
+    summaries = [m["summary"] for m in data["mappings"]]
+    assert summaries[0]["messages_sent"] == 1200 and summaries[1]["records_sent"] == 6000
+    assert data["summary"]["peak_concurrency"] <= sum(s["peak_concurrency"]
+                                                      for s in summaries)
+    capsys.readouterr()
+    assert main(["plan", str(jobs), "--load", str(load)]) == 2
+    assert "run together only in simulate" in _error_line(capsys)
+
+
+def test_simulate_an_app_reading_a_queue_twice_is_refused_in_one_line(
     app_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     jobs, load = app_files
-    jobs.write_text(JOBS + 'app.stream("clicks")\napp.map("clicks", process)\n',
-                    encoding="utf-8")
+    jobs.write_text(JOBS + "@app.function\ndef audit(event, context):\n    return None\n"
+                           "app.map(orders, audit)\n", encoding="utf-8")
     assert main(["simulate", str(jobs), "--load", str(load)]) == 2
-    assert "maps 1 queue and 1 stream" in _error_line(capsys)
+    assert ("'orders' is read by two mappings (orders->process, orders->audit)"
+            in _error_line(capsys))
 
 
 def test_simulate_an_app_with_a_topic_runs_each_subscriber(

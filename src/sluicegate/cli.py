@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
     from sluicegate.sim.topic_scenario import TopicScenario
+    from sluicegate.sim.world import World
 
 __all__ = ["main"]
 
@@ -925,7 +926,7 @@ async def _purge(args: argparse.Namespace, store: Store) -> int:
 
 # ---------------------------------------------------------------------- simulate
 def _load_any(path: str, overrides: Sequence[str], seed: int | None,
-              load: str | None = None) -> Scenario | StreamScenario | TopicScenario:
+              load: str | None = None) -> Scenario | StreamScenario | TopicScenario | World:
     """Read a scenario file of any kind (queue, ``[stream]`` or ``[topic]``), or an App
     and its load file, with ``--set`` overrides (applied to the load) and ``--seed``.
 
@@ -955,6 +956,15 @@ def _load_any(path: str, overrides: Sequence[str], seed: int | None,
         raise InputError(f"{path} is an App: give --load LOAD.toml with what arrives and "
                          "how its handlers behave (docs/simulate-your-app.md)")
     return load_any_scenario(Path(path), overrides=[*overrides, *extra])
+
+
+def _name(run: Scenario | StreamScenario | TopicScenario | World) -> str:
+    """The ``name`` of a scenario, or of the App and load a world was made of."""
+    from sluicegate.sim.world import World
+
+    if isinstance(run, World):
+        return str(run.scenario.get("name") or "")
+    return run.name
 
 
 def _presets() -> dict[str, Any]:
@@ -1001,19 +1011,19 @@ def _simulate(args: argparse.Namespace) -> int:
         from sluicegate.sim.plot import plot_format
 
         plot_format(args.plot)  # a wrong extension is refused before simulating
-    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
+    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario | World]]
     if args.preset is not None:
         registry = _presets()
         if args.preset not in registry:
             known = ", ".join(sorted(registry)) or "none"
             raise InputError(f"unknown preset {args.preset!r} (known: {known})")
-        runs = list(registry[args.preset].variants(list(args.overrides)))
-        if args.seed is not None:
-            runs = [(name, load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
-                    for name, scenario in runs]
+        variants = list(registry[args.preset].variants(list(args.overrides)))
+        runs = [(name, scenario if args.seed is None else
+                 load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
+                for name, scenario in variants]
     else:
         scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
-        runs = [(scenario.name, scenario)]
+        runs = [(_name(scenario), scenario)]
     if not runs:
         raise InputError(f"preset {args.preset!r} has no variants")
     results = [(name, simulate_any(scenario)) for name, scenario in runs]
@@ -1022,7 +1032,7 @@ def _simulate(args: argparse.Namespace) -> int:
         output = results[0][1].to_dict()
     else:
         output = {"variants": [{"name": name, **result.to_dict()} for name, result in results]}
-    title = args.preset or (runs[0][1].name if len(runs) == 1 else "") or (
+    title = args.preset or (_name(runs[0][1]) if len(runs) == 1 else "") or (
         Path(args.scenario).stem if args.scenario else None)
     print_report(output, title=title or None)
     written: list[Path] = []
@@ -1081,9 +1091,14 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sluicegate.sim.plan import plan, swept_scenario
+    from sluicegate.sim.world import World
     from sluicegate.tables import print_table
 
     scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
+    if isinstance(scenario, World):
+        raise InputError(f"{args.scenario}: plan sweeps the mapping of an App with one queue, "
+                         "one stream or one topic; this App's mappings run together only "
+                         "in simulate")
     values = None if args.values is None else _parse_values(args.values)
     limit = args.downstream_limit
     if limit is None:  # the swept mapping's function's downstream

@@ -1,25 +1,30 @@
-"""An App plus a load: the scenario that simulates the user's own App.
+"""An App plus a load: what simulates the user's own App.
 
 :func:`app_scenario` puts an :class:`~sluicegate.app.App` (what exists, with the
 settings the runtime uses) and a :class:`~sluicegate.sim.load.Load` (what arrives and how
-handlers behave) together into the scenario the simulator runs:
+handlers behave) together into what the simulator runs. An App a scenario kind can hold
+becomes that scenario, exactly the one a user would write out (its result repeats it, a
+file :func:`~sluicegate.sim.load_any_scenario` reads back):
 
 - one queue mapping: a queue :class:`~sluicegate.sim.scenario.Scenario`;
 - one stream mapping: a :class:`~sluicegate.sim.stream_scenario.StreamScenario`;
 - a topic whose subscribed queues each have one mapping (and no other mapping): a
-  :class:`~sluicegate.sim.topic_scenario.TopicScenario`, every function in the App's
-  one account pool.
+  :class:`~sluicegate.sim.topic_scenario.TopicScenario`.
+
+Any other App (queues and streams together, several streams, several queues with no
+topic) becomes a :class:`~sluicegate.sim.world.World`, the event loop's own input: every
+mapping in one event loop and one account pool, each element drawing from random streams
+named after it. Either way every function draws from the App's one account pool.
 
 The App's settings are taken as written: a queue's visibility timeout, delay,
 ``max_receive_count`` and FIFO-ness; a function's timeout and reserved concurrency; every
 setting of a mapping (its filter criteria included); the account's concurrency and
 ``min_unreserved``. The load's names must be the App's: a load naming a queue, stream,
 topic, function or mapping the App does not have is refused, with the names it has.
-
-The simulated dead-letter queue is named after its queue (``NAME-dlq``) whatever the App
-names it: only its count is reported. An App whose mappings the scenario kinds cannot
-hold together (streams and queues, several streams, several queues without a topic
-fanning out to them) is refused with a one-line error saying so.
+In a scenario the dead-letter queue is named after its queue (``NAME-dlq``) whatever
+the App names it (only its count is reported). What the simulator cannot run (two
+mappings reading one source, a topic's queue no mapping reads, several topics, a stream
+mapping's ``filter_criteria``) is refused with a one-line error saying so.
 """
 
 from __future__ import annotations
@@ -43,16 +48,29 @@ from sluicegate.sim.specs import (
 )
 from sluicegate.sim.stream_scenario import StreamMappingSpec, StreamScenario, StreamSpec
 from sluicegate.sim.topic_scenario import SubscriberSpec, TopicScenario, TopicSpec
+from sluicegate.sim.world import (
+    Messages,
+    SimFunction,
+    SimMapping,
+    SimProducer,
+    SimQueue,
+    SimStream,
+    SimTopic,
+    World,
+)
 
-__all__ = ["app_scenario", "load_app_scenario"]
+__all__ = ["AppRun", "app_scenario", "app_world", "load_app_scenario"]
+
+AppRun = Scenario | StreamScenario | TopicScenario | World
+"""What an App and a load become: a scenario when a scenario kind holds the App, else a
+world."""
 
 _DEFAULT_APP_NAME = App().name
 """The name of an App that was given none: not shown as the run's title."""
 
 
 def load_app_scenario(app: App, load: str | Path | Load, *,
-                      overrides: Iterable[str] = ()
-                      ) -> Scenario | StreamScenario | TopicScenario:
+                      overrides: Iterable[str] = ()) -> AppRun:
     """Read the load file ``load`` (with ``overrides`` applied to it) and put it together
     with ``app`` (see :func:`app_scenario`).
 
@@ -64,49 +82,72 @@ def load_app_scenario(app: App, load: str | Path | Load, *,
     return app_scenario(app, load)
 
 
-def app_scenario(app: App, load: Load) -> Scenario | StreamScenario | TopicScenario:
-    """The scenario simulating ``app`` under ``load``.
+def app_scenario(app: App, load: Load) -> AppRun:
+    """What simulates ``app`` under ``load``: a scenario when one kind holds the App,
+    else a world (see the module's docstring).
 
     Raises:
-        ScenarioError: the load names what the App does not have, or the App's mappings
-            do not fit one scenario (see the module's docstring).
+        ScenarioError: the load names what the App does not have, or the App has what
+            the simulator cannot run.
     """
     _check_names(app, load)
-    # the App's own name when it has one (the CLI falls back on the App file's)
+    _check_runnable(app, load)
     name = load.name or (app.name if app.name != _DEFAULT_APP_NAME else "")
     account = AccountSpec(app.account.concurrency_limit, app.account.min_unreserved)
     queue_mappings, stream_mappings = list(app.mappings), list(app.stream_mappings)
-    context = load.context
-    if not queue_mappings and not stream_mappings:
-        raise ScenarioError("app", None, "", context,
-                            message="the App maps no queue or stream to a function: nothing "
-                                    "to simulate")
-    if queue_mappings and stream_mappings:
-        raise ScenarioError("app", None, "", context, message=(
-            f"the App maps {_plural(len(queue_mappings), 'queue')} and "
-            f"{_plural(len(stream_mappings), 'stream')}: simulating queues and streams "
-            "together is not supported yet"))
-    if stream_mappings:
-        if len(stream_mappings) > 1:
-            raise ScenarioError("app", None, "", context, message=(
-                f"the App has {len(stream_mappings)} stream mappings "
-                f"({', '.join(m.name for m in stream_mappings)}): one stream mapping at a "
-                "time is simulated"))
+    topics = _topics(app)
+    if not queue_mappings and len(stream_mappings) == 1:
         return _stream_scenario(app, load, stream_mappings[0], name, account)
-    topics = [t for t in app.topics.values()
-              if any(m.queue in t.subscribers for m in queue_mappings)]
-    if len(queue_mappings) == 1 and not topics:
+    if not stream_mappings and len(queue_mappings) == 1 and not topics:
         mapping = queue_mappings[0]
         queue, function, mapping_spec, producers, downstream = _lane(app, load, mapping)
         return Scenario(load.seed, load.duration, load.bucket, name, load.description,
                         queue, function, mapping_spec, producers, downstream, account)
-    if len(topics) != 1:
-        what = (f"{len(topics)} topics ({', '.join(t.name for t in topics)}) feeding them"
-                if topics else "no topic fanning out to them")
+    if (not stream_mappings and len(topics) == 1
+            and {m.queue for m in queue_mappings} == set(topics[0].subscribers)):
+        return _topic_scenario(app, load, topics[0].name, queue_mappings, name, account)
+    return app_world(app, load)
+
+
+def _topics(app: App) -> list[Any]:
+    """The App's topics that deliver to a mapped queue."""
+    mapped = {m.queue for m in app.mappings}
+    return [t for t in app.topics.values() if mapped & set(t.subscribers)]
+
+
+def _check_runnable(app: App, load: Load) -> None:
+    """Refuse what the simulator cannot run, in one line."""
+    context = load.context
+    queue_mappings, stream_mappings = app.mappings, app.stream_mappings
+    if not queue_mappings and not stream_mappings:
+        raise ScenarioError("app", None, "", context,
+                            message="the App maps no queue or stream to a function: nothing "
+                                    "to simulate")
+    sources: dict[str, str] = {}
+    every: list[MappingConfig | StreamMappingConfig] = [*queue_mappings, *stream_mappings]
+    for m in every:
+        source = m.queue if isinstance(m, MappingConfig) else m.stream
+        if source in sources:
+            raise ScenarioError("app", None, "", context, message=(
+                f"{source!r} is read by two mappings ({sources[source]}, {m.name}): the "
+                "simulator runs one mapping per queue or stream"))
+        sources[source] = m.name
+    for m in stream_mappings:
+        if m.filter_criteria:
+            raise ScenarioError("app", None, "", context, message=(
+                f"mapping {m.name} has filter_criteria: stream filters are not simulated "
+                "yet"))
+    topics = _topics(app)
+    if len(topics) > 1:
         raise ScenarioError("app", None, "", context, message=(
-            f"the App maps {len(queue_mappings)} queues with {what}: several queues are "
-            "simulated together as one topic's subscribers"))
-    return _topic_scenario(app, load, topics[0].name, queue_mappings, name, account)
+            f"the App has {len(topics)} topics delivering to mapped queues "
+            f"({', '.join(t.name for t in topics)}): one topic at a time is simulated"))
+    for topic in topics:
+        for queue in topic.subscribers:
+            if queue not in sources:
+                raise ScenarioError("app", None, "", context, message=(
+                    f"queue {queue!r} of topic {topic.name!r} has no mapping: each queue a "
+                    "simulated topic delivers to is read by one"))
 
 
 def _lane(app: App, load: Load, mapping: MappingConfig, *, topic: QueueLoad | None = None
@@ -160,10 +201,6 @@ def _function(app: App, load: Load, name: str) -> tuple[FunctionSpec, Any]:
 
 def _stream_scenario(app: App, load: Load, mapping: StreamMappingConfig, name: str,
                      account: AccountSpec) -> StreamScenario:
-    if mapping.filter_criteria:
-        raise ScenarioError("app", None, "", load.context, message=(
-            f"mapping {mapping.stream}->{mapping.function} has filter_criteria: stream "
-            "filters are not simulated yet"))
     config = app.streams[mapping.stream]
     stream_load = load.streams.get(mapping.stream, StreamLoad())
     stream = StreamSpec(name=config.name, shard_count=config.shard_count,
@@ -192,20 +229,11 @@ def _topic_scenario(app: App, load: Load, topic_name: str,
                     mappings: list[MappingConfig], name: str,
                     account: AccountSpec) -> TopicScenario:
     config = app.topics[topic_name]
-    outside = [m.name for m in mappings if m.queue not in config.subscribers]
-    if outside:
-        raise ScenarioError("app", None, "", load.context, message=(
-            f"mapping {outside[0]} reads a queue topic {topic_name!r} does not deliver to: "
-            "several queues are simulated together as one topic's subscribers"))
     topic_load = load.topics.get(topic_name, QueueLoad())
     subscribers = []
     for queue in config.subscribers:
-        mine = [m for m in mappings if m.queue == queue]
-        if len(mine) != 1:
-            raise ScenarioError("app", None, "", load.context, message=(
-                f"queue {queue!r} of topic {topic_name!r} has {len(mine)} mappings: each "
-                "subscribed queue is simulated with one mapping"))
-        q, f, m, producers, downstream = _lane(app, load, mine[0], topic=topic_load)
+        mapping = next(m for m in mappings if m.queue == queue)
+        q, f, m, producers, downstream = _lane(app, load, mapping, topic=topic_load)
         subscribers.append(SubscriberSpec(queue, q, f, m, producers, downstream))
     if not config.name.endswith(".fifo"):
         _refuse_groups(load, "topics", topic_name, topic_load)
@@ -214,6 +242,108 @@ def _topic_scenario(app: App, load: Load, topic_name: str,
                       hot_group_share=topic_load.hot_group_share, bodies=topic_load.bodies)
     return TopicScenario(load.seed, load.duration, load.bucket, name, load.description,
                          topic, topic_load.producers, tuple(subscribers), account)
+
+
+# ---------------------------------------------------------------------- worlds
+
+
+def app_world(app: App, load: Load) -> World:
+    """``app`` under ``load`` as the event loop's input, whatever its mappings: every
+    mapped source with its mapping, the topic delivering to them, every function of the
+    App (each registered in the pool: a reservation counts even for a function nothing
+    invokes) and the load's producers. Each element's random streams are named after it
+    (``function:NAME:``, ``queue:NAME:``, ``mapping:SOURCE->FUNCTION:``, ...), so that
+    adding one does not change another's draws.
+
+    Raises:
+        ScenarioError: as :func:`app_scenario`.
+    """
+    _check_names(app, load)
+    _check_runnable(app, load)
+    functions = []
+    for name, fn in app.functions.items():
+        behaviour = load.functions.get(name, FunctionLoad())
+        m = behaviour.model
+        functions.append(SimFunction(fn.config, m.duration, m.duration_per_record,
+                                     m.cold_start, m.idle_timeout, m.errors,
+                                     behaviour.downstream, f"function:{name}:"))
+    topics = _topics(app)
+    queues, streams, mappings, producers = [], [], [], []
+    for topic in topics:
+        carried = load.topics.get(topic.name, QueueLoad())
+        if not topic.fifo:
+            _refuse_groups(load, "topics", topic.name, carried)
+        producers += _sim_producers(topic.name, carried.producers, "topic")
+    for mapping in app.mappings:
+        config = app.queues[mapping.queue]
+        queue_load = load.queues.get(mapping.queue, QueueLoad())
+        if not config.fifo:
+            _refuse_groups(load, "queues", mapping.queue, queue_load)
+        dlq = config.dead_letter_queue
+        queues.append(SimQueue(
+            config, None if dlq is None else app.queues[dlq],
+            Messages(queue_load.message_size, queue_load.bodies, queue_load.groups,
+                     queue_load.hot_group_share),
+            queue_load.backlog, f"queue:{config.name}:", f"{config.name}/"))
+        mappings.append(SimMapping(mapping, mapping.name,
+                                   _pauses(app, load, mapping.queue, mapping.function),
+                                   f"mapping:{mapping.name}:"))
+        producers += _sim_producers(config.name, queue_load.producers, "queue")
+    for stream_mapping in app.stream_mappings:
+        stream_config = app.streams[stream_mapping.stream]
+        stream_load = load.streams.get(stream_mapping.stream, StreamLoad())
+        streams.append(SimStream(stream_config, stream_load.record_size,
+                                 stream_load.poison))
+        mappings.append(SimMapping(stream_mapping, stream_mapping.name,
+                                   _pauses(app, load, stream_mapping.stream,
+                                           stream_mapping.function),
+                                   f"mapping:{stream_mapping.name}:"))
+        producers += [SimProducer(stream_config.name, p.arrivals, p,
+                                  f"stream:{stream_config.name}:producer:{i}",
+                                  f"stream:{stream_config.name}:keys:{i}")
+                      for i, p in enumerate(stream_load.producers)]
+    world_topics = tuple(
+        SimTopic(t, _messages(load.topics.get(t.name, QueueLoad())),
+                 load.topics.get(t.name, QueueLoad()).backlog, f"topic:{t.name}:")
+        for t in topics)
+    return World(
+        load.seed, load.duration, load.bucket, app.account,
+        functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
+        topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
+        scenario=_plain_form(app, load),
+    )
+
+
+def _messages(carried: QueueLoad) -> Messages:
+    return Messages(carried.message_size, carried.bodies, carried.groups,
+                    carried.hot_group_share)
+
+
+def _sim_producers(target: str, specs: Iterable[Any], kind: str) -> list[SimProducer]:
+    return [SimProducer(target, p, None, f"{kind}:{target}:producer:{i}")
+            for i, p in enumerate(specs)]
+
+
+def _plain_form(app: App, load: Load) -> dict[str, Any]:
+    """What a world's result repeats as its ``scenario``: the run's keys and the App's
+    elements by name."""
+    return {
+        "name": load.name or (app.name if app.name != _DEFAULT_APP_NAME else ""),
+        "description": load.description,
+        "seed": load.seed,
+        "duration": load.duration,
+        "bucket": load.bucket,
+        "app": {
+            "queues": sorted(app.queues),
+            "streams": sorted(app.streams),
+            "topics": sorted(app.topics),
+            "functions": sorted(app.functions),
+            "mappings": [*(m.name for m in app.mappings),
+                         *(m.name for m in app.stream_mappings)],
+        },
+        "account": {"concurrency_limit": app.account.concurrency_limit,
+                    "min_unreserved": app.account.min_unreserved},
+    }
 
 
 # ---------------------------------------------------------------------- checks
