@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from sluicegate.core.config import (
-    DEFAULT_ACCOUNT_CONCURRENCY,
-    DEFAULT_SCALING_CEILING,
-    MIN_UNRESERVED_CONCURRENCY,
     is_fifo_queue,
 )
+from sluicegate.core.settings import SETTINGS
 from sluicegate.sim.distributions import Distribution, Fixed
 
 __all__ = [
@@ -143,9 +141,9 @@ class QueueSpec:
 
     name: str = "queue"
     backlog: int = 0
-    visibility_timeout: int = 30
-    delay_seconds: int = 0
-    max_receive_count: int | None = None
+    visibility_timeout: int = SETTINGS["visibility_timeout"].default
+    delay_seconds: int = SETTINGS["delay_seconds"].default
+    max_receive_count: int | None = SETTINGS["max_receive_count"].default
     message_size: int = DEFAULT_MESSAGE_SIZE
     fifo: bool = False
     groups: int = 1
@@ -204,8 +202,8 @@ class FunctionSpec:
     duration: Distribution = _DEFAULT_DURATION_MODEL
     duration_per_record: float = 0.0
     cold_start: Distribution = _DEFAULT_COLD_START_MODEL
-    timeout: float = 3.0
-    reserved_concurrency: int | None = None
+    timeout: float = SETTINGS["timeout"].default
+    reserved_concurrency: int | None = SETTINGS["reserved_concurrency"].default
     idle_timeout: float = ENVIRONMENT_IDLE_TIMEOUT
     errors: tuple[ErrorWindow, ...] = ()
 
@@ -235,13 +233,13 @@ class MappingSpec:
             to the bodies of ``[queue] bodies``; a rejected message is deleted unprocessed.
     """
 
-    batch_size: int = 10
-    maximum_batching_window: int = 0
-    maximum_concurrency: int | None = None
-    report_batch_item_failures: bool = False
-    scaling: Literal["aws", "fixed"] = "aws"
-    scaling_ceiling: int = DEFAULT_SCALING_CEILING
-    enabled: bool = True
+    batch_size: int = SETTINGS["batch_size"].default  # a queue's
+    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
+    maximum_concurrency: int | None = SETTINGS["maximum_concurrency"].default
+    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
+    scaling: Literal["aws", "fixed"] = SETTINGS["scaling"].default
+    scaling_ceiling: int = SETTINGS["scaling_ceiling"].default
+    enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
     filter_criteria: tuple[Any, ...] = ()
 
@@ -311,8 +309,8 @@ class AccountSpec:
         min_unreserved: what reserved concurrency must leave unreserved (default 100).
     """
 
-    concurrency_limit: int = DEFAULT_ACCOUNT_CONCURRENCY
-    min_unreserved: int = MIN_UNRESERVED_CONCURRENCY
+    concurrency_limit: int = SETTINGS["concurrency_limit"].default
+    min_unreserved: int = SETTINGS["min_unreserved"].default
 
 
 

@@ -30,9 +30,8 @@ from typing import Any, Literal, TypeAlias
 
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.settings import STREAM
+from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.core.streams import (
-    DEFAULT_STREAM_RETENTION,
     MAX_PARTITION_KEY_LENGTH,
     StreamConfig,
     StreamMappingConfig,
@@ -100,6 +99,9 @@ per key (8 MB at this bound)."""
 DEFAULT_ON_FAILURE_QUEUE = "on-failure"
 """The on-failure destination's name when a scenario gives ``on_failure = true``."""
 
+_STREAM_BATCH_SIZE: int = SETTINGS["batch_size"].default_for(STREAM)
+_STREAM_RETENTION: int = SETTINGS["retention_period"].default_for(STREAM)
+
 KEY_DISTRIBUTIONS = ("uniform", "zipf", "hot")
 _POISON_KINDS = ("raise", "batch_item_failure")
 
@@ -151,8 +153,8 @@ class StreamSpec:
     """
 
     name: str = "stream"
-    shard_count: int = 1
-    retention_period: int = DEFAULT_STREAM_RETENTION
+    shard_count: int = SETTINGS["shard_count"].default
+    retention_period: int = _STREAM_RETENTION
     record_size: int = DEFAULT_RECORD_SIZE
     poison: tuple[PoisonSpec, ...] = ()
 
@@ -200,17 +202,17 @@ class StreamMappingSpec:
         pauses: disable/enable windows.
     """
 
-    batch_size: int = 100
-    maximum_batching_window: int = 0
-    parallelization_factor: int = 1
-    bisect_batch_on_function_error: bool = False
-    maximum_retry_attempts: int = -1
-    maximum_record_age: int = -1
+    batch_size: int = _STREAM_BATCH_SIZE
+    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
+    parallelization_factor: int = SETTINGS["parallelization_factor"].default
+    bisect_batch_on_function_error: bool = SETTINGS["bisect_batch_on_function_error"].default
+    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default
+    maximum_record_age: int = SETTINGS["maximum_record_age"].default
     on_failure: str | None = None
-    starting_position: str = "TRIM_HORIZON"
+    starting_position: str = SETTINGS["starting_position"].default
     starting_position_timestamp: float | None = None
-    report_batch_item_failures: bool = False
-    enabled: bool = True
+    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
+    enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
 
 
