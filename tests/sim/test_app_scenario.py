@@ -188,6 +188,17 @@ def test_apps_no_scenario_kind_holds_become_a_world(build: object,
     assert [m["name"] for m in result.mappings] == sources
 
 
+def test_a_reservation_nothing_invokes_makes_a_world_holding_it() -> None:
+    app = sluicegate.App()
+    app.queue("q")
+    app.function(name="f")(_noop)
+    app.function(name="spare", reserved_concurrency=400)(_noop)
+    app.map("q", "f")
+    world = load_app_scenario(app, "duration = 1\n")
+    assert isinstance(world, World)
+    assert [f.config.name for f in world.functions] == ["f", "spare"]
+
+
 def test_a_world_takes_each_sources_load() -> None:
     app = sluicegate.App()
     app.queue("q.fifo", dead_letter_queue="dead.fifo", max_receive_count=2)

@@ -12,7 +12,7 @@ file :func:`~sluicegate.sim.load_any_scenario` reads back):
   :class:`~sluicegate.sim.topic_scenario.TopicScenario`.
 
 Any other App (queues and streams together, several streams, several queues with no
-topic) becomes a :class:`~sluicegate.sim.world.World`, the event loop's own input: every
+topic, a function nothing invokes holding reserved concurrency) becomes a :class:`~sluicegate.sim.world.World`, the event loop's own input: every
 mapping in one event loop and one account pool, each element drawing from random streams
 named after it. Either way every function draws from the App's one account pool.
 
@@ -96,6 +96,12 @@ def app_scenario(app: App, load: Load) -> AppRun:
     account = AccountSpec(app.account.concurrency_limit, app.account.min_unreserved)
     queue_mappings, stream_mappings = list(app.mappings), list(app.stream_mappings)
     topics = _topics(app)
+    invoked = {m.function for m in queue_mappings} | {m.function for m in stream_mappings}
+    if any(fn.config.reserved_concurrency for name, fn in app.functions.items()
+           if name not in invoked):
+        # a reservation of a function nothing invokes still shrinks the unreserved pool:
+        # only a world holds that function
+        return app_world(app, load)
     if not queue_mappings and len(stream_mappings) == 1:
         return _stream_scenario(app, load, stream_mappings[0], name, account)
     if not stream_mappings and len(queue_mappings) == 1 and not topics:
