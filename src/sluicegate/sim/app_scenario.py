@@ -411,21 +411,7 @@ def _refuse_groups(load: Load, section: str, name: str, messages: QueueLoad) -> 
 
 
 def _pauses(app: App, load: Load, source: str, function: str) -> tuple[Pause, ...]:
-    """A mapping's pauses: under ``SOURCE->FUNCTION``, else under ``SOURCE`` when the
-    source has that one mapping."""
-    key = f"{source}->{function}"
-    if key in load.pauses:
-        return load.pauses[key]
-    if source in load.pauses:
-        count = (sum(m.queue == source for m in app.mappings)
-                 + sum(m.stream == source for m in app.stream_mappings))
-        if count > 1:
-            raise ScenarioError(f"mappings.{source}", None, "", load.context, message=(
-                f"mappings.{source}: {source!r} has {count} mappings: name one as "
-                f"[mappings.\"{key}\"]"))
-        return load.pauses[source]
-    return ()
+    """A mapping's pauses, under ``SOURCE->FUNCTION`` or ``SOURCE`` (one mapping reads a
+    source: :func:`_check_runnable`)."""
+    return load.pauses.get(f"{source}->{function}", load.pauses.get(source, ()))
 
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

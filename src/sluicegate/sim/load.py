@@ -25,8 +25,7 @@ when things go wrong: a load file does, in TOML, keyed by the App's names (see
   ``idle_timeout``, ``errors`` windows and the ``downstream`` it calls (the keys of a
   scenario's ``[function]`` and ``[downstream]``; ``timeout`` and
   ``reserved_concurrency`` are the App's);
-- ``[mappings.SOURCE]`` (or ``"SOURCE->FUNCTION"`` when a source has several mappings):
-  ``pauses``.
+- ``[mappings.SOURCE]`` (or ``[mappings."SOURCE->FUNCTION"]``): ``pauses``.
 
 Each key is validated by the parser the scenario files use (:mod:`sluicegate.sim.sections`),
 so a load accepts what a scenario accepts. Whether the names exist in the App is checked
