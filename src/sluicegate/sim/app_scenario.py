@@ -187,7 +187,7 @@ def _lane(app: App, load: Load, mapping: MappingConfig, *, topic: QueueLoad | No
         scaling=mapping.scaling,
         scaling_ceiling=mapping.scaling_ceiling,
         enabled=mapping.enabled,
-        pauses=_pauses(app, load, mapping.queue, mapping.function),
+        pauses=_pauses(load, mapping.queue, mapping.function),
         filter_criteria=mapping.filter_criteria.patterns,
     )
     return queue, function, spec, queue_load.producers, downstream
@@ -225,7 +225,7 @@ def _stream_scenario(app: App, load: Load, mapping: StreamMappingConfig, name: s
         starting_position_timestamp=mapping.starting_position_timestamp,
         report_batch_item_failures=mapping.report_batch_item_failures,
         enabled=mapping.enabled,
-        pauses=_pauses(app, load, mapping.stream, mapping.function),
+        pauses=_pauses(load, mapping.stream, mapping.function),
     )
     return StreamScenario(load.seed, load.duration, load.bucket, name, load.description,
                           stream, function, spec, stream_load.producers, downstream, account)
@@ -292,7 +292,7 @@ def app_world(app: App, load: Load) -> World:
                      queue_load.hot_group_share),
             queue_load.backlog, f"queue:{config.name}:", f"{config.name}/"))
         mappings.append(SimMapping(mapping, mapping.name,
-                                   _pauses(app, load, mapping.queue, mapping.function),
+                                   _pauses(load, mapping.queue, mapping.function),
                                    f"mapping:{mapping.name}:"))
         producers += _sim_producers(config.name, queue_load.producers, "queue")
     for stream_mapping in app.stream_mappings:
@@ -301,7 +301,7 @@ def app_world(app: App, load: Load) -> World:
         streams.append(SimStream(stream_config, stream_load.record_size,
                                  stream_load.poison))
         mappings.append(SimMapping(stream_mapping, stream_mapping.name,
-                                   _pauses(app, load, stream_mapping.stream,
+                                   _pauses(load, stream_mapping.stream,
                                            stream_mapping.function),
                                    f"mapping:{stream_mapping.name}:"))
         producers += [SimProducer(stream_config.name, p.arrivals, p,
@@ -410,7 +410,7 @@ def _refuse_groups(load: Load, section: str, name: str, messages: QueueLoad) -> 
                                 load.context)
 
 
-def _pauses(app: App, load: Load, source: str, function: str) -> tuple[Pause, ...]:
+def _pauses(load: Load, source: str, function: str) -> tuple[Pause, ...]:
     """A mapping's pauses, under ``SOURCE->FUNCTION`` or ``SOURCE`` (one mapping reads a
     source: :func:`_check_runnable`)."""
     return load.pauses.get(f"{source}->{function}", load.pauses.get(source, ()))
