@@ -270,3 +270,28 @@ def test_stream_mapping_honours_a_term_below_its_lanes() -> None:
     third = [a for a in m.poll(1.5) if isinstance(a, StreamInvoke)]
     assert len(third) == 1
     assert m.in_flight == 2
+
+
+def test_the_pool_forgets_the_limits_of_mappings_that_are_gone() -> None:
+    import gc
+
+    pool = ConcurrencyPool()
+    mapping = _mapping(pool, scaling="fixed", maximum_concurrency=10)
+    limit = mapping.concurrency_limit
+    pool.register(FunctionConfig("f", reserved_concurrency=2))
+    assert limit.fixed == 2
+    del mapping, limit
+    gc.collect()
+    pool.register(FunctionConfig("f", reserved_concurrency=3))  # no dead callback called
+    assert pool._watchers == []
+
+
+def test_a_reservation_of_zero_throttles_rather_than_stops_the_mapping() -> None:
+    """Reserved concurrency 0 is AWS's off switch for a function: its invocations are
+    throttled and the messages return; the fixed policy's mapping keeps receiving."""
+    pool = ConcurrencyPool()
+    pool.register(FunctionConfig("f", reserved_concurrency=0))
+    mapping = _mapping(pool, scaling="fixed", maximum_concurrency=2)
+    receives = [a for a in mapping.poll(0.0) if isinstance(a, Receive)]
+    assert len(receives) == 2
+    assert mapping.limit_reason(0.0) == "maximum_concurrency"

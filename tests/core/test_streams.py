@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from sluicegate.core.results import INVALID_JSON
+from sluicegate.core.results import (
+    INVALID_JSON,
+    exception_outcome,
+    interpret_response,
+    timeout_outcome,
+)
 from sluicegate.core.streams import (
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
     DEFAULT_STREAM_RETENTION,
@@ -23,14 +28,11 @@ from sluicegate.core.streams import (
     hash_key,
     hash_key_range,
     hash_key_ranges,
-    interpret_stream_response,
     lane_for_partition_key,
     on_failure_record,
     shard_for_hash_key,
     shard_for_partition_key,
     shard_id,
-    stream_exception_outcome,
-    stream_timeout_outcome,
 )
 from sluicegate.core.types import OutcomeKind
 from sluicegate.errors import ConfigError, InputError
@@ -276,14 +278,15 @@ def _batch(*seqs: int, shard: int = 1, arrival: float = 1_700_000_000.0) -> Stre
 def test_stream_batch_views() -> None:
     b = _batch(5, 9, 12)
     assert (b.first_sequence_number, b.last_sequence_number, b.size) == (5, 12, 30)
-    assert b.item_identifiers == b.message_ids == frozenset({"5", "9", "12"})
+    assert b.message_ids == frozenset({"5", "9", "12"})
+    assert b.item_name == "sequence number"
     assert b.shard_id == "shardId-000000000001"
 
 
 def test_item_identifiers_are_sequence_numbers() -> None:
     b = _batch(5, 9, 12)
     response = {"batchItemFailures": [{"itemIdentifier": "9"}, {"itemIdentifier": "12"}]}
-    outcome = interpret_stream_response(response, b, report_batch_item_failures=True)
+    outcome = interpret_response(response, b, report_batch_item_failures=True)
     assert outcome.kind is OutcomeKind.PARTIAL
     assert outcome.failed == {"9", "12"}
 
@@ -302,13 +305,13 @@ def test_item_identifiers_are_sequence_numbers() -> None:
     ],
 )
 def test_invalid_responses_fail_the_whole_batch(response: Any) -> None:
-    outcome = interpret_stream_response(response, _batch(5, 9), report_batch_item_failures=True)
+    outcome = interpret_response(response, _batch(5, 9), report_batch_item_failures=True)
     assert outcome.kind is OutcomeKind.ERROR
     assert "messageId" not in outcome.reason
 
 
 def test_unknown_sequence_number_reason() -> None:
-    outcome = interpret_stream_response(
+    outcome = interpret_response(
         {"batchItemFailures": [{"itemIdentifier": "10"}]}, _batch(5), report_batch_item_failures=True
     )
     assert outcome.reason == "invalid itemIdentifier '10': not a sequence number of the batch"
@@ -317,19 +320,19 @@ def test_unknown_sequence_number_reason() -> None:
 @pytest.mark.parametrize("response", [None, {}, {"batchItemFailures": []},
                                       {"batchItemFailures": None}])
 def test_empty_responses_succeed(response: Any) -> None:
-    outcome = interpret_stream_response(response, _batch(5), report_batch_item_failures=True)
+    outcome = interpret_response(response, _batch(5), report_batch_item_failures=True)
     assert outcome.kind is OutcomeKind.SUCCESS
 
 
 def test_response_ignored_without_the_option() -> None:
-    outcome = interpret_stream_response(["garbage"], _batch(5), report_batch_item_failures=False)
+    outcome = interpret_response(["garbage"], _batch(5), report_batch_item_failures=False)
     assert outcome.kind is OutcomeKind.SUCCESS
 
 
 def test_exception_and_timeout_outcomes() -> None:
     b = _batch(5)
-    assert stream_exception_outcome(b, "ValueError: x").reason == "exception: ValueError: x"
-    assert stream_timeout_outcome(b).kind is OutcomeKind.ERROR
+    assert exception_outcome(b, "ValueError: x").reason == "exception: ValueError: x"
+    assert timeout_outcome(b).kind is OutcomeKind.ERROR
 
 
 def test_on_failure_record_shape() -> None:

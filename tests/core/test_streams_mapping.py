@@ -8,7 +8,7 @@ import pytest
 
 from sluicegate.core.config import MAX_PAYLOAD_BYTES, AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import SUCCESS_OUTCOME
+from sluicegate.core.results import SUCCESS_OUTCOME, exception_outcome, interpret_response
 from sluicegate.core.stream_mapping import (
     FULL_FETCH_INTERVAL,
     POLL_INTERVAL,
@@ -26,9 +26,7 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
-    interpret_stream_response,
     lane_for_partition_key,
-    stream_exception_outcome,
 )
 from sluicegate.core.types import BatchOutcome, OutcomeKind
 from sluicegate.errors import ConfigError
@@ -84,12 +82,12 @@ def seqs(batch: StreamBatch) -> list[int]:
 
 
 def error(batch: StreamBatch) -> BatchOutcome:
-    return stream_exception_outcome(batch, "RuntimeError: boom")
+    return exception_outcome(batch, "RuntimeError: boom")
 
 
 def partial(batch: StreamBatch, *failed: int) -> BatchOutcome:
     response = {"batchItemFailures": [{"itemIdentifier": str(s)} for s in failed]}
-    return interpret_stream_response(response, batch, report_batch_item_failures=True)
+    return interpret_response(response, batch, report_batch_item_failures=True)
 
 
 def feed(m: StreamMapping, now: float, records: list[StreamRecord], shard: int = 0) -> list[

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import SUCCESS_OUTCOME
+from sluicegate.core.results import SUCCESS_OUTCOME, exception_outcome, interpret_response
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
@@ -43,10 +43,8 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
-    interpret_stream_response,
     lane_for_partition_key,
     shard_for_partition_key,
-    stream_exception_outcome,
 )
 
 KEYS = ["a", "b", "c", "d", "e", "f", "g"]
@@ -192,7 +190,7 @@ class Driver:
             outcome = SUCCESS_OUTCOME
             done = records
         elif kind == 1 or not self.config.report_batch_item_failures:
-            outcome = stream_exception_outcome(batch, "boom")
+            outcome = exception_outcome(batch, "boom")
             done = ()
             if not (self.config.bisect_batch_on_function_error and len(records) > 1):
                 for r in records:
@@ -203,7 +201,7 @@ class Driver:
                 {"itemIdentifier": str(r.sequence_number)}
                 for r in records[cut:] if (r.sequence_number + pick) % 2 == 0 or r is records[cut]
             ]}
-            outcome = interpret_stream_response(response, batch, report_batch_item_failures=True)
+            outcome = interpret_response(response, batch, report_batch_item_failures=True)
             done = records[:cut]
             for r in records[cut:]:
                 self.attempts_used[(r.shard, r.sequence_number)] += 1

@@ -1,5 +1,6 @@
-"""The pure core of sluicegate: batching, result rules, scaling, concurrency, filters,
-and the queue and stream mapping state machines.
+"""The pure core of sluicegate: batching, result rules, scaling, concurrency (the pool and
+each mapping's one limit), filters, the settings' definitions, and the queue and stream
+mapping state machines behind one protocol (:mod:`sluicegate.core.protocol`).
 
 Nothing here performs I/O or reads a clock: every decision takes ``now`` (seconds) and
 returns what a driver (the asyncio runtime or the simulator) should do.
@@ -22,6 +23,14 @@ from sluicegate.core.config import (
     to_seconds,
 )
 from sluicegate.core.filters import FilterCriteria
+from sluicegate.core.limit import (
+    NO_LIMIT,
+    ConcurrencyLimit,
+    Fixed,
+    LimitTerm,
+    PolicyTerm,
+    Share,
+)
 from sluicegate.core.mapping import (
     LONG_POLL_WAIT,
     THROTTLE_BACKOFF_BASE,
@@ -30,6 +39,7 @@ from sluicegate.core.mapping import (
     QueueMapping,
 )
 from sluicegate.core.pool import ConcurrencyPool, PoolStatistics
+from sluicegate.core.protocol import MappingCore
 from sluicegate.core.results import (
     INVALID_JSON,
     SUCCESS_OUTCOME,
@@ -37,6 +47,7 @@ from sluicegate.core.results import (
     exception_outcome,
     fifo_deletable,
     interpret_response,
+    invocation_outcome,
     timeout_outcome,
 )
 from sluicegate.core.scaling import (
@@ -59,6 +70,7 @@ from sluicegate.core.scaling import (
     ScalingStatistics,
     make_policy,
 )
+from sluicegate.core.settings import SETTINGS, Setting
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -69,6 +81,7 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
+    fetch_position,
     shard_for_partition_key,
 )
 from sluicegate.core.types import (
@@ -100,8 +113,10 @@ __all__ = [
     "MAX_RECEIVE_MESSAGES",
     "MIN_IDLE_POLLERS",
     "MIN_UNRESERVED_CONCURRENCY",
+    "NO_LIMIT",
     "SCALE_UP_PER_MINUTE",
     "SCALE_UP_RATE",
+    "SETTINGS",
     "SUCCESS_OUTCOME",
     "THROTTLE_BACKOFF_BASE",
     "THROTTLE_BACKOFF_FACTOR",
@@ -115,16 +130,21 @@ __all__ = [
     "BatchOutcome",
     "Batcher",
     "Checkpoint",
+    "ConcurrencyLimit",
     "ConcurrencyPool",
     "Delete",
     "Fetch",
     "FilterCriteria",
+    "Fixed",
     "FixedScaling",
     "FunctionConfig",
     "Invoke",
+    "LimitTerm",
     "MappingConfig",
+    "MappingCore",
     "MappingStatistics",
     "OutcomeKind",
+    "PolicyTerm",
     "PoolStatistics",
     "QueueConfig",
     "QueueMapping",
@@ -134,6 +154,8 @@ __all__ = [
     "ScalingPolicy",
     "ScalingStatistics",
     "SendToDestination",
+    "Setting",
+    "Share",
     "StreamBatch",
     "StreamConfig",
     "StreamInvoke",
@@ -145,8 +167,10 @@ __all__ = [
     "deletable",
     "effective_visibility_timeout",
     "exception_outcome",
+    "fetch_position",
     "fifo_deletable",
     "interpret_response",
+    "invocation_outcome",
     "make_policy",
     "shard_for_partition_key",
     "timeout_outcome",

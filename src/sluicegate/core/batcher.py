@@ -1,4 +1,7 @@
-"""One poller's batch buffer: records gathered until a batch is released.
+"""One batch buffer: records gathered until a batch is released.
+
+A queue mapping's poller has one, and so has each lane of a stream mapping: the rules
+below are the same for both sources (records of any kind with a ``size``).
 
 A batch is released on the FIRST of (Lambda developer guide, "batching behaviour"):
 
@@ -14,7 +17,9 @@ window starts "when the previous invocation completes" for SQS and streams; a po
 not receive while its invocation runs, so the first record it receives afterwards is the
 earliest moment a batch can start, and opening the window there (rather than at the end
 of the invocation) means an idle queue never starts a timer that has nothing to wait for.
-Records left over after a release (payload split) start a new window at the release.
+Records left over after a release (payload split) start a new window at the release. A
+stream lane is read while its invocation runs, so records may wait in its buffer: when
+the invocation ends, :meth:`Batcher.reopen` moves their window's start to that moment.
 
 The class is pure: every method that depends on time takes ``now`` (seconds, any epoch,
 as long as the caller is consistent).
@@ -23,20 +28,32 @@ as long as the caller is consistent).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Generic, Protocol, TypeVar
 
 from sluicegate.core.config import MAX_PAYLOAD_BYTES
-from sluicegate.core.types import QueueRecord
 from sluicegate.errors import ConfigError
 
-__all__ = ["MAX_RECEIVE_MESSAGES", "Batcher"]
+__all__ = ["MAX_RECEIVE_MESSAGES", "Batcher", "SizedRecord"]
+
+
+class SizedRecord(Protocol):
+    """What a batcher reads of a record: the bytes it adds to an invocation payload
+    (:class:`~sluicegate.core.types.QueueRecord`,
+    :class:`~sluicegate.core.streams.StreamRecord`)."""
+
+    @property
+    def size(self) -> int: ...
+
+
+R = TypeVar("R", bound=SizedRecord)
 
 MAX_RECEIVE_MESSAGES = 10
 """Most messages one SQS ReceiveMessage call returns (``MaxNumberOfMessages`` 1-10, SQS API
 reference). A poller never asks for more than this in one receive."""
 
 
-class Batcher:
-    """A buffer of received records for one poller.
+class Batcher(Generic[R]):
+    """A buffer of records for one poller (or one stream lane).
 
     Parameters:
         batch_size: most records per released batch (>= 1).
@@ -72,7 +89,7 @@ class Batcher:
         self.batch_size = batch_size
         self.window = float(window)
         self.max_payload = max_payload
-        self.buffer: list[QueueRecord] = []
+        self.buffer: list[R] = []
         self._payload = 0
         self._opened = 0.0
         self.empty_room = self.room()
@@ -98,7 +115,7 @@ class Batcher:
         """When the current window opened (seconds), or ``None`` when nothing is buffered."""
         return self._opened if self.buffer else None
 
-    def add(self, now: float, records: Sequence[QueueRecord]) -> None:
+    def add(self, now: float, records: Sequence[R]) -> None:
         """Buffer ``records`` received at ``now``.
 
         Parameters:
@@ -146,7 +163,7 @@ class Batcher:
             return True
         return now >= self._opened + self.window
 
-    def take_ready(self, now: float) -> tuple[QueueRecord, ...]:
+    def take_ready(self, now: float) -> tuple[R, ...]:
         """:meth:`take` when :meth:`ready` says so, in one call.
 
         Returns:
@@ -173,7 +190,14 @@ class Batcher:
         """When the current window expires (seconds), or ``None`` when nothing is buffered."""
         return self._opened + self.window if self.buffer else None
 
-    def take(self, now: float) -> tuple[QueueRecord, ...]:
+    def reopen(self, now: float) -> None:
+        """The window of the records buffered starts no earlier than ``now`` (a stream
+        lane's invocation ended: AWS starts the next window "when the previous invocation
+        completes"). Nothing buffered: nothing to do (the next record opens it)."""
+        if self.buffer and self._opened < now:
+            self._opened = now
+
+    def take(self, now: float) -> tuple[R, ...]:
         """Release the next batch, whether or not :meth:`ready` says so.
 
         The batch is the longest prefix of the buffer holding at most ``batch_size``

@@ -7,8 +7,8 @@ with a name; it says which term binds (:meth:`ConcurrencyLimit.reason`), for sta
 displays and metrics. The runtime, the simulator, the cluster and the reports read the
 value from it and never cap on their own.
 
-The terms sluicegate adds (outermost first, as the limit's layers are described in
-docs/architecture.md):
+The terms sluicegate adds, in the order a mapping adds them (the limit's layers are
+described in docs/architecture.md):
 
 ``maximum_concurrency``
     The mapping's ``MaximumConcurrency`` (queues); :data:`NO_LIMIT` when unset.
@@ -28,10 +28,20 @@ docs/architecture.md):
 
 Which terms a mapping gets is the mapping's choice, written in its docstring: the ``aws``
 policy models AWS's pollers, which reserved concurrency and the pool do not bound (they
-are throttled instead), so those two terms are added for sluicegate's own policies only.
+are throttled instead), so those two terms are added for sluicegate's own policies only
+(and a reservation of 0, AWS's switch that throttles every invocation, binds neither).
 New kinds of terms (an adaptive limit, a breaker, an operator override, a semaphore) are
 classes that satisfy :class:`LimitTerm` and are plugged in with
-:meth:`ConcurrencyLimit.add`; nothing else changes.
+:meth:`ConcurrencyLimit.add`; nothing else changes::
+
+    mapping.concurrency_limit.add(Share("cluster", lease.held_share))
+    mapping.concurrency_limit.add(Fixed("override", 20))       # an operator's cap
+    mapping.limit_reason(now)                                   # -> "override"
+
+A term takes effect at the mapping's next ``poll``: a driver that changes one wakes its
+mapping. When several terms bind at the same value, :meth:`ConcurrencyLimit.reason`
+names the one added first (a mapping adds its settings before its policy, so a fixed
+policy at its ``maximum_concurrency`` reports ``"maximum_concurrency"``).
 
 Static and dynamic terms. A :class:`Fixed` term, a :class:`PolicyTerm` over a
 :class:`~sluicegate.core.scaling.FixedScaling`, and a :class:`Share` built with
@@ -224,7 +234,7 @@ class ConcurrencyLimit:
             :meth:`refresh` is called), else ``None``: the mappings' fast path.
     """
 
-    __slots__ = ("_dynamic", "_static", "_terms", "_watchers", "fixed")
+    __slots__ = ("__weakref__", "_dynamic", "_static", "_terms", "_watchers", "fixed")
 
     def __init__(self, terms: Iterable[LimitTerm] = ()) -> None:
         self._terms: list[LimitTerm] = []
@@ -296,7 +306,8 @@ class ConcurrencyLimit:
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every change of the terms and every :meth:`refresh`
-        (a mapping refreshes its own view of the limit there)."""
+        (for a driver that shows the limit). Held strongly: a callback that refers back
+        to the limit's owner makes a reference cycle."""
         self._watchers.append(callback)
 
     # ------------------------------------------------------------------ value

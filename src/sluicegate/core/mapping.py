@@ -8,7 +8,10 @@ the minimum of its terms:
 - ``reserved_concurrency`` and ``pool`` (the function's reserved concurrency, and the
   most slots it can ever hold in the account's pool), for sluicegate's own policies
   only (``scaling`` other than ``"aws"``): they never run more pollers than the function
-  can take, so they are not throttled by their own function's capacity. The ``aws``
+  can take, so they are not throttled by their own function's capacity. A reservation
+  of 0 binds neither: it is AWS's switch that throttles every invocation of the
+  function, and the mapping keeps receiving and being throttled, its messages
+  returning, as with the ``aws`` policy. The ``aws``
   policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
   a function's capacity they are throttled and back off, which is the behaviour the
   ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
@@ -132,6 +135,9 @@ _WINDOW: Final = 4
 """Holds buffered records until the window's deadline (paused, or above the limit)."""
 _SLOT: Final = 5
 """Holds a released batch (``held``) until fewer than ``limit`` are in flight."""
+_TURN: Final = 6
+"""Wants to receive and waits for its turn (FIFO receive turns, see
+:class:`QueueMapping`)."""
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
 _ERROR: Final = OutcomeKind.ERROR
@@ -143,7 +149,7 @@ _REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurr
 class _Poller:
     __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
 
-    def __init__(self, index: int, batcher: Batcher) -> None:
+    def __init__(self, index: int, batcher: Batcher[QueueRecord]) -> None:
         self.index = index
         self.batcher = batcher
         self.state = _FREE
@@ -206,6 +212,20 @@ class QueueMapping:
         policy: the scaling policy; built from ``config`` when omitted (with the
             function's reserved concurrency as registered in ``pool``).
         now: when the mapping is created, in seconds.
+        record_filter: the mapping's filter criteria as a predicate (``None``: none).
+        receive_turns: for a FIFO queue, its pollers take turns: at most one receive is
+            outstanding at a time, and a poller that wants to receive while another's
+            receive is out waits for its turn, in the order they asked (a poller whose
+            receive just came back goes behind those already waiting). Each FIFO receive
+            is a claim of its own on the store, which hands out only groups with
+            nothing in flight; with turns, the messages a settled batch frees are
+            claimed by one poller instead of raced for by every waiting one (with 100
+            pollers on a real store the race costs more than the work). The runtime
+            turns them on. Off (the default), every poller has its receive out at once,
+            as AWS's concurrent long polls do: the simulator's model, whose receives are
+            atomic and whose long polls share new messages at random
+            (:class:`~sluicegate.sim.models.LongPolls`); the ``fifo-*`` presets are
+            calibrated on it. Ignored for a standard queue.
 
     Raises:
         ValueError: a negative or non-finite visibility timeout.
@@ -227,8 +247,8 @@ class QueueMapping:
         "_by_batch",
         "_climit",
         "_deletable",
-        "_fixed_limit",
         "_function",
+        "_granted",
         "_held",
         "_in_flight",
         "_limit",
@@ -245,6 +265,8 @@ class QueueMapping:
         "_seq",
         "_slot_wait",
         "_timers",
+        "_turn_wait",
+        "_turns",
         "_visibility_timeout",
         "abandoned",
         "config",
@@ -266,6 +288,7 @@ class QueueMapping:
         policy: ScalingPolicy | None = None,
         now: float = 0.0,
         record_filter: Callable[[QueueRecord], bool] | None = None,
+        receive_turns: bool = False,
     ) -> None:
         if not 0 <= visibility_timeout < float("inf"):
             raise ValueError(f"visibility_timeout={visibility_timeout!r}: need finite seconds >= 0")
@@ -288,11 +311,9 @@ class QueueMapping:
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
         self._climit = _build_limit(config, policy, pool)
-        self._fixed_limit: int | None = self._climit.fixed
-        """The limit's value when every term is static (``ConcurrencyLimit.fixed``, kept
-        here by a watch on the limit): the hot paths read it instead of asking the
-        limit. ``None``: ask the limit every time."""
-        self._climit.watch(self._limit_changed)
+        """The limit. Its ``fixed`` (the value when every term is static) is read afresh
+        by the hot paths, so a term added or changed at run time is seen at once; when
+        it is ``None`` they ask for the value."""
         self._paused = not config.enabled
         self._pollers: list[_Poller] = []
         self._active = 0
@@ -304,6 +325,12 @@ class QueueMapping:
         self._by_batch: dict[int, _Poller] = {}
         self._pending_deletes: list[tuple[QueueRecord, ...]] = []
         self._record_filter = record_filter
+        self._turns: bool = bool(receive_turns) and config.fifo
+        """Whether receives take turns (``receive_turns`` on a FIFO queue)."""
+        self._turn_wait: deque[_Poller] = deque()
+        """Pollers waiting for their turn to receive (state ``_TURN``), in order."""
+        self._granted: _Poller | None = None
+        """The poller being given the turn (by :meth:`_grant_turn`)."""
         """The mapping's filter criteria as a predicate (the driver knows how to read a
         record's body and metadata); ``None`` when the mapping has none."""
         self._next_batch_id = 1
@@ -449,7 +476,7 @@ class QueueMapping:
             ``Delete`` actions for invocations settled since the last poll, then
             ``Invoke``, ``Abandon`` and ``Receive`` actions, in no promised order.
         """
-        limit = self._fixed_limit  # _compute_limit, inlined: poll is the hot path
+        limit = self._climit.fixed  # _compute_limit, inlined: poll is the hot path
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -479,6 +506,8 @@ class QueueMapping:
             self._dispatch(poller, batch, now, limit, actions)
         if self._attention:
             self._visit_attention(now, limit, actions)
+        if self._turn_wait and not self._receiving:
+            self._grant_turn(now, limit, actions)
         return actions
 
     def read_done(
@@ -665,7 +694,7 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._compute_limit(now)
         timers = self._timers
@@ -673,6 +702,7 @@ class QueueMapping:
             self._attention
             or self._pending_deletes
             or self._slot_wait
+            or self._turn_wait
             or p.flagged
             or limit != self._active
             or (timers and timers[0][0] <= now)
@@ -687,7 +717,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._fixed_limit is not None:
+            elif self._climit.fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
@@ -708,7 +738,7 @@ class QueueMapping:
         """
         if self._attention or self._pending_deletes:
             return now
-        limit = self._fixed_limit  # _compute_limit, inlined: called after each poll
+        limit = self._climit.fixed  # _compute_limit, inlined: called after each poll
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
@@ -725,7 +755,7 @@ class QueueMapping:
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
         when = timers[0][0] if timers else None
-        if self._fixed_limit is None and (not self._paused or self._slot_wait):
+        if self._climit.fixed is None and (not self._paused or self._slot_wait):
             # a term at its bound announces no change (the aws policy's level at its
             # cap, which includes maximum_concurrency, says None)
             change = self._climit.next_change(now)
@@ -738,16 +768,11 @@ class QueueMapping:
     # ------------------------------------------------------------------ internals
 
     def _compute_limit(self, now: float) -> int:
-        limit = self._fixed_limit
+        limit = self._climit.fixed
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
         return limit
-
-    def _limit_changed(self) -> None:
-        """The limit's terms changed (or a static one was refreshed): keep the fast
-        path's copy; the next :meth:`poll` applies the new value."""
-        self._fixed_limit = self._climit.fixed
 
     def _visit_attention(self, now: float, limit: int, actions: list[Action]) -> None:
         """Advance every poller on the attention list that has nothing outstanding."""
@@ -827,6 +852,14 @@ class QueueMapping:
         else:
             wait = LONG_POLL_WAIT
             room = batcher.empty_room
+        if self._turns and (
+            self._receiving or (self._turn_wait and self._granted is not p)
+        ):
+            # another poller's receive is out, or others wait already: wait for the turn
+            # (behind them: one whose receive just came back asks again last)
+            p.state = _TURN
+            self._turn_wait.append(p)
+            return
         p.state = _RECEIVING
         p.asked = now
         self._receiving += 1
@@ -834,6 +867,19 @@ class QueueMapping:
         if receive is None or receive.max_messages != room or receive.wait != wait:
             receive = p.receive = Receive(p.index, room, wait, self._visibility_timeout)
         actions.append(receive)
+
+    def _grant_turn(self, now: float, limit: int, actions: list[Action]) -> None:
+        """No receive is out: the first poller waiting for its turn receives (one that
+        no longer wants to, paused or retired, passes the turn on by not asking)."""
+        waiting = self._turn_wait
+        while waiting and not self._receiving:
+            q = waiting.popleft()
+            if q.state != _TURN:
+                continue
+            q.state = _FREE
+            self._granted = q
+            self._advance(q, now, limit, actions)
+            self._granted = None
 
     def _dispatch(
         self, p: _Poller, batch: Batch, now: float, limit: int, actions: list[Action]
@@ -893,12 +939,17 @@ def _build_limit(
     if config.scaling != "aws":
         function = config.function
 
+        # A reservation of 0 is AWS's off switch for the function: every invocation is
+        # throttled and the messages return (to the dead-letter queue in the end). It
+        # stops the function, not the mapping: a zero binds neither term, and the
+        # pool's throttles do what they do for an aws mapping.
         def reserved() -> int:
             value = pool.reserved_concurrency(function)
-            return NO_LIMIT if value is None else value
+            return value if value else NO_LIMIT
 
         def capacity() -> int:
-            return pool.capacity(function)
+            value = pool.capacity(function)
+            return value if value > 0 else NO_LIMIT
 
         limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
         limit.add(Share(TERM_POOL, capacity, static=True))

@@ -88,9 +88,9 @@ serialized to JSON (AWS: "invalid JSON response")."""
 SUCCESS_OUTCOME: Final = BatchOutcome(OutcomeKind.SUCCESS)
 """The one SUCCESS outcome, shared so that settling a success allocates nothing."""
 
-MESSAGE_ID: Final = "messageId"
+MESSAGE_ID: Final = Batch.item_name
 """What a queue's ``itemIdentifier`` must be, as reasons name it (a stream's is a
-sequence number: :func:`~sluicegate.core.streams.interpret_stream_response`)."""
+sequence number: ``StreamBatch.item_name``)."""
 
 _BATCH_ITEM_FAILURES: Final = "batchItemFailures"
 _ITEM_IDENTIFIER: Final = "itemIdentifier"
@@ -148,9 +148,10 @@ def invocation_outcome(
     batch: ItemBatch,
     *,
     report_batch_item_failures: bool,
-    item_name: str = MESSAGE_ID,
+    item_name: str | None = None,
 ) -> BatchOutcome:
-    """Settle a batch from how its invocation ended: the rule every driver applies.
+    """Settle a batch from how its invocation ended: the rule every driver applies, for
+    every source (a mapping's ``outcome_of`` calls it with its options).
 
     In order: a timeout is ERROR (:func:`timeout_outcome`), an exception is ERROR
     (:func:`exception_outcome`), a return value that could not be serialized is ERROR
@@ -161,8 +162,8 @@ def invocation_outcome(
         result: how the invocation ended.
         batch: the batch it was invoked with.
         report_batch_item_failures: whether the mapping honours ``batchItemFailures``.
-        item_name: what an ``itemIdentifier`` must name, for reasons (``"messageId"``;
-            a stream mapping passes ``"sequence number"``).
+        item_name: what an ``itemIdentifier`` must name, for reasons; default
+            ``batch.item_name`` (``"messageId"``, or ``"sequence number"`` for a stream).
 
     Returns:
         SUCCESS, PARTIAL or ERROR (``reason`` says why).
@@ -187,7 +188,7 @@ def interpret_response(
     batch: ItemBatch,
     *,
     report_batch_item_failures: bool,
-    item_name: str = MESSAGE_ID,
+    item_name: str | None = None,
 ) -> BatchOutcome:
     """Settle a batch from its handler's response (see the module table).
 
@@ -197,7 +198,8 @@ def interpret_response(
             JSON, which the runtime passes through), or :data:`INVALID_JSON`.
         batch: the batch the handler was invoked with.
         report_batch_item_failures: whether the mapping honours ``batchItemFailures``.
-        item_name: what an ``itemIdentifier`` must name, for reasons.
+        item_name: what an ``itemIdentifier`` must name, for reasons (default
+            ``batch.item_name``).
 
     Returns:
         SUCCESS, PARTIAL (``failed`` = the listed ids) or ERROR (``failed`` = every id of
@@ -254,7 +256,8 @@ def interpret_response(
         if identifier not in ids:
             return _failure(
                 batch,
-                f"invalid itemIdentifier {_short(identifier)}: not a {item_name} of the batch",
+                f"invalid itemIdentifier {_short(identifier)}: not a "
+                f"{batch.item_name if item_name is None else item_name} of the batch",
             )
         failed.add(identifier)
     return BatchOutcome(

@@ -12,13 +12,15 @@ shard has one reader and ``parallelization_factor`` *lanes*:
   is not read to its end into memory.
 - every record read goes to the lane of its partition key
   (:func:`~sluicegate.core.streams.lane_for_partition_key`), so the records of one key
-  always travel in one lane, in sequence order. A lane forms batches the way the queue
-  :class:`~sluicegate.core.batcher.Batcher` does (``batch_size`` records, the 6 MB payload
-  cap, or the batching window, whichever comes first; the window opens when the first
-  record reaches an empty lane, or when the lane's previous invocation ends, whichever is
-  later: AWS starts the next window "when the previous invocation completes") and has at
-  most ONE batch in flight. So up to ``shards x parallelization_factor`` invocations run
-  at once, and the order of each key holds.
+  always travel in one lane, in sequence order. A lane forms batches with a
+  :class:`~sluicegate.core.batcher.Batcher`, as a queue poller does (``batch_size``
+  records, the 6 MB payload cap, or the batching window, whichever comes first; the
+  window opens when the first record reaches an empty lane, or when the lane's previous
+  invocation ends, whichever is later: AWS starts the next window "when the previous
+  invocation completes") and has at most ONE batch in flight. So up to ``shards x
+  parallelization_factor`` invocations run at once (the limit's ``shards`` term, see
+  :attr:`StreamMapping.concurrency_limit`), and the order of each key holds. A term
+  below that (added by a driver) makes a lane with a batch due wait for a slot.
 - an invocation takes a slot from the :class:`~sluicegate.core.pool.ConcurrencyPool`. No
   slot is a throttle: the same batch is retried after :data:`THROTTLE_BACKOFF_BASE`
   doubling up to :data:`THROTTLE_BACKOFF_MAX`, and throttles never count as retry
@@ -36,7 +38,7 @@ failed records is invoked until they are settled.
   failed sequence number succeed; the rest is retried as one batch (with or without
   bisect: AWS "splits at" the reported number, which is the same cut), using one retry
   attempt. An item identifier that is not a sequence number of the batch fails the whole
-  batch (:func:`~sluicegate.core.streams.interpret_stream_response`).
+  batch (:func:`~sluicegate.core.results.interpret_response`).
 - A failed batch that has used ``maximum_retry_attempts`` retries is discarded instead of
   retried; a batch holding a record older than ``maximum_record_age`` is discarded
   instead of invoked (checked before every attempt, the first included). A discarded
@@ -78,6 +80,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MAX_PAYLOAD_BYTES
 from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
 from sluicegate.core.pool import ConcurrencyPool
@@ -85,7 +88,6 @@ from sluicegate.core.results import InvocationResult, invocation_outcome
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
-    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -221,15 +223,12 @@ class _Shard:
 
 class _Lane:
     __slots__ = (
+        "batcher",
         "current",
         "flagged",
-        "free_since",
         "function_error",
         "gen",
         "index",
-        "opened",
-        "payload",
-        "queue",
         "request_id",
         "shard",
         "state",
@@ -237,16 +236,15 @@ class _Lane:
         "waiting",
     )
 
-    def __init__(self, shard: _Shard, index: int) -> None:
+    def __init__(self, shard: _Shard, index: int, batcher: Batcher[StreamRecord]) -> None:
         self.shard = shard
         self.index = index
-        self.queue: deque[StreamRecord] = deque()
-        """Records read and not yet in a batch, in sequence order."""
-        self.payload = 0
-        self.opened = 0.0
-        """When the first record of ``queue`` arrived in it."""
-        self.free_since = float("-inf")
-        """When the lane's last invocation ended (the next window opens no earlier)."""
+        self.batcher = batcher
+        """Records read and not yet in a batch, in sequence order: the same batching
+        rules as a queue poller's (:class:`~sluicegate.core.batcher.Batcher`); the window
+        opens when the first record reaches the empty lane, or when the lane's previous
+        invocation ends (:meth:`~sluicegate.core.batcher.Batcher.reopen`), whichever is
+        later."""
         self.todo: deque[StreamBatch] = deque()
         """Batches formed and due before anything in ``queue`` (retries, halves)."""
         self.current: StreamBatch | None = None
@@ -447,7 +445,10 @@ class StreamMapping:
         self._shards: list[_Shard] = []
         for i in range(stream.shard_count):
             shard = _Shard(i, stored.get(i))
-            shard.lanes = [_Lane(shard, k) for k in range(self._factor)]
+            shard.lanes = [
+                _Lane(shard, k, Batcher(config.batch_size, config.maximum_batching_window))
+                for k in range(self._factor)
+            ]
             self._shards.append(shard)
         self._paused = not config.enabled
         self._attention: list[_Shard | _Lane] = []
@@ -700,8 +701,7 @@ class StreamMapping:
         rule (:func:`~sluicegate.core.results.invocation_outcome`), with sequence numbers
         as item identifiers and the mapping's ReportBatchItemFailures."""
         return invocation_outcome(
-            result, batch, report_batch_item_failures=self.config.report_batch_item_failures,
-            item_name=SEQUENCE_NUMBER,
+            result, batch, report_batch_item_failures=self.config.report_batch_item_failures
         )
 
     def fetched(
@@ -757,6 +757,7 @@ class StreamMapping:
             lanes = s.lanes
             factor = self._factor
             rejected: list[StreamRecord] = []
+            incoming: dict[int, list[StreamRecord]] = {}
             for r in records:
                 order.append(r.sequence_number)
                 s.held += 1
@@ -764,14 +765,17 @@ class StreamMapping:
                 if accept is not None and not accept(r):
                     rejected.append(r)
                     continue
-                lane = lanes[lane_for_partition_key(r.partition_key, factor)]
-                if not lane.queue:
-                    lane.opened = now
-                lane.queue.append(r)
-                lane.payload += r.size
-                if not lane.flagged:
-                    lane.flagged = True
-                    self._attention.append(lane)
+                k = 0 if factor == 1 else lane_for_partition_key(r.partition_key, factor)
+                got = incoming.get(k)
+                if got is None:
+                    got = incoming[k] = []
+                    lane = lanes[k]
+                    if not lane.flagged:
+                        lane.flagged = True
+                        self._attention.append(lane)
+                got.append(r)
+            for k, got in incoming.items():
+                lanes[k].batcher.add(now, got)
             if rejected:
                 self.filtered_records += len(rejected)
                 self._settle(s, rejected)
@@ -800,7 +804,7 @@ class StreamMapping:
         Parameters:
             now: when it ended, in seconds.
             batch_id: ``StreamInvoke.batch.id``.
-            outcome: how it settled (:func:`~sluicegate.core.streams.interpret_stream_response`;
+            outcome: how it settled (:meth:`outcome_of`;
                 for PARTIAL, ``failed`` holds sequence numbers as strings; for ERROR,
                 ``failed`` is not looked at).
             request_id: the invocation's request id, quoted by an on-failure record.
@@ -815,7 +819,7 @@ class StreamMapping:
         assert batch is not None
         lane.current = None
         lane.state = _FREE
-        lane.free_since = now
+        lane.batcher.reopen(now)
         lane.request_id = request_id
         self._in_flight -= 1
         self._pool.release(self._function)
@@ -955,17 +959,18 @@ class StreamMapping:
             if todo:
                 batch = todo[0]
             else:
-                queue = lane.queue
-                if not queue:
+                batcher = lane.batcher
+                if not batcher.buffer:
                     return
-                if len(queue) < cfg.batch_size and lane.payload < MAX_PAYLOAD_BYTES:
-                    opened = lane.opened if lane.opened > lane.free_since else lane.free_since
-                    deadline = opened + cfg.maximum_batching_window
-                    if now < deadline:
-                        lane.state = _WINDOW
-                        self._push_timer(deadline, lane)
-                        return
-                batch = self._take(lane, now)
+                taken = batcher.take_ready(now)
+                if not taken:
+                    deadline = batcher.deadline()
+                    assert deadline is not None
+                    lane.state = _WINDOW
+                    self._push_timer(deadline, lane)
+                    return
+                batch = StreamBatch(self._next_batch_id, shard.index, lane.index, taken)
+                self._next_batch_id += 1
                 todo.append(batch)
             records = batch.records
             oldest = min([r.approximate_arrival for r in records])
@@ -1022,27 +1027,6 @@ class StreamMapping:
                 self._max_iterator_age_ms = age
             actions.append(StreamInvoke(batch))
             return
-
-    def _take(self, lane: _Lane, now: float) -> StreamBatch:
-        """The longest prefix of the lane's queue within ``batch_size`` and 6 MB (at least
-        one record), as a new batch."""
-        queue = lane.queue
-        size = self.config.batch_size
-        first = queue.popleft()
-        out = [first]
-        total = first.size
-        while queue and len(out) < size:
-            nxt = queue[0].size
-            if total + nxt > MAX_PAYLOAD_BYTES:
-                break
-            out.append(queue.popleft())
-            total += nxt
-        lane.payload -= total
-        if queue:
-            lane.opened = now
-        batch = StreamBatch(self._next_batch_id, lane.shard.index, lane.index, tuple(out))
-        self._next_batch_id += 1
-        return batch
 
     def _discard(self, lane: _Lane, batch: StreamBatch, condition: str, now: float) -> None:
         """Give up on ``batch``: on-failure record (if configured), then settle it."""
@@ -1105,7 +1089,7 @@ def stream_settlement(batch: StreamBatch, outcome: BatchOutcome) -> tuple[Outcom
     Parameters:
         batch: the invoked batch.
         outcome: how its invocation settled (from
-            :func:`~sluicegate.core.streams.interpret_stream_response` or
+            :meth:`StreamMapping.outcome_of`, i.e.
             :func:`~sluicegate.core.results.invocation_outcome`).
 
     Returns:

@@ -19,8 +19,10 @@ values it exchanges with a driver:
   records of one invocation);
 - the actions: :class:`Fetch`, :class:`StreamInvoke`, :class:`Checkpoint`,
   :class:`SendToDestination`;
-- :func:`interpret_stream_response`: the ReportBatchItemFailures rules of
-  :mod:`sluicegate.core.results`, with sequence numbers as item identifiers;
+- the result rules are :mod:`sluicegate.core.results`' for every source: a
+  :class:`StreamBatch` names its sequence numbers as item identifiers
+  (:attr:`StreamBatch.message_ids`, :attr:`StreamBatch.item_name`), and a stream
+  mapping's ``outcome_of`` applies :func:`~sluicegate.core.results.invocation_outcome`;
 - :func:`on_failure_record`: the record an on-failure destination receives when a batch
   is discarded.
 """
@@ -33,13 +35,11 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from sluicegate.core.config import as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
-from sluicegate.core.results import exception_outcome, interpret_response, timeout_outcome
 from sluicegate.core.settings import SETTINGS, STREAM
-from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import ConfigError, InputError
 
 __all__ = [
@@ -68,14 +68,11 @@ __all__ = [
     "hash_key",
     "hash_key_range",
     "hash_key_ranges",
-    "interpret_stream_response",
     "lane_for_partition_key",
     "on_failure_record",
     "shard_for_hash_key",
     "shard_for_partition_key",
     "shard_id",
-    "stream_exception_outcome",
-    "stream_timeout_outcome",
 ]
 
 # ---------------------------------------------------------------------- routing
@@ -485,15 +482,15 @@ class StreamBatch:
     def last_sequence_number(self) -> int:
         return self.records[-1].sequence_number
 
-    @property
-    def item_identifiers(self) -> frozenset[str]:
-        """The sequence numbers as the strings a handler reports in ``itemIdentifier``."""
-        return frozenset(str(r.sequence_number) for r in self.records)
+    item_name: ClassVar[str] = "sequence number"
+    """What a handler's ``itemIdentifier`` names in a stream batch, as reasons say it
+    (:data:`SEQUENCE_NUMBER`)."""
 
     @property
     def message_ids(self) -> frozenset[str]:
-        """Same as :attr:`item_identifiers`, under the name :mod:`sluicegate.core.results`
-        reads, so that its rules apply to stream batches unchanged."""
+        """The item identifiers a handler may report in ``itemIdentifier``: the sequence
+        numbers as strings (the name :mod:`sluicegate.core.results` reads for every
+        source)."""
         return frozenset(str(r.sequence_number) for r in self.records)
 
     @property
@@ -610,39 +607,8 @@ StreamAction = Fetch | StreamInvoke | Checkpoint | SendToDestination
 # ---------------------------------------------------------------------- responses
 
 
-SEQUENCE_NUMBER: Final = "sequence number"
+SEQUENCE_NUMBER: Final = StreamBatch.item_name
 """What a stream's ``itemIdentifier`` must be, as reasons name it."""
-
-
-def interpret_stream_response(
-    response: Any, batch: StreamBatch, *, report_batch_item_failures: bool
-) -> BatchOutcome:
-    """Settle a stream batch from its handler's response.
-
-    The rules are those of :func:`sluicegate.core.results.interpret_response` (Lambda
-    developer guide, partial batch responses; lambda-semantics.md 6.2), with sequence
-    numbers as ``itemIdentifier``: a string that is not the sequence number of a record
-    of the batch (or any other invalid entry) fails the whole batch. AWS emulators ignore
-    unknown sequence numbers; sluicegate fails the batch, as it does for queues, since a
-    handler that names a record it was not given is broken.
-
-    Returns:
-        SUCCESS, PARTIAL (``failed``: sequence numbers as strings) or ERROR.
-    """
-    return interpret_response(
-        response, batch, report_batch_item_failures=report_batch_item_failures,
-        item_name=SEQUENCE_NUMBER,
-    )
-
-
-def stream_exception_outcome(batch: StreamBatch, description: str) -> BatchOutcome:
-    """The outcome of a handler that raised (``description``: ``"ValueError: ..."``)."""
-    return exception_outcome(batch, description)
-
-
-def stream_timeout_outcome(batch: StreamBatch) -> BatchOutcome:
-    """The outcome of an invocation that ran past the function's timeout."""
-    return timeout_outcome(batch)
 
 
 def _iso(seconds: float) -> str:

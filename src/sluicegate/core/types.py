@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "Abandon",
@@ -93,6 +93,9 @@ class Batch:
         self.records = records
         self.throttles = throttles
 
+    item_name: ClassVar[str] = "messageId"
+    """What a handler's ``itemIdentifier`` names in this batch, as reasons say it."""
+
     @property
     def message_ids(self) -> frozenset[str]:
         return frozenset(r.message_id for r in self.records)
@@ -104,11 +107,16 @@ class Batch:
 
 class ItemBatch(Protocol):
     """What the result rules (:mod:`sluicegate.core.results`) read of a batch: the ids a
-    handler may report in ``itemIdentifier``. A queue :class:`Batch` has its message ids;
-    a stream batch (:class:`~sluicegate.core.streams.StreamBatch`) its sequence numbers."""
+    handler may report in ``itemIdentifier``, and what they are called. A queue
+    :class:`Batch` has its message ids (``"messageId"``); a stream batch
+    (:class:`~sluicegate.core.streams.StreamBatch`) its sequence numbers
+    (``"sequence number"``)."""
 
     @property
     def message_ids(self) -> frozenset[str]: ...
+
+    @property
+    def item_name(self) -> str: ...
 
 
 class OutcomeKind(enum.Enum):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.app import Function
+from sluicegate.core.results import exception_outcome as stream_exception_outcome
 from sluicegate.core.results import invocation_outcome
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
@@ -46,7 +47,6 @@ from sluicegate.core.streams import (
     StreamInvoke,
     StreamMappingConfig,
     StreamRecord,
-    stream_exception_outcome,
 )
 from sluicegate.core.types import BatchOutcome
 from sluicegate.errors import StoreError

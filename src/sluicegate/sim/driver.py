@@ -1,28 +1,38 @@
 """The discrete-event driver: the core's mappings on a virtual clock, at heap speed.
 
-One event heap, one virtual clock (``now``, seconds from 0), seeded random streams. The
-memory store's engine (:class:`~sluicegate.store.memory.MemoryQueues`) holds every queue
-and reads the same clock, one :class:`~sluicegate.core.pool.ConcurrencyPool` holds the
-account's concurrency with every function registered, and each mapping is the core's
-:class:`~sluicegate.core.mapping.QueueMapping`, driven the way the asyncio runtime drives
-it: ask :meth:`~QueueMapping.poll` what to do, perform the actions, report results back
-(``received``, ``finished``), and come back at :meth:`~QueueMapping.next_wakeup`. A
-single receive coming back or a single invocation ending is reported through the fused
-:meth:`~QueueMapping.received_poll` and :meth:`~QueueMapping.finished_poll`, which answer
-as those three calls would, through the same rules. No mapping rule lives here; what is
-modelled here is what a real run gets from the world: handler durations, cold starts,
-injected errors, a downstream under load, producers.
+One event loop for every source. It runs a :class:`~sluicegate.sim.world.World` (an App
+plus a load; every scenario kind is translated into one, :func:`~sluicegate.sim.world.to_world`)
+on one event heap, one virtual clock (``now``, seconds from 0) and seeded random streams.
+The memory store's engines (:class:`~sluicegate.store.memory.MemoryQueues` for queues,
+:class:`~sluicegate.store.memory_streams.MemoryStreams` for streams) read the same clock,
+and one :class:`~sluicegate.core.pool.ConcurrencyPool` holds the account's concurrency
+with every function registered, whatever source invokes it. Each mapping is the core's
+state machine (:class:`~sluicegate.core.mapping.QueueMapping` for standard and FIFO
+queues, :class:`~sluicegate.core.stream_mapping.StreamMapping` for streams), driven
+through the core's mapping protocol as the runtime drives it: ask ``poll`` what to do,
+perform the actions, report results back (``read_done``/``received``, ``finished``), come
+back at ``next_wakeup``. A queue's single receive coming back or single invocation ending
+is reported through the fused :meth:`~QueueMapping.received_poll` and
+:meth:`~QueueMapping.finished_poll`, which answer as those three calls would, through the
+same rules. How an invocation ended goes through the mapping's ``outcome_of`` (the core's
+one result rule), a shard's read through ``read_done`` (the core's starting position and
+retention gap rule), and the series' limit is the mapping's ``concurrency_limit``. No
+mapping rule lives here; what is modelled here is what a real run gets from the world:
+handler durations, cold starts, injected errors, poison records, a downstream under load,
+producers.
 
-A queue scenario runs one mapping; a topic scenario
-(:class:`~sluicegate.sim.topic_scenario.TopicScenario`) one per subscriber, in the same
-loop. Each mapping's state (its queue, function model, long polls, execution
-environments and counters) is a lane (:class:`_Lane`); every event but a bucket boundary
-and a send belongs to one lane. A publish to the topic delivers one message to every
-subscribed queue at its instant, in the order of the topic's subscribers, each delivery
-followed by that queue's mapping's turn (what :meth:`Store.publish
-<sluicegate.store.base.Store.publish>` does, with the group and deduplication ids of
-:func:`~sluicegate.store.base.publish_ids`). The mappings share nothing but the pool: a
-slot taken by one function is one the others cannot have.
+Each mapping's state (its source, long polls, pending events and counters) is a lane
+(:class:`_Lane`); each function's (durations, cold starts, execution environments, error
+windows, downstream) is a :class:`_Function`, the one simulated function for every
+source. Every event but a bucket boundary and a queue or topic send belongs to one lane.
+A publish to a topic delivers one message to every subscribed queue at its instant, in
+the order of the topic's subscribers, each delivery followed by that queue's mapping's
+turn (what :meth:`Store.publish <sluicegate.store.base.Store.publish>` does, with the
+group and deduplication ids of :func:`~sluicegate.store.base.publish_ids`). The mappings
+share nothing but the pool (and a function's environments, when two mappings invoke one
+function): a slot taken by one function is one the others cannot have, so a stream's
+function with reserved concurrency takes from the pool what a queue's function could
+have had.
 
 How the actions are performed:
 
@@ -39,9 +49,17 @@ How the actions are performed:
   again after its visibility timeout) deletes nothing, as on SQS.
 - ``Abandon``: counted by the mapping; the engine makes the messages visible again by
   itself.
+- ``Fetch``: the shard's latest sequence number, then its records after the core's
+  position (or from its starting position), at once (no GetRecords latency, no per-shard
+  read throughput limit), reported with ``read_done``.
+- ``StreamInvoke``: as ``Invoke``; a batch holding a poison record fails (see
+  :class:`~sluicegate.sim.stream_scenario.PoisonSpec`).
+- ``Checkpoint``: stored in the stream engine; ``SendToDestination``: counted.
 
-Pausing a mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short (they
-return empty, as the runtime's stop does), so nothing more is received while paused.
+Pausing a queue mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short
+(they return empty, as the runtime's stop does), so nothing more is received while paused.
+A stream's producers put records through the main heap (``_PUT``); queue and topic
+producers have a heap of their own (see :attr:`_Simulation.arrivals`).
 
 Events at the same instant run in the order they were scheduled; a bucket boundary runs
 before any other event of its instant, so an event at exactly t=10 s belongs to the
@@ -70,16 +88,9 @@ from sluicegate.core.config import (
 )
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import (
-    MESSAGE_ID,
-    SUCCESS_OUTCOME,
-    exception_outcome,
-    interpret_response,
-    timeout_outcome,
-)
+from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
-    SEQUENCE_NUMBER,
     Checkpoint,
     Fetch,
     SendToDestination,
@@ -436,6 +447,31 @@ class SimResult:
         return out
 
 
+class _SimulatedError(Exception):
+    """What a simulated handler raises (its text is the result's ``error_text``)."""
+
+
+class _Ended:
+    """How a simulated invocation ended, as the core's one result rule reads it
+    (:class:`~sluicegate.core.results.InvocationResult`): a response, an exception (with
+    its text) or a timeout. A handler that returned nothing needs none: its outcome is
+    the core's shared SUCCESS."""
+
+    __slots__ = ("error", "error_text", "invalid_json", "response", "timed_out")
+
+    def __init__(self, *, response: Any = None, error_text: str = "",
+                 timed_out: bool = False) -> None:
+        self.response = response
+        self.error: BaseException | None = _RAISED if error_text else None
+        self.error_text = error_text
+        self.invalid_json = False
+        self.timed_out = timed_out
+
+
+_RAISED: Final = _SimulatedError()
+_TIMED_OUT: Final = _Ended(timed_out=True)
+
+
 class _Groups:
     """Which message group each message of a FIFO queue (or topic) goes to: uniformly
     over ``count`` groups, except a ``hot_share`` of messages that all go to group
@@ -706,7 +742,6 @@ class _Lane:
         "fn",
         "function",
         "groups",
-        "item_name",
         "kind_key",
         "lags",
         "last_abandoned",
@@ -726,6 +761,7 @@ class _Lane:
         "new_message",
         "on_failure",
         "one_message",
+        "outcome_of",
         "pauses",
         "pick",
         "poison",
@@ -733,7 +769,6 @@ class _Lane:
         "queue",
         "received",
         "record_size",
-        "report_failures",
         "running",
         "sent",
         "series",
@@ -767,7 +802,6 @@ class _Lane:
         self.waiting: list[Any] = []
         """The waiting long polls (truthy while any waits; queues)."""
         config = spec.config
-        self.report_failures = config.report_batch_item_failures
         if isinstance(config, StreamMappingConfig):
             self._stream_source(config, world.stream(config.stream), pool, streams)
         else:
@@ -802,7 +836,6 @@ class _Lane:
                       engine: MemoryQueues, stream: Callable[[str], random.Random]) -> None:
         self.stream = False
         self.kind_key = "queue"
-        self.item_name = MESSAGE_ID
         qconfig = spec.config
         if spec.dead_letter_queue is not None:
             engine.ensure_queue(spec.dead_letter_queue)
@@ -845,6 +878,9 @@ class _Lane:
             record_filter=None if not criteria else (
                 lambda r: criteria.matches_payload(r.payload.body)),
         )
+        self.outcome_of: Callable[[InvocationResult, Any], BatchOutcome] = (
+            self.mapping.outcome_of)
+        """The core's one rule from how an invocation ended to its outcome."""
         # its own sends: their groups and bodies (the driver's _Source of them refers to
         # the lane, not the other way round: no reference cycle)
         seeds = spec.seeds
@@ -857,7 +893,6 @@ class _Lane:
                        pool: ConcurrencyPool, engine: MemoryStreams) -> None:
         self.stream = True
         self.kind_key = "stream"
-        self.item_name = SEQUENCE_NUMBER
         sconfig = spec.config
         self.stream_spec = spec
         self.source_name = sconfig.name
@@ -866,6 +901,7 @@ class _Lane:
         self.record_size = (spec.record_size + 2) // 3 * 4 + STREAM_RECORD_OVERHEAD
         self.checkpoint_name = mconfig.name
         self.stream_mapping = StreamMapping(mconfig, sconfig, pool=pool, now=0.0)
+        self.outcome_of = self.stream_mapping.outcome_of
         self.producers: list[tuple[Arrivals, _Keys]] = []
         self.checkpoints: list[int | None] = [None] * self.shard_count
         self.moved = [0.0] * self.shard_count
@@ -1239,7 +1275,14 @@ class _Simulation:
                     # message as it is sent, in one call to the engine.
                     lane.b_sent += 1
                     waiters = lane.waiters
-                    entry = waiters.take()
+                    # LongPolls.take, inlined: the same draw, the same swap with the last
+                    index = int(waiters.random() * len(waiting))
+                    entry = waiting[index]
+                    tail = waiting.pop()
+                    if tail is not entry:
+                        waiting[index] = tail
+                        tail[3] = index
+                    entry[3] = -1
                     waiter: Receive = entry[2]
                     records = engine.send_receive_records(
                         lane.queue, lane.new_message, waiter.max_messages,
@@ -1328,13 +1371,13 @@ class _Simulation:
                 # A stream producer puts records; the shards' readers fetch on their own
                 # cadence.
                 lane = event[3]
-                index: int = event[4]
-                stream_producer, keys = lane.producers[index]
+                put: int = event[4]
+                stream_producer, keys = lane.producers[put]
                 draw = keys.draw
                 self._put(lane, [draw() for _ in range(stream_producer.count)])
                 after = stream_producer.next(now)
                 if after is not None:
-                    push(heap, (after, seq(), _PUT, lane, index))
+                    push(heap, (after, seq(), _PUT, lane, put))
                 continue
             elif kind == _BUCKET:
                 live = self._close_bucket(now, b_running, b_unreserved, b_live, b_published)
@@ -1465,7 +1508,7 @@ class _Simulation:
                             called = False
                             if duration > fn.timeout:
                                 duration = fn.timeout
-                                outcome = timeout_outcome(batch)
+                                outcome = lane.outcome_of(_TIMED_OUT, batch)
                         if observer is not None:
                             observer.invoked(now, batch)
                         push(heap, (start + duration, seq(), _END, lane, batch, outcome,
@@ -1542,24 +1585,21 @@ class _Simulation:
         engine = self.streams
         name = lane.source_name
         shard = action.shard
-        after = action.after_sequence
-        position: int | None = None
-        got: list[Any] = []
-        if after is None and action.starting_position == "LATEST":
-            position = engine.latest_sequence(name, shard)
-        else:
-            latest = engine.latest_sequence(name, shard)
-            at = (action.starting_position_timestamp
-                  if after is None and action.starting_position == "AT_TIMESTAMP" else None)
-            got = engine.get_records(name, shard, after, at, action.max_records)
-            if not got and after is not None and latest > after:
-                position = latest  # retention dropped what lay after the position
+        # the shard's latest sequence number first, then its records: the core tells
+        # from both where the shard's iterator stands (a first read at LATEST, records
+        # dropped by retention)
+        latest = engine.latest_sequence(name, shard)
+        got: list[Any] = (
+            engine.get_records(name, shard, action.after_sequence, action.at_timestamp,
+                               action.max_records)
+            if action.reads_records else []
+        )
         size = lane.record_size
         records = [StreamRecord(m.shard, m.sequence_number, m.partition_key, None,
                                 m.approximate_arrival, size) for m in got]
         lane.received += len(records)
         lane.b_received += len(records)
-        lane.stream_mapping.fetched(now, shard, records, position=position)
+        lane.stream_mapping.read_done(now, action, records, latest=latest)
 
     # ------------------------------------------------------------------ the function
 
@@ -1575,10 +1615,11 @@ class _Simulation:
         downstream) or ``timeout`` (it runs to the function timeout); else the downstream
         call (its latency added, its failures raising or reporting records), then the
         reported failures (poison records of kind ``batch_item_failure``, failed
-        downstream requests, injected batch item failures); the handler's response goes
-        through the core's :func:`~sluicegate.core.results.interpret_response`, so that
-        with ``report_batch_item_failures`` off it is ignored, as AWS does. Anything
-        longer than the function timeout ends at the timeout as an error.
+        downstream requests, injected batch item failures). Anything longer than the
+        function timeout ends at the timeout. How the handler ended (an exception, a
+        timeout, a response listing failures) goes through the mapping's
+        ``outcome_of``, the core's one result rule, so that with
+        ``report_batch_item_failures`` off a response is ignored, as AWS does.
 
         Returns:
             The duration (seconds, init excluded), the outcome, and whether the
@@ -1590,7 +1631,7 @@ class _Simulation:
                else [r.message_id for r in records])
         if fn.per_record:
             duration += fn.per_record * len(records)
-        outcome: BatchOutcome = SUCCESS_OUTCOME
+        ended: _Ended | None = None  # None: returned nothing (SUCCESS)
         called = False
         rand = fn.errors_rng.random
         failed: list[str] = []
@@ -1606,13 +1647,13 @@ class _Simulation:
                     failed.append(i)
         if thrown:
             duration *= DEFAULT_RAISE_AT
-            outcome = exception_outcome(batch, _POISONED)
+            ended = _Ended(error_text=_POISONED)
         elif fn.p_raise and rand() < fn.p_raise:
             duration *= fn.raise_at
-            outcome = exception_outcome(batch, _INJECTED)
+            ended = _Ended(error_text=_INJECTED)
         elif fn.p_timeout and rand() < fn.p_timeout:
             duration = fn.timeout
-            outcome = timeout_outcome(batch)
+            ended = _TIMED_OUT
         else:
             downstream = fn.downstream
             if downstream is not None:
@@ -1629,33 +1670,26 @@ class _Simulation:
                                   if fn.downstream_per_record else range(len(ids)))
                         failed.extend(ids[i] for i in chosen)
                     else:
-                        outcome = exception_outcome(batch, _DOWNSTREAM)
-            if fn.p_item and outcome is SUCCESS_OUTCOME:
+                        ended = _Ended(error_text=_DOWNSTREAM)
+            if fn.p_item and ended is None:
                 p_item = fn.p_item
                 failed.extend([i for i in ids if rand() < p_item])
-            if failed and outcome is SUCCESS_OUTCOME:
-                response = {"batchItemFailures": [{"itemIdentifier": i}
-                                                  for i in dict.fromkeys(failed)]}
-                outcome = interpret_response(
-                    response, batch, report_batch_item_failures=lane.report_failures,
-                    item_name=lane.item_name,
-                )
+            if failed and ended is None:
+                ended = _Ended(response={"batchItemFailures": [
+                    {"itemIdentifier": i} for i in dict.fromkeys(failed)]})
         if duration > fn.timeout:
             duration = fn.timeout
-            outcome = timeout_outcome(batch)
+            ended = _TIMED_OUT
+        outcome = SUCCESS_OUTCOME if ended is None else lane.outcome_of(ended, batch)
         return duration, outcome, called
 
     # ------------------------------------------------------------------ statistics
 
     def _limit(self, lane: _Lane, now: float) -> int:
-        """The mapping's concurrency limit at ``now``, as its core object gives it."""
-        if lane.stream:
-            return lane.shard_count * lane.spec.config.parallelization_factor  # type: ignore[union-attr]
-        limit = lane.mapping.policy.limit(now)
-        maximum = lane.mapping.config.maximum_concurrency
-        if maximum is not None and limit > maximum:
-            limit = maximum
-        return max(0, limit)
+        """The mapping's concurrency limit at ``now``: its core limit object's value."""
+        limit = (lane.stream_mapping.concurrency_limit if lane.stream
+                 else lane.mapping.concurrency_limit)
+        return limit.value(now)
 
     def _close_bucket(self, now: float, running: int, unreserved: int, live: int,
                       published: int) -> int:

@@ -374,13 +374,15 @@ class LongPolls:
             waits, which a driver tests without a call).
     """
 
-    __slots__ = ("_heap", "_ordered", "_random", "_seq", "pool")
+    __slots__ = ("_heap", "_ordered", "_seq", "pool", "random")
 
     def __init__(self, rng: random.Random) -> None:
         self.pool: list[list[Any]] = []
         self._ordered: deque[list[Any]] = deque()
         self._heap: list[list[Any]] = []
-        self._random = rng.random
+        self.random: Callable[[], float] = rng.random
+        """The draw :meth:`take` picks with (a driver inlining :meth:`take` on its hot path
+        draws with it the same way)."""
         self._seq = 0
 
     def __len__(self) -> int:
@@ -409,7 +411,7 @@ class LongPolls:
             IndexError: nothing waits.
         """
         pool = self.pool
-        index = int(self._random() * len(pool))
+        index = int(self.random() * len(pool))
         entry = pool[index]
         last = pool.pop()
         if last is not entry:
