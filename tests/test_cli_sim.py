@@ -431,3 +431,245 @@ def test_plan_of_a_queue_refuses_a_subscriber(
 ) -> None:
     assert main(["plan", str(need8_file), "--subscriber", "x"]) == 2
     assert "only a topic scenario has subscribers" in _error_line(capsys)
+
+
+# ---------------------------------------------------------------------- an App and its load
+JOBS = """
+import sluicegate
+
+app = sluicegate.App()
+orders = app.queue("orders", visibility_timeout=60)
+
+
+@app.function(timeout=10, reserved_concurrency=50)
+def process(event, context):
+    return None
+
+
+app.map(orders, process, batch_size=1, maximum_concurrency=5)
+"""
+
+LOAD = """
+name = "orders"
+duration = "1m"
+
+[queues.orders]
+producers = [{ rate = 20 }]
+
+[functions.process]
+duration = { distribution = "lognormal", median = "100ms", p99 = "200ms" }
+cold_start = "100ms"
+"""
+
+# The same App and load written as one scenario: what the two must simulate alike.
+AS_SCENARIO = """
+name = "orders"
+duration = "1m"
+[queue]
+name = "orders"
+visibility_timeout = 60
+[producer]
+rate = 20
+[function]
+name = "process"
+timeout = 10
+reserved_concurrency = 50
+duration = { distribution = "lognormal", median = "100ms", p99 = "200ms" }
+cold_start = "100ms"
+[mapping]
+batch_size = 1
+maximum_concurrency = 5
+"""
+
+
+@pytest.fixture
+def app_files(tmp_path: Path) -> tuple[Path, Path]:
+    jobs, load = tmp_path / "jobs.py", tmp_path / "load.toml"
+    jobs.write_text(JOBS, encoding="utf-8")
+    load.write_text(LOAD, encoding="utf-8")
+    return jobs, load
+
+
+def test_simulate_an_app_under_a_load_is_the_scenario_written_out(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load = app_files
+    scenario = tmp_path / "orders.toml"
+    scenario.write_text(AS_SCENARIO, encoding="utf-8")
+    from_app, from_file = tmp_path / "app.json", tmp_path / "file.json"
+    assert main(["simulate", str(jobs), "--load", str(load), "--json", str(from_app)]) == 0
+    assert "Peak concurrency" in capsys.readouterr().out
+    assert main(["simulate", str(scenario), "--json", str(from_file)]) == 0
+    app_result = json.loads(from_app.read_text(encoding="utf-8"))
+    assert app_result == json.loads(from_file.read_text(encoding="utf-8"))
+    assert app_result["scenario"]["mapping"]["maximum_concurrency"] == 5
+    assert app_result["scenario"]["function"]["reserved_concurrency"] == 50
+    assert app_result["summary"]["messages_sent"] == 1200
+
+
+def test_simulate_an_app_set_and_seed_apply_to_the_load(
+    app_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    jobs, load = app_files
+    out = tmp_path / "r.json"
+    assert main(["simulate", str(jobs), "--load", str(load), "--set", "duration=30s",
+                 "--set", "queues.orders.producers.0.rate=10", "--seed", "9",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["scenario"]["seed"] == 9 and data["scenario"]["duration"] == 30
+    assert data["summary"]["messages_sent"] == 300
+
+
+def test_plan_an_app_under_a_load(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load = app_files
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(jobs), "--load", str(load), "--values", "2,5",
+                 "--json", str(out)]) == 0
+    assert "maximum_concurrency sweep: orders" in capsys.readouterr().out
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [s["maximum_concurrency"] for s in data["settings"]] == [2, 5]
+
+
+@pytest.mark.parametrize("load_text, needle", [
+    ("duration = = 1\n", "load.toml: invalid TOML"),
+    ("[queues.nope]\nbacklog = 1\n", "load.toml: queues.nope: the App has no queue 'nope' "
+                                     "(its queues: orders)"),
+    ("[functions.nope]\nduration = 1\n", "functions.nope: the App has no function 'nope' "
+                                         "(its functions: process)"),
+    ("[functions.process]\ntimeout = 5\n", "functions.process.timeout: the App sets"),
+    ("[queues.orders]\nbaclog = 1\n", "unknown key queues.orders.baclog (did you mean backlog?)"),
+    ("[queue]\nbacklog = 1\n", "[queue] is a scenario's table, not a load's"),
+    ("[queues.orders]\ngroups = 4\n", "queues.orders.groups=4 is invalid: allowed only for a "
+                                      "FIFO queue"),
+    ("[mappings.nope]\npauses = []\n", "mappings.nope: the App has no mapping"),
+])
+def test_simulate_a_bad_load_is_one_line_naming_the_problem(
+    app_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], load_text: str,
+    needle: str
+) -> None:
+    jobs, load = app_files
+    load.write_text(load_text, encoding="utf-8")
+    assert main(["simulate", str(jobs), "--load", str(load)]) == 2
+    assert needle in _error_line(capsys)
+
+
+def test_simulate_a_missing_load_file_names_it(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, _ = app_files
+    assert main(["simulate", str(jobs), "--load", str(tmp_path / "absent.toml")]) == 2
+    line = _error_line(capsys)
+    assert "cannot read" in line and "absent.toml" in line
+
+
+@pytest.mark.parametrize("app_text, needle", [
+    ("raise RuntimeError('boom')\n", "importing 'jobs.py' failed: RuntimeError: boom"),
+    ("x = (\n", "importing 'jobs.py' failed: SyntaxError"),
+    ("import sluicegate\n", "defines no sluicegate.App"),
+    ("import sluicegate\napp = sluicegate.App()\n@app.function(timeout=0)\n"
+     "def f(event, context):\n    return None\n", "timeout"),
+])
+def test_simulate_an_app_file_that_does_not_load_is_one_line(
+    app_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], app_text: str,
+    needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs, load = app_files
+    jobs.write_text(app_text, encoding="utf-8")
+    monkeypatch.chdir(jobs.parent)
+    assert main(["simulate", "jobs.py", "--load", str(load)]) == 2
+    assert needle in _error_line(capsys)
+
+
+def test_simulate_a_missing_app_file_names_it(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, load = app_files
+    assert main(["simulate", str(tmp_path / "absent.py"), "--load", str(load)]) == 2
+    assert "absent.py" in _error_line(capsys)
+
+
+def test_simulate_an_app_needs_a_load(
+    app_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, _ = app_files
+    assert main(["simulate", str(jobs)]) == 2
+    assert "is an App: give --load LOAD.toml" in _error_line(capsys)
+    assert main(["plan", str(jobs)]) == 2
+    assert "is an App: give --load LOAD.toml" in _error_line(capsys)
+
+
+def test_simulate_an_app_mixing_queues_and_streams_runs_them_in_one_pool(
+    app_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load = app_files
+    jobs.write_text(JOBS + 'app.stream("clicks")\n'
+                           "@app.function\ndef count(event, context):\n    return None\n"
+                           'app.map("clicks", count)\n', encoding="utf-8")
+    load.write_text(LOAD + '[streams.clicks]\nproducers = [{ rate = 100 }]\n',
+                    encoding="utf-8")
+    out = tmp_path / "mix.json"
+    assert main(["simulate", str(jobs), "--load", str(load), "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [(m["name"], m["function"]) for m in data["mappings"]] == [
+        ("orders->process", "process"), ("clicks->count", "count")]
+    assert data["scenario"]["app"]["mappings"] == ["orders->process", "clicks->count"]
+    summaries = [m["summary"] for m in data["mappings"]]
+    assert summaries[0]["messages_sent"] == 1200 and summaries[1]["records_sent"] == 6000
+    assert data["summary"]["peak_concurrency"] <= sum(s["peak_concurrency"]
+                                                      for s in summaries)
+    capsys.readouterr()
+    assert main(["plan", str(jobs), "--load", str(load)]) == 2
+    assert "run together only in simulate" in _error_line(capsys)
+
+
+def test_simulate_an_app_reading_a_queue_twice_is_refused_in_one_line(
+    app_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load = app_files
+    jobs.write_text(JOBS + "@app.function\ndef audit(event, context):\n    return None\n"
+                           "app.map(orders, audit)\n", encoding="utf-8")
+    assert main(["simulate", str(jobs), "--load", str(load)]) == 2
+    assert ("'orders' is read by two mappings (orders->process, orders->audit)"
+            in _error_line(capsys))
+
+
+def test_simulate_an_app_with_a_topic_runs_each_subscriber(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs, load, out = tmp_path / "fan.py", tmp_path / "fan.toml", tmp_path / "fan.json"
+    jobs.write_text("""
+import sluicegate
+
+app = sluicegate.App()
+billing, audit = app.queue("billing"), app.queue("audit")
+app.topic("events", subscribers=[billing, audit])
+
+
+@app.function(reserved_concurrency=20)
+def bill(event, context):
+    return None
+
+
+@app.function
+def record(event, context):
+    return None
+
+
+app.map(billing, bill)
+app.map(audit, record, maximum_concurrency=5)
+""", encoding="utf-8")
+    load.write_text("""
+duration = "30s"
+[topics.events]
+producers = [{ rate = 50 }]
+[functions.bill]
+duration = "150ms"
+""", encoding="utf-8")
+    assert main(["simulate", str(jobs), "--load", str(load), "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [m["name"] for m in data["mappings"]] == ["billing", "audit"]
+    assert data["summary"]["messages_published"] == 1500
+    assert data["summary"]["messages_sent"] == 3000

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sluicegate.sim.scenario import Scenario
     from sluicegate.sim.stream_scenario import StreamScenario
     from sluicegate.sim.topic_scenario import TopicScenario
+    from sluicegate.sim.world import World
 
 __all__ = ["main"]
 
@@ -204,10 +205,17 @@ def _parser() -> argparse.ArgumentParser:
                                 "(repeatable)")
     overrides.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
 
+    overrides.add_argument("--load", metavar="LOAD.toml",
+                           help="simulate an App (named instead of a scenario, as run takes "
+                                "it: jobs.py or module:attr) under this load: producers, "
+                                "handler durations, errors (docs/simulate-your-app.md); "
+                                "--set then applies to the load")
+
     simulate = sub.add_parser("simulate", parents=[overrides],
-                              help="simulate a scenario (or a preset) in virtual time")
-    simulate.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
-                          help="the scenario file (docs/scenarios.md)")
+                              help="simulate a scenario, a preset or an App in virtual time")
+    simulate.add_argument("scenario", nargs="?", metavar="SCENARIO.toml|APP",
+                          help="the scenario file (docs/scenarios.md), or with --load the "
+                               "App file")
     simulate.add_argument("--preset", metavar="NAME", help="simulate a built-in preset instead")
     simulate.add_argument("--list-presets", action="store_true",
                           help="list the presets and exit")
@@ -219,7 +227,8 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", parents=[overrides],
                           help="sweep a mapping's maximum_concurrency (a stream's "
                                "parallelization_factor) and recommend a setting")
-    plan.add_argument("scenario", metavar="SCENARIO.toml", help="the scenario file")
+    plan.add_argument("scenario", metavar="SCENARIO.toml|APP",
+                      help="the scenario file, or with --load the App file")
     plan.add_argument("--downstream-limit", type=int, metavar="N",
                       help="most invocations the downstream may see at once "
                            "(default: the scenario's downstream.concurrency, if any)")
@@ -917,24 +926,46 @@ async def _purge(args: argparse.Namespace, store: Store) -> int:
 
 
 # ---------------------------------------------------------------------- simulate
-def _load_any(path: str, overrides: Sequence[str], seed: int | None
-              ) -> Scenario | StreamScenario | TopicScenario:
-    """Read a scenario file of any kind (queue, ``[stream]`` or ``[topic]``), with
-    ``--set`` overrides and ``--seed``.
+def _load_any(path: str, overrides: Sequence[str], seed: int | None,
+              load: str | None = None) -> Scenario | StreamScenario | TopicScenario | World:
+    """Read a scenario file of any kind (queue, ``[stream]`` or ``[topic]``), or an App
+    and its load file, with ``--set`` overrides (applied to the load) and ``--seed``.
 
     Parameters:
-        path: the file named on the command line (always read as a file).
+        path: the file named on the command line (always read as a file), or with
+            ``load`` the App (``jobs.py``, ``jobs.py:app``, ``module:attr``).
         overrides: ``KEY=VALUE`` strings.
         seed: the seed to use, or ``None`` for the scenario's own.
+        load: the load file (``--load``), or ``None`` for a scenario file.
 
     Raises:
         ScenarioError: the file cannot be read, is not TOML (the message gives the line),
             or holds (or is given) an invalid value; one line naming the file.
+        AppLoadError: the App cannot be imported.
+        InputError: an App named without ``--load``.
     """
     from sluicegate.sim import load_any_scenario
 
     extra = [] if seed is None else [f"seed={seed}"]
+    if load is not None:
+        from sluicegate.loader import load_app
+        from sluicegate.sim.app_scenario import load_app_scenario
+
+        app = load_app(path)
+        return load_app_scenario(app, Path(load), overrides=[*overrides, *extra])
+    if path.partition(":")[0].endswith(".py"):
+        raise InputError(f"{path} is an App: give --load LOAD.toml with what arrives and "
+                         "how its handlers behave (docs/simulate-your-app.md)")
     return load_any_scenario(Path(path), overrides=[*overrides, *extra])
+
+
+def _name(run: Scenario | StreamScenario | TopicScenario | World) -> str:
+    """The ``name`` of a scenario, or of the App and load a world was made of."""
+    from sluicegate.sim.world import World
+
+    if isinstance(run, World):
+        return str(run.scenario.get("name") or "")
+    return run.name
 
 
 def _presets() -> dict[str, Any]:
@@ -973,24 +1004,27 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {preset.description}")
         return 0
     if (args.scenario is None) == (args.preset is None):
-        raise InputError("give exactly one of SCENARIO.toml and --preset NAME")
+        raise InputError("give exactly one of SCENARIO.toml, APP --load LOAD.toml and "
+                         "--preset NAME")
+    if args.load is not None and args.preset is not None:
+        raise InputError("--load goes with an App, not with --preset")
     if args.plot:
         from sluicegate.sim.plot import plot_format
 
         plot_format(args.plot)  # a wrong extension is refused before simulating
-    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario]]
+    runs: list[tuple[str, Scenario | StreamScenario | TopicScenario | World]]
     if args.preset is not None:
         registry = _presets()
         if args.preset not in registry:
             known = ", ".join(sorted(registry)) or "none"
             raise InputError(f"unknown preset {args.preset!r} (known: {known})")
-        runs = list(registry[args.preset].variants(list(args.overrides)))
-        if args.seed is not None:
-            runs = [(name, load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
-                    for name, scenario in runs]
+        variants = list(registry[args.preset].variants(list(args.overrides)))
+        runs = [(name, scenario if args.seed is None else
+                 load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
+                for name, scenario in variants]
     else:
-        scenario = _load_any(args.scenario, args.overrides, args.seed)
-        runs = [(scenario.name, scenario)]
+        scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
+        runs = [(_name(scenario), scenario)]
     if not runs:
         raise InputError(f"preset {args.preset!r} has no variants")
     results = [(name, simulate_any(scenario)) for name, scenario in runs]
@@ -999,7 +1033,7 @@ def _simulate(args: argparse.Namespace) -> int:
         output = results[0][1].to_dict()
     else:
         output = {"variants": [{"name": name, **result.to_dict()} for name, result in results]}
-    title = args.preset or (runs[0][1].name if len(runs) == 1 else "") or (
+    title = args.preset or (_name(runs[0][1]) if len(runs) == 1 else "") or (
         Path(args.scenario).stem if args.scenario else None)
     print_report(output, title=title or None)
     written: list[Path] = []
@@ -1058,9 +1092,14 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sluicegate.sim.plan import plan, swept_scenario
+    from sluicegate.sim.world import World
     from sluicegate.tables import print_table
 
-    scenario = _load_any(args.scenario, args.overrides, args.seed)
+    scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
+    if isinstance(scenario, World):
+        raise InputError(f"{args.scenario}: plan sweeps the mapping of an App with one queue, "
+                         "one stream or one topic; this App's mappings run together only "
+                         "in simulate")
     values = None if args.values is None else _parse_values(args.values)
     limit = args.downstream_limit
     if limit is None:  # the swept mapping's function's downstream
@@ -1075,9 +1114,10 @@ def _plan(args: argparse.Namespace) -> int:
         title += f", subscriber {args.subscriber}"
     if limit is not None:
         title += f" (downstream limit {limit})"
+    # two lines, so that each fits 80 columns
     caption = ("backlog Q4: records behind the checkpoints at 3/4 of the run -> at its "
-               "end; p99 age: iterator age" if stream else
-               "backlog Q4: queued messages at 3/4 of the run -> at its end; "
+               "end\np99 age: iterator age" if stream else
+               "backlog Q4: queued messages at 3/4 of the run -> at its end\n"
                "p99 age: of the oldest message")
     table = Table(title=title, box=None, pad_edge=False, caption=caption)
     for header in ("factor" if stream else "max conc", "keeps up", "backlog Q4", "p99 age",

@@ -1,15 +1,22 @@
 """The discrete-event simulator: the core's mapping rules on a virtual clock.
 
-Layout: :mod:`~sluicegate.sim.scenario` reads and validates scenarios (TOML, AWS names,
-snake_cased; ``docs/scenarios.md``), :mod:`~sluicegate.sim.models` holds the modelled
-world (durations, execution environments, a downstream, producers) and
-:mod:`~sluicegate.sim.driver` runs the event loop and aggregates the series. Stream
-scenarios (a ``[stream]`` table) are read by :mod:`~sluicegate.sim.stream_scenario` and
-run by :mod:`~sluicegate.sim.streams` with the same models. Topic scenarios (a
-``[topic]`` table fanned out to ``[[subscribers]]``, each a queue, a function and a
-mapping) are read by :mod:`~sluicegate.sim.topic_scenario` and run by the queue driver,
-one mapping per subscriber in one event loop and one concurrency pool.
-:func:`load_any_scenario` and :func:`simulate_any` take every kind.
+Layout. What runs is an App plus a load: :mod:`~sluicegate.sim.world` holds it as the
+event loop's input (the App's config objects and what only the simulator must be told),
+:mod:`~sluicegate.sim.driver` runs the one event loop for every source and aggregates the
+series, :mod:`~sluicegate.sim.models` holds the modelled world (durations, execution
+environments, a downstream, producers).
+
+Where it comes from: a scenario file, TOML with AWS names snake_cased
+(``docs/scenarios.md``), of three kinds: a queue (:mod:`~sluicegate.sim.scenario`), a
+``[stream]`` (:mod:`~sluicegate.sim.stream_scenario`) or a ``[topic]`` fanned out to
+``[[subscribers]]`` (:mod:`~sluicegate.sim.topic_scenario`), read by one loader
+(:mod:`~sluicegate.sim.loading`, :func:`load_any_scenario`); or the user's own App and a
+load file (:mod:`~sluicegate.sim.load`, :mod:`~sluicegate.sim.app_scenario`,
+:func:`load_app_scenario`; ``docs/simulate-your-app.md``). Their parts have modules of
+their own: :mod:`~sluicegate.sim.distributions`, :mod:`~sluicegate.sim.specs` (the
+simulator's sections), :mod:`~sluicegate.sim.schema` (validation),
+:mod:`~sluicegate.sim.sections` (the sections' parsers), :mod:`~sluicegate.sim.overrides`
+(``KEY=VALUE``) and :mod:`~sluicegate.sim.sources` (files and text).
 
 Quick use::
 
@@ -20,8 +27,13 @@ Quick use::
 
     result = simulate_any(load_any_scenario("streams.toml"))  # a queue, stream or topic
     result.mappings  # a topic run's: one {"name", "summary", "series", ...} per subscriber
+
+    from sluicegate.loader import load_app
+
+    result = simulate(load_app_scenario(load_app("jobs.py"), "load.toml"))  # your App
 """
 
+from sluicegate.sim.app_scenario import load_app_scenario
 from sluicegate.sim.driver import (
     ACCOUNT_SERIES_KEYS,
     ACCOUNT_SUMMARY_KEYS,
@@ -30,6 +42,8 @@ from sluicegate.sim.driver import (
     SimResult,
     simulate,
 )
+from sluicegate.sim.load import Load, load_load
+from sluicegate.sim.loading import load_any_scenario
 from sluicegate.sim.scenario import (
     DEFAULT_RAISE_AT,
     ENVIRONMENT_IDLE_TIMEOUT,
@@ -59,7 +73,6 @@ from sluicegate.sim.stream_scenario import (
     StreamProducerSpec,
     StreamScenario,
     StreamSpec,
-    load_any_scenario,
     load_stream_scenario,
 )
 from sluicegate.sim.streams import (
@@ -92,6 +105,7 @@ __all__ = [
     "Exponential",
     "Fixed",
     "FunctionSpec",
+    "Load",
     "LogNormal",
     "MappingSpec",
     "Normal",
@@ -111,6 +125,8 @@ __all__ = [
     "TopicSpec",
     "Uniform",
     "load_any_scenario",
+    "load_app_scenario",
+    "load_load",
     "load_scenario",
     "load_stream_scenario",
     "load_topic_scenario",

@@ -34,8 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sluicegate.sim.loading import load_any_scenario
 from sluicegate.sim.scenario import Scenario
-from sluicegate.sim.stream_scenario import StreamScenario, load_any_scenario
+from sluicegate.sim.stream_scenario import StreamScenario
 from sluicegate.sim.streams import simulate_any
 from sluicegate.sim.topic_scenario import TopicScenario
 

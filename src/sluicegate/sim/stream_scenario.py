@@ -18,7 +18,7 @@ and :class:`~sluicegate.core.streams.StreamMappingConfig`, so a scenario accepts
 App accepts; errors are the same one-line :class:`~sluicegate.sim.scenario.ScenarioError`
 as for queue scenarios.
 
-:func:`load_any_scenario` reads either kind, choosing by the presence of ``[stream]``.
+:func:`~sluicegate.sim.loading.load_any_scenario` reads every kind.
 """
 
 from __future__ import annotations
@@ -30,14 +30,23 @@ from typing import Any, Literal, TypeAlias
 
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.core.streams import (
-    DEFAULT_STREAM_RETENTION,
     MAX_PARTITION_KEY_LENGTH,
-    STARTING_POSITIONS,
     StreamConfig,
     StreamMappingConfig,
 )
-from sluicegate.sim.scenario import (
+from sluicegate.sim.schema import ScenarioError, Table, checked
+from sluicegate.sim.sections import (
+    parse_account,
+    parse_downstream,
+    parse_function,
+    parse_pauses,
+    parse_producer,
+    producer_tables,
+)
+from sluicegate.sim.sources import scenario_data
+from sluicegate.sim.specs import (
     DEFAULT_BUCKET,
     DEFAULT_DURATION,
     DEFAULT_SEED,
@@ -46,26 +55,12 @@ from sluicegate.sim.scenario import (
     FunctionSpec,
     Pause,
     ProducerSpec,
-    Scenario,
-    ScenarioError,
-    _account_dict,
-    _core,
-    _downstream_dict,
-    _function_dict,
-    _parse,
-    _parse_account,
-    _parse_downstream,
-    _parse_function,
-    _parse_pauses,
-    _parse_producer,
-    _pauses_list,
-    _producer_dict,
-    _producer_tables,
-    _scenario_data,
-    _Table,
-    load_scenario,
+    account_dict,
+    downstream_dict,
+    function_dict,
+    pauses_list,
+    producer_dict,
 )
-from sluicegate.sim.topic_scenario import TopicScenario, _parse_topic, load_topic_scenario
 
 __all__ = [
     "DEFAULT_ON_FAILURE_QUEUE",
@@ -79,7 +74,6 @@ __all__ = [
     "StreamProducerSpec",
     "StreamScenario",
     "StreamSpec",
-    "load_any_scenario",
     "load_stream_scenario",
     "partition_key",
 ]
@@ -104,6 +98,9 @@ per key (8 MB at this bound)."""
 
 DEFAULT_ON_FAILURE_QUEUE = "on-failure"
 """The on-failure destination's name when a scenario gives ``on_failure = true``."""
+
+_STREAM_BATCH_SIZE: int = SETTINGS["batch_size"].default_for(STREAM)
+_STREAM_RETENTION: int = SETTINGS["retention_period"].default_for(STREAM)
 
 KEY_DISTRIBUTIONS = ("uniform", "zipf", "hot")
 _POISON_KINDS = ("raise", "batch_item_failure")
@@ -156,8 +153,8 @@ class StreamSpec:
     """
 
     name: str = "stream"
-    shard_count: int = 1
-    retention_period: int = DEFAULT_STREAM_RETENTION
+    shard_count: int = SETTINGS["shard_count"].default
+    retention_period: int = _STREAM_RETENTION
     record_size: int = DEFAULT_RECORD_SIZE
     poison: tuple[PoisonSpec, ...] = ()
 
@@ -205,17 +202,17 @@ class StreamMappingSpec:
         pauses: disable/enable windows.
     """
 
-    batch_size: int = 100
-    maximum_batching_window: int = 0
-    parallelization_factor: int = 1
-    bisect_batch_on_function_error: bool = False
-    maximum_retry_attempts: int = -1
-    maximum_record_age: int = -1
+    batch_size: int = _STREAM_BATCH_SIZE
+    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
+    parallelization_factor: int = SETTINGS["parallelization_factor"].default
+    bisect_batch_on_function_error: bool = SETTINGS["bisect_batch_on_function_error"].default
+    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default
+    maximum_record_age: int = SETTINGS["maximum_record_age"].default
     on_failure: str | None = None
-    starting_position: str = "TRIM_HORIZON"
+    starting_position: str = SETTINGS["starting_position"].default
     starting_position_timestamp: float | None = None
-    report_batch_item_failures: bool = False
-    enabled: bool = True
+    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
+    enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
 
 
@@ -299,7 +296,7 @@ class StreamScenario:
                 "record_size": s.record_size,
                 "poison": [{"at": p.at, "key": p.key, "kind": p.kind} for p in s.poison],
             },
-            "function": _function_dict(self.function),
+            "function": function_dict(self.function),
             "mapping": {
                 "batch_size": m.batch_size,
                 "maximum_batching_window": m.maximum_batching_window,
@@ -312,25 +309,25 @@ class StreamScenario:
                 "starting_position_timestamp": m.starting_position_timestamp,
                 "report_batch_item_failures": m.report_batch_item_failures,
                 "enabled": m.enabled,
-                "pauses": _pauses_list(m.pauses),
+                "pauses": pauses_list(m.pauses),
             },
             "producers": [
-                {**_producer_dict(p.arrivals),
+                {**producer_dict(p.arrivals),
                  "partition_keys": p.partition_keys,
                  "key_distribution": p.key_distribution,
                  "zipf_exponent": p.zipf_exponent,
                  "hot_key_share": p.hot_key_share}
                 for p in self.producers
             ],
-            "downstream": _downstream_dict(self.downstream),
-            "account": _account_dict(self.account),
+            "downstream": downstream_dict(self.downstream),
+            "account": account_dict(self.account),
         }
 
 
 # ---------------------------------------------------------------------- parsing
 
 
-def _limit_or_off(t: _Table, whole_seconds: bool) -> Any:
+def _limit_or_off(t: Table, whole_seconds: bool) -> Any:
     """-1 (no limit), else a count (or whole seconds); the core checks the range."""
 
     def convert(name: str, value: Any) -> int:
@@ -343,7 +340,7 @@ def _limit_or_off(t: _Table, whole_seconds: bool) -> Any:
     return convert
 
 
-def _on_failure(t: _Table) -> Any:
+def _on_failure(t: Table) -> Any:
     def convert(name: str, value: Any) -> str | None:
         if value is True:
             return DEFAULT_ON_FAILURE_QUEUE
@@ -356,22 +353,9 @@ def _on_failure(t: _Table) -> Any:
     return convert
 
 
-def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
-    if data.get("queue") is not None:
-        raise ScenarioError("queue", None, "", context,
-                            message="a scenario has [queue] or [stream], not both")
-    if data.get("topic") is not None:
-        raise ScenarioError("topic", None, "", context,
-                            message="a scenario has [topic] or [stream], not both")
-    top = _Table(data, "", context, base)
-    top.used.add("queue")
-    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
-    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
-    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
-    name = top.get("name", "", top.text)
-    description = top.get("description", "", top.text)
-
-    st = top.sub("stream")
+def parse_poison(st: Table) -> tuple[PoisonSpec, ...]:
+    """``[[stream.poison]]`` (or a load file's ``[[streams.NAME.poison]]``), in time
+    order."""
     poison = []
     for pt in st.subs("poison"):
         at = pt.get("at", None, pt.seconds)
@@ -383,40 +367,15 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
                                        "characters (producers' keys are k0, k1, ...)")
         poison.append(PoisonSpec(at, key, pt.get("kind", "raise", pt.choice(_POISON_KINDS))))
         pt.finish()
-    stream = StreamSpec(
-        name=st.get("name", "stream", st.text),
-        shard_count=st.get("shard_count", 1, st.integer(1, 10**9)),
-        retention_period=st.get("retention_period", DEFAULT_STREAM_RETENTION,
-                                st.whole_seconds(0, 10**10)),
-        record_size=st.get("record_size", DEFAULT_RECORD_SIZE, st.integer(1, 1_048_576)),
-        poison=tuple(sorted(poison, key=lambda p: p.at)),
-    )
-    st.finish()
+    return tuple(sorted(poison, key=lambda p: p.at))
 
-    function = _parse_function(top)
 
-    mt = top.sub("mapping")
-    mapping = StreamMappingSpec(
-        batch_size=mt.get("batch_size", 100, mt.integer(1, 10_000)),
-        maximum_batching_window=mt.get("maximum_batching_window", 0, mt.whole_seconds(0, 300)),
-        parallelization_factor=mt.get("parallelization_factor", 1, mt.integer(1, 10)),
-        bisect_batch_on_function_error=mt.get("bisect_batch_on_function_error", False,
-                                              mt.boolean),
-        maximum_retry_attempts=mt.get("maximum_retry_attempts", -1, _limit_or_off(mt, False)),
-        maximum_record_age=mt.get("maximum_record_age", -1, _limit_or_off(mt, True)),
-        on_failure=mt.get("on_failure", None, _on_failure(mt)),
-        starting_position=mt.get("starting_position", "TRIM_HORIZON",
-                                 mt.choice(STARTING_POSITIONS)),
-        starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
-        report_batch_item_failures=mt.get("report_batch_item_failures", False, mt.boolean),
-        enabled=mt.get("enabled", True, mt.boolean),
-        pauses=_parse_pauses(mt),
-    )
-    mt.finish()
-
+def parse_stream_producers(top: Table) -> tuple[StreamProducerSpec, ...]:
+    """``[producer]`` or ``[[producers]]`` of records (PutRecords of 1-500), with the keys
+    that choose each record's partition key."""
     producers = []
-    for pt in _producer_tables(top):
-        arrivals = _parse_producer(pt, batch_max=500, unit="records")
+    for pt in producer_tables(top):
+        arrivals = parse_producer(pt, batch_max=500, unit="records")
         producers.append(StreamProducerSpec(
             arrivals,
             partition_keys=pt.get("partition_keys", DEFAULT_PARTITION_KEYS,
@@ -427,18 +386,66 @@ def _parse_stream(data: Mapping[str, Any], context: str, base: Path | None) -> S
             hot_key_share=pt.get("hot_key_share", 0.5, pt.number(0.0, 1.0)),
         ))
         pt.finish()
+    return tuple(producers)
 
-    downstream = _parse_downstream(top)
-    account = _parse_account(top)
+
+def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | None) -> StreamScenario:
+    if data.get("queue") is not None:
+        raise ScenarioError("queue", None, "", context,
+                            message="a scenario has [queue] or [stream], not both")
+    if data.get("topic") is not None:
+        raise ScenarioError("topic", None, "", context,
+                            message="a scenario has [topic] or [stream], not both")
+    top = Table(data, "", context, base)
+    top.used.add("queue")
+    seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
+    duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
+    bucket = top.get("bucket", DEFAULT_BUCKET, top.positive_seconds)
+    name = top.get("name", "", top.text)
+    description = top.get("description", "", top.text)
+
+    st = top.sub("stream")
+    poison = parse_poison(st)
+    stream = StreamSpec(
+        name=st.get("name", "stream", st.text),
+        shard_count=st.setting("shard_count", convert=st.integer(1, 10**9)),
+        retention_period=st.setting("retention_period", STREAM, convert=st.whole_seconds(0, 10**10)),
+        record_size=st.get("record_size", DEFAULT_RECORD_SIZE, st.integer(1, 1_048_576)),
+        poison=poison,
+    )
+    st.finish()
+
+    function = parse_function(top)
+
+    mt = top.sub("mapping")
+    mapping = StreamMappingSpec(
+        batch_size=mt.setting("batch_size", STREAM),
+        maximum_batching_window=mt.setting("maximum_batching_window"),
+        parallelization_factor=mt.setting("parallelization_factor"),
+        bisect_batch_on_function_error=mt.setting("bisect_batch_on_function_error"),
+        maximum_retry_attempts=mt.setting("maximum_retry_attempts", convert=_limit_or_off(mt, False)),
+        maximum_record_age=mt.setting("maximum_record_age", convert=_limit_or_off(mt, True)),
+        on_failure=mt.get("on_failure", None, _on_failure(mt)),
+        starting_position=mt.setting("starting_position"),
+        starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
+        report_batch_item_failures=mt.setting("report_batch_item_failures"),
+        enabled=mt.setting("enabled"),
+        pauses=parse_pauses(mt),
+    )
+    mt.finish()
+
+    producers = parse_stream_producers(top)
+    downstream = parse_downstream(top)
+    account = parse_account(top)
     top.finish()
 
     scenario = StreamScenario(seed, duration, bucket, name, description, stream, function,
-                              mapping, tuple(producers), downstream, account)
-    _core("stream", top, scenario.stream_config)
-    function_config = _core("function", top, scenario.function_config)
-    _core("mapping", top, scenario.mapping_config)
-    account_config = _core("account", top, scenario.account_config)
-    _core("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
+                              mapping, producers, downstream, account)
+    checked("stream", top, scenario.stream_config)
+    function_config = checked("function", top, scenario.function_config)
+    checked("mapping", top, scenario.mapping_config)
+    account_config = checked("account", top, scenario.account_config)
+    checked("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
     return scenario
 
 
@@ -466,33 +473,9 @@ def load_stream_scenario(
         ScenarioError: unreadable, invalid TOML, an unknown key, a value out of range,
             or no ``[stream]`` table; the message is one line naming the key path.
     """
-    data, context, base = _scenario_data(source, overrides)
+    data, context, base = scenario_data(source, overrides)
     if data.get("stream") is None:
         raise ScenarioError("stream", None, "", context,
                             message="not a stream scenario: it has no [stream] table")
-    return _parse_stream(data, context, base)
+    return parse_stream_scenario(data, context, base)
 
-
-def load_any_scenario(
-    source: str | Path | Mapping[str, Any] | Scenario | StreamScenario | TopicScenario,
-    *,
-    overrides: Iterable[str] = (),
-) -> Scenario | StreamScenario | TopicScenario:
-    """Read a queue, stream or topic scenario: a ``[topic]`` table (after overrides)
-    makes it a topic scenario, else a ``[stream]`` table a stream scenario.
-
-    Raises:
-        ScenarioError: as :func:`~sluicegate.sim.load_scenario`,
-            :func:`load_stream_scenario` and
-            :func:`~sluicegate.sim.topic_scenario.load_topic_scenario`.
-    """
-    if isinstance(source, Scenario):
-        return load_scenario(source, overrides=overrides)
-    if isinstance(source, TopicScenario):
-        return load_topic_scenario(source, overrides=overrides)
-    data, context, base = _scenario_data(source, overrides)
-    if data.get("topic") is not None:
-        return _parse_topic(data, context, base)
-    if data.get("stream") is not None:
-        return _parse_stream(data, context, base)
-    return _parse(data, context, base)

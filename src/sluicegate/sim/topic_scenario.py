@@ -45,7 +45,21 @@ from typing import Any
 from sluicegate.core.config import AccountConfig, TopicConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.errors import ConfigError
-from sluicegate.sim.scenario import (
+from sluicegate.sim.scenario import Scenario
+from sluicegate.sim.schema import ScenarioError, Table, checked
+from sluicegate.sim.sections import (
+    check_with_core,
+    parse_account,
+    parse_downstream,
+    parse_function,
+    parse_mapping,
+    parse_messages,
+    parse_producers,
+    parse_queue,
+    refuse_groups,
+)
+from sluicegate.sim.sources import scenario_data
+from sluicegate.sim.specs import (
     DEFAULT_BUCKET,
     DEFAULT_DURATION,
     DEFAULT_MESSAGE_SIZE,
@@ -56,25 +70,11 @@ from sluicegate.sim.scenario import (
     MappingSpec,
     ProducerSpec,
     QueueSpec,
-    Scenario,
-    ScenarioError,
-    _account_dict,
-    _check_with_core,
-    _core,
-    _dlq_name,
-    _downstream_dict,
-    _function_dict,
-    _parse_account,
-    _parse_downstream,
-    _parse_function,
-    _parse_mapping,
-    _parse_messages,
-    _parse_producers,
-    _parse_queue,
-    _producer_dict,
-    _refuse_groups,
-    _scenario_data,
-    _Table,
+    account_dict,
+    dlq_name,
+    downstream_dict,
+    function_dict,
+    producer_dict,
 )
 
 __all__ = [
@@ -216,10 +216,10 @@ class TopicScenario:
                     "delay_seconds": q.delay_seconds,
                     "max_receive_count": q.max_receive_count,
                 },
-                "function": _function_dict(s.function),
+                "function": function_dict(s.function),
                 "mapping": self.subscriber_scenario(index).to_dict()["mapping"],
-                "producers": [_producer_dict(p) for p in s.producers],
-                "downstream": _downstream_dict(s.downstream),
+                "producers": [producer_dict(p) for p in s.producers],
+                "downstream": downstream_dict(s.downstream),
             })
         return {
             "name": self.name,
@@ -236,23 +236,23 @@ class TopicScenario:
                    if t.fifo else {}),
                 **({"bodies": list(t.bodies)} if t.bodies else {}),
             },
-            "producers": [_producer_dict(p) for p in self.producers],
+            "producers": [producer_dict(p) for p in self.producers],
             "subscribers": subscribers,
-            "account": _account_dict(self.account),
+            "account": account_dict(self.account),
         }
 
 
 # ---------------------------------------------------------------------- parsing
 
 
-def _parse_topic(data: Mapping[str, Any], context: str, base: Path | None) -> TopicScenario:
+def parse_topic_scenario(data: Mapping[str, Any], context: str, base: Path | None) -> TopicScenario:
     for section in ("stream", *_SINGLE_QUEUE_SECTIONS):
         if data.get(section) is not None:
             raise ScenarioError(section, None, "", context, message=(
                 f"a topic scenario has no [{section}]"
                 + ("" if section == "stream" else
                    f": each of its [[subscribers]] has its own [subscribers.{section}]")))
-    top = _Table(data, "", context, base)
+    top = Table(data, "", context, base)
     top.used.update(("stream", *_SINGLE_QUEUE_SECTIONS))
     seed = top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1))
     duration = top.get("duration", DEFAULT_DURATION, top.positive_seconds)
@@ -264,12 +264,12 @@ def _parse_topic(data: Mapping[str, Any], context: str, base: Path | None) -> To
     topic = TopicSpec(
         name=tt.get("name", DEFAULT_TOPIC_NAME, tt.text),
         backlog=tt.get("backlog", 0, tt.integer(0, 1_000_000_000)),
-        **_parse_messages(tt),
+        **parse_messages(tt),
     )
     if not topic.fifo:
-        _refuse_groups(tt, topic, "only for a FIFO topic (a name ending in '.fifo')")
+        refuse_groups(tt, topic, "only for a FIFO topic (a name ending in '.fifo')")
     tt.finish()
-    producers = _parse_producers(top)
+    producers = parse_producers(top)
 
     tables = top.subs("subscribers")
     if not tables:
@@ -277,7 +277,7 @@ def _parse_topic(data: Mapping[str, Any], context: str, base: Path | None) -> To
                             "one or more [[subscribers]] tables (a queue, its function and "
                             "its mapping each)", context)
     subscribers = [_parse_subscriber(st, topic) for st in tables]
-    account = _parse_account(top)
+    account = parse_account(top)
     top.finish()
 
     scenario = TopicScenario(seed, duration, bucket, name, description, topic, producers,
@@ -286,7 +286,7 @@ def _parse_topic(data: Mapping[str, Any], context: str, base: Path | None) -> To
     return scenario
 
 
-def _parse_subscriber(st: _Table, topic: TopicSpec) -> SubscriberSpec:
+def _parse_subscriber(st: Table, topic: TopicSpec) -> SubscriberSpec:
     """One ``[[subscribers]]`` table (its queue, function, mapping, producers and
     downstream, read as a queue scenario's sections are)."""
     name = st.get("name", None, st.text)
@@ -295,17 +295,17 @@ def _parse_subscriber(st: _Table, topic: TopicSpec) -> SubscriberSpec:
                                      "(required: it names the queue and the function)")
     subscriber = SubscriberSpec(
         name=name,
-        queue=_parse_queue(st.sub("queue"), topic=topic.messages(), default_name=name),
-        function=_parse_function(st, default_name=name),
-        mapping=_parse_mapping(st.sub("mapping")),
-        producers=_parse_producers(st),
-        downstream=_parse_downstream(st),
+        queue=parse_queue(st.sub("queue"), topic=topic.messages(), default_name=name),
+        function=parse_function(st, default_name=name),
+        mapping=parse_mapping(st.sub("mapping")),
+        producers=parse_producers(st),
+        downstream=parse_downstream(st),
     )
     st.finish()
     return subscriber
 
 
-def _check_topic(scenario: TopicScenario, top: _Table) -> None:
+def _check_topic(scenario: TopicScenario, top: Table) -> None:
     """The core's checks: every subscriber as a queue scenario, the topic's rules, and
     the account pool holding every function's reserved concurrency at once."""
     subscribers = scenario.subscribers
@@ -323,9 +323,9 @@ def _check_topic(scenario: TopicScenario, top: _Table) -> None:
                                     f"{what} no other subscriber has (subscribers"
                                     f"[{seen[value]}] has it)", top.context)
             seen[value] = index
-        _check_with_core(scenario.subscriber_scenario(index), top, f"{prefix}.")
+        check_with_core(scenario.subscriber_scenario(index), top, f"{prefix}.")
         queue = s.queue.queue_name
-        own = [queue] + ([] if s.queue.max_receive_count is None else [_dlq_name(queue)])
+        own = [queue] + ([] if s.queue.max_receive_count is None else [dlq_name(queue)])
         for q in own:
             if q in queues:
                 raise ScenarioError(f"{prefix}.queue.name", s.queue.name,
@@ -341,10 +341,10 @@ def _check_topic(scenario: TopicScenario, top: _Table) -> None:
             where = queue_names.index(value) if value in queue_names else None
             path = "subscribers" if where is None else f"subscribers[{where}].queue"
         raise ScenarioError(path, value, exc.allowed, top.context) from None
-    pool = _core("account", top, lambda: ConcurrencyPool(scenario.account_config()))
+    pool = checked("account", top, lambda: ConcurrencyPool(scenario.account_config()))
     for index in range(len(subscribers)):
         function = scenario.subscriber_scenario(index).function_config()
-        _core(f"subscribers[{index}].function", top, partial(pool.register, function))
+        checked(f"subscribers[{index}].function", top, partial(pool.register, function))
 
 
 # ---------------------------------------------------------------------- entry point
@@ -372,8 +372,8 @@ def load_topic_scenario(
             rule of topics broken, or no ``[topic]`` table; the message is one line
             naming the key path.
     """
-    data, context, base = _scenario_data(source, overrides)
+    data, context, base = scenario_data(source, overrides)
     if data.get("topic") is None:
         raise ScenarioError("topic", None, "", context,
                             message="not a topic scenario: it has no [topic] table")
-    return _parse_topic(data, context, base)
+    return parse_topic_scenario(data, context, base)

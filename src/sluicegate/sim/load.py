@@ -1,0 +1,239 @@
+"""Load files: what the simulator must be told about an App it simulates.
+
+An App (``jobs.py``, as ``sluicegate run`` takes it) says what exists: queues, streams,
+topics, functions with their timeout and reserved concurrency, mappings with their AWS
+settings, the account's pool. It does not say what arrives, how long a handler runs or
+when things go wrong: a load file does, in TOML, keyed by the App's names (see
+``docs/simulate-your-app.md``)::
+
+    duration = "10m"
+
+    [queues.orders]                       # a queue of the App
+    producers = [{ kind = "poisson", rate = 200 }]
+
+    [functions.process]                   # a function of the App
+    duration = { distribution = "lognormal", median = "80ms", p99 = "300ms" }
+
+- top level: ``name``, ``description``, ``seed``, ``duration``, ``bucket``, as in a
+  scenario;
+- ``[queues.NAME]``: ``backlog``, ``producers`` (or ``producer``), and what the messages
+  carry: ``message_size``, ``bodies``, FIFO ``groups`` and ``hot_group_share``;
+- ``[streams.NAME]``: ``producers`` (with their partition keys), ``record_size`` and
+  ``poison`` records;
+- ``[topics.NAME]``: ``backlog``, ``producers`` publishing to it and the messages' keys;
+- ``[functions.NAME]``: ``duration``, ``duration_per_record``, ``cold_start``,
+  ``idle_timeout``, ``errors`` windows and the ``downstream`` it calls (the keys of a
+  scenario's ``[function]`` and ``[downstream]``; ``timeout`` and
+  ``reserved_concurrency`` are the App's);
+- ``[mappings.SOURCE]`` (or ``[mappings."SOURCE->FUNCTION"]``): ``pauses``.
+
+Each key is validated by the parser the scenario files use (:mod:`sluicegate.sim.sections`),
+so a load accepts what a scenario accepts. Whether the names exist in the App is checked
+when both are put together (:mod:`sluicegate.sim.app_scenario`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluicegate.sim.schema import ScenarioError, Table
+from sluicegate.sim.sections import (
+    parse_downstream,
+    parse_function_table,
+    parse_messages,
+    parse_pauses,
+    parse_producers,
+)
+from sluicegate.sim.sources import scenario_data
+from sluicegate.sim.specs import (
+    DEFAULT_BUCKET,
+    DEFAULT_DURATION,
+    DEFAULT_MESSAGE_SIZE,
+    DEFAULT_SEED,
+    DownstreamSpec,
+    FunctionSpec,
+    Pause,
+    ProducerSpec,
+)
+from sluicegate.sim.stream_scenario import (
+    DEFAULT_RECORD_SIZE,
+    PoisonSpec,
+    StreamProducerSpec,
+    parse_poison,
+    parse_stream_producers,
+)
+
+__all__ = ["FunctionLoad", "Load", "QueueLoad", "StreamLoad", "load_load"]
+
+APP_SETTINGS = ("name", "timeout", "reserved_concurrency")
+"""Function keys a scenario has and a load file refuses: the App's ``app.function``
+sets them."""
+
+_SCENARIO_TABLES = ("queue", "stream", "topic", "function", "mapping", "producer",
+                    "producers", "downstream", "account", "subscribers")
+"""A scenario's tables, refused in a load with a pointer to what a load writes instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """What arrives at one queue or topic (``[queues.NAME]``, ``[topics.NAME]``).
+
+    Attributes:
+        backlog: messages in the queue (published to the topic) at t=0.
+        producers: message sources.
+        message_size: bytes of a message's body and attributes.
+        bodies: bodies the messages carry, each drawing one (what filters read).
+        groups: FIFO only: message groups the messages spread over.
+        hot_group_share: FIFO only: share of messages sent to the hot group ``g0``.
+    """
+
+    backlog: int = 0
+    producers: tuple[ProducerSpec, ...] = ()
+    message_size: int = DEFAULT_MESSAGE_SIZE
+    bodies: tuple[str, ...] = ()
+    groups: int = 1
+    hot_group_share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLoad:
+    """What arrives at one stream (``[streams.NAME]``).
+
+    Attributes:
+        producers: record sources, with their partition keys.
+        record_size: bytes of each record's data.
+        poison: records that every invocation holding them fails on.
+    """
+
+    producers: tuple[StreamProducerSpec, ...] = ()
+    record_size: int = DEFAULT_RECORD_SIZE
+    poison: tuple[PoisonSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionLoad:
+    """How one function's handler behaves (``[functions.NAME]``).
+
+    Attributes:
+        model: durations, cold starts, idle timeout and error windows, as a scenario's
+            :class:`~sluicegate.sim.specs.FunctionSpec` (its name, timeout and reserved
+            concurrency are replaced by the App's).
+        downstream: the dependency it calls, or ``None``.
+    """
+
+    model: FunctionSpec = field(default_factory=FunctionSpec)
+    downstream: DownstreamSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """A load file, validated. Build it with :func:`load_load`.
+
+    Attributes:
+        name, description, seed, duration, bucket: as in a scenario.
+        queues, streams, topics, functions: by the App's names.
+        pauses: mapping pauses, by ``SOURCE`` or ``SOURCE->FUNCTION``.
+        context: where it came from (a file name), for error messages.
+    """
+
+    name: str = ""
+    description: str = ""
+    seed: int = DEFAULT_SEED
+    duration: float = DEFAULT_DURATION
+    bucket: float = DEFAULT_BUCKET
+    queues: dict[str, QueueLoad] = field(default_factory=dict)
+    streams: dict[str, StreamLoad] = field(default_factory=dict)
+    topics: dict[str, QueueLoad] = field(default_factory=dict)
+    functions: dict[str, FunctionLoad] = field(default_factory=dict)
+    pauses: dict[str, tuple[Pause, ...]] = field(default_factory=dict)
+    context: str = "load"
+
+
+def load_load(source: str | Path | Mapping[str, Any], *,
+              overrides: Iterable[str] = ()) -> Load:
+    """Read and validate a load file.
+
+    Parameters:
+        source: a path to a TOML file, TOML text or a plain dict (as
+            :func:`~sluicegate.sim.load_scenario` takes them).
+        overrides: ``KEY=VALUE`` strings applied first (``duration=20s``,
+            ``queues.orders.producers.0.rate=500``).
+
+    Raises:
+        ScenarioError: unreadable, invalid TOML, an unknown key, a value out of range, a
+            scenario's table in a load; one line naming the key path.
+    """
+    data, context, base = scenario_data(source, overrides)
+    top = Table(data, "", context, base)
+    for name in _SCENARIO_TABLES:
+        if data.get(name) is not None:
+            plural = {"queue": "queues", "stream": "streams", "topic": "topics",
+                      "function": "functions", "mapping": "mappings"}.get(name)
+            hint = (f"a load names the App's {plural}: [{plural}.NAME]" if plural else
+                    "a load gives producers under [queues.NAME], [streams.NAME] or "
+                    "[topics.NAME], a downstream under [functions.NAME]"
+                    if name in ("producer", "producers", "downstream") else
+                    "the App sets it")
+            raise ScenarioError(name, None, "", context,
+                                message=f"[{name}] is a scenario's table, not a load's: {hint}")
+    load = Load(
+        seed=top.get("seed", DEFAULT_SEED, top.integer(0, 2**63 - 1)),
+        duration=top.get("duration", DEFAULT_DURATION, top.positive_seconds),
+        bucket=top.get("bucket", DEFAULT_BUCKET, top.positive_seconds),
+        name=top.get("name", "", top.text),
+        description=top.get("description", "", top.text),
+        queues={name: _queue_load(t) for name, t in _named(top, "queues")},
+        streams={name: _stream_load(t) for name, t in _named(top, "streams")},
+        topics={name: _queue_load(t) for name, t in _named(top, "topics")},
+        functions={name: _function_load(t) for name, t in _named(top, "functions")},
+        pauses={name: _pauses(t) for name, t in _named(top, "mappings")},
+        context=context,
+    )
+    top.finish()
+    return load
+
+
+def _named(top: Table, section: str) -> list[tuple[str, Table]]:
+    """The tables of ``[SECTION.NAME]``, each with its name."""
+    section_table = top.sub(section)
+    tables = []
+    for name in list(section_table.data):
+        tables.append((str(name), section_table.sub(str(name))))
+    section_table.finish()
+    return tables
+
+
+def _queue_load(t: Table) -> QueueLoad:
+    load = QueueLoad(backlog=t.get("backlog", 0, t.integer(0, 1_000_000_000)),
+                     producers=parse_producers(t), **parse_messages(t))
+    t.finish()
+    return load
+
+
+def _stream_load(t: Table) -> StreamLoad:
+    load = StreamLoad(
+        producers=parse_stream_producers(t),
+        record_size=t.get("record_size", DEFAULT_RECORD_SIZE, t.integer(1, 1_048_576)),
+        poison=parse_poison(t),
+    )
+    t.finish()
+    return load
+
+
+def _function_load(t: Table) -> FunctionLoad:
+    for key in APP_SETTINGS:
+        if t.data.get(key) is not None:
+            raise ScenarioError(t.key(key), t.data[key], "", t.context, message=(
+                f"{t.key(key)}: the App sets a function's {key} (app.function); a load "
+                "gives how its handler behaves"))
+    downstream = parse_downstream(t)
+    return FunctionLoad(parse_function_table(t, "function"), downstream)
+
+
+def _pauses(t: Table) -> tuple[Pause, ...]:
+    pauses = parse_pauses(t)
+    t.finish()
+    return pauses
