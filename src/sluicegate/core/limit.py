@@ -126,7 +126,9 @@ class Fixed:
             unset).
 
     Raises:
-        ValueError: a negative or non-integer value.
+        ValueError: a negative value or a bool.
+        TypeError: a value neither an int nor ``None`` (the compiled build refuses it at the
+            call; the Python build raises ``ValueError``).
     """
 
     __slots__ = ("_value", "name")

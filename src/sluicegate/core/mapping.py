@@ -937,15 +937,28 @@ def _build_limit(
         function = config.function
         limit.add(_reserved_term(pool, function))
         limit.add(_pool_term(pool, function))
-
-        def refresh(pool: ConcurrencyPool) -> None:
-            # a function registered or re-registered: the terms as they now stand
-            limit.replace(_reserved_term(pool, function))
-            limit.replace(_pool_term(pool, function))
-
-        pool.watch(refresh)
+        pool.watch(_PoolTerms(limit, function))
     limit.add(PolicyTerm(policy))
     return limit
+
+
+class _PoolTerms:
+    """Called by the pool after each ``register``: replaces a mapping's
+    ``reserved_concurrency`` and ``pool`` terms with the function's figures as they now
+    stand. An object rather than a closure: it holds the limit and the function's name and
+    nothing leading back to the pool, so pool, mapping and limit form no reference cycle
+    (a compiled closure's environment would hold the pool too); the simulator runs with
+    the cyclic collector paused."""
+
+    __slots__ = ("function", "limit")
+
+    def __init__(self, limit: ConcurrencyLimit, function: str) -> None:
+        self.limit = limit
+        self.function = function
+
+    def __call__(self, pool: ConcurrencyPool) -> None:
+        self.limit.replace(_reserved_term(pool, self.function))
+        self.limit.replace(_pool_term(pool, self.function))
 
 
 # A reservation of 0 is AWS's off switch for the function: every invocation is throttled
