@@ -21,6 +21,7 @@ Usage: ``python bench/ordered.py [N]`` (default 20,000; env BENCH_ROUNDS, defaul
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -108,7 +109,14 @@ async def fifo_drain(path: Path, n: int) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    parser = argparse.ArgumentParser(
+        description="Drain rates of sluicegate's ordered sources (stream, FIFO) on SQLite "
+                    "against the bare sqlite3 loop (env BENCH_ROUNDS: rounds, default 3).")
+    parser.add_argument("n", nargs="?", type=int, default=20_000,
+                        help="records/messages per drain (default 20,000)")
+    n = parser.parse_args().n
+    if n < 1:
+        parser.error(f"N must be at least 1, not {n}")
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     print(f"{n:,} records/messages, median of {rounds} interleaved rounds; reference: the bare "
           "sqlite3 loop of bench/throughput.py at batch 10")
