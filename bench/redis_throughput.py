@@ -30,7 +30,10 @@ its message hash (a message leaves it when acknowledged), for arq the length of 
 queue (a job leaves it when finished). Rate = messages drained in that window / window.
 
 Targets: sluicegate at batch size 1 at least 3x the best peer; at batch size 10 at least
-10x the best peer; the sleeping workload at least 90% of the ideal. The ratios compare
+10x the best peer; the sleeping workload at least 90% of the ideal. After sluicegate's sleeping drain, the
+script times the same number of 50 ms ``asyncio.sleep`` calls by 100 bare tasks in its
+own process (no store, no runtime), the ceiling of an asyncio program on this machine at
+that moment, and prints sluicegate's rate as a share of it too. The ratios compare
 like with like: sluicegate with W worker processes against each peer with W processes.
 
 Usage::
@@ -307,6 +310,26 @@ class Bench:
         return Result("arq", workload, workers, drained, seconds)
 
 
+CEILINGS: dict[int, float] = {}
+"""Messages/s of bare asyncio sleepers measured right after sluicegate's sleeping drain
+with that many workers (see :func:`bare_sleepers`)."""
+
+
+async def bare_sleepers(n: int) -> float:
+    """Messages/s of :data:`CONCURRENCY` bare tasks (no store, no runtime) sleeping
+    :data:`SLEEP` ``n`` times in all: the ceiling an asyncio program reaches on this
+    machine at that moment (timer rounding, scheduling on a loaded machine)."""
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await asyncio.sleep(SLEEP)
+
+    share, extra = divmod(n, CONCURRENCY)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(CONCURRENCY)))
+    return n / (time.perf_counter() - start)
+
+
 async def run(args: argparse.Namespace, bench: Bench) -> list[Result]:
     only = set(args.only.split(","))
     n, ns, nsg = args.messages, args.sleep_messages, args.sluicegate_messages
@@ -329,6 +352,7 @@ async def run(args: argparse.Namespace, bench: Bench) -> list[Result]:
                 await measure(lambda w=workers: bench.sluicegate("noop-10", nsg, w, 10, 0.0))
             if sleep:
                 await measure(lambda w=workers: bench.sluicegate("sleep", ns, w, 1, SLEEP))
+                CEILINGS[workers] = await bare_sleepers(ns)
         if "dramatiq" in only:
             if noop:
                 await measure(lambda w=workers: bench.dramatiq("noop", n, w, NOOP_THREADS, 0.0))
@@ -375,6 +399,11 @@ def report(results: list[Result], worker_counts: list[int]) -> None:
         if sleep:
             print(f"  sluicegate, sleeping:   {sleep:>9,.0f} msg/s  "
                   f"{sleep / ideal:6.1%} of the ideal (target >= 90%)")
+            ceiling = CEILINGS.get(workers)
+            if ceiling:
+                print(f"  bare asyncio sleepers:  {ceiling:>9,.0f} msg/s  "
+                      f"{ceiling / ideal:6.1%} of the ideal; sluicegate at "
+                      f"{sleep / ceiling:6.1%} of it")
 
 
 def main() -> None:

@@ -73,6 +73,15 @@ class SourceIO(Protocol):
         """Whether no read or settle action of this source is in hand."""
         ...
 
+    def reads_due(self) -> bool:
+        """Whether :meth:`perform` held reads back for :meth:`read` (in the loop's task)."""
+        ...
+
+    async def read(self) -> None:
+        """Perform the reads :meth:`perform` held back, in the runner's loop task, and
+        report them to the core (a read that must wait goes on in a task of its own)."""
+        ...
+
     def stop(self) -> None:
         """The runner stops: cut waiting reads short where that is safe."""
         ...
@@ -141,6 +150,12 @@ class MappingRunner:
             now = clock()
             self._perform(now, core.poll(now))
             self._count_throttles()
+            source = self.source
+            if source.reads_due():
+                # The reads of this poll, here and now: no hop through a task of their
+                # own; then poll again, which starts the invocations of what came in.
+                await source.read()
+                continue
             if self.stopping and self.settled():
                 return
             deadline = core.next_wakeup(now)
@@ -173,7 +188,7 @@ class MappingRunner:
         finally:
             self._stepping = False
         armed = self.armed
-        if self.stopping or (
+        if self.stopping or self.source.reads_due() or (
             deadline is not None and (deadline <= now or armed is None or deadline < armed)
         ):
             self.wake.set()

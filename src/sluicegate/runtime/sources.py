@@ -6,9 +6,13 @@ reports back to the mapping's core; the runner does everything else.
 :class:`QueueIO` (standard and FIFO queues):
 
 - ``Receive``: grouped into as few store calls as possible (see
-  :meth:`QueueIO._start_receives`); the records go to the core through
-  :meth:`~sluicegate.core.protocol.MappingCore.read_done`, and the core's next actions
-  (the invocations of the records just received) start at once, in the receive's task;
+  :meth:`QueueIO._groups`); each group's first store call, which does not wait, is made
+  by the runner's loop task itself (:meth:`QueueIO.read`), whose next poll starts the
+  invocations of the records just received (no hop through a task per receive); only
+  pollers left without records wait on, in a task per group (the long poll, whose
+  records start their invocations in that task). The records go to the core through
+  :meth:`~sluicegate.core.protocol.MappingCore.read_done`. A FIFO queue's receives
+  each run in a task of their own;
 - ``Delete``: gathered for :data:`DELETE_GATHER` seconds and deleted in one store call,
   by one task; the next receives do not wait for it (the poller of a finished batch
   receives again while its delete is in flight);
@@ -93,6 +97,8 @@ class QueueIO:
         self.queue = queue
         self.arn = arn
         self.receives: dict[int, asyncio.Task[None]] = {}
+        self.due: list[Receive] = []
+        """Receives of the last polls held for :meth:`read`."""
         self.pending_deletes: list[str] = []
         self.delete_task: asyncio.Task[None] | None = None
         self.starved = False
@@ -172,7 +178,89 @@ class QueueIO:
 
     # ------------------------------------------------------------------ receive
     def _start_receives(self, receives: list[Receive]) -> None:
-        """Serve pollers' receives with as few store calls as possible.
+        """Hold a poll's receives for :meth:`read` (a FIFO queue's start in tasks of
+        their own at once, see :meth:`_groups`)."""
+        if self.queue.fifo:
+            loop = asyncio.get_running_loop()
+            for action in receives:
+                self._spawn_group(loop, [action])
+            return
+        self.due += receives
+
+    def reads_due(self) -> bool:
+        return bool(self.due)
+
+    async def read(self) -> None:
+        """The receives :meth:`perform` held back, in the runner's loop task: one store
+        call per group (:meth:`_groups`) that does not wait, its records reported at
+        once; pollers left without messages go on waiting in a task of their own (the
+        long poll). Done here rather than in a task per group, a finished poller's
+        records reach the core one hop through the event loop sooner."""
+        due, self.due = self.due, []
+        runtime = self.runner.runtime
+        if self.runner.stopping:
+            now = runtime.clock()
+            for action in due:
+                self._report(now, action, [])
+            return
+        loop = asyncio.get_running_loop()
+        store, queue = runtime.store, self.config.queue
+        groups = self._groups(due)
+        for index, group in enumerate(groups):
+            started = loop.time()
+            wanted = sum(a.max_messages for a in group)
+            try:
+                messages = await store.receive_many(
+                    queue, max_messages=wanted, visibility_timeout=group[0].visibility_timeout,
+                    wait_time=0.0,
+                )
+            except StoreError:
+                self._spawn_group(loop, group)  # tried again there, and retried later
+                continue
+            except asyncio.CancelledError:  # the runner is cancelled: nothing came
+                now = runtime.clock()
+                for rest in groups[index:]:
+                    for action in rest:
+                        self._report(now, action, [])
+                raise
+            pending = self._serve(group, messages)
+            if pending:
+                if group[0].wait > 0:
+                    # the store was just asked: the task's first call waits, unless
+                    # part of the group was served (then it asks again at once)
+                    self._spawn_group(loop, pending,
+                                      started + min(group[0].wait, MAX_LONG_POLL),
+                                      immediate=bool(messages))
+                else:
+                    now = runtime.clock()
+                    for action in pending:
+                        self._report(now, action, [])
+
+    def _serve(self, pending: list[Receive], messages: list[Message]) -> list[Receive]:
+        """Share ``messages`` out among ``pending`` in order, report each share, and
+        return the pollers left without any (a short receive also notes starvation)."""
+        wanted = sum(a.max_messages for a in pending)
+        if len(messages) < wanted:
+            self._starve()
+        elif self.starved:
+            self.starved = False
+        if not messages:
+            return pending
+        runtime = self.runner.runtime
+        runtime.metrics.received(self.name, len(messages))
+        now = runtime.clock()
+        served = taken = 0
+        while taken < len(messages) and served < len(pending):
+            action = pending[served]
+            share = messages[taken : taken + action.max_messages]
+            taken += len(share)
+            self._report(now, action, share)
+            served += 1
+        return pending[served:]
+
+    @staticmethod
+    def _groups(receives: list[Receive]) -> list[list[Receive]]:
+        """Pollers' receives grouped for as few store calls as possible.
 
         Receives that start together with the same wait are grouped (up to
         :data:`MAX_RECEIVE_MANY` messages) and served by one store transaction; a poller
@@ -187,27 +275,25 @@ class QueueIO:
         nothing in flight; the core has the pollers take turns (the runtime's cores are
         built with ``receive_turns``), so one receive is out at a time.
         """
-        loop = asyncio.get_running_loop()
-        if self.queue.fifo:
-            for action in receives:
-                self._spawn_group(loop, [action])
-            return
         receives.sort(key=lambda r: r.wait)
+        groups: list[list[Receive]] = []
         group: list[Receive] = []
         wanted = 0
         for action in receives:
             if group and (
                 wanted + action.max_messages > MAX_RECEIVE_MANY or action.wait != group[0].wait
             ):
-                self._spawn_group(loop, group)
+                groups.append(group)
                 group, wanted = [], 0
             group.append(action)
             wanted += action.max_messages
         if group:
-            self._spawn_group(loop, group)
+            groups.append(group)
+        return groups
 
-    def _spawn_group(self, loop: asyncio.AbstractEventLoop, group: list[Receive]) -> None:
-        task = loop.create_task(self._receive_group(group))
+    def _spawn_group(self, loop: asyncio.AbstractEventLoop, group: list[Receive],
+                     deadline: float | None = None, immediate: bool = True) -> None:
+        task = loop.create_task(self._receive_group(group, deadline, immediate))
         for action in group:
             self.receives[action.poller] = task
         task.add_done_callback(functools.partial(self._receive_done, group))
@@ -221,13 +307,18 @@ class QueueIO:
                 self._report(self.runner.runtime.clock(), action, [])
                 self.runner.wake.set()
 
-    async def _receive_group(self, group: list[Receive]) -> None:
+    async def _receive_group(self, group: list[Receive], deadline: float | None = None,
+                             immediate: bool = True) -> None:
+        """Receive for ``group`` until each poller has records or the long poll (until
+        ``deadline`` on the loop's clock, else its wait from now) runs out; without
+        ``immediate``, the first call is the waiting one (the caller just asked)."""
         runner = self.runner
         runtime = runner.runtime
         loop = asyncio.get_running_loop()
         pending = list(group)
         longest = min(group[0].wait, MAX_LONG_POLL)
-        deadline = loop.time() + longest
+        if deadline is None:
+            deadline = loop.time() + longest
         store, queue = runtime.store, self.config.queue
         try:
             while pending:
@@ -237,13 +328,17 @@ class QueueIO:
                     # A receive that does not wait first: when it comes back short, the
                     # queue may be running empty, and an until_empty run should know now,
                     # not when the long poll below ends.
-                    messages = await store.receive_many(
-                        queue, max_messages=wanted, visibility_timeout=visibility, wait_time=0.0
-                    )
-                    if len(messages) < wanted:
-                        self._starve()
-                    elif self.starved:
-                        self.starved = False
+                    if immediate:
+                        messages = await store.receive_many(
+                            queue, max_messages=wanted, visibility_timeout=visibility,
+                            wait_time=0.0,
+                        )
+                        if len(messages) < wanted:
+                            self._starve()
+                        elif self.starved:
+                            self.starved = False
+                    else:
+                        messages, immediate = [], True
                     # Clamped: with a clock that has not moved, deadline - now can come
                     # out a rounding error above the long poll (20.000000000000004),
                     # which the store refuses as out of range.
@@ -429,6 +524,12 @@ class StreamIO:
 
     def settled(self) -> bool:
         return self.writer is None and not self.writes
+
+    def reads_due(self) -> bool:
+        return False  # fetches start in tasks of their own
+
+    async def read(self) -> None:
+        return None
 
     def stop(self) -> None:
         # Outstanding fetches are short reads and are left to finish: a task cancelled
