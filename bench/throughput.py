@@ -31,11 +31,11 @@ beside.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -211,11 +211,20 @@ async def sluicegate_drain(
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    if args and args[0] == "--sleep":
-        sleeping(int(args[1]) if len(args) > 1 else 20_000)
+    parser = argparse.ArgumentParser(
+        description="Drain rates of sluicegate on SQLite against the bare sqlite3 loop "
+                    "(env BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_ISOLATION).")
+    parser.add_argument("n", nargs="?", type=int,
+                        help="messages per drain (default 50,000; 20,000 with --sleep)")
+    parser.add_argument("--sleep", action="store_true",
+                        help="50 ms handlers at concurrency 100 against Little's law")
+    args = parser.parse_args()
+    if args.n is not None and args.n < 1:
+        parser.error(f"N must be at least 1, not {args.n}")
+    if args.sleep:
+        sleeping(args.n or 20_000)
         return
-    n = int(args[0]) if args else 50_000
+    n = args.n or 50_000
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "20"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     isolations = os.environ.get("BENCH_ISOLATION", "module,shared").split(",")
