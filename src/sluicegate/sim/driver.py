@@ -103,6 +103,7 @@ from sluicegate.core.streams import (
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, Receive
 from sluicegate.sim.models import (
     CONTROL_SEQ,
+    WAIT_COMPACT_SLACK,
     Arrivals,
     Downstream,
     Environments,
@@ -1252,7 +1253,13 @@ class _Simulation:
                         producer = solo
                         source = solo_source  # type: ignore[assignment]
                     count = producer.count
-                    after = producer.next(now)
+                    if producer.constant:
+                        # Arrivals.next, inlined for a constant producer: the same terms
+                        k = producer.k = producer.k + 1
+                        next_at = producer.start + k * producer.batch / producer.rate
+                        after = next_at if next_at < producer.stop else None
+                    else:
+                        after = producer.next(now)
                     if solo is not None:
                         next_send = _INF if after is None else after
                     elif after is None:
@@ -1451,7 +1458,20 @@ class _Simulation:
                             continue
                         # Long poll: wait for a message or the end of the wait.
                         deadline = now + wait
-                        lane.waiters.add(deadline, action)
+                        waiters = lane.waiters
+                        # LongPolls.add, inlined for its usual case: the wait ends no
+                        # earlier than the others (the same long polls, one after another)
+                        ordered = waiters.ordered
+                        if ordered and ordered[-1][0] <= deadline:
+                            seq_w = waiters.seq = waiters.seq + 1
+                            pool = waiters.pool
+                            entry = [deadline, seq_w, action, len(pool)]
+                            pool.append(entry)
+                            ordered.append(entry)
+                            if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
+                                waiters.compact()
+                        else:
+                            waiters.add(deadline, action)
                         if deadline < lane.timeout_at:
                             lane.timeout_at = deadline
                             push(heap, (deadline, seq(), _TIMEOUT, lane))

@@ -163,12 +163,15 @@ class _Queue:
         "n_ready",
         "ready",
         "redrive_check",
+        "retention",
         "sent",
     )
 
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.fifo = config.fifo
+        #: ``config.retention_period``, read per send and delete (kept with ``config``)
+        self.retention: int = config.retention_period
         self.messages: dict[str, _Msg] = {}
         #: visible messages; for a FIFO queue, groups that may deliver (see the module)
         self.ready: list[tuple[float, int, int, Any]] = []
@@ -273,6 +276,7 @@ class MemoryQueues:
             return
         old = q.config
         q.config = config
+        q.retention = config.retention_period
         if (old.dead_letter_queue, old.max_receive_count) != (dlq, config.max_receive_count):
             q.redrive_check = dlq is not None
 
@@ -420,7 +424,7 @@ class MemoryQueues:
     def _expire(self, q: _Queue, now: float) -> None:
         """Drop messages whose retention period is over, whatever their state, and stale
         entries at the head of ``sent`` and ``expiry``."""
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         ordered = q.sent
         while ordered:
             sent, _, qgen, msg = ordered[0]
@@ -623,7 +627,7 @@ class MemoryQueues:
             or q.expiry
             or (hidden and hidden[0][0] <= now)
             or (ordered and (ordered[-1][0] > now
-                             or ordered[0][0] <= now - q.config.retention_period))
+                             or ordered[0][0] <= now - q.retention))
         ):
             self.send(queue, [message])
             return self.receive_records(queue, max_messages, visibility_timeout, size)
@@ -654,7 +658,7 @@ class MemoryQueues:
         q = self._queues.get(queue) or self._queue(queue)
         now = self.clock()
         ordered = q.sent
-        if (ordered and ordered[0][0] <= now - q.config.retention_period) or (
+        if (ordered and ordered[0][0] <= now - q.retention) or (
             len(ordered) > 2 * len(q.messages) + COMPACT_SLACK
         ) or q.expiry:
             self._expire(q, now)
@@ -769,7 +773,7 @@ class MemoryQueues:
         msg = q.messages.get(parts[0])
         if msg is None or msg.handle != handle:
             return None
-        if msg.sent <= now - q.config.retention_period:
+        if msg.sent <= now - q.retention:
             return None
         return msg
 
@@ -812,7 +816,7 @@ class MemoryQueues:
         """
         q = self._queues.get(queue) or self._queue(queue)
         messages = q.messages
-        cutoff = self.clock() - q.config.retention_period
+        cutoff = self.clock() - q.retention
         deleted = 0
         for record in records:
             mid = record.message_id
@@ -878,7 +882,7 @@ class MemoryQueues:
         """
         q = self._queue(queue)
         now = self.clock()
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         n = [q.n_ready, q.n_delayed, q.n_in_flight]
         expired: set[int] = set()
         # FIFO: per group, messages past retention (``gone``) and in-flight messages that
@@ -965,7 +969,7 @@ class MemoryQueues:
         """
         q = self._queue(queue)
         now = self.clock()
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         out: list[PeekedMessage] = []
         for sent, _, qgen, msg in self._expiring(q):
             if len(out) >= limit:
