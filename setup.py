@@ -15,6 +15,7 @@ from setuptools import setup
 
 COMPILED = (
     "sluicegate/core/batcher.py",
+    "sluicegate/core/limit.py",
     "sluicegate/core/mapping.py",
     "sluicegate/core/pool.py",
     "sluicegate/core/results.py",

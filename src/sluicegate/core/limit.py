@@ -186,7 +186,7 @@ class PolicyTerm:
 
 class Share:
     """A bound read from a callable at every :meth:`value`: a share of something owned
-    elsewhere (the cluster's lease share, the function's capacity in the pool).
+    elsewhere (the cluster's share of a mapping's lease).
 
     Parameters:
         name: the term's name.
@@ -234,7 +234,7 @@ class ConcurrencyLimit:
             :meth:`refresh` is called), else ``None``: the mappings' fast path.
     """
 
-    __slots__ = ("__weakref__", "_dynamic", "_static", "_terms", "_watchers", "fixed")
+    __slots__ = ("_dynamic", "_static", "_terms", "_watchers", "fixed")
 
     def __init__(self, terms: Iterable[LimitTerm] = ()) -> None:
         self._terms: list[LimitTerm] = []

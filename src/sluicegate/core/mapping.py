@@ -71,14 +71,12 @@ from typing import Final
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.limit import (
-    NO_LIMIT,
     TERM_MAXIMUM_CONCURRENCY,
     TERM_POOL,
     TERM_RESERVED_CONCURRENCY,
     ConcurrencyLimit,
     Fixed,
     PolicyTerm,
-    Share,
 )
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import (
@@ -694,9 +692,8 @@ class QueueMapping:
         without the attention list. Otherwise ``p`` is put on the list as
         :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
         """
-        limit = self._climit.fixed
-        if limit is None:
-            limit = self._compute_limit(now)
+        fixed = self._climit.fixed
+        limit = fixed if fixed is not None else self._compute_limit(now)
         timers = self._timers
         if (
             self._attention
@@ -717,7 +714,7 @@ class QueueMapping:
             self._advance(p, now, limit, actions)
             if self._attention:  # an abandon put a poller back on the list
                 self._visit_attention(now, limit, actions)
-            elif self._climit.fixed is not None:
+            elif fixed is not None:
                 # next_wakeup, past what is known here: nothing needs attention, no
                 # Delete is queued, and the limit (fixed) is the one applied
                 return actions, self._next_timed(now, limit)
@@ -938,24 +935,34 @@ def _build_limit(
     limit = ConcurrencyLimit([Fixed(TERM_MAXIMUM_CONCURRENCY, config.maximum_concurrency)])
     if config.scaling != "aws":
         function = config.function
+        limit.add(_reserved_term(pool, function))
+        limit.add(_pool_term(pool, function))
 
-        # A reservation of 0 is AWS's off switch for the function: every invocation is
-        # throttled and the messages return (to the dead-letter queue in the end). It
-        # stops the function, not the mapping: a zero binds neither term, and the
-        # pool's throttles do what they do for an aws mapping.
-        def reserved() -> int:
-            value = pool.reserved_concurrency(function)
-            return value if value else NO_LIMIT
+        def refresh(pool: ConcurrencyPool) -> None:
+            # a function registered or re-registered: the terms as they now stand
+            limit.replace(_reserved_term(pool, function))
+            limit.replace(_pool_term(pool, function))
 
-        def capacity() -> int:
-            value = pool.capacity(function)
-            return value if value > 0 else NO_LIMIT
-
-        limit.add(Share(TERM_RESERVED_CONCURRENCY, reserved, static=True))
-        limit.add(Share(TERM_POOL, capacity, static=True))
-        pool.watch(limit.refresh)
+        pool.watch(refresh)
     limit.add(PolicyTerm(policy))
     return limit
+
+
+# A reservation of 0 is AWS's off switch for the function: every invocation is throttled
+# and the messages return (to the dead-letter queue in the end). It stops the function,
+# not the mapping: a zero binds neither term, and the pool's throttles do what they do
+# for an aws mapping.
+
+
+def _reserved_term(pool: ConcurrencyPool, function: str) -> Fixed:
+    """The ``reserved_concurrency`` term: the function's reservation (unbounded when it
+    has none, or 0)."""
+    return Fixed(TERM_RESERVED_CONCURRENCY, pool.reserved_concurrency(function) or None)
+
+
+def _pool_term(pool: ConcurrencyPool, function: str) -> Fixed:
+    """The ``pool`` term: the most slots the function can ever hold (unbounded at 0)."""
+    return Fixed(TERM_POOL, pool.capacity(function) or None)
 
 
 def _earliest_visible(batch: Batch) -> float:

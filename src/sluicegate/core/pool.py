@@ -14,7 +14,6 @@ driver takes a slot before invoking and gives it back when the invocation ends. 
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -90,7 +89,7 @@ class ConcurrencyPool:
         self._unreserved_in_use = 0
         self._in_use = 0
         self._throttles = 0
-        self._watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
+        self._watchers: list[Callable[[ConcurrencyPool], None]] = []
 
     # ------------------------------------------------------------------ configuration
 
@@ -135,25 +134,19 @@ class ConcurrencyPool:
             if reserved is None:
                 self._unreserved_in_use += entry.in_use
         self._reserved += (reserved or 0) - previous
-        if self._watchers:
-            live = []
-            for ref in self._watchers:
-                callback = ref()
-                if callback is not None:
-                    callback()
-                    live.append(ref)
-            self._watchers = live
+        for callback in self._watchers:
+            callback(self)
 
-    def watch(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after every :meth:`register`: a function's reserved
+    def watch(self, callback: Callable[[ConcurrencyPool], None]) -> None:
+        """Call ``callback(pool)`` after every :meth:`register`: a function's reserved
         concurrency, and so every capacity (:meth:`capacity`), may have changed. A
-        mapping's :class:`~sluicegate.core.limit.ConcurrencyLimit` refreshes its
-        ``pool`` and ``reserved_concurrency`` terms there.
+        fixed-policy mapping puts its ``pool`` and ``reserved_concurrency`` limit terms
+        right there.
 
-        ``callback`` must be a bound method; the pool holds it weakly (its object's
-        terms refer to the pool, and a strong reference back would make a cycle that
-        only the garbage collector frees), so it is forgotten with its object."""
-        self._watchers.append(weakref.WeakMethod(callback))
+        The pool holds ``callback`` for its own lifetime. It is given the pool rather
+        than keeping a reference to it, so that what it refers to (a mapping's limit)
+        refers to nothing that leads back to the pool: no reference cycle."""
+        self._watchers.append(callback)
 
     def reserved_concurrency(self, function: str) -> int | None:
         """The reserved concurrency registered for ``function`` (``None``: none)."""
