@@ -73,6 +73,11 @@ IN_FLIGHT: Final = 2
 GONE: Final = 3
 """State of a message deleted, purged, expired or moved out of its queue object."""
 
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
+# module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
+# is a lookup in the module's namespace per call
+
 COMPACT_SLACK: Final = 64
 """A heap is rebuilt once it holds more than twice its live entries plus this many."""
 
@@ -203,13 +208,13 @@ def _in_order(heap: list[Any]) -> Iterator[Any]:
     size = len(heap)
     frontier = [(heap[0], 0)]
     while frontier:
-        entry, i = heapq.heappop(frontier)
+        entry, i = _heappop(frontier)
         yield entry
         child = 2 * i + 1
         if child < size:
-            heapq.heappush(frontier, (heap[child], child))
+            _heappush(frontier, (heap[child], child))
             if child + 1 < size:
-                heapq.heappush(frontier, (heap[child + 1], child + 1))
+                _heappush(frontier, (heap[child + 1], child + 1))
 
 
 class MemoryQueues:
@@ -307,7 +312,7 @@ class MemoryQueues:
         if last is None or last[0] < msg.sent or (last[0] == msg.sent and last[1] < msg.seq):
             sent.append((msg.sent, msg.seq, msg.qgen, msg))
         else:
-            heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
+            _heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
         if q.fifo:
             name = msg.content.group_id
@@ -321,10 +326,10 @@ class MemoryQueues:
             if q.fifo:
                 self._group_ready(q, msg)
             else:
-                heapq.heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
+                _heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
         else:
             q.n_delayed += 1
-            heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+            _heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
 
     def _remove(self, q: _Queue, msg: _Msg) -> None:
         """Take ``msg`` out of ``q``; every heap entry of it becomes stale."""
@@ -352,7 +357,7 @@ class MemoryQueues:
     def _group_ready(self, q: _Queue, msg: _Msg) -> None:
         """``msg`` (READY, counted) of a FIFO queue joins its group's visible messages."""
         group = q.groups[msg.content.group_id]  # type: ignore[index]
-        heapq.heappush(group.ready, (msg.seq, msg.gen, msg))
+        _heappush(group.ready, (msg.seq, msg.gen, msg))
         if not group.busy:
             self._offer(q, group)
 
@@ -360,11 +365,11 @@ class MemoryQueues:
         """(Re)list ``group`` in ``ready`` under its first visible message, if any."""
         heap = group.ready
         while heap and heap[0][2].gen != heap[0][1]:
-            heapq.heappop(heap)
+            _heappop(heap)
         group.gen += 1
         if heap:
             head = heap[0][2]
-            heapq.heappush(q.ready, (head.sent, head.seq, group.gen, group))
+            _heappush(q.ready, (head.sent, head.seq, group.gen, group))
 
     def _group_settled(self, q: _Queue, group: _Group) -> None:
         """One in-flight message of ``group`` left flight (deleted, visible, moved)."""
@@ -409,7 +414,7 @@ class MemoryQueues:
         msg.visible_at = deadline
         msg.state = IN_FLIGHT
         msg.gen += 1
-        heapq.heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
+        _heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
 
     def _move(self, src: _Queue, msg: _Msg, dest: _Queue, now: float, source: str | None) -> None:
         """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time."""
@@ -439,9 +444,9 @@ class MemoryQueues:
         while heap:
             sent, _, qgen, msg = heap[0]
             if msg.qgen != qgen:
-                heapq.heappop(heap)
+                _heappop(heap)
             elif sent <= cutoff:
-                heapq.heappop(heap)
+                _heappop(heap)
                 self._remove(q, msg)
             else:
                 break
@@ -492,10 +497,10 @@ class MemoryQueues:
                 if not ordered or ordered[-1][0] <= now:
                     ordered.append((now, seq, 0, msg))
                 else:
-                    heapq.heappush(q.expiry, (now, seq, 0, msg))
+                    _heappush(q.expiry, (now, seq, 0, msg))
                 msg.state = READY
                 q.n_ready += 1
-                heapq.heappush(q.ready, (now, seq, 0, msg))
+                _heappush(q.ready, (now, seq, 0, msg))
             ids.append(mid)
         self._seq = seq
         return ids
@@ -646,7 +651,7 @@ class MemoryQueues:
         msg = _Msg(mid, seq, message, now, IN_FLIGHT, deadline, 1, handle, 1)
         q.messages[mid] = msg
         ordered.append((now, seq, 0, msg))
-        heapq.heappush(hidden, (deadline, seq, 1, msg))
+        _heappush(hidden, (deadline, seq, 1, msg))
         n = q.n_in_flight = q.n_in_flight + 1
         if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
             self._compact(q)
@@ -675,8 +680,8 @@ class MemoryQueues:
             q.n_in_flight += len(claimed)
             return claimed
         out: list[_Msg] = []
-        pop = heapq.heappop
-        push = heapq.heappush
+        pop = _heappop
+        push = _heappush
         while ready and len(out) < max_messages:
             _, seq, gen, msg = pop(ready)
             if msg.gen != gen:
@@ -714,7 +719,7 @@ class MemoryQueues:
         hidden = q.hidden
         ready = q.ready
         while hidden and hidden[0][0] <= now:
-            _, seq, gen, msg = heapq.heappop(hidden)
+            _, seq, gen, msg = _heappop(hidden)
             if msg.gen != gen:
                 continue
             if dlq is not None and msg.receive_count >= limit:
@@ -734,7 +739,7 @@ class MemoryQueues:
                 if was == IN_FLIGHT:
                     self._group_settled(q, q.groups[msg.content.group_id])  # type: ignore[index]
             else:
-                heapq.heappush(ready, (msg.sent, seq, msg.gen, msg))
+                _heappush(ready, (msg.sent, seq, msg.gen, msg))
         if moved:
             q.dead_lettered += moved
             if self.notify is not None and dlq is not None:
@@ -752,7 +757,7 @@ class MemoryQueues:
             return True
         hidden = q.hidden
         while hidden and hidden[0][3].gen != hidden[0][2]:
-            heapq.heappop(hidden)
+            _heappop(hidden)
         return bool(hidden) and hidden[0][0] <= self.clock()
 
     def next_visible_at(self, queue: str) -> float | None:
@@ -760,7 +765,7 @@ class MemoryQueues:
         q = self._queue(queue)
         hidden = q.hidden
         while hidden and hidden[0][3].gen != hidden[0][2]:
-            heapq.heappop(hidden)
+            _heappop(hidden)
         return hidden[0][0] if hidden else None
 
     def _current(self, q: _Queue, handle: str, now: float) -> _Msg | None:
@@ -852,7 +857,7 @@ class MemoryQueues:
             )
         msg.visible_at = now + visibility_timeout
         msg.gen += 1
-        heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+        _heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
         self._compact(q)
 
     def purge(self, queue: str) -> int:
