@@ -944,9 +944,9 @@ class _Simulation:
         self.next_seq = itertools.count(1).__next__
 
         # --- the stores and the pool, shared by every mapping
-        ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
         clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
-        self.engine = MemoryQueues(clock, new_id=partial(next, ids))
+        # ids: unique is enough; hex() of a count is the cheapest
+        self.engine = MemoryQueues(clock, counted_ids=True)
         self.streams = MemoryStreams(clock)
         self.pool = ConcurrencyPool(world.account)
 
@@ -1198,12 +1198,14 @@ class _Simulation:
                 if next_send < now or (next_send == now and top[1] > 0):
                     now = next_send
                     kind = _PRODUCE
+                    clock[0] = now
                 else:
                     event = pop(heap)
                     kind = event[2]
+                    clock[0] = event[0]  # `now`, as the event holds it (a compiled build
+                    # would otherwise make a new float object of it)
                 if now >= end:
                     break
-                clock[0] = now
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 lane = event[3]

@@ -232,7 +232,10 @@ class MemoryQueues:
         notify: called with a queue's name when messages arrive in it other than by a
             send (moved to a dead-letter queue), so long polls can wake.
         new_id: makes a new message id; random version-4 UUIDs (from ``seed``) by
-            default. The simulator passes a cheaper counter: ids must only be unique.
+            default.
+        counted_ids: message ids are ``hex(1)``, ``hex(2)``, ... in the order messages
+            are stored (``new_id`` is then ignored): the simulator's, which needs them
+            unique only, made without a call per message.
 
     Receipt handles are ``"{message_id}#{receive_count}#{serial}"``, where the serial
     counts receives across the engine, so every receive gets a new handle.
@@ -245,16 +248,26 @@ class MemoryQueues:
         seed: int | None = None,
         notify: Callable[[str], None] | None = None,
         new_id: Callable[[], str] | None = None,
+        counted_ids: bool = False,
     ) -> None:
         self.clock = clock
         self.notify = notify
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
+        self._counted_ids = counted_ids
+        self._ids = 0
+        """Message ids made so far, with ``counted_ids``."""
         self._new_id: Callable[[], str] = (
-            partial(new_message_id, getrandbits) if new_id is None else new_id
+            self._counted_id if counted_ids
+            else partial(new_message_id, getrandbits) if new_id is None else new_id
         )
         self._seq = 0
         self._serial = 0
+
+    def _counted_id(self) -> str:
+        """The next message id with ``counted_ids``."""
+        n = self._ids = self._ids + 1
+        return hex(n)
 
     # ------------------------------------------------------------------ queues
     def _queue(self, name: str) -> _Queue:
@@ -644,7 +657,11 @@ class MemoryQueues:
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
-        mid = self._new_id()
+        if self._counted_ids:  # _counted_id, inlined
+            n = self._ids = self._ids + 1
+            mid = hex(n)
+        else:
+            mid = self._new_id()
         serial = self._serial = self._serial + 1
         handle = f"{mid}#1#{serial}"
         deadline = now + visibility_timeout
