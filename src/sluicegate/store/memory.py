@@ -36,6 +36,7 @@ live ones two to one.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -255,19 +256,14 @@ class MemoryQueues:
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
         self._counted_ids = counted_ids
-        self._ids = 0
-        """Message ids made so far, with ``counted_ids``."""
+        self._ids = itertools.count(1)
+        """The numbers of the message ids, with ``counted_ids``."""
         self._new_id: Callable[[], str] = (
-            self._counted_id if counted_ids
+            partial(next, map(hex, self._ids)) if counted_ids
             else partial(new_message_id, getrandbits) if new_id is None else new_id
         )
         self._seq = 0
         self._serial = 0
-
-    def _counted_id(self) -> str:
-        """The next message id with ``counted_ids``."""
-        n = self._ids = self._ids + 1
-        return hex(n)
 
     # ------------------------------------------------------------------ queues
     def _queue(self, name: str) -> _Queue:
@@ -657,9 +653,8 @@ class MemoryQueues:
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
-        if self._counted_ids:  # _counted_id, inlined
-            n = self._ids = self._ids + 1
-            mid = hex(n)
+        if self._counted_ids:  # _new_id, without the calls around the count
+            mid = hex(next(self._ids))
         else:
             mid = self._new_id()
         serial = self._serial = self._serial + 1
