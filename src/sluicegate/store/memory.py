@@ -79,8 +79,10 @@ _heappop: Final = heapq.heappop
 # module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
 # is a lookup in the module's namespace per call
 
-COMPACT_SLACK: Final = 64
-"""A heap is rebuilt once it holds more than twice its live entries plus this many."""
+COMPACT_SLACK: Final = 256
+"""A heap is rebuilt once it holds more than twice its live entries plus this many. The
+rebuild copies the live entries (a compiled build makes each of them anew): a larger
+slack copies them less often, for a few more stale entries held."""
 
 
 class _Msg:
