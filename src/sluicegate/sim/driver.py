@@ -946,7 +946,7 @@ class _Simulation:
         # --- the stores and the pool, shared by every mapping
         clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
         # ids: unique is enough; hex() of a count is the cheapest
-        self.engine = MemoryQueues(clock, counted_ids=True)
+        self.engine = MemoryQueues(clock, counted_ids=True, clock_cell=self._now)
         self.streams = MemoryStreams(clock)
         self.pool = ConcurrencyPool(world.account)
 

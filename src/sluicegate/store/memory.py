@@ -239,6 +239,10 @@ class MemoryQueues:
         counted_ids: message ids are ``hex(1)``, ``hex(2)``, ... in the order messages
             are stored (``new_id`` is then ignored): the simulator's, which needs them
             unique only, made without a call per message.
+        clock_cell: a one-item list holding, at every moment, the time ``clock`` returns
+            (the simulator's virtual clock is such a cell): the methods the simulator
+            calls per message (sends, receives, deletes) then read it there instead of
+            calling ``clock``.
 
     Receipt handles are ``"{message_id}#{receive_count}#{serial}"``, where the serial
     counts receives across the engine, so every receive gets a new handle.
@@ -252,8 +256,10 @@ class MemoryQueues:
         notify: Callable[[str], None] | None = None,
         new_id: Callable[[], str] | None = None,
         counted_ids: bool = False,
+        clock_cell: list[float] | None = None,
     ) -> None:
         self.clock = clock
+        self._cell = clock_cell
         self.notify = notify
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
@@ -489,7 +495,8 @@ class MemoryQueues:
     def send(self, queue: str, messages: list[NewMessage]) -> list[str]:
         """Store validated messages; return their new message ids."""
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ids = []
         new_id = self._new_id
         seq = self._seq
@@ -629,7 +636,8 @@ class MemoryQueues:
             :class:`~sluicegate.store.base.NewMessage`), oldest first.
         """
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ordered = q.sent
         hidden = q.hidden
         if q.fifo:
@@ -675,7 +683,8 @@ class MemoryQueues:
         """The work of a receive: expire, redrive, make due messages visible, then claim
         (new handle, raised receive count, hidden until the visibility deadline)."""
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ordered = q.sent
         if (ordered and ordered[0][0] <= now - q.retention) or (
             len(ordered) > 2 * len(q.messages) + COMPACT_SLACK
@@ -772,7 +781,8 @@ class MemoryQueues:
         hidden = q.hidden
         while hidden and hidden[0][3].gen != hidden[0][2]:
             _heappop(hidden)
-        return bool(hidden) and hidden[0][0] <= self.clock()
+        cell = self._cell
+        return bool(hidden) and hidden[0][0] <= (cell[0] if cell is not None else self.clock())
 
     def next_visible_at(self, queue: str) -> float | None:
         """Epoch seconds when the next delayed or in-flight message becomes visible."""
@@ -835,7 +845,8 @@ class MemoryQueues:
         """
         q = self._queues.get(queue) or self._queue(queue)
         messages = q.messages
-        cutoff = self.clock() - q.retention
+        cell = self._cell
+        cutoff = (cell[0] if cell is not None else self.clock()) - q.retention
         deleted = 0
         for record in records:
             mid = record.message_id
