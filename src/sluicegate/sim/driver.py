@@ -75,6 +75,7 @@ import heapq
 import itertools
 import operator
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -394,6 +395,10 @@ _DELIVER: Final = -1
 
 
 _INF: Final = float("inf")
+_append: Final = deque.append
+"""``deque.append``, called as a function: a native read in the compiled build, where
+``a_deque.append(x)`` looks the method up per call."""
+
 _UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
 reports came after the fused call that returned one. Compared by value: no wake-up is
@@ -1469,7 +1474,7 @@ class _Simulation:
                             pool = waiters.pool
                             entry = [deadline, seq_w, action, len(pool)]
                             pool.append(entry)
-                            ordered.append(entry)
+                            _append(ordered, entry)
                             if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
                                 waiters.compact()
                         else:

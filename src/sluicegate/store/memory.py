@@ -76,8 +76,9 @@ GONE: Final = 3
 
 _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
+_append: Final = deque.append
 # module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
-# is a lookup in the module's namespace per call
+# is a lookup in the module's namespace per call, and ``a_deque.append`` a method lookup
 
 COMPACT_SLACK: Final = 256
 """A heap is rebuilt once it holds more than twice its live entries plus this many. The
@@ -513,7 +514,7 @@ class MemoryQueues:
                 # seq grows with every send, so (now, seq) sorts last unless the clock
                 # went back
                 if not ordered or ordered[-1][0] <= now:
-                    ordered.append((now, seq, 0, msg))
+                    _append(ordered, (now, seq, 0, msg))
                 else:
                     _heappush(q.expiry, (now, seq, 0, msg))
                 msg.state = READY
@@ -672,7 +673,7 @@ class MemoryQueues:
         deadline = now + visibility_timeout
         msg = _Msg(mid, seq, message, now, IN_FLIGHT, deadline, 1, handle, 1)
         q.messages[mid] = msg
-        ordered.append((now, seq, 0, msg))
+        _append(ordered, (now, seq, 0, msg))
         _heappush(hidden, (deadline, seq, 1, msg))
         n = q.n_in_flight = q.n_in_flight + 1
         if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
