@@ -396,8 +396,9 @@ _DELIVER: Final = -1
 
 _INF: Final = float("inf")
 _append: Final = deque.append
-"""``deque.append``, called as a function: a native read in the compiled build, where
-``a_deque.append(x)`` looks the method up per call."""
+_pop: Final = deque.pop
+"""``deque.append`` and ``deque.pop``, called as functions: a native read in the compiled
+build, where ``a_deque.append(x)`` looks the method up per call."""
 
 _UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
@@ -1220,7 +1221,7 @@ class _Simulation:
                     lane.running -= 1
                     if fn.unreserved:
                         unreserved -= 1
-                fn.release(now)
+                fn.release(event[0])  # `now`, as the event holds it (see clock above)
                 outcome: BatchOutcome = event[5]
                 if outcome is not success:
                     if outcome.function_error:
@@ -1290,7 +1291,8 @@ class _Simulation:
                     lane.b_sent += 1
                     waiters = lane.waiters
                     # LongPolls.take, inlined: the same draw, the same swap with the last
-                    index = int(waiters.random() * len(waiting))
+                    pick: float = waiters.random()
+                    index = int(pick * len(waiting))
                     entry = waiting[index]
                     tail = waiting.pop()
                     if tail is not entry:
@@ -1469,7 +1471,8 @@ class _Simulation:
                         # LongPolls.add, inlined for its usual case: the wait ends no
                         # earlier than the others (the same long polls, one after another)
                         ordered = waiters.ordered
-                        if ordered and ordered[-1][0] <= deadline:
+                        latest: float = ordered[-1][0] if ordered else _INF
+                        if latest <= deadline:
                             seq_w = waiters.seq = waiters.seq + 1
                             pool = waiters.pool
                             entry = [deadline, seq_w, action, len(pool)]
@@ -1506,7 +1509,7 @@ class _Simulation:
                         # usual case, with none to reclaim, without the call to acquire.
                         warm = fn.warm
                         if warm and warm[0] > now - fn.idle_timeout:
-                            warm.pop()
+                            _pop(warm)
                             start = now
                         else:
                             environments = fn.environments
@@ -1561,7 +1564,8 @@ class _Simulation:
                 else:
                     actions = mapping.poll(now)
                 wake = unknown
-            if wake == unknown:
+            # (None first: a compiled build then compares two native floats)
+            if wake is not None and wake == unknown:
                 wake = (stream_mapping.next_wakeup(now) if lane.stream
                         else mapping.next_wakeup(now))
             if wake is not None and wake < lane.wake_at:
