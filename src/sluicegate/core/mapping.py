@@ -1065,15 +1065,28 @@ def _build_limit(
         function = config.function
         limit.add(_reserved_term(pool, function))
         limit.add(_pool_term(pool, function))
-
-        def refresh(pool: ConcurrencyPool) -> None:
-            # a function registered or re-registered: the terms as they now stand
-            limit.replace(_reserved_term(pool, function))
-            limit.replace(_pool_term(pool, function))
-
-        pool.watch(refresh)
+        pool.watch(_PoolTerms(limit, function))
     limit.add(PolicyTerm(policy))
     return limit
+
+
+class _PoolTerms:
+    """Puts a fixed mapping's ``reserved_concurrency`` and ``pool`` terms as they stand
+    when a function is registered or re-registered (:meth:`ConcurrencyPool.watch`).
+
+    An object rather than a closure: a compiled build's closure keeps itself in its own
+    environment, a reference cycle (the simulator runs with the cyclic collector paused).
+    """
+
+    __slots__ = ("function", "limit")
+
+    def __init__(self, limit: ConcurrencyLimit, function: str) -> None:
+        self.limit = limit
+        self.function = function
+
+    def __call__(self, pool: ConcurrencyPool) -> None:
+        self.limit.replace(_reserved_term(pool, self.function))
+        self.limit.replace(_pool_term(pool, self.function))
 
 
 # A reservation of 0 is AWS's off switch for the function: every invocation is throttled
