@@ -121,6 +121,11 @@ THROTTLE_BACKOFF_MAX: Final = 30.0
 """Longest wait between two retries of a throttled batch, in seconds (sluicegate's choice:
 the SQS default visibility timeout, so a long-held batch is still retried a few times)."""
 
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
+# module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
+# is a lookup in the module's namespace per call
+
 _FREE: Final = 0
 """Nothing in hand, or only buffered records about to be examined."""
 _RECEIVING: Final = 1
@@ -486,7 +491,7 @@ class QueueMapping:
             pending.clear()
         timers = self._timers
         while timers and timers[0][0] <= now:
-            _, _, poller, gen = heapq.heappop(timers)
+            _, _, poller, gen = _heappop(timers)
             if poller.gen == gen:
                 self._on_timer(poller, now, limit, actions)
         active = self._active
@@ -561,7 +566,95 @@ class QueueMapping:
         Raises:
             RuntimeError: ``poller`` has no receive outstanding (a driver bug).
         """
-        return self._poll_for(self._receipt(now, poller, records), now)
+        # _receipt, then poll and next_wakeup, written out (the simulator's busiest call).
+        # When nothing else is in hand at `now` (no other poller needing attention, no
+        # Delete queued, no timer due, no batch waiting for a slot or a turn, the limit as
+        # last applied), poll would visit p alone: that is done here directly, without the
+        # attention list; otherwise p goes on the list, as received() puts it, and poll
+        # runs. And when the records make a full batch on their own (nothing buffered
+        # before them, as many as batch_size, within the payload cap) and p is visited
+        # alone, they are released as _advance would release them, without passing
+        # through the batcher (which would be left as it was: empty).
+        try:
+            p = self._pollers[poller] if poller >= 0 else None
+        except IndexError:
+            p = None
+        if p is None or p.state != _RECEIVING:
+            raise RuntimeError(f"poller {poller} of {self.config.name} has no receive outstanding")
+        p.state = _FREE
+        self._receiving -= 1
+        count = len(records)
+        batcher = p.batcher
+        whole = False
+        if count:
+            self.received_records += count
+            accept = self._record_filter
+            n = count
+            if accept is not None:
+                records = self._filter(records, accept)
+                n = len(records)
+            if n:
+                if n == batcher.batch_size and not batcher.buffer and (
+                    records[0].size <= batcher.max_payload if n == 1
+                    else sum([r.size for r in records]) <= batcher.max_payload
+                ):
+                    whole = True
+                else:
+                    batcher.add(now, records)
+                    self._buffered += n
+        if self._policy_waits:
+            self._policy.on_receive(now, count, now - p.asked)  # type: ignore[call-arg]
+        elif not self._policy_inert:  # FixedScaling.on_receive does nothing
+            self._policy.on_receive(now, count)
+        fixed = self._climit.fixed
+        limit = fixed if fixed is not None else self._compute_limit(now)
+        timers = self._timers
+        if (
+            self._attention
+            or self._pending_deletes
+            or self._slot_wait
+            or self._turn_wait
+            or p.flagged
+            or limit != self._active
+            or (timers and timers[0][0] <= now)
+        ):
+            if whole:
+                batcher.add(now, records)
+                self._buffered += len(records)
+            if not p.flagged:
+                p.flagged = True
+                self._attention.append(p)
+            actions = self.poll(now)
+            return actions, self.next_wakeup(now)
+        self._limit = limit
+        actions = []
+        if whole:
+            batch = Batch(self._next_batch_id, p.index, tuple(records))
+            self._next_batch_id += 1
+            # _dispatch, written out for its usual case
+            if self._in_flight >= limit:
+                self._dispatch(p, batch, now, limit, actions)
+            elif self._pool.try_acquire(self._function):
+                p.state = _INVOKING
+                p.held = batch
+                self._in_flight += 1
+                self._by_batch[batch.id] = p
+                self.invocations += 1
+                actions.append(Invoke(batch))
+            else:
+                self._throttled(p, batch, now, actions)
+        else:
+            self._advance(p, now, limit, actions)
+        if self._attention:  # an abandon put a poller back on the list
+            self._visit_attention(now, limit, actions)
+        elif fixed is not None:
+            # next_wakeup, past what is known here: nothing needs attention, no Delete
+            # is queued, and the limit (fixed) is the one applied; _next_timed's answer
+            # without the call when no batch waits for a slot and no timer is set
+            if not self._slot_wait and not timers:
+                return actions, None
+            return actions, self._next_timed(now, limit)
+        return actions, self.next_wakeup(now)
 
     def _receipt(self, now: float, poller: int, records: list[QueueRecord]) -> _Poller:
         """:meth:`received` but for putting the poller on the attention list."""
@@ -645,23 +738,90 @@ class QueueMapping:
         Raises:
             RuntimeError: no invocation of that batch is in flight (a driver bug).
         """
-        p, records = self._settle(now, batch_id, outcome)
-        if records and self._pending_deletes:
-            # poll emits the Deletes queued earlier first: this one goes after them
-            self._pending_deletes.append(records)
+        # _settle, then poll and next_wakeup, written out as in received_poll (the
+        # simulator's second busiest call)
+        by_batch = self._by_batch
+        p = by_batch.get(batch_id)
+        if p is None:
+            raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
+        del by_batch[batch_id]
+        batch = p.held
+        assert batch is not None
+        p.held = None
+        p.state = _FREE
+        self._in_flight -= 1
+        self._pool.release(self._function)
+        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
+            self._policy.on_outcome(now, outcome)
+        kind = outcome.kind
+        records: tuple[QueueRecord, ...]
+        if kind is _SUCCESS:
+            records = batch.records
+        elif kind is _ERROR:
+            self.errors += 1
             records = ()
+        else:
+            self.partial += 1
+            records = self._deletable(batch, outcome)
+        if records:
+            self.deleted_records += len(records)
+            if self._pending_deletes:
+                # poll emits the Deletes queued earlier first: this one goes after them
+                self._pending_deletes.append(records)
+                records = ()
         # else poll would emit this Delete (if any) first, then what visiting p gives
-        actions, wake = self._poll_for(p, now)
-        return records, actions, wake
+        fixed = self._climit.fixed
+        limit = fixed if fixed is not None else self._compute_limit(now)
+        timers = self._timers
+        if (
+            self._attention
+            or self._pending_deletes
+            or self._slot_wait
+            or self._turn_wait
+            or p.flagged
+            or limit != self._active
+            or (timers and timers[0][0] <= now)
+        ):
+            if not p.flagged:
+                p.flagged = True
+                self._attention.append(p)
+            actions = self.poll(now)
+            return records, actions, self.next_wakeup(now)
+        self._limit = limit
+        actions = []
+        batcher = p.batcher
+        if batcher.buffer or self._turns:
+            self._advance(p, now, limit, actions)
+        elif p.index < limit and not self._paused:
+            # _advance, written out for its usual case here: nothing buffered, receive
+            p.state = _RECEIVING
+            p.asked = now
+            self._receiving += 1
+            room = batcher.empty_room
+            receive = p.receive
+            if receive is None or receive.max_messages != room or receive.wait != LONG_POLL_WAIT:
+                receive = p.receive = Receive(p.index, room, LONG_POLL_WAIT,
+                                              self._visibility_timeout)
+            actions.append(receive)
+        # else parked (paused) or retired (above the limit), as _advance leaves it
+        if self._attention:  # an abandon put a poller back on the list
+            self._visit_attention(now, limit, actions)
+        elif fixed is not None:
+            if not self._slot_wait and not timers:
+                return records, actions, None
+            return records, actions, self._next_timed(now, limit)
+        return records, actions, self.next_wakeup(now)
 
     def _settle(
         self, now: float, batch_id: int, outcome: BatchOutcome
     ) -> tuple[_Poller, tuple[QueueRecord, ...]]:
         """:meth:`finished` but for queueing the ``Delete`` and putting the poller on the
         attention list; returns the poller and the records to delete."""
-        p = self._by_batch.pop(batch_id, None)
+        by_batch = self._by_batch
+        p = by_batch.get(batch_id)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
+        del by_batch[batch_id]
         batch = p.held
         assert batch is not None
         p.held = None
@@ -682,43 +842,6 @@ class QueueMapping:
         if records:
             self.deleted_records += len(records)
         return p, records
-
-    def _poll_for(self, p: _Poller, now: float) -> tuple[list[Action], float | None]:
-        """:meth:`poll` and :meth:`next_wakeup` after ``p`` was reported on.
-
-        When nothing else is in hand at ``now`` (no other poller needing attention, no
-        ``Delete`` queued, no timer due, no batch waiting for a slot, the limit as last
-        applied), :meth:`poll` would visit ``p`` alone: that is done here directly,
-        without the attention list. Otherwise ``p`` is put on the list as
-        :meth:`received` and :meth:`finished` do and :meth:`poll` runs.
-        """
-        fixed = self._climit.fixed
-        limit = fixed if fixed is not None else self._compute_limit(now)
-        timers = self._timers
-        if (
-            self._attention
-            or self._pending_deletes
-            or self._slot_wait
-            or self._turn_wait
-            or p.flagged
-            or limit != self._active
-            or (timers and timers[0][0] <= now)
-        ):
-            if not p.flagged:
-                p.flagged = True
-                self._attention.append(p)
-            actions = self.poll(now)
-        else:
-            self._limit = limit
-            actions = []
-            self._advance(p, now, limit, actions)
-            if self._attention:  # an abandon put a poller back on the list
-                self._visit_attention(now, limit, actions)
-            elif fixed is not None:
-                # next_wakeup, past what is known here: nothing needs attention, no
-                # Delete is queued, and the limit (fixed) is the one applied
-                return actions, self._next_timed(now, limit)
-        return actions, self.next_wakeup(now)
 
     def next_wakeup(self, now: float) -> float | None:
         """When :meth:`poll` may next have something to do without any report arriving.
@@ -750,7 +873,7 @@ class QueueMapping:
             return now
         timers = self._timers
         while timers and timers[0][2].gen != timers[0][3]:
-            heapq.heappop(timers)
+            _heappop(timers)
         when = timers[0][0] if timers else None
         if self._climit.fixed is None and (not self._paused or self._slot_wait):
             # a term at its bound announces no change (the aws policy's level at its
@@ -803,7 +926,7 @@ class QueueMapping:
     def _push_timer(self, when: float, p: _Poller) -> None:
         p.gen += 1
         self._seq += 1
-        heapq.heappush(self._timers, (when, self._seq, p, p.gen))
+        _heappush(self._timers, (when, self._seq, p, p.gen))
 
     def _release_held(self, p: _Poller) -> Batch:
         batch = p.held
@@ -897,6 +1020,11 @@ class QueueMapping:
             self.invocations += 1
             actions.append(Invoke(batch))
             return
+        self._throttled(p, batch, now, actions)
+
+    def _throttled(self, p: _Poller, batch: Batch, now: float, actions: list[Action]) -> None:
+        """The pool refused ``batch`` a slot: retry after a backoff, or abandon it when
+        the retry would come after its visibility timeout."""
         self.throttles += 1
         self._policy.on_throttle(now)
         n = batch.throttles + 1
@@ -943,12 +1071,12 @@ def _build_limit(
 
 
 class _PoolTerms:
-    """Called by the pool after each ``register``: replaces a mapping's
-    ``reserved_concurrency`` and ``pool`` terms with the function's figures as they now
-    stand. An object rather than a closure: it holds the limit and the function's name and
-    nothing leading back to the pool, so pool, mapping and limit form no reference cycle
-    (a compiled closure's environment would hold the pool too); the simulator runs with
-    the cyclic collector paused."""
+    """Puts a fixed mapping's ``reserved_concurrency`` and ``pool`` terms as they stand
+    when a function is registered or re-registered (:meth:`ConcurrencyPool.watch`).
+
+    An object rather than a closure: a compiled build's closure keeps itself in its own
+    environment, a reference cycle (the simulator runs with the cyclic collector paused).
+    """
 
     __slots__ = ("function", "limit")
 

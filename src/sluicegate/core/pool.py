@@ -79,13 +79,16 @@ class ConcurrencyPool:
         account: the account's limit and unreserved minimum.
     """
 
-    __slots__ = ("_functions", "_in_use", "_reserved", "_throttles", "_unreserved_in_use",
-                 "_watchers", "account")
+    __slots__ = ("_functions", "_in_use", "_reserved", "_throttles", "_unreserved_cap",
+                 "_unreserved_in_use", "_watchers", "account")
 
     def __init__(self, account: AccountConfig = _DEFAULT_ACCOUNT) -> None:
         self.account = account
         self._functions: dict[str, _Function] = {}
         self._reserved = 0
+        #: the unreserved pool's size, ``account.concurrency_limit - _reserved``, kept as
+        #: ``_reserved`` changes: try_acquire reads it per invocation
+        self._unreserved_cap = account.concurrency_limit
         self._unreserved_in_use = 0
         self._in_use = 0
         self._throttles = 0
@@ -134,6 +137,7 @@ class ConcurrencyPool:
             if reserved is None:
                 self._unreserved_in_use += entry.in_use
         self._reserved += (reserved or 0) - previous
+        self._unreserved_cap = self.account.concurrency_limit - self._reserved
         for callback in self._watchers:
             callback(self)
 
@@ -170,7 +174,7 @@ class ConcurrencyPool:
             entry = self._functions[function] = _Function(None)
         reserved = entry.reserved
         if reserved is None:
-            if self._unreserved_in_use >= self.account.concurrency_limit - self._reserved:
+            if self._unreserved_in_use >= self._unreserved_cap:
                 self._throttles += 1
                 return False
             self._unreserved_in_use += 1

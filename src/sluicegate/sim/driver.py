@@ -75,6 +75,7 @@ import heapq
 import itertools
 import operator
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -103,6 +104,7 @@ from sluicegate.core.streams import (
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, Receive
 from sluicegate.sim.models import (
     CONTROL_SEQ,
+    WAIT_COMPACT_SLACK,
     Arrivals,
     Downstream,
     Environments,
@@ -393,6 +395,11 @@ _DELIVER: Final = -1
 
 
 _INF: Final = float("inf")
+_append: Final = deque.append
+_pop: Final = deque.pop
+"""``deque.append`` and ``deque.pop``, called as functions: a native read in the compiled
+build, where ``a_deque.append(x)`` looks the method up per call."""
+
 _UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
 reports came after the fused call that returned one. Compared by value: no wake-up is
@@ -943,9 +950,9 @@ class _Simulation:
         self.next_seq = itertools.count(1).__next__
 
         # --- the stores and the pool, shared by every mapping
-        ids = map(hex, itertools.count(1))  # unique is enough; hex() is the cheapest
         clock = cast(Callable[[], float], partial(operator.getitem, self._now, 0))
-        self.engine = MemoryQueues(clock, new_id=partial(next, ids))
+        # ids: unique is enough; hex() of a count is the cheapest
+        self.engine = MemoryQueues(clock, counted_ids=True, clock_cell=self._now)
         self.streams = MemoryStreams(clock)
         self.pool = ConcurrencyPool(world.account)
 
@@ -1197,12 +1204,14 @@ class _Simulation:
                 if next_send < now or (next_send == now and top[1] > 0):
                     now = next_send
                     kind = _PRODUCE
+                    clock[0] = now
                 else:
                     event = pop(heap)
                     kind = event[2]
+                    clock[0] = event[0]  # `now`, as the event holds it (a compiled build
+                    # would otherwise make a new float object of it)
                 if now >= end:
                     break
-                clock[0] = now
             if kind == _END:
                 # An invocation ended: free its environment, report its outcome.
                 lane = event[3]
@@ -1212,7 +1221,7 @@ class _Simulation:
                     lane.running -= 1
                     if fn.unreserved:
                         unreserved -= 1
-                fn.release(now)
+                fn.release(event[0])  # `now`, as the event holds it (see clock above)
                 outcome: BatchOutcome = event[5]
                 if outcome is not success:
                     if outcome.function_error:
@@ -1252,7 +1261,13 @@ class _Simulation:
                         producer = solo
                         source = solo_source  # type: ignore[assignment]
                     count = producer.count
-                    after = producer.next(now)
+                    if producer.constant:
+                        # Arrivals.next, inlined for a constant producer: the same terms
+                        k = producer.k = producer.k + 1
+                        next_at = producer.start + k * producer.batch / producer.rate
+                        after = next_at if next_at < producer.stop else None
+                    else:
+                        after = producer.next(now)
                     if solo is not None:
                         next_send = _INF if after is None else after
                     elif after is None:
@@ -1276,7 +1291,8 @@ class _Simulation:
                     lane.b_sent += 1
                     waiters = lane.waiters
                     # LongPolls.take, inlined: the same draw, the same swap with the last
-                    index = int(waiters.random() * len(waiting))
+                    pick: float = waiters.random()
+                    index = int(pick * len(waiting))
                     entry = waiting[index]
                     tail = waiting.pop()
                     if tail is not entry:
@@ -1451,7 +1467,21 @@ class _Simulation:
                             continue
                         # Long poll: wait for a message or the end of the wait.
                         deadline = now + wait
-                        lane.waiters.add(deadline, action)
+                        waiters = lane.waiters
+                        # LongPolls.add, inlined for its usual case: the wait ends no
+                        # earlier than the others (the same long polls, one after another)
+                        ordered = waiters.ordered
+                        latest: float = ordered[-1][0] if ordered else _INF
+                        if latest <= deadline:
+                            seq_w = waiters.seq = waiters.seq + 1
+                            pool = waiters.pool
+                            entry = [deadline, seq_w, action, len(pool)]
+                            pool.append(entry)
+                            _append(ordered, entry)
+                            if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
+                                waiters.compact()
+                        else:
+                            waiters.add(deadline, action)
                         if deadline < lane.timeout_at:
                             lane.timeout_at = deadline
                             push(heap, (deadline, seq(), _TIMEOUT, lane))
@@ -1479,7 +1509,7 @@ class _Simulation:
                         # usual case, with none to reclaim, without the call to acquire.
                         warm = fn.warm
                         if warm and warm[0] > now - fn.idle_timeout:
-                            warm.pop()
+                            _pop(warm)
                             start = now
                         else:
                             environments = fn.environments
@@ -1534,7 +1564,8 @@ class _Simulation:
                 else:
                     actions = mapping.poll(now)
                 wake = unknown
-            if wake == unknown:
+            # (None first: a compiled build then compares two native floats)
+            if wake is not None and wake == unknown:
                 wake = (stream_mapping.next_wakeup(now) if lane.stream
                         else mapping.next_wakeup(now))
             if wake is not None and wake < lane.wake_at:

@@ -54,9 +54,15 @@ LOGNORMAL_BLOCK: Final = 256
 _TWOPI: Final = 2.0 * math.pi
 
 
+_COMPILED: Final = __file__.endswith((".so", ".pyd"))
+"""Whether this module runs compiled (setup.py): its math calls are then native."""
+
+
 def _lognormal_pairs(mu: float, sigma: float, rng: random.Random, pairs: int) -> list[float]:
     # random.gauss's Box-Muller step, two normals per pair, cosine one first; each normal
     # z is then used as gauss(0.0, 1.0) returns it (0.0 + z * 1.0)
+    if _COMPILED:
+        return _lognormal_pairs_native(mu, sigma, rng, pairs)
     rand, log, sqrt, cos, sin, exp = rng.random, math.log, math.sqrt, math.cos, math.sin, math.exp
     out: list[float] = []
     append = out.append
@@ -65,6 +71,21 @@ def _lognormal_pairs(mu: float, sigma: float, rng: random.Random, pairs: int) ->
         g2rad = sqrt(-2.0 * log(1.0 - rand()))
         append(exp(mu + sigma * (0.0 + cos(x2pi) * g2rad * 1.0)))
         append(exp(mu + sigma * (0.0 + sin(x2pi) * g2rad * 1.0)))
+    return out
+
+
+def _lognormal_pairs_native(mu: float, sigma: float, rng: random.Random, pairs: int
+                            ) -> list[float]:
+    """:func:`_lognormal_pairs` for the compiled build, the same draws: there ``math.log``
+    and its kin called by name are C calls, where the pure version's local names for them
+    are generic calls (and the pure version's locals are what is fast in Python)."""
+    rand = rng.random
+    out: list[float] = []
+    for _ in range(pairs):
+        x2pi = rand() * _TWOPI
+        g2rad = math.sqrt(-2.0 * math.log(1.0 - rand()))
+        out.append(math.exp(mu + sigma * (0.0 + math.cos(x2pi) * g2rad * 1.0)))
+        out.append(math.exp(mu + sigma * (0.0 + math.sin(x2pi) * g2rad * 1.0)))
     return out
 
 
@@ -302,21 +323,24 @@ class Arrivals:
         rng: the generator for poisson gaps.
     """
 
-    __slots__ = ("_batch", "_constant", "_end", "_k", "_rate", "_rng", "_start", "count",
-                 "spec", "stop")
+    __slots__ = ("_end", "_rng", "batch", "constant", "count", "k", "rate", "spec", "start",
+                 "stop")
 
     def __init__(self, spec: ProducerSpec, end: float, rng: random.Random) -> None:
         self.spec = spec
         self._end = end
         self.stop = end if spec.stop is None else min(spec.stop, end)
         self._rng = rng
-        self._k = 0
+        self.k = 0
+        """Sends made after the first (the ``k`` of the next send's time)."""
         self.count = spec.size if spec.kind == "burst" else spec.batch
-        # a constant producer's terms, read once per send (the simulator's busiest call)
-        self._constant = spec.kind == "constant"
-        self._start = spec.start
-        self._batch = spec.batch
-        self._rate = spec.rate
+        # a constant producer's terms, read once per send (the simulator's busiest call;
+        # its event loop computes a constant producer's next send from them itself, as
+        # next() does)
+        self.constant = spec.kind == "constant"
+        self.start = spec.start
+        self.batch = spec.batch
+        self.rate = spec.rate
 
     def first(self) -> float | None:
         """The time of the first send, or ``None`` when it sends nothing."""
@@ -330,9 +354,9 @@ class Arrivals:
 
     def next(self, now: float) -> float | None:
         """The time of the send after the one at ``now``, or ``None`` when done."""
-        k = self._k = self._k + 1
-        if self._constant:
-            when = self._start + k * self._batch / self._rate
+        k = self.k = self.k + 1
+        if self.constant:
+            when = self.start + k * self.batch / self.rate
             return when if when < self.stop else None
         spec = self.spec
         if spec.kind == "poisson":
@@ -340,7 +364,7 @@ class Arrivals:
         else:
             if spec.interval <= 0:
                 return None
-            when = spec.start + self._k * spec.interval
+            when = spec.start + self.k * spec.interval
         return when if when < self.stop else None
 
 
@@ -374,16 +398,19 @@ class LongPolls:
             waits, which a driver tests without a call).
     """
 
-    __slots__ = ("_heap", "_ordered", "_seq", "pool", "random")
+    __slots__ = ("_heap", "ordered", "pool", "random", "seq")
 
     def __init__(self, rng: random.Random) -> None:
         self.pool: list[list[Any]] = []
-        self._ordered: deque[list[Any]] = deque()
+        self.ordered: deque[list[Any]] = deque()
+        """The entries whose deadlines arrived in order (stale ones too); a driver
+        inlining :meth:`add` appends to it as :meth:`add` does."""
         self._heap: list[list[Any]] = []
         self.random: Callable[[], float] = rng.random
         """The draw :meth:`take` picks with (a driver inlining :meth:`take` on its hot path
         draws with it the same way)."""
-        self._seq = 0
+        self.seq = 0
+        """The last entry's sequence number."""
 
     def __len__(self) -> int:
         """Receives waiting."""
@@ -391,17 +418,22 @@ class LongPolls:
 
     def add(self, deadline: float, receive: Receive) -> None:
         """``receive`` waits for messages until ``deadline`` (seconds)."""
-        seq = self._seq = self._seq + 1
+        seq = self.seq = self.seq + 1
         pool = self.pool
         entry = [deadline, seq, receive, len(pool)]
         pool.append(entry)
-        ordered = self._ordered
+        ordered = self.ordered
         if not ordered or ordered[-1][0] <= deadline:
             ordered.append(entry)
             if len(ordered) > 2 * len(pool) + WAIT_COMPACT_SLACK:
-                self._ordered = deque([e for e in ordered if e[3] >= 0])
+                self.compact()
         else:
             heapq.heappush(self._heap, entry)
+
+    def compact(self) -> None:
+        """Drop the entries that left from :attr:`ordered` (once they outnumber the
+        waiting ones by :data:`WAIT_COMPACT_SLACK`)."""
+        self.ordered = deque([e for e in self.ordered if e[3] >= 0])
 
     def take(self) -> list[Any]:
         """Remove a waiting entry drawn at random and return it (to serve its receive,
@@ -445,7 +477,7 @@ class LongPolls:
 
     def _due(self, now: float) -> list[list[Any]]:
         due: list[list[Any]] = []
-        ordered = self._ordered
+        ordered = self.ordered
         while ordered and (ordered[0][3] < 0 or ordered[0][0] <= now):
             entry = ordered.popleft()
             if entry[3] >= 0:
@@ -460,7 +492,7 @@ class LongPolls:
 
     def next_deadline(self) -> float | None:
         """When the next wait runs out, or ``None`` when nothing waits."""
-        ordered = self._ordered
+        ordered = self.ordered
         while ordered and ordered[0][3] < 0:
             ordered.popleft()
         heap = self._heap
@@ -480,7 +512,7 @@ class LongPolls:
         for entry in pool:
             entry[3] = -1
         self.pool.clear()
-        self._ordered.clear()
+        self.ordered.clear()
         self._heap.clear()
         return [entry[2] for entry in pool]
 

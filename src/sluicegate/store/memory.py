@@ -36,6 +36,7 @@ live ones two to one.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -73,8 +74,19 @@ IN_FLIGHT: Final = 2
 GONE: Final = 3
 """State of a message deleted, purged, expired or moved out of its queue object."""
 
-COMPACT_SLACK: Final = 64
-"""A heap is rebuilt once it holds more than twice its live entries plus this many."""
+_COMPILED: Final = __file__.endswith((".so", ".pyd"))
+"""Whether this module runs compiled (setup.py)."""
+
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
+_append: Final = deque.append
+# module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
+# is a lookup in the module's namespace per call, and ``a_deque.append`` a method lookup
+
+COMPACT_SLACK: Final = 256
+"""A heap is rebuilt once it holds more than twice its live entries plus this many. The
+rebuild copies the live entries (a compiled build makes each of them anew): a larger
+slack copies them less often, for a few more stale entries held."""
 
 
 class _Msg:
@@ -163,12 +175,15 @@ class _Queue:
         "n_ready",
         "ready",
         "redrive_check",
+        "retention",
         "sent",
     )
 
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.fifo = config.fifo
+        #: ``config.retention_period``, read per send and delete (kept with ``config``)
+        self.retention: int = config.retention_period
         self.messages: dict[str, _Msg] = {}
         #: visible messages; for a FIFO queue, groups that may deliver (see the module)
         self.ready: list[tuple[float, int, int, Any]] = []
@@ -200,13 +215,13 @@ def _in_order(heap: list[Any]) -> Iterator[Any]:
     size = len(heap)
     frontier = [(heap[0], 0)]
     while frontier:
-        entry, i = heapq.heappop(frontier)
+        entry, i = _heappop(frontier)
         yield entry
         child = 2 * i + 1
         if child < size:
-            heapq.heappush(frontier, (heap[child], child))
+            _heappush(frontier, (heap[child], child))
             if child + 1 < size:
-                heapq.heappush(frontier, (heap[child + 1], child + 1))
+                _heappush(frontier, (heap[child + 1], child + 1))
 
 
 class MemoryQueues:
@@ -224,7 +239,14 @@ class MemoryQueues:
         notify: called with a queue's name when messages arrive in it other than by a
             send (moved to a dead-letter queue), so long polls can wake.
         new_id: makes a new message id; random version-4 UUIDs (from ``seed``) by
-            default. The simulator passes a cheaper counter: ids must only be unique.
+            default.
+        counted_ids: message ids are ``hex(1)``, ``hex(2)``, ... in the order messages
+            are stored (``new_id`` is then ignored): the simulator's, which needs them
+            unique only, made without a call per message.
+        clock_cell: a one-item list holding, at every moment, the time ``clock`` returns
+            (the simulator's virtual clock is such a cell): the methods the simulator
+            calls per message (sends, receives, deletes) then read it there instead of
+            calling ``clock``.
 
     Receipt handles are ``"{message_id}#{receive_count}#{serial}"``, where the serial
     counts receives across the engine, so every receive gets a new handle.
@@ -237,13 +259,20 @@ class MemoryQueues:
         seed: int | None = None,
         notify: Callable[[str], None] | None = None,
         new_id: Callable[[], str] | None = None,
+        counted_ids: bool = False,
+        clock_cell: list[float] | None = None,
     ) -> None:
         self.clock = clock
+        self._cell = clock_cell
         self.notify = notify
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
+        self._counted_ids = counted_ids
+        self._ids = itertools.count(1)
+        """The numbers of the message ids, with ``counted_ids``."""
         self._new_id: Callable[[], str] = (
-            partial(new_message_id, getrandbits) if new_id is None else new_id
+            partial(next, map(hex, self._ids)) if counted_ids
+            else partial(new_message_id, getrandbits) if new_id is None else new_id
         )
         self._seq = 0
         self._serial = 0
@@ -273,6 +302,7 @@ class MemoryQueues:
             return
         old = q.config
         q.config = config
+        q.retention = config.retention_period
         if (old.dead_letter_queue, old.max_receive_count) != (dlq, config.max_receive_count):
             q.redrive_check = dlq is not None
 
@@ -303,7 +333,7 @@ class MemoryQueues:
         if last is None or last[0] < msg.sent or (last[0] == msg.sent and last[1] < msg.seq):
             sent.append((msg.sent, msg.seq, msg.qgen, msg))
         else:
-            heapq.heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
+            _heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
         if q.fifo:
             name = msg.content.group_id
@@ -317,10 +347,10 @@ class MemoryQueues:
             if q.fifo:
                 self._group_ready(q, msg)
             else:
-                heapq.heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
+                _heappush(q.ready, (msg.sent, msg.seq, msg.gen, msg))
         else:
             q.n_delayed += 1
-            heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+            _heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
 
     def _remove(self, q: _Queue, msg: _Msg) -> None:
         """Take ``msg`` out of ``q``; every heap entry of it becomes stale."""
@@ -348,7 +378,7 @@ class MemoryQueues:
     def _group_ready(self, q: _Queue, msg: _Msg) -> None:
         """``msg`` (READY, counted) of a FIFO queue joins its group's visible messages."""
         group = q.groups[msg.content.group_id]  # type: ignore[index]
-        heapq.heappush(group.ready, (msg.seq, msg.gen, msg))
+        _heappush(group.ready, (msg.seq, msg.gen, msg))
         if not group.busy:
             self._offer(q, group)
 
@@ -356,11 +386,11 @@ class MemoryQueues:
         """(Re)list ``group`` in ``ready`` under its first visible message, if any."""
         heap = group.ready
         while heap and heap[0][2].gen != heap[0][1]:
-            heapq.heappop(heap)
+            _heappop(heap)
         group.gen += 1
         if heap:
             head = heap[0][2]
-            heapq.heappush(q.ready, (head.sent, head.seq, group.gen, group))
+            _heappush(q.ready, (head.sent, head.seq, group.gen, group))
 
     def _group_settled(self, q: _Queue, group: _Group) -> None:
         """One in-flight message of ``group`` left flight (deleted, visible, moved)."""
@@ -405,7 +435,7 @@ class MemoryQueues:
         msg.visible_at = deadline
         msg.state = IN_FLIGHT
         msg.gen += 1
-        heapq.heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
+        _heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
 
     def _move(self, src: _Queue, msg: _Msg, dest: _Queue, now: float, source: str | None) -> None:
         """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time."""
@@ -420,7 +450,7 @@ class MemoryQueues:
     def _expire(self, q: _Queue, now: float) -> None:
         """Drop messages whose retention period is over, whatever their state, and stale
         entries at the head of ``sent`` and ``expiry``."""
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         ordered = q.sent
         while ordered:
             sent, _, qgen, msg = ordered[0]
@@ -435,9 +465,9 @@ class MemoryQueues:
         while heap:
             sent, _, qgen, msg = heap[0]
             if msg.qgen != qgen:
-                heapq.heappop(heap)
+                _heappop(heap)
             elif sent <= cutoff:
-                heapq.heappop(heap)
+                _heappop(heap)
                 self._remove(q, msg)
             else:
                 break
@@ -469,7 +499,8 @@ class MemoryQueues:
     def send(self, queue: str, messages: list[NewMessage]) -> list[str]:
         """Store validated messages; return their new message ids."""
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ids = []
         new_id = self._new_id
         seq = self._seq
@@ -486,12 +517,12 @@ class MemoryQueues:
                 # seq grows with every send, so (now, seq) sorts last unless the clock
                 # went back
                 if not ordered or ordered[-1][0] <= now:
-                    ordered.append((now, seq, 0, msg))
+                    _append(ordered, (now, seq, 0, msg))
                 else:
-                    heapq.heappush(q.expiry, (now, seq, 0, msg))
+                    _heappush(q.expiry, (now, seq, 0, msg))
                 msg.state = READY
                 q.n_ready += 1
-                heapq.heappush(q.ready, (now, seq, 0, msg))
+                _heappush(q.ready, (now, seq, 0, msg))
             ids.append(mid)
         self._seq = seq
         return ids
@@ -609,7 +640,8 @@ class MemoryQueues:
             :class:`~sluicegate.store.base.NewMessage`), oldest first.
         """
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ordered = q.sent
         hidden = q.hidden
         if q.fifo:
@@ -623,7 +655,7 @@ class MemoryQueues:
             or q.expiry
             or (hidden and hidden[0][0] <= now)
             or (ordered and (ordered[-1][0] > now
-                             or ordered[0][0] <= now - q.config.retention_period))
+                             or ordered[0][0] <= now - q.retention))
         ):
             self.send(queue, [message])
             return self.receive_records(queue, max_messages, visibility_timeout, size)
@@ -635,14 +667,34 @@ class MemoryQueues:
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
-        mid = self._new_id()
+        if self._counted_ids:  # _new_id, without the calls around the count
+            mid = hex(next(self._ids))
+        else:
+            mid = self._new_id()
         serial = self._serial = self._serial + 1
         handle = f"{mid}#1#{serial}"
         deadline = now + visibility_timeout
-        msg = _Msg(mid, seq, message, now, IN_FLIGHT, deadline, 1, handle, 1)
+        if _COMPILED:
+            msg = _Msg(mid, seq, message, now, IN_FLIGHT, deadline, 1, handle, 1)
+        else:
+            # the same _Msg, without the call to its __init__ (a Python build's costliest
+            # step here; a compiled build constructs natively)
+            msg = object.__new__(_Msg)
+            msg.message_id = mid
+            msg.seq = seq
+            msg.content = message
+            msg.sent = now
+            msg.first_receive = now
+            msg.receive_count = 1
+            msg.visible_at = deadline
+            msg.handle = handle
+            msg.source_queue = None
+            msg.state = IN_FLIGHT
+            msg.gen = 1
+            msg.qgen = 0
         q.messages[mid] = msg
-        ordered.append((now, seq, 0, msg))
-        heapq.heappush(hidden, (deadline, seq, 1, msg))
+        _append(ordered, (now, seq, 0, msg))
+        _heappush(hidden, (deadline, seq, 1, msg))
         n = q.n_in_flight = q.n_in_flight + 1
         if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
             self._compact(q)
@@ -652,9 +704,10 @@ class MemoryQueues:
         """The work of a receive: expire, redrive, make due messages visible, then claim
         (new handle, raised receive count, hidden until the visibility deadline)."""
         q = self._queues.get(queue) or self._queue(queue)
-        now = self.clock()
+        cell = self._cell
+        now = cell[0] if cell is not None else self.clock()
         ordered = q.sent
-        if (ordered and ordered[0][0] <= now - q.config.retention_period) or (
+        if (ordered and ordered[0][0] <= now - q.retention) or (
             len(ordered) > 2 * len(q.messages) + COMPACT_SLACK
         ) or q.expiry:
             self._expire(q, now)
@@ -671,8 +724,8 @@ class MemoryQueues:
             q.n_in_flight += len(claimed)
             return claimed
         out: list[_Msg] = []
-        pop = heapq.heappop
-        push = heapq.heappush
+        pop = _heappop
+        push = _heappush
         while ready and len(out) < max_messages:
             _, seq, gen, msg = pop(ready)
             if msg.gen != gen:
@@ -710,7 +763,7 @@ class MemoryQueues:
         hidden = q.hidden
         ready = q.ready
         while hidden and hidden[0][0] <= now:
-            _, seq, gen, msg = heapq.heappop(hidden)
+            _, seq, gen, msg = _heappop(hidden)
             if msg.gen != gen:
                 continue
             if dlq is not None and msg.receive_count >= limit:
@@ -730,7 +783,7 @@ class MemoryQueues:
                 if was == IN_FLIGHT:
                     self._group_settled(q, q.groups[msg.content.group_id])  # type: ignore[index]
             else:
-                heapq.heappush(ready, (msg.sent, seq, msg.gen, msg))
+                _heappush(ready, (msg.sent, seq, msg.gen, msg))
         if moved:
             q.dead_lettered += moved
             if self.notify is not None and dlq is not None:
@@ -748,15 +801,16 @@ class MemoryQueues:
             return True
         hidden = q.hidden
         while hidden and hidden[0][3].gen != hidden[0][2]:
-            heapq.heappop(hidden)
-        return bool(hidden) and hidden[0][0] <= self.clock()
+            _heappop(hidden)
+        cell = self._cell
+        return bool(hidden) and hidden[0][0] <= (cell[0] if cell is not None else self.clock())
 
     def next_visible_at(self, queue: str) -> float | None:
         """Epoch seconds when the next delayed or in-flight message becomes visible."""
         q = self._queue(queue)
         hidden = q.hidden
         while hidden and hidden[0][3].gen != hidden[0][2]:
-            heapq.heappop(hidden)
+            _heappop(hidden)
         return hidden[0][0] if hidden else None
 
     def _current(self, q: _Queue, handle: str, now: float) -> _Msg | None:
@@ -769,7 +823,7 @@ class MemoryQueues:
         msg = q.messages.get(parts[0])
         if msg is None or msg.handle != handle:
             return None
-        if msg.sent <= now - q.config.retention_period:
+        if msg.sent <= now - q.retention:
             return None
         return msg
 
@@ -812,7 +866,8 @@ class MemoryQueues:
         """
         q = self._queues.get(queue) or self._queue(queue)
         messages = q.messages
-        cutoff = self.clock() - q.config.retention_period
+        cell = self._cell
+        cutoff = (cell[0] if cell is not None else self.clock()) - q.retention
         deleted = 0
         for record in records:
             mid = record.message_id
@@ -848,7 +903,7 @@ class MemoryQueues:
             )
         msg.visible_at = now + visibility_timeout
         msg.gen += 1
-        heapq.heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
+        _heappush(q.hidden, (msg.visible_at, msg.seq, msg.gen, msg))
         self._compact(q)
 
     def purge(self, queue: str) -> int:
@@ -878,7 +933,7 @@ class MemoryQueues:
         """
         q = self._queue(queue)
         now = self.clock()
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         n = [q.n_ready, q.n_delayed, q.n_in_flight]
         expired: set[int] = set()
         # FIFO: per group, messages past retention (``gone``) and in-flight messages that
@@ -965,7 +1020,7 @@ class MemoryQueues:
         """
         q = self._queue(queue)
         now = self.clock()
-        cutoff = now - q.config.retention_period
+        cutoff = now - q.retention
         out: list[PeekedMessage] = []
         for sent, _, qgen, msg in self._expiring(q):
             if len(out) >= limit:
