@@ -1777,13 +1777,12 @@ class _Simulation:
         self.bucket_start = now
         return alive
 
-    def _queue_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
-        """A queue lane's entry of the bucket ending at ``now`` (:data:`SERIES_KEYS`)."""
-        counts = self.engine.counts(lane.queue)
-        mapping = lane.mapping
+    def _invocation_entry(self, lane: _Lane, mapping: QueueMapping | StreamMapping,
+                          now: float, t: float) -> dict[str, Any]:
+        """The keys every lane's bucket entry starts with, whatever its source: the
+        invocations, cold starts, concurrency, limit, throttles, errors and partial
+        responses of the bucket ending at ``now`` (the counters' marks move on)."""
         environments = lane.fn.environments
-        oldest = round(counts.oldest_age, 3)
-        lane.max_oldest_age = max(lane.max_oldest_age, oldest)
         entry: dict[str, Any] = {
             "t": t,
             "invocations": mapping.invocations - lane.last_invocations,
@@ -1794,6 +1793,20 @@ class _Simulation:
             "throttles": mapping.throttles - lane.last_throttles,
             "errors": lane.b_errors,
             "partial": lane.b_partial,
+        }
+        lane.last_invocations = mapping.invocations
+        lane.last_cold = environments.cold_starts
+        lane.last_throttles = mapping.throttles
+        return entry
+
+    def _queue_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
+        """A queue lane's entry of the bucket ending at ``now`` (:data:`SERIES_KEYS`)."""
+        counts = self.engine.counts(lane.queue)
+        mapping = lane.mapping
+        oldest = round(counts.oldest_age, 3)
+        lane.max_oldest_age = max(lane.max_oldest_age, oldest)
+        entry = self._invocation_entry(lane, mapping, now, t)
+        entry.update({
             "abandoned": mapping.abandoned - lane.last_abandoned,
             "sent": lane.b_sent,
             "received": mapping.received_records - lane.last_received,
@@ -1803,10 +1816,7 @@ class _Simulation:
             "in_flight": counts.in_flight,
             "delayed": counts.delayed,
             "oldest_age": oldest,
-        }
-        lane.last_invocations = mapping.invocations
-        lane.last_cold = environments.cold_starts
-        lane.last_throttles = mapping.throttles
+        })
         lane.last_abandoned = mapping.abandoned
         lane.last_received = mapping.received_records
         lane.last_dead = counts.dead_lettered
@@ -1835,17 +1845,8 @@ class _Simulation:
             age = round(age, 3)
             if lane.max_iterator_age is None or age > lane.max_iterator_age:
                 lane.max_iterator_age = age
-        environments = lane.fn.environments
-        entry: dict[str, Any] = {
-            "t": t,
-            "invocations": mapping.invocations - lane.last_invocations,
-            "cold_starts": environments.cold_starts - lane.last_cold,
-            "concurrency": lane.b_running,
-            "environments": lane.b_live,
-            "limit": self._limit(lane, now),
-            "throttles": mapping.throttles - lane.last_throttles,
-            "errors": lane.b_errors,
-            "partial": lane.b_partial,
+        entry = self._invocation_entry(lane, mapping, now, t)
+        entry.update({
             "sent": lane.b_sent,
             "received": lane.b_received,
             "processed": mapping.processed_records - lane.last_processed,
@@ -1855,10 +1856,7 @@ class _Simulation:
             "iterator_age_ms": age,
             "checkpoint_lag": lag_total,
             "max_shard_lag": lag_max,
-        }
-        lane.last_invocations = mapping.invocations
-        lane.last_cold = environments.cold_starts
-        lane.last_throttles = mapping.throttles
+        })
         lane.last_processed = mapping.processed_records
         lane.last_discarded = mapping.discarded_records
         lane.last_expired = mapping.expired_records
