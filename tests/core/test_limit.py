@@ -67,18 +67,10 @@ def test_unset_fixed_is_no_limit() -> None:
     assert limit.reason(0.0) == "shards"
 
 
-@pytest.mark.parametrize("bad", [-1, True])
-def test_fixed_refuses_what_is_not_a_count(bad: int) -> None:
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_fixed_refuses_what_is_not_a_count(bad: object) -> None:
     with pytest.raises(ValueError, match="not an integer >= 0"):
         Fixed("x", bad)
-
-
-@pytest.mark.parametrize("bad", [1.5, "3"])
-def test_fixed_refuses_what_is_not_an_integer(bad: object) -> None:
-    # the compiled build refuses a non-integer argument at the call (TypeError) before the
-    # check inside runs; the Python build's check refuses it (ValueError)
-    with pytest.raises((TypeError, ValueError), match=r"not an integer >= 0|int or None"):
-        Fixed("x", bad)  # type: ignore[arg-type]
 
 
 def test_fixed_is_set_only_when_every_term_is_static() -> None:

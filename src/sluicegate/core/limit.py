@@ -126,22 +126,22 @@ class Fixed:
             unset).
 
     Raises:
-        ValueError: a negative value or a bool.
-        TypeError: a value neither an int nor ``None`` (the compiled build refuses it at the
-            call; the Python build raises ``ValueError``).
+        ValueError: a value that is not an integer >= 0 or ``None`` (a bool included).
     """
 
     __slots__ = ("_value", "name")
 
     static: Final = True
 
-    def __init__(self, name: str, value: int | None) -> None:
+    def __init__(self, name: str, value: object) -> None:
+        # ``value`` is declared ``object`` so that the compiled build lets this check
+        # refuse a bool or a float with its own error (docs/performance.md)
         if value is None:
             value = NO_LIMIT
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"limit term {name!r}: {value!r} is not an integer >= 0")
         self.name = name
-        self._value = value
+        self._value: int = value
 
     def __repr__(self) -> str:
         shown = "NO_LIMIT" if self._value >= NO_LIMIT else str(self._value)
