@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'sluicegate/sluicegate pure:':<27} {ours / pure if ours else 0:6.3f}  (the build's gain)")
         for label, ref, target in comparisons("pure Python"):
             ratio = pure / rates[ref]
+            if ref != "simpy lean":  # the pure build's one target is the lean model's
+                print(f"{'pure' + label[10:] + ':':<27} {ratio:6.3f}")
+                continue
             verdict = "PASS" if ratio >= target else "MISS"
             print(f"{'pure' + label[10:] + ':':<27} {ratio:6.3f}  (target >= {target:.2f})  {verdict}")
     for label, ref, target in comparisons(build):
