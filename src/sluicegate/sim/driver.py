@@ -159,7 +159,7 @@ __all__ = [
     "simulate",
 ]
 
-SERIES_KEYS: tuple[str, ...] = (
+INVOCATION_SERIES_KEYS: tuple[str, ...] = (
     "t",
     "invocations",
     "cold_starts",
@@ -169,6 +169,12 @@ SERIES_KEYS: tuple[str, ...] = (
     "throttles",
     "errors",
     "partial",
+)
+"""The keys every lane's series entry starts with, whatever its source (the loop builds
+them in one place); :data:`SERIES_KEYS` and :data:`STREAM_SERIES_KEYS` go on from them."""
+
+SERIES_KEYS: tuple[str, ...] = (
+    *INVOCATION_SERIES_KEYS,
     "abandoned",
     "sent",
     "received",
@@ -185,8 +191,8 @@ SERIES_KEYS: tuple[str, ...] = (
 - ``invocations``: invocations started; ``cold_starts``: of them, in a new environment;
 - ``concurrency``: most invocations running at once (init phase included);
 - ``environments``: most execution environments alive at once (busy or warm);
-- ``limit``: the scaling policy's limit at the bucket's end (capped by
-  ``maximum_concurrency``);
+- ``limit``: the mapping's concurrency limit at the bucket's end (the smallest of its
+  terms: the scaling policy's level, ``maximum_concurrency``, ...);
 - ``throttles``: invocations refused by the concurrency pool (retried or abandoned);
 - ``errors``: invocations that ended in error (raise, timeout, downstream failure, or a
   response AWS rejects); ``partial``: ended with some records reported failed;
@@ -268,15 +274,7 @@ accounted for in every queue, so that ``messages_sent = messages_processed +
 messages_queued + messages_dead_lettered`` here too."""
 
 STREAM_SERIES_KEYS: tuple[str, ...] = (
-    "t",
-    "invocations",
-    "cold_starts",
-    "concurrency",
-    "environments",
-    "limit",
-    "throttles",
-    "errors",
-    "partial",
+    *INVOCATION_SERIES_KEYS,
     "sent",
     "received",
     "processed",
@@ -293,8 +291,8 @@ at its end:
 - ``t``: the bucket's start, seconds;
 - ``invocations``, ``cold_starts``, ``concurrency``, ``environments``, ``throttles``,
   ``errors``, ``partial``: as for queue runs;
-- ``limit``: ``shard_count x parallelization_factor``, the most batches the mapping
-  runs at once;
+- ``limit``: the mapping's concurrency limit (``shard_count x parallelization_factor``
+  unless another term binds), the most batches it runs at once;
 - ``sent``: records put (poison records included); ``received``: records fetched;
   ``processed``: records settled by a successful invocation (once each);
 - ``discarded``: records given up (``maximum_retry_attempts`` or
