@@ -94,7 +94,22 @@ to 1.04 of the bare loop but held batch 10 back from 0.59 to 0.46, its large del
 waiting for a timer with nothing to gain."""
 
 
-class QueueIO:
+class _RunnerView:
+    """What the cluster reads of either adapter beside its core: the mapping's name and
+    the event that wakes its runner (cluster.runners)."""
+
+    runner: MappingRunner
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
+
+    @property
+    def wake(self) -> asyncio.Event:
+        return self.runner.wake
+
+
+class QueueIO(_RunnerView):
     """A queue mapping's receives and deletes (see the module docstring)."""
 
     def __init__(self, runner: MappingRunner, config: MappingConfig, queue: QueueConfig,
@@ -113,17 +128,9 @@ class QueueIO:
 
     # cluster's view (cluster.runners.QueueRunner)
     @property
-    def name(self) -> str:
-        return self.runner.name
-
-    @property
     def core(self) -> QueueMapping:
         core: QueueMapping = self.runner.core
         return core
-
-    @property
-    def wake(self) -> asyncio.Event:
-        return self.runner.wake
 
     # ------------------------------------------------------------------ SourceIO
     def perform(self, now: float, actions: list[Any]) -> None:
@@ -438,7 +445,7 @@ class QueueIO:
             self.runner.wake.set()
 
 
-class StreamIO:
+class StreamIO(_RunnerView):
     """A stream mapping's fetches, on-failure records and checkpoints, and the shards
     it serves in a cluster (see the module docstring)."""
 
@@ -466,17 +473,9 @@ class StreamIO:
 
     # cluster's view (cluster.runners.ShardedRunner)
     @property
-    def name(self) -> str:
-        return self.runner.name
-
-    @property
     def core(self) -> StreamMapping:
         core: StreamMapping = self.runner.core
         return core
-
-    @property
-    def wake(self) -> asyncio.Event:
-        return self.runner.wake
 
     @property
     def stopping(self) -> bool:
