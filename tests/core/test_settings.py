@@ -22,7 +22,7 @@ from sluicegate.errors import ConfigError
 
 NOT_SETTINGS = {"name", "queue", "function", "stream", "dead_letter_queue", "on_failure",
                 "filter_criteria", "starting_position_timestamp",
-                "content_based_deduplication", "probe"}
+                "content_based_deduplication", "probe", "breaker"}
 """Fields that are names, references or structured values, not numbers or choices."""
 
 CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [

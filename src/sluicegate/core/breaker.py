@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -73,6 +73,7 @@ __all__ = [
     "Breaker",
     "BreakerConfig",
     "BreakerStatistics",
+    "Breakers",
     "ChangeCallback",
 ]
 
@@ -576,3 +577,66 @@ class Breaker:
     def _notify(self, old: str, new: str) -> None:
         for callback in self._callbacks:
             callback(old, new, self._reason, self._by)
+
+
+class Breakers:
+    """The breakers of one run, by label: the App's shared breakers (created at the
+    first mapping that names them) and each mapping's own (labelled with the mapping's
+    name). The runtime exposes it (``Runtime.breakers()``) for operators and controllers
+    (trip, reset, publish their state); the simulator builds one per run.
+
+    Parameters:
+        shared: the App's breakers by name (``app.breakers``).
+    """
+
+    __slots__ = ("_breakers", "_shared")
+
+    def __init__(self, shared: Mapping[str, BreakerConfig]) -> None:
+        self._shared = dict(shared)
+        self._breakers: dict[str, Breaker] = {}
+
+    def __repr__(self) -> str:
+        return f"Breakers({list(self._breakers)})"
+
+    def for_mapping(
+        self, mapping: str, spec: str | BreakerConfig | None, now: float
+    ) -> Breaker | None:
+        """The breaker of mapping ``mapping`` whose ``breaker=`` is ``spec``: the shared
+        one named ``spec`` (created once), a new one of its own, or ``None``.
+
+        Raises:
+            ConfigError: ``spec`` names no breaker of the App.
+        """
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            breaker = self._breakers.get(spec)
+            if breaker is None:
+                config = self._shared.get(spec)
+                if config is None:
+                    raise ConfigError("breaker", spec, "a breaker defined with app.breaker()",
+                                      f"mapping {mapping}")
+                breaker = self._breakers[spec] = Breaker(config, label=spec, now=now)
+            return breaker
+        breaker = self._breakers[mapping] = Breaker(spec, label=mapping, now=now)
+        return breaker
+
+    def get(self, label: str) -> Breaker | None:
+        """The breaker labelled ``label``, or ``None``."""
+        return self._breakers.get(label)
+
+    def __getitem__(self, label: str) -> Breaker:
+        return self._breakers[label]
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._breakers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._breakers)
+
+    def __len__(self) -> int:
+        return len(self._breakers)
+
+    def items(self) -> list[tuple[str, Breaker]]:
+        """``(label, breaker)`` pairs, in the order created."""
+        return list(self._breakers.items())

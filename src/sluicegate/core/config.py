@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.core.filters import FilterCriteria, FilterSource
 from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, check_bool, check_int
 from sluicegate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sluicegate.core.breaker import BreakerConfig
 
 __all__ = [
     "DEFAULT_ACCOUNT_CONCURRENCY",
@@ -376,6 +380,10 @@ class MappingConfig:
             the others are deleted when received, as AWS does (see
             :class:`~sluicegate.core.filters.FilterCriteria`; a list of patterns is
             accepted).
+        breaker: the circuit breaker in front of the function's downstream: the name of
+            a breaker defined with ``app.breaker`` (shared by every mapping that names
+            it), a :class:`~sluicegate.core.breaker.BreakerConfig` or a dict of its
+            settings (the mapping's own); ``None`` (default): none.
     """
 
     queue: str
@@ -388,6 +396,7 @@ class MappingConfig:
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
     enabled: bool = _Q["enabled"].default
     filter_criteria: FilterCriteria = NO_FILTER
+    breaker: str | BreakerConfig | None = None
 
     @property
     def name(self) -> str:
@@ -431,6 +440,33 @@ class MappingConfig:
         set_(self, "scaling_ceiling", _check("scaling_ceiling", self.scaling_ceiling, ctx))
         set_(self, "enabled", _check("enabled", self.enabled, ctx))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
+        set_(self, "breaker", as_breaker(self.breaker, ctx))
+
+
+BREAKER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+"""A shared breaker's name: 1-80 letters, digits, ``.``, ``-`` and ``_``."""
+
+
+def as_breaker(value: object, context: str) -> str | BreakerConfig | None:
+    """A mapping's ``breaker=`` normalised: a shared breaker's name, a
+    :class:`~sluicegate.core.breaker.BreakerConfig` (built from a dict of settings), or
+    ``None``; else :class:`ConfigError`. Whether a name is defined is the App's check."""
+    # imported here: breaker imports limit, which imports scaling, which imports this
+    from sluicegate.core.breaker import BreakerConfig
+
+    if value is None or isinstance(value, BreakerConfig):
+        return value
+    if isinstance(value, str):
+        if not BREAKER_NAME.match(value):
+            raise ConfigError("breaker", value, "1-80 letters, digits, '.', '-' or '_'",
+                              context)
+        return value
+    if isinstance(value, Mapping):
+        return BreakerConfig.from_settings(value, f"{context}: breaker")
+    raise ConfigError(
+        "breaker", value, "a breaker's name, a BreakerConfig or a dict of its settings",
+        context,
+    )
 
 
 def as_filter_criteria(value: Any, source: FilterSource) -> FilterCriteria:
