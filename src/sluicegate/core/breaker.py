@@ -602,7 +602,8 @@ class Breakers:
         self, mapping: str, spec: str | BreakerConfig | None, now: float
     ) -> Breaker | None:
         """The breaker of mapping ``mapping`` whose ``breaker=`` is ``spec``: the shared
-        one named ``spec`` (created once), a new one of its own, or ``None``.
+        one named ``spec`` (created once), its own (created once, labelled ``mapping``),
+        or ``None``.
 
         Raises:
             ConfigError: ``spec`` names no breaker of the App.
@@ -618,7 +619,9 @@ class Breakers:
                                       f"mapping {mapping}")
                 breaker = self._breakers[spec] = Breaker(config, label=spec, now=now)
             return breaker
-        breaker = self._breakers[mapping] = Breaker(spec, label=mapping, now=now)
+        breaker = self._breakers.get(mapping)
+        if breaker is None or breaker.config is not spec:
+            breaker = self._breakers[mapping] = Breaker(spec, label=mapping, now=now)
         return breaker
 
     def get(self, label: str) -> Breaker | None:

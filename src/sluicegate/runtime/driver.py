@@ -41,6 +41,7 @@ from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import StoreError, StoreUnavailable
+from sluicegate.runtime.breakers import RuntimeBreakers
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
 from sluicegate.runtime.invoker import Invoker
@@ -162,6 +163,7 @@ class Runtime:
         self.region, self.account_id = aws_identity()
         self.runners: list[MappingRunner] = []
         """Every mapping's runner: the queue mappings', then the stream mappings'."""
+        self._breakers = RuntimeBreakers(app.breakers, self.clock)
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -192,6 +194,11 @@ class Runtime:
                 self._abandoned += len(runner.invocations)
                 runner.cancel_invocations()
         self._stop.set()
+
+    def breakers(self) -> RuntimeBreakers:
+        """The run's circuit breakers by label (a shared breaker's name, or a mapping's
+        name for its own): trip, reset, state; filled when the run builds its mappings."""
+        return self._breakers
 
     def _all_runners(self) -> list[MappingRunner]:
         return list(self.runners)
@@ -268,6 +275,7 @@ class Runtime:
                 receive_turns=True,
             )
             runner = MappingRunner(self, config.name, function, invokers[function.name], core)
+            self._breakers.attach(config.name, config.breaker, core, runner.wake.set)
             qio = QueueIO(runner, config, queue, arn)
             runner.io = qio
             self.runners.append(runner)
@@ -289,6 +297,7 @@ class Runtime:
             ))
             runner = MappingRunner(self, sconfig.name, function, invokers[function.name],
                                    score)
+            self._breakers.attach(sconfig.name, sconfig.breaker, score, runner.wake.set)
             sio = StreamIO(runner, sconfig, stream, arn, build=build)
             runner.io = sio
             self.runners.append(runner)
@@ -304,7 +313,7 @@ class Runtime:
         cluster changes the shards this runtime serves)."""
 
         def build(checkpoints: dict[int, int]) -> StreamMapping:
-            return StreamMapping(
+            core = StreamMapping(
                 config,
                 stream,
                 pool=pool,
@@ -314,6 +323,10 @@ class Runtime:
                 stream_arn=arn,
                 record_filter=self._stream_filter(config, arn),
             )
+            # a rebuilt core (its shards changed hands) gets the mapping's breaker again;
+            # the runner's wake was registered with the first
+            self._breakers.attach(config.name, config.breaker, core, None)
+            return core
 
         return build
 
@@ -421,6 +434,7 @@ class Runtime:
                 raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
+        probes = loop.create_task(self._breakers.run_probes(), name="breaker probes")
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
         try:
@@ -448,6 +462,9 @@ class Runtime:
             for task in tasks:  # none may outlive the run (a cancelled run included)
                 if not task.done():
                     task.cancel()
+            probes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probes
             if timer is not None:
                 timer.cancel()
             self._closing = True

@@ -316,7 +316,7 @@ def app_world(app: App, load: Load) -> World:
         load.seed, load.duration, load.bucket, app.account,
         functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
         topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
-        scenario=_plain_form(app, load),
+        scenario=_plain_form(app, load), breakers=dict(app.breakers),
     )
 
 

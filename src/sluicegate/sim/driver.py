@@ -82,6 +82,7 @@ from functools import partial
 from itertools import accumulate
 from typing import Any, Final, Protocol, cast
 
+from sluicegate.core.breaker import Breakers
 from sluicegate.core.config import (
     MappingConfig,
     TopicConfig,
@@ -968,6 +969,15 @@ class _Simulation:
                 raise ValueError(f"{lane.source_name!r} is read by more than one mapping")
             by_source[lane.source_name] = lane
             self.lanes.append(lane)
+        # --- circuit breakers: a term of the limit of each mapping that has one (a
+        # shared one is one object in every limit naming it)
+        self.breakers = Breakers(world.breakers)
+        for lane in self.lanes:
+            mconfig = lane.spec.config
+            breaker = self.breakers.for_mapping(mconfig.name, mconfig.breaker, 0.0)
+            if breaker is not None:
+                core = lane.stream_mapping if lane.stream else lane.mapping
+                core.concurrency_limit.add(breaker)
         self.topic: SimTopic | None = world.topics[0] if world.topics else None
         self.account = self.topic is not None or len(self.lanes) > 1
         """The results are account-wide, with one entry per mapping (a topic, or several
