@@ -44,6 +44,10 @@ failed records is invoked until they are settled.
   instead of invoked (checked before every attempt, the first included). A discarded
   batch produces a :class:`~sluicegate.core.streams.SendToDestination` when the mapping
   has ``on_failure``; its records are settled either way.
+- While the limit is 0 (an open circuit breaker), lanes wait for a slot: the shards hold
+  at their checkpoints and no retry is spent. A batch whose records pass
+  ``maximum_record_age`` during that wait is discarded when its lane is next examined
+  (as any aged batch), and counted in ``held_aged_records`` too.
 - Records past the stream's retention are gone from the shard: they are settled without
   a destination record when next due (``expired_records``), as a blocked AWS shard loses
   them.
@@ -229,6 +233,7 @@ class _Lane:
         "flagged",
         "function_error",
         "gen",
+        "held_at_zero",
         "index",
         "request_id",
         "shard",
@@ -260,6 +265,10 @@ class _Lane:
         """``"Unhandled"`` when the lane's last finished invocation was a function error."""
         self.waiting = False
         """Whether it is in the mapping's list of lanes waiting for a slot of the limit."""
+        self.held_at_zero = False
+        """Whether its next batch waited for a slot while the limit was 0 (an open
+        breaker, a paused-by-limit mapping): an age discard of it is then counted in
+        ``held_aged_records``."""
         self.started = 0.0
         """When its invocation in flight started (for the limit's
         :class:`~sluicegate.core.signals.Sample`)."""
@@ -313,6 +322,8 @@ class StreamMappingStatistics:
         dropped_records: discarded records with no on-failure destination
             (DroppedEventCount).
         expired_records: records lost to the stream's retention.
+        held_aged_records: discarded records (of ``discarded_records``) that passed
+            ``maximum_record_age`` while the limit held them at 0 (an open breaker).
         iterator_age_ms: IteratorAge of the last invoked batch, ``None`` before any.
         paused: whether fetches and new invocations are stopped.
     """
@@ -335,6 +346,7 @@ class StreamMappingStatistics:
     expired_records: int
     iterator_age_ms: float | None
     paused: bool
+    held_aged_records: int = 0
 
 
 class StreamMapping:
@@ -360,7 +372,8 @@ class StreamMapping:
 
     Attributes:
         polled_records, filtered_records, invocations, invoked_records, errors, partial,
-        failed_records, throttles, discarded_records, dropped_records, expired_records:
+        failed_records, throttles, discarded_records, dropped_records, expired_records,
+        held_aged_records:
             counters, see :class:`StreamMappingStatistics`.
         processed_records: records settled by a successful invocation: every record of
             a SUCCESS, and those before the lowest failed sequence number of a PARTIAL
@@ -399,6 +412,7 @@ class StreamMapping:
         "failed_records",
         "filtered_records",
         "function_arn",
+        "held_aged_records",
         "invocations",
         "invoked_records",
         "partial",
@@ -481,6 +495,7 @@ class StreamMapping:
         self.discarded_records = 0
         self.dropped_records = 0
         self.expired_records = 0
+        self.held_aged_records = 0
         self.processed_records = 0
         self._climit = ConcurrencyLimit(
             [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
@@ -595,6 +610,7 @@ class StreamMapping:
             expired_records=self.expired_records,
             iterator_age_ms=self._iterator_age_ms,
             paused=self._paused,
+            held_aged_records=self.held_aged_records,
         )
 
     def shard_statistics(self) -> list[ShardStatistics]:
@@ -1003,9 +1019,13 @@ class StreamMapping:
             max_age = cfg.maximum_record_age
             if max_age >= 0 and now - oldest > max_age:
                 todo.popleft()
+                if lane.held_at_zero:
+                    self.held_aged_records += len(batch.records)
                 self._discard(lane, batch, CONDITION_RECORD_AGE_EXCEEDED, now)
                 continue
             if self._in_flight >= self._limit:
+                if self._limit == 0:
+                    lane.held_at_zero = True
                 # the limit binds below one batch per lane: wait for a slot (a finishing
                 # invocation or a poll that finds the limit raised wakes the lane)
                 if not lane.waiting:
@@ -1025,6 +1045,7 @@ class StreamMapping:
                 self._delay(lane, now + delay)
                 return
             todo.popleft()
+            lane.held_at_zero = False
             batch.invoke_count += 1
             lane.state = _INVOKING
             lane.current = batch

@@ -129,6 +129,7 @@ class MappingRunner:
         self.stopping = False
         self.peak = 0
         self.seen_throttles = 0
+        self.seen_held_aged = 0
         self.armed: float | None = None
         """The deadline the loop sleeps until (``None``: none, or not sleeping)."""
         self._stepping = False
@@ -195,10 +196,20 @@ class MappingRunner:
             self.wake.set()
 
     def _count_throttles(self) -> None:
-        throttles = self.core.throttles
+        core = self.core
+        throttles = core.throttles
         if throttles != self.seen_throttles:
             self.runtime.metrics.throttled(self.name, throttles - self.seen_throttles)
             self.seen_throttles = throttles
+        held_aged = getattr(core, "held_aged_records", 0)
+        if held_aged != self.seen_held_aged:
+            if held_aged > self.seen_held_aged:
+                log.warning(
+                    "%s: %d record(s) passed maximum_record_age while the limit held them "
+                    "at 0 (an open breaker) and were discarded",
+                    self.name, held_aged - self.seen_held_aged,
+                )
+            self.seen_held_aged = held_aged
 
     def _perform(self, now: float, actions: Sequence[Any]) -> None:
         """Start the invocations; hand reads and settle actions to the source, in order."""

@@ -1,0 +1,62 @@
+"""breaker-outage: a 60 s downstream outage, max_receive_count 3, visibility 5 s; ``aws``
+dead-letters good messages, a breaker holds them until the downstream is back."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sluicegate.sim.presets import run_preset
+from sluicegate.sim.presets_breaker import OUTAGE, OUTAGE_START, RATE
+
+
+@functools.cache
+def _variants() -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in run_preset("breaker-outage")["variants"]}
+
+
+def _summary(variant: str) -> dict[str, Any]:
+    return dict(_variants()[variant]["summary"])
+
+
+def test_every_message_is_processed_queued_or_dead_lettered() -> None:
+    for name, variant in _variants().items():
+        s = variant["summary"]
+        assert s["messages_sent"] == 4800, name  # 20 msg/s for 4 minutes
+        assert (s["messages_processed"] + s["messages_queued"]
+                + s["messages_dead_lettered"]) == s["messages_sent"], name
+
+
+def test_aws_dead_letters_good_messages() -> None:
+    # every message sent during the outage (60 s x 20 msg/s = 1,200) is received three
+    # times in 15 s; those whose fourth receive comes before the end are dead-lettered
+    s = _summary("aws")
+    assert s["messages_dead_lettered"] == 1000
+    assert s["total_errors"] == 1200
+
+
+def test_the_breaker_dead_letters_nothing_and_processes_all_after_recovery() -> None:
+    s = _summary("breaker")
+    assert s["messages_dead_lettered"] == 0
+    assert s["messages_processed"] == s["messages_sent"]
+    assert s["messages_queued"] == 0
+    # 5 calls trip it, one failed probe (30 s after the trip) reopens it for 60 s
+    assert s["total_errors"] == 6
+    series = _variants()["breaker"]["series"]
+    # open from the trip: while the downstream is down, the one probe's batch (10
+    # messages, at 90 s) is all that is received after the 11 of the trip's bucket
+    down = [b for b in series if OUTAGE_START <= b["t"] < OUTAGE_START + OUTAGE + 30]
+    assert all(b["limit"] == 0 for b in down)
+    assert [(b["t"], b["received"]) for b in down if b["received"]] == [(60.0, 11), (90.0, 10)]
+    # the backlog waits in the queue (visible, nothing burnt) ...
+    assert max(b["visible"] for b in series) == 1800
+    # ... and is processed in the bucket of the first probe after the recovery (the
+    # trip at 60 s, the failed probe at 90 s, open 60 s more: 150 s)
+    after = [b for b in series if b["processed"] > RATE * 10 * 2]
+    assert [b["t"] for b in after] == [150.0]
+
+
+def test_a_short_open_wait_fails_more_probes_and_loses_some_messages() -> None:
+    s = _summary("breaker-short-wait")
+    assert s["total_errors"] == 8  # 5 to trip, 3 failed probes
+    assert 0 < s["messages_dead_lettered"] < _summary("aws")["messages_dead_lettered"] / 50
