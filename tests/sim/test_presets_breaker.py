@@ -60,3 +60,50 @@ def test_a_short_open_wait_fails_more_probes_and_loses_some_messages() -> None:
     s = _summary("breaker-short-wait")
     assert s["total_errors"] == 8  # 5 to trip, 3 failed probes
     assert 0 < s["messages_dead_lettered"] < _summary("aws")["messages_dead_lettered"] / 50
+
+
+# ---------------------------------------------------------------------- Apps, streams
+
+
+def test_an_apps_shared_breaker_is_one_term_of_both_lanes_in_a_world() -> None:
+    import sluicegate
+    from sluicegate.sim.app_scenario import app_world
+    from sluicegate.sim.driver import _Simulation
+    from sluicegate.sim.load import load_load
+
+    app = sluicegate.App()
+    app.queue("a")
+    app.queue("b")
+    app.breaker("db", minimum_calls=2, sliding_window_size=2)
+
+    @app.function
+    def handle(event: Any, context: Any) -> None:
+        return None
+
+    app.map("a", handle, breaker="db")
+    app.map("b", handle, breaker="db")
+    world = app_world(app, load_load({"duration": "10s"}))
+    sim = _Simulation(world)
+    breaker = sim.breakers["db"]
+    assert [lane.mapping.concurrency_limit.get("breaker") for lane in sim.lanes] == [
+        breaker, breaker]
+    assert list(sim.breakers) == ["db"]
+
+
+def test_a_stream_scenario_takes_a_breaker_and_writes_it_back() -> None:
+    from sluicegate.sim.loading import load_any_scenario
+    from sluicegate.sim.schema import ScenarioError
+
+    data = {"stream": {"shard_count": 1},
+            "mapping": {"breaker": {"open_wait": "1m", "minimum_calls": 3}}}
+    scenario = load_any_scenario(data)
+    breaker = scenario.mapping_config().breaker
+    assert breaker is not None and not isinstance(breaker, str)
+    assert (breaker.open_wait, breaker.minimum_calls) == (60.0, 3)
+    assert scenario.to_dict()["mapping"]["breaker"]["open_wait"] == 60.0
+    try:
+        load_any_scenario({"stream": {}, "mapping": {"breaker": {"half_open_calls": 0}}})
+    except ScenarioError as exc:
+        assert "mapping.breaker.half_open_calls=0 is invalid" in str(exc)
+    else:
+        raise AssertionError("half_open_calls=0 was accepted")
