@@ -3,7 +3,11 @@ does not read (no receive count burnt) and a shard holds at its checkpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluicegate.core.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, BreakerConfig
 from sluicegate.core.config import MappingConfig
@@ -19,20 +23,19 @@ from sluicegate.core.streams import (
     StreamMappingConfig,
     StreamRecord,
 )
-from sluicegate.core.types import Action, Invoke, Receive
+from sluicegate.core.types import Invoke, Receive
 
 from .support import records
 
 T = TypeVar("T")
 
 
-def breaker(**settings: object) -> Breaker:
-    config = BreakerConfig(minimum_calls=2, sliding_window_size=2, open_wait=10.0,
-                           **settings)  # type: ignore[arg-type]
-    return Breaker(config, label="db", now=0.0)
+def breaker(**options: object) -> Breaker:
+    options = {"minimum_calls": 2, "sliding_window_size": 2, "open_wait": 10.0, **options}
+    return Breaker(BreakerConfig(**options), label="db", now=0.0)  # type: ignore[arg-type]
 
 
-def of(actions: list[Action], kind: type[T]) -> list[T]:
+def of(actions: Sequence[object], kind: type[T]) -> list[T]:
     return [a for a in actions if isinstance(a, kind)]
 
 
@@ -130,3 +133,63 @@ def test_records_that_age_out_while_the_breaker_is_open_are_discarded_and_counte
     assert m.statistics().discarded_records == 2
     assert m.statistics().held_aged_records == 2
     assert of(actions, Checkpoint)[0].sequence_number == 2
+
+
+# ---------------------------------------------------------------- property
+
+step = st.one_of(
+    st.tuples(st.just("wait"), st.floats(0.0, 4.0)),
+    st.tuples(st.just("return"), st.integers(0, 3)),
+    st.tuples(st.just("finish"), st.booleans()),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(step, max_size=80), probes=st.integers(1, 3))
+def test_a_queue_mapping_never_reads_through_an_open_breaker(
+    steps: list[tuple[str, object]], probes: int
+) -> None:
+    # Given a queue mapping of 4 pollers behind a breaker, driven at random
+    b = breaker(half_open_calls=probes, open_wait=3.0)
+    m = QueueMapping(MappingConfig("q", "f"), visibility_timeout=5.0,
+                     pool=ConcurrencyPool(), policy=FixedScaling(4))
+    m.concurrency_limit.add(b)
+    now = 0.0
+    receives: list[Receive] = []
+    running: list[Invoke] = []
+    period: float | None = None
+    started = 0
+
+    def poll() -> None:
+        nonlocal period, started
+        for action in m.poll(now):
+            state = b.state(now)
+            if isinstance(action, Receive):
+                # Then no read goes out while it is open
+                assert state != OPEN
+                receives.append(action)
+            elif isinstance(action, Invoke):
+                assert state != OPEN
+                if state == HALF_OPEN:
+                    if period != b.since:
+                        period, started = b.since, 0
+                    started += 1
+                    # and never more than its probes in one half-open period
+                    assert started <= probes
+                running.append(action)
+
+    poll()
+    for what, arg in steps:
+        if what == "wait":
+            assert isinstance(arg, float)
+            now += arg
+        elif what == "return" and receives:
+            assert isinstance(arg, int)
+            r = receives.pop(0)
+            m.received(now, r.poller, records(min(arg, r.max_messages), visible_at=now + 5))
+        elif what == "finish" and running:
+            inv = running.pop(0)
+            outcome = SUCCESS_OUTCOME if arg else exception_outcome(inv.batch, "down")
+            m.finished(now, inv.batch.id, outcome)
+        poll()
+        assert m.in_flight == len(running)
