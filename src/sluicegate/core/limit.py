@@ -366,6 +366,12 @@ class ConcurrencyLimit:
                 when = change
         return when
 
+    @property
+    def ceiling(self) -> int:
+        """The most the limit can be whatever its dynamic terms do: the minimum of the
+        static terms (:data:`NO_LIMIT` without one); what a driver sizes its workers by."""
+        return self._static if self._static > 0 else 0
+
     def observe(self, now: float, sample: Sample) -> None:
         """Hand ``sample`` (an invocation that ended, or a throttle, at ``now``) to every
         term that observes, in the order added. A mapping calls it only when
