@@ -111,7 +111,8 @@ async def run(url: str, scale: float, rate: float) -> None:
                 await asyncio.sleep(0.5)
                 if downstream.elapsed() < send_for:
                     continue
-                if all((await store.counts(q)).total == 0 for q in QUEUES):
+                counts = [await store.counts(q) for q in QUEUES]
+                if all(c.total == 0 for c in counts):
                     runtime.stop("all settled")
                     return
 
