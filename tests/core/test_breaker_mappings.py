@@ -109,6 +109,8 @@ def test_an_open_breaker_holds_a_shard_at_its_checkpoint_without_spending_retrie
         assert of(actions, StreamInvoke) == [] and of(actions, Checkpoint) == []
     assert m.checkpoints == {0: 2}
     assert (m.discarded_records, m.held_aged_records) == (0, 0)
+    # no fetch timer is pending (one is outstanding): the wait's end is the wake-up
+    assert m.next_wakeup(opened + 9.9) == opened + 10
     # The probe is the held batch on its last retry: the wait spent none (with
     # maximum_retry_attempts=2 one more would have discarded it)
     probe = of(m.poll(opened + 10), StreamInvoke)[0].batch

@@ -897,25 +897,33 @@ class StreamMapping:
 
         Returns:
             ``now`` when :meth:`poll` has work already; else the earliest pending timer
-            (a shard's next fetch, a batching window, a retry, a throttle backoff);
-            ``None`` when nothing timed is pending, or while paused.
+            (a shard's next fetch, a batching window, a retry, a throttle backoff) or,
+            while lanes wait for a slot, the limit's next change by itself (an open
+            breaker's wait ending); ``None`` when nothing timed is pending, or while
+            paused.
         """
         if self._attention or self._sends or self._dirty:
             return now
         if self._paused:
             return None
+        change: float | None = None
         if self._slot_wait:
             limit = self._climit.fixed
             if limit is None:
                 limit = self._climit.value(now)
+                # lanes wait for a slot: wake when a term says it changes by itself (an
+                # open breaker's wait ends)
+                change = self._climit.next_change(now)
             if self._in_flight < limit:
                 return now  # a slot is free (a term changed): the waiting lanes take it
         timers = self._timers
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
-        if not timers:
+        when = timers[0][0] if timers else None
+        if change is not None and (when is None or change < when):
+            when = change
+        if when is None:
             return None
-        when = timers[0][0]
         return now if when < now else when
 
     # ------------------------------------------------------------------ internals
