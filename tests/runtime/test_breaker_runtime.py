@@ -15,6 +15,7 @@ Invariant, per queue: processed + still queued + dead-lettered = sent.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 import sluicegate
 from sluicegate.runtime.driver import Runtime
 from sluicegate.store import open_store
-from sluicegate.store.base import SendEntry
+from sluicegate.store.base import PutEntry, SendEntry
 
 VISIBILITY = 1
 DOWN_FROM = 1.0
@@ -169,3 +170,82 @@ def test_a_probe_url_must_be_http(probe: str) -> None:
     else:
         with pytest.raises(sluicegate.ConfigError, match="http"):
             app.map("q", "f", breaker={"probe": probe})
+
+
+# ---------------------------------------------------------------------- streams
+
+STREAM_DOWN = (0.5, 4.5)
+"""When the stream test's downstream is down, seconds after the first put."""
+
+
+def test_an_open_breaker_holds_a_shard_instead_of_spending_its_retries(tmp_path: Any) -> None:
+    # Given one stream read by two mappings whose functions call one downstream, down for
+    # 4 s; each may retry a batch 3 times (4 attempts, a second apart: all in the outage)
+    app = sluicegate.App()
+    app.stream("clicks")
+    t0 = [time.monotonic()]
+    seen: dict[str, list[int]] = {"plain": [], "guarded": []}
+
+    def handler_for(name: str) -> Any:
+        def handle(event: dict[str, Any], context: Any) -> None:
+            elapsed = time.monotonic() - t0[0]
+            if STREAM_DOWN[0] <= elapsed < STREAM_DOWN[1]:
+                raise ConnectionError("downstream refused the connection")
+            seen[name].extend(json.loads(base64.b64decode(r["kinesis"]["data"]))["n"]
+                              for r in event["Records"])
+        handle.__name__ = name
+        return handle
+
+    for name in seen:
+        app.queue(f"{name}-failures")
+        app.function(name=name)(handler_for(name))
+        breaker = ({"minimum_calls": 2, "sliding_window_size": 2, "open_wait": 1.5,
+                    "open_wait_multiplier": 2} if name == "guarded" else None)
+        app.map("clicks", name, batch_size=5, maximum_retry_attempts=3,
+                on_failure=f"{name}-failures", breaker=breaker)
+
+    async def work() -> tuple[int, dict[str, int], dict[str, Any]]:
+        store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+        await store.open()
+        try:
+            runtime = Runtime(app, store, grace_period=2.0, cluster=None)
+            await runtime.prepare()
+            put = 0
+
+            async def produce() -> None:
+                nonlocal put
+                t0[0] = time.monotonic()
+                while time.monotonic() - t0[0] < 6.0:
+                    await store.put_records("clicks", [PutEntry("k", json.dumps({"n": put}))])
+                    put += 1
+                    await asyncio.sleep(0.1)
+                # then wait for both mappings to settle every record
+                while True:
+                    await asyncio.sleep(0.2)
+                    if all([await _settled(store, n) for n in seen]):
+                        runtime.stop("settled")
+                        return
+
+            task = asyncio.create_task(produce())
+            await runtime.run(duration=20)
+            task.cancel()
+            failures = {n: (await store.counts(f"{n}-failures")).total for n in seen}
+            return put, failures, runtime.breakers().states()
+        finally:
+            await store.close()
+
+    put, failures, states = asyncio.run(work())
+    # Then without a breaker the batches caught in the outage used up their retries and
+    # were discarded to the on-failure destination
+    assert failures["plain"] > 0
+    # with one the shard held at its checkpoint: nothing discarded, every record
+    # processed once, in order, after the recovery
+    assert failures["guarded"] == 0
+    assert seen["guarded"] == list(range(put))
+    assert states == {"clicks->guarded": "closed"}
+
+
+async def _settled(store: Any, mapping: str) -> bool:
+    """Whether mapping ``clicks->MAPPING`` checkpointed the shard's last record."""
+    checkpoints = await store.get_checkpoints(f"clicks->{mapping}")
+    return bool(checkpoints.get(0) == await store.latest_sequence("clicks", 0))
