@@ -107,3 +107,44 @@ def test_a_stream_scenario_takes_a_breaker_and_writes_it_back() -> None:
         assert "mapping.breaker.half_open_calls=0 is invalid" in str(exc)
     else:
         raise AssertionError("half_open_calls=0 was accepted")
+
+
+def test_a_shared_breaker_opened_by_one_lane_stops_the_other() -> None:
+    import sluicegate
+    from sluicegate.sim.app_scenario import load_app_scenario
+    from sluicegate.sim.streams import simulate_any
+
+    app = sluicegate.App()
+    app.queue("a", visibility_timeout=5, max_receive_count=3, dead_letter_queue="a-dlq")
+    app.queue("b", visibility_timeout=5, max_receive_count=3, dead_letter_queue="b-dlq")
+    app.breaker("db", minimum_calls=5, sliding_window_size=10, open_wait=30)
+
+    @app.function(timeout=1)
+    def fa(event: Any, context: Any) -> None:
+        return None
+
+    @app.function(timeout=1)
+    def fb(event: Any, context: Any) -> None:
+        return None
+
+    app.map("a", fa, breaker="db")
+    app.map("b", fb, breaker="db")
+    # only a's function sees the outage; b's calls succeed, yet b is held too
+    load = {"duration": "3m", "queues": {"a": {"producers": [{"rate": 10}]},
+                                         "b": {"producers": [{"rate": 10}]}},
+            "functions": {"fa": {"duration": "100ms",
+                                 "errors": [{"start": "30s", "stop": "60s", "rate": 1.0}]},
+                          "fb": {"duration": "100ms"}}}
+    result = simulate_any(load_app_scenario(app, load_load_dict(load))).to_dict()
+    by_mapping = {m["name"]: m for m in result["mappings"]}
+    b = by_mapping["b->fb"]
+    held = [e for e in b["series"] if 40 <= e["t"] < 60]
+    assert held and all(e["limit"] == 0 and e["received"] == 0 for e in held)
+    assert b["summary"]["messages_dead_lettered"] == 0
+    assert by_mapping["a->fa"]["summary"]["messages_dead_lettered"] == 0
+
+
+def load_load_dict(data: dict[str, Any]) -> Any:
+    from sluicegate.sim.load import load_load
+
+    return load_load(data)

@@ -915,6 +915,28 @@ class _Lane:
         self.lags = [0] * self.shard_count
 
 
+class _WakeLanes:
+    """A shared breaker's ``on_change``: wake every lane it limits at the current time.
+
+    A callable object rather than a closure (a compiled closure refers to itself). It
+    still makes a cycle (lane, limit, breaker, this, lane), which the collector frees
+    once the run is over: the simulator pauses it only while running."""
+
+    __slots__ = ("lanes", "sim")
+
+    def __init__(self, sim: _Simulation, lanes: list[_Lane]) -> None:
+        self.sim = sim
+        self.lanes = lanes
+
+    def __call__(self, old: str, new: str, reason: str, by: str) -> None:
+        sim = self.sim
+        now = sim._now[0]
+        for lane in self.lanes:
+            if now < lane.wake_at:
+                lane.wake_at = now
+                heapq.heappush(sim.heap, (now, sim.next_seq(), _WAKE, lane))
+
+
 def _prefixed(stream: Callable[[str], random.Random], prefix: str,
               purpose: str) -> random.Random:
     return stream(prefix + purpose)
@@ -972,12 +994,18 @@ class _Simulation:
         # --- circuit breakers: a term of the limit of each mapping that has one (a
         # shared one is one object in every limit naming it)
         self.breakers = Breakers(world.breakers)
+        sharing: dict[str, list[_Lane]] = {}
         for lane in self.lanes:
             mconfig = lane.spec.config
             breaker = self.breakers.for_mapping(mconfig.name, mconfig.breaker, 0.0)
             if breaker is not None:
                 core = lane.stream_mapping if lane.stream else lane.mapping
                 core.concurrency_limit.add(breaker)
+                sharing.setdefault(breaker.label, []).append(lane)
+        for label, sharers in sharing.items():
+            if len(sharers) > 1:
+                # one lane's call changes the state for all: the others poll at once
+                self.breakers[label].on_change(_WakeLanes(self, sharers))
         self.topic: SimTopic | None = world.topics[0] if world.topics else None
         self.account = self.topic is not None or len(self.lanes) > 1
         """The results are account-wide, with one entry per mapping (a topic, or several
