@@ -26,6 +26,8 @@ EXPECTED = {
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
     "fifo-groups",  # pinned in test_fifo_sim.py
     "topic-fanout",  # pinned in test_topic_sim.py
+    "sg-adaptive-settle", "sg-adaptive-errors", "sg-adaptive-downstream",  # in
+    # test_presets_adaptive.py
 }
 
 

@@ -189,6 +189,7 @@ def _lane(app: App, load: Load, mapping: MappingConfig, *, topic: QueueLoad | No
         enabled=mapping.enabled,
         pauses=_pauses(load, mapping.queue, mapping.function),
         filter_criteria=mapping.filter_criteria.patterns,
+        adaptive=mapping.adaptive,
     )
     return queue, function, spec, queue_load.producers, downstream
 

@@ -181,6 +181,7 @@ class Scenario:
             scaling_ceiling=m.scaling_ceiling,
             enabled=m.enabled,
             filter_criteria=as_filter_criteria(list(m.filter_criteria), "queue"),
+            adaptive=m.adaptive,
         )
 
     def account_config(self) -> AccountConfig:
@@ -224,6 +225,8 @@ class Scenario:
                 "pauses": pauses_list(m.pauses),
                 **({"filter_criteria": list(self.mapping_config().filter_criteria.patterns)}
                    if m.filter_criteria else {}),
+                # only for adaptive scaling: other scenarios read as before
+                **({"adaptive": m.adaptive.to_dict()} if m.adaptive is not None else {}),
             },
             "producers": [producer_dict(p) for p in self.producers],
             "downstream": downstream_dict(d),

@@ -9,14 +9,16 @@ configuration classes judge the AWS parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.config import (
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.settings import QUEUE
+from sluicegate.errors import ConfigError
 from sluicegate.sim.distributions import Fixed
 from sluicegate.sim.schema import ScenarioError, Table, checked
 from sluicegate.sim.specs import (
@@ -262,9 +264,24 @@ def parse_mapping(mt: Table) -> MappingSpec:
         enabled=mt.setting("enabled"),
         pauses=parse_pauses(mt),
         filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
+        adaptive=mt.get("adaptive", None, _adaptive(mt)),
     )
     mt.finish()
     return mapping
+
+
+def _adaptive(t: Table) -> Callable[[str, Any], AdaptiveConfig]:
+    """``[mapping] adaptive``: a table of the adaptive limit's parameters."""
+
+    def convert(name: str, value: Any) -> AdaptiveConfig:
+        if not isinstance(value, Mapping):
+            raise t.error(name, value, "a table of the adaptive limit's parameters")
+        try:
+            return AdaptiveConfig.from_mapping(dict(value))
+        except ConfigError as exc:
+            raise t.error(f"{name}.{exc.parameter}", exc.value, exc.allowed) from None
+
+    return convert
 
 
 def parse_producers(top: Table) -> tuple[ProducerSpec, ...]:
