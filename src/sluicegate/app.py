@@ -294,7 +294,9 @@ class App:
         defaults to 10; with ``scaling="adaptive"``, ``algorithm`` (``"aimd"``,
         ``"gradient2"``, ``"vegas"``) and ``adaptive``, an
         :class:`~sluicegate.core.adaptive.AdaptiveConfig` or a dict of its parameters,
-        such as ``{"minimum": 2, "maximum": 50}``); streams those of
+        such as ``{"minimum": 2, "maximum": 50}``; a stream takes ``algorithm`` and
+        ``adaptive`` without ``scaling``: an adaptive limit below its shards x
+        parallelization factor); streams those of
         :class:`~sluicegate.core.streams.StreamMappingConfig` (``starting_position``,
         ``parallelization_factor``, ``bisect_batch_on_function_error``,
         ``maximum_retry_attempts``, ``maximum_record_age``, ``on_failure``; ``batch_size``
@@ -311,10 +313,8 @@ class App:
             "maximum_concurrency": maximum_concurrency,
             "scaling": scaling,
             "scaling_ceiling": scaling_ceiling,
-            "algorithm": algorithm,
-            "adaptive": adaptive,
         }
-        stream_only = {
+        stream_only: dict[str, Any] = {
             "starting_position": starting_position,
             "starting_position_timestamp": starting_position_timestamp,
             "parallelization_factor": parallelization_factor,
@@ -324,6 +324,10 @@ class App:
             "on_failure": on_failure.name if isinstance(on_failure, QueueConfig) else on_failure,
         }
         if name in self.streams and not isinstance(source, QueueConfig):
+            if algorithm is not None or adaptive is not None:
+                # a stream has no scaling policy: an adaptive limit is asked for by these
+                stream_only["adaptive"] = _adaptive("adaptive", algorithm, adaptive,
+                                                    f"mapping {name}")
             return self._map_stream(
                 name, function, batch_size, maximum_batching_window,
                 report_batch_item_failures, enabled, filter_criteria, queue_only, stream_only,

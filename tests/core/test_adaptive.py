@@ -292,3 +292,29 @@ def test_app_map_takes_the_algorithm_and_its_parameters() -> None:
     with pytest.raises(ConfigError, match="maximum=0 is invalid"):
         app.map("r", handler, scaling="adaptive", adaptive={"maximum": 0})
     assert NO_LIMIT > 0
+
+
+def test_a_stream_mapping_may_have_an_adaptive_limit_below_its_lanes() -> None:
+    from sluicegate.core.stream_mapping import StreamMapping
+    from sluicegate.core.streams import StreamConfig, StreamMappingConfig
+
+    config = StreamMappingConfig("s", "f", parallelization_factor=10,
+                                 adaptive={"algorithm": "aimd", "initial": 3, "window": 0})
+    m = StreamMapping(config, StreamConfig("s", shard_count=2), pool=ConcurrencyPool(),
+                      function_arn="arn:f", stream_arn="arn:s")
+    assert [t.name for t in m.concurrency_limit.terms] == ["shards", TERM_ADAPTIVE]
+    assert m.concurrency_limit.value(0.0) == 3 and m.limit_reason(0.0) == TERM_ADAPTIVE
+    m.concurrency_limit.observe(1.0, sample(1.0, kind=THROTTLE))
+    assert m.concurrency_limit.value(1.0) == 2
+    assert StreamMappingConfig("s", "f").adaptive is None
+
+    app = sluicegate.App()
+    app.stream("clicks")
+
+    @app.function()
+    def handler(event: object, context: object) -> None:
+        return None
+
+    mapped = app.map("clicks", handler, algorithm="vegas", adaptive={"maximum": 8})
+    assert isinstance(mapped, StreamMappingConfig) and mapped.adaptive is not None
+    assert (mapped.adaptive.algorithm, mapped.adaptive.maximum) == ("vegas", 8)

@@ -33,10 +33,12 @@ import hashlib
 import math
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.config import as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.settings import SETTINGS, STREAM
@@ -354,6 +356,11 @@ class StreamMappingConfig:
         filter_criteria: only records matching one of these patterns (applied to the
             record's ``data`` and metadata) reach the function; the others are skipped,
             as AWS does (a list of patterns is accepted).
+        adaptive: an adaptive limit below ``shard_count x parallelization_factor``
+            (:class:`~sluicegate.core.adaptive.AdaptiveConfig`, or a dict of its
+            parameters): the mapping's limit gets the ``adaptive`` term, so a stream
+            that calls a downstream runs fewer lanes at once when it slows down;
+            ``None`` (default): none.
     """
 
     stream: str
@@ -370,6 +377,7 @@ class StreamMappingConfig:
     report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
     enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
+    adaptive: AdaptiveConfig | None = None
 
     @property
     def name(self) -> str:
@@ -411,6 +419,12 @@ class StreamMappingConfig:
         for name in ("report_batch_item_failures", "enabled"):
             set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
+        adaptive: Any = self.adaptive
+        if isinstance(adaptive, Mapping):
+            set_(self, "adaptive", AdaptiveConfig.from_mapping(adaptive, ctx))
+        elif adaptive is not None and not isinstance(adaptive, AdaptiveConfig):
+            raise ConfigError("adaptive", adaptive,
+                              "an AdaptiveConfig or a dict of its parameters", ctx)
 
 
 # ---------------------------------------------------------------------- records
