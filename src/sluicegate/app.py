@@ -25,11 +25,12 @@ with an error naming the parameter, the value and the allowed range::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     BREAKER_NAME,
@@ -321,12 +322,19 @@ class App:
         maximum_record_age: int | timedelta | None = None,
         on_failure: str | QueueConfig | None = None,
         breaker: str | BreakerConfig | dict[str, Any] | None = None,
+        algorithm: str | None = None,
+        adaptive: AdaptiveConfig | Mapping[str, Any] | None = None,
     ) -> MappingConfig | StreamMappingConfig:
         """Create an event source mapping from a queue or a stream to ``function``.
 
         Queues take the parameters of :class:`~sluicegate.core.config.MappingConfig`
         (``maximum_concurrency``, ``scaling``, ``scaling_ceiling``; ``batch_size``
-        defaults to 10); streams those of
+        defaults to 10; with ``scaling="adaptive"``, ``algorithm`` (``"aimd"``,
+        ``"gradient2"``, ``"vegas"``) and ``adaptive``, an
+        :class:`~sluicegate.core.adaptive.AdaptiveConfig` or a dict of its parameters,
+        such as ``{"minimum": 2, "maximum": 50}``; a stream takes ``algorithm`` and
+        ``adaptive`` without ``scaling``: an adaptive limit below its shards x
+        parallelization factor); streams those of
         :class:`~sluicegate.core.streams.StreamMappingConfig` (``starting_position``,
         ``parallelization_factor``, ``bisect_batch_on_function_error``,
         ``maximum_retry_attempts``, ``maximum_record_age``, ``on_failure``; ``batch_size``
@@ -347,7 +355,7 @@ class App:
             "scaling": scaling,
             "scaling_ceiling": scaling_ceiling,
         }
-        stream_only = {
+        stream_only: dict[str, Any] = {
             "starting_position": starting_position,
             "starting_position_timestamp": starting_position_timestamp,
             "parallelization_factor": parallelization_factor,
@@ -358,6 +366,10 @@ class App:
         }
         breaker_spec = self._breaker(breaker, f"mapping {name}")
         if name in self.streams and not isinstance(source, QueueConfig):
+            if algorithm is not None or adaptive is not None:
+                # a stream has no scaling policy: an adaptive limit is asked for by these
+                stream_only["adaptive"] = _adaptive("adaptive", algorithm, adaptive,
+                                                    f"mapping {name}")
             return self._map_stream(
                 name, function, batch_size, maximum_batching_window,
                 report_batch_item_failures, enabled, filter_criteria, queue_only, stream_only,
@@ -388,6 +400,7 @@ class App:
             enabled=enabled,
             filter_criteria=filter_criteria,
             breaker=breaker_spec,
+            adaptive=_adaptive(scaling, algorithm, adaptive, f"mapping {qname}->{fn.name}"),
         )
         check_visibility_against_timeout(self.queues[qname], fn.config)
         if any(m.queue == qname and m.function == fn.name for m in self.mappings):
@@ -469,3 +482,29 @@ class App:
         for fn in self.functions.values():
             pool.register(fn.config)
         return pool
+
+
+def _adaptive(scaling: str | None, algorithm: str | None,
+              adaptive: AdaptiveConfig | Mapping[str, Any] | None, context: str
+              ) -> AdaptiveConfig | None:
+    """``app.map``'s ``algorithm`` and ``adaptive`` as one
+    :class:`~sluicegate.core.adaptive.AdaptiveConfig` (``None`` when neither is given:
+    the mapping then takes the defaults with ``scaling="adaptive"``)."""
+    if algorithm is None and adaptive is None:
+        return None
+    if scaling != "adaptive":
+        parameter, value = ("algorithm", algorithm) if algorithm is not None else (
+            "adaptive", adaptive)
+        raise ConfigError(parameter, value, 'only with scaling="adaptive"', context)
+    if isinstance(adaptive, AdaptiveConfig):
+        if algorithm is not None and algorithm != adaptive.algorithm:
+            raise ConfigError("algorithm", algorithm,
+                              f"the adaptive config's own ({adaptive.algorithm!r})", context)
+        return adaptive
+    if adaptive is not None and not isinstance(adaptive, Mapping):
+        raise ConfigError("adaptive", adaptive, "an AdaptiveConfig or a dict of its parameters",
+                          context)
+    values = dict(adaptive or {})
+    if algorithm is not None:
+        values["algorithm"] = algorithm
+    return AdaptiveConfig.from_mapping(values, context)

@@ -126,14 +126,14 @@ def test_concurrency_capacity_latency_and_errors() -> None:
     assert latency == pytest.approx(0.15)
     assert d.active == 3
     for _ in range(3):
-        d.done()
+        d.done(0.0)
     assert d.active == 0
     # load 4/2 = 2: latency x2, errors with probability 0.5
     d.active = 3
     failures = 0
     for _ in range(4000):
         latency, failed = d.call(0.0, 1)
-        d.done()
+        d.done(0.0)
         assert latency == pytest.approx(0.2)
         failures += failed
     assert failures / 4000 == pytest.approx(0.5, abs=0.03)

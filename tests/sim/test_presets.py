@@ -27,6 +27,8 @@ EXPECTED = {
     "fifo-groups",  # pinned in test_fifo_sim.py
     "topic-fanout",  # pinned in test_topic_sim.py
     "breaker-outage",  # pinned in test_presets_breaker.py
+    "sg-adaptive-settle", "sg-adaptive-errors", "sg-adaptive-downstream",  # in
+    # test_presets_adaptive.py
 }
 
 

@@ -382,11 +382,13 @@ latency = "30ms"
 batch_size = 1
 scaling = "fixed"
 maximum_concurrency = 10
-""", "01dfc06deec175f14cfd46f926d0eb95ffea1339a2bda6a947d5ea6c8b9ef894"),
+""", "3478971a991e91c8029596f051ba0ff1d0025d0dcddf03d9504183b44842b9b5"),
 }
 """Queue scenarios and the SHA-256 of ``json.dumps(simulate(...).to_dict())`` as the
 single-queue driver gave it before it ran several mappings (and as both builds give it;
-``standard``'s since the aws policy backs off on reported batch item failures).
+``standard``'s since the aws policy backs off on reported batch item failures;
+``fixed``'s since a capacity-bound downstream's summary has ``downstream_concurrency``,
+the rest unchanged).
 Their draws are uniform or fixed (no exp, log or trigonometry, whose last bit a C library
 may round otherwise), so the digests hold on any platform."""
 

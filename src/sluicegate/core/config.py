@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.filters import FilterCriteria, FilterSource
 from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, check_bool, check_int
 from sluicegate.errors import ConfigError
@@ -56,7 +57,7 @@ DEFAULT_SCALING_CEILING: int = SETTINGS["scaling_ceiling"].default
 """Concurrent invocations one standard-queue mapping scales to at most (current Lambda
 developer guide; older pages say 1,000, hence configurable)."""
 
-ScalingName = Literal["aws", "fixed"]
+ScalingName = Literal["aws", "fixed", "adaptive"]
 SCALING_NAMES: tuple[str, ...] = SETTINGS["scaling"].choices
 
 IsolationName = Literal["module", "process", "shared", "thread"]
@@ -373,8 +374,14 @@ class MappingConfig:
         maximum_concurrency: concurrent invocations this mapping may reach, 2-1,000, or
             ``None`` for none. sluicegate never exceeds it.
         report_batch_item_failures: honour ``batchItemFailures`` in handler responses.
-        scaling: ``"aws"`` (AWS's poller scaling) or ``"fixed"`` (the limit from the start).
+        scaling: ``"aws"`` (AWS's poller scaling), ``"fixed"`` (the limit from the start)
+            or ``"adaptive"`` (a limit that follows latency and drops:
+            :mod:`sluicegate.core.adaptive`).
         scaling_ceiling: the ``aws`` policy's per-mapping ceiling, 1-100,000 (default 1,250).
+        adaptive: the adaptive limit's settings
+            (:class:`~sluicegate.core.adaptive.AdaptiveConfig`, or a dict of them) with
+            ``scaling="adaptive"``; ``None``: the defaults. Refused with another
+            ``scaling``.
         enabled: ``False`` creates the mapping paused.
         filter_criteria: only messages matching one of these patterns reach the function;
             the others are deleted when received, as AWS does (see
@@ -397,6 +404,7 @@ class MappingConfig:
     enabled: bool = _Q["enabled"].default
     filter_criteria: FilterCriteria = NO_FILTER
     breaker: str | BreakerConfig | None = None
+    adaptive: AdaptiveConfig | None = None
 
     @property
     def name(self) -> str:
@@ -441,6 +449,18 @@ class MappingConfig:
         set_(self, "enabled", _check("enabled", self.enabled, ctx))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
         set_(self, "breaker", as_breaker(self.breaker, ctx))
+        adaptive: Any = self.adaptive
+        if self.scaling == "adaptive":
+            if adaptive is None:
+                adaptive = AdaptiveConfig()
+            elif isinstance(adaptive, Mapping):
+                adaptive = AdaptiveConfig.from_mapping(adaptive, ctx)
+            elif not isinstance(adaptive, AdaptiveConfig):
+                raise ConfigError("adaptive", adaptive,
+                                  "an AdaptiveConfig or a dict of its parameters", ctx)
+            set_(self, "adaptive", adaptive)
+        elif adaptive is not None:
+            raise ConfigError("adaptive", adaptive, 'only with scaling="adaptive"', ctx)
 
 
 BREAKER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")

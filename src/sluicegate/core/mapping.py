@@ -15,6 +15,10 @@ the minimum of its terms:
   policy models AWS's pollers, which reserved concurrency and the pool do not bound: over
   a function's capacity they are throttled and back off, which is the behaviour the
   ``aws-*`` presets reproduce; so an ``aws`` mapping has neither term;
+- ``adaptive`` (``scaling="adaptive"``): the adaptive limit
+  (:class:`~sluicegate.core.adaptive.AdaptiveLimit`), which observes every invocation's
+  :class:`~sluicegate.core.signals.Sample` (the mapping reports one from
+  :meth:`QueueMapping.finished` and on each throttle, whenever a term observes);
 - ``scaling``: the scaling policy's level;
 - any term a driver adds (the cluster's share, ``"cluster"``).
 
@@ -68,6 +72,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from sluicegate.core.adaptive import AdaptiveLimit
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.limit import (
@@ -1081,13 +1086,17 @@ def _build_limit(
 ) -> ConcurrencyLimit:
     """A queue mapping's limit: ``maximum_concurrency``, then for sluicegate's own
     policies (``scaling`` other than ``"aws"``) ``reserved_concurrency`` and ``pool``,
-    then ``scaling`` (the policy's level). See :class:`QueueMapping`."""
+    then with ``scaling="adaptive"`` the ``adaptive`` term
+    (:class:`~sluicegate.core.adaptive.AdaptiveLimit`, which observes the samples), then
+    ``scaling`` (the policy's level). See :class:`QueueMapping`."""
     limit = ConcurrencyLimit([Fixed(TERM_MAXIMUM_CONCURRENCY, config.maximum_concurrency)])
     if config.scaling != "aws":
         function = config.function
         limit.add(_reserved_term(pool, function))
         limit.add(_pool_term(pool, function))
         pool.watch(_PoolTerms(limit, function))
+    if config.scaling == "adaptive":
+        limit.add(AdaptiveLimit(config.adaptive))
     limit.add(PolicyTerm(policy))
     return limit
 

@@ -628,7 +628,9 @@ def make_policy(
         ``"aws"``: :class:`AwsScaling` with the mapping's maximum concurrency,
         ReportBatchItemFailures and ceiling. ``"fixed"``: :class:`FixedScaling` at
         ``maximum_concurrency``, else a positive ``reserved_concurrency``, else
-        :data:`DEFAULT_FIXED_CONCURRENCY`.
+        :data:`DEFAULT_FIXED_CONCURRENCY`. ``"adaptive"``: :class:`FixedScaling` at the
+        adaptive limit's ``maximum``; the limit itself is the mapping's ``"adaptive"``
+        term (:class:`~sluicegate.core.adaptive.AdaptiveLimit`).
 
     Raises:
         ConfigError: an unknown policy name.
@@ -643,4 +645,11 @@ def make_policy(
         if reserved_concurrency:
             return FixedScaling(reserved_concurrency)
         return FixedScaling(DEFAULT_FIXED_CONCURRENCY)
-    raise ConfigError("scaling", config.scaling, "'aws' or 'fixed'", f"mapping {config.name}")
+    if config.scaling == "adaptive":
+        # the level moves in the mapping's "adaptive" term (make_adaptive_term); the
+        # policy holds its clamp's top
+        adaptive = config.adaptive
+        return FixedScaling(adaptive.maximum if adaptive is not None
+                            else SETTINGS["maximum"].default)
+    raise ConfigError("scaling", config.scaling, "'aws', 'fixed' or 'adaptive'",
+                      f"mapping {config.name}")

@@ -281,8 +281,9 @@ _DEFINITIONS: Final = (
     Setting("report_batch_item_failures", "bool", False, None, None, "",
             "honour batchItemFailures in handler responses", _BOTH),
     Setting("scaling", "choice", "aws", None, None, "",
-            "'aws' (AWS's poller scaling) or 'fixed' (the limit from the start)", _M,
-            choices=("aws", "fixed")),
+            "'aws' (AWS's poller scaling), 'fixed' (the limit from the start) or "
+            "'adaptive' (a limit that follows latency and drops)", _M,
+            choices=("aws", "fixed", "adaptive")),
     Setting("scaling_ceiling", "int", 1250, 1, 100_000, "invocations",
             "the aws policy's per-mapping ceiling", _M),
     Setting("enabled", "bool", True, None, None, "",
@@ -337,8 +338,55 @@ _BREAKER_DEFINITIONS: Final = (
             "seconds between two checks of a breaker's external probe while it is open", _B),
 )
 
+_AD: Final = ("adaptive",)
+
+_ADAPTIVE_DEFINITIONS: Final = (
+    # ------------------------------------------------- adaptive limits (scaling="adaptive")
+    Setting("algorithm", "choice", "vegas", None, None, "",
+            "the adaptive limit's update rule (Netflix concurrency-limits)", _AD,
+            choices=("aimd", "gradient2", "vegas")),
+    Setting("minimum", "int", 1, 1, 100_000, "invocations",
+            "the adaptive limit never goes below it", _AD),
+    Setting("maximum", "int", 1000, 1, 100_000, "invocations",
+            "the adaptive limit never goes above it (nor above any other term)", _AD),
+    Setting("initial", "int", None, 1, 100_000, "invocations",
+            "the adaptive limit at the start", _AD, unset="the algorithm's default"),
+    Setting("utilization", "float", 0.9, 0.1, 1.0, "",
+            "grow only while the invocation's in-flight count reached this share of the "
+            "limit (Netflix: 0.5; sluicegate's pollers are spare environments, so 0.9)",
+            _AD),
+    Setting("decay_time", "float", 10.0, 0.0, 86_400.0, "s",
+            "while the limit is not used it decays toward in-flight / utilization with this "
+            "time constant (0: hold it, as Netflix)", _AD),
+    Setting("drop_on_error", "bool", False, None, None, "",
+            "count a function error as a drop (default: ignored, as Netflix's onIgnore)",
+            _AD),
+    Setting("window", "float", 1.0, 0.0, 3600.0, "s",
+            "seconds of samples aggregated per update (Netflix's WindowedLimit; 0: every "
+            "sample updates)", _AD),
+    Setting("window_size", "int", 10, 1, 100_000, "",
+            "samples a window needs to update the limit", _AD),
+    Setting("backoff_ratio", "float", 0.9, 0.5, 0.999, "",
+            "AIMD: the limit's factor on a drop", _AD),
+    Setting("drop_latency", "float", 5.0, 0.0, 86_400.0, "s",
+            "AIMD: a latency above it is a drop (Netflix's timeout)", _AD),
+    Setting("smoothing", "float", None, 0.0, 1.0, "",
+            "Gradient2/Vegas: weight of a new estimate", _AD,
+            unset="the algorithm's default (Gradient2 0.2, Vegas 1.0)"),
+    Setting("queue_size", "int", 4, 0, 100_000, "invocations",
+            "Gradient2: growth allowed while latency stays low", _AD),
+    Setting("long_window", "int", 600, 1, 1_000_000, "",
+            "Gradient2: samples in the long-term latency average", _AD),
+    Setting("alpha", "int", None, 0, 100_000, "",
+            "Vegas: grow below this queue estimate", _AD, unset="3 x log10(limit)"),
+    Setting("beta", "int", None, 0, 100_000, "",
+            "Vegas: shrink above this queue estimate", _AD, unset="6 x log10(limit)"),
+    Setting("probe_multiplier", "int", 30, 1, 100_000, "",
+            "Vegas: probe the no-load latency every ~multiplier x limit samples", _AD),
+)
+
 SETTINGS: Final[Mapping[str, Setting]] = {
-    s.name: s for s in (*_DEFINITIONS, *_BREAKER_DEFINITIONS)
+    s.name: s for s in (*_DEFINITIONS, *_BREAKER_DEFINITIONS, *_ADAPTIVE_DEFINITIONS)
 }
 """Every setting by name."""
 

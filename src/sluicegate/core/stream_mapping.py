@@ -84,6 +84,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from sluicegate.core.adaptive import AdaptiveLimit
 from sluicegate.core.batcher import Batcher
 from sluicegate.core.config import MAX_PAYLOAD_BYTES
 from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
@@ -500,6 +501,9 @@ class StreamMapping:
         self._climit = ConcurrencyLimit(
             [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
         )
+        if config.adaptive is not None:
+            # below shards x factor; it observes the samples finished() reports
+            self._climit.add(AdaptiveLimit(config.adaptive))
         self._limit = stream.shard_count * self._factor
         """The limit's value as computed by the last :meth:`poll`."""
         self._slot_wait: list[_Lane] = []

@@ -33,10 +33,12 @@ import hashlib
 import math
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.config import as_breaker, as_filter_criteria
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.settings import SETTINGS, STREAM
@@ -361,6 +363,11 @@ class StreamMappingConfig:
             breaker's name, a :class:`~sluicegate.core.breaker.BreakerConfig` or a dict
             of its settings; see :class:`~sluicegate.core.config.MappingConfig`). While
             it is open, the shards hold at their checkpoints: no retry is spent.
+        adaptive: an adaptive limit below ``shard_count x parallelization_factor``
+            (:class:`~sluicegate.core.adaptive.AdaptiveConfig`, or a dict of its
+            parameters): the mapping's limit gets the ``adaptive`` term, so a stream
+            that calls a downstream runs fewer lanes at once when it slows down;
+            ``None`` (default): none.
     """
 
     stream: str
@@ -378,6 +385,7 @@ class StreamMappingConfig:
     enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
     breaker: str | BreakerConfig | None = None
+    adaptive: AdaptiveConfig | None = None
 
     @property
     def name(self) -> str:
@@ -420,6 +428,12 @@ class StreamMappingConfig:
             set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
         set_(self, "breaker", as_breaker(self.breaker, ctx))
+        adaptive: Any = self.adaptive
+        if isinstance(adaptive, Mapping):
+            set_(self, "adaptive", AdaptiveConfig.from_mapping(adaptive, ctx))
+        elif adaptive is not None and not isinstance(adaptive, AdaptiveConfig):
+            raise ConfigError("adaptive", adaptive,
+                              "an AdaptiveConfig or a dict of its parameters", ctx)
 
 
 # ---------------------------------------------------------------------- records

@@ -191,6 +191,7 @@ def _lane(app: App, load: Load, mapping: MappingConfig, *, topic: QueueLoad | No
         pauses=_pauses(load, mapping.queue, mapping.function),
         filter_criteria=mapping.filter_criteria.patterns,
         breaker=_breaker(app, mapping.breaker),
+        adaptive=mapping.adaptive,
     )
     return queue, function, spec, queue_load.producers, downstream
 

@@ -1266,7 +1266,7 @@ class _Simulation:
                         lane.b_partial += 1
                 called: bool = event[6]
                 if called:
-                    fn.downstream.done()  # type: ignore[union-attr]
+                    fn.downstream.done(now)  # type: ignore[union-attr]
                 if lane.stream:
                     ended_stream: StreamBatch = event[4]
                     if observer is not None:
@@ -1938,6 +1938,10 @@ class _Simulation:
             "max_oldest_age": lane.max_oldest_age,
             "downstream_requests": 0 if downstream is None else downstream.requests,
             "downstream_failures": 0 if downstream is None else downstream.failures,
+            # a capacity-bound downstream only: other scenarios read as before
+            **({"downstream_concurrency": downstream.concurrency_figures(duration)}
+               if downstream is not None and downstream.spec.concurrency is not None
+               else {}),
         }
 
     def _stream_summary(self, lane: _Lane) -> dict[str, Any]:

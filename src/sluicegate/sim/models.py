@@ -246,10 +246,14 @@ class Downstream:
         active: requests in progress (invocations calling it, in ``concurrency`` mode).
         requests: requests made so far.
         failures: requests that failed so far.
+        peak: the most requests in progress at once (``concurrency`` mode).
+
+    In ``concurrency`` mode it also keeps how long ``active`` stayed at each level
+    (:meth:`concurrency_figures`): how often an adaptive limit kept it near capacity.
     """
 
-    __slots__ = ("_latency", "_rate", "_rate_at", "_rng", "active", "failures", "requests",
-                 "spec")
+    __slots__ = ("_at", "_latency", "_rate", "_rate_at", "_rng", "_time_at", "active",
+                 "failures", "peak", "requests", "spec")
 
     def __init__(self, spec: DownstreamSpec, rng: random.Random) -> None:
         self.spec = spec
@@ -260,6 +264,39 @@ class Downstream:
         self.active = 0
         self.requests = 0
         self.failures = 0
+        self.peak = 0
+        self._at = 0.0
+        self._time_at: dict[int, float] = {}
+
+    def _move(self, now: float, step: int) -> None:
+        """``active`` changes by ``step`` at ``now``: the time at the old level is kept."""
+        active = self.active
+        if now > self._at:
+            self._time_at[active] = self._time_at.get(active, 0.0) + (now - self._at)
+            self._at = now
+        active += step
+        self.active = active
+        self.peak = max(self.peak, active)
+
+    def concurrency_figures(self, end: float) -> dict[str, float]:
+        """Requests in progress over ``[0, end]``, time-weighted (``concurrency`` mode):
+        ``capacity``, ``peak``, ``mean``, and ``over_capacity`` / ``over_1.1_capacity``,
+        the shares of the time above ``concurrency`` and above 1.1 x it."""
+        spec = self.spec
+        capacity = spec.concurrency or 0
+        time_at = dict(self._time_at)
+        if end > self._at:
+            time_at[self.active] = time_at.get(self.active, 0.0) + (end - self._at)
+        total = sum(time_at.values()) or 1.0
+        return {
+            "capacity": capacity,
+            "peak": self.peak,
+            "mean": round(sum(k * v for k, v in time_at.items()) / total, 6),
+            "over_capacity": round(sum(v for k, v in time_at.items() if k > capacity)
+                                   / total, 6),
+            "over_1.1_capacity": round(sum(v for k, v in time_at.items()
+                                           if k > 1.1 * capacity) / total, 6),
+        }
 
     def load(self, now: float, requests: int) -> float:
         """The load seen by ``requests`` requests starting at ``now`` (1.0 = at capacity);
@@ -267,7 +304,7 @@ class Downstream:
         spec = self.spec
         self.requests += requests
         if spec.concurrency is not None:
-            self.active += 1
+            self._move(now, 1)
             return self.active / spec.concurrency
         assert spec.rate is not None
         elapsed = now - self._rate_at
@@ -300,10 +337,10 @@ class Downstream:
         self.failures += failed
         return latency, failed
 
-    def done(self) -> None:
-        """An invocation that called it ended (frees a ``concurrency`` slot)."""
+    def done(self, now: float) -> None:
+        """An invocation that called it ended at ``now`` (frees a ``concurrency`` slot)."""
         if self.spec.concurrency is not None:
-            self.active -= 1
+            self._move(now, -1)
 
 
 class Arrivals:

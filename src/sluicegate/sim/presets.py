@@ -9,6 +9,8 @@ processing times, ...). Every variant is a plain scenario dict (the format of
 - ``sg-*`` presets run the same experiments with sluicegate's own ``fixed`` scaling, sized
   to what the load needs (arrival rate x duration). They are the benchmark of
   BEHAVIOURS.md's last section: never above the maximum, no over-provisioning.
+- ``sg-adaptive-*`` presets (:mod:`sluicegate.sim.presets_adaptive`) run experiments
+  with ``aws`` and ``scaling="adaptive"`` side by side.
 - ``streams-*`` presets are stream scenarios (``[stream]``, run by
   :mod:`sluicegate.sim.streams`): how concurrency follows shards x
   ``parallelization_factor``, and what a poison record does to its shard with and
@@ -423,6 +425,8 @@ def _presets() -> dict[str, Preset]:
     ]
     from sluicegate.sim.presets_breaker import breaker_presets
     presets += breaker_presets(Preset)
+    from sluicegate.sim.presets_adaptive import adaptive_presets  # here: it imports Preset
+    presets.extend(adaptive_presets())
     return {p.name: p for p in presets}
 
 

@@ -183,6 +183,7 @@ class Scenario:
             enabled=m.enabled,
             filter_criteria=as_filter_criteria(list(m.filter_criteria), "queue"),
             breaker=m.breaker,
+            adaptive=m.adaptive,
         )
 
     def account_config(self) -> AccountConfig:
@@ -227,6 +228,8 @@ class Scenario:
                 **({"filter_criteria": list(self.mapping_config().filter_criteria.patterns)}
                    if m.filter_criteria else {}),
                 **({"breaker": breaker_dict(m.breaker)} if m.breaker is not None else {}),
+                # only for adaptive scaling: other scenarios read as before
+                **({"adaptive": m.adaptive.to_dict()} if m.adaptive is not None else {}),
             },
             "producers": [producer_dict(p) for p in self.producers],
             "downstream": downstream_dict(d),

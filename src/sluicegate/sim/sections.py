@@ -9,15 +9,17 @@ configuration classes judge the AWS parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.settings import QUEUE, SETTINGS
+from sluicegate.errors import ConfigError
 from sluicegate.sim.distributions import Fixed
 from sluicegate.sim.schema import ScenarioError, Table, checked
 from sluicegate.sim.specs import (
@@ -264,6 +266,7 @@ def parse_mapping(mt: Table) -> MappingSpec:
         pauses=parse_pauses(mt),
         filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
         breaker=parse_breaker(mt),
+        adaptive=mt.get("adaptive", None, _adaptive(mt)),
     )
     mt.finish()
     return mapping
@@ -293,6 +296,20 @@ def parse_breaker(mt: Table) -> BreakerConfig | None:
 
 def _as_is(name: str, value: Any) -> Any:
     return value
+
+
+def _adaptive(t: Table) -> Callable[[str, Any], AdaptiveConfig]:
+    """``[mapping] adaptive``: a table of the adaptive limit's parameters."""
+
+    def convert(name: str, value: Any) -> AdaptiveConfig:
+        if not isinstance(value, Mapping):
+            raise t.error(name, value, "a table of the adaptive limit's parameters")
+        try:
+            return AdaptiveConfig.from_mapping(dict(value))
+        except ConfigError as exc:
+            raise t.error(f"{name}.{exc.parameter}", exc.value, exc.allowed) from None
+
+    return convert
 
 
 def parse_producers(top: Table) -> tuple[ProducerSpec, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     is_fifo_queue,
@@ -226,8 +227,10 @@ class MappingSpec:
         maximum_batching_window: whole seconds, 0-300.
         maximum_concurrency: 2-1,000, or ``None``.
         report_batch_item_failures: honour ``batchItemFailures``.
-        scaling: ``"aws"`` or ``"fixed"``.
+        scaling: ``"aws"``, ``"fixed"`` or ``"adaptive"``.
         scaling_ceiling: the ``aws`` policy's ceiling (default 1,250).
+        adaptive: the adaptive limit's settings (``adaptive = {algorithm = "vegas",
+            ...}``) with ``scaling = "adaptive"``; ``None``: its defaults.
         enabled: ``False`` starts the mapping paused.
         pauses: disable/enable windows.
         filter_criteria: the mapping's filter patterns (JSON strings or tables), applied
@@ -239,12 +242,13 @@ class MappingSpec:
     maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
     maximum_concurrency: int | None = SETTINGS["maximum_concurrency"].default
     report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
-    scaling: Literal["aws", "fixed"] = SETTINGS["scaling"].default
+    scaling: Literal["aws", "fixed", "adaptive"] = SETTINGS["scaling"].default
     scaling_ceiling: int = SETTINGS["scaling_ceiling"].default
     enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
     filter_criteria: tuple[Any, ...] = ()
     breaker: BreakerConfig | None = None
+    adaptive: AdaptiveConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
