@@ -170,6 +170,12 @@ class Runtime:
         #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
         self.settled = asyncio.Event()
         self._started = time.monotonic()
+        self.pool: ConcurrencyPool | None = None
+        """The account's pool of this run (set when the mappings are built)."""
+        from sluicegate.runtime.live import LiveLimits
+
+        self.live = LiveLimits(self)
+        """Applies the store's live settings (:mod:`sluicegate.runtime.live`)."""
         self._closing = False
         """Set before the monitor is cancelled: its loop ends at its next turn even if the
         cancel is lost (on Python 3.11 redis-py's ``asyncio.wait_for`` around a socket
@@ -238,6 +244,7 @@ class Runtime:
         pool: ConcurrencyPool = (
             cluster.new_pool(self.app) if cluster is not None else self.app.new_pool()
         )
+        self.pool = pool
         invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
         identity = {"region": self.region, "account_id": self.account_id}
@@ -411,7 +418,15 @@ class Runtime:
         runners = self._all_runners()
         cluster = self.cluster
         sync: asyncio.Task[None] | None = None
+        live = self.live
+        try:
+            await self._patiently("reading live limits", live.start)
+        except BaseException:
+            for invoker in {id(r.invoker): r.invoker for r in runners}.values():
+                invoker.close(wait=False)
+            raise
         if cluster is not None:
+            cluster.live = live
             try:
                 await self._patiently("joining the cluster", cluster.start)
             except BaseException:
@@ -420,6 +435,8 @@ class Runtime:
                 await cluster.stop()
                 raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
+        else:
+            sync = loop.create_task(live.run(), name="live limits")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
@@ -461,8 +478,8 @@ class Runtime:
                 invoker.close(wait=False)
             self.metrics.flush()
             if sync is not None:
-                assert cluster is not None
-                cluster.closing = True  # ends the loop even if a cancel got lost
+                if cluster is not None:
+                    cluster.closing = True  # ends the loop even if a cancel got lost
                 sync.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync

@@ -491,6 +491,11 @@ def _run_invocation(
         function_version=fields["function_version"],
         timeout=request["remaining"],
     )
+    spec = fields.get("limits")
+    if spec is not None:
+        from sluicegate.runtime.live import limits_from_spec
+
+        context.limits = limits_from_spec(spec)
     event = request["event"]
     started = time.monotonic()
     try:
@@ -816,7 +821,11 @@ class ProcessInvoker(PooledInvoker):
                 self._arn = function_arn(self.function.name)
             arn = self._arn
         request_id = getattr(context, "aws_request_id", None)
+        limits = getattr(context, "limits", None)
+        spec_of = getattr(limits, "spec", None)
+        spec = spec_of() if callable(spec_of) else None
         return {
+            "limits": spec,
             "function_name": self.function.name,
             "function_version": str(getattr(context, "function_version", FUNCTION_VERSION)),
             "invoked_function_arn": arn,
