@@ -54,6 +54,7 @@ from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.cluster.coordinator import Cluster
+    from sluicegate.runtime.controller import Controller
 
 T = TypeVar("T")
 
@@ -176,6 +177,8 @@ class Runtime:
 
         self.live = LiveLimits(self)
         """Applies the store's live settings (:mod:`sluicegate.runtime.live`)."""
+        self.controller: Controller | None = None
+        """The App's controller, when it has ``app.control`` rules (built by :meth:`run`)."""
         self._closing = False
         """Set before the monitor is cancelled: its loop ends at its next turn even if the
         cancel is lost (on Python 3.11 redis-py's ``asyncio.wait_for`` around a socket
@@ -437,6 +440,10 @@ class Runtime:
             sync = loop.create_task(cluster.run(), name="cluster sync")
         else:
             sync = loop.create_task(live.run(), name="live limits")
+        controller = self._controller()
+        control: asyncio.Task[None] | None = None
+        if controller is not None:
+            control = loop.create_task(controller.run(), name="controller")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
@@ -477,6 +484,17 @@ class Runtime:
             for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             self.metrics.flush()
+            if control is not None:
+                assert controller is not None
+                controller.stop()
+                try:
+                    await asyncio.wait_for(asyncio.shield(control), 2.0)
+                except TimeoutError:
+                    control.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await control
+                except Exception as exc:  # noqa: BLE001 - its end must not hide the run's
+                    log.warning("controller: %s", exc)
             if sync is not None:
                 if cluster is not None:
                     cluster.closing = True  # ends the loop even if a cancel got lost
@@ -500,6 +518,21 @@ class Runtime:
             abandoned_by=self._abandoned_by,
             cold_starts=self.metrics.totals().cold_starts,
         )
+
+    def _controller(self) -> Controller | None:
+        """The App's controller (its ``app.control`` rules), or ``None`` without rules."""
+        if not self.app.controls:
+            return None
+        from sluicegate.cluster.coordinator import default_worker_id
+        from sluicegate.runtime.controller import CONTROL_LEASE_TTL, Controller
+
+        cluster = self.cluster
+        holder = cluster.worker_id if cluster is not None else default_worker_id()
+        ttl = min(CONTROL_LEASE_TTL, cluster.ttl) if cluster is not None else CONTROL_LEASE_TTL
+        self.controller = Controller(self.app, self.store, holder=holder, ttl=ttl,
+                                     metrics=self.metrics, on_write=self.live.poke,
+                                     clock=self.clock)
+        return self.controller
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``await call()``, retried for up to :data:`STORE_PATIENCE` seconds while the
