@@ -145,7 +145,7 @@ def health() -> Iterator[dict[str, Any]]:
     state: dict[str, Any] = {"code": 200}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             self.send_response(state["code"])
             self.end_headers()
 
