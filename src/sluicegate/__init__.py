@@ -23,7 +23,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from sluicegate import control
 from sluicegate.app import App, Function
+from sluicegate.control import Signals, health_check, schedule, store_key
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
@@ -106,6 +108,7 @@ __all__ = [
     "RunSummary",
     "RunningApp",
     "Runtime",
+    "Signals",
     "SluicegateError",
     "Store",
     "StoreError",
@@ -116,8 +119,12 @@ __all__ = [
     "TopicConfig",
     "__version__",
     "arun",
+    "control",
+    "health_check",
     "open_store",
     "run",
+    "schedule",
     "serve",
     "start",
+    "store_key",
 ]

@@ -428,18 +428,22 @@ class Runtime:
             for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             raise
+        live_task: asyncio.Task[None] | None = None
+        if cluster is not None and cluster.store is self.store:
+            cluster.live = live  # its rounds read the settings revision
+        else:
+            live_task = loop.create_task(live.run(), name="live limits")
         if cluster is not None:
-            cluster.live = live
             try:
                 await self._patiently("joining the cluster", cluster.start)
             except BaseException:
                 for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                     invoker.close(wait=False)
+                if live_task is not None:
+                    live_task.cancel()
                 await cluster.stop()
                 raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
-        else:
-            sync = loop.create_task(live.run(), name="live limits")
         controller = self._controller()
         control: asyncio.Task[None] | None = None
         if controller is not None:
@@ -495,9 +499,13 @@ class Runtime:
                         await control
                 except Exception as exc:  # noqa: BLE001 - its end must not hide the run's
                     log.warning("controller: %s", exc)
+            if live_task is not None:
+                live_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await live_task
             if sync is not None:
-                if cluster is not None:
-                    cluster.closing = True  # ends the loop even if a cancel got lost
+                assert cluster is not None
+                cluster.closing = True  # ends the loop even if a cancel got lost
                 sync.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync
