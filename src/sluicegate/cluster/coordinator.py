@@ -652,6 +652,7 @@ class Cluster:
             "lease_ttl": self.ttl,
             "leases": self.held(),
             "in_flight": self.in_flight(),
+            **({} if self.live is None else self.live.info()),
         }
 
     def held(self) -> dict[str, int]:

@@ -7,8 +7,8 @@ mappings, functions and breakers have in the store and applies them:
 - ``maximum_concurrency``: the mapping's ``maximum_concurrency`` limit term takes the
   live value (the App's when unset); a fixed policy's level and an aws policy's cap
   follow it, so a raise above the App's value takes effect too;
-- ``enabled``: ``false`` pauses the mapping (it receives nothing; invocations in flight
-  finish), ``true`` resumes it;
+- ``enabled``: ``false`` pauses the mapping (it receives nothing: its outstanding long
+  polls are cut short, as at a stop; invocations in flight finish), ``true`` resumes it;
 - ``reserved_concurrency``: the function is registered again in the pool with the live
   reservation (a value the account cannot give is logged and left unapplied);
 - breaker ``state``: the runtime's breaker of that name is tripped or reset
@@ -33,6 +33,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -137,6 +138,8 @@ class LiveLimits:
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._warned: set[str] = set()
+        self.applied_wall: float | None = None
+        """Epoch seconds (wall clock) when the last revision was applied."""
         self.applied_at: dict[int, float] = {}
         """Revision -> when (runtime clock) this runtime applied it (the last few)."""
 
@@ -165,9 +168,15 @@ class LiveLimits:
                 self.apply(settings)
             self.revision = revision
             self.applied_at[revision] = self.runtime.clock()
+            self.applied_wall = time.time()
             while len(self.applied_at) > 64:
                 del self.applied_at[min(self.applied_at)]
             return bool(scopes)
+
+    def info(self) -> dict[str, Any]:
+        """What the worker registry shows (``sluicegate workers --json``): the settings
+        revision applied and when (epoch seconds)."""
+        return {"live_revision": self.revision, "live_applied": self.applied_wall}
 
     async def seen(self, value: str | None) -> None:
         """The settings revision a cluster round read (the shared value
@@ -251,6 +260,8 @@ class LiveLimits:
             enabled = config.enabled
         if enabled is False and not core.paused:
             core.pause(now)
+            if runner.io is not None:
+                runner.io.stop()  # cut outstanding long polls short: nothing more comes
             log.warning("%s paused by %s", runner.name, settings.changed_by)
         elif enabled is True and core.paused and not runner.stopping:
             core.resume(now)
