@@ -9,6 +9,7 @@ import json
 import re
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,22 @@ def test_breakers_trip_and_reset(store_url: str, capsys: pytest.CaptureFixture[s
     assert (row["breaker"], row["state"], row["reason"]) == ("db", "open", "db failover")
     assert cli("breakers", "reset", "db", "--store", store_url) == 0
     assert "breaker db: closed (version 2)" in capsys.readouterr().out
+    # the state a runtime's breaker last reported shows beside what was set by hand
+    seen = {"state": "half_open", "previous": "open", "reason": "", "by": "breaker",
+            "at": time.time(), "worker": "w1"}
+
+    async def publish() -> None:
+        async with open_store(store_url) as store:
+            await store.write_shared("breaker-state:db", json.dumps(seen))
+
+    asyncio.run(publish())
+    assert cli("breakers", "--store", store_url) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith(" db ")]
+    assert "half_open" in row and "closed" in row
+    assert cli("breakers", "--json", "--store", store_url) == 0
+    (row_json,) = json.loads(capsys.readouterr().out)
+    assert row_json["observed"]["state"] == "half_open"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -162,6 +179,7 @@ def test_breakers_trip_and_reset(store_url: str, capsys: pytest.CaptureFixture[s
     (["limits", "set", "orders"], "at least one SETTING=VALUE"),
     (["limits", "set", "clicks", "maximum_concurrency=5"], "a queue mapping's setting"),
     (["limits", "set", "orders", "reserved_concurrency=-1"], "0-1,000,000"),
+    (["limits", "set", "orders", "reserved_concurrency=901"], "at most 900"),
     (["limits", "show"], "expected 'set MAPPING"),
     (["pause", "nowhere"], "unknown mapping"),
     (["breakers", "trip", "nope"], "unknown breaker 'nope'"),

@@ -94,6 +94,7 @@ async def _declared(store: Store, spec: str | None) -> dict[str, Any]:
         declared["mappings"].update(mine["mappings"])
         declared["functions"].update(mine["functions"])
         declared["breakers"] = sorted(set(declared["breakers"]) | set(mine["breakers"]))
+        declared["account"] = mine["account"]
     return declared
 
 
@@ -152,6 +153,14 @@ async def _set(store: Store, args: argparse.Namespace, name: str, pairs: list[st
             raise ConfigError(setting, value, "a queue mapping's setting (a stream mapping "
                               "is bounded by its shards and parallelization factor)", context)
         if setting == "reserved_concurrency":
+            account = declared.get("account")
+            if value is not None and isinstance(account, dict):
+                most = int(account["concurrency_limit"]) - int(account["min_unreserved"])
+                if value > most:
+                    raise ConfigError(setting, value, f"at most {most:,}: more would leave "
+                                      "the account less unreserved concurrency than its "
+                                      f"minimum of {account['min_unreserved']}",
+                                      f"function {info.get('function')}")
             function_changes[setting] = value
         else:
             mapping_changes[setting] = value
@@ -333,7 +342,17 @@ async def breakers(args: argparse.Namespace, store: Store) -> int:
         print(f"breaker {name}: {state} (version {write.settings.version}); running "
               "processes apply it within a second")
         return 0
+    from sluicegate.runtime.live import breaker_state
+
+    observed: dict[str, Any] = {}
+    for n in names:
+        raw = await store.read_shared(breaker_state(n))
+        try:
+            observed[n] = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            observed[n] = None
     rows = [{"breaker": n,
+             "observed": observed[n],
              "state": live[n].values.get("state") if n in live else None,
              "reason": live[n].values.get("reason") if n in live else None,
              "version": live[n].version if n in live else 0,
@@ -350,12 +369,15 @@ async def breakers(args: argparse.Namespace, store: Store) -> int:
     from sluicegate.tables import print_table
 
     now = time.time()
-    table = Table("breaker", "set by hand", "reason", "changed", box=None)
+    table = Table("breaker", "state", "set by hand", "reason", "changed", box=None)
     for r in rows:
         changed = "-" if r["changed_at"] is None else (
             f"{_ago(float(r['changed_at']), now)} by {r['changed_by']}")
-        table.add_row(str(r["breaker"]), str(r["state"] or "-"), str(r["reason"] or "-"),
-                      changed)
+        seen = r["observed"]
+        state = "-" if not isinstance(seen, dict) else (
+            f"{seen.get('state')} {_ago(float(seen.get('at') or now), now)}")
+        table.add_row(str(r["breaker"]), state, str(r["state"] or "-"),
+                      str(r["reason"] or "-"), changed)
     print_table(table)
     return 0
 

@@ -6,6 +6,7 @@ module, shared and process isolation."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -56,16 +57,29 @@ async def _running(runtime: Runtime, body: Callable[[], Awaitable[None]]) -> Non
 
 
 class StandInBreaker:
-    """A stand-in for the breaker of sluicegate.core.breaker: records trips and resets."""
+    """A stand-in for the breaker of sluicegate.core.breaker (its trip, reset and
+    on_change): records trips and resets and tells its watchers."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.state = "closed"
+        self.watchers: list[Callable[[str, str, str, str], None]] = []
+
+    def on_change(self, callback: Callable[[str, str, str, str], None]) -> None:
+        self.watchers.append(callback)
+
+    def _move(self, new: str, reason: str, by: str) -> None:
+        old, self.state = self.state, new
+        for callback in self.watchers:
+            callback(old, new, reason, by)
 
     def trip(self, now: float, reason: str, by: str = "operator") -> None:
         self.calls.append(("trip", reason, by))
+        self._move("open", reason, by)
 
     def reset(self, now: float, by: str = "operator") -> None:
         self.calls.append(("reset", "", by))
+        self._move("closed", "", by)
 
 
 def test_maximum_concurrency_pause_resume_reserved_and_breakers_apply_within_a_second(
@@ -114,6 +128,12 @@ def test_maximum_concurrency_pause_resume_reserved_and_breakers_apply_within_a_s
                 await _until(lambda: len(breaker.calls) == 2, 1.0)
                 assert breaker.calls == [("trip", "db down", "cli:ann"),
                                          ("reset", "", "cli:bob")]
+                # each change the breaker makes (by hand or by itself) is published
+                breaker._move("open", "failure rate 0.8", "breaker")
+                await asyncio.sleep(0.05)
+                seen = json.loads(await store.read_shared("breaker-state:db") or "{}")
+                assert (seen["state"], seen["previous"], seen["reason"]) == (
+                    "open", "closed", "failure rate 0.8")
 
             await _running(runtime, body)
 

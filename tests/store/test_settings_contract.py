@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sluicegate.errors import InputError
 from sluicegate.store import Store
@@ -153,3 +155,36 @@ async def test_two_store_objects_racing_on_one_version_give_one_winner(
                                                               by="t") for i in range(6)])
     settings = await a.get_settings("mapping:m")
     assert settings.version == 8 and all(settings.values[f"k{i}"] == i for i in range(6))
+
+
+_WRITES = st.lists(st.tuples(
+    st.sampled_from(["mapping:a", "mapping:b", "function:f"]),
+    st.dictionaries(st.sampled_from(["x", "y"]), st.none() | st.integers(0, 9), min_size=1),
+    st.none() | st.integers(0, 4)), max_size=30)
+
+
+@given(_WRITES)
+def test_writes_match_a_model_of_merges_and_versions(
+    writes: list[tuple[str, dict[str, int | None], int | None]]
+) -> None:
+    """The write rule against a plain model: a write wins when it has no expected version
+    or the right one; a win merges (None removes), raises the version by one and the
+    revision by one, and adds one history entry; a loss changes nothing."""
+    from sluicegate.store.live import MemorySettings
+
+    engine = MemorySettings(lambda: START, {})
+    model: dict[str, tuple[dict[str, int], int]] = {}
+    wins = 0
+    for scope, changes, expected in writes:
+        values, version = model.get(scope, ({}, 0))
+        write = engine.write_settings(scope, dict(changes), expected, "t", "")
+        assert write.won == (expected is None or expected == version)
+        if write.won:
+            wins += 1
+            merged = {k: v for k, v in {**values, **changes}.items() if v is not None}
+            model[scope] = (merged, version + 1)
+            assert write.settings.revision == wins
+        assert (write.settings.values, write.settings.version) == model.get(scope, ({}, 0))
+    assert engine.list_settings(0)[0] == wins
+    assert len(engine.settings_history(None, 1000)) == wins
+    assert engine.shared.get("settings:revision") == (str(wins) if wins else None)

@@ -314,16 +314,20 @@ class Runtime:
         cluster changes the shards this runtime serves)."""
 
         def build(checkpoints: dict[int, int]) -> StreamMapping:
-            return StreamMapping(
+            now = self.clock()
+            core = StreamMapping(
                 config,
                 stream,
                 pool=pool,
                 checkpoints=checkpoints,
-                now=self.clock(),
+                now=now,
                 function_arn=farn,
                 stream_arn=arn,
                 record_filter=self._stream_filter(config, arn),
             )
+            if self.live.paused(config.name):  # a rebuilt core stays paused
+                core.pause(now)
+            return core
 
         return build
 

@@ -93,7 +93,10 @@ def declared_app(app: App, breakers: Iterable[str] = ()) -> dict[str, Any]:
                              "maximum_concurrency": None, "enabled": sm.enabled}
     functions = {name: {"reserved_concurrency": f.config.reserved_concurrency}
                  for name, f in app.functions.items()}
-    return {"mappings": mappings, "functions": functions, "breakers": sorted(breakers)}
+    account = {"concurrency_limit": app.account.concurrency_limit,
+               "min_unreserved": app.account.min_unreserved}
+    return {"mappings": mappings, "functions": functions, "breakers": sorted(breakers),
+            "account": account}
 
 
 async def read_declared(store: Store) -> dict[str, Any]:
@@ -109,6 +112,8 @@ async def read_declared(store: Store) -> dict[str, Any]:
             out["mappings"].update(stored.get("mappings") or {})
             out["functions"].update(stored.get("functions") or {})
             out["breakers"] = sorted(set(stored.get("breakers") or []))
+            if isinstance(stored.get("account"), dict):
+                out["account"] = stored["account"]
     return out
 
 
@@ -118,6 +123,8 @@ async def declare(store: Store, declaration: Mapping[str, Any]) -> None:
     current["mappings"].update(declaration["mappings"])
     current["functions"].update(declaration["functions"])
     current["breakers"] = sorted(set(current["breakers"]) | set(declaration["breakers"]))
+    if "account" in declaration:
+        current["account"] = declaration["account"]
     await store.write_shared(DECLARED, json.dumps(current, sort_keys=True))
 
 
@@ -138,6 +145,7 @@ class LiveLimits:
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._warned: set[str] = set()
+        self._publishing: set[asyncio.Task[None]] = set()
         self.applied_wall: float | None = None
         """Epoch seconds (wall clock) when the last revision was applied."""
         self.applied_at: dict[int, float] = {}
@@ -152,10 +160,29 @@ class LiveLimits:
         return found if isinstance(found, Mapping) else {}
 
     async def start(self) -> None:
-        """Declare the App and apply what is set, before the mappings start."""
+        """Declare the App and apply what is set, before the mappings start; publish
+        every state change of the runtime's breakers (:func:`breaker_state`)."""
         runtime = self.runtime
         await declare(self.store, declared_app(runtime.app, self.breakers()))
+        loop = asyncio.get_running_loop()
+        for name, breaker in self.breakers().items():
+            on_change = getattr(breaker, "on_change", None)
+            if callable(on_change):
+                on_change(_BreakerPublisher(self, loop, name))
         await self.refresh()
+
+    def publish_breaker(self, name: str, state: dict[str, Any]) -> None:
+        """Write breaker ``name``'s observed state to the store (in a task of its own;
+        a failure is logged: the next change writes again)."""
+        task = asyncio.get_running_loop().create_task(self._publish(name, state))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, name: str, state: dict[str, Any]) -> None:
+        try:
+            await self.store.write_shared(breaker_state(name), json.dumps(state))
+        except StoreError as exc:
+            log.info("live limits: publishing breaker %s failed: %s", name, exc)
 
     async def refresh(self) -> bool:
         """Read the scopes written since the last applied revision and apply them.
@@ -172,6 +199,11 @@ class LiveLimits:
             while len(self.applied_at) > 64:
                 del self.applied_at[min(self.applied_at)]
             return bool(scopes)
+
+    def paused(self, mapping: str) -> bool:
+        """Whether the live settings applied last pause ``mapping``."""
+        settings = self.applied.get(mapping_scope(mapping))
+        return settings is not None and settings.values.get("enabled") is False
 
     def info(self) -> dict[str, Any]:
         """What the worker registry shows (``sluicegate workers --json``): the settings
@@ -325,6 +357,31 @@ class LiveLimits:
             breaker.reset(now, by=by)
         for runner in self.runtime.runners:
             runner.wake.set()
+
+
+def breaker_state(name: str) -> str:
+    """The shared value holding breaker ``name``'s last observed state change (JSON:
+    state, previous state, reason, by, at, worker): what ``sluicegate breakers`` shows."""
+    return f"breaker-state:{name}"
+
+
+class _BreakerPublisher:
+    """A breaker's ``on_change`` callback: publishes each change from the loop's thread.
+    A small class rather than a closure (it is kept by the breaker)."""
+
+    __slots__ = ("live", "loop", "name")
+
+    def __init__(self, live: LiveLimits, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        self.live = live
+        self.loop = loop
+        self.name = name
+
+    def __call__(self, old: object, new: object, reason: object = "", by: object = "") -> None:
+        cluster = self.live.runtime.cluster
+        state = {"state": str(new), "previous": str(old), "reason": str(reason or ""),
+                 "by": str(by or ""), "at": time.time(),
+                 "worker": cluster.worker_id if cluster is not None else ""}
+        self.loop.call_soon_threadsafe(self.live.publish_breaker, self.name, state)
 
 
 # ---------------------------------------------------------------------- context.limits
@@ -493,4 +550,4 @@ def limits_from_spec(spec: Mapping[str, Any]) -> Limits:
                   ScopeLimits(str(spec["function"]), by, call, ("reserved_concurrency",)))
 
 
-__all__ += ["Limits", "breaker_scope", "limits_for", "limits_from_spec"]
+__all__ += ["Limits", "breaker_scope", "breaker_state", "limits_for", "limits_from_spec"]
