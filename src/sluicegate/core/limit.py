@@ -346,6 +346,12 @@ class ConcurrencyLimit:
                 when = change
         return when
 
+    @property
+    def ceiling(self) -> int:
+        """The most the limit can be whatever its dynamic terms do: the minimum of the
+        static terms (:data:`NO_LIMIT` without one); what a driver sizes its workers by."""
+        return self._static if self._static > 0 else 0
+
     def describe(self, now: float) -> dict[str, int]:
         """Every term's value at ``now``, by name, in the order added."""
         return {term.name: term.value(now) for term in self._terms}
