@@ -105,6 +105,7 @@ def test_maximum_concurrency_pause_resume_reserved_and_breakers_apply_within_a_s
                                            by="cli:test")
                 await _until(lambda: limit.value(store.clock()) == 30, 1.0)
                 assert limit.describe(store.clock())[TERM_SCALING] == 30
+                assert runner.invoker.max_workers == 30  # the workers follow the limit
                 # unset: back to the App's
                 await store.write_settings("mapping:q->work", {"maximum_concurrency": None},
                                            by="cli:test")

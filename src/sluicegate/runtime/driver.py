@@ -173,8 +173,6 @@ class Runtime:
         #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
         self.settled = asyncio.Event()
         self._started = time.monotonic()
-        self.pool: ConcurrencyPool | None = None
-        """The account's pool of this run (set when the mappings are built)."""
         from sluicegate.runtime.live import LiveLimits
 
         self.live = LiveLimits(self)
@@ -203,6 +201,11 @@ class Runtime:
                 self._abandoned += len(runner.invocations)
                 runner.cancel_invocations()
         self._stop.set()
+
+    @property
+    def pool(self) -> ConcurrencyPool | None:
+        """The account's pool of this run (``None`` until the mappings are built)."""
+        return self._pool
 
     def _all_runners(self) -> list[MappingRunner]:
         return list(self.runners)
@@ -249,7 +252,6 @@ class Runtime:
         pool: ConcurrencyPool = (
             cluster.new_pool(self.app) if cluster is not None else self.app.new_pool()
         )
-        self.pool = pool
         invokers: dict[str, Invoker | ProcessInvoker] = {}
         now = self.clock()
         identity = {"region": self.region, "account_id": self.account_id}

@@ -338,6 +338,9 @@ class LiveLimits:
                         "unset" if value is None else value, settings.changed_by)
         for runner in runtime.runners:
             if runner.function.name == name:
+                # the terms are the pool's (or none, for the aws policy): tell the limit's
+                # watchers anyway, the runtime sizes the function's workers by them
+                runner.core.concurrency_limit.refresh()
                 runner.wake.set()
 
     def _apply_breaker(self, name: str, settings: LiveSettings,
