@@ -54,8 +54,10 @@ set holder -> expiry), which vanish one ttl after their last holder's expiry; ``
 (:mod:`sluicegate.store.live`): ``settings`` (hash scope -> JSON of values, time, writer),
 ``settings:ver`` (hash scope -> version), ``settings:rev`` (sorted set scope -> revision
 of its last write), ``settings:revision`` (the store's revision) and
-``settings:history`` (list); ``settings.lua`` compares the version the caller read and
-writes, so a write merged in Python lands only on the state it was merged with. Expiries are epoch seconds
+``settings:history`` (list) and ``settings:last`` (hash scope -> the last write's token
+and revision); ``settings.lua`` compares the version the caller read and writes, so a
+write merged in Python lands only on the state it was merged with, and a write run
+twice (a retried command) answers the same both times. Expiries are epoch seconds
 of the caller's clock, like every other time of this store: one time base for all the
 store keeps, and leases follow an injected clock (tests, the simulator) as visibility
 timeouts do.
@@ -887,7 +889,7 @@ class RedisStore(Store):
                                 sort_keys=True)
             res = await self._run("settings", f"{self.prefix}settings", scope,
                                   current.version, record, change.to_json(),
-                                  MAX_SETTINGS_HISTORY, now=now)
+                                  MAX_SETTINGS_HISTORY, secrets.token_hex(8), now=now)
             if int(res[0]) == 1:
                 return SettingsWrite(True, dataclasses.replace(stored, revision=int(res[1])))
         raise StoreError(f"redis store {self.address}: settings of {scope!r} kept changing "
