@@ -31,7 +31,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sluicegate.core.settings import SETTINGS, check_bool
 from sluicegate.errors import ConfigError
@@ -198,8 +197,10 @@ class Schedule:
             if start == end:
                 raise ConfigError("schedule", text, "a window that lasts (start != end)")
             parsed.append(_Window(start, end, value))
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
-            self._zone = ZoneInfo(tz) if tz is not None else dt.UTC
+            self._zone: dt.tzinfo = ZoneInfo(tz) if tz is not None else dt.UTC
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError("tz", tz, "an IANA time zone such as 'Europe/Paris'",
                               "schedule") from None
