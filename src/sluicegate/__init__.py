@@ -48,6 +48,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "BackgroundApp": "sluicegate.running",
+    "Signals": "sluicegate.control",
+    "health_check": "sluicegate.control",
+    "schedule": "sluicegate.control",
+    "store_key": "sluicegate.control",
     "MappingSummary": "sluicegate.runtime.driver",
     "Metrics": "sluicegate.runtime.metrics",
     "MetricsSecond": "sluicegate.runtime.metrics",
@@ -65,6 +69,8 @@ _LAZY = {
 """Public names imported on first use, and the module each comes from."""
 
 if TYPE_CHECKING:
+    from sluicegate import control
+    from sluicegate.control import Signals, health_check, schedule, store_key
     from sluicegate.running import BackgroundApp, RunningApp, arun, run, serve, start
     from sluicegate.runtime.driver import MappingSummary, RunSummary, Runtime
     from sluicegate.runtime.metrics import Metrics, MetricsSecond, MetricsTotals
@@ -74,6 +80,10 @@ if TYPE_CHECKING:
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
     def __getattr__(name: str) -> Any:
+        if name == "control":  # the module of controller rules (sluicegate.control)
+            value = importlib.import_module("sluicegate.control")
+            globals()[name] = value
+            return value
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'sluicegate' has no attribute {name!r}")
@@ -83,7 +93,7 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "control"})
 
 
 __all__ = [
@@ -106,6 +116,7 @@ __all__ = [
     "RunSummary",
     "RunningApp",
     "Runtime",
+    "Signals",
     "SluicegateError",
     "Store",
     "StoreError",
@@ -116,8 +127,12 @@ __all__ = [
     "TopicConfig",
     "__version__",
     "arun",
+    "control",
+    "health_check",
     "open_store",
     "run",
+    "schedule",
     "serve",
     "start",
+    "store_key",
 ]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
@@ -49,6 +49,9 @@ from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.settings import QUEUE, SETTINGS, STREAM
 from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sluicegate.control import ControlRule
 
 __all__ = ["App", "Function"]
 
@@ -94,6 +97,7 @@ class App:
     mappings: list[MappingConfig] = field(default_factory=list, init=False)
     stream_mappings: list[StreamMappingConfig] = field(default_factory=list, init=False)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict, init=False)
+    controls: list[ControlRule] = field(default_factory=list, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
     _pool: ConcurrencyPool = field(init=False, repr=False)
 
@@ -468,6 +472,108 @@ class App:
             "mapping",
         )
 
+    # ------------------------------------------------------------------ controllers
+    def control(
+        self,
+        target: Any,
+        *,
+        name: str | None = None,
+        every: float = 1.0,
+        why: str = "",
+        **settings: Any,
+    ) -> list[ControlRule]:
+        """Add controller rules: each of ``settings`` (``maximum_concurrency``,
+        ``enabled``, ``reserved_concurrency``, a breaker's ``state``) of ``target`` from a
+        source (a constant, :func:`~sluicegate.control.schedule`,
+        :func:`~sluicegate.control.health_check`, :func:`~sluicegate.control.store_key`
+        or a callable of :class:`~sluicegate.control.Signals`), evaluated every ``every``
+        seconds by the one controller of the App (see :mod:`sluicegate.control`).
+
+        ``target``: a mapping (its config or its ``queue->function`` name), a queue or
+        stream with one mapping, a function (for ``reserved_concurrency``; a mapping
+        stands for its function), or a breaker's name (for ``state``).
+
+        Returns:
+            The rules added, named ``name`` (``name:setting`` when several settings are
+            given; ``target:setting`` without a name).
+
+        Raises:
+            ConfigError: no setting, a setting that cannot change live, an unknown target,
+                a constant or scheduled value out of range, a second rule for the same
+                setting of the same target, ``every`` not > 0.
+        """
+        from sluicegate.control import ControlRule, HealthCheck
+        from sluicegate.core.live import Schedule, check_live_value, scope_kind
+
+        if not settings:
+            raise ConfigError("settings", "", "at least one live setting", "app.control")
+        if isinstance(every, bool) or not isinstance(every, int | float) or every <= 0:
+            raise ConfigError("every", every, "seconds > 0", "app.control")
+        rules: list[ControlRule] = []
+        for setting, source in settings.items():
+            kind = scope_kind(setting)
+            resolved = self._control_target(kind, target)
+            rule_name = (name if name and len(settings) == 1 else
+                         f"{name}:{setting}" if name else f"{resolved}:{setting}")
+            context = f"control {rule_name}"
+            if isinstance(source, HealthCheck):
+                healthy, unhealthy = source.healthy, source.unhealthy
+                if healthy is None and unhealthy is None:
+                    if setting == "enabled":
+                        healthy, unhealthy = True, False
+                    elif setting == "state":
+                        healthy, unhealthy = "closed", "open"
+                    else:
+                        raise ConfigError(setting, source.url, "health_check(..., healthy=N, "
+                                          "unhealthy=M) for a number", context)
+                check_live_value(setting, healthy, context)
+                check_live_value(setting, unhealthy, context)
+                source = HealthCheck(source.url, healthy, unhealthy, source.timeout)
+            elif isinstance(source, Schedule):
+                for value in (*source.windows.values(), source.default):
+                    check_live_value(setting, value, context)
+            elif not callable(source) and not _is_source(source):
+                check_live_value(setting, source, context)
+            for rule in self.controls:
+                if (rule.kind, rule.target, rule.setting) == (kind, resolved, setting):
+                    raise ConfigError(setting, resolved, "one rule per setting (rule "
+                                      f"{rule.name!r} already sets it)", context)
+            rules.append(ControlRule(rule_name, kind, resolved, setting, source,
+                                     float(every), why))
+        self.controls.extend(rules)
+        return rules
+
+    def _control_target(self, kind: str, target: Any) -> str:
+        """The mapping's, function's or breaker's name ``target`` stands for."""
+        if kind == "breaker":
+            if not isinstance(target, str) or not target:
+                raise ConfigError("target", target, "a breaker's name", "app.control")
+            return target
+        mappings: list[Any] = [*self.mappings, *self.stream_mappings]
+        if isinstance(target, MappingConfig | StreamMappingConfig):
+            mapping: Any = target
+        elif isinstance(target, QueueConfig | StreamConfig | str):
+            text = target if isinstance(target, str) else target.name
+            named = [m for m in mappings if m.name == text]
+            by_source = [m for m in mappings
+                         if getattr(m, "queue", None) == text or getattr(m, "stream", None) == text]
+            if named:
+                mapping = named[0]
+            elif len(by_source) == 1:
+                mapping = by_source[0]
+            elif kind == "function" and isinstance(target, str) and target in self.functions:
+                return target
+            else:
+                raise ConfigError("target", text, "a mapping (queue->function), a queue or "
+                                  "stream with one mapping" + (", or a function" if
+                                                               kind == "function" else ""),
+                                  "app.control")
+        elif kind == "function":
+            return self._function(target).name
+        else:
+            raise ConfigError("target", target, "a mapping", "app.control")
+        return str(mapping.function) if kind == "function" else str(mapping.name)
+
     # ------------------------------------------------------------------ derived
     def mapping(self, queue: str, function: str | None = None) -> MappingConfig:
         """The mapping of ``queue`` (to ``function`` when several)."""
@@ -508,3 +614,8 @@ def _adaptive(scaling: str | None, algorithm: str | None,
     if algorithm is not None:
         values["algorithm"] = algorithm
     return AdaptiveConfig.from_mapping(values, context)
+def _is_source(value: object) -> bool:
+    """A controller source that is not a constant (its values are checked when read)."""
+    from sluicegate.control import StoreKey
+
+    return isinstance(value, StoreKey)

@@ -1,7 +1,9 @@
 """The ``sluicegate`` command.
 
 Every command that touches the store (``run``, ``send``, ``put``, ``publish``, ``queues``,
-``streams``, ``peek``, ``purge``, ``redrive``, ``workers``) takes
+``streams``, ``peek``, ``purge``, ``redrive``, ``workers``, and the live-limits commands
+``limits``, ``pause``, ``resume``, ``breakers``, ``control`` of
+:mod:`sluicegate.cli_limits`) takes
 ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
@@ -244,6 +246,10 @@ def _parser() -> argparse.ArgumentParser:
                            "to sweep (SOURCE->FUNCTION, or its source); the others run as "
                            "written")
     plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
+
+    from sluicegate.cli_limits import add_parsers
+
+    add_parsers(sub, common)
     return parser
 
 
@@ -265,7 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "workers":
         return await _workers(args)
+    from sluicegate import cli_limits
+
     handler = {
+        "limits": cli_limits.limits,
+        "pause": cli_limits.pause_resume,
+        "resume": cli_limits.pause_resume,
+        "breakers": cli_limits.breakers,
+        "control": cli_limits.control,
         "run": _run,
         "send": _send,
         "put": _put,
@@ -279,7 +292,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command in _WRITES and _store_url(args).partition("://")[0].lower() == "memory":
         raise InputError(f"{args.command} with a memory:// store would lose what it writes "
                          "when this command exits: use sqlite:///PATH.db or redis://")
-    read_only = args.command in _INSPECTION and getattr(args, "app", None) is None
+    looks = args.command in ("limits", "breakers") and not args.words
+    if (args.command in _LIVE_WRITES or (args.command in ("limits", "breakers") and not looks)
+            ) and _store_url(args).partition("://")[0].lower() == "memory":
+        raise InputError(f"{args.command} on a memory:// store changes nothing that runs: "
+                         "use the sqlite:///PATH.db or redis:// store the App runs on")
+    read_only = (args.command in _INSPECTION or looks) and getattr(args, "app", None) is None
     store = open_store(args.store, read_only=read_only)
     try:
         await store.open()
@@ -287,6 +305,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
     finally:
         await store.close()
 
+
+_LIVE_WRITES = frozenset({"pause", "resume", "control"})
+"""Commands that change live limits: a ``memory://`` store would reach no running App."""
 
 _WRITES = frozenset({"send", "put", "publish", "redrive", "purge"})
 """Commands that only write to the store: on a ``memory://`` store, which lives as long as

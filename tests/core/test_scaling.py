@@ -326,3 +326,24 @@ def test_make_policy() -> None:
     assert make_policy(fixed, reserved_concurrency=25).limit(0) == 25
     capped = MappingConfig("q", "f", scaling="fixed", maximum_concurrency=4)
     assert make_policy(capped, reserved_concurrency=25).limit(0) == 4
+
+
+def test_aws_live_maximum_concurrency_moves_the_cap() -> None:
+    """A live change of maximum_concurrency: a raise lets the level grow on at the usual
+    rate from where it is, a cut applies at once, unset gives the ceiling back."""
+    p = AwsScaling(20, False)
+    grow(p, 0.0, 60.0)
+    assert p.limit(60.0) == 20 and p.next_change(60.0) is None
+    p.set_maximum_concurrency(60.0, 50)
+    assert p.maximum_concurrency == 50
+    grow(p, 60.0, 61.0)  # growth goes on while receives bring messages
+    assert p.limit(61.0) == 25  # 5 a second from 20, not a jump
+    grow(p, 61.0, 120.0)
+    assert p.limit(120.0) == 50
+    p.set_maximum_concurrency(120.0, 4)
+    assert p.limit(120.0) == 4 and p.fleet_level(120.0) == 4
+    p.set_maximum_concurrency(120.0, None)
+    grow(p, 120.0, 130.0)
+    assert p.limit(130.0) == 54
+    with pytest.raises(ConfigError, match="maximum_concurrency"):
+        p.set_maximum_concurrency(130.0, 1)

@@ -394,3 +394,23 @@ async def test_streams_and_checkpoints_are_shared_between_stores(new_store: NewS
     await asyncio.gather(*(s.set_checkpoints("s->f", {0: n}) for n in (5, 9, 7) for s in (a, b)))
     assert await b.get_checkpoints("s->f") == {0: 9}
     assert await a.stream_checkpoints("s") == {"s->f": {0: 9}}
+
+
+async def test_a_settings_write_run_twice_answers_the_same_both_times(
+    new_store: Callable[..., Store],
+) -> None:
+    """redis-py retries a command whose reply was lost: the settings script, run again
+    with the same write token, must say it won (it did) rather than lose to itself."""
+    store = new_store("redis")
+    await store.open()
+    assert isinstance(store, RedisStore)
+    args = ("mapping:m", 0, '{"at": 1.0, "by": "t", "values": {"x": 1}}',
+            '{"by":"t","new":{"x":1},"old":{"x":null},"scope":"mapping:m","version":1,'
+            '"at":1.0,"why":""}', 10, "token-1")
+    first = await store._run("settings", f"{store.prefix}settings", *args)
+    again = await store._run("settings", f"{store.prefix}settings", *args)
+    assert [int(x) for x in first] == [int(x) for x in again] == [1, 1]
+    other = await store._run("settings", f"{store.prefix}settings", *args[:-1], "token-2")
+    assert [int(x) for x in other] == [0, 1]  # another write on version 0 loses
+    assert (await store.get_settings("mapping:m")).version == 1
+    assert len(await store.settings_history()) == 1

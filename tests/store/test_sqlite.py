@@ -268,8 +268,16 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
     assert "token" in columns and "handle" not in columns
 
 
+def _back_to_version_5(conn: sqlite3.Connection) -> None:
+    """Remove what version 6 added (live settings and their history)."""
+    for table in ("live_settings", "live_history"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+
 def _back_to_version_4(conn: sqlite3.Connection) -> None:
     """Remove what version 5 added (leases, the worker registry, shared logs and values)."""
+    _back_to_version_5(conn)
     for table in ("lease_names", "leases", "workers", "shared_events", "shared_values"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
@@ -485,3 +493,29 @@ def test_receive_does_not_block_the_loop_long(tmp_path: Path) -> None:
             return (time.perf_counter() - started) / 100
 
     assert asyncio.run(main()) < 0.005
+
+
+async def test_version_5_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -> None:
+    """Version 6 added live settings: a version 5 file keeps its messages and leases and
+    gains the tables; a read-only open of a version 5 file sees no settings set."""
+    path = tmp_path / "v5.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q"))
+        await store.send("q", "kept")
+        await store.claim_lease("l", "a", want=1, limit=1, ttl=60)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_5(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock, read_only=True) as store:
+        assert await store.list_settings() == (0, [])
+        assert (await store.get_settings("mapping:m")).version == 0
+        assert await store.settings_history() == []
+    async with SqliteStore(path, clock=clock) as store:
+        assert (await store.counts("q")).visible == 1
+        assert [h.holder for h in await store.lease_holders("l")] == ["a"]
+        write = await store.write_settings("mapping:m", {"maximum_concurrency": 5}, by="t")
+        assert write.won and write.settings.version == 1
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)

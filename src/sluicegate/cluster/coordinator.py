@@ -25,7 +25,11 @@ round (one transaction on SQLite):
    worker's mappings of the function could run (as of the last round), checked by
    :class:`ClusterPool`;
 4. **heartbeat**: this worker's registry entry (host, pid, leases, in-flight counts) with
-   expiry ``lease_ttl``.
+   expiry ``lease_ttl``;
+5. **live limits**: the store's settings revision is read with the shared values; when
+   it moved, the settings written since are read and applied
+   (:mod:`sluicegate.runtime.live`), so an operator's change reaches every worker
+   within a round.
 
 Then, in calls of their own, **shard leases** for stream mappings: ``shards:NAME`` (a
 counted lease of limit = shard count: each worker's fair number of shards) and
@@ -69,9 +73,11 @@ from sluicegate.errors import ConfigError, StoreError
 from sluicegate.runtime.waiting import wait_event
 from sluicegate.store.base import Store
 from sluicegate.store.coordination import CoordinationReply, CoordinationRound, LeaseClaim
+from sluicegate.store.live import SETTINGS_REVISION
 
 if TYPE_CHECKING:
     from sluicegate.app import App
+    from sluicegate.runtime.live import LiveLimits
 
 __all__ = ["Cluster", "QueueRunner", "ShardedRunner", "default_worker_id", "list_workers"]
 
@@ -222,6 +228,10 @@ class Cluster:
         """Set by the runtime before it cancels :meth:`run`: the loop ends at its next
         turn whatever happens to the cancellation."""
         self._wakeup = asyncio.Event()
+        self.live: LiveLimits | None = None
+        """The runtime's live limits: each round reads the settings revision and hands
+        it over (:meth:`LiveLimits.seen`), so a change made anywhere is applied here
+        within a round."""
         self.started = time.time()
         self._pid_space = pid_space()
 
@@ -234,6 +244,18 @@ class Cluster:
             pool.register(fn.config)
         self.pool = pool
         return pool
+
+    def wake(self) -> None:
+        """Sync now rather than at the end of the interval."""
+        self._wakeup.set()
+
+    def set_maximum_concurrency(self, mapping: str, value: int | None) -> None:
+        """A live ``maximum_concurrency`` for ``mapping``: the aws policy this worker
+        leads with (or would) takes it as its cap; the lease's limit follows the core's
+        terms at the next round."""
+        for q in self._queues:
+            if q.config.name == mapping and isinstance(q.inner, AwsScaling):
+                q.inner.set_maximum_concurrency(q.clock(), value)
 
     def share(self, name: str) -> int:
         lease = self._pool_leases.get(name)
@@ -477,6 +499,9 @@ class Cluster:
                 if q.publish is not None:
                     write[scale_state(name)] = (q.publish, q.leader.name)
                 read.append(scale_state(name))
+        live = self.live
+        if live is not None:
+            read.append(SETTINGS_REVISION)
         claims, frozen = self._slot_claims()
         round_ = CoordinationRound(self.worker_id, self.ttl, claims=[*leaders, *claims],
                                    append=append, take=take, write=write, read=read,
@@ -487,6 +512,8 @@ class Cluster:
             for policy, outbox in outboxes:
                 policy.outbox[:0] = outbox  # keep them for the next round
             raise
+        if live is not None:
+            await live.seen(reply.values.get(SETTINGS_REVISION))
         woken: set[int] = set()
         for q in self._queues:
             if isinstance(q.policy, SharedScaling) and self._scaling_reply(
@@ -625,6 +652,7 @@ class Cluster:
             "lease_ttl": self.ttl,
             "leases": self.held(),
             "in_flight": self.in_flight(),
+            **({} if self.live is None else self.live.info()),
         }
 
     def held(self) -> dict[str, int]:

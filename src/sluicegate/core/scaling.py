@@ -494,6 +494,25 @@ class AwsScaling:
             return max(now, fast_until + (need - room) / SCALE_UP_RATE)
         return max(now, start + need / SCALE_UP_RATE)
 
+    def set_maximum_concurrency(self, now: float, maximum_concurrency: object) -> None:
+        """A live change of the mapping's ``maximum_concurrency`` (``None``: unset): the
+        growth so far is folded in at ``now``, then the cap follows the new value; a
+        lower cap cuts the level at once, a higher one lets it grow on at the usual rate.
+
+        Raises:
+            ConfigError: a value outside the setting's range.
+        """
+        value = SETTINGS["maximum_concurrency"].check(maximum_concurrency, "aws scaling")
+        self._settle(now)
+        self.maximum_concurrency = value
+        cap = self.ceiling if value is None else min(self.ceiling, value)
+        self._cap = cap
+        if self._level > cap:
+            self._level = float(cap)
+            self._floor = cap
+        if self._fleet > cap:
+            self._fleet = float(cap)
+
     # ------------------------------------------------------------------ events
 
     def on_resume(self, now: float) -> None:

@@ -55,6 +55,7 @@ from sluicegate.wording import plural
 
 if TYPE_CHECKING:
     from sluicegate.cluster.coordinator import Cluster
+    from sluicegate.runtime.controller import Controller
 
 T = TypeVar("T")
 
@@ -174,6 +175,12 @@ class Runtime:
         #: the moments a queue may have run empty, so ``until_empty`` checks promptly.
         self.settled = asyncio.Event()
         self._started = time.monotonic()
+        from sluicegate.runtime.live import LiveLimits
+
+        self.live = LiveLimits(self)
+        """Applies the store's live settings (:mod:`sluicegate.runtime.live`)."""
+        self.controller: Controller | None = None
+        """The App's controller, when it has ``app.control`` rules (built by :meth:`run`)."""
         self._closing = False
         """Set before the monitor is cancelled: its loop ends at its next turn even if the
         cancel is lost (on Python 3.11 redis-py's ``asyncio.wait_for`` around a socket
@@ -201,6 +208,11 @@ class Runtime:
         """The run's circuit breakers by label (a shared breaker's name, or a mapping's
         name for its own): trip, reset, state; filled when the run builds its mappings."""
         return self._breakers
+
+    @property
+    def pool(self) -> ConcurrencyPool | None:
+        """The account's pool of this run (``None`` until the mappings are built)."""
+        return self._pool
 
     def _all_runners(self) -> list[MappingRunner]:
         return list(self.runners)
@@ -322,12 +334,13 @@ class Runtime:
         cluster changes the shards this runtime serves)."""
 
         def build(checkpoints: dict[int, int]) -> StreamMapping:
+            now = self.clock()
             core = StreamMapping(
                 config,
                 stream,
                 pool=pool,
                 checkpoints=checkpoints,
-                now=self.clock(),
+                now=now,
                 function_arn=farn,
                 stream_arn=arn,
                 record_filter=self._stream_filter(config, arn),
@@ -335,6 +348,8 @@ class Runtime:
             # a rebuilt core (its shards changed hands) gets the mapping's breaker again;
             # the runner's wake was registered with the first
             self._breakers.attach(config.name, config.breaker, core, None)
+            if self.live.paused(config.name):  # a rebuilt core stays paused
+                core.pause(now)
             return core
 
         return build
@@ -439,15 +454,33 @@ class Runtime:
         runners = self._all_runners()
         cluster = self.cluster
         sync: asyncio.Task[None] | None = None
+        live = self.live
+        try:
+            await self._patiently("reading live limits", live.start)
+        except BaseException:
+            for invoker in {id(r.invoker): r.invoker for r in runners}.values():
+                invoker.close(wait=False)
+            raise
+        live_task: asyncio.Task[None] | None = None
+        if cluster is not None and cluster.store is self.store:
+            cluster.live = live  # its rounds read the settings revision
+        else:
+            live_task = loop.create_task(live.run(), name="live limits")
         if cluster is not None:
             try:
                 await self._patiently("joining the cluster", cluster.start)
             except BaseException:
                 for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                     invoker.close(wait=False)
+                if live_task is not None:
+                    live_task.cancel()
                 await cluster.stop()
                 raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
+        controller = self._controller()
+        control: asyncio.Task[None] | None = None
+        if controller is not None:
+            control = loop.create_task(controller.run(), name="controller")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
         probes = loop.create_task(self._breakers.run_probes(), name="breaker probes")
         monitor = loop.create_task(self._monitor(until_empty))
@@ -492,6 +525,21 @@ class Runtime:
             for invoker in {id(r.invoker): r.invoker for r in runners}.values():
                 invoker.close(wait=False)
             self.metrics.flush()
+            if control is not None:
+                assert controller is not None
+                controller.stop()
+                try:
+                    await asyncio.wait_for(asyncio.shield(control), 2.0)
+                except TimeoutError:
+                    control.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await control
+                except Exception as exc:  # noqa: BLE001 - its end must not hide the run's
+                    log.warning("controller: %s", exc)
+            if live_task is not None:
+                live_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await live_task
             if sync is not None:
                 assert cluster is not None
                 cluster.closing = True  # ends the loop even if a cancel got lost
@@ -515,6 +563,21 @@ class Runtime:
             abandoned_by=self._abandoned_by,
             cold_starts=self.metrics.totals().cold_starts,
         )
+
+    def _controller(self) -> Controller | None:
+        """The App's controller (its ``app.control`` rules), or ``None`` without rules."""
+        if not self.app.controls:
+            return None
+        from sluicegate.cluster.coordinator import default_worker_id
+        from sluicegate.runtime.controller import CONTROL_LEASE_TTL, Controller
+
+        cluster = self.cluster
+        holder = cluster.worker_id if cluster is not None else default_worker_id()
+        ttl = min(CONTROL_LEASE_TTL, cluster.ttl) if cluster is not None else CONTROL_LEASE_TTL
+        self.controller = Controller(self.app, self.store, holder=holder, ttl=ttl,
+                                     metrics=self.metrics, on_write=self.live.poke,
+                                     clock=self.clock)
+        return self.controller
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``await call()``, retried for up to :data:`STORE_PATIENCE` seconds while the

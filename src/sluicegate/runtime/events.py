@@ -479,7 +479,8 @@ class LambdaContext:
         function_name, function_version, invoked_function_arn, memory_limit_in_mb,
         aws_request_id, log_group_name (``/aws/lambda/{function_name}``),
         log_stream_name, identity (``None``), client_context (``None``), tenant_id
-        (``None``).
+        (``None``), limits (sluicegate's live limits: ``context.limits.mapping`` and
+        ``context.limits.function``, see :mod:`sluicegate.runtime.live`).
         reported_latency: the largest downstream latency reported with :meth:`report`,
             in seconds; ``None`` before any.
         reported_overload: whether :meth:`report` was called with ``overload=True``.
@@ -523,6 +524,10 @@ class LambdaContext:
         self.identity: Any = None
         self.client_context: Any = None
         self.tenant_id: str | None = None
+        self.limits: Any = None
+        """The live limits of the invocation's mapping and function
+        (:class:`~sluicegate.runtime.live.Limits`), set by the runtime; ``None`` for a
+        context built by hand."""
         self._deadline = deadline
         self._clock = clock
         self.reported_latency: float | None = None

@@ -491,6 +491,9 @@ def _run_invocation(
         function_version=fields["function_version"],
         timeout=request["remaining"],
     )
+    spec = fields.get("limits")
+    if spec is not None:
+        context.limits = _LazyLimits(spec)
     reply = _invocation_reply(handler, request["event"], context, runner, name)
     # what the handler reported through context.report() goes back with the result
     if context.reported_latency is not None:
@@ -498,6 +501,24 @@ def _run_invocation(
     if context.reported_overload:
         reply["overload"] = True
     return reply
+
+
+class _LazyLimits:
+    """An environment's ``context.limits``: built (its modules imported) on first use
+    only, so an invocation whose handler never touches it pays nothing for it."""
+
+    __slots__ = ("_limits", "_spec")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._spec = spec
+        self._limits: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._limits is None:
+            from sluicegate.runtime.live import limits_from_spec
+
+            self._limits = limits_from_spec(self._spec)
+        return getattr(self._limits, name)
 
 
 def _invocation_reply(
@@ -835,7 +856,11 @@ class ProcessInvoker(PooledInvoker):
                 self._arn = function_arn(self.function.name)
             arn = self._arn
         request_id = getattr(context, "aws_request_id", None)
+        limits = getattr(context, "limits", None)
+        spec_of = getattr(limits, "spec", None)
+        spec = spec_of() if callable(spec_of) else None
         return {
+            "limits": spec,
             "function_name": self.function.name,
             "function_version": str(getattr(context, "function_version", FUNCTION_VERSION)),
             "invoked_function_arn": arn,

@@ -38,6 +38,7 @@ from sluicegate.runtime.waiting import wait_event
 
 if TYPE_CHECKING:
     from sluicegate.runtime.driver import MappingSummary, Runtime
+    from sluicegate.runtime.live import Limits
 
 __all__ = ["MappingRunner", "SourceIO", "wait_event"]
 
@@ -133,6 +134,8 @@ class MappingRunner:
         self.armed: float | None = None
         """The deadline the loop sleeps until (``None``: none, or not sleeping)."""
         self._stepping = False
+        self._limits: Limits | None = None
+        """The handlers' ``context.limits`` (built at the first invocation)."""
 
     @property
     def source(self) -> SourceIO:
@@ -249,6 +252,10 @@ class MappingRunner:
             context = LambdaContext.for_function(
                 self.function.config, region=runtime.region, account_id=runtime.account_id
             )
+            limits = self._limits
+            if limits is None:
+                limits = self._limits = runtime.live.context_limits(self)
+            context.limits = limits
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
             if context.reported_latency is not None or context.reported_overload:

@@ -78,6 +78,7 @@ from sluicegate.store.coordination import (
     LeaseGrant,
     LeaseHolder,
 )
+from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     MAX_BATCH_ENTRIES,
@@ -841,6 +842,65 @@ class Store(ABC):
             await self.register_worker(round.holder, round.heartbeat, ttl=round.ttl)
         return reply
 
+    # ------------------------------------------------------------------ live settings
+    # Settings changed while mappings run, with a version (compare and set) and a
+    # history (rules in sluicegate.store.live).
+    async def get_settings(self, scope: str) -> LiveSettings:
+        """Scope ``scope``'s live settings (version 0 and no values: never written)."""
+        _check_scope(scope)
+        return await self._get_settings(scope)
+
+    async def list_settings(self, *, since: int = 0) -> tuple[int, list[LiveSettings]]:
+        """The store's settings revision and every scope written after revision
+        ``since`` (all of them with 0), by scope."""
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            raise InputError(f"settings revision must be an integer >= 0, got {since!r}")
+        revision, scopes = await self._list_settings(since)
+        return revision, sorted(scopes, key=lambda s: s.scope)
+
+    async def write_settings(
+        self, scope: str, changes: Mapping[str, Any], *, by: str, why: str = "",
+        expected_version: int | None = None,
+    ) -> SettingsWrite:
+        """Merge ``changes`` into scope ``scope`` (a value ``None`` removes the name) and
+        record the write in the history, as ``by``, for ``why``. With
+        ``expected_version``, only if the scope's version is still that one (compare and
+        set): otherwise nothing is written and ``won`` is ``False``.
+
+        Raises:
+            InputError: an empty scope or ``by``, a name that is not a non-empty str, a
+                value that is not JSON, a version that is not an integer >= 0.
+        """
+        _check_scope(scope)
+        if not isinstance(by, str) or not by:
+            raise InputError("a settings write must say who makes it (by='...')")
+        if not isinstance(why, str):
+            raise InputError(f"why must be a str, got {why!r}")
+        if expected_version is not None and (
+                isinstance(expected_version, bool) or not isinstance(expected_version, int)
+                or expected_version < 0):
+            raise InputError(f"expected_version must be an integer >= 0, got "
+                             f"{expected_version!r}")
+        values = dict(changes)
+        for name, value in values.items():
+            if not isinstance(name, str) or not name:
+                raise InputError(f"setting names must be non-empty str, got {name!r}")
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise InputError(f"setting {name!r}: {value!r} is not a JSON value") from None
+        return await self._write_settings(scope, values, expected_version, by, why)
+
+    async def settings_history(
+        self, scope: str | None = None, *, limit: int = 100
+    ) -> list[SettingsChange]:
+        """The newest ``limit`` writes (of ``scope`` only, when given), oldest first."""
+        if scope is not None:
+            _check_scope(scope)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InputError(f"history limit must be an integer >= 0, got {limit!r}")
+        return await self._settings_history(scope, limit)
+
     # ------------------------------------------------------------------ helpers
     def _waiter(self, queue: str) -> asyncio.Event:
         """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
@@ -1009,6 +1069,32 @@ class Store(ABC):
 
     @abstractmethod
     async def _read_shared(self, keys: list[str]) -> dict[str, str | None]: ...
+
+    # ------------------------------------------------------------------ live settings
+    @abstractmethod
+    async def _get_settings(self, scope: str) -> LiveSettings: ...
+
+    @abstractmethod
+    async def _list_settings(self, since: int) -> tuple[int, list[LiveSettings]]:
+        """The revision and the scopes whose revision is above ``since``, in any order."""
+
+    @abstractmethod
+    async def _write_settings(
+        self, scope: str, changes: dict[str, Any], expected_version: int | None, by: str,
+        why: str,
+    ) -> SettingsWrite:
+        """One atomic write (see :mod:`sluicegate.store.live`): compare, merge, raise the
+        version and the revision (also the shared value
+        :data:`~sluicegate.store.live.SETTINGS_REVISION`), append to the history."""
+
+    @abstractmethod
+    async def _settings_history(self, scope: str | None, limit: int) -> list[SettingsChange]:
+        """The newest ``limit`` entries (of ``scope``), oldest first."""
+
+
+def _check_scope(scope: object) -> None:
+    if not isinstance(scope, str) or not scope:
+        raise InputError(f"a settings scope must be a non-empty str, got {scope!r}")
 
 
 def _check_ttl(ttl: float) -> None:

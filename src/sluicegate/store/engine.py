@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
 from sluicegate.store.base import Store
 from sluicegate.store.coordination import LeaseClaim, LeaseGrant, LeaseHolder
+from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
 from sluicegate.store.values import (
     Clock,
     FifoSent,
@@ -48,7 +49,8 @@ from sluicegate.store.values import (
     StreamMessage,
 )
 
-__all__ = ["CoordinationEngine", "Engine", "EngineStore", "QueueEngine", "StreamEngine"]
+__all__ = ["CoordinationEngine", "Engine", "EngineStore", "QueueEngine", "SettingsEngine",
+           "StreamEngine"]
 
 T = TypeVar("T")
 
@@ -243,8 +245,35 @@ class CoordinationEngine(Protocol):
         ...
 
 
+# ---------------------------------------------------------------------- live settings
+class SettingsEngine(Protocol):
+    """Live settings with a version and a history (rules in
+    :mod:`sluicegate.store.live`), at the engine's clock."""
+
+    def get_settings(self, scope: str, /) -> LiveSettings:
+        """The scope's settings (version 0: never written)."""
+        ...
+
+    def list_settings(self, since: int, /) -> tuple[int, list[LiveSettings]]:
+        """The store's settings revision and the scopes written after ``since``."""
+        ...
+
+    def write_settings(
+        self, scope: str, changes: dict[str, Any], expected_version: int | None, by: str,
+        why: str, /,
+    ) -> SettingsWrite:
+        """One atomic write: compare (when ``expected_version`` is given), merge, raise
+        the version and the revision (and the shared value
+        :data:`~sluicegate.store.live.SETTINGS_REVISION`), append to the history."""
+        ...
+
+    def settings_history(self, scope: str | None, limit: int, /) -> list[SettingsChange]:
+        """The newest ``limit`` entries (of ``scope``), oldest first."""
+        ...
+
+
 class Engine(Protocol):
-    """A whole engine: the three parts (one object may be all three)."""
+    """A whole engine: its parts (one object may be all of them)."""
 
     @property
     def queues(self) -> QueueEngine: ...
@@ -254,6 +283,9 @@ class Engine(Protocol):
 
     @property
     def coordination(self) -> CoordinationEngine: ...
+
+    @property
+    def settings(self) -> SettingsEngine: ...
 
 
 class EngineStore(Store):
@@ -469,3 +501,29 @@ class EngineStore(Store):
         if inline is not None:
             return inline.coordination.read_shared(keys)
         return await self._quick(lambda e: e.coordination.read_shared(keys))
+
+    # ------------------------------------------------------------------ live settings
+    async def _get_settings(self, scope: str) -> LiveSettings:
+        inline = self._inline
+        if inline is not None:
+            return inline.settings.get_settings(scope)
+        return await self._quick(lambda e: e.settings.get_settings(scope))
+
+    async def _list_settings(self, since: int) -> tuple[int, list[LiveSettings]]:
+        inline = self._inline
+        if inline is not None:
+            return inline.settings.list_settings(since)
+        return await self._quick(lambda e: e.settings.list_settings(since))
+
+    async def _write_settings(
+        self, scope: str, changes: dict[str, Any], expected_version: int | None, by: str,
+        why: str,
+    ) -> SettingsWrite:
+        inline = self._inline
+        if inline is not None:
+            return inline.settings.write_settings(scope, changes, expected_version, by, why)
+        return await self._slow(
+            lambda e: e.settings.write_settings(scope, changes, expected_version, by, why))
+
+    async def _settings_history(self, scope: str | None, limit: int) -> list[SettingsChange]:
+        return await self._slow(lambda e: e.settings.settings_history(scope, limit))

@@ -48,6 +48,7 @@ from sluicegate.core.types import QueueRecord
 from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError, StoreNotOpen
 from sluicegate.store.coordination import MemoryCoordination
 from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.live import MemorySettings
 from sluicegate.store.memory_streams import MemoryStreams
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
@@ -1053,14 +1054,16 @@ class MemoryEngine:
     """The three engines of one memory store, as an
     :class:`~sluicegate.store.engine.Engine`: queues, streams and coordination."""
 
-    __slots__ = ("coordination", "queues", "streams")
+    __slots__ = ("coordination", "queues", "settings", "streams")
 
     def __init__(
-        self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination
+        self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination,
+        settings: MemorySettings,
     ) -> None:
         self.queues = queues
         self.streams = streams
         self.coordination = coordination
+        self.settings = settings
 
 
 class MemoryStore(EngineStore):
@@ -1083,6 +1086,8 @@ class MemoryStore(EngineStore):
         streams: the synchronous :class:`MemoryStreams` behind the stream coroutines.
         coordination: the synchronous :class:`MemoryCoordination` behind leases, the
             worker registry and shared values.
+        settings: the synchronous :class:`~sluicegate.store.live.MemorySettings` behind
+            live settings.
     """
 
     shared = False
@@ -1095,7 +1100,9 @@ class MemoryStore(EngineStore):
         self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
         self.streams = MemoryStreams(self._now)
         self.coordination = MemoryCoordination(self._now)
-        self._engines = MemoryEngine(self.engine, self.streams, self.coordination)
+        self.settings = MemorySettings(self._now, self.coordination.shared)
+        self._engines = MemoryEngine(self.engine, self.streams, self.coordination,
+                                     self.settings)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.

@@ -50,7 +50,14 @@ Coordination (:mod:`sluicegate.store.coordination`): per lease ``lease:{NAME}:he
 set holder -> expiry), which vanish one ttl after their last holder's expiry; ``leases``
 (hash name -> last token given); the registry ``workers`` (id -> JSON) and
 ``workers:exp`` (id -> expiry); shared logs ``log:NAME`` (lists) and values ``shared``
-(hash). ``lease.lua`` applies a worker's claims in one script. Expiries are epoch seconds
+(hash). ``lease.lua`` applies a worker's claims in one script. Live settings
+(:mod:`sluicegate.store.live`): ``settings`` (hash scope -> JSON of values, time, writer),
+``settings:ver`` (hash scope -> version), ``settings:rev`` (sorted set scope -> revision
+of its last write), ``settings:revision`` (the store's revision) and
+``settings:history`` (list) and ``settings:last`` (hash scope -> the last write's token
+and revision); ``settings.lua`` compares the version the caller read and writes, so a
+write merged in Python lands only on the state it was merged with, and a write run
+twice (a retried command) answers the same both times. Expiries are epoch seconds
 of the caller's clock, like every other time of this store: one time base for all the
 store keeps, and leases follow an injected clock (tests, the simulator) as visibility
 timeouts do.
@@ -83,6 +90,7 @@ send may store its messages twice, at-least-once delivery as everywhere in sluic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import secrets
@@ -119,6 +127,13 @@ from sluicegate.store.base import (
     peek_state,
 )
 from sluicegate.store.coordination import MAX_EVENTS, LeaseClaim, LeaseGrant, LeaseHolder
+from sluicegate.store.live import (
+    MAX_SETTINGS_HISTORY,
+    LiveSettings,
+    SettingsChange,
+    SettingsWrite,
+    merge_settings,
+)
 from sluicegate.store.redis_client import awaitable, connect, parse_redis_url, store_error
 
 if TYPE_CHECKING:
@@ -142,6 +157,7 @@ _STREAM_SCRIPTS = (
     "set_checkpoints", "stream_checkpoints",
 )
 _COORDINATION_SCRIPTS = ("lease", "worker")
+_SETTINGS_SCRIPTS = ("settings",)
 _QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver")
 _MAX_SEQUENCE = 10**16 - 1
 """Message keys hold 16 decimal digits of sequence number."""
@@ -252,6 +268,8 @@ class RedisStore(Store):
         for name in _STREAM_SCRIPTS:
             self._scripts[name] = client.register_script(common + streams + _lua(name))
         for name in _COORDINATION_SCRIPTS:
+            self._scripts[name] = client.register_script(common + _lua(name))
+        for name in _SETTINGS_SCRIPTS:
             self._scripts[name] = client.register_script(common + _lua(name))
         self._client = client
 
@@ -820,3 +838,82 @@ class RedisStore(Store):
         return await self._do(
             lambda _: script(keys=[f"{self.prefix}workers"], args=[self.prefix, at, *args])
         )
+
+    # ------------------------------------------------------------------ live settings
+    # The merge is Python's (sluicegate.store.live.merge_settings, as on the other
+    # backends); settings.lua writes it only if the version is still the one read, so
+    # a write is atomic; an unconditional write that lost the race merges again.
+    async def _get_settings(self, scope: str) -> LiveSettings:
+        p = self.prefix
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hget(f"{p}settings", scope)
+                pipe.hget(f"{p}settings:ver", scope)
+                pipe.zscore(f"{p}settings:rev", scope)
+                replies: list[Any] = await pipe.execute()
+                return replies
+
+        record, version, revision = await self._do(read)
+        return _live(scope, record, version, revision)
+
+    async def _list_settings(self, since: int) -> tuple[int, list[LiveSettings]]:
+        p = self.prefix
+
+        async def read(client: Redis) -> tuple[Any, list[Any], dict[Any, Any], dict[Any, Any]]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.get(f"{p}settings:revision")
+                pipe.zrangebyscore(f"{p}settings:rev", f"({since}", "+inf", withscores=True)
+                pipe.hgetall(f"{p}settings")
+                pipe.hgetall(f"{p}settings:ver")
+                revision, scopes, records, versions = await pipe.execute()
+                return revision, scopes, records, versions
+
+        revision, scopes, records, versions = await self._do(read)
+        out = [_live(_text(scope), records.get(scope), versions.get(scope), rev)
+               for scope, rev in scopes]
+        return int(revision or 0), out
+
+    async def _write_settings(
+        self, scope: str, changes: dict[str, Any], expected_version: int | None, by: str,
+        why: str,
+    ) -> SettingsWrite:
+        for _ in range(_SETTINGS_RETRIES):
+            current = await self._get_settings(scope)
+            if expected_version is not None and expected_version != current.version:
+                return SettingsWrite(False, current)
+            now = float(self.clock())
+            stored, change = merge_settings(current, changes, by=by, why=why, now=now,
+                                            revision=0)
+            record = json.dumps({"values": stored.values, "at": now, "by": by},
+                                sort_keys=True)
+            res = await self._run("settings", f"{self.prefix}settings", scope,
+                                  current.version, record, change.to_json(),
+                                  MAX_SETTINGS_HISTORY, secrets.token_hex(8), now=now)
+            if int(res[0]) == 1:
+                return SettingsWrite(True, dataclasses.replace(stored, revision=int(res[1])))
+        raise StoreError(f"redis store {self.address}: settings of {scope!r} kept changing "
+                         f"under {_SETTINGS_RETRIES} writes in a row")
+
+    async def _settings_history(self, scope: str | None, limit: int) -> list[SettingsChange]:
+        if limit <= 0:
+            return []
+        key = f"{self.prefix}settings:history"
+        start = -limit if scope is None else 0
+        raw = await self._do(lambda r: awaitable(r.lrange(key, start, -1)))
+        entries = [SettingsChange.from_json(_text(e)) for e in raw]
+        if scope is not None:
+            entries = [e for e in entries if e.scope == scope][-limit:]
+        return entries
+
+
+_SETTINGS_RETRIES = 50
+"""Tries of an unconditional settings write whose scope others write meanwhile."""
+
+
+def _live(scope: str, record: Any, version: Any, revision: Any) -> LiveSettings:
+    if record is None:
+        return LiveSettings(scope)
+    d = json.loads(_text(record))
+    return LiveSettings(scope, dict(d["values"]), int(version or 0), int(float(revision or 0)),
+                        float(d["at"]), str(d["by"]))

@@ -57,6 +57,12 @@ the worker registry in ``workers``, shared logs in ``shared_events`` and values 
 ``BEGIN IMMEDIATE`` transaction at one reading of the store's clock, and a worker's whole
 sync round (:meth:`SqliteStore.coordinate`) is one transaction.
 
+Live settings (schema version 6, :mod:`sluicegate.store.live`): one row per scope in
+``live_settings`` (JSON values, version, the revision of its last write, when and by
+whom) and the history in ``live_history``; a write is one ``BEGIN IMMEDIATE``
+transaction that compares the version, writes the row and the history entry, and sets
+the shared value of the revision. The store's revision is the highest of the rows'.
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
 issued before the upgrade are stale after it, so their messages are delivered again once
@@ -106,6 +112,14 @@ from sluicegate.store.coordination import (
     claim_lease_in,
 )
 from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.live import (
+    MAX_SETTINGS_HISTORY,
+    SETTINGS_REVISION,
+    LiveSettings,
+    SettingsChange,
+    SettingsWrite,
+    merge_settings,
+)
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     Clock,
@@ -123,7 +137,7 @@ __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "Sql
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -262,8 +276,27 @@ CREATE TABLE shared_values (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+""" + """
+CREATE TABLE live_settings (
+    scope TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    changed_by TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX live_settings_revision ON live_settings (revision);
+CREATE TABLE live_history (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX live_history_scope ON live_history (scope, id);
 """
-_SCHEMA_5 = _SCHEMA[_SCHEMA.index("CREATE TABLE lease_names"):]
+_SCHEMA_6 = _SCHEMA[_SCHEMA.index("CREATE TABLE live_settings"):]
+"""What version 6 added: live settings and their history."""
+_SCHEMA_5 = _SCHEMA[_SCHEMA.index("CREATE TABLE lease_names"):
+                    _SCHEMA.index("CREATE TABLE live_settings")]
 """What version 5 added: counted leases, the worker registry, shared logs and values."""
 _SCHEMA_4 = _SCHEMA[_SCHEMA.index("CREATE INDEX messages_fifo_groups"):
                     _SCHEMA.index("CREATE TABLE fifo_dedup")]
@@ -595,6 +628,10 @@ class _Engine:
 
     @property
     def coordination(self) -> _Engine:
+        return self
+
+    @property
+    def settings(self) -> _Engine:
         return self
 
     # ------------------------------------------------------------------ queues
@@ -1362,6 +1399,89 @@ class _Engine:
         return self._write(run)
 
 
+    # ------------------------------------------------------------------ live settings
+    def _settings_row(self, scope: str) -> LiveSettings:
+        row = self.conn.execute(
+            "SELECT body, version, revision, changed_at, changed_by FROM live_settings "
+            "WHERE scope = ?", (scope,)).fetchone()
+        if row is None:
+            return LiveSettings(scope)
+        return LiveSettings(scope, json.loads(row[0]), int(row[1]), int(row[2]),
+                            float(row[3]), str(row[4]))
+
+    def get_settings(self, scope: str) -> LiveSettings:
+        try:
+            return self._settings_row(scope)
+        except sqlite3.OperationalError as exc:
+            if _no_settings_tables(exc):
+                return LiveSettings(scope)
+            raise
+
+    def list_settings(self, since: int) -> tuple[int, list[LiveSettings]]:
+        def run() -> tuple[int, list[LiveSettings]]:
+            rows = self.conn.execute(
+                "SELECT scope, body, version, revision, changed_at, changed_by "
+                "FROM live_settings WHERE revision > ?", (since,)).fetchall()
+            latest = self.conn.execute(
+                "SELECT coalesce(max(revision), 0) FROM live_settings").fetchone()[0]
+            return int(latest), [LiveSettings(str(r[0]), json.loads(r[1]), int(r[2]),
+                                              int(r[3]), float(r[4]), str(r[5])) for r in rows]
+
+        try:
+            return self._read(run)
+        except sqlite3.OperationalError as exc:
+            if _no_settings_tables(exc):  # a read-only open of a version 5 file
+                return 0, []
+            raise
+
+    def write_settings(self, scope: str, changes: dict[str, Any], expected_version: int | None,
+                       by: str, why: str) -> SettingsWrite:
+        def run() -> SettingsWrite:
+            conn = self.conn
+            current = self._settings_row(scope)
+            if expected_version is not None and expected_version != current.version:
+                return SettingsWrite(False, current)
+            revision = int(conn.execute(
+                "SELECT coalesce(max(revision), 0) FROM live_settings").fetchone()[0]) + 1
+            stored, change = merge_settings(current, changes, by=by, why=why,
+                                            now=self.clock(), revision=revision)
+            conn.execute(
+                "INSERT OR REPLACE INTO live_settings (scope, body, version, revision, "
+                "changed_at, changed_by) VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, json.dumps(stored.values, sort_keys=True), stored.version, revision,
+                 stored.changed_at, by))
+            conn.execute("INSERT INTO live_history (scope, entry) VALUES (?, ?)",
+                         (scope, change.to_json()))
+            conn.execute(
+                "DELETE FROM live_history WHERE id <= (SELECT id FROM live_history "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)", (MAX_SETTINGS_HISTORY,))
+            self.write_shared(SETTINGS_REVISION, str(revision))
+            return SettingsWrite(True, stored)
+
+        return self._write(run)
+
+    def settings_history(self, scope: str | None, limit: int) -> list[SettingsChange]:
+        try:
+            if scope is None:
+                rows = self.conn.execute(
+                    "SELECT entry FROM live_history ORDER BY id DESC LIMIT ?",
+                    (limit,)).fetchall()
+            else:
+                rows = self.conn.execute(
+                    "SELECT entry FROM live_history WHERE scope = ? ORDER BY id DESC LIMIT ?",
+                    (scope, limit)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _no_settings_tables(exc):
+                return []
+            raise
+        return [SettingsChange.from_json(r[0]) for r in reversed(rows)]
+
+
+def _no_settings_tables(exc: sqlite3.OperationalError) -> bool:
+    """A read-only store on a file older than version 6 has no live settings: none set."""
+    return "no such table: live_" in str(exc)
+
+
 if TYPE_CHECKING:  # mypy checks that the engine has every primitive of the protocol
     _as_engine: Callable[[sqlite3.Connection, Clock], Engine] = _Engine
 
@@ -1447,6 +1567,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
                 version = "4"
             if version == "4":
                 _upgrade_from_4(conn)
+                version = "5"
+            if version == "5":
+                _upgrade_from_5(conn)
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
@@ -1502,6 +1625,15 @@ def _upgrade_from_4(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+
+def _upgrade_from_5(conn: sqlite3.Connection) -> None:
+    """Turn a version 5 file into version 6, inside the caller's transaction: the tables
+    of live settings and their history (new tables only)."""
+    for statement in _SCHEMA_6.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
 
 
 # ---------------------------------------------------------------------- read-only open
