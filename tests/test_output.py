@@ -302,6 +302,37 @@ def test_the_status_line_says_what_each_field_counts() -> None:
     assert "limited_by" not in fields  # no binding term known
     bound = format_line(MetricsSecond("a->f", 0, concurrency_limit=5, limit_reason="cluster"))
     assert dict(f.split("=", 1) for f in bound.split()[1:])["limited_by"] == "cluster"
+    assert "breaker" not in bound and "paused" not in bound
+    tripped = format_line(MetricsSecond("a->f", 0, concurrency_limit=0, limit_reason="breaker",
+                                        breaker="open"))
+    fields = dict(f.split("=", 1) for f in tripped.split()[1:])
+    assert (fields["limited_by"], fields["breaker"], fields["batch_limit"]) == (
+        "breaker", "open", "0")
+    paused = format_line(MetricsSecond("a->f", 0, concurrency_limit=5,
+                                       limit_reason="maximum_concurrency", paused=True))
+    assert dict(f.split("=", 1) for f in paused.split()[1:])["paused"] == "yes"
+
+
+def test_the_live_status_table_shows_an_open_breaker_and_a_paused_mapping() -> None:
+    runtime = SimpleNamespace(metrics=None)
+    reporter = StatusReporter(runtime, mode="none", stream=io.StringIO())  # type: ignore[arg-type]
+    reporter._latest = {  # three mappings (with two, the table leaves out the total)
+        "orders->charge": MetricsSecond("orders->charge", 0, concurrency_limit=0,
+                                        limit_reason="breaker", breaker="open"),
+        "audit->log": MetricsSecond("audit->log", 0, concurrency_limit=5,
+                                    limit_reason="maximum_concurrency", paused=True),
+        "clicks->count": MetricsSecond("clicks->count", 0, concurrency_limit=3,
+                                       limit_reason="adaptive", breaker="half_open"),
+    }
+    buffer = io.StringIO()
+    reporter._console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    reporter._console.print(reporter._table())
+    # at 80 columns each mapping is a record: its name, then its fields
+    records = {chunk.split("\n", 1)[0]: chunk
+               for chunk in buffer.getvalue().split("mapping: ")[1:]}
+    assert "limited by: breaker open" in records["orders->charge"]
+    assert "limited by: paused" in records["audit->log"]
+    assert "limited by: adaptive (half_open)" in records["clicks->count"]
 
 
 # ---------------------------------------------------------------------- plots and files

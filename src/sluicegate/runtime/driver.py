@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
+from sluicegate.core.breaker import TERM_BREAKER, Breaker
 from sluicegate.core.config import SHARED_ISOLATION, MappingConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
@@ -324,7 +325,7 @@ class Runtime:
             for runner in self.runners:
                 if runner.function.name == name:
                     runner.core.concurrency_limit.watch(sizer)
-        self.metrics.set_limits(self._limits(), self.limit_reasons())
+        self.metrics.set_limits(self._limits(), self.limit_reasons(), **self._states())
 
     def _stream_builder(
         self, config: StreamMappingConfig, stream: StreamConfig, pool: ConcurrencyPool,
@@ -370,6 +371,19 @@ class Runtime:
         """Each mapping's limit, as its core computes it (the minimum of its terms)."""
         now = self.clock()
         return {r.name: r.core.concurrency_limit.value(now) for r in self.runners}
+
+    def _states(self) -> dict[str, dict[str, Any]]:
+        """Each mapping's breaker state (those with a breaker) and whether it is paused,
+        as :meth:`Metrics.set_limits` takes them."""
+        now = self.clock()
+        breakers: dict[str, str] = {}
+        for r in self.runners:
+            term = r.core.concurrency_limit.get(TERM_BREAKER)
+            if isinstance(term, Breaker):
+                breakers[r.name] = term.state(now)
+        return {"breakers": breakers,
+                "paused": {r.name: bool(r.core.paused) and not r.stopping
+                           for r in self.runners}}
 
     def limit_reasons(self) -> dict[str, str]:
         """Each mapping's binding limit term (its core's ``limit_reason``: ``"scaling"``,
@@ -636,7 +650,7 @@ class Runtime:
                 if gauges:
                     last_gauges = now
                     self.metrics.tick()
-                    self.metrics.set_limits(self._limits(), self.limit_reasons())
+                    self.metrics.set_limits(self._limits(), self.limit_reasons(), **self._states())
                 if until_empty and empty:
                     for runner in self.runners:
                         if not await runner.source.drained():

@@ -84,6 +84,11 @@ class MetricsSecond:
         cold_starts: execution environments started in the second for the mapping's
             function (the simulator's ``cold_starts``); a function feeding several
             mappings counts its cold starts in the aggregate only.
+        breaker: the state of the mapping's circuit breaker (``"closed"``, ``"open"``,
+            ``"half_open"``), as last set; ``None`` for a mapping without one (and for
+            :data:`ALL_MAPPINGS`).
+        paused: whether the mapping was paused (``sluicegate pause``, a live
+            ``enabled=false``), as last set; for :data:`ALL_MAPPINGS`, whether all were.
     """
 
     mapping: str
@@ -104,6 +109,8 @@ class MetricsSecond:
     iterator_age_ms: float | None = None
     cold_starts: int = 0
     limit_reason: str | None = None
+    breaker: str | None = None
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,7 @@ class _Series:
 
     __slots__ = (
         "active",
+        "breaker",
         "cold_starts",
         "concurrency_limit",
         "dead_lettered",
@@ -164,6 +172,7 @@ class _Series:
         "limit_reason",
         "name",
         "oldest_age",
+        "paused",
         "peak",
         "received",
         "throttles",
@@ -188,6 +197,8 @@ class _Series:
         self.oldest_age: float | None = None
         self.concurrency_limit: int | None = None
         self.limit_reason: str | None = None
+        self.breaker: str | None = None
+        self.paused = False
         self.total_invocations = self.total_errors = self.total_throttles = 0
         self.total_received = self.total_deleted = self.total_dead_lettered = 0
         self.total_peak = 0
@@ -228,6 +239,8 @@ class _Series:
             iterator_age_ms=self.iterator_age_ms,
             cold_starts=self.cold_starts,
             limit_reason=self.limit_reason,
+            breaker=self.breaker,
+            paused=self.paused,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -326,7 +339,9 @@ class Metrics:
         limit: int | None = None
         oldest: float | None = None
         reasons: set[str] = set()
+        paused = bool(self._series)
         for series in self._series.values():
+            paused = paused and series.paused
             if series.limit_reason is not None:
                 reasons.add(series.limit_reason)
             if series.visible is not None:
@@ -342,6 +357,7 @@ class Metrics:
         everything.oldest_age, everything.concurrency_limit = oldest, limit
         # the sum of limits is bound by a term only when every mapping's is the same one
         everything.limit_reason = reasons.pop() if len(reasons) == 1 else None
+        everything.paused = paused
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: MetricsListener) -> None:
@@ -459,19 +475,28 @@ class Metrics:
             series.concurrency_limit = concurrency_limit
 
     def set_limits(self, limits: Mapping[str, int],
-                   reasons: Mapping[str, str] | None = None) -> None:
+                   reasons: Mapping[str, str] | None = None, *,
+                   breakers: Mapping[str, str] | None = None,
+                   paused: Mapping[str, bool] | None = None) -> None:
         """Set the ``concurrency_limit`` gauge of several mappings at once.
 
         Parameters:
             limits: mapping name to its current concurrency limit.
             reasons: mapping name to the term of its limit that binds (the
                 ``limit_reason`` gauge); mappings it leaves out keep theirs.
+            breakers: mapping name to its breaker's state (the ``breaker`` gauge), for
+                the mappings that have one.
+            paused: mapping name to whether it is paused (the ``paused`` gauge).
         """
         self._now()
         for mapping, limit in limits.items():
             self._get(mapping).concurrency_limit = limit
         for mapping, reason in (reasons or {}).items():
             self._get(mapping).limit_reason = reason
+        for mapping, state in (breakers or {}).items():
+            self._get(mapping).breaker = state
+        for mapping, flag in (paused or {}).items():
+            self._get(mapping).paused = flag
 
     def register(self, mapping: str, *, queue: str) -> None:
         """Declare ``mapping`` and the queue it reads, for :meth:`queue_gauges`.

@@ -33,8 +33,25 @@ def _num(value: float | None, fmt: str = "d") -> str:
 
 
 def _limited_by(snapshot: MetricsSecond) -> str:
-    """The ``limited_by=TERM `` field of :func:`format_line`, or nothing."""
-    return "" if snapshot.limit_reason is None else f"limited_by={snapshot.limit_reason} "
+    """The ``limited_by=TERM `` field of :func:`format_line`, ``breaker=STATE `` for a
+    mapping with a breaker and ``paused=yes `` for a paused one, or nothing."""
+    out = "" if snapshot.limit_reason is None else f"limited_by={snapshot.limit_reason} "
+    if snapshot.breaker is not None:
+        out += f"breaker={snapshot.breaker} "
+    if snapshot.paused:
+        out += "paused=yes "
+    return out
+
+
+def _state(snapshot: MetricsSecond) -> str:
+    """The live table's "limited by" cell: the binding term, and the breaker's state when
+    it is not closed, or "paused"."""
+    cell = snapshot.limit_reason or "-"
+    if snapshot.paused:
+        return "paused"
+    if snapshot.breaker not in (None, "closed"):
+        cell = f"{cell} ({snapshot.breaker})" if cell != "breaker" else f"breaker {snapshot.breaker}"
+    return cell
 
 
 def format_line(snapshot: MetricsSecond) -> str:
@@ -43,8 +60,10 @@ def format_line(snapshot: MetricsSecond) -> str:
     An invocation carries one batch, so the concurrency fields count batches:
     ``batches_in_flight`` (the most invocations running at once in the second) against
     ``batch_limit`` (the mapping's concurrency limit then) and ``limited_by`` (the term of
-    the limit that binds: ``maximum_concurrency``, ``scaling``, ``cluster``, ...; left out
-    for the total of several mappings); the queue's fields count
+    the limit that binds: ``maximum_concurrency``, ``scaling``, ``cluster``, ``adaptive``,
+    ``breaker``, ``semaphore:NAME``, ...; left out for the total of several mappings),
+    ``breaker`` (its circuit breaker's state, for a mapping with one) and ``paused=yes``
+    (paused by ``sluicegate pause``); the queue's fields count
     messages: ``messages_visible``, ``messages_in_flight`` (received, not yet deleted),
     ``oldest_message_age``. ``processed/s`` is messages deleted in the second,
     ``invocations/s``, ``errors`` and ``throttles`` are invocations.
@@ -129,7 +148,7 @@ class StatusReporter:
             table.add_row(
                 "all" if name == ALL_MAPPINGS else name,
                 str(s.messages_deleted), str(s.invocations), str(s.concurrent_executions),
-                _num(s.concurrency_limit), s.limit_reason or "-", str(s.errors), str(s.throttles),
+                _num(s.concurrency_limit), _state(s), str(s.errors), str(s.throttles),
                 str(s.messages_dead_lettered), _num(s.visible),
                 f"{_num(s.oldest_age, '.1f')} s",
             )
