@@ -268,8 +268,16 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
     assert "token" in columns and "handle" not in columns
 
 
+def _back_to_version_5(conn: sqlite3.Connection) -> None:
+    """Remove what version 6 added (semaphores and parked batches)."""
+    for table in ("semaphores", "parked"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+
 def _back_to_version_4(conn: sqlite3.Connection) -> None:
     """Remove what version 5 added (leases, the worker registry, shared logs and values)."""
+    _back_to_version_5(conn)
     for table in ("lease_names", "leases", "workers", "shared_events", "shared_values"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
@@ -362,6 +370,28 @@ async def test_version_4_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
         assert (await store.claim_lease("m", "a", want=2, limit=3, ttl=5)).granted == 2
         assert await store.register_worker("a", {"pid": 1}, ttl=5) is None
         assert await store.list_workers() == [{"pid": 1}]
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+async def test_version_5_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -> None:
+    """Version 6 added semaphores and parked batches: a version 5 file keeps its messages
+    and leases and gains both."""
+    path = tmp_path / "v5.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send("q", "kept")
+        await store.claim_lease("m", "a", want=2, limit=3, ttl=5)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_5(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock) as store:
+        assert [m.body for m in await store.receive("q")] == ["kept"]
+        assert [h.count for h in await store.lease_holders("m")] == [2]
+        grant = await store.acquire_semaphore("db", "t1", limit=1, ttl=5, timeout=0)
+        assert (grant.acquired, grant.token) == (True, 1)
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()

@@ -49,6 +49,7 @@ from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError, S
 from sluicegate.store.coordination import MemoryCoordination
 from sluicegate.store.engine import Engine, EngineStore
 from sluicegate.store.memory_streams import MemoryStreams
+from sluicegate.store.semaphores import MemorySemaphores
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     Clock,
@@ -1053,14 +1054,16 @@ class MemoryEngine:
     """The three engines of one memory store, as an
     :class:`~sluicegate.store.engine.Engine`: queues, streams and coordination."""
 
-    __slots__ = ("coordination", "queues", "streams")
+    __slots__ = ("coordination", "queues", "semaphores", "streams")
 
     def __init__(
-        self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination
+        self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination,
+        semaphores: MemorySemaphores,
     ) -> None:
         self.queues = queues
         self.streams = streams
         self.coordination = coordination
+        self.semaphores = semaphores
 
 
 class MemoryStore(EngineStore):
@@ -1095,7 +1098,9 @@ class MemoryStore(EngineStore):
         self.engine = MemoryQueues(self._now, seed=seed, notify=self._notify)
         self.streams = MemoryStreams(self._now)
         self.coordination = MemoryCoordination(self._now)
-        self._engines = MemoryEngine(self.engine, self.streams, self.coordination)
+        self.semaphore_engine = MemorySemaphores(self._now)
+        self._engines = MemoryEngine(self.engine, self.streams, self.coordination,
+                                     self.semaphore_engine)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.
