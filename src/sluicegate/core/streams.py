@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 
-from sluicegate.core.config import as_filter_criteria
+from sluicegate.core.config import as_filter_criteria, check_semaphore_names
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.errors import ConfigError, InputError
@@ -370,6 +370,7 @@ class StreamMappingConfig:
     report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
     enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
+    semaphores: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -411,6 +412,7 @@ class StreamMappingConfig:
         for name in ("report_batch_item_failures", "enabled"):
             set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
+        set_(self, "semaphores", check_semaphore_names(self.semaphores, ctx))
 
 
 # ---------------------------------------------------------------------- records

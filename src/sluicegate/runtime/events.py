@@ -522,6 +522,9 @@ class LambdaContext:
         self.tenant_id: str | None = None
         self._deadline = deadline
         self._clock = clock
+        self._sluicegate: Any = None
+        """The runtime's semaphores and task tokens for this invocation
+        (:class:`~sluicegate.runtime.semaphores.InvocationTools`), set by the runtime."""
 
     @classmethod
     def for_function(
@@ -576,6 +579,42 @@ class LambdaContext:
         # The epsilon keeps float noise (0.29999... s) from costing a whole millisecond.
         remaining = int((self._deadline - self._clock()) * 1000 + 1e-6)
         return max(0, remaining)
+
+    # ------------------------------------------------------------------ semaphores, task tokens
+    def semaphore(self, name: str, timeout: float | None = None) -> Any:
+        """A slot of the App's semaphore ``name`` for a ``with`` or ``async with`` block,
+        taken in arrival order, waiting at most ``timeout`` seconds and never past this
+        invocation's remaining time (``None``: the remaining time). The block gets the
+        :class:`~sluicegate.runtime.semaphores.Hold` (its ``fencing_token``).
+
+        Raises (on entering the block):
+            SemaphoreTimeout: not taken in time.
+            ConfigError: no semaphore of that name in the App, or no runtime.
+        """
+        return self._tools().semaphore(self, name, timeout)
+
+    def park(self, heartbeat: float = 30.0) -> str:
+        """Park this invocation's batch behind a new task token and return the token.
+
+        When the handler returns, its concurrency slot is free, and the batch's messages
+        stay in flight, hidden ``heartbeat`` seconds at a time, until another process
+        completes the token (``sluicegate callback TOKEN success|failure`` or
+        :func:`~sluicegate.runtime.semaphores.send_task_success`) or a heartbeat is
+        missed (the messages then come back). What the handler returns is ignored.
+
+        Raises:
+            InputError: not a queue mapping's invocation, or a heartbeat outside 1-43,200 s.
+        """
+        return str(self._tools().park(heartbeat))
+
+    def _tools(self) -> Any:
+        tools = self._sluicegate
+        if tools is None:
+            from sluicegate.errors import InputError
+
+            raise InputError("context.semaphore and context.park need a sluicegate runtime "
+                             "(this context was built outside one)")
+        return tools
 
     def __repr__(self) -> str:
         return (

@@ -491,6 +491,11 @@ def _run_invocation(
         function_version=fields["function_version"],
         timeout=request["remaining"],
     )
+    tools = fields.get("sluicegate")
+    if tools is not None:  # semaphores and task tokens: the environment's own
+        from sluicegate.runtime.semaphores import ChildTools
+
+        context._sluicegate = ChildTools(tools)
     event = request["event"]
     started = time.monotonic()
     try:
@@ -508,6 +513,9 @@ def _run_invocation(
             "duration": duration,
         }
     duration = time.monotonic() - started
+    if tools is not None and context._sluicegate.parked is not None:
+        return {"kind": "result", "response": None, "duration": duration,
+                "parked": context._sluicegate.parked}
     response, marshal_error = marshal_response(value)
     if marshal_error:
         _log.error("%s request %s: %s", name, context.aws_request_id, marshal_error)
@@ -797,6 +805,10 @@ class ProcessInvoker(PooledInvoker):
         if reply is None:
             return await self._exited(env, request_id, clock() - sent)
         self._release(env)
+        parked = reply.get("parked")
+        tools = getattr(context, "_sluicegate", None)
+        if parked is not None and tools is not None:  # the batch was parked in there
+            tools.parked = float(parked)
         return _result(reply)
 
     def _abandon(self, env: _Environment | None, running: bool) -> None:
@@ -824,7 +836,14 @@ class ProcessInvoker(PooledInvoker):
                 getattr(context, "memory_limit_in_mb", self.function.memory_size)
             ),
             "aws_request_id": request_id if isinstance(request_id, str) else str(uuid.uuid4()),
+            **self._tools_fields(context),
         }
+
+    @staticmethod
+    def _tools_fields(context: Any) -> dict[str, Any]:
+        """The invocation's semaphores and task token, for the environment's context."""
+        tools = getattr(context, "_sluicegate", None)
+        return {} if tools is None else {"sluicegate": tools.fields()}
 
     # ------------------------------------------------------------------ environments
     async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Environment:

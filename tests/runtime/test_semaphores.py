@@ -1,0 +1,378 @@
+"""Semaphores and task tokens in the runtime, end to end on a real store: a mapping that
+cannot take its semaphore does not receive; handlers take one mid-way in every isolation;
+batches parked behind task tokens are completed, failed, kept by heartbeats or come back
+when the heartbeats stop; every message sent is processed, queued or dead-lettered.
+
+The handlers live in an App file (process isolation imports it again in each
+environment) and append what they did to a JSON lines log named by ``SG_LOG``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sluicegate
+from sluicegate.loader import load_app
+from sluicegate.runtime.driver import Runtime
+from sluicegate.runtime.semaphores import (
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+)
+from sluicegate.store import Store, open_store
+
+APP = '''
+"""Handlers of sluicegate's semaphore tests: each appends what it did to $SG_LOG."""
+import asyncio
+import json
+import os
+import time
+
+import sluicegate
+
+app = sluicegate.App()
+app.semaphore("db", limit=1, lease_ttl=2)
+
+
+def note(**fields):
+    fields.setdefault("pid", os.getpid())
+    with open(os.environ["SG_LOG"], "a") as log:
+        log.write(json.dumps(fields) + "\\n")
+
+
+def receives(event):
+    return int(event["Records"][0]["attributes"]["ApproximateReceiveCount"])
+
+
+for name in ("gated", "midway_async", "midway_sync", "midway_proc", "parked"):
+    app.queue(name, visibility_timeout=2, receive_wait_time=1, max_receive_count=3,
+              dead_letter_queue=name + "-dlq")
+
+
+@app.function(timeout=1)
+async def gated(event, context):
+    note(kind="gated", start=time.time())
+    await asyncio.sleep(0.05)
+    note(kind="gated", end=time.time())
+
+
+@app.function(timeout=1)
+async def midway_async(event, context):
+    body = json.loads(event["Records"][0]["body"])
+    async with context.semaphore("db", timeout=body["timeout"]) as hold:
+        note(kind="midway_async", start=time.time(), fence=hold.fencing_token)
+        await asyncio.sleep(0.05)
+        note(kind="midway_async", end=time.time())
+
+
+@app.function(timeout=1)
+def midway_sync(event, context):
+    body = json.loads(event["Records"][0]["body"])
+    with context.semaphore("db", timeout=body["timeout"]) as hold:
+        note(kind="midway_sync", start=time.time(), fence=hold.fencing_token)
+        time.sleep(0.05)
+        note(kind="midway_sync", end=time.time())
+
+
+@app.function(timeout=1, isolation="process")
+def midway_proc(event, context):
+    body = json.loads(event["Records"][0]["body"])
+    with context.semaphore("db", timeout=body["timeout"]) as hold:
+        note(kind="midway_proc", start=time.time(), fence=hold.fencing_token)
+        time.sleep(0.05)
+        note(kind="midway_proc", end=time.time())
+
+
+@app.function(timeout=1)
+async def parked(event, context):
+    body = json.loads(event["Records"][0]["body"])
+    if receives(event) > 1:  # came back: done the plain way
+        note(kind="parked", again=body["n"], receives=receives(event))
+        return None
+    token = context.park(heartbeat=body["heartbeat"])
+    note(kind="parked", n=body["n"], token=token)
+
+
+app.map("gated", gated, batch_size=1, semaphores=("db",))
+app.map("midway_async", midway_async, batch_size=1)
+app.map("midway_sync", midway_sync, batch_size=1)
+app.map("midway_proc", midway_proc, batch_size=1)
+app.map("parked", parked, batch_size=1, report_batch_item_failures=True)
+'''
+
+
+@pytest.fixture
+def app_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "semaphore_app.py"
+    path.write_text(textwrap.dedent(APP))
+    monkeypatch.setenv("SG_LOG", str(tmp_path / "log.jsonl"))
+    return path
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def _log() -> list[dict[str, Any]]:
+    path = Path(os.environ["SG_LOG"])
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {timeout} s: {_log()}")
+        await asyncio.sleep(0.02)
+
+
+async def _accounted(store: Store, queue: str) -> int:
+    """Messages still in ``queue`` (visible, delayed or in flight) plus in its DLQ."""
+    counts = await store.counts(queue)
+    dlq = await store.counts(f"{queue}-dlq")
+    return counts.visible + counts.delayed + counts.in_flight + dlq.visible
+
+
+def _errors(runtime: Runtime) -> int:
+    return sum(int(r.core.errors) for r in runtime.runners)
+
+
+def _only(app: sluicegate.App, queue: str) -> sluicegate.App:
+    """``app`` running only the mapping of ``queue``."""
+    app.mappings = [m for m in app.mappings if m.queue == queue]
+    return app
+
+
+def test_a_mapping_that_cannot_take_its_semaphore_burns_no_receive_count(
+    app_file: Path, url: str
+) -> None:
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), "gated")
+        async with open_store(url) as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            # Given the semaphore held by someone else
+            outside = await store.acquire_semaphore("db", "outside", limit=1, ttl=30,
+                                                    timeout=0)
+            assert outside.acquired
+            for n in range(5):
+                await store.send("gated", json.dumps({"n": n}))
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            # When the mapping runs for a while
+            await asyncio.sleep(1.5)
+            # Then it has received nothing: every message visible, never received
+            counts = await store.counts("gated")
+            assert (counts.visible, counts.in_flight) == (5, 0)
+            assert [m.receive_count for m in await store.peek("gated")] == [0] * 5
+            assert runtime.limit_reasons()["gated->gated"] == "semaphore:db"
+            (state,) = await store.list_semaphores(["db"])
+            assert [w.info.split()[-1] for w in state.waiters] == ["gated->gated"]
+            # When the holder releases, the mapping takes the slot and drains the queue,
+            # one invocation at a time (limit 1)
+            await store.release_semaphore("db", "outside")
+            summary = await asyncio.wait_for(run, 20)
+            assert summary.processed == 5
+            assert await _accounted(store, "gated") == 0
+        starts = sorted(e["start"] for e in _log() if "start" in e)
+        ends = sorted(e["end"] for e in _log() if "end" in e)
+        assert len(starts) == len(ends) == 5
+        assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))
+        assert not (await _left_holders(url))
+
+    asyncio.run(main())
+
+
+async def _left_holders(url: str) -> list[Any]:
+    async with open_store(url) as store:
+        states = await store.list_semaphores(["db"])
+        return list(states[0].holders) if states else []
+
+
+@pytest.mark.parametrize(("backend", "queue"), [
+    ("sqlite", "midway_async"), ("sqlite", "midway_sync"), ("sqlite", "midway_proc"),
+    ("redis", "midway_proc"),
+])
+def test_a_handler_blocks_mid_way_with_a_timeout(
+    app_file: Path, tmp_path: Path, request: pytest.FixtureRequest, backend: str, queue: str
+) -> None:
+    url = (str(request.getfixturevalue("redis_url")) if backend == "redis"
+           else f"sqlite:///{tmp_path / 'store.db'}")
+
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), queue)
+        async with open_store(url) as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            await store.acquire_semaphore("db", "outside", limit=1, ttl=30, timeout=0)
+            # a handler that may wait 0.3 s gives up (a function error: it comes back) ...
+            await store.send(queue, json.dumps({"timeout": 0.3}))
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            await _eventually(lambda: _errors(runtime) >= 1, 15)
+            assert not [e for e in _log() if e.get("kind") == queue]
+            # ... while the others wait as long as they must, here until a release
+            for _ in range(3):
+                await store.send(queue, json.dumps({"timeout": None}))
+            await asyncio.sleep(0.5)
+            assert not [e for e in _log() if e.get("kind") == queue]
+            released = time.time()
+            await store.release_semaphore("db", "outside")
+            summary = await asyncio.wait_for(run, 30)
+            assert summary.processed == 4  # the one that gave up came back and went through
+            assert await _accounted(store, queue) == 0
+        log = [e for e in _log() if e.get("kind") == queue]
+        starts = sorted(e["start"] for e in log if "start" in e)
+        ends = sorted(e["end"] for e in log if "end" in e)
+        assert len(starts) == 4 and starts[0] - released < 1.0
+        assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))
+        fences = [e["fence"] for e in sorted(log, key=lambda e: e.get("start", 0))
+                  if "fence" in e]
+        assert fences == sorted(fences) and len(set(fences)) == 4
+        assert not (await _left_holders(url))
+
+    asyncio.run(main())
+
+
+def test_the_memory_store_cannot_be_shared_with_process_isolation(app_file: Path) -> None:
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), "midway_proc")
+        async with open_store("memory://") as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            await store.send("midway_proc", json.dumps({"timeout": 0.1}))
+            run = asyncio.ensure_future(runtime.run())
+            await _eventually(lambda: _errors(runtime) >= 1, 15)
+            runtime.stop()
+            await run
+
+    asyncio.run(main())
+
+
+def test_parked_batches_complete_fail_keep_by_heartbeat_or_come_back(
+    app_file: Path, url: str
+) -> None:
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), "parked")
+        async with open_store(url) as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            # heartbeats of 1 s: 0 succeeds, 1 fails, 2 misses its heartbeat, 3 is kept
+            # by heartbeats for 2.5 s then succeeds with one failed item (itself: back)
+            for n in range(4):
+                await store.send("parked", json.dumps({"n": n, "heartbeat": 1}))
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            await _eventually(lambda: len([e for e in _log() if "token" in e]) == 4)
+            tokens = {e["n"]: e["token"] for e in _log() if "token" in e}
+            # the invocations returned: nothing runs, the four are in flight, parked
+            assert sum(len(r.invocations) for r in runtime.runners) == 0
+            assert (await store.counts("parked")).in_flight == 4
+            done = await send_task_success(store, tokens[0])
+            assert (done.deleted, done.returned) == (1, 0)
+            with pytest.raises(sluicegate.errors.InputError, match="unknown"):
+                await send_task_success(store, tokens[0])  # completed once only
+            assert (await send_task_failure(store, tokens[1], "Downstream", "503")).returned == 1
+            for _ in range(5):
+                await asyncio.sleep(0.5)
+                assert (await send_task_heartbeat(store, tokens[3])).kept == 1
+            peeked = {json.loads(m.body)["n"]: m for m in await store.peek("parked")}
+            assert peeked[3].receive_count == 1  # hidden all along by its heartbeats
+            message_id = peeked[3].message_id
+            done = await send_task_success(
+                store, tokens[3], {"batchItemFailures": [{"itemIdentifier": message_id}]})
+            assert (done.deleted, done.returned) == (0, 1)
+            with pytest.raises(sluicegate.errors.InputError, match="unknown"):
+                await send_task_heartbeat(store, tokens[2])  # its heartbeat ran out
+            summary = await asyncio.wait_for(run, 20)
+            assert await _accounted(store, "parked") == 0
+        again = sorted(e["again"] for e in _log() if "again" in e)
+        assert again == [1, 2, 3]  # failed, heartbeat lost, item failed: each came back
+        # sent 4 = deleted by the callback 1 + by the runtime 3 + queued 0 + DLQ 0
+        assert summary.processed == 3
+
+    asyncio.run(main())
+
+
+CLI = [sys.executable, "-m", "sluicegate"]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+        for stream in (p.stdout, p.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_parked_batch_outlives_a_kill_9_of_its_runtime(
+    app_file: Path, url: str, processes: list[subprocess.Popen[str]]
+) -> None:
+    """The runtime that parked the batch is killed; another process completes the token
+    from the command line; the last one's heartbeat is missed and it comes back to a new
+    runtime."""
+    app = str(app_file)
+    env = {**os.environ}
+    subprocess.run([*CLI, "send", "parked", "--store", url, "--app", app,
+                    json.dumps({"n": 0, "heartbeat": 30}), json.dumps({"n": 1, "heartbeat": 1})],
+                   check=True, capture_output=True, env=env)
+    run = subprocess.Popen([*CLI, "run", app, "--store", url, "--status", "none"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    processes.append(run)
+    end = time.monotonic() + 20
+    while len([e for e in _log() if "token" in e]) < 2:
+        assert time.monotonic() < end, _log()
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(5)
+    tokens = {e["n"]: e["token"] for e in _log() if "token" in e}
+    done = subprocess.run([*CLI, "callback", tokens[0], "success", "--store", url],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "deleted 1 message" in done.stdout
+    bad = subprocess.run([*CLI, "callback", tokens[0], "failure", "--store", url],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown" in bad.stderr
+    # the killed runtime's gated mapping held a spare slot of "db": listed until it
+    # expires (lease_ttl 2 s), then gone
+    listing = subprocess.run([*CLI, "semaphores", "--store", url, "--json"],
+                             capture_output=True, text=True, env=env)
+    assert listing.returncode == 0, listing.stderr
+    (db,) = json.loads(listing.stdout)
+    assert [h["info"].split()[-1] for h in db["holders"]] in ([], ["gated->gated"])
+    # a new runtime gets message 1 once its 1 s heartbeat has run out
+    again = subprocess.run([*CLI, "run", app, "--store", url, "--status", "none",
+                            "--until-empty", "--duration", "20"],
+                           capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert [e["again"] for e in _log() if "again" in e] == [1]
+
+    async def left() -> int:
+        async with open_store(url) as store:
+            return await _accounted(store, "parked")
+
+    assert asyncio.run(left()) == 0
+    # the second runtime released what it held; the killed one's slot expires by itself
+    holders = asyncio.run(_left_holders(url))
+    assert all(h.info.split()[0].endswith(f":{run.pid}") for h in holders)
+    time.sleep(max([h.expires - time.time() for h in holders], default=0) + 0.05)
+    assert asyncio.run(_left_holders(url)) == []
