@@ -56,19 +56,20 @@ def receives(event):
     return int(event["Records"][0]["attributes"]["ApproximateReceiveCount"])
 
 
-for name in ("gated", "midway_async", "midway_sync", "midway_proc", "parked"):
-    app.queue(name, visibility_timeout=2, receive_wait_time=1, max_receive_count=3,
+for name in ("gated", "midway_async", "midway_sync", "midway_proc", "parked",
+             "midway_async_t", "midway_sync_t", "midway_proc_t"):
+    app.queue(name, visibility_timeout=5, receive_wait_time=1, max_receive_count=3,
               dead_letter_queue=name + "-dlq")
 
 
-@app.function(timeout=1)
+@app.function(timeout=5)
 async def gated(event, context):
     note(kind="gated", start=time.time())
     await asyncio.sleep(0.05)
     note(kind="gated", end=time.time())
 
 
-@app.function(timeout=1)
+@app.function(timeout=5)
 async def midway_async(event, context):
     body = json.loads(event["Records"][0]["body"])
     async with context.semaphore("db", timeout=body["timeout"]) as hold:
@@ -77,7 +78,7 @@ async def midway_async(event, context):
         note(kind="midway_async", end=time.time())
 
 
-@app.function(timeout=1)
+@app.function(timeout=5)
 def midway_sync(event, context):
     body = json.loads(event["Records"][0]["body"])
     with context.semaphore("db", timeout=body["timeout"]) as hold:
@@ -86,7 +87,7 @@ def midway_sync(event, context):
         note(kind="midway_sync", end=time.time())
 
 
-@app.function(timeout=1, isolation="process")
+@app.function(timeout=5, isolation="process")
 def midway_proc(event, context):
     body = json.loads(event["Records"][0]["body"])
     with context.semaphore("db", timeout=body["timeout"]) as hold:
@@ -95,7 +96,7 @@ def midway_proc(event, context):
         note(kind="midway_proc", end=time.time())
 
 
-@app.function(timeout=1)
+@app.function(timeout=5)
 async def parked(event, context):
     body = json.loads(event["Records"][0]["body"])
     if receives(event) > 1:  # came back: done the plain way
@@ -109,6 +110,9 @@ app.map("gated", gated, batch_size=1, semaphores=("db",))
 app.map("midway_async", midway_async, batch_size=1)
 app.map("midway_sync", midway_sync, batch_size=1)
 app.map("midway_proc", midway_proc, batch_size=1)
+app.map("midway_async_t", midway_async, batch_size=1)
+app.map("midway_sync_t", midway_sync, batch_size=1)
+app.map("midway_proc_t", midway_proc, batch_size=1)
 app.map("parked", parked, batch_size=1, report_batch_item_failures=True)
 '''
 
@@ -216,34 +220,41 @@ def test_a_handler_blocks_mid_way_with_a_timeout(
            else f"sqlite:///{tmp_path / 'store.db'}")
 
     async def main() -> None:
-        app = _only(load_app(str(app_file)), queue)
         async with open_store(url) as store:
+            await store.acquire_semaphore("db", "outside", limit=1, ttl=30, timeout=0)
+            # a handler that may wait 0.3 s gives up: a function error, its message stays
+            # queued (in flight until its visibility timeout ends)
+            app = _only(load_app(str(app_file)), f"{queue}_t")
             runtime = Runtime(app, store, cluster=None)
             await runtime.prepare()
-            await store.acquire_semaphore("db", "outside", limit=1, ttl=30, timeout=0)
-            # a handler that may wait 0.3 s gives up (a function error: it comes back) ...
-            await store.send(queue, json.dumps({"timeout": 0.3}))
-            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            await store.send(f"{queue}_t", json.dumps({"timeout": 0.3}))
+            run = asyncio.ensure_future(runtime.run())
             await _eventually(lambda: _errors(runtime) >= 1, 15)
-            assert not [e for e in _log() if e.get("kind") == queue]
-            # ... while the others wait as long as they must, here until a release
+            runtime.stop()
+            await asyncio.wait_for(run, 10)
+            assert await _accounted(store, f"{queue}_t") == 1
+            # handlers that may wait as long as their invocation lasts wait for the
+            # release, then take the slot one after the other, in order
+            app = _only(load_app(str(app_file)), queue)
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
             for _ in range(3):
                 await store.send(queue, json.dumps({"timeout": None}))
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
             await asyncio.sleep(0.5)
-            assert not [e for e in _log() if e.get("kind") == queue]
             released = time.time()
             await store.release_semaphore("db", "outside")
             summary = await asyncio.wait_for(run, 30)
-            assert summary.processed == 4  # the one that gave up came back and went through
+            assert summary.processed == 3
             assert await _accounted(store, queue) == 0
         log = [e for e in _log() if e.get("kind") == queue]
         starts = sorted(e["start"] for e in log if "start" in e)
         ends = sorted(e["end"] for e in log if "end" in e)
-        assert len(starts) == 4 and starts[0] - released < 1.0
+        assert len(starts) == 3 and starts[0] >= released
         assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))
         fences = [e["fence"] for e in sorted(log, key=lambda e: e.get("start", 0))
                   if "fence" in e]
-        assert fences == sorted(fences) and len(set(fences)) == 4
+        assert fences == sorted(fences) and len(set(fences)) == 3
         assert not (await _left_holders(url))
 
     asyncio.run(main())
@@ -279,8 +290,9 @@ def test_parked_batches_complete_fail_keep_by_heartbeat_or_come_back(
             run = asyncio.ensure_future(runtime.run(until_empty=True))
             await _eventually(lambda: len([e for e in _log() if "token" in e]) == 4)
             tokens = {e["n"]: e["token"] for e in _log() if "token" in e}
-            # the invocations returned: nothing runs, the four are in flight, parked
-            assert sum(len(r.invocations) for r in runtime.runners) == 0
+            # the invocations returned and their slots are free; the four messages stay in
+            # flight, parked
+            await _eventually(lambda: sum(len(r.invocations) for r in runtime.runners) == 0)
             assert (await store.counts("parked")).in_flight == 4
             done = await send_task_success(store, tokens[0])
             assert (done.deleted, done.returned) == (1, 0)
@@ -357,8 +369,8 @@ def test_a_parked_batch_outlives_a_kill_9_of_its_runtime(
     listing = subprocess.run([*CLI, "semaphores", "--store", url, "--json"],
                              capture_output=True, text=True, env=env)
     assert listing.returncode == 0, listing.stderr
-    (db,) = json.loads(listing.stdout)
-    assert [h["info"].split()[-1] for h in db["holders"]] in ([], ["gated->gated"])
+    for db in json.loads(listing.stdout):  # none if it was killed before it took one
+        assert [h["info"].split()[-1] for h in db["holders"]] in ([], ["gated->gated"])
     # a new runtime gets message 1 once its 1 s heartbeat has run out
     again = subprocess.run([*CLI, "run", app, "--store", url, "--status", "none",
                             "--until-empty", "--duration", "20"],

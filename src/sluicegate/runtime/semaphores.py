@@ -10,7 +10,11 @@ Three uses:
   is at its invocations in flight, so the mapping does not receive and no message's
   receive count is burnt. The spare is taken by waiting in the semaphore's FIFO queue
   (woken by a release, never polled); an invocation starts on the spare, releases its
-  slot when it ends, and the gate queues for the next spare at once.
+  slot when it ends, and the gate queues for the next spare at once. The store nudges
+  a spare's holder when someone queues behind it (and a grant says who waits already):
+  a spare no invocation took within :data:`IDLE_BEFORE_YIELD` is then handed back and
+  queued for again behind them, so an idle mapping (an empty queue) does not keep a
+  slot from one that has work, and nobody polls to find out.
 - **Block mid-way** (:class:`SemaphoreUse`): ``with context.semaphore("db", timeout=2):``
   or ``async with``, from a handler of any isolation; the wait is bounded by the
   invocation's remaining time, and :class:`~sluicegate.errors.SemaphoreTimeout` is raised
@@ -32,11 +36,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -76,6 +81,10 @@ log = logging.getLogger("sluicegate.runtime")
 MAX_HEARTBEAT = 43_200
 """Longest heartbeat of a parked batch, in seconds: SQS's longest visibility timeout."""
 
+IDLE_BEFORE_YIELD = 0.05
+"""Seconds a mapping's spare slot may stay unused, once someone waits for it, before the
+mapping hands it back (an invocation about to start takes it sooner)."""
+
 RETRY_AFTER_STORE_ERROR = 1.0
 """Seconds a mapping's gate waits before queueing again after its store failed."""
 
@@ -111,6 +120,8 @@ class Hold:
         self.fencing_token = fencing_token
         self.ttl = ttl
         self.lost = False
+        self.behind = 0
+        """How many waited behind when it was granted."""
         self._renewer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -175,7 +186,8 @@ class SemaphoreClient:
                               "context.semaphore")
         return config
 
-    async def hold(self, name: str, *, timeout: float | None, info: str = "") -> Hold:
+    async def hold(self, name: str, *, timeout: float | None, info: str = "",
+                   on_nudge: Callable[[], None] | None = None) -> Hold:
         """Take a slot of ``name``, waiting in arrival order up to ``timeout`` seconds
         (``None``: as long as it takes).
 
@@ -187,12 +199,13 @@ class SemaphoreClient:
         token = new_task_token()
         grant = await self.store.acquire_semaphore(
             name, token, limit=config.limit, ttl=config.lease_ttl, timeout=timeout,
-            info=info or self.owner)
+            info=info or self.owner, on_nudge=on_nudge)
         if not grant.acquired:
             raise SemaphoreTimeout(
                 f"semaphore {name!r} not taken within {timeout or 0:g} s "
                 f"({len(await self._holders(name))} of {config.limit} held)")
         hold = Hold(self, name, token, grant.token, config.lease_ttl)
+        hold.behind = grant.behind
         hold.start()
         return hold
 
@@ -407,6 +420,8 @@ class MappingGate:
         self.in_use = 0
         self.spare: dict[str, list[Hold]] = {n: [] for n in names}
         self._taking: dict[str, asyncio.Task[None]] = {}
+        self._handing: set[asyncio.Task[None]] = set()
+        self._yielding: set[str] = set()
         self.stopped = False
         for name in names:
             client.config(name)
@@ -418,7 +433,7 @@ class MappingGate:
             self._want(name)
 
     def _want(self, name: str) -> None:
-        if self.stopped or self.spare[name] or name in self._taking:
+        if self.stopped or self.runner.stopping or self.spare[name] or name in self._taking:
             return
         self._taking[name] = asyncio.get_running_loop().create_task(self._take(name))
 
@@ -426,8 +441,9 @@ class MappingGate:
         try:
             while True:
                 try:
-                    hold = await self.client.hold(name, timeout=None,
-                                                  info=f"{self.client.owner} {self.runner.name}")
+                    hold = await self.client.hold(
+                        name, timeout=None, info=f"{self.client.owner} {self.runner.name}",
+                        on_nudge=functools.partial(self._nudged, name))
                     break
                 except StoreError as exc:
                     log.warning("%s: cannot queue for semaphore %s: %s", self.runner.name,
@@ -440,6 +456,28 @@ class MappingGate:
             return
         self.spare[name].append(hold)
         self.runner.wake.set()
+        if hold.behind:
+            self._nudged(name)
+
+    def _nudged(self, name: str) -> None:
+        """Someone waits for ``name`` while this mapping has a spare of it: hand one back
+        unless an invocation takes it within :data:`IDLE_BEFORE_YIELD`."""
+        if self.spare[name] and name not in self._yielding:
+            self._yielding.add(name)
+            asyncio.get_running_loop().call_later(IDLE_BEFORE_YIELD, self._yield, name)
+
+    def _yield(self, name: str) -> None:
+        self._yielding.discard(name)
+        if self.stopped or not self.spare[name]:
+            return
+        hold = self.spare[name].pop(0)
+        task = asyncio.get_running_loop().create_task(self._hand_back(name, hold))
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
+
+    async def _hand_back(self, name: str, hold: Hold) -> None:
+        await hold.release()
+        self._want(name)  # behind the ones waiting now
 
     async def take(self) -> list[Hold]:
         """The slots an invocation starts on: a spare of each semaphore (taken now,
@@ -470,7 +508,7 @@ class MappingGate:
         self.stopped = True
         for task in list(self._taking.values()):
             task.cancel()
-        for task in list(self._taking.values()):
+        for task in [*self._taking.values(), *self._handing]:
             with contextlib.suppress(BaseException):
                 await task
         for name in self.names:

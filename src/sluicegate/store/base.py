@@ -52,7 +52,7 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, cast
 
 from sluicegate.core.config import QueueConfig, TopicConfig, is_fifo_queue
@@ -199,6 +199,7 @@ class Store(ABC):
         self.poll_interval = poll_interval
         self._waiters: dict[str, asyncio.Event] = {}
         self._semaphore_wakers: dict[str, asyncio.Future[None]] = {}
+        self._semaphore_nudges: dict[str, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @abstractmethod
@@ -852,12 +853,17 @@ class Store(ABC):
     async def acquire_semaphore(
         self, name: str, holder: str, *, limit: int, ttl: float,
         timeout: float | None = None, info: str = "",
+        on_nudge: Callable[[], None] | None = None,
     ) -> SemaphoreGrant:
         """Take a slot of semaphore ``name`` for task token ``holder``, waiting in arrival
         order for up to ``timeout`` seconds (``None``: as long as it takes; 0: do not
         wait, do not queue). The hold lasts ``ttl`` seconds unless renewed
         (:meth:`renew_semaphore`); a waiter is woken by the release that lets it in, and
         attempts again on its own only when a holder's slot would free by expiry.
+
+        ``on_nudge``: the holder may give its slot up when others want it (a mapping's
+        spare slot): it is called, on this store's loop, each time a new waiter queues
+        while ``holder`` holds (the grant's ``behind`` says how many waited already).
 
         Returns:
             The grant (``acquired`` is ``False`` when the timeout passed first).
@@ -873,8 +879,14 @@ class Store(ABC):
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
         ):
             raise InputError(f"timeout={timeout!r} is invalid: need seconds >= 0 or None")
+        yieldable = on_nudge is not None
         if not timeout and timeout is not None:
-            return await self._semaphore_acquire(name, holder, limit, ttl, False, "", info)
+            address = await self._wake_address() if yieldable else ""
+            grant = await self._semaphore_acquire(name, holder, limit, ttl, False, address,
+                                                  info, yieldable)
+            if grant.acquired and on_nudge is not None:
+                self._semaphore_nudges[holder] = on_nudge
+            return grant
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         address = await self._wake_address()
@@ -885,10 +897,14 @@ class Store(ABC):
         try:
             while True:
                 grant = await self._semaphore_acquire(name, holder, limit, ttl, True, address,
-                                                      info)
+                                                      info, yieldable)
                 if grant.acquired:
                     acquired = True
+                    if on_nudge is not None:
+                        self._semaphore_nudges[holder] = on_nudge
                     return grant
+                if grant.nudges:
+                    await self._nudge(grant.nudges)
                 left = None if deadline is None else deadline - loop.time()
                 if left is not None and left <= 0:
                     return grant
@@ -916,7 +932,22 @@ class Store(ABC):
         """Free ``holder``'s slot of semaphore ``name`` (nothing when it holds none) and
         wake the waiters that may take one now."""
         _check_semaphore(name, holder)
+        self._semaphore_nudges.pop(holder, None)
         await self._deliver(name, await self._semaphore_release(name, holder))
+
+    async def _nudge(self, nudges: tuple[Wake, ...]) -> None:
+        """Tell yieldable holders a new waiter queued: this object's directly, the others
+        through the backend (a holder that is gone is left to expire)."""
+        remote = []
+        for nudge in nudges:
+            callback = self._semaphore_nudges.get(nudge.waiter)
+            if callback is not None:
+                callback()
+            else:
+                remote.append(nudge)
+        if remote:
+            with contextlib.suppress(StoreError):
+                await self._send_wakes(remote)
 
     async def renew_semaphore(
         self, name: str, holders: Sequence[str], *, ttl: float
@@ -962,8 +993,13 @@ class Store(ABC):
     def _wake_local(self, waiter: str) -> None:
         """A wake for ``waiter`` arrived from another process."""
         woken = self._semaphore_wakers.get(waiter)
-        if woken is not None and not woken.done():
-            woken.set_result(None)
+        if woken is not None:
+            if not woken.done():
+                woken.set_result(None)
+            return
+        nudged = self._semaphore_nudges.get(waiter)
+        if nudged is not None:
+            nudged()
 
     async def park(self, batch: ParkedBatch, *, ttl: float) -> None:
         """Store ``batch`` under its task token for ``ttl`` seconds (a heartbeat stores
@@ -991,7 +1027,7 @@ class Store(ABC):
 
     async def _semaphore_acquire(
         self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
-        info: str,
+        info: str, yieldable: bool = False,
     ) -> SemaphoreGrant:
         """One attempt (see :func:`~sluicegate.store.semaphores.acquire_in`)."""
         raise StoreError(f"{type(self).__name__} has no semaphores")

@@ -254,7 +254,7 @@ class SemaphoreEngine(Protocol):
 
     def semaphore_acquire(
         self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
-        info: str, /,
+        info: str, yieldable: bool, /,
     ) -> SemaphoreGrant:
         """One attempt, atomically (see :func:`~sluicegate.store.semaphores.acquire_in`)."""
         ...
@@ -513,11 +513,11 @@ class EngineStore(Store):
     # ------------------------------------------------------------------ semaphores
     async def _semaphore_acquire(
         self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
-        info: str,
+        info: str, yieldable: bool = False,
     ) -> SemaphoreGrant:
         return await self._quick(
             lambda e: e.semaphores.semaphore_acquire(name, holder, limit, ttl, queue, address,
-                                                     info))
+                                                     info, yieldable))
 
     async def _semaphore_release(self, name: str, holder: str) -> list[Wake]:
         return await self._quick(lambda e: e.semaphores.semaphore_release(name, holder))

@@ -834,13 +834,14 @@ class RedisStore(Store):
 
     async def _semaphore_acquire(
         self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
-        info: str,
+        info: str, yieldable: bool = False,
     ) -> SemaphoreGrant:
         res = await self._semaphore_op(
             "acquire", name, holder, limit, repr(float(ttl)), "1" if queue else "0", address,
-            info, repr(WAITER_TTL_FACTOR))
+            info, repr(WAITER_TTL_FACTOR), "1" if yieldable else "0")
+        nudges = tuple(Wake(_text(res[i]), _text(res[i + 1])) for i in range(6, len(res), 2))
         return SemaphoreGrant(bool(int(res[0])), int(res[1]), float(res[2]), int(res[3]),
-                              float(res[4]))
+                              float(res[4]), int(res[5]), nudges)
 
     async def _semaphore_release(self, name: str, holder: str) -> list[Wake]:
         res = await self._semaphore_op("release", name, holder)

@@ -85,6 +85,9 @@ class SemaphoreHolder:
     since: float
     expires: float
     info: str = ""
+    address: str = ""
+    """Where a *nudge* goes when a new waiter queues (a holder that may yield its slot:
+    a mapping's spare); ``""``: never nudged."""
 
 
 @dataclass(slots=True)
@@ -120,7 +123,8 @@ class SemaphoreState:
     def to_json(self) -> str:
         return json.dumps({
             "name": self.name, "limit": self.limit, "token": self.token,
-            "holders": [[h.holder, h.token, h.since, h.expires, h.info] for h in self.holders],
+            "holders": [[h.holder, h.token, h.since, h.expires, h.info, h.address]
+                        for h in self.holders],
             "waiters": [[w.waiter, w.since, w.expires, w.address, w.info]
                         for w in self.waiters],
         })
@@ -130,11 +134,20 @@ class SemaphoreState:
         raw: dict[str, Any] = json.loads(text)
         return cls(
             str(raw["name"]), int(raw["limit"]), int(raw["token"]),
-            [SemaphoreHolder(str(h), int(t), float(s), float(e), str(i))
-             for h, t, s, e, i in raw["holders"]],
+            [SemaphoreHolder(str(h[0]), int(h[1]), float(h[2]), float(h[3]), str(h[4]),
+                             str(h[5]) if len(h) > 5 else "")
+             for h in raw["holders"]],
             [SemaphoreWaiter(str(w), float(s), float(e), str(a), str(i))
              for w, s, e, a, i in raw["waiters"]],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A waiter to wake: its task token and wake address."""
+
+    waiter: str
+    address: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +162,9 @@ class SemaphoreGrant:
             when it did not queue.
         retry_at: not acquired: when the earliest holder's slot frees by expiry, the
             latest a live waiter should attempt again even without a wake.
+        behind: acquired: how many wait behind (a holder that may yield learns that it
+            should, see :func:`acquire_in`).
+        nudges: queued as a new waiter: the holders that asked to be nudged then.
     """
 
     acquired: bool
@@ -156,14 +172,8 @@ class SemaphoreGrant:
     expires: float
     position: int = 0
     retry_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Wake:
-    """A waiter to wake: its task token and wake address."""
-
-    waiter: str
-    address: str
+    behind: int = 0
+    nudges: tuple[Wake, ...] = ()
 
 
 def _expire(state: SemaphoreState, now: float) -> None:
@@ -178,37 +188,45 @@ def _due(state: SemaphoreState) -> list[Wake]:
 
 def acquire_in(
     state: SemaphoreState, holder: str, *, limit: int, ttl: float, now: float, queue: bool,
-    address: str = "", info: str = "",
+    address: str = "", info: str = "", yieldable: bool = False,
 ) -> SemaphoreGrant:
     """One attempt by ``holder`` on ``state``, in place: the rules of the module
-    docstring. ``limit`` becomes the semaphore's limit."""
+    docstring. ``limit`` becomes the semaphore's limit.
+
+    ``yieldable``: the holder, once granted, may give its slot up when someone waits (a
+    mapping's spare slot): the grant says how many wait behind it, and a waiter that
+    queues later nudges it (the grant of that waiter lists the nudges to send to
+    ``address``)."""
     _expire(state, now)
     state.limit = limit
     for h in state.holders:
         if h.holder == holder:
             h.expires = now + ttl
-            return SemaphoreGrant(True, h.token, h.expires)
+            return SemaphoreGrant(True, h.token, h.expires, behind=len(state.waiters))
     place = next((i for i, w in enumerate(state.waiters) if w.waiter == holder), None)
     ahead = len(state.waiters) if place is None else place
     if limit - len(state.holders) > ahead:
         if place is not None:
             del state.waiters[place]
         state.token += 1
-        state.holders.append(SemaphoreHolder(holder, state.token, now, now + ttl, info))
-        return SemaphoreGrant(True, state.token, now + ttl)
+        state.holders.append(SemaphoreHolder(holder, state.token, now, now + ttl, info,
+                                             address if yieldable else ""))
+        return SemaphoreGrant(True, state.token, now + ttl, behind=len(state.waiters))
     retry_at = min((h.expires for h in state.holders), default=now + ttl)
     if not queue:
         if place is not None:
             del state.waiters[place]
         return SemaphoreGrant(False, 0, now, 0, retry_at)
     expires = now + WAITER_TTL_FACTOR * ttl
+    nudges: tuple[Wake, ...] = ()
     if place is None:
         state.waiters.append(SemaphoreWaiter(holder, now, expires, address, info))
         place = len(state.waiters) - 1
+        nudges = tuple(Wake(h.holder, h.address) for h in state.holders if h.address)
     else:
         waiter = state.waiters[place]
         waiter.expires, waiter.address = expires, address or waiter.address
-    return SemaphoreGrant(False, 0, expires, place + 1, retry_at)
+    return SemaphoreGrant(False, 0, expires, place + 1, retry_at, nudges=nudges)
 
 
 def release_in(state: SemaphoreState, holder: str, *, now: float) -> list[Wake]:
@@ -299,9 +317,9 @@ class MemorySemaphores:
         return state
 
     def semaphore_acquire(self, name: str, holder: str, limit: int, ttl: float, queue: bool,
-                          address: str, info: str) -> SemaphoreGrant:
+                          address: str, info: str, yieldable: bool) -> SemaphoreGrant:
         return acquire_in(self._state(name), holder, limit=limit, ttl=ttl, now=self.clock(),
-                          queue=queue, address=address, info=info)
+                          queue=queue, address=address, info=info, yieldable=yieldable)
 
     def semaphore_release(self, name: str, holder: str) -> list[Wake]:
         return release_in(self._state(name), holder, now=self.clock())

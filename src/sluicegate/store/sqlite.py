@@ -1410,10 +1410,10 @@ class _Engine:
         return self._write(run)
 
     def semaphore_acquire(self, name: str, holder: str, limit: int, ttl: float, queue: bool,
-                          address: str, info: str) -> SemaphoreGrant:
+                          address: str, info: str, yieldable: bool) -> SemaphoreGrant:
         return self._semaphore(name, lambda state: acquire_in(
             state, holder, limit=limit, ttl=ttl, now=self.clock(), queue=queue,
-            address=address, info=info))
+            address=address, info=info, yieldable=yieldable))
 
     def semaphore_release(self, name: str, holder: str) -> list[Wake]:
         return self._semaphore(name, lambda state: release_in(state, holder, now=self.clock()))

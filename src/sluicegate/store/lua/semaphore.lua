@@ -4,7 +4,9 @@
 --
 -- ARGV[3] operation, ARGV[4] semaphore name, then:
 --   acquire: holder, limit, ttl, queue ('1'/'0'), wake address (a channel), info, waiter
---            ttl factor -> {acquired (1/0), fencing token, expiry, position, retry_at}
+--            ttl factor, yieldable ('1'/'0') -> {acquired (1/0), fencing token, expiry,
+--            position, retry_at, behind, then per nudge: holder, channel}; a new waiter
+--            nudges the yieldable holders (PUBLISH of their token on their channel)
 --   release: holder -> {waiter, channel, ...}: the waiters woken (PUBLISH of their token
 --            on their channel); a waiter whose channel nobody listens to any more (its
 --            process is gone) leaves the queue and the next one is woken instead
@@ -53,12 +55,13 @@ local out = {}
 if op == 'acquire' then
   local holder, limit, ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
   local queue, address, info, factor = ARGV[8] == '1', ARGV[9], ARGV[10], tonumber(ARGV[11])
+  local yieldable = ARGV[12] == '1'
   st.limit = limit
   for _, h in ipairs(st.holders) do
     if h[1] == holder then
       h[4] = NOW + ttl
       save()
-      return {1, h[2], fmt(h[4]), 0, fmt(0)}
+      return {1, h[2], fmt(h[4]), 0, fmt(0), #st.waiters}
     end
   end
   local place = nil
@@ -67,27 +70,38 @@ if op == 'acquire' then
   if limit - #st.holders > ahead then
     if place then table.remove(st.waiters, place) end
     st.token = st.token + 1
-    table.insert(st.holders, {holder, st.token, NOW, NOW + ttl, info})
+    table.insert(st.holders, {holder, st.token, NOW, NOW + ttl, info,
+      yieldable and address or ''})
     save()
-    return {1, st.token, fmt(NOW + ttl), 0, fmt(0)}
+    return {1, st.token, fmt(NOW + ttl), 0, fmt(0), #st.waiters}
   end
   local retry = NOW + ttl
   for _, h in ipairs(st.holders) do if h[4] < retry then retry = h[4] end end
   if not queue then
     if place then table.remove(st.waiters, place) end
     save()
-    return {0, 0, fmt(NOW), 0, fmt(retry)}
+    return {0, 0, fmt(NOW), 0, fmt(retry), 0}
   end
   local expires = NOW + factor * ttl
+  local nudges = {}
   if not place then
     table.insert(st.waiters, {holder, NOW, expires, address, info})
     place = #st.waiters
+    for _, h in ipairs(st.holders) do
+      if h[6] and h[6] ~= '' then
+        redis.call('PUBLISH', h[6], h[1])
+        table.insert(nudges, h[1])
+        table.insert(nudges, h[6])
+      end
+    end
   else
     st.waiters[place][3] = expires
     if address ~= '' then st.waiters[place][4] = address end
   end
   save()
-  return {0, 0, fmt(expires), place, fmt(retry)}
+  local out = {0, 0, fmt(expires), place, fmt(retry), 0}
+  for _, v in ipairs(nudges) do table.insert(out, v) end
+  return out
 elseif op == 'release' then
   drop(ARGV[5])
   local woken = {}
