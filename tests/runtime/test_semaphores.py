@@ -56,7 +56,7 @@ def receives(event):
     return int(event["Records"][0]["attributes"]["ApproximateReceiveCount"])
 
 
-for name in ("gated", "midway_async", "midway_sync", "midway_proc", "parked",
+for name in ("gated", "busy", "midway_async", "midway_sync", "midway_proc", "parked",
              "midway_async_t", "midway_sync_t", "midway_proc_t"):
     app.queue(name, visibility_timeout=5, receive_wait_time=1, max_receive_count=3,
               dead_letter_queue=name + "-dlq")
@@ -107,6 +107,7 @@ async def parked(event, context):
 
 
 app.map("gated", gated, batch_size=1, semaphores=("db",))
+app.map("busy", gated, batch_size=1, semaphores=("db",))
 app.map("midway_async", midway_async, batch_size=1)
 app.map("midway_sync", midway_sync, batch_size=1)
 app.map("midway_proc", midway_proc, batch_size=1)
@@ -158,9 +159,9 @@ def _errors(runtime: Runtime) -> int:
     return sum(int(r.core.errors) for r in runtime.runners)
 
 
-def _only(app: sluicegate.App, queue: str) -> sluicegate.App:
-    """``app`` running only the mapping of ``queue``."""
-    app.mappings = [m for m in app.mappings if m.queue == queue]
+def _only(app: sluicegate.App, *queues: str) -> sluicegate.App:
+    """``app`` running only the mappings of ``queues``."""
+    app.mappings = [m for m in app.mappings if m.queue in queues]
     return app
 
 
@@ -199,6 +200,32 @@ def test_a_mapping_that_cannot_take_its_semaphore_burns_no_receive_count(
         assert len(starts) == len(ends) == 5
         assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))
         assert not (await _left_holders(url))
+
+    asyncio.run(main())
+
+
+def test_an_idle_mapping_hands_its_spare_slot_to_one_with_work(app_file: Path, url: str) -> None:
+    """Two mappings need the one slot of "db": "gated" has nothing to do, "busy" has 10
+    messages. Whoever took the spare first, "busy" drains its queue: the idle one hands
+    the slot back each time "busy" queues for it."""
+
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), "gated", "busy")
+        async with open_store(url) as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            run = asyncio.ensure_future(runtime.run())
+            await asyncio.sleep(0.5)  # both queued; one holds the spare
+            started = time.monotonic()
+            for n in range(10):
+                await store.send("busy", json.dumps({"n": n}))
+            await _eventually(lambda: len([e for e in _log() if "end" in e]) == 10, 10)
+            elapsed = time.monotonic() - started
+            runtime.stop()
+            await asyncio.wait_for(run, 10)
+            assert await _accounted(store, "busy") == 0
+        assert elapsed < 5.0  # 10 x (50 ms + at most one hand-back of 50 ms) and receives
+        print(f"10 invocations of 50 ms behind an idle mapping: {elapsed:.2f} s")
 
     asyncio.run(main())
 

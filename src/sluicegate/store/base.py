@@ -1017,8 +1017,9 @@ class Store(ABC):
 
     async def _wake_address(self) -> str:
         """Where other processes send this store's waiters their wakes (started on first
-        use). The default, for a store no other process shares: none."""
-        return ""
+        use). The default, for a store no other process shares: ``"local"`` (every
+        waiter and nudged holder is in this object's own tables)."""
+        return "local"
 
     async def _send_wakes(self, wakes: list[Wake]) -> list[str]:
         """Send each wake to its address in another process; the waiters nobody listens
