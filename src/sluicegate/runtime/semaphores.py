@@ -238,8 +238,9 @@ class SemaphoreUse:
         return remaining if self.timeout is None else min(self.timeout, remaining)
 
     def _info(self) -> str:
+        request = str(getattr(self.context, "aws_request_id", ""))[:8]  # enough to find it
         return (f"{self.client.owner} {getattr(self.context, 'function_name', '')} "
-                f"{getattr(self.context, 'aws_request_id', '')}").strip()
+                f"{request}").strip()
 
     def _on_client_loop(self) -> bool:
         try:
