@@ -32,6 +32,7 @@ from sluicegate.runtime.semaphores import (
     send_task_success,
 )
 from sluicegate.store import Store, open_store
+from sluicegate.store.base import PutEntry
 
 APP = '''
 """Handlers of sluicegate's semaphore tests: each appends what it did to $SG_LOG."""
@@ -64,7 +65,7 @@ for name in ("gated", "busy", "midway_async", "midway_sync", "midway_proc", "par
 
 @app.function(timeout=5)
 async def gated(event, context):
-    note(kind="gated", start=time.time())
+    note(kind="gated", start=time.time(), fence=context.fencing_tokens["db"])
     await asyncio.sleep(0.05)
     note(kind="gated", end=time.time())
 
@@ -198,6 +199,9 @@ def test_a_mapping_that_cannot_take_its_semaphore_burns_no_receive_count(
         starts = sorted(e["start"] for e in _log() if "start" in e)
         ends = sorted(e["end"] for e in _log() if "end" in e)
         assert len(starts) == len(ends) == 5
+        fences = [e["fence"] for e in sorted(_log(), key=lambda e: e.get("start", 0))
+                  if "fence" in e]
+        assert fences == sorted(fences) and len(set(fences)) == 5
         assert all(end <= start for end, start in zip(ends, starts[1:], strict=False))
         assert not (await _left_holders(url))
 
@@ -226,6 +230,37 @@ def test_an_idle_mapping_hands_its_spare_slot_to_one_with_work(app_file: Path, u
             assert await _accounted(store, "busy") == 0
         assert elapsed < 5.0  # 10 x (50 ms + at most one hand-back of 50 ms) and receives
         print(f"10 invocations of 50 ms behind an idle mapping: {elapsed:.2f} s")
+
+    asyncio.run(main())
+
+
+def test_a_stream_mapping_that_cannot_take_its_semaphore_holds_its_shard(tmp_path: Path) -> None:
+    """A stream mapping naming a semaphore reads nothing while it cannot take it (its
+    checkpoint stays, no retry is spent), then processes every record in order."""
+    seen: list[int] = []
+    app = sluicegate.App()
+    app.semaphore("db")
+    app.stream("clicks")
+
+    @app.function(timeout=5)
+    async def count(event: dict[str, Any], context: Any) -> None:
+        seen.extend(int(r["kinesis"]["sequenceNumber"]) for r in event["Records"])
+
+    app.map("clicks", count, batch_size=10, semaphores=("db",))
+
+    async def main() -> None:
+        async with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            await store.acquire_semaphore("db", "outside", limit=1, ttl=30, timeout=0)
+            await store.put_records("clicks", [PutEntry("k", f"{n}") for n in range(25)])
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            await asyncio.sleep(1.0)
+            assert seen == [] and await store.get_checkpoints("clicks->count") == {}
+            assert runtime.limit_reasons()["clicks->count"] == "semaphore:db"
+            await store.release_semaphore("db", "outside")
+            await asyncio.wait_for(run, 20)
+        assert seen == sorted(seen) and len(seen) == 25
 
     asyncio.run(main())
 

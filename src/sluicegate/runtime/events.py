@@ -607,6 +607,13 @@ class LambdaContext:
         """
         return str(self._tools().park(heartbeat))
 
+    @property
+    def fencing_tokens(self) -> dict[str, int]:
+        """The fencing token of each semaphore slot the mapping took for this invocation
+        (``app.map(..., semaphores=...)``), by semaphore name; empty without any."""
+        tools = self._sluicegate
+        return {} if tools is None else dict(tools.fencing_tokens)
+
     def _tools(self) -> Any:
         tools = self._sluicegate
         if tools is None:

@@ -262,6 +262,8 @@ class MappingRunner:
             if runtime.semaphores is not None or self.can_park:
                 tools = context._sluicegate = InvocationTools(runtime.semaphores,
                                                               can_park=self.can_park)
+                for hold in holds:
+                    tools.fencing_tokens[hold.name] = hold.fencing_token
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
             if tools is not None and tools.parked is not None and result.ok:

@@ -306,6 +306,8 @@ class InvocationTools:
         self.park_token: str | None = None
         self.parked: float | None = None
         """The heartbeat the handler parked its batch with, if it did."""
+        self.fencing_tokens: dict[str, int] = {}
+        """The fencing token of each slot the mapping took for this invocation."""
 
     def semaphore(self, context: Any, name: str, timeout: float | None) -> SemaphoreUse:
         if self.client is None:
@@ -339,6 +341,7 @@ class InvocationTools:
             "semaphores": {} if client is None else {
                 n: [c.limit, c.lease_ttl] for n, c in client.configs.items()},
             "park_token": self.park_token,
+            "fencing_tokens": self.fencing_tokens,
         }
 
 
@@ -353,6 +356,8 @@ class ChildTools(InvocationTools):
     def __init__(self, fields: Mapping[str, Any]) -> None:
         super().__init__(None, can_park=fields.get("park_token") is not None)
         self.park_token = fields.get("park_token")
+        self.fencing_tokens = {str(k): int(v) for k, v in
+                               fields.get("fencing_tokens", {}).items()}
         self._fields = fields
 
     def semaphore(self, context: Any, name: str, timeout: float | None) -> SemaphoreUse:
