@@ -57,7 +57,7 @@ def receives(event):
     return int(event["Records"][0]["attributes"]["ApproximateReceiveCount"])
 
 
-for name in ("gated", "busy", "midway_async", "midway_sync", "midway_proc", "parked",
+for name in ("gated", "busy", "parked_proc", "midway_async", "midway_sync", "midway_proc", "parked",
              "midway_async_t", "midway_sync_t", "midway_proc_t"):
     app.queue(name, visibility_timeout=5, receive_wait_time=1, max_receive_count=3,
               dead_letter_queue=name + "-dlq")
@@ -107,6 +107,13 @@ async def parked(event, context):
     note(kind="parked", n=body["n"], token=token)
 
 
+@app.function(timeout=5, isolation="process")
+def parked_proc(event, context):
+    note(kind="parked_proc", token=context.park(heartbeat=30), pid=os.getpid())
+    return {"ignored": True}
+
+
+app.map("parked_proc", parked_proc, batch_size=1)
 app.map("gated", gated, batch_size=1, semaphores=("db",))
 app.map("busy", gated, batch_size=1, semaphores=("db",))
 app.map("midway_async", midway_async, batch_size=1)
@@ -380,6 +387,30 @@ def test_parked_batches_complete_fail_keep_by_heartbeat_or_come_back(
         assert summary.processed == 3
 
     asyncio.run(main())
+
+
+def test_a_handler_in_process_isolation_parks_its_batch(app_file: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        app = _only(load_app(str(app_file)), "parked_proc")
+        async with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+            runtime = Runtime(app, store, cluster=None)
+            await runtime.prepare()
+            await store.send("parked_proc", "{}")
+            run = asyncio.ensure_future(runtime.run(until_empty=True))
+            await _eventually(lambda: any("token" in e for e in _log()), 15)
+            (entry,) = [e for e in _log() if "token" in e]
+            assert entry["pid"] != os.getpid()  # parked in the environment's process
+            await _eventually(lambda: _parked(runtime), 10)
+            done = await send_task_success(store, entry["token"])
+            assert done.deleted == 1
+            summary = await asyncio.wait_for(run, 20)
+            assert summary.processed == 0 and await _accounted(store, "parked_proc") == 0
+
+    asyncio.run(main())
+
+
+def _parked(runtime: Runtime) -> bool:
+    return sum(int(r.core.partial) for r in runtime.runners) == 1
 
 
 CLI = [sys.executable, "-m", "sluicegate"]

@@ -1424,11 +1424,16 @@ class _Engine:
 
     def semaphore_states(self, names: list[str] | None) -> list[SemaphoreState]:
         now = self.clock()
-        if names is None:
-            rows = self.conn.execute("SELECT state FROM semaphores").fetchall()
-        else:
-            rows = [r for n in names for r in self.conn.execute(
-                "SELECT state FROM semaphores WHERE name = ?", (n,))]
+        try:
+            if names is None:
+                rows = self.conn.execute("SELECT state FROM semaphores").fetchall()
+            else:
+                rows = [r for n in names for r in self.conn.execute(
+                    "SELECT state FROM semaphores WHERE name = ?", (n,))]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a read-only look at a version 5 file
+                return []
+            raise
         out = []
         for (text,) in rows:
             state = SemaphoreState.from_json(text)
