@@ -525,6 +525,9 @@ class LambdaContext:
         self._sluicegate: Any = None
         """The runtime's semaphores and task tokens for this invocation
         (:class:`~sluicegate.runtime.semaphores.InvocationTools`), set by the runtime."""
+        self._sluicegate_fields: Any = None
+        """In an execution environment of another process: what its tools are built from
+        on first use (:class:`~sluicegate.runtime.semaphores.ChildTools`)."""
 
     @classmethod
     def for_function(
@@ -612,10 +615,17 @@ class LambdaContext:
         """The fencing token of each semaphore slot the mapping took for this invocation
         (``app.map(..., semaphores=...)``), by semaphore name; empty without any."""
         tools = self._sluicegate
-        return {} if tools is None else dict(tools.fencing_tokens)
+        if tools is None:
+            fields = self._sluicegate_fields or {}
+            return {str(k): int(v) for k, v in fields.get("fencing_tokens", {}).items()}
+        return dict(tools.fencing_tokens)
 
     def _tools(self) -> Any:
         tools = self._sluicegate
+        if tools is None and self._sluicegate_fields is not None:
+            from sluicegate.runtime.semaphores import ChildTools
+
+            tools = self._sluicegate = ChildTools(self._sluicegate_fields)
         if tools is None:
             from sluicegate.errors import InputError
 

@@ -491,11 +491,9 @@ def _run_invocation(
         function_version=fields["function_version"],
         timeout=request["remaining"],
     )
-    tools = fields.get("sluicegate")
-    if tools is not None:  # semaphores and task tokens: the environment's own
-        from sluicegate.runtime.semaphores import ChildTools
-
-        context._sluicegate = ChildTools(tools)
+    # semaphores and task tokens: the environment's own, built on first use (importing
+    # them costs a cold invocation tens of milliseconds)
+    context._sluicegate_fields = fields.get("sluicegate")
     event = request["event"]
     started = time.monotonic()
     try:
@@ -513,9 +511,10 @@ def _run_invocation(
             "duration": duration,
         }
     duration = time.monotonic() - started
-    if tools is not None and context._sluicegate.parked is not None:
+    tools = context._sluicegate
+    if tools is not None and tools.parked is not None:
         return {"kind": "result", "response": None, "duration": duration,
-                "parked": context._sluicegate.parked}
+                "parked": tools.parked}
     response, marshal_error = marshal_response(value)
     if marshal_error:
         _log.error("%s request %s: %s", name, context.aws_request_id, marshal_error)
