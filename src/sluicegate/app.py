@@ -18,6 +18,9 @@ with an error naming the parameter, the value and the allowed range::
 
     payments = app.queue("payments.fifo", content_based_deduplication=True)
     app.topic("events.fifo", subscribers=[payments])
+
+    app.breaker("ledger", failure_rate_threshold=50, open_wait=30)
+    app.map(payments, process, breaker="ledger")
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
+    BREAKER_NAME,
     DEFAULT_ISOLATION,
     DEFAULT_SCALING_CEILING,
     AccountConfig,
@@ -89,6 +94,7 @@ class App:
     mappings: list[MappingConfig] = field(default_factory=list, init=False)
     stream_mappings: list[StreamMappingConfig] = field(default_factory=list, init=False)
     semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict, init=False)
+    breakers: dict[str, BreakerConfig] = field(default_factory=dict, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
     _pool: ConcurrencyPool = field(init=False, repr=False)
 
@@ -264,6 +270,37 @@ class App:
             return register(handler)
         return register
 
+    # ------------------------------------------------------------------ breakers
+    def breaker(self, name: str, **settings: Any) -> BreakerConfig:
+        """Define a circuit breaker shared by name: every mapping given ``breaker=name``
+        (or the returned config) uses the same breaker, so the failures of one open it
+        for all (one downstream, several mappings). Within one process; settings as
+        :class:`~sluicegate.core.breaker.BreakerConfig`.
+
+        Raises:
+            ConfigError: a bad name, a name defined twice, an unknown setting or a value
+                out of range.
+        """
+        if not isinstance(name, str) or not BREAKER_NAME.match(name):
+            raise ConfigError("name", name, "1-80 letters, digits, '.', '-' or '_'", "breaker")
+        if name in self.breakers:
+            raise ConfigError("name", name, "a breaker name not defined already", "breaker")
+        config = BreakerConfig.from_settings(settings, f"breaker {name!r}")
+        self.breakers[name] = config
+        return config
+
+    def _breaker(self, value: Any, context: str) -> Any:
+        """``breaker=`` of :meth:`map`: a shared breaker's config becomes its name; a name
+        must be defined."""
+        if isinstance(value, BreakerConfig):
+            for name, config in self.breakers.items():
+                if config is value:
+                    return name
+            return value
+        if isinstance(value, str) and value not in self.breakers:
+            raise ConfigError("breaker", value, "a breaker defined with app.breaker()", context)
+        return value
+
     # ------------------------------------------------------------------ mappings
     def map(
         self,
@@ -286,6 +323,7 @@ class App:
         maximum_record_age: int | timedelta | None = None,
         on_failure: str | QueueConfig | None = None,
         semaphores: tuple[str, ...] | str = (),
+        breaker: str | BreakerConfig | dict[str, Any] | None = None,
     ) -> MappingConfig | StreamMappingConfig:
         """Create an event source mapping from a queue or a stream to ``function``.
 
@@ -299,6 +337,9 @@ class App:
         ``semaphores`` names semaphores defined with :meth:`semaphore` that each
         invocation holds a slot of (the mapping does not receive while it cannot take
         them).
+        ``breaker`` (both kinds): a breaker defined with :meth:`breaker` (its name or
+        its config: shared), or the mapping's own (a
+        :class:`~sluicegate.core.breaker.BreakerConfig` or a dict of its settings).
 
         Raises:
             ConfigError: a value out of range, an undefined source or function, a
@@ -326,11 +367,13 @@ class App:
             "maximum_record_age": maximum_record_age,
             "on_failure": on_failure.name if isinstance(on_failure, QueueConfig) else on_failure,
         }
+        breaker_spec = self._breaker(breaker, f"mapping {name}")
         if name in self.streams and not isinstance(source, QueueConfig):
             return self._map_stream(
                 name, function, batch_size, maximum_batching_window,
                 report_batch_item_failures, enabled, filter_criteria, queue_only, stream_only,
                 semaphores,
+                breaker_spec,
             )
         if name not in self.queues:
             raise ConfigError(
@@ -357,6 +400,7 @@ class App:
             enabled=enabled,
             filter_criteria=filter_criteria,
             semaphores=semaphores,  # type: ignore[arg-type]
+            breaker=breaker_spec,
         )
         check_visibility_against_timeout(self.queues[qname], fn.config)
         if any(m.queue == qname and m.function == fn.name for m in self.mappings):
@@ -378,6 +422,7 @@ class App:
         queue_only: dict[str, Any],
         stream_only: dict[str, Any],
         semaphores: tuple[str, ...] | str = (),
+        breaker: Any = None,
     ) -> StreamMappingConfig:
         fn = self._function(function)
         ctx = f"mapping {stream}->{fn.name}"
@@ -397,6 +442,7 @@ class App:
             enabled=enabled,
             filter_criteria=filter_criteria,
             semaphores=semaphores,  # type: ignore[arg-type]
+            breaker=breaker,
             **settings,
         )
         destination = config.on_failure

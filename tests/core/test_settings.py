@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
@@ -22,7 +23,7 @@ from sluicegate.errors import ConfigError
 
 NOT_SETTINGS = {"name", "queue", "function", "stream", "dead_letter_queue", "on_failure",
                 "filter_criteria", "starting_position_timestamp",
-                "content_based_deduplication", "semaphores"}
+                "content_based_deduplication", "semaphores", "probe", "breaker"}
 """Fields that are names, references or structured values, not numbers or choices."""
 
 CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
@@ -33,6 +34,7 @@ CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
     (MappingConfig, {"queue": "q", "function": "f"}, "mapping", QUEUE),
     (StreamMappingConfig, {"stream": "s", "function": "f"}, "stream_mapping", STREAM),
     (SemaphoreConfig, {"name": "db"}, "semaphore", None),
+    (BreakerConfig, {}, "breaker", None),
 ]
 
 

@@ -26,6 +26,7 @@ EXPECTED = {
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
     "fifo-groups",  # pinned in test_fifo_sim.py
     "topic-fanout",  # pinned in test_topic_sim.py
+    "breaker-outage",  # pinned in test_presets_breaker.py
 }
 
 

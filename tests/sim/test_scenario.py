@@ -291,7 +291,7 @@ def test_bad_overrides() -> None:
         {}, "mapping.batch_size"
     )
     assert error_of({}, "mapping.colour=1") == "scenario: unknown key mapping.colour (known: " + (
-        "batch_size, enabled, filter_criteria, maximum_batching_window, maximum_concurrency, "
+        "batch_size, breaker, enabled, filter_criteria, maximum_batching_window, maximum_concurrency, "
         "pauses, "
         "report_batch_item_failures, scaling, scaling_ceiling)"
     )

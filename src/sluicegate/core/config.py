@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.core.filters import FilterCriteria, FilterSource
 from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, check_bool, check_int
 from sluicegate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sluicegate.core.breaker import BreakerConfig
 
 __all__ = [
     "DEFAULT_ACCOUNT_CONCURRENCY",
@@ -378,6 +382,10 @@ class MappingConfig:
             accepted).
         semaphores: names of semaphores (``app.semaphore``) the mapping takes a slot of
             for each invocation; it does not receive while it cannot take them.
+        breaker: the circuit breaker in front of the function's downstream: the name of
+            a breaker defined with ``app.breaker`` (shared by every mapping that names
+            it), a :class:`~sluicegate.core.breaker.BreakerConfig` or a dict of its
+            settings (the mapping's own); ``None`` (default): none.
     """
 
     queue: str
@@ -391,6 +399,7 @@ class MappingConfig:
     enabled: bool = _Q["enabled"].default
     filter_criteria: FilterCriteria = NO_FILTER
     semaphores: tuple[str, ...] = ()
+    breaker: str | BreakerConfig | None = None
 
     @property
     def name(self) -> str:
@@ -435,6 +444,7 @@ class MappingConfig:
         set_(self, "enabled", _check("enabled", self.enabled, ctx))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
         set_(self, "semaphores", check_semaphore_names(self.semaphores, ctx))
+        set_(self, "breaker", as_breaker(self.breaker, ctx))
 
 
 # ---------------------------------------------------------------------- semaphores
@@ -472,6 +482,32 @@ def check_semaphore_names(value: Any, context: str) -> tuple[str, ...]:
     ) or len(set(names)) != len(names):
         raise ConfigError("semaphores", value, "distinct semaphore names", context)
     return tuple(names)
+
+
+BREAKER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+"""A shared breaker's name: 1-80 letters, digits, ``.``, ``-`` and ``_``."""
+
+
+def as_breaker(value: object, context: str) -> str | BreakerConfig | None:
+    """A mapping's ``breaker=`` normalised: a shared breaker's name, a
+    :class:`~sluicegate.core.breaker.BreakerConfig` (built from a dict of settings), or
+    ``None``; else :class:`ConfigError`. Whether a name is defined is the App's check."""
+    # imported here: breaker imports limit, which imports scaling, which imports this
+    from sluicegate.core.breaker import BreakerConfig
+
+    if value is None or isinstance(value, BreakerConfig):
+        return value
+    if isinstance(value, str):
+        if not BREAKER_NAME.match(value):
+            raise ConfigError("breaker", value, "1-80 letters, digits, '.', '-' or '_'",
+                              context)
+        return value
+    if isinstance(value, Mapping):
+        return BreakerConfig.from_settings(value, f"{context}: breaker")
+    raise ConfigError(
+        "breaker", value, "a breaker's name, a BreakerConfig or a dict of its settings",
+        context,
+    )
 
 
 def as_filter_criteria(value: Any, source: FilterSource) -> FilterCriteria:

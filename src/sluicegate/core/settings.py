@@ -35,6 +35,7 @@ __all__ = [
     "Setting",
     "Variant",
     "check_bool",
+    "check_float",
     "check_int",
     "setting",
 ]
@@ -71,6 +72,25 @@ def check_int(
     return int(value)
 
 
+def check_float(
+    parameter: str, value: Any, low: float | None, high: float | None, context: str, *,
+    unit: str = "",
+) -> float:
+    """``value`` (a number, or a ``timedelta`` for seconds) as a float in ``low..high``
+    (``None``: unbounded on that side); else :class:`ConfigError` with the range."""
+    suffix = f" {unit}" if unit else ""
+    shown = f"{low:g}-{high:g}" if low is not None and high is not None else (
+        f">= {low:g}" if low is not None else f"<= {high:g}" if high is not None
+        else "any number")
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ConfigError(parameter, value, f"a number {shown}{suffix}", context)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(parameter, value, f"{shown}{suffix}", context)
+    return float(value)
+
+
 def check_bool(parameter: str, value: Any, context: str) -> bool:
     """``value`` when it is a bool; else :class:`ConfigError`."""
     if not isinstance(value, bool):
@@ -100,11 +120,11 @@ class Setting:
         low, high: the range, both ends included (``None``: not a number, or unbounded
             on that side; ``high`` of ``min_unreserved`` is the account's limit).
         unit: ``"s"``, ``"bytes"``, ``"MB"``, ``"records"``, ``"invocations"``,
-            ``"shards"`` or ``""``.
+            ``"shards"``, ``"%"`` or ``""``.
         doc: one line.
         owners: the configuration objects that have it: ``"queue"``, ``"stream"``,
             ``"function"``, ``"account"``, ``"mapping"`` (a queue's),
-            ``"stream_mapping"``, ``"semaphore"``.
+            ``"stream_mapping"``, ``"semaphore"``, ``"breaker"``.
         choices: the allowed values of a ``"choice"``.
         unset: what ``None`` means when it is allowed (e.g. ``"no limit"``); ``""``:
             ``None`` is not allowed.
@@ -171,6 +191,9 @@ class Setting:
                 raise ConfigError(self.name, value, " or ".join(map(repr, self.choices)),
                                   context)
             return value
+        if self.type == "float":
+            return check_float(self.name, value, self.low, self.high, context,
+                               unit=self.unit if self.unit in _SHOWN_UNITS else "")
         if self.type != "int":
             raise TypeError(f"setting {self.name!r} of type {self.type!r} has no check")
         low, high = self.range_for(kind)
@@ -286,7 +309,44 @@ _DEFINITIONS: Final = (
             ("semaphore",)),
 )
 
-SETTINGS: Final[Mapping[str, Setting]] = {s.name: s for s in _DEFINITIONS}
+_B: Final = ("breaker",)
+
+_BREAKER_DEFINITIONS: Final = (
+    # ---------------------------------------------------------------- breakers
+    # sluicegate's own (AWS has no breaker); the names follow resilience4j's, the best
+    # known breaker library's, where the notion is the same
+    Setting("failure_rate_threshold", "float", 50.0, 1, 100, "%",
+            "a breaker trips when at least this percentage of the calls in its window "
+            "failed (error or timeout)", _B),
+    Setting("slow_call_rate_threshold", "float", 100.0, 1, 100, "%",
+            "a breaker trips when at least this percentage of the calls in its window "
+            "were slow", _B),
+    Setting("slow_call_duration", "float", None, 0.001, 900, "s",
+            "a call whose latency (reported by the handler, else its duration) reaches "
+            "this is slow", _B, unset="slow calls not counted"),
+    Setting("sliding_window_type", "choice", "count", None, None, "",
+            "a breaker's window: its last N calls ('count') or the last N seconds ('time')",
+            _B, choices=("count", "time")),
+    Setting("sliding_window_size", "int", 20, 1, 10_000, "",
+            "calls (count window) or seconds (time window) a breaker's rates are over", _B),
+    Setting("minimum_calls", "int", 10, 1, 10_000, "",
+            "calls the window must hold before a breaker may trip", _B),
+    Setting("open_wait", "float", 30.0, 0.01, 86_400, "s",
+            "seconds a tripped breaker stays open before letting probes through", _B),
+    Setting("open_wait_multiplier", "float", 1.0, 1, 100, "",
+            "each trip after a failed probe multiplies the open wait by this", _B),
+    Setting("open_wait_max", "float", 600.0, 0.01, 86_400, "s",
+            "the longest open wait however many trips", _B),
+    Setting("half_open_calls", "int", 1, 1, 1000, "invocations",
+            "probe invocations a half-open breaker lets through; as many successes close it",
+            _B),
+    Setting("probe_interval", "float", 5.0, 0.01, 3600, "s",
+            "seconds between two checks of a breaker's external probe while it is open", _B),
+)
+
+SETTINGS: Final[Mapping[str, Setting]] = {
+    s.name: s for s in (*_DEFINITIONS, *_BREAKER_DEFINITIONS)
+}
 """Every setting by name."""
 
 

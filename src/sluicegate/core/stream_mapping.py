@@ -44,6 +44,10 @@ failed records is invoked until they are settled.
   instead of invoked (checked before every attempt, the first included). A discarded
   batch produces a :class:`~sluicegate.core.streams.SendToDestination` when the mapping
   has ``on_failure``; its records are settled either way.
+- While the limit is 0 (an open circuit breaker), lanes wait for a slot: the shards hold
+  at their checkpoints and no retry is spent. A batch whose records pass
+  ``maximum_record_age`` during that wait is discarded when its lane is next examined
+  (as any aged batch), and counted in ``held_aged_records`` too.
 - Records past the stream's retention are gone from the shard: they are settled without
   a destination record when next due (``expired_records``), as a blocked AWS shard loses
   them.
@@ -85,6 +89,7 @@ from sluicegate.core.config import MAX_PAYLOAD_BYTES
 from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import InvocationResult, invocation_outcome
+from sluicegate.core.signals import Sample, SampleKind, sample_kind
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
@@ -228,9 +233,12 @@ class _Lane:
         "flagged",
         "function_error",
         "gen",
+        "held_at_zero",
         "index",
         "request_id",
         "shard",
+        "started",
+        "started_in_flight",
         "state",
         "todo",
         "waiting",
@@ -257,6 +265,15 @@ class _Lane:
         """``"Unhandled"`` when the lane's last finished invocation was a function error."""
         self.waiting = False
         """Whether it is in the mapping's list of lanes waiting for a slot of the limit."""
+        self.held_at_zero = False
+        """Whether its next batch waited for a slot while the limit was 0 (an open
+        breaker, a paused-by-limit mapping): an age discard of it is then counted in
+        ``held_aged_records``."""
+        self.started = 0.0
+        """When its invocation in flight started (for the limit's
+        :class:`~sluicegate.core.signals.Sample`)."""
+        self.started_in_flight = 0
+        """The mapping's invocations in flight when it started, itself included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +322,8 @@ class StreamMappingStatistics:
         dropped_records: discarded records with no on-failure destination
             (DroppedEventCount).
         expired_records: records lost to the stream's retention.
+        held_aged_records: discarded records (of ``discarded_records``) that passed
+            ``maximum_record_age`` while the limit held them at 0 (an open breaker).
         iterator_age_ms: IteratorAge of the last invoked batch, ``None`` before any.
         paused: whether fetches and new invocations are stopped.
     """
@@ -327,6 +346,7 @@ class StreamMappingStatistics:
     expired_records: int
     iterator_age_ms: float | None
     paused: bool
+    held_aged_records: int = 0
 
 
 class StreamMapping:
@@ -352,7 +372,8 @@ class StreamMapping:
 
     Attributes:
         polled_records, filtered_records, invocations, invoked_records, errors, partial,
-        failed_records, throttles, discarded_records, dropped_records, expired_records:
+        failed_records, throttles, discarded_records, dropped_records, expired_records,
+        held_aged_records:
             counters, see :class:`StreamMappingStatistics`.
         processed_records: records settled by a successful invocation: every record of
             a SUCCESS, and those before the lowest failed sequence number of a PARTIAL
@@ -391,6 +412,7 @@ class StreamMapping:
         "failed_records",
         "filtered_records",
         "function_arn",
+        "held_aged_records",
         "invocations",
         "invoked_records",
         "partial",
@@ -473,6 +495,7 @@ class StreamMapping:
         self.discarded_records = 0
         self.dropped_records = 0
         self.expired_records = 0
+        self.held_aged_records = 0
         self.processed_records = 0
         self._climit = ConcurrencyLimit(
             [Fixed(TERM_SHARDS, stream.shard_count * self._factor)]
@@ -587,6 +610,7 @@ class StreamMapping:
             expired_records=self.expired_records,
             iterator_age_ms=self._iterator_age_ms,
             paused=self._paused,
+            held_aged_records=self.held_aged_records,
         )
 
     def shard_statistics(self) -> list[ShardStatistics]:
@@ -823,6 +847,10 @@ class StreamMapping:
         lane.request_id = request_id
         self._in_flight -= 1
         self._pool.release(self._function)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(
+                lane.started, now, sample_kind(outcome), len(batch.records),
+                lane.started_in_flight, outcome.latency, outcome.overload))
         if self._slot_wait:
             self._wake_waiting()
         shard = lane.shard
@@ -869,25 +897,33 @@ class StreamMapping:
 
         Returns:
             ``now`` when :meth:`poll` has work already; else the earliest pending timer
-            (a shard's next fetch, a batching window, a retry, a throttle backoff);
-            ``None`` when nothing timed is pending, or while paused.
+            (a shard's next fetch, a batching window, a retry, a throttle backoff) or,
+            while lanes wait for a slot, the limit's next change by itself (an open
+            breaker's wait ending); ``None`` when nothing timed is pending, or while
+            paused.
         """
         if self._attention or self._sends or self._dirty:
             return now
         if self._paused:
             return None
+        change: float | None = None
         if self._slot_wait:
             limit = self._climit.fixed
             if limit is None:
                 limit = self._climit.value(now)
+                # lanes wait for a slot: wake when a term says it changes by itself (an
+                # open breaker's wait ends)
+                change = self._climit.next_change(now)
             if self._in_flight < limit:
                 return now  # a slot is free (a term changed): the waiting lanes take it
         timers = self._timers
         while timers and timers[0][2].gen != timers[0][3]:
             heapq.heappop(timers)
-        if not timers:
+        when = timers[0][0] if timers else None
+        if change is not None and (when is None or change < when):
+            when = change
+        if when is None:
             return None
-        when = timers[0][0]
         return now if when < now else when
 
     # ------------------------------------------------------------------ internals
@@ -991,9 +1027,13 @@ class StreamMapping:
             max_age = cfg.maximum_record_age
             if max_age >= 0 and now - oldest > max_age:
                 todo.popleft()
+                if lane.held_at_zero:
+                    self.held_aged_records += len(batch.records)
                 self._discard(lane, batch, CONDITION_RECORD_AGE_EXCEEDED, now)
                 continue
             if self._in_flight >= self._limit:
+                if self._limit == 0:
+                    lane.held_at_zero = True
                 # the limit binds below one batch per lane: wait for a slot (a finishing
                 # invocation or a poll that finds the limit raised wakes the lane)
                 if not lane.waiting:
@@ -1003,6 +1043,9 @@ class StreamMapping:
             if not self._pool.try_acquire(self._function):
                 self.throttles += 1
                 batch.throttles += 1
+                if self._climit.observers:
+                    self._climit.observe(now, Sample(now, now, SampleKind.THROTTLE, 0,
+                                                     self._in_flight))
                 shift = batch.throttles - 1
                 delay = (STREAM_THROTTLE_BACKOFF_MAX if shift >= 30 else
                          min(STREAM_THROTTLE_BACKOFF_BASE * (1 << shift),
@@ -1010,11 +1053,14 @@ class StreamMapping:
                 self._delay(lane, now + delay)
                 return
             todo.popleft()
+            lane.held_at_zero = False
             batch.invoke_count += 1
             lane.state = _INVOKING
             lane.current = batch
             self._by_batch[batch.id] = lane
             self._in_flight += 1
+            lane.started = now
+            lane.started_in_flight = self._in_flight
             self.invocations += 1
             self.invoked_records += len(records)
             age = (now - records[-1].approximate_arrival) * 1000.0

@@ -35,12 +35,15 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
-from sluicegate.core.config import as_filter_criteria, check_semaphore_names
+from sluicegate.core.config import as_breaker, as_filter_criteria, check_semaphore_names
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from sluicegate.core.breaker import BreakerConfig
 
 __all__ = [
     "CONDITION_RECORD_AGE_EXCEEDED",
@@ -354,6 +357,10 @@ class StreamMappingConfig:
         filter_criteria: only records matching one of these patterns (applied to the
             record's ``data`` and metadata) reach the function; the others are skipped,
             as AWS does (a list of patterns is accepted).
+        breaker: the circuit breaker in front of the function's downstream (a shared
+            breaker's name, a :class:`~sluicegate.core.breaker.BreakerConfig` or a dict
+            of its settings; see :class:`~sluicegate.core.config.MappingConfig`). While
+            it is open, the shards hold at their checkpoints: no retry is spent.
     """
 
     stream: str
@@ -371,6 +378,7 @@ class StreamMappingConfig:
     enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
     semaphores: tuple[str, ...] = ()
+    breaker: str | BreakerConfig | None = None
 
     @property
     def name(self) -> str:
@@ -413,6 +421,7 @@ class StreamMappingConfig:
             set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
         set_(self, "semaphores", check_semaphore_names(self.semaphores, ctx))
+        set_(self, "breaker", as_breaker(self.breaker, ctx))
 
 
 # ---------------------------------------------------------------------- records

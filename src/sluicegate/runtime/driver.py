@@ -41,6 +41,7 @@ from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import StoreError, StoreUnavailable
+from sluicegate.runtime.breakers import RuntimeBreakers
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
 from sluicegate.runtime.invoker import Invoker
@@ -166,6 +167,9 @@ class Runtime:
         """Slots of the App's semaphores (``app.semaphore``); ``None`` when it has none."""
         self.runners: list[MappingRunner] = []
         """Every mapping's runner: the queue mappings', then the stream mappings'."""
+        self._breakers = RuntimeBreakers(app.breakers, self.clock)
+        self._pool: ConcurrencyPool | None = None
+        """The pool the mappings draw from, once built."""
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -196,6 +200,11 @@ class Runtime:
                 self._abandoned += len(runner.invocations)
                 runner.cancel_invocations()
         self._stop.set()
+
+    def breakers(self) -> RuntimeBreakers:
+        """The run's circuit breakers by label (a shared breaker's name, or a mapping's
+        name for its own): trip, reset, state; filled when the run builds its mappings."""
+        return self._breakers
 
     def _all_runners(self) -> list[MappingRunner]:
         return list(self.runners)
@@ -274,6 +283,7 @@ class Runtime:
             runner = MappingRunner(self, config.name, function, invokers[function.name], core)
             runner.can_park = True
             self._gate(runner, config.semaphores)
+            self._breakers.attach(config.name, config.breaker, core, runner.wake.set)
             qio = QueueIO(runner, config, queue, arn)
             runner.io = qio
             self.runners.append(runner)
@@ -296,11 +306,19 @@ class Runtime:
             runner = MappingRunner(self, sconfig.name, function, invokers[function.name],
                                    score)
             self._gate(runner, sconfig.semaphores)
+            self._breakers.attach(sconfig.name, sconfig.breaker, score, runner.wake.set)
             sio = StreamIO(runner, sconfig, stream, arn, build=build)
             runner.io = sio
             self.runners.append(runner)
             if cluster is not None:
                 cluster.attach_stream(sio)
+        self._pool = pool
+        for name, invoker in invokers.items():
+            sizer = _InvokerSizer(self, name, invoker)
+            sizer()
+            for runner in self.runners:
+                if runner.function.name == name:
+                    runner.core.concurrency_limit.watch(sizer)
         self.metrics.set_limits(self._limits(), self.limit_reasons())
 
     def _gate(self, runner: MappingRunner, names: tuple[str, ...]) -> None:
@@ -318,7 +336,7 @@ class Runtime:
         cluster changes the shards this runtime serves)."""
 
         def build(checkpoints: dict[int, int]) -> StreamMapping:
-            return StreamMapping(
+            core = StreamMapping(
                 config,
                 stream,
                 pool=pool,
@@ -328,6 +346,10 @@ class Runtime:
                 stream_arn=arn,
                 record_filter=self._stream_filter(config, arn),
             )
+            # a rebuilt core (its shards changed hands) gets the mapping's breaker again;
+            # the runner's wake was registered with the first
+            self._breakers.attach(config.name, config.breaker, core, None)
+            return core
 
         return build
 
@@ -385,18 +407,24 @@ class Runtime:
         )
 
     def _workers_for(self, function: Function) -> int:
-        """Execution environments (and threads for a sync handler): as many as the
-        function can run at once."""
+        """Execution environments (and threads for a sync handler) ``function`` may
+        need at once: what its mappings' limits can reach together (each limit's
+        :attr:`~sluicegate.core.limit.ConcurrencyLimit.ceiling`), within its reserved
+        concurrency and the account's. Before the mappings exist (as the invoker is
+        made), the function's bound alone; environments and threads start only when
+        used, so a high bound costs nothing idle."""
+        pool = self._pool
+        reserved = (function.config.reserved_concurrency if pool is None
+                    else pool.reserved_concurrency(function.name))
         bound = self.app.account.concurrency_limit
-        if function.config.reserved_concurrency is not None:
-            bound = min(bound, function.config.reserved_concurrency)
+        if reserved is not None:
+            bound = min(bound, reserved)
+        if pool is None:
+            return max(1, bound)
         mapped = 0
-        for m in self.app.mappings:
-            if m.function == function.name and m.enabled:
-                mapped += m.maximum_concurrency or m.scaling_ceiling
-        for sm in self.app.stream_mappings:
-            if sm.function == function.name and sm.enabled:
-                mapped += self.app.streams[sm.stream].shard_count * sm.parallelization_factor
+        for runner in self.runners:
+            if runner.function.name == function.name:
+                mapped += min(bound, runner.core.concurrency_limit.ceiling)
         return max(1, min(bound, mapped))
 
     # ------------------------------------------------------------------ run
@@ -437,6 +465,7 @@ class Runtime:
                 raise
             sync = loop.create_task(cluster.run(), name="cluster sync")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
+        probes = loop.create_task(self._breakers.run_probes(), name="breaker probes")
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
         try:
@@ -464,6 +493,9 @@ class Runtime:
             for task in tasks:  # none may outlive the run (a cancelled run included)
                 if not task.done():
                     task.cancel()
+            probes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probes
             if timer is not None:
                 timer.cancel()
             self._closing = True
@@ -576,3 +608,23 @@ class Runtime:
                 continue
             await wait_event(self.settled, DRAIN_CHECK_INTERVAL)
             await asyncio.sleep(DRAIN_CHECK_MIN_GAP)
+
+
+class _InvokerSizer:
+    """Sizes a function's invoker to what its mappings' limits can reach, again whenever
+    one of them changes (an operator raising ``maximum_concurrency`` gets the
+    environments and threads to go with it). A small class, not a closure: a compiled
+    module's closures keep their frames alive."""
+
+    __slots__ = ("function", "invoker", "runtime")
+
+    def __init__(self, runtime: Runtime, function: str,
+                 invoker: Invoker | ProcessInvoker) -> None:
+        self.runtime = runtime
+        self.function = function
+        self.invoker = invoker
+
+    def __call__(self) -> None:
+        workers = self.runtime._workers_for(self.runtime.app.functions[self.function])
+        if workers != self.invoker.max_workers:
+            self.invoker.resize(workers)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluicegate.app import Function
@@ -131,6 +132,7 @@ class MappingRunner:
         self.stopping = False
         self.peak = 0
         self.seen_throttles = 0
+        self.seen_held_aged = 0
         self.armed: float | None = None
         """The deadline the loop sleeps until (``None``: none, or not sleeping)."""
         self._stepping = False
@@ -211,10 +213,20 @@ class MappingRunner:
             self.wake.set()
 
     def _count_throttles(self) -> None:
-        throttles = self.core.throttles
+        core = self.core
+        throttles = core.throttles
         if throttles != self.seen_throttles:
             self.runtime.metrics.throttled(self.name, throttles - self.seen_throttles)
             self.seen_throttles = throttles
+        held_aged = getattr(core, "held_aged_records", 0)
+        if held_aged != self.seen_held_aged:
+            if held_aged > self.seen_held_aged:
+                log.warning(
+                    "%s: %d record(s) passed maximum_record_age while the limit held them "
+                    "at 0 (an open breaker) and were discarded",
+                    self.name, held_aged - self.seen_held_aged,
+                )
+            self.seen_held_aged = held_aged
 
     def _perform(self, now: float, actions: Sequence[Any]) -> None:
         """Start the invocations; hand reads and settle actions to the source, in order."""
@@ -266,6 +278,10 @@ class MappingRunner:
                     tools.fencing_tokens[hold.name] = hold.fencing_token
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
+            if context.reported_latency is not None or context.reported_overload:
+                # what the handler reported (context.report) reaches the limit's samples
+                result = replace(result, latency=context.reported_latency,
+                                 overload=context.reported_overload)
             if tools is not None and tools.parked is not None and result.ok:
                 outcome = await self._park(batch, tools)
             else:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sluicegate.app import App
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.sim.load import FunctionLoad, Load, QueueLoad, StreamLoad, load_load
@@ -189,8 +190,15 @@ def _lane(app: App, load: Load, mapping: MappingConfig, *, topic: QueueLoad | No
         enabled=mapping.enabled,
         pauses=_pauses(load, mapping.queue, mapping.function),
         filter_criteria=mapping.filter_criteria.patterns,
+        breaker=_breaker(app, mapping.breaker),
     )
     return queue, function, spec, queue_load.producers, downstream
+
+
+def _breaker(app: App, spec: str | BreakerConfig | None) -> BreakerConfig | None:
+    """A mapping's breaker as the settings a one-mapping scenario takes (a shared one's
+    by its name: one mapping shares it with nobody; a world keeps it shared)."""
+    return app.breakers[spec] if isinstance(spec, str) else spec
 
 
 def _function(app: App, load: Load, name: str) -> tuple[FunctionSpec, Any]:
@@ -226,6 +234,7 @@ def _stream_scenario(app: App, load: Load, mapping: StreamMappingConfig, name: s
         report_batch_item_failures=mapping.report_batch_item_failures,
         enabled=mapping.enabled,
         pauses=_pauses(load, mapping.stream, mapping.function),
+        breaker=_breaker(app, mapping.breaker),
     )
     return StreamScenario(load.seed, load.duration, load.bucket, name, load.description,
                           stream, function, spec, stream_load.producers, downstream, account)
@@ -316,7 +325,7 @@ def app_world(app: App, load: Load) -> World:
         load.seed, load.duration, load.bucket, app.account,
         functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
         topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
-        scenario=_plain_form(app, load),
+        scenario=_plain_form(app, load), breakers=dict(app.breakers),
     )
 
 

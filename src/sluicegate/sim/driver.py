@@ -82,6 +82,7 @@ from functools import partial
 from itertools import accumulate
 from typing import Any, Final, Protocol, cast
 
+from sluicegate.core.breaker import Breakers
 from sluicegate.core.config import (
     MappingConfig,
     TopicConfig,
@@ -89,7 +90,7 @@ from sluicegate.core.config import (
 )
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult
+from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult, with_report
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -914,6 +915,28 @@ class _Lane:
         self.lags = [0] * self.shard_count
 
 
+class _WakeLanes:
+    """A shared breaker's ``on_change``: wake every lane it limits at the current time.
+
+    A callable object rather than a closure (a compiled closure refers to itself). It
+    still makes a cycle (lane, limit, breaker, this, lane), which the collector frees
+    once the run is over: the simulator pauses it only while running."""
+
+    __slots__ = ("lanes", "sim")
+
+    def __init__(self, sim: _Simulation, lanes: list[_Lane]) -> None:
+        self.sim = sim
+        self.lanes = lanes
+
+    def __call__(self, old: str, new: str, reason: str, by: str) -> None:
+        sim = self.sim
+        now = sim._now[0]
+        for lane in self.lanes:
+            if now < lane.wake_at:
+                lane.wake_at = now
+                heapq.heappush(sim.heap, (now, sim.next_seq(), _WAKE, lane))
+
+
 def _prefixed(stream: Callable[[str], random.Random], prefix: str,
               purpose: str) -> random.Random:
     return stream(prefix + purpose)
@@ -968,6 +991,21 @@ class _Simulation:
                 raise ValueError(f"{lane.source_name!r} is read by more than one mapping")
             by_source[lane.source_name] = lane
             self.lanes.append(lane)
+        # --- circuit breakers: a term of the limit of each mapping that has one (a
+        # shared one is one object in every limit naming it)
+        self.breakers = Breakers(world.breakers)
+        sharing: dict[str, list[_Lane]] = {}
+        for lane in self.lanes:
+            mconfig = lane.spec.config
+            breaker = self.breakers.for_mapping(mconfig.name, mconfig.breaker, 0.0)
+            if breaker is not None:
+                core = lane.stream_mapping if lane.stream else lane.mapping
+                core.concurrency_limit.add(breaker)
+                sharing.setdefault(breaker.label, []).append(lane)
+        for label, sharers in sharing.items():
+            if len(sharers) > 1:
+                # one lane's call changes the state for all: the others poll at once
+                self.breakers[label].on_change(_WakeLanes(self, sharers))
         self.topic: SimTopic | None = world.topics[0] if world.topics else None
         self.account = self.topic is not None or len(self.lanes) > 1
         """The results are account-wide, with one entry per mapping (a topic, or several
@@ -1665,6 +1703,8 @@ class _Simulation:
         rand = fn.errors_rng.random
         failed: list[str] = []
         thrown = False
+        reported: float | None = None
+        overload = False
         poison = lane.poison
         if poison:
             for r, i in zip(records, ids, strict=True):
@@ -1691,6 +1731,10 @@ class _Simulation:
                     now, len(records) if fn.downstream_per_record else 1
                 )
                 duration += latency
+                # the handler reports the call (context.report): its latency, and an
+                # overload when the downstream refused requests
+                reported = latency
+                overload = errors > 0
                 if errors:
                     if fn.downstream_items:
                         # one request per record: ``errors`` records drawn at random;
@@ -1709,7 +1753,11 @@ class _Simulation:
         if duration > fn.timeout:
             duration = fn.timeout
             ended = _TIMED_OUT
+            reported = None  # a timed-out handler reports nothing
+            overload = False
         outcome = SUCCESS_OUTCOME if ended is None else lane.outcome_of(ended, batch)
+        if reported is not None:
+            outcome = with_report(outcome, reported, overload)
         return duration, outcome, called
 
     # ------------------------------------------------------------------ statistics

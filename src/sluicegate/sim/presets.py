@@ -421,6 +421,8 @@ def _presets() -> dict[str, Preset]:
                 ("unreserved", _topic_patch(reserved=False, fifo=False)),
                 ("fifo", _topic_patch(reserved=True, fifo=True)))),
     ]
+    from sluicegate.sim.presets_breaker import breaker_presets
+    presets += breaker_presets(Preset)
     return {p.name: p for p in presets}
 
 

@@ -75,6 +75,7 @@ from sluicegate.sim.specs import (
     ProducerSpec,
     QueueSpec,
     account_dict,
+    breaker_dict,
     dlq_name,
     downstream_dict,
     function_dict,
@@ -181,6 +182,7 @@ class Scenario:
             scaling_ceiling=m.scaling_ceiling,
             enabled=m.enabled,
             filter_criteria=as_filter_criteria(list(m.filter_criteria), "queue"),
+            breaker=m.breaker,
         )
 
     def account_config(self) -> AccountConfig:
@@ -224,6 +226,7 @@ class Scenario:
                 "pauses": pauses_list(m.pauses),
                 **({"filter_criteria": list(self.mapping_config().filter_criteria.patterns)}
                    if m.filter_criteria else {}),
+                **({"breaker": breaker_dict(m.breaker)} if m.breaker is not None else {}),
             },
             "producers": [producer_dict(p) for p in self.producers],
             "downstream": downstream_dict(d),

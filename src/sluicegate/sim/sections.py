@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.settings import QUEUE
+from sluicegate.core.settings import QUEUE, SETTINGS
 from sluicegate.sim.distributions import Fixed
 from sluicegate.sim.schema import ScenarioError, Table, checked
 from sluicegate.sim.specs import (
@@ -262,9 +263,36 @@ def parse_mapping(mt: Table) -> MappingSpec:
         enabled=mt.setting("enabled"),
         pauses=parse_pauses(mt),
         filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
+        breaker=parse_breaker(mt),
     )
     mt.finish()
     return mapping
+
+
+def parse_breaker(mt: Table) -> BreakerConfig | None:
+    """``[mapping.breaker]``: a circuit breaker's settings (durations may be written
+    ``"30s"``), validated by :class:`~sluicegate.core.breaker.BreakerConfig`; ``None``
+    when absent."""
+    if mt.data.get("breaker") is None:
+        mt.raw("breaker")
+        return None
+    bt = mt.sub("breaker")
+    settings: dict[str, Any] = {}
+    for name in BreakerConfig.__dataclass_fields__:
+        if name == "probe":
+            continue  # a callable or a URL: the runtime's; the simulator has no downstream URL
+        definition = SETTINGS[name]
+        convert = bt.seconds if definition.unit == "s" else _as_is
+        value = bt.get(name, None, convert)
+        if value is not None:
+            settings[name] = value
+    bt.finish()
+    config: BreakerConfig = checked(bt.path, bt, lambda: BreakerConfig(**settings))
+    return config
+
+
+def _as_is(name: str, value: Any) -> Any:
+    return value
 
 
 def parse_producers(top: Table) -> tuple[ProducerSpec, ...]:

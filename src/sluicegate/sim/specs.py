@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     is_fifo_queue,
 )
@@ -231,6 +232,7 @@ class MappingSpec:
         pauses: disable/enable windows.
         filter_criteria: the mapping's filter patterns (JSON strings or tables), applied
             to the bodies of ``[queue] bodies``; a rejected message is deleted unprocessed.
+        breaker: ``[mapping.breaker]``: the mapping's circuit breaker (``None``: none).
     """
 
     batch_size: int = SETTINGS["batch_size"].default  # a queue's
@@ -242,6 +244,7 @@ class MappingSpec:
     enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
     filter_criteria: tuple[Any, ...] = ()
+    breaker: BreakerConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +335,12 @@ def function_dict(f: FunctionSpec) -> dict[str, Any]:
             for e in f.errors
         ],
     }
+
+
+def breaker_dict(b: BreakerConfig) -> dict[str, Any]:
+    """A breaker's settings in plain form (``[mapping.breaker]``; unset ones left out)."""
+    return {name: getattr(b, name) for name in BreakerConfig.__dataclass_fields__
+            if name != "probe" and getattr(b, name) is not None}
 
 
 def pauses_list(pauses: tuple[Pause, ...]) -> list[dict[str, Any]]:

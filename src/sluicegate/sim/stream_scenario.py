@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.settings import SETTINGS, STREAM
@@ -39,6 +40,7 @@ from sluicegate.core.streams import (
 from sluicegate.sim.schema import ScenarioError, Table, checked
 from sluicegate.sim.sections import (
     parse_account,
+    parse_breaker,
     parse_downstream,
     parse_function,
     parse_pauses,
@@ -56,6 +58,7 @@ from sluicegate.sim.specs import (
     Pause,
     ProducerSpec,
     account_dict,
+    breaker_dict,
     downstream_dict,
     function_dict,
     pauses_list,
@@ -200,6 +203,7 @@ class StreamMappingSpec:
         report_batch_item_failures: honour ``batchItemFailures``.
         enabled: ``False`` creates the mapping paused.
         pauses: disable/enable windows.
+        breaker: ``[mapping.breaker]``: the mapping's circuit breaker (``None``: none).
     """
 
     batch_size: int = _STREAM_BATCH_SIZE
@@ -214,6 +218,7 @@ class StreamMappingSpec:
     report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
     enabled: bool = SETTINGS["enabled"].default
     pauses: tuple[Pause, ...] = ()
+    breaker: BreakerConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +276,7 @@ class StreamScenario:
             on_failure=m.on_failure,
             report_batch_item_failures=m.report_batch_item_failures,
             enabled=m.enabled,
+            breaker=m.breaker,
         )
 
     def account_config(self) -> AccountConfig:
@@ -310,6 +316,7 @@ class StreamScenario:
                 "report_batch_item_failures": m.report_batch_item_failures,
                 "enabled": m.enabled,
                 "pauses": pauses_list(m.pauses),
+                **({"breaker": breaker_dict(m.breaker)} if m.breaker is not None else {}),
             },
             "producers": [
                 {**producer_dict(p.arrivals),
@@ -431,6 +438,7 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
         report_batch_item_failures=mt.setting("report_batch_item_failures"),
         enabled=mt.setting("enabled"),
         pauses=parse_pauses(mt),
+        breaker=parse_breaker(mt),
     )
     mt.finish()
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
@@ -233,6 +234,8 @@ class World:
         functions, queues, streams, topics, mappings, producers: the elements, in the
             order the results list them (and events at one instant are made).
         scenario: the plain form the result repeats (a scenario's ``to_dict()``).
+        breakers: the App's shared breakers by name (``app.breakers``), for the mappings
+            whose ``breaker=`` names one.
     """
 
     seed: int = DEFAULT_SEED
@@ -246,6 +249,7 @@ class World:
     mappings: tuple[SimMapping, ...] = ()
     producers: tuple[SimProducer, ...] = ()
     scenario: dict[str, Any] = field(default_factory=dict)
+    breakers: dict[str, BreakerConfig] = field(default_factory=dict)
 
     def function(self, name: str) -> SimFunction:
         """The function called ``name``."""

@@ -1,0 +1,155 @@
+"""A downstream outage on the real runtime: what a circuit breaker saves.
+
+One runtime, one store, three queues fed at the same rate, each mapped to a handler that
+calls the same downstream, down for ``OUTAGE`` seconds (the handler raises as a refused
+connection makes it); every queue has ``max_receive_count`` 3 and a dead-letter queue:
+
+- ``plain``: no breaker (AWS's behaviour);
+- ``guarded``: a breaker (trips at 50% failures over 10 calls once 5 are in, open
+  ``OPEN_WAIT`` seconds, doubling per failed probe);
+- ``probed``: the same breaker with an external probe (the downstream's health, checked
+  every second while open).
+
+Prints, per queue: messages sent, processed, dead-lettered, still queued, the invocations
+that failed, and when the last message was processed (seconds after the recovery). The
+defaults are the issue's case: down 60 s, visibility timeout 5 s; ``--scale 0.2`` runs
+the runtime test's (down 12 s, visibility 1 s: whole seconds are the floor).
+
+Usage: ``python bench/breaker_outage.py [--scale S] [--rate R] [--store URL]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from typing import Any
+
+import sluicegate
+from sluicegate.runtime.driver import Runtime
+from sluicegate.store import open_store
+from sluicegate.store.base import SendEntry
+
+QUEUES = ("plain", "guarded", "probed")
+
+
+class Downstream:
+    """Down from ``down_from`` for ``down_for`` seconds after :meth:`start`."""
+
+    def __init__(self, down_from: float, down_for: float) -> None:
+        self.down_from = down_from
+        self.down_for = down_for
+        self.t0 = time.monotonic()
+        self.processed: dict[str, set[int]] = {q: set() for q in QUEUES}
+        self.failed: dict[str, list[float]] = {q: [] for q in QUEUES}
+        self.last: dict[str, float] = dict.fromkeys(QUEUES, 0.0)
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def up(self) -> bool:
+        return not self.down_from <= self.elapsed() < self.down_from + self.down_for
+
+    def call(self, queue: str, numbers: list[int]) -> None:
+        if not self.up():
+            self.failed[queue].append(self.elapsed())
+            raise ConnectionError("downstream refused the connection")
+        self.processed[queue].update(numbers)
+        self.last[queue] = self.elapsed()
+
+
+def build(downstream: Downstream, visibility: int, open_wait: float) -> sluicegate.App:
+    app = sluicegate.App()
+    breaker = {"minimum_calls": 5, "sliding_window_size": 10, "open_wait": open_wait,
+               "open_wait_multiplier": 2}
+    for queue in QUEUES:
+        app.queue(queue, visibility_timeout=visibility, dead_letter_queue=f"{queue}-dlq",
+                  max_receive_count=3)
+
+        def handle(event: dict[str, Any], context: Any, queue: str = queue) -> None:
+            downstream.call(queue, [json.loads(r["body"])["n"] for r in event["Records"]])
+
+        app.function(name=f"handle_{queue}", timeout=1)(handle)
+    app.map("plain", "handle_plain")
+    app.map("guarded", "handle_guarded", breaker=breaker)
+    app.map("probed", "handle_probed",
+            breaker={**breaker, "probe": downstream.up, "probe_interval": 1.0})
+    return app
+
+
+async def run(url: str, scale: float, rate: float) -> None:
+    outage, down_from = 60.0 * scale, 5.0 * scale
+    visibility = max(1, round(5 * scale))
+    open_wait = 30.0 * scale
+    send_for = down_from + outage + 15.0 * scale
+    downstream = Downstream(down_from, outage)
+    app = build(downstream, visibility, open_wait)
+    store = open_store(url)
+    await store.open()
+    sent = 0
+    started = time.monotonic()
+    try:
+        runtime = Runtime(app, store, grace_period=2.0, cluster=None)
+        await runtime.prepare()
+
+        async def produce() -> None:
+            nonlocal sent
+            downstream.start()
+            while downstream.elapsed() < send_for:
+                for queue in QUEUES:
+                    await store.send_batch(queue, [SendEntry(json.dumps({"n": sent}))])
+                sent += 1
+                await asyncio.sleep(1.0 / rate)
+
+        async def stop_when_settled() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                if downstream.elapsed() < send_for:
+                    continue
+                counts = [await store.counts(q) for q in QUEUES]
+                if all(c.total == 0 for c in counts):
+                    runtime.stop("all settled")
+                    return
+
+        tasks = [asyncio.create_task(produce()), asyncio.create_task(stop_when_settled())]
+        await runtime.run(duration=send_for + outage * 2 + 60)
+        for task in tasks:
+            task.cancel()
+        recovered = down_from + outage
+        print(f"store {url.split(':')[0]}; down {outage:g} s from {down_from:g} s, "
+              f"visibility {visibility} s, max_receive_count 3, open_wait {open_wait:g} s "
+              f"x2; {rate:g} msg/s per queue for {send_for:g} s; "
+              f"run {time.monotonic() - started:.1f} s")
+        print(f"{'queue':<9}{'sent':>6}{'processed':>11}{'DLQ':>6}{'queued':>8}"
+              f"{'failed':>8}  last processed (s after recovery)")
+        for queue in QUEUES:
+            counts = await store.counts(queue)
+            dlq = await store.counts(f"{queue}-dlq")
+            print(f"{queue:<9}{sent:>6}{len(downstream.processed[queue]):>11}"
+                  f"{dlq.total:>6}{counts.total:>8}{len(downstream.failed[queue]):>8}"
+                  f"  {downstream.last[queue] - recovered:.1f}")
+        for queue in ("guarded", "probed"):
+            times = ", ".join(f"{t:.1f}" for t in downstream.failed[queue])
+            print(f"{queue} failed invocations at (s): {times}")
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="times the issue's case (down 60 s, visibility 5 s)")
+    parser.add_argument("--rate", type=float, default=20.0, help="messages/s per queue")
+    parser.add_argument("--store", default=None, help="store URL (default: a new SQLite)")
+    args = parser.parse_args()
+    url = args.store or f"sqlite:///{tempfile.mkdtemp()}/breaker.db"
+    asyncio.run(run(url, args.scale, args.rate))
+
+
+if __name__ == "__main__":
+    main()
