@@ -29,6 +29,7 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
+    SemaphoreConfig,
     TopicConfig,
 )
 from sluicegate.core.filters import FilterCriteria
@@ -38,6 +39,7 @@ from sluicegate.errors import (
     ConfigError,
     InputError,
     QueueNotFound,
+    SemaphoreTimeout,
     SluicegateError,
     StoreError,
     StoreUnavailable,
@@ -63,6 +65,9 @@ _LAZY = {
     "arun": "sluicegate.running",
     "open_store": "sluicegate.store",
     "run": "sluicegate.running",
+    "send_task_failure": "sluicegate.runtime.semaphores",
+    "send_task_heartbeat": "sluicegate.runtime.semaphores",
+    "send_task_success": "sluicegate.runtime.semaphores",
     "serve": "sluicegate.running",
     "start": "sluicegate.running",
 }
@@ -74,6 +79,11 @@ if TYPE_CHECKING:
     from sluicegate.running import BackgroundApp, RunningApp, arun, run, serve, start
     from sluicegate.runtime.driver import MappingSummary, RunSummary, Runtime
     from sluicegate.runtime.metrics import Metrics, MetricsSecond, MetricsTotals
+    from sluicegate.runtime.semaphores import (
+        send_task_failure,
+        send_task_heartbeat,
+        send_task_success,
+    )
     from sluicegate.store import Store, open_store
 
 
@@ -116,6 +126,8 @@ __all__ = [
     "RunSummary",
     "RunningApp",
     "Runtime",
+    "SemaphoreConfig",
+    "SemaphoreTimeout",
     "Signals",
     "SluicegateError",
     "Store",
@@ -132,6 +144,9 @@ __all__ = [
     "open_store",
     "run",
     "schedule",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
     "serve",
     "start",
     "store_key",

@@ -42,6 +42,7 @@ from sluicegate.core.config import (
     MappingConfig,
     QueueConfig,
     ScalingName,
+    SemaphoreConfig,
     TopicConfig,
     check_visibility_against_timeout,
 )
@@ -96,6 +97,7 @@ class App:
     functions: dict[str, Function] = field(default_factory=dict, init=False)
     mappings: list[MappingConfig] = field(default_factory=list, init=False)
     stream_mappings: list[StreamMappingConfig] = field(default_factory=list, init=False)
+    semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict, init=False)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict, init=False)
     controls: list[ControlRule] = field(default_factory=list, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
@@ -325,6 +327,7 @@ class App:
         maximum_retry_attempts: int | None = None,
         maximum_record_age: int | timedelta | None = None,
         on_failure: str | QueueConfig | None = None,
+        semaphores: tuple[str, ...] | str = (),
         breaker: str | BreakerConfig | dict[str, Any] | None = None,
         algorithm: str | None = None,
         adaptive: AdaptiveConfig | Mapping[str, Any] | None = None,
@@ -343,6 +346,9 @@ class App:
         ``parallelization_factor``, ``bisect_batch_on_function_error``,
         ``maximum_retry_attempts``, ``maximum_record_age``, ``on_failure``; ``batch_size``
         defaults to 100). A parameter of the other kind of source is refused.
+        ``semaphores`` names semaphores defined with :meth:`semaphore` that each
+        invocation holds a slot of (the mapping does not receive while it cannot take
+        them).
         ``breaker`` (both kinds): a breaker defined with :meth:`breaker` (its name or
         its config: shared), or the mapping's own (a
         :class:`~sluicegate.core.breaker.BreakerConfig` or a dict of its settings).
@@ -354,6 +360,11 @@ class App:
                 the same source and function mapped twice.
         """
         name = source.name if isinstance(source, QueueConfig | StreamConfig) else source
+        names = (semaphores,) if isinstance(semaphores, str) else semaphores
+        for semaphore in names if isinstance(names, tuple | list) else ():
+            if semaphore not in self.semaphores:
+                raise ConfigError("semaphores", semaphore,
+                                  "a semaphore defined with app.semaphore()", f"mapping {name}")
         queue_only = {
             "maximum_concurrency": maximum_concurrency,
             "scaling": scaling,
@@ -377,6 +388,7 @@ class App:
             return self._map_stream(
                 name, function, batch_size, maximum_batching_window,
                 report_batch_item_failures, enabled, filter_criteria, queue_only, stream_only,
+                semaphores,
                 breaker_spec,
             )
         if name not in self.queues:
@@ -403,6 +415,7 @@ class App:
             scaling_ceiling=DEFAULT_SCALING_CEILING if scaling_ceiling is None else scaling_ceiling,
             enabled=enabled,
             filter_criteria=filter_criteria,
+            semaphores=semaphores,  # type: ignore[arg-type]
             breaker=breaker_spec,
             adaptive=_adaptive(scaling, algorithm, adaptive, f"mapping {qname}->{fn.name}"),
         )
@@ -425,6 +438,7 @@ class App:
         filter_criteria: Any,
         queue_only: dict[str, Any],
         stream_only: dict[str, Any],
+        semaphores: tuple[str, ...] | str = (),
         breaker: Any = None,
     ) -> StreamMappingConfig:
         fn = self._function(function)
@@ -444,6 +458,7 @@ class App:
             report_batch_item_failures=report_batch_item_failures,
             enabled=enabled,
             filter_criteria=filter_criteria,
+            semaphores=semaphores,  # type: ignore[arg-type]
             breaker=breaker,
             **settings,
         )
@@ -453,6 +468,29 @@ class App:
         if any(m.stream == stream and m.function == fn.name for m in self.stream_mappings):
             raise ConfigError("function", fn.name, f"mapped once to stream {stream!r}", ctx)
         self.stream_mappings.append(config)
+        return config
+
+    # ------------------------------------------------------------------ semaphores
+    def semaphore(
+        self, name: str, *, limit: int = SETTINGS["limit"].default,
+        lease_ttl: int = SETTINGS["lease_ttl"].default,
+    ) -> SemaphoreConfig:
+        """Define a named counted semaphore, shared through the store by every process
+        running against it: mappings name it (``app.map(..., semaphores=("db",))``) and
+        handlers take it mid-way (``with context.semaphore("db"):``).
+
+        Parameters:
+            limit: holders at once, 1-100,000 (default 1).
+            lease_ttl: seconds a holder's slot outlives its last renewal, 1-3,600
+                (default 10): how long a killed process's slot stays taken.
+
+        Raises:
+            ConfigError: a value out of range, or the name defined twice.
+        """
+        config = SemaphoreConfig(name, limit, lease_ttl)
+        if name in self.semaphores:
+            raise ConfigError("name", name, "a semaphore defined once", "semaphore")
+        self.semaphores[name] = config
         return config
 
     def _function(self, function: Callable[..., Any] | Function | str) -> Function:

@@ -1,15 +1,15 @@
 """The ``sluicegate`` command.
 
 Every command that touches the store (``run``, ``send``, ``put``, ``publish``, ``queues``,
-``streams``, ``peek``, ``purge``, ``redrive``, ``workers``, and the live-limits commands
-``limits``, ``pause``, ``resume``, ``breakers``, ``control`` of
+``streams``, ``peek``, ``purge``, ``redrive``, ``workers``, ``semaphores``, ``callback``,
+and the live-limits commands ``limits``, ``pause``, ``resume``, ``breakers``, ``control`` of
 :mod:`sluicegate.cli_limits`) takes
 ``--store URL`` (or the ``SLUICEGATE_STORE`` environment variable; default
 ``sqlite:///sluicegate.db``). ``simulate`` and ``plan`` need no store: they run the
 simulator (:mod:`sluicegate.sim`) in virtual time. Any :class:`~sluicegate.errors.SluicegateError`
 becomes one line on stderr and exit status 2; nothing is sent unless the whole input
 was valid, so a bad file never half-sends. Commands that only look (``queues`` and
-``streams`` without ``--app``, ``peek``, ``workers``) open the store read-only (see
+``streams`` without ``--app``, ``peek``, ``workers``, ``semaphores``) open the store read-only (see
 :data:`_INSPECTION`), so they work on a SQLite file they may not write. ``send``, ``put``,
 ``publish``, ``purge`` and ``redrive`` refuse a ``memory://`` store, which would die with the
 command and what it was given. ``run`` exits 0 when it stopped as asked, and non-zero when
@@ -118,6 +118,21 @@ def _parser() -> argparse.ArgumentParser:
     workers = sub.add_parser("workers", parents=[common],
                              help="list a cluster's live workers, their leases and in-flight counts")
     workers.add_argument("--json", action="store_true", help="print JSON")
+
+    semaphores = sub.add_parser("semaphores", parents=[common],
+                                help="list semaphores, their holders and waiters")
+    semaphores.add_argument("--json", action="store_true", help="print JSON")
+
+    callback = sub.add_parser("callback", parents=[common],
+                              help="complete a batch parked behind a task token")
+    callback.add_argument("token", metavar="TOKEN", help="the task token context.park() gave")
+    callback.add_argument("result", choices=("success", "failure", "heartbeat"),
+                          help="success deletes the batch's messages; failure lets them "
+                               "come back now; heartbeat keeps them hidden longer")
+    callback.add_argument("--output", metavar="JSON",
+                          help="success: the batch's response, e.g. "
+                               '\'{"batchItemFailures": [{"itemIdentifier": "ID"}]}\'; '
+                               "failure: an error object or string")
 
     send = sub.add_parser("send", parents=[common], help="send messages to a queue")
     send.add_argument("queue", metavar="QUEUE")
@@ -288,6 +303,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "redrive": _redrive,
         "peek": _peek,
         "purge": _purge,
+        "semaphores": _semaphores,
+        "callback": _callback,
     }[args.command]
     if args.command in _WRITES and _store_url(args).partition("://")[0].lower() == "memory":
         raise InputError(f"{args.command} with a memory:// store would lose what it writes "
@@ -309,7 +326,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 _LIVE_WRITES = frozenset({"pause", "resume", "control"})
 """Commands that change live limits: a ``memory://`` store would reach no running App."""
 
-_WRITES = frozenset({"send", "put", "publish", "redrive", "purge"})
+_WRITES = frozenset({"send", "put", "publish", "redrive", "purge", "callback"})
 """Commands that only write to the store: on a ``memory://`` store, which lives as long as
 the command's process, what they write would be lost at once, so they are refused."""
 
@@ -424,6 +441,76 @@ def _workers_table(rows: Sequence[dict[str, Any]], now: float) -> Table:
                       f"{now - float(r.get('seen', now)):.1f}", in_flight or "-",
                       leases or "-")
     return table
+
+
+# ---------------------------------------------------------------------- semaphores
+async def _semaphores(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate semaphores``: every semaphore's holders and waiters."""
+    import time
+
+    states = await store.list_semaphores()
+    now = time.time()
+    if args.json:
+        print(json.dumps([{
+            "name": s.name, "limit": s.limit, "fencing_token": s.token,
+            "holders": [{"token": h.holder, "fencing_token": h.token, "since": h.since,
+                         "expires": h.expires, "info": h.info} for h in s.holders],
+            "waiters": [{"token": w.waiter, "since": w.since, "info": w.info}
+                        for w in s.waiters],
+        } for s in states], indent=2))
+        return 0
+    if not states:
+        print("no semaphores")
+        return 0
+    from rich.table import Table
+
+    from sluicegate.tables import print_table
+
+    table = Table("semaphore", "held", "waiting", "holder", "fence", "for (s)", box=None)
+    for s in states:
+        rows = [(h.info or h.holder, str(h.token), f"{now - h.since:.1f}") for h in s.holders]
+        first = (f"{len(s.holders)}/{s.limit}", str(len(s.waiters)))
+        for i, row in enumerate(rows or [("-", "-", "-")]):
+            table.add_row(s.name if i == 0 else "", *(first if i == 0 else ("", "")), *row)
+    print_table(table)
+    return 0
+
+
+async def _callback(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate callback TOKEN success|failure|heartbeat [--output JSON]``."""
+    from sluicegate.runtime.semaphores import (
+        send_task_failure,
+        send_task_heartbeat,
+        send_task_success,
+    )
+
+    output: Any = None
+    if args.output is not None:
+        try:
+            output = json.loads(args.output)
+        except ValueError as exc:
+            raise InputError(f"--output is not JSON: {exc}") from None
+    if args.result == "heartbeat":
+        if output is not None:
+            raise InputError("--output is for success and failure, not heartbeat")
+        done = await send_task_heartbeat(store, args.token)
+        print(f"{done.mapping}: kept {plural(done.kept, 'message')} hidden"
+              + (f"; {done.stale} had come back already" if done.stale else ""))
+        return 0
+    if args.result == "success":
+        done = await send_task_success(store, args.token, output)
+    else:
+        error = output if isinstance(output, str) else ("" if output is None
+                                                         else json.dumps(output))
+        done = await send_task_failure(store, args.token, error)
+    parts = [f"deleted {plural(done.deleted, 'message')}"] if args.result == "success" else []
+    if done.returned or args.result == "failure":
+        parts.append(f"{plural(done.returned, 'message')} back in {done.queue}")
+    if done.stale:
+        parts.append(f"{done.stale} had come back already")
+    print(f"{done.mapping}: {'; '.join(parts)}"
+          + (f" ({done.reason})" if done.reason and args.result == "success" else ""))
+    return 0
 
 
 # ---------------------------------------------------------------------- send
@@ -648,7 +735,7 @@ async def _redrive(args: argparse.Namespace, store: Store) -> int:
 
 
 # ---------------------------------------------------------------------- peek, purge
-_INSPECTION = frozenset({"queues", "streams", "peek", "workers"})
+_INSPECTION = frozenset({"queues", "streams", "peek", "workers", "semaphores"})
 """Commands that only read the store: they open it read-only (a SQLite file is neither
 created nor upgraded nor written, and may belong to another user or sit in a directory
 this process cannot write), unless ``--app`` asks them to create the App's queues."""

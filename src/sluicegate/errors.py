@@ -6,6 +6,7 @@ The tree::
     ├── ConfigError            a parameter out of its allowed range, or inconsistent settings
     ├── AppLoadError           an APP argument that cannot be imported or holds no App
     ├── InputError             malformed user input (a bad JSON line, a bad URL, ...)
+    ├── SemaphoreTimeout       a handler's semaphore not taken within its timeout
     └── StoreError             anything a store refuses or cannot do
         ├── StoreUnavailable   the store cannot be opened or reached
         ├── StoreNotOpen       a store used before open() or after close()
@@ -31,6 +32,7 @@ __all__ = [
     "MessageTooLarge",
     "QueueExists",
     "QueueNotFound",
+    "SemaphoreTimeout",
     "SluicegateError",
     "StoreError",
     "StoreNotOpen",
@@ -120,3 +122,8 @@ class InvalidReceiptHandle(StoreError):
 
 class BatchRequestError(StoreError, ValueError):
     """A batch request with no entries, more than 10, or duplicate entry ids."""
+
+
+class SemaphoreTimeout(SluicegateError, TimeoutError):
+    """A handler's ``context.semaphore(name, timeout=...)`` was not granted in time (its
+    timeout, or the invocation's remaining time, ran out first)."""

@@ -15,6 +15,7 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
+    SemaphoreConfig,
 )
 from sluicegate.core.scaling import AwsScaling
 from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, STREAM, setting
@@ -23,7 +24,7 @@ from sluicegate.errors import ConfigError
 
 NOT_SETTINGS = {"name", "queue", "function", "stream", "dead_letter_queue", "on_failure",
                 "filter_criteria", "starting_position_timestamp",
-                "content_based_deduplication", "probe", "breaker", "adaptive"}
+                "content_based_deduplication", "semaphores", "probe", "breaker", "adaptive"}
 """Fields that are names, references or structured values, not numbers or choices."""
 
 CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
@@ -33,6 +34,7 @@ CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
     (AccountConfig, {}, "account", None),
     (MappingConfig, {"queue": "q", "function": "f"}, "mapping", QUEUE),
     (StreamMappingConfig, {"stream": "s", "function": "f"}, "stream_mapping", STREAM),
+    (SemaphoreConfig, {"name": "db"}, "semaphore", None),
     (BreakerConfig, {}, "breaker", None),
     (AdaptiveConfig, {}, "adaptive", None),
 ]

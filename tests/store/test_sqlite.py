@@ -268,8 +268,16 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
     assert "token" in columns and "handle" not in columns
 
 
+def _back_to_version_6(conn: sqlite3.Connection) -> None:
+    """Remove what version 7 added (semaphores and parked batches)."""
+    for table in ("semaphores", "parked"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+
+
 def _back_to_version_5(conn: sqlite3.Connection) -> None:
     """Remove what version 6 added (live settings and their history)."""
+    _back_to_version_6(conn)
     for table in ("live_settings", "live_history"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
@@ -370,6 +378,32 @@ async def test_version_4_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
         assert (await store.claim_lease("m", "a", want=2, limit=3, ttl=5)).granted == 2
         assert await store.register_worker("a", {"pid": 1}, ttl=5) is None
         assert await store.list_workers() == [{"pid": 1}]
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+async def test_version_6_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -> None:
+    """Version 7 added semaphores and parked batches: a version 6 file keeps its messages,
+    leases and live settings and gains both; a read-only open of it sees no semaphore."""
+    path = tmp_path / "v6.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send("q", "kept")
+        await store.claim_lease("m", "a", want=2, limit=3, ttl=5)
+        await store.write_settings("mapping:m", {"maximum_concurrency": 5}, by="t")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_6(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock, read_only=True) as store:
+        assert await store.list_semaphores() == []
+    async with SqliteStore(path, clock=clock) as store:
+        assert [m.body for m in await store.receive("q")] == ["kept"]
+        assert [h.count for h in await store.lease_holders("m")] == [2]
+        assert (await store.get_settings("mapping:m")).values == {"maximum_concurrency": 5}
+        grant = await store.acquire_semaphore("db", "t1", limit=1, ttl=5, timeout=0)
+        assert (grant.acquired, grant.token) == (True, 1)
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()

@@ -387,6 +387,8 @@ class MappingConfig:
             the others are deleted when received, as AWS does (see
             :class:`~sluicegate.core.filters.FilterCriteria`; a list of patterns is
             accepted).
+        semaphores: names of semaphores (``app.semaphore``) the mapping takes a slot of
+            for each invocation; it does not receive while it cannot take them.
         breaker: the circuit breaker in front of the function's downstream: the name of
             a breaker defined with ``app.breaker`` (shared by every mapping that names
             it), a :class:`~sluicegate.core.breaker.BreakerConfig` or a dict of its
@@ -403,6 +405,7 @@ class MappingConfig:
     scaling_ceiling: int = DEFAULT_SCALING_CEILING
     enabled: bool = _Q["enabled"].default
     filter_criteria: FilterCriteria = NO_FILTER
+    semaphores: tuple[str, ...] = ()
     breaker: str | BreakerConfig | None = None
     adaptive: AdaptiveConfig | None = None
 
@@ -448,6 +451,7 @@ class MappingConfig:
         set_(self, "scaling_ceiling", _check("scaling_ceiling", self.scaling_ceiling, ctx))
         set_(self, "enabled", _check("enabled", self.enabled, ctx))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "queue"))
+        set_(self, "semaphores", check_semaphore_names(self.semaphores, ctx))
         set_(self, "breaker", as_breaker(self.breaker, ctx))
         adaptive: Any = self.adaptive
         if self.scaling == "adaptive":
@@ -461,6 +465,43 @@ class MappingConfig:
             set_(self, "adaptive", adaptive)
         elif adaptive is not None:
             raise ConfigError("adaptive", adaptive, 'only with scaling="adaptive"', ctx)
+
+
+# ---------------------------------------------------------------------- semaphores
+@dataclass(frozen=True, slots=True)
+class SemaphoreConfig:
+    """A named counted semaphore in the store, shared by every process of the store.
+
+    Parameters:
+        name: 1-200 characters.
+        limit: holders it admits at once, 1-100,000 (default 1: a mutex).
+        lease_ttl: seconds a holder keeps its slot without renewing, 1-3,600 (default
+            10); a holder renews every third of it, and a killed holder's slot frees at
+            most this long after it died.
+    """
+
+    name: str
+    limit: int = SETTINGS["limit"].default
+    lease_ttl: int = SETTINGS["lease_ttl"].default
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not 1 <= len(self.name) <= 200:
+            raise ConfigError("name", self.name, "1-200 characters", "semaphore")
+        ctx = f"semaphore {self.name!r}"
+        set_ = object.__setattr__
+        set_(self, "limit", SETTINGS["limit"].check(self.limit, ctx))
+        set_(self, "lease_ttl", SETTINGS["lease_ttl"].check(self.lease_ttl, ctx))
+
+
+def check_semaphore_names(value: Any, context: str) -> tuple[str, ...]:
+    """``value`` (a name or names) as a tuple of distinct semaphore names; else
+    :class:`ConfigError`."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, tuple | list) or not all(
+        isinstance(n, str) and 1 <= len(n) <= 200 for n in names
+    ) or len(set(names)) != len(names):
+        raise ConfigError("semaphores", value, "distinct semaphore names", context)
+    return tuple(names)
 
 
 BREAKER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")

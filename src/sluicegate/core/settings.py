@@ -124,7 +124,7 @@ class Setting:
         doc: one line.
         owners: the configuration objects that have it: ``"queue"``, ``"stream"``,
             ``"function"``, ``"account"``, ``"mapping"`` (a queue's),
-            ``"stream_mapping"``, ``"breaker"``.
+            ``"stream_mapping"``, ``"semaphore"``, ``"breaker"``.
         choices: the allowed values of a ``"choice"``.
         unset: what ``None`` means when it is allowed (e.g. ``"no limit"``); ``""``:
             ``None`` is not allowed.
@@ -301,6 +301,13 @@ _DEFINITIONS: Final = (
     Setting("maximum_record_age", "int", -1, 60, 604_800, "s",
             "a batch holding an older record is discarded instead of invoked", _SM,
             special={-1: "no limit"}),
+    # ---------------------------------------------------------------- semaphores
+    Setting("limit", "int", 1, 1, 100_000, "",
+            "holders a semaphore admits at once (sluicegate's)", ("semaphore",)),
+    Setting("lease_ttl", "int", 10, 1, 3600, "s",
+            "seconds a semaphore's holder keeps its slot without renewing (renewed every "
+            "third of it while held; a killed holder's slot frees after it)",
+            ("semaphore",)),
 )
 
 _B: Final = ("breaker",)

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from sluicegate.core.adaptive import AdaptiveConfig
-from sluicegate.core.config import as_breaker, as_filter_criteria
+from sluicegate.core.config import as_breaker, as_filter_criteria, check_semaphore_names
 from sluicegate.core.filters import FilterCriteria
 from sluicegate.core.settings import SETTINGS, STREAM
 from sluicegate.errors import ConfigError, InputError
@@ -384,6 +384,7 @@ class StreamMappingConfig:
     report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
     enabled: bool = SETTINGS["enabled"].default
     filter_criteria: FilterCriteria = NO_STREAM_FILTER
+    semaphores: tuple[str, ...] = ()
     breaker: str | BreakerConfig | None = None
     adaptive: AdaptiveConfig | None = None
 
@@ -427,6 +428,7 @@ class StreamMappingConfig:
         for name in ("report_batch_item_failures", "enabled"):
             set_(self, name, SETTINGS[name].check(getattr(self, name), ctx, STREAM))
         set_(self, "filter_criteria", as_filter_criteria(self.filter_criteria, "stream"))
+        set_(self, "semaphores", check_semaphore_names(self.semaphores, ctx))
         set_(self, "breaker", as_breaker(self.breaker, ctx))
         adaptive: Any = self.adaptive
         if isinstance(adaptive, Mapping):

@@ -49,6 +49,7 @@ from sluicegate.runtime.invoker import Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
 from sluicegate.runtime.runner import MappingRunner, wait_event
+from sluicegate.runtime.semaphores import MappingGate, SemaphoreClient
 from sluicegate.runtime.sources import DELETE_GATHER, QueueIO, StreamIO
 from sluicegate.runtime.stream_events import kinesis_record, stream_arn
 from sluicegate.store.base import Store
@@ -163,6 +164,9 @@ class Runtime:
         self.metrics = metrics or Metrics(clock=self.clock)
         self.grace_period = grace_period
         self.region, self.account_id = aws_identity()
+        self.semaphores: SemaphoreClient | None = (
+            SemaphoreClient(store, app.semaphores) if app.semaphores else None)
+        """Slots of the App's semaphores (``app.semaphore``); ``None`` when it has none."""
         self.runners: list[MappingRunner] = []
         """Every mapping's runner: the queue mappings', then the stream mappings'."""
         self._breakers = RuntimeBreakers(app.breakers, self.clock)
@@ -290,6 +294,8 @@ class Runtime:
                 receive_turns=True,
             )
             runner = MappingRunner(self, config.name, function, invokers[function.name], core)
+            runner.can_park = True
+            self._gate(runner, config.semaphores)
             self._breakers.attach(config.name, config.breaker, core, runner.wake.set)
             qio = QueueIO(runner, config, queue, arn)
             runner.io = qio
@@ -312,6 +318,7 @@ class Runtime:
             ))
             runner = MappingRunner(self, sconfig.name, function, invokers[function.name],
                                    score)
+            self._gate(runner, sconfig.semaphores)
             self._breakers.attach(sconfig.name, sconfig.breaker, score, runner.wake.set)
             sio = StreamIO(runner, sconfig, stream, arn, build=build)
             runner.io = sio
@@ -326,6 +333,13 @@ class Runtime:
                 if runner.function.name == name:
                     runner.core.concurrency_limit.watch(sizer)
         self.metrics.set_limits(self._limits(), self.limit_reasons(), **self._states())
+
+    def _gate(self, runner: MappingRunner, names: tuple[str, ...]) -> None:
+        """Give ``runner`` the semaphores its mapping needs (a ``semaphore:NAME`` term of
+        its limit each)."""
+        if names:
+            assert self.semaphores is not None  # the App checked the names
+            runner.gate = MappingGate(runner, self.semaphores, names)
 
     def _stream_builder(
         self, config: StreamMappingConfig, stream: StreamConfig, pool: ConcurrencyPool,
@@ -458,6 +472,8 @@ class Runtime:
         fails while preparing.
         """
         loop = asyncio.get_running_loop()
+        if self.semaphores is not None:
+            self.semaphores.bind()
         await self._patiently("preparing", self.prepare)
         await self._build()
         started = time.monotonic()

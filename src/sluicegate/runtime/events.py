@@ -530,6 +530,12 @@ class LambdaContext:
         context built by hand."""
         self._deadline = deadline
         self._clock = clock
+        self._sluicegate: Any = None
+        """The runtime's semaphores and task tokens for this invocation
+        (:class:`~sluicegate.runtime.semaphores.InvocationTools`), set by the runtime."""
+        self._sluicegate_fields: Any = None
+        """In an execution environment of another process: what its tools are built from
+        on first use (:class:`~sluicegate.runtime.semaphores.ChildTools`)."""
         self.reported_latency: float | None = None
         self.reported_overload = False
 
@@ -587,6 +593,55 @@ class LambdaContext:
         remaining = int((self._deadline - self._clock()) * 1000 + 1e-6)
         return max(0, remaining)
 
+    # ------------------------------------------------------------------ semaphores, task tokens
+    def semaphore(self, name: str, timeout: float | None = None) -> Any:
+        """A slot of the App's semaphore ``name`` for a ``with`` or ``async with`` block,
+        taken in arrival order, waiting at most ``timeout`` seconds and never past this
+        invocation's remaining time (``None``: the remaining time). The block gets the
+        :class:`~sluicegate.runtime.semaphores.Hold` (its ``fencing_token``).
+
+        Raises (on entering the block):
+            SemaphoreTimeout: not taken in time.
+            ConfigError: no semaphore of that name in the App, or no runtime.
+        """
+        return self._tools().semaphore(self, name, timeout)
+
+    def park(self, heartbeat: float = 30.0) -> str:
+        """Park this invocation's batch behind a new task token and return the token.
+
+        When the handler returns, its concurrency slot is free, and the batch's messages
+        stay in flight, hidden ``heartbeat`` seconds at a time, until another process
+        completes the token (``sluicegate callback TOKEN success|failure`` or
+        :func:`~sluicegate.runtime.semaphores.send_task_success`) or a heartbeat is
+        missed (the messages then come back). What the handler returns is ignored.
+
+        Raises:
+            InputError: not a queue mapping's invocation, or a heartbeat outside 1-43,200 s.
+        """
+        return str(self._tools().park(heartbeat))
+
+    @property
+    def fencing_tokens(self) -> dict[str, int]:
+        """The fencing token of each semaphore slot the mapping took for this invocation
+        (``app.map(..., semaphores=...)``), by semaphore name; empty without any."""
+        tools = self._sluicegate
+        if tools is None:
+            fields = self._sluicegate_fields or {}
+            return {str(k): int(v) for k, v in fields.get("fencing_tokens", {}).items()}
+        return dict(tools.fencing_tokens)
+
+    def _tools(self) -> Any:
+        tools = self._sluicegate
+        if tools is None and self._sluicegate_fields is not None:
+            from sluicegate.runtime.semaphores import ChildTools
+
+            tools = self._sluicegate = ChildTools(self._sluicegate_fields)
+        if tools is None:
+            from sluicegate.errors import InputError
+
+            raise InputError("context.semaphore and context.park need a sluicegate runtime "
+                             "(this context was built outside one)")
+        return tools
     def report(self, latency: float | None = None, overload: bool = False) -> None:
         """Tell the mapping how the downstream this invocation called is doing (a
         sluicegate extension: AWS's context has no such method).

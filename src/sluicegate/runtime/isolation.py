@@ -494,6 +494,9 @@ def _run_invocation(
     spec = fields.get("limits")
     if spec is not None:
         context.limits = _LazyLimits(spec)
+    # semaphores and task tokens: the environment's own, built on first use (importing
+    # them costs a cold invocation tens of milliseconds)
+    context._sluicegate_fields = fields.get("sluicegate")
     reply = _invocation_reply(handler, request["event"], context, runner, name)
     # what the handler reported through context.report() goes back with the result
     if context.reported_latency is not None:
@@ -541,6 +544,10 @@ def _invocation_reply(
             "duration": duration,
         }
     duration = time.monotonic() - started
+    tools = context._sluicegate
+    if tools is not None and tools.parked is not None:
+        return {"kind": "result", "response": None, "duration": duration,
+                "parked": tools.parked}
     response, marshal_error = marshal_response(value)
     if marshal_error:
         _log.error("%s request %s: %s", name, context.aws_request_id, marshal_error)
@@ -830,6 +837,10 @@ class ProcessInvoker(PooledInvoker):
         if reply is None:
             return await self._exited(env, request_id, clock() - sent)
         self._release(env)
+        parked = reply.get("parked")
+        tools = getattr(context, "_sluicegate", None)
+        if parked is not None and tools is not None:  # the batch was parked in there
+            tools.parked = float(parked)
         result = _result(reply)
         if result.latency is not None or result.overload:
             # the environment's reports, also on the caller's context (as in-process
@@ -868,7 +879,14 @@ class ProcessInvoker(PooledInvoker):
                 getattr(context, "memory_limit_in_mb", self.function.memory_size)
             ),
             "aws_request_id": request_id if isinstance(request_id, str) else str(uuid.uuid4()),
+            **self._tools_fields(context),
         }
+
+    @staticmethod
+    def _tools_fields(context: Any) -> dict[str, Any]:
+        """The invocation's semaphores and task token, for the environment's context."""
+        tools = getattr(context, "_sluicegate", None)
+        return {} if tools is None else {"sluicegate": tools.fields()}
 
     # ------------------------------------------------------------------ environments
     async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Environment:

@@ -30,11 +30,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sluicegate.app import Function
 from sluicegate.core.results import exception_outcome
 from sluicegate.core.streams import StreamInvoke
-from sluicegate.core.types import BatchOutcome, Invoke
+from sluicegate.core.types import BatchOutcome, Invoke, OutcomeKind
+from sluicegate.errors import StoreError
 from sluicegate.runtime.events import LambdaContext
 from sluicegate.runtime.invoker import HandlerResult, Invoker
 from sluicegate.runtime.isolation import ProcessInvoker
+from sluicegate.runtime.semaphores import Hold, InvocationTools, MappingGate
 from sluicegate.runtime.waiting import wait_event
+from sluicegate.store.semaphores import ParkedBatch
 
 if TYPE_CHECKING:
     from sluicegate.runtime.driver import MappingSummary, Runtime
@@ -136,6 +139,10 @@ class MappingRunner:
         self._stepping = False
         self._limits: Limits | None = None
         """The handlers' ``context.limits`` (built at the first invocation)."""
+        self.gate: MappingGate | None = None
+        """The semaphores the mapping needs (``app.map(..., semaphores=...)``), if any."""
+        self.can_park = False
+        """Whether a handler may park its batch behind a task token (queue mappings)."""
 
     @property
     def source(self) -> SourceIO:
@@ -147,6 +154,16 @@ class MappingRunner:
     async def run(self) -> None:
         """Poll, perform, sleep until the next deadline or report; return once stopped
         and settled."""
+        if self.gate is not None:
+            self.gate.start()
+            try:
+                await self._run()
+            finally:
+                await self.gate.stop()
+        else:
+            await self._run()
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
         while True:
@@ -247,7 +264,11 @@ class MappingRunner:
         request_id: str | None = None
         outcome: BatchOutcome
         core = self.core
+        gate = self.gate
+        holds: list[Hold] = []
         try:
+            if gate is not None:
+                holds = await gate.take()
             event = io.event(batch)
             context = LambdaContext.for_function(
                 self.function.config, region=runtime.region, account_id=runtime.account_id
@@ -256,13 +277,22 @@ class MappingRunner:
             if limits is None:
                 limits = self._limits = runtime.live.context_limits(self)
             context.limits = limits
+            tools = None
+            if runtime.semaphores is not None or self.can_park:
+                tools = context._sluicegate = InvocationTools(runtime.semaphores,
+                                                              can_park=self.can_park)
+                for hold in holds:
+                    tools.fencing_tokens[hold.name] = hold.fencing_token
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
             if context.reported_latency is not None or context.reported_overload:
                 # what the handler reported (context.report) reaches the limit's samples
                 result = replace(result, latency=context.reported_latency,
                                  overload=context.reported_overload)
-            outcome = core.outcome_of(result, batch)
+            if tools is not None and tools.parked is not None and result.ok:
+                outcome = await self._park(batch, tools)
+            else:
+                outcome = core.outcome_of(result, batch)
         except asyncio.CancelledError:
             outcome = exception_outcome(batch, "cancelled by shutdown")
         except Exception as exc:  # a bug of ours must not lose the batch's bookkeeping
@@ -270,6 +300,8 @@ class MappingRunner:
             outcome = exception_outcome(batch, f"{type(exc).__name__}: {exc}")
         finally:
             self.invocations.pop(batch.id, None)
+        if gate is not None and holds:
+            await asyncio.shield(gate.give_back(holds))
         metrics.invocation_finished(
             self.name, result.duration if result is not None else 0.0, outcome.function_error
         )
@@ -285,6 +317,29 @@ class MappingRunner:
         # meanwhile, so their pollers' receives go out together (a poll per finished
         # invocation costs a quarter of the no-op drain rate at batch size 1)
         self.wake.set()
+
+    async def _park(self, batch: Any, tools: InvocationTools) -> BatchOutcome:
+        """The handler parked its batch: store it behind the task token, hide its
+        messages for a heartbeat, and settle the invocation without deleting anything
+        (the token's completion does). A store failure fails the batch instead."""
+        store = self.runtime.store
+        config = self.source.config  # type: ignore[attr-defined]
+        heartbeat = tools.parked
+        token = tools.park_token
+        assert heartbeat is not None and token is not None
+        handles = {r.message_id: r.receipt_handle for r in batch.records}
+        parked = ParkedBatch(token, self.name, config.queue, handles, heartbeat,
+                             config.report_batch_item_failures, store.clock())
+        try:
+            await store.park(parked, ttl=heartbeat)
+            for handle in handles.values():
+                await store.change_visibility(config.queue, handle, heartbeat)
+        except StoreError as exc:
+            log.warning("%s: parking a batch failed: %s", self.name, exc)
+            return exception_outcome(batch, f"parking failed: {exc}")
+        log.debug("%s: batch %d parked behind task token %s", self.name, batch.id, token)
+        return BatchOutcome(OutcomeKind.PARTIAL, frozenset(handles),
+                            f"parked behind task token {token}")
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:

@@ -46,12 +46,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, cast
 
 from sluicegate.core.config import QueueConfig, TopicConfig, is_fifo_queue
@@ -79,6 +80,7 @@ from sluicegate.store.coordination import (
     LeaseHolder,
 )
 from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
+from sluicegate.store.semaphores import ParkedBatch, SemaphoreGrant, SemaphoreState, Wake
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     MAX_BATCH_ENTRIES,
@@ -197,6 +199,8 @@ class Store(ABC):
         self.clock: Clock = clock or time.time
         self.poll_interval = poll_interval
         self._waiters: dict[str, asyncio.Event] = {}
+        self._semaphore_wakers: dict[str, asyncio.Future[None]] = {}
+        self._semaphore_nudges: dict[str, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @abstractmethod
@@ -901,6 +905,209 @@ class Store(ABC):
             raise InputError(f"history limit must be an integer >= 0, got {limit!r}")
         return await self._settings_history(scope, limit)
 
+    # ------------------------------------------------------------------ semaphores
+    # Named counted semaphores with FIFO waiters woken by the release, and batches parked
+    # behind task tokens (rules in sluicegate.store.semaphores). A backend implements
+    # the _semaphore_* and _parked primitives and how a wake reaches another process
+    # (_wake_address, _send_wakes); waiters of this store object are woken directly.
+    async def acquire_semaphore(
+        self, name: str, holder: str, *, limit: int, ttl: float,
+        timeout: float | None = None, info: str = "",
+        on_nudge: Callable[[], None] | None = None,
+    ) -> SemaphoreGrant:
+        """Take a slot of semaphore ``name`` for task token ``holder``, waiting in arrival
+        order for up to ``timeout`` seconds (``None``: as long as it takes; 0: do not
+        wait, do not queue). The hold lasts ``ttl`` seconds unless renewed
+        (:meth:`renew_semaphore`); a waiter is woken by the release that lets it in, and
+        attempts again on its own only when a holder's slot would free by expiry.
+
+        ``on_nudge``: the holder may give its slot up when others want it (a mapping's
+        spare slot): it is called, on this store's loop, each time a new waiter queues
+        while ``holder`` holds (the grant's ``behind`` says how many waited already).
+
+        Returns:
+            The grant (``acquired`` is ``False`` when the timeout passed first).
+
+        Raises:
+            InputError: a bad name, token, limit, ttl or timeout.
+        """
+        _check_semaphore(name, holder)
+        _check_ttl(ttl)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InputError(f"limit={limit!r} is invalid: need an integer >= 1")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise InputError(f"timeout={timeout!r} is invalid: need seconds >= 0 or None")
+        yieldable = on_nudge is not None
+        if not timeout and timeout is not None:
+            address = await self._wake_address() if yieldable else ""
+            grant = await self._semaphore_acquire(name, holder, limit, ttl, False, address,
+                                                  info, yieldable)
+            if grant.acquired and on_nudge is not None:
+                self._semaphore_nudges[holder] = on_nudge
+            return grant
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        address = await self._wake_address()
+        wakers = self._semaphore_wakers
+        woken: asyncio.Future[None] = loop.create_future()
+        wakers[holder] = woken
+        acquired = False
+        try:
+            while True:
+                grant = await self._semaphore_acquire(name, holder, limit, ttl, True, address,
+                                                      info, yieldable)
+                if grant.acquired:
+                    acquired = True
+                    if on_nudge is not None:
+                        self._semaphore_nudges[holder] = on_nudge
+                    return grant
+                if grant.nudges:
+                    await self._nudge(grant.nudges)
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    return grant
+                # the safety net: a dead holder's slot frees at its expiry; a live waiter
+                # also refreshes its entry at least once a ttl
+                wait = min(ttl, max(0.001, grant.retry_at - self.clock() + 0.001))
+                if left is not None:
+                    wait = min(wait, left)
+                if not woken.done():  # asyncio.wait: a cancel is never swallowed
+                    await asyncio.wait((woken,), timeout=wait)
+                if woken.done():
+                    woken = loop.create_future()
+                    wakers[holder] = woken
+        finally:
+            if wakers.get(holder) is woken:
+                del wakers[holder]
+            if not acquired:  # leave the queue (and pass a wake on) even when cancelled
+                await asyncio.shield(self._leave_semaphore(name, holder))
+
+    async def _leave_semaphore(self, name: str, holder: str) -> None:
+        with contextlib.suppress(StoreError):
+            await self._deliver(name, await self._semaphore_release(name, holder))
+
+    async def release_semaphore(self, name: str, holder: str) -> None:
+        """Free ``holder``'s slot of semaphore ``name`` (nothing when it holds none) and
+        wake the waiters that may take one now."""
+        _check_semaphore(name, holder)
+        self._semaphore_nudges.pop(holder, None)
+        await self._deliver(name, await self._semaphore_release(name, holder))
+
+    async def _nudge(self, nudges: tuple[Wake, ...]) -> None:
+        """Tell yieldable holders a new waiter queued: this object's directly, the others
+        through the backend (a holder that is gone is left to expire)."""
+        remote = []
+        for nudge in nudges:
+            callback = self._semaphore_nudges.get(nudge.waiter)
+            if callback is not None:
+                callback()
+            else:
+                remote.append(nudge)
+        if remote:
+            with contextlib.suppress(StoreError):
+                await self._send_wakes(remote)
+
+    async def renew_semaphore(
+        self, name: str, holders: Sequence[str], *, ttl: float
+    ) -> list[int]:
+        """Extend the holds of ``holders`` on ``name`` by ``ttl`` seconds from now; per
+        holder its fencing token, 0 when its hold had expired (the slot may be
+        another's: stop using it)."""
+        _check_ttl(ttl)
+        for holder in holders:
+            _check_semaphore(name, holder)
+        if not holders:
+            return []
+        return await self._semaphore_renew(name, list(holders), ttl)
+
+    async def list_semaphores(
+        self, names: Sequence[str] | None = None
+    ) -> list[SemaphoreState]:
+        """The semaphores (all, or those of ``names`` that exist), by name, with their
+        live holders and waiters."""
+        states = await self._semaphore_states(None if names is None else list(names))
+        return sorted(states, key=lambda s: s.name)
+
+    async def _deliver(self, name: str, wakes: list[Wake]) -> None:
+        """Wake ``wakes``: this object's own waiters directly, the others through the
+        backend; a waiter whose process is gone leaves the queue, which may wake the
+        next one."""
+        for _ in range(64):  # each round drops at least one dead waiter
+            remote = []
+            for wake in wakes:
+                woken = self._semaphore_wakers.get(wake.waiter)
+                if woken is not None:
+                    if not woken.done():
+                        woken.set_result(None)
+                else:
+                    remote.append(wake)
+            dead = await self._send_wakes(remote) if remote else []
+            if not dead:
+                return
+            wakes = []
+            for waiter in dead:
+                wakes = await self._semaphore_release(name, waiter)
+
+    def _wake_local(self, waiter: str) -> None:
+        """A wake for ``waiter`` arrived from another process."""
+        woken = self._semaphore_wakers.get(waiter)
+        if woken is not None:
+            if not woken.done():
+                woken.set_result(None)
+            return
+        nudged = self._semaphore_nudges.get(waiter)
+        if nudged is not None:
+            nudged()
+
+    async def park(self, batch: ParkedBatch, *, ttl: float) -> None:
+        """Store ``batch`` under its task token for ``ttl`` seconds (a heartbeat stores
+        it again)."""
+        _check_ttl(ttl)
+        await self._put_parked(batch.token, batch.to_json(), ttl)
+
+    async def parked(self, token: str, *, take: bool = False) -> ParkedBatch | None:
+        """The batch parked behind ``token`` (``None``: none, or its heartbeat ran out);
+        with ``take``, removed atomically, so that only one completion acts on it."""
+        if not isinstance(token, str) or not token:
+            raise InputError(f"task token {token!r} is invalid")
+        raw = await self._get_parked(token, take)
+        return None if raw is None else ParkedBatch.from_json(raw)
+
+    async def _wake_address(self) -> str:
+        """Where other processes send this store's waiters their wakes (started on first
+        use). The default, for a store no other process shares: ``"local"`` (every
+        waiter and nudged holder is in this object's own tables)."""
+        return "local"
+
+    async def _send_wakes(self, wakes: list[Wake]) -> list[str]:
+        """Send each wake to its address in another process; the waiters nobody listens
+        for any more (their process is gone). The default: every one is gone."""
+        return [w.waiter for w in wakes]
+
+    async def _semaphore_acquire(
+        self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
+        info: str, yieldable: bool = False,
+    ) -> SemaphoreGrant:
+        """One attempt (see :func:`~sluicegate.store.semaphores.acquire_in`)."""
+        raise StoreError(f"{type(self).__name__} has no semaphores")
+
+    async def _semaphore_release(self, name: str, holder: str) -> list[Wake]:
+        raise StoreError(f"{type(self).__name__} has no semaphores")
+
+    async def _semaphore_renew(self, name: str, holders: list[str], ttl: float) -> list[int]:
+        raise StoreError(f"{type(self).__name__} has no semaphores")
+
+    async def _semaphore_states(self, names: list[str] | None) -> list[SemaphoreState]:
+        raise StoreError(f"{type(self).__name__} has no semaphores")
+
+    async def _put_parked(self, token: str, record: str, ttl: float) -> None:
+        raise StoreError(f"{type(self).__name__} cannot park batches")
+
+    async def _get_parked(self, token: str, take: bool) -> str | None:
+        raise StoreError(f"{type(self).__name__} cannot park batches")
+
     # ------------------------------------------------------------------ helpers
     def _waiter(self, queue: str) -> asyncio.Event:
         """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
@@ -1095,6 +1302,13 @@ class Store(ABC):
 def _check_scope(scope: object) -> None:
     if not isinstance(scope, str) or not scope:
         raise InputError(f"a settings scope must be a non-empty str, got {scope!r}")
+
+
+def _check_semaphore(name: object, holder: object) -> None:
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise InputError(f"semaphore name {name!r} is invalid: need 1-200 characters")
+    if not isinstance(holder, str) or not holder or len(holder) > 200:
+        raise InputError(f"task token {holder!r} is invalid: need 1-200 characters")
 
 
 def _check_ttl(ttl: float) -> None:

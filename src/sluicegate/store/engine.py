@@ -39,6 +39,7 @@ from sluicegate.core.streams import StreamConfig
 from sluicegate.store.base import Store
 from sluicegate.store.coordination import LeaseClaim, LeaseGrant, LeaseHolder
 from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
+from sluicegate.store.semaphores import SemaphoreGrant, SemaphoreState, Wake
 from sluicegate.store.values import (
     Clock,
     FifoSent,
@@ -49,8 +50,10 @@ from sluicegate.store.values import (
     StreamMessage,
 )
 
-__all__ = ["CoordinationEngine", "Engine", "EngineStore", "QueueEngine", "SettingsEngine",
-           "StreamEngine"]
+__all__ = [
+    "CoordinationEngine", "Engine", "EngineStore", "QueueEngine", "SemaphoreEngine",
+    "SettingsEngine", "StreamEngine",
+]
 
 T = TypeVar("T")
 
@@ -272,8 +275,44 @@ class SettingsEngine(Protocol):
         ...
 
 
+# ---------------------------------------------------------------------- semaphores
+class SemaphoreEngine(Protocol):
+    """Named counted semaphores and parked batches (rules in
+    :mod:`sluicegate.store.semaphores`), at the engine's clock."""
+
+    def semaphore_acquire(
+        self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
+        info: str, yieldable: bool, /,
+    ) -> SemaphoreGrant:
+        """One attempt, atomically (see :func:`~sluicegate.store.semaphores.acquire_in`)."""
+        ...
+
+    def semaphore_release(self, name: str, holder: str, /) -> list[Wake]:
+        """Free the slot or leave the queue; the waiters that may take a slot now."""
+        ...
+
+    def semaphore_renew(self, name: str, holders: list[str], ttl: float, /) -> list[int]:
+        """Extend holds; per holder its fencing token, 0 when it no longer holds."""
+        ...
+
+    def semaphore_states(self, names: list[str] | None, /) -> list[SemaphoreState]:
+        """The semaphores (all, or the named ones that exist), expired entries dropped."""
+        ...
+
+    def put_parked(self, token: str, record: str, ttl: float, /) -> None:
+        """Store a parked batch's record (JSON text) until ``ttl`` seconds from now."""
+        ...
+
+    def get_parked(self, token: str, take: bool, /) -> str | None:
+        """The live record of ``token``; removed too with ``take``."""
+        ...
+
+
 class Engine(Protocol):
     """A whole engine: its parts (one object may be all of them)."""
+
+    @property
+    def semaphores(self) -> SemaphoreEngine: ...
 
     @property
     def queues(self) -> QueueEngine: ...
@@ -527,3 +566,27 @@ class EngineStore(Store):
 
     async def _settings_history(self, scope: str | None, limit: int) -> list[SettingsChange]:
         return await self._slow(lambda e: e.settings.settings_history(scope, limit))
+
+    # ------------------------------------------------------------------ semaphores
+    async def _semaphore_acquire(
+        self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
+        info: str, yieldable: bool = False,
+    ) -> SemaphoreGrant:
+        return await self._quick(
+            lambda e: e.semaphores.semaphore_acquire(name, holder, limit, ttl, queue, address,
+                                                     info, yieldable))
+
+    async def _semaphore_release(self, name: str, holder: str) -> list[Wake]:
+        return await self._quick(lambda e: e.semaphores.semaphore_release(name, holder))
+
+    async def _semaphore_renew(self, name: str, holders: list[str], ttl: float) -> list[int]:
+        return await self._quick(lambda e: e.semaphores.semaphore_renew(name, holders, ttl))
+
+    async def _semaphore_states(self, names: list[str] | None) -> list[SemaphoreState]:
+        return await self._slow(lambda e: e.semaphores.semaphore_states(names))
+
+    async def _put_parked(self, token: str, record: str, ttl: float) -> None:
+        await self._quick(lambda e: e.semaphores.put_parked(token, record, ttl))
+
+    async def _get_parked(self, token: str, take: bool) -> str | None:
+        return await self._quick(lambda e: e.semaphores.get_parked(token, take))

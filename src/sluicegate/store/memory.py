@@ -50,6 +50,7 @@ from sluicegate.store.coordination import MemoryCoordination
 from sluicegate.store.engine import Engine, EngineStore
 from sluicegate.store.live import MemorySettings
 from sluicegate.store.memory_streams import MemoryStreams
+from sluicegate.store.semaphores import MemorySemaphores
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     Clock,
@@ -1054,16 +1055,17 @@ class MemoryEngine:
     """The three engines of one memory store, as an
     :class:`~sluicegate.store.engine.Engine`: queues, streams and coordination."""
 
-    __slots__ = ("coordination", "queues", "settings", "streams")
+    __slots__ = ("coordination", "queues", "semaphores", "settings", "streams")
 
     def __init__(
         self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination,
-        settings: MemorySettings,
+        settings: MemorySettings, semaphores: MemorySemaphores,
     ) -> None:
         self.queues = queues
         self.streams = streams
         self.coordination = coordination
         self.settings = settings
+        self.semaphores = semaphores
 
 
 class MemoryStore(EngineStore):
@@ -1101,8 +1103,9 @@ class MemoryStore(EngineStore):
         self.streams = MemoryStreams(self._now)
         self.coordination = MemoryCoordination(self._now)
         self.settings = MemorySettings(self._now, self.coordination.shared)
+        self.semaphore_engine = MemorySemaphores(self._now)
         self._engines = MemoryEngine(self.engine, self.streams, self.coordination,
-                                     self.settings)
+                                     self.settings, self.semaphore_engine)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.

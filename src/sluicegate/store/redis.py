@@ -62,6 +62,14 @@ of the caller's clock, like every other time of this store: one time base for al
 store keeps, and leases follow an injected clock (tests, the simulator) as visibility
 timeouts do.
 
+Semaphores (:mod:`sluicegate.store.semaphores`): ``sem:{NAME}`` holds a semaphore's
+whole state as JSON (limit, fencing counter, holders, waiters in arrival order) and
+``semaphores`` the set of names; ``semaphore.lua`` applies one attempt, release or renewal.
+A store that has waiters subscribes to a channel of its own, ``wake:ID``: a release
+publishes each woken waiter's task token there, in the same script, and a publish that
+reaches nobody (the waiter's process is gone, and its connection with it) drops that
+waiter and wakes the next. Parked batches: ``parked:TOKEN`` (expiry and record).
+
 Redis Cluster: single-queue and single-stream scripts touch one hash slot. Moves between
 a queue and its dead-letter queue, :meth:`ensure_queue` and the registries span slots, so
 this store needs a single Redis server (or a primary with replicas), not a Cluster.
@@ -90,6 +98,8 @@ send may store its messages twice, at-least-once delivery as everywhere in sluic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -135,6 +145,7 @@ from sluicegate.store.live import (
     merge_settings,
 )
 from sluicegate.store.redis_client import awaitable, connect, parse_redis_url, store_error
+from sluicegate.store.semaphores import WAITER_TTL_FACTOR, SemaphoreGrant, SemaphoreState, Wake
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -156,7 +167,7 @@ _STREAM_SCRIPTS = (
     "ensure_stream", "list_streams", "delete_stream", "put", "get_records", "shard_stats",
     "set_checkpoints", "stream_checkpoints",
 )
-_COORDINATION_SCRIPTS = ("lease", "worker")
+_COORDINATION_SCRIPTS = ("lease", "worker", "semaphore")
 _SETTINGS_SCRIPTS = ("settings",)
 _QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver")
 _MAX_SEQUENCE = 10**16 - 1
@@ -242,6 +253,9 @@ class RedisStore(Store):
         self._streams: dict[str, StreamConfig] = {}
         self._headers: dict[bytes, tuple[str, str, dict[str, dict[str, str]], str | None]] = {}
         self._getrandbits = random.getrandbits
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._channel = ""
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -275,6 +289,7 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         """Close the connections. Idempotent."""
+        await self._stop_listening()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -827,6 +842,105 @@ class RedisStore(Store):
     async def _read_shared(self, keys: list[str]) -> dict[str, str | None]:
         values = await self._do(lambda r: awaitable(r.hmget(f"{self.prefix}shared", keys)))
         return {k: None if v is None else _text(v) for k, v in zip(keys, values, strict=True)}
+
+    # ------------------------------------------------------------------ semaphores
+    # One script per attempt, release or renewal (lua/semaphore.lua); waiters are woken
+    # by the release's PUBLISH on their store's channel, which this store listens to
+    # (one pub/sub connection, opened with the first wait).
+    async def _semaphore_op(self, op: str, name: str, *args: Any) -> list[Any]:
+        return await self._run("semaphore", f"{self.prefix}sem:{{{name}}}", op, name, *args)
+
+    async def _semaphore_acquire(
+        self, name: str, holder: str, limit: int, ttl: float, queue: bool, address: str,
+        info: str, yieldable: bool = False,
+    ) -> SemaphoreGrant:
+        res = await self._semaphore_op(
+            "acquire", name, holder, limit, repr(float(ttl)), "1" if queue else "0", address,
+            info, repr(WAITER_TTL_FACTOR), "1" if yieldable else "0")
+        nudges = tuple(Wake(_text(res[i]), _text(res[i + 1])) for i in range(6, len(res), 2))
+        return SemaphoreGrant(bool(int(res[0])), int(res[1]), float(res[2]), int(res[3]),
+                              float(res[4]), int(res[5]), nudges)
+
+    async def _semaphore_release(self, name: str, holder: str) -> list[Wake]:
+        res = await self._semaphore_op("release", name, holder)
+        return [Wake(_text(res[i]), _text(res[i + 1])) for i in range(0, len(res), 2)]
+
+    async def _semaphore_renew(self, name: str, holders: list[str], ttl: float) -> list[int]:
+        res = await self._semaphore_op("renew", name, repr(float(ttl)), *holders)
+        return [int(t) for t in res]
+
+    async def _semaphore_states(self, names: list[str] | None) -> list[SemaphoreState]:
+        if names is None:
+            names = sorted(_text(n) for n in await self._do(
+                lambda r: awaitable(r.smembers(f"{self.prefix}semaphores"))))
+        keys = [f"{self.prefix}sem:{{{n}}}" for n in names]
+        if not keys:
+            return []
+        raws = await self._do(lambda r: awaitable(r.mget(keys)))
+        now = self.clock()
+        out = []
+        for raw in raws:
+            if raw is not None:
+                state = SemaphoreState.from_json(_text(raw))
+                state.holders = [h for h in state.holders if h.expires > now]
+                state.waiters = [w for w in state.waiters if w.expires > now]
+                out.append(state)
+        return out
+
+    async def _send_wakes(self, wakes: list[Wake]) -> list[str]:
+        return []  # the release script has published them (and dropped the dead)
+
+    async def _wake_address(self) -> str:
+        """This store's wake channel, subscribed on first use."""
+        if self._listener is not None:
+            return self._channel
+        client = self._redis()
+        channel = f"{self.prefix}wake:{secrets.token_hex(8)}"
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+        except Exception as exc:
+            await pubsub.aclose()
+            raise store_error(exc, self.address) from exc
+        self._pubsub, self._channel = pubsub, channel
+        self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
+        return channel
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Hand every wake published on this store's channel to its waiter."""
+        with contextlib.suppress(Exception):
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    self._wake_local(_text(message["data"]))
+
+    async def _stop_listening(self) -> None:
+        listener, pubsub = self._listener, self._pubsub
+        self._listener = self._pubsub = None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _put_parked(self, token: str, record: str, ttl: float) -> None:
+        key = f"{self.prefix}parked:{token}"
+        value = f"{self.clock() + ttl!r}\n{record}"
+        # expiry by the store's clock, as everywhere; Redis drops the key a minute later
+        ms = int(ttl * 1000) + 60_000
+        await self._do(lambda r: awaitable(r.set(key, value, px=ms)))
+
+    async def _get_parked(self, token: str, take: bool) -> str | None:
+        key = f"{self.prefix}parked:{token}"
+        if take:
+            raw = await self._do(lambda r: awaitable(r.getdel(key)))
+        else:
+            raw = await self._do(lambda r: awaitable(r.get(key)))
+        if raw is None:
+            return None
+        expires, _, record = _text(raw).partition("\n")
+        return record if float(expires) > self.clock() else None
 
     async def _run_raw(self, name: str, *args: Any) -> Any:
         """Run script ``name`` at the clock's time; its reply as it is (not a list)."""

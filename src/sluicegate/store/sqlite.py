@@ -63,6 +63,13 @@ whom) and the history in ``live_history``; a write is one ``BEGIN IMMEDIATE``
 transaction that compares the version, writes the row and the history entry, and sets
 the shared value of the revision. The store's revision is the highest of the rows'.
 
+Semaphores (schema version 7): one row per semaphore in ``semaphores`` holding its whole
+state (limit, fencing counter, holders, waiters in arrival order) as JSON, changed by one
+``BEGIN IMMEDIATE`` transaction per attempt or release (rules in
+:mod:`sluicegate.store.semaphores`); parked batches in ``parked`` (task token, expiry,
+record). A waiter in another process is woken by a datagram on its store's socket
+(:mod:`sluicegate.store.wake`), sent after the release commits.
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
 issued before the upgrade are stale after it, so their messages are delivered again once
@@ -120,6 +127,14 @@ from sluicegate.store.live import (
     SettingsWrite,
     merge_settings,
 )
+from sluicegate.store.semaphores import (
+    SemaphoreGrant,
+    SemaphoreState,
+    Wake,
+    acquire_in,
+    release_in,
+    renew_in,
+)
 from sluicegate.store.values import (
     DEDUPLICATION_WINDOW,
     Clock,
@@ -132,12 +147,13 @@ from sluicegate.store.values import (
     new_message_id,
     peek_state,
 )
+from sluicegate.store.wake import DatagramWake, send_wake
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SqliteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -292,8 +308,21 @@ CREATE TABLE live_history (
     entry TEXT NOT NULL
 );
 CREATE INDEX live_history_scope ON live_history (scope, id);
+CREATE TABLE semaphores (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE parked (
+    token TEXT PRIMARY KEY,
+    expires REAL NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
 """
-_SCHEMA_6 = _SCHEMA[_SCHEMA.index("CREATE TABLE live_settings"):]
+_SCHEMA_7 = _SCHEMA[_SCHEMA.index("CREATE TABLE semaphores"):]
+"""What version 7 added: semaphores (one row per semaphore, its state as JSON) and parked
+batches."""
+_SCHEMA_6 = _SCHEMA[_SCHEMA.index("CREATE TABLE live_settings"):
+                    _SCHEMA.index("CREATE TABLE semaphores")]
 """What version 6 added: live settings and their history."""
 _SCHEMA_5 = _SCHEMA[_SCHEMA.index("CREATE TABLE lease_names"):
                     _SCHEMA.index("CREATE TABLE live_settings")]
@@ -1398,6 +1427,82 @@ class _Engine:
 
         return self._write(run)
 
+    # ------------------------------------------------------------------ semaphores
+    @property
+    def semaphores(self) -> _Engine:
+        return self
+
+    def _semaphore(self, name: str, apply: Callable[[SemaphoreState], T]) -> T:
+        """``apply`` to semaphore ``name``'s state in one BEGIN IMMEDIATE transaction."""
+
+        def run() -> T:
+            row = self.conn.execute("SELECT state FROM semaphores WHERE name = ?",
+                                    (name,)).fetchone()
+            state = SemaphoreState(name) if row is None else SemaphoreState.from_json(row[0])
+            result = apply(state)
+            self.conn.execute("INSERT OR REPLACE INTO semaphores (name, state) VALUES (?, ?)",
+                              (name, state.to_json()))
+            return result
+
+        return self._write(run)
+
+    def semaphore_acquire(self, name: str, holder: str, limit: int, ttl: float, queue: bool,
+                          address: str, info: str, yieldable: bool) -> SemaphoreGrant:
+        return self._semaphore(name, lambda state: acquire_in(
+            state, holder, limit=limit, ttl=ttl, now=self.clock(), queue=queue,
+            address=address, info=info, yieldable=yieldable))
+
+    def semaphore_release(self, name: str, holder: str) -> list[Wake]:
+        return self._semaphore(name, lambda state: release_in(state, holder, now=self.clock()))
+
+    def semaphore_renew(self, name: str, holders: list[str], ttl: float) -> list[int]:
+        return self._semaphore(name, lambda state: renew_in(state, holders, ttl=ttl,
+                                                            now=self.clock()))
+
+    def semaphore_states(self, names: list[str] | None) -> list[SemaphoreState]:
+        now = self.clock()
+        try:
+            if names is None:
+                rows = self.conn.execute("SELECT state FROM semaphores").fetchall()
+            else:
+                rows = [r for n in names for r in self.conn.execute(
+                    "SELECT state FROM semaphores WHERE name = ?", (n,))]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a read-only look at a version 5 or 6 file
+                return []
+            raise
+        out = []
+        for (text,) in rows:
+            state = SemaphoreState.from_json(text)
+            state.holders = [h for h in state.holders if h.expires > now]
+            state.waiters = [w for w in state.waiters if w.expires > now]
+            out.append(state)
+        return out
+
+    def put_parked(self, token: str, record: str, ttl: float) -> None:
+        now = self.clock()
+
+        def run() -> None:
+            self.conn.execute("DELETE FROM parked WHERE expires <= ?", (now,))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO parked (token, expires, record) VALUES (?, ?, ?)",
+                (token, now + ttl, record))
+
+        self._write(run)
+
+    def get_parked(self, token: str, take: bool) -> str | None:
+        now = self.clock()
+        if take:
+            row = self.conn.execute(
+                "DELETE FROM parked WHERE token = ? RETURNING expires, record", (token,)
+            ).fetchone()
+        else:
+            row = self.conn.execute("SELECT expires, record FROM parked WHERE token = ?",
+                                    (token,)).fetchone()
+        if row is None or row[0] <= now:
+            return None
+        return str(row[1])
+
 
     # ------------------------------------------------------------------ live settings
     def _settings_row(self, scope: str) -> LiveSettings:
@@ -1570,6 +1675,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
                 version = "5"
             if version == "5":
                 _upgrade_from_5(conn)
+                version = "6"
+            if version == "6":
+                _upgrade_from_6(conn)
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
@@ -1634,6 +1742,15 @@ def _upgrade_from_5(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+
+
+def _upgrade_from_6(conn: sqlite3.Connection) -> None:
+    """Turn a version 6 file into version 7, inside the caller's transaction: the tables
+    of semaphores and parked batches (new tables only)."""
+    for statement in _SCHEMA_7.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
 
 
 # ---------------------------------------------------------------------- read-only open
@@ -1798,6 +1915,7 @@ class SqliteStore(EngineStore):
         self._worker: _Engine | None = None
         self._loop_engine: _Engine | None = None
         self._ops = 0
+        self._wake: DatagramWake | None = None
 
     def _now(self) -> float:
         return self.clock()
@@ -1858,6 +1976,9 @@ class SqliteStore(EngineStore):
     async def close(self) -> None:
         """Close both connections and stop the thread."""
         executor, worker, side = self._executor, self._worker, self._loop_engine
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
         if executor is None or worker is None:
             return
         self._executor = self._worker = self._loop_engine = None
@@ -1903,6 +2024,16 @@ class SqliteStore(EngineStore):
         if len(receipt_handles) > DELETE_CHUNK:  # a long transaction: off the loop
             return await self._slow(lambda e: e.delete(queue, receipt_handles))
         return await self._quick(lambda e: e.delete(queue, receipt_handles))
+
+    # ------------------------------------------------------------------ semaphores
+    async def _wake_address(self) -> str:
+        """This store's datagram socket (see :mod:`sluicegate.store.wake`)."""
+        if self._wake is None:
+            self._wake = DatagramWake(self._wake_local)
+        return self._wake.start()
+
+    async def _send_wakes(self, wakes: list[Wake]) -> list[str]:
+        return [w.waiter for w in wakes if not send_wake(w.address, w.waiter)]
 
     async def coordinate(self, round: CoordinationRound) -> CoordinationReply:
         """One transaction for the whole round (see :class:`CoordinationRound`)."""
