@@ -21,7 +21,7 @@ from sluicegate.sim.topic_scenario import TopicScenario
 
 EXPECTED = {
     "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
-    "aws-errors", "aws-batch-item-failures",
+    "aws-errors", "aws-batch-item-failures", "aws-margin",
     "sg-queue-depth", "sg-processing-time", "sg-errors",
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
     "fifo-groups",  # pinned in test_fifo_sim.py
