@@ -257,10 +257,19 @@ def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
 
 @pytest.mark.slow
 def test_obs6_spare_margin_larger_for_longer_functions():
+    """At one arrival rate the margin grows with duration, as spare environments and as
+    a multiple of the need (measured 1.47x, 1.62x, 1.79x, 1.86x): the ramp starts from
+    a fixed capacity (5 pollers and the fast start) and overshoots the need by what it
+    takes to drain the backlog built meanwhile, about need - that capacity. Across
+    rates, with cold starts far longer than the function, it does not hold: see
+    tests/sim/test_presets_margin.py."""
     runs = _run("aws-processing-time")
-    margins = [runs[f"{ms}ms"]["summary"]["peak_environments"] - PRODUCER_RATE * ms / 1000
-               for ms in (100, 200, 400, 600)]
+    needs = [PRODUCER_RATE * ms / 1000 for ms in (100, 200, 400, 600)]
+    peaks = [runs[f"{ms}ms"]["summary"]["peak_environments"] for ms in (100, 200, 400, 600)]
+    margins = [peak - need for peak, need in zip(peaks, needs, strict=True)]
     assert margins == sorted(margins) and margins[0] > 0
+    ratios = [peak / need for peak, need in zip(peaks, needs, strict=True)]
+    assert ratios == sorted(ratios) and ratios[0] >= 1.4
 
 
 # ---------------------------------------------------------------------- observation 7
