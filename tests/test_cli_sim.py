@@ -621,7 +621,36 @@ def test_simulate_an_app_mixing_queues_and_streams_runs_them_in_one_pool(
                                                       for s in summaries)
     capsys.readouterr()
     assert main(["plan", str(jobs), "--load", str(load)]) == 2
-    assert "run together only in simulate" in _error_line(capsys)
+    assert ("name the one to sweep with --mapping (one of orders->process, clicks->count)"
+            in _error_line(capsys))
+    assert main(["plan", str(jobs), "--load", str(load), "--mapping", "nope"]) == 2
+    assert "no mapping 'nope' in the App (known: orders->process, clicks->count)" in (
+        _error_line(capsys))
+    assert main(["plan", str(jobs), "--load", str(load), "--mapping", "orders",
+                 "--subscriber", "x"]) == 2
+    assert "only a topic scenario has subscribers" in _error_line(capsys)
+    # the queue's mapping, named by its source, swept while the stream's runs as written
+    planned = tmp_path / "plan.json"
+    assert main(["plan", str(jobs), "--load", str(load), "--mapping", "orders",
+                 "--values", "2,20", "--json", str(planned)]) == 0
+    out = capsys.readouterr().out
+    assert "maximum_concurrency sweep" in out and "mapping orders->process" in out
+    result = json.loads(planned.read_text(encoding="utf-8"))
+    assert result["mapping"] == "orders->process"
+    assert result["parameter"] == "maximum_concurrency"
+    two, twenty = result["settings"]
+    assert (two["maximum_concurrency"], twenty["maximum_concurrency"]) == (2, 20)
+    assert two["peak_concurrency"] <= 2 < twenty["peak_concurrency"] <= 20
+    assert two["throughput"] < twenty["throughput"]
+    # the stream's, by its name: its parallelization factor
+    assert main(["plan", str(jobs), "--load", str(load), "--mapping", "clicks->count",
+                 "--values", "1,3", "--json", str(planned)]) == 0
+    result = json.loads(planned.read_text(encoding="utf-8"))
+    assert result["parameter"] == "parallelization_factor"
+    assert [s["parallelization_factor"] for s in result["settings"]] == [1, 3]
+    assert main(["plan", str(jobs), "--load", str(load), "--mapping", "clicks",
+                 "--values", "11"]) == 2
+    assert "mapping clicks->count: " in _error_line(capsys)
 
 
 def test_simulate_an_app_reading_a_queue_twice_is_refused_in_one_line(

@@ -239,6 +239,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--subscriber", metavar="NAME",
                       help="a topic scenario's subscriber whose mapping to sweep (required "
                            "for a topic scenario; the others run as written)")
+    plan.add_argument("--mapping", metavar="NAME",
+                      help="with --load, an App whose mappings run together: the mapping "
+                           "to sweep (SOURCE->FUNCTION, or its source); the others run as "
+                           "written")
     plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     return parser
 
@@ -1091,27 +1095,30 @@ def _plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sluicegate.sim.plan import plan, swept_scenario
+    from sluicegate.sim.plan import plan, swept_downstream_limit, swept_scenario
     from sluicegate.sim.world import World
     from sluicegate.tables import print_table
 
     scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
-    if isinstance(scenario, World):
-        raise InputError(f"{args.scenario}: plan sweeps the mapping of an App with one queue, "
-                         "one stream or one topic; this App's mappings run together only "
-                         "in simulate")
     values = None if args.values is None else _parse_values(args.values)
     limit = args.downstream_limit
-    if limit is None:  # the swept mapping's function's downstream
+    if limit is not None:
+        pass
+    elif isinstance(scenario, World):  # the swept mapping's function's downstream
+        limit = swept_downstream_limit(scenario, args.mapping)
+    elif args.mapping is None:  # (plan refuses a mapping named for a scenario)
         downstream = swept_scenario(scenario, args.subscriber).downstream
         if downstream is not None:
             limit = downstream.concurrency
-    result = plan(scenario, downstream_limit=limit, values=values, subscriber=args.subscriber)
+    result = plan(scenario, downstream_limit=limit, values=values, subscriber=args.subscriber,
+                  mapping=args.mapping)
     stream = result.parameter == "parallelization_factor"
 
-    title = f"{result.parameter} sweep: {scenario.name or args.scenario}"
+    title = f"{result.parameter} sweep: {_name(scenario) or args.scenario}"
     if args.subscriber is not None:
         title += f", subscriber {args.subscriber}"
+    if result.mapping is not None:
+        title += f", mapping {result.mapping}"
     if limit is not None:
         title += f" (downstream limit {limit})"
     # two lines, so that each fits 80 columns

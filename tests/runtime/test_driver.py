@@ -156,3 +156,50 @@ def test_one_runner_drives_queues_and_streams_and_the_cluster_share_is_a_limit_t
     assert isinstance(reasons, dict) and set(reasons) == {m.name for m in
                                                           (*app.mappings, *app.stream_mappings)}
     assert reasons[app.stream_mappings[0].name] == "shards"
+
+
+def test_a_functions_workers_follow_its_mappings_limits(tmp_path: Path) -> None:
+    """A function's environments and threads are sized from its mappings' limits (the
+    sum of their ceilings within its reservation), and again when a limit changes: a
+    ``maximum_concurrency`` raised at run time gets the workers to go with it."""
+    from sluicegate.core.limit import TERM_MAXIMUM_CONCURRENCY, Fixed
+
+    app = sluicegate.App()
+    app.queue("a", visibility_timeout=30)
+    app.queue("b", visibility_timeout=30)
+    app.stream("s", shard_count=2)
+
+    @app.function(timeout=5, reserved_concurrency=40)
+    def work(event: object, context: object) -> None:
+        return None
+
+    @app.function(timeout=5)
+    def other(event: object, context: object) -> None:
+        return None
+
+    app.map("a", work, maximum_concurrency=5)
+    app.map("b", work, maximum_concurrency=7)
+    app.map("s", other, starting_position="TRIM_HORIZON", parallelization_factor=3)
+    seen: dict[str, int] = {}
+
+    async def main() -> None:
+        async with SqliteStore(tmp_path / "w.db") as store:
+            runtime = Runtime(app, store)
+            task = asyncio.create_task(runtime.run())
+            while len(runtime.runners) < 3:
+                await asyncio.sleep(0.02)
+            a, b, s = runtime.runners
+            seen["work"] = a.invoker.max_workers
+            seen["other"] = s.invoker.max_workers
+            a.core.concurrency_limit.replace(Fixed(TERM_MAXIMUM_CONCURRENCY, 20))
+            seen["raised"] = a.invoker.max_workers
+            b.core.concurrency_limit.replace(Fixed(TERM_MAXIMUM_CONCURRENCY, 100))
+            seen["capped"] = b.invoker.max_workers
+            a.core.concurrency_limit.replace(Fixed(TERM_MAXIMUM_CONCURRENCY, 2))
+            b.core.concurrency_limit.replace(Fixed(TERM_MAXIMUM_CONCURRENCY, 3))
+            seen["lowered"] = b.invoker.max_workers
+            runtime.stop()
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert seen == {"work": 12, "other": 6, "raised": 27, "capped": 40, "lowered": 5}

@@ -38,6 +38,12 @@ classes that satisfy :class:`LimitTerm` and are plugged in with
     mapping.concurrency_limit.add(Fixed("override", 20))       # an operator's cap
     mapping.limit_reason(now)                                   # -> "override"
 
+Signals. A term may also watch how invocations end: one with an ``observe(now, sample)``
+method is handed every :class:`~sluicegate.core.signals.Sample` the mapping reports
+(:meth:`ConcurrencyLimit.observe`: an adaptive limit, a circuit breaker). Such a term is
+dynamic (its value moves with what it observes). The mapping reports samples only when a
+term observes (:attr:`ConcurrencyLimit.observers`), so a limit without one costs nothing.
+
 A term takes effect at the mapping's next ``poll``: a driver that changes one wakes its
 mapping. When several terms bind at the same value, :meth:`ConcurrencyLimit.reason`
 names the one added first (a mapping adds its settings before its policy, so a fixed
@@ -62,6 +68,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from sluicegate.core.scaling import FixedScaling, ScalingPolicy
+from sluicegate.core.signals import Sample
 
 __all__ = [
     "NO_LIMIT",
@@ -74,6 +81,7 @@ __all__ = [
     "ConcurrencyLimit",
     "Fixed",
     "LimitTerm",
+    "ObservingTerm",
     "PolicyTerm",
     "Share",
 ]
@@ -114,6 +122,14 @@ class LimitTerm(Protocol):
     def next_change(self, now: float) -> float | None:
         """The earliest time after ``now`` when :meth:`value` may change by itself;
         ``None`` when it changes only on events."""
+        ...
+
+
+class ObservingTerm(LimitTerm, Protocol):
+    """A term that also watches how invocations end (see the module docstring)."""
+
+    def observe(self, now: float, sample: Sample) -> None:
+        """One invocation ended (or was throttled) at ``now``: ``sample`` says how."""
         ...
 
 
@@ -234,9 +250,12 @@ class ConcurrencyLimit:
     Attributes:
         fixed: the value when every term is static (computed when terms change or
             :meth:`refresh` is called), else ``None``: the mappings' fast path.
+        observers: the ``observe`` methods of the terms that have one, in the order
+            added (rebuilt when terms change); empty: no term observes, and a mapping
+            builds no :class:`~sluicegate.core.signals.Sample`.
     """
 
-    __slots__ = ("_dynamic", "_static", "_terms", "_watchers", "fixed")
+    __slots__ = ("_dynamic", "_static", "_terms", "_watchers", "fixed", "observers")
 
     def __init__(self, terms: Iterable[LimitTerm] = ()) -> None:
         self._terms: list[LimitTerm] = []
@@ -244,6 +263,7 @@ class ConcurrencyLimit:
         self._static = NO_LIMIT
         self._watchers: list[Callable[[], None]] = []
         self.fixed: int | None = NO_LIMIT
+        self.observers: tuple[Callable[[float, Sample], None], ...] = ()
         for term in terms:
             if self._index(term.name) >= 0:
                 raise ValueError(f"limit term {term.name!r} given twice")
@@ -346,6 +366,19 @@ class ConcurrencyLimit:
                 when = change
         return when
 
+    @property
+    def ceiling(self) -> int:
+        """The most the limit can be whatever its dynamic terms do: the minimum of the
+        static terms (:data:`NO_LIMIT` without one); what a driver sizes its workers by."""
+        return self._static if self._static > 0 else 0
+
+    def observe(self, now: float, sample: Sample) -> None:
+        """Hand ``sample`` (an invocation that ended, or a throttle, at ``now``) to every
+        term that observes, in the order added. A mapping calls it only when
+        :attr:`observers` is not empty."""
+        for observe in self.observers:
+            observe(now, sample)
+
     def describe(self, now: float) -> dict[str, int]:
         """Every term's value at ``now``, by name, in the order added."""
         return {term.name: term.value(now) for term in self._terms}
@@ -361,13 +394,18 @@ class ConcurrencyLimit:
     def _rebuild(self) -> None:
         static = NO_LIMIT
         dynamic: list[LimitTerm] = []
+        observers: list[Callable[[float, Sample], None]] = []
         for term in self._terms:
+            observe = getattr(term, "observe", None)
+            if observe is not None:
+                observers.append(observe)
             if _is_static(term):
                 static = min(static, term.value(0.0))
             else:
                 dynamic.append(term)
         self._static = static
         self._dynamic = dynamic
+        self.observers = tuple(observers)
         self.fixed = None if dynamic else (static if static > 0 else 0)
 
     def _changed(self) -> None:

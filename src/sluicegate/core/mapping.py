@@ -86,6 +86,7 @@ from sluicegate.core.results import (
     invocation_outcome,
 )
 from sluicegate.core.scaling import FixedScaling, ScalingPolicy, make_policy
+from sluicegate.core.signals import Sample, SampleKind, sample_kind
 from sluicegate.core.types import (
     Abandon,
     Action,
@@ -143,6 +144,7 @@ _TURN: Final = 6
 :class:`QueueMapping`)."""
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
+_THROTTLE: Final = SampleKind.THROTTLE
 _ERROR: Final = OutcomeKind.ERROR
 
 _REASON_THROTTLED: Final = "throttled {n} time(s); the visibility timeout ends before the next retry"
@@ -150,7 +152,8 @@ _REASON_NO_SLOT: Final = "visibility timeout reached while waiting for a concurr
 
 
 class _Poller:
-    __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "state")
+    __slots__ = ("asked", "batcher", "flagged", "gen", "held", "index", "receive", "started",
+                 "started_in_flight", "state")
 
     def __init__(self, index: int, batcher: Batcher[QueueRecord]) -> None:
         self.index = index
@@ -166,6 +169,11 @@ class _Poller:
         self.receive: Receive | None = None
         """The last ``Receive`` issued, reused when the next one is equal (actions are
         read-only and compared by value; this saves an allocation per receive)."""
+        self.started = 0.0
+        """When its invocation in flight started (for the limit's
+        :class:`~sluicegate.core.signals.Sample`)."""
+        self.started_in_flight = 0
+        """The mapping's invocations in flight when it started, itself included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,6 +646,8 @@ class QueueMapping:
                 p.state = _INVOKING
                 p.held = batch
                 self._in_flight += 1
+                p.started = now
+                p.started_in_flight = self._in_flight
                 self._by_batch[batch.id] = p
                 self.invocations += 1
                 actions.append(Invoke(batch))
@@ -753,6 +763,10 @@ class QueueMapping:
         self._pool.release(self._function)
         if not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(
+                p.started, now, sample_kind(outcome), len(batch.records),
+                p.started_in_flight, outcome.latency, outcome.overload))
         kind = outcome.kind
         records: tuple[QueueRecord, ...]
         if kind is _SUCCESS:
@@ -830,6 +844,10 @@ class QueueMapping:
         self._pool.release(self._function)
         if not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(
+                p.started, now, sample_kind(outcome), len(batch.records),
+                p.started_in_flight, outcome.latency, outcome.overload))
         kind = outcome.kind
         if kind is _SUCCESS:
             records = batch.records
@@ -1016,6 +1034,8 @@ class QueueMapping:
             p.state = _INVOKING
             p.held = batch
             self._in_flight += 1
+            p.started = now
+            p.started_in_flight = self._in_flight
             self._by_batch[batch.id] = p
             self.invocations += 1
             actions.append(Invoke(batch))
@@ -1027,6 +1047,8 @@ class QueueMapping:
         the retry would come after its visibility timeout."""
         self.throttles += 1
         self._policy.on_throttle(now)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(now, now, _THROTTLE, 0, self._in_flight))
         n = batch.throttles + 1
         batch = Batch(batch.id, batch.poller, batch.records, n)
         shift = n - 1

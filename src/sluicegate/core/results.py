@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
+from sluicegate.core.signals import TIMEOUT_REASON
 from sluicegate.core.types import Batch, BatchOutcome, ItemBatch, OutcomeKind, QueueRecord
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "interpret_response",
     "invocation_outcome",
     "timeout_outcome",
+    "with_report",
 ]
 
 
@@ -166,18 +168,32 @@ def invocation_outcome(
             ``batch.item_name`` (``"messageId"``, or ``"sequence number"`` for a stream).
 
     Returns:
-        SUCCESS, PARTIAL or ERROR (``reason`` says why).
+        SUCCESS, PARTIAL or ERROR (``reason`` says why), carrying what the handler
+        reported (a result's ``latency`` and ``overload`` attributes, when it has them:
+        see :class:`~sluicegate.core.types.BatchOutcome`).
     """
     if result.timed_out:
-        return timeout_outcome(batch)
-    if result.error is not None:
-        return exception_outcome(batch, result.error_text or type(result.error).__name__)
-    if result.invalid_json:
-        return _failure(batch, result.error_text or _NOT_SERIALIZABLE)
-    return interpret_response(
-        result.response, batch, report_batch_item_failures=report_batch_item_failures,
-        item_name=item_name,
-    )
+        outcome = timeout_outcome(batch)
+    elif result.error is not None:
+        outcome = exception_outcome(batch, result.error_text or type(result.error).__name__)
+    elif result.invalid_json:
+        outcome = _failure(batch, result.error_text or _NOT_SERIALIZABLE)
+    else:
+        outcome = interpret_response(
+            result.response, batch, report_batch_item_failures=report_batch_item_failures,
+            item_name=item_name,
+        )
+    latency = getattr(result, "latency", None)
+    overload = getattr(result, "overload", False)
+    if latency is not None or overload:
+        outcome = with_report(outcome, latency, bool(overload))
+    return outcome
+
+
+def with_report(outcome: BatchOutcome, latency: float | None, overload: bool) -> BatchOutcome:
+    """``outcome`` carrying a handler's report: the downstream ``latency`` it reported
+    (seconds, or ``None``) and whether it reported ``overload``."""
+    return BatchOutcome(outcome.kind, outcome.failed, outcome.reason, latency, overload)
 
 
 _NOT_SERIALIZABLE: Final = "invalid response: not serializable to JSON (Runtime.MarshalError)"
@@ -286,7 +302,7 @@ def timeout_outcome(batch: ItemBatch) -> BatchOutcome:
     Returns:
         ERROR with every id failed and reason ``"timeout"``.
     """
-    return _failure(batch, "timeout")
+    return _failure(batch, TIMEOUT_REASON)
 
 
 def deletable(batch: Batch, outcome: BatchOutcome) -> tuple[QueueRecord, ...]:

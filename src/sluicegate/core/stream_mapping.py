@@ -85,6 +85,7 @@ from sluicegate.core.config import MAX_PAYLOAD_BYTES
 from sluicegate.core.limit import TERM_SHARDS, ConcurrencyLimit, Fixed
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import InvocationResult, invocation_outcome
+from sluicegate.core.signals import Sample, SampleKind, sample_kind
 from sluicegate.core.streams import (
     CONDITION_RECORD_AGE_EXCEEDED,
     CONDITION_RETRY_ATTEMPTS_EXHAUSTED,
@@ -231,6 +232,8 @@ class _Lane:
         "index",
         "request_id",
         "shard",
+        "started",
+        "started_in_flight",
         "state",
         "todo",
         "waiting",
@@ -257,6 +260,11 @@ class _Lane:
         """``"Unhandled"`` when the lane's last finished invocation was a function error."""
         self.waiting = False
         """Whether it is in the mapping's list of lanes waiting for a slot of the limit."""
+        self.started = 0.0
+        """When its invocation in flight started (for the limit's
+        :class:`~sluicegate.core.signals.Sample`)."""
+        self.started_in_flight = 0
+        """The mapping's invocations in flight when it started, itself included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -823,6 +831,10 @@ class StreamMapping:
         lane.request_id = request_id
         self._in_flight -= 1
         self._pool.release(self._function)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(
+                lane.started, now, sample_kind(outcome), len(batch.records),
+                lane.started_in_flight, outcome.latency, outcome.overload))
         if self._slot_wait:
             self._wake_waiting()
         shard = lane.shard
@@ -1003,6 +1015,9 @@ class StreamMapping:
             if not self._pool.try_acquire(self._function):
                 self.throttles += 1
                 batch.throttles += 1
+                if self._climit.observers:
+                    self._climit.observe(now, Sample(now, now, SampleKind.THROTTLE, 0,
+                                                     self._in_flight))
                 shift = batch.throttles - 1
                 delay = (STREAM_THROTTLE_BACKOFF_MAX if shift >= 30 else
                          min(STREAM_THROTTLE_BACKOFF_BASE * (1 << shift),
@@ -1015,6 +1030,8 @@ class StreamMapping:
             lane.current = batch
             self._by_batch[batch.id] = lane
             self._in_flight += 1
+            lane.started = now
+            lane.started_in_flight = self._in_flight
             self.invocations += 1
             self.invoked_records += len(records)
             age = (now - records[-1].approximate_arrival) * 1000.0

@@ -140,11 +140,19 @@ class BatchOutcome:
         failed: message ids to keep (not delete); every id of the batch for ``ERROR``.
         reason: why it failed, for logs and metrics ("exception: ValueError: ...",
             "timeout", "invalid itemIdentifier ..."); empty on success.
+        latency: the downstream latency the handler reported for this invocation
+            (``context.report(latency=...)``; the largest of its reports), in seconds;
+            ``None`` when it reported none. Read by the mapping's limit
+            (:class:`~sluicegate.core.signals.Sample`), not by the settlement rules.
+        overload: the handler reported its downstream overloaded
+            (``context.report(overload=True)``).
     """
 
     kind: OutcomeKind
     failed: frozenset[str] = frozenset()
     reason: str = ""
+    latency: float | None = None
+    overload: bool = False
 
     @property
     def function_error(self) -> bool:

@@ -162,6 +162,8 @@ class Runtime:
         self.region, self.account_id = aws_identity()
         self.runners: list[MappingRunner] = []
         """Every mapping's runner: the queue mappings', then the stream mappings'."""
+        self._pool: ConcurrencyPool | None = None
+        """The pool the mappings draw from, once built."""
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -294,6 +296,13 @@ class Runtime:
             self.runners.append(runner)
             if cluster is not None:
                 cluster.attach_stream(sio)
+        self._pool = pool
+        for name, invoker in invokers.items():
+            sizer = _InvokerSizer(self, name, invoker)
+            sizer()
+            for runner in self.runners:
+                if runner.function.name == name:
+                    runner.core.concurrency_limit.watch(sizer)
         self.metrics.set_limits(self._limits(), self.limit_reasons())
 
     def _stream_builder(
@@ -371,18 +380,24 @@ class Runtime:
         )
 
     def _workers_for(self, function: Function) -> int:
-        """Execution environments (and threads for a sync handler): as many as the
-        function can run at once."""
+        """Execution environments (and threads for a sync handler) ``function`` may
+        need at once: what its mappings' limits can reach together (each limit's
+        :attr:`~sluicegate.core.limit.ConcurrencyLimit.ceiling`), within its reserved
+        concurrency and the account's. Before the mappings exist (as the invoker is
+        made), the function's bound alone; environments and threads start only when
+        used, so a high bound costs nothing idle."""
+        pool = self._pool
+        reserved = (function.config.reserved_concurrency if pool is None
+                    else pool.reserved_concurrency(function.name))
         bound = self.app.account.concurrency_limit
-        if function.config.reserved_concurrency is not None:
-            bound = min(bound, function.config.reserved_concurrency)
+        if reserved is not None:
+            bound = min(bound, reserved)
+        if pool is None:
+            return max(1, bound)
         mapped = 0
-        for m in self.app.mappings:
-            if m.function == function.name and m.enabled:
-                mapped += m.maximum_concurrency or m.scaling_ceiling
-        for sm in self.app.stream_mappings:
-            if sm.function == function.name and sm.enabled:
-                mapped += self.app.streams[sm.stream].shard_count * sm.parallelization_factor
+        for runner in self.runners:
+            if runner.function.name == function.name:
+                mapped += min(bound, runner.core.concurrency_limit.ceiling)
         return max(1, min(bound, mapped))
 
     # ------------------------------------------------------------------ run
@@ -560,3 +575,23 @@ class Runtime:
                 continue
             await wait_event(self.settled, DRAIN_CHECK_INTERVAL)
             await asyncio.sleep(DRAIN_CHECK_MIN_GAP)
+
+
+class _InvokerSizer:
+    """Sizes a function's invoker to what its mappings' limits can reach, again whenever
+    one of them changes (an operator raising ``maximum_concurrency`` gets the
+    environments and threads to go with it). A small class, not a closure: a compiled
+    module's closures keep their frames alive."""
+
+    __slots__ = ("function", "invoker", "runtime")
+
+    def __init__(self, runtime: Runtime, function: str,
+                 invoker: Invoker | ProcessInvoker) -> None:
+        self.runtime = runtime
+        self.function = function
+        self.invoker = invoker
+
+    def __call__(self) -> None:
+        workers = self.runtime._workers_for(self.runtime.app.functions[self.function])
+        if workers != self.invoker.max_workers:
+            self.invoker.resize(workers)

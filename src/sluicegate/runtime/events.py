@@ -480,6 +480,9 @@ class LambdaContext:
         aws_request_id, log_group_name (``/aws/lambda/{function_name}``),
         log_stream_name, identity (``None``), client_context (``None``), tenant_id
         (``None``).
+        reported_latency: the largest downstream latency reported with :meth:`report`,
+            in seconds; ``None`` before any.
+        reported_overload: whether :meth:`report` was called with ``overload=True``.
 
     Raises:
         ValueError: both ``deadline`` and ``timeout`` were given.
@@ -522,6 +525,8 @@ class LambdaContext:
         self.tenant_id: str | None = None
         self._deadline = deadline
         self._clock = clock
+        self.reported_latency: float | None = None
+        self.reported_overload = False
 
     @classmethod
     def for_function(
@@ -576,6 +581,37 @@ class LambdaContext:
         # The epsilon keeps float noise (0.29999... s) from costing a whole millisecond.
         remaining = int((self._deadline - self._clock()) * 1000 + 1e-6)
         return max(0, remaining)
+
+    def report(self, latency: float | None = None, overload: bool = False) -> None:
+        """Tell the mapping how the downstream this invocation called is doing (a
+        sluicegate extension: AWS's context has no such method).
+
+        The report travels back with the invocation's result, in every isolation, and
+        reaches the mapping's limit: an adaptive limit (``scaling="adaptive"``) reads
+        ``latency`` in place of the invocation's duration and takes ``overload`` as a
+        drop (it backs off); a breaker may count it. Call it as often as you like: the
+        largest latency is kept, and one ``overload=True`` marks the invocation.
+
+        Parameters:
+            latency: how long the downstream took to answer, in seconds (a finite number
+                >= 0); ``None`` to report none.
+            overload: the downstream asked to slow down (HTTP 429/503, a "throttled"
+                error, a full connection pool).
+
+        Raises:
+            ValueError: ``latency`` is not a finite number >= 0.
+        """
+        if latency is not None:
+            if (
+                isinstance(latency, bool)
+                or not isinstance(latency, (int, float))
+                or not 0 <= latency < float("inf")
+            ):
+                raise ValueError(f"report(latency={latency!r}): need finite seconds >= 0")
+            if self.reported_latency is None or latency > self.reported_latency:
+                self.reported_latency = float(latency)
+        if overload:
+            self.reported_overload = True
 
     def __repr__(self) -> str:
         return (

@@ -97,6 +97,10 @@ class HandlerResult:
             empty on success.
         timed_out: the handler ran past its timeout.
         duration: seconds from the start of :meth:`Invoker.invoke` to its result.
+        latency: the downstream latency the handler reported
+            (:meth:`~sluicegate.runtime.events.LambdaContext.report`), in seconds;
+            ``None`` when it reported none.
+        overload: the handler reported its downstream overloaded.
     """
 
     response: Any = None
@@ -105,6 +109,8 @@ class HandlerResult:
     error_text: str = ""
     timed_out: bool = False
     duration: float = 0.0
+    latency: float | None = None
+    overload: bool = False
 
     @property
     def ok(self) -> bool:

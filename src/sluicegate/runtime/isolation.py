@@ -491,7 +491,19 @@ def _run_invocation(
         function_version=fields["function_version"],
         timeout=request["remaining"],
     )
-    event = request["event"]
+    reply = _invocation_reply(handler, request["event"], context, runner, name)
+    # what the handler reported through context.report() goes back with the result
+    if context.reported_latency is not None:
+        reply["latency"] = context.reported_latency
+    if context.reported_overload:
+        reply["overload"] = True
+    return reply
+
+
+def _invocation_reply(
+    handler: Callable[..., Any], event: Any, context: LambdaContext, runner: asyncio.Runner,
+    name: str,
+) -> dict[str, Any]:
     started = time.monotonic()
     try:
         value = handler(event, context)
@@ -797,7 +809,14 @@ class ProcessInvoker(PooledInvoker):
         if reply is None:
             return await self._exited(env, request_id, clock() - sent)
         self._release(env)
-        return _result(reply)
+        result = _result(reply)
+        if result.latency is not None or result.overload:
+            # the environment's reports, also on the caller's context (as in-process
+            # isolations leave them there)
+            report = getattr(context, "report", None)
+            if report is not None:
+                report(latency=result.latency, overload=result.overload)
+        return result
 
     def _abandon(self, env: _Environment | None, running: bool) -> None:
         """A cancelled invocation gives ``env`` up: kill it if it runs the handler; one
@@ -1031,14 +1050,21 @@ def _relay(records: list[dict[str, Any]] | None) -> None:
 def _result(reply: dict[str, Any]) -> HandlerResult:
     duration = float(reply.get("duration", 0.0))
     text = str(reply.get("error_text", ""))
+    raw = reply.get("latency")
+    latency = float(raw) if isinstance(raw, (int, float)) else None
+    overload = bool(reply.get("overload", False))
     if reply.get("invalid"):
-        return HandlerResult(invalid_json=True, error_text=text, duration=duration)
+        return HandlerResult(invalid_json=True, error_text=text, duration=duration,
+                             latency=latency, overload=overload)
     if text:
         error = IsolatedHandlerError(str(reply.get("error_type", "Exception")), text)
-        return HandlerResult(error=error, error_text=text, duration=duration)
+        return HandlerResult(error=error, error_text=text, duration=duration,
+                             latency=latency, overload=overload)
     if "bytes" in reply:
-        return HandlerResult(response=base64.b64decode(reply["bytes"]), duration=duration)
-    return HandlerResult(response=reply.get("response"), duration=duration)
+        return HandlerResult(response=base64.b64decode(reply["bytes"]), duration=duration,
+                             latency=latency, overload=overload)
+    return HandlerResult(response=reply.get("response"), duration=duration, latency=latency,
+                         overload=overload)
 
 
 def _check_workers(max_workers: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluicegate.app import Function
@@ -239,6 +240,10 @@ class MappingRunner:
             )
             request_id = context.aws_request_id
             result = await self.invoker.invoke(event, context)
+            if context.reported_latency is not None or context.reported_overload:
+                # what the handler reported (context.report) reaches the limit's samples
+                result = replace(result, latency=context.reported_latency,
+                                 overload=context.reported_overload)
             outcome = core.outcome_of(result, batch)
         except asyncio.CancelledError:
             outcome = exception_outcome(batch, "cancelled by shutdown")

@@ -89,7 +89,7 @@ from sluicegate.core.config import (
 )
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult
+from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult, with_report
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -1665,6 +1665,8 @@ class _Simulation:
         rand = fn.errors_rng.random
         failed: list[str] = []
         thrown = False
+        reported: float | None = None
+        overload = False
         poison = lane.poison
         if poison:
             for r, i in zip(records, ids, strict=True):
@@ -1691,6 +1693,10 @@ class _Simulation:
                     now, len(records) if fn.downstream_per_record else 1
                 )
                 duration += latency
+                # the handler reports the call (context.report): its latency, and an
+                # overload when the downstream refused requests
+                reported = latency
+                overload = errors > 0
                 if errors:
                     if fn.downstream_items:
                         # one request per record: ``errors`` records drawn at random;
@@ -1709,7 +1715,11 @@ class _Simulation:
         if duration > fn.timeout:
             duration = fn.timeout
             ended = _TIMED_OUT
+            reported = None  # a timed-out handler reports nothing
+            overload = False
         outcome = SUCCESS_OUTCOME if ended is None else lane.outcome_of(ended, batch)
+        if reported is not None:
+            outcome = with_report(outcome, reported, overload)
         return duration, outcome, called
 
     # ------------------------------------------------------------------ statistics

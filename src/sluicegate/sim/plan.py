@@ -33,21 +33,31 @@ else runs as written, the other mappings included, so the sweep sees the content
 the account's concurrency that the setting causes or suffers; the judgement above reads
 that mapping's own series (its queue's backlog, its concurrency, its errors and
 throttles), and its backlog at t=0 is the topic's backlog plus its queue's.
+
+A :class:`~sluicegate.sim.world.World` (an App whose mappings run together: queues,
+FIFO queues, streams and topics in one account) is swept the same way: ``mapping``
+names the mapping to sweep (``sluicegate plan APP --load LOAD --mapping NAME``, by the
+mapping's name ``source->function`` or by its source when one mapping reads it), its
+setting is the one its kind has, every other mapping runs as written, and the judgement
+reads that mapping's own series.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluicegate.core.config import MappingConfig
 from sluicegate.errors import InputError
 from sluicegate.sim.driver import simulate
 from sluicegate.sim.scenario import Scenario, load_scenario
 from sluicegate.sim.stream_scenario import StreamScenario, load_stream_scenario
 from sluicegate.sim.streams import simulate_stream
 from sluicegate.sim.topic_scenario import SubscriberSpec, TopicScenario, load_topic_scenario
+from sluicegate.sim.world import SimMapping, World
 
 __all__ = [
     "DEFAULT_FACTORS",
@@ -60,6 +70,8 @@ __all__ = [
     "default_values",
     "keeps_up",
     "plan",
+    "swept_downstream_limit",
+    "swept_mapping",
     "swept_scenario",
 ]
 
@@ -144,6 +156,7 @@ class Plan:
         reason: one sentence explaining the recommendation or its absence.
         subscriber: the topic subscriber whose mapping was swept (``None`` for a queue
             scenario).
+        mapping: the mapping of a world that was swept (``None`` for a scenario).
     """
 
     scenario: dict[str, Any]
@@ -153,10 +166,12 @@ class Plan:
     recommendation: int | None = None
     reason: str = ""
     subscriber: str | None = None
+    mapping: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"scenario", "parameter", "downstream_limit", "settings", "recommendation",
-        "reason"}`` (and ``"subscriber"`` for a topic scenario), JSON-ready and
+        "reason"}`` (and ``"subscriber"`` for a topic scenario, ``"mapping"`` for a
+        world), JSON-ready and
         deterministic for a given scenario and seed."""
         out = {
             "scenario": self.scenario,
@@ -168,6 +183,8 @@ class Plan:
         }
         if self.subscriber is not None:
             out["subscriber"] = self.subscriber
+        if self.mapping is not None:
+            out["mapping"] = self.mapping
         return out
 
 
@@ -194,12 +211,17 @@ def default_values(scenario: Scenario | StreamScenario) -> list[int]:
     """
     if isinstance(scenario, StreamScenario):
         return list(DEFAULT_FACTORS)
-    reserved = scenario.function.reserved_concurrency
-    bound = reserved if reserved is not None else scenario.account.concurrency_limit
+    return _queue_values(scenario.function.reserved_concurrency,
+                         scenario.account.concurrency_limit, scenario.mapping.maximum_concurrency)
+
+
+def _queue_values(reserved: int | None, account_limit: int, own: int | None) -> list[int]:
+    """:data:`DEFAULT_VALUES` up to the reservation (else the account's limit), that
+    bound and the mapping's own setting, within 2-1,000, ascending."""
+    bound = reserved if reserved is not None else account_limit
     bound = min(max(bound, _MIN_SETTING), _MAX_SETTING)
     values = {v for v in DEFAULT_VALUES if v <= bound}
     values.add(bound)
-    own = scenario.mapping.maximum_concurrency
     if own is not None:
         values.add(own)
     return sorted(values)
@@ -271,6 +293,12 @@ def _evaluate(scenario: Scenario | StreamScenario | TopicScenario, value: int,
         mapping = next(m for m in run.mappings or () if m["name"] == subscriber.name)
         series, summary = mapping["series"], mapping["summary"]
         backlog = scenario.topic.backlog + subscriber.queue.backlog
+    return _judge(parameter, value, series, summary, backlog, limit)
+
+
+def _judge(parameter: str, value: int, series: Sequence[Mapping[str, Any]],
+           summary: Mapping[str, Any], backlog: int, limit: int | None) -> Setting:
+    """How one run of the swept mapping went, from its own series and summary."""
     ok, start, end = keeps_up(series, backlog)
     peak = max((int(b.get("concurrency", 0)) for b in series), default=0)
     return Setting(
@@ -317,11 +345,12 @@ def _recommend(settings: Sequence[Setting], limit: int | None) -> tuple[int | No
 
 
 def plan(
-    scenario: Scenario | StreamScenario | TopicScenario,
+    scenario: Scenario | StreamScenario | TopicScenario | World,
     *,
     downstream_limit: int | None = None,
     values: Iterable[int] | None = None,
     subscriber: str | None = None,
+    mapping: str | None = None,
 ) -> Plan:
     """Simulate ``scenario`` once per value of its mapping's setting and recommend one.
 
@@ -335,6 +364,9 @@ def plan(
             ``parallelization_factor`` 1-10); by default :func:`default_values`.
         subscriber: for a topic scenario (required there, refused otherwise): the name
             of the subscriber whose mapping is swept.
+        mapping: for a world (required when it has several mappings, refused for a
+            scenario): the mapping to sweep, by name (``source->function``) or by the
+            source it reads.
 
     Returns:
         The :class:`Plan`, settings in ascending order.
@@ -345,10 +377,19 @@ def plan(
             ``mapping.parallelization_factor``).
         InputError: ``values`` is empty or ``downstream_limit`` is below 1; a topic
             scenario without ``subscriber``, an unknown subscriber, or a subscriber named
-            for a queue or stream scenario.
+            for a queue or stream scenario; the same for ``mapping`` and a world.
     """
     if downstream_limit is not None and downstream_limit < 1:
         raise InputError(f"the downstream limit must be at least 1, got {downstream_limit}")
+    if isinstance(scenario, World):
+        if subscriber is not None:
+            raise InputError(f"subscriber {subscriber!r}: only a topic scenario has "
+                             "subscribers; name the App's mapping to sweep with --mapping")
+        return _plan_world(scenario, downstream_limit, values, mapping)
+    if mapping is not None:
+        raise InputError(f"mapping {mapping!r}: this scenario has one mapping to sweep"
+                         + (" per subscriber: name it with --subscriber"
+                            if isinstance(scenario, TopicScenario) else ", and it is swept"))
     swept = _subscriber(scenario, subscriber)
     parameter = PARAMETERS["stream" if isinstance(scenario, StreamScenario) else "queue"]
     chosen = (sorted(set(values)) if values is not None
@@ -400,3 +441,78 @@ def _subscriber(scenario: Scenario | StreamScenario | TopicScenario, name: str |
             return subscriber
     raise InputError(f"no subscriber {name!r} in the topic scenario (known: "
                      f"{', '.join(names)})")
+
+
+# ---------------------------------------------------------------------- worlds
+def swept_mapping(world: World, name: str | None) -> SimMapping:
+    """The mapping of ``world`` that ``name`` names: by its name (``source->function``),
+    else by the source it reads when one mapping reads it; the only one when ``name`` is
+    ``None``.
+
+    Raises:
+        InputError: no name for a world with several mappings, or one that names none.
+    """
+    names = ", ".join(m.config.name for m in world.mappings)
+    if name is None:
+        if len(world.mappings) == 1:
+            return world.mappings[0]
+        raise InputError("this App's mappings run together: name the one to sweep with "
+                         f"--mapping (one of {names})")
+    for m in world.mappings:
+        if m.config.name == name:
+            return m
+    reading = [m for m in world.mappings if _source(m) == name]
+    if len(reading) == 1:
+        return reading[0]
+    if reading:
+        raise InputError(f"{name!r} is read by {len(reading)} mappings: name one of "
+                         f"{', '.join(m.config.name for m in reading)}")
+    raise InputError(f"no mapping {name!r} in the App (known: {names})")
+
+
+def _source(mapping: SimMapping) -> str:
+    config = mapping.config
+    return config.queue if isinstance(config, MappingConfig) else config.stream
+
+
+def swept_downstream_limit(world: World, name: str | None) -> int | None:
+    """The concurrency of the downstream the swept mapping's function calls, if any."""
+    downstream = world.function(swept_mapping(world, name).config.function).downstream
+    return None if downstream is None else downstream.concurrency
+
+
+def _plan_world(world: World, limit: int | None, values: Iterable[int] | None,
+                name: str | None) -> Plan:
+    swept = swept_mapping(world, name)
+    config = swept.config
+    queue = isinstance(config, MappingConfig)
+    parameter = PARAMETERS["queue" if queue else "stream"]
+    if values is not None:
+        chosen = sorted(set(values))
+    elif isinstance(config, MappingConfig):
+        reserved = world.function(config.function).config.reserved_concurrency
+        chosen = _queue_values(reserved, world.account.concurrency_limit,
+                               config.maximum_concurrency)
+    else:
+        chosen = list(DEFAULT_FACTORS)
+    if not chosen:
+        raise InputError(f"no {parameter} values to try")
+    backlog = 0
+    if isinstance(config, MappingConfig):
+        backlog = world.queue(config.queue).backlog + sum(
+            t.backlog for t in world.topics if config.queue in t.config.subscribers)
+    settings = []
+    for value in chosen:
+        try:
+            changed = dataclasses.replace(config, **{parameter: value})  # type: ignore[arg-type]
+        except ValueError as exc:  # ConfigError: a value out of the setting's range
+            raise InputError(f"mapping {config.name}: {exc}") from None
+        run = simulate(dataclasses.replace(world, mappings=tuple(
+            dataclasses.replace(m, config=changed) if m is swept else m
+            for m in world.mappings)))
+        lane = next(m for m in run.mappings or () if m["name"] == swept.name)
+        settings.append(_judge(parameter, value, lane["series"], lane["summary"], backlog,
+                               limit))
+    recommendation, reason = _recommend(settings, limit)
+    return Plan(world.scenario, parameter, limit, tuple(settings), recommendation, reason,
+                mapping=config.name)
