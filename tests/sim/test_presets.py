@@ -17,6 +17,7 @@ from sluicegate.sim.presets import (
     Preset,
     run_preset,
 )
+from sluicegate.sim.presets_margin import settled_concurrency
 from sluicegate.sim.topic_scenario import TopicScenario
 
 EXPECTED = {
@@ -239,8 +240,10 @@ def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
     runs = _run("aws-max-concurrency")
     need = 300  # 750 msg/s x 400 ms
     unbounded = runs["unbounded"]
-    settled = unbounded["series"][-1]["environments"]  # what AWS's metric shows
+    # the concurrency it settles on: the pollers it keeps over the last minute (494)
+    settled = settled_concurrency(unbounded["series"], 240.0)
     assert settled >= 1.5 * need
+    assert unbounded["series"][-1]["environments"] >= settled  # the ramp's 538 stay warm
     cap400, cap200 = runs["cap-400"], runs["cap-200"]
     assert 400 < settled
     assert cap400["summary"]["throughput"] == pytest.approx(
@@ -250,26 +253,33 @@ def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
     visible = [b["visible"] for b in cap200["series"]]
     assert visible[-1] > visible[len(visible) // 2] > 0
     assert cap200["summary"]["throughput"] < 0.7 * unbounded["summary"]["throughput"]
-    # the level itself settles (it used to climb to the 1,250 ceiling under steady load)
+    # the level itself settles (it used to climb to the 1,250 ceiling under steady load):
+    # a 400 ms function's fleet sheds its surplus only slowly (524 at 2 min, 492 at 4)
     limits = [b["limit"] for b in unbounded["series"] if 120 <= b["t"] < 240]
-    assert max(limits) == min(limits) <= 2 * need
+    assert limits == sorted(limits, reverse=True)
+    assert limits[-1] >= 0.9 * limits[0] and limits[0] <= 2 * need
 
 
 @pytest.mark.slow
 def test_obs6_spare_margin_larger_for_longer_functions():
-    """At one arrival rate the margin grows with duration, as spare environments and as
-    a multiple of the need (measured 1.47x, 1.62x, 1.79x, 1.86x): the ramp starts from
-    a fixed capacity (5 pollers and the fast start) and overshoots the need by what it
-    takes to drain the backlog built meanwhile, about need - that capacity. Across
-    rates, with cold starts far longer than the function, it does not hold: see
-    tests/sim/test_presets_margin.py."""
+    """At one arrival rate the margin grows with duration, as spare pollers and as a
+    multiple of the need: over the last minute of production (3 to 4 min) the mapping
+    keeps 1.26x, 1.39x, 1.65x and 1.80x the need for 100, 200, 400 and 600 ms. Two
+    causes add up: the ramp starts from a fixed capacity (5 pollers and the fast start)
+    and overshoots the need by about need - that capacity (the high-water marks are
+    1.47x, 1.62x, 1.79x, 1.86x), and the fleet then sheds its surplus per receive, which
+    a long function's pollers make rarely. Across arrival rates (50 ms at 440 msg/s
+    against 400 ms at 300 msg/s) only the second holds: tests/sim/test_presets_margin.py."""
     runs = _run("aws-processing-time")
     needs = [PRODUCER_RATE * ms / 1000 for ms in (100, 200, 400, 600)]
-    peaks = [runs[f"{ms}ms"]["summary"]["peak_environments"] for ms in (100, 200, 400, 600)]
-    margins = [peak - need for peak, need in zip(peaks, needs, strict=True)]
+    settled = [settled_concurrency(runs[f"{ms}ms"]["series"], 240.0)
+               for ms in (100, 200, 400, 600)]
+    margins = [kept - need for kept, need in zip(settled, needs, strict=True)]
     assert margins == sorted(margins) and margins[0] > 0
-    ratios = [peak / need for peak, need in zip(peaks, needs, strict=True)]
-    assert ratios == sorted(ratios) and ratios[0] >= 1.4
+    ratios = [kept / need for kept, need in zip(settled, needs, strict=True)]
+    assert ratios == sorted(ratios) and ratios[0] >= 1.2
+    peaks = [runs[f"{ms}ms"]["summary"]["peak_environments"] for ms in (100, 200, 400, 600)]
+    assert all(peak >= kept for peak, kept in zip(peaks, settled, strict=True))
 
 
 # ---------------------------------------------------------------------- observation 7

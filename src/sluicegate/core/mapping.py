@@ -268,6 +268,7 @@ class QueueMapping:
         "_pending_deletes",
         "_policy",
         "_policy_inert",
+        "_policy_times",
         "_policy_waits",
         "_pollers",
         "_pool",
@@ -318,6 +319,9 @@ class QueueMapping:
         self._policy_waits = bool(getattr(policy, "observes_receive_wait", False))
         """Whether the policy's ``on_receive`` takes ``waited`` (seconds the receive was
         outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
+        self._policy_times = bool(getattr(policy, "observes_invocation_time", False))
+        """Whether the policy's ``on_outcome`` takes ``duration`` (seconds the invocation
+        ran, init included): :class:`~sluicegate.core.scaling.AwsScaling` does."""
         self._policy_inert = type(policy) is FixedScaling
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
@@ -761,7 +765,9 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
+        if self._policy_times:
+            self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+        elif not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(
@@ -842,7 +848,9 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
+        if self._policy_times:
+            self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+        elif not self._policy_inert:  # FixedScaling.on_outcome does nothing
             self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(

@@ -10,18 +10,26 @@ The preset runs a short function (50 ms at 440 msg/s: need 22) and a long one (4
 ``maximum_concurrency`` at :data:`CAP_FRACTIONS` of the settled unbounded value
 (:data:`SETTLED`, measured with the ``aws`` policy; tests/sim/test_presets_margin.py
 checks that it is still what the unbounded variants settle on).
-:func:`margin_rows` turns a run into the figures to compare: settled environments,
-need, margin, throughput and backlog.
+:func:`margin_rows` turns a run into the figures to compare: settled concurrency, need,
+margin, throughput and backlog.
+
+*Settled* is the concurrency the mapping runs over the run's last minute: its limit,
+the pollers it keeps (:data:`SETTLED_WINDOW`). Not the environments alive: those stay
+warm for ``idle_timeout`` (10 minutes) after the pollers that used them are shed, so
+within a 4-minute run they are the ramp-up's high-water mark. Not the invocations in
+flight either: with a constant producer and a fixed duration they are the need itself
+(plus one), however many pollers wait for messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluicegate.sim.presets import Preset
 
-__all__ = ["CAP_FRACTIONS", "LOADS", "MARGIN_PRESET", "SETTLED", "margin_rows"]
+__all__ = ["CAP_FRACTIONS", "LOADS", "MARGIN_PRESET", "SETTLED", "SETTLED_WINDOW",
+           "margin_rows", "settled_concurrency"]
 
 LOADS: tuple[tuple[int, int], ...] = ((50, 440), (400, 300))
 """``(function duration in ms, producer rate in msg/s)`` of the short and the long
@@ -31,11 +39,18 @@ COLD_START = "300ms"
 """The cold start of both functions."""
 
 RUN = "4m"
-"""Run length: both ramps are over within the first 30 s."""
+"""Run length: both ramps are over within the first 30 s; the rest shows what the fleet
+keeps once it sheds its surplus."""
 
-SETTLED: Mapping[int, int] = {50: 53, 400: 184}
-"""Environments the unbounded ``aws`` mapping settles on, by duration in ms (measured;
-the caps below are fractions of them)."""
+SETTLED_WINDOW = 60.0
+"""Seconds at the end of a run over which the settled concurrency is averaged (one
+minute, the period of AWS's concurrency metric)."""
+
+SETTLED: Mapping[int, int] = {50: 28, 400: 170}
+"""Concurrency the unbounded ``aws`` mapping settles on over the last minute, by
+duration in ms (measured, :func:`settled_concurrency`; the caps below are fractions of
+them). Before the fleet shed its surplus (``SHED_PER_RECEIVE``) these were the ramp's
+high-water marks, 53 and 184."""
 
 CAP_FRACTIONS = (0.9, 0.75, 0.5)
 """``maximum_concurrency`` as fractions of :data:`SETTLED`."""
@@ -67,28 +82,41 @@ MARGIN_PRESET: Preset = Preset(
 """Preset ``aws-margin`` (registered in :data:`sluicegate.sim.presets.PRESETS`)."""
 
 
+def settled_concurrency(series: Sequence[Mapping[str, Any]], end: float,
+                        window: float = SETTLED_WINDOW) -> float:
+    """The mean of the ``limit`` gauge over the buckets that start in the last
+    ``window`` seconds before ``end`` (0 for an empty series): the concurrency the
+    mapping runs there, as the number of pollers it keeps."""
+    limits = [b["limit"] for b in series if end - window <= b["t"] < end]
+    return sum(limits) / len(limits) if limits else 0.0
+
+
 def margin_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Observation 6's figures of a :func:`~sluicegate.sim.presets.run_preset` result of
     ``aws-margin``, one row per variant.
 
     Returns:
-        ``{"variant", "cap", "environments", "need", "margin", "throughput",
-        "backlog"}``: environments alive at the end of the run (what AWS's concurrency
-        metric shows once settled), the load's need (rate x duration), margin
-        (environments / need), throughput (msg/s) and messages still queued.
+        ``{"variant", "cap", "settled", "need", "margin", "environments", "in_flight",
+        "throughput", "backlog"}``: the concurrency settled on over the last minute
+        (:func:`settled_concurrency`, rounded to 0.1), the load's need (rate x
+        duration), margin (settled / need), the environments alive at the end (the
+        ramp's high-water mark while ``idle_timeout`` lasts), the most invocations in
+        flight in the last bucket, throughput (msg/s) and messages still queued.
     """
     rows = []
     for variant in result["variants"]:
-        scenario, summary = variant["scenario"], variant["summary"]
+        scenario, summary, series = variant["scenario"], variant["summary"], variant["series"]
         rate = sum(p["rate"] for p in scenario["producers"])
         need = rate * scenario["function"]["duration"]
-        environments = variant["series"][-1]["environments"] if variant["series"] else 0
+        settled = round(settled_concurrency(series, summary["duration"]), 1)
         rows.append({
             "variant": variant["name"],
             "cap": scenario["mapping"]["maximum_concurrency"],
-            "environments": environments,
+            "settled": settled,
             "need": need,
-            "margin": environments / need if need else 0.0,
+            "margin": settled / need if need else 0.0,
+            "environments": series[-1]["environments"] if series else 0,
+            "in_flight": series[-1]["concurrency"] if series else 0,
             "throughput": summary["throughput"],
             "backlog": summary["messages_queued"],
         })
