@@ -765,10 +765,11 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if self._policy_times:
-            self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
-        elif not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            self._policy.on_outcome(now, outcome)
+        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
+            if self._policy_times:
+                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+            else:
+                self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(
                 p.started, now, sample_kind(outcome), len(batch.records),
@@ -848,10 +849,11 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if self._policy_times:
-            self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
-        elif not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            self._policy.on_outcome(now, outcome)
+        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
+            if self._policy_times:
+                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+            else:
+                self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(
                 p.started, now, sample_kind(outcome), len(batch.records),

@@ -175,7 +175,9 @@ Calibrated against the simulator on BEHAVIOURS.md observation 7 (preset ``aws-er
 from minute 5 to 9). Observed: 1% errors cut throughput ~20%, 10% cut it ~85%. Measured
 with 0.997 and :data:`ERROR_HOLD` 0.03 s: 22.5% and 84.2% (0.998 gave 9.0% and 82%;
 0.996 gave 32% and 86%); with the level settled at 150 before the errors (not at the
-ceiling, :data:`SURPLUS_WAIT`), 26.5% and 84%. A per-error cut makes the steady level depend on the error
+ceiling, :data:`SURPLUS_WAIT`), 26.4% and 84.2%; with the fleet then shedding its
+surplus to 120 (:data:`SHED_PER_RECEIVE`), 26.5% and 84.2%, so it was not recalibrated.
+A per-error cut makes the steady level depend on the error
 *rate*: with a level L, errors arrive at p*L/d per second and the level settles where
 growth (5/s, paused by :data:`ERROR_HOLD` after each error) meets the cuts. Loads of
 another size give other cuts."""
