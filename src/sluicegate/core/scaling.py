@@ -117,9 +117,9 @@ with the same share of idle pollers see surplus evidence on the same share of th
 receives; the long function's pollers receive rarely (they spend their time invoking), so
 its fleet sheds its margin more slowly (BEHAVIOURS.md observation 6: the spare margin is
 larger for longer functions). Calibrated with :data:`SHED_PER_RECEIVE` on preset
-``aws-margin``: 0.5 sheds the 400 ms function to 1.28x its need by minute 4 (below the
-50 ms function's 1.27x is kept, the order only just holds); 2 leaves the 50 ms function
-at 1.61x, above the 400 ms function's 1.52x."""
+``aws-margin``: 0.5 sheds the 400 ms function to 1.28x its need by minute 4, barely above
+the 50 ms function's 1.27x; 2 leaves the 50 ms function at 1.61x, above the 400 ms
+function's 1.52x."""
 
 SHED_PER_RECEIVE = 0.002
 """Level shed per receive that shows a surplus poller (see :data:`SHED_WAIT_SHARE`); never
