@@ -128,3 +128,16 @@ def test_the_limit_never_exceeds_the_workers_share_nor_the_published_level() -> 
     policy.on_outcome(1.0, SUCCESS)  # AwsScaling ignores successes: nothing to report
     policy.on_outcome(2.0, ERROR)
     assert policy.take_outbox() == [["o", 2.0, "error"]]
+
+
+def test_invocation_times_travel_as_one_mean_per_outbox() -> None:
+    worker = SharedScaling(5)
+    worker.on_outcome(1.0, SUCCESS, 0.3)
+    worker.on_outcome(2.0, ERROR, 0.1)
+    assert worker.take_outbox() == [["o", 2.0, "error"], ["d", 2.0, pytest.approx(0.2), 2]]
+    assert worker.take_outbox() == []
+    leader, single = ScaleLeader(AwsScaling(None, False)), AwsScaling(None, False)
+    leader.apply([["d", 2.0, 0.2, 2]])
+    single.on_outcome(1.0, SUCCESS, 0.2)
+    single.on_outcome(2.0, SUCCESS, 0.2)
+    assert leader.policy.invocation_time() == pytest.approx(single.invocation_time())

@@ -17,6 +17,10 @@ from sluicegate.core.scaling import (
     LONG_IDLE_AFTER,
     MIN_IDLE_POLLERS,
     SCALE_UP_RATE,
+    SHED_PER_RECEIVE,
+    SHED_WAIT_SHARE,
+    SURPLUS_HOLD,
+    SURPLUS_WAIT,
     THROTTLE_BACKOFF_FACTOR,
     THROTTLE_HOLD,
     AwsScaling,
@@ -187,6 +191,80 @@ def test_aws_keeps_level_when_idle_with_maximum_concurrency() -> None:
     for t in range(80, 1000, 20):
         p.on_receive(float(t), 0)
     assert p.limit(1000.0) == 100
+
+
+def steady(p: AwsScaling, start: float, end: float, duration: float, waited: float,
+           every: float = 0.01) -> float:
+    """A steady load after the ramp-up: every ``every`` seconds an invocation of
+    ``duration`` ends and a receive that waited ``waited`` returns one message; returns
+    the end time."""
+    t = start
+    while t < end - 1e-9:
+        t = round(t + every, 6)
+        p.on_outcome(t, SUCCESS, duration)
+        p.on_receive(t, 1, waited)
+    return t
+
+
+def test_aws_sheds_surplus_pollers_per_receive_that_waited_an_invocation() -> None:
+    # After the ramp-up the backlog is gone: receives that waited at least one mean
+    # invocation time (and SURPLUS_WAIT) show a surplus poller, and each sheds a little
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 20.0)
+    assert p.limit(20.0) == 105
+    duration = 0.4
+    end = steady(p, 20.0, 21.0, duration, waited=0.0)  # pollers all busy: still growing
+    assert p.invocation_time() == pytest.approx(duration)
+    assert p.limit(end) == 110
+    p.on_receive(end, 1, SHED_WAIT_SHARE * duration)  # surplus: holds growth and sheds
+    assert p.level(end) == pytest.approx(110 - SHED_PER_RECEIVE)
+    assert p.next_change(end) is None or p.next_change(end) >= end + SURPLUS_HOLD
+    level = p.level(end)
+    end2 = steady(p, end, end + 5.0, duration, waited=SHED_WAIT_SHARE * duration)
+    assert p.level(end2) == pytest.approx(level - 500 * SHED_PER_RECEIVE)
+    assert p.fleet_level(end2) == pytest.approx(p.level(end2))
+
+
+def test_aws_waits_shorter_than_an_invocation_hold_growth_without_shedding() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 20.0)
+    duration = 0.4
+    waited = max(SURPLUS_WAIT, 0.5 * SHED_WAIT_SHARE * duration)
+    end = steady(p, 20.0, 30.0, duration, waited=waited)
+    assert p.level(end) == pytest.approx(105 + SCALE_UP_RATE * 0.01)  # held, not shed
+
+
+def test_aws_shedding_needs_surplus_wait_even_for_short_functions() -> None:
+    # a 5 ms function's "one invocation" of waiting is SQS latency, not a spare poller
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 20.0)
+    end = steady(p, 20.0, 22.0, 0.005, waited=SURPLUS_WAIT / 2)
+    assert p.level(end) > 105
+
+
+def test_aws_shedding_stops_at_the_idle_level_and_never_with_maximum_concurrency() -> None:
+    p = AwsScaling(None, False)
+    grow(p, 0.0, 2.0)  # 15
+    steady(p, 2.0, 60.0, 0.1, waited=1.0)  # 5,800 surplus receives: 11.6 to shed
+    assert p.limit(60.0) == IDLE_POLLERS
+    capped = AwsScaling(100, False)
+    grow(capped, 0.0, 60.0)
+    steady(capped, 60.0, 70.0, 0.1, waited=1.0)
+    assert capped.limit(70.0) == 100
+
+
+def test_aws_invocation_times_in_bulk_are_the_same_as_one_by_one() -> None:
+    one, bulk = AwsScaling(None, False), AwsScaling(None, False)
+    for t, d in ((1.0, 0.3), (2.0, 0.05), (3.0, 0.05), (4.0, 0.05)):
+        one.on_outcome(t, SUCCESS, d)
+    bulk.on_invocation_times(1.0, 0.3, 1)
+    bulk.on_invocation_times(4.0, 0.05, 3)
+    assert bulk.invocation_time() == pytest.approx(one.invocation_time())
+    bulk.on_invocation_times(5.0, 1.0, 0)  # nothing to fold in
+    assert bulk.invocation_time() == pytest.approx(one.invocation_time())
+    restored = AwsScaling(None, False)
+    restored.restore(one.snapshot())
+    assert restored.invocation_time() == one.invocation_time()
 
 
 def test_aws_backs_off_on_errors_without_rbif() -> None:

@@ -17,11 +17,12 @@ from sluicegate.sim.presets import (
     Preset,
     run_preset,
 )
+from sluicegate.sim.presets_margin import settled_concurrency
 from sluicegate.sim.topic_scenario import TopicScenario
 
 EXPECTED = {
     "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
-    "aws-errors", "aws-batch-item-failures",
+    "aws-errors", "aws-batch-item-failures", "aws-margin",
     "sg-queue-depth", "sg-processing-time", "sg-errors",
     "streams-parallelization", "streams-poison",  # pinned in test_streams_sim.py
     "fifo-groups",  # pinned in test_fifo_sim.py
@@ -242,8 +243,10 @@ def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
     runs = _run("aws-max-concurrency")
     need = 300  # 750 msg/s x 400 ms
     unbounded = runs["unbounded"]
-    settled = unbounded["series"][-1]["environments"]  # what AWS's metric shows
+    # the concurrency it settles on: the pollers it keeps over the last minute (494)
+    settled = settled_concurrency(unbounded["series"], 240.0)
     assert settled >= 1.5 * need
+    assert unbounded["series"][-1]["environments"] >= settled  # the ramp's 538 stay warm
     cap400, cap200 = runs["cap-400"], runs["cap-200"]
     assert 400 < settled
     assert cap400["summary"]["throughput"] == pytest.approx(
@@ -253,17 +256,33 @@ def test_obs6_spare_environments_and_a_cap_below_them_loses_nothing():
     visible = [b["visible"] for b in cap200["series"]]
     assert visible[-1] > visible[len(visible) // 2] > 0
     assert cap200["summary"]["throughput"] < 0.7 * unbounded["summary"]["throughput"]
-    # the level itself settles (it used to climb to the 1,250 ceiling under steady load)
+    # the level itself settles (it used to climb to the 1,250 ceiling under steady load):
+    # a 400 ms function's fleet sheds its surplus only slowly (524 at 2 min, 492 at 4)
     limits = [b["limit"] for b in unbounded["series"] if 120 <= b["t"] < 240]
-    assert max(limits) == min(limits) <= 2 * need
+    assert limits == sorted(limits, reverse=True)
+    assert limits[-1] >= 0.9 * limits[0] and limits[0] <= 2 * need
 
 
 @pytest.mark.slow
 def test_obs6_spare_margin_larger_for_longer_functions():
+    """At one arrival rate the margin grows with duration, as spare pollers and as a
+    multiple of the need: over the last minute of production (3 to 4 min) the mapping
+    keeps 1.26x, 1.39x, 1.65x and 1.80x the need for 100, 200, 400 and 600 ms. Two
+    causes add up: the ramp starts from a fixed capacity (5 pollers and the fast start)
+    and overshoots the need by about need - that capacity (the high-water marks are
+    1.47x, 1.62x, 1.79x, 1.86x), and the fleet then sheds its surplus per receive, which
+    a long function's pollers make rarely. Across arrival rates (50 ms at 440 msg/s
+    against 400 ms at 300 msg/s) only the second holds: tests/sim/test_presets_margin.py."""
     runs = _run("aws-processing-time")
-    margins = [runs[f"{ms}ms"]["summary"]["peak_environments"] - PRODUCER_RATE * ms / 1000
+    needs = [PRODUCER_RATE * ms / 1000 for ms in (100, 200, 400, 600)]
+    settled = [settled_concurrency(runs[f"{ms}ms"]["series"], 240.0)
                for ms in (100, 200, 400, 600)]
+    margins = [kept - need for kept, need in zip(settled, needs, strict=True)]
     assert margins == sorted(margins) and margins[0] > 0
+    ratios = [kept / need for kept, need in zip(settled, needs, strict=True)]
+    assert ratios == sorted(ratios) and ratios[0] >= 1.2
+    peaks = [runs[f"{ms}ms"]["summary"]["peak_environments"] for ms in (100, 200, 400, 600)]
+    assert all(peak >= kept for peak, kept in zip(peaks, settled, strict=True))
 
 
 # ---------------------------------------------------------------------- observation 7
@@ -309,7 +328,7 @@ def test_obs7_one_percent_errors_cut_throughput_10_to_30_percent():
 @pytest.mark.timeout(SLOW_RUN_TIMEOUT)
 def test_obs7_recovery_spike_at_least_five_times_steady():
     # Before the error backoff ended at once (ERROR_RESTORE_AFTER): 2.8x after 1% and
-    # 4.4x after 10%. Now 6.9x and 9.8x (the account's 1,000 bounds it).
+    # 4.4x after 10%. Now 7.0x and 9.9x (the account's 1,000 bounds it).
     for variant in ("errors-1%", "errors-10%"):
         assert _spike(_errors(variant)["series"]) >= 5.0
 

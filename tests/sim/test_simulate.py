@@ -336,7 +336,7 @@ report_batch_item_failures = true
 [[mapping.pauses]]
 at = "50s"
 until = "65s"
-""", "f0e9002efca05fc9ef322a6a3c51cbb0cf763567784560c49c8f8169e0d50719"),
+""", "7883806b04e6046d386ffcd0d4507da95e2a972514e5902586410212411c6c8e"),
     "fifo": ("""
 seed = 12
 duration = "90s"
@@ -386,9 +386,9 @@ maximum_concurrency = 10
 }
 """Queue scenarios and the SHA-256 of ``json.dumps(simulate(...).to_dict())`` as the
 single-queue driver gave it before it ran several mappings (and as both builds give it;
-``standard``'s since the aws policy backs off on reported batch item failures;
-``fixed``'s since a capacity-bound downstream's summary has ``downstream_concurrency``,
-the rest unchanged).
+``standard``'s since the aws policy backs off on reported batch item failures and sheds
+surplus pollers per receive; ``fixed``'s since a capacity-bound downstream's summary has
+``downstream_concurrency``, the rest unchanged).
 Their draws are uniform or fixed (no exp, log or trigonometry, whose last bit a C library
 may round otherwise), so the digests hold on any platform."""
 

@@ -24,7 +24,9 @@ restores the last published state (:meth:`AwsScaling.snapshot` / :meth:`AwsScali
 not fall back to its initial value.
 
 Observations travel as small JSON arrays: ``["r", now, count, waited]``,
-``["o", now, kind]``, ``["t", now]``, ``["e", now]`` (resume).
+``["o", now, kind]``, ``["t", now]``, ``["e", now]`` (resume), and
+``["d", now, mean, count]``: the invocation times a worker saw since its last outbox,
+as one mean (``AwsScaling.on_invocation_times``), rather than one event per invocation.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def apply(policy: AwsScaling, event: list[Any], at: float) -> None:
         policy.on_throttle(at)
     elif kind == "e":
         policy.on_resume(at)
+    elif kind == "d":
+        policy.on_invocation_times(at, float(event[2]), int(event[3]))
 
 
 class ScaleLeader:
@@ -100,11 +104,15 @@ class SharedScaling:
     """
 
     observes_receive_wait = True
+    observes_invocation_time = True
 
     def __init__(self, published: int) -> None:
         self.published = published
         self.next_published: float | None = None
         self.outbox: list[list[Any]] = []
+        self._times = 0.0
+        self._timed = 0
+        self._timed_at = 0.0
 
     def limit(self, now: float) -> int:
         return self.published
@@ -112,7 +120,12 @@ class SharedScaling:
     def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
         self.outbox.append(["r", now, count, waited])
 
-    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
+    def on_outcome(self, now: float, outcome: BatchOutcome,
+                   duration: float | None = None) -> None:
+        if duration is not None and duration >= 0.0:
+            self._times += duration
+            self._timed += 1
+            self._timed_at = max(self._timed_at, now)
         if outcome.kind is OutcomeKind.ERROR:  # the only kind AwsScaling reacts to
             self.outbox.append(["o", now, outcome.kind.value])
 
@@ -126,6 +139,9 @@ class SharedScaling:
         return self.next_published
 
     def take_outbox(self) -> list[list[Any]]:
+        if self._timed:
+            self.outbox.append(["d", self._timed_at, self._times / self._timed, self._timed])
+            self._times, self._timed = 0.0, 0
         out, self.outbox = self.outbox, []
         return out
 

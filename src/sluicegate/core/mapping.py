@@ -273,6 +273,7 @@ class QueueMapping:
         "_pending_deletes",
         "_policy",
         "_policy_inert",
+        "_policy_times",
         "_policy_waits",
         "_pollers",
         "_pool",
@@ -323,6 +324,9 @@ class QueueMapping:
         self._policy_waits = bool(getattr(policy, "observes_receive_wait", False))
         """Whether the policy's ``on_receive`` takes ``waited`` (seconds the receive was
         outstanding): :class:`~sluicegate.core.scaling.AwsScaling` does."""
+        self._policy_times = bool(getattr(policy, "observes_invocation_time", False))
+        """Whether the policy's ``on_outcome`` takes ``duration`` (seconds the invocation
+        ran, init included): :class:`~sluicegate.core.scaling.AwsScaling` does."""
         self._policy_inert = type(policy) is FixedScaling
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
@@ -767,7 +771,10 @@ class QueueMapping:
         self._in_flight -= 1
         self._pool.release(self._function)
         if not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            self._policy.on_outcome(now, outcome)
+            if self._policy_times:
+                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+            else:
+                self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(
                 p.started, now, sample_kind(outcome), len(batch.records),
@@ -848,7 +855,10 @@ class QueueMapping:
         self._in_flight -= 1
         self._pool.release(self._function)
         if not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            self._policy.on_outcome(now, outcome)
+            if self._policy_times:
+                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+            else:
+                self._policy.on_outcome(now, outcome)
         if self._climit.observers:
             self._climit.observe(now, Sample(
                 p.started, now, sample_kind(outcome), len(batch.records),

@@ -37,10 +37,13 @@ __all__ = [
     "IDLE_POLLERS",
     "IDLE_SCALE_DOWN_AFTER",
     "INITIAL_POLLERS",
+    "INVOCATION_TIME_WEIGHT",
     "LONG_IDLE_AFTER",
     "MIN_IDLE_POLLERS",
     "SCALE_UP_PER_MINUTE",
     "SCALE_UP_RATE",
+    "SHED_PER_RECEIVE",
+    "SHED_WAIT_SHARE",
     "SURPLUS_HOLD",
     "SURPLUS_WAIT",
     "THROTTLE_BACKOFF_FACTOR",
@@ -91,10 +94,10 @@ SURPLUS_WAIT = 0.05
 """A non-empty receive that took at least this long (seconds) was a long poll waiting for
 a message: the queue was empty when the poller asked, so the mapping had a poller to spare
 (SQS answers a receive with messages ready in tens of milliseconds). Such a receive holds
-growth for :data:`SURPLUS_HOLD`. This makes the level settle under steady load
+growth for :data:`SURPLUS_HOLD`. This stops the ramp-up once the backlog is drained
 (BEHAVIOURS.md observation 6: the mapping "settles on a concurrency", above what the load
-needs because the level reached while draining the ramp-up backlog is kept) instead of
-climbing to the ceiling as long as every long poll ends with a message. sluicegate's
+needs) instead of climbing to the ceiling as long as every long poll ends with a message;
+the surplus left by the ramp-up is then shed slowly (:data:`SHED_PER_RECEIVE`). sluicegate's
 choice; in the simulator a surplus poller waits about (idle pollers) / (arrival rate)."""
 
 SURPLUS_HOLD = 1.0
@@ -102,6 +105,37 @@ SURPLUS_HOLD = 1.0
 sluicegate's choice: one second is many receives at any load that keeps pollers busy, so a
 mapping with pollers to spare stops growing, while a backlog (every receive answered at
 once) grows without pause."""
+
+SHED_WAIT_SHARE = 1.0
+"""A non-empty receive that waited at least this share of the mean invocation time (and
+at least :data:`SURPLUS_WAIT`) shows a *surplus* poller: it idled as long as one whole
+invocation, so the fleet could lose it and still keep up. Each such receive sheds
+:data:`SHED_PER_RECEIVE` from the level (the fleet's scale-down once the backlog is gone:
+"scales back down" in AWS's words, read by sluicegate as also applying to pollers a steady
+load does not need). Relative to the invocation time, so that a short and a long function
+with the same share of idle pollers see surplus evidence on the same share of their
+receives; the long function's pollers receive rarely (they spend their time invoking), so
+its fleet sheds its margin more slowly (BEHAVIOURS.md observation 6: the spare margin is
+larger for longer functions). Calibrated with :data:`SHED_PER_RECEIVE` on preset
+``aws-margin``: 0.5 sheds the 400 ms function to 1.28x its need by minute 4, barely above
+the 50 ms function's 1.27x; 2 leaves the 50 ms function at 1.61x, above the 400 ms
+function's 1.52x."""
+
+SHED_PER_RECEIVE = 0.002
+"""Level shed per receive that shows a surplus poller (see :data:`SHED_WAIT_SHARE`); never
+below :data:`IDLE_POLLERS`, and never with ``maximum_concurrency`` set (AWS does not scale
+down then). Per receive, not per second: a fleet of F pollers serving a function of
+duration d receives about F / d times a second, so its margin (F over the need) falls at
+about this rate / d per second while its pollers idle, eight times faster at 50 ms than
+at 400 ms. Calibrated on preset ``aws-margin`` (BEHAVIOURS.md observation 6): over the
+last minute of the 4-minute run the 50 ms function (440 msg/s) keeps 1.27x its need and
+the 400 ms one (300 msg/s) 1.42x (at 0.001: 1.40x and 1.47x; at 0.004: 1.25x and 1.35x;
+without shedding 2.41x and 1.53x, the ramp's high-water marks)."""
+
+INVOCATION_TIME_WEIGHT = 0.05
+"""Weight of each invocation in the policy's mean invocation time (an exponentially
+weighted mean over about the last 20 invocations, init included); sluicegate's choice:
+it forgets the cold starts of a ramp-up within a fraction of a second of steady load."""
 
 ERROR_RESTORE_AFTER = 10.0
 """Seconds without a function error after which the error backoff ends and the level
@@ -141,7 +175,9 @@ Calibrated against the simulator on BEHAVIOURS.md observation 7 (preset ``aws-er
 from minute 5 to 9). Observed: 1% errors cut throughput ~20%, 10% cut it ~85%. Measured
 with 0.997 and :data:`ERROR_HOLD` 0.03 s: 22.5% and 84.2% (0.998 gave 9.0% and 82%;
 0.996 gave 32% and 86%); with the level settled at 150 before the errors (not at the
-ceiling, :data:`SURPLUS_WAIT`), 26.5% and 84%. A per-error cut makes the steady level depend on the error
+ceiling, :data:`SURPLUS_WAIT`), 26.4% and 84.2%; with the fleet then shedding its
+surplus to 120 (:data:`SHED_PER_RECEIVE`), 26.5% and 84.2%, so it was not recalibrated.
+A per-error cut makes the steady level depend on the error
 *rate*: with a level L, errors arrive at p*L/d per second and the level settles where
 growth (5/s, paused by :data:`ERROR_HOLD` after each error) meets the cuts. Loads of
 another size give other cuts."""
@@ -289,6 +325,7 @@ AWS_STATE: Final = (
         "_floor",
         "_growing",
         "_hold_until",
+        "_invocation_time",
         "_last_error",
         "_level",
         "_quiet_since",
@@ -364,6 +401,10 @@ class AwsScaling:
     """Tells :class:`~sluicegate.core.mapping.QueueMapping` to pass ``waited`` to
     :meth:`on_receive`."""
 
+    observes_invocation_time = True
+    """Tells :class:`~sluicegate.core.mapping.QueueMapping` to pass ``duration`` to
+    :meth:`on_outcome`."""
+
     __slots__ = AWS_STATE
 
     def __init__(
@@ -402,6 +443,9 @@ class AwsScaling:
         """Surplus hold (:data:`SURPLUS_HOLD`): neither grows before it."""
         self._active = False
         self._quiet_since: float | None = None
+        self._invocation_time = 0.0
+        """Mean invocation time (seconds; 0 before the first), weighted by
+        :data:`INVOCATION_TIME_WEIGHT`."""
 
     def __repr__(self) -> str:
         return (
@@ -557,6 +601,9 @@ class AwsScaling:
                 if hold > self._surplus_until:
                     self._settle(now)
                     self._surplus_until = hold
+                if (waited >= SHED_WAIT_SHARE * self._invocation_time
+                        and self.maximum_concurrency is None):
+                    self._shed(now)
             if not self._growing:
                 self._settle(now)
                 self._growing = True
@@ -580,9 +627,34 @@ class AwsScaling:
             self._fleet = min(self._fleet, self._level)
             self._last_error = None
 
-    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
+    def _shed(self, now: float) -> None:
+        """Lower the level and the fleet level by :data:`SHED_PER_RECEIVE` (not below
+        :data:`IDLE_POLLERS` or the cap)."""
+        self._settle(now)
+        floor = float(min(IDLE_POLLERS, self._cap))
+        level = self._level
+        if level > floor:
+            level = max(floor, level - SHED_PER_RECEIVE)
+            self._level = level
+            self._floor = int(level + _EPSILON)
+        fleet = self._fleet - SHED_PER_RECEIVE
+        self._fleet = fleet if fleet > level else level
+
+    def on_outcome(self, now: float, outcome: BatchOutcome,
+                   duration: float | None = None) -> None:
         """A failure backs the level off: a function error without
-        ReportBatchItemFailures, records reported failed with it (see the class)."""
+        ReportBatchItemFailures, records reported failed with it (see the class).
+
+        Parameters:
+            now: when the invocation ended.
+            outcome: how it settled.
+            duration: seconds it ran, init included (``None`` when unknown); kept in the
+                mean invocation time that :data:`SHED_WAIT_SHARE` measures waits by.
+        """
+        if duration is not None and duration >= 0.0:
+            mean = self._invocation_time
+            self._invocation_time = (duration if mean == 0.0
+                                     else mean + INVOCATION_TIME_WEIGHT * (duration - mean))
         failure = OutcomeKind.PARTIAL if self.report_batch_item_failures else OutcomeKind.ERROR
         if outcome.kind is not failure:
             return
@@ -591,6 +663,24 @@ class AwsScaling:
         self._last_error = now
         hold = now + ERROR_HOLD
         self._hold_until = max(self._hold_until, hold)
+
+    def on_invocation_times(self, now: float, mean: float, count: int) -> None:
+        """``count`` invocations that ran ``mean`` seconds on average ended by ``now``:
+        :meth:`on_outcome`'s ``duration`` for many at once (how a cluster's workers
+        report them, :mod:`sluicegate.cluster.scaling`); the same as ``count`` calls with
+        ``mean`` each."""
+        if count <= 0 or not mean >= 0.0:
+            return
+        current = self._invocation_time
+        if current == 0.0:
+            self._invocation_time = mean
+            return
+        kept = (1.0 - INVOCATION_TIME_WEIGHT) ** count
+        self._invocation_time = mean + kept * (current - mean)
+
+    def invocation_time(self) -> float:
+        """The mean invocation time (seconds; 0 before the first invocation ended)."""
+        return self._invocation_time
 
     def on_throttle(self, now: float) -> None:
         """A throttle backs the level and the fleet level off and holds growth; throttles

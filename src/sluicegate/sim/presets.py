@@ -432,3 +432,7 @@ def _presets() -> dict[str, Preset]:
 
 PRESETS: dict[str, Preset] = _presets()
 """Every preset by name, in display order."""
+
+from sluicegate.sim.presets_margin import MARGIN_PRESET  # noqa: E402  (it imports Preset)
+
+PRESETS[MARGIN_PRESET.name] = MARGIN_PRESET
