@@ -154,14 +154,19 @@ class LiveLimits:
 
     async def start(self) -> None:
         """Declare the App and apply what is set, before the mappings start; publish
-        every state change of the runtime's breakers (:func:`breaker_state`)."""
+        every state change of the runtime's breakers (:func:`breaker_state`), and the
+        state of those no runtime reported yet (so ``sluicegate breakers`` shows one)."""
         runtime = self.runtime
         await declare(self.store, declared_app(runtime.app, self.breakers()))
         loop = asyncio.get_running_loop()
         for name, breaker in self.breakers().items():
-            on_change = getattr(breaker, "on_change", None)
-            if callable(on_change):
-                on_change(_BreakerPublisher(self, loop, name))
+            breaker.on_change(_BreakerPublisher(self, loop, name))
+            if await self.store.read_shared(breaker_state(name)) is None:
+                cluster = runtime.cluster
+                await self._publish(name, {
+                    "state": breaker.state(runtime.clock()), "previous": "",
+                    "reason": "runtime started", "by": "", "at": time.time(),
+                    "worker": cluster.worker_id if cluster is not None else ""})
         await self.refresh()
 
     def publish_breaker(self, name: str, state: dict[str, Any]) -> None:
