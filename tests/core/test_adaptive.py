@@ -193,6 +193,34 @@ def test_an_unused_limit_decays_toward_in_flight_over_utilization() -> None:
     assert term.value(200.0) == 50
 
 
+def test_a_limit_used_in_full_grows_after_a_decay_left_a_fraction() -> None:
+    # Given a limit of 4 that one window with 3 in flight decayed to 3.98 (limit 3)
+    term = limit("aimd", initial=4, decay_time=10.0)
+    term.observe(0.25, sample(0.25, in_flight=3))
+    assert term.algorithm.estimate == pytest.approx(4 - (4 - 3 / 0.9) * (1 - math.exp(-0.025)))
+    assert term.value(0.25) == 3
+    # When the 3 slots it gives are used in full, it grows again, rather than holding
+    # at 3 because 3 < 0.9 x 3.98 (a live run stayed at 3 of a capacity of 10)
+    term.observe(0.5, sample(0.5, in_flight=3))
+    assert term.value(0.5) == 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(limit_=st.integers(1, 50), dip=st.integers(0, 50), elapsed=st.floats(0.01, 100.0))
+def test_aimd_grows_by_one_while_its_limit_is_used_in_full(
+    limit_: int, dip: int, elapsed: float
+) -> None:
+    # whatever fraction an unused window's decay left in the estimate
+    term = limit("aimd", initial=limit_ + 1, decay_time=10.0, maximum=1000)
+    term.observe(elapsed, sample(elapsed, in_flight=min(dip, limit_), latency=0.1))
+    now = elapsed
+    for _ in range(5):
+        before = term.value(now)
+        now += 0.5
+        term.observe(now, sample(now, in_flight=before, latency=0.1))
+        assert term.value(now) == before + 1
+
+
 # ---------------------------------------------------------------------- properties
 
 _kinds = st.sampled_from([OK, OK, OK, ERROR, TIMEOUT, THROTTLE])

@@ -1,6 +1,6 @@
 """``scaling="adaptive"`` on the real runtime against a real downstream: a small asyncio
 TCP server with a fixed capacity whose latency grows when more calls are in flight, and
-which says so (it answers ``busy``, as a server sends 429 or a "slow down" header)."""
+which says so (``tests/downstream.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import sluicegate
+from downstream import Downstream
 from sluicegate.core.adaptive import AdaptiveLimit
 from sluicegate.runtime.driver import Runtime
 from sluicegate.store import open_store
@@ -22,65 +23,8 @@ LATENCY = 0.25
 MESSAGES = 240
 
 
-class Downstream:
-    """A TCP server answering one line per connection after ``LATENCY x max(1, calls in
-    progress / CAPACITY)`` seconds (the latency is fixed when the call arrives, as the
-    simulator's downstream does): ``busy`` when the call found it above capacity, else
-    ``ok``; keeps how long each number of calls was in progress."""
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.peak = 0
-        self.calls = 0
-        self.ends: list[float] = []
-        self.first_busy: float | None = None
-        self._at = time.monotonic()
-        self.time_at: dict[int, float] = {}
-        self.server: asyncio.Server | None = None
-
-    def _move(self, step: int) -> None:
-        now = time.monotonic()
-        self.time_at[self.active] = self.time_at.get(self.active, 0.0) + now - self._at
-        self._at = now
-        self.active += step
-        self.peak = max(self.peak, self.active)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        self._move(1)
-        busy = self.active > CAPACITY
-        if busy and self.first_busy is None:
-            self.first_busy = time.monotonic()
-        await asyncio.sleep(LATENCY * max(1.0, self.active / CAPACITY))
-        self._move(-1)
-        self.calls += 1
-        self.ends.append(time.monotonic())
-        writer.write(b"busy\n" if busy else b"ok\n")
-        await writer.drain()
-        writer.close()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    def settled_rate(self) -> float:
-        """Calls answered per second from the first time the limit reached capacity (the
-        first ``busy``) until 90% of the calls were answered (the queue's tail, fewer
-        messages than slots, is not the limit's doing)."""
-        assert self.first_busy is not None
-        until = self.ends[int(0.9 * len(self.ends))]
-        done = sum(1 for t in self.ends if self.first_busy <= t <= until)
-        return done / (until - self.first_busy)
-
-    def share_within(self, bound: float) -> float:
-        """Share of the busy time (any call in progress) with at most ``bound`` calls."""
-        busy = {k: v for k, v in self.time_at.items() if k > 0}
-        total = sum(busy.values())
-        return sum(v for k, v in busy.items() if k <= bound) / total
-
-
 def test_adaptive_limit_keeps_a_real_downstream_near_its_capacity(tmp_path: Any) -> None:
-    downstream = Downstream()
+    downstream = Downstream(CAPACITY, LATENCY)
     port = 0
     app = sluicegate.App()
     app.queue("q", visibility_timeout=30)

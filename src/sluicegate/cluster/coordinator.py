@@ -66,6 +66,8 @@ from sluicegate.cluster.leases import DEFAULT_LEASE_TTL, Lease, LeaseClient
 from sluicegate.cluster.pool import ACCOUNT_LEASE, ClusterPool, function_lease
 from sluicegate.cluster.runners import QueueRunner, ShardedRunner
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, decode
+from sluicegate.core.adaptive import TERM_ADAPTIVE
+from sluicegate.core.breaker import TERM_BREAKER
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.limit import NO_LIMIT, TERM_CLUSTER, Share
 from sluicegate.core.scaling import AwsScaling, ScalingPolicy
@@ -153,14 +155,22 @@ class _QueueEntry:
 
     def cluster_limit(self) -> int:
         """The mapping's limit for the whole cluster: its limit's value without this
-        worker's share (every other term: ``maximum_concurrency``, the policy's level,
-        reserved concurrency, ...). Read from the core's limit, never computed here."""
+        worker's share and without the terms of this process alone (every other term:
+        ``maximum_concurrency``, the policy's level, reserved concurrency, ...). Read from
+        the core's limit, never computed here.
+
+        The adaptive limit and the breaker are this process's own (each observes its own
+        invocations): as the cluster's limit, one worker's adaptive estimate would be
+        split among all the workers, so none would use its own limit, none would grow
+        it ("growth only while used") and every estimate would decay: two workers
+        together ran at about one worker's share of the downstream. They bind here,
+        after the share, as terms of this worker's core."""
         runner = self.runner
         if runner is None:
             return 0
         now = self.clock()
         return min((term.value(now) for term in runner.core.concurrency_limit.terms
-                    if term.name != TERM_CLUSTER), default=NO_LIMIT)
+                    if term.name not in _LOCAL_TERMS), default=NO_LIMIT)
 
     def in_use(self) -> int:
         """Invocations running here, and batches received here that wait for a slot:
@@ -169,6 +179,10 @@ class _QueueEntry:
             return 0
         core = self.runner.core
         return int(core.in_flight + core.statistics().held)
+
+
+_LOCAL_TERMS = frozenset({TERM_CLUSTER, TERM_ADAPTIVE, TERM_BREAKER})
+"""Terms of a queue mapping's limit that are not the cluster's (:meth:`cluster_limit`)."""
 
 
 @dataclass(eq=False)

@@ -35,7 +35,9 @@ idle service's limit does not drift up). sluicegate's pollers *are* its limit, a
 limit above what the load uses keeps spare environments warm, which is the
 over-provisioning of AWS's pollers (BEHAVIOURS.md observation 6); so a sample grows the
 limit only when the invocation's in-flight count (at its start) reached ``utilization``
-of the limit, 0.9 by default (Netflix's rule is ``utilization=0.5``). Since an
+of the limit, 0.9 by default (Netflix's rule is ``utilization=0.5``), or the whole limit
+in force (the estimate's integer part: below 10, a decayed estimate's fraction would
+otherwise put the threshold above anything the pollers can reach). Since an
 invocation's in-flight count is read at its start, this also bounds growth to a factor of
 ``1 / utilization`` per invocation duration while a backlog drains. And where Netflix
 holds an unused limit, sluicegate lets it *decay*: an update whose in-flight count is
@@ -544,7 +546,13 @@ class AdaptiveLimit:
 
     def _update(self, now: float, latency: float, in_flight: int, drop: bool) -> None:
         algorithm = self.algorithm
-        grow = in_flight >= self._utilization * algorithm.estimate
+        # "used": utilization of the estimate, or the whole limit in force (the
+        # estimate's integer part, all the in-flight count can reach). Without the
+        # second, a decayed estimate in (n / utilization, n + 1), n < 9, held the limit
+        # at n for good: n in flight never reaches utilization x estimate, and the
+        # decay's floor, n / utilization, is below the estimate
+        grow = (in_flight >= self._utilization * algorithm.estimate
+                or in_flight >= self._limit)
         algorithm.update(latency, in_flight, drop, grow)
         elapsed = now - self._last
         self._last = now
