@@ -715,6 +715,20 @@ class QueueMapping:
             self.deleted_records += len(rejected)
         return kept
 
+    def _report(self, now: float, p: _Poller, batch: Batch, outcome: BatchOutcome) -> None:
+        """Tell the policy (unless it is inert: ``FixedScaling.on_outcome`` does nothing)
+        and the limit's observing terms how poller ``p``'s invocation of ``batch`` ended;
+        shared by :meth:`finished` and :meth:`finished_poll`."""
+        if not self._policy_inert:
+            if self._policy_times:
+                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
+            else:
+                self._policy.on_outcome(now, outcome)
+        if self._climit.observers:
+            self._climit.observe(now, Sample(
+                p.started, now, sample_kind(outcome), len(batch.records),
+                p.started_in_flight, outcome.latency, outcome.overload))
+
     def finished(
         self, now: float, batch_id: int, outcome: BatchOutcome, *,
         request_id: str | None = None,
@@ -770,15 +784,8 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            if self._policy_times:
-                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
-            else:
-                self._policy.on_outcome(now, outcome)
-        if self._climit.observers:
-            self._climit.observe(now, Sample(
-                p.started, now, sample_kind(outcome), len(batch.records),
-                p.started_in_flight, outcome.latency, outcome.overload))
+        if not self._policy_inert or self._climit.observers:
+            self._report(now, p, batch, outcome)
         kind = outcome.kind
         records: tuple[QueueRecord, ...]
         if kind is _SUCCESS:
@@ -854,15 +861,8 @@ class QueueMapping:
         p.state = _FREE
         self._in_flight -= 1
         self._pool.release(self._function)
-        if not self._policy_inert:  # FixedScaling.on_outcome does nothing
-            if self._policy_times:
-                self._policy.on_outcome(now, outcome, now - p.started)  # type: ignore[call-arg]
-            else:
-                self._policy.on_outcome(now, outcome)
-        if self._climit.observers:
-            self._climit.observe(now, Sample(
-                p.started, now, sample_kind(outcome), len(batch.records),
-                p.started_in_flight, outcome.latency, outcome.overload))
+        if not self._policy_inert or self._climit.observers:
+            self._report(now, p, batch, outcome)
         kind = outcome.kind
         if kind is _SUCCESS:
             records = batch.records
