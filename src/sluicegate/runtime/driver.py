@@ -567,6 +567,7 @@ class Runtime:
                 except Exception as exc:  # noqa: BLE001 - its end must not hide the run's
                     log.warning("controller: %s", exc)
             if live_task is not None:
+                live.closing = True  # ends the loop even if a cancel got lost
                 live_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await live_task

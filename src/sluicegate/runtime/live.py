@@ -136,6 +136,9 @@ class LiveLimits:
         """The store's settings revision applied last."""
         self.applied: dict[str, LiveSettings] = {}
         self._wakeup = asyncio.Event()
+        self.closing = False
+        """Set by the runtime as it stops: ends :meth:`run`'s loop even if the cancel that
+        follows is lost (a cancel landing inside a store call can be swallowed)."""
         self._lock = asyncio.Lock()
         self._warned: set[str] = set()
         self._publishing: set[asyncio.Task[None]] = set()
@@ -227,7 +230,7 @@ class LiveLimits:
         from sluicegate.runtime.waiting import wait_event
 
         failing = False
-        while True:
+        while not self.closing:
             await wait_event(self._wakeup, interval)
             self._wakeup.clear()
             try:
