@@ -258,6 +258,11 @@ class QueueIO(_RunnerView):
             self._starve()
         elif self.starved:
             self.starved = False
+        return self._share(pending, messages)
+
+    def _share(self, pending: list[Receive], messages: list[Message]) -> list[Receive]:
+        """Share ``messages`` out among ``pending`` in order and report each share; the
+        pollers left without any."""
         if not messages:
             return pending
         runtime = self.runner.runtime
@@ -371,16 +376,7 @@ class QueueIO(_RunnerView):
                     break
                 if not messages:
                     break
-                runtime.metrics.received(self.name, len(messages))
-                now = runtime.clock()
-                served = taken = 0
-                while taken < len(messages) and served < len(pending):
-                    action = pending[served]
-                    share = messages[taken : taken + action.max_messages]
-                    taken += len(share)
-                    self._report(now, action, share)
-                    served += 1
-                pending = pending[served:]
+                pending = self._share(pending, messages)
                 # the records' invocations start now, in this task, not after a hop
                 # through the mapping's loop
                 runner.step()
