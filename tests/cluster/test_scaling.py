@@ -141,3 +141,13 @@ def test_invocation_times_travel_as_one_mean_per_outbox() -> None:
     single.on_outcome(1.0, SUCCESS, 0.2)
     single.on_outcome(2.0, SUCCESS, 0.2)
     assert leader.policy.invocation_time() == pytest.approx(single.invocation_time())
+
+
+def test_a_held_worker_tells_the_leader_once_a_second_and_growth_pauses() -> None:
+    worker = SharedScaling(5)
+    for now in (1.0, 1.2, 1.9, 2.0, 2.5):
+        worker.on_held(now)
+    assert worker.take_outbox() == [["h", 1.0], ["h", 2.0]]
+    leader = ScaleLeader(AwsScaling(None, False))
+    leader.apply([["r", 0.0, 10, 0.0], ["h", 1.0]])
+    assert leader.policy.limit(60.0) == leader.policy.limit(1.0)

@@ -14,7 +14,7 @@ from sluicegate.core.config import MappingConfig
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import SUCCESS_OUTCOME, exception_outcome
-from sluicegate.core.scaling import FixedScaling
+from sluicegate.core.scaling import AwsScaling, FixedScaling
 from sluicegate.core.stream_mapping import RETRY_DELAY, StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -71,6 +71,31 @@ def test_an_open_breaker_stops_a_queue_mapping_from_receiving() -> None:
     m.finished(11.5, invoke[0].batch.id, SUCCESS_OUTCOME)
     assert b.state(11.5) == CLOSED
     assert len(of(m.poll(11.5), Receive)) == 2
+
+
+def test_an_aws_level_does_not_grow_while_a_breaker_holds_the_mapping() -> None:
+    # Given an aws-scaled mapping whose receives came back full (growing), then tripped
+    b = breaker(open_wait=90.0)
+    policy = AwsScaling(None, False)
+    m = QueueMapping(MappingConfig("q", "f"), visibility_timeout=5.0,
+                     pool=ConcurrencyPool(), policy=policy)
+    m.concurrency_limit.add(b)
+    receives = of(m.poll(0.0), Receive)
+    for r in receives:
+        m.received(0.0, r.poller, records(10, visible_at=5.0))
+    invokes = of(m.poll(0.0), Invoke)
+    for inv in invokes[:2]:
+        m.finished(1.0, inv.batch.id, exception_outcome(inv.batch, "ConnectionRefused"))
+    assert m.limit_reason(1.0) == "breaker"
+    # When it stays open for 90 s (the driver polls at each wake-up the mapping asks for)
+    level = policy.level(1.0)
+    now = 1.0
+    while (wake := m.next_wakeup(now)) is not None and wake < 90.0:
+        now = max(now + 0.01, wake)
+        assert of(m.poll(now), Receive) == []
+    # Then the level did not grow while nothing could be received (89 s at 5/s would
+    # have added 445): the backlog built behind the breaker is not released at once
+    assert policy.level(90.0) == level
 
 
 def rec(seq: int, at: float = 0.0) -> StreamRecord:

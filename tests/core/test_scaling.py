@@ -425,3 +425,20 @@ def test_aws_live_maximum_concurrency_moves_the_cap() -> None:
     assert p.limit(130.0) == 54
     with pytest.raises(ConfigError, match="maximum_concurrency"):
         p.set_maximum_concurrency(130.0, 1)
+
+
+def test_growth_pauses_while_the_mapping_is_held_at_zero() -> None:
+    # Given a level growing under a backlog (receives come back full at once)
+    policy = AwsScaling(None, False)
+    policy.on_receive(0.0, 10)
+    assert policy.limit(10.0) == INITIAL_POLLERS + int(SCALE_UP_RATE * 10)
+    # When another term (a breaker, an operator) holds the mapping at 0 for 90 s
+    policy.on_held(10.0)
+    # Then nothing is received and the level stays where the hold found it ...
+    assert policy.limit(100.0) == INITIAL_POLLERS + int(SCALE_UP_RATE * 10)
+    assert policy.next_change(100.0) is None
+    # ... without the idle scale-down (the mapping is held, not idle) ...
+    assert policy.limit(100.0 + LONG_IDLE_AFTER) > IDLE_POLLERS
+    # ... and the first full receive after the hold resumes growth from there
+    policy.on_receive(100.0, 10)
+    assert policy.limit(102.0) == INITIAL_POLLERS + int(SCALE_UP_RATE * 12)

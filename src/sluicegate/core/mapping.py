@@ -272,6 +272,7 @@ class QueueMapping:
         "_paused",
         "_pending_deletes",
         "_policy",
+        "_policy_holds",
         "_policy_inert",
         "_policy_times",
         "_policy_waits",
@@ -328,6 +329,11 @@ class QueueMapping:
         """Whether the policy's ``on_outcome`` takes ``duration`` (seconds the invocation
         ran, init included): :class:`~sluicegate.core.scaling.AwsScaling` does."""
         self._policy_inert = type(policy) is FixedScaling
+        self._policy_holds = bool(getattr(policy, "observes_hold", False))
+        """Whether the policy has ``on_held`` (told, at each :meth:`poll` that finds the
+        limit at 0, that nothing is received): :class:`~sluicegate.core.scaling.AwsScaling`
+        stops growing then, so a breaker or an operator holding the mapping at 0 for long
+        does not release its backlog to a level that grew all the while."""
         """Whether the policy's hooks do nothing (a :class:`FixedScaling`, exactly): the
         hot paths then skip calling them."""
         self._climit = _build_limit(config, policy, pool)
@@ -500,6 +506,8 @@ class QueueMapping:
         if limit is None:
             limit = self._climit.value(now)
         self._limit = limit
+        if not limit and self._policy_holds:
+            self._policy.on_held(now)  # type: ignore[attr-defined]
         actions: list[Action] = []
         pending = self._pending_deletes
         if pending:

@@ -383,6 +383,9 @@ class AwsScaling:
       for :data:`THROTTLE_HOLD` (the function cannot take more: the fleet shrinks too);
       throttles inside that hold extend it without cutting again.
     - Backoff never takes the level below :data:`BACKOFF_FLOOR` (or the cap if lower).
+    - Held (:meth:`on_held`): another term of the mapping's limit (a breaker, an
+      operator) holds it at 0, so nothing is received: growth pauses as after an empty
+      receive (sluicegate's rule; AWS has no such terms).
 
     Decreases happen only on events (a receive, an outcome, a throttle), so the limit
     changes by itself only when growing, which :meth:`next_change` predicts exactly.
@@ -404,6 +407,9 @@ class AwsScaling:
     observes_invocation_time = True
     """Tells :class:`~sluicegate.core.mapping.QueueMapping` to pass ``duration`` to
     :meth:`on_outcome`."""
+
+    observes_hold = True
+    """Tells :class:`~sluicegate.core.mapping.QueueMapping` to call :meth:`on_held`."""
 
     __slots__ = AWS_STATE
 
@@ -626,6 +632,15 @@ class AwsScaling:
                 self._floor = target
             self._fleet = min(self._fleet, self._level)
             self._last_error = None
+
+    def on_held(self, now: float) -> None:
+        """The mapping's limit is 0 at ``now`` (a breaker open, an operator's hold): it
+        receives nothing, so growth pauses as after an empty receive, and the next
+        non-empty receive resumes it. The idle scale-down does not start: the mapping is
+        held, not idle."""
+        if self._growing:
+            self._settle(now)
+            self._growing = False
 
     def _shed(self, now: float) -> None:
         """Lower the level and the fleet level by :data:`SHED_PER_RECEIVE` (not below
