@@ -203,3 +203,43 @@ def test_a_functions_workers_follow_its_mappings_limits(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert seen == {"work": 12, "other": 6, "raised": 27, "capped": 40, "lowered": 5}
+
+
+async def _tasks_per_invocation(path: Path, handler_sleep: float, n: int) -> tuple[int, int]:
+    """Run ``n`` single-message invocations at concurrency 2 with a handler sleeping
+    ``handler_sleep``; (distinct asyncio tasks the handler ran in, messages processed)."""
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=30)
+    tasks: dict[int, object] = {}  # the tasks kept alive: an id is not reused
+
+    @app.function(timeout=5, isolation="shared")
+    async def handle(event: object, context: object) -> None:
+        task = asyncio.current_task()
+        tasks[id(task)] = task
+        if handler_sleep:  # spread out: the two invocations do not finish together
+            body = int(event["Records"][0]["body"])  # type: ignore[index]
+            await asyncio.sleep(handler_sleep * (1 + body % 3 / 3))
+
+    app.map("q", handle, batch_size=1, scaling="fixed", maximum_concurrency=2)
+    async with SqliteStore(path) as store:
+        runtime = Runtime(app, store)
+        await runtime.prepare()
+        for i in range(0, n, 10):
+            await store.send_batch("q", [SendEntry(str(j)) for j in range(i, i + 10)])
+        summary = await asyncio.wait_for(runtime.run(until_empty=True), 30)
+    return len(tasks), summary.processed
+
+
+def test_a_long_invocation_finishing_alone_runs_its_pollers_next_batch_in_its_own_task(
+    tmp_path: Path,
+) -> None:
+    # 20-33 ms handlers finish one at a time: each task polls, receives and runs the
+    # next batch itself, so 20 invocations need far fewer than 20 tasks
+    tasks, processed = asyncio.run(_tasks_per_invocation(tmp_path / "long.db", 0.02, 20))
+    assert processed == 20
+    assert tasks <= 6
+    # no-op handlers finish together, in the turn they start: the loop's task follows
+    # them up at once (one poll, one store call for their receives), a new task each
+    tasks, processed = asyncio.run(_tasks_per_invocation(tmp_path / "short.db", 0.0, 20))
+    assert processed == 20
+    assert tasks == 20
