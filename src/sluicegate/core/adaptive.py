@@ -51,7 +51,11 @@ only there: the limit settles at about ``in-flight / utilization``.
 **Windows** (Netflix's ``WindowedLimit``): samples are gathered and the rule runs once per
 window of ``window`` seconds (1 s, its default) holding at least ``window_size`` samples
 (10), with the window's average latency, largest in-flight count and whether any sample
-dropped (a window with a drop but too few samples still applies the drop rule). With
+dropped (a window with a drop but too few samples still applies the drop rule). A window
+that ends with too few samples and no drop goes on until it has them: Netflix discards
+it, which leaves a limit whose window holds fewer than ``window_size`` invocations
+(``window x limit / latency``: 3 for a limit of 3, 0.25 s windows and 250 ms calls)
+never growing, only falling on drops. With
 ``window=0`` every sample updates the estimate, as Netflix's ``SimpleLimiter`` feeds an
 unwindowed limit: at thousands of invocations a second that makes the latency rules
 whipsaw (measured: a capacity-200 downstream held between 80 and 220), so windows are the
@@ -567,10 +571,12 @@ class AdaptiveLimit:
         self._limit = int(algorithm.estimate)
 
     def _windowed(self, now: float, latency: float, in_flight: int, drop: bool) -> None:
-        """``WindowedLimit``: gather; when a sample ends after the window's end, close it
-        (the next ends ``clamp(2 x its smallest latency, window, window)`` later, that
-        is ``window``) and run the rule with its average latency, largest in-flight
-        count and drop, if it holds ``window_size`` samples."""
+        """``WindowedLimit``: gather; when a sample ends after the window's end and the
+        window holds ``window_size`` samples, close it (the next ends ``clamp(2 x its
+        smallest latency, window, window)`` later, that is ``window``) and run the rule
+        with its average latency, largest in-flight count and drop. A window short of
+        samples goes on (Netflix drops it), unless it saw a drop: then the drop rule
+        runs and the window closes."""
         if not math.isnan(latency):
             self._w_count += 1
             self._w_latency += latency
@@ -583,6 +589,13 @@ class AdaptiveLimit:
             self._update(now, self._w_latency / self._w_count, self._w_flight, self._w_drop)
         elif self._w_drop and self._w_end > -math.inf:
             self._update(now, math.nan, self._w_flight, True)
+        elif self._w_end > -math.inf:
+            # too few samples: the window goes on until it holds window_size. Closed
+            # and dropped here (Netflix's rule), a window shorter than window_size
+            # invocations of the limit (window x limit / latency < window_size) never
+            # updated it: it could only fall, by the drop rule (a live limit of 3 with
+            # 250 ms calls and 0.25 s windows got 3 samples a window, held at 3)
+            return
         self._w_end = now + self._window
         self._w_count = 0
         self._w_latency = 0.0
