@@ -3,8 +3,9 @@ file or one Redis, with a ``kill -9`` of one of them: circuit breakers riding ou
 downstream outage, and adaptive limits sharing a downstream of fixed capacity.
 
 Each process has its own breaker and its own adaptive limit (a breaker's state and an
-adaptive estimate belong to the runtime that observes the calls); these tests show what
-that gives when several processes serve one mapping.
+adaptive estimate belong to the runtime that observes the calls; adaptive limits share
+only their growth, divided among the live processes); these tests show what that gives
+when several processes serve one mapping.
 
 Invariant, per queue: processed (the handler's ledger, distinct messages) + still queued
 + dead-lettered = sent. A message may appear in the ledger twice only as an at-least-once
@@ -389,12 +390,12 @@ def test_adaptive_limits_in_two_processes_share_a_downstream_and_recover_after_a
                "seconds": round(took, 1)}
     with capsys.disabled():
         print(f"\nadaptive across processes {json.dumps(figures)}")
-    # with both running, the downstream stayed within 1.1 C for most of its busy time:
-    # not the 95% one process keeps. Each process runs its own AIMD on the same "busy"
-    # answers; started together they grow in step (+1 each per window), so their sum
-    # moves by 2 and passes from 10 to 12 (1.2 C) until the drops land; measured 0.88 to
-    # 0.97 of the busy time within 1.1 C over the first 2 s
-    assert result["share_both"] >= 0.85, figures
+    # with both running, the downstream stayed within 1.1 C for 95% of its busy time, as
+    # with one process. Each process runs its own AIMD on the same "busy" answers; they
+    # share their growth (each +1/2 per window, limits offset by half a slot), so their
+    # sum grows as one limit's. On their own they grew in step (+1 each per window) and
+    # their sum passed from 10 to 12 until the drops landed: 0.88 to 0.97 within 1.1 C
+    assert result["share_both"] >= 0.95, figures
     assert mean_after > mean_before, figures
     assert rate >= 0.8 * CAPACITY / LATENCY, figures
     assert share_after >= 0.95, figures

@@ -21,6 +21,7 @@ import pytest
 import sluicegate
 from sluicegate.cluster import Cluster, LeaseClient
 from sluicegate.cluster.leases import Lease
+from sluicegate.core.adaptive import TERM_ADAPTIVE, AdaptiveLimit
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.limit import ConcurrencyLimit, Fixed
 from sluicegate.core.mapping import QueueMapping
@@ -302,5 +303,54 @@ def test_a_start_retried_after_a_failed_sync_is_not_refused_its_own_id(
             await a.cluster.stop()
         finally:
             await a.close()
+
+    run(new_store, body)
+
+
+def test_adaptive_limits_learn_how_many_workers_share_their_mapping(
+    new_store: Callable[[], Store],
+) -> None:
+    # Given two workers of one mapping with an adaptive limit each
+    def adaptive_worker(store: Store, name: str) -> tuple[Cluster, AdaptiveLimit]:
+        app = sluicegate.App()
+        app.queue("q")
+
+        @app.function(timeout=5)
+        async def work(event: object, context: object) -> None:
+            return None
+
+        config = app.map("q", work, batch_size=1, scaling="adaptive", algorithm="aimd")
+        assert isinstance(config, MappingConfig)
+        cluster = Cluster(store, worker_id=name, lease_ttl=30)
+        policy = cluster.queue_policy(config, FixedScaling(100), lambda: 0.0)
+        core = QueueMapping(config, visibility_timeout=30, pool=ConcurrencyPool(),
+                            policy=policy)
+        cluster.attach_queue(SimpleNamespace(  # type: ignore[arg-type]
+            config=config, core=core, wake=asyncio.Event()))
+        term = core.concurrency_limit.get(TERM_ADAPTIVE)
+        assert isinstance(term, AdaptiveLimit)
+        return cluster, term
+
+    async def body(observer: Store) -> None:
+        a_store, b_store = new_store(), new_store()
+        await a_store.open()
+        await b_store.open()
+        try:
+            a, a_term = adaptive_worker(a_store, "w-a")
+            b, b_term = adaptive_worker(b_store, "w-b")
+            assert a_term.processes == b_term.processes == 1
+            for _ in range(2):
+                await a.sync()
+                await b.sync()
+            # Then each shares its growth with the other, with a rank of its own
+            assert (a_term.processes, a_term.rank) == (2, 0)
+            assert (b_term.processes, b_term.rank) == (2, 1)
+            # When b leaves, a grows alone again at its next round
+            await b.stop()
+            await a.sync()
+            assert (a_term.processes, a_term.rank) == (1, 0)
+        finally:
+            await a_store.close()
+            await b_store.close()
 
     run(new_store, body)

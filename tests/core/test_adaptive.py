@@ -182,6 +182,22 @@ def test_windows_update_once_per_window_of_enough_samples() -> None:
     assert term.updates == 2 and term.value(2.7) == 9
 
 
+def test_a_window_shorter_than_window_size_calls_waits_for_them() -> None:
+    # Given a limit of 3 whose calls take 250 ms and windows of 0.25 s: 3 samples a
+    # window, below window_size (5). A window closed with too few samples used to be
+    # dropped, so the limit never grew (a live process stayed at 3 of a capacity of 10).
+    # The calls end spread out, as on the runtime: a replay whose calls end together
+    # (3 at 0.25 s, 3 at 0.5 s) puts two rounds in a window and hides it
+    term = AdaptiveLimit(AdaptiveConfig("aimd", initial=3, window=0.25, window_size=5))
+    now = 0.0
+    while now < 2.0:  # the limit used in full: one call ends every 0.25 s / limit
+        now += 0.25 / term.value(now)
+        term.observe(now, sample(now, in_flight=term.value(now), latency=0.25, duration=0.25))
+    # When a window goes on until it holds 5, the limit grows (by one a window while
+    # the windows are short of samples, then as the windows are long)
+    assert term.updates >= 4 and term.value(now) >= 7
+
+
 def test_an_unused_limit_decays_toward_in_flight_over_utilization() -> None:
     term = limit("aimd", initial=100, decay_time=10.0)
     term.observe(0.0, sample(0.0, in_flight=100))

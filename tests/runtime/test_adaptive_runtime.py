@@ -77,3 +77,56 @@ def test_adaptive_limit_keeps_a_real_downstream_near_its_capacity(tmp_path: Any)
     stats = term.statistics()
     assert stats.samples == MESSAGES and stats.drops > 0  # the "busy" answers reached it
     assert CAPACITY - 3 <= stats.limit <= 1.1 * CAPACITY + 1
+
+
+def test_a_window_shorter_than_the_calls_still_lets_the_limit_grow(tmp_path: Any) -> None:
+    # Given windows of 0.25 s for calls of 250 ms and a limit of 3: a window sees about 3
+    # calls end, fewer than window_size (5). A live limit used to stay at 3 (each window
+    # was closed short of samples and dropped: 0 updates in 6 s of a 10-capacity
+    # downstream); a window now goes on until it holds window_size samples
+    downstream = Downstream(CAPACITY, LATENCY)
+    port = 0
+    app = sluicegate.App()
+    app.queue("q", visibility_timeout=30)
+
+    @app.function(timeout=10)
+    async def call(event: Any, context: Any) -> None:
+        started = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"call\n")
+        await writer.drain()
+        answer = await reader.readline()
+        writer.close()
+        context.report(latency=time.monotonic() - started, overload=answer == b"busy\n")
+
+    app.map("q", call, batch_size=1, scaling="adaptive", algorithm="aimd",
+            adaptive={"initial": 3, "maximum": 60, "backoff_ratio": 0.75,
+                      "window": 0.25, "window_size": 5})
+    messages = 60
+
+    async def main() -> Runtime:
+        nonlocal port
+        port = await downstream.start()
+        store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+        await store.open()
+        try:
+            runtime = Runtime(app, store, grace_period=5.0)
+            await runtime.prepare()
+            for i in range(0, messages, 10):
+                await store.send_batch("q", [SendEntry(json.dumps({"n": n}))
+                                             for n in range(i, i + 10)])
+            await runtime.run(until_empty=True, duration=20.0)
+            return runtime
+        finally:
+            await store.close()
+            assert downstream.server is not None
+            downstream.server.close()
+
+    runtime = asyncio.run(main())
+    term = runtime.runners[0].core.concurrency_limit.get("adaptive")
+    assert isinstance(term, AdaptiveLimit)
+    stats = term.statistics()
+    assert stats.samples == messages
+    # it grew: 60 calls at 3 at once would take 5 s; the downstream saw more at once
+    assert stats.updates >= 2, stats
+    assert downstream.peak >= 5, downstream.peak

@@ -80,6 +80,25 @@ async def test_an_expired_holder_is_dropped_and_its_slots_return(
     assert [h.holder for h in await store.lease_holders("m")] == ["alive"]
 
 
+async def test_a_grant_counts_the_live_holders_and_ranks_the_claimant(
+    store: Store, clock: VirtualClock
+) -> None:
+    # the processes taking part in a mapping, for what they share beyond slots (adaptive
+    # limits' growth): a waiting holder (granted 0) is one, an expired one is not
+    a = await store.claim_lease("m", "w-b", want=10, limit=10, ttl=2, in_use=10)
+    assert (a.holders, a.rank) == (1, 0)
+    waiting = await store.claim_lease("m", "w-a", want=10, limit=10, ttl=30)
+    assert (waiting.granted, waiting.holders, waiting.rank) == (0, 2, 0)
+    c = await store.claim_lease("m", "w-c", want=10, limit=10, ttl=30)
+    assert (c.holders, c.rank) == (3, 2)  # ranked by holder id
+    clock.advance(2)  # w-b never renewed
+    c = await store.claim_lease("m", "w-c", want=10, limit=10, ttl=30)
+    assert (c.holders, c.rank) == (2, 1)
+    # a release leaves the others
+    gone = await store.claim_lease("m", "w-a", want=0, limit=10, ttl=30)
+    assert (gone.holders, gone.rank) == (1, 0)
+
+
 async def test_renewal_keeps_a_lease_past_its_ttl(store: Store, clock: VirtualClock) -> None:
     await store.claim_lease("m", "a", want=1, limit=1, ttl=3, fair=False)
     for _ in range(6):  # twice the ttl, renewed every ttl/3

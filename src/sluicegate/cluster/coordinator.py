@@ -31,6 +31,14 @@ round (one transaction on SQLite):
    (:mod:`sluicegate.runtime.live`), so an operator's change reaches every worker
    within a round.
 
+Adaptive limits stay each process's own (each observes its own invocations), but they
+share their growth: every grant of a mapping's lease (``mapping:NAME``, for a stream
+``shards:NAME``) says how many live workers hold it and this one's rank among them, and
+the mapping's :class:`~sluicegate.core.adaptive.AdaptiveLimit` is told
+(:meth:`~sluicegate.core.adaptive.AdaptiveLimit.share_with`): N workers each grow by 1/N
+of the rule's increase, so together they grow as one limit would. When a worker dies
+its entry expires (or is reaped) and the survivors grow at full speed again.
+
 Then, in calls of their own, **shard leases** for stream mappings: ``shards:NAME`` (a
 counted lease of limit = shard count: each worker's fair number of shards) and
 ``shard:NAME:I`` (limit 1: who owns shard I). A worker claims free shards up to its fair
@@ -66,10 +74,10 @@ from sluicegate.cluster.leases import DEFAULT_LEASE_TTL, Lease, LeaseClient
 from sluicegate.cluster.pool import ACCOUNT_LEASE, ClusterPool, function_lease
 from sluicegate.cluster.runners import QueueRunner, ShardedRunner
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, decode
-from sluicegate.core.adaptive import TERM_ADAPTIVE
+from sluicegate.core.adaptive import TERM_ADAPTIVE, AdaptiveLimit
 from sluicegate.core.breaker import TERM_BREAKER
 from sluicegate.core.config import MappingConfig
-from sluicegate.core.limit import NO_LIMIT, TERM_CLUSTER, Share
+from sluicegate.core.limit import NO_LIMIT, TERM_CLUSTER, ConcurrencyLimit, Share
 from sluicegate.core.scaling import AwsScaling, ScalingPolicy
 from sluicegate.errors import ConfigError, StoreError
 from sluicegate.runtime.waiting import wait_event
@@ -183,6 +191,15 @@ class _QueueEntry:
 
 _LOCAL_TERMS = frozenset({TERM_CLUSTER, TERM_ADAPTIVE, TERM_BREAKER})
 """Terms of a queue mapping's limit that are not the cluster's (:meth:`cluster_limit`)."""
+
+
+def share_growth(limit: ConcurrencyLimit, lease: Lease) -> None:
+    """Tell ``limit``'s adaptive term, if it has one, how many workers hold ``lease``
+    (the mapping's) and this one's rank among them: its increases are shared with them
+    (:meth:`AdaptiveLimit.share_with`)."""
+    term = limit.get(TERM_ADAPTIVE)
+    if isinstance(term, AdaptiveLimit):
+        term.share_with(lease.holders, lease.rank)
 
 
 @dataclass(eq=False)
@@ -541,8 +558,10 @@ class Cluster:
             await self._claim_slots(CoordinationRound(self.worker_id, self.ttl, claims=claims),
                                     frozen_again, leaders=0)
         for q in self._queues:
-            if id(q) in woken and q.runner is not None:
-                q.runner.wake.set()
+            if q.runner is not None:
+                share_growth(q.runner.core.concurrency_limit, q.lease)
+                if id(q) in woken:
+                    q.runner.wake.set()
 
     def _slot_claims(self) -> tuple[list[LeaseClaim], list[tuple[Lease, int]]]:
         """The claims of the leases of concurrency slots (mappings, functions, account),
@@ -707,6 +726,7 @@ class Cluster:
         runner = s.runner
         count = runner.shard_count
         await self._claim(s.count, want=count, limit=count, in_use=len(s.owned))
+        share_growth(runner.core.concurrency_limit, s.count)
         fair = s.count.share()
         # renew what is owned; claim free shards up to the fair number
         keep: set[int] = set()

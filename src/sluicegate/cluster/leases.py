@@ -63,7 +63,8 @@ class Lease:
         clock: a monotonic clock in seconds (``time.monotonic``).
     """
 
-    __slots__ = ("clock", "frozen", "granted", "held", "name", "token", "ttl", "valid_until")
+    __slots__ = ("clock", "frozen", "granted", "held", "holders", "name", "rank", "token", "ttl",
+                 "valid_until")
 
     def __init__(self, name: str, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.name = name
@@ -73,6 +74,12 @@ class Lease:
         self.held = 0
         self.token = 0
         """The fencing token of the last grant (0 while nothing is held)."""
+        self.holders = 1
+        """The lease's live holders at the last grant, this worker included (at least 1):
+        the processes taking part, for what they share beyond slots (adaptive limits'
+        increases)."""
+        self.rank = 0
+        """This worker's place among :attr:`holders` (by holder id) at the last grant."""
         self.valid_until = float("-inf")
         self.frozen: int | None = None
         """While a claim that reported ``in_use`` is on its way: that ``in_use``. The
@@ -88,6 +95,8 @@ class Lease:
         self.granted = grant.granted
         self.held = grant.held
         self.token = grant.token
+        self.holders = max(1, grant.holders)
+        self.rank = min(grant.rank, self.holders - 1)
         self.valid_until = sent_at + self.ttl * (1.0 - VALIDITY_MARGIN)
 
     def unanswered(self, in_use: int) -> None:

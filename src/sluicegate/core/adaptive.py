@@ -48,10 +48,28 @@ update; ``decay_time`` 10 s), so the pollers a drained backlog called up retire 
 concurrency (a function whose duration does not depend on how many run), growth stops
 only there: the limit settles at about ``in-flight / utilization``.
 
+**Processes sharing a downstream.** Each process running a mapping has its own adaptive
+limit on its own invocations (a cluster's coordinator keeps it out of the mapping's
+shared limit). Left alone, N processes would each grow as one limit does, so together
+they would grow N times as fast, and, started together, in step: two AIMD limits each +1
+a window move the downstream's load by 2 at once. So the cluster tells each limit how many
+processes share the mapping and its rank among them (:meth:`AdaptiveLimit.share_with`):
+every *increase* of the rule is divided by N (AIMD's +1, Vegas's ``beta`` and ``L``,
+Gradient2's ``queue_size``), so N processes together grow as one limit would; decreases
+stay each process's own, multiplicative, since each sees the overload itself. The limit
+is the estimate plus ``rank / N``, rounded down: N processes with equal estimates e then
+allow ``floor(N x e)`` together (Hermite's identity), one slot more at a time, where
+rounding each down would add N slots every N-th update. Without a cluster N is 1 and
+nothing changes.
+
 **Windows** (Netflix's ``WindowedLimit``): samples are gathered and the rule runs once per
 window of ``window`` seconds (1 s, its default) holding at least ``window_size`` samples
 (10), with the window's average latency, largest in-flight count and whether any sample
-dropped (a window with a drop but too few samples still applies the drop rule). With
+dropped (a window with a drop but too few samples still applies the drop rule). A window
+that ends with too few samples and no drop goes on until it has them: Netflix discards
+it, which leaves a limit whose window holds fewer than ``window_size`` invocations
+(``window x limit / latency``: 3 for a limit of 3, 0.25 s windows and 250 ms calls)
+never growing, only falling on drops. With
 ``window=0`` every sample updates the estimate, as Netflix's ``SimpleLimiter`` feeds an
 unwindowed limit: at thousands of invocations a second that makes the latency rules
 whipsaw (measured: a capacity-200 downstream held between 80 and 220), so windows are the
@@ -239,9 +257,13 @@ class Algorithm:
     Attributes:
         estimate: the current estimate (a float; the limit is its integer part, clamped
             by :class:`AdaptiveLimit`).
+        processes: how many processes run this limit's mapping against the same
+            downstream, each with its own limit (1 without a cluster): every *increase*
+            of the rule is divided by it, so that together they grow as one limit would
+            (see the module docstring); decreases are each process's own.
     """
 
-    __slots__ = ("estimate", "maximum", "minimum")
+    __slots__ = ("estimate", "maximum", "minimum", "processes")
 
     name: str = ""
 
@@ -249,6 +271,7 @@ class Algorithm:
         self.estimate = float(config.initial_limit)
         self.minimum = config.minimum
         self.maximum = config.maximum
+        self.processes = 1
 
     def update(self, latency: float, in_flight: int, drop: bool, grow: bool) -> None:
         """One sample: its ``latency`` (seconds; meaningless when ``drop`` and no latency
@@ -267,8 +290,13 @@ class Algorithm:
 class Aimd(Algorithm):
     """Additive increase, multiplicative decrease (``AIMDLimit``).
 
-    Rule: on a drop, or a latency above ``drop_latency``, ``limit = max(1, min(limit - 1,
-    int(limit x backoff_ratio)))``; else, while the limit is used, ``limit + 1``.
+    Rule: on a drop, or a latency above ``drop_latency``, ``estimate = max(1, min(estimate
+    - 1 / processes, estimate x backoff_ratio))``; else, while the limit is used,
+    ``estimate + 1 / processes``. In one process with a whole estimate that is Netflix's
+    ``max(1, min(limit - 1, int(limit x backoff_ratio)))`` and ``limit + 1``; the
+    estimate keeps its fraction, so that processes sharing growth add up (two reach the
+    next integer every second update) and a decrease stays multiplicative on a small
+    limit (``int(5 x 0.75)`` would cut 5 by 40%).
     """
 
     __slots__ = ("backoff_ratio", "drop_latency")
@@ -281,11 +309,13 @@ class Aimd(Algorithm):
         self.drop_latency = config.drop_latency
 
     def update(self, latency: float, in_flight: int, drop: bool, grow: bool) -> None:
-        limit = int(self.estimate)
         if drop or latency > self.drop_latency:
-            self.estimate = self._clamp(max(1, min(limit - 1, int(limit * self.backoff_ratio))))
+            estimate = self.estimate
+            step = 1.0 / self.processes
+            self.estimate = self._clamp(max(1.0, min(estimate - step,
+                                                     estimate * self.backoff_ratio)))
         elif grow:
-            self.estimate = self._clamp(limit + 1)
+            self.estimate = self._clamp(self.estimate + 1.0 / self.processes)
 
 
 class Gradient2(Algorithm):
@@ -296,7 +326,9 @@ class Gradient2(Algorithm):
     over ``long_window`` samples (a plain mean over the first 10); when ``long / short
     > 2``, ``long`` is cut by 10% (latency back to normal after a long overload). While
     the limit is used: ``gradient = max(0.5, min(1, long / short))``, ``new = limit x
-    gradient + queue_size``, ``limit = limit x (1 - smoothing) + new x smoothing``.
+    gradient + queue_size / processes``, ``limit = limit x (1 - smoothing) + new x
+    smoothing`` (the processes sharing a downstream keep ``queue_size`` of headroom
+    together).
     Gradient2 does not read drops (Netflix's rule does not): a dropped sample without a
     latency is skipped.
     """
@@ -334,7 +366,7 @@ class Gradient2(Algorithm):
             return
         gradient = 1.0 if short <= 0 else max(0.5, min(1.0, long / short))
         limit = self.estimate
-        new = limit * gradient + self.queue_size
+        new = limit * gradient + self.queue_size / self.processes
         new = limit * (1.0 - self.smoothing) + new * self.smoothing
         self.estimate = self._clamp(new)
 
@@ -349,9 +381,10 @@ class Vegas(Algorithm):
     [0.5, 1), :class:`GoldenJitter`) the no-load latency is reset to the sample's; a latency below the
     no-load latency becomes it. Otherwise ``queue = ceil(limit x (1 - no_load /
     latency))``, and with ``L = log10root(limit)``: a drop gives ``limit - L``; while
-    the limit is used, ``queue <= L`` gives ``limit + beta``, ``queue < alpha`` gives
-    ``limit + L``, ``queue > beta`` gives ``limit - L``, else no change (``alpha`` = 3L
-    and ``beta`` = 6L unless set). The result is clamped and smoothed.
+    the limit is used, ``queue <= L`` gives ``limit + beta / processes``, ``queue <
+    alpha`` gives ``limit + L / processes``, ``queue > beta`` gives ``limit - L``, else
+    no change (``alpha`` = 3L and ``beta`` = 6L unless set). The result is clamped and
+    smoothed.
     """
 
     __slots__ = ("_alpha", "_beta", "_draw", "_jitter", "_probe_count", "no_load",
@@ -398,9 +431,9 @@ class Vegas(Algorithm):
             alpha = 3 * step if self._alpha is None else self._alpha
             beta = 6 * step if self._beta is None else self._beta
             if queue <= step:
-                new = limit + beta
+                new = limit + beta / self.processes
             elif queue < alpha:
-                new = limit + step
+                new = limit + step / self.processes
             elif queue > beta:
                 new = limit - step
             else:
@@ -443,6 +476,7 @@ class AdaptiveStatistics:
             errors ignored; ``updates``: times the rule ran.
         latency: the latest sample's latency in seconds (``None`` before any).
         detail: the rule's own statistics (latency averages, queue estimate).
+        processes: the processes its increases are shared with (1: this one alone).
     """
 
     algorithm: str
@@ -454,11 +488,13 @@ class AdaptiveStatistics:
     updates: int
     latency: float | None
     detail: Mapping[str, float]
+    processes: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"algorithm": self.algorithm, "limit": self.limit, "estimate": self.estimate,
                 "samples": self.samples, "drops": self.drops, "ignored": self.ignored,
-                "updates": self.updates, "latency": self.latency, "detail": dict(self.detail)}
+                "updates": self.updates, "latency": self.latency, "detail": dict(self.detail),
+                "processes": self.processes}
 
 
 class AdaptiveLimit:
@@ -470,10 +506,10 @@ class AdaptiveLimit:
         name: the term's name.
     """
 
-    __slots__ = ("_decay", "_drop_on_error", "_last", "_limit", "_utilization", "_w_count", "_w_drop",
-                 "_w_end", "_w_flight", "_w_latency", "_w_min", "_window", "_window_size",
-                 "algorithm", "config", "drops", "ignored", "latency", "name", "samples",
-                 "updates")
+    __slots__ = ("_decay", "_drop_on_error", "_last", "_limit", "_rank", "_utilization",
+                 "_w_count", "_w_drop", "_w_end", "_w_flight", "_w_latency", "_w_min", "_window",
+                 "_window_size", "algorithm", "config", "drops", "ignored", "latency", "name",
+                 "samples", "updates")
 
     def __init__(self, config: AdaptiveConfig | None = None, *,
                  jitter: Callable[[], float] | None = None,
@@ -481,6 +517,7 @@ class AdaptiveLimit:
         self.config = config = config if config is not None else AdaptiveConfig()
         self.name = name
         self.algorithm = make_algorithm(config, jitter)
+        self._rank = 0
         self._limit = int(self.algorithm.estimate)
         self._utilization = config.utilization
         self._decay = config.decay_time
@@ -540,7 +577,40 @@ class AdaptiveLimit:
         algorithm = self.algorithm
         return AdaptiveStatistics(algorithm.name, self._limit, algorithm.estimate,
                                   self.samples, self.drops, self.ignored, self.updates,
-                                  self.latency, algorithm.describe())
+                                  self.latency, algorithm.describe(), algorithm.processes)
+
+    @property
+    def processes(self) -> int:
+        """The processes running this mapping with a limit of their own against the same
+        downstream, this one included (1 without a cluster): the rule's increases are
+        divided by it (see the module docstring)."""
+        return self.algorithm.processes
+
+    @property
+    def rank(self) -> int:
+        """This process's place among :attr:`processes`, 0 to ``processes - 1``."""
+        return self._rank
+
+    def share_with(self, processes: int, rank: int = 0) -> None:
+        """Share the limit's growth with ``processes`` processes (this one included; below
+        1 counts as 1), this one being number ``rank`` among them (0 to ``processes -
+        1``, distinct per process). The cluster's coordinator calls it at every round
+        with the live holders of the mapping's lease, so a process that dies gives the
+        survivors their full increase back once its lease expires."""
+        processes = max(1, int(processes))
+        self.algorithm.processes = processes
+        self._rank = min(max(0, int(rank)), processes - 1)
+        self._limit = self._whole()
+
+    def _whole(self) -> int:
+        """The limit: the estimate plus this process's offset ``rank / processes``,
+        rounded down, within the clamp. The offsets spread the processes' integer steps
+        over the estimate's unit (N equal estimates e give ``floor(N x e)`` together:
+        Hermite's identity), so N processes grown in step still add one slot at a time
+        rather than N at every N-th update."""
+        algorithm = self.algorithm
+        value = int(algorithm.estimate + self._rank / algorithm.processes)
+        return min(algorithm.maximum, max(algorithm.minimum, value))
 
     # ------------------------------------------------------------------ internals
 
@@ -564,13 +634,15 @@ class AdaptiveLimit:
                 algorithm.estimate = max(float(algorithm.minimum),
                                          estimate - (estimate - floor) * share)
         self.updates += 1
-        self._limit = int(algorithm.estimate)
+        self._limit = self._whole()
 
     def _windowed(self, now: float, latency: float, in_flight: int, drop: bool) -> None:
-        """``WindowedLimit``: gather; when a sample ends after the window's end, close it
-        (the next ends ``clamp(2 x its smallest latency, window, window)`` later, that
-        is ``window``) and run the rule with its average latency, largest in-flight
-        count and drop, if it holds ``window_size`` samples."""
+        """``WindowedLimit``: gather; when a sample ends after the window's end and the
+        window holds ``window_size`` samples, close it (the next ends ``clamp(2 x its
+        smallest latency, window, window)`` later, that is ``window``) and run the rule
+        with its average latency, largest in-flight count and drop. A window short of
+        samples goes on (Netflix drops it), unless it saw a drop: then the drop rule
+        runs and the window closes."""
         if not math.isnan(latency):
             self._w_count += 1
             self._w_latency += latency
@@ -583,6 +655,13 @@ class AdaptiveLimit:
             self._update(now, self._w_latency / self._w_count, self._w_flight, self._w_drop)
         elif self._w_drop and self._w_end > -math.inf:
             self._update(now, math.nan, self._w_flight, True)
+        elif self._w_end > -math.inf:
+            # too few samples: the window goes on until it holds window_size. Closed
+            # and dropped here (Netflix's rule), a window shorter than window_size
+            # invocations of the limit (window x limit / latency < window_size) never
+            # updated it: it could only fall, by the drop rule (a live limit of 3 with
+            # 250 ms calls and 0.25 s windows got 3 samples a window, held at 3)
+            return
         self._w_end = now + self._window
         self._w_count = 0
         self._w_latency = 0.0

@@ -104,6 +104,11 @@ class LeaseGrant:
         token: the holder's fencing token (0 while it holds nothing).
         expires: when the store drops the holder unless it claims again (epoch seconds,
             store clock).
+        holders: the lease's live holders after the claim, this one included while it
+            holds an entry (a holder waiting with a count of 0 is one): how many
+            processes take part in it, as the claim saw them.
+        rank: this holder's place among them, 0 to ``holders - 1``, by holder id (0 when
+            it holds no entry): distinct per holder within one round of claims.
     """
 
     granted: int
@@ -111,6 +116,8 @@ class LeaseGrant:
     free: int
     token: int
     expires: float
+    holders: int = 1
+    rank: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +184,7 @@ def claim_lease_in(
     stored = max(grant, min(held_before, in_use))
     if stored == 0 and want <= 0:
         entries.pop(holder, None)
-        return LeaseGrant(0, 0, limit - others, 0, now)
+        return LeaseGrant(0, 0, limit - others, 0, now, len(entries), 0)
     expires = now + ttl
     if mine is None:
         mine = entries[holder] = LeaseEntry(0, 0, expires, 0)
@@ -186,7 +193,9 @@ def claim_lease_in(
     elif stored == 0:
         mine.token = 0
     mine.count, mine.want, mine.expires = stored, want, expires
-    return LeaseGrant(grant, stored, limit - others - stored, mine.token, expires)
+    rank = sum(1 for h in entries if h < holder)
+    return LeaseGrant(grant, stored, limit - others - stored, mine.token, expires,
+                      len(entries), rank)
 
 
 @dataclass(slots=True)

@@ -766,8 +766,8 @@ class RedisStore(Store):
         res = await self._run("lease", f"{self.prefix}leases", *args)
         return [
             LeaseGrant(int(res[i]), int(res[i + 1]), int(res[i + 2]), int(res[i + 3]),
-                       float(res[i + 4]))
-            for i in range(0, len(res), 5)
+                       float(res[i + 4]), int(res[i + 5]), int(res[i + 6]))
+            for i in range(0, len(res), 7)
         ]
 
     async def _lease_holders(self, name: str) -> list[LeaseHolder]:

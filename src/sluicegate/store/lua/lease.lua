@@ -6,7 +6,8 @@
 -- Keys per lease NAME: P..'lease:{NAME}:held' (hash holder -> count), ':want' (hash
 -- holder -> want), ':tok' (hash holder -> fencing token), ':exp' (zset holder ->
 -- expiry, epoch seconds); P..'leases' (hash NAME -> last token given).
--- Returns per claim: granted, held, free, token, expiry (string).
+-- Returns per claim: granted, held, free, token, expiry (string), live holders, this
+-- holder's rank among them by holder id (0 when it holds no entry).
 local holder = ARGV[3]
 local ttl = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
@@ -95,5 +96,13 @@ for c = 0, n - 1 do
   table.insert(out, limit - others - stored)
   table.insert(out, token)
   table.insert(out, fmt(expiry))
+  local names = redis.call('ZRANGE', kexp, 0, -1)
+  local rank = 0
+  for _, h in ipairs(names) do
+    if h < holder then rank = rank + 1 end
+  end
+  if redis.call('ZSCORE', kexp, holder) == false then rank = 0 end
+  table.insert(out, #names)
+  table.insert(out, rank)
 end
 return out
