@@ -63,6 +63,9 @@ class RuntimeBreakers:
         self.registry = Breakers(shared)
         self.clock = clock
         self._changed: dict[str, _Changed] = {}
+        self.closing = False
+        """Set by the runtime as it stops: ends the probe loops even if the cancel that
+        follows is lost (a probe is the user's code, which may swallow one)."""
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.registry)
@@ -128,7 +131,7 @@ class RuntimeBreakers:
         probe = breaker.config.probe
         assert probe is not None
         interval = breaker.config.probe_interval
-        while True:
+        while not self.closing:
             await asyncio.sleep(interval)
             if not breaker.probe_due(self.clock()):
                 continue

@@ -540,6 +540,7 @@ class Runtime:
             for task in tasks:  # none may outlive the run (a cancelled run included)
                 if not task.done():
                     task.cancel()
+            self._breakers.closing = True  # ends the loops even if a cancel got lost
             probes.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await probes
