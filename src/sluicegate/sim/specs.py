@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import AccountConfig, MappingConfig, is_fifo_queue
 from sluicegate.core.settings import SETTINGS
@@ -318,9 +317,9 @@ _STREAM_MAPPING_KEYS = ("batch_size", "maximum_batching_window", "parallelizatio
 def mapping_dict(m: MappingConfig | StreamMappingConfig,
                  pauses: tuple[Pause, ...]) -> dict[str, Any]:
     """A mapping's ``[mapping]`` in plain form: its settings, its pauses, a queue
-    mapping's filter patterns, its own breaker (a scenario's mapping shares none) and the
-    adaptive limit's settings when given (an absent table is the defaults the core filled
-    in)."""
+    mapping's filter patterns, its own breaker (a scenario's mapping shares none) and,
+    with adaptive scaling, the adaptive limit's settings (the defaults the core filled in
+    when the table is absent)."""
     queue = isinstance(m, MappingConfig)
     out: dict[str, Any] = {name: getattr(m, name)
                            for name in (_QUEUE_MAPPING_KEYS if queue else _STREAM_MAPPING_KEYS)}
@@ -329,7 +328,7 @@ def mapping_dict(m: MappingConfig | StreamMappingConfig,
         out["filter_criteria"] = list(m.filter_criteria.patterns)
     if isinstance(m.breaker, BreakerConfig):
         out["breaker"] = breaker_dict(m.breaker)
-    if isinstance(m, MappingConfig) and m.adaptive is not None and m.adaptive != AdaptiveConfig():
+    if isinstance(m, MappingConfig) and m.adaptive is not None:  # adaptive scaling only
         out["adaptive"] = m.adaptive.to_dict()
     return out
 
