@@ -239,3 +239,14 @@ def test_a_bad_mapping_value_is_a_one_line_error(scenario: str, override: str,
     with pytest.raises(ScenarioError, match=re.escape(message)) as info:
         load_any_scenario(scenario, overrides=[override])
     assert "\n" not in str(info.value)
+
+
+def test_adaptive_scaling_writes_the_settings_the_core_filled_in() -> None:
+    # Given adaptive scaling without an adaptive table
+    scenario = load_any_scenario(QUEUE_SCENARIO, overrides=["mapping.scaling=adaptive"])
+    plain = scenario.to_dict()
+    # Then the plain form holds the defaults the core filled in, and reads back the same
+    assert plain["mapping"]["adaptive"]["algorithm"] == "vegas"
+    assert load_any_scenario(plain).to_dict() == plain
+    # and a mapping without adaptive scaling writes none
+    assert "adaptive" not in load_any_scenario(QUEUE_SCENARIO).to_dict()["mapping"]
