@@ -85,9 +85,9 @@ def test_the_apps_settings_are_taken_as_written() -> None:
     assert (f.name, f.timeout, f.reserved_concurrency) == ("work", 15.0, 30)
     assert (m.batch_size, m.maximum_concurrency, m.scaling, m.report_batch_item_failures) == (
         5, 8, "fixed", True)
-    assert scenario.mapping_config().filter_criteria == fifo_app().mappings[0].filter_criteria
+    assert scenario.mapping.filter_criteria == fifo_app().mappings[0].filter_criteria
     assert (scenario.account.concurrency_limit, scenario.account.min_unreserved) == (400, 50)
-    assert m.pauses == (Pause(25.0, 30.0),)
+    assert scenario.pauses == (Pause(25.0, 30.0),)
 
 
 def test_an_app_and_its_load_are_the_scenario_written_out() -> None:
@@ -95,7 +95,7 @@ def test_an_app_and_its_load_are_the_scenario_written_out() -> None:
     written = load_scenario(FIFO_SCENARIO)
     # the same but for how the filter pattern is spelled (the App keeps it compacted)
     assert from_app.to_dict() == written.to_dict()
-    assert from_app.mapping_config() == written.mapping_config()
+    assert from_app.mapping == written.mapping
     assert simulate(from_app).to_dict() == simulate(written).to_dict()
 
 
@@ -124,7 +124,7 @@ pauses = [{ at = "10s" }]
     assert (m.parallelization_factor, m.bisect_batch_on_function_error,
             m.maximum_retry_attempts, m.on_failure, m.starting_position) == (
         4, True, 2, "failed", "LATEST")
-    assert m.pauses == (Pause(10.0, None),)
+    assert scenario.pauses == (Pause(10.0, None),)
     assert scenario.producers[0].key_distribution == "hot"
 
 
@@ -158,7 +158,7 @@ def test_pauses_are_found_by_source_or_by_mapping_name() -> None:
     app.map("q", "f")
     for key in ("q", '"q->f"'):
         scenario = load_app_scenario(app, f"[mappings.{key}]\npauses = [{{ at = 1 }}]\n")
-        assert scenario.mapping.pauses == (Pause(1.0, None),)
+        assert scenario.pauses == (Pause(1.0, None),)
 
 
 @pytest.mark.parametrize("build, sources", [

@@ -80,7 +80,7 @@ def test_determinism_and_the_scenario_keys() -> None:
 )
 def test_bad_fifo_scenarios_are_one_line_errors(text: str, match: str) -> None:
     with pytest.raises(ScenarioError, match=match) as info:
-        load_scenario(text).mapping_config()
+        load_scenario(text)
     assert "\n" not in str(info.value)
 
 

@@ -67,9 +67,9 @@ def test_a_short_open_wait_fails_more_probes_and_loses_some_messages() -> None:
 
 def test_an_apps_shared_breaker_is_one_term_of_both_lanes_in_a_world() -> None:
     import sluicegate
-    from sluicegate.sim.app_scenario import app_world
     from sluicegate.sim.driver import _Simulation
     from sluicegate.sim.load import load_load
+    from sluicegate.sim.world import app_world
 
     app = sluicegate.App()
     app.queue("a")
@@ -97,7 +97,7 @@ def test_a_stream_scenario_takes_a_breaker_and_writes_it_back() -> None:
     data = {"stream": {"shard_count": 1},
             "mapping": {"breaker": {"open_wait": "1m", "minimum_calls": 3}}}
     scenario = load_any_scenario(data)
-    breaker = scenario.mapping_config().breaker
+    breaker = scenario.mapping.breaker
     assert breaker is not None and not isinstance(breaker, str)
     assert (breaker.open_wait, breaker.minimum_calls) == (60.0, 3)
     assert scenario.to_dict()["mapping"]["breaker"]["open_wait"] == 60.0

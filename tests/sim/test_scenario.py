@@ -172,7 +172,7 @@ def test_round_trip_through_the_plain_form() -> None:
         [account]
         concurrency_limit = 3000
     """)
-    assert s.mapping.pauses == (Pause(60.0, 120.0),)
+    assert s.pauses == (Pause(60.0, 120.0),)
     assert load_scenario(s.to_dict()) == s
     assert load_scenario(s) == s
 
@@ -313,4 +313,4 @@ def test_the_public_surface() -> None:
     assert foreign == []
     assert set(sim.Distribution.__args__) == {
         sim.Fixed, sim.Uniform, sim.Normal, sim.LogNormal, sim.Exponential, sim.Empirical}
-    assert sim.MappingSpec().batch_size == 10
+    assert sim.Scenario().mapping.batch_size == 10

@@ -172,7 +172,7 @@ def test_example_parses_with_every_section_and_round_trips() -> None:
     assert (m.parallelization_factor, m.bisect_batch_on_function_error,
             m.maximum_retry_attempts, m.maximum_record_age, m.on_failure) == (
         2, True, 3, 120, "on-failure")
-    config = scenario.mapping_config()
+    config = scenario.mapping
     assert config.stream == "stream" and config.function == "function"
     assert load_stream_scenario(scenario.to_dict()) == scenario
     assert load_stream_scenario(scenario) == scenario

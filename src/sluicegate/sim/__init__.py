@@ -47,7 +47,6 @@ from sluicegate.sim.loading import load_any_scenario
 from sluicegate.sim.scenario import (
     DEFAULT_RAISE_AT,
     ENVIRONMENT_IDLE_TIMEOUT,
-    AccountSpec,
     Distribution,
     DownstreamSpec,
     Empirical,
@@ -56,7 +55,6 @@ from sluicegate.sim.scenario import (
     Fixed,
     FunctionSpec,
     LogNormal,
-    MappingSpec,
     Normal,
     Pause,
     ProducerSpec,
@@ -69,7 +67,6 @@ from sluicegate.sim.scenario import (
 )
 from sluicegate.sim.stream_scenario import (
     PoisonSpec,
-    StreamMappingSpec,
     StreamProducerSpec,
     StreamScenario,
     StreamSpec,
@@ -97,7 +94,6 @@ __all__ = [
     "STREAM_SERIES_KEYS",
     "STREAM_SUMMARY_KEYS",
     "SUMMARY_KEYS",
-    "AccountSpec",
     "Distribution",
     "DownstreamSpec",
     "Empirical",
@@ -107,7 +103,6 @@ __all__ = [
     "FunctionSpec",
     "Load",
     "LogNormal",
-    "MappingSpec",
     "Normal",
     "Pause",
     "PoisonSpec",
@@ -116,7 +111,6 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimResult",
-    "StreamMappingSpec",
     "StreamProducerSpec",
     "StreamScenario",
     "StreamSpec",

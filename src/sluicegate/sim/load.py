@@ -28,8 +28,9 @@ when things go wrong: a load file does, in TOML, keyed by the App's names (see
 - ``[mappings.SOURCE]`` (or ``[mappings."SOURCE->FUNCTION"]``): ``pauses``.
 
 Each key is validated by the parser the scenario files use (:mod:`sluicegate.sim.sections`),
-so a load accepts what a scenario accepts. Whether the names exist in the App is checked
-when both are put together (:mod:`sluicegate.sim.app_scenario`).
+so a load accepts what a scenario accepts. Whether a load fits an App (its names are the
+App's, and the App is one the simulator can run) is :func:`check_fits`, which
+:func:`~sluicegate.sim.world.app_world` calls.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sluicegate.app import App
+from sluicegate.core.config import MappingConfig, TopicConfig
+from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.sim.schema import ScenarioError, Table
 from sluicegate.sim.sections import (
     parse_downstream,
@@ -66,7 +70,17 @@ from sluicegate.sim.stream_scenario import (
     parse_stream_producers,
 )
 
-__all__ = ["FunctionLoad", "Load", "QueueLoad", "StreamLoad", "load_load"]
+__all__ = [
+    "FunctionLoad",
+    "Load",
+    "QueueLoad",
+    "StreamLoad",
+    "check_fits",
+    "load_load",
+    "mapped_topics",
+    "pauses_of",
+    "refuse_load_groups",
+]
 
 APP_SETTINGS = ("name", "timeout", "reserved_concurrency")
 """Function keys a scenario has and a load file refuses: the App's ``app.function``
@@ -136,6 +150,10 @@ class Load:
         name, description, seed, duration, bucket: as in a scenario.
         queues, streams, topics, functions: by the App's names.
         pauses: mapping pauses, by ``SOURCE`` or ``SOURCE->FUNCTION``.
+        labels: the names a topic's subscribers go by, by their queue's name (a topic
+            scenario's ``[[subscribers]] name``): a subscriber's label in the results and
+            the prefix of its random streams' names; a queue not in it goes by its own
+            name. Not read from a load file.
         context: where it came from (a file name), for error messages.
     """
 
@@ -149,6 +167,7 @@ class Load:
     topics: dict[str, QueueLoad] = field(default_factory=dict)
     functions: dict[str, FunctionLoad] = field(default_factory=dict)
     pauses: dict[str, tuple[Pause, ...]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
     context: str = "load"
 
 
@@ -237,3 +256,122 @@ def _pauses(t: Table) -> tuple[Pause, ...]:
     pauses = parse_pauses(t)
     t.finish()
     return pauses
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _check_names(app: App, load: Load) -> None:
+    """Refuse a load naming what the App does not have."""
+    for section, names, have, what in (
+        ("queues", load.queues, app.queues, "queue"),
+        ("streams", load.streams, app.streams, "stream"),
+        ("topics", load.topics, app.topics, "topic"),
+        ("functions", load.functions, app.functions, "function"),
+    ):
+        for name in names:
+            if name not in have:
+                raise _unknown(load, section, name, what, list(have))
+        mapped = ({m.queue for m in app.mappings} if section == "queues" else
+                  {m.stream for m in app.stream_mappings} if section == "streams" else None)
+        for name in names:
+            if mapped is not None and name not in mapped:
+                raise ScenarioError(f"{section}.{name}", None, "", load.context, message=(
+                    f"{section}.{name}: the App maps no function to {what} {name!r}, so "
+                    "nothing would read what arrives there"))
+        if section == "queues":
+            for name, queue_load in load.queues.items():
+                if app.topics and any(name in t.subscribers for t in app.topics.values()) \
+                        and _carries_messages(queue_load):
+                    raise ScenarioError(f"queues.{name}", None, "", load.context, message=(
+                        f"queues.{name}: a topic delivers to this queue: give "
+                        "message_size, bodies and groups under [topics.NAME]"))
+    sources = {**{m.queue: m.name for m in app.mappings},
+               **{m.stream: m.name for m in app.stream_mappings}}
+    mapping_names = [m.name for m in app.mappings] + [m.name for m in app.stream_mappings]
+    for key in load.pauses:
+        if key not in sources and key not in mapping_names:
+            raise _unknown(load, "mappings", key, "mapping (SOURCE or SOURCE->FUNCTION)",
+                           mapping_names)
+
+
+def _carries_messages(queue_load: QueueLoad) -> bool:
+    default = QueueLoad()
+    return any(getattr(queue_load, key) != getattr(default, key)
+               for key in ("message_size", "bodies", "groups", "hot_group_share"))
+
+
+def _unknown(load: Load, section: str, name: str, what: str,
+             known: list[str]) -> ScenarioError:
+    has = f"its {section}: {', '.join(known)}" if known else f"it has no {section}"
+    return ScenarioError(f"{section}.{name}", None, "", load.context,
+                         message=f"{section}.{name}: the App has no {what} {name!r} ({has})")
+
+
+def refuse_load_groups(load: Load, section: str, name: str, messages: QueueLoad) -> None:
+    for key, default in (("groups", 1), ("hot_group_share", 0.0)):
+        if getattr(messages, key) != default:
+            raise ScenarioError(f"{section}.{name}.{key}", getattr(messages, key),
+                                "only for a FIFO queue or topic (a name ending in '.fifo')",
+                                load.context)
+
+
+def pauses_of(load: Load, source: str, function: str) -> tuple[Pause, ...]:
+    """A mapping's pauses, under ``SOURCE->FUNCTION`` or ``SOURCE`` (one mapping reads a
+    source: :func:`_check_runnable`)."""
+    return load.pauses.get(f"{source}->{function}", load.pauses.get(source, ()))
+
+
+
+def mapped_topics(app: App) -> list[TopicConfig]:
+    """The App's topics that deliver to a mapped queue."""
+    mapped = {m.queue for m in app.mappings}
+    return [t for t in app.topics.values() if mapped & set(t.subscribers)]
+
+
+def check_fits(app: App, load: Load) -> None:
+    """Refuse a load that does not fit ``app`` (a name the App does not have) and an App
+    the simulator cannot run, each in one line.
+
+    Raises:
+        ScenarioError: the first problem found.
+    """
+    _check_names(app, load)
+    _check_runnable(app, load)
+
+
+def _check_runnable(app: App, load: Load) -> None:
+    """Refuse what the simulator cannot run, in one line."""
+    context = load.context
+    queue_mappings, stream_mappings = app.mappings, app.stream_mappings
+    if not queue_mappings and not stream_mappings:
+        raise ScenarioError("app", None, "", context,
+                            message="the App maps no queue or stream to a function: nothing "
+                                    "to simulate")
+    sources: dict[str, str] = {}
+    every: list[MappingConfig | StreamMappingConfig] = [*queue_mappings, *stream_mappings]
+    for m in every:
+        source = m.queue if isinstance(m, MappingConfig) else m.stream
+        if source in sources:
+            raise ScenarioError("app", None, "", context, message=(
+                f"{source!r} is read by two mappings ({sources[source]}, {m.name}): the "
+                "simulator runs one mapping per queue or stream"))
+        sources[source] = m.name
+    for m in stream_mappings:
+        if m.filter_criteria:
+            raise ScenarioError("app", None, "", context, message=(
+                f"mapping {m.name} has filter_criteria: stream filters are not simulated "
+                "yet"))
+    topics = mapped_topics(app)
+    if len(topics) > 1:
+        raise ScenarioError("app", None, "", context, message=(
+            f"the App has {len(topics)} topics delivering to mapped queues "
+            f"({', '.join(t.name for t in topics)}): one topic at a time is simulated"))
+    for topic in topics:
+        for queue in topic.subscribers:
+            if queue not in sources:
+                raise ScenarioError("app", None, "", context, message=(
+                    f"queue {queue!r} of topic {topic.name!r} has no mapping: each queue a "
+                    "simulated topic delivers to is read by one"))
+
+

@@ -8,13 +8,16 @@ names the key path (``mapping.maximum_concurrency``), the value and what is allo
 
 AWS parameters (batch size, visibility timeout, maximum concurrency, ...) are validated
 by the core's own configuration classes, so that a scenario accepts exactly what an App
-accepts; only the simulator's own models are validated here.
+accepts; only the simulator's own models are validated here. ``[mapping]`` and
+``[account]`` are read straight into the core's :class:`MappingConfig` and
+:class:`AccountConfig`; :func:`~sluicegate.sim.world.app_and_load` reads a scenario as the
+App and the load it describes.
 
 :meth:`Scenario.to_dict` gives the normalized form (every default filled in, durations in
 seconds) that :func:`load_scenario` accepts back unchanged.
 
 The parts live in modules of their own: :mod:`~sluicegate.sim.distributions` (duration
-models), :mod:`~sluicegate.sim.specs` (the sections as dataclasses, with their defaults),
+models), :mod:`~sluicegate.sim.specs` (the simulator's own sections, with their defaults),
 :mod:`~sluicegate.sim.schema` (the error, durations, the table reader),
 :mod:`~sluicegate.sim.sections` (the sections' parsers, shared by every kind),
 :mod:`~sluicegate.sim.overrides` (``KEY=VALUE``) and :mod:`~sluicegate.sim.sources`
@@ -33,7 +36,6 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
-    as_filter_criteria,
 )
 from sluicegate.sim.distributions import (
     Distribution,
@@ -66,20 +68,17 @@ from sluicegate.sim.specs import (
     DOWNSTREAM_RATE_WINDOW,
     ENVIRONMENT_IDLE_TIMEOUT,
     RECORD_OVERHEAD,
-    AccountSpec,
     DownstreamSpec,
     ErrorWindow,
     FunctionSpec,
-    MappingSpec,
     Pause,
     ProducerSpec,
     QueueSpec,
     account_dict,
-    breaker_dict,
     dlq_name,
     downstream_dict,
     function_dict,
-    pauses_list,
+    mapping_dict,
     producer_dict,
 )
 
@@ -94,7 +93,6 @@ __all__ = [
     "DOWNSTREAM_RATE_WINDOW",
     "ENVIRONMENT_IDLE_TIMEOUT",
     "RECORD_OVERHEAD",
-    "AccountSpec",
     "Distribution",
     "DownstreamSpec",
     "Empirical",
@@ -103,7 +101,6 @@ __all__ = [
     "Fixed",
     "FunctionSpec",
     "LogNormal",
-    "MappingSpec",
     "Normal",
     "Pause",
     "ProducerSpec",
@@ -126,9 +123,12 @@ class Scenario:
         bucket: seconds per series entry.
         name: a label (free text).
         description: free text.
-        queue, function, mapping, account: the sections of the same names.
+        queue, function: the sections of the same names.
+        mapping: ``[mapping]``, the core's configuration of the mapping.
         producers: message sources (possibly none).
         downstream: the dependency the function calls, or ``None``.
+        account: ``[account]``, the core's configuration of the account pool.
+        pauses: the mapping's disable/enable windows (``[[mapping.pauses]]``).
     """
 
     seed: int = DEFAULT_SEED
@@ -138,10 +138,11 @@ class Scenario:
     description: str = ""
     queue: QueueSpec = field(default_factory=QueueSpec)
     function: FunctionSpec = field(default_factory=FunctionSpec)
-    mapping: MappingSpec = field(default_factory=MappingSpec)
+    mapping: MappingConfig = field(default_factory=lambda: MappingConfig("queue", "function"))
     producers: tuple[ProducerSpec, ...] = ()
     downstream: DownstreamSpec | None = None
-    account: AccountSpec = field(default_factory=AccountSpec)
+    account: AccountConfig = field(default_factory=AccountConfig)
+    pauses: tuple[Pause, ...] = ()
 
     # ------------------------------------------------------------------ core configs
 
@@ -168,34 +169,12 @@ class Scenario:
         return FunctionConfig(f.name, timeout=f.timeout,
                               reserved_concurrency=f.reserved_concurrency)
 
-    def mapping_config(self) -> MappingConfig:
-        """The core's configuration of the mapping."""
-        m = self.mapping
-        return MappingConfig(
-            self.queue.queue_name,
-            self.function.name,
-            batch_size=m.batch_size,
-            maximum_batching_window=m.maximum_batching_window,
-            maximum_concurrency=m.maximum_concurrency,
-            report_batch_item_failures=m.report_batch_item_failures,
-            scaling=m.scaling,
-            scaling_ceiling=m.scaling_ceiling,
-            enabled=m.enabled,
-            filter_criteria=as_filter_criteria(list(m.filter_criteria), "queue"),
-            breaker=m.breaker,
-            adaptive=m.adaptive,
-        )
-
-    def account_config(self) -> AccountConfig:
-        """The core's configuration of the account pool."""
-        return AccountConfig(self.account.concurrency_limit, self.account.min_unreserved)
-
     # ------------------------------------------------------------------ plain form
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized plain form: every key, defaults filled in, durations in seconds,
         ``None`` for what is not set. :func:`load_scenario` accepts it back unchanged."""
-        q, f, m, a = self.queue, self.function, self.mapping, self.account
+        q, f, a = self.queue, self.function, self.account
         d = self.downstream
         return {
             "name": self.name,
@@ -216,21 +195,7 @@ class Scenario:
                 **({"bodies": list(q.bodies)} if q.bodies else {}),
             },
             "function": function_dict(f),
-            "mapping": {
-                "batch_size": m.batch_size,
-                "maximum_batching_window": m.maximum_batching_window,
-                "maximum_concurrency": m.maximum_concurrency,
-                "report_batch_item_failures": m.report_batch_item_failures,
-                "scaling": m.scaling,
-                "scaling_ceiling": m.scaling_ceiling,
-                "enabled": m.enabled,
-                "pauses": pauses_list(m.pauses),
-                **({"filter_criteria": list(self.mapping_config().filter_criteria.patterns)}
-                   if m.filter_criteria else {}),
-                **({"breaker": breaker_dict(m.breaker)} if m.breaker is not None else {}),
-                # only for adaptive scaling: other scenarios read as before
-                **({"adaptive": m.adaptive.to_dict()} if m.adaptive is not None else {}),
-            },
+            "mapping": mapping_dict(self.mapping, self.pauses),
             "producers": [producer_dict(p) for p in self.producers],
             "downstream": downstream_dict(d),
             "account": account_dict(a),
@@ -258,14 +223,14 @@ def parse_queue_scenario(data: Mapping[str, Any], context: str, base: Path | Non
     description = top.get("description", "", top.text)
     queue = parse_queue(top.sub("queue"))
     function = parse_function(top)
-    mapping = parse_mapping(top.sub("mapping"))
+    mapping, pauses = parse_mapping(top.sub("mapping"), queue.queue_name, function.name)
     producers = parse_producers(top)
     downstream = parse_downstream(top)
     account = parse_account(top)
     top.finish()
 
     scenario = Scenario(seed, duration, bucket, name, description, queue, function, mapping,
-                        producers, downstream, account)
+                        producers, downstream, account, pauses)
     check_with_core(scenario, top)
     return scenario
 

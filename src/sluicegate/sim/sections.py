@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
+    AccountConfig,
+    MappingConfig,
+    as_filter_criteria,
     check_visibility_against_timeout,
 )
 from sluicegate.core.pool import ConcurrencyPool
@@ -34,11 +37,9 @@ from sluicegate.sim.specs import (
     ENVIRONMENT_IDLE_TIMEOUT,
     ERROR_KINDS,
     PRODUCER_KINDS,
-    AccountSpec,
     DownstreamSpec,
     ErrorWindow,
     FunctionSpec,
-    MappingSpec,
     Pause,
     ProducerSpec,
     QueueSpec,
@@ -187,16 +188,15 @@ def parse_downstream(top: Table) -> DownstreamSpec | None:
     return downstream
 
 
-def parse_account(top: Table) -> AccountSpec:
-    """``[account]``."""
+def parse_account(top: Table) -> AccountConfig:
+    """``[account]``: the core's :class:`AccountConfig`."""
     at = top.sub("account")
-    account = AccountSpec(
-        concurrency_limit=at.setting("concurrency_limit"),
-        min_unreserved=at.setting("min_unreserved",
-                                  # at most concurrency_limit, which the core checks
-                                  convert=at.integer(0, 10_000_000)),
-    )
+    limit = at.setting("concurrency_limit")
+    # at most concurrency_limit, which the core checks
+    min_unreserved = at.setting("min_unreserved", convert=at.integer(0, 10_000_000))
     at.finish()
+    account: AccountConfig = checked("account", top,
+                                     lambda: AccountConfig(limit, min_unreserved))
     return account
 
 
@@ -253,23 +253,31 @@ def refuse_groups(t: Table, spec: Any, expected: str) -> None:
             raise ScenarioError(t.key(key), getattr(spec, key), expected, t.context)
 
 
-def parse_mapping(mt: Table) -> MappingSpec:
-    """``[mapping]`` of a queue (a queue scenario's, or a topic subscriber's)."""
-    mapping = MappingSpec(
-        batch_size=mt.setting("batch_size", QUEUE),
-        maximum_batching_window=mt.setting("maximum_batching_window"),
-        maximum_concurrency=mt.setting("maximum_concurrency"),
-        report_batch_item_failures=mt.setting("report_batch_item_failures"),
-        scaling=mt.setting("scaling"),
-        scaling_ceiling=mt.setting("scaling_ceiling"),
-        enabled=mt.setting("enabled"),
-        pauses=parse_pauses(mt),
-        filter_criteria=mt.get("filter_criteria", (), _patterns(mt)),
-        breaker=parse_breaker(mt),
-        adaptive=mt.get("adaptive", None, _adaptive(mt)),
-    )
+def parse_mapping(mt: Table, queue: str, function: str
+                  ) -> tuple[MappingConfig, tuple[Pause, ...]]:
+    """``[mapping]`` of a queue (a queue scenario's, or a topic subscriber's) from
+    ``queue`` to ``function``: the core's :class:`MappingConfig`, each setting read through
+    its definition (:data:`~sluicegate.core.settings.SETTINGS`) and the whole judged by the
+    core, and the mapping's ``[[mapping.pauses]]`` (the load's part)."""
+    settings = {
+        "batch_size": mt.setting("batch_size", QUEUE),
+        "maximum_batching_window": mt.setting("maximum_batching_window"),
+        "maximum_concurrency": mt.setting("maximum_concurrency"),
+        "report_batch_item_failures": mt.setting("report_batch_item_failures"),
+        "scaling": mt.setting("scaling"),
+        "scaling_ceiling": mt.setting("scaling_ceiling"),
+        "enabled": mt.setting("enabled"),
+    }
+    pauses = parse_pauses(mt)
+    filter_criteria = mt.get("filter_criteria", (), _patterns(mt))
+    breaker = parse_breaker(mt)
+    adaptive = mt.get("adaptive", None, _adaptive(mt))
     mt.finish()
-    return mapping
+    mapping: MappingConfig = checked(mt.path, mt, lambda: MappingConfig(
+        queue, function, **settings,
+        filter_criteria=as_filter_criteria(list(filter_criteria), "queue"), breaker=breaker,
+        adaptive=adaptive))
+    return mapping, pauses
 
 
 def parse_breaker(mt: Table) -> BreakerConfig | None:
@@ -328,10 +336,8 @@ def check_with_core(scenario: Scenario, top: Table, prefix: str = "") -> None:
     concurrency the caller checks in a pool with every other function's."""
     queue = checked(f"{prefix}queue", top, scenario.queue_config)
     function = checked(f"{prefix}function", top, scenario.function_config)
-    checked(f"{prefix}mapping", top, scenario.mapping_config)
-    account = checked("account", top, scenario.account_config)
     checked(f"{prefix}queue", top, lambda: check_visibility_against_timeout(queue, function))
     if not prefix:
-        checked("function", top, lambda: ConcurrencyPool(account).register(function))
+        checked("function", top, lambda: ConcurrencyPool(scenario.account).register(function))
 
 

@@ -1,11 +1,15 @@
 """The simulator's own sections as frozen dataclasses, with their defaults.
 
-A queue, stream or topic scenario is made of these (the queue, the function with its
-modelled durations and error windows, the mapping, the producers, the downstream, the
-account); :mod:`sluicegate.sim.sections` reads them from TOML and
-:mod:`sluicegate.sim.app_scenario` builds them from an App and a load file. The plain-form
-helpers at the end write them back as :meth:`Scenario.to_dict
-<sluicegate.sim.scenario.Scenario.to_dict>` gives them.
+A queue, stream or topic scenario is made of these beside the core's own configuration
+objects: its mapping is the core's :class:`~sluicegate.core.config.MappingConfig` or
+:class:`~sluicegate.core.streams.StreamMappingConfig` and its account the core's
+:class:`~sluicegate.core.config.AccountConfig`, read through the same setting definitions
+(:mod:`sluicegate.core.settings`) the App API uses. What is here describes what only the
+simulator must be told (the queue's backlog and messages, the function's modelled
+durations and error windows, the producers, the downstream, pauses).
+:mod:`sluicegate.sim.sections` reads them from TOML; the plain-form helpers at the end
+write them back as :meth:`Scenario.to_dict <sluicegate.sim.scenario.Scenario.to_dict>`
+gives them.
 """
 
 from __future__ import annotations
@@ -13,12 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.breaker import BreakerConfig
-from sluicegate.core.config import (
-    is_fifo_queue,
-)
+from sluicegate.core.config import AccountConfig, MappingConfig, is_fifo_queue
 from sluicegate.core.settings import SETTINGS
+from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.sim.distributions import Distribution, Fixed
 
 __all__ = [
@@ -34,11 +36,9 @@ __all__ = [
     "DOWNSTREAM_RATE_WINDOW",
     "ENVIRONMENT_IDLE_TIMEOUT",
     "RECORD_OVERHEAD",
-    "AccountSpec",
     "DownstreamSpec",
     "ErrorWindow",
     "FunctionSpec",
-    "MappingSpec",
     "Pause",
     "ProducerSpec",
     "QueueSpec",
@@ -219,39 +219,6 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
-class MappingSpec:
-    """The event source mapping (``[mapping]``): AWS's parameters, snake_cased.
-
-    Attributes:
-        batch_size: 1-10,000 (default 10).
-        maximum_batching_window: whole seconds, 0-300.
-        maximum_concurrency: 2-1,000, or ``None``.
-        report_batch_item_failures: honour ``batchItemFailures``.
-        scaling: ``"aws"``, ``"fixed"`` or ``"adaptive"``.
-        scaling_ceiling: the ``aws`` policy's ceiling (default 1,250).
-        adaptive: the adaptive limit's settings (``adaptive = {algorithm = "vegas",
-            ...}``) with ``scaling = "adaptive"``; ``None``: its defaults.
-        enabled: ``False`` starts the mapping paused.
-        pauses: disable/enable windows.
-        filter_criteria: the mapping's filter patterns (JSON strings or tables), applied
-            to the bodies of ``[queue] bodies``; a rejected message is deleted unprocessed.
-        breaker: ``[mapping.breaker]``: the mapping's circuit breaker (``None``: none).
-    """
-
-    batch_size: int = SETTINGS["batch_size"].default  # a queue's
-    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
-    maximum_concurrency: int | None = SETTINGS["maximum_concurrency"].default
-    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
-    scaling: Literal["aws", "fixed", "adaptive"] = SETTINGS["scaling"].default
-    scaling_ceiling: int = SETTINGS["scaling_ceiling"].default
-    enabled: bool = SETTINGS["enabled"].default
-    pauses: tuple[Pause, ...] = ()
-    filter_criteria: tuple[Any, ...] = ()
-    breaker: BreakerConfig | None = None
-    adaptive: AdaptiveConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ProducerSpec:
     """A message source (``[producer]`` or ``[[producers]]``).
 
@@ -307,20 +274,6 @@ class DownstreamSpec:
     per: Literal["invocation", "record"] = "invocation"
 
 
-@dataclass(frozen=True, slots=True)
-class AccountSpec:
-    """The account's concurrency pool (``[account]``).
-
-    Attributes:
-        concurrency_limit: concurrent executions of the whole account (default 1,000).
-        min_unreserved: what reserved concurrency must leave unreserved (default 100).
-    """
-
-    concurrency_limit: int = SETTINGS["concurrency_limit"].default
-    min_unreserved: int = SETTINGS["min_unreserved"].default
-
-
-
 # ---------------------------------------------------------------------- plain form
 
 
@@ -351,6 +304,35 @@ def pauses_list(pauses: tuple[Pause, ...]) -> list[dict[str, Any]]:
     return [{"at": p.at, "until": p.until} for p in pauses]
 
 
+_QUEUE_MAPPING_KEYS = ("batch_size", "maximum_batching_window", "maximum_concurrency",
+                       "report_batch_item_failures", "scaling", "scaling_ceiling", "enabled")
+_STREAM_MAPPING_KEYS = ("batch_size", "maximum_batching_window", "parallelization_factor",
+                        "bisect_batch_on_function_error", "maximum_retry_attempts",
+                        "maximum_record_age", "on_failure", "starting_position",
+                        "starting_position_timestamp", "report_batch_item_failures",
+                        "enabled")
+"""The settings a scenario's ``[mapping]`` writes, in the plain form's order."""
+
+
+def mapping_dict(m: MappingConfig | StreamMappingConfig,
+                 pauses: tuple[Pause, ...]) -> dict[str, Any]:
+    """A mapping's ``[mapping]`` in plain form: its settings, its pauses, a queue
+    mapping's filter patterns, its own breaker (a scenario's mapping shares none) and,
+    with adaptive scaling, the adaptive limit's settings (the defaults the core filled in
+    when the table is absent)."""
+    queue = isinstance(m, MappingConfig)
+    out: dict[str, Any] = {name: getattr(m, name)
+                           for name in (_QUEUE_MAPPING_KEYS if queue else _STREAM_MAPPING_KEYS)}
+    out["pauses"] = pauses_list(pauses)
+    if isinstance(m, MappingConfig) and m.filter_criteria.patterns:
+        out["filter_criteria"] = list(m.filter_criteria.patterns)
+    if isinstance(m.breaker, BreakerConfig):
+        out["breaker"] = breaker_dict(m.breaker)
+    if isinstance(m, MappingConfig) and m.adaptive is not None:  # adaptive scaling only
+        out["adaptive"] = m.adaptive.to_dict()
+    return out
+
+
 def producer_dict(p: ProducerSpec) -> dict[str, Any]:
     return {"kind": p.kind, "rate": p.rate, "start": p.start, "stop": p.stop,
             "size": p.size, "interval": p.interval, "batch": p.batch}
@@ -370,7 +352,7 @@ def downstream_dict(d: DownstreamSpec | None) -> dict[str, Any] | None:
     }
 
 
-def account_dict(a: AccountSpec) -> dict[str, Any]:
+def account_dict(a: AccountConfig) -> dict[str, Any]:
     return {"concurrency_limit": a.concurrency_limit, "min_unreserved": a.min_unreserved}
 
 

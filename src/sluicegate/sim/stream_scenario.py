@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import AccountConfig, FunctionConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.settings import SETTINGS, STREAM
@@ -52,16 +51,14 @@ from sluicegate.sim.specs import (
     DEFAULT_BUCKET,
     DEFAULT_DURATION,
     DEFAULT_SEED,
-    AccountSpec,
     DownstreamSpec,
     FunctionSpec,
     Pause,
     ProducerSpec,
     account_dict,
-    breaker_dict,
     downstream_dict,
     function_dict,
-    pauses_list,
+    mapping_dict,
     producer_dict,
 )
 
@@ -73,7 +70,6 @@ __all__ = [
     "MAX_PARTITION_KEYS",
     "STREAM_RECORD_OVERHEAD",
     "PoisonSpec",
-    "StreamMappingSpec",
     "StreamProducerSpec",
     "StreamScenario",
     "StreamSpec",
@@ -186,51 +182,18 @@ class StreamProducerSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamMappingSpec:
-    """The stream event source mapping (``[mapping]``): AWS's Kinesis parameters,
-    snake_cased (see :class:`~sluicegate.core.streams.StreamMappingConfig` for ranges).
-
-    Attributes:
-        batch_size: 1-10,000 (default 100).
-        maximum_batching_window: whole seconds, 0-300.
-        parallelization_factor: concurrent batches per shard, 1-10.
-        bisect_batch_on_function_error: split a failed batch in two.
-        maximum_retry_attempts: -1 (no limit) or 0-10,000.
-        maximum_record_age: -1 (no limit) or 60-604,800 seconds.
-        on_failure: the on-failure destination's name, or ``None``.
-        starting_position: ``TRIM_HORIZON``, ``LATEST`` or ``AT_TIMESTAMP``.
-        starting_position_timestamp: simulated seconds, with ``AT_TIMESTAMP``.
-        report_batch_item_failures: honour ``batchItemFailures``.
-        enabled: ``False`` creates the mapping paused.
-        pauses: disable/enable windows.
-        breaker: ``[mapping.breaker]``: the mapping's circuit breaker (``None``: none).
-    """
-
-    batch_size: int = _STREAM_BATCH_SIZE
-    maximum_batching_window: int = SETTINGS["maximum_batching_window"].default
-    parallelization_factor: int = SETTINGS["parallelization_factor"].default
-    bisect_batch_on_function_error: bool = SETTINGS["bisect_batch_on_function_error"].default
-    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default
-    maximum_record_age: int = SETTINGS["maximum_record_age"].default
-    on_failure: str | None = None
-    starting_position: str = SETTINGS["starting_position"].default
-    starting_position_timestamp: float | None = None
-    report_batch_item_failures: bool = SETTINGS["report_batch_item_failures"].default
-    enabled: bool = SETTINGS["enabled"].default
-    pauses: tuple[Pause, ...] = ()
-    breaker: BreakerConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class StreamScenario:
     """Everything one stream simulation needs. Build it with :func:`load_stream_scenario`.
 
     Attributes:
         seed, duration, bucket, name, description: as in
             :class:`~sluicegate.sim.scenario.Scenario`.
-        stream, function, mapping, account: the sections of the same names.
+        stream, function: the sections of the same names.
+        mapping: ``[mapping]``, the core's configuration of the stream mapping.
         producers: record sources (possibly none).
         downstream: the dependency the function calls, or ``None``.
+        account: ``[account]``, the core's configuration of the account pool.
+        pauses: the mapping's disable/enable windows (``[[mapping.pauses]]``).
     """
 
     seed: int = DEFAULT_SEED
@@ -240,10 +203,12 @@ class StreamScenario:
     description: str = ""
     stream: StreamSpec = field(default_factory=StreamSpec)
     function: FunctionSpec = field(default_factory=FunctionSpec)
-    mapping: StreamMappingSpec = field(default_factory=StreamMappingSpec)
+    mapping: StreamMappingConfig = field(
+        default_factory=lambda: StreamMappingConfig("stream", "function"))
     producers: tuple[StreamProducerSpec, ...] = ()
     downstream: DownstreamSpec | None = None
-    account: AccountSpec = field(default_factory=AccountSpec)
+    account: AccountConfig = field(default_factory=AccountConfig)
+    pauses: tuple[Pause, ...] = ()
 
     # ------------------------------------------------------------------ core configs
 
@@ -259,36 +224,12 @@ class StreamScenario:
         return FunctionConfig(f.name, timeout=f.timeout,
                               reserved_concurrency=f.reserved_concurrency)
 
-    def mapping_config(self) -> StreamMappingConfig:
-        """The core's configuration of the stream mapping."""
-        m = self.mapping
-        return StreamMappingConfig(
-            self.stream.name,
-            self.function.name,
-            starting_position=m.starting_position,  # type: ignore[arg-type]
-            starting_position_timestamp=m.starting_position_timestamp,
-            batch_size=m.batch_size,
-            maximum_batching_window=m.maximum_batching_window,
-            parallelization_factor=m.parallelization_factor,
-            bisect_batch_on_function_error=m.bisect_batch_on_function_error,
-            maximum_retry_attempts=m.maximum_retry_attempts,
-            maximum_record_age=m.maximum_record_age,
-            on_failure=m.on_failure,
-            report_batch_item_failures=m.report_batch_item_failures,
-            enabled=m.enabled,
-            breaker=m.breaker,
-        )
-
-    def account_config(self) -> AccountConfig:
-        """The core's configuration of the account pool."""
-        return AccountConfig(self.account.concurrency_limit, self.account.min_unreserved)
-
     # ------------------------------------------------------------------ plain form
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized plain form: every key, defaults filled in, durations in seconds,
         ``None`` for what is not set. :func:`load_stream_scenario` accepts it back."""
-        s, m = self.stream, self.mapping
+        s = self.stream
         return {
             "name": self.name,
             "description": self.description,
@@ -303,21 +244,7 @@ class StreamScenario:
                 "poison": [{"at": p.at, "key": p.key, "kind": p.kind} for p in s.poison],
             },
             "function": function_dict(self.function),
-            "mapping": {
-                "batch_size": m.batch_size,
-                "maximum_batching_window": m.maximum_batching_window,
-                "parallelization_factor": m.parallelization_factor,
-                "bisect_batch_on_function_error": m.bisect_batch_on_function_error,
-                "maximum_retry_attempts": m.maximum_retry_attempts,
-                "maximum_record_age": m.maximum_record_age,
-                "on_failure": m.on_failure,
-                "starting_position": m.starting_position,
-                "starting_position_timestamp": m.starting_position_timestamp,
-                "report_batch_item_failures": m.report_batch_item_failures,
-                "enabled": m.enabled,
-                "pauses": pauses_list(m.pauses),
-                **({"breaker": breaker_dict(m.breaker)} if m.breaker is not None else {}),
-            },
+            "mapping": mapping_dict(self.mapping, self.pauses),
             "producers": [
                 {**producer_dict(p.arrivals),
                  "partition_keys": p.partition_keys,
@@ -424,23 +351,7 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
 
     function = parse_function(top)
 
-    mt = top.sub("mapping")
-    mapping = StreamMappingSpec(
-        batch_size=mt.setting("batch_size", STREAM),
-        maximum_batching_window=mt.setting("maximum_batching_window"),
-        parallelization_factor=mt.setting("parallelization_factor"),
-        bisect_batch_on_function_error=mt.setting("bisect_batch_on_function_error"),
-        maximum_retry_attempts=mt.setting("maximum_retry_attempts", convert=_limit_or_off(mt, False)),
-        maximum_record_age=mt.setting("maximum_record_age", convert=_limit_or_off(mt, True)),
-        on_failure=mt.get("on_failure", None, _on_failure(mt)),
-        starting_position=mt.setting("starting_position"),
-        starting_position_timestamp=mt.get("starting_position_timestamp", None, mt.seconds),
-        report_batch_item_failures=mt.setting("report_batch_item_failures"),
-        enabled=mt.setting("enabled"),
-        pauses=parse_pauses(mt),
-        breaker=parse_breaker(mt),
-    )
-    mt.finish()
+    mapping, pauses = parse_stream_mapping(top.sub("mapping"), stream.name, function.name)
 
     producers = parse_stream_producers(top)
     downstream = parse_downstream(top)
@@ -448,13 +359,40 @@ def parse_stream_scenario(data: Mapping[str, Any], context: str, base: Path | No
     top.finish()
 
     scenario = StreamScenario(seed, duration, bucket, name, description, stream, function,
-                              mapping, producers, downstream, account)
+                              mapping, producers, downstream, account, pauses)
     checked("stream", top, scenario.stream_config)
     function_config = checked("function", top, scenario.function_config)
-    checked("mapping", top, scenario.mapping_config)
-    account_config = checked("account", top, scenario.account_config)
-    checked("function", top, lambda: ConcurrencyPool(account_config).register(function_config))
+    checked("function", top, lambda: ConcurrencyPool(account).register(function_config))
     return scenario
+
+
+def parse_stream_mapping(mt: Table, stream: str, function: str
+                         ) -> tuple[StreamMappingConfig, tuple[Pause, ...]]:
+    """``[mapping]`` of a stream from ``stream`` to ``function``: the core's
+    :class:`StreamMappingConfig`, each setting read through its definition and the whole
+    judged by the core, and the mapping's ``[[mapping.pauses]]``."""
+    settings = {
+        "batch_size": mt.setting("batch_size", STREAM),
+        "maximum_batching_window": mt.setting("maximum_batching_window"),
+        "parallelization_factor": mt.setting("parallelization_factor"),
+        "bisect_batch_on_function_error": mt.setting("bisect_batch_on_function_error"),
+        "maximum_retry_attempts": mt.setting("maximum_retry_attempts",
+                                             convert=_limit_or_off(mt, False)),
+        "maximum_record_age": mt.setting("maximum_record_age",
+                                         convert=_limit_or_off(mt, True)),
+        "on_failure": mt.get("on_failure", None, _on_failure(mt)),
+        "starting_position": mt.setting("starting_position"),
+        "starting_position_timestamp": mt.get("starting_position_timestamp", None,
+                                              mt.seconds),
+        "report_batch_item_failures": mt.setting("report_batch_item_failures"),
+        "enabled": mt.setting("enabled"),
+    }
+    pauses = parse_pauses(mt)
+    breaker = parse_breaker(mt)
+    mt.finish()
+    mapping: StreamMappingConfig = checked(mt.path, mt, lambda: StreamMappingConfig(
+        stream, function, **settings, breaker=breaker))
+    return mapping, pauses
 
 
 # ---------------------------------------------------------------------- entry points

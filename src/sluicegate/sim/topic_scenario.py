@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.config import AccountConfig, TopicConfig
+from sluicegate.core.config import AccountConfig, MappingConfig, TopicConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.errors import ConfigError
 from sluicegate.sim.scenario import Scenario
@@ -64,16 +64,16 @@ from sluicegate.sim.specs import (
     DEFAULT_DURATION,
     DEFAULT_MESSAGE_SIZE,
     DEFAULT_SEED,
-    AccountSpec,
     DownstreamSpec,
     FunctionSpec,
-    MappingSpec,
+    Pause,
     ProducerSpec,
     QueueSpec,
     account_dict,
     dlq_name,
     downstream_dict,
     function_dict,
+    mapping_dict,
     producer_dict,
 )
 
@@ -141,17 +141,20 @@ class SubscriberSpec:
         queue: its queue: ``name``, ``backlog``, ``visibility_timeout``,
             ``delay_seconds``, ``max_receive_count``; the message keys are the topic's.
         function: the function its mapping invokes (each subscriber has its own).
-        mapping: the event source mapping from its queue to its function.
+        mapping: the event source mapping from its queue to its function (the core's
+            configuration).
         producers: producers of its own, sending straight to its queue.
         downstream: the dependency its function calls, or ``None``.
+        pauses: its mapping's disable/enable windows.
     """
 
     name: str
     queue: QueueSpec
     function: FunctionSpec
-    mapping: MappingSpec = field(default_factory=MappingSpec)
+    mapping: MappingConfig
     producers: tuple[ProducerSpec, ...] = ()
     downstream: DownstreamSpec | None = None
+    pauses: tuple[Pause, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,7 @@ class TopicScenario:
     topic: TopicSpec = field(default_factory=TopicSpec)
     producers: tuple[ProducerSpec, ...] = ()
     subscribers: tuple[SubscriberSpec, ...] = ()
-    account: AccountSpec = field(default_factory=AccountSpec)
+    account: AccountConfig = field(default_factory=AccountConfig)
 
     # ------------------------------------------------------------------ core configs
 
@@ -192,11 +195,7 @@ class TopicScenario:
         s = self.subscribers[index]
         return Scenario(self.seed, self.duration, self.bucket, s.name, self.description,
                         s.queue, s.function, s.mapping, s.producers, s.downstream,
-                        self.account)
-
-    def account_config(self) -> AccountConfig:
-        """The core's configuration of the account pool."""
-        return AccountConfig(self.account.concurrency_limit, self.account.min_unreserved)
+                        self.account, s.pauses)
 
     # ------------------------------------------------------------------ plain form
 
@@ -205,7 +204,7 @@ class TopicScenario:
         ``None`` for what is not set. :func:`load_topic_scenario` accepts it back."""
         t = self.topic
         subscribers = []
-        for index, s in enumerate(self.subscribers):
+        for s in self.subscribers:
             q = s.queue
             subscribers.append({
                 "name": s.name,
@@ -217,7 +216,7 @@ class TopicScenario:
                     "max_receive_count": q.max_receive_count,
                 },
                 "function": function_dict(s.function),
-                "mapping": self.subscriber_scenario(index).to_dict()["mapping"],
+                "mapping": mapping_dict(s.mapping, s.pauses),
                 "producers": [producer_dict(p) for p in s.producers],
                 "downstream": downstream_dict(s.downstream),
             })
@@ -293,13 +292,17 @@ def _parse_subscriber(st: Table, topic: TopicSpec) -> SubscriberSpec:
     if name is None or not _SUBSCRIBER_NAME.match(name) or name.isdigit():
         raise st.error("name", name, "1-64 letters, digits, '-' or '_', not a bare number "
                                      "(required: it names the queue and the function)")
+    queue = parse_queue(st.sub("queue"), topic=topic.messages(), default_name=name)
+    function = parse_function(st, default_name=name)
+    mapping, pauses = parse_mapping(st.sub("mapping"), queue.queue_name, function.name)
     subscriber = SubscriberSpec(
         name=name,
-        queue=parse_queue(st.sub("queue"), topic=topic.messages(), default_name=name),
-        function=parse_function(st, default_name=name),
-        mapping=parse_mapping(st.sub("mapping")),
+        queue=queue,
+        function=function,
+        mapping=mapping,
         producers=parse_producers(st),
         downstream=parse_downstream(st),
+        pauses=pauses,
     )
     st.finish()
     return subscriber
@@ -341,7 +344,7 @@ def _check_topic(scenario: TopicScenario, top: Table) -> None:
             where = queue_names.index(value) if value in queue_names else None
             path = "subscribers" if where is None else f"subscribers[{where}].queue"
         raise ScenarioError(path, value, exc.allowed, top.context) from None
-    pool = checked("account", top, lambda: ConcurrencyPool(scenario.account_config()))
+    pool = checked("account", top, lambda: ConcurrencyPool(scenario.account))
     for index in range(len(subscribers)):
         function = scenario.subscriber_scenario(index).function_config()
         checked(f"subscribers[{index}].function", top, partial(pool.register, function))

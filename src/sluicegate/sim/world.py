@@ -14,26 +14,31 @@ starts, error windows, its downstream), what the messages carry, the backlogs, p
 records, the producers and their arrival processes, pauses, the run's seed, length and
 bucket.
 
-Every scenario kind is a world (:func:`to_world`): a queue :class:`Scenario` (one queue,
-one function, one mapping), a :class:`StreamScenario` (one stream, one function, one
-mapping) and a :class:`TopicScenario` (one topic, a queue, function and mapping per
-subscriber). An App and a load file make one too, with any number of each, all in one
-account pool.
+There is one path to a world: :func:`app_world`, from an :class:`~sluicegate.app.App`
+and a :class:`~sluicegate.sim.load.Load`. A scenario of any kind (a queue
+:class:`Scenario`, a :class:`StreamScenario`, a :class:`TopicScenario`) takes it too:
+:func:`app_and_load` reads it as the App it declares (its mapping is already the core's
+configuration) and the load it describes, and :func:`to_world` puts them through
+:func:`app_world` with the scenario's plain form for the result to repeat.
 
 Random streams. A run draws from seeded streams named by purpose (``durations``,
 ``cold-starts``, ``errors``, ``downstream`` for a function; ``polls`` for a queue
 mapping's long polls; ``groups`` and ``bodies`` for what a queue's or a topic's messages
 carry; a producer's arrivals and, on a stream, partition keys). Each element's ``seeds``
-is the prefix of its streams' names, so that adding an element does not change the draws
-of the others; the translations keep the names each scenario kind always had, so that
-presets give the same output byte for byte.
+is the prefix of its streams' names, given by one rule (:class:`_Names`) from the App's
+shape: unprefixed for one mapping, ``subscriber:NAME:`` for a topic's subscribers,
+named after each element otherwise, so that adding an element does not change the draws
+of the others, and each scenario kind keeps the names it always had (presets give the
+same output byte for byte).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
+from sluicegate.app import App, Function
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     AccountConfig,
@@ -43,6 +48,16 @@ from sluicegate.core.config import (
     TopicConfig,
 )
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
+from sluicegate.sim.load import (
+    FunctionLoad,
+    Load,
+    QueueLoad,
+    StreamLoad,
+    check_fits,
+    mapped_topics,
+    pauses_of,
+    refuse_load_groups,
+)
 from sluicegate.sim.scenario import (
     DEFAULT_BUCKET,
     DEFAULT_COLD_START,
@@ -57,6 +72,7 @@ from sluicegate.sim.scenario import (
     Fixed,
     Pause,
     ProducerSpec,
+    QueueSpec,
     Scenario,
 )
 from sluicegate.sim.stream_scenario import (
@@ -76,6 +92,9 @@ __all__ = [
     "SimStream",
     "SimTopic",
     "World",
+    "app_and_load",
+    "app_world",
+    "scenario_kind_of",
     "to_world",
 ]
 
@@ -273,88 +292,309 @@ class World:
         raise KeyError(f"no stream {name!r} in the world")
 
 
-# ---------------------------------------------------------------------- translations
+# ---------------------------------------------------------------------- random streams
 
 
-def _function(scenario: Scenario | StreamScenario, seeds: str = "") -> SimFunction:
-    f = scenario.function
-    return SimFunction(scenario.function_config(), f.duration, f.duration_per_record,
-                       f.cold_start, f.idle_timeout, f.errors, scenario.downstream, seeds)
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """The one rule naming each element's random streams (and a queue mapping's label in
+    results and its FIFO deduplication ids), by the shape of the App.
+
+    - one mapping (``lone``): every element draws from unprefixed streams (``durations``,
+      ``polls``, ``producer:0``, ``keys:0``) and the mapping has no label;
+    - one topic whose subscribed queues each have one mapping, and nothing else
+      (``labels``): each subscriber's queue, function and mapping draw from
+      ``subscriber:LABEL:`` streams, its own producers from
+      ``subscriber:LABEL:producer:N``, the topic and its producers from unprefixed ones;
+    - anything else: each element from streams named after it (``function:NAME:``,
+      ``queue:NAME:``, ``mapping:SOURCE->FUNCTION:``, ``topic:NAME:``,
+      ``stream:NAME:producer:N``, ...), so that adding one does not change another's
+      draws.
+
+    The first two are the shapes a queue, stream or topic scenario makes: their names are
+    the ones those scenarios always had, so their output does not change.
+    """
+
+    lone: bool = False
+    labels: dict[str, str] | None = None
+    """Each subscribed queue's label (its subscriber's name), in the topic shape."""
+
+    def function(self, name: str, queue: str | None) -> str:
+        if self.lone:
+            return ""
+        if self.labels is not None and queue is not None:
+            return f"subscriber:{self.labels[queue]}:"
+        return f"function:{name}:"
+
+    def queue(self, name: str) -> tuple[str, str]:
+        """The prefix of a queue's streams and of its FIFO deduplication ids."""
+        if self.lone:
+            return "", ""
+        if self.labels is not None:
+            return f"subscriber:{self.labels[name]}:", f"{self.labels[name]}/"
+        return f"queue:{name}:", f"{name}/"
+
+    def mapping(self, config: MappingConfig | StreamMappingConfig) -> tuple[str, str]:
+        """A mapping's label in results and the prefix of its streams."""
+        if self.lone:
+            return "", ""
+        if self.labels is not None and isinstance(config, MappingConfig):
+            label = self.labels[config.queue]
+            return label, f"subscriber:{label}:"
+        return config.name, f"mapping:{config.name}:"
+
+    def producer(self, kind: str, target: str, index: int) -> str:
+        if self.lone or (self.labels is not None and kind == "topic"):
+            return f"producer:{index}"
+        if self.labels is not None:
+            return f"subscriber:{self.labels[target]}:producer:{index}"
+        return f"{kind}:{target}:producer:{index}"
+
+    def keys(self, stream: str, index: int) -> str:
+        return f"keys:{index}" if self.lone else f"stream:{stream}:keys:{index}"
+
+    def topic(self, name: str) -> str:
+        return "" if self.lone or self.labels is not None else f"topic:{name}:"
 
 
-def _queue(scenario: Scenario, seeds: str = "", id_prefix: str = "") -> SimQueue:
-    q = scenario.queue
-    return SimQueue(scenario.queue_config(), scenario.dead_letter_queue_config(),
-                    Messages(q.message_size, q.bodies, q.groups, q.hot_group_share),
-                    q.backlog, seeds, id_prefix)
+def scenario_kind_of(app: App) -> Literal["queue", "stream", "topic"] | None:
+    """The kind of scenario that holds ``app``, or ``None``: ``queue`` for one queue
+    mapping, ``stream`` for one stream mapping, ``topic`` for one topic whose subscribed
+    queues each have one mapping (and no other mapping); never when a function nothing
+    invokes holds reserved concurrency (it still shrinks the unreserved pool, and no
+    scenario has such a function)."""
+    mappings: list[MappingConfig | StreamMappingConfig] = [*app.mappings,
+                                                           *app.stream_mappings]
+    invoked = {m.function for m in mappings}
+    if any(fn.config.reserved_concurrency for name, fn in app.functions.items()
+           if name not in invoked):
+        return None
+    topics = mapped_topics(app)
+    if len(mappings) == 1 and not topics:
+        return "stream" if app.stream_mappings else "queue"
+    if (not app.stream_mappings and len(topics) == 1
+            and {m.queue for m in app.mappings} == set(topics[0].subscribers)):
+        return "topic"
+    return None
 
 
-def _producers(target: str, specs: tuple[ProducerSpec, ...], seeds: str = ""
-               ) -> tuple[SimProducer, ...]:
-    return tuple(SimProducer(target, p, None, f"{seeds}producer:{i}")
-                 for i, p in enumerate(specs))
+def _names(app: App, load: Load, topics: list[TopicConfig]) -> _Names:
+    """The naming of ``app``'s shape (see :class:`_Names`)."""
+    kind = scenario_kind_of(app)
+    if kind == "topic":
+        return _Names(labels={q: load.labels.get(q, q) for q in topics[0].subscribers})
+    return _Names(lone=kind is not None)
 
 
-def queue_world(scenario: Scenario) -> World:
-    """A queue scenario as a world: one queue, one function, one mapping."""
-    queue = _queue(scenario)
+# ---------------------------------------------------------------------- App + load
+
+
+def app_world(app: App, load: Load, *, plain: dict[str, Any] | None = None) -> World:
+    """``app`` under ``load`` as the event loop's input: the one path from an App and a
+    load to a :class:`World`, whatever the App holds (scenario files come this way too,
+    through :func:`app_and_load`). Every mapped source with its mapping, the topic
+    delivering to them, the functions (every one of the App, each registered in the
+    pool: a reservation counts even for a function nothing invokes; in a scenario's
+    shape, the invoked ones) and the load's producers. A queue a topic delivers to
+    carries the topic's messages, its own producers' included. Random streams are named
+    by :class:`_Names`.
+
+    Parameters:
+        plain: the plain form the result repeats (a scenario's ``to_dict()``); ``None``:
+            the run's keys and the App's elements by name.
+
+    Raises:
+        ScenarioError: the load does not fit the App, or the App has what the simulator
+            cannot run (:func:`~sluicegate.sim.load.check_fits`).
+    """
+    check_fits(app, load)
+    topics = mapped_topics(app)
+    names = _names(app, load, topics)
+    carried = {t.name: load.topics.get(t.name, QueueLoad()) for t in topics}
+    topic_of = {q: t.name for t in topics for q in t.subscribers}
+    queue_mappings = list(app.mappings)
+    if names.labels is not None:  # in the order the topic delivers
+        order = list(topics[0].subscribers)
+        queue_mappings.sort(key=lambda m: order.index(m.queue))
+    invoked: dict[str, str | None] = {m.function: m.queue for m in queue_mappings}
+    invoked.update({m.function: None for m in app.stream_mappings})
+    functions = []
+    for name, fn in app.functions.items():
+        if name not in invoked and (names.lone or names.labels is not None):
+            continue
+        behaviour = load.functions.get(name, FunctionLoad())
+        m = behaviour.model
+        functions.append(SimFunction(fn.config, m.duration, m.duration_per_record,
+                                     m.cold_start, m.idle_timeout, m.errors,
+                                     behaviour.downstream,
+                                     names.function(name, invoked.get(name))))
+    if names.labels is not None:
+        order = [m.function for m in queue_mappings]
+        functions.sort(key=lambda f: order.index(f.config.name))
+    queues, streams, mappings, producers = [], [], [], []
+    for topic in topics:
+        if not topic.fifo:
+            refuse_load_groups(load, "topics", topic.name, carried[topic.name])
+        producers += _producers(names, "topic", topic.name, carried[topic.name].producers)
+    for mapping in queue_mappings:
+        config = app.queues[mapping.queue]
+        queue_load = load.queues.get(mapping.queue, QueueLoad())
+        topic_name = topic_of.get(mapping.queue)
+        messages = queue_load if topic_name is None else carried[topic_name]
+        if not config.fifo and topic_name is None:
+            refuse_load_groups(load, "queues", mapping.queue, queue_load)
+        dlq = config.dead_letter_queue
+        seeds, id_prefix = names.queue(config.name)
+        queues.append(SimQueue(config, None if dlq is None else app.queues[dlq],
+                               _messages(messages), queue_load.backlog, seeds, id_prefix))
+        label, seeds = names.mapping(mapping)
+        mappings.append(SimMapping(mapping, label,
+                                   pauses_of(load, mapping.queue, mapping.function), seeds))
+        producers += _producers(names, "queue", config.name, queue_load.producers)
+    for stream_mapping in app.stream_mappings:
+        stream_config = app.streams[stream_mapping.stream]
+        stream_load = load.streams.get(stream_mapping.stream, StreamLoad())
+        streams.append(SimStream(stream_config, stream_load.record_size,
+                                 stream_load.poison))
+        label, seeds = names.mapping(stream_mapping)
+        mappings.append(SimMapping(stream_mapping, label,
+                                   pauses_of(load, stream_mapping.stream,
+                                             stream_mapping.function), seeds))
+        producers += [SimProducer(stream_config.name, p.arrivals, p,
+                                  names.producer("stream", stream_config.name, i),
+                                  names.keys(stream_config.name, i))
+                      for i, p in enumerate(stream_load.producers)]
+    world_topics = tuple(SimTopic(t, _messages(carried[t.name]), carried[t.name].backlog,
+                                  names.topic(t.name)) for t in topics)
     return World(
-        scenario.seed, scenario.duration, scenario.bucket, scenario.account_config(),
-        functions=(_function(scenario),),
-        queues=(queue,),
-        mappings=(SimMapping(scenario.mapping_config(), "", scenario.mapping.pauses),),
-        producers=_producers(queue.config.name, scenario.producers),
-        scenario=scenario.to_dict(),
+        load.seed, load.duration, load.bucket, app.account,
+        functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
+        topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
+        scenario=_plain_form(app, load) if plain is None else plain,
+        breakers=dict(app.breakers),
     )
 
 
-def stream_world(scenario: StreamScenario) -> World:
-    """A stream scenario as a world: one stream, one function, one mapping."""
-    s = scenario.stream
-    config = scenario.stream_config()
-    return World(
-        scenario.seed, scenario.duration, scenario.bucket, scenario.account_config(),
-        functions=(_function(scenario),),
-        streams=(SimStream(config, s.record_size, s.poison),),
-        mappings=(SimMapping(scenario.mapping_config(), "", scenario.mapping.pauses),),
-        producers=tuple(SimProducer(config.name, p.arrivals, p, f"producer:{i}", f"keys:{i}")
-                        for i, p in enumerate(scenario.producers)),
-        scenario=scenario.to_dict(),
-    )
+def _messages(carried: QueueLoad) -> Messages:
+    return Messages(carried.message_size, carried.bodies, carried.groups,
+                    carried.hot_group_share)
 
 
-def topic_world(scenario: TopicScenario) -> World:
-    """A topic scenario as a world: the topic, and per subscriber its queue, function and
-    mapping (labelled with its name, drawing from streams named after it) and its own
-    producers; the topic's producers first."""
-    t = scenario.topic
-    topic = SimTopic(scenario.topic_config(),
-                     Messages(t.message_size, t.bodies, t.groups, t.hot_group_share),
-                     t.backlog)
-    functions, queues, mappings = [], [], []
-    producers = list(_producers(topic.config.name, scenario.producers))
-    for index, subscriber in enumerate(scenario.subscribers):
-        single = scenario.subscriber_scenario(index)
-        seeds = f"subscriber:{subscriber.name}:"
-        functions.append(_function(single, seeds))
-        queue = _queue(single, seeds, f"{subscriber.name}/")
-        queues.append(queue)
-        mappings.append(SimMapping(single.mapping_config(), subscriber.name,
-                                   single.mapping.pauses, seeds))
-        producers.extend(_producers(queue.config.name, single.producers, seeds))
-    return World(
-        scenario.seed, scenario.duration, scenario.bucket, scenario.account_config(),
-        functions=tuple(functions), queues=tuple(queues), topics=(topic,),
-        mappings=tuple(mappings), producers=tuple(producers), scenario=scenario.to_dict(),
-    )
+def _producers(names: _Names, kind: str, target: str, specs: Iterable[ProducerSpec]
+               ) -> list[SimProducer]:
+    return [SimProducer(target, p, None, names.producer(kind, target, i))
+            for i, p in enumerate(specs)]
+
+
+_DEFAULT_APP_NAME = App().name
+"""The name of an App that was given none: not shown as the run's title."""
+
+
+def _plain_form(app: App, load: Load) -> dict[str, Any]:
+    """What a world's result repeats as its ``scenario``: the run's keys and the App's
+    elements by name."""
+    return {
+        "name": load.name or (app.name if app.name != _DEFAULT_APP_NAME else ""),
+        "description": load.description,
+        "seed": load.seed,
+        "duration": load.duration,
+        "bucket": load.bucket,
+        "app": {
+            "queues": sorted(app.queues),
+            "streams": sorted(app.streams),
+            "topics": sorted(app.topics),
+            "functions": sorted(app.functions),
+            "mappings": [*(m.name for m in app.mappings),
+                         *(m.name for m in app.stream_mappings)],
+        },
+        "account": {"concurrency_limit": app.account.concurrency_limit,
+                    "min_unreserved": app.account.min_unreserved},
+    }
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def _simulated(event: Any, context: Any) -> None:
+    """The handler of a scenario's function: the simulator models it, never calls it."""
+    raise RuntimeError("a scenario's function is simulated, not run")
+
+
+def _add_queue(app: App, scenario: Scenario) -> None:
+    config = scenario.queue_config()
+    app.queues[config.name] = config
+    dlq = scenario.dead_letter_queue_config()
+    if dlq is not None:
+        app.queues[dlq.name] = dlq
+
+
+def _add_function(app: App, load: dict[str, FunctionLoad],
+                  scenario: Scenario | StreamScenario) -> None:
+    config = scenario.function_config()
+    app.functions[config.name] = Function(config, _simulated)
+    load[config.name] = FunctionLoad(scenario.function, scenario.downstream)
+
+
+def _queue_load(queue: QueueSpec, producers: tuple[ProducerSpec, ...]) -> QueueLoad:
+    return QueueLoad(queue.backlog, producers, queue.message_size, queue.bodies,
+                     queue.groups, queue.hot_group_share)
+
+
+def app_and_load(scenario: Scenario | StreamScenario | TopicScenario) -> tuple[App, Load]:
+    """A scenario as what it describes: an App (its queues, stream, topic, functions with
+    their timeout and reserved concurrency, mappings with their core configurations, the
+    account) and a load (producers, backlogs, messages, handler behaviour, downstreams,
+    pauses, the run's seed, length and bucket; a topic's subscriber names as labels)."""
+    account = scenario.account
+    app = App(account.concurrency_limit, account.min_unreserved)
+    functions: dict[str, FunctionLoad] = {}
+    if isinstance(scenario, StreamScenario):
+        stream = scenario.stream_config()
+        app.streams[stream.name] = stream
+        _add_function(app, functions, scenario)
+        app.stream_mappings.append(scenario.mapping)
+        s = scenario.stream
+        return app, _load(scenario, functions=functions,
+                         streams={stream.name: StreamLoad(scenario.producers, s.record_size,
+                                                          s.poison)},
+                         pauses={stream.name: scenario.pauses})
+    singles = ([scenario.subscriber_scenario(i) for i in range(len(scenario.subscribers))]
+               if isinstance(scenario, TopicScenario) else [scenario])
+    queues, pauses, labels = {}, {}, {}
+    for single in singles:
+        _add_queue(app, single)
+        _add_function(app, functions, single)
+        app.mappings.append(single.mapping)
+        queue = single.queue.queue_name
+        queues[queue] = _queue_load(single.queue, single.producers)
+        pauses[queue] = single.pauses
+        labels[queue] = single.name
+    topics = {}
+    if isinstance(scenario, TopicScenario):
+        config = scenario.topic_config()
+        app.topics[config.name] = config
+        t = scenario.topic
+        topics[config.name] = QueueLoad(t.backlog, scenario.producers, t.message_size,
+                                        t.bodies, t.groups, t.hot_group_share)
+        # the subscribers' queues carry the topic's messages
+        queues = {q: replace(ql, message_size=QueueLoad().message_size, bodies=(),
+                             groups=1, hot_group_share=0.0) for q, ql in queues.items()}
+    else:
+        labels = {}
+    return app, _load(scenario, queues=queues, topics=topics, functions=functions,
+                     pauses=pauses, labels=labels)
+
+
+def _load(scenario: Scenario | StreamScenario | TopicScenario, **sections: Any) -> Load:
+    """A load with the scenario's run keys and ``sections``."""
+    return Load(scenario.name, scenario.description, scenario.seed, scenario.duration,
+                scenario.bucket, **sections)
 
 
 def to_world(scenario: World | Scenario | StreamScenario | TopicScenario) -> World:
-    """Any scenario kind as a world (a world as it is)."""
+    """Any scenario kind as a world, through its App and load (a world as it is); the
+    result repeats the scenario's plain form."""
     if isinstance(scenario, World):
         return scenario
-    if isinstance(scenario, StreamScenario):
-        return stream_world(scenario)
-    if isinstance(scenario, TopicScenario):
-        return topic_world(scenario)
-    return queue_world(scenario)
+    app, load = app_and_load(scenario)
+    return app_world(app, load, plain=scenario.to_dict())
