@@ -23,8 +23,10 @@ LATENCY = 0.25
 MESSAGES = 240
 
 
-def test_adaptive_limit_keeps_a_real_downstream_near_its_capacity(tmp_path: Any) -> None:
-    downstream = Downstream(CAPACITY, LATENCY)
+def run_against(downstream: Downstream, path: Any, adaptive: dict[str, Any], messages: int,
+                duration: float) -> tuple[Any, Runtime]:
+    """Drain ``messages`` through an AIMD-limited mapping whose handler calls
+    ``downstream`` and reports its latency and "busy" answers; (summary, runtime)."""
     port = 0
     app = sluicegate.App()
     app.queue("q", visibility_timeout=30)
@@ -40,31 +42,37 @@ def test_adaptive_limit_keeps_a_real_downstream_near_its_capacity(tmp_path: Any)
         context.report(latency=time.monotonic() - started, overload=answer == b"busy\n")
 
     # AIMD: the downstream's "busy" is its drop signal (a real clock's latency is too
-    # noisy on a shared machine for Vegas's thresholds at a capacity of 10);
-    # half-second windows for a short run
-    app.map("q", call, batch_size=1, scaling="adaptive", algorithm="aimd",
-            adaptive={"initial": 5, "maximum": 60, "backoff_ratio": 0.95,
-                      "window": 0.5, "window_size": 5})
+    # noisy on a shared machine for Vegas's thresholds at a capacity of 10)
+    app.map("q", call, batch_size=1, scaling="adaptive", algorithm="aimd", adaptive=adaptive)
 
     async def main() -> tuple[Any, Runtime]:
         nonlocal port
         port = await downstream.start()
-        store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+        store = open_store(f"sqlite:///{path}")
         await store.open()
         try:
             runtime = Runtime(app, store, grace_period=5.0)
             await runtime.prepare()
-            for i in range(0, MESSAGES, 10):
+            for i in range(0, messages, 10):
                 await store.send_batch("q", [SendEntry(json.dumps({"n": n}))
                                              for n in range(i, i + 10)])
-            summary = await runtime.run(until_empty=True, duration=30.0)
+            summary = await runtime.run(until_empty=True, duration=duration)
             return summary, runtime
         finally:
             await store.close()
             assert downstream.server is not None
             downstream.server.close()
 
-    summary, runtime = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_adaptive_limit_keeps_a_real_downstream_near_its_capacity(tmp_path: Any) -> None:
+    downstream = Downstream(CAPACITY, LATENCY)
+    # half-second windows for a short run
+    summary, runtime = run_against(
+        downstream, tmp_path / "a.db",
+        {"initial": 5, "maximum": 60, "backoff_ratio": 0.95, "window": 0.5, "window_size": 5},
+        MESSAGES, 30.0)
     assert summary.processed == MESSAGES and downstream.calls == MESSAGES
     rate = downstream.settled_rate()
     share = downstream.share_within(1.1 * CAPACITY)
@@ -85,44 +93,11 @@ def test_a_window_shorter_than_the_calls_still_lets_the_limit_grow(tmp_path: Any
     # was closed short of samples and dropped: 0 updates in 6 s of a 10-capacity
     # downstream); a window now goes on until it holds window_size samples
     downstream = Downstream(CAPACITY, LATENCY)
-    port = 0
-    app = sluicegate.App()
-    app.queue("q", visibility_timeout=30)
-
-    @app.function(timeout=10)
-    async def call(event: Any, context: Any) -> None:
-        started = time.monotonic()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"call\n")
-        await writer.drain()
-        answer = await reader.readline()
-        writer.close()
-        context.report(latency=time.monotonic() - started, overload=answer == b"busy\n")
-
-    app.map("q", call, batch_size=1, scaling="adaptive", algorithm="aimd",
-            adaptive={"initial": 3, "maximum": 60, "backoff_ratio": 0.75,
-                      "window": 0.25, "window_size": 5})
     messages = 60
-
-    async def main() -> Runtime:
-        nonlocal port
-        port = await downstream.start()
-        store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
-        await store.open()
-        try:
-            runtime = Runtime(app, store, grace_period=5.0)
-            await runtime.prepare()
-            for i in range(0, messages, 10):
-                await store.send_batch("q", [SendEntry(json.dumps({"n": n}))
-                                             for n in range(i, i + 10)])
-            await runtime.run(until_empty=True, duration=20.0)
-            return runtime
-        finally:
-            await store.close()
-            assert downstream.server is not None
-            downstream.server.close()
-
-    runtime = asyncio.run(main())
+    _, runtime = run_against(
+        downstream, tmp_path / "a.db",
+        {"initial": 3, "maximum": 60, "backoff_ratio": 0.75, "window": 0.25, "window_size": 5},
+        messages, 20.0)
     term = runtime.runners[0].core.concurrency_limit.get("adaptive")
     assert isinstance(term, AdaptiveLimit)
     stats = term.statistics()
