@@ -311,6 +311,12 @@ def test_the_status_line_says_what_each_field_counts() -> None:
     paused = format_line(MetricsSecond("a->f", 0, concurrency_limit=5,
                                        limit_reason="maximum_concurrency", paused=True))
     assert dict(f.split("=", 1) for f in paused.split()[1:])["paused"] == "yes"
+    gated = format_line(MetricsSecond("a->f", 0, concurrency_limit=2,
+                                      limit_reason="semaphore:db",
+                                      semaphores=(("db", 2, 3), ("api", 1, 1))))
+    fields = dict(f.split("=", 1) for f in gated.split()[1:])
+    assert (fields["limited_by"], fields["semaphores"]) == ("semaphore:db", "db:2/3,api:1/1")
+    assert "semaphores" not in bound
 
 
 def test_the_live_status_table_shows_an_open_breaker_and_a_paused_mapping() -> None:

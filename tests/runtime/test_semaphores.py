@@ -31,6 +31,7 @@ from sluicegate.runtime.semaphores import (
     send_task_heartbeat,
     send_task_success,
 )
+from sluicegate.runtime.status import format_line
 from sluicegate.store import Store, open_store
 from sluicegate.store.base import PutEntry
 
@@ -207,6 +208,13 @@ def test_a_mapping_that_cannot_take_its_semaphore_burns_no_receive_count(
             assert (counts.visible, counts.in_flight) == (5, 0)
             assert [m.receive_count for m in await store.peek("gated")] == [0] * 5
             assert runtime.limit_reasons()["gated->gated"] == "semaphore:db"
+            # status and metrics show it: no slot of db's 1 held here
+            runtime.metrics.set_limits(runtime._limits(), runtime.limit_reasons(),
+                                       **runtime._states())
+            metrics = runtime.metrics
+            now = metrics.snapshot(metrics.current_second, "gated->gated")
+            assert now.semaphores == (("db", 0, 1),)
+            assert "semaphores=db:0/1 " in format_line(now)
             (state,) = await store.list_semaphores(["db"])
             assert [w.info.split()[-1] for w in state.waiters] == ["gated->gated"]
             # When the holder releases, the mapping takes the slot and drains the queue,

@@ -387,17 +387,19 @@ class Runtime:
         return {r.name: r.core.concurrency_limit.value(now) for r in self.runners}
 
     def _states(self) -> dict[str, dict[str, Any]]:
-        """Each mapping's breaker state (those with a breaker) and whether it is paused,
-        as :meth:`Metrics.set_limits` takes them."""
+        """Each mapping's breaker state (those with a breaker), whether it is paused and
+        the semaphore slots it holds, as :meth:`Metrics.set_limits` takes them."""
         now = self.clock()
         breakers: dict[str, str] = {}
         for r in self.runners:
             term = r.core.concurrency_limit.get(TERM_BREAKER)
             if isinstance(term, Breaker):
                 breakers[r.name] = term.state(now)
+        semaphores = {r.name: r.gate.holding() for r in self.runners if r.gate is not None}
         return {"breakers": breakers,
                 "paused": {r.name: bool(r.core.paused) and not r.stopping
-                           for r in self.runners}}
+                           for r in self.runners},
+                "semaphores": semaphores}
 
     def limit_reasons(self) -> dict[str, str]:
         """Each mapping's binding limit term (its core's ``limit_reason``: ``"scaling"``,

@@ -89,6 +89,12 @@ class MetricsSecond:
             :data:`ALL_MAPPINGS`).
         paused: whether the mapping was paused (``sluicegate pause``, a live
             ``enabled=false``), as last set; for :data:`ALL_MAPPINGS`, whether all were.
+        semaphores: for a mapping that needs semaphores (``app.map(...,
+            semaphores=...)``), ``(name, held, limit)`` of each: the slots this process's
+            mapping holds of it (its invocations' and the spare it keeps ready) and the
+            semaphore's limit, as last set; empty otherwise (and for
+            :data:`ALL_MAPPINGS`). ``sluicegate semaphores`` lists every process's
+            holders.
     """
 
     mapping: str
@@ -111,6 +117,7 @@ class MetricsSecond:
     limit_reason: str | None = None
     breaker: str | None = None
     paused: bool = False
+    semaphores: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,7 @@ class _Series:
         "paused",
         "peak",
         "received",
+        "semaphores",
         "throttles",
         "total_cold_starts",
         "total_dead_lettered",
@@ -199,6 +207,7 @@ class _Series:
         self.limit_reason: str | None = None
         self.breaker: str | None = None
         self.paused = False
+        self.semaphores: tuple[tuple[str, int, int], ...] = ()
         self.total_invocations = self.total_errors = self.total_throttles = 0
         self.total_received = self.total_deleted = self.total_dead_lettered = 0
         self.total_peak = 0
@@ -241,6 +250,7 @@ class _Series:
             limit_reason=self.limit_reason,
             breaker=self.breaker,
             paused=self.paused,
+            semaphores=self.semaphores,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -477,7 +487,9 @@ class Metrics:
     def set_limits(self, limits: Mapping[str, int],
                    reasons: Mapping[str, str] | None = None, *,
                    breakers: Mapping[str, str] | None = None,
-                   paused: Mapping[str, bool] | None = None) -> None:
+                   paused: Mapping[str, bool] | None = None,
+                   semaphores: Mapping[str, tuple[tuple[str, int, int], ...]] | None = None,
+                   ) -> None:
         """Set the ``concurrency_limit`` gauge of several mappings at once.
 
         Parameters:
@@ -487,6 +499,8 @@ class Metrics:
             breakers: mapping name to its breaker's state (the ``breaker`` gauge), for
                 the mappings that have one.
             paused: mapping name to whether it is paused (the ``paused`` gauge).
+            semaphores: mapping name to ``(name, held, limit)`` of each semaphore it
+                needs (the ``semaphores`` gauge).
         """
         self._now()
         for mapping, limit in limits.items():
@@ -497,6 +511,8 @@ class Metrics:
             self._get(mapping).breaker = state
         for mapping, flag in (paused or {}).items():
             self._get(mapping).paused = flag
+        for mapping, held in (semaphores or {}).items():
+            self._get(mapping).semaphores = held
 
     def register(self, mapping: str, *, queue: str) -> None:
         """Declare ``mapping`` and the queue it reads, for :meth:`queue_gauges`.

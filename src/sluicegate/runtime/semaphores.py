@@ -433,6 +433,12 @@ class MappingGate:
             client.config(name)
             runner.core.concurrency_limit.add(Share(term_name(name), _SlotsHeld(self, name)))
 
+    def holding(self) -> tuple[tuple[str, int, int], ...]:
+        """``(name, held, limit)`` of each semaphore: the slots the mapping holds (its
+        invocations' and its spare) and the semaphore's limit, for status and metrics."""
+        return tuple((name, self.in_use + len(self.spare[name]),
+                      self.client.config(name).limit) for name in self.names)
+
     def start(self) -> None:
         """Queue for a spare slot of each semaphore."""
         for name in self.names:

@@ -40,7 +40,14 @@ def _limited_by(snapshot: MetricsSecond) -> str:
         out += f"breaker={snapshot.breaker} "
     if snapshot.paused:
         out += "paused=yes "
+    if snapshot.semaphores:
+        out += f"semaphores={_held(snapshot)} "
     return out
+
+
+def _held(snapshot: MetricsSecond) -> str:
+    """``NAME:HELD/LIMIT`` of each semaphore the mapping needs, comma-separated."""
+    return ",".join(f"{name}:{held}/{limit}" for name, held, limit in snapshot.semaphores)
 
 
 def _state(snapshot: MetricsSecond) -> str:
@@ -51,6 +58,8 @@ def _state(snapshot: MetricsSecond) -> str:
         return "paused"
     if snapshot.breaker not in (None, "closed"):
         cell = f"{cell} ({snapshot.breaker})" if cell != "breaker" else f"breaker {snapshot.breaker}"
+    if snapshot.semaphores:
+        cell = f"{cell} [{_held(snapshot)}]"
     return cell
 
 
@@ -62,8 +71,10 @@ def format_line(snapshot: MetricsSecond) -> str:
     ``batch_limit`` (the mapping's concurrency limit then) and ``limited_by`` (the term of
     the limit that binds: ``maximum_concurrency``, ``scaling``, ``cluster``, ``adaptive``,
     ``breaker``, ``semaphore:NAME``, ...; left out for the total of several mappings),
-    ``breaker`` (its circuit breaker's state, for a mapping with one) and ``paused=yes``
-    (paused by ``sluicegate pause``); the queue's fields count
+    ``breaker`` (its circuit breaker's state, for a mapping with one), ``paused=yes``
+    (paused by ``sluicegate pause``) and ``semaphores`` (``NAME:HELD/LIMIT``: the slots
+    this process's mapping holds of each semaphore it needs, of the semaphore's limit);
+    the queue's fields count
     messages: ``messages_visible``, ``messages_in_flight`` (received, not yet deleted),
     ``oldest_message_age``. ``processed/s`` is messages deleted in the second,
     ``invocations/s``, ``errors`` and ``throttles`` are invocations.
