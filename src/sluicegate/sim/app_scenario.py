@@ -99,9 +99,10 @@ def app_scenario(app: App, load: Load) -> AppRun:
     topics = _topics(app)
     invoked = {m.function for m in queue_mappings} | {m.function for m in stream_mappings}
     if any(fn.config.reserved_concurrency for name, fn in app.functions.items()
-           if name not in invoked):
-        # a reservation of a function nothing invokes still shrinks the unreserved pool:
-        # only a world holds that function
+           if name not in invoked) or any(m.semaphores for m in queue_mappings) or any(
+               m.semaphores for m in stream_mappings):
+        # a reservation of a function nothing invokes still shrinks the unreserved pool,
+        # and semaphores are the App's: only a world holds them
         return app_world(app, load)
     if not queue_mappings and len(stream_mappings) == 1:
         return _stream_scenario(app, load, stream_mappings[0], name, account)
@@ -327,6 +328,7 @@ def app_world(app: App, load: Load) -> World:
         functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
         topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
         scenario=_plain_form(app, load), breakers=dict(app.breakers),
+        semaphores=dict(app.semaphores),
     )
 
 

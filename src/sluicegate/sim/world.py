@@ -40,6 +40,7 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
+    SemaphoreConfig,
     TopicConfig,
 )
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
@@ -236,6 +237,8 @@ class World:
         scenario: the plain form the result repeats (a scenario's ``to_dict()``).
         breakers: the App's shared breakers by name (``app.breakers``), for the mappings
             whose ``breaker=`` names one.
+        semaphores: the App's semaphores by name (``app.semaphores``), for the mappings
+            whose ``semaphores=`` names them.
     """
 
     seed: int = DEFAULT_SEED
@@ -250,6 +253,7 @@ class World:
     producers: tuple[SimProducer, ...] = ()
     scenario: dict[str, Any] = field(default_factory=dict)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict)
+    semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict)
 
     def function(self, name: str) -> SimFunction:
         """The function called ``name``."""
