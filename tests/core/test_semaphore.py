@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluicegate.core.limit import ConcurrencyLimit, Fixed
 from sluicegate.core.semaphore import (
@@ -156,3 +158,48 @@ def test_a_large_semaphore_does_not_bind() -> None:
 def test_a_limit_below_one_is_refused(limit: object) -> None:
     with pytest.raises(ValueError, match="semaphore 'db': limit"):
         SharedSemaphore("db", limit)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- properties
+
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["start", "end", "line", "expire"]),
+              st.integers(0, 3), st.floats(0.0, 0.2)),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(limit=st.integers(1, 5), caps=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       steps=_STEPS)
+def test_whatever_the_order_the_slots_held_never_exceed_the_limit(
+        limit: int, caps: list[int], steps: list[tuple[str, int, float]]) -> None:
+    # Given mappings with their own caps sharing one semaphore, driven as a driver does:
+    # an invocation starts only below the mapping's limit (its cap and the term)
+    db = SharedSemaphore("db", limit)
+    terms = [db.term() for _ in caps]
+    limits = [ConcurrencyLimit([Fixed("maximum_concurrency", c), t])
+              for c, t in zip(caps, terms, strict=True)]
+    now = 0.0
+    for op, i, dt in steps:
+        now += dt
+        k = i % len(terms)
+        term, lim = terms[k], limits[k]
+        if op == "start" and term.held < lim.value(now):
+            term.take(now)
+        elif op == "end" and term.held:
+            handed = term.release(now)
+            assert term not in handed or not db.waiting
+        elif op == "line" and lim.reason(now) == term.name:
+            db.wait(term)
+        elif op == "expire":
+            assert term not in db.expire(term, now)
+        # Then
+        assert 0 <= db.held <= db.peak <= limit
+        assert db.held + db.reserved <= limit
+        assert db.held == sum(t.held for t in terms)
+        assert db.reserved == sum(t.reserved for t in terms)
+        assert not db.waiting or db.free == 0
+        assert len(set(map(id, db.waiting))) == len(db.waiting)
+        assert all(t.queued == (t in db.waiting) for t in terms)
+        assert all(t.value(now) >= t.held for t in terms)
