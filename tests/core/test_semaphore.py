@@ -188,8 +188,10 @@ def test_whatever_the_order_the_slots_held_never_exceed_the_limit(
         if op == "start" and term.held < lim.value(now):
             term.take(now)
         elif op == "end" and term.held:
+            first = db.waiting[0] if db.waiting else None
             handed = term.release(now)
-            assert term not in handed or not db.waiting
+            if first is not None:  # the slot goes to the first in line, whoever freed it
+                assert handed == [first]
         elif op == "line" and lim.reason(now) == term.name:
             db.wait(term)
         elif op == "expire":

@@ -19,9 +19,9 @@ Waiting, in arrival order. A mapping *waits* when no slot is free and its limit 
 bound by the semaphore (it could run more): its driver calls :meth:`SharedSemaphore.wait`
 then. Each slot released while mappings wait is handed to the first of them, which may
 start on it (its driver wakes it: :meth:`SharedSemaphore.release` says whom); the one
-that released it gets in line behind the others. So a busy mapping cannot keep a
-semaphore to itself by taking back each slot it frees, as a plain "held plus free"
-would let the first mapping to poll do. A slot handed out and not taken within
+that released it, if it could run more, gets in line behind those already waiting. So a
+busy mapping cannot keep a semaphore to itself by taking back each slot it frees, as a
+plain "held plus free" would let the first mapping to poll do. A slot handed out and not taken within
 ``yield_after`` seconds (the holder had nothing to start) goes on to the next waiter
 (:meth:`SharedSemaphore.expire`), as the runtime hands back an idle spare slot.
 
