@@ -91,6 +91,7 @@ from sluicegate.core.config import (
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import SUCCESS_OUTCOME, InvocationResult, with_report
+from sluicegate.core.semaphore import SemaphoreTerm, SharedSemaphore
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import (
     Checkpoint,
@@ -747,6 +748,7 @@ class _Lane:
         "fifo",
         "fn",
         "function",
+        "gates",
         "groups",
         "kind_key",
         "lags",
@@ -807,6 +809,9 @@ class _Lane:
         """Sequence number of each poison record put -> its kind (streams)."""
         self.waiting: list[Any] = []
         """The waiting long polls (truthy while any waits; queues)."""
+        self.gates: list[SemaphoreTerm] | None = None
+        """The mapping's terms of the semaphores it names (one slot of each per
+        invocation); ``None`` when it names none."""
         config = spec.config
         if isinstance(config, StreamMappingConfig):
             self._stream_source(config, world.stream(config.stream), pool, streams)
@@ -1006,6 +1011,12 @@ class _Simulation:
             if len(sharers) > 1:
                 # one lane's call changes the state for all: the others poll at once
                 self.breakers[label].on_change(_WakeLanes(self, sharers))
+        # --- semaphores: one object per semaphore, a term of each naming mapping's limit
+        self.semaphores: dict[str, SharedSemaphore] = {}
+        self.holders: dict[str, list[_Lane]] = {}
+        """Each semaphore's mappings, in the order of its terms (``term.index``)."""
+        for lane in self.lanes:
+            self._gate(lane)
         self.topic: SimTopic | None = world.topics[0] if world.topics else None
         self.account = self.topic is not None or len(self.lanes) > 1
         """The results are account-wide, with one entry per mapping (a topic, or several
@@ -1044,6 +1055,75 @@ class _Simulation:
         self.bucket_start = 0.0
         self.series: list[dict[str, Any]] = []
         """The account-wide series (a one-mapping run's is its lane's)."""
+
+    def _gate(self, lane: _Lane) -> None:
+        """Give ``lane``'s mapping a term of each semaphore it names (see
+        :mod:`sluicegate.core.semaphore`).
+
+        Raises:
+            ValueError: a semaphore the world does not define.
+        """
+        names = lane.spec.config.semaphores
+        if not names:
+            return
+        limit = (lane.stream_mapping.concurrency_limit if lane.stream
+                 else lane.mapping.concurrency_limit)
+        gates: list[SemaphoreTerm] = []
+        for name in names:
+            semaphore = self.semaphores.get(name)
+            if semaphore is None:
+                config = self.world.semaphores.get(name)
+                if config is None:
+                    raise ValueError(f"mapping {lane.name} names semaphore {name!r}, "
+                                     "which is not defined")
+                semaphore = self.semaphores[name] = SharedSemaphore(name, config.limit)
+                self.holders[name] = []
+            term = semaphore.term()
+            self.holders[name].append(lane)
+            limit.add(term)
+            gates.append(term)
+        lane.gates = gates
+
+    def _wake_now(self, lane: _Lane, when: float) -> None:
+        """Make sure ``lane``'s mapping polls by ``when``."""
+        if when < lane.wake_at:
+            lane.wake_at = when
+            heapq.heappush(self.heap, (when, self.next_seq(), _WAKE, lane))
+
+    def _release(self, lane: _Lane, gates: list[SemaphoreTerm], now: float) -> None:
+        """An invocation of ``lane`` ended: give back its slots, and wake the mappings
+        that may start on them."""
+        for term in gates:
+            for other in term.release(now):
+                self._wake_now(self.holders[term.semaphore.name][other.index], now)
+
+    def _queue_up(self, lane: _Lane, gates: list[SemaphoreTerm], now: float) -> None:
+        """After ``lane``'s turn at ``now``: pass on its handed slots left idle too long;
+        when a semaphore has no free slot, put in line every mapping sharing it that the
+        semaphore binds (the others first: ``lane`` most likely just took the last
+        slot); wake ``lane`` when its handed slots are due to go on."""
+        for term in gates:
+            semaphore = term.semaphore
+            sharers = self.holders[semaphore.name]
+            for other in semaphore.expire(term, now):
+                self._wake_now(sharers[other.index], now)
+            if semaphore.free <= 0:
+                for other in semaphore.terms:
+                    if other is not term and not other.queued:
+                        self._line_up(sharers[other.index], other, now)
+                if not term.queued:
+                    self._line_up(lane, term, now)
+            due = semaphore.yield_at(term)
+            if due is not None:
+                self._wake_now(lane, due)
+
+    def _line_up(self, lane: _Lane, term: SemaphoreTerm, now: float) -> None:
+        """Put ``term`` in line when its mapping's limit is bound by it (it could run
+        more: the term is strictly the lowest)."""
+        limit = (lane.stream_mapping.concurrency_limit if lane.stream
+                 else lane.mapping.concurrency_limit)
+        if limit.reason(now) == term.name:
+            term.semaphore.wait(term)
 
     @property
     def now(self) -> float:
@@ -1113,6 +1193,8 @@ class _Simulation:
             heapq.heappush(heap, (0.0, seq(), _WAKE, lane))
             lane.wake_at = 0.0
         self._loop(published)
+        for semaphore in self.semaphores.values():
+            semaphore.close()  # no reference cycle outlives the run
         if not self.account:
             lane = lanes[0]
             return SimResult(world.scenario, self._summary(lane), lane.series)
@@ -1258,6 +1340,10 @@ class _Simulation:
                     if fn.unreserved:
                         unreserved -= 1
                 fn.release(event[0])  # `now`, as the event holds it (see clock above)
+                gates = lane.gates
+                if gates is not None:
+                    # before the core hears of the end: its limit then counts the slot
+                    self._release(lane, gates, now)
                 outcome: BatchOutcome = event[5]
                 if outcome is not success:
                     if outcome.function_error:
@@ -1529,6 +1615,10 @@ class _Simulation:
                         # ---- the one simulated function, for every source
                         batch = action.batch
                         fn = lane.fn
+                        gates = lane.gates
+                        if gates is not None:
+                            for term in gates:
+                                term.take(now)
                         running += 1
                         # conditional expressions, not max(): a call costs more here
                         b_running = running if running > b_running else b_running
@@ -1607,6 +1697,9 @@ class _Simulation:
             if wake is not None and wake < lane.wake_at:
                 lane.wake_at = wake
                 push(heap, (wake, seq(), _WAKE, lane))
+            gates = lane.gates
+            if gates is not None:
+                self._queue_up(lane, gates, now)
 
         clock[0] = end
         self._close_bucket(end, b_running, b_unreserved, b_live, b_published)

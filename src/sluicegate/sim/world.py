@@ -45,6 +45,7 @@ from sluicegate.core.config import (
     FunctionConfig,
     MappingConfig,
     QueueConfig,
+    SemaphoreConfig,
     TopicConfig,
 )
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
@@ -255,6 +256,8 @@ class World:
         scenario: the plain form the result repeats (a scenario's ``to_dict()``).
         breakers: the App's shared breakers by name (``app.breakers``), for the mappings
             whose ``breaker=`` names one.
+        semaphores: the App's semaphores by name (``app.semaphores``), for the mappings
+            whose ``semaphores=`` names them.
     """
 
     seed: int = DEFAULT_SEED
@@ -269,6 +272,7 @@ class World:
     producers: tuple[SimProducer, ...] = ()
     scenario: dict[str, Any] = field(default_factory=dict)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict)
+    semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict)
 
     def function(self, name: str) -> SimFunction:
         """The function called ``name``."""
@@ -362,12 +366,13 @@ def scenario_kind_of(app: App) -> Literal["queue", "stream", "topic"] | None:
     mapping, ``stream`` for one stream mapping, ``topic`` for one topic whose subscribed
     queues each have one mapping (and no other mapping); never when a function nothing
     invokes holds reserved concurrency (it still shrinks the unreserved pool, and no
-    scenario has such a function)."""
+    scenario has such a function), nor when a mapping names a semaphore (the App's, which
+    no scenario holds)."""
     mappings: list[MappingConfig | StreamMappingConfig] = [*app.mappings,
                                                            *app.stream_mappings]
     invoked = {m.function for m in mappings}
     if any(fn.config.reserved_concurrency for name, fn in app.functions.items()
-           if name not in invoked):
+           if name not in invoked) or any(m.semaphores for m in mappings):
         return None
     topics = mapped_topics(app)
     if len(mappings) == 1 and not topics:
@@ -471,7 +476,7 @@ def app_world(app: App, load: Load, *, plain: dict[str, Any] | None = None) -> W
         functions=tuple(functions), queues=tuple(queues), streams=tuple(streams),
         topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
         scenario=_plain_form(app, load) if plain is None else plain,
-        breakers=dict(app.breakers),
+        breakers=dict(app.breakers), semaphores=dict(app.semaphores),
     )
 
 
