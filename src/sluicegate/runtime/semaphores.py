@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sluicegate.core.config import SemaphoreConfig
 from sluicegate.core.limit import Share
 from sluicegate.core.results import interpret_response
+from sluicegate.core.semaphore import semaphore_term_name
 from sluicegate.core.types import OutcomeKind
 from sluicegate.errors import (
     ConfigError,
@@ -73,7 +74,6 @@ __all__ = [
     "send_task_failure",
     "send_task_heartbeat",
     "send_task_success",
-    "term_name",
 ]
 
 log = logging.getLogger("sluicegate.runtime")
@@ -87,11 +87,6 @@ mapping hands it back (an invocation about to start takes it sooner)."""
 
 RETRY_AFTER_STORE_ERROR = 1.0
 """Seconds a mapping's gate waits before queueing again after its store failed."""
-
-
-def term_name(semaphore: str) -> str:
-    """The limit term of a mapping that needs ``semaphore``."""
-    return f"semaphore:{semaphore}"
 
 
 def owner_name() -> str:
@@ -431,7 +426,7 @@ class MappingGate:
         self.stopped = False
         for name in names:
             client.config(name)
-            runner.core.concurrency_limit.add(Share(term_name(name), _SlotsHeld(self, name)))
+            runner.core.concurrency_limit.add(Share(semaphore_term_name(name), _SlotsHeld(self, name)))
 
     def holding(self) -> tuple[tuple[str, int, int], ...]:
         """``(name, held, limit)`` of each semaphore: the slots the mapping holds (its
