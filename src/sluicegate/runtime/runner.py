@@ -280,7 +280,7 @@ class MappingRunner:
             if alone:
                 loop.call_soon(self._new_turn)
             if (not alone or loop.time() - started < FOLLOW_UP_AFTER or self.stopping
-                    or self.wake.is_set() or self._stepping):
+                    or self._stepping):
                 # Invocations that finish together (in one turn of the event loop, or
                 # short ones, which finish in the turn they start) are followed up by
                 # the loop's task: it polls once for all of them, so their pollers'
@@ -305,27 +305,34 @@ class MappingRunner:
         loop's task and a new task's first step (each a turn of the event loop, which
         at 50 ms handlers costs a few percent of the throughput). The loop's task is
         woken only when its deadline moved earlier or a read is left to it."""
-        self._stepping = True
-        try:
-            core = self.core
-            source = self.source
-            clock = self.runtime.clock
+        core = self.core
+        source = self.source
+        clock = self.runtime.clock
+        now = clock()
+        kept = self._poll_keeping(now)
+        if kept is None and source.reads_due():
+            # Not under _stepping: another invocation finishing while this read is out
+            # (a store round trip on Redis) follows itself up too
+            await source.read()
             now = clock()
-            kept = self._perform(now, core.poll(now), keep=True)
-            if kept is None and source.reads_due():
-                await source.read()
-                now = clock()
-                kept = self._perform(now, core.poll(now), keep=True)
-            self._count_throttles()
-            deadline = core.next_wakeup(now)
-        finally:
-            self._stepping = False
+            kept = self._poll_keeping(now)
+        self._count_throttles()
+        deadline = core.next_wakeup(now)
         armed = self.armed
         if self.stopping or source.reads_due() or (
             deadline is not None and (deadline <= now or armed is None or deadline < armed)
         ):
             self.wake.set()
         return kept
+
+    def _poll_keeping(self, now: float) -> Any:
+        """Poll and perform (as :meth:`step`, guarded the same way), keeping the first
+        invocation's batch for the caller's task."""
+        self._stepping = True
+        try:
+            return self._perform(now, self.core.poll(now), keep=True)
+        finally:
+            self._stepping = False
 
     async def _invoke_one(self, batch: Any) -> None:
         """The one invocation path: event, context, handler, outcome, report."""
