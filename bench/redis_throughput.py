@@ -33,7 +33,9 @@ Targets: sluicegate at batch size 1 at least 3x the best peer; at batch size 10 
 10x the best peer; the sleeping workload at least 90% of the ideal. After sluicegate's sleeping drain, the
 script times the same number of 50 ms ``asyncio.sleep`` calls by 100 bare tasks in its
 own process (no store, no runtime), the ceiling of an asyncio program on this machine at
-that moment, and prints sluicegate's rate as a share of it too. The ratios compare
+that moment, and prints sluicegate's rate as a share of it too. This script runs on the
+event loop sluicegate's workers run on (:mod:`sluicegate.loops`: uvloop where installed;
+``SLUICEGATE_LOOP=asyncio`` for asyncio's own, in the workers too). The ratios compare
 like with like: sluicegate with W worker processes against each peer with W processes.
 
 Usage::
@@ -66,6 +68,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from redis_server import RedisServer, redis_binary  # noqa: E402
+from sluicegate import loops  # noqa: E402
 
 POLL = 0.005
 """Seconds between two looks at a backlog."""
@@ -435,7 +438,8 @@ def main() -> None:
           f"{args.sleep_messages:,} sleeping ({SLEEP * 1000:.0f} ms) at concurrency "
           f"{CONCURRENCY}; work dir {work}", flush=True)
     try:
-        results = asyncio.run(run(args, Bench(server, work)))
+        # the loop sluicegate's workers run on (sluicegate.loops), for the bare sleepers
+        results = loops.run(run(args, Bench(server, work)))
         report(results, [int(w) for w in args.workers.split(",")])
     finally:
         server.stop()

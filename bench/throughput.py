@@ -27,6 +27,9 @@ the median. Each round also times the same number of 50 ms ``asyncio.sleep`` cal
 ``concurrency`` bare tasks (no store, no runtime): the ceiling an asyncio program reaches
 on this machine at that moment (timer rounding, scheduling on a loaded machine), printed
 beside.
+
+Every drain runs on the event loop ``sluicegate run`` uses (:mod:`sluicegate.loops`:
+uvloop where installed); ``SLUICEGATE_LOOP=asyncio`` measures asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import time
 from pathlib import Path
 
 import sluicegate
+from sluicegate import loops
 from sluicegate.runtime.driver import Runtime
 from sluicegate.runtime.metrics import Metrics
 from sluicegate.store import open_store
@@ -158,15 +162,15 @@ def sleeping(n: int) -> None:
     isolation = os.environ.get("BENCH_ISOLATION", "module")
     ideal = concurrency / SLEEP
     print(f"draining {n:,} messages with a {SLEEP * 1000:.0f} ms handler at "
-          f"maximum_concurrency={concurrency}, batch 1, isolation {isolation}; "
-          f"Little's law: {ideal:,.0f} msg/s")
+          f"maximum_concurrency={concurrency}, batch 1, isolation {isolation}, "
+          f"event loop {loops.loop_name()}; Little's law: {ideal:,.0f} msg/s")
     rates: list[float] = []
     ceilings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            rate = asyncio.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency,
-                                              isolation))
-            ceiling = asyncio.run(bare_sleepers(n, concurrency))
+            rate = loops.run(sleeping_drain(Path(tmp) / f"sleep-{r}.db", n, concurrency,
+                                            isolation))
+            ceiling = loops.run(bare_sleepers(n, concurrency))
             rates.append(rate)
             ceilings.append(ceiling)
             print(f"  round {r + 1}: {rate:>7,.0f} msg/s  {rate / ideal:6.1%} of the ideal; "
@@ -240,7 +244,7 @@ def main() -> None:
                 bare.append(bare_loop(Path(tmp) / f"bare{batch}-{r}.db", n, batch))
                 k = r % len(isolations)  # each isolation takes its turn first
                 for isolation in isolations[k:] + isolations[:k]:
-                    ours[isolation].append(asyncio.run(sluicegate_drain(
+                    ours[isolation].append(loops.run(sluicegate_drain(
                         Path(tmp) / f"sg{batch}-{r}-{isolation}.db", n, batch, concurrency,
                         isolation,
                     )))

@@ -24,7 +24,6 @@ same store shares the mappings' limits, and ``workers`` lists the live ones.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import json
 import logging
@@ -35,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluicegate import __version__
+from sluicegate import __version__, loops
 from sluicegate.build import BUILD
 from sluicegate.errors import InputError, SluicegateError
 from sluicegate.store import open_store
@@ -275,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _OFFLINE:
             return _OFFLINE[args.command](args)
-        return asyncio.run(_dispatch(args))
+        return loops.run(_dispatch(args))
     except SluicegateError as exc:
         print(f"sluicegate: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -43,6 +43,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias, TypeVar, cast
 
+from sluicegate import loops
 from sluicegate.app import App
 from sluicegate.errors import InputError
 from sluicegate.runtime.driver import RunSummary, Runtime
@@ -282,7 +283,7 @@ def run(
             if isinstance(store, Store):
                 await store.close()
 
-    return asyncio.run(main())
+    return loops.run(main())
 
 
 class BackgroundApp:
@@ -308,7 +309,7 @@ class BackgroundApp:
 
     def _serve(self) -> None:
         try:
-            self._summary = asyncio.run(self._main(self))
+            self._summary = loops.run(self._main(self))
         except BaseException as exc:  # noqa: BLE001 - raised again by wait() or start()
             self._error = exc
         finally:
