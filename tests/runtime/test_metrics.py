@@ -297,3 +297,17 @@ def test_the_binding_limit_term_is_a_gauge_and_the_total_names_it_when_all_agree
     assert (total.concurrency_limit, total.limit_reason) == (40, "maximum_concurrency")
     metrics.set_limits({"a": 3})  # no reasons given: the last one holds
     assert metrics.snapshot(1002, "a").limit_reason == "maximum_concurrency"
+
+
+def test_semaphore_slots_are_a_gauge_and_the_total_sums_them_per_semaphore(
+    clock: VirtualClock, metrics: Metrics
+) -> None:
+    metrics.set_limits({"a": 2, "b": 1, "c": 4},
+                       semaphores={"a": (("db", 2, 3),), "b": (("db", 1, 3), ("api", 1, 1))})
+    assert metrics.snapshot(1000, "a").semaphores == (("db", 2, 3),)
+    assert metrics.snapshot(1000, "c").semaphores == ()
+    metrics.tick()
+    clock.now = 1001.0
+    metrics.tick()
+    # this process holds 3 of db's 3 (2 by a, 1 by b) and api's 1
+    assert metrics.last_complete(ALL_MAPPINGS).semaphores == (("api", 1, 1), ("db", 3, 3))

@@ -92,9 +92,9 @@ class MetricsSecond:
         semaphores: for a mapping that needs semaphores (``app.map(...,
             semaphores=...)``), ``(name, held, limit)`` of each: the slots this process's
             mapping holds of it (its invocations' and the spare it keeps ready) and the
-            semaphore's limit, as last set; empty otherwise (and for
-            :data:`ALL_MAPPINGS`). ``sluicegate semaphores`` lists every process's
-            holders.
+            semaphore's limit, as last set; empty otherwise. For :data:`ALL_MAPPINGS`,
+            the slots of each semaphore all of this process's mappings hold.
+            ``sluicegate semaphores`` lists every process's holders.
     """
 
     mapping: str
@@ -350,8 +350,11 @@ class Metrics:
         oldest: float | None = None
         reasons: set[str] = set()
         paused = bool(self._series)
+        held: dict[str, list[int]] = {}  # semaphore -> [slots held here, its limit]
         for series in self._series.values():
             paused = paused and series.paused
+            for name, count, cap in series.semaphores:
+                held.setdefault(name, [0, cap])[0] += count
             if series.limit_reason is not None:
                 reasons.add(series.limit_reason)
             if series.visible is not None:
@@ -368,6 +371,8 @@ class Metrics:
         # the sum of limits is bound by a term only when every mapping's is the same one
         everything.limit_reason = reasons.pop() if len(reasons) == 1 else None
         everything.paused = paused
+        everything.semaphores = tuple((name, count, cap)
+                                      for name, (count, cap) in sorted(held.items()))
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: MetricsListener) -> None:
