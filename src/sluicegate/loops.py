@@ -46,5 +46,8 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     if loop_name() == "uvloop":
         import uvloop
 
-        return uvloop.run(main)
+        # what uvloop.run does on Python 3.11+, typed without uvloop's stubs (a build
+        # without uvloop installed type-checks this module too)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
     return asyncio.run(main)
