@@ -403,3 +403,29 @@ def test_a_cancelled_run_keeps_the_slots_of_invocations_still_running(
         assert gauge.peak == 2
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_shards_taken_on_start_get_their_share_of_the_account_before_their_lanes_run(
+        tmp_path: Path, coordinator: str | None) -> None:
+    # A worker's share of the account's unreserved pool follows the shards it serves.
+    # Shards handed to it by a sync used to count only once the runner had taken them,
+    # one round later: their lanes started under the old share, were refused a slot, and
+    # backed off a second as after a throttle (30-40 "throttles" in every drain)
+    app = sluicegate.App()
+    app.stream("s", shard_count=4)
+
+    @app.function(timeout=5)
+    async def consume(event: dict[str, Any], context: object) -> None:
+        return None
+
+    app.map("s", consume, batch_size=100, starting_position="TRIM_HORIZON",
+            parallelization_factor=10)
+
+    async def fill(store: SqliteStore) -> None:
+        for i in range(0, 4000, 500):
+            await store.put_records("s", [PutEntry(f"key{k}", json.dumps({"n": k}))
+                                          for k in range(i, i + 500)])
+
+    (summary,) = asyncio.run(run_workers([app], tmp_path / "s.db", coordinator, fill=fill))
+    assert summary.processed == 4000
+    assert summary.mappings[0].throttles == 0

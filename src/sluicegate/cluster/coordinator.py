@@ -210,6 +210,8 @@ class _StreamEntry:
     """Shard leases this worker holds or claims."""
     owned: set[int] = field(default_factory=set)
     reassigning: asyncio.Task[None] | None = None
+    target: set[int] | None = None
+    """The shards a reassignment under way hands the runner (``None``: none under way)."""
 
 
 class Cluster:
@@ -500,10 +502,21 @@ class Cluster:
     # ------------------------------------------------------------------ one sync
     async def sync(self) -> None:
         """One round: scaling, mapping and pool leases and the heartbeat in one store
-        round (:meth:`Store.coordinate`), then the shard leases of stream mappings."""
+        round (:meth:`Store.coordinate`), then the shard leases of stream mappings. When
+        those hand a runner new shards, the pool's leases are claimed again at once for
+        them: else their lanes would start before the account's share grew, and a lane
+        refused a slot backs off a second, as after a throttle."""
         await self._sync_round()
+        reassigned = False
         for s in self._streams:
+            pending = s.reassigning
             await self._sync_stream(s)
+            reassigned = reassigned or (s.reassigning is not None
+                                        and s.reassigning is not pending)
+        if reassigned and self.pool is not None:
+            claims, frozen = self._slot_claims()
+            await self._claim_slots(CoordinationRound(self.worker_id, self.ttl, claims=claims),
+                                    frozen, leaders=0)
 
     async def _sync_round(self) -> None:
         """The store round of a sync. When its answers change what the slot leases
@@ -718,7 +731,9 @@ class Cluster:
             wants[fn] = wants.get(fn, 0) + max(q.lease.held, q.in_use())
         for s in self._streams:
             fn = s.runner.config.function
-            wants[fn] = wants.get(fn, 0) + len(s.owned) * s.runner.config.parallelization_factor
+            # during a reassignment both sets may run: the one handed over and the new one
+            shards = max(len(s.owned), len(s.target)) if s.target is not None else len(s.owned)
+            wants[fn] = wants.get(fn, 0) + shards * s.runner.config.parallelization_factor
         return wants
 
     # ------------------------------------------------------------------ shards
@@ -777,8 +792,10 @@ class Cluster:
                                  i, s.runner.name)
             finally:
                 s.reassigning = None
+                s.target = None
                 self._wakeup.set()
 
+        s.target = set(owned)
         s.reassigning = asyncio.get_running_loop().create_task(reassign())
 
 
