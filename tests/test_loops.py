@@ -55,3 +55,16 @@ def test_an_app_runs_to_its_end_on_the_default_loop(tmp_path: object) -> None:
     summary = sluicegate.run(app, f"sqlite:///{path}", until_empty=True)
     assert summary.processed == 5
     assert set(seen) == {loops.loop_name()}
+
+
+def test_an_unknown_loop_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from sluicegate.cli import main
+    from sluicegate.errors import ConfigError
+
+    monkeypatch.setenv(loops.LOOP_ENV, "uvlop")
+    with pytest.raises(ConfigError, match="SLUICEGATE_LOOP"):
+        loops.loop_name()
+    assert main(["queues", "--store", "memory://"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SLUICEGATE_LOOP" in err and "'uvlop'" in err
