@@ -22,64 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import sys
 import tempfile
 import time
-from typing import Any
+from pathlib import Path
 
-import sluicegate
 from sluicegate.runtime.driver import Runtime
-from sluicegate.store import open_store
-from sluicegate.store.base import SendEntry
+from sluicegate.store import Store
 
-QUEUES = ("plain", "guarded", "probed")
-
-
-class Downstream:
-    """Down from ``down_from`` for ``down_for`` seconds after :meth:`start`."""
-
-    def __init__(self, down_from: float, down_for: float) -> None:
-        self.down_from = down_from
-        self.down_for = down_for
-        self.t0 = time.monotonic()
-        self.processed: dict[str, set[int]] = {q: set() for q in QUEUES}
-        self.failed: dict[str, list[float]] = {q: [] for q in QUEUES}
-        self.last: dict[str, float] = dict.fromkeys(QUEUES, 0.0)
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def up(self) -> bool:
-        return not self.down_from <= self.elapsed() < self.down_from + self.down_for
-
-    def call(self, queue: str, numbers: list[int]) -> None:
-        if not self.up():
-            self.failed[queue].append(self.elapsed())
-            raise ConnectionError("downstream refused the connection")
-        self.processed[queue].update(numbers)
-        self.last[queue] = self.elapsed()
-
-
-def build(downstream: Downstream, visibility: int, open_wait: float) -> sluicegate.App:
-    app = sluicegate.App()
-    breaker = {"minimum_calls": 5, "sliding_window_size": 10, "open_wait": open_wait,
-               "open_wait_multiplier": 2}
-    for queue in QUEUES:
-        app.queue(queue, visibility_timeout=visibility, dead_letter_queue=f"{queue}-dlq",
-                  max_receive_count=3)
-
-        def handle(event: dict[str, Any], context: Any, queue: str = queue) -> None:
-            downstream.call(queue, [json.loads(r["body"])["n"] for r in event["Records"]])
-
-        app.function(name=f"handle_{queue}", timeout=1)(handle)
-    app.map("plain", "handle_plain")
-    app.map("guarded", "handle_guarded", breaker=breaker)
-    app.map("probed", "handle_probed",
-            breaker={**breaker, "probe": downstream.up, "probe_interval": 1.0})
-    return app
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from outage import QUEUES, Downstream, outage_app, run_outage
 
 
 async def run(url: str, scale: float, rate: float) -> None:
@@ -88,38 +40,12 @@ async def run(url: str, scale: float, rate: float) -> None:
     open_wait = 30.0 * scale
     send_for = down_from + outage + 15.0 * scale
     downstream = Downstream(down_from, outage)
-    app = build(downstream, visibility, open_wait)
-    store = open_store(url)
-    await store.open()
-    sent = 0
+    breaker = {"minimum_calls": 5, "sliding_window_size": 10, "open_wait": open_wait,
+               "open_wait_multiplier": 2}
+    app = outage_app(downstream, visibility=visibility, breaker=breaker, probe_interval=1.0)
     started = time.monotonic()
-    try:
-        runtime = Runtime(app, store, grace_period=2.0, cluster=None)
-        await runtime.prepare()
 
-        async def produce() -> None:
-            nonlocal sent
-            downstream.start()
-            while downstream.elapsed() < send_for:
-                for queue in QUEUES:
-                    await store.send_batch(queue, [SendEntry(json.dumps({"n": sent}))])
-                sent += 1
-                await asyncio.sleep(1.0 / rate)
-
-        async def stop_when_settled() -> None:
-            while True:
-                await asyncio.sleep(0.5)
-                if downstream.elapsed() < send_for:
-                    continue
-                counts = [await store.counts(q) for q in QUEUES]
-                if all(c.total == 0 for c in counts):
-                    runtime.stop("all settled")
-                    return
-
-        tasks = [asyncio.create_task(produce()), asyncio.create_task(stop_when_settled())]
-        await runtime.run(duration=send_for + outage * 2 + 60)
-        for task in tasks:
-            task.cancel()
+    async def report(store: Store, runtime: Runtime, sent: int) -> None:
         recovered = down_from + outage
         print(f"store {url.split(':')[0]}; down {outage:g} s from {down_from:g} s, "
               f"visibility {visibility} s, max_receive_count 3, open_wait {open_wait:g} s "
@@ -136,8 +62,9 @@ async def run(url: str, scale: float, rate: float) -> None:
         for queue in ("guarded", "probed"):
             times = ", ".join(f"{t:.1f}" for t in downstream.failed[queue])
             print(f"{queue} failed invocations at (s): {times}")
-    finally:
-        await store.close()
+
+    await run_outage(url, app, downstream, send_for=send_for, rate=rate,
+                     duration=send_for + outage * 2 + 60, poll=0.5, report=report)
 
 
 def main() -> None:

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 import sluicegate
+from outage import QUEUES, Downstream, outage_app, run_outage
 from sluicegate.runtime.driver import Runtime
-from sluicegate.store import open_store
-from sluicegate.store.base import PutEntry, SendEntry
+from sluicegate.store import Store, open_store
+from sluicegate.store.base import PutEntry
 
 VISIBILITY = 1
 DOWN_FROM = 1.0
@@ -34,103 +35,27 @@ RATE = 20.0
 SEND_FOR = 16.0
 BREAKER = {"minimum_calls": 5, "sliding_window_size": 10, "open_wait": 6,
            "open_wait_multiplier": 2}
-QUEUES = ("plain", "guarded", "probed")
 
 
-class Downstream:
-    """A dependency that is down from ``DOWN_FROM`` to ``DOWN_FROM + DOWN_FOR`` seconds
-    after :meth:`start`; records what each queue's handler processed."""
+async def outage(url: str) -> dict[str, Any]:
+    downstream = Downstream(DOWN_FROM, DOWN_FOR)
+    app = outage_app(downstream, visibility=VISIBILITY, breaker=BREAKER, probe_interval=0.5)
 
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-        self.processed: dict[str, set[int]] = {q: set() for q in QUEUES}
-        self.failed: dict[str, int] = dict.fromkeys(QUEUES, 0)
-        self.failed_after_trip: dict[str, list[float]] = {q: [] for q in QUEUES}
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def up(self) -> bool:
-        return not DOWN_FROM <= self.elapsed() < DOWN_FROM + DOWN_FOR
-
-    def call(self, queue: str, numbers: list[int]) -> None:
-        if not self.up():
-            self.failed[queue] += 1
-            self.failed_after_trip[queue].append(round(self.elapsed(), 2))
-            raise ConnectionError("downstream refused the connection")
-        self.processed[queue].update(numbers)
-
-
-def make_app(downstream: Downstream) -> sluicegate.App:
-    app = sluicegate.App()
-    for queue in QUEUES:
-        app.queue(queue, visibility_timeout=VISIBILITY, dead_letter_queue=f"{queue}-dlq",
-                  max_receive_count=3)
-
-    def handler_for(queue: str) -> Any:
-        def handle(event: dict[str, Any], context: Any) -> None:
-            downstream.call(queue, [json.loads(r["body"])["n"] for r in event["Records"]])
-        handle.__name__ = f"handle_{queue}"
-        return handle
-
-    for queue in QUEUES:
-        app.function(name=f"handle_{queue}", timeout=1)(handler_for(queue))
-    app.map("plain", "handle_plain")
-    app.map("guarded", "handle_guarded", breaker=BREAKER)
-    app.map("probed", "handle_probed",
-            breaker={**BREAKER, "probe": downstream.up, "probe_interval": 0.5})
-    return app
-
-
-async def run_outage(url: str) -> dict[str, Any]:
-    downstream = Downstream()
-    app = make_app(downstream)
-    store = open_store(url)
-    await store.open()
-    sent = 0
-    try:
-        runtime = Runtime(app, store, grace_period=2.0, cluster=None)
-        await runtime.prepare()
-
-        async def produce() -> None:
-            nonlocal sent
-            downstream.start()
-            while downstream.elapsed() < SEND_FOR:
-                for queue in QUEUES:
-                    await store.send_batch(queue, [SendEntry(json.dumps({"n": sent}))])
-                sent += 1
-                await asyncio.sleep(1.0 / RATE)
-
-        async def stop_when_settled() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                if downstream.elapsed() < SEND_FOR:
-                    continue
-                counts = [await store.counts(q) for q in QUEUES]
-                if all(c.total == 0 for c in counts):
-                    runtime.stop("all settled")
-                    return
-
-        tasks = [asyncio.create_task(produce()), asyncio.create_task(stop_when_settled())]
-        await runtime.run(duration=SEND_FOR + DOWN_FOR + 20)
-        for task in tasks:
-            task.cancel()
-        states = runtime.breakers().states()
+    async def report(store: Store, runtime: Runtime, sent: int) -> dict[str, Any]:
         counts = {q: await store.counts(q) for q in app.queues}
-        return {"sent": sent, "downstream": downstream, "counts": counts, "states": states}
-    finally:
-        await store.close()
+        return {"sent": sent, "downstream": downstream, "counts": counts,
+                "states": runtime.breakers().states()}
+
+    return await run_outage(url, app, downstream, send_for=SEND_FOR, rate=RATE,
+                            duration=SEND_FOR + DOWN_FOR + 20, poll=0.25, report=report)
 
 
 def test_an_outage_dead_letters_without_a_breaker_and_nothing_with_one(
     tmp_path: Any, redis_url: str
 ) -> None:
     async def both() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(run_outage(f"sqlite:///{tmp_path / 'b.db'}"),
-                                         run_outage(redis_url)))
+        return list(await asyncio.gather(outage(f"sqlite:///{tmp_path / 'b.db'}"),
+                                         outage(redis_url)))
 
     for result in asyncio.run(both()):
         sent, downstream, counts = result["sent"], result["downstream"], result["counts"]
@@ -143,21 +68,21 @@ def test_an_outage_dead_letters_without_a_breaker_and_nothing_with_one(
         assert counts["plain-dlq"].total > 0
         # with one: none, every message processed after the recovery, the breakers closed
         for queue in ("guarded", "probed"):
-            assert counts[f"{queue}-dlq"].total == 0, (queue, downstream.failed_after_trip)
+            assert counts[f"{queue}-dlq"].total == 0, (queue, downstream.failed)
             assert downstream.processed[queue] == set(range(sent)), queue
         assert result["states"] == {"guarded->handle_guarded": "closed",
                                     "probed->handle_probed": "closed"}
         # the breaker's failures: the calls that tripped it (at the outage's start) and
         # one failed probe (its first, an open wait later); with an external probe, no
         # probe invocation failed: every failure is one of those that tripped it
-        guarded = downstream.failed_after_trip["guarded"]
+        guarded = downstream.failed["guarded"]
         tripping = [t for t in guarded if t < DOWN_FROM + 1.0]
         assert BREAKER["minimum_calls"] <= len(tripping) <= 12
         assert len(guarded) == len(tripping) + 1
         assert guarded[-1] >= DOWN_FROM + BREAKER["open_wait"]
-        probed = downstream.failed_after_trip["probed"]
+        probed = downstream.failed["probed"]
         assert probed and all(t < DOWN_FROM + 1.0 for t in probed)
-        assert len(downstream.failed_after_trip["plain"]) > 10 * len(guarded)
+        assert len(downstream.failed["plain"]) > 10 * len(guarded)
 
 
 @pytest.mark.parametrize("probe", ["http://127.0.0.1:9/health", "ftp://x"])
