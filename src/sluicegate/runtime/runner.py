@@ -207,20 +207,9 @@ class MappingRunner:
         if self._stepping:
             self.wake.set()
             return
-        self._stepping = True
-        try:
-            core = self.core
-            now = self.runtime.clock()
-            self._perform(now, core.poll(now))
-            self._count_throttles()
-            deadline = core.next_wakeup(now)
-        finally:
-            self._stepping = False
-        armed = self.armed
-        if self.stopping or self.source.reads_due() or (
-            deadline is not None and (deadline <= now or armed is None or deadline < armed)
-        ):
-            self.wake.set()
+        now = self.runtime.clock()
+        self._poll_guarded(now)
+        self._rearm(now)
 
     def _count_throttles(self) -> None:
         core = self.core
@@ -305,34 +294,39 @@ class MappingRunner:
         loop's task and a new task's first step (each a turn of the event loop, which
         at 50 ms handlers costs a few percent of the throughput). The loop's task is
         woken only when its deadline moved earlier or a read is left to it."""
-        core = self.core
         source = self.source
         clock = self.runtime.clock
         now = clock()
-        kept = self._poll_keeping(now)
+        kept = self._poll_guarded(now, keep=True)
         if kept is None and source.reads_due():
             # Not under _stepping: another invocation finishing while this read is out
             # (a store round trip on Redis) follows itself up too
             await source.read()
             now = clock()
-            kept = self._poll_keeping(now)
+            kept = self._poll_guarded(now, keep=True)
+        self._rearm(now)
+        return kept
+
+    def _poll_guarded(self, now: float, keep: bool = False) -> Any:
+        """Poll the core and perform, guarded against a nested :meth:`step`; with
+        ``keep``, return the first invocation's batch for the caller's task to run."""
+        self._stepping = True
+        try:
+            return self._perform(now, self.core.poll(now), keep=keep)
+        finally:
+            self._stepping = False
+
+    def _rearm(self, now: float) -> None:
+        """After a poll outside the loop's task: count its throttles, and wake the loop
+        when a read is left to it, it must stop, or the core's next deadline comes
+        earlier than the one it sleeps until."""
         self._count_throttles()
-        deadline = core.next_wakeup(now)
+        deadline = self.core.next_wakeup(now)
         armed = self.armed
-        if self.stopping or source.reads_due() or (
+        if self.stopping or self.source.reads_due() or (
             deadline is not None and (deadline <= now or armed is None or deadline < armed)
         ):
             self.wake.set()
-        return kept
-
-    def _poll_keeping(self, now: float) -> Any:
-        """Poll and perform (as :meth:`step`, guarded the same way), keeping the first
-        invocation's batch for the caller's task."""
-        self._stepping = True
-        try:
-            return self._perform(now, self.core.poll(now), keep=True)
-        finally:
-            self._stepping = False
 
     async def _invoke_one(self, batch: Any) -> None:
         """The one invocation path: event, context, handler, outcome, report."""
