@@ -143,11 +143,22 @@ def test_invocation_times_travel_as_one_mean_per_outbox() -> None:
     assert leader.policy.invocation_time() == pytest.approx(single.invocation_time())
 
 
-def test_a_held_worker_tells_the_leader_once_a_second_and_growth_pauses() -> None:
-    worker = SharedScaling(5)
-    for now in (1.0, 1.2, 1.9, 2.0, 2.5):
-        worker.on_held(now)
-    assert worker.take_outbox() == [["h", 1.0], ["h", 2.0]]
-    leader = ScaleLeader(AwsScaling(None, False))
-    leader.apply([["r", 0.0, 10, 0.0], ["h", 1.0]])
-    assert leader.policy.limit(60.0) == leader.policy.limit(1.0)
+
+def test_a_worker_held_at_zero_keeps_its_hold_to_itself() -> None:
+    # A worker whose own term holds its mapping at 0 (its semaphore's slots taken by
+    # another worker, its breaker open) receives nothing; telling the leader would pause
+    # the level every other worker grows by (found with two processes sharing a
+    # 2-slot semaphore: the one holding both slots ran 1 at a time)
+    from sluicegate.core.config import MappingConfig
+    from sluicegate.core.limit import Fixed
+    from sluicegate.core.mapping import QueueMapping
+    from sluicegate.core.pool import ConcurrencyPool
+
+    policy = SharedScaling(5)
+    mapping = QueueMapping(MappingConfig("q", "f"), visibility_timeout=30.0,
+                           pool=ConcurrencyPool(), policy=policy)
+    mapping.concurrency_limit.add(Fixed("semaphore:db", 0))
+    for now in (0.0, 1.0, 2.5):
+        assert mapping.poll(now) == []
+    assert mapping.limit_reason(2.5) == "semaphore:db"
+    assert policy.take_outbox() == []

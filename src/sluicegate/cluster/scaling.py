@@ -24,9 +24,8 @@ restores the last published state (:meth:`AwsScaling.snapshot` / :meth:`AwsScali
 not fall back to its initial value.
 
 Observations travel as small JSON arrays: ``["r", now, count, waited]``,
-``["o", now, kind]``, ``["t", now]``, ``["e", now]`` (resume), ``["h", now]`` (held at 0,
-at most once a second), and ``["d", now, mean, count]``: the invocation times a worker
-saw since its last outbox,
+``["o", now, kind]``, ``["t", now]``, ``["e", now]`` (resume), and
+``["d", now, mean, count]``: the invocation times a worker saw since its last outbox,
 as one mean (``AwsScaling.on_invocation_times``), rather than one event per invocation.
 """
 
@@ -57,8 +56,6 @@ def apply(policy: AwsScaling, event: list[Any], at: float) -> None:
         policy.on_throttle(at)
     elif kind == "e":
         policy.on_resume(at)
-    elif kind == "h":
-        policy.on_held(at)
     elif kind == "d":
         policy.on_invocation_times(at, float(event[2]), int(event[3]))
 
@@ -108,11 +105,11 @@ class SharedScaling:
 
     observes_receive_wait = True
     observes_invocation_time = True
-    observes_hold = True
+    # No observes_hold: one worker held at 0 by a term of its own (its semaphore's slots,
+    # its breaker) must not pause the level the others grow by (AwsScaling.on_held)
 
     def __init__(self, published: int) -> None:
         self.published = published
-        self._held_at: float | None = None
         self.next_published: float | None = None
         self.outbox: list[list[Any]] = []
         self._times = 0.0
@@ -139,12 +136,6 @@ class SharedScaling:
 
     def on_resume(self, now: float) -> None:
         self.outbox.append(["e", now])
-
-    def on_held(self, now: float) -> None:
-        if self._held_at is None or now - self._held_at >= 1.0:
-            # once a second at most: a held mapping polls at every growth step
-            self._held_at = now
-            self.outbox.append(["h", now])
 
     def next_change(self, now: float) -> float | None:
         return self.next_published
