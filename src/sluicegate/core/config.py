@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.filters import FilterCriteria, FilterSource
@@ -88,6 +88,10 @@ def is_fifo_queue(name: str) -> bool:
     return name.endswith(FIFO_SUFFIX)
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+ASYNC_QUEUE_NAME: Final = re.compile(r"^async:([A-Za-z0-9_-]{1,64})$")
+"""A function's internal queue of asynchronous invocations: ``async:FUNCTION``
+(:mod:`sluicegate.core.async_events`); no user queue's name has a ``:``."""
+
 
 def to_seconds(value: float | timedelta, parameter: str = "duration") -> float:
     """Normalise a duration given as seconds or a ``timedelta`` to float seconds."""
@@ -152,7 +156,9 @@ class QueueConfig:
 
     def __post_init__(self) -> None:
         ctx = f"queue {self.name!r}"
-        if not isinstance(self.name, str) or not _QUEUE_NAME.match(self.name):
+        if not isinstance(self.name, str) or not (
+            _QUEUE_NAME.match(self.name) or ASYNC_QUEUE_NAME.match(self.name)
+        ):
             raise ConfigError(
                 "name",
                 self.name,

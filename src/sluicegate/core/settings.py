@@ -28,6 +28,7 @@ from typing import Any, Final
 from sluicegate.errors import ConfigError
 
 __all__ = [
+    "ASYNC",
     "FIFO",
     "QUEUE",
     "SETTINGS",
@@ -46,6 +47,9 @@ FIFO: Final = "fifo"
 """Source kind: a FIFO queue (falls back to :data:`QUEUE` where it does not differ)."""
 STREAM: Final = "stream"
 """Source kind: a Kinesis-style stream."""
+ASYNC: Final = "async"
+"""Source kind: a function's internal queue of asynchronous invocations
+(:mod:`sluicegate.core.async_events`)."""
 
 _FALLBACK: Final[Mapping[str, str]] = {FIFO: QUEUE}
 
@@ -105,6 +109,8 @@ class Variant:
     default: Any = None
     low: int | float | None = None
     high: int | float | None = None
+    special: Mapping[int, str] | None = None
+    """Values allowed outside the range for this kind (``None``: the setting's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,16 +204,18 @@ class Setting:
             raise TypeError(f"setting {self.name!r} of type {self.type!r} has no check")
         low, high = self.range_for(kind)
         unit = self.unit if self.unit in _SHOWN_UNITS else ""
-        if self.special:
+        variant = self._variant(kind)
+        special = self.special if variant is None or variant.special is None else variant.special
+        if special:
             if isinstance(value, timedelta):
                 value = value.total_seconds()
-            if not isinstance(value, bool) and value in self.special:
+            if not isinstance(value, bool) and value in special:
                 return int(value)
             try:
                 return check_int(self.name, value, int(low), int(high), context, unit=unit)
             except ConfigError:
                 allowed = " or ".join(
-                    f"{v} ({meaning})" for v, meaning in self.special.items()
+                    f"{v} ({meaning})" for v, meaning in special.items()
                 )
                 suffix = f" {unit}" if unit else ""
                 raise ConfigError(
@@ -296,8 +304,15 @@ _DEFINITIONS: Final = (
     Setting("bisect_batch_on_function_error", "bool", False, None, None, "",
             "split a failed batch in two and retry each half", _SM),
     Setting("maximum_retry_attempts", "int", -1, 0, 10_000, "",
-            "retries of a failed batch before it is discarded", _SM,
-            special={-1: "no limit"}),
+            "retries of a failed batch before it is discarded (an asynchronous "
+            "invocation's: 0-2, default 2)", (*_SM, "function"),
+            special={-1: "no limit"},
+            variants={ASYNC: Variant(default=2, low=0, high=2, special={})}),
+    Setting("maximum_event_age", "int", 21_600, 60, 21_600, "s",
+            "an asynchronous event older than this is discarded to the failure path", _F),
+    Setting("async_time_scale", "float", 1.0, 0.0001, 1.0, "",
+            "multiplies the waits before an asynchronous invocation's retries (1 and 2 "
+            "minutes on AWS); below 1 for tests and demos (sluicegate's)", _A),
     Setting("maximum_record_age", "int", -1, 60, 604_800, "s",
             "a batch holding an older record is discarded instead of invoked", _SM,
             special={-1: "no limit"}),

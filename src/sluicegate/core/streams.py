@@ -73,6 +73,7 @@ __all__ = [
     "hash_key",
     "hash_key_range",
     "hash_key_ranges",
+    "iso_instant",
     "lane_for_partition_key",
     "on_failure_record",
     "shard_for_hash_key",
@@ -636,7 +637,7 @@ SEQUENCE_NUMBER: Final = StreamBatch.item_name
 """What a stream's ``itemIdentifier`` must be, as reasons name it."""
 
 
-def _iso(seconds: float) -> str:
+def iso_instant(seconds: float) -> str:
     """Epoch seconds as AWS writes instants in these records: ``2019-11-14T00:38:04.835Z``."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -688,13 +689,13 @@ def on_failure_record(
         },
         "responseContext": response,
         "version": "1.0",
-        "timestamp": _iso(now),
+        "timestamp": iso_instant(now),
         "KinesisBatchInfo": {
             "shardId": batch.shard_id,
             "startSequenceNumber": str(records[0].sequence_number),
             "endSequenceNumber": str(records[-1].sequence_number),
-            "approximateArrivalOfFirstRecord": _iso(records[0].approximate_arrival),
-            "approximateArrivalOfLastRecord": _iso(records[-1].approximate_arrival),
+            "approximateArrivalOfFirstRecord": iso_instant(records[0].approximate_arrival),
+            "approximateArrivalOfLastRecord": iso_instant(records[-1].approximate_arrival),
             "batchSize": len(records),
             "streamArn": stream_arn,
         },

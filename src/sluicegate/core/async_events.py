@@ -1,0 +1,603 @@
+"""A function's internal queue of asynchronous invocations, as one more mapping.
+
+On AWS an event invoked asynchronously (``InvocationType=Event``, an event bus rule, a
+topic subscription, a destination) waits in the function's internal queue; Lambda's
+pollers run it under the function's reserved concurrency (or the account's unreserved
+pool), retry function errors up to ``maximum_retry_attempts`` times (0-2, default 2),
+about one minute after the first failure and two after the second, discard events older
+than ``maximum_event_age`` (60 s - 6 h, default 6 h), and hand the outcome to the
+function's destinations (on success, on failure) and dead-letter queue
+(lambda-semantics.md section 2).
+
+In sluicegate the internal queue is a standard queue of the store named
+``async:FUNCTION`` (:func:`async_queue`): durable, shared by every process, its depth and
+oldest age in status like any queue's. :class:`AsyncEventMapping` is the
+:class:`~sluicegate.core.mapping.QueueMapping` of that queue (batch size 1, the ``fixed``
+policy, so its limit is the function's reserved concurrency or pool share and its other
+terms: it never runs more than the function may), with the async rules around it:
+
+- when events are read (:meth:`AsyncEventMapping.read_done`), each is checked before its
+  attempt: one older than ``maximum_event_age`` is concluded ``EventAgeExceeded``, and
+  every event of a function whose reserved concurrency is 0 is concluded
+  ``ZeroReservedConcurrency`` at once, without retries (both without invoking);
+- the one outcome rule (:func:`~sluicegate.core.results.invocation_outcome`) with no
+  partial batch responses: a returned value is success, an exception, a timeout or a
+  response that is not JSON is a function error;
+- success: :class:`Conclude` ``Success`` (the on-success destination gets the invocation
+  record); a function error with retries left: :class:`Retry` (the event hides for the
+  retry's wait, :data:`RETRY_DELAYS`, then runs again); with none left:
+  :class:`Conclude` ``RetriesExhausted`` (the on-failure destination gets the record, the
+  dead-letter queue the event itself).
+
+A :class:`Conclude` is performed as deliveries first, then the event's delete, so a crash
+between them delivers again rather than loses (destinations are at least once, as on
+AWS). The inner queue mapping is told every invocation failed, so it never deletes an
+event itself: the settle actions here do.
+
+How many times an event was attempted is its receive count
+(``approximateInvokeCount``): a crash during an attempt counts as one, as does a
+throttle that outlived the event's hiding time (rare: the mapping's limit keeps it within
+the function's concurrency).
+
+Every method takes ``now`` in seconds; none reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from sluicegate.core.config import ASYNC_QUEUE_NAME, MappingConfig
+from sluicegate.core.limit import ConcurrencyLimit
+from sluicegate.core.mapping import MappingStatistics, QueueMapping
+from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.results import InvocationResult, invocation_outcome
+from sluicegate.core.scaling import FixedScaling, ScalingPolicy
+from sluicegate.core.settings import ASYNC, SETTINGS
+from sluicegate.core.streams import iso_instant
+from sluicegate.core.types import (
+    Action,
+    Batch,
+    BatchOutcome,
+    Invoke,
+    OutcomeKind,
+    QueueRecord,
+    Receive,
+)
+from sluicegate.errors import ConfigError
+
+__all__ = [
+    "ASYNC_QUEUE_PREFIX",
+    "CONDITION_EVENT_AGE_EXCEEDED",
+    "CONDITION_RETRIES_EXHAUSTED",
+    "CONDITION_SUCCESS",
+    "CONDITION_ZERO_RESERVED",
+    "RETRY_DELAYS",
+    "AsyncAction",
+    "AsyncConfig",
+    "AsyncEventMapping",
+    "AsyncStatistics",
+    "Conclude",
+    "Destination",
+    "Retry",
+    "async_queue",
+    "function_of_async_queue",
+    "invocation_record",
+]
+
+ASYNC_QUEUE_PREFIX: Final = "async:"
+"""Names of the internal queues: ``async:FUNCTION`` (a ``:`` no user queue may have)."""
+
+RETRY_DELAYS: Final = (60.0, 120.0)
+"""Seconds before the second and the third attempt of a failed event: about one minute
+after the first failure, two after the second (lambda-semantics.md section 2)."""
+
+CONDITION_SUCCESS: Final = "Success"
+CONDITION_RETRIES_EXHAUSTED: Final = "RetriesExhausted"
+CONDITION_EVENT_AGE_EXCEEDED: Final = "EventAgeExceeded"
+CONDITION_ZERO_RESERVED: Final = "ZeroReservedConcurrency"
+"""An event of a function with reserved concurrency 0: AWS sends it to the failure path at
+once without documenting the condition's name; sluicegate writes this one."""
+
+ERROR_CODE_FUNCTION: Final = "200"
+"""A dead-lettered event's ``ErrorCode`` after a function error: the status of the
+invoke that returned the function's error."""
+
+MAX_ERROR_MESSAGE: Final = 1024
+"""Characters of the error message a dead-lettered event carries (its first 1 KB)."""
+
+DestinationKind = Literal["queue", "topic", "function", "bus"]
+_KINDS: Final = ("queue", "topic", "function", "bus")
+
+
+def async_queue(function: str) -> str:
+    """The name of ``function``'s internal queue of asynchronous invocations."""
+    return ASYNC_QUEUE_PREFIX + function
+
+
+def function_of_async_queue(name: str) -> str | None:
+    """The function whose internal queue ``name`` is, or ``None`` for any other queue."""
+    match = ASYNC_QUEUE_NAME.match(name)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where an outcome goes: a queue, a topic, a function (invoked asynchronously) or an
+    event bus.
+
+    Written ``"queue:NAME"``, ``"topic:NAME"``, ``"function:NAME"`` or ``"bus:NAME"``
+    (see :meth:`parse`).
+    """
+
+    kind: DestinationKind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @classmethod
+    def parse(cls, value: Any, parameter: str, context: str,
+              kinds: tuple[str, ...] = _KINDS) -> Destination:
+        """``value`` (a :class:`Destination` or ``"KIND:NAME"``) as a destination.
+
+        Raises:
+            ConfigError: not one of ``kinds``, or no name.
+        """
+        allowed = " or ".join(f"'{k}:NAME'" for k in kinds)
+        if isinstance(value, Destination):
+            if value.kind not in kinds:
+                raise ConfigError(parameter, str(value), allowed, context)
+            return value
+        if not isinstance(value, str) or ":" not in value:
+            raise ConfigError(parameter, value, allowed, context)
+        kind, _, name = value.partition(":")
+        if kind not in kinds or not name:
+            raise ConfigError(parameter, value, allowed, context)
+        return cls(kind, name)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncConfig:
+    """A function's settings for asynchronous invocation (AWS's event invoke config and
+    dead-letter queue).
+
+    Parameters:
+        function: the function's name.
+        maximum_retry_attempts: retries after a function error, 0-2 (default 2).
+        maximum_event_age: seconds an event may wait, 60-21,600 (default 6 hours).
+        on_success: where the invocation record of a success goes (``None``: nowhere).
+        on_failure: where the invocation record of a discarded event goes.
+        dead_letter: a queue or topic that receives a discarded event itself, with
+            attributes ``RequestID``, ``ErrorCode`` and ``ErrorMessage``.
+        time_scale: multiplies the waits before retries (:data:`RETRY_DELAYS`); 1 is
+            AWS's, less for tests and demos.
+    """
+
+    function: str
+    maximum_retry_attempts: int = SETTINGS["maximum_retry_attempts"].default_for(ASYNC)
+    maximum_event_age: int = SETTINGS["maximum_event_age"].default
+    on_success: Destination | None = None
+    on_failure: Destination | None = None
+    dead_letter: Destination | None = None
+    time_scale: float = SETTINGS["async_time_scale"].default
+
+    def __post_init__(self) -> None:
+        ctx = f"function {self.function!r}"
+        set_ = object.__setattr__
+        set_(self, "maximum_retry_attempts", SETTINGS["maximum_retry_attempts"].check(
+            self.maximum_retry_attempts, ctx, ASYNC))
+        set_(self, "maximum_event_age",
+             SETTINGS["maximum_event_age"].check(self.maximum_event_age, ctx))
+        set_(self, "time_scale", SETTINGS["async_time_scale"].check(self.time_scale, ctx))
+        for name in ("on_success", "on_failure"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, Destination.parse(value, name, ctx))
+        if self.dead_letter is not None:
+            set_(self, "dead_letter", Destination.parse(
+                self.dead_letter, "dead_letter", ctx, kinds=("queue", "topic")))
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds before the next attempt of an event attempted ``attempts`` times."""
+        return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] * self.time_scale
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """The queue mapping of the internal queue: one event per invocation, the
+        ``fixed`` policy (the function's reserved concurrency or pool share binds)."""
+        return MappingConfig(async_queue(self.function), self.function, batch_size=1,
+                             scaling="fixed")
+
+
+# ---------------------------------------------------------------------- actions
+
+
+@dataclass(slots=True)
+class Retry:
+    """Hide the event of ``record`` for ``delay`` seconds: it runs again after them
+    (its receive count, the attempts, goes up when it is read again)."""
+
+    record: QueueRecord
+    delay: float
+    reason: str
+
+
+@dataclass(slots=True)
+class Conclude:
+    """The event of ``record`` is done: deliver, then delete it.
+
+    In order: ``record_for`` (the invocation record) to ``destination`` when there is
+    one, the event itself to ``dead_letter`` (with ``RequestID``, ``ErrorCode`` and
+    ``ErrorMessage`` attributes) when there is one, then delete the event from the
+    internal queue. A delivery that fails is counted (``DestinationDeliveryFailures``,
+    ``DeadLetterErrors``) and the event is still deleted, as AWS does.
+
+    Attributes:
+        record: the event's queue record.
+        condition: ``Success``, ``RetriesExhausted``, ``EventAgeExceeded`` or
+            ``ZeroReservedConcurrency``.
+        request_id: the event's request id (its message id: the same for every attempt).
+        destination: on success the on-success destination, else the on-failure one.
+        invocation_record: what ``destination`` receives (``None`` without one).
+        dead_letter: the dead-letter queue or topic of a failure (``None``: none).
+        error_code, error_message: the dead-lettered event's attributes.
+    """
+
+    record: QueueRecord
+    condition: str
+    request_id: str
+    destination: Destination | None
+    invocation_record: dict[str, Any] | None
+    dead_letter: Destination | None
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.condition == CONDITION_SUCCESS
+
+
+AsyncAction = Action | Retry | Conclude
+
+
+def invocation_record(
+    *,
+    now: float,
+    request_id: str,
+    function_arn: str,
+    condition: str,
+    invoke_count: int,
+    request_payload: Any,
+    response_payload: Any,
+    function_error: str | None,
+) -> dict[str, Any]:
+    """The invocation record a destination receives, shaped as AWS documents it
+    (lambda-semantics.md section 2).
+
+    Parameters:
+        now: when the event concluded (the record's ``timestamp``).
+        request_id: the event's request id.
+        function_arn: the function's ARN (``...:function:NAME:$LATEST`` on AWS; the
+            driver names it).
+        condition: see :class:`Conclude`.
+        invoke_count: the attempts made (0: never invoked).
+        request_payload: the event.
+        response_payload: what the last attempt returned, or its error document
+            (``{"errorMessage", "errorType"}``); ``None`` when never invoked.
+        function_error: ``"Unhandled"`` after a function error, else ``None``.
+
+    Returns:
+        ``{"version": "1.0", "timestamp", "requestContext", "requestPayload",
+        "responseContext", "responsePayload"}``; ``responseContext`` is empty and
+        ``responsePayload`` absent when the event was never invoked (sluicegate's
+        choice: AWS does not document that case).
+    """
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": iso_instant(now),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invoke_count,
+        },
+        "requestPayload": request_payload,
+        "responseContext": {},
+    }
+    if invoke_count:
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if function_error:
+            response["functionError"] = function_error
+        record["responseContext"] = response
+        record["responsePayload"] = response_payload
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncStatistics:
+    """An async mapping's counters, in AWS's metric names where it has them.
+
+    Attributes:
+        received: events read for their first attempt (``AsyncEventsReceived`` counts
+            them when they are accepted; see the runtime's metrics).
+        last_age: seconds the last event read for its first attempt had waited
+            (``AsyncEventAge``).
+        succeeded: events whose attempt succeeded.
+        retried: attempts that failed with retries left.
+        dropped: events discarded on the failure path (``AsyncEventsDropped``), by
+            condition in ``by_condition``.
+    """
+
+    received: int
+    last_age: float
+    succeeded: int
+    retried: int
+    dropped: int
+    by_condition: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Result:
+    response: Any
+    error_type: str
+    error_message: str
+
+
+class AsyncEventMapping:
+    """The mapping of one function's internal queue (see the module docstring); a
+    :class:`~sluicegate.core.protocol.MappingCore` like a queue mapping, whose records
+    are events.
+
+    Parameters:
+        config: the function's asynchronous settings.
+        reserved_concurrency: the function's reservation (0: every event fails at once).
+        function_arn: the function's ARN, quoted in invocation records.
+        visibility_timeout: seconds a read event stays hidden while it runs (at least
+            the function's timeout).
+        pool, policy, now: as :class:`~sluicegate.core.mapping.QueueMapping`'s.
+        accepted_at: when a record's event was accepted (its enqueue time), in seconds.
+        event_of: a record's event (the invoked payload), for invocation records and
+            error documents; called only when one is built.
+    """
+
+    def __init__(
+        self,
+        config: AsyncConfig,
+        *,
+        reserved_concurrency: int | None,
+        function_arn: str,
+        visibility_timeout: float,
+        pool: ConcurrencyPool,
+        now: float,
+        accepted_at: Callable[[QueueRecord], float],
+        event_of: Callable[[QueueRecord], Any],
+        policy: ScalingPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.mapping_config = config.mapping
+        if policy is None:
+            # the function's reservation, else the pool's share of it: as many pollers as
+            # the function may run (the pool's term binds when other functions use it);
+            # a reservation of 0 (which binds no term) keeps one, to fail its events
+            policy = FixedScaling(
+                1 if reserved_concurrency == 0 else reserved_concurrency
+                or pool.capacity(config.function))
+        self.inner = QueueMapping(self.mapping_config, visibility_timeout=visibility_timeout,
+                                  pool=pool, policy=policy, now=now)
+        self._zero = reserved_concurrency == 0
+        self._arn = function_arn
+        self._accepted_at = accepted_at
+        self._event_of = event_of
+        self._results: dict[int, _Result] = {}
+        self._batches: dict[int, Batch] = {}
+        """The batches in flight, by id (the queue mapping keeps its own privately)."""
+        self._pending: list[Retry | Conclude] = []
+        self.received = 0
+        self.last_age = 0.0
+        self.succeeded = 0
+        self.retried = 0
+        self.dropped = 0
+        self.errors = 0
+        """Attempts that ended in a function error."""
+        self.by_condition: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"AsyncEventMapping({self.config.function}, inner={self.inner!r})"
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def name(self) -> str:
+        return self.mapping_config.name
+
+    def poll(self, now: float) -> list[AsyncAction]:
+        """The settle actions of this mapping first (in the order they were decided),
+        then the queue mapping's (its reads and invocations; it never deletes)."""
+        inner = self.inner.poll(now)
+        batches = self._batches
+        for action in inner:
+            if type(action) is Invoke:
+                batches[action.batch.id] = action.batch
+        if not self._pending:
+            return inner  # type: ignore[return-value]
+        actions: list[AsyncAction] = list(self._pending)
+        self._pending.clear()
+        actions.extend(inner)
+        return actions
+
+    def read_done(self, now: float, read: Receive, records: Sequence[QueueRecord], *,
+                  latest: int | None = None) -> None:
+        """Check each event before its attempt (age, a reservation of 0); hand the rest
+        to the queue mapping."""
+        keep: list[QueueRecord] = []
+        limit = self.config.maximum_event_age
+        for record in records:
+            age = now - self._accepted_at(record)
+            if record.receive_count == 1:
+                self.received += 1
+                self.last_age = max(0.0, age)
+            attempts = record.receive_count - 1
+            if self._zero:
+                self._fail(now, record, CONDITION_ZERO_RESERVED, attempts, None,
+                           "ZeroReservedConcurrency",
+                           "the function's reserved concurrency is 0")
+            elif age > limit:
+                # an earlier attempt's response is not kept across reads: the record
+                # says how many there were, not what they returned
+                self._fail(now, record, CONDITION_EVENT_AGE_EXCEEDED, attempts,
+                           None, "EventAgeExceeded",
+                           f"the event waited {age:.0f} s, more than maximum_event_age "
+                           f"{limit} s")
+            else:
+                keep.append(record)
+        self.inner.read_done(now, read, keep)
+
+    def outcome_of(self, result: InvocationResult, batch: Batch) -> BatchOutcome:
+        """The one rule, without partial batch responses; the response or the error is
+        kept for the invocation record."""
+        outcome = invocation_outcome(result, batch, report_batch_item_failures=False)
+        if outcome.kind is OutcomeKind.SUCCESS:
+            self._results[batch.id] = _Result(result.response, "", "")
+        else:
+            error = result.error
+            error_type = ("TimeoutError" if result.timed_out else
+                          type(error).__name__ if error is not None else "Runtime.MarshalError")
+            message = (str(error) if error is not None and not result.timed_out
+                       else outcome.reason)
+            self._results[batch.id] = _Result(None, error_type, message)
+        return outcome
+
+    def finished(self, now: float, batch_id: int, outcome: BatchOutcome, *,
+                 request_id: str | None = None) -> None:
+        """Settle the event: success, a retry, or the failure path."""
+        batch = self._batches.pop(batch_id)
+        result = self._results.pop(batch_id, None)
+        # the queue mapping deletes nothing: every settlement is an action of this one
+        self.inner.finished(now, batch_id, BatchOutcome(
+            OutcomeKind.ERROR, batch.message_ids, outcome.reason, outcome.latency,
+            outcome.overload))
+        (record,) = batch.records
+        attempts = record.receive_count
+        if outcome.kind is OutcomeKind.SUCCESS:
+            self.succeeded += 1
+            destination = self.config.on_success
+            self._pending.append(Conclude(
+                record, CONDITION_SUCCESS, record.message_id, destination,
+                None if destination is None else self._record(
+                    now, record, CONDITION_SUCCESS, attempts, result, None),
+                None,
+            ))
+            return
+        self.errors += 1
+        if attempts <= self.config.maximum_retry_attempts:
+            self.retried += 1
+            self._pending.append(Retry(record, self.config.retry_delay(attempts),
+                                       outcome.reason))
+            return
+        error_type = result.error_type if result is not None else "Unhandled"
+        error_message = result.error_message if result is not None else outcome.reason
+        self._fail(now, record, CONDITION_RETRIES_EXHAUSTED, attempts, result,
+                   error_type, error_message, error_code=ERROR_CODE_FUNCTION)
+
+    def next_wakeup(self, now: float) -> float | None:
+        if self._pending:
+            return now
+        return self.inner.next_wakeup(now)
+
+    # ------------------------------------------------------------------ the failure path
+    def _fail(self, now: float, record: QueueRecord, condition: str, attempts: int,
+              result: _Result | None, error_type: str, error_message: str, *,
+              error_code: str | None = None) -> None:
+        self.dropped += 1
+        self.by_condition[condition] = self.by_condition.get(condition, 0) + 1
+        destination = self.config.on_failure
+        self._pending.append(Conclude(
+            record, condition, record.message_id, destination,
+            None if destination is None else self._record(
+                now, record, condition, attempts, result, error_type),
+            self.config.dead_letter,
+            error_code if error_code is not None else condition,
+            error_message[:MAX_ERROR_MESSAGE],
+        ))
+
+    def _record(self, now: float, record: QueueRecord, condition: str, attempts: int,
+                result: _Result | None, error_type: str | None) -> dict[str, Any]:
+        response: Any = None
+        function_error = None
+        if result is not None:
+            if result.error_type:
+                function_error = "Unhandled"
+                response = {"errorMessage": result.error_message,
+                            "errorType": result.error_type}
+            else:
+                response = result.response
+        return invocation_record(
+            now=now, request_id=record.message_id, function_arn=self._arn,
+            condition=condition, invoke_count=attempts, request_payload=self._event_of(record),
+            response_payload=response, function_error=function_error,
+        )
+
+    # ------------------------------------------------------------------ limit, control
+    @property
+    def concurrency_limit(self) -> ConcurrencyLimit:
+        return self.inner.concurrency_limit
+
+    @property
+    def limit(self) -> int:
+        return self.inner.limit
+
+    def limit_reason(self, now: float) -> str:
+        return self.inner.limit_reason(now)
+
+    def pause(self, now: float) -> None:
+        self.inner.pause(now)
+
+    def resume(self, now: float) -> None:
+        self.inner.resume(now)
+
+    @property
+    def paused(self) -> bool:
+        return self.inner.paused
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending and self.inner.idle
+
+    @property
+    def stopping(self) -> bool:
+        return self.inner.paused and not self.idle
+
+    @property
+    def in_flight(self) -> int:
+        return self.inner.in_flight
+
+    @property
+    def reading(self) -> int:
+        return self.inner.reading
+
+    @property
+    def throttles(self) -> int:
+        return self.inner.throttles
+
+    @property
+    def invocations(self) -> int:
+        return self.inner.invocations
+
+    @property
+    def filtered_records(self) -> int:
+        return 0
+
+    def statistics(self) -> MappingStatistics:
+        inner = self.inner.statistics()
+        return MappingStatistics(
+            limit=inner.limit, in_flight=inner.in_flight, receiving=inner.receiving,
+            buffered=inner.buffered, held=inner.held, invocations=inner.invocations,
+            errors=self.errors, partial=0, throttles=inner.throttles,
+            abandoned=inner.abandoned, received_records=inner.received_records,
+            deleted_records=self.succeeded + self.dropped, paused=inner.paused,
+        )
+
+    def async_statistics(self) -> AsyncStatistics:
+        return AsyncStatistics(self.received, self.last_age, self.succeeded, self.retried,
+                               self.dropped, dict(self.by_condition))
