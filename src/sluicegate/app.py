@@ -31,6 +31,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sluicegate.core.adaptive import AdaptiveConfig
+from sluicegate.core.async_events import AsyncConfig, Destination
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     BREAKER_NAME,
@@ -61,10 +62,16 @@ HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
 @dataclass(frozen=True, slots=True)
 class Function:
-    """A handler registered with an App, with its Lambda settings."""
+    """A handler registered with an App, with its Lambda settings and its settings for
+    asynchronous invocation."""
 
     config: FunctionConfig
     handler: Callable[..., Any]
+    async_config: AsyncConfig = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.async_config is None:
+            object.__setattr__(self, "async_config", AsyncConfig(self.config.name))
 
     @property
     def name(self) -> str:
@@ -80,6 +87,8 @@ class App:
             (default 1,000, AWS's default quota).
         min_unreserved: what reserved concurrency must leave unreserved (default 100).
         name: shown in status lines and ARNs' log groups.
+        async_time_scale: multiplies the waits before the retries of asynchronous
+            invocations (about 1 and 2 minutes on AWS); e.g. 0.01 for tests and demos.
         source: where the App can be imported from: the spec given to
             :func:`~sluicegate.loader.load_app` (``path/to/file.py``, ``file.py:attr`` or
             ``package.module:attr``), which sets it. ``None`` for an App defined in code
@@ -91,6 +100,7 @@ class App:
     min_unreserved: int = SETTINGS["min_unreserved"].default
     name: str = "sluicegate"
     source: str | None = None
+    async_time_scale: float = SETTINGS["async_time_scale"].default
     queues: dict[str, QueueConfig] = field(default_factory=dict, init=False)
     streams: dict[str, StreamConfig] = field(default_factory=dict, init=False)
     topics: dict[str, TopicConfig] = field(default_factory=dict, init=False)
@@ -220,6 +230,11 @@ class App:
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
         isolation: IsolationName = DEFAULT_ISOLATION,
+        maximum_retry_attempts: int = 2,
+        maximum_event_age: float | timedelta = 21_600,
+        on_success: Any = None,
+        on_failure: Any = None,
+        dead_letter: Any = None,
     ) -> Callable[[HandlerT], HandlerT]: ...
 
     def function(
@@ -232,6 +247,11 @@ class App:
         memory_size: int = 128,
         reserved_concurrency: int | None = None,
         isolation: IsolationName = DEFAULT_ISOLATION,
+        maximum_retry_attempts: int = 2,
+        maximum_event_age: float | timedelta = 21_600,
+        on_success: Any = None,
+        on_failure: Any = None,
+        dead_letter: Any = None,
     ) -> Any:
         """Register a handler ``handler(event, context)`` (sync or async); usable as a
         bare decorator or with settings. Returns the handler unchanged.
@@ -248,6 +268,18 @@ class App:
                 timeout; ``"shared"`` (formerly ``"thread"``, still accepted), one module
                 shared by every invocation. See
                 :class:`~sluicegate.core.config.FunctionConfig` for when to use which.
+            maximum_retry_attempts: asynchronous invocations (``app.invoke(...,
+                invocation_type="Event")``, topic subscriptions, event bus rules): retries
+                after a function error, 0-2 (default 2), about 1 and 2 minutes apart.
+            maximum_event_age: seconds an asynchronous event may wait, 60-21,600
+                (default 6 hours); older ones are discarded to the failure path.
+            on_success, on_failure: where the invocation record of an asynchronous
+                invocation goes after a success, or after the event is discarded: a queue
+                (``app.queue``'s result or ``"queue:NAME"``), a topic, a function (a
+                registered handler or ``"function:NAME"``) or an event bus
+                (``"bus:NAME"``).
+            dead_letter: a queue or topic that receives a discarded event itself.
+            See docs/async.md.
 
         Raises:
             ConfigError: a value out of range, a name defined twice, or reserved
@@ -267,13 +299,58 @@ class App:
             )
             if fname in self.functions:
                 raise ConfigError("name", fname, "a function name not defined already", "function")
+            ctx = f"function {fname!r}"
+            async_config = AsyncConfig(
+                fname,
+                maximum_retry_attempts=maximum_retry_attempts,
+                maximum_event_age=maximum_event_age,  # type: ignore[arg-type]
+                on_success=self._destination(on_success, "on_success", ctx),
+                on_failure=self._destination(on_failure, "on_failure", ctx),
+                dead_letter=self._destination(dead_letter, "dead_letter", ctx),
+                async_time_scale=self.async_time_scale,
+            )
             self._pool.register(config)
-            self.functions[fname] = Function(config, fn)
+            self.functions[fname] = Function(config, fn, async_config)
             return fn
 
         if handler is not None:
             return register(handler)
         return register
+
+    def _destination(self, value: Any, parameter: str, context: str) -> Any:
+        """A destination given as a defined object, as :class:`Destination` reads it."""
+        if value is None or isinstance(value, str | Destination):
+            return value
+        if isinstance(value, QueueConfig):
+            return Destination("queue", value.name)
+        if isinstance(value, TopicConfig):
+            return Destination("topic", value.name)
+        if isinstance(value, Function):
+            return Destination("function", value.name)
+        for function in self.functions.values():
+            if function.handler is value:
+                return Destination("function", function.name)
+        raise ConfigError(parameter, value,
+                          "a queue, topic, registered function or 'KIND:NAME'", context)
+
+    def check_destinations(self) -> None:
+        """Every destination and dead-letter queue of the functions' asynchronous
+        settings names something the App defines.
+
+        Raises:
+            ConfigError: one that does not, naming the function and the setting.
+        """
+        defined = {"queue": self.queues, "topic": self.topics, "function": self.functions,
+                   "bus": getattr(self, "buses", {})}
+        for function in self.functions.values():
+            config = function.async_config
+            for parameter in ("on_success", "on_failure", "dead_letter"):
+                destination = getattr(config, parameter)
+                if destination is not None and destination.name not in defined[
+                        destination.kind]:
+                    raise ConfigError(
+                        parameter, str(destination),
+                        f"a {destination.kind} the App defines", f"function {function.name!r}")
 
     # ------------------------------------------------------------------ breakers
     def breaker(self, name: str, **settings: Any) -> BreakerConfig:

@@ -352,8 +352,8 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
     if args.duration is not None and args.duration <= 0:
         raise InputError(f"--duration {args.duration:g} must be above 0")
     app = load_app(args.app)
-    if not app.mappings and not app.stream_mappings:
-        raise InputError(f"{args.app!r} defines no mappings (app.map(source, function))")
+    if not app.functions:
+        raise InputError(f"{args.app!r} defines no functions (app.function)")
     if args.lease_ttl <= 0:
         raise InputError(f"--lease-ttl {args.lease_ttl:g} must be above 0")
     from sluicegate.cluster import Cluster
@@ -619,10 +619,14 @@ async def _publish(args: argparse.Namespace, store: Store) -> int:
 
 # ---------------------------------------------------------------------- queues
 async def _queues(args: argparse.Namespace, store: Store) -> int:
+    from sluicegate.core.async_events import function_of_async_queue
+
     await _declare(store, args.app)
     rows: list[dict[str, Any]] = []
     for config in await store.list_queues():
         counts = await store.counts(config.name)
+        if function_of_async_queue(config.name) is not None and not counts.total:
+            continue  # a function's internal queue is shown while it holds events
         rows.append({
             "name": config.name,
             "visible": counts.visible,

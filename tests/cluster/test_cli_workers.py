@@ -44,7 +44,8 @@ def test_workers_lists_a_live_worker_with_its_leases(
     rows = json.loads(capsys.readouterr().out)
     assert [r["worker"] for r in rows] == ["host:1:abc"]
     assert rows[0]["leases"]["mapping:q->work"] == 3
-    assert rows[0]["in_flight"] == {"q->work": 0}
+    # every function's internal queue of asynchronous invocations is a mapping too
+    assert rows[0]["in_flight"] == {"q->work": 0, "async:work->work": 0}
     assert main(["workers", "--store", redis_url]) == 0
     assert "host:1:abc" in capsys.readouterr().out
 

@@ -104,18 +104,29 @@ def test_internal_queue_names() -> None:
         QueueConfig("async:a:b")
 
 
-def test_one_event_per_invocation_under_the_functions_reservation() -> None:
+def test_one_event_per_invocation_and_pollers_follow_the_traffic_up_to_the_reservation(
+) -> None:
     m = mapping(reserved=3)
-    receive = next(a for a in m.poll(0.0) if isinstance(a, Receive))
+    d = Driver(m)
+    receive = next(a for a in d.poll(0.0) if isinstance(a, Receive))
     assert receive.max_messages == 1
-    assert m.limit == 3
-    assert m.reading == 3
+    assert m.limit == 1 and m.reading == 1  # idle: one long poll
+    levels = []
+    for n in range(3):
+        d.read(float(n), [record(n)])
+        levels.append(m.limit)
+    assert levels == [2, 3, 3]  # one more per event read, up to the reservation
+    assert m.in_flight == 3
+    assert m.limit_reason(5.0) == "reserved_concurrency"
+    for _ in range(3):
+        d.run(6.0, Result("ok"))
+    d.read(7.0, [])
+    assert m.limit == 2  # one fewer per empty receive
 
 
-def test_without_a_reservation_the_unreserved_pool_binds() -> None:
+def test_without_a_reservation_the_pollers_may_reach_the_unreserved_pool() -> None:
     m = mapping(account=400)
-    m.poll(0.0)
-    assert m.limit == 400
+    assert m.inner.policy.maximum == 400
 
 
 def test_success_concludes_and_sends_the_record_to_on_success() -> None:
@@ -206,7 +217,7 @@ def test_maximum_retry_attempts_bounds_the_attempts(retries: int) -> None:
 
 
 def test_time_scale_shortens_the_retry_waits() -> None:
-    m = mapping(time_scale=0.01)
+    m = mapping(async_time_scale=0.01)
     d = Driver(m)
     d.read(0.0, [record(1)])
     (retry,) = settle_of(d.run(0.0, Result(timed_out=True)))
@@ -308,7 +319,7 @@ def test_invocation_record_shape_for_a_never_invoked_event() -> None:
     ({"maximum_event_age": 21_601}, "allowed 60-21,600 s"),
     ({"dead_letter": "function:g"}, "dead_letter='function:g' is invalid"),
     ({"on_failure": "bucket:b"}, "on_failure='bucket:b' is invalid"),
-    ({"time_scale": 0}, "time_scale=0 is invalid"),
+    ({"async_time_scale": 0}, "async_time_scale=0 is invalid"),
 ])
 def test_settings_out_of_range_name_the_setting(settings: dict[str, Any], message: str
                                                 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sluicegate.core.adaptive import AdaptiveConfig
+from sluicegate.core.async_events import AsyncConfig
 from sluicegate.core.breaker import BreakerConfig
 from sluicegate.core.config import (
     AccountConfig,
@@ -18,13 +19,14 @@ from sluicegate.core.config import (
     SemaphoreConfig,
 )
 from sluicegate.core.scaling import AwsScaling
-from sluicegate.core.settings import FIFO, QUEUE, SETTINGS, STREAM, setting
+from sluicegate.core.settings import ASYNC, FIFO, QUEUE, SETTINGS, STREAM, setting
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.errors import ConfigError
 
 NOT_SETTINGS = {"name", "queue", "function", "stream", "dead_letter_queue", "on_failure",
                 "filter_criteria", "starting_position_timestamp",
-                "content_based_deduplication", "semaphores", "probe", "breaker", "adaptive"}
+                "content_based_deduplication", "semaphores", "probe", "breaker", "adaptive",
+                "on_success", "dead_letter"}
 """Fields that are names, references or structured values, not numbers or choices."""
 
 CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
@@ -37,6 +39,7 @@ CLASSES: list[tuple[type, dict[str, Any], str, str | None]] = [
     (SemaphoreConfig, {"name": "db"}, "semaphore", None),
     (BreakerConfig, {}, "breaker", None),
     (AdaptiveConfig, {}, "adaptive", None),
+    (AsyncConfig, {"function": "f"}, "async", ASYNC),
 ]
 
 

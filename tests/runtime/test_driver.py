@@ -141,7 +141,8 @@ def test_one_runner_drives_queues_and_streams_and_the_cluster_share_is_a_limit_t
             while len(seen) < 1:
                 await asyncio.sleep(0.05)
                 if runtime.runners and runtime.cluster is not None:
-                    queue_runner, stream_runner = runtime.runners
+                    queue_runner, stream_runner, async_runner = runtime.runners
+                    assert async_runner.name == "async:noop->noop"
                     seen["runner types"] = {type(queue_runner), type(stream_runner)}
                     limit = queue_runner.core.concurrency_limit
                     seen["terms"] = [t.name for t in limit.terms]
@@ -153,8 +154,8 @@ def test_one_runner_drives_queues_and_streams_and_the_cluster_share_is_a_limit_t
     assert seen["runner types"] == {MappingRunner}
     assert "cluster" in seen["terms"]  # type: ignore[operator]
     reasons = seen["reasons"]
-    assert isinstance(reasons, dict) and set(reasons) == {m.name for m in
-                                                          (*app.mappings, *app.stream_mappings)}
+    assert isinstance(reasons, dict) and set(reasons) == {
+        *(m.name for m in (*app.mappings, *app.stream_mappings)), "async:noop->noop"}
     assert reasons[app.stream_mappings[0].name] == "shards"
 
 
@@ -186,9 +187,12 @@ def test_a_functions_workers_follow_its_mappings_limits(tmp_path: Path) -> None:
         async with SqliteStore(tmp_path / "w.db") as store:
             runtime = Runtime(app, store)
             task = asyncio.create_task(runtime.run())
-            while len(runtime.runners) < 3:
+            while len(runtime.runners) < 5:
                 await asyncio.sleep(0.02)
-            a, b, s = runtime.runners
+            a, b, s, *internal = runtime.runners
+            # each function's idle internal queue of asynchronous invocations runs one
+            # long poll, and adds that one to its function's workers
+            assert [r.core.limit for r in internal] == [1, 1]
             seen["work"] = a.invoker.max_workers
             seen["other"] = s.invoker.max_workers
             a.core.concurrency_limit.replace(Fixed(TERM_MAXIMUM_CONCURRENCY, 20))
@@ -202,7 +206,7 @@ def test_a_functions_workers_follow_its_mappings_limits(tmp_path: Path) -> None:
             await asyncio.wait_for(task, 30)
 
     asyncio.run(main())
-    assert seen == {"work": 12, "other": 6, "raised": 27, "capped": 40, "lowered": 5}
+    assert seen == {"work": 13, "other": 7, "raised": 28, "capped": 40, "lowered": 6}
 
 
 async def _tasks_per_invocation(path: Path, handler_sleep: float, n: int) -> tuple[int, int]:

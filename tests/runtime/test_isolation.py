@@ -548,8 +548,10 @@ def test_powertools_batch_handler_under_concurrency_loses_nothing(tmp_path: Path
     assert orders == summary.processed + counts["orders"].total + dead
     assert counts["orders"].total == 0 and dead == 0
 
-    # Environments were reused, and never more than maximum_concurrency were alive.
-    assert isinstance(invoker, ProcessInvoker) and invoker.max_workers == 4
+    # Environments were reused, and never more than maximum_concurrency were alive (the
+    # invoker's bound also covers the function's internal queue of asynchronous
+    # invocations, which starts none while it has no events).
+    assert isinstance(invoker, ProcessInvoker)
     assert len(invocation_pids) == summary.mappings[0].invocations
     assert 1 < len(set(invocation_pids)) <= 4 < len(invocation_pids)
     assert invoker.cold_starts == len(set(invocation_pids))

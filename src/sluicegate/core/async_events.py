@@ -12,14 +12,16 @@ function's destinations (on success, on failure) and dead-letter queue
 In sluicegate the internal queue is a standard queue of the store named
 ``async:FUNCTION`` (:func:`async_queue`): durable, shared by every process, its depth and
 oldest age in status like any queue's. :class:`AsyncEventMapping` is the
-:class:`~sluicegate.core.mapping.QueueMapping` of that queue (batch size 1, the ``fixed``
-policy, so its limit is the function's reserved concurrency or pool share and its other
-terms: it never runs more than the function may), with the async rules around it:
+:class:`~sluicegate.core.mapping.QueueMapping` of that queue (batch size 1; configured as
+``fixed`` so the function's reserved concurrency and pool share are terms of its limit:
+it never runs more than the function may), with the async rules around it:
 
 - when events are read (:meth:`AsyncEventMapping.read_done`), each is checked before its
   attempt: one older than ``maximum_event_age`` is concluded ``EventAgeExceeded``, and
   every event of a function whose reserved concurrency is 0 is concluded
   ``ZeroReservedConcurrency`` at once, without retries (both without invoking);
+- its pollers follow its traffic (:class:`EventScaling`): one while idle, up to the
+  function's concurrency under a burst;
 - the one outcome rule (:func:`~sluicegate.core.results.invocation_outcome`) with no
   partial batch responses: a returned value is success, an exception, a timeout or a
   response that is not JSON is a function error;
@@ -53,7 +55,7 @@ from sluicegate.core.limit import ConcurrencyLimit
 from sluicegate.core.mapping import MappingStatistics, QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import InvocationResult, invocation_outcome
-from sluicegate.core.scaling import FixedScaling, ScalingPolicy
+from sluicegate.core.scaling import ScalingPolicy, ScalingStatistics
 from sluicegate.core.settings import ASYNC, SETTINGS
 from sluicegate.core.streams import iso_instant
 from sluicegate.core.types import (
@@ -80,6 +82,7 @@ __all__ = [
     "AsyncStatistics",
     "Conclude",
     "Destination",
+    "EventScaling",
     "Retry",
     "async_queue",
     "function_of_async_queue",
@@ -171,7 +174,7 @@ class AsyncConfig:
         on_failure: where the invocation record of a discarded event goes.
         dead_letter: a queue or topic that receives a discarded event itself, with
             attributes ``RequestID``, ``ErrorCode`` and ``ErrorMessage``.
-        time_scale: multiplies the waits before retries (:data:`RETRY_DELAYS`); 1 is
+        async_time_scale: multiplies the waits before retries (:data:`RETRY_DELAYS`); 1 is
             AWS's, less for tests and demos.
     """
 
@@ -181,7 +184,7 @@ class AsyncConfig:
     on_success: Destination | None = None
     on_failure: Destination | None = None
     dead_letter: Destination | None = None
-    time_scale: float = SETTINGS["async_time_scale"].default
+    async_time_scale: float = SETTINGS["async_time_scale"].default
 
     def __post_init__(self) -> None:
         ctx = f"function {self.function!r}"
@@ -190,7 +193,8 @@ class AsyncConfig:
             self.maximum_retry_attempts, ctx, ASYNC))
         set_(self, "maximum_event_age",
              SETTINGS["maximum_event_age"].check(self.maximum_event_age, ctx))
-        set_(self, "time_scale", SETTINGS["async_time_scale"].check(self.time_scale, ctx))
+        set_(self, "async_time_scale",
+             SETTINGS["async_time_scale"].check(self.async_time_scale, ctx))
         for name in ("on_success", "on_failure"):
             value = getattr(self, name)
             if value is not None:
@@ -201,14 +205,69 @@ class AsyncConfig:
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds before the next attempt of an event attempted ``attempts`` times."""
-        return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] * self.time_scale
+        return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] * self.async_time_scale
 
     @property
     def mapping(self) -> MappingConfig:
-        """The queue mapping of the internal queue: one event per invocation, the
-        ``fixed`` policy (the function's reserved concurrency or pool share binds)."""
+        """The queue mapping of the internal queue: one event per invocation, configured
+        as ``fixed`` so that the function's reserved concurrency and pool share are terms
+        of its limit (its policy is :class:`EventScaling`)."""
         return MappingConfig(async_queue(self.function), self.function, batch_size=1,
                              scaling="fixed")
+
+
+# ---------------------------------------------------------------------- scaling
+
+
+class EventScaling:
+    """How many pollers an internal queue runs: one while it is idle, one more for every
+    receive that brings an event, one fewer for every receive that comes back empty,
+    between 1 and ``maximum``.
+
+    A burst doubles the pollers with every round of reads until the function's
+    concurrency binds, and an idle queue keeps one long poll; so a function's execution
+    environments and threads (sized from this level) follow its asynchronous traffic
+    instead of its reservation. sluicegate's choice: AWS does not document how its
+    internal pollers scale, only that they respect the function's concurrency. Errors
+    and throttles do not move it (the retries' waits already space a failing event).
+    """
+
+    __slots__ = ("_level", "_maximum")
+
+    def __init__(self, maximum: int) -> None:
+        if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
+            raise ConfigError("maximum", maximum, "an integer >= 1", "event scaling")
+        self._maximum = maximum
+        self._level = 1
+
+    def __repr__(self) -> str:
+        return f"EventScaling({self._level}/{self._maximum})"
+
+    @property
+    def maximum(self) -> int:
+        return self._maximum
+
+    def limit(self, now: float) -> int:
+        return self._level
+
+    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
+        if count:
+            if self._level < self._maximum:
+                self._level += 1
+        elif self._level > 1:
+            self._level -= 1
+
+    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
+        """Ignored."""
+
+    def on_throttle(self, now: float) -> None:
+        """Ignored."""
+
+    def next_change(self, now: float) -> float | None:
+        return None
+
+    def statistics(self, now: float) -> ScalingStatistics:
+        return ScalingStatistics("event", self._level, float(self._level), False, None)
 
 
 # ---------------------------------------------------------------------- actions
@@ -378,12 +437,7 @@ class AsyncEventMapping:
         self.config = config
         self.mapping_config = config.mapping
         if policy is None:
-            # the function's reservation, else the pool's share of it: as many pollers as
-            # the function may run (the pool's term binds when other functions use it);
-            # a reservation of 0 (which binds no term) keeps one, to fail its events
-            policy = FixedScaling(
-                1 if reserved_concurrency == 0 else reserved_concurrency
-                or pool.capacity(config.function))
+            policy = self.default_policy(config.function, reserved_concurrency, pool)
         self.inner = QueueMapping(self.mapping_config, visibility_timeout=visibility_timeout,
                                   pool=pool, policy=policy, now=now)
         self._zero = reserved_concurrency == 0
@@ -402,6 +456,22 @@ class AsyncEventMapping:
         self.errors = 0
         """Attempts that ended in a function error."""
         self.by_condition: dict[str, int] = {}
+
+    @staticmethod
+    def default_policy(function: str, reserved_concurrency: int | None,
+                       pool: ConcurrencyPool) -> EventScaling:
+        """The policy of an internal queue (:class:`EventScaling`): up to as many pollers
+        as the function may run, its reservation or else its share of the pool (whose
+        term binds when other functions use it); a reservation of 0 (which binds no
+        term) keeps one, to fail its events."""
+        if reserved_concurrency == 0:
+            return EventScaling(1)
+        return EventScaling(reserved_concurrency or pool.capacity(function))
+
+    def __getattr__(self, name: str) -> Any:
+        # what the drivers read of a queue mapping beside the protocol (counters such as
+        # ``partial``, ``abandoned``, ``receiving``): the inner mapping's
+        return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"AsyncEventMapping({self.config.function}, inner={self.inner!r})"

@@ -130,7 +130,8 @@ class Setting:
         doc: one line.
         owners: the configuration objects that have it: ``"queue"``, ``"stream"``,
             ``"function"``, ``"account"``, ``"mapping"`` (a queue's),
-            ``"stream_mapping"``, ``"semaphore"``, ``"breaker"``.
+            ``"stream_mapping"``, ``"semaphore"``, ``"breaker"``, ``"async"`` (a
+            function's asynchronous settings).
         choices: the allowed values of a ``"choice"``.
         unset: what ``None`` means when it is allowed (e.g. ``"no limit"``); ``""``:
             ``None`` is not allowed.
@@ -305,14 +306,15 @@ _DEFINITIONS: Final = (
             "split a failed batch in two and retry each half", _SM),
     Setting("maximum_retry_attempts", "int", -1, 0, 10_000, "",
             "retries of a failed batch before it is discarded (an asynchronous "
-            "invocation's: 0-2, default 2)", (*_SM, "function"),
+            "invocation's: 0-2, default 2)", (*_SM, "async"),
             special={-1: "no limit"},
             variants={ASYNC: Variant(default=2, low=0, high=2, special={})}),
     Setting("maximum_event_age", "int", 21_600, 60, 21_600, "s",
-            "an asynchronous event older than this is discarded to the failure path", _F),
+            "an asynchronous event older than this is discarded to the failure path",
+            ("async",)),
     Setting("async_time_scale", "float", 1.0, 0.0001, 1.0, "",
             "multiplies the waits before an asynchronous invocation's retries (1 and 2 "
-            "minutes on AWS); below 1 for tests and demos (sluicegate's)", _A),
+            "minutes on AWS); below 1 for tests and demos (sluicegate's)", ("async",)),
     Setting("maximum_record_age", "int", -1, 60, 604_800, "s",
             "a batch holding an older record is discarded instead of invoked", _SM,
             special={-1: "no limit"}),

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
+from sluicegate.core.async_events import AsyncEventMapping, async_queue
 from sluicegate.core.breaker import TERM_BREAKER, Breaker
 from sluicegate.core.config import SHARED_ISOLATION, MappingConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
@@ -42,6 +43,13 @@ from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import StoreError, StoreUnavailable
+from sluicegate.runtime.async_invoke import (
+    AsyncIO,
+    Deliveries,
+    async_mapping,
+    async_queue_config,
+    ensure_async_queue,
+)
 from sluicegate.runtime.breakers import RuntimeBreakers
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
@@ -115,10 +123,16 @@ class RunSummary:
     """What abandoned them: the second signal (``signal SIGTERM``) or ``grace period``."""
     cold_starts: int = 0
     """Execution environments started during the run (cold starts), every function's."""
+    asynchronous: tuple[MappingSummary, ...] = ()
+    """What each function's internal queue of asynchronous invocations did (mapping
+    ``async:FUNCTION->FUNCTION``); ``messages_deleted`` counts the events concluded
+    (succeeded, or discarded on the failure path)."""
 
     @property
     def processed(self) -> int:
-        return sum(m.messages_deleted for m in self.mappings)
+        """Messages and records the mappings settled, and asynchronous events concluded."""
+        return (sum(m.messages_deleted for m in self.mappings)
+                + sum(m.messages_deleted for m in self.asynchronous))
 
     @property
     def throughput(self) -> float:
@@ -172,6 +186,7 @@ class Runtime:
         self._breakers = RuntimeBreakers(app.breakers, self.clock)
         self._pool: ConcurrencyPool | None = None
         """The pool the mappings draw from, once built."""
+        self._sizers: dict[str, _InvokerSizer] = {}
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -235,9 +250,12 @@ class Runtime:
     async def prepare(self) -> None:
         """Create or update the App's queues (dead-letter queues first) and streams in
         the store."""
+        self.app.check_destinations()
         queues = self.app.queues
         for config in sorted(queues.values(), key=lambda q: q.dead_letter_queue is not None):
             await self.store.ensure_queue(config)
+        for function in self.app.functions.values():
+            await ensure_async_queue(self.store, function.config)
         for stream in self.app.streams.values():
             await self.store.ensure_stream(stream)
 
@@ -325,9 +343,28 @@ class Runtime:
             self.runners.append(runner)
             if cluster is not None:
                 cluster.attach_stream(sio)
+        deliveries = Deliveries(self.app, self.store)
+        for function in self.app.functions.values():
+            if function.name not in invokers:
+                invokers[function.name] = self._invoker_for(function)
+            aconfig = function.async_config
+            farn = function_arn(function.name, **identity)
+            policy = None
+            if cluster is not None:
+                policy = cluster.queue_policy(aconfig.mapping, AsyncEventMapping.default_policy(
+                    function.name, pool.reserved_concurrency(function.name), pool), self.clock)
+            acore = async_mapping(aconfig, function.config, pool=pool, function_arn=farn,
+                                  now=now, policy=policy)
+            runner = MappingRunner(self, acore.name, function, invokers[function.name], acore)
+            aio = AsyncIO(runner, aconfig, async_queue_config(function.config),
+                          queue_arn(async_queue(function.name), **identity), deliveries)
+            runner.io = aio
+            self.runners.append(runner)
+            if cluster is not None:
+                cluster.attach_queue(aio)
         self._pool = pool
         for name, invoker in invokers.items():
-            sizer = _InvokerSizer(self, name, invoker)
+            sizer = self._sizers[name] = _InvokerSizer(self, name, invoker)
             sizer()
             for runner in self.runners:
                 if runner.function.name == name:
@@ -455,8 +492,19 @@ class Runtime:
         mapped = 0
         for runner in self.runners:
             if runner.function.name == function.name:
-                mapped += min(bound, runner.core.concurrency_limit.ceiling)
+                reach = runner.core.concurrency_limit.ceiling
+                if isinstance(runner.io, AsyncIO):
+                    # an internal queue's pollers follow its traffic: what it runs now
+                    # (resized as its level moves, see AsyncIO)
+                    reach = min(reach, runner.core.limit)
+                mapped += min(bound, reach)
         return max(1, min(bound, mapped))
+
+    def resize_invoker(self, function: str) -> None:
+        """Size ``function``'s invoker again (its internal queue's level moved)."""
+        sizer = self._sizers.get(function)
+        if sizer is not None:
+            sizer()
 
     # ------------------------------------------------------------------ run
     async def run(
@@ -590,7 +638,8 @@ class Runtime:
             dead = 0
         return RunSummary(
             elapsed=time.monotonic() - started,
-            mappings=tuple(r.summary() for r in runners),
+            mappings=tuple(r.summary() for r in runners if not isinstance(r.io, AsyncIO)),
+            asynchronous=tuple(r.summary() for r in runners if isinstance(r.io, AsyncIO)),
             dead_lettered=dead,
             stopped_by=self._stop_reason or "stopped",
             abandoned=self._abandoned,

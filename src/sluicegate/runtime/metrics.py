@@ -95,6 +95,18 @@ class MetricsSecond:
             semaphore's limit, as last set; empty otherwise. For :data:`ALL_MAPPINGS`,
             the slots of each semaphore all of this process's mappings hold.
             ``sluicegate semaphores`` lists every process's holders.
+        async_events_received: a function's internal queue of asynchronous invocations
+            (mapping ``async:FUNCTION->FUNCTION``): events read for their first attempt
+            (AWS's ``AsyncEventsReceived``).
+        async_event_age_ms: the longest an event read for its first attempt in the
+            second had waited, in milliseconds (``AsyncEventAge``); ``None`` when none.
+        async_events_dropped: events discarded on the failure path (retries exhausted,
+            too old, reserved concurrency 0), whether or not a destination or
+            dead-letter queue received them (``AsyncEventsDropped``).
+        dead_letter_errors: discarded events the dead-letter queue or topic could not
+            take (``DeadLetterErrors``).
+        destination_delivery_failures: invocation records a destination could not take
+            (``DestinationDeliveryFailures``).
     """
 
     mapping: str
@@ -118,6 +130,11 @@ class MetricsSecond:
     breaker: str | None = None
     paused: bool = False
     semaphores: tuple[tuple[str, int, int], ...] = ()
+    async_events_received: int = 0
+    async_event_age_ms: float | None = None
+    async_events_dropped: int = 0
+    dead_letter_errors: int = 0
+    destination_delivery_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +148,8 @@ class MetricsTotals:
         peak_concurrency: most invocations in flight at once, ever.
         duration_total: seconds spent in finished invocations.
         cold_starts: execution environments started (see :class:`MetricsSecond`).
+        async_events_received, async_events_dropped, dead_letter_errors,
+        destination_delivery_failures: see :class:`MetricsSecond`.
     """
 
     mapping: str
@@ -143,6 +162,10 @@ class MetricsTotals:
     peak_concurrency: int = 0
     duration_total: float = 0.0
     cold_starts: int = 0
+    async_events_received: int = 0
+    async_events_dropped: int = 0
+    dead_letter_errors: int = 0
+    destination_delivery_failures: int = 0
 
     @property
     def duration_mean(self) -> float | None:
@@ -165,11 +188,16 @@ class _Series:
 
     __slots__ = (
         "active",
+        "async_age_ms",
+        "async_dropped",
+        "async_received",
         "breaker",
         "cold_starts",
         "concurrency_limit",
         "dead_lettered",
         "deleted",
+        "destination_failures",
+        "dlq_errors",
         "durations",
         "errors",
         "history",
@@ -184,9 +212,13 @@ class _Series:
         "received",
         "semaphores",
         "throttles",
+        "total_async_dropped",
+        "total_async_received",
         "total_cold_starts",
         "total_dead_lettered",
         "total_deleted",
+        "total_destination_failures",
+        "total_dlq_errors",
         "total_duration",
         "total_errors",
         "total_invocations",
@@ -212,6 +244,8 @@ class _Series:
         self.total_received = self.total_deleted = self.total_dead_lettered = 0
         self.total_peak = 0
         self.total_cold_starts = 0
+        self.total_async_received = self.total_async_dropped = 0
+        self.total_dlq_errors = self.total_destination_failures = 0
         self.total_duration = 0.0
         self._reset()
 
@@ -219,6 +253,9 @@ class _Series:
         self.invocations = self.errors = self.throttles = 0
         self.received = self.deleted = self.dead_lettered = self.cold_starts = 0
         self.iterator_age_ms: float | None = None
+        self.async_received = self.async_dropped = 0
+        self.dlq_errors = self.destination_failures = 0
+        self.async_age_ms: float | None = None
         self.peak = self.active
         self.durations: list[float] = []
 
@@ -251,6 +288,11 @@ class _Series:
             breaker=self.breaker,
             paused=self.paused,
             semaphores=self.semaphores,
+            async_events_received=self.async_received,
+            async_event_age_ms=self.async_age_ms,
+            async_events_dropped=self.async_dropped,
+            dead_letter_errors=self.dlq_errors,
+            destination_delivery_failures=self.destination_failures,
         )
 
     def close(self, second: int) -> MetricsSecond:
@@ -271,6 +313,10 @@ class _Series:
             peak_concurrency=self.total_peak,
             duration_total=self.total_duration,
             cold_starts=self.total_cold_starts,
+            async_events_received=self.total_async_received,
+            async_events_dropped=self.total_async_dropped,
+            dead_letter_errors=self.total_dlq_errors,
+            destination_delivery_failures=self.total_destination_failures,
         )
 
 
@@ -457,6 +503,27 @@ class Metrics:
         self._now()
         self._all.cold_starts += count
         self._all.total_cold_starts += count
+
+    def async_received(self, mapping: str, count: int, age_ms: float) -> None:
+        """``count`` asynchronous events were read for their first attempt, the oldest
+        having waited ``age_ms`` milliseconds (the second keeps the largest)."""
+        self._add(mapping, "async_received", count)
+        for series in (self._get(mapping), self._all):
+            current = series.async_age_ms
+            if current is None or age_ms > current:
+                series.async_age_ms = age_ms
+
+    def async_dropped(self, mapping: str, count: int) -> None:
+        """``count`` asynchronous events were discarded on the failure path."""
+        self._add(mapping, "async_dropped", count)
+
+    def dead_letter_error(self, mapping: str) -> None:
+        """A discarded event could not be written to the dead-letter queue or topic."""
+        self._add(mapping, "dlq_errors", 1)
+
+    def destination_failure(self, mapping: str) -> None:
+        """An invocation record could not be delivered to its destination."""
+        self._add(mapping, "destination_failures", 1)
 
     def dead_lettered(self, mapping: str, count: int) -> None:
         """``count`` messages of the mapping's queue moved to its dead-letter queue."""
