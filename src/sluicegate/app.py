@@ -54,6 +54,7 @@ from sluicegate.errors import ConfigError
 
 if TYPE_CHECKING:
     from sluicegate.control import ControlRule
+    from sluicegate.invocation import InvocationType, InvokeResult
 
 __all__ = ["App", "Function"]
 
@@ -111,6 +112,8 @@ class App:
     breakers: dict[str, BreakerConfig] = field(default_factory=dict, init=False)
     controls: list[ControlRule] = field(default_factory=list, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
+    _runtimes: list[Any] = field(default_factory=list, init=False, repr=False)
+    """The runtimes running this App in this process (``app.invoke`` uses the last)."""
     _pool: ConcurrencyPool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -191,25 +194,46 @@ class App:
         self,
         name: str,
         *,
-        subscribers: list[str | QueueConfig] | tuple[str | QueueConfig, ...] = (),
+        subscribers: list[Any] | tuple[Any, ...] = (),
         content_based_deduplication: bool = False,
     ) -> TopicConfig:
-        """Define a topic that delivers every published message to its subscribed queues
-        (see :class:`~sluicegate.core.config.TopicConfig`).
+        """Define a topic that delivers every published message to its subscribers (see
+        :class:`~sluicegate.core.config.TopicConfig`): queues (a name or
+        ``app.queue``'s result) and functions (a registered handler, or
+        ``"function:NAME"``), each publish an asynchronous invocation of each function
+        with SNS's event (docs/async.md).
 
         Raises:
-            ConfigError: a value out of range, a subscriber that is not a defined queue or
-                is of the wrong kind, or a name defined twice.
+            ConfigError: a value out of range, a subscriber that is not a defined queue
+                or function or is of the wrong kind (a FIFO topic delivers to FIFO queues
+                only), or a name defined twice.
         """
-        names = tuple(q.name if isinstance(q, QueueConfig) else q for q in subscribers)
+        queues: list[str] = []
+        functions: list[str] = []
+        for subscriber in subscribers:
+            if isinstance(subscriber, QueueConfig):
+                queues.append(subscriber.name)
+            elif isinstance(subscriber, str) and not subscriber.startswith("function:"):
+                queues.append(subscriber)
+            else:
+                destination = Destination.parse(
+                    self._destination(subscriber, "subscribers", f"topic {name!r}"),
+                    "subscribers", f"topic {name!r}", kinds=("function",))
+                functions.append(destination.name)
         config = TopicConfig(
-            name, subscribers=names, content_based_deduplication=content_based_deduplication
+            name, subscribers=tuple(queues),
+            content_based_deduplication=content_based_deduplication,
+            functions=tuple(functions),
         )
-        for queue in names:
+        for queue in queues:
             if queue not in self.queues:
                 raise ConfigError(
                     "subscribers", queue, "a queue defined with app.queue()", f"topic {name!r}"
                 )
+        for function in functions:
+            if function not in self.functions:
+                raise ConfigError("subscribers", f"function:{function}",
+                                  "a function defined with app.function()", f"topic {name!r}")
         if name in self.topics:
             raise ConfigError("name", name, "a topic name not defined already", "topic")
         self.topics[name] = config
@@ -351,6 +375,34 @@ class App:
                     raise ConfigError(
                         parameter, str(destination),
                         f"a {destination.kind} the App defines", f"function {function.name!r}")
+
+    # ------------------------------------------------------------------ invoking
+    def invoke(self, function: Any, event: Any, *,
+               invocation_type: InvocationType = "RequestResponse",
+               store: Any = None) -> InvokeResult:
+        """Invoke ``function`` (a registered handler or its name) with ``event``, as
+        Lambda's ``Invoke``: ``"RequestResponse"`` runs it now and returns its result;
+        ``"Event"`` accepts the event for an asynchronous invocation (status 202) into
+        the running App's store, or ``store`` (a URL or a Store). Blocking; from async
+        code use :meth:`ainvoke`. See :mod:`sluicegate.invocation`.
+
+        Raises:
+            InputError: an unknown function or invocation type, an event that is not
+                JSON, an ``Event`` with no store.
+            Throttled: a ``RequestResponse`` found no free concurrency.
+        """
+        from sluicegate.invocation import invoke
+
+        return invoke(self, function, event, invocation_type=invocation_type, store=store)
+
+    async def ainvoke(self, function: Any, event: Any, *,
+                      invocation_type: InvocationType = "RequestResponse",
+                      store: Any = None) -> InvokeResult:
+        """:meth:`invoke` as a coroutine."""
+        from sluicegate.invocation import ainvoke
+
+        return await ainvoke(self, function, event, invocation_type=invocation_type,
+                             store=store)
 
     # ------------------------------------------------------------------ breakers
     def breaker(self, name: str, **settings: Any) -> BreakerConfig:

@@ -165,6 +165,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="put each record N times (without DATA: N generated records)")
     put.add_argument("--app", metavar="APP", help="create the App's queues and streams first")
 
+    invoke = sub.add_parser(
+        "invoke", parents=[common],
+        help="invoke a function of an App: now (RequestResponse), or --async through its "
+             "internal queue in the store")
+    invoke.add_argument("function", metavar="FUNCTION")
+    invoke.add_argument("payload", nargs="?", default=None, metavar="PAYLOAD",
+                        help="the event as JSON (default {})")
+    invoke.add_argument("--file", metavar="FILE.json",
+                        help="read the event from a JSON file (- reads standard input)")
+    invoke.add_argument("--async", dest="asynchronous", action="store_true",
+                        help="InvocationType=Event: accept the event into the function's "
+                             "internal queue in --store; a running App invokes it")
+    invoke.add_argument("--app", metavar="APP", required=True,
+                        help="the App that defines the function (path/to/file.py or "
+                             "module:attr)")
+
     publish = sub.add_parser("publish", parents=[common],
                              help="publish messages to a topic of an App")
     publish.add_argument("topic", metavar="TOPIC")
@@ -274,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _OFFLINE:
             return _OFFLINE[args.command](args)
+        if args.command == "invoke" and not args.asynchronous:
+            return _invoke_now(args)
         return loops.run(_dispatch(args))
     except SluicegateError as exc:
         print(f"sluicegate: error: {exc}", file=sys.stderr)
@@ -297,6 +315,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "send": _send,
         "put": _put,
         "publish": _publish,
+        "invoke": _invoke_async,
         "queues": _queues,
         "streams": _streams,
         "redrive": _redrive,
@@ -325,7 +344,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 _LIVE_WRITES = frozenset({"pause", "resume", "control"})
 """Commands that change live limits: a ``memory://`` store would reach no running App."""
 
-_WRITES = frozenset({"send", "put", "publish", "redrive", "purge", "callback"})
+_WRITES = frozenset({"send", "put", "publish", "redrive", "purge", "callback", "invoke"})
 """Commands that only write to the store: on a ``memory://`` store, which lives as long as
 the command's process, what they write would be lost at once, so they are refused."""
 
@@ -610,10 +629,66 @@ async def _publish(args: argparse.Namespace, store: Store) -> int:
         duplicates += any(r.duplicate for r in results.values())
     n = len(bodies)
     line = (f"published {plural(n, 'message')} to {args.topic} "
-            f"({plural(len(topic.subscribers), 'subscriber')})")
+            f"({plural(len(topic.subscribers) + len(topic.functions), 'subscriber')})")
     if duplicates:
         line += f"; {plural(duplicates, 'duplicate')}, not delivered"
     print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------- invoke
+def _invoke_event(args: argparse.Namespace) -> Any:
+    """The event of ``sluicegate invoke``: PAYLOAD, --file, or ``{}``."""
+    if args.payload is not None and args.file:
+        raise InputError("give the event as PAYLOAD or --file, not both")
+    text = args.payload
+    where = "PAYLOAD"
+    if args.file:
+        where = "standard input" if args.file == "-" else repr(args.file)
+        try:
+            text = (sys.stdin.read() if args.file == "-"
+                    else Path(args.file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{where} is not UTF-8 text") from None
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where} is not JSON: {exc.msg} (line {exc.lineno}, "
+                         f"column {exc.colno})") from None
+
+
+def _invoke_now(args: argparse.Namespace) -> int:
+    """``sluicegate invoke FUNCTION``: run the handler now, print its response."""
+    from sluicegate.invocation import invoke
+    from sluicegate.loader import load_app
+
+    event = _invoke_event(args)
+    app = load_app(args.app)
+    result = invoke(app, args.function, event)
+    print(json.dumps(result.payload, indent=2))
+    if result.function_error:
+        document = result.payload
+        print(f"sluicegate: {args.function} failed ({result.function_error}): "
+              f"{document.get('errorType')}: {document.get('errorMessage')}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+async def _invoke_async(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate invoke FUNCTION --async``: accept the event into the store."""
+    from sluicegate.invocation import ainvoke
+    from sluicegate.loader import load_app
+
+    event = _invoke_event(args)
+    app = load_app(args.app)
+    result = await ainvoke(app, args.function, event, invocation_type="Event", store=store)
+    print(f"accepted event {result.request_id} for {args.function} (202): a running App "
+          "invokes it")
     return 0
 
 

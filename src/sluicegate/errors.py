@@ -38,6 +38,7 @@ __all__ = [
     "StoreNotOpen",
     "StoreUnavailable",
     "StreamNotFound",
+    "Throttled",
 ]
 
 
@@ -127,3 +128,20 @@ class BatchRequestError(StoreError, ValueError):
 class SemaphoreTimeout(SluicegateError, TimeoutError):
     """A handler's ``context.semaphore(name, timeout=...)`` was not granted in time (its
     timeout, or the invocation's remaining time, ran out first)."""
+
+
+class Throttled(SluicegateError):
+    """A synchronous invocation found no free concurrency for its function (AWS's
+    ``TooManyRequestsException``, status 429).
+
+    Attributes:
+        reason: ``"ReservedFunctionConcurrentInvocationLimitExceeded"`` (the function's
+            reservation is in use) or ``"ConcurrentInvocationLimitExceeded"`` (the
+            account's unreserved pool is).
+    """
+
+    def __init__(self, function: str, reason: str) -> None:
+        self.function = function
+        self.reason = reason
+        super().__init__(f"function {function!r} throttled (429 TooManyRequestsException: "
+                         f"{reason})")

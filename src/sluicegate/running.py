@@ -200,6 +200,7 @@ async def serve(
         runtime = _runtime(app, opened, grace_period=grace_period, on_second=on_second,
                            cluster=cluster)
         await runtime.prepare()
+        runtime.attach()  # app.invoke reaches it from the block's first line
         task = asyncio.get_running_loop().create_task(
             runtime.run(until_empty=until_empty, duration=duration,
                         install_signal_handlers=handle_signals),
@@ -213,6 +214,9 @@ async def serve(
             with contextlib.suppress(BaseException):
                 await task
             raise
+        finally:
+            if task.done():
+                runtime.detach()  # a run cancelled before it started never detached
         runtime.stop()  # ignored when the run has already ended or been asked to
         await task
 

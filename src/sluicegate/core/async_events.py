@@ -76,6 +76,7 @@ __all__ = [
     "CONDITION_SUCCESS",
     "CONDITION_ZERO_RESERVED",
     "RETRY_DELAYS",
+    "TOPIC_ATTRIBUTE",
     "AsyncAction",
     "AsyncConfig",
     "AsyncEventMapping",
@@ -91,6 +92,10 @@ __all__ = [
 
 ASYNC_QUEUE_PREFIX: Final = "async:"
 """Names of the internal queues: ``async:FUNCTION`` (a ``:`` no user queue may have)."""
+
+TOPIC_ATTRIBUTE: Final = "sluicegate.topic"
+"""The message attribute that marks an event published to a topic a function subscribes
+to: the topic's name (the runtime delivers SNS's event for it)."""
 
 RETRY_DELAYS: Final = (60.0, 120.0)
 """Seconds before the second and the third attempt of a failed event: about one minute

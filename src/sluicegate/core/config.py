@@ -320,11 +320,15 @@ class TopicConfig:
             only to standard queues (SNS's rules).
         content_based_deduplication: FIFO only: a publish without a deduplication id is
             deduplicated by the SHA-256 of its body.
+        functions: names of the functions subscribed to it: each publish is an
+            asynchronous invocation of each, with SNS's event (the SNS-to-Lambda pattern).
+            A FIFO topic has none (SNS delivers FIFO topics to SQS FIFO queues only).
     """
 
     name: str
     subscribers: tuple[str, ...] = ()
     content_based_deduplication: bool = False
+    functions: tuple[str, ...] = ()
 
     @property
     def fifo(self) -> bool:
@@ -353,6 +357,16 @@ class TopicConfig:
                     ctx,
                 )
         object.__setattr__(self, "subscribers", subscribers)
+        functions = self.functions
+        if isinstance(functions, str) or not all(isinstance(f, str) for f in functions):
+            raise ConfigError("functions", functions, "a list of function names", ctx)
+        functions = tuple(functions)
+        if len(set(functions)) != len(functions):
+            raise ConfigError("functions", list(functions), "distinct function names", ctx)
+        if functions and self.fifo:
+            raise ConfigError("subscribers", functions[0],
+                              "queues only: a FIFO topic cannot deliver to a function", ctx)
+        object.__setattr__(self, "functions", functions)
         object.__setattr__(
             self,
             "content_based_deduplication",

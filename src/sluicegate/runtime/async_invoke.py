@@ -23,6 +23,7 @@ concurrency across processes like any mapping's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.core.async_events import (
+    TOPIC_ATTRIBUTE,
     AsyncConfig,
     AsyncEventMapping,
     Conclude,
@@ -42,11 +44,13 @@ from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import ScalingPolicy
 from sluicegate.core.types import Batch, QueueRecord
 from sluicegate.errors import InputError, SluicegateError, StoreNotOpen, StoreUnavailable
+from sluicegate.runtime.events import sns_event
 from sluicegate.runtime.sources import QueueIO
 from sluicegate.store.base import Message, Store
 
 if TYPE_CHECKING:
     from sluicegate.app import App
+    from sluicegate.runtime.driver import MappingSummary
     from sluicegate.runtime.runner import MappingRunner
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "MAX_ASYNC_PAYLOAD",
     "AsyncIO",
     "Deliveries",
+    "EventDecoder",
     "accept",
     "async_mapping",
     "async_queue_config",
@@ -123,6 +128,7 @@ def async_mapping(
     pool: ConcurrencyPool,
     function_arn: str,
     now: float,
+    decode: EventDecoder,
     policy: ScalingPolicy | None = None,
 ) -> AsyncEventMapping:
     """The core of ``function``'s internal queue, reading the runtime's messages."""
@@ -133,7 +139,7 @@ def async_mapping(
 
     def event_of(record: QueueRecord) -> Any:
         message: Message = record.payload
-        return _event(message)
+        return decode(message)
 
     return AsyncEventMapping(
         config,
@@ -148,11 +154,30 @@ def async_mapping(
     )
 
 
-def _event(message: Message) -> Any:
-    try:
-        return json.loads(message.body)
-    except ValueError:
-        return message.body  # sent to the internal queue by other means than accept
+class EventDecoder:
+    """A message of an internal queue as the event its function receives: the accepted
+    JSON, or SNS's event for a message published to a topic the function subscribes to.
+
+    Parameters:
+        function: the function's name (in an SNS event's subscription ARN).
+        region, account_id: for ARNs.
+    """
+
+    def __init__(self, function: str, region: str, account_id: str) -> None:
+        self.function = function
+        self.region = region
+        self.account_id = account_id
+
+    def __call__(self, message: Message) -> Any:
+        topic = message.attributes.get(TOPIC_ATTRIBUTE)
+        if topic is not None:
+            return sns_event(message, topic=topic.get("StringValue", ""),
+                             function=self.function, region=self.region,
+                             account_id=self.account_id)
+        try:
+            return json.loads(message.body)
+        except ValueError:
+            return message.body  # sent to the internal queue as text by other means
 
 
 class Deliveries:
@@ -221,10 +246,11 @@ class AsyncIO(QueueIO):
     plus retries and conclusions (see the module docstring)."""
 
     def __init__(self, runner: MappingRunner, config: AsyncConfig, queue: QueueConfig,
-                 arn: str, deliveries: Deliveries) -> None:
+                 arn: str, deliveries: Deliveries, decode: EventDecoder) -> None:
         super().__init__(runner, config.mapping, queue, arn)
         self.async_config = config
         self.deliveries = deliveries
+        self.decode = decode
         self.settling: set[asyncio.Task[None]] = set()
         self._seen_received = 0
         self._seen_dropped = 0
@@ -257,13 +283,17 @@ class AsyncIO(QueueIO):
 
     def event(self, batch: Batch) -> Any:
         (record,) = batch.records
-        return _event(record.payload)
+        return self.decode(record.payload)
 
     def describe(self, batch: Batch) -> str:
         return f"event {batch.records[0].message_id}"
 
     def settled(self) -> bool:
         return super().settled() and not self.settling
+
+    def summary(self) -> MappingSummary:
+        return dataclasses.replace(super().summary(), maximum_concurrency=None,
+                                   events=self.async_core.async_statistics())
 
     # ------------------------------------------------------------------ settle
     def _spawn(self, loop: asyncio.AbstractEventLoop,

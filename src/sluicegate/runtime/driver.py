@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
-from sluicegate.core.async_events import AsyncEventMapping, async_queue
+from sluicegate.core.async_events import AsyncEventMapping, AsyncStatistics, async_queue
 from sluicegate.core.breaker import TERM_BREAKER, Breaker
 from sluicegate.core.config import SHARED_ISOLATION, MappingConfig, effective_visibility_timeout
 from sluicegate.core.mapping import QueueMapping
@@ -42,17 +42,31 @@ from sluicegate.core.scaling import ScalingPolicy, make_policy
 from sluicegate.core.stream_mapping import StreamMapping
 from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import QueueRecord
-from sluicegate.errors import StoreError, StoreUnavailable
+from sluicegate.errors import StoreError, StoreUnavailable, Throttled
+from sluicegate.invocation import (
+    InvokeResult,
+    forget_loop_thread,
+    register_loop_thread,
+    result_of,
+)
 from sluicegate.runtime.async_invoke import (
     AsyncIO,
     Deliveries,
+    EventDecoder,
+    accept,
     async_mapping,
     async_queue_config,
     ensure_async_queue,
 )
 from sluicegate.runtime.breakers import RuntimeBreakers
 from sluicegate.runtime.environments import ModuleInvoker
-from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
+from sluicegate.runtime.events import (
+    LambdaContext,
+    aws_identity,
+    function_arn,
+    queue_arn,
+    sqs_record,
+)
 from sluicegate.runtime.invoker import Invoker
 from sluicegate.runtime.isolation import ProcessInvoker, handler_reference
 from sluicegate.runtime.metrics import Metrics
@@ -106,6 +120,8 @@ class MappingSummary:
     maximum_concurrency: int | None
     filtered: int = 0
     """Messages or records the mapping's filter criteria rejected (FilteredOutEventCount)."""
+    events: AsyncStatistics | None = None
+    """A function's internal queue of asynchronous invocations: its events' counts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +203,11 @@ class Runtime:
         self._pool: ConcurrencyPool | None = None
         """The pool the mappings draw from, once built."""
         self._sizers: dict[str, _InvokerSizer] = {}
+        self._built = asyncio.Event()
+        """Set once the run has built its mappings and invokers."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the run is on, once it runs (``app.invoke`` from other threads
+        hands its work there)."""
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._abandoned = 0
@@ -353,11 +374,13 @@ class Runtime:
             if cluster is not None:
                 policy = cluster.queue_policy(aconfig.mapping, AsyncEventMapping.default_policy(
                     function.name, pool.reserved_concurrency(function.name), pool), self.clock)
+            decode = EventDecoder(function.name, self.region, self.account_id)
             acore = async_mapping(aconfig, function.config, pool=pool, function_arn=farn,
-                                  now=now, policy=policy)
+                                  now=now, decode=decode, policy=policy)
             runner = MappingRunner(self, acore.name, function, invokers[function.name], acore)
             aio = AsyncIO(runner, aconfig, async_queue_config(function.config),
-                          queue_arn(async_queue(function.name), **identity), deliveries)
+                          queue_arn(async_queue(function.name), **identity), deliveries,
+                          decode)
             runner.io = aio
             self.runners.append(runner)
             if cluster is not None:
@@ -418,24 +441,31 @@ class Runtime:
 
         return accept
 
+    def _shown(self) -> list[MappingRunner]:
+        """The runners status and metrics show: every event source mapping, and the
+        internal queues of asynchronous invocations that have read an event (an idle one,
+        which every function has, would only add its one poller to the totals)."""
+        return [r for r in self.runners
+                if not isinstance(r.io, AsyncIO) or r.core.received_records]
+
     def _limits(self) -> dict[str, int]:
         """Each mapping's limit, as its core computes it (the minimum of its terms)."""
         now = self.clock()
-        return {r.name: r.core.concurrency_limit.value(now) for r in self.runners}
+        return {r.name: r.core.concurrency_limit.value(now) for r in self._shown()}
 
     def _states(self) -> dict[str, dict[str, Any]]:
         """Each mapping's breaker state (those with a breaker), whether it is paused and
         the semaphore slots it holds, as :meth:`Metrics.set_limits` takes them."""
         now = self.clock()
         breakers: dict[str, str] = {}
-        for r in self.runners:
+        shown = self._shown()
+        for r in shown:
             term = r.core.concurrency_limit.get(TERM_BREAKER)
             if isinstance(term, Breaker):
                 breakers[r.name] = term.state(now)
-        semaphores = {r.name: r.gate.holding() for r in self.runners if r.gate is not None}
+        semaphores = {r.name: r.gate.holding() for r in shown if r.gate is not None}
         return {"breakers": breakers,
-                "paused": {r.name: bool(r.core.paused) and not r.stopping
-                           for r in self.runners},
+                "paused": {r.name: bool(r.core.paused) and not r.stopping for r in shown},
                 "semaphores": semaphores}
 
     def limit_reasons(self) -> dict[str, str]:
@@ -443,7 +473,7 @@ class Runtime:
         ``"maximum_concurrency"``, ``"cluster"``, ``"shards"``, ...), for status and
         metrics."""
         now = self.clock()
-        return {r.name: r.core.limit_reason(now) for r in self.runners}
+        return {r.name: r.core.limit_reason(now) for r in self._shown()}
 
     def _invoker_for(self, function: Function) -> Invoker | ProcessInvoker:
         """The invoker of ``function``: execution environments in this process (the
@@ -500,6 +530,50 @@ class Runtime:
                 mapped += min(bound, reach)
         return max(1, min(bound, mapped))
 
+    def attach(self) -> None:
+        """Make this runtime, on the running event loop, the one ``app.invoke`` uses
+        (:meth:`run` does; so does :func:`sluicegate.serve` before its run starts)."""
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        register_loop_thread(loop)
+        if self not in self.app._runtimes:
+            self.app._runtimes.append(self)
+
+    def detach(self) -> None:
+        """Undo :meth:`attach` (the run ended, or never started)."""
+        if self in self.app._runtimes:
+            self.app._runtimes.remove(self)
+        if self.loop is not None:
+            forget_loop_thread(self.loop)
+
+    async def invoke(self, function: Function, event: Any,
+                     invocation_type: str) -> InvokeResult:
+        """Invoke ``function`` of this running App (see :mod:`sluicegate.invocation`):
+        ``"Event"`` accepts the event into its internal queue; ``"RequestResponse"`` runs
+        it now in its execution environments, under a slot of its concurrency.
+
+        Raises:
+            Throttled: no slot free for a ``RequestResponse``.
+        """
+        if invocation_type == "Event":
+            return InvokeResult(202, await accept(self.store, function.config, event))
+        await self._built.wait()
+        pool = self._pool
+        runner = next(r for r in self.runners if r.function.name == function.name)
+        if pool is not None and not pool.try_acquire(function.name):
+            reserved = pool.reserved_concurrency(function.name) is not None
+            raise Throttled(function.name,
+                            "ReservedFunctionConcurrentInvocationLimitExceeded" if reserved
+                            else "ConcurrentInvocationLimitExceeded")
+        try:
+            context = LambdaContext.for_function(function.config, region=self.region,
+                                                 account_id=self.account_id)
+            result = await runner.invoker.invoke(event, context)
+        finally:
+            if pool is not None:
+                pool.release(function.name)
+        return result_of(result, context.aws_request_id)
+
     def resize_invoker(self, function: str) -> None:
         """Size ``function``'s invoker again (its internal queue's level moved)."""
         sizer = self._sizers.get(function)
@@ -521,11 +595,21 @@ class Runtime:
         Returns a :class:`RunSummary`. Raises :class:`SluicegateError` when the store
         fails while preparing.
         """
+        self.attach()
+        try:
+            return await self._run(until_empty=until_empty, duration=duration,
+                                   install_signal_handlers=install_signal_handlers)
+        finally:
+            self.detach()
+
+    async def _run(self, *, until_empty: bool, duration: float | None,
+                   install_signal_handlers: bool) -> RunSummary:
         loop = asyncio.get_running_loop()
         if self.semaphores is not None:
             self.semaphores.bind()
         await self._patiently("preparing", self.prepare)
         await self._build()
+        self._built.set()
         started = time.monotonic()
         dead_start = await self._patiently("counting dead letters", self._dead_lettered_total)
         if install_signal_handlers:

@@ -27,7 +27,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from sluicegate.core.async_events import TOPIC_ATTRIBUTE
 from sluicegate.core.config import FunctionConfig
+from sluicegate.core.streams import iso_instant
 from sluicegate.errors import ConfigError
 from sluicegate.store.base import Message, new_message_id
 
@@ -166,6 +168,49 @@ def function_arn(name: str, *, region: str | None = None, account_id: str | None
     region = region or default_region()
     account_id = account_id or default_account_id()
     return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
+
+
+def topic_arn(name: str, *, region: str | None = None, account_id: str | None = None) -> str:
+    """The ARN of topic ``name``: ``arn:aws:sns:{region}:{account_id}:{name}``."""
+    region = region or default_region()
+    account_id = account_id or default_account_id()
+    return f"arn:aws:sns:{region}:{account_id}:{name}"
+
+
+SNS_EVENT_SOURCE = "aws:sns"
+
+
+def sns_event(message: Message, *, topic: str, function: str, region: str,
+              account_id: str) -> dict[str, Any]:
+    """The event a function subscribed to ``topic`` receives for one published message
+    (SNS's event for Lambda): one record, the message's text in ``Sns.Message``, its
+    attributes as SNS's ``{"Type", "Value"}``. ``Signature`` and the two URLs are
+    placeholders (nothing signs sluicegate's notifications); ``Subject`` is ``None`` (a
+    publish has none)."""
+    arn = topic_arn(topic, region=region, account_id=account_id)
+    attributes = {
+        name: {"Type": value["DataType"],
+               "Value": value.get("StringValue", value.get("BinaryValue", ""))}
+        for name, value in message.attributes.items() if name != TOPIC_ATTRIBUTE
+    }
+    return {"Records": [{
+        "EventSource": SNS_EVENT_SOURCE,
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": f"{arn}:{function}",
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": message.message_id,
+            "TopicArn": arn,
+            "Subject": None,
+            "Message": message.body,
+            "Timestamp": iso_instant(message.sent_timestamp),
+            "SignatureVersion": "1",
+            "Signature": "",
+            "SigningCertUrl": "",
+            "UnsubscribeUrl": "",
+            "MessageAttributes": attributes,
+        },
+    }]}
 
 
 # --------------------------------------------------------------------------- records

@@ -186,3 +186,17 @@ class StatusReporter:
                 f"(maximum_concurrency {cap})",
                 file=out,
             )
+        for m in summary.asynchronous:
+            events = m.events
+            if events is None or not (m.invocations or events.dropped):
+                continue
+            dropped = ", ".join(f"{n} {condition}"
+                                for condition, n in sorted(events.by_condition.items()))
+            print(
+                f"  {m.name.partition('->')[2]} (asynchronous): "
+                f"{plural(m.invocations, 'invocation')}, {plural(m.errors, 'error')}, "
+                f"{plural(events.succeeded, 'event')} succeeded, {events.dropped} discarded"
+                f"{f' ({dropped})' if dropped else ''}, "
+                f"peak concurrency {m.peak_concurrency}",
+                file=out,
+            )

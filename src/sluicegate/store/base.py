@@ -55,6 +55,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, cast
 
+from sluicegate.core.async_events import ASYNC_QUEUE_PREFIX, TOPIC_ATTRIBUTE
 from sluicegate.core.config import QueueConfig, TopicConfig, is_fifo_queue
 from sluicegate.core.streams import (
     StreamConfig,
@@ -530,7 +531,11 @@ class Store(ABC):
         deduplication_id: str | None = None,
         sender_id: str = "sluicegate",
     ) -> dict[str, SendResult]:
-        """Deliver one message to every queue subscribed to ``topic``.
+        """Deliver one message to every queue subscribed to ``topic``, and to the
+        internal queue of asynchronous invocations of every function subscribed to it
+        (``async:FUNCTION``, which must exist; the message carries the attribute
+        :data:`TOPIC_ATTRIBUTE` naming the topic, from which the runtime builds SNS's
+        event).
 
         A FIFO topic passes the group id and a deduplication id (the given one, or the
         SHA-256 of the body with content-based deduplication) to every queue, so a
@@ -546,7 +551,8 @@ class Store(ABC):
                 on a topic without content-based deduplication; ids on a standard topic.
         """
         group_id, deduplication_id = publish_ids(topic, body, group_id, deduplication_id)
-        for queue in topic.subscribers:
+        internal = [ASYNC_QUEUE_PREFIX + function for function in topic.functions]
+        for queue in (*topic.subscribers, *internal):
             await self._get_queue(queue)
         results: dict[str, SendResult] = {}
         for queue in topic.subscribers:
@@ -558,6 +564,11 @@ class Store(ABC):
                 group_id=group_id,
                 deduplication_id=deduplication_id,
             )
+        if internal:
+            marked = {**(attributes or {}), TOPIC_ATTRIBUTE: topic.name}
+            for queue in internal:
+                results[queue] = await self.send(queue, body, attributes=marked,
+                                                 sender_id=sender_id)
         return results
 
     # ------------------------------------------------------------------ streams
