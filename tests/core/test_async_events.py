@@ -126,7 +126,7 @@ def test_one_event_per_invocation_and_pollers_follow_the_traffic_up_to_the_reser
 
 def test_without_a_reservation_the_pollers_may_reach_the_unreserved_pool() -> None:
     m = mapping(account=400)
-    assert m.inner.policy.maximum == 400
+    assert m.level.maximum == 400
 
 
 def test_success_concludes_and_sends_the_record_to_on_success() -> None:

@@ -75,6 +75,7 @@ from sluicegate.cluster.pool import ACCOUNT_LEASE, ClusterPool, function_lease
 from sluicegate.cluster.runners import QueueRunner, ShardedRunner
 from sluicegate.cluster.scaling import ScaleLeader, SharedScaling, decode
 from sluicegate.core.adaptive import TERM_ADAPTIVE, AdaptiveLimit
+from sluicegate.core.async_events import TERM_EVENTS
 from sluicegate.core.breaker import TERM_BREAKER
 from sluicegate.core.config import MappingConfig
 from sluicegate.core.limit import NO_LIMIT, TERM_CLUSTER, ConcurrencyLimit, Share
@@ -189,7 +190,7 @@ class _QueueEntry:
         return int(core.in_flight + core.statistics().held)
 
 
-_LOCAL_TERMS = frozenset({TERM_CLUSTER, TERM_ADAPTIVE, TERM_BREAKER})
+_LOCAL_TERMS = frozenset({TERM_CLUSTER, TERM_ADAPTIVE, TERM_BREAKER, TERM_EVENTS})
 """Terms of a queue mapping's limit that are not the cluster's (:meth:`cluster_limit`)."""
 
 

@@ -20,8 +20,8 @@ it never runs more than the function may), with the async rules around it:
   attempt: one older than ``maximum_event_age`` is concluded ``EventAgeExceeded``, and
   every event of a function whose reserved concurrency is 0 is concluded
   ``ZeroReservedConcurrency`` at once, without retries (both without invoking);
-- its pollers follow its traffic (:class:`EventScaling`): one while idle, up to the
-  function's concurrency under a burst;
+- its pollers follow its traffic (:class:`EventLevel`, a term of its limit): one while
+  idle, up to the function's concurrency under a burst;
 - the one outcome rule (:func:`~sluicegate.core.results.invocation_outcome`) with no
   partial batch responses: a returned value is success, an exception, a timeout or a
   response that is not JSON is a function error;
@@ -55,7 +55,7 @@ from sluicegate.core.limit import ConcurrencyLimit
 from sluicegate.core.mapping import MappingStatistics, QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import InvocationResult, invocation_outcome
-from sluicegate.core.scaling import ScalingPolicy, ScalingStatistics
+from sluicegate.core.scaling import FixedScaling, ScalingPolicy
 from sluicegate.core.settings import ASYNC, SETTINGS
 from sluicegate.core.streams import iso_instant
 from sluicegate.core.types import (
@@ -76,6 +76,7 @@ __all__ = [
     "CONDITION_SUCCESS",
     "CONDITION_ZERO_RESERVED",
     "RETRY_DELAYS",
+    "TERM_EVENTS",
     "TOPIC_ATTRIBUTE",
     "AsyncAction",
     "AsyncConfig",
@@ -83,7 +84,7 @@ __all__ = [
     "AsyncStatistics",
     "Conclude",
     "Destination",
-    "EventScaling",
+    "EventLevel",
     "Retry",
     "async_queue",
     "function_of_async_queue",
@@ -216,7 +217,7 @@ class AsyncConfig:
     def mapping(self) -> MappingConfig:
         """The queue mapping of the internal queue: one event per invocation, configured
         as ``fixed`` so that the function's reserved concurrency and pool share are terms
-        of its limit (its policy is :class:`EventScaling`)."""
+        of its limit (and :class:`EventLevel` another)."""
         return MappingConfig(async_queue(self.function), self.function, batch_size=1,
                              scaling="fixed")
 
@@ -224,55 +225,55 @@ class AsyncConfig:
 # ---------------------------------------------------------------------- scaling
 
 
-class EventScaling:
-    """How many pollers an internal queue runs: one while it is idle, one more for every
-    receive that brings an event, one fewer for every receive that comes back empty,
-    between 1 and ``maximum``.
+TERM_EVENTS: Final = "events"
+"""The name of an internal queue's :class:`EventLevel` term."""
+
+
+class EventLevel:
+    """How many pollers an internal queue runs: a term of its limit (``"events"``),
+    one while it is idle, one more for every receive that brings an event, one fewer for
+    every receive that comes back empty, between 1 and ``maximum``.
 
     A burst doubles the pollers with every round of reads until the function's
     concurrency binds, and an idle queue keeps one long poll; so a function's execution
     environments and threads (sized from this level) follow its asynchronous traffic
-    instead of its reservation. sluicegate's choice: AWS does not document how its
-    internal pollers scale, only that they respect the function's concurrency. Errors
-    and throttles do not move it (the retries' waits already space a failing event).
+    instead of its reservation. It is each process's own (a cluster shares the
+    function's concurrency, not this level), like an adaptive limit. sluicegate's
+    choice: AWS does not document how its internal pollers scale, only that they respect
+    the function's concurrency. Errors and throttles do not move it (the retries' waits
+    already space a failing event).
     """
 
     __slots__ = ("_level", "_maximum")
 
+    name: Final = TERM_EVENTS
+
     def __init__(self, maximum: int) -> None:
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
-            raise ConfigError("maximum", maximum, "an integer >= 1", "event scaling")
+            raise ConfigError("maximum", maximum, "an integer >= 1", "event level")
         self._maximum = maximum
         self._level = 1
 
     def __repr__(self) -> str:
-        return f"EventScaling({self._level}/{self._maximum})"
+        return f"EventLevel({self._level}/{self._maximum})"
 
     @property
     def maximum(self) -> int:
         return self._maximum
 
-    def limit(self, now: float) -> int:
+    def value(self, now: float) -> int:
         return self._level
 
-    def on_receive(self, now: float, count: int, waited: float = 0.0) -> None:
+    def next_change(self, now: float) -> float | None:
+        return None
+
+    def read(self, count: int) -> None:
+        """A receive brought ``count`` events (0: it came back empty)."""
         if count:
             if self._level < self._maximum:
                 self._level += 1
         elif self._level > 1:
             self._level -= 1
-
-    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
-        """Ignored."""
-
-    def on_throttle(self, now: float) -> None:
-        """Ignored."""
-
-    def next_change(self, now: float) -> float | None:
-        return None
-
-    def statistics(self, now: float) -> ScalingStatistics:
-        return ScalingStatistics("event", self._level, float(self._level), False, None)
 
 
 # ---------------------------------------------------------------------- actions
@@ -445,6 +446,8 @@ class AsyncEventMapping:
             policy = self.default_policy(config.function, reserved_concurrency, pool)
         self.inner = QueueMapping(self.mapping_config, visibility_timeout=visibility_timeout,
                                   pool=pool, policy=policy, now=now)
+        self.level = EventLevel(max(1, policy.limit(now)))
+        self.inner.concurrency_limit.add(self.level)
         self._zero = reserved_concurrency == 0
         self._arn = function_arn
         self._accepted_at = accepted_at
@@ -464,14 +467,15 @@ class AsyncEventMapping:
 
     @staticmethod
     def default_policy(function: str, reserved_concurrency: int | None,
-                       pool: ConcurrencyPool) -> EventScaling:
-        """The policy of an internal queue (:class:`EventScaling`): up to as many pollers
-        as the function may run, its reservation or else its share of the pool (whose
-        term binds when other functions use it); a reservation of 0 (which binds no
-        term) keeps one, to fail its events."""
+                       pool: ConcurrencyPool) -> FixedScaling:
+        """The policy of an internal queue: as many pollers as the function may run, its
+        reservation or else its share of the pool (whose term binds when other
+        functions use it); a reservation of 0 (which binds no term) keeps one, to fail
+        its events. The pollers actually running follow the traffic below it
+        (:class:`EventLevel`)."""
         if reserved_concurrency == 0:
-            return EventScaling(1)
-        return EventScaling(reserved_concurrency or pool.capacity(function))
+            return FixedScaling(1)
+        return FixedScaling(reserved_concurrency or pool.capacity(function))
 
     def __getattr__(self, name: str) -> Any:
         # what the drivers read of a queue mapping beside the protocol (counters such as
@@ -526,6 +530,7 @@ class AsyncEventMapping:
                            f"{limit} s")
             else:
                 keep.append(record)
+        self.level.read(len(records))
         self.inner.read_done(now, read, keep)
 
     def outcome_of(self, result: InvocationResult, batch: Batch) -> BatchOutcome:
