@@ -326,12 +326,12 @@ def _number(expression: str, name: str, text: str, names: dict[str, int] | None)
     upper = text.upper()
     if names is not None and upper in names:
         return names[upper]
+    spelled = f" or {next(iter(names))}-{list(names)[-1]}" if names else ""
     if not text.isascii() or not text.isdigit():
-        spelled = f" or {next(iter(names))}-{list(names)[-1]}" if names else ""
         raise _refuse(expression, f"{name} values {low}-{high}{spelled} (not {text!r})")
     value = int(text)
     if not low <= value <= high:
-        raise _refuse(expression, f"{name} values {low}-{high} (not {value})")
+        raise _refuse(expression, f"{name} values {low}-{high}{spelled} (not {value})")
     return value
 
 

@@ -250,6 +250,9 @@ class JsonPath:
     def __str__(self) -> str:
         return self.path
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JsonPath, (self.path,))
+
 
 # --------------------------------------------------------------------------- templates
 
@@ -451,6 +454,9 @@ class InputTransformer:
                 context,
             )
         return cls(value.get("InputPathsMap"), value.get("InputTemplate", ""), context=context)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (InputTransformer, (dict(self.input_paths_map), self.input_template))
 
     def to_aws(self) -> dict[str, Any]:
         """The API shape of this transformer."""
