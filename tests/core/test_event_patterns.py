@@ -478,6 +478,9 @@ def test_refusals_say_what_is_allowed() -> None:
         EventPattern({"$or": [{"prefix": ["x"]}, {"b": ["y"]}]})
     with pytest.raises(ConfigError, match="4,096 characters"):
         EventPattern({"a": ["x" * MAX_EVENT_PATTERN_LENGTH]})
+    with pytest.raises(ConfigError) as err:
+        EventPattern('{"a": ["' + "x" * 300 + '"')
+    assert len(str(err.value)) < 300 and "..." in str(err.value)
 
 
 def test_the_limits_are_inclusive() -> None:

@@ -1253,7 +1253,10 @@ class EventPattern:
             text, match = _compile_event_pattern(pattern)
         except _Refused as refused:
             parameter = f"event_pattern.{refused.path}" if refused.path else "event_pattern"
-            raise ConfigError(parameter, refused.value, refused.allowed, context) from None
+            value = refused.value
+            if isinstance(value, str) and len(value) > 120:
+                value = value[:100] + "..."  # the whole text of a long pattern is no help
+            raise ConfigError(parameter, value, refused.allowed, context) from None
         object.__setattr__(self, "pattern", text)
         object.__setattr__(self, "_match", match)
 
