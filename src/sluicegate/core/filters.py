@@ -1,4 +1,10 @@
-"""Event filtering for mappings: Lambda's ``FilterCriteria``, compiled once, matched per record.
+"""Event filtering: Lambda's ``FilterCriteria`` for mappings and EventBridge's event patterns
+for rules, one compiler, each pattern compiled once and matched per record or event.
+
+Two dialects share the compiler (one flag object, ``_Dialect``, holds every difference):
+:class:`FilterCriteria` accepts the subset of EventBridge's language that Lambda documents
+and is described below; :class:`EventPattern` accepts EventBridge's whole language and is
+described in its own docstring and in ``docs/event-patterns.md``.
 
 A mapping with filter criteria hands its function only the records that match at least
 one pattern; the others are dropped (a queue deletes them, a stream advances past them;
@@ -58,7 +64,9 @@ Choices where AWS is vague or silent (each is repeated where it applies):
 - **Refused although AWS may accept them**: an empty pattern ``{}``, an empty list of
   alternatives ``[]`` and an empty nested object (they match nothing, or everything, by
   accident), and the EventBridge operators Lambda does not document (``wildcard``,
-  ``cidr``, ``$or``, ``anything-but`` with lists of prefixes).
+  ``cidr``, ``$or``, ``anything-but`` with lists of prefixes, ``prefix`` with
+  ``equals-ignore-case``): Lambda's filtering page lists the subset above, so a mapping
+  refuses the rest when it is defined; :class:`EventPattern` takes them.
 - **Duplicate keys** in a JSON pattern: the last wins (as AWS documents).
 - A record without its data key matches no pattern that names the data key.
 - **Queue metadata**: the current SQS filtering page says SQS mappings only filter on
@@ -71,6 +79,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
+import ipaddress
 import json
 import math
 import re
@@ -79,14 +89,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
 
-from sluicegate.errors import ConfigError
+from sluicegate.errors import ConfigError, InputError
 
 __all__ = [
     "DATA_KEYS",
+    "EVENT_PATTERN_NUMBER_LIMIT",
+    "EVENT_PATTERN_OPERATORS",
+    "MAX_EVENT_PATTERN_LENGTH",
     "MAX_PATTERNS",
     "MAX_PATTERNS_QUOTA",
     "MAX_PATTERN_LENGTH",
     "OPERATORS",
+    "EventPattern",
     "FilterCriteria",
     "FilterSource",
 ]
@@ -115,7 +129,20 @@ OPERATORS: tuple[str, ...] = (
     "prefix",
     "suffix",
 )
-"""The operator objects a pattern may use (the EventBridge subset Lambda documents)."""
+"""The operator objects a filter criteria pattern may use (the EventBridge subset Lambda
+documents)."""
+
+EVENT_PATTERN_OPERATORS: tuple[str, ...] = (*OPERATORS, "cidr", "wildcard")
+"""The operator objects an EventBridge event pattern may use: Lambda's, plus ``cidr`` and
+``wildcard`` (and, beyond operators, ``$or`` and the richer ``prefix``/``suffix``/
+``anything-but`` forms that :class:`EventPattern` describes)."""
+
+MAX_EVENT_PATTERN_LENGTH = 4096
+"""Characters of an event pattern's JSON text (PutRule, ``EventPattern``)."""
+
+EVENT_PATTERN_NUMBER_LIMIT = 5_000_000_000
+"""The largest magnitude of a number an event pattern may compare against (``numeric``
+operands and ``anything-but`` numbers); EventBridge also caps them at six decimals."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -138,17 +165,80 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _JSON_START = re.compile(r"[ \t\n\r]*[\[{]")
 """A JSON object or array starts so (JSON's four whitespace characters, then a bracket)."""
 
-_OPERATOR_LIST = ", ".join(f'"{name}"' for name in OPERATORS)
-_NUMERIC_ALLOWED = (
-    '"numeric" with ["=", n], one comparison such as [">", n], or a range such as '
-    '[">", 0, "<=", 5], n a number'
-)
-_ANYTHING_BUT_ALLOWED = (
-    '"anything-but" with a string, a number, a non-empty list of strings and numbers, or '
-    'one of {"prefix": s}, {"suffix": s}, {"equals-ignore-case": s} with s a string'
-)
 _LOWER = (">", ">=")
 _UPPER = ("<", "<=")
+_STRING_FORMS = ("prefix", "suffix", "equals-ignore-case")
+
+_OR = "$or"
+_OR_RESERVED = frozenset(
+    {
+        *EVENT_PATTERN_OPERATORS,
+        "exactly",
+        "html",
+        "=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "regex",
+        "not-wildcard",
+        "not-equals-ignore-case",
+        "date-after",
+        "date-on-or-after",
+        "date-before",
+        "date-on-or-before",
+        "in-date-range",
+        "ip-address-in-range",
+        "ip-address-not-in-range",
+    }
+)
+"""Names EventBridge's matching engine keeps for operators: none may be a field name inside
+a ``$or`` branch."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """What one pattern language accepts: Lambda's filter criteria or EventBridge's event
+    patterns. One compiler serves both; each difference is a flag read here."""
+
+    name: str
+    eventbridge: bool
+    operators: tuple[str, ...]
+    numeric_allowed: str
+    anything_but_allowed: str
+
+    @property
+    def operator_list(self) -> str:
+        return ", ".join(f'"{name}"' for name in self.operators)
+
+
+_LAMBDA = _Dialect(
+    name="filter criteria",
+    eventbridge=False,
+    operators=OPERATORS,
+    numeric_allowed=(
+        '"numeric" with ["=", n], one comparison such as [">", n], or a range such as '
+        '[">", 0, "<=", 5], n a number'
+    ),
+    anything_but_allowed=(
+        '"anything-but" with a string, a number, a non-empty list of strings and numbers, '
+        'or one of {"prefix": s}, {"suffix": s}, {"equals-ignore-case": s} with s a string'
+    ),
+)
+_EVENTBRIDGE = _Dialect(
+    name="event pattern",
+    eventbridge=True,
+    operators=EVENT_PATTERN_OPERATORS,
+    numeric_allowed=(
+        '"numeric" with ["=", n], one comparison such as [">", n], or a lower bound then '
+        'an upper bound such as [">", 0, "<=", 5], n a number'
+    ),
+    anything_but_allowed=(
+        '"anything-but" with a string, a number, a non-empty list of only strings or only '
+        'numbers, or one of {"prefix": s}, {"suffix": s}, {"equals-ignore-case": s}, '
+        '{"wildcard": s} with s a string or a non-empty list of strings'
+    ),
+)
 
 
 class _Refused(Exception):
@@ -229,6 +319,111 @@ def _string_predicate(name: str, operand: str) -> _Match:
     return lambda s: s.casefold() == folded
 
 
+def _folded_predicate(name: str, operand: str) -> _Match:
+    """``prefix``/``suffix`` compared without case: both sides case-folded."""
+    folded = operand.casefold()
+    if name == "prefix":
+        return lambda s: s.casefold().startswith(folded)
+    return lambda s: s.casefold().endswith(folded)
+
+
+def _affix(name: str, rule: Mapping[str, Any], path: str, dialect: _Dialect) -> _Match:
+    """``prefix`` or ``suffix``: a string, or (event patterns) ``{"equals-ignore-case": s}``."""
+    operand = rule[name]
+    if dialect.eventbridge and isinstance(operand, Mapping):
+        text = operand.get("equals-ignore-case") if len(operand) == 1 else None
+        if not isinstance(text, str):
+            _refuse(
+                rule,
+                f'"{name}" with a string or {{"equals-ignore-case": s}}, s a string',
+                path,
+            )
+        return _folded_predicate(name, str.__str__(text))
+    if dialect.eventbridge and not isinstance(operand, str):
+        _refuse(rule, f'"{name}" with a string or {{"equals-ignore-case": s}}, s a string', path)
+    return _string_predicate(name, _string_operand(name, rule, path))
+
+
+def _wildcard_regex(text: str, rule: Any, path: str) -> re.Pattern[str]:
+    """A ``wildcard`` operand as a regular expression matched in full.
+
+    ``*`` stands for any run of characters (none too); ``\\*`` is a literal asterisk and
+    ``\\\\`` a literal backslash. Two ``*`` in a row, and a backslash before anything
+    else (or at the end), are refused, as EventBridge refuses them.
+    """
+    pieces: list[str] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "*":
+            if i + 1 < len(text) and text[i + 1] == "*":
+                _refuse(
+                    rule,
+                    f'"wildcard" without consecutive "*" (two at character {i})',
+                    path,
+                )
+            pieces.append(re.escape("".join(literal)))
+            literal.clear()
+            pieces.append(".*")
+        elif char == "\\":
+            if i + 1 < len(text) and text[i + 1] in "*\\":
+                literal.append(text[i + 1])
+                i += 1
+            else:
+                _refuse(
+                    rule,
+                    f'"wildcard" where a backslash escapes only "*" or a backslash (character {i})',
+                    path,
+                )
+        else:
+            literal.append(char)
+        i += 1
+    pieces.append(re.escape("".join(literal)))
+    return re.compile("".join(pieces), re.DOTALL)
+
+
+def _wildcard(rule: Mapping[str, Any], path: str) -> _Match:
+    fullmatch = _wildcard_regex(_string_operand("wildcard", rule, path), rule, path).fullmatch
+    return lambda s: fullmatch(s) is not None
+
+
+def _cidr(rule: Mapping[str, Any], path: str) -> _Match:
+    """``cidr``: IPv4 or IPv6 addresses in a block.
+
+    EventBridge's engine starts the block at the address given and ends it where the
+    ``/n`` block containing that address ends: ``10.0.0.5/24`` holds 10.0.0.5 to
+    10.0.0.255. A mask of /32 (IPv4) or /128 (IPv6) is refused, as EventBridge refuses it
+    (an exact-match string ``["10.0.0.5"]`` names one address).
+    """
+    allowed = (
+        '"cidr" with an IPv4 or IPv6 block such as "10.0.0.0/24" or "2001:db8::/32" '
+        "(mask below /32 for IPv4, below /128 for IPv6)"
+    )
+    text = _string_operand("cidr", rule, path)
+    address, slash, bits = text.partition("/")
+    if not slash or not bits.isascii() or not bits.isdigit() or "%" in address:
+        _refuse(rule, allowed, path)
+    try:
+        start = ipaddress.ip_address(address)
+    except ValueError:
+        _refuse(rule, allowed, path)
+    mask = int(bits)
+    if mask >= start.max_prefixlen:
+        _refuse(rule, allowed, path)
+    end = ipaddress.ip_network(f"{start}/{mask}", strict=False).broadcast_address
+    low, high, version = int(start), int(end), start.version
+
+    def in_block(value: str) -> bool:
+        try:
+            found = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return found.version == version and low <= int(found) <= high
+
+    return in_block
+
+
 def _finite(value: Any, path: str, rule: Any) -> int | float:
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -237,19 +432,66 @@ def _finite(value: Any, path: str, rule: Any) -> int | float:
     return int(value)
 
 
-def _anything_but(rule: Mapping[str, Any], path: str) -> tuple[str, _Match]:
+def _bounded(value: Any, path: str, rule: Any) -> int | float:
+    """An event pattern's number operand: finite, within +-5e9, at most six decimals."""
+    number = _finite(value, path, rule)
+    if abs(number) > EVENT_PATTERN_NUMBER_LIMIT:
+        _refuse(
+            rule,
+            f"numbers from -{EVENT_PATTERN_NUMBER_LIMIT:,} to {EVENT_PATTERN_NUMBER_LIMIT:,}",
+            path,
+        )
+    if isinstance(number, float):
+        exponent = decimal.Decimal(repr(number)).normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6:
+            _refuse(rule, "numbers with at most six decimal places", path)
+    return number
+
+
+def _anything_but_form(
+    rule: Mapping[str, Any], path: str, dialect: _Dialect
+) -> tuple[str, _Match]:
+    """``anything-but`` with ``{"prefix"|"suffix"|"equals-ignore-case"|"wildcard": ...}``:
+    strings that pass none of the listed tests."""
+    operand = rule["anything-but"]
+    forms = (*_STRING_FORMS, "wildcard") if dialect.eventbridge else _STRING_FORMS
+    if len(operand) != 1:
+        _refuse(rule, dialect.anything_but_allowed, path)
+    ((name, given),) = operand.items()
+    if name not in forms:
+        _refuse(rule, dialect.anything_but_allowed, path)
+    if isinstance(given, str):
+        texts = [str.__str__(given)]
+    elif dialect.eventbridge and isinstance(given, (list, tuple)) and given:
+        if not all(isinstance(text, str) for text in given):
+            _refuse(rule, dialect.anything_but_allowed, path)
+        texts = [str.__str__(text) for text in given]
+    else:
+        _refuse(rule, dialect.anything_but_allowed, path)
+    if dialect.eventbridge and name in ("prefix", "suffix") and "" in texts:
+        _refuse(rule, f'"anything-but" with a non-empty {name}', path)
+    if name == "equals-ignore-case":
+        folded = frozenset(text.casefold() for text in texts)
+        return "str", lambda s: s.casefold() not in folded
+    if name == "wildcard":
+        regexes = tuple(_wildcard_regex(text, rule, path).fullmatch for text in texts)
+        return "str", lambda s: not any(fullmatch(s) is not None for fullmatch in regexes)
+    if len(texts) == 1:
+        positive = _string_predicate(name, texts[0])
+        return "str", lambda s: not positive(s)
+    affixes = tuple(texts)
+    if name == "prefix":
+        return "str", lambda s: not s.startswith(affixes)
+    return "str", lambda s: not s.endswith(affixes)
+
+
+def _anything_but(rule: Mapping[str, Any], path: str, dialect: _Dialect) -> tuple[str, _Match]:
     operand = rule["anything-but"]
     if isinstance(operand, Mapping):
-        if len(operand) != 1:
-            _refuse(rule, _ANYTHING_BUT_ALLOWED, path)
-        ((name, text),) = operand.items()
-        if name not in ("prefix", "suffix", "equals-ignore-case") or not isinstance(text, str):
-            _refuse(rule, _ANYTHING_BUT_ALLOWED, path)
-        positive = _string_predicate(name, str.__str__(text))
-        return "str", lambda s: not positive(s)
+        return _anything_but_form(rule, path, dialect)
     values = operand if isinstance(operand, (list, tuple)) else [operand]
     if not values:
-        _refuse(rule, _ANYTHING_BUT_ALLOWED, path)
+        _refuse(rule, dialect.anything_but_allowed, path)
     strs: set[str] = set()
     ints: set[int] = set()
     floats: set[float] = set()
@@ -257,14 +499,21 @@ def _anything_but(rule: Mapping[str, Any], path: str) -> tuple[str, _Match]:
         if isinstance(value, str):
             strs.add(str.__str__(value))
         elif _is_number(value):
-            number = _finite(value, path, rule)
+            number = (_bounded if dialect.eventbridge else _finite)(value, path, rule)
             if isinstance(number, float):
                 floats.add(number)
             else:
                 ints.add(number)
         else:
-            _refuse(rule, _ANYTHING_BUT_ALLOWED, path)
-    listed_strs, listed_ints, listed_floats = frozenset(strs), frozenset(ints), frozenset(floats)
+            _refuse(rule, dialect.anything_but_allowed, path)
+    if dialect.eventbridge and strs and (ints or floats):
+        _refuse(rule, dialect.anything_but_allowed, path)
+    listed_strs = frozenset(strs)
+    listed_ints: frozenset[float] = frozenset(ints)
+    listed_floats: frozenset[float] = frozenset(floats)
+    if dialect.eventbridge:
+        # Event patterns compare numbers by value: 5 and 5.0 are one number.
+        listed_ints = listed_floats = listed_ints | listed_floats
 
     def anything_but(value: Any) -> bool:
         cls = value.__class__
@@ -295,54 +544,72 @@ _RANGE: dict[tuple[str, str], Callable[[float, float], _Match]] = {
 }
 
 
-def _numeric(rule: Mapping[str, Any], path: str) -> tuple[str, _Match]:
+def _numeric(rule: Mapping[str, Any], path: str, dialect: _Dialect) -> tuple[str, _Match]:
     spec = rule["numeric"]
+    allowed = dialect.numeric_allowed
     if not isinstance(spec, (list, tuple)) or len(spec) not in (2, 4):
-        _refuse(rule, _NUMERIC_ALLOWED, path)
+        _refuse(rule, allowed, path)
     pairs = [(spec[i], spec[i + 1]) for i in range(0, len(spec), 2)]
     for op, number in pairs:
         if not isinstance(op, str) or op not in _COMPARE or not _is_number(number):
-            _refuse(rule, _NUMERIC_ALLOWED, path)
+            _refuse(rule, allowed, path)
+    operand = _bounded if dialect.eventbridge else _finite
     if len(pairs) == 1:
         op, number = pairs[0]
-        return "num", _COMPARE[op](_finite(number, path, rule))
+        return "num", _COMPARE[op](operand(number, path, rule))
     (op1, n1), (op2, n2) = pairs
-    if op1 in _UPPER and op2 in _LOWER:
+    if not dialect.eventbridge and op1 in _UPPER and op2 in _LOWER:
         (op1, n1), (op2, n2) = (op2, n2), (op1, n1)
     if op1 not in _LOWER or op2 not in _UPPER:
-        _refuse(rule, '"numeric" with a lower bound (> or >=) and an upper bound (< or <=)', path)
-    low, high = _finite(n1, path, rule), _finite(n2, path, rule)
+        order = "then" if dialect.eventbridge else "and"
+        _refuse(
+            rule, f'"numeric" with a lower bound (> or >=) {order} an upper bound (< or <=)', path
+        )
+    low, high = operand(n1, path, rule), operand(n2, path, rule)
     if low > high or (low == high and (op1, op2) != (">=", "<=")):
         _refuse(rule, '"numeric" with a range some number is in (lower bound below upper)', path)
     return "num", _RANGE[(op1, op2)](low, high)
 
 
-def _operator(rule: Mapping[str, Any], path: str) -> tuple[str, _Match]:
+def _operator(rule: Mapping[str, Any], path: str, dialect: _Dialect) -> tuple[str, _Match]:
     """Compile one operator object; return the kind of value it tests and its predicate.
 
     Kinds: ``"str"`` (strings only), ``"num"`` (ints and floats, not booleans), ``"any"``
     (every leaf value), ``"exists"`` and ``"absent"``.
     """
     if len(rule) != 1:
-        _refuse(rule, f"an object with exactly one operator: {_OPERATOR_LIST}", path)
+        _refuse(rule, f"an object with exactly one operator: {dialect.operator_list}", path)
     ((name, operand),) = rule.items()
-    if name in ("prefix", "suffix", "equals-ignore-case"):
+    if name in ("prefix", "suffix"):
+        return "str", _affix(name, rule, path, dialect)
+    if name == "equals-ignore-case":
         return "str", _string_predicate(name, _string_operand(name, rule, path))
     if name == "anything-but":
-        return _anything_but(rule, path)
+        return _anything_but(rule, path, dialect)
     if name == "numeric":
-        return _numeric(rule, path)
+        return _numeric(rule, path, dialect)
     if name == "exists":
         if not isinstance(operand, bool):
             _refuse(rule, '"exists" with true or false, such as {"exists": true}', path)
         return ("exists" if operand else "absent"), _always
-    _refuse(rule, f"one of the operators {_OPERATOR_LIST}", path)
+    if dialect.eventbridge and name == "wildcard":
+        return "str", _wildcard(rule, path)
+    if dialect.eventbridge and name == "cidr":
+        return "str", _cidr(rule, path)
+    if name in EVENT_PATTERN_OPERATORS:
+        _refuse(
+            rule,
+            f"one of the operators {dialect.operator_list} (Lambda filter criteria have no "
+            f'"{name}"; EventBridge event patterns do)',
+            path,
+        )
+    _refuse(rule, f"one of the operators {dialect.operator_list}", path)
 
 
 # --------------------------------------------------------------------------- patterns
 
 
-def _compile_leaf(rules: Any, path: str) -> tuple[_Match, bool]:
+def _compile_leaf(rules: Any, path: str, dialect: _Dialect) -> tuple[_Match, bool]:
     """Compile a list of alternatives; return the matcher of a field's value (or
     ``_MISSING``) and whether a missing field matches (``{"exists": false}``)."""
     if not rules:
@@ -370,7 +637,7 @@ def _compile_leaf(rules: Any, path: str) -> tuple[_Match, bool]:
             else:
                 ints.add(number)
         elif isinstance(rule, Mapping):
-            kind, test = _operator(rule, path)
+            kind, test = _operator(rule, path, dialect)
             if kind == "str":
                 str_tests.append(test)
             elif kind == "num":
@@ -390,7 +657,13 @@ def _compile_leaf(rules: Any, path: str) -> tuple[_Match, bool]:
         (only,) = strs
         test_leaf = lambda value: value == only and isinstance(value, str)  # noqa: E731
     else:
-        str_set, int_set, float_set = frozenset(strs), frozenset(ints), frozenset(floats)
+        str_set = frozenset(strs)
+        int_set: frozenset[float] = frozenset(ints)
+        float_set: frozenset[float] = frozenset(floats)
+        if dialect.eventbridge:
+            # Event patterns compare exact numbers by value (300 matches 300.0), as
+            # EventBridge's engine adds a numeric-equals test to every number given.
+            int_set = float_set = int_set | float_set
         str_all, num_all, any_all = tuple(str_tests), tuple(num_tests), tuple(any_tests)
 
         def test_leaf(value: Any) -> bool:
@@ -443,33 +716,113 @@ def _compile_leaf(rules: Any, path: str) -> tuple[_Match, bool]:
     return match_leaf, missing_ok
 
 
-def _compile_object(pattern: Mapping[Any, Any], path: str) -> tuple[_Match, bool]:
+def _merge(into: dict[str, Any], key: str, value: Any, path: str) -> None:
+    """Put ``value`` at ``key`` of ``into``; two objects meeting at a key merge (a later
+    field wins over an earlier one of the same path), an object meeting a list is refused."""
+    if key in into and isinstance(into[key], Mapping) and isinstance(value, Mapping):
+        merged = dict(into[key])
+        for sub_key, sub_value in value.items():
+            _merge(merged, sub_key, sub_value, f"{path}.{key}" if path else key)
+        into[key] = merged
+    elif key in into and (isinstance(into[key], Mapping) or isinstance(value, Mapping)):
+        where = f"{path}.{key}" if path else key
+        _refuse(
+            value,
+            "one meaning per field path: a dotted key names the same field as the nested "
+            "objects it spells, and a field cannot be both a list of values and an object",
+            where,
+        )
+    else:
+        into[key] = value
+
+
+def _expand_dotted(pattern: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    """An event pattern's level with dotted keys spelled out: ``{"detail.state": [...]}``
+    is ``{"detail": {"state": [...]}}``, as EventBridge's engine joins a field's path with
+    dots (a key with an empty part, such as ``"a."``, is kept as written)."""
+    if not any(isinstance(key, str) and "." in key for key in pattern):
+        return pattern
+    expanded: dict[str, Any] = {}
+    for key, value in pattern.items():
+        parts = key.split(".") if isinstance(key, str) and key != _OR else [key]
+        if len(parts) > 1 and all(parts):
+            for part in reversed(parts[1:]):
+                value = {part: value}
+            key = parts[0]
+        _merge(expanded, key, value, path)
+    return expanded
+
+
+def _compile_or(branches: Any, path: str, dialect: _Dialect) -> tuple[_Match, ...]:
+    where = f"{path}.{_OR}" if path else _OR
+    if not isinstance(branches, (list, tuple)) or len(branches) < 2:
+        _refuse(branches, f'"{_OR}" with a list of at least two objects', where)
+    compiled: list[_Match] = []
+    for index, branch in enumerate(branches):
+        if not isinstance(branch, Mapping):
+            _refuse(branch, f'"{_OR}" with a list of at least two objects', f"{where}[{index}]")
+        compiled.append(_compile_object(branch, f"{where}[{index}]", dialect, in_or=True)[0])
+    return tuple(compiled)
+
+
+def _compile_object(
+    pattern: Mapping[Any, Any], path: str, dialect: _Dialect, *, in_or: bool = False
+) -> tuple[_Match, bool]:
     """Compile a (nested) object pattern; return the matcher of a field's value (or
     ``_MISSING``) and whether a missing field matches (every leaf is exists:false)."""
     if not pattern:
         _refuse(pattern, "a non-empty object of fields to match", path)
+    if dialect.eventbridge:
+        pattern = _expand_dotted(pattern, path)
     fields: list[tuple[str, _Match]] = []
+    branches: tuple[_Match, ...] = ()
+    branches_missing_ok = True
     for key, sub in pattern.items():
         if not isinstance(key, str):
             _refuse(key, "string field names", path)
         where = f"{path}.{key}" if path else key
-        if key == "$or":
+        if key == _OR:
+            if not dialect.eventbridge:
+                _refuse(
+                    pattern,
+                    'separate patterns instead of "$or" (Lambda does not support it; '
+                    "patterns are OR-ed)",
+                    path,
+                )
+            branches = _compile_or(sub, path, dialect)
+            branches_missing_ok = any(branch(_MISSING) for branch in branches)
+            continue
+        if in_or and key in _OR_RESERVED:
             _refuse(
-                pattern,
-                'separate patterns instead of "$or" (Lambda does not support it; '
-                "patterns are OR-ed)",
+                key,
+                f'field names other than operator names inside "{_OR}" (EventBridge keeps '
+                f'"{key}" for its operators)',
                 path,
             )
-        fields.append((str.__str__(key), _compile_field(sub, where, key)[0]))
-    missing_ok = all(m(_MISSING) for _, m in fields)
+        fields.append((str.__str__(key), _compile_field(sub, where, key, dialect, in_or)[0]))
+    missing_ok = all(m(_MISSING) for _, m in fields) and branches_missing_ok
     items = tuple(fields)
 
-    def match_fields(value: Mapping[str, Any]) -> bool:
-        get = value.get
-        for key, match in items:
-            if not match(get(key, _MISSING)):
-                return False
-        return True
+    if branches:
+
+        def match_fields(value: Mapping[str, Any]) -> bool:
+            get = value.get
+            for key, match in items:
+                if not match(get(key, _MISSING)):
+                    return False
+            for branch in branches:
+                if branch(value):
+                    return True
+            return False
+
+    else:
+
+        def match_fields(value: Mapping[str, Any]) -> bool:
+            get = value.get
+            for key, match in items:
+                if not match(get(key, _MISSING)):
+                    return False
+            return True
 
     def match_items(values: Iterable[Any]) -> bool:
         seen = False
@@ -498,12 +851,14 @@ def _compile_object(pattern: Mapping[Any, Any], path: str) -> tuple[_Match, bool
     return match_object, missing_ok
 
 
-def _compile_field(sub: Any, path: str, key: str) -> tuple[_Match, bool]:
+def _compile_field(
+    sub: Any, path: str, key: str, dialect: _Dialect, in_or: bool = False
+) -> tuple[_Match, bool]:
     if isinstance(sub, Mapping):
-        return _compile_object(sub, path)
+        return _compile_object(sub, path, dialect, in_or=in_or)
     if isinstance(sub, (list, tuple)):
-        return _compile_leaf(sub, path)
-    if key in OPERATORS:
+        return _compile_leaf(sub, path, dialect)
+    if key in dialect.operators:
         _refuse(sub, f'operators inside a list of alternatives, such as [{{"{key}": ...}}]', path)
     _refuse(sub, 'a list of alternatives, such as ["x"], or a nested object', path)
 
@@ -545,7 +900,7 @@ def _compile_pattern(raw: Any, source: str) -> tuple[str, _Compiled]:
         _refuse(raw, "a non-empty object (give no patterns at all for no filtering)", "")
     data_key = DATA_KEYS[source]
     metadata_fields = {k: v for k, v in pattern.items() if k != data_key}
-    metadata = _compile_object(metadata_fields, "")[0] if metadata_fields else None
+    metadata = _compile_object(metadata_fields, "", _LAMBDA)[0] if metadata_fields else None
     data: _Match | None = None
     data_is_json = False
     if data_key in pattern:
@@ -557,7 +912,7 @@ def _compile_pattern(raw: Any, source: str) -> tuple[str, _Compiled]:
                 "refuses plain-string data patterns)",
                 data_key,
             )
-        data, _ = _compile_field(sub, data_key, data_key)
+        data, _ = _compile_field(sub, data_key, data_key, _LAMBDA)
         data_is_json = isinstance(sub, Mapping)
     text = raw if isinstance(raw, str) else None
     canonical = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -828,3 +1183,124 @@ class FilterCriteria:
 def _restore(patterns: tuple[str, ...], source: FilterSource, max_patterns: int) -> FilterCriteria:
     """Rebuild pickled criteria (their compiled matchers are closures, not picklable)."""
     return FilterCriteria(patterns, source=source, max_patterns=max_patterns)
+
+
+# --------------------------------------------------------------------------- event patterns
+
+
+def _compile_event_pattern(raw: Any) -> tuple[str, _Match]:
+    """Validate and compile an event pattern; return its canonical JSON text and matcher."""
+    if isinstance(raw, str):
+        if len(raw) > MAX_EVENT_PATTERN_LENGTH:
+            _refuse(raw, f"at most {MAX_EVENT_PATTERN_LENGTH:,} characters of JSON", "")
+        pattern = _parse(raw)
+    elif isinstance(raw, Mapping):
+        pattern = raw
+    else:
+        _refuse(raw, "a JSON string or a dict", "")
+    if not isinstance(pattern, Mapping):
+        _refuse(raw, 'a JSON object, such as {"source": ["my.app"]}', "")
+    match, _ = _compile_object(pattern, "", _EVENTBRIDGE)
+    canonical = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if not isinstance(raw, str) and len(canonical) > MAX_EVENT_PATTERN_LENGTH:
+        _refuse(raw, f"at most {MAX_EVENT_PATTERN_LENGTH:,} characters of JSON", "")
+    return canonical, match
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class EventPattern:
+    """An EventBridge event pattern (a rule's ``EventPattern``), validated and compiled once.
+
+    The language is EventBridge's (user guide, "Amazon EventBridge event patterns" and
+    "Comparison operators for use in event patterns"); it shares its compiler with
+    :class:`FilterCriteria`, which speaks the subset Lambda documents. Beyond that subset
+    an event pattern has ``wildcard``, ``cidr``, ``prefix``/``suffix`` with
+    ``{"equals-ignore-case": s}``, ``anything-but`` with ``wildcard`` and with lists of
+    prefixes, suffixes, case-insensitive values or wildcards, and ``$or`` at any level.
+    Every rule, and each choice sluicegate makes where AWS says nothing, is in
+    ``docs/event-patterns.md``; the ones that differ from filter criteria:
+
+    - numbers compare by value: ``[300]`` matches 300 and 300.0, and
+      ``{"anything-but": [5]}`` refuses 5.0 too (EventBridge's engine adds a numeric
+      test to every number); ``numeric`` and ``anything-but`` operands must lie within
+      +-5,000,000,000 with at most six decimals;
+    - a ``numeric`` range is written lower bound first (``[">", 0, "<=", 5]``);
+    - ``anything-but`` lists hold only strings or only numbers;
+    - a dotted key names a nested field: ``{"detail.state": ["on"]}`` is
+      ``{"detail": {"state": ["on"]}}`` (EventBridge joins a field's path with dots);
+    - ``$or`` takes a list of at least two objects, whose field names (at any depth) may
+      not be operator names.
+
+    Equal patterns have equal :attr:`pattern` text; they hash, pickle and copy (the
+    compiled matcher is rebuilt).
+
+    Parameters:
+        pattern: the pattern as JSON text (as PutRule takes it, at most 4,096 characters)
+            or an already-parsed dict.
+        context: what the pattern belongs to ("rule orders"), put before the error
+            message.
+
+    Raises:
+        ConfigError: for a pattern EventBridge would refuse, naming the offending key path
+            (``event_pattern.detail.state``), the fragment and what is allowed, on one line.
+    """
+
+    pattern: str
+    _match: _Match = field(init=False, repr=False, compare=False)
+
+    def __init__(self, pattern: str | Mapping[str, Any], *, context: str = "") -> None:
+        try:
+            text, match = _compile_event_pattern(pattern)
+        except _Refused as refused:
+            parameter = f"event_pattern.{refused.path}" if refused.path else "event_pattern"
+            value = refused.value
+            if isinstance(value, str) and len(value) > 120:
+                value = value[:100] + "..."  # the whole text of a long pattern is no help
+            raise ConfigError(parameter, value, refused.allowed, context) from None
+        object.__setattr__(self, "pattern", text)
+        object.__setattr__(self, "_match", match)
+
+    @classmethod
+    def parse(cls, pattern: str | Mapping[str, Any], *, context: str = "") -> EventPattern:
+        """Validate and compile ``pattern``; the same as the constructor.
+
+        Parameters:
+            pattern: JSON text or a dict.
+            context: put before an error message ("rule orders").
+
+        Returns:
+            The compiled pattern.
+
+        Raises:
+            ConfigError: the pattern is not one EventBridge accepts.
+        """
+        return cls(pattern, context=context)
+
+    def matches(self, event: Mapping[str, Any] | str | bytes) -> bool:
+        """Whether ``event`` matches the pattern.
+
+        Parameters:
+            event: the event as a dict (the EventBridge envelope, or any JSON object), or
+                its JSON text.
+
+        Returns:
+            ``True`` when every field the pattern names matches (``$or`` branches: at
+            least one). Anything but a JSON object matches nothing.
+
+        Raises:
+            InputError: ``event`` is text that is not JSON.
+        """
+        if isinstance(event, (str, bytes, bytearray)):
+            try:
+                event = json.loads(event)
+            except (ValueError, RecursionError) as exc:
+                raise InputError(f"the event is not JSON: {exc}") from None
+        if not isinstance(event, Mapping):
+            return False
+        return self._match(event)
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (EventPattern, (self.pattern,))
