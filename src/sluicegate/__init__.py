@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from sluicegate.app import App, Function
+from sluicegate.app import App, Function, Target
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
@@ -44,6 +44,7 @@ from sluicegate.errors import (
     StoreError,
     StoreUnavailable,
     StreamNotFound,
+    Throttled,
 )
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ _LAZY = {
     "health_check": "sluicegate.control",
     "schedule": "sluicegate.control",
     "store_key": "sluicegate.control",
+    "InvokeResult": "sluicegate.invocation",
     "MappingSummary": "sluicegate.runtime.driver",
     "Metrics": "sluicegate.runtime.metrics",
     "MetricsSecond": "sluicegate.runtime.metrics",
@@ -76,6 +78,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from sluicegate import control
     from sluicegate.control import Signals, health_check, schedule, store_key
+    from sluicegate.invocation import InvokeResult
     from sluicegate.running import BackgroundApp, RunningApp, arun, run, serve, start
     from sluicegate.runtime.driver import MappingSummary, RunSummary, Runtime
     from sluicegate.runtime.metrics import Metrics, MetricsSecond, MetricsTotals
@@ -116,6 +119,7 @@ __all__ = [
     "Function",
     "FunctionConfig",
     "InputError",
+    "InvokeResult",
     "MappingConfig",
     "MappingSummary",
     "Metrics",
@@ -136,6 +140,8 @@ __all__ = [
     "StreamConfig",
     "StreamMappingConfig",
     "StreamNotFound",
+    "Target",
+    "Throttled",
     "TopicConfig",
     "__version__",
     "arun",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from sluicegate.core.adaptive import AdaptiveConfig
 from sluicegate.core.async_events import AsyncConfig, Destination
 from sluicegate.core.breaker import BreakerConfig
+from sluicegate.core.buses import EventBusConfig, RuleConfig, TargetConfig, target_input
 from sluicegate.core.config import (
     BREAKER_NAME,
     DEFAULT_ISOLATION,
@@ -47,7 +48,10 @@ from sluicegate.core.config import (
     TopicConfig,
     check_visibility_against_timeout,
 )
+from sluicegate.core.events_bus import DEFAULT_EVENT_BUS
+from sluicegate.core.filters import EventPattern
 from sluicegate.core.pool import ConcurrencyPool
+from sluicegate.core.schedule import Schedule
 from sluicegate.core.settings import QUEUE, SETTINGS, STREAM
 from sluicegate.core.streams import StartingPosition, StreamConfig, StreamMappingConfig
 from sluicegate.errors import ConfigError
@@ -56,7 +60,7 @@ if TYPE_CHECKING:
     from sluicegate.control import ControlRule
     from sluicegate.invocation import InvocationType, InvokeResult
 
-__all__ = ["App", "Function"]
+__all__ = ["App", "Function", "Target"]
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
@@ -77,6 +81,17 @@ class Function:
     @property
     def name(self) -> str:
         return self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A rule's target with a transformation of its own (``app.rule(...,
+    targets=[Target(fn, input_path="$.detail")])``); see :meth:`App.rule`."""
+
+    to: Any
+    input: str | None = None
+    input_path: str | None = None
+    input_transformer: Any = None
 
 
 @dataclass
@@ -111,6 +126,8 @@ class App:
     semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict, init=False)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict, init=False)
     controls: list[ControlRule] = field(default_factory=list, init=False)
+    buses: dict[str, EventBusConfig] = field(default_factory=dict, init=False)
+    rules: list[RuleConfig] = field(default_factory=list, init=False)
     _implicit: set[str] = field(default_factory=set, init=False, repr=False)
     _runtimes: list[Any] = field(default_factory=list, init=False, repr=False)
     """The runtimes running this App in this process (``app.invoke`` uses the last)."""
@@ -351,6 +368,8 @@ class App:
             return Destination("topic", value.name)
         if isinstance(value, Function):
             return Destination("function", value.name)
+        if isinstance(value, EventBusConfig):
+            return Destination("bus", value.name)
         for function in self.functions.values():
             if function.handler is value:
                 return Destination("function", function.name)
@@ -364,8 +383,9 @@ class App:
         Raises:
             ConfigError: one that does not, naming the function and the setting.
         """
-        defined = {"queue": self.queues, "topic": self.topics, "function": self.functions,
-                   "bus": getattr(self, "buses", {})}
+        defined: dict[str, dict[str, Any]] = {
+            "queue": self.queues, "topic": self.topics, "function": self.functions,
+            "bus": self.buses}
         for function in self.functions.values():
             config = function.async_config
             for parameter in ("on_success", "on_failure", "dead_letter"):
@@ -375,6 +395,91 @@ class App:
                     raise ConfigError(
                         parameter, str(destination),
                         f"a {destination.kind} the App defines", f"function {function.name!r}")
+
+    # ------------------------------------------------------------------ event buses
+    def event_bus(self, name: str = DEFAULT_EVENT_BUS) -> EventBusConfig:
+        """Define an event bus (EventBridge's): events put to it (``sluicegate
+        put-events``, a destination, a rule's target) go to the targets of its rules
+        whose patterns match (:meth:`rule`). See docs/async.md.
+
+        Raises:
+            ConfigError: a bad name, or a name defined twice.
+        """
+        config = EventBusConfig(name)
+        if name in self.buses:
+            raise ConfigError("name", name, "an event bus name not defined already",
+                              "event bus")
+        self.buses[name] = config
+        return config
+
+    def rule(
+        self,
+        bus: str | EventBusConfig = DEFAULT_EVENT_BUS,
+        pattern: Any = None,
+        *,
+        targets: list[Any] | tuple[Any, ...],
+        name: str | None = None,
+        schedule: str | None = None,
+        input: str | None = None,
+        input_path: str | None = None,
+        input_transformer: Any = None,
+    ) -> RuleConfig:
+        """Define a rule of ``bus``: events matching ``pattern`` (EventBridge's event
+        pattern language, a dict or JSON text: docs/event-patterns.md), or the ticks of
+        ``schedule`` (``"rate(5 minutes)"``, ``"cron(0 12 * * ? *)"``, UTC; the default
+        bus only), go to each of ``targets``: functions (invoked asynchronously, with
+        their retries and destinations), queues, topics or buses, given as
+        :meth:`_destination` reads them, or as :class:`Target` for a transformation of
+        their own. ``input``, ``input_path`` and ``input_transformer`` transform the
+        event for every other target (EventBridge's ``Input``, ``InputPath`` and
+        ``InputTransformer``). The default bus exists once a rule names it.
+
+        Raises:
+            ConfigError: an unknown bus or target, a bad pattern or schedule (naming the
+                key path), more than 5 targets, a name defined twice on the bus.
+        """
+        bus_name = bus.name if isinstance(bus, EventBusConfig) else bus
+        if bus_name == DEFAULT_EVENT_BUS and bus_name not in self.buses:
+            self.buses[bus_name] = EventBusConfig(bus_name)
+        if bus_name not in self.buses:
+            raise ConfigError("bus", bus_name, "a bus defined with app.event_bus()", "rule")
+        rule_name = name or f"{bus_name}-rule-{sum(r.bus == bus_name for r in self.rules) + 1}"
+        ctx = f"rule {rule_name!r}"
+        compiled = None if pattern is None else EventPattern.parse(
+            pattern, context=ctx)
+        timer = None
+        if schedule is not None:
+            try:
+                timer = Schedule.parse(schedule)
+            except ConfigError as exc:
+                raise ConfigError("schedule", schedule, str(exc.allowed), ctx) from None
+        common = target_input(input, input_path, input_transformer, context=ctx)
+        built: list[TargetConfig] = []
+        for target in targets:
+            if isinstance(target, Target):
+                own = target_input(target.input, target.input_path,
+                                   target.input_transformer, context=ctx)
+                built.append(TargetConfig(self._target(target.to, ctx), own))
+            else:
+                built.append(TargetConfig(self._target(target, ctx), common))
+        config = RuleConfig(rule_name, bus_name, compiled, timer, tuple(built))
+        if any(r.bus == bus_name and r.name == rule_name for r in self.rules):
+            raise ConfigError("name", rule_name, "a rule name not defined on its bus already",
+                              "rule")
+        self.rules.append(config)
+        return config
+
+    def _target(self, value: Any, context: str) -> Destination:
+        """A rule's target, which must be defined already."""
+        destination = Destination.parse(self._destination(value, "targets", context),
+                                        "targets", context)
+        kinds: dict[str, Any] = {"queue": self.queues, "topic": self.topics,
+                                 "function": self.functions, "bus": self.buses}
+        defined = kinds[destination.kind]
+        if destination.name not in defined:
+            raise ConfigError("targets", str(destination),
+                              f"a {destination.kind} the App defines", context)
+        return destination
 
     # ------------------------------------------------------------------ invoking
     def invoke(self, function: Any, event: Any, *,

@@ -181,6 +181,23 @@ def _parser() -> argparse.ArgumentParser:
                         help="the App that defines the function (path/to/file.py or "
                              "module:attr)")
 
+    put_events = sub.add_parser(
+        "put-events", parents=[common],
+        help="put events on an event bus of an App (EventBridge's PutEvents)")
+    put_events.add_argument("bus", metavar="BUS", help="the event bus (e.g. default)")
+    put_events.add_argument("details", nargs="*", default=[], metavar="DETAIL",
+                            help="an event's detail as a JSON object (one event each)")
+    put_events.add_argument("--source", metavar="SOURCE",
+                            help="the events' source (required with DETAIL)")
+    put_events.add_argument("--detail-type", metavar="TYPE",
+                            help="the events' detail-type (required with DETAIL)")
+    put_events.add_argument("--file", metavar="FILE.json",
+                            help="PutEvents entries: a JSON list of {Source, DetailType, "
+                                 "Detail, ...} or one entry per line (- reads standard "
+                                 "input); entries without EventBusName go to BUS")
+    put_events.add_argument("--app", metavar="APP", required=True,
+                            help="the App that defines the bus and its rules")
+
     publish = sub.add_parser("publish", parents=[common],
                              help="publish messages to a topic of an App")
     publish.add_argument("topic", metavar="TOPIC")
@@ -316,6 +333,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "put": _put,
         "publish": _publish,
         "invoke": _invoke_async,
+        "put-events": _put_events,
         "queues": _queues,
         "streams": _streams,
         "redrive": _redrive,
@@ -344,7 +362,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
 _LIVE_WRITES = frozenset({"pause", "resume", "control"})
 """Commands that change live limits: a ``memory://`` store would reach no running App."""
 
-_WRITES = frozenset({"send", "put", "publish", "redrive", "purge", "callback", "invoke"})
+_WRITES = frozenset({"send", "put", "publish", "redrive", "purge", "callback", "invoke",
+                     "put-events"})
 """Commands that only write to the store: on a ``memory://`` store, which lives as long as
 the command's process, what they write would be lost at once, so they are refused."""
 
@@ -371,8 +390,9 @@ async def _run(args: argparse.Namespace, store: Store) -> int:
     if args.duration is not None and args.duration <= 0:
         raise InputError(f"--duration {args.duration:g} must be above 0")
     app = load_app(args.app)
-    if not app.functions:
-        raise InputError(f"{args.app!r} defines no functions (app.function)")
+    if not app.functions and not app.buses:
+        raise InputError(f"{args.app!r} defines no functions (app.function) and no event "
+                         "buses (app.event_bus)")
     if args.lease_ttl <= 0:
         raise InputError(f"--lease-ttl {args.lease_ttl:g} must be above 0")
     from sluicegate.cluster import Cluster
@@ -692,16 +712,98 @@ async def _invoke_async(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- put-events
+def _event_entries(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The PutEvents entries of ``sluicegate put-events``."""
+    entries: list[dict[str, Any]] = []
+    if args.details and not (args.source and args.detail_type):
+        raise InputError("DETAIL needs --source and --detail-type")
+    for detail in args.details:
+        try:
+            parsed = json.loads(detail)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"DETAIL {detail[:40]!r} is not JSON: {exc.msg}") from None
+        if not isinstance(parsed, dict):
+            raise InputError(f"DETAIL {detail[:40]!r} is not a JSON object")
+        entries.append({"Source": args.source, "DetailType": args.detail_type,
+                        "Detail": detail})
+    if args.file:
+        where = "standard input" if args.file == "-" else repr(args.file)
+        try:
+            text = (sys.stdin.read() if args.file == "-"
+                    else Path(args.file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{where} is not UTF-8 text") from None
+        try:
+            loaded = json.loads(text)
+            found = loaded if isinstance(loaded, list) else [loaded]
+        except json.JSONDecodeError:
+            found = []
+            for number, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        found.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{where}:{number}: invalid JSON: {exc.msg}"
+                                         ) from None
+        for number, entry in enumerate(found, 1):
+            if not isinstance(entry, dict):
+                raise InputError(f"{where}: entry {number} is not a JSON object")
+            entries.append(entry)
+    if not entries:
+        raise InputError("no events: give DETAIL with --source and --detail-type, or --file")
+    for entry in entries:
+        entry.setdefault("EventBusName", args.bus)
+        if isinstance(entry.get("Detail"), dict):
+            entry["Detail"] = json.dumps(entry["Detail"])
+    return entries
+
+
+async def _put_events(args: argparse.Namespace, store: Store) -> int:
+    """``sluicegate put-events BUS``: PutEvents on the App's buses, 10 entries a call."""
+    from sluicegate.core.events_bus import batches
+    from sluicegate.loader import load_app
+    from sluicegate.runtime.buses import put_events
+    from sluicegate.runtime.events import aws_identity
+
+    entries = _event_entries(args)
+    app = load_app(args.app)
+    if args.bus not in app.buses:
+        known = ", ".join(sorted(app.buses)) or "none"
+        raise InputError(f"event bus {args.bus!r} is not defined by {args.app!r} "
+                         f"(buses: {known})")
+    await _declare(store, args.app)
+    region, account = aws_identity()
+    accepted = failed = 0
+    for batch in batches(entries):
+        result = await put_events(store, app, batch, region=region, account_id=account)
+        for entry in result.entries:
+            if entry.ok:
+                accepted += 1
+            else:
+                failed += 1
+                print(f"sluicegate: entry refused: {entry.error_code}: {entry.error_message}",
+                      file=sys.stderr)
+    print(f"put {plural(accepted, 'event')} on {args.bus}"
+          + (f"; {failed} refused" if failed else ""))
+    return EXIT_ERROR if failed else 0
+
+
 # ---------------------------------------------------------------------- queues
 async def _queues(args: argparse.Namespace, store: Store) -> int:
     from sluicegate.core.async_events import function_of_async_queue
+    from sluicegate.core.buses import bus_of_queue
 
     await _declare(store, args.app)
     rows: list[dict[str, Any]] = []
     for config in await store.list_queues():
         counts = await store.counts(config.name)
-        if function_of_async_queue(config.name) is not None and not counts.total:
-            continue  # a function's internal queue is shown while it holds events
+        internal = (function_of_async_queue(config.name) is not None
+                    or bus_of_queue(config.name) is not None)
+        if internal and not counts.total:
+            continue  # a function's internal queue, or a bus's, is shown while it holds some
         rows.append({
             "name": config.name,
             "visible": counts.visible,

@@ -92,6 +92,9 @@ ASYNC_QUEUE_NAME: Final = re.compile(r"^async:([A-Za-z0-9_-]{1,64})$")
 """A function's internal queue of asynchronous invocations: ``async:FUNCTION``
 (:mod:`sluicegate.core.async_events`); no user queue's name has a ``:``."""
 
+BUS_QUEUE_NAME: Final = re.compile(r"^bus:[A-Za-z0-9._-]{1,64}$")
+"""An event bus's queue: ``bus:NAME`` (:mod:`sluicegate.core.buses`)."""
+
 
 def to_seconds(value: float | timedelta, parameter: str = "duration") -> float:
     """Normalise a duration given as seconds or a ``timedelta`` to float seconds."""
@@ -158,6 +161,7 @@ class QueueConfig:
         ctx = f"queue {self.name!r}"
         if not isinstance(self.name, str) or not (
             _QUEUE_NAME.match(self.name) or ASYNC_QUEUE_NAME.match(self.name)
+            or BUS_QUEUE_NAME.match(self.name)
         ):
             raise ConfigError(
                 "name",

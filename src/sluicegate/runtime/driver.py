@@ -25,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sluicegate.app import App, Function
 from sluicegate.core.async_events import AsyncEventMapping, AsyncStatistics, async_queue
 from sluicegate.core.breaker import TERM_BREAKER, Breaker
+from sluicegate.core.buses import bus_queue
 from sluicegate.core.config import SHARED_ISOLATION, MappingConfig, effective_visibility_timeout
+from sluicegate.core.events_bus import PutEventsResult
 from sluicegate.core.mapping import QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import ScalingPolicy, make_policy
@@ -59,6 +62,14 @@ from sluicegate.runtime.async_invoke import (
     ensure_async_queue,
 )
 from sluicegate.runtime.breakers import RuntimeBreakers
+from sluicegate.runtime.buses import (
+    BusRouter,
+    Scheduler,
+    Targets,
+    destination_event,
+    ensure_bus_queues,
+    put_events,
+)
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import (
     LambdaContext,
@@ -203,6 +214,10 @@ class Runtime:
         self._pool: ConcurrencyPool | None = None
         """The pool the mappings draw from, once built."""
         self._sizers: dict[str, _InvokerSizer] = {}
+        self.routers: list[BusRouter] = []
+        """The event buses' routers, once the run starts."""
+        self.scheduler: Scheduler | None = None
+        """The scheduled rules' timer, once the run starts."""
         self._built = asyncio.Event()
         """Set once the run has built its mappings and invokers."""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -277,6 +292,7 @@ class Runtime:
             await self.store.ensure_queue(config)
         for function in self.app.functions.values():
             await ensure_async_queue(self.store, function.config)
+        await ensure_bus_queues(self.store, self.app)
         for stream in self.app.streams.values():
             await self.store.ensure_stream(stream)
 
@@ -364,7 +380,7 @@ class Runtime:
             self.runners.append(runner)
             if cluster is not None:
                 cluster.attach_stream(sio)
-        deliveries = Deliveries(self.app, self.store)
+        deliveries = Deliveries(self.app, self.store, self._put_on_bus)
         for function in self.app.functions.values():
             if function.name not in invokers:
                 invokers[function.name] = self._invoker_for(function)
@@ -530,6 +546,18 @@ class Runtime:
                 mapped += min(bound, reach)
         return max(1, min(bound, mapped))
 
+    async def _put_on_bus(self, bus: str, source: str, detail_type: str, detail: Any) -> None:
+        """A destination's delivery to an event bus: the record as an event's detail."""
+        event = destination_event(bus, source, detail_type, detail, now=self.store.clock(),
+                                  region=self.region, account_id=self.account_id)
+        await self.store.send(bus_queue(bus), json.dumps(event))
+
+    async def put_events(self, entries: Sequence[Mapping[str, Any]]) -> PutEventsResult:
+        """EventBridge's PutEvents on this App's buses (see
+        :func:`sluicegate.runtime.buses.put_events`)."""
+        return await put_events(self.store, self.app, entries, region=self.region,
+                                account_id=self.account_id)
+
     def attach(self) -> None:
         """Make this runtime, on the running event loop, the one ``app.invoke`` uses
         (:meth:`run` does; so does :func:`sluicegate.serve` before its run starts)."""
@@ -646,14 +674,29 @@ class Runtime:
         if controller is not None:
             control = loop.create_task(controller.run(), name="controller")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
+        targets = Targets(self.app, self.store, self.metrics, region=self.region,
+                          account_id=self.account_id)
+        self.routers = [BusRouter(bus, self.app.rules, targets) for bus in self.app.buses]
+        from sluicegate.cluster.coordinator import default_worker_id
+
+        self.scheduler = Scheduler(self.app.rules, targets, holder=(
+            cluster.worker_id if cluster is not None else default_worker_id()))
+        routing = [loop.create_task(r.run(), name=f"bus {r.bus}") for r in self.routers]
+        routing.append(loop.create_task(self.scheduler.run(), name="scheduled rules"))
         probes = loop.create_task(self._breakers.run_probes(), name="breaker probes")
         monitor = loop.create_task(self._monitor(until_empty))
         timer = loop.call_later(duration, self.stop, "duration reached") if duration else None
         try:
             await self._stop.wait()
+            self.scheduler.stop()
+            for router in self.routers:
+                router.stop()
             for runner in runners:
                 runner.stop()
-            done, pending = await asyncio.wait(tasks, timeout=self.grace_period)
+            done: set[asyncio.Task[None]] = set()
+            pending: set[asyncio.Task[None]] = set()
+            if tasks:  # an App of buses and queues alone has no mapping to wait for
+                done, pending = await asyncio.wait(tasks, timeout=self.grace_period)
             if pending:
                 left = sum(len(r.invocations) for r in runners)
                 self._abandoned += left
@@ -671,7 +714,12 @@ class Runtime:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
-            for task in tasks:  # none may outlive the run (a cancelled run included)
+            self.scheduler.stop()
+            for router in self.routers:
+                router.stop()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.gather(*routing, return_exceptions=True), 5)
+            for task in (*tasks, *routing):  # none may outlive the run
                 if not task.done():
                     task.cancel()
             self._breakers.closing = True  # ends the loops even if a cancel got lost
@@ -777,7 +825,8 @@ class Runtime:
         are being counted (the last deletes, typically) must wake the next wait, or the
         end of the drain is only noticed by the interval's timer.
         """
-        queues = sorted({q.config.queue for q in self.queue_sources})
+        queues = sorted({q.config.queue for q in self.queue_sources}
+                        | {bus_queue(bus) for bus in self.app.buses})
         last_gauges = 0.0
         last_dead: dict[str, int] = {}
         while not self._closing:
