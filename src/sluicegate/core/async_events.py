@@ -16,10 +16,10 @@ oldest age in status like any queue's. :class:`AsyncEventMapping` is the
 ``fixed`` so the function's reserved concurrency and pool share are terms of its limit:
 it never runs more than the function may), with the async rules around it:
 
-- when events are read (:meth:`AsyncEventMapping.read_done`), each is checked before its
-  attempt: one older than ``maximum_event_age`` is concluded ``EventAgeExceeded``, and
-  every event of a function whose reserved concurrency is 0 is concluded
-  ``ZeroReservedConcurrency`` at once, without retries (both without invoking);
+- each event is checked before its attempt (:meth:`AsyncEventMapping.admit`): one older
+  than ``maximum_event_age`` is concluded ``EventAgeExceeded``, and every event of a
+  function whose reserved concurrency is 0 is concluded ``ZeroReservedConcurrency`` at
+  once, without retries (both without invoking);
 - its pollers follow its traffic (:class:`EventLevel`, a term of its limit): one while
   idle, up to the function's concurrency under a burst;
 - the one outcome rule (:func:`~sluicegate.core.results.invocation_outcome`) with no
@@ -55,7 +55,7 @@ from sluicegate.core.limit import ConcurrencyLimit
 from sluicegate.core.mapping import MappingStatistics, QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.results import InvocationResult, invocation_outcome
-from sluicegate.core.scaling import FixedScaling, ScalingPolicy
+from sluicegate.core.scaling import ScalingPolicy, ScalingStatistics
 from sluicegate.core.settings import ASYNC, SETTINGS
 from sluicegate.core.streams import iso_instant
 from sluicegate.core.types import (
@@ -85,6 +85,7 @@ __all__ = [
     "Conclude",
     "Destination",
     "EventLevel",
+    "EventPolicy",
     "Retry",
     "async_queue",
     "function_of_async_queue",
@@ -276,6 +277,40 @@ class EventLevel:
             self._level -= 1
 
 
+class EventPolicy:
+    """The scaling policy of an internal queue: its limit is the most the function may
+    run (a constant the cluster shares, as a fixed policy's); every receive is reported to
+    the queue's :class:`EventLevel`, the term that follows the traffic below it."""
+
+    __slots__ = ("_level", "_maximum")
+
+    def __init__(self, maximum: int, level: EventLevel) -> None:
+        self._maximum = maximum
+        self._level = level
+
+    def __repr__(self) -> str:
+        return f"EventPolicy({self._maximum}, {self._level!r})"
+
+    def limit(self, now: float) -> int:
+        return self._maximum
+
+    def on_receive(self, now: float, count: int) -> None:
+        self._level.read(count)
+
+    def on_outcome(self, now: float, outcome: BatchOutcome) -> None:
+        """Ignored."""
+
+    def on_throttle(self, now: float) -> None:
+        """Ignored."""
+
+    def next_change(self, now: float) -> float | None:
+        return None
+
+    def statistics(self, now: float) -> ScalingStatistics:
+        level = self._level.value(now)
+        return ScalingStatistics("event", level, float(level), False, None)
+
+
 # ---------------------------------------------------------------------- actions
 
 
@@ -442,13 +477,17 @@ class AsyncEventMapping:
     ) -> None:
         self.config = config
         self.mapping_config = config.mapping
+        self._zero = reserved_concurrency == 0
         if policy is None:
             policy = self.default_policy(config.function, reserved_concurrency, pool)
+        self.level: EventLevel = policy._level  # type: ignore[attr-defined]
+        if self._zero:
+            # AWS fails these events at once: the attempt is where sluicegate checks, and
+            # a reservation of 0 would throttle every attempt in the account's pool
+            pool = ConcurrencyPool()
         self.inner = QueueMapping(self.mapping_config, visibility_timeout=visibility_timeout,
                                   pool=pool, policy=policy, now=now)
-        self.level = EventLevel(max(1, policy.limit(now)))
         self.inner.concurrency_limit.add(self.level)
-        self._zero = reserved_concurrency == 0
         self._arn = function_arn
         self._accepted_at = accepted_at
         self._event_of = event_of
@@ -467,15 +506,15 @@ class AsyncEventMapping:
 
     @staticmethod
     def default_policy(function: str, reserved_concurrency: int | None,
-                       pool: ConcurrencyPool) -> FixedScaling:
-        """The policy of an internal queue: as many pollers as the function may run, its
-        reservation or else its share of the pool (whose term binds when other
-        functions use it); a reservation of 0 (which binds no term) keeps one, to fail
-        its events. The pollers actually running follow the traffic below it
+                       pool: ConcurrencyPool) -> EventPolicy:
+        """The policy of an internal queue (:class:`EventPolicy`): at most as many
+        pollers as the function may run, its reservation or else its share of the pool
+        (whose term binds when other functions use it); a reservation of 0 keeps one, to
+        fail its events. The pollers actually running follow the traffic below it
         (:class:`EventLevel`)."""
-        if reserved_concurrency == 0:
-            return FixedScaling(1)
-        return FixedScaling(reserved_concurrency or pool.capacity(function))
+        maximum = 1 if reserved_concurrency == 0 else (
+            reserved_concurrency or pool.capacity(function))
+        return EventPolicy(maximum, EventLevel(max(1, maximum)))
 
     def __getattr__(self, name: str) -> Any:
         # what the drivers read of a queue mapping beside the protocol (counters such as
@@ -492,46 +531,56 @@ class AsyncEventMapping:
 
     def poll(self, now: float) -> list[AsyncAction]:
         """The settle actions of this mapping first (in the order they were decided),
-        then the queue mapping's (its reads and invocations; it never deletes)."""
-        inner = self.inner.poll(now)
-        batches = self._batches
-        for action in inner:
-            if type(action) is Invoke:
-                batches[action.batch.id] = action.batch
-        if not self._pending:
-            return inner  # type: ignore[return-value]
-        actions: list[AsyncAction] = list(self._pending)
-        self._pending.clear()
-        actions.extend(inner)
+        then the queue mapping's reads and the invocations of the events that passed
+        their check before the attempt (:meth:`admit`; it never deletes)."""
+        actions: list[AsyncAction] = []
+        inner = self.inner
+        while True:
+            settled = False
+            for action in inner.poll(now):
+                if type(action) is Invoke and not self.admit(now, action.batch):
+                    settled = True  # its poller is free: the next poll has its receive
+                    continue
+                actions.append(action)
+            if not settled:
+                break
+        if self._pending:
+            actions[:0] = self._pending
+            self._pending.clear()
         return actions
+
+    def admit(self, now: float, batch: Batch) -> bool:
+        """Check an event before its attempt, as AWS does: one older than
+        ``maximum_event_age``, or any of a function with reserved concurrency 0, is
+        concluded on the failure path without running (its slot freed at once), and
+        ``False`` returned; else it is noted for :meth:`finished` and ``True`` returned.
+        A driver that takes invocations from :meth:`poll` never needs to call it."""
+        (record,) = batch.records
+        age = now - self._accepted_at(record)
+        if record.receive_count == 1:
+            self.received += 1
+            self.last_age = age if age > 0.0 else 0.0
+        limit = self.config.maximum_event_age
+        if self._zero:
+            condition, why = CONDITION_ZERO_RESERVED, "the function's reserved concurrency is 0"
+        elif age > limit:
+            condition = CONDITION_EVENT_AGE_EXCEEDED
+            why = f"the event waited {age:.0f} s, more than maximum_event_age {limit} s"
+        else:
+            self._batches[batch.id] = batch
+            return True
+        self.inner.finished(now, batch.id, BatchOutcome(OutcomeKind.ERROR, batch.message_ids,
+                                                        why))
+        # an earlier attempt's response is not kept across reads: the record says how
+        # many attempts there were, not what they returned
+        self._fail(now, record, condition, record.receive_count - 1, None, condition, why)
+        return False
 
     def read_done(self, now: float, read: Receive, records: Sequence[QueueRecord], *,
                   latest: int | None = None) -> None:
-        """Check each event before its attempt (age, a reservation of 0); hand the rest
-        to the queue mapping."""
-        keep: list[QueueRecord] = []
-        limit = self.config.maximum_event_age
-        for record in records:
-            age = now - self._accepted_at(record)
-            if record.receive_count == 1:
-                self.received += 1
-                self.last_age = max(0.0, age)
-            attempts = record.receive_count - 1
-            if self._zero:
-                self._fail(now, record, CONDITION_ZERO_RESERVED, attempts, None,
-                           "ZeroReservedConcurrency",
-                           "the function's reserved concurrency is 0")
-            elif age > limit:
-                # an earlier attempt's response is not kept across reads: the record
-                # says how many there were, not what they returned
-                self._fail(now, record, CONDITION_EVENT_AGE_EXCEEDED, attempts,
-                           None, "EventAgeExceeded",
-                           f"the event waited {age:.0f} s, more than maximum_event_age "
-                           f"{limit} s")
-            else:
-                keep.append(record)
-        self.level.read(len(records))
-        self.inner.read_done(now, read, keep)
+        """A receive's events, to the queue mapping (its policy tells the
+        :class:`EventLevel`)."""
+        self.inner.read_done(now, read, records)
 
     def outcome_of(self, result: InvocationResult, batch: Batch) -> BatchOutcome:
         """The one rule, without partial batch responses; the response or the error is
