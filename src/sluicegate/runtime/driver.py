@@ -43,6 +43,7 @@ from sluicegate.core.streams import StreamConfig, StreamMappingConfig
 from sluicegate.core.types import QueueRecord
 from sluicegate.errors import StoreError, StoreUnavailable
 from sluicegate.runtime.breakers import RuntimeBreakers
+from sluicegate.runtime.current import bind_store
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import aws_identity, function_arn, queue_arn, sqs_record
 from sluicegate.runtime.invoker import Invoker
@@ -472,7 +473,15 @@ class Runtime:
 
         Returns a :class:`RunSummary`. Raises :class:`SluicegateError` when the store
         fails while preparing.
+
+        For the run, the store is bound in the context (:mod:`sluicegate.runtime.current`):
+        handlers and what they call find it there.
         """
+        with bind_store(self.store, asyncio.get_running_loop()):
+            return await self._run(until_empty, duration, install_signal_handlers)
+
+    async def _run(self, until_empty: bool, duration: float | None,
+                   install_signal_handlers: bool) -> RunSummary:
         loop = asyncio.get_running_loop()
         if self.semaphores is not None:
             self.semaphores.bind()
