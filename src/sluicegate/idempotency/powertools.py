@@ -17,8 +17,9 @@ Powertools calls the four methods below; their semantics follow Powertools' own 
 - ``_put_record``: create the record (status ``INPROGRESS``) unless a live one holds the
   key: a record counts as gone once past its expiry, or while ``INPROGRESS`` past its
   in-progress expiry (the invocation died: Powertools takes the key over). Otherwise
-  raise ``IdempotencyItemAlreadyExistsError`` carrying the existing record, so
-  Powertools need not read it again;
+  check the payload against it (``IdempotencyValidationError``) and raise
+  ``IdempotencyItemAlreadyExistsError`` carrying it, so Powertools need not read it
+  again;
 - ``_get_record``: the live record, or ``IdempotencyItemNotFoundError``;
 - ``_update_record``: write the record whatever holds the key (Powertools writes the
   ``COMPLETED`` response this way);
@@ -35,8 +36,9 @@ which hands each store operation to the store's event loop and waits
 (:mod:`sluicegate.idempotency.stores`). Powertools' decorators do not take async
 handlers.
 
-Importing this module does not need Powertools; building the layer does, and without it
-fails with one line saying what to install.
+Importing this module does not need Powertools; building the layer does (with boto3,
+which Powertools' idempotency imports), and without it fails with one line saying what to
+install.
 """
 
 from __future__ import annotations
@@ -67,11 +69,11 @@ try:
         STATUS_CONSTANTS,
         DataRecord,
     )
-except ImportError:
-    _POWERTOOLS = False
+except ImportError as exc:  # Powertools, or the AWS SDK its idempotency imports
+    _MISSING = (exc.name or "aws_lambda_powertools").split(".")[0]
     BasePersistenceLayer = object  # type: ignore[assignment, misc, unused-ignore]
 else:
-    _POWERTOOLS = True
+    _MISSING = ""
 
 MIN_TTL = 0.001
 """Shortest duration sent to the store (a record Powertools dates in the past)."""
@@ -91,9 +93,10 @@ class SluicegatePersistenceLayer(BasePersistenceLayer):  # type: ignore[misc, un
 
     def __init__(self, store: Store | str | None = None, *,
                  table: str = DEFAULT_TABLE) -> None:
-        if not _POWERTOOLS:
-            raise InputError("SluicegatePersistenceLayer needs aws-lambda-powertools: "
-                             "pip install aws-lambda-powertools")
+        if _MISSING:
+            raise InputError(f"SluicegatePersistenceLayer needs aws-lambda-powertools' "
+                             f"idempotency (module {_MISSING} is missing): pip install "
+                             "'aws-lambda-powertools[aws-sdk]'")
         from sluicegate.store.items import check_item_key
 
         check_item_key(table, "-")
@@ -120,8 +123,11 @@ class SluicegatePersistenceLayer(BasePersistenceLayer):  # type: ignore[misc, un
             in_progress_ttl=in_progress))
         if not write.written:
             assert write.item is not None
-            raise IdempotencyItemAlreadyExistsError(
-                old_data_record=self._data_record(write.item, records.store))
+            old = self._data_record(write.item, records.store)
+            # as Powertools' own layers do when they hand the old record back
+            self._validate_payload(data_payload=data_record, stored_data_record=old)
+            self._save_to_cache(data_record=old)  # type: ignore[no-untyped-call, unused-ignore]
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
 
     def _update_record(self, data_record: Any) -> None:
         status, data, ttl, in_progress = self._fields(data_record)
