@@ -86,7 +86,10 @@ def _name(function: Callable[..., Any], key_prefix: str | None) -> str:
             raise ConfigError("key_prefix", key_prefix, "a non-empty str without '#'",
                               "idempotency")
         return key_prefix
-    return f"{function.__module__}.{function.__qualname__}"
+    module = function.__module__
+    if module == "__mp_main__":  # an execution environment's copy of a script's __main__
+        module = "__main__"
+    return f"{module}.{function.__qualname__}"
 
 
 def _check_store(store: object) -> None:

@@ -10,8 +10,9 @@ The store is found, at each call:
 2. else the store of the run that invoked the handler (``sluicegate run``,
    :func:`sluicegate.run` and the others bind it: :mod:`sluicegate.runtime.current`),
    or one bound with :func:`~sluicegate.runtime.current.bind_store`;
-3. else, in an environment of ``isolation="process"``, the run's store URL when the
-   context carries it; else ``SLUICEGATE_STORE`` when set;
+3. else, in an environment of ``isolation="process"`` (which the binding does not
+   reach), the run's store URL when the context carries it (an App with semaphores);
+   else ``SLUICEGATE_STORE`` when set;
 4. else the call fails with one line saying how to give a store.
 
 Sync code reaches an asyncio store by handing the operation to the store's loop and
