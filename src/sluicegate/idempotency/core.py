@@ -161,7 +161,8 @@ def _flow(call: Call, key: str, clock: Callable[[], float]) -> Generator[Step, A
     table = config.table
     payload_hash = config.validation_hash(call.payload)
     claim = json.dumps({"payload": payload_hash})
-    deadline = clock() + call.wait_budget() if config.on_in_progress == "wait" else 0.0
+    budget = call.wait_budget() if config.on_in_progress == "wait" else 0.0
+    deadline = clock() + budget
     while True:
         write = yield _Store(functools.partial(
             _create, table, key, claim, config.expires_after_seconds, call.in_progress_ttl()))
@@ -180,7 +181,7 @@ def _flow(call: Call, key: str, clock: Callable[[], float]) -> Generator[Step, A
             if left <= 0:
                 raise IdempotencyAlreadyInProgressError(
                     f"{call.name}: a call with the same key ({_short(key)}) is still in "
-                    f"progress after waiting {call.wait_budget():g} s")
+                    f"progress after waiting {budget:g} s")
             pause = FIRST_POLL
             while True:  # poll until the record changes, goes, or the wait runs out
                 yield _Pause(min(pause, left))
@@ -194,6 +195,8 @@ def _flow(call: Call, key: str, clock: Callable[[], float]) -> Generator[Step, A
             held = current
     try:
         result = yield _INVOKE
+    except GeneratorExit:  # the flow abandoned (never by the drivers): nothing to yield
+        raise
     except BaseException:
         yield from _clear(call, table, key, version)
         raise
