@@ -7,6 +7,11 @@ The tree::
     ├── AppLoadError           an APP argument that cannot be imported or holds no App
     ├── InputError             malformed user input (a bad JSON line, a bad URL, ...)
     ├── SemaphoreTimeout       a handler's semaphore not taken within its timeout
+    ├── IdempotencyError       sluicegate.idempotency refused or could not finish a call
+    │   ├── IdempotencyAlreadyInProgressError  the same key is being processed elsewhere
+    │   ├── IdempotencyValidationError  the same key came with a different payload
+    │   ├── IdempotencyKeyError    no key in the payload (raise_on_no_idempotency_key)
+    │   └── IdempotencyResponseError  a result that cannot be stored as JSON
     └── StoreError             anything a store refuses or cannot do
         ├── StoreUnavailable   the store cannot be opened or reached
         ├── StoreNotOpen       a store used before open() or after close()
@@ -27,6 +32,11 @@ __all__ = [
     "AppLoadError",
     "BatchRequestError",
     "ConfigError",
+    "IdempotencyAlreadyInProgressError",
+    "IdempotencyError",
+    "IdempotencyKeyError",
+    "IdempotencyResponseError",
+    "IdempotencyValidationError",
     "InputError",
     "InvalidReceiptHandle",
     "MessageTooLarge",
@@ -145,3 +155,28 @@ class Throttled(SluicegateError):
         self.reason = reason
         super().__init__(f"function {function!r} throttled (429 TooManyRequestsException: "
                          f"{reason})")
+
+
+class IdempotencyError(SluicegateError):
+    """Root of what :mod:`sluicegate.idempotency` raises about a call (not about its
+    store, whose failures are :class:`StoreError`)."""
+
+
+class IdempotencyAlreadyInProgressError(IdempotencyError):
+    """A call whose key another call is processing now (in this process or another),
+    raised at once (``on_in_progress="raise"``) or when waiting ran out of time."""
+
+
+class IdempotencyValidationError(IdempotencyError):
+    """A call whose key was seen with a different payload
+    (``payload_validation_jmespath``)."""
+
+
+class IdempotencyKeyError(IdempotencyError):
+    """A payload in which the key expression found nothing, with
+    ``raise_on_no_idempotency_key``."""
+
+
+class IdempotencyResponseError(IdempotencyError):
+    """A function returned what cannot be stored as JSON, so a duplicate could not
+    replay it: the call fails and its record is cleared (a retry runs it again)."""

@@ -274,8 +274,17 @@ async def test_version_1_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
     assert "token" in columns and "handle" not in columns
 
 
+def _back_to_version_7(conn: sqlite3.Connection) -> None:
+    """Remove what version 8 added (table items)."""
+    conn.execute("DROP INDEX items_expires")
+    for table in ("items", "item_tables"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+
 def _back_to_version_6(conn: sqlite3.Connection) -> None:
     """Remove what version 7 added (semaphores and parked batches)."""
+    _back_to_version_7(conn)
     for table in ("semaphores", "parked"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
@@ -410,6 +419,30 @@ async def test_version_6_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -
         assert (await store.get_settings("mapping:m")).values == {"maximum_concurrency": 5}
         grant = await store.acquire_semaphore("db", "t1", limit=1, ttl=5, timeout=0)
         assert (grant.acquired, grant.token) == (True, 1)
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+async def test_version_7_file_is_upgraded(tmp_path: Path, clock: VirtualClock) -> None:
+    """Version 8 added table items: a version 7 file keeps its messages and semaphores
+    and gains them; a read-only open of it finds no item."""
+    path = tmp_path / "v7.db"
+    async with SqliteStore(path, clock=clock) as store:
+        await store.ensure_queue(QueueConfig("q", visibility_timeout=30))
+        await store.send("q", "kept")
+        assert (await store.acquire_semaphore("db", "t1", limit=1, ttl=5, timeout=0)).acquired
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        _back_to_version_7(conn)
+    conn.close()
+    async with SqliteStore(path, clock=clock, read_only=True) as store:
+        assert await store.get_item("t", "k") is None
+    async with SqliteStore(path, clock=clock) as store:
+        assert [m.body for m in await store.receive("q")] == ["kept"]
+        assert [s.name for s in await store.list_semaphores()] == ["db"]
+        write = await store.create_item("t", "k", status="S", ttl=5)
+        assert (write.written, write.item.version if write.item else 0) == (True, 1)
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()

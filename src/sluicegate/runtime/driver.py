@@ -70,6 +70,7 @@ from sluicegate.runtime.buses import (
     ensure_bus_queues,
     put_events,
 )
+from sluicegate.runtime.current import bind_store
 from sluicegate.runtime.environments import ModuleInvoker
 from sluicegate.runtime.events import (
     LambdaContext,
@@ -622,11 +623,15 @@ class Runtime:
 
         Returns a :class:`RunSummary`. Raises :class:`SluicegateError` when the store
         fails while preparing.
+
+        For the run, the store is bound in the context (:mod:`sluicegate.runtime.current`):
+        handlers and what they call find it there.
         """
         self.attach()
         try:
-            return await self._run(until_empty=until_empty, duration=duration,
-                                   install_signal_handlers=install_signal_handlers)
+            with bind_store(self.store, asyncio.get_running_loop()):
+                return await self._run(until_empty=until_empty, duration=duration,
+                                       install_signal_handlers=install_signal_handlers)
         finally:
             self.detach()
 

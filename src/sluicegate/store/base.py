@@ -35,6 +35,11 @@ Redrive: a receive never returns a message that has already been received
 (keeping its id, body, attributes and sent time, with ``source_queue`` recorded) when it
 would otherwise be delivered again.
 
+Table items: small records with an expiry under a table and a key (idempotency
+records, "once per tick" claims; rules in :mod:`sluicegate.store.items`): an atomic
+create-if-absent, get, put, conditional update and delete, each item dying at its expiry
+or, sooner, at its in-progress expiry (the claim of work that may crash mid-way).
+
 Layout: this module is the contract, the :class:`Store` class (public coroutines that
 validate, the ``_``-prefixed primitives a backend implements) and the rules that go with
 it (:func:`publish_ids`); :mod:`sluicegate.store.values` holds the values it exchanges
@@ -79,6 +84,18 @@ from sluicegate.store.coordination import (
     LeaseClaim,
     LeaseGrant,
     LeaseHolder,
+)
+from sluicegate.store.items import (
+    KEEP,
+    ItemChange,
+    ItemWrite,
+    TableItem,
+    _Keep,
+    check_data,
+    check_item_key,
+    check_item_ttl,
+    check_status,
+    check_version,
 )
 from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
 from sluicegate.store.semaphores import ParkedBatch, SemaphoreGrant, SemaphoreState, Wake
@@ -1119,6 +1136,117 @@ class Store(ABC):
     async def _get_parked(self, token: str, take: bool) -> str | None:
         raise StoreError(f"{type(self).__name__} cannot park batches")
 
+    # ------------------------------------------------------------------ table items
+    # Items with expiry under a table and a key (rules in sluicegate.store.items):
+    # idempotency records, "once per tick" claims. A backend implements the _item
+    # primitives, each one atomic step at one reading of its clock.
+    async def create_item(
+        self, table: str, key: str, *, status: str, data: str = "", ttl: float,
+        in_progress_ttl: float | None = None,
+    ) -> ItemWrite:
+        """Write an item under ``table`` and ``key`` unless a live one holds the key,
+        atomically (across processes too): of several creates of one key, one writes.
+
+        Parameters:
+            status: free text, 1-100 characters.
+            data: free text (JSON by convention), up to
+                :data:`~sluicegate.store.items.MAX_ITEM_DATA` characters.
+            ttl: seconds from now (store clock) until the item is gone.
+            in_progress_ttl: seconds from now until the item is gone unless an update
+                clears this time first (the claim of work that may die mid-way);
+                ``None``: no such time.
+
+        Returns:
+            ``written=True`` and the new item; or ``written=False`` and the live item
+            that holds the key.
+
+        Raises:
+            InputError: a bad table, key, status, data or ttl.
+        """
+        check_item_key(table, key)
+        args = (check_status(status), check_data(data), check_item_ttl("ttl", ttl),
+                _in_progress(in_progress_ttl))
+        return await self._create_item(table, key, *args)
+
+    async def put_item(
+        self, table: str, key: str, *, status: str, data: str = "", ttl: float,
+        in_progress_ttl: float | None = None,
+    ) -> TableItem:
+        """Write an item under ``table`` and ``key`` whatever holds the key (arguments as
+        :meth:`create_item`); the item written."""
+        check_item_key(table, key)
+        args = (check_status(status), check_data(data), check_item_ttl("ttl", ttl),
+                _in_progress(in_progress_ttl))
+        return await self._put_item(table, key, *args)
+
+    async def get_item(self, table: str, key: str) -> TableItem | None:
+        """The live item under ``table`` and ``key``; ``None`` when none is (never
+        written, deleted, or past its expiry or in-progress expiry)."""
+        check_item_key(table, key)
+        return await self._get_item(table, key)
+
+    async def update_item(
+        self, table: str, key: str, *, status: str | None = None, data: str | None = None,
+        ttl: float | None = None, in_progress_ttl: float | _Keep | None = KEEP,
+        if_version: int | None = None, if_status: str | None = None,
+    ) -> ItemWrite:
+        """Change the live item under ``table`` and ``key``, atomically, if its version
+        is ``if_version`` and its status ``if_status`` (each ``None``: any). Every write
+        gives the item a new version.
+
+        Parameters:
+            status, data: new values; ``None`` keeps the item's.
+            ttl: seconds from now to its new expiry; ``None`` keeps it.
+            in_progress_ttl: seconds from now to its new in-progress expiry, ``None`` to
+                clear it (the work finished), or :data:`~sluicegate.store.items.KEEP`.
+
+        Returns:
+            ``written=True`` and the item as changed; else ``written=False`` and the live
+            item (whose version or status differ), or ``None`` when no live item holds
+            the key.
+
+        Raises:
+            InputError: bad arguments.
+        """
+        check_item_key(table, key)
+        keep = in_progress_ttl is KEEP
+        change = ItemChange(
+            status=None if status is None else check_status(status),
+            data=None if data is None else check_data(data),
+            ttl=None if ttl is None else check_item_ttl("ttl", ttl),
+            in_progress_ttl=None if keep else _in_progress(in_progress_ttl),
+            keep_in_progress=keep,
+        )
+        if if_status is not None:
+            check_status(if_status)
+        return await self._update_item(table, key, change, check_version(if_version),
+                                       if_status)
+
+    async def delete_item(self, table: str, key: str, *, if_version: int | None = None
+                          ) -> bool:
+        """Remove the live item under ``table`` and ``key`` (only if its version is
+        ``if_version``, when given); whether one was removed."""
+        check_item_key(table, key)
+        return await self._delete_item(table, key, check_version(if_version))
+
+    async def _create_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                           in_progress_ttl: float | None) -> ItemWrite:
+        raise StoreError(f"{type(self).__name__} has no table items")
+
+    async def _put_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                        in_progress_ttl: float | None) -> TableItem:
+        raise StoreError(f"{type(self).__name__} has no table items")
+
+    async def _get_item(self, table: str, key: str) -> TableItem | None:
+        raise StoreError(f"{type(self).__name__} has no table items")
+
+    async def _update_item(self, table: str, key: str, change: ItemChange,
+                           if_version: int | None, if_status: str | None) -> ItemWrite:
+        raise StoreError(f"{type(self).__name__} has no table items")
+
+    async def _delete_item(self, table: str, key: str, if_version: int | None) -> bool:
+        raise StoreError(f"{type(self).__name__} has no table items")
+
     # ------------------------------------------------------------------ helpers
     def _waiter(self, queue: str) -> asyncio.Event:
         """The event the next :meth:`_notify` of ``queue`` sets (one per notification)."""
@@ -1320,6 +1448,10 @@ def _check_semaphore(name: object, holder: object) -> None:
         raise InputError(f"semaphore name {name!r} is invalid: need 1-200 characters")
     if not isinstance(holder, str) or not holder or len(holder) > 200:
         raise InputError(f"task token {holder!r} is invalid: need 1-200 characters")
+
+
+def _in_progress(ttl: object) -> float | None:
+    return None if ttl is None else check_item_ttl("in_progress_ttl", ttl)
 
 
 def _check_ttl(ttl: float) -> None:

@@ -7,10 +7,11 @@ arguments the :class:`~sluicegate.store.base.Store` has already validated and ra
 store's errors (:class:`~sluicegate.errors.QueueNotFound`, ...). The simulator drives the
 memory engines directly, at heap speed, with no event loop.
 
-:class:`Engine` declares that shape in three parts, :class:`QueueEngine`,
-:class:`StreamEngine` and :class:`CoordinationEngine`, one method per primitive of the
+:class:`Engine` declares that shape in parts (:class:`QueueEngine`,
+:class:`StreamEngine`, :class:`CoordinationEngine`, :class:`SettingsEngine`,
+:class:`SemaphoreEngine`, :class:`ItemEngine`), one method per primitive of the
 store contract (the ``_``-prefixed coroutines of :class:`~sluicegate.store.base.Store`,
-without the underscore). An engine may implement all three parts itself (the SQLite
+without the underscore). An engine may implement every part itself (the SQLite
 engine: one connection does everything) or hand out three objects (the memory store:
 :class:`~sluicegate.store.memory.MemoryQueues`,
 :class:`~sluicegate.store.memory_streams.MemoryStreams`,
@@ -38,6 +39,7 @@ from sluicegate.core.config import QueueConfig
 from sluicegate.core.streams import StreamConfig
 from sluicegate.store.base import Store
 from sluicegate.store.coordination import LeaseClaim, LeaseGrant, LeaseHolder
+from sluicegate.store.items import ItemChange, ItemWrite, TableItem
 from sluicegate.store.live import LiveSettings, SettingsChange, SettingsWrite
 from sluicegate.store.semaphores import SemaphoreGrant, SemaphoreState, Wake
 from sluicegate.store.values import (
@@ -51,8 +53,14 @@ from sluicegate.store.values import (
 )
 
 __all__ = [
-    "CoordinationEngine", "Engine", "EngineStore", "QueueEngine", "SemaphoreEngine",
-    "SettingsEngine", "StreamEngine",
+    "CoordinationEngine",
+    "Engine",
+    "EngineStore",
+    "ItemEngine",
+    "QueueEngine",
+    "SemaphoreEngine",
+    "SettingsEngine",
+    "StreamEngine",
 ]
 
 T = TypeVar("T")
@@ -308,8 +316,40 @@ class SemaphoreEngine(Protocol):
         ...
 
 
+# ---------------------------------------------------------------------- table items
+class ItemEngine(Protocol):
+    """Table items with expiry (rules in :mod:`sluicegate.store.items`), at the
+    engine's clock; every method is one atomic step."""
+
+    def create_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                    in_progress_ttl: float | None, /) -> ItemWrite:
+        """Write the item unless a live one holds the key; that one when it does."""
+        ...
+
+    def put_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                 in_progress_ttl: float | None, /) -> TableItem:
+        """Write the item whatever holds the key."""
+        ...
+
+    def get_item(self, table: str, key: str, /) -> TableItem | None:
+        """The live item under the key, or ``None``."""
+        ...
+
+    def update_item(self, table: str, key: str, change: ItemChange,
+                    if_version: int | None, if_status: str | None, /) -> ItemWrite:
+        """Apply ``change`` to the live item if its version and status match."""
+        ...
+
+    def delete_item(self, table: str, key: str, if_version: int | None, /) -> bool:
+        """Remove the live item (if its version matches); whether one was removed."""
+        ...
+
+
 class Engine(Protocol):
     """A whole engine: its parts (one object may be all of them)."""
+
+    @property
+    def items(self) -> ItemEngine: ...
 
     @property
     def semaphores(self) -> SemaphoreEngine: ...
@@ -590,3 +630,40 @@ class EngineStore(Store):
 
     async def _get_parked(self, token: str, take: bool) -> str | None:
         return await self._quick(lambda e: e.semaphores.get_parked(token, take))
+
+    # ------------------------------------------------------------------ table items
+    async def _create_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                           in_progress_ttl: float | None) -> ItemWrite:
+        inline = self._inline
+        if inline is not None:
+            return inline.items.create_item(table, key, status, data, ttl, in_progress_ttl)
+        return await self._quick(
+            lambda e: e.items.create_item(table, key, status, data, ttl, in_progress_ttl))
+
+    async def _put_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                        in_progress_ttl: float | None) -> TableItem:
+        inline = self._inline
+        if inline is not None:
+            return inline.items.put_item(table, key, status, data, ttl, in_progress_ttl)
+        return await self._quick(
+            lambda e: e.items.put_item(table, key, status, data, ttl, in_progress_ttl))
+
+    async def _get_item(self, table: str, key: str) -> TableItem | None:
+        inline = self._inline
+        if inline is not None:
+            return inline.items.get_item(table, key)
+        return await self._quick(lambda e: e.items.get_item(table, key))
+
+    async def _update_item(self, table: str, key: str, change: ItemChange,
+                           if_version: int | None, if_status: str | None) -> ItemWrite:
+        inline = self._inline
+        if inline is not None:
+            return inline.items.update_item(table, key, change, if_version, if_status)
+        return await self._quick(
+            lambda e: e.items.update_item(table, key, change, if_version, if_status))
+
+    async def _delete_item(self, table: str, key: str, if_version: int | None) -> bool:
+        inline = self._inline
+        if inline is not None:
+            return inline.items.delete_item(table, key, if_version)
+        return await self._quick(lambda e: e.items.delete_item(table, key, if_version))

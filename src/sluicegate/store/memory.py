@@ -48,6 +48,7 @@ from sluicegate.core.types import QueueRecord
 from sluicegate.errors import InvalidReceiptHandle, QueueNotFound, StoreError, StoreNotOpen
 from sluicegate.store.coordination import MemoryCoordination
 from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.items import MemoryItems
 from sluicegate.store.live import MemorySettings
 from sluicegate.store.memory_streams import MemoryStreams
 from sluicegate.store.semaphores import MemorySemaphores
@@ -1055,17 +1056,18 @@ class MemoryEngine:
     """The three engines of one memory store, as an
     :class:`~sluicegate.store.engine.Engine`: queues, streams and coordination."""
 
-    __slots__ = ("coordination", "queues", "semaphores", "settings", "streams")
+    __slots__ = ("coordination", "items", "queues", "semaphores", "settings", "streams")
 
     def __init__(
         self, queues: MemoryQueues, streams: MemoryStreams, coordination: MemoryCoordination,
-        settings: MemorySettings, semaphores: MemorySemaphores,
+        settings: MemorySettings, semaphores: MemorySemaphores, items: MemoryItems,
     ) -> None:
         self.queues = queues
         self.streams = streams
         self.coordination = coordination
         self.settings = settings
         self.semaphores = semaphores
+        self.items = items
 
 
 class MemoryStore(EngineStore):
@@ -1090,6 +1092,8 @@ class MemoryStore(EngineStore):
             worker registry and shared values.
         settings: the synchronous :class:`~sluicegate.store.live.MemorySettings` behind
             live settings.
+        items: the synchronous :class:`~sluicegate.store.items.MemoryItems` behind
+            table items.
     """
 
     shared = False
@@ -1104,8 +1108,9 @@ class MemoryStore(EngineStore):
         self.coordination = MemoryCoordination(self._now)
         self.settings = MemorySettings(self._now, self.coordination.shared)
         self.semaphore_engine = MemorySemaphores(self._now)
+        self.items = MemoryItems(self._now)
         self._engines = MemoryEngine(self.engine, self.streams, self.coordination,
-                                     self.settings, self.semaphore_engine)
+                                     self.settings, self.semaphore_engine, self.items)
 
     def _now(self) -> float:
         # Read through the attribute so that replacing ``store.clock`` takes effect.

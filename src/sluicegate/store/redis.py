@@ -70,6 +70,11 @@ publishes each woken waiter's task token there, in the same script, and a publis
 reaches nobody (the waiter's process is gone, and its connection with it) drops that
 waiter and wakes the next. Parked batches: ``parked:TOKEN`` (expiry and record).
 
+Table items (:mod:`sluicegate.store.items`): ``item:{TABLE}:KEY`` (a hash of status,
+data, expiry, in-progress expiry and version) and ``item:{TABLE}``, the table's version
+counter; ``items.lua`` applies one create, put, get, update or delete. Redis drops an
+item's key a minute after its expiry; until then the script treats a dead one as absent.
+
 Redis Cluster: single-queue and single-stream scripts touch one hash slot. Moves between
 a queue and its dead-letter queue, :meth:`ensure_queue` and the registries span slots, so
 this store needs a single Redis server (or a primary with replicas), not a Cluster.
@@ -137,6 +142,7 @@ from sluicegate.store.base import (
     peek_state,
 )
 from sluicegate.store.coordination import MAX_EVENTS, LeaseClaim, LeaseGrant, LeaseHolder
+from sluicegate.store.items import ItemChange, ItemWrite, TableItem
 from sluicegate.store.live import (
     MAX_SETTINGS_HISTORY,
     LiveSettings,
@@ -167,7 +173,7 @@ _STREAM_SCRIPTS = (
     "ensure_stream", "list_streams", "delete_stream", "put", "get_records", "shard_stats",
     "set_checkpoints", "stream_checkpoints",
 )
-_COORDINATION_SCRIPTS = ("lease", "worker", "semaphore")
+_COORDINATION_SCRIPTS = ("lease", "worker", "semaphore", "items")
 _SETTINGS_SCRIPTS = ("settings",)
 _QUEUE_FIELDS = ("vt", "delay", "ret", "size", "wait", "dlq", "mrc", "cbd", "ver")
 _MAX_SEQUENCE = 10**16 - 1
@@ -942,6 +948,48 @@ class RedisStore(Store):
         expires, _, record = _text(raw).partition("\n")
         return record if float(expires) > self.clock() else None
 
+    # ------------------------------------------------------------------ table items
+    # One script per operation (lua/items.lua), on the item's key and its table's
+    # version counter, which share the hash tag {TABLE}.
+    async def _item_op(self, op: str, table: str, key: str, *args: Any) -> list[Any]:
+        return await self._run("items", f"{self.prefix}item:{{{table}}}", op, table, key,
+                               *args)
+
+    async def _create_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                           in_progress_ttl: float | None) -> ItemWrite:
+        res = await self._item_op("create", table, key, status, data, repr(ttl),
+                                  "" if in_progress_ttl is None else repr(in_progress_ttl))
+        return ItemWrite(bool(int(res[0])), _item(table, key, res))
+
+    async def _put_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                        in_progress_ttl: float | None) -> TableItem:
+        res = await self._item_op("put", table, key, status, data, repr(ttl),
+                                  "" if in_progress_ttl is None else repr(in_progress_ttl))
+        item = _item(table, key, res)
+        assert item is not None
+        return item
+
+    async def _get_item(self, table: str, key: str) -> TableItem | None:
+        return _item(table, key, await self._item_op("get", table, key))
+
+    async def _update_item(self, table: str, key: str, change: ItemChange,
+                           if_version: int | None, if_status: str | None) -> ItemWrite:
+        if change.keep_in_progress:
+            in_progress = "keep"
+        else:
+            in_progress = "" if change.in_progress_ttl is None else repr(change.in_progress_ttl)
+        res = await self._item_op(
+            "update", table, key, change.status or "", change.data or "",
+            "1" if change.data is None else "0",
+            "" if change.ttl is None else repr(change.ttl), in_progress,
+            "" if if_version is None else str(if_version), if_status or "")
+        return ItemWrite(bool(int(res[0])), _item(table, key, res))
+
+    async def _delete_item(self, table: str, key: str, if_version: int | None) -> bool:
+        res = await self._item_op("delete", table, key,
+                                  "" if if_version is None else str(if_version))
+        return bool(int(res[0]))
+
     async def _run_raw(self, name: str, *args: Any) -> Any:
         """Run script ``name`` at the clock's time; its reply as it is (not a list)."""
         script = self._scripts.get(name)
@@ -1023,6 +1071,15 @@ class RedisStore(Store):
 
 _SETTINGS_RETRIES = 50
 """Tries of an unconditional settings write whose scope others write meanwhile."""
+
+
+def _item(table: str, key: str, res: list[Any]) -> TableItem | None:
+    """The item of an ``items.lua`` reply (``None`` when it carries none)."""
+    if len(res) < 6:
+        return None
+    ipe = _text(res[4])
+    return TableItem(table, key, _text(res[1]), _text(res[2]), float(res[3]),
+                     float(ipe) if ipe else None, int(res[5]))
 
 
 def _live(scope: str, record: Any, version: Any, revision: Any) -> LiveSettings:

@@ -70,6 +70,12 @@ state (limit, fencing counter, holders, waiters in arrival order) as JSON, chang
 record). A waiter in another process is woken by a datagram on its store's socket
 (:mod:`sluicegate.store.wake`), sent after the release commits.
 
+Table items (schema version 8, :mod:`sluicegate.store.items`): one row per live or
+dead item in ``items`` (table, key, status, data, expiry, in-progress expiry,
+version), and each table's version counter in ``item_tables``; a write is one
+``BEGIN IMMEDIATE`` transaction that reads the row, decides by the rules, writes it and
+raises the counter, then drops a few dead rows (by the index on ``expires``).
+
 Version 1 stored the whole handle string in a ``handle`` column. Opening an older file
 upgrades it in place, version by version, in one transaction. From version 1, handles
 issued before the upgrade are stale after it, so their messages are delivered again once
@@ -119,6 +125,9 @@ from sluicegate.store.coordination import (
     claim_lease_in,
 )
 from sluicegate.store.engine import Engine, EngineStore
+from sluicegate.store.items import ItemChange, ItemWrite, TableItem, item_live
+from sluicegate.store.items import changed as item_changed
+from sluicegate.store.items import matches as item_matches
 from sluicegate.store.live import (
     MAX_SETTINGS_HISTORY,
     SETTINGS_REVISION,
@@ -153,7 +162,7 @@ __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "Sql
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """Version of the tables this module creates and reads, kept in ``meta.schema_version``."""
 
 DEFAULT_SQLITE_PATH = "sluicegate.db"
@@ -317,8 +326,28 @@ CREATE TABLE parked (
     expires REAL NOT NULL,
     record TEXT NOT NULL
 ) WITHOUT ROWID;
+""" + """
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires REAL NOT NULL,
+    in_progress REAL,
+    version INTEGER NOT NULL,
+    UNIQUE (tbl, key)
+);
+CREATE INDEX items_expires ON items (expires);
+CREATE TABLE item_tables (
+    tbl TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
 """
-_SCHEMA_7 = _SCHEMA[_SCHEMA.index("CREATE TABLE semaphores"):]
+_SCHEMA_8 = _SCHEMA[_SCHEMA.index("CREATE TABLE items"):]
+"""What version 8 added: table items and their tables' version counters."""
+_SCHEMA_7 = _SCHEMA[_SCHEMA.index("CREATE TABLE semaphores"):
+                    _SCHEMA.index("CREATE TABLE items")]
 """What version 7 added: semaphores (one row per semaphore, its state as JSON) and parked
 batches."""
 _SCHEMA_6 = _SCHEMA[_SCHEMA.index("CREATE TABLE live_settings"):
@@ -338,6 +367,26 @@ _QUEUE_COLUMNS = (
     "name, visibility_timeout, delay_seconds, retention_period, max_message_size, "
     "receive_wait_time, dead_letter_queue, max_receive_count, content_based_deduplication"
 )
+_SQL_ITEM_GET = """
+SELECT status, data, expires, in_progress, version FROM items WHERE tbl = ? AND key = ?
+"""
+_SQL_ITEM_VERSION = """
+INSERT INTO item_tables (tbl, version) VALUES (?, 1)
+ON CONFLICT (tbl) DO UPDATE SET version = version + 1 RETURNING version
+"""
+_SQL_ITEM_PUT = """
+INSERT INTO items (tbl, key, status, data, expires, in_progress, version)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tbl, key) DO UPDATE SET status = excluded.status, data = excluded.data,
+    expires = excluded.expires, in_progress = excluded.in_progress, version = excluded.version
+"""
+_SQL_ITEM_SWEEP = """
+DELETE FROM items WHERE id IN (
+    SELECT id FROM items WHERE expires <= ?1 ORDER BY expires LIMIT 8)
+"""
+"""Drops a few items past their expiry (those past only their in-progress expiry wait
+for it, or for the next write of their key)."""
+_SQL_ITEM_DELETE = "DELETE FROM items WHERE tbl = ? AND key = ?"
 _SQL_GET_QUEUE = f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE name = ?"
 _SQL_QUEUE_ID = "SELECT id, retention_period FROM queues WHERE name = ?"
 
@@ -1504,6 +1553,83 @@ class _Engine:
         return str(row[1])
 
 
+    # ------------------------------------------------------------------ table items
+    def _item_row(self, table: str, key: str) -> TableItem | None:
+        row = self.conn.execute(_SQL_ITEM_GET, (table, key)).fetchone()
+        if row is None:
+            return None
+        return TableItem(table, key, row[0], row[1], row[2], row[3], row[4])
+
+    def _item_write(self, table: str, key: str, status: str, data: str, expires: float,
+                    in_progress: float | None, now: float) -> TableItem:
+        conn = self.conn
+        (version,) = conn.execute(_SQL_ITEM_VERSION, (table,)).fetchone()
+        conn.execute(_SQL_ITEM_PUT, (table, key, status, data, expires, in_progress, version))
+        conn.execute(_SQL_ITEM_SWEEP, (now,))
+        return TableItem(table, key, status, data, expires, in_progress, int(version))
+
+    def _item_live(self, table: str, key: str, now: float) -> TableItem | None:
+        item = self._item_row(table, key)
+        return item if item is not None and item_live(item, now) else None
+
+    def create_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                    in_progress_ttl: float | None) -> ItemWrite:
+        def run() -> ItemWrite:
+            now = self.clock()
+            held = self._item_live(table, key, now)
+            if held is not None:
+                return ItemWrite(False, held)
+            return ItemWrite(True, self._item_write(
+                table, key, status, data, now + ttl,
+                None if in_progress_ttl is None else now + in_progress_ttl, now))
+
+        return self._write(run)
+
+    def put_item(self, table: str, key: str, status: str, data: str, ttl: float,
+                 in_progress_ttl: float | None) -> TableItem:
+        def run() -> TableItem:
+            now = self.clock()
+            return self._item_write(
+                table, key, status, data, now + ttl,
+                None if in_progress_ttl is None else now + in_progress_ttl, now)
+
+        return self._write(run)
+
+    def get_item(self, table: str, key: str) -> TableItem | None:
+        try:
+            return self._item_live(table, key, self.clock())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a read-only look at a file before version 8
+                return None
+            raise
+
+    def update_item(self, table: str, key: str, change: ItemChange,
+                    if_version: int | None, if_status: str | None) -> ItemWrite:
+        def run() -> ItemWrite:
+            now = self.clock()
+            held = self._item_live(table, key, now)
+            if held is None or not item_matches(held, if_version, if_status):
+                return ItemWrite(False, held)
+            new = item_changed(held, change, now, 0)
+            return ItemWrite(True, self._item_write(
+                table, key, new.status, new.data, new.expires, new.in_progress_expires, now))
+
+        return self._write(run)
+
+    def delete_item(self, table: str, key: str, if_version: int | None) -> bool:
+        def run() -> bool:
+            held = self._item_live(table, key, self.clock())
+            if held is None or not item_matches(held, if_version, None):
+                return False
+            self.conn.execute(_SQL_ITEM_DELETE, (table, key))
+            return True
+
+        return self._write(run)
+
+    @property
+    def items(self) -> _Engine:
+        return self
+
     # ------------------------------------------------------------------ live settings
     def _settings_row(self, scope: str) -> LiveSettings:
         row = self.conn.execute(
@@ -1678,6 +1804,9 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
                 version = "6"
             if version == "6":
                 _upgrade_from_6(conn)
+                version = "7"
+            if version == "7":
+                _upgrade_from_7(conn)
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise StoreUnavailable(
@@ -1751,6 +1880,15 @@ def _upgrade_from_6(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+
+def _upgrade_from_7(conn: sqlite3.Connection) -> None:
+    """Turn a version 7 file into version 8, inside the caller's transaction: the tables
+    of keyed records (new tables only)."""
+    for statement in _SCHEMA_8.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
 
 
 # ---------------------------------------------------------------------- read-only open
