@@ -12,9 +12,9 @@ of its matching rules, and scheduled rules.
   retries); a target that refuses (a FIFO queue, a message too large) is logged and
   counted, and the event is deleted.
 - :class:`Scheduler` fires the App's scheduled rules: at each tick, every process tries to
-  claim the tick (a lease of limit 1 named after the rule and the tick's second, in the
-  store); the one that gets it sends the "Scheduled Event" to the rule's targets, so a
-  tick fires once across processes. A tick that passed while no process ran is not
+  claim the tick (an item of the store's table :data:`TICKS_TABLE`, created only if
+  absent, keyed by the rule and the tick's second); the one that creates it sends the
+  "Scheduled Event" to the rule's targets, so a tick fires once across processes. A tick that passed while no process ran is not
   fired afterwards (EventBridge does not catch up either).
 """
 
@@ -53,6 +53,9 @@ log = logging.getLogger("sluicegate.runtime")
 
 BUS_VISIBILITY = 60
 """Seconds a routed event stays hidden while its targets are written."""
+
+TICKS_TABLE = "sluicegate.ticks"
+"""The store table where scheduled rules' ticks are claimed."""
 
 MAX_HOPS = 5
 """Buses an event may cross (a rule sending to another bus), so that rules sending
@@ -264,10 +267,10 @@ class Scheduler:
                 except TimeoutError:
                     pass
             try:
-                grant = await store.claim_lease(
-                    f"tick:{arn}:{math.floor(tick)}", self.holder, want=1, limit=1,
-                    ttl=_tick_ttl(schedule.next_after(tick) - tick), fair=False)
-                if grant.granted:
+                claim = await store.create_item(
+                    TICKS_TABLE, f"{arn}@{math.floor(tick)}", status="fired",
+                    data=self.holder, ttl=_tick_ttl(schedule.next_after(tick) - tick))
+                if claim.written:
                     event = scheduled_event(rule=arn, tick=tick, account=targets.account_id,
                                             region=targets.region)
                     await targets.send(rule, event, ingestion_time=store.clock(), hops=0)
