@@ -151,7 +151,9 @@ def test_an_invocation_record_destination_on_a_bus_reaches_its_rules() -> None:
     asyncio.run(main())
 
 
-def test_a_scheduled_rule_fires_each_tick_once_across_runtimes() -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+def test_a_scheduled_rule_fires_each_tick_once_across_runtimes(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     app = sluicegate.App()
     app.queue("ticks")
     app.rule(schedule="rate(1 minute)", name="every-minute", targets=["queue:ticks"])
@@ -162,17 +164,35 @@ def test_a_scheduled_rule_fires_each_tick_once_across_runtimes() -> None:
     def clock() -> float:
         return time.time() + offset
 
+    memory = MemoryStore(clock=clock)
+    url = str(request.getfixturevalue("redis_url")) if backend == "redis" else ""
+
+    def store() -> Store:
+        """Each runtime's own store object (a connection of its own, as a process has),
+        all on one store."""
+        if backend == "memory":
+            return memory
+        if backend == "sqlite":
+            return SqliteStore(tmp_path / "s.db", clock=clock)
+        return RedisStore(url, clock=clock)
+
     async def main() -> None:
-        async with MemoryStore(clock=clock) as store:
-            runtimes = [Runtime(app, store, cluster=None) for _ in range(3)]
+        stores = [store() for _ in range(3)]
+        for opened in stores:
+            await opened.open()
+        try:
+            runtimes = [Runtime(app, s, cluster=None) for s in stores]
             await runtimes[0].prepare()
             tasks = [asyncio.get_running_loop().create_task(r.run()) for r in runtimes]
             await asyncio.sleep(1.0)
             for r in runtimes:
                 r.stop()
             await asyncio.wait_for(asyncio.gather(*tasks), RUN_TIMEOUT)
-            ticks = await bodies(store, "ticks")
+            ticks = await bodies(stores[0], "ticks")
             fired = [r.scheduler.fired for r in runtimes if r.scheduler is not None]
+        finally:
+            for opened in stores:
+                await opened.close()
         (event,) = ticks
         assert sorted(fired) == [0, 0, 1]
         assert event["detail-type"] == "Scheduled Event"
