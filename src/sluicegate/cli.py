@@ -657,6 +657,22 @@ async def _publish(args: argparse.Namespace, store: Store) -> int:
 
 
 # ---------------------------------------------------------------------- invoke
+def _read_text(path: str) -> tuple[str, str]:
+    """The text of file ``path`` (``-``: standard input), and how to name it in errors.
+
+    Raises:
+        InputError: it cannot be read, or is not UTF-8.
+    """
+    where = "standard input" if path == "-" else repr(path)
+    try:
+        return (sys.stdin.read() if path == "-"
+                else Path(path).read_text(encoding="utf-8")), where
+    except OSError as exc:
+        raise InputError(f"cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text") from None
+
+
 def _invoke_event(args: argparse.Namespace) -> Any:
     """The event of ``sluicegate invoke``: PAYLOAD, --file, or ``{}``."""
     if args.payload is not None and args.file:
@@ -664,14 +680,7 @@ def _invoke_event(args: argparse.Namespace) -> Any:
     text = args.payload
     where = "PAYLOAD"
     if args.file:
-        where = "standard input" if args.file == "-" else repr(args.file)
-        try:
-            text = (sys.stdin.read() if args.file == "-"
-                    else Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{where} is not UTF-8 text") from None
+        text, where = _read_text(args.file)
     if text is None:
         return {}
     try:
@@ -728,14 +737,7 @@ def _event_entries(args: argparse.Namespace) -> list[dict[str, Any]]:
         entries.append({"Source": args.source, "DetailType": args.detail_type,
                         "Detail": detail})
     if args.file:
-        where = "standard input" if args.file == "-" else repr(args.file)
-        try:
-            text = (sys.stdin.read() if args.file == "-"
-                    else Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"cannot read {args.file!r}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{where} is not UTF-8 text") from None
+        text, where = _read_text(args.file)
         try:
             loaded = json.loads(text)
             found = loaded if isinstance(loaded, list) else [loaded]

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,19 +17,9 @@ import sluicegate
 from sluicegate.errors import ConfigError, InputError, Throttled
 from sluicegate.runtime.async_invoke import accept
 from sluicegate.runtime.driver import RunSummary, Runtime
-from sluicegate.store import MemoryStore, RedisStore, SqliteStore, Store
+from sluicegate.store import MemoryStore, Store
 
 RUN_TIMEOUT = 30
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    if request.param == "memory":
-        return MemoryStore
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "s.db")
-    url = str(request.getfixturevalue("redis_url"))
-    return lambda: RedisStore(url)
 
 
 async def drain(app: sluicegate.App, store: Store, events: list[Any], function: str,

@@ -22,16 +22,6 @@ from sluicegate.store import MemoryStore, RedisStore, SqliteStore, Store
 RUN_TIMEOUT = 30
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    if request.param == "memory":
-        return MemoryStore
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "s.db")
-    url = str(request.getfixturevalue("redis_url"))
-    return lambda: RedisStore(url)
-
-
 def entry(detail: dict[str, Any], *, source: str = "shop", bus: str = "orders",
           detail_type: str = "Order") -> dict[str, Any]:
     return {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail),
