@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "invoke", parents=[common],
         help="invoke a function of an App: now (RequestResponse), or --async through its "
              "internal queue in the store")
-    invoke.add_argument("function", metavar="FUNCTION")
+    invoke.add_argument("function", metavar="FUNCTION", help="the function's name")
     invoke.add_argument("payload", nargs="?", default=None, metavar="PAYLOAD",
                         help="the event as JSON (default {})")
     invoke.add_argument("--file", metavar="FILE.json",

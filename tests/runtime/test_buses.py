@@ -226,3 +226,47 @@ def test_put_events_refuses_a_call_eventbridge_refuses_whole() -> None:
                 await rt.put_events([entry({}, bus="b")] * 11)
 
     asyncio.run(main())
+
+
+def test_unmodified_powertools_handlers_read_the_bus_and_topic_events() -> None:
+    """Handlers written for EventBridge and SNS with Powertools' event classes run
+    unchanged on sluicegate's events."""
+    from aws_lambda_powertools.utilities.data_classes import (
+        EventBridgeEvent,
+        SNSEvent,
+        event_source,
+    )
+
+    app = sluicegate.App()
+    app.event_bus("orders")
+    seen: dict[str, Any] = {}
+
+    @app.function
+    @event_source(data_class=EventBridgeEvent)
+    def on_order(event: EventBridgeEvent, context: Any) -> None:
+        seen["order"] = (event.source, event.detail_type, event.detail["id"],
+                         event.region, event.get_id)
+
+    @app.function
+    @event_source(data_class=SNSEvent)
+    def on_news(event: SNSEvent, context: Any) -> None:
+        record = next(event.records)
+        seen["news"] = (record.sns.message, record.sns.topic_arn.rsplit(":", 1)[1],
+                        record.sns.message_attributes["kind"].value)
+
+    app.rule("orders", {"source": ["shop"]}, targets=[on_order])
+    news = app.topic("news", subscribers=[on_news])
+
+    async def main() -> None:
+        async with MemoryStore() as store:
+            rt = Runtime(app, store)
+            await rt.prepare()
+            await rt.put_events([entry({"id": 7})])
+            await store.publish(news, "extra", attributes={"kind": "flash"})
+            await asyncio.wait_for(rt.run(until_empty=True), RUN_TIMEOUT)
+
+    asyncio.run(main())
+    source, detail_type, order_id, region, event_id = seen["order"]
+    assert (source, detail_type, order_id) == ("shop", "Order", 7)
+    assert region and event_id
+    assert seen["news"] == ("extra", "news", "flash")
