@@ -375,3 +375,27 @@ def test_request_response_is_throttled_when_the_reservation_is_in_use() -> None:
             running.stop()
 
     asyncio.run(main())
+
+
+def test_a_topic_as_on_failure_destination_and_as_dead_letter_topic() -> None:
+    app = sluicegate.App(async_time_scale=0.001)
+    app.queue("records")
+    app.queue("events")
+    failures = app.topic("failures", subscribers=["records"])
+    dead = app.topic("dead", subscribers=["events"])
+
+    @app.function(on_failure=failures, dead_letter=dead, maximum_retry_attempts=0)
+    def broken(event: Any, context: Any) -> None:
+        raise RuntimeError("always")
+
+    async def main() -> None:
+        async with MemoryStore() as store:
+            await drain(app, store, [{"k": 1}], "broken")
+            (record,) = [r for r, _ in await bodies(store, "records")]
+            ((event, attributes),) = await bodies(store, "events")
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestPayload"] == {"k": 1}
+        assert event == {"k": 1}
+        assert attributes["ErrorMessage"]["StringValue"] == "always"
+
+    asyncio.run(main())
