@@ -17,7 +17,7 @@ from sluicegate.sim import ScenarioError, simulate
 from sluicegate.sim.app_scenario import load_app_scenario
 from sluicegate.sim.plan import plan, reservation_values
 from sluicegate.sim.presets import PRESETS, run_preset
-from sluicegate.sim.presets_async import ASYNC_PRESET, MAX_EVENT_AGE
+from sluicegate.sim.presets_async import ASYNC_PRESET, MAX_EVENT_AGE, thread_pool_rows
 from sluicegate.sim.report import print_report, write_csv
 from sluicegate.sim.world import World
 
@@ -308,7 +308,7 @@ def preset() -> dict[str, dict[str, Any]]:
 def test_the_preset_is_registered_with_its_variants() -> None:
     assert PRESETS["reserved-as-thread-pool"] is ASYNC_PRESET
     assert [v for v, _ in ASYNC_PRESET.variants()] == ["reserved", "reserved-keep",
-                                                        "queue-max-20"]
+                                                        "queue-max-20", "unreserved"]
     for _, world in ASYNC_PRESET.variants(["seed=4", "duration=1m"]):
         assert isinstance(world, World)
         assert (world.seed, world.duration) == (4, 60.0)
@@ -323,6 +323,15 @@ def test_the_reservation_costs_the_api_throttles(preset: dict[str, dict[str, Any
         "total_throttles"]
     assert api("reserved")["peak_concurrency"] == 100
     assert api("queue-max-20")["peak_concurrency"] == 120
+    # once the events are done, the reservation still holds its 20 from the API
+    rows = {r["variant"]: r for r in thread_pool_rows(
+        {"variants": list(preset.values())}, quiet_from=180.0, burst_until=30.0)}
+    assert rows["reserved"]["api_throttles_quiet"] > 3 * rows["queue-max-20"][
+        "api_throttles_quiet"]
+    # and without a reservation, the burst takes the pool from the API
+    assert rows["unreserved"]["worker_peak"] > 60
+    assert rows["unreserved"]["api_throttles_burst"] > 3 * rows["reserved"][
+        "api_throttles_burst"]
 
 
 def test_the_reservation_bounds_events_and_maximum_event_age_drops_them(
@@ -340,6 +349,23 @@ def test_the_reservation_bounds_events_and_maximum_event_age_drops_them(
     assert queue["messages_processed"] == queue["messages_sent"]
     assert keep["max_oldest_age"] > 1.3 * reserved["max_oldest_age"]
     assert queue["max_oldest_age"] > 1.3 * reserved["max_oldest_age"]
+
+
+@pytest.mark.slow
+def test_the_preset_figures_in_the_docs() -> None:
+    """docs/scenarios.md's table of the full preset (seed 1)."""
+    rows = {r["variant"]: r for r in thread_pool_rows(run_preset(ASYNC_PRESET.name))}
+    figures = {name: (r["done"], r["dropped"], round(r["max_age"]), r["worker_peak"],
+                      r["worker_busy_until"], r["api_throttles"], r["api_peak"],
+                      r["api_throttles_quiet"], r["api_throttles_burst"])
+               for name, r in rows.items()}
+    assert figures == {
+        "reserved": (20_980, 39_020, 90, 20, 210.0, 39_999, 100, 13_128, 5_361),
+        "reserved-keep": (60_000, 0, 480, 20, 610.0, 39_999, 100, 13_128, 5_361),
+        "queue-max-20": (60_000, 0, 480, 20, 610.0, 28_694, 120, 1_854, 5_330),
+        "unreserved": (60_000, 0, 41, 112, 140.0, 45_439, 120, 1_809, 40_468),
+    }
+    assert {r["api_requests"] for r in rows.values()} == {377_939}
 
 
 # ---------------------------------------------------------------------- plan

@@ -441,6 +441,6 @@ from sluicegate.sim.presets_margin import MARGIN_PRESET  # noqa: E402  (it impor
 
 PRESETS[MARGIN_PRESET.name] = MARGIN_PRESET
 
-from sluicegate.sim.presets_async import ASYNC_PRESET  # noqa: E402  (it imports Preset)
-
-PRESETS[ASYNC_PRESET.name] = ASYNC_PRESET
+# registers itself (imported first, it imports this module, which then finds it partly
+# initialised: a plain import of it works where a name from it would not yet exist)
+import sluicegate.sim.presets_async  # noqa: E402, F401

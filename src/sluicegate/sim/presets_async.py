@@ -20,10 +20,14 @@ invoked synchronously:
   mapping with ``maximum_concurrency`` :data:`RESERVED`, ``worker`` without a
   reservation: the same 20 at most while the queue has messages, none held while it is
   empty.
+- ``unreserved``: asynchronous as in ``reserved-keep`` but without a reservation: what
+  the reservation protects the API from, ``worker``'s pollers following the burst up to
+  the whole pool.
 
 The API's :data:`API_RATE` requests/s of :data:`API_DURATION` (Poisson arrivals) need
 about 105 concurrent executions, a little more than the ``ACCOUNT - RESERVED`` = 100 the
-reservation leaves it: the figures in docs/scenarios.md show what each variant costs.
+reservation leaves it. :func:`thread_pool_rows` gives the figures docs/scenarios.md
+shows of what each variant costs.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 
 from sluicegate.app import App
 from sluicegate.sim.load import load_load
-from sluicegate.sim.presets import Preset
+from sluicegate.sim.presets import PRESETS, Preset
 from sluicegate.sim.world import World, app_world
 
 __all__ = [
@@ -46,9 +50,11 @@ __all__ = [
     "BUS_RATE",
     "HANDLER",
     "MAX_EVENT_AGE",
+    "QUIET_FROM",
     "RESERVED",
     "AppPreset",
     "thread_pool_app",
+    "thread_pool_rows",
 ]
 
 ACCOUNT = 120
@@ -80,6 +86,10 @@ API_DURATION = "250ms"
 RUN = "15m"
 """Run length: the queue of ``queue-max-20`` drains after about ten minutes, and the
 rest of the run shows what each variant leaves the API once the burst is over."""
+
+QUIET_FROM = 600.0
+"""Seconds into the run after which every variant's events are done (the last
+stretch :func:`thread_pool_rows` reports the API's throttles over)."""
 
 
 def _handler(event: Any, context: Any) -> None:
@@ -141,7 +151,8 @@ class AppPreset(Preset):
 ASYNC_PRESET: AppPreset = AppPreset(
     "reserved-as-thread-pool",
     "event bus 500/s for 2 min into reserved concurrency 20 (200 ms) beside an API on a "
-    "120-concurrency account; max age 90 s, default age, queue with max concurrency 20",
+    "120-concurrency account; max age 90 s, default age, queue with max concurrency 20, "
+    "unreserved",
     {
         "seed": 1,
         "duration": RUN,
@@ -156,8 +167,56 @@ ASYNC_PRESET: AppPreset = AppPreset(
         ("reserved", {"app": {"maximum_event_age": MAX_EVENT_AGE}}),
         ("reserved-keep", {"app": {}}),
         ("queue-max-20", {"app": {"via": "queue", "reserved": None}}),
+        ("unreserved", {"app": {"reserved": None}}),
     ),
     build=thread_pool_app,
 )
 """Preset ``reserved-as-thread-pool`` (registered in
 :data:`sluicegate.sim.presets.PRESETS`)."""
+
+PRESETS[ASYNC_PRESET.name] = ASYNC_PRESET
+
+
+def thread_pool_rows(result: Mapping[str, Any], quiet_from: float = QUIET_FROM,
+                     burst_until: float = 120.0) -> list[dict[str, Any]]:
+    """The figures of a :func:`~sluicegate.sim.presets.run_preset` result of
+    ``reserved-as-thread-pool``, one row per variant.
+
+    Returns:
+        ``{"variant", "events", "done", "dropped", "max_age", "worker_peak",
+        "worker_busy_until", "api_requests", "api_throttles", "api_throttle_rate",
+        "api_peak", "api_throttles_burst", "api_throttles_quiet", "api_requests_quiet"}``:
+        the events put,
+        those that ran to success (a queue's messages processed), those dropped for
+        their age, the oldest event's (message's) largest age in seconds, ``worker``'s
+        peak concurrency and the end of its last bucket with invocations, the API's
+        requests, throttles, their share and its peak concurrency, its throttles before
+        ``burst_until`` seconds (while the bus's producer runs, :data:`BUS_FOR`), and its
+        requests and throttles from ``quiet_from`` seconds on.
+    """
+    rows = []
+    for variant in result["variants"]:
+        (worker,) = [m for m in variant["mappings"] if m["function"] == "worker"]
+        (api,) = variant["requests"]
+        s, a = worker["summary"], api["summary"]
+        busy = [b["t"] for b in worker["series"] if b["invocations"] > 0]
+        step = worker["series"][1]["t"] - worker["series"][0]["t"]
+        quiet = [b for b in api["series"] if b["t"] >= quiet_from]
+        rows.append({
+            "variant": variant["name"],
+            "events": variant["summary"]["events_put"],
+            "done": s.get("events_succeeded", s.get("messages_processed")),
+            "dropped": s.get("events_dropped_event_age_exceeded", 0),
+            "max_age": s["max_oldest_age"],
+            "worker_peak": s["peak_concurrency"],
+            "worker_busy_until": max(busy) + step if busy else 0.0,
+            "api_requests": a["total_requests"],
+            "api_throttles": a["total_throttles"],
+            "api_throttle_rate": a["throttle_rate"],
+            "api_peak": a["peak_concurrency"],
+            "api_throttles_burst": sum(b["throttles"] for b in api["series"]
+                                       if b["t"] < burst_until),
+            "api_throttles_quiet": sum(b["throttles"] for b in quiet),
+            "api_requests_quiet": sum(b["requests"] for b in quiet),
+        })
+    return rows
