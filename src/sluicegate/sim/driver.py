@@ -56,6 +56,24 @@ How the actions are performed:
   :class:`~sluicegate.sim.stream_scenario.PoisonSpec`).
 - ``Checkpoint``: stored in the stream engine; ``SendToDestination``: counted.
 
+A function invoked asynchronously has a lane of its own for its internal queue
+(``async:FUNCTION`` in the queues' engine): a queue lane whose mapping is the inner queue
+mapping of the core's :class:`~sluicegate.core.async_events.AsyncEventMapping`, which
+the lane polls and tells of each end (never the fused calls: the core checks each event
+before its attempt and settles it). Each send to it is an event accepted at that instant
+(:class:`~sluicegate.sim.world.AcceptedEvent`, whose time the core reads as the event's
+age). Its settle actions are performed as the runtime's ``AsyncIO`` performs them:
+
+- ``Retry``: the event's visibility set to the retry's wait, as a visibility change;
+- ``Conclude``: its deliveries counted (the invocation record to the on-success or
+  on-failure destination, the event to the dead-letter queue; none made), then the
+  event deleted.
+
+An event put on a bus goes, like a topic's publish, to each lane its rules' targets
+name, in order. A function's synchronous requests are events of the main heap
+(``_REQUEST``): each takes a slot of the pool (or is throttled, counted, not retried)
+and an execution environment, and ends with a ``_REPLY`` event that gives both back.
+
 Pausing a queue mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short
 (they return empty, as the runtime's stop does), so nothing more is received while paused.
 A stream's producers put records through the main heap (``_PUT``); queue and topic
@@ -2060,8 +2078,8 @@ class _Simulation:
                                           action.delay)
         except SluicegateError:
             return  # no longer in flight: it reappears at its visibility timeout already
-        if lane.waiting:
-            self._watch(lane, now + action.delay)
+        # it may now become visible before the pending visibility event: one at its time
+        self._watch(lane, now + action.delay)
 
     def _conclude(self, lane: _Lane, action: Conclude) -> None:
         """An event is done: count its deliveries (the invocation record to its
