@@ -410,7 +410,11 @@ def test_plan_does_not_recommend_a_reservation_that_drops_events() -> None:
 def _bus_app() -> sluicegate.App:
     app = sluicegate.App()
     app.queue("unread")
+    app.queue("jobs.fifo")
     app.function(name="worker")(_noop)
+    app.map("jobs.fifo", "worker")
+    app.event_bus("to-fifo")
+    app.rule("to-fifo", {"source": ["a"]}, targets=["queue:jobs.fifo"])
     app.event_bus("orders")
     app.event_bus("empty")
     app.event_bus("to-queue")
@@ -425,8 +429,10 @@ def _bus_app() -> sluicegate.App:
 
 @pytest.mark.parametrize(("load", "message"), [
     ("[buses.nope]\nproducers = [{ rate = 1 }]\n",
-     "buses.nope: the App has no event bus 'nope' (its buses: orders, empty, to-queue, "
-     "ping, pong)"),
+     "buses.nope: the App has no event bus 'nope' (its buses: to-fifo, orders, empty, "
+     "to-queue, ping, pong)"),
+    ("[buses.to-fifo]\nproducers = [{ rate = 1 }]\n",
+     "buses.to-fifo: a rule delivers to FIFO queue 'jobs.fifo', which refuses events"),
     ("[buses.empty]\nproducers = [{ rate = 1 }]\n",
      "buses.empty: no rule of event bus 'empty' has an event pattern and a target"),
     ("[buses.to-queue]\nproducers = [{ rate = 1 }]\n",

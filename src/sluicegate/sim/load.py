@@ -528,6 +528,11 @@ def _check_runnable(app: App, load: Load) -> None:
                 raise ScenarioError(f"buses.{name}", None, "", context, message=(
                     f"buses.{name}: a rule delivers to queue {target.name!r}, which no "
                     "mapping of the App reads: the simulator runs queues that are read"))
+            if target.kind in ("queue", "topic") and target.name.endswith(".fifo"):
+                raise ScenarioError(f"buses.{name}", None, "", context, message=(
+                    f"buses.{name}: a rule delivers to FIFO {target.kind} "
+                    f"{target.name!r}, which refuses events without a message group (the "
+                    "runtime logs and skips them): not simulated"))
     for name, topic_load in load.topics.items():
         if (topic_load.producers or topic_load.backlog) and name not in reach.topics:
             raise ScenarioError(f"topics.{name}", None, "", context, message=(
