@@ -24,6 +24,7 @@ same store shares the mappings' limits, and ``workers`` lists the live ones.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -290,8 +291,12 @@ def _parser() -> argparse.ArgumentParser:
                            "for a topic scenario; the others run as written)")
     plan.add_argument("--mapping", metavar="NAME",
                       help="with --load, an App whose mappings run together: the mapping "
-                           "to sweep (SOURCE->FUNCTION, or its source); the others run as "
-                           "written")
+                           "to sweep (SOURCE->FUNCTION, or its source; async:FUNCTION for a "
+                           "function's asynchronous events, swept by its "
+                           "reserved_concurrency); the others run as written")
+    plan.add_argument("--max-age", metavar="SECONDS",
+                      help="a target for the oldest message's (event's) age, e.g. 90s or "
+                           "2m: a setting fits only if its p99 age is at most this")
     plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
 
     from sluicegate.cli_limits import add_parsers
@@ -1262,6 +1267,17 @@ def _name(run: Scenario | StreamScenario | TopicScenario | World) -> str:
     return run.name
 
 
+def _reseed(run: Scenario | StreamScenario | TopicScenario | World, seed: int
+            ) -> Scenario | StreamScenario | TopicScenario | World:
+    """``run`` with ``seed`` (a preset's variant: a scenario, or an App and a load)."""
+    from sluicegate.sim import load_any_scenario
+    from sluicegate.sim.world import World
+
+    if isinstance(run, World):
+        return dataclasses.replace(run, seed=seed, scenario={**run.scenario, "seed": seed})
+    return load_any_scenario(run, overrides=[f"seed={seed}"])
+
+
 def _presets() -> dict[str, Any]:
     """The preset registry (``sluicegate.sim.presets.PRESETS``).
 
@@ -1288,7 +1304,7 @@ def _simulate(args: argparse.Namespace) -> int:
     Raises:
         SluicegateError: bad arguments, scenario or preset; the file outputs' errors.
     """
-    from sluicegate.sim import load_any_scenario, simulate_any
+    from sluicegate.sim import simulate_any
     from sluicegate.sim.report import print_report, write_csv, write_json
 
     if args.list_presets:
@@ -1313,8 +1329,7 @@ def _simulate(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(registry)) or "none"
             raise InputError(f"unknown preset {args.preset!r} (known: {known})")
         variants = list(registry[args.preset].variants(list(args.overrides)))
-        runs = [(name, scenario if args.seed is None else
-                 load_any_scenario(scenario, overrides=[f"seed={args.seed}"]))
+        runs = [(name, scenario if args.seed is None else _reseed(scenario, args.seed))
                 for name, scenario in variants]
     else:
         scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
@@ -1391,6 +1406,14 @@ def _plan(args: argparse.Namespace) -> int:
 
     scenario = _load_any(args.scenario, args.overrides, args.seed, args.load)
     values = None if args.values is None else _parse_values(args.values)
+    max_age = None
+    if args.max_age is not None:
+        from sluicegate.sim.schema import ScenarioError, parse_duration
+
+        try:
+            max_age = parse_duration(args.max_age, "--max-age", "plan")
+        except ScenarioError as exc:
+            raise InputError(str(exc)) from None
     limit = args.downstream_limit
     if limit is not None:
         pass
@@ -1401,8 +1424,9 @@ def _plan(args: argparse.Namespace) -> int:
         if downstream is not None:
             limit = downstream.concurrency
     result = plan(scenario, downstream_limit=limit, values=values, subscriber=args.subscriber,
-                  mapping=args.mapping)
+                  mapping=args.mapping, max_age=max_age)
     stream = result.parameter == "parallelization_factor"
+    reservation = result.parameter == "reserved_concurrency"
 
     title = f"{result.parameter} sweep: {_name(scenario) or args.scenario}"
     if args.subscriber is not None:
@@ -1411,21 +1435,30 @@ def _plan(args: argparse.Namespace) -> int:
         title += f", mapping {result.mapping}"
     if limit is not None:
         title += f" (downstream limit {limit})"
+    if max_age is not None:
+        title += f" (age target {max_age:g} s)"
     # two lines, so that each fits 80 columns
     caption = ("backlog Q4: records behind the checkpoints at 3/4 of the run -> at its "
                "end\np99 age: iterator age" if stream else
+               "backlog Q4: events queued at 3/4 of the run -> at its end\n"
+               "p99 age: of the oldest event; dropped: for their age" if reservation else
                "backlog Q4: queued messages at 3/4 of the run -> at its end\n"
                "p99 age: of the oldest message")
     table = Table(title=title, box=None, pad_edge=False, caption=caption)
-    for header in ("factor" if stream else "max conc", "keeps up", "backlog Q4", "p99 age",
-                   "peak conc", "rec/s" if stream else "msg/s", "errors", "throttles"):
+    headers = ["factor" if stream else "reserved" if reservation else "max conc",
+               "keeps up", "backlog Q4", "p99 age", "peak conc",
+               "rec/s" if stream else "ev/s" if reservation else "msg/s", "errors",
+               "throttles", *(["dropped"] if reservation else [])]
+    for header in headers:
         table.add_column(header, no_wrap=True, justify="left" if header == "keeps up"
                          else "right")
     for s in result.settings:
         peak = str(s.peak_concurrency) + ("" if s.within_limit else f" > {limit}")
+        age = f"{s.oldest_age_p99:.1f}s" + ("" if s.within_age else " >")
         table.add_row(str(s.value), "yes" if s.keeps_up else "no",
-                      f"{s.backlog_start}->{s.backlog_end}", f"{s.oldest_age_p99:.1f}s",
-                      peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles))
+                      f"{s.backlog_start}->{s.backlog_end}", age,
+                      peak, f"{s.throughput:.1f}", str(s.errors), str(s.throttles),
+                      *([str(s.dropped)] if reservation else []))
     console = Console()
     print_table(table, console)
     if result.recommendation is None:

@@ -19,6 +19,7 @@ from sluicegate.sim.presets import (
 )
 from sluicegate.sim.presets_margin import settled_concurrency
 from sluicegate.sim.topic_scenario import TopicScenario
+from sluicegate.sim.world import World
 
 EXPECTED = {
     "aws-queue-depth", "aws-batch-size", "aws-processing-time", "aws-max-concurrency",
@@ -30,6 +31,7 @@ EXPECTED = {
     "breaker-outage",  # pinned in test_presets_breaker.py
     "sg-adaptive-settle", "sg-adaptive-errors", "sg-adaptive-downstream",  # in
     # test_presets_adaptive.py
+    "reserved-as-thread-pool",  # an App and a load: pinned in test_async_sim.py
 }
 
 
@@ -106,7 +108,7 @@ def test_variants_build_and_overrides_apply_to_every_variant(name):
     changed = PRESETS[name].variants(["duration=30s", "seed=7"])
     assert [v for v, _ in changed] == [v for v, _ in plain]
     for _, scenario in changed:
-        assert isinstance(scenario, (Scenario, StreamScenario, TopicScenario))
+        assert isinstance(scenario, (Scenario, StreamScenario, TopicScenario, World))
         assert scenario.duration == 30.0
         assert scenario.seed == 7
 
@@ -139,6 +141,17 @@ def test_every_preset_runs(name):
         if "records_sent" in s:  # a stream preset
             assert s["records_sent"] == (s["records_processed"] + s["records_discarded"]
                                          + s["records_expired"] + s["records_unsettled"])
+            continue
+        if "messages_sent" not in s:  # an App's: every mapping accounts for its own
+            for m in v["mappings"]:
+                m = m["summary"]
+                if "events_sent" in m:
+                    assert m["events_sent"] == (m["events_succeeded"] + m["events_dropped"]
+                                                + m["events_queued"])
+                else:
+                    assert m["messages_sent"] == (m["messages_processed"]
+                                                  + m["messages_queued"]
+                                                  + m["messages_dead_lettered"])
             continue
         assert s["messages_sent"] == (s["messages_processed"] + s["messages_queued"]
                                       + s["messages_dead_lettered"])

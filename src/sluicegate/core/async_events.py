@@ -46,11 +46,12 @@ Every method takes ``now`` in seconds; none reads a clock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from sluicegate.core.config import ASYNC_QUEUE_NAME, MappingConfig
+from sluicegate.core.config import ASYNC_QUEUE_NAME, FunctionConfig, MappingConfig, QueueConfig
 from sluicegate.core.limit import ConcurrencyLimit
 from sluicegate.core.mapping import MappingStatistics, QueueMapping
 from sluicegate.core.pool import ConcurrencyPool
@@ -88,6 +89,7 @@ __all__ = [
     "EventPolicy",
     "Retry",
     "async_queue",
+    "async_queue_config",
     "function_of_async_queue",
     "invocation_record",
 ]
@@ -124,6 +126,29 @@ _KINDS: Final = ("queue", "topic", "function", "bus")
 def async_queue(function: str) -> str:
     """The name of ``function``'s internal queue of asynchronous invocations."""
     return ASYNC_QUEUE_PREFIX + function
+
+
+VISIBILITY_MARGIN: Final = 30
+"""Seconds beyond the function's timeout an event stays hidden while it runs, so a slow
+shutdown or a cold start does not let it reappear during its attempt."""
+
+ASYNC_RETENTION: Final = 6 * 3600 + 24 * 3600
+"""Seconds an internal queue keeps an event: the longest ``maximum_event_age`` and a day
+beyond (events older than their function's setting are discarded when read, not lost to
+retention)."""
+
+
+def async_queue_config(function: FunctionConfig, *, max_message_size: int = 262_144
+                       ) -> QueueConfig:
+    """The internal queue of ``function``: its visibility timeout covers an attempt
+    (the function's timeout and :data:`VISIBILITY_MARGIN`), and it keeps events for
+    :data:`ASYNC_RETENTION`; the runtime and the simulator both build it here."""
+    return QueueConfig(
+        async_queue(function.name),
+        visibility_timeout=math.ceil(function.timeout) + VISIBILITY_MARGIN,
+        retention_period=ASYNC_RETENTION,
+        max_message_size=max_message_size,
+    )
 
 
 def function_of_async_queue(name: str) -> str | None:

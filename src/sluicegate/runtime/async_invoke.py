@@ -26,7 +26,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from sluicegate.core.async_events import (
     Retry,
     async_queue,
 )
+from sluicegate.core.async_events import async_queue_config as core_async_queue_config
 from sluicegate.core.config import FunctionConfig, QueueConfig
 from sluicegate.core.pool import ConcurrencyPool
 from sluicegate.core.scaling import ScalingPolicy
@@ -74,21 +74,10 @@ MAX_ASYNC_PAYLOAD = 262_144
 """Bytes an asynchronous event may have: 256 KB, the internal queue's message size (AWS
 raised its own limit to 1 MB in 2025; a store's queue holds 256 KB)."""
 
-VISIBILITY_MARGIN = 30
-"""Seconds beyond the function's timeout an event stays hidden while it runs, so a slow
-shutdown or a cold start does not let it reappear during its attempt."""
-
-
 def async_queue_config(function: FunctionConfig) -> QueueConfig:
-    """The internal queue of ``function``: its visibility timeout covers an attempt, and
-    it keeps events for the longest ``maximum_event_age`` and a day beyond (events older
-    than their function's setting are discarded when read, not lost to retention)."""
-    return QueueConfig(
-        async_queue(function.name),
-        visibility_timeout=math.ceil(function.timeout) + VISIBILITY_MARGIN,
-        retention_period=6 * 3600 + 24 * 3600,
-        max_message_size=MAX_ASYNC_PAYLOAD,
-    )
+    """The internal queue of ``function`` (:func:`sluicegate.core.async_events.async_queue_config`),
+    holding events of up to :data:`MAX_ASYNC_PAYLOAD` bytes."""
+    return core_async_queue_config(function, max_message_size=MAX_ASYNC_PAYLOAD)
 
 
 async def ensure_async_queue(store: Store, function: FunctionConfig) -> None:

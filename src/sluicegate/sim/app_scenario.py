@@ -88,7 +88,7 @@ def app_scenario(app: App, load: Load) -> AppRun:
     """
     check_fits(app, load)
     name = load.name or (app.name if app.name != _DEFAULT_APP_NAME else "")
-    kind = scenario_kind_of(app)
+    kind = scenario_kind_of(app, load)
     if kind == "stream":
         return _stream_scenario(app, load, app.stream_mappings[0], name)
     if kind == "queue":

@@ -56,6 +56,24 @@ How the actions are performed:
   :class:`~sluicegate.sim.stream_scenario.PoisonSpec`).
 - ``Checkpoint``: stored in the stream engine; ``SendToDestination``: counted.
 
+A function invoked asynchronously has a lane of its own for its internal queue
+(``async:FUNCTION`` in the queues' engine): a queue lane whose mapping is the inner queue
+mapping of the core's :class:`~sluicegate.core.async_events.AsyncEventMapping`, which
+the lane polls and tells of each end (never the fused calls: the core checks each event
+before its attempt and settles it). Each send to it is an event accepted at that instant
+(:class:`~sluicegate.sim.world.AcceptedEvent`, whose time the core reads as the event's
+age). Its settle actions are performed as the runtime's ``AsyncIO`` performs them:
+
+- ``Retry``: the event's visibility set to the retry's wait, as a visibility change;
+- ``Conclude``: its deliveries counted (the invocation record to the on-success or
+  on-failure destination, the event to the dead-letter queue; none made), then the
+  event deleted.
+
+An event put on a bus goes, like a topic's publish, to each lane its rules' targets
+name, in order. A function's synchronous requests are events of the main heap
+(``_REQUEST``): each takes a slot of the pool (or is throttled, counted, not retried)
+and an execution environment, and ends with a ``_REPLY`` event that gives both back.
+
 Pausing a queue mapping (``[[mapping.pauses]]``) cuts its outstanding long polls short
 (they return empty, as the runtime's stop does), so nothing more is received while paused.
 A stream's producers put records through the main heap (``_PUT``); queue and topic
@@ -82,6 +100,15 @@ from functools import partial
 from itertools import accumulate
 from typing import Any, Final, Protocol, cast
 
+from sluicegate.core.async_events import (
+    CONDITION_EVENT_AGE_EXCEEDED,
+    CONDITION_RETRIES_EXHAUSTED,
+    CONDITION_ZERO_RESERVED,
+    AsyncEventMapping,
+    Conclude,
+    Retry,
+    async_queue,
+)
 from sluicegate.core.breaker import Breakers
 from sluicegate.core.config import (
     MappingConfig,
@@ -104,6 +131,7 @@ from sluicegate.core.streams import (
     shard_for_partition_key,
 )
 from sluicegate.core.types import Batch, BatchOutcome, Delete, Invoke, Receive
+from sluicegate.errors import SluicegateError
 from sluicegate.sim.models import (
     CONTROL_SEQ,
     WAIT_COMPACT_SLACK,
@@ -134,9 +162,12 @@ from sluicegate.sim.stream_scenario import (
 )
 from sluicegate.sim.topic_scenario import TopicScenario, load_topic_scenario
 from sluicegate.sim.world import (
+    AcceptedEvent,
+    SimBus,
     SimFunction,
     SimMapping,
     SimQueue,
+    SimRequests,
     SimStream,
     SimTopic,
     World,
@@ -151,6 +182,10 @@ __all__ = [
     "ACCOUNT_SUMMARY_KEYS",
     "APP_SERIES_KEYS",
     "APP_SUMMARY_KEYS",
+    "ASYNC_SERIES_KEYS",
+    "ASYNC_SUMMARY_KEYS",
+    "REQUEST_SERIES_KEYS",
+    "REQUEST_SUMMARY_KEYS",
     "SERIES_KEYS",
     "STALL_WINDOW",
     "STREAM_SERIES_KEYS",
@@ -373,6 +408,109 @@ APP_SUMMARY_KEYS: tuple[str, ...] = (
 """Keys of the account-wide summary of a run over sources of several kinds: the totals
 and peaks of :data:`APP_SERIES_KEYS`."""
 
+ASYNC_SERIES_KEYS: tuple[str, ...] = (
+    *INVOCATION_SERIES_KEYS,
+    "sent",
+    "received",
+    "succeeded",
+    "retried",
+    "dropped",
+    "dropped_event_age_exceeded",
+    "dropped_retries_exhausted",
+    "dropped_zero_reserved_concurrency",
+    "visible",
+    "in_flight",
+    "delayed",
+    "oldest_age",
+)
+"""Keys of every series entry of an asynchronous lane (a function's internal queue of
+asynchronous invocations, run by the core's
+:class:`~sluicegate.core.async_events.AsyncEventMapping`), in order. Counters are per
+bucket, gauges at its end:
+
+- ``t``, ``cold_starts``, ``concurrency``, ``environments``, ``limit``, ``throttles``,
+  ``errors``, ``partial``: as for queue runs (``limit``: the most events the function
+  runs at once, its reservation or pool share, and below it the pollers that follow the
+  traffic);
+- ``invocations``: attempts run (an event concluded at its check before an attempt,
+  for its age or a reservation of 0, is not one);
+- ``sent``: events accepted into the internal queue (AWS's AsyncEventsReceived);
+- ``received``: events read for their first attempt;
+- ``succeeded``: events whose attempt succeeded; ``retried``: attempts that failed with
+  retries left (the event runs again after its wait, about 1 then 2 minutes);
+- ``dropped``: events discarded to the failure path (AWS's AsyncEventsDropped), and of
+  them by condition: ``dropped_event_age_exceeded`` (older than ``maximum_event_age`` at
+  an attempt), ``dropped_retries_exhausted``, ``dropped_zero_reserved_concurrency``;
+- ``visible``, ``in_flight``, ``delayed``: the internal queue's counts (an event waiting
+  for its retry is in flight, hidden); ``oldest_age``: seconds since the oldest event
+  was accepted.
+"""
+
+ASYNC_SUMMARY_KEYS: tuple[str, ...] = (
+    "duration",
+    "total_invocations",
+    "total_cold_starts",
+    "total_errors",
+    "total_partial",
+    "total_throttles",
+    "peak_concurrency",
+    "peak_environments",
+    "events_sent",
+    "events_received",
+    "events_succeeded",
+    "events_retried",
+    "events_dropped",
+    "events_dropped_event_age_exceeded",
+    "events_dropped_retries_exhausted",
+    "events_dropped_zero_reserved_concurrency",
+    "events_queued",
+    "on_success_records",
+    "on_failure_records",
+    "dead_lettered",
+    "throughput",
+    "max_oldest_age",
+    "downstream_requests",
+    "downstream_failures",
+)
+"""Keys of an asynchronous lane's summary, in order. ``events_queued``: still in the
+internal queue at the end (visible, running or waiting for a retry), so that every
+accepted event is accounted for: ``events_sent = events_succeeded + events_dropped +
+events_queued``. ``on_success_records``, ``on_failure_records``: invocation records for
+the function's destinations; ``dead_lettered``: dropped events written to its
+dead-letter queue (the simulator counts these deliveries, it does not make them);
+``throughput``: events succeeded per simulated second; the others total or peak the
+series."""
+
+REQUEST_SERIES_KEYS: tuple[str, ...] = (
+    "t",
+    "requests",
+    "invocations",
+    "cold_starts",
+    "concurrency",
+    "environments",
+    "throttles",
+    "errors",
+)
+"""Keys of every series entry of a function's synchronous requests (``RequestResponse``),
+in order: ``requests`` arrived; ``invocations``, those that got a slot of the function's
+concurrency (the others are ``throttles``: refused at once, not retried, AWS's 429);
+``cold_starts``, ``concurrency``, ``environments`` and ``errors`` as for queue runs,
+for these invocations."""
+
+REQUEST_SUMMARY_KEYS: tuple[str, ...] = (
+    "duration",
+    "total_requests",
+    "total_invocations",
+    "total_cold_starts",
+    "total_errors",
+    "total_throttles",
+    "peak_concurrency",
+    "peak_environments",
+    "throttle_rate",
+)
+"""Keys of a function's request summary, in order: totals and peaks of its series, and
+``throttle_rate``, the share of requests throttled."""
+
 SAME_INSTANT_LIMIT: Final = 10_000
 """Most consecutive mapping wake-ups at one instant (per mapping) before the driver
 declares the core stuck (a wake-up that never makes progress would otherwise loop
@@ -389,6 +527,8 @@ _PAUSE: Final = 7
 _RESUME: Final = 8
 _PUT: Final = 9
 _POISON: Final = 10
+_REQUEST: Final = 11
+_REPLY: Final = 12
 _DELIVER: Final = -1
 """A delivery of a topic's publish to a further subscriber (never on the heap): below
 ``_PRODUCE``, so that one comparison finds both after ``_END``."""
@@ -436,21 +576,29 @@ class SimResult:
         mappings: a topic run's mappings, one per subscriber in the topic's order:
             ``{"name", "queue", "function", "summary", "series"}``, with the summary and
             series of a queue run (:data:`SUMMARY_KEYS`, :data:`SERIES_KEYS`); ``None``
-            for a queue run.
+            for a queue run. A function's internal queue of asynchronous invocations is
+            one more (``queue`` ``async:FUNCTION``, :data:`ASYNC_SUMMARY_KEYS`,
+            :data:`ASYNC_SERIES_KEYS`).
+        requests: the functions given synchronous requests, ``{"name", "function",
+            "summary", "series"}`` each (:data:`REQUEST_SUMMARY_KEYS`,
+            :data:`REQUEST_SERIES_KEYS`); ``None`` without any.
     """
 
     scenario: dict[str, Any]
     summary: dict[str, Any]
     series: list[dict[str, Any]]
     mappings: list[dict[str, Any]] | None = None
+    requests: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"scenario": ..., "summary": ..., "series": [...]}``, and ``"mappings"`` for
-        a topic run; JSON-serializable; the same scenario and seed give the same
-        ``json.dumps`` byte for byte."""
+        a topic run (``"requests"`` with synchronous requests); JSON-serializable; the
+        same scenario and seed give the same ``json.dumps`` byte for byte."""
         out = {"scenario": self.scenario, "summary": self.summary, "series": self.series}
         if self.mappings is not None:
             out["mappings"] = self.mappings
+        if self.requests is not None:
+            out["requests"] = self.requests
         return out
 
 
@@ -522,10 +670,13 @@ class _Source:
         topic: the topic's configuration, for a topic (``None`` for a queue).
         targets: every lane a send delivers to, in order.
         backlog: messages sent (published) at t=0.
+        bus: an event bus: a send is an event put on it, delivered to every lane of
+            ``targets`` (the targets of its rules).
+        puts: events put on the bus so far.
     """
 
-    __slots__ = ("backlog", "first", "groups", "indices", "pick", "plain", "rest", "targets",
-                 "topic")
+    __slots__ = ("backlog", "bus", "first", "groups", "indices", "pick", "plain", "puts",
+                 "rest", "targets", "topic")
 
     def __init__(self, targets: list[_Lane], groups: _Groups | None,
                  pick: Callable[[range], int] | None, bodies: tuple[str, ...],
@@ -539,6 +690,8 @@ class _Source:
         self.indices = range(len(bodies))
         self.plain = groups is None and not bodies
         self.topic = topic
+        self.bus = False
+        self.puts = 0
 
 
 def simulate(
@@ -744,7 +897,9 @@ class _Lane:
         "bodies",
         "checkpoint_name",
         "checkpoints",
+        "dead_letters",
         "delay",
+        "events",
         "fifo",
         "fn",
         "function",
@@ -762,12 +917,14 @@ class _Lane:
         "last_received",
         "last_throttles",
         "mapping",
+        "marks",
         "max_iterator_age",
         "max_oldest_age",
         "moved",
         "name",
         "new_message",
         "on_failure",
+        "on_success",
         "one_message",
         "outcome_of",
         "pauses",
@@ -812,6 +969,9 @@ class _Lane:
         self.gates: list[SemaphoreTerm] | None = None
         """The mapping's terms of the semaphores it names (one slot of each per
         invocation); ``None`` when it names none."""
+        self.events: AsyncEventMapping | None = None
+        """An asynchronous lane's core (``mapping`` is then its inner queue mapping):
+        what the loop polls and reports ends to; ``None`` for a mapping of the App."""
         config = spec.config
         if isinstance(config, StreamMappingConfig):
             self._stream_source(config, world.stream(config.stream), pool, streams)
@@ -841,6 +1001,10 @@ class _Lane:
         self.sent = 0
         self.received = 0
         self.on_failure = 0
+        self.on_success = 0
+        self.dead_letters = 0
+        self.marks: dict[str, int] = {}
+        """An asynchronous lane's counters when its last bucket closed."""
         self.series: list[dict[str, Any]] = []
 
     def _queue_source(self, mconfig: MappingConfig, spec: SimQueue, pool: ConcurrencyPool,
@@ -879,18 +1043,32 @@ class _Lane:
         next waiting poller schedules the next (:meth:`_Simulation._watch`)."""
         criteria = mconfig.filter_criteria
         fn = self.fn
-        self.mapping = QueueMapping(
-            mconfig,
-            visibility_timeout=effective_visibility_timeout(
-                qconfig.visibility_timeout, mconfig.maximum_batching_window, fn.timeout
-            ),
-            pool=pool,
-            now=0.0,
-            record_filter=None if not criteria else (
-                lambda r: criteria.matches_payload(r.payload.body)),
-        )
-        self.outcome_of: Callable[[InvocationResult, Any], BatchOutcome] = (
-            self.mapping.outcome_of)
+        events = self.spec.events
+        if events is not None:
+            # a function's internal queue: the core's async mapping around its queue
+            # mapping; every event is its own message (its accepted time), so no send
+            # hands out a shared one
+            self.events = AsyncEventMapping(
+                events, reserved_concurrency=pool.reserved_concurrency(fn.name),
+                function_arn=f"{_FUNCTION_ARN}{fn.name}",
+                visibility_timeout=float(qconfig.visibility_timeout), pool=pool, now=0.0,
+                accepted_at=_accepted_at, event_of=_event_of)
+            self.mapping = self.events.inner
+            self.shared = False
+            self.outcome_of: Callable[[InvocationResult, Any], BatchOutcome] = (
+                self.events.outcome_of)
+        else:
+            self.mapping = QueueMapping(
+                mconfig,
+                visibility_timeout=effective_visibility_timeout(
+                    qconfig.visibility_timeout, mconfig.maximum_batching_window, fn.timeout
+                ),
+                pool=pool,
+                now=0.0,
+                record_filter=None if not criteria else (
+                    lambda r: criteria.matches_payload(r.payload.body)),
+            )
+            self.outcome_of = self.mapping.outcome_of
         """The core's one rule from how an invocation ended to its outcome."""
         # its own sends: their groups and bodies (the driver's _Source of them refers to
         # the lane, not the other way round: no reference cycle)
@@ -918,6 +1096,53 @@ class _Lane:
         self.moved = [0.0] * self.shard_count
         """When each shard's checkpoint last moved (bucket granularity)."""
         self.lags = [0] * self.shard_count
+
+
+_FUNCTION_ARN: Final = "arn:aws:lambda:us-east-1:123456789012:function:"
+"""The simulated functions' ARNs, quoted in invocation records (which the simulator
+counts, not keeps)."""
+
+
+def _accepted_at(record: Any) -> float:
+    """When the event of an asynchronous lane's record was accepted (:class:`AcceptedEvent`)."""
+    accepted: float = record.payload.accepted
+    return accepted
+
+
+def _event_of(record: Any) -> Any:
+    """The event of an asynchronous lane's record: the simulator draws no contents."""
+    return {}
+
+
+class _Requests:
+    """The synchronous requests (``RequestResponse``) of one function: its producers,
+    gauges and counters. Each request takes a slot of the function's concurrency in the
+    account pool for its run (an execution environment, a duration and an outcome drawn
+    as for any invocation of the function) or is throttled: counted, never retried."""
+
+    __slots__ = ("b_errors", "b_live", "b_running", "cold_starts", "fn", "function",
+                 "invocations", "last_cold", "last_invocations", "last_requests",
+                 "last_throttles", "producers", "requests", "running", "series", "spec",
+                 "throttles")
+
+    def __init__(self, spec: SimRequests, fn: _Function) -> None:
+        self.spec = spec
+        self.fn = fn
+        self.function = fn.name
+        self.producers: list[Arrivals] = []
+        self.requests = 0
+        self.invocations = 0
+        self.throttles = 0
+        self.cold_starts = 0
+        self.running = 0
+        self.b_running = 0
+        self.b_live = 0
+        self.b_errors = 0
+        self.last_requests = 0
+        self.last_invocations = 0
+        self.last_cold = 0
+        self.last_throttles = 0
+        self.series: list[dict[str, Any]] = []
 
 
 class _WakeLanes:
@@ -1017,12 +1242,19 @@ class _Simulation:
         """Each semaphore's mappings, in the order of its terms (``term.index``)."""
         for lane in self.lanes:
             self._gate(lane)
+        self.requests = [_Requests(r, functions[r.function]) for r in world.requests]
+        """The functions given synchronous requests."""
+        asynchronous = bool(world.requests or world.buses) or any(
+            lane.events is not None for lane in self.lanes)
         self.topic: SimTopic | None = world.topics[0] if world.topics else None
-        self.account = self.topic is not None or len(self.lanes) > 1
+        self.account = self.topic is not None or len(self.lanes) > 1 or asynchronous
         """The results are account-wide, with one entry per mapping (a topic, or several
-        mappings)."""
-        self.app = self.account and any(lane.stream for lane in self.lanes)
-        """Account-wide results over sources of several kinds (:data:`APP_SERIES_KEYS`)."""
+        mappings, or a function's internal queue) and per function given requests."""
+        self.app = self.account and (asynchronous or any(lane.stream for lane in self.lanes))
+        """Account-wide results over sources of several kinds (:data:`APP_SERIES_KEYS`):
+        a stream and others, a function's internal queue, requests, event buses."""
+        self.multi = len(self.lanes) > 1 or bool(self.requests)
+        """Each lane keeps gauges of its own (else the account's are its lane's)."""
 
         # --- where the producers send: a topic (to every subscribed lane), a queue's lane
         self.sources: dict[str, _Source] = {}
@@ -1032,6 +1264,8 @@ class _Simulation:
                 if queue not in by_source:
                     raise ValueError(f"topic {t.config.name!r}: no mapping reads {queue!r}")
                 targets.append(by_source[queue])
+            # its function subscribers: an event each in their internal queue
+            targets += [by_source[async_queue(f)] for f in t.config.functions]
             carried = t.messages
             self.sources[t.config.name] = _Source(
                 targets,
@@ -1044,6 +1278,8 @@ class _Simulation:
                 q = world.queue(lane.queue)
                 self.sources[lane.queue] = _Source([lane], lane.groups, lane.pick,
                                                    q.messages.bodies, None, q.backlog)
+        for bus in world.buses:
+            self.sources[f"bus:{bus.name}"] = self._bus_source(bus, by_source)
         self.arrivals: list[tuple[float, int, Arrivals, _Source]] = []
         """Each queue or topic producer's next send: (time, sequence, producer, source), a
         heap of its own, so that the busiest events (one per message at a constant rate)
@@ -1053,8 +1289,25 @@ class _Simulation:
 
         # --- results
         self.bucket_start = 0.0
+        self.puts = 0
+        """Events put on the buses when the last bucket closed."""
         self.series: list[dict[str, Any]] = []
         """The account-wide series (a one-mapping run's is its lane's)."""
+
+    def _bus_source(self, bus: SimBus, by_source: dict[str, _Lane]) -> _Source:
+        """Where an event put on ``bus`` goes: each of its targets' lanes, in order (a
+        topic's subscribers in the topic's order)."""
+        targets: list[_Lane] = []
+        for destination in bus.targets:
+            if destination.kind == "function":
+                targets.append(by_source[async_queue(destination.name)])
+            elif destination.kind == "queue":
+                targets.append(by_source[destination.name])
+            else:
+                targets += self.sources[destination.name].targets
+        source = _Source(targets, None, None, (), None)
+        source.bus = True
+        return source
 
     def _gate(self, lane: _Lane) -> None:
         """Give ``lane``'s mapping a term of each semaphore it names (see
@@ -1169,6 +1422,19 @@ class _Simulation:
                     heapq.heappush(heap, (first, seq(), _PUT, target, index))
             elif first is not None:
                 heapq.heappush(arrivals, (first, seq(), producer, self.sources[p.target]))
+        for requests in self.requests:
+            fn = requests.fn
+            if not fn.scheduled:
+                schedule_windows(heap, control, end=end, windows=fn.windows, pauses=(),
+                                 kinds=(_ERRORS, _PAUSE, _RESUME), extra=(requests,))
+                fn.scheduled = True
+            for p in requests.spec.producers:
+                producer = Arrivals(p.arrivals, end, stream(p.seed))
+                index = len(requests.producers)
+                requests.producers.append(producer)
+                first = producer.first()
+                if first is not None:
+                    heapq.heappush(heap, (first, seq(), _REQUEST, requests, index))
         # The backlogs are in the queues at t=0 (the topics' first, published to every
         # queue); the first poll is an ordinary wake-up at t=0 (after a pause or an error
         # window starting then, and after sends at t=0).
@@ -1199,11 +1465,15 @@ class _Simulation:
             lane = lanes[0]
             return SimResult(world.scenario, self._summary(lane), lane.series)
         summaries = [self._summary(lane) for lane in lanes]
-        return SimResult(world.scenario, self._account_summary(summaries), self.series, [
+        requested = [self._request_summary(r) for r in self.requests]
+        return SimResult(world.scenario, self._account_summary(summaries + requested),
+                         self.series, [
             {"name": lane.name, lane.kind_key: lane.source_name, "function": lane.function,
              "summary": summary, "series": lane.series}
             for lane, summary in zip(lanes, summaries, strict=True)
-        ])
+        ], [{"name": f"requests:{r.function}", "function": r.function, "summary": summary,
+             "series": r.series}
+            for r, summary in zip(self.requests, requested, strict=True)] or None)
 
     def _compose(self, source: _Source, count: int) -> list[tuple[int, str | None, str | None]]:
         """What ``count`` messages of ``source`` carry: each one's body (an index into
@@ -1222,8 +1492,12 @@ class _Simulation:
     def _send(self, lane: _Lane, count: int,
               recipe: list[tuple[int, str | None, str | None]] | None) -> None:
         """Send ``count`` messages to ``lane``'s queue: its shared message, or as
-        ``recipe`` (:meth:`_compose`) says; counted in the bucket's ``sent``."""
+        ``recipe`` (:meth:`_compose`) says; counted in the bucket's ``sent``. To an
+        asynchronous lane, ``count`` events accepted now (what they carry is not drawn)."""
         lane.b_sent += count
+        if lane.events is not None:
+            self.engine.send(lane.queue, [AcceptedEvent(self._now[0])] * count)
+            return
         if recipe is None:
             self.engine.send(lane.queue, lane.one_message * count)
             return
@@ -1282,8 +1556,9 @@ class _Simulation:
         same = 0
         last = -1.0
         stuck = SAME_INSTANT_LIMIT * len(self.lanes)
-        # Several lanes keep gauges of their own; one lane's are the account's.
-        multi = len(self.lanes) > 1
+        # Several lanes keep gauges of their own (and a lane beside requests); one lane's
+        # are the account's.
+        multi = self.multi
 
         arrivals = self.arrivals
         replace = heapq.heapreplace
@@ -1362,17 +1637,23 @@ class _Simulation:
                     ended: Batch = event[4]
                     if observer is not None:
                         observer.finished(now, ended, outcome)
-                    deleted, actions, wake = lane.mapping.finished_poll(now, ended.id,
-                                                                        outcome)
-                    if deleted:
-                        lane.b_processed += engine.delete_records(lane.queue, deleted)
-                        if lane.fifo and lane.waiting:
-                            # A FIFO group whose batch settled may deliver again: its
-                            # next messages were visible all along, but no receive could
-                            # take them.
-                            if self._serve(lane, now):
-                                actions = [*actions, *lane.mapping.poll(now)]
-                                wake = unknown
+                    events = lane.events
+                    if events is not None:
+                        # an asynchronous lane: its core settles the event (a Retry or
+                        # a Conclude at its poll, below)
+                        events.finished(now, ended.id, outcome)
+                    else:
+                        deleted, actions, wake = lane.mapping.finished_poll(now, ended.id,
+                                                                            outcome)
+                        if deleted:
+                            lane.b_processed += engine.delete_records(lane.queue, deleted)
+                            if lane.fifo and lane.waiting:
+                                # A FIFO group whose batch settled may deliver again: its
+                                # next messages were visible all along, but no receive
+                                # could take them.
+                                if self._serve(lane, now):
+                                    actions = [*actions, *lane.mapping.poll(now)]
+                                    wake = unknown
             elif kind <= _PRODUCE:  # _PRODUCE, or _DELIVER
                 if kind == _PRODUCE:
                     if solo is None:
@@ -1403,6 +1684,11 @@ class _Simulation:
                     if source.topic is not None:
                         b_published += count
                         # the other subscribers' deliveries follow, in the topic's order
+                        for other in source.rest:
+                            pending.append((other, count, recipe))
+                    elif source.bus:
+                        # an event bus: every target of its rules gets each event
+                        source.puts += count
                         for other in source.rest:
                             pending.append((other, count, recipe))
                 # ---- deliver `count` messages to the lane's queue
@@ -1543,6 +1829,43 @@ class _Simulation:
                     # Cut outstanding long polls short, as the runtime's stop does.
                     for action in lane.waiters.clear():
                         mapping.received(now, action.poller, [])
+            elif kind == _REQUEST:
+                # synchronous requests of a function: each runs in a slot of the pool or
+                # is throttled
+                requests: _Requests = event[3]
+                which: int = event[4]
+                request_producer = requests.producers[which]
+                fn = requests.fn
+                for _ in range(request_producer.count):
+                    new = self._request(requests, now)
+                    if new < 0:
+                        continue
+                    running += 1
+                    b_running = running if running > b_running else b_running
+                    if fn.unreserved:
+                        unreserved += 1
+                        b_unreserved = (unreserved if unreserved > b_unreserved
+                                        else b_unreserved)
+                    live += new
+                    b_live = live if live > b_live else b_live
+                after = request_producer.next(now)
+                if after is not None:
+                    push(heap, (after, seq(), _REQUEST, requests, which))
+                continue
+            elif kind == _REPLY:
+                requests = event[3]
+                fn = requests.fn
+                running -= 1
+                requests.running -= 1
+                if fn.unreserved:
+                    unreserved -= 1
+                fn.release(event[0])
+                self.pool.release(fn.name)
+                if event[4]:
+                    fn.downstream.done(now)  # type: ignore[union-attr]
+                if event[5]:
+                    requests.b_errors += 1
+                continue
             else:  # _RESUME
                 lane = event[3]
                 if lane.stream:
@@ -1559,7 +1882,8 @@ class _Simulation:
             else:
                 mapping = lane.mapping
                 if actions is None:
-                    actions = mapping.poll(now)
+                    events = lane.events
+                    actions = mapping.poll(now) if events is None else events.poll(now)
                     wake = unknown
             while True:
                 reported = False
@@ -1681,6 +2005,10 @@ class _Simulation:
                     elif isinstance(action, SendToDestination):
                         lane.b_on_failure += 1
                         lane.on_failure += 1
+                    elif isinstance(action, Retry):
+                        self._retry(lane, now, action)
+                    elif isinstance(action, Conclude):
+                        self._conclude(lane, action)
                     # an Abandon: counted by the mapping; the engine makes its messages
                     # visible again by itself
                 if not reported:
@@ -1688,7 +2016,8 @@ class _Simulation:
                 if lane.stream:
                     actions = stream_mapping.poll(now)
                 else:
-                    actions = mapping.poll(now)
+                    events = lane.events
+                    actions = mapping.poll(now) if events is None else events.poll(now)
                 wake = unknown
             # (None first: a compiled build then compares two native floats)
             if wake is not None and wake == unknown:
@@ -1738,6 +2067,85 @@ class _Simulation:
             dirty = True
             self._watch(lane, now + action.visibility_timeout)
         return dirty
+
+    # ------------------------------------------------------------------ asynchronous
+
+    def _retry(self, lane: _Lane, now: float, action: Retry) -> None:
+        """Hide a failed event for its retry's wait, as the runtime's change of its
+        visibility does: it is read again after it."""
+        try:
+            self.engine.change_visibility(lane.queue, action.record.receipt_handle,
+                                          action.delay)
+        except SluicegateError:
+            return  # no longer in flight: it reappears at its visibility timeout already
+        # it may now become visible before the pending visibility event: one at its time
+        self._watch(lane, now + action.delay)
+
+    def _conclude(self, lane: _Lane, action: Conclude) -> None:
+        """An event is done: count its deliveries (the invocation record to its
+        destination, the event to the dead-letter queue), then delete it."""
+        if action.destination is not None:
+            if action.success:
+                lane.on_success += 1
+            else:
+                lane.on_failure += 1
+        if action.dead_letter is not None:
+            lane.dead_letters += 1
+        lane.b_processed += self.engine.delete_records(lane.queue, (action.record,))
+
+    def _request(self, requests: _Requests, now: float) -> int:
+        """One synchronous request of ``requests``' function at ``now``: a slot of the
+        pool and a run (an environment, a duration, an outcome drawn as for any of its
+        invocations; its end an event), or a throttle.
+
+        Returns:
+            -1 when throttled, else the execution environments it created (0 or 1).
+        """
+        requests.requests += 1
+        fn = requests.fn
+        if not self.pool.try_acquire(fn.name):
+            requests.throttles += 1
+            return -1
+        requests.invocations += 1
+        n = requests.running + 1
+        requests.running = n
+        requests.b_running = max(requests.b_running, n)
+        environments = fn.environments
+        before = environments.live
+        start = now
+        if environments.acquire(now):
+            start = now + fn.cold_start()
+            requests.cold_starts += 1
+        requests.b_live = max(requests.b_live, environments.live)
+        if fn.lognormal is not None:
+            try:
+                duration = fn.next_duration()
+            except StopIteration:
+                fn.next_duration = iter(lognormal_block(fn.mu, fn.sigma,
+                                                        fn.durations)).__next__
+                duration = fn.next_duration()
+        else:
+            duration = fn.draw()
+        failed = False
+        called = False
+        rand = fn.errors_rng.random
+        if fn.p_raise and rand() < fn.p_raise:
+            duration *= fn.raise_at
+            failed = True
+        elif fn.p_timeout and rand() < fn.p_timeout:
+            duration = fn.timeout
+            failed = True
+        elif fn.downstream is not None:
+            called = fn.downstream.spec.concurrency is not None
+            latency, errors = fn.downstream.call(now, 1)
+            duration += latency
+            failed = errors > 0
+        if duration > fn.timeout:
+            duration = fn.timeout
+            failed = True
+        heapq.heappush(self.heap, (start + duration, self.next_seq(), _REPLY, requests,
+                                   called, failed))
+        return environments.live - before
 
     def _fetch(self, lane: _Lane, now: float, action: Fetch) -> None:
         """Read a shard of ``lane``'s stream as the runtime's stream runner does, and
@@ -1875,19 +2283,24 @@ class _Simulation:
         """
         t = round(self.bucket_start, 6)
         entries = []
-        if len(self.lanes) == 1:
+        if not self.multi:
             # the loop keeps one lane's running invocations as the account's (below)
             lane = self.lanes[0]
             lane.b_running = running
             unreserved = running if lane.fn.unreserved else 0
         for lane in self.lanes:
-            entry = self._stream_entry(lane, now, t) if lane.stream else self._queue_entry(
-                lane, now, t)
+            entry = (self._stream_entry(lane, now, t) if lane.stream else
+                     self._queue_entry(lane, now, t) if lane.events is None else
+                     self._async_entry(lane, now, t))
             lane.series.append(entry)
             entries.append(entry)
             lane.b_errors = lane.b_partial = lane.b_sent = lane.b_processed = 0
             lane.b_received = lane.b_on_failure = 0
             lane.b_running = lane.running
+        for requests in self.requests:
+            entry = self._request_entry(requests, t)
+            requests.series.append(entry)
+            entries.append(entry)
         alive = 0
         reclaimed: set[str] = set()
         for lane in self.lanes:
@@ -1897,6 +2310,13 @@ class _Simulation:
                 environments.reclaim(now)
                 alive += environments.live
             lane.b_live = environments.live
+        for requests in self.requests:
+            environments = requests.fn.environments
+            if requests.function not in reclaimed:
+                reclaimed.add(requests.function)
+                environments.reclaim(now)
+                alive += environments.live
+            requests.b_live = environments.live
         if self.account:
             total: dict[str, Any] = {"t": t}
             for key in APP_SERIES_KEYS[1:] if self.app else ACCOUNT_SERIES_KEYS[1:]:
@@ -1910,8 +2330,12 @@ class _Simulation:
                     total[key] = published
                 elif key == "oldest_age":
                     total[key] = max(e[key] for e in entries)
-                else:
-                    total[key] = sum(e[key] for e in entries)
+                else:  # (a function's requests have no "partial")
+                    total[key] = sum(e.get(key, 0) for e in entries)
+            if self.world.buses:
+                puts = sum(s.puts for s in self.sources.values() if s.bus)
+                total["put"] = puts - self.puts
+                self.puts = puts
             self.series.append(total)
         self.bucket_start = now
         return alive
@@ -1961,6 +2385,65 @@ class _Simulation:
         lane.last_dead = counts.dead_lettered
         return entry
 
+    def _async_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
+        """An asynchronous lane's entry of the bucket ending at ``now``
+        (:data:`ASYNC_SERIES_KEYS`)."""
+        counts = self.engine.counts(lane.queue)
+        events = lane.events
+        assert events is not None
+        oldest = round(counts.oldest_age, 3)
+        lane.max_oldest_age = max(lane.max_oldest_age, oldest)
+        entry = self._invocation_entry(lane, lane.mapping, now, t)
+        by_condition = events.by_condition
+        marks = lane.marks
+        figures = {
+            "received": events.received,
+            "succeeded": events.succeeded,
+            "retried": events.retried,
+            "dropped": events.dropped,
+            "dropped_event_age_exceeded": by_condition.get(CONDITION_EVENT_AGE_EXCEEDED, 0),
+            "dropped_retries_exhausted": by_condition.get(CONDITION_RETRIES_EXHAUSTED, 0),
+            "dropped_zero_reserved_concurrency": by_condition.get(CONDITION_ZERO_RESERVED, 0),
+        }
+        # the queue mapping counts an invocation for each event concluded at its check
+        # before the attempt (never run): those are not attempts
+        skipped = (figures["dropped_event_age_exceeded"]
+                   + figures["dropped_zero_reserved_concurrency"])
+        entry["invocations"] -= skipped - marks.get("skipped", 0)
+        marks["skipped"] = skipped
+        entry["sent"] = lane.b_sent
+        for key, value in figures.items():
+            entry[key] = value - marks.get(key, 0)
+            marks[key] = value
+        entry.update({
+            "visible": counts.visible,
+            "in_flight": counts.in_flight,
+            "delayed": counts.delayed,
+            "oldest_age": oldest,
+        })
+        return entry
+
+    def _request_entry(self, requests: _Requests, t: float) -> dict[str, Any]:
+        """A function's requests' entry of the bucket ending now
+        (:data:`REQUEST_SERIES_KEYS`); its bucket counters start again."""
+        entry: dict[str, Any] = {
+            "t": t,
+            "requests": requests.requests - requests.last_requests,
+            "invocations": requests.invocations - requests.last_invocations,
+            "cold_starts": requests.cold_starts - requests.last_cold,
+            "concurrency": requests.b_running,
+            "environments": requests.b_live,
+            "throttles": requests.throttles - requests.last_throttles,
+            "errors": requests.b_errors,
+        }
+        requests.last_requests = requests.requests
+        requests.last_invocations = requests.invocations
+        requests.last_cold = requests.cold_starts
+        requests.last_throttles = requests.throttles
+        requests.b_running = requests.running
+        requests.b_errors = 0
+        return entry
+
     def _stream_entry(self, lane: _Lane, now: float, t: float) -> dict[str, Any]:
         """A stream lane's entry of the bucket ending at ``now``
         (:data:`STREAM_SERIES_KEYS`)."""
@@ -2005,6 +2488,8 @@ class _Simulation:
         """A lane's summary (see :data:`SUMMARY_KEYS`, :data:`STREAM_SUMMARY_KEYS`)."""
         if lane.stream:
             return self._stream_summary(lane)
+        if lane.events is not None:
+            return self._async_summary(lane)
         series = lane.series
         mapping = lane.mapping
         counts = self.engine.counts(lane.queue)
@@ -2035,6 +2520,61 @@ class _Simulation:
             **({"downstream_concurrency": downstream.concurrency_figures(duration)}
                if downstream is not None and downstream.spec.concurrency is not None
                else {}),
+        }
+
+    def _async_summary(self, lane: _Lane) -> dict[str, Any]:
+        """An asynchronous lane's summary (see :data:`ASYNC_SUMMARY_KEYS`)."""
+        series = lane.series
+        counts = self.engine.counts(lane.queue)
+        duration = self.end
+        downstream = lane.fn.downstream
+        succeeded = sum(e["succeeded"] for e in series)
+
+        def total(key: str) -> int:
+            return sum(e[key] for e in series)
+
+        return {
+            "duration": duration,
+            "total_invocations": total("invocations"),
+            "total_cold_starts": total("cold_starts"),
+            "total_errors": total("errors"),
+            "total_partial": total("partial"),
+            "total_throttles": total("throttles"),
+            "peak_concurrency": max((e["concurrency"] for e in series), default=0),
+            "peak_environments": max((e["environments"] for e in series), default=0),
+            "events_sent": total("sent"),
+            "events_received": total("received"),
+            "events_succeeded": succeeded,
+            "events_retried": total("retried"),
+            "events_dropped": total("dropped"),
+            "events_dropped_event_age_exceeded": total("dropped_event_age_exceeded"),
+            "events_dropped_retries_exhausted": total("dropped_retries_exhausted"),
+            "events_dropped_zero_reserved_concurrency": total(
+                "dropped_zero_reserved_concurrency"),
+            "events_queued": counts.total,
+            "on_success_records": lane.on_success,
+            "on_failure_records": lane.on_failure,
+            "dead_lettered": lane.dead_letters,
+            "throughput": round(succeeded / duration, 6) if duration > 0 else 0.0,
+            "max_oldest_age": lane.max_oldest_age,
+            "downstream_requests": 0 if downstream is None else downstream.requests,
+            "downstream_failures": 0 if downstream is None else downstream.failures,
+        }
+
+    def _request_summary(self, requests: _Requests) -> dict[str, Any]:
+        """A function's requests' summary (see :data:`REQUEST_SUMMARY_KEYS`)."""
+        series = requests.series
+        return {
+            "duration": self.end,
+            "total_requests": requests.requests,
+            "total_invocations": requests.invocations,
+            "total_cold_starts": requests.cold_starts,
+            "total_errors": sum(e["errors"] for e in series),
+            "total_throttles": requests.throttles,
+            "peak_concurrency": max((e["concurrency"] for e in series), default=0),
+            "peak_environments": max((e["environments"] for e in series), default=0),
+            "throttle_rate": (round(requests.throttles / requests.requests, 6)
+                              if requests.requests else 0.0),
         }
 
     def _stream_summary(self, lane: _Lane) -> dict[str, Any]:
@@ -2097,6 +2637,8 @@ class _Simulation:
                 out[key] = round(processed / duration, 6) if duration > 0 else 0.0
             elif key == "max_oldest_age":  # the account's oldest is the oldest of a queue
                 out[key] = max((s[key] for s in lanes), default=0.0)
-            else:
-                out[key] = sum(s[key] for s in lanes)
+            else:  # (a function's requests have no "total_partial")
+                out[key] = sum(s.get(key, 0) for s in lanes)
+        if self.world.buses:
+            out["events_put"] = sum(s.puts for s in self.sources.values() if s.bus)
         return out

@@ -24,7 +24,13 @@ when things go wrong: a load file does, in TOML, keyed by the App's names (see
 - ``[functions.NAME]``: ``duration``, ``duration_per_record``, ``cold_start``,
   ``idle_timeout``, ``errors`` windows and the ``downstream`` it calls (the keys of a
   scenario's ``[function]`` and ``[downstream]``; ``timeout`` and
-  ``reserved_concurrency`` are the App's);
+  ``reserved_concurrency`` are the App's); ``events``, producers of asynchronous
+  invocations (``InvocationType=Event``) into the function's internal queue, and
+  ``requests``, producers of synchronous ones (``RequestResponse``: each takes a slot of
+  the function's concurrency for its run or is throttled, never retried);
+- ``[buses.NAME]``: ``producers`` putting events on an event bus of the App: every event
+  goes to the targets of every rule of the bus with an event pattern (the simulator draws
+  no event contents, so every pattern is taken to match);
 - ``[mappings.SOURCE]`` (or ``[mappings."SOURCE->FUNCTION"]``): ``pauses``.
 
 Each key is validated by the parser the scenario files use (:mod:`sluicegate.sim.sections`),
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from sluicegate.app import App
+from sluicegate.core.async_events import Destination
 from sluicegate.core.config import MappingConfig, TopicConfig
 from sluicegate.core.streams import StreamMappingConfig
 from sluicegate.sim.schema import ScenarioError, Table
@@ -49,6 +56,7 @@ from sluicegate.sim.sections import (
     parse_function_table,
     parse_messages,
     parse_pauses,
+    parse_producer,
     parse_producers,
 )
 from sluicegate.sim.sources import scenario_data
@@ -71,11 +79,15 @@ from sluicegate.sim.stream_scenario import (
 )
 
 __all__ = [
+    "AsyncReach",
+    "BusLoad",
     "FunctionLoad",
     "Load",
     "QueueLoad",
     "StreamLoad",
+    "async_reach",
     "check_fits",
+    "has_async",
     "load_load",
     "mapped_topics",
     "pauses_of",
@@ -136,10 +148,28 @@ class FunctionLoad:
             :class:`~sluicegate.sim.specs.FunctionSpec` (its name, timeout and reserved
             concurrency are replaced by the App's).
         downstream: the dependency it calls, or ``None``.
+        events: producers of asynchronous invocations (``InvocationType=Event``): each
+            event is accepted into the function's internal queue.
+        requests: producers of synchronous invocations (``RequestResponse``): each runs
+            at once in a slot of the function's concurrency, or is throttled.
     """
 
     model: FunctionSpec = field(default_factory=FunctionSpec)
     downstream: DownstreamSpec | None = None
+    events: tuple[ProducerSpec, ...] = ()
+    requests: tuple[ProducerSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BusLoad:
+    """What is put on one event bus (``[buses.NAME]``).
+
+    Attributes:
+        producers: sources of events (PutEvents of 1-10 entries: ``batch``); each event
+            goes to the targets of every pattern rule of the bus.
+    """
+
+    producers: tuple[ProducerSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +178,7 @@ class Load:
 
     Attributes:
         name, description, seed, duration, bucket: as in a scenario.
-        queues, streams, topics, functions: by the App's names.
+        queues, streams, topics, functions, buses: by the App's names.
         pauses: mapping pauses, by ``SOURCE`` or ``SOURCE->FUNCTION``.
         labels: the names a topic's subscribers go by, by their queue's name (a topic
             scenario's ``[[subscribers]] name``): a subscriber's label in the results and
@@ -169,6 +199,7 @@ class Load:
     pauses: dict[str, tuple[Pause, ...]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     context: str = "load"
+    buses: dict[str, BusLoad] = field(default_factory=dict)
 
 
 def load_load(source: str | Path | Mapping[str, Any], *,
@@ -210,6 +241,7 @@ def load_load(source: str | Path | Mapping[str, Any], *,
         functions={name: _function_load(t) for name, t in _named(top, "functions")},
         pauses={name: _pauses(t) for name, t in _named(top, "mappings")},
         context=context,
+        buses={name: _bus_load(t) for name, t in _named(top, "buses")},
     )
     top.finish()
     return load
@@ -249,7 +281,24 @@ def _function_load(t: Table) -> FunctionLoad:
                 f"{t.key(key)}: the App sets a function's {key} (app.function); a load "
                 "gives how its handler behaves"))
     downstream = parse_downstream(t)
-    return FunctionLoad(parse_function_table(t, "function"), downstream)
+    events = _invocations(t, "events", "events")
+    requests = _invocations(t, "requests", "requests")
+    return FunctionLoad(parse_function_table(t, "function"), downstream, events, requests)
+
+
+def _invocations(t: Table, key: str, unit: str) -> tuple[ProducerSpec, ...]:
+    """A function's ``events`` or ``requests``: producers, as a queue's (1-10 at a time)."""
+    producers = []
+    for pt in t.subs(key):
+        producers.append(parse_producer(pt, batch_max=10, unit=unit))
+        pt.finish()
+    return tuple(producers)
+
+
+def _bus_load(t: Table) -> BusLoad:
+    load = BusLoad(parse_producers(t))
+    t.finish()
+    return load
 
 
 def _pauses(t: Table) -> tuple[Pause, ...]:
@@ -268,6 +317,7 @@ def _check_names(app: App, load: Load) -> None:
         ("streams", load.streams, app.streams, "stream"),
         ("topics", load.topics, app.topics, "topic"),
         ("functions", load.functions, app.functions, "function"),
+        ("buses", load.buses, app.buses, "event bus"),
     ):
         for name in names:
             if name not in have:
@@ -340,14 +390,112 @@ def check_fits(app: App, load: Load) -> None:
     _check_runnable(app, load)
 
 
+# ---------------------------------------------------------------------- asynchronous
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncReach:
+    """What a load's asynchronous traffic reaches in an App (:func:`async_reach`).
+
+    Attributes:
+        functions: the functions whose internal queue of asynchronous invocations the run
+            has (an asynchronous lane each), in the App's order: those the load invokes
+            with ``events``, the function targets of the buses it puts to, and the
+            function subscribers of every topic the run has.
+        topics: the topics the run has, in the App's order: those delivering to a mapped
+            queue, those the load publishes to, those a bus delivers to.
+        buses: each bus the load puts to, with where one event put on it goes, in order:
+            ``function``, ``queue`` and ``topic`` destinations (a bus target's own
+            deliveries taken in place of it).
+        requests: the functions the load sends synchronous ``requests`` to.
+    """
+
+    functions: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    buses: dict[str, tuple[Destination, ...]] = field(default_factory=dict)
+    requests: tuple[str, ...] = ()
+
+
+def has_async(app: App, load: Load | None) -> bool:
+    """Whether ``load`` gives ``app`` asynchronous or synchronous invocations (events,
+    requests, events put on a bus, publishes reaching a function): the run then has
+    lanes no scenario kind holds."""
+    if load is None:
+        return bool(any(t.functions for t in mapped_topics(app)))
+    reach = async_reach(app, load)
+    return bool(reach.functions or reach.buses or reach.requests)
+
+
+def async_reach(app: App, load: Load) -> AsyncReach:
+    """Follow the load's asynchronous traffic through the App (see :class:`AsyncReach`);
+    the names are checked by :func:`check_fits` first.
+
+    Raises:
+        ScenarioError: a bus whose rules deliver nowhere or around a loop.
+    """
+    functions: set[str] = {name for name, f in load.functions.items() if f.events}
+    topics: set[str] = {t.name for t in mapped_topics(app)}
+    topics.update(name for name, t in load.topics.items()
+                  if name in app.topics and (t.producers or t.backlog))
+    buses: dict[str, tuple[Destination, ...]] = {}
+    for name, bus in load.buses.items():
+        if not bus.producers or name not in app.buses:
+            continue
+        targets = tuple(_bus_targets(app, load, name, (name,)))
+        if not targets:
+            raise ScenarioError(f"buses.{name}", None, "", load.context, message=(
+                f"buses.{name}: no rule of event bus {name!r} has an event pattern and a "
+                "target: nothing would receive what is put there"))
+        buses[name] = targets
+        for target in targets:
+            if target.kind == "function":
+                functions.add(target.name)
+            elif target.kind == "topic":
+                topics.add(target.name)
+    for name in topics:
+        functions.update(app.topics[name].functions)
+    return AsyncReach(
+        functions=tuple(f for f in app.functions if f in functions),
+        topics=tuple(t for t in app.topics if t in topics),
+        buses=buses,
+        requests=tuple(f for f in app.functions
+                       if f in load.functions and load.functions[f].requests),
+    )
+
+
+def _bus_targets(app: App, load: Load, bus: str, path: tuple[str, ...]
+                 ) -> list[Destination]:
+    """Where one event put on ``bus`` goes: every target of every pattern rule of the bus
+    (all taken to match), a bus target's own deliveries in its place."""
+    out: list[Destination] = []
+    for rule in app.rules:
+        if rule.bus != bus or rule.pattern is None:
+            continue
+        for target in rule.targets:
+            destination = target.destination
+            if destination.kind != "bus":
+                out.append(destination)
+                continue
+            if destination.name in path:
+                loop = " -> ".join((*path, destination.name))
+                raise ScenarioError(f"buses.{path[0]}", None, "", load.context, message=(
+                    f"buses.{path[0]}: the rules of event bus {bus!r} lead back to "
+                    f"{destination.name!r} ({loop}): the simulator cannot follow an event "
+                    "around a loop"))
+            out.extend(_bus_targets(app, load, destination.name, (*path, destination.name)))
+    return out
+
+
 def _check_runnable(app: App, load: Load) -> None:
     """Refuse what the simulator cannot run, in one line."""
     context = load.context
     queue_mappings, stream_mappings = app.mappings, app.stream_mappings
-    if not queue_mappings and not stream_mappings:
+    reach = async_reach(app, load)
+    if not queue_mappings and not stream_mappings and not (
+            reach.functions or reach.requests or reach.buses):
         raise ScenarioError("app", None, "", context,
-                            message="the App maps no queue or stream to a function: nothing "
-                                    "to simulate")
+                            message="the App maps no queue or stream to a function and the "
+                                    "load invokes no function: nothing to simulate")
     sources: dict[str, str] = {}
     every: list[MappingConfig | StreamMappingConfig] = [*queue_mappings, *stream_mappings]
     for m in every:
@@ -367,11 +515,28 @@ def _check_runnable(app: App, load: Load) -> None:
         raise ScenarioError("app", None, "", context, message=(
             f"the App has {len(topics)} topics delivering to mapped queues "
             f"({', '.join(t.name for t in topics)}): one topic at a time is simulated"))
-    for topic in topics:
+    for topic in [*topics, *(app.topics[t] for t in reach.topics if t not in
+                             {m.name for m in topics})]:
         for queue in topic.subscribers:
             if queue not in sources:
                 raise ScenarioError("app", None, "", context, message=(
                     f"queue {queue!r} of topic {topic.name!r} has no mapping: each queue a "
                     "simulated topic delivers to is read by one"))
+    for name, targets in reach.buses.items():
+        for target in targets:
+            if target.kind == "queue" and target.name not in sources:
+                raise ScenarioError(f"buses.{name}", None, "", context, message=(
+                    f"buses.{name}: a rule delivers to queue {target.name!r}, which no "
+                    "mapping of the App reads: the simulator runs queues that are read"))
+            if target.kind in ("queue", "topic") and target.name.endswith(".fifo"):
+                raise ScenarioError(f"buses.{name}", None, "", context, message=(
+                    f"buses.{name}: a rule delivers to FIFO {target.kind} "
+                    f"{target.name!r}, which refuses events without a message group (the "
+                    "runtime logs and skips them): not simulated"))
+    for name, topic_load in load.topics.items():
+        if (topic_load.producers or topic_load.backlog) and name not in reach.topics:
+            raise ScenarioError(f"topics.{name}", None, "", context, message=(
+                f"topics.{name}: topic {name!r} delivers to no mapped queue and no "
+                "function, so nothing would read what is published there"))
 
 

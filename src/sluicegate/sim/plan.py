@@ -40,6 +40,18 @@ names the mapping to sweep (``sluicegate plan APP --load LOAD --mapping NAME``, 
 mapping's name ``source->function`` or by its source when one mapping reads it), its
 setting is the one its kind has, every other mapping runs as written, and the judgement
 reads that mapping's own series.
+
+A function's internal queue of asynchronous invocations (``--mapping async:FUNCTION``)
+has no mapping setting: what bounds it is the function's ``reserved_concurrency``, which
+is swept instead (:data:`DEFAULT_RESERVATIONS` up to what the account lets the function
+reserve, and its own). Its backlog is the internal queue's, its age the oldest event's,
+and a setting under which events are dropped for their age (``EventAgeExceeded``) does
+not fit: the age stays bounded only because events are lost.
+
+**max_age** (``--max-age``): a target for the age: a setting fits only if its
+``oldest_age_p99`` is at most ``max_age`` seconds: "what reserved concurrency keeps the
+event age under X", or what ``maximum_concurrency`` keeps the oldest message's age
+under X.
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluicegate.core.config import MappingConfig
-from sluicegate.errors import InputError
+from sluicegate.errors import ConfigError, InputError
 from sluicegate.sim.driver import simulate
 from sluicegate.sim.scenario import Scenario, load_scenario
 from sluicegate.sim.stream_scenario import StreamScenario, load_stream_scenario
@@ -61,6 +73,7 @@ from sluicegate.sim.world import SimMapping, World
 
 __all__ = [
     "DEFAULT_FACTORS",
+    "DEFAULT_RESERVATIONS",
     "DEFAULT_VALUES",
     "KEEP_UP_MIN_TOLERANCE",
     "KEEP_UP_TOLERANCE",
@@ -70,6 +83,7 @@ __all__ = [
     "default_values",
     "keeps_up",
     "plan",
+    "reservation_values",
     "swept_downstream_limit",
     "swept_mapping",
     "swept_scenario",
@@ -81,9 +95,16 @@ DEFAULT_VALUES: tuple[int, ...] = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 DEFAULT_FACTORS: tuple[int, ...] = tuple(range(1, 11))
 """The candidate ``parallelization_factor`` values swept by default: all AWS allows."""
 
+DEFAULT_RESERVATIONS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+"""The candidate ``reserved_concurrency`` values swept by default for a function's
+internal queue (up to what the account lets it reserve)."""
+
 PARAMETERS: dict[str, str] = {"queue": "maximum_concurrency",
-                              "stream": "parallelization_factor"}
-"""The mapping setting swept, by kind of scenario (a topic's subscribers are queues)."""
+                              "stream": "parallelization_factor",
+                              "async": "reserved_concurrency"}
+"""The setting swept, by kind of scenario or mapping (a topic's subscribers are queues;
+a function's internal queue of asynchronous invocations is swept by its function's
+reserved concurrency)."""
 
 KEEP_UP_TOLERANCE = 0.05
 """Backlog growth over the last quarter allowed, as a fraction of the messages sent then."""
@@ -112,6 +133,9 @@ class Setting:
         errors: invocations that ended in error.
         throttles: invocations refused by the concurrency pool.
         within_limit: ``peak_concurrency <= downstream_limit`` (``True`` without a limit).
+        dropped: a function's internal queue: events dropped for their age
+            (``EventAgeExceeded``); 0 for a mapping.
+        max_age: the age target, seconds (``None``: none).
     """
 
     parameter: str
@@ -125,11 +149,24 @@ class Setting:
     errors: int
     throttles: int
     within_limit: bool
+    dropped: int = 0
+    max_age: float | None = None
+
+    @property
+    def within_age(self) -> bool:
+        """``oldest_age_p99 <= max_age`` (``True`` without a target)."""
+        return self.max_age is None or self.oldest_age_p99 <= self.max_age
+
+    @property
+    def fits(self) -> bool:
+        """Keeps up, within the downstream limit and the age target, nothing dropped."""
+        return self.keeps_up and self.within_limit and self.within_age and not self.dropped
 
     def to_dict(self) -> dict[str, Any]:
         """The plain form written to JSON (floats rounded to 6 significant digits); the
-        value is keyed by the parameter's name."""
-        return {
+        value is keyed by the parameter's name; ``dropped`` for a function's internal
+        queue and ``within_age`` with an age target."""
+        out: dict[str, Any] = {
             self.parameter: self.value,
             "keeps_up": self.keeps_up,
             "oldest_age_p99": _round(self.oldest_age_p99),
@@ -141,6 +178,11 @@ class Setting:
             "throttles": self.throttles,
             "within_limit": self.within_limit,
         }
+        if self.parameter == PARAMETERS["async"]:
+            out["dropped"] = self.dropped
+        if self.max_age is not None:
+            out["within_age"] = self.within_age
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +199,7 @@ class Plan:
         subscriber: the topic subscriber whose mapping was swept (``None`` for a queue
             scenario).
         mapping: the mapping of a world that was swept (``None`` for a scenario).
+        max_age: the age target, seconds (``None``: none).
     """
 
     scenario: dict[str, Any]
@@ -167,13 +210,14 @@ class Plan:
     reason: str = ""
     subscriber: str | None = None
     mapping: str | None = None
+    max_age: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"scenario", "parameter", "downstream_limit", "settings", "recommendation",
         "reason"}`` (and ``"subscriber"`` for a topic scenario, ``"mapping"`` for a
-        world), JSON-ready and
-        deterministic for a given scenario and seed."""
-        out = {
+        world, ``"max_age"`` with an age target), JSON-ready and deterministic for a
+        given scenario and seed."""
+        out: dict[str, Any] = {
             "scenario": self.scenario,
             "parameter": self.parameter,
             "downstream_limit": self.downstream_limit,
@@ -185,6 +229,8 @@ class Plan:
             out["subscriber"] = self.subscriber
         if self.mapping is not None:
             out["mapping"] = self.mapping
+        if self.max_age is not None:
+            out["max_age"] = self.max_age
         return out
 
 
@@ -272,7 +318,8 @@ def _age(bucket: Mapping[str, Any]) -> float:
 
 
 def _evaluate(scenario: Scenario | StreamScenario | TopicScenario, value: int,
-              limit: int | None, subscriber: SubscriberSpec | None) -> Setting:
+              limit: int | None, subscriber: SubscriberSpec | None,
+              max_age: float | None = None) -> Setting:
     series: list[dict[str, Any]]
     backlog = 0
     if isinstance(scenario, StreamScenario):
@@ -293,12 +340,14 @@ def _evaluate(scenario: Scenario | StreamScenario | TopicScenario, value: int,
         mapping = next(m for m in run.mappings or () if m["name"] == subscriber.name)
         series, summary = mapping["series"], mapping["summary"]
         backlog = scenario.topic.backlog + subscriber.queue.backlog
-    return _judge(parameter, value, series, summary, backlog, limit)
+    return _judge(parameter, value, series, summary, backlog, limit, max_age)
 
 
 def _judge(parameter: str, value: int, series: Sequence[Mapping[str, Any]],
-           summary: Mapping[str, Any], backlog: int, limit: int | None) -> Setting:
-    """How one run of the swept mapping went, from its own series and summary."""
+           summary: Mapping[str, Any], backlog: int, limit: int | None,
+           max_age: float | None = None) -> Setting:
+    """How one run of the swept mapping went, from its own series and summary (a
+    function's internal queue's: its events dropped for their age too)."""
     ok, start, end = keeps_up(series, backlog)
     peak = max((int(b.get("concurrency", 0)) for b in series), default=0)
     return Setting(
@@ -313,10 +362,15 @@ def _judge(parameter: str, value: int, series: Sequence[Mapping[str, Any]],
         errors=int(summary.get("total_errors", 0)),
         throttles=int(summary.get("total_throttles", 0)),
         within_limit=limit is None or peak <= limit,
+        dropped=int(summary.get("events_dropped_event_age_exceeded", 0)),
+        max_age=max_age,
     )
 
 
-def _recommend(settings: Sequence[Setting], limit: int | None) -> tuple[int | None, str]:
+def _recommend(settings: Sequence[Setting], limit: int | None,
+               max_age: float | None = None) -> tuple[int | None, str]:
+    if max_age is not None or any(s.dropped for s in settings):
+        return _recommend_within(settings, limit, max_age)
     for s in settings:
         if s.keeps_up and s.within_limit:
             bound = "" if limit is None else f" <= the downstream limit of {limit}"
@@ -344,6 +398,35 @@ def _recommend(settings: Sequence[Setting], limit: int | None) -> tuple[int | No
         f"concurrency of {first.peak_concurrency}, and {why}")
 
 
+def _recommend_within(settings: Sequence[Setting], limit: int | None,
+                      max_age: float | None) -> tuple[int | None, str]:
+    """:func:`_recommend` with an age target, or when events were dropped: the smallest
+    setting that fits (:attr:`Setting.fits`), or why none does."""
+    age = "" if max_age is None else f" <= the target of {max_age:g} s"
+    bound = "" if limit is None else f" <= the downstream limit of {limit}"
+    for s in settings:
+        if s.fits:
+            return s.value, (
+                f"the smallest setting tried that keeps up (backlog {s.backlog_start} -> "
+                f"{s.backlog_end} over the last quarter), drops no event for its age, keeps "
+                f"the oldest age at {s.oldest_age_p99:g} s (p99){age} with peak "
+                f"concurrency {s.peak_concurrency}{bound}")
+    top = settings[-1]
+    why = []
+    if not top.keeps_up:
+        why.append(f"lets the backlog grow from {top.backlog_start} to {top.backlog_end}")
+    if top.dropped:
+        why.append(f"drops {top.dropped} events for their age")
+    if not top.within_age:
+        why.append(f"reaches an oldest age of {top.oldest_age_p99:g} s (p99), above the "
+                   f"target of {max_age:g} s")
+    if not top.within_limit:
+        why.append(f"reaches a peak concurrency of {top.peak_concurrency} above the "
+                   f"downstream limit of {limit}")
+    return None, (f"no setting tried fits: even {top.parameter}={top.value} "
+                  + ", and ".join(why))
+
+
 def plan(
     scenario: Scenario | StreamScenario | TopicScenario | World,
     *,
@@ -351,6 +434,7 @@ def plan(
     values: Iterable[int] | None = None,
     subscriber: str | None = None,
     mapping: str | None = None,
+    max_age: float | None = None,
 ) -> Plan:
     """Simulate ``scenario`` once per value of its mapping's setting and recommend one.
 
@@ -366,7 +450,10 @@ def plan(
             of the subscriber whose mapping is swept.
         mapping: for a world (required when it has several mappings, refused for a
             scenario): the mapping to sweep, by name (``source->function``) or by the
-            source it reads.
+            source it reads; ``async:FUNCTION`` names a function's internal queue of
+            asynchronous invocations, swept by the function's ``reserved_concurrency``.
+        max_age: a target for the oldest message's (event's) age, seconds: a setting
+            fits only if its ``oldest_age_p99`` is at most this; ``None``: no target.
 
     Returns:
         The :class:`Plan`, settings in ascending order.
@@ -381,11 +468,13 @@ def plan(
     """
     if downstream_limit is not None and downstream_limit < 1:
         raise InputError(f"the downstream limit must be at least 1, got {downstream_limit}")
+    if max_age is not None and not max_age > 0:
+        raise InputError(f"the age target must be above 0 seconds, got {max_age}")
     if isinstance(scenario, World):
         if subscriber is not None:
             raise InputError(f"subscriber {subscriber!r}: only a topic scenario has "
                              "subscribers; name the App's mapping to sweep with --mapping")
-        return _plan_world(scenario, downstream_limit, values, mapping)
+        return _plan_world(scenario, downstream_limit, values, mapping, max_age)
     if mapping is not None:
         raise InputError(f"mapping {mapping!r}: this scenario has one mapping to sweep"
                          + (" per subscriber: name it with --subscriber"
@@ -396,10 +485,11 @@ def plan(
               else default_values(swept_scenario(scenario, subscriber)))
     if not chosen:
         raise InputError(f"no {parameter} values to try")
-    settings = tuple(_evaluate(scenario, v, downstream_limit, swept) for v in chosen)
-    recommendation, reason = _recommend(settings, downstream_limit)
+    settings = tuple(_evaluate(scenario, v, downstream_limit, swept, max_age)
+                     for v in chosen)
+    recommendation, reason = _recommend(settings, downstream_limit, max_age)
     return Plan(scenario.to_dict(), parameter, downstream_limit, settings, recommendation,
-                reason, subscriber)
+                reason, subscriber, max_age=max_age)
 
 
 def swept_scenario(scenario: Scenario | StreamScenario | TopicScenario,
@@ -482,8 +572,10 @@ def swept_downstream_limit(world: World, name: str | None) -> int | None:
 
 
 def _plan_world(world: World, limit: int | None, values: Iterable[int] | None,
-                name: str | None) -> Plan:
+                name: str | None, max_age: float | None = None) -> Plan:
     swept = swept_mapping(world, name)
+    if swept.events is not None:
+        return _plan_reservation(world, swept, limit, values, max_age)
     config = swept.config
     queue = isinstance(config, MappingConfig)
     parameter = PARAMETERS["queue" if queue else "stream"]
@@ -512,7 +604,56 @@ def _plan_world(world: World, limit: int | None, values: Iterable[int] | None,
             for m in world.mappings)))
         lane = next(m for m in run.mappings or () if m["name"] == swept.name)
         settings.append(_judge(parameter, value, lane["series"], lane["summary"], backlog,
-                               limit))
-    recommendation, reason = _recommend(settings, limit)
+                               limit, max_age))
+    recommendation, reason = _recommend(settings, limit, max_age)
     return Plan(world.scenario, parameter, limit, tuple(settings), recommendation, reason,
-                mapping=config.name)
+                mapping=config.name, max_age=max_age)
+
+
+def reservation_values(world: World, function: str) -> list[int]:
+    """The candidate reserved concurrencies of ``function``: :data:`DEFAULT_RESERVATIONS`
+    up to what the account lets it reserve (its concurrency less ``min_unreserved`` and
+    the other functions' reservations), that bound, and its own reservation."""
+    account = world.account
+    others = sum(f.config.reserved_concurrency or 0 for f in world.functions
+                 if f.config.name != function)
+    bound = max(1, account.concurrency_limit - account.min_unreserved - others)
+    values = {v for v in DEFAULT_RESERVATIONS if v <= bound}
+    values.add(bound)
+    own = world.function(function).config.reserved_concurrency
+    if own is not None:
+        values.add(own)
+    return sorted(values)
+
+
+def _plan_reservation(world: World, swept: SimMapping, limit: int | None,
+                      values: Iterable[int] | None, max_age: float | None) -> Plan:
+    """Sweep the reserved concurrency of the function whose internal queue ``swept``
+    is; every other element runs as written."""
+    parameter = PARAMETERS["async"]
+    function = swept.config.function
+    chosen = sorted(set(values)) if values is not None else reservation_values(world, function)
+    if not chosen:
+        raise InputError(f"no {parameter} values to try")
+    settings = []
+    for value in chosen:
+        functions = []
+        for f in world.functions:
+            if f.config.name == function:
+                try:
+                    f = dataclasses.replace(f, config=dataclasses.replace(
+                        f.config, reserved_concurrency=value))
+                except ValueError as exc:  # ConfigError: out of the setting's range
+                    raise InputError(f"function {function!r}: {exc}") from None
+            functions.append(f)
+        try:
+            run = simulate(dataclasses.replace(world, functions=tuple(functions)))
+        except ConfigError as exc:  # more than the account lets it reserve
+            raise InputError(f"function {function!r}: reserved_concurrency={value}: "
+                             f"{exc}") from None
+        lane = next(m for m in run.mappings or () if m["name"] == swept.name)
+        settings.append(_judge(parameter, value, lane["series"], lane["summary"], 0,
+                               limit, max_age))
+    recommendation, reason = _recommend(settings, limit, max_age)
+    return Plan(world.scenario, parameter, limit, tuple(settings), recommendation, reason,
+                mapping=swept.name, max_age=max_age)

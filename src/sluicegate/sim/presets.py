@@ -19,6 +19,10 @@ processing times, ...). Every variant is a plain scenario dict (the format of
   one topic fanned out to three queues whose functions share a small account's
   concurrency; what a reserved concurrency buys a function and costs the others, and a
   FIFO topic's groups kept in order in every queue.
+- ``reserved-as-thread-pool`` (:mod:`sluicegate.sim.presets_async`) is an App plus a
+  load rather than a scenario: an event bus into a function with reserved concurrency
+  (its internal queue of asynchronous invocations) beside an API invoked synchronously,
+  against the same load on a queue with ``maximum_concurrency``.
 
 Quick use::
 
@@ -436,3 +440,7 @@ PRESETS: dict[str, Preset] = _presets()
 from sluicegate.sim.presets_margin import MARGIN_PRESET  # noqa: E402  (it imports Preset)
 
 PRESETS[MARGIN_PRESET.name] = MARGIN_PRESET
+
+# registers itself (imported first, it imports this module, which then finds it partly
+# initialised: a plain import of it works where a name from it would not yet exist)
+import sluicegate.sim.presets_async  # noqa: E402, F401

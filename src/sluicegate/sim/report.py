@@ -6,7 +6,9 @@ Everything here reads the simulator's result format and nothing else:
 - a preset with several variants is ``{"variants": [{"name": ..., "scenario": ...,
   "summary": ..., "series": ...}, ...]}``;
 - a topic run (several mappings) adds ``"mappings": [{"name": ..., "summary": ...,
-  "series": ...}, ...]`` to a run: its own ``summary`` and ``series`` are account-wide.
+  "series": ...}, ...]`` to a run: its own ``summary`` and ``series`` are account-wide;
+  a run whose functions are also invoked synchronously adds ``"requests"``, one such
+  entry per function.
 
 ``series`` holds one dict per bucket of simulated time (10 seconds by default, like
 CloudWatch's charts), each with ``t`` (the bucket's start, seconds) and the bucket's
@@ -143,12 +145,13 @@ def _check_run(run: Any) -> Mapping[str, Any]:
     summary = run.get("summary", {})
     if summary is not None and not isinstance(summary, Mapping):
         raise InputError("a run's 'summary' must be a mapping")
-    mappings = run.get("mappings")
-    if mappings is not None:
-        if isinstance(mappings, (str, bytes)) or not isinstance(mappings, Sequence):
-            raise InputError("a run's 'mappings' must be a list of runs")
-        for mapping in mappings:
-            _check_run(mapping)
+    for key in ("mappings", "requests"):
+        parts = run.get(key)
+        if parts is not None:
+            if isinstance(parts, (str, bytes)) or not isinstance(parts, Sequence):
+                raise InputError(f"a run's {key!r} must be a list of runs")
+            for part in parts:
+                _check_run(part)
     return run
 
 
@@ -171,12 +174,15 @@ def named_parts(runs: Any) -> list[tuple[str, Mapping[str, Any]]]:
 
 def _parts(run: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """``[("", run)]`` for a run without mappings; a topic run's account-wide part,
-    named ``account``, then each mapping, named after it."""
+    named ``account``, then each mapping, named after it, then each function's requests
+    (``requests:NAME``)."""
     mappings = run.get("mappings")
     if mappings is None:
         return [("", run)]
     return [(ACCOUNT_PART, run)] + [
-        (str(m.get("name", f"mapping {i + 1}")), m) for i, m in enumerate(mappings)]
+        (str(m.get("name", f"mapping {i + 1}")), m) for i, m in enumerate(mappings)] + [
+        (str(r.get("name", f"requests {i + 1}")), r)
+        for i, r in enumerate(run.get("requests") or ())]
 
 
 def _run_name(run: Any, index: int, *, lone: bool) -> str:

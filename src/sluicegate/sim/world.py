@@ -39,7 +39,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sluicegate.app import App, Function
+from sluicegate.core.async_events import AsyncConfig, Destination, async_queue, async_queue_config
 from sluicegate.core.breaker import BreakerConfig
+from sluicegate.core.buses import bus_queue
 from sluicegate.core.config import (
     AccountConfig,
     FunctionConfig,
@@ -54,7 +56,9 @@ from sluicegate.sim.load import (
     Load,
     QueueLoad,
     StreamLoad,
+    async_reach,
     check_fits,
+    has_async,
     mapped_topics,
     pauses_of,
     refuse_load_groups,
@@ -83,13 +87,17 @@ from sluicegate.sim.stream_scenario import (
     StreamScenario,
 )
 from sluicegate.sim.topic_scenario import TopicScenario
+from sluicegate.store.values import NewMessage
 
 __all__ = [
+    "AcceptedEvent",
     "Messages",
+    "SimBus",
     "SimFunction",
     "SimMapping",
     "SimProducer",
     "SimQueue",
+    "SimRequests",
     "SimStream",
     "SimTopic",
     "World",
@@ -215,12 +223,18 @@ class SimMapping:
         name: the mapping's label in results (``""`` in a one-mapping world).
         pauses: disable/enable windows.
         seeds: prefix of its random streams' names (``polls``).
+        events: for a function's internal queue of asynchronous invocations (an
+            asynchronous lane), the function's asynchronous settings: ``config`` is then
+            the mapping of that queue (``AsyncConfig.mapping``), which the core's
+            :class:`~sluicegate.core.async_events.AsyncEventMapping` wraps; ``None``
+            for a mapping of the App.
     """
 
     config: MappingConfig | StreamMappingConfig
     name: str = ""
     pauses: tuple[Pause, ...] = ()
     seeds: str = ""
+    events: AsyncConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +257,49 @@ class SimProducer:
 
 
 @dataclass(frozen=True, slots=True)
+class SimBus:
+    """An event bus the load puts events on.
+
+    Attributes:
+        name: the bus's name; its producers send to ``bus:NAME``.
+        targets: where each event put goes, in order: ``function`` (accepted into its
+            internal queue), ``queue`` (sent as a message) and ``topic`` (published)
+            destinations, a bus target's own deliveries taken in place of it. Every
+            pattern rule of the bus is taken to match every event (the simulator draws no
+            event contents).
+    """
+
+    name: str
+    targets: tuple[Destination, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SimRequests:
+    """Synchronous invocations (``RequestResponse``) of one function.
+
+    Attributes:
+        function: the function's name.
+        producers: when requests come (each ``target`` is the function's name).
+    """
+
+    function: str
+    producers: tuple[SimProducer, ...]
+
+
+class AcceptedEvent(NewMessage):
+    """An event accepted into a simulated function's internal queue: the message every
+    event accepted at one instant shares, carrying that instant (``accepted``, seconds),
+    which the core reads as the event's age (a store's message has its
+    ``sent_timestamp``)."""
+
+    __slots__ = ("accepted",)
+
+    def __init__(self, accepted: float) -> None:
+        super().__init__("", "", {}, 0, "sluicegate-sim")
+        object.__setattr__(self, "accepted", accepted)
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     """An App plus a load: everything one run needs.
 
@@ -258,6 +315,8 @@ class World:
             whose ``breaker=`` names one.
         semaphores: the App's semaphores by name (``app.semaphores``), for the mappings
             whose ``semaphores=`` names them.
+        buses: the event buses the load puts events on.
+        requests: the functions the load invokes synchronously.
     """
 
     seed: int = DEFAULT_SEED
@@ -273,6 +332,8 @@ class World:
     scenario: dict[str, Any] = field(default_factory=dict)
     breakers: dict[str, BreakerConfig] = field(default_factory=dict)
     semaphores: dict[str, SemaphoreConfig] = field(default_factory=dict)
+    buses: tuple[SimBus, ...] = ()
+    requests: tuple[SimRequests, ...] = ()
 
     def function(self, name: str) -> SimFunction:
         """The function called ``name``."""
@@ -361,18 +422,23 @@ class _Names:
         return "" if self.lone or self.labels is not None else f"topic:{name}:"
 
 
-def scenario_kind_of(app: App) -> Literal["queue", "stream", "topic"] | None:
+def scenario_kind_of(app: App, load: Load | None = None
+                     ) -> Literal["queue", "stream", "topic"] | None:
     """The kind of scenario that holds ``app``, or ``None``: ``queue`` for one queue
     mapping, ``stream`` for one stream mapping, ``topic`` for one topic whose subscribed
     queues each have one mapping (and no other mapping); never when a function nothing
     invokes holds reserved concurrency (it still shrinks the unreserved pool, and no
     scenario has such a function), nor when a mapping names a semaphore (the App's, which
-    no scenario holds)."""
+    no scenario holds), nor when ``load`` (or a mapped topic's function subscriber) gives
+    a function asynchronous or synchronous invocations (:func:`~sluicegate.sim.load.has_async`),
+    which no scenario holds either."""
     mappings: list[MappingConfig | StreamMappingConfig] = [*app.mappings,
                                                            *app.stream_mappings]
     invoked = {m.function for m in mappings}
     if any(fn.config.reserved_concurrency for name, fn in app.functions.items()
            if name not in invoked) or any(m.semaphores for m in mappings):
+        return None
+    if has_async(app, load):
         return None
     topics = mapped_topics(app)
     if len(mappings) == 1 and not topics:
@@ -385,7 +451,7 @@ def scenario_kind_of(app: App) -> Literal["queue", "stream", "topic"] | None:
 
 def _names(app: App, load: Load, topics: list[TopicConfig]) -> _Names:
     """The naming of ``app``'s shape (see :class:`_Names`)."""
-    kind = scenario_kind_of(app)
+    kind = scenario_kind_of(app, load)
     if kind == "topic":
         return _Names(labels={q: load.labels.get(q, q) for q in topics[0].subscribers})
     return _Names(lone=kind is not None)
@@ -413,8 +479,9 @@ def app_world(app: App, load: Load, *, plain: dict[str, Any] | None = None) -> W
             cannot run (:func:`~sluicegate.sim.load.check_fits`).
     """
     check_fits(app, load)
-    topics = mapped_topics(app)
-    names = _names(app, load, topics)
+    names = _names(app, load, mapped_topics(app))
+    reach = async_reach(app, load)
+    topics = [app.topics[name] for name in reach.topics]
     carried = {t.name: load.topics.get(t.name, QueueLoad()) for t in topics}
     topic_of = {q: t.name for t in topics for q in t.subscribers}
     queue_mappings = list(app.mappings)
@@ -469,6 +536,25 @@ def app_world(app: App, load: Load, *, plain: dict[str, Any] | None = None) -> W
                                   names.producer("stream", stream_config.name, i),
                                   names.keys(stream_config.name, i))
                       for i, p in enumerate(stream_load.producers)]
+    for name in reach.functions:  # each function's internal queue: an asynchronous lane
+        fn = app.functions[name]
+        config = async_queue_config(fn.config)
+        queues.append(SimQueue(config, seeds=f"queue:{config.name}:",
+                               id_prefix=f"{config.name}/"))
+        mappings.append(SimMapping(fn.async_config.mapping, config.name,
+                                   seeds=f"mapping:{config.name}:", events=fn.async_config))
+        events = load.functions[name].events if name in load.functions else ()
+        producers += [replace(p, target=async_queue(name))
+                      for p in _producers(names, "events", name, events)]
+    buses = []
+    for name, targets in reach.buses.items():
+        buses.append(SimBus(name, targets))
+        producers += [replace(p, target=bus_queue(name))
+                      for p in _producers(names, "bus", name, load.buses[name].producers)]
+    requests = tuple(
+        SimRequests(name, tuple(_producers(names, "requests", name,
+                                           load.functions[name].requests)))
+        for name in reach.requests)
     world_topics = tuple(SimTopic(t, _messages(carried[t.name]), carried[t.name].backlog,
                                   names.topic(t.name)) for t in topics)
     return World(
@@ -477,6 +563,7 @@ def app_world(app: App, load: Load, *, plain: dict[str, Any] | None = None) -> W
         topics=world_topics, mappings=tuple(mappings), producers=tuple(producers),
         scenario=_plain_form(app, load) if plain is None else plain,
         breakers=dict(app.breakers), semaphores=dict(app.semaphores),
+        buses=tuple(buses), requests=requests,
     )
 
 
@@ -511,6 +598,7 @@ def _plain_form(app: App, load: Load) -> dict[str, Any]:
             "functions": sorted(app.functions),
             "mappings": [*(m.name for m in app.mappings),
                          *(m.name for m in app.stream_mappings)],
+            **({"buses": sorted(app.buses)} if app.buses else {}),
         },
         "account": {"concurrency_limit": app.account.concurrency_limit,
                     "min_unreserved": app.account.min_unreserved},
