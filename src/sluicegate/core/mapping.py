@@ -781,11 +781,9 @@ class QueueMapping:
         """
         # _settle, then poll and next_wakeup, written out as in received_poll (the
         # simulator's second busiest call)
-        by_batch = self._by_batch
-        p = by_batch.get(batch_id)
+        p = self._by_batch.pop(batch_id, None)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
-        del by_batch[batch_id]
         batch = p.held
         assert batch is not None
         p.held = None

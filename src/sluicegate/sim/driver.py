@@ -113,6 +113,8 @@ from sluicegate.sim.models import (
     ErrorWindows,
     LongPolls,
     lognormal_block,
+    pop_event,
+    push_event,
     sampler,
     schedule_buckets,
     schedule_windows,
@@ -393,6 +395,11 @@ _DELIVER: Final = -1
 """A delivery of a topic's publish to a further subscriber (never on the heap): below
 ``_PRODUCE``, so that one comparison finds both after ``_END``."""
 
+
+_COMPILED: Final = __file__.endswith((".so", ".pyd"))
+"""Whether this module runs compiled (setup.py): the event loop then pops and pushes its
+busiest events with the models' native :func:`~sluicegate.sim.models.pop_event` and
+:func:`~sluicegate.sim.models.push_event` instead of :mod:`heapq` (the same order)."""
 
 _INF: Final = float("inf")
 _append: Final = deque.append
@@ -807,7 +814,7 @@ class _Lane:
         """When the mapping's pending wake-up event fires (``inf``: none)."""
         self.poison: dict[int, str] = {}
         """Sequence number of each poison record put -> its kind (streams)."""
-        self.waiting: list[Any] = []
+        self.waiting: list[list[Any]] = []
         """The waiting long polls (truthy while any waits; queues)."""
         self.gates: list[SemaphoreTerm] | None = None
         """The mapping's terms of the semaphores it names (one slot of each per
@@ -1284,6 +1291,7 @@ class _Simulation:
         stuck = SAME_INSTANT_LIMIT * len(self.lanes)
         # Several lanes keep gauges of their own; one lane's are the account's.
         multi = len(self.lanes) > 1
+        compiled = _COMPILED
 
         arrivals = self.arrivals
         replace = heapq.heapreplace
@@ -1324,7 +1332,7 @@ class _Simulation:
                     kind = _PRODUCE
                     clock[0] = now
                 else:
-                    event = pop(heap)
+                    event = pop_event(heap) if compiled else pop(heap)
                     kind = event[2]
                     clock[0] = event[0]  # `now`, as the event holds it (a compiled build
                     # would otherwise make a new float object of it)
@@ -1414,7 +1422,7 @@ class _Simulation:
                     waiters = lane.waiters
                     # LongPolls.take, inlined: the same draw, the same swap with the last
                     pick: float = waiters.random()
-                    index = int(pick * len(waiting))
+                    index = int(pick * float(len(waiting)))  # the same product, native
                     entry = waiting[index]
                     tail = waiting.pop()
                     if tail is not entry:
@@ -1613,7 +1621,11 @@ class _Simulation:
                                 self._watch(lane, when)
                     elif isinstance(action, Invoke) or isinstance(action, StreamInvoke):
                         # ---- the one simulated function, for every source
-                        batch = action.batch
+                        batch: Batch | StreamBatch
+                        if isinstance(action, Invoke):
+                            batch = action.batch  # natively: Invoke is a compiled class
+                        else:
+                            batch = action.batch
                         fn = lane.fn
                         gates = lane.gates
                         if gates is not None:
@@ -1667,8 +1679,11 @@ class _Simulation:
                                 outcome = lane.outcome_of(_TIMED_OUT, batch)
                         if observer is not None:
                             observer.invoked(now, batch)
-                        push(heap, (start + duration, seq(), _END, lane, batch, outcome,
-                                    called))
+                        ending = (start + duration, seq(), _END, lane, batch, outcome, called)
+                        if compiled:
+                            push_event(heap, ending)
+                        else:
+                            push(heap, ending)
                     elif isinstance(action, Delete):
                         lane.b_processed += engine.delete_records(lane.queue,
                                                                   action.records)

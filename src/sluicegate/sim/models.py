@@ -37,6 +37,8 @@ __all__ = [
     "ErrorWindows",
     "LongPolls",
     "lognormal_block",
+    "pop_event",
+    "push_event",
     "sampler",
     "schedule_buckets",
     "schedule_controls",
@@ -624,6 +626,71 @@ def schedule_controls(
     schedule_windows(heap, control, end=end, windows=windows, pauses=pauses,
                      kinds=(kinds[1], kinds[2], kinds[3]))
     return control
+
+
+def push_event(heap: list[tuple[Any, ...]], event: tuple[Any, ...]) -> None:
+    """``heapq.heappush(heap, event)`` for an event heap's ``(time, sequence, ...)``
+    entries, for the compiled build: there it compares the entries' times as native
+    floats (a tuple comparison otherwise, only when their times are equal), which is what
+    the simulator's event loop spends much of its time on. Entries are ordered as tuples
+    are, so a heap may be used through both this and :mod:`heapq`; a pure-Python build
+    calls :mod:`heapq` instead (its C functions are faster than this, interpreted)."""
+    pos = len(heap)
+    heap.append(event)
+    t: float = event[0]
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt: float = parent[0]
+        if t < pt or (t == pt and event < parent):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = event
+
+
+def pop_event(heap: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """``heapq.heappop(heap)`` for an event heap, for the compiled build (see
+    :func:`push_event`), as :mod:`heapq` does it: the hole left at the top moves down to a
+    leaf along the smaller children (the right one when they are equal), and the heap's
+    last entry moves up from there.
+
+    Raises:
+        IndexError: the heap is empty.
+    """
+    last = heap.pop()
+    size = len(heap)
+    if not size:
+        return last
+    top = heap[0]
+    pos = 0
+    child = 1
+    while child < size:
+        smaller = heap[child]
+        right = child + 1
+        if right < size:
+            other = heap[right]
+            ct: float = smaller[0]
+            rt: float = other[0]
+            if not (ct < rt or (ct == rt and smaller < other)):
+                smaller = other
+                child = right
+        heap[pos] = smaller
+        pos = child
+        child = 2 * pos + 1
+    t: float = last[0]
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt: float = parent[0]
+        if t < pt or (t == pt and last < parent):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = last
+    return top
 
 
 def schedule_buckets(heap: list[tuple[Any, ...]], *, end: float, bucket: float,

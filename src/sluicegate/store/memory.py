@@ -36,7 +36,6 @@ live ones two to one.
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +81,7 @@ _COMPILED: Final = __file__.endswith((".so", ".pyd"))
 _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
 _append: Final = deque.append
+_hex: Final = hex
 # module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
 # is a lookup in the module's namespace per call, and ``a_deque.append`` a method lookup
 
@@ -206,6 +206,23 @@ class _Queue:
         self.redrive_check = False
 
 
+class _CountedIds:
+    """Message ids ``hex(1)``, ``hex(2)``, ... (see ``counted_ids`` at
+    :class:`MemoryQueues`): each call makes the next. An object of its own, not a method
+    of the engine, which would keep itself alive through its bound method (a reference
+    cycle: the simulator runs with the cyclic collector paused)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+        """The number of the last id made."""
+
+    def __call__(self) -> str:
+        n = self.last = self.last + 1
+        return _hex(n)
+
+
 def _in_order(heap: list[Any]) -> Iterator[Any]:
     """Yield a heap's entries in ascending order without modifying it.
 
@@ -270,10 +287,10 @@ class MemoryQueues:
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
         self._counted_ids = counted_ids
-        self._ids = itertools.count(1)
-        """The numbers of the message ids, with ``counted_ids``."""
+        self._ids = _CountedIds()
+        """The message ids with ``counted_ids``."""
         self._new_id: Callable[[], str] = (
-            partial(next, map(hex, self._ids)) if counted_ids
+            self._ids if counted_ids
             else partial(new_message_id, getrandbits) if new_id is None else new_id
         )
         self._seq = 0
@@ -669,8 +686,10 @@ class MemoryQueues:
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
-        if self._counted_ids:  # _new_id, without the calls around the count
-            mid = hex(next(self._ids))
+        if self._counted_ids:  # _new_id, written out
+            ids = self._ids
+            count = ids.last = ids.last + 1
+            mid = _hex(count)
         else:
             mid = self._new_id()
         serial = self._serial = self._serial + 1
