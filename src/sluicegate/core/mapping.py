@@ -70,7 +70,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sluicegate.core.adaptive import AdaptiveLimit
 from sluicegate.core.batcher import Batcher
@@ -781,9 +781,12 @@ class QueueMapping:
         """
         # _settle, then poll and next_wakeup, written out as in received_poll (the
         # simulator's second busiest call)
-        p = self._by_batch.pop(batch_id, None)
+        by_batch = self._by_batch
+        key: Any = batch_id  # boxed once for both dict operations (a compiled build)
+        p = by_batch.get(key)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
+        del by_batch[key]
         batch = p.held
         assert batch is not None
         p.held = None

@@ -403,9 +403,8 @@ busiest events with the models' native :func:`~sluicegate.sim.models.pop_event` 
 
 _INF: Final = float("inf")
 _append: Final = deque.append
-_pop: Final = deque.pop
-"""``deque.append`` and ``deque.pop``, called as functions: a native read in the compiled
-build, where ``a_deque.append(x)`` looks the method up per call."""
+"""``deque.append``, called as a function: a native read in the compiled build, where
+``a_deque.append(x)`` looks the method up per call."""
 
 _UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
@@ -596,15 +595,17 @@ class _Function:
     downstream (the one simulated function; see :meth:`_Simulation._model`).
 
     The attributes the event loop reads per invocation are kept flat (``warm``,
-    ``idle_timeout``, ``lognormal``, ``next_duration``, ``modelled``, ``timeout``).
+    ``idle_timeout``, ``lognormal``, ``block``, ``drawn``, ``modelled``, ``timeout``).
     """
 
     __slots__ = (
+        "block",
         "cold_start",
         "downstream",
         "downstream_items",
         "downstream_per_record",
         "draw",
+        "drawn",
         "durations",
         "environments",
         "error_windows",
@@ -614,7 +615,6 @@ class _Function:
         "modelled",
         "mu",
         "name",
-        "next_duration",
         "p_item",
         "p_raise",
         "p_timeout",
@@ -646,7 +646,9 @@ class _Function:
         them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
         :func:`sampler` draws, in its order, without a call per draw."""
         self.mu, self.sigma, self.durations = self.lognormal or (0.0, 0.0, durations)
-        self.next_duration: Callable[[], float] = iter(()).__next__
+        self.block: list[float] = []
+        """The current block of lognormal durations; ``drawn`` of them were taken."""
+        self.drawn = 0
         self.per_record = spec.duration_per_record
         self.cold_start = sampler(spec.cold_start, stream("cold-starts"))
         self.environments = Environments(spec.idle_timeout)
@@ -1647,7 +1649,7 @@ class _Simulation:
                         # usual case, with none to reclaim, without the call to acquire.
                         warm = fn.warm
                         if warm and warm[0] > now - fn.idle_timeout:
-                            _pop(warm)
+                            warm.pop()
                             start = now
                         else:
                             environments = fn.environments
@@ -1660,12 +1662,14 @@ class _Simulation:
                             b_live = live if live > b_live else b_live
                         if fn.lognormal is not None:
                             # sampler's lognormal draws, a block at a time
-                            try:
-                                duration = fn.next_duration()
-                            except StopIteration:
-                                fn.next_duration = iter(lognormal_block(
-                                    fn.mu, fn.sigma, fn.durations)).__next__
-                                duration = fn.next_duration()
+                            block = fn.block
+                            drawn = fn.drawn
+                            if drawn == len(block):
+                                block = fn.block = lognormal_block(fn.mu, fn.sigma,
+                                                                   fn.durations)
+                                drawn = 0
+                            duration = block[drawn]
+                            fn.drawn = drawn + 1
                         else:
                             duration = fn.draw()
                         if fn.modelled or lane.poison:

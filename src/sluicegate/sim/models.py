@@ -171,8 +171,10 @@ class Environments:
     An invocation takes the most recently freed idle environment (so surplus ones stay
     idle and age out), or starts a new one, paying a cold start. An environment idle for
     ``idle_timeout`` seconds is reclaimed. Idle environments are kept as their release
-    times in a deque: taking and freeing at the right end keeps it sorted, so reclaiming
-    pops from the left, O(1) amortized, and nothing is stored per environment.
+    times in a list: taking and freeing at its end keeps it sorted, so reclaiming drops a
+    prefix (one slice deletion for all of them), and nothing is stored per environment.
+    A list rather than a deque: the compiled build reads, appends and pops a list
+    natively.
 
     Parameters:
         idle_timeout: seconds an idle environment stays warm.
@@ -187,13 +189,13 @@ class Environments:
 
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
-        self._idle: deque[float] = deque()
+        self._idle: list[float] = []
         self.live = 0
         self.cold_starts = 0
         self.release: Callable[[float], None] = self._idle.append
         """``release(now)``: an invocation ended at ``now``, its environment becomes idle
-        (the idle deque's own ``append``: one C call on the simulator's hot path)."""
-        self.warm: deque[float] = self._idle
+        (the idle list's own ``append``: one C call on the simulator's hot path)."""
+        self.warm: list[float] = self._idle
         """The idle environments' release times, oldest first; read-only. A driver may
         take the newest itself (``warm.pop()``) when the oldest is still warm at ``now``
         (``warm[0] > now - idle_timeout``): that is what :meth:`acquire` would do."""
@@ -207,9 +209,12 @@ class Environments:
         """Drop environments idle since ``now - idle_timeout`` or earlier."""
         idle = self._idle
         cutoff = now - self.idle_timeout
-        while idle and idle[0] <= cutoff:
-            idle.popleft()
-            self.live -= 1
+        gone = 0
+        while gone < len(idle) and idle[gone] <= cutoff:
+            gone += 1
+        if gone:
+            del idle[:gone]
+            self.live -= gone
 
     def acquire(self, now: float) -> bool:
         """Take an environment for an invocation starting at ``now``.
@@ -219,10 +224,8 @@ class Environments:
         """
         idle = self._idle
         if idle:
-            cutoff = now - self.idle_timeout
-            while idle and idle[0] <= cutoff:
-                idle.popleft()
-                self.live -= 1
+            if idle[0] <= now - self.idle_timeout:
+                self.reclaim(now)
             if idle:
                 idle.pop()
                 return False

@@ -354,7 +354,7 @@ class MemoryQueues:
         sent = q.sent
         last = sent[-1] if sent else None
         if last is None or last.sent < msg.sent or (last.sent == msg.sent and last.seq < msg.seq):
-            sent.append(msg)
+            _append(sent, msg)
         else:
             _heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
@@ -900,7 +900,9 @@ class MemoryQueues:
         cell = self._cell
         cutoff = (cell[0] if cell is not None else self.clock()) - q.retention
         deleted = 0
-        for record in records:
+        # a tuple (what the simulator passes) is walked natively by a compiled build
+        items = records if isinstance(records, tuple) else tuple(records)
+        for record in items:
             mid = record.message_id
             msg = messages.get(mid)
             if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
