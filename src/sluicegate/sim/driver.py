@@ -1372,7 +1372,7 @@ class _Simulation:
                     ended: Batch = event[4]
                     if observer is not None:
                         observer.finished(now, ended, outcome)
-                    deleted, actions, wake = lane.mapping.finished_poll(now, ended.id,
+                    deleted, actions, wake = lane.mapping.finished_poll(now, ended,
                                                                         outcome)
                     if deleted:
                         lane.b_processed += engine.delete_records(lane.queue, deleted)
