@@ -81,7 +81,7 @@ def test_the_fused_calls_take_turns_too() -> None:
     actions, _ = m.received_poll(1.0, 0, [rec(1)])
     assert receives(actions) == [1]
     invoke = next(a for a in actions if isinstance(a, Invoke))
-    deleted, actions, _ = m.finished_poll(2.0, invoke.batch.id, SUCCESS_OUTCOME)
+    deleted, actions, _ = m.finished_poll(2.0, invoke.batch, SUCCESS_OUTCOME)
     assert [r.message_id for r in deleted] == ["m1"]
     assert receives(actions) == []  # poller 1's receive is out
     actions, _ = m.received_poll(3.0, 1, [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,9 +75,11 @@ def test_fused_calls_answer_as_the_separate_ones(
     ids = itertools.count(1)
     receives: dict[int, Receive] = {}
     in_flight: dict[int, Batch] = {}
+    b_batches: dict[int, Batch] = {}  # the fused calls are given b's own batch objects
     hogged = 0
 
-    def perform(actions: list[Action]) -> None:
+    def perform(actions: list[Action], b_actions: list[Action]) -> None:
+        b_batches.update((a.batch.id, a.batch) for a in b_actions if isinstance(a, Invoke))
         for action in actions:
             if isinstance(action, Receive):
                 receives[action.poller] = action
@@ -85,8 +88,9 @@ def test_fused_calls_answer_as_the_separate_ones(
 
     def both_poll() -> None:
         actions = a.poll(now)
-        assert b.poll(now) == actions
-        perform(actions)
+        b_actions = b.poll(now)
+        assert b_actions == actions
+        perform(actions, b_actions)
         assert b.next_wakeup(now) == a.next_wakeup(now)
 
     both_poll()
@@ -105,10 +109,11 @@ def test_fused_calls_answer_as_the_separate_ones(
             # Then the fused call answers as received + poll + next_wakeup
             assert actions == expected
             assert wake == a.next_wakeup(now)
-            perform(expected)
+            perform(expected, actions)
         elif name == "finish" and in_flight:
             batch_id = sorted(in_flight)[index % len(in_flight)]
             batch = in_flight.pop(batch_id)
+            b_batch = b_batches.pop(batch_id)
             kind = count % 3
             if kind == 0:
                 outcome: BatchOutcome = SUCCESS_OUTCOME
@@ -120,11 +125,20 @@ def test_fused_calls_answer_as_the_separate_ones(
                 ))
             a.finished(now, batch_id, outcome)
             expected = a.poll(now)
-            deleted, actions, wake = b.finished_poll(now, batch_id, outcome)
+            if seconds > 9.0:
+                # (now and then the other one reports by batch id too: it then keeps an
+                # index of the batches in flight, which the fused call must keep up)
+                b.finished(now, batch_id, outcome)
+                b_actions = b.poll(now)
+                assert b_actions == expected
+                assert b.next_wakeup(now) == a.next_wakeup(now)
+                perform(expected, b_actions)
+                continue
+            deleted, actions, wake = b.finished_poll(now, b_batch, outcome)
             # Then the records handed back are poll's leading Delete, and the rest match
             assert ([Delete(deleted)] if deleted else []) + actions == expected
             assert wake == a.next_wakeup(now)
-            perform(expected)
+            perform(expected, actions)
         elif name == "advance":
             now += seconds
             if not skip:
@@ -156,3 +170,58 @@ def test_fused_calls_answer_as_the_separate_ones(
             policy_a.value = policy_b.value = count % 7
             both_poll()
     assert a.statistics() == b.statistics()
+
+
+def test_finished_poll_refuses_a_batch_not_in_flight() -> None:
+    # Given a mapping invoking one batch
+    config = MappingConfig("q", "f", batch_size=1, scaling="fixed", maximum_concurrency=2)
+    m, _, _ = _mapping(config, None, 30.0, False)
+    m.poll(0.0)
+    actions, _ = m.received_poll(0.0, 0, [QueueRecord("m1", "h1", 200, 30.0)])
+    (invoke,) = [a for a in actions if isinstance(a, Invoke)]
+    batch = invoke.batch
+    # When another batch is reported (a copy of it, one with the id of none in flight,
+    # one naming a poller not invoking or that does not exist), or this one twice
+    for wrong in (Batch(batch.id, batch.poller, batch.records),
+                  Batch(batch.id + 1, batch.poller, batch.records),
+                  Batch(batch.id, 1, batch.records), Batch(batch.id, 7, batch.records),
+                  Batch(batch.id, -1, batch.records)):
+        with pytest.raises(RuntimeError, match="not in flight"):
+            m.finished_poll(1.0, wrong, SUCCESS_OUTCOME)
+    deleted, _, _ = m.finished_poll(1.0, batch, SUCCESS_OUTCOME)
+    assert deleted == batch.records
+    # Then only the batch in flight settles, once
+    with pytest.raises(RuntimeError, match="not in flight"):
+        m.finished_poll(1.0, batch, SUCCESS_OUTCOME)
+    with pytest.raises(RuntimeError, match="not in flight"):
+        m.finished(1.0, batch.id, SUCCESS_OUTCOME)
+
+
+def test_batches_reported_both_ways_settle_once_each() -> None:
+    # Given a mapping invoking three batches
+    config = MappingConfig("q", "f", batch_size=1, scaling="fixed", maximum_concurrency=3)
+    m, pool, _ = _mapping(config, None, 30.0, False)
+    m.poll(0.0)
+    batches = []
+    for poller in range(3):
+        actions, _ = m.received_poll(0.0, poller, [QueueRecord(f"m{poller}", "h", 200, 30.0)])
+        batches += [a.batch for a in actions if isinstance(a, Invoke)]
+    assert len(batches) == 3
+    # When the first ends through the fused call, the second by its id (the first such
+    # report), then a fourth batch is invoked, and the rest end one way and the other
+    _, actions, _ = m.finished_poll(1.0, batches[0], SUCCESS_OUTCOME)
+    (receive,) = [a for a in actions if isinstance(a, Receive)]
+    m.finished(1.0, batches[1].id, SUCCESS_OUTCOME)
+    assert [a.poller for a in m.poll(1.0) if isinstance(a, Receive)] == [1]
+    actions, _ = m.received_poll(1.0, receive.poller, [QueueRecord("m3", "h", 200, 31.0)])
+    (fourth,) = [a.batch for a in actions if isinstance(a, Invoke)]
+    m.finished(2.0, fourth.id, SUCCESS_OUTCOME)
+    m.finished_poll(2.0, batches[2], SUCCESS_OUTCOME)
+    # Then each settled once: nothing is in flight, every slot is back, and none of them
+    # can be reported again
+    assert m.statistics().in_flight == 0 and pool.in_use("f") == 0
+    for batch in (*batches, fourth):
+        with pytest.raises(RuntimeError, match="not in flight"):
+            m.finished(3.0, batch.id, SUCCESS_OUTCOME)
+        with pytest.raises(RuntimeError, match="not in flight"):
+            m.finished_poll(3.0, batch, SUCCESS_OUTCOME)

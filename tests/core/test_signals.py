@@ -129,13 +129,13 @@ def test_queue_mapping_reports_start_end_in_flight_and_reports(fused: bool) -> N
     second = start(m, 2.0, 1)
     report = with_report(SUCCESS_OUTCOME, 0.3, False)
     if fused:
-        m.finished_poll(4.0, first.batch.id, report)
+        m.finished_poll(4.0, first.batch, report)
     else:
         m.finished(4.0, first.batch.id, report)
         m.poll(4.0)
     failed = exception_outcome(second.batch, "ValueError: no")
     if fused:
-        m.finished_poll(5.5, second.batch.id, with_report(failed, None, True))
+        m.finished_poll(5.5, second.batch, with_report(failed, None, True))
     else:
         m.finished(5.5, second.batch.id, with_report(failed, None, True))
     assert rec.samples == [
@@ -151,7 +151,7 @@ def test_queue_mapping_fused_receive_path_records_the_start() -> None:
     m.poll(0.0)
     actions, _ = m.received_poll(1.5, 0, records(1))
     (invoke,) = [a for a in actions if isinstance(a, Invoke)]
-    m.finished_poll(2.0, invoke.batch.id, timeout_outcome(invoke.batch))
+    m.finished_poll(2.0, invoke.batch, timeout_outcome(invoke.batch))
     assert rec.samples == [(2.0, Sample(1.5, 2.0, SampleKind.TIMEOUT, 1, 1))]
 
 
@@ -173,7 +173,7 @@ def test_queue_mapping_without_observers_builds_no_sample() -> None:
     assert m.concurrency_limit.observers == ()
     m.poll(0.0)
     invoke = start(m, 1.0, 0)
-    m.finished_poll(2.0, invoke.batch.id, with_report(SUCCESS_OUTCOME, 0.1, False))
+    m.finished_poll(2.0, invoke.batch, with_report(SUCCESS_OUTCOME, 0.1, False))
     assert m.invocations == 1
 
 

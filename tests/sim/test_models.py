@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 import math
 import random
@@ -275,3 +276,42 @@ def test_lognormal_blocks_draw_what_gauss_draws() -> None:
     reference.gauss(0.0, 1.0)
     got = lognormal_block(mu, sigma, rng, 2)
     assert got == [math.exp(mu + sigma * reference.gauss(0.0, 1.0)) for _ in range(4)]
+
+
+def test_event_heap_pops_in_heapq_order() -> None:
+    from sluicegate.sim.models import pop_event, push_event
+
+    # Given entries with tied times (then ordered by sequence, or past it as tuples are),
+    # integer times among float ones, and pushes mixed with pops
+    rng = random.Random("events")
+    ours: list[tuple[object, ...]] = []
+    reference: list[tuple[object, ...]] = []
+    popped, expected = [], []
+    for seq in range(3000):
+        t: float = rng.choice([rng.random() * 10, float(rng.randrange(10)), rng.randrange(10)])
+        entry = (t, rng.choice([seq, -seq, 7]), rng.randrange(3), seq)
+        # When pushed through push_event and through heapq alike, or popped mid-way
+        if rng.random() < 0.4 and ours:
+            popped.append(pop_event(ours))
+            expected.append(heapq.heappop(reference))
+        push_event(ours, entry)
+        heapq.heappush(reference, entry)
+    while reference:
+        popped.append(pop_event(ours))
+        expected.append(heapq.heappop(reference))
+    # Then the same entries come out in the same order, and the heap ends empty
+    assert popped == expected and ours == []
+    with pytest.raises(IndexError):
+        pop_event(ours)
+
+
+def test_event_heap_is_a_heap_for_heapq_too() -> None:
+    from sluicegate.sim.models import pop_event, push_event
+
+    rng = random.Random("mixed")
+    heap: list[tuple[object, ...]] = []
+    for seq in range(500):
+        entry = (float(rng.randrange(50)), seq)
+        (push_event if seq % 2 else heapq.heappush)(heap, entry)
+    out = [(pop_event if i % 3 else heapq.heappop)(heap) for i in range(500)]
+    assert out == sorted(out)

@@ -126,3 +126,47 @@ def test_send_receive_records_acts_as_send_then_receive_records(seed: int) -> No
             assert fast.counts(queue) == slow.counts(queue)
             assert fast.message_ids(queue) == slow.message_ids(queue)
             assert fast.next_visible_at(queue) == slow.next_visible_at(queue)
+
+
+def test_counted_ids_count_across_every_kind_of_send() -> None:
+    # Given an engine counting its message ids
+    clock = VirtualClock(START)
+    e = MemoryQueues(clock, counted_ids=True)
+    e.ensure_queue(QueueConfig("q", visibility_timeout=10))
+    # When a message is sent and received at once, two are sent, one more is sent and
+    # (the oldest visible) received at once, and one more is sent
+    (record,) = e.send_receive_records("q", message(), 1, 30.0, SIZE)
+    sent = e.send("q", [message(), message()])
+    (oldest,) = e.send_receive_records("q", message(), 1, 30.0, SIZE)
+    last = e.send("q", [message()])
+    # Then their ids are hex(1), hex(2), ... in the order they were sent
+    assert (record.message_id, record.receipt_handle) == ("0x1", "0x1#1#1")
+    assert sent == ["0x2", "0x3"] and oldest.message_id == "0x2" and last == ["0x5"]
+    assert e.message_ids("q") == {"0x1", "0x2", "0x3", "0x4", "0x5"}
+
+
+def test_a_message_back_from_the_dead_letter_queue_is_held_once() -> None:
+    # Given a message dead-lettered after three receives, whose first entry in its
+    # queue's sent order is still there, then redriven back to that queue
+    clock = VirtualClock(START)
+    e = engine(clock)
+    (sent,) = e.send("q", [message()])
+    for _ in range(3):
+        assert e.receive_records("q", 1, 10.0, SIZE)
+        clock.advance(10.0)
+    assert e.receive_records("q", 1, 10.0, SIZE) == []
+    assert e.message_ids("dlq") == {sent}
+    assert e.redrive("dlq", None) == ["q"]
+    # Then the queue counts it once, shows it once, and delivers it once
+    counts = e.counts("q")
+    assert (counts.visible, counts.in_flight, counts.delayed) == (1, 0, 0)
+    assert counts.oldest_age == 30.0
+    assert [m.message_id for m in e.peek("q", 10)] == [sent]
+    (again,) = e.receive_records("q", 10, 10.0, SIZE)
+    assert (again.message_id, again.receive_count) == (sent, 1)
+    # and once its retention period is over (counted from its first send), it is gone
+    clock.advance(QueueConfig("q").retention_period - 30.0)
+    assert e.counts("q").total == 0
+    assert e.peek("q", 10) == []
+    assert e.receive_records("q", 10, 10.0, SIZE) == []
+    assert e.message_ids("q") == set()

@@ -348,7 +348,10 @@ class QueueMapping:
         self._timers: list[tuple[float, int, _Poller, int]] = []
         self._seq = 0
         self._slot_wait: deque[tuple[_Poller, int]] = deque()
-        self._by_batch: dict[int, _Poller] = {}
+        self._by_batch: dict[int, _Poller] | None = None
+        """Batch id -> the poller invoking it (state ``_INVOKING``), for :meth:`finished`,
+        which is told a batch's id; built at its first call and kept from then on
+        (:meth:`finished_poll` is given the batch, whose poller it names)."""
         self._pending_deletes: list[tuple[QueueRecord, ...]] = []
         self._record_filter = record_filter
         self._turns: bool = bool(receive_turns) and config.fifo
@@ -665,7 +668,8 @@ class QueueMapping:
                 self._in_flight += 1
                 p.started = now
                 p.started_in_flight = self._in_flight
-                self._by_batch[batch.id] = p
+                if self._by_batch is not None:
+                    self._by_batch[batch.id] = p
                 self.invocations += 1
                 actions.append(Invoke(batch))
             else:
@@ -761,14 +765,16 @@ class QueueMapping:
             self._attention.append(p)
 
     def finished_poll(
-        self, now: float, batch_id: int, outcome: BatchOutcome
+        self, now: float, batch: Batch, outcome: BatchOutcome
     ) -> tuple[tuple[QueueRecord, ...], list[Action], float | None]:
-        """:meth:`finished`, then :meth:`poll`, then :meth:`next_wakeup`, in one call.
+        """:meth:`finished` of ``batch`` (the ``Invoke.batch`` object itself, told whole
+        rather than by its id), then :meth:`poll`, then :meth:`next_wakeup`, in one call.
 
         For a driver that reports one end at a time (the simulator); see
         :meth:`received_poll`. The ``Delete`` that :meth:`poll` would emit first for this
         invocation's records usually comes back as the records alone, which saves the
-        action and the driver's test of its type.
+        action and the driver's test of its type. The batch names its poller, so no
+        index by batch id is needed (:meth:`finished` builds one).
 
         Returns:
             ``(deleted, actions, wakeup)``: records to delete before performing
@@ -781,13 +787,14 @@ class QueueMapping:
         """
         # _settle, then poll and next_wakeup, written out as in received_poll (the
         # simulator's second busiest call)
+        pollers = self._pollers
+        poller = batch.poller
+        p = pollers[poller] if 0 <= poller < len(pollers) else None
+        if p is None or p.held is not batch or p.state != _INVOKING:
+            raise RuntimeError(f"batch {batch.id} of {self.config.name} is not in flight")
         by_batch = self._by_batch
-        p = by_batch.get(batch_id)
-        if p is None:
-            raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
-        del by_batch[batch_id]
-        batch = p.held
-        assert batch is not None
+        if by_batch is not None:
+            del by_batch[batch.id]
         p.held = None
         p.state = _FREE
         self._in_flight -= 1
@@ -859,6 +866,10 @@ class QueueMapping:
         """:meth:`finished` but for queueing the ``Delete`` and putting the poller on the
         attention list; returns the poller and the records to delete."""
         by_batch = self._by_batch
+        if by_batch is None:
+            by_batch = self._by_batch = {
+                q.held.id: q for q in self._pollers if q.state == _INVOKING and q.held
+            }
         p = by_batch.get(batch_id)
         if p is None:
             raise RuntimeError(f"batch {batch_id} of {self.config.name} is not in flight")
@@ -1059,7 +1070,8 @@ class QueueMapping:
             self._in_flight += 1
             p.started = now
             p.started_in_flight = self._in_flight
-            self._by_batch[batch.id] = p
+            if self._by_batch is not None:
+                self._by_batch[batch.id] = p
             self.invocations += 1
             actions.append(Invoke(batch))
             return

@@ -141,6 +141,8 @@ from sluicegate.sim.models import (
     ErrorWindows,
     LongPolls,
     lognormal_block,
+    pop_event,
+    push_event,
     sampler,
     schedule_buckets,
     schedule_windows,
@@ -534,11 +536,15 @@ _DELIVER: Final = -1
 ``_PRODUCE``, so that one comparison finds both after ``_END``."""
 
 
+_COMPILED: Final = __file__.endswith((".so", ".pyd"))
+"""Whether this module runs compiled (setup.py): the event loop then pops and pushes its
+busiest events with the models' native :func:`~sluicegate.sim.models.pop_event` and
+:func:`~sluicegate.sim.models.push_event` instead of :mod:`heapq` (the same order)."""
+
 _INF: Final = float("inf")
 _append: Final = deque.append
-_pop: Final = deque.pop
-"""``deque.append`` and ``deque.pop``, called as functions: a native read in the compiled
-build, where ``a_deque.append(x)`` looks the method up per call."""
+"""``deque.append``, called as a function: a native read in the compiled build, where
+``a_deque.append(x)`` looks the method up per call."""
 
 _UNKNOWN: Final = -1.0
 """``wake`` when the mapping's next wake-up must be asked (:meth:`QueueMapping.next_wakeup`):
@@ -742,15 +748,17 @@ class _Function:
     downstream (the one simulated function; see :meth:`_Simulation._model`).
 
     The attributes the event loop reads per invocation are kept flat (``warm``,
-    ``idle_timeout``, ``lognormal``, ``next_duration``, ``modelled``, ``timeout``).
+    ``idle_timeout``, ``lognormal``, ``block``, ``drawn``, ``modelled``, ``timeout``).
     """
 
     __slots__ = (
+        "block",
         "cold_start",
         "downstream",
         "downstream_items",
         "downstream_per_record",
         "draw",
+        "drawn",
         "durations",
         "environments",
         "error_windows",
@@ -760,7 +768,6 @@ class _Function:
         "modelled",
         "mu",
         "name",
-        "next_duration",
         "p_item",
         "p_raise",
         "p_timeout",
@@ -792,7 +799,9 @@ class _Function:
         them from blocks (:func:`~sluicegate.sim.models.lognormal_block`): the values
         :func:`sampler` draws, in its order, without a call per draw."""
         self.mu, self.sigma, self.durations = self.lognormal or (0.0, 0.0, durations)
-        self.next_duration: Callable[[], float] = iter(()).__next__
+        self.block: list[float] = []
+        """The current block of lognormal durations; ``drawn`` of them were taken."""
+        self.drawn = 0
         self.per_record = spec.duration_per_record
         self.cold_start = sampler(spec.cold_start, stream("cold-starts"))
         self.environments = Environments(spec.idle_timeout)
@@ -816,6 +825,19 @@ class _Function:
         """Whether an invocation needs more than a duration draw: records add time,
         errors are injected, or a downstream is called (see :meth:`_Simulation._model`)."""
         self.remodel()
+
+    def duration(self) -> float:
+        """The next invocation's duration (the event loop inlines this for its hot path):
+        from the current block of lognormal draws, or the sampler."""
+        if self.lognormal is None:
+            return self.draw()
+        block = self.block
+        drawn = self.drawn
+        if drawn == len(block):
+            block = self.block = lognormal_block(self.mu, self.sigma, self.durations)
+            drawn = 0
+        self.drawn = drawn + 1
+        return block[drawn]
 
     def remodel(self) -> None:
         """Recompute :attr:`modelled` after the error probabilities changed."""
@@ -964,7 +986,7 @@ class _Lane:
         """When the mapping's pending wake-up event fires (``inf``: none)."""
         self.poison: dict[int, str] = {}
         """Sequence number of each poison record put -> its kind (streams)."""
-        self.waiting: list[Any] = []
+        self.waiting: list[list[Any]] = []
         """The waiting long polls (truthy while any waits; queues)."""
         self.gates: list[SemaphoreTerm] | None = None
         """The mapping's terms of the semaphores it names (one slot of each per
@@ -1559,6 +1581,7 @@ class _Simulation:
         # Several lanes keep gauges of their own (and a lane beside requests); one lane's
         # are the account's.
         multi = self.multi
+        compiled = _COMPILED
 
         arrivals = self.arrivals
         replace = heapq.heapreplace
@@ -1599,7 +1622,7 @@ class _Simulation:
                     kind = _PRODUCE
                     clock[0] = now
                 else:
-                    event = pop(heap)
+                    event = pop_event(heap) if compiled else pop(heap)
                     kind = event[2]
                     clock[0] = event[0]  # `now`, as the event holds it (a compiled build
                     # would otherwise make a new float object of it)
@@ -1643,7 +1666,7 @@ class _Simulation:
                         # a Conclude at its poll, below)
                         events.finished(now, ended.id, outcome)
                     else:
-                        deleted, actions, wake = lane.mapping.finished_poll(now, ended.id,
+                        deleted, actions, wake = lane.mapping.finished_poll(now, ended,
                                                                             outcome)
                         if deleted:
                             lane.b_processed += engine.delete_records(lane.queue, deleted)
@@ -1700,7 +1723,7 @@ class _Simulation:
                     waiters = lane.waiters
                     # LongPolls.take, inlined: the same draw, the same swap with the last
                     pick: float = waiters.random()
-                    index = int(pick * len(waiting))
+                    index = int(pick * float(len(waiting)))  # the same product, native
                     entry = waiting[index]
                     tail = waiting.pop()
                     if tail is not entry:
@@ -1937,7 +1960,11 @@ class _Simulation:
                                 self._watch(lane, when)
                     elif isinstance(action, Invoke) or isinstance(action, StreamInvoke):
                         # ---- the one simulated function, for every source
-                        batch = action.batch
+                        batch: Batch | StreamBatch
+                        if isinstance(action, Invoke):
+                            batch = action.batch  # natively: Invoke is a compiled class
+                        else:
+                            batch = action.batch
                         fn = lane.fn
                         gates = lane.gates
                         if gates is not None:
@@ -1959,7 +1986,7 @@ class _Simulation:
                         # usual case, with none to reclaim, without the call to acquire.
                         warm = fn.warm
                         if warm and warm[0] > now - fn.idle_timeout:
-                            _pop(warm)
+                            warm.pop()
                             start = now
                         else:
                             environments = fn.environments
@@ -1971,13 +1998,16 @@ class _Simulation:
                             live += n - before
                             b_live = live if live > b_live else b_live
                         if fn.lognormal is not None:
-                            # sampler's lognormal draws, a block at a time
-                            try:
-                                duration = fn.next_duration()
-                            except StopIteration:
-                                fn.next_duration = iter(lognormal_block(
-                                    fn.mu, fn.sigma, fn.durations)).__next__
-                                duration = fn.next_duration()
+                            # _Function.duration, inlined: lognormal draws, a block at
+                            # a time
+                            block = fn.block
+                            drawn = fn.drawn
+                            if drawn == len(block):
+                                block = fn.block = lognormal_block(fn.mu, fn.sigma,
+                                                                   fn.durations)
+                                drawn = 0
+                            duration = block[drawn]
+                            fn.drawn = drawn + 1
                         else:
                             duration = fn.draw()
                         if fn.modelled or lane.poison:
@@ -1991,8 +2021,11 @@ class _Simulation:
                                 outcome = lane.outcome_of(_TIMED_OUT, batch)
                         if observer is not None:
                             observer.invoked(now, batch)
-                        push(heap, (start + duration, seq(), _END, lane, batch, outcome,
-                                    called))
+                        ending = (start + duration, seq(), _END, lane, batch, outcome, called)
+                        if compiled:
+                            push_event(heap, ending)
+                        else:
+                            push(heap, ending)
                     elif isinstance(action, Delete):
                         lane.b_processed += engine.delete_records(lane.queue,
                                                                   action.records)
@@ -2117,15 +2150,7 @@ class _Simulation:
             start = now + fn.cold_start()
             requests.cold_starts += 1
         requests.b_live = max(requests.b_live, environments.live)
-        if fn.lognormal is not None:
-            try:
-                duration = fn.next_duration()
-            except StopIteration:
-                fn.next_duration = iter(lognormal_block(fn.mu, fn.sigma,
-                                                        fn.durations)).__next__
-                duration = fn.next_duration()
-        else:
-            duration = fn.draw()
+        duration = fn.duration()
         failed = False
         called = False
         rand = fn.errors_rng.random

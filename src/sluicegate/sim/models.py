@@ -37,6 +37,8 @@ __all__ = [
     "ErrorWindows",
     "LongPolls",
     "lognormal_block",
+    "pop_event",
+    "push_event",
     "sampler",
     "schedule_buckets",
     "schedule_controls",
@@ -169,8 +171,10 @@ class Environments:
     An invocation takes the most recently freed idle environment (so surplus ones stay
     idle and age out), or starts a new one, paying a cold start. An environment idle for
     ``idle_timeout`` seconds is reclaimed. Idle environments are kept as their release
-    times in a deque: taking and freeing at the right end keeps it sorted, so reclaiming
-    pops from the left, O(1) amortized, and nothing is stored per environment.
+    times in a list: taking and freeing at its end keeps it sorted, so reclaiming drops a
+    prefix (one slice deletion for all of them), and nothing is stored per environment.
+    A list rather than a deque: the compiled build reads, appends and pops a list
+    natively.
 
     Parameters:
         idle_timeout: seconds an idle environment stays warm.
@@ -185,13 +189,13 @@ class Environments:
 
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
-        self._idle: deque[float] = deque()
+        self._idle: list[float] = []
         self.live = 0
         self.cold_starts = 0
         self.release: Callable[[float], None] = self._idle.append
         """``release(now)``: an invocation ended at ``now``, its environment becomes idle
-        (the idle deque's own ``append``: one C call on the simulator's hot path)."""
-        self.warm: deque[float] = self._idle
+        (the idle list's own ``append``: one C call on the simulator's hot path)."""
+        self.warm: list[float] = self._idle
         """The idle environments' release times, oldest first; read-only. A driver may
         take the newest itself (``warm.pop()``) when the oldest is still warm at ``now``
         (``warm[0] > now - idle_timeout``): that is what :meth:`acquire` would do."""
@@ -205,9 +209,12 @@ class Environments:
         """Drop environments idle since ``now - idle_timeout`` or earlier."""
         idle = self._idle
         cutoff = now - self.idle_timeout
-        while idle and idle[0] <= cutoff:
-            idle.popleft()
-            self.live -= 1
+        gone = 0
+        while gone < len(idle) and idle[gone] <= cutoff:
+            gone += 1
+        if gone:
+            del idle[:gone]
+            self.live -= gone
 
     def acquire(self, now: float) -> bool:
         """Take an environment for an invocation starting at ``now``.
@@ -217,10 +224,8 @@ class Environments:
         """
         idle = self._idle
         if idle:
-            cutoff = now - self.idle_timeout
-            while idle and idle[0] <= cutoff:
-                idle.popleft()
-                self.live -= 1
+            if idle[0] <= now - self.idle_timeout:
+                self.reclaim(now)
             if idle:
                 idle.pop()
                 return False
@@ -624,6 +629,71 @@ def schedule_controls(
     schedule_windows(heap, control, end=end, windows=windows, pauses=pauses,
                      kinds=(kinds[1], kinds[2], kinds[3]))
     return control
+
+
+def push_event(heap: list[tuple[Any, ...]], event: tuple[Any, ...]) -> None:
+    """``heapq.heappush(heap, event)`` for an event heap's ``(time, sequence, ...)``
+    entries, for the compiled build: there it compares the entries' times as native
+    floats (a tuple comparison otherwise, only when their times are equal), which is what
+    the simulator's event loop spends much of its time on. Entries are ordered as tuples
+    are, so a heap may be used through both this and :mod:`heapq`; a pure-Python build
+    calls :mod:`heapq` instead (its C functions are faster than this, interpreted)."""
+    pos = len(heap)
+    heap.append(event)
+    t: float = event[0]
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt: float = parent[0]
+        if t < pt or (t == pt and event < parent):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = event
+
+
+def pop_event(heap: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """``heapq.heappop(heap)`` for an event heap, for the compiled build (see
+    :func:`push_event`), as :mod:`heapq` does it: the hole left at the top moves down to a
+    leaf along the smaller children (the right one when they are equal), and the heap's
+    last entry moves up from there.
+
+    Raises:
+        IndexError: the heap is empty.
+    """
+    last = heap.pop()
+    size = len(heap)
+    if not size:
+        return last
+    top = heap[0]
+    pos = 0
+    child = 1
+    while child < size:
+        smaller = heap[child]
+        right = child + 1
+        if right < size:
+            other = heap[right]
+            ct: float = smaller[0]
+            rt: float = other[0]
+            if not (ct < rt or (ct == rt and smaller < other)):
+                smaller = other
+                child = right
+        heap[pos] = smaller
+        pos = child
+        child = 2 * pos + 1
+    t: float = last[0]
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt: float = parent[0]
+        if t < pt or (t == pt and last < parent):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = last
+    return top
 
 
 def schedule_buckets(heap: list[tuple[Any, ...]], *, end: float, bucket: float,

@@ -15,10 +15,11 @@ Data structures, per queue (every operation is O(log n) amortized in the queue's
   receive claims the oldest first;
 - ``hidden``: a heap of delayed and in-flight messages keyed by the time they become
   visible; a receive first moves the due ones to ``ready`` (or to the dead-letter queue);
-- ``sent``: every message sent to the queue, in sent order (a deque: sends come in clock
-  order, so appending keeps it sorted), and ``expiry``: a heap of the messages that
-  arrived out of that order (moved from another queue, or sent while the clock went
-  back); together, every message keyed by sent time, for the retention period.
+- ``sent``: every message sent to the queue, in sent order (a deque of the messages
+  themselves: sends come in clock order, so appending keeps it sorted), and ``expiry``:
+  a heap of the messages that arrived out of that order (moved from another queue, or
+  sent while the clock went back); together, every message keyed by sent time, for the
+  retention period.
 
 FIFO queues keep their visible messages per message group instead: each group holds a
 heap of its visible messages by sequence, and ``ready`` holds one entry per group that may
@@ -29,14 +30,16 @@ they named, for :data:`~sluicegate.store.base.DEDUPLICATION_WINDOW` seconds.
 
 Heap entries are never removed from the middle: each carries the generation its message
 had when it was pushed, and an entry whose message has changed since is skipped when it
-surfaces (or reaches the head of ``sent``). A heap is rebuilt when stale entries outnumber
-live ones two to one.
+surfaces. A heap is rebuilt when stale entries outnumber live ones two to one. ``sent``
+holds no generation: a message object enters a queue once in its life (a message moved
+to another queue is a new object, which goes on with the old one's generations), so its
+entry there is stale once it is gone from the queue, and so skipped at the head and
+dropped when the deque is rebuilt (on the same terms as a heap).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -83,6 +86,7 @@ _COMPILED: Final = __file__.endswith((".so", ".pyd"))
 _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
 _append: Final = deque.append
+_hex: Final = hex
 # module constants: a compiled build (setup.py) reads them natively, where ``heapq.heappush``
 # is a lookup in the module's namespace per call, and ``a_deque.append`` a method lookup
 
@@ -197,7 +201,7 @@ class _Queue:
         self.dedup_expiry: deque[tuple[float, str]] = deque()
         self.hidden: list[tuple[float, int, int, _Msg]] = []
         self.expiry: list[tuple[float, int, int, _Msg]] = []
-        self.sent: deque[tuple[float, int, int, _Msg]] = deque()
+        self.sent: deque[_Msg] = deque()
         self.n_ready = 0
         self.n_delayed = 0
         self.n_in_flight = 0
@@ -205,6 +209,23 @@ class _Queue:
         #: set when the redrive policy (or its target) changed: the next receive moves
         #: visible messages already received max_receive_count times
         self.redrive_check = False
+
+
+class _CountedIds:
+    """Message ids ``hex(1)``, ``hex(2)``, ... (see ``counted_ids`` at
+    :class:`MemoryQueues`): each call makes the next. An object of its own, not a method
+    of the engine, which would keep itself alive through its bound method (a reference
+    cycle: the simulator runs with the cyclic collector paused)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+        """The number of the last id made."""
+
+    def __call__(self) -> str:
+        n = self.last = self.last + 1
+        return _hex(n)
 
 
 def _in_order(heap: list[Any]) -> Iterator[Any]:
@@ -271,10 +292,10 @@ class MemoryQueues:
         self._queues: dict[str, _Queue] = {}
         getrandbits = random.getrandbits if seed is None else random.Random(seed).getrandbits
         self._counted_ids = counted_ids
-        self._ids = itertools.count(1)
-        """The numbers of the message ids, with ``counted_ids``."""
+        self._ids = _CountedIds()
+        """The message ids with ``counted_ids``."""
         self._new_id: Callable[[], str] = (
-            partial(next, map(hex, self._ids)) if counted_ids
+            self._ids if counted_ids
             else partial(new_message_id, getrandbits) if new_id is None else new_id
         )
         self._seq = 0
@@ -333,8 +354,8 @@ class MemoryQueues:
         q.messages[msg.message_id] = msg
         sent = q.sent
         last = sent[-1] if sent else None
-        if last is None or last[0] < msg.sent or (last[0] == msg.sent and last[1] < msg.seq):
-            sent.append((msg.sent, msg.seq, msg.qgen, msg))
+        if last is None or last.sent < msg.sent or (last.sent == msg.sent and last.seq < msg.seq):
+            _append(sent, msg)
         else:
             _heappush(q.expiry, (msg.sent, msg.seq, msg.qgen, msg))
         msg.state = state
@@ -441,14 +462,17 @@ class MemoryQueues:
         _heappush(q.hidden, (deadline, msg.seq, msg.gen, msg))
 
     def _move(self, src: _Queue, msg: _Msg, dest: _Queue, now: float, source: str | None) -> None:
-        """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time."""
+        """Move ``msg`` to ``dest``, visible now, never received, keeping id and sent time.
+
+        ``dest`` gets a new message object (a message object enters a queue once: see
+        the module docstring), with the old one's generations, so that no entry of
+        the old one is taken for one of the new one, or compares equal to it."""
         self._remove(src, msg)
-        msg.receive_count = 0
-        msg.first_receive = 0.0
-        msg.handle = None
-        msg.visible_at = now
-        msg.source_queue = source
-        self._add(dest, msg, READY)
+        moved = _Msg(msg.message_id, msg.seq, msg.content, msg.sent, GONE, now, 0, None,
+                     msg.gen)
+        moved.qgen = msg.qgen
+        moved.source_queue = source
+        self._add(dest, moved, READY)
 
     def _expire(self, q: _Queue, now: float) -> None:
         """Drop messages whose retention period is over, whatever their state, and stale
@@ -456,10 +480,10 @@ class MemoryQueues:
         cutoff = now - q.retention
         ordered = q.sent
         while ordered:
-            sent, _, qgen, msg = ordered[0]
-            if msg.qgen != qgen:
+            msg = ordered[0]
+            if msg.state == GONE:
                 ordered.popleft()
-            elif sent <= cutoff:
+            elif msg.sent <= cutoff:
                 ordered.popleft()
                 self._remove(q, msg)
             else:
@@ -475,16 +499,19 @@ class MemoryQueues:
             else:
                 break
         if len(ordered) + len(heap) > 2 * len(q.messages) + COMPACT_SLACK:
-            q.sent = deque(e for e in ordered if e[3].qgen == e[2])
+            q.sent = deque([m for m in ordered if m.state != GONE])
             q.expiry = [e for e in heap if e[3].qgen == e[2]]
             heapq.heapify(q.expiry)
 
     def _expiring(self, q: _Queue) -> Iterator[tuple[float, int, int, _Msg]]:
         """Every entry of ``sent`` and ``expiry`` (stale ones too) in sent-time order,
-        without modifying either."""
+        without modifying either, as ``expiry`` holds them: ``(sent time, sequence,
+        qgen, message)``, where a stale entry's ``qgen`` is not its message's (-1 for
+        one of ``sent``)."""
+        ordered = ((m.sent, m.seq, -1 if m.state == GONE else m.qgen, m) for m in q.sent)
         if not q.expiry:
-            return iter(q.sent)
-        return heapq.merge(q.sent, _in_order(q.expiry))
+            return ordered
+        return heapq.merge(ordered, _in_order(q.expiry))
 
     def _dead_letter_queue(self, q: _Queue) -> _Queue | None:
         name = q.config.dead_letter_queue
@@ -519,8 +546,8 @@ class MemoryQueues:
                 q.messages[mid] = msg
                 # seq grows with every send, so (now, seq) sorts last unless the clock
                 # went back
-                if not ordered or ordered[-1][0] <= now:
-                    _append(ordered, (now, seq, 0, msg))
+                if not ordered or ordered[-1].sent <= now:
+                    _append(ordered, msg)
                 else:
                     _heappush(q.expiry, (now, seq, 0, msg))
                 msg.state = READY
@@ -657,8 +684,8 @@ class MemoryQueues:
             or q.redrive_check
             or q.expiry
             or (hidden and hidden[0][0] <= now)
-            or (ordered and (ordered[-1][0] > now
-                             or ordered[0][0] <= now - q.retention))
+            or (ordered and (ordered[-1].sent > now
+                             or ordered[0].sent <= now - q.retention))
         ):
             self.send(queue, [message])
             return self.receive_records(queue, max_messages, visibility_timeout, size)
@@ -666,12 +693,14 @@ class MemoryQueues:
             # Mostly entries of messages deleted since: drop them all, in one pass, as
             # the receive's _expire would (it pops them from the front one by one, then
             # rebuilds). None is past retention, since the oldest entry is not.
-            ordered = q.sent = deque([e for e in ordered if e[3].qgen == e[2]])
+            ordered = q.sent = deque([m for m in ordered if m.state != GONE])
         # What send() then _claim() would do to this message, in one step: it is pushed
         # to ``ready`` at generation 0 and claimed at generation 1.
         seq = self._seq = self._seq + 1
-        if self._counted_ids:  # _new_id, without the calls around the count
-            mid = hex(next(self._ids))
+        if self._counted_ids:  # _new_id, written out
+            ids = self._ids
+            count = ids.last = ids.last + 1
+            mid = _hex(count)
         else:
             mid = self._new_id()
         serial = self._serial = self._serial + 1
@@ -696,7 +725,7 @@ class MemoryQueues:
             msg.gen = 1
             msg.qgen = 0
         q.messages[mid] = msg
-        _append(ordered, (now, seq, 0, msg))
+        _append(ordered, msg)
         _heappush(hidden, (deadline, seq, 1, msg))
         n = q.n_in_flight = q.n_in_flight + 1
         if len(hidden) > 2 * (q.n_delayed + n) + COMPACT_SLACK:
@@ -710,7 +739,7 @@ class MemoryQueues:
         cell = self._cell
         now = cell[0] if cell is not None else self.clock()
         ordered = q.sent
-        if (ordered and ordered[0][0] <= now - q.retention) or (
+        if (ordered and ordered[0].sent <= now - q.retention) or (
             len(ordered) > 2 * len(q.messages) + COMPACT_SLACK
         ) or q.expiry:
             self._expire(q, now)
@@ -872,7 +901,9 @@ class MemoryQueues:
         cell = self._cell
         cutoff = (cell[0] if cell is not None else self.clock()) - q.retention
         deleted = 0
-        for record in records:
+        # a tuple (what the simulator passes) is walked natively by a compiled build
+        items = records if isinstance(records, tuple) else tuple(records)
+        for record in items:
             mid = record.message_id
             msg = messages.get(mid)
             if msg is not None and msg.handle == record.receipt_handle and msg.sent > cutoff:
