@@ -228,6 +228,14 @@ class _CountedIds:
         return _hex(n)
 
 
+def _sent_entries(sent: deque[_Msg]) -> Iterator[tuple[float, int, int, _Msg]]:
+    """A queue's ``sent`` messages as ``expiry`` entries, ``(sent time, sequence, qgen,
+    message)``, a stale one's ``qgen`` -1, one at a time (a generator function: a
+    compiled build makes a generator expression's whole list at once)."""
+    for m in sent:
+        yield (m.sent, m.seq, -1 if m.state == GONE else m.qgen, m)
+
+
 def _in_order(heap: list[Any]) -> Iterator[Any]:
     """Yield a heap's entries in ascending order without modifying it.
 
@@ -508,7 +516,7 @@ class MemoryQueues:
         without modifying either, as ``expiry`` holds them: ``(sent time, sequence,
         qgen, message)``, where a stale entry's ``qgen`` is not its message's (-1 for
         one of ``sent``)."""
-        ordered = ((m.sent, m.seq, -1 if m.state == GONE else m.qgen, m) for m in q.sent)
+        ordered = _sent_entries(q.sent)
         if not q.expiry:
             return ordered
         return heapq.merge(ordered, _in_order(q.expiry))
@@ -960,14 +968,22 @@ class MemoryQueues:
         return count
 
     def counts(self, queue: str) -> QueueCounts:
-        """The queue's counts at this instant; does not change any state.
+        """The queue's counts at this instant; changes no state beyond dropping stale
+        entries at the head of the queue's sent order.
 
         A message whose delay or visibility timeout is over counts as visible even before
         a receive moves it; messages past retention are not counted.
+
+        The walk in sent order starts past the messages gone since they were sent (a
+        deque whose head is mostly deleted messages until it is rebuilt: a backlog
+        being drained), which are dropped for good: a message object never comes back.
         """
         q = self._queue(queue)
         now = self.clock()
         cutoff = now - q.retention
+        ordered = q.sent
+        while ordered and ordered[0].state == GONE:
+            ordered.popleft()
         n = [q.n_ready, q.n_delayed, q.n_in_flight]
         expired: set[int] = set()
         # FIFO: per group, messages past retention (``gone``) and in-flight messages that
