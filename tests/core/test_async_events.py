@@ -24,7 +24,7 @@ from sluicegate.core.async_events import (
 )
 from sluicegate.core.config import AccountConfig, FunctionConfig, QueueConfig
 from sluicegate.core.pool import ConcurrencyPool
-from sluicegate.core.types import Invoke, OutcomeKind, QueueRecord, Receive
+from sluicegate.core.types import Abandon, Batch, Invoke, OutcomeKind, QueueRecord, Receive
 from sluicegate.errors import ConfigError
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
@@ -332,3 +332,53 @@ def test_defaults_are_aws_s() -> None:
     assert config.maximum_retry_attempts == 2
     assert config.maximum_event_age == 6 * 3600
     assert config.retry_delay(1) == 60.0 and config.retry_delay(2) == 120.0
+
+
+def test_a_throttle_that_outlives_the_hiding_time_requeues_without_costing_an_attempt(
+) -> None:
+    pool = ConcurrencyPool(AccountConfig(100, 100))
+    pool.register(FunctionConfig("f"))
+    pool.register(FunctionConfig("g"))
+    m = AsyncEventMapping(
+        AsyncConfig("f", on_success="queue:ok"), reserved_concurrency=None,
+        function_arn=ARN, visibility_timeout=10, pool=pool, now=0.0,
+        accepted_at=lambda r: r.payload.accepted_at, event_of=lambda r: r.payload.event)
+    d = Driver(m)
+    for _ in range(100):  # another function holds the whole pool
+        assert pool.try_acquire("g")
+    first = QueueRecord("m1", "h1", 10, 10.0, 1, Event(0.0, {"n": 1}))
+    d.read(0.0, [first])
+    retries: list[Retry] = []
+    now = 0.0
+    while not retries:
+        wake = m.next_wakeup(now)
+        assert wake is not None and wake < 10.0
+        now = wake
+        retries = [a for a in d.poll(now) if isinstance(a, Retry)]
+    assert m.throttles >= 3  # the queue mapping's own backoff first (1, 2, 4 s)
+    (retry,) = retries
+    assert retry.delay == 30.0 and "throttled" in retry.reason
+    assert m.requeued == 1
+    # the pool frees; the event comes back (its second receive) and succeeds: one attempt
+    for _ in range(100):
+        pool.release("g")
+    d.read(now + 30.0, [QueueRecord("m1", "h2", 10, now + 40.0, 2, Event(0.0, {"n": 1}))])
+    (conclude,) = settle_of(d.run(now + 30.1, Result("ok")))
+    assert isinstance(conclude, Conclude)
+    assert conclude.invocation_record is not None
+    assert conclude.invocation_record["requestContext"]["approximateInvokeCount"] == 1
+    assert m.async_statistics().received == 1
+
+
+def test_requeue_waits_double_up_to_five_minutes() -> None:
+    from sluicegate.core.async_events import THROTTLE_BACKOFF_MAX
+
+    m = mapping()
+    record_ = record(1)
+    waits = []
+    for _ in range(6):
+        m._requeue(Abandon(Batch(0, 0, (record_,)), "throttled"))
+        (retry,) = [a for a in m.poll(0.0) if isinstance(a, Retry)]
+        waits.append(retry.delay)
+    assert waits == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0]
+    assert THROTTLE_BACKOFF_MAX == 300.0

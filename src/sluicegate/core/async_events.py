@@ -60,6 +60,7 @@ from sluicegate.core.scaling import ScalingPolicy, ScalingStatistics
 from sluicegate.core.settings import ASYNC, SETTINGS
 from sluicegate.core.streams import iso_instant
 from sluicegate.core.types import (
+    Abandon,
     Action,
     Batch,
     BatchOutcome,
@@ -78,6 +79,7 @@ __all__ = [
     "CONDITION_ZERO_RESERVED",
     "RETRY_DELAYS",
     "TERM_EVENTS",
+    "THROTTLE_BACKOFF_MAX",
     "TOPIC_ATTRIBUTE",
     "AsyncAction",
     "AsyncConfig",
@@ -104,6 +106,14 @@ to: the topic's name (the runtime delivers SNS's event for it)."""
 RETRY_DELAYS: Final = (60.0, 120.0)
 """Seconds before the second and the third attempt of a failed event: about one minute
 after the first failure, two after the second (lambda-semantics.md section 2)."""
+
+THROTTLE_BACKOFF_MAX: Final = 300.0
+"""The longest wait between two retries of a throttled event: 5 minutes, AWS's
+(lambda-semantics.md section 2)."""
+
+THROTTLE_REQUEUE_BASE: Final = 30.0
+"""The first wait of a throttled event put back in its queue: where the queue mapping's
+own throttle backoff (1 s doubling to 30 s while the event stays hidden) leaves off."""
 
 CONDITION_SUCCESS: Final = "Success"
 CONDITION_RETRIES_EXHAUSTED: Final = "RetriesExhausted"
@@ -520,6 +530,13 @@ class AsyncEventMapping:
         self._batches: dict[int, Batch] = {}
         """The batches in flight, by id (the queue mapping keeps its own privately)."""
         self._pending: list[Retry | Conclude] = []
+        self._throttled: dict[str, int] = {}
+        """Per event, its throttles that outlived its hiding time (forgotten when it
+        concludes)."""
+        self._counted: set[str] = set()
+        """Events counted as received (their first attempt), until they conclude."""
+        self.requeued = 0
+        """Throttled events put back in the queue."""
         self.received = 0
         self.last_age = 0.0
         self.succeeded = 0
@@ -563,8 +580,12 @@ class AsyncEventMapping:
         while True:
             settled = False
             for action in inner.poll(now):
-                if type(action) is Invoke and not self.admit(now, action.batch):
+                kind = type(action)
+                if kind is Invoke and not self.admit(now, action.batch):  # type: ignore[union-attr]
                     settled = True  # its poller is free: the next poll has its receive
+                    continue
+                if kind is Abandon:
+                    self._requeue(action)  # type: ignore[arg-type]
                     continue
                 actions.append(action)
             if not settled:
@@ -574,6 +595,28 @@ class AsyncEventMapping:
             self._pending.clear()
         return actions
 
+    def _requeue(self, abandoned: Abandon) -> None:
+        """A throttled event outlived its hiding time (the queue mapping gave it up): put
+        it back for a wait that doubles from :data:`THROTTLE_REQUEUE_BASE` up to
+        :data:`THROTTLE_BACKOFF_MAX`, until its maximum age; a throttle is not an
+        attempt (its receive is not counted as one, see :meth:`attempts`)."""
+        for record in abandoned.batch.records:
+            n = self._throttled.get(record.message_id, 0) + 1
+            self._throttled[record.message_id] = n
+            delay = min(THROTTLE_BACKOFF_MAX, THROTTLE_REQUEUE_BASE * (1 << min(n - 1, 8)))
+            self.requeued += 1
+            self._pending.append(Retry(record, delay, f"throttled: {abandoned.reason}"))
+
+    def _forget(self, message_id: str) -> None:
+        self._throttled.pop(message_id, None)
+        self._counted.discard(message_id)
+
+    def attempts(self, record: QueueRecord) -> int:
+        """Attempts of the event, this read's included: its receives, less those that
+        ended in a throttle that outlived the event's hiding time (as this process saw
+        them: approximate across processes, as ``approximateInvokeCount`` is on AWS)."""
+        return record.receive_count - self._throttled.get(record.message_id, 0)
+
     def admit(self, now: float, batch: Batch) -> bool:
         """Check an event before its attempt, as AWS does: one older than
         ``maximum_event_age``, or any of a function with reserved concurrency 0, is
@@ -582,7 +625,8 @@ class AsyncEventMapping:
         A driver that takes invocations from :meth:`poll` never needs to call it."""
         (record,) = batch.records
         age = now - self._accepted_at(record)
-        if record.receive_count == 1:
+        if self.attempts(record) == 1 and record.message_id not in self._counted:
+            self._counted.add(record.message_id)
             self.received += 1
             self.last_age = age if age > 0.0 else 0.0
         limit = self.config.maximum_event_age
@@ -598,7 +642,7 @@ class AsyncEventMapping:
                                                         why))
         # an earlier attempt's response is not kept across reads: the record says how
         # many attempts there were, not what they returned
-        self._fail(now, record, condition, record.receive_count - 1, None, condition, why)
+        self._fail(now, record, condition, self.attempts(record) - 1, None, condition, why)
         return False
 
     def read_done(self, now: float, read: Receive, records: Sequence[QueueRecord], *,
@@ -632,9 +676,10 @@ class AsyncEventMapping:
             OutcomeKind.ERROR, batch.message_ids, outcome.reason, outcome.latency,
             outcome.overload))
         (record,) = batch.records
-        attempts = record.receive_count
+        attempts = self.attempts(record)
         if outcome.kind is OutcomeKind.SUCCESS:
             self.succeeded += 1
+            self._forget(record.message_id)
             destination = self.config.on_success
             self._pending.append(Conclude(
                 record, CONDITION_SUCCESS, record.message_id, destination,
@@ -664,6 +709,7 @@ class AsyncEventMapping:
               result: _Result | None, error_type: str, error_message: str, *,
               error_code: str | None = None) -> None:
         self.dropped += 1
+        self._forget(record.message_id)
         self.by_condition[condition] = self.by_condition.get(condition, 0) + 1
         destination = self.config.on_failure
         self._pending.append(Conclude(
