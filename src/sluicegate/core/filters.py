@@ -884,18 +884,25 @@ def _parse(raw: Any) -> Any:
         _refuse(raw, f"a JSON object (invalid JSON: {exc})", "")
 
 
-def _compile_pattern(raw: Any, source: str) -> tuple[str, _Compiled]:
-    """Validate and compile one pattern; return its canonical JSON text and matchers."""
+def _pattern_object(raw: Any, max_length: int, example: str) -> Mapping[str, Any]:
+    """A pattern given as JSON text (at most ``max_length`` characters) or a dict, as the
+    object it is; ``example`` shows one in the error."""
     if isinstance(raw, str):
-        if len(raw) > MAX_PATTERN_LENGTH:
-            _refuse(raw, f"at most {MAX_PATTERN_LENGTH:,} characters of JSON", "")
+        if len(raw) > max_length:
+            _refuse(raw, f"at most {max_length:,} characters of JSON", "")
         pattern = _parse(raw)
     elif isinstance(raw, Mapping):
         pattern = raw
     else:
         _refuse(raw, "a JSON string or a dict", "")
     if not isinstance(pattern, Mapping):
-        _refuse(raw, 'a JSON object, such as {"body": {"type": ["order"]}}', "")
+        _refuse(raw, f"a JSON object, such as {example}", "")
+    return pattern
+
+
+def _compile_pattern(raw: Any, source: str) -> tuple[str, _Compiled]:
+    """Validate and compile one pattern; return its canonical JSON text and matchers."""
+    pattern = _pattern_object(raw, MAX_PATTERN_LENGTH, '{"body": {"type": ["order"]}}')
     if not pattern:
         _refuse(raw, "a non-empty object (give no patterns at all for no filtering)", "")
     data_key = DATA_KEYS[source]
@@ -1190,16 +1197,7 @@ def _restore(patterns: tuple[str, ...], source: FilterSource, max_patterns: int)
 
 def _compile_event_pattern(raw: Any) -> tuple[str, _Match]:
     """Validate and compile an event pattern; return its canonical JSON text and matcher."""
-    if isinstance(raw, str):
-        if len(raw) > MAX_EVENT_PATTERN_LENGTH:
-            _refuse(raw, f"at most {MAX_EVENT_PATTERN_LENGTH:,} characters of JSON", "")
-        pattern = _parse(raw)
-    elif isinstance(raw, Mapping):
-        pattern = raw
-    else:
-        _refuse(raw, "a JSON string or a dict", "")
-    if not isinstance(pattern, Mapping):
-        _refuse(raw, 'a JSON object, such as {"source": ["my.app"]}', "")
+    pattern = _pattern_object(raw, MAX_EVENT_PATTERN_LENGTH, '{"source": ["my.app"]}')
     match, _ = _compile_object(pattern, "", _EVENTBRIDGE)
     canonical = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     if not isinstance(raw, str) and len(canonical) > MAX_EVENT_PATTERN_LENGTH:
