@@ -44,7 +44,6 @@ from sluicegate.runtime.async_invoke import ASYNC_SENDER, accept
 
 if TYPE_CHECKING:
     from sluicegate.app import App
-    from sluicegate.runtime.metrics import Metrics
     from sluicegate.store.base import Store
 
 __all__ = ["BusRouter", "Scheduler", "bus_queue_config", "ensure_bus_queues", "put_events"]
@@ -107,11 +106,10 @@ async def put_events(store: Store, app: App, entries: Sequence[Mapping[str, Any]
 class Targets:
     """Sends what a rule matched to its targets."""
 
-    def __init__(self, app: App, store: Store, metrics: Metrics, *, region: str,
+    def __init__(self, app: App, store: Store, *, region: str,
                  account_id: str) -> None:
         self.app = app
         self.store = store
-        self.metrics = metrics
         self.region = region
         self.account_id = account_id
         self.failed_invocations: dict[str, int] = {}
@@ -154,15 +152,15 @@ class Targets:
             await accept(self.store, self.app.functions[name].config, _payload(text))
         else:
             if hops + 1 >= MAX_HOPS:
-                raise InputErrorHops(name)
+                raise NotSentToBus(name)
             forwarded = _payload(text)
             if not isinstance(forwarded, dict):
-                raise InputErrorHops(name, "a transformed event that is not an event")
+                raise NotSentToBus(name, "a transformed event that is not an event")
             await self.store.send(bus_queue(name), json.dumps(forwarded),
                                   attributes={_HOPS: str(hops + 1)}, sender_id=ASYNC_SENDER)
 
 
-class InputErrorHops(SluicegateError):
+class NotSentToBus(SluicegateError):
     """An event that would cross too many buses, or a non-event sent to a bus."""
 
     def __init__(self, bus: str, why: str = f"more than {MAX_HOPS} buses crossed") -> None:
@@ -289,7 +287,7 @@ def _tick_ttl(period: float) -> float:
     return max(120.0, min(period, 3600.0))
 
 
-def destination_event(bus: str, source: str, detail_type: str, detail: Any, *,
+def destination_event(source: str, detail_type: str, detail: Any, *,
                       now: float, region: str, account_id: str) -> dict[str, Any]:
     """An event a destination (an async invocation's record) puts on a bus."""
     return make_event(source=source, detail_type=detail_type, detail=detail, time=now,

@@ -549,7 +549,7 @@ class Runtime:
 
     async def _put_on_bus(self, bus: str, source: str, detail_type: str, detail: Any) -> None:
         """A destination's delivery to an event bus: the record as an event's detail."""
-        event = destination_event(bus, source, detail_type, detail, now=self.store.clock(),
+        event = destination_event(source, detail_type, detail, now=self.store.clock(),
                                   region=self.region, account_id=self.account_id)
         await self.store.send(bus_queue(bus), json.dumps(event))
 
@@ -679,7 +679,7 @@ class Runtime:
         if controller is not None:
             control = loop.create_task(controller.run(), name="controller")
         tasks = [loop.create_task(r.run(), name=f"mapping {r.name}") for r in runners]
-        targets = Targets(self.app, self.store, self.metrics, region=self.region,
+        targets = Targets(self.app, self.store, region=self.region,
                           account_id=self.account_id)
         self.routers = [BusRouter(bus, self.app.rules, targets) for bus in self.app.buses]
         from sluicegate.cluster.coordinator import default_worker_id
